@@ -1,0 +1,96 @@
+# autopull — plain GNU Makefile. `make`, `make check`, `make demo`, `make install DESTDIR= PREFIX=`.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= /lib/systemd/system
+USERUNITDIR ?= /usr/lib/systemd/user
+SYSCONFDIR ?= /etc
+
+CC      ?= cc
+PKGS    := libgit2 libsystemd yaml-0.1
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
+           -Wwrite-strings -Wno-unused-parameter
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude
+DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
+ifeq ($(DEPCHECK),fail)
+$(error missing build dependencies, see above)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+
+SRCS    := $(wildcard src/*.c)
+LIBSRCS := $(filter-out src/main.c,$(SRCS))
+OBJS    := $(SRCS:src/%.c=build/obj/%.o)
+ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+all: autopull
+
+autopull: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+build/obj/%.o: src/%.c | build/obj
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+build/asan/%.o: src/%.c | build/asan
+	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+build/obj build/asan build/tests build/tests-asan:
+	mkdir -p $@
+
+# Each unit test links only the modules it tests (plus util/log), so a test cannot
+# silently depend on the whole program.
+TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
+BASE  := util log model
+test-config_MODS  := config
+test-repo_MODS    := repo
+test-plan_MODS    := plan config
+test-fsutil_MODS  := fsutil spawn
+test-bus_MODS     := bus
+test-state_MODS   := state fsutil
+test-heartbeat_MODS := heartbeat
+test-print_MODS   := print plan config
+
+define test_rule
+build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
+	$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
+build/tests-asan/$(1): tests/$(1).c $(patsubst %,build/asan/%.o,$(BASE) $($(1)_MODS)) | build/tests-asan
+	$$(CC) $$(CFLAGS) $$(ASAN) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
+endef
+$(foreach t,$(TESTS),$(eval $(call test_rule,$(t))))
+
+unit-tests: $(TESTS:%=build/tests/%)
+	@set -e; for t in $(TESTS); do echo "== $$t"; ./build/tests/$$t; done
+
+asan-tests: $(TESTS:%=build/tests-asan/%)
+	@set -e; for t in $(TESTS); do echo "== $$t (asan/ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build/tests-asan/$$t; done
+
+lint:
+	@sh scripts/lint.sh
+
+integration: autopull
+	bash tests/integration/run.sh
+
+check: lint unit-tests asan-tests integration
+
+demo: autopull
+	bash scripts/demo.sh
+
+bench: autopull
+	bash bench/run.sh
+
+install: autopull
+	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
+	install -Dm0644 doc/autopull.8 $(DESTDIR)$(MANDIR)/man8/autopull.8
+	for u in units/system/*; do install -Dm0644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for u in units/user/*; do install -Dm0644 $$u $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
+	install -Dm0644 config/autopull.yaml $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
+
+clean:
+	rm -rf build autopull
+
+.PHONY: all check unit-tests asan-tests integration lint demo bench install clean
+-include $(wildcard build/obj/*.d build/asan/*.d)

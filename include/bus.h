@@ -1,0 +1,60 @@
+/* Talks to the service manager over sd-bus (the only module that includes sd-bus.h):
+ * system manager, or the user manager in user scope. Same code path for both; only the
+ * address differs. Every call has an explicit timeout. */
+#pragma once
+#include <stddef.h>
+#include "config.h"
+#include "model.h"
+
+struct ap_bus;
+
+/* System: /run/systemd/private as root, else the system bus. User: the manager's private
+ * socket $XDG_RUNTIME_DIR/systemd/private, else the user bus. Subscribes to job signals.
+ * Logs and returns <0 when no manager can be reached. */
+int ap_bus_open(enum ap_scope scope, struct ap_bus **ret);
+void ap_bus_free(struct ap_bus *b);
+static inline void ap_bus_freep(struct ap_bus **b) { if (*b) ap_bus_free(*b); }
+
+/* Loaded units matching any of the glob patterns (ListUnitsByPatterns), appended to ret. */
+int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_states *ret);
+
+/* Daemon-reload; returns after the manager finished reloading. */
+int ap_bus_reload(struct ap_bus *b);
+
+enum ap_job_kind {
+	AP_JOB_START,
+	AP_JOB_STOP,
+	AP_JOB_TRY_RESTART,
+	AP_JOB_RELOAD_OR_TRY_RESTART,
+};
+const char *ap_job_kind_to_string(enum ap_job_kind k);
+
+struct ap_job {
+	const char *unit;       /* borrowed */
+	enum ap_job_kind kind;
+	/* results */
+	int error;              /* 0 when the job finished "done" (or needed no job) */
+	char result[32];        /* job result ("done", "failed", …) or the D-Bus error name tail */
+};
+
+/* Enqueues all jobs (mode "replace"), then waits until every one was removed or until
+ * timeout_usec passed. Fills each job's result. Returns 0 when all are "done", else the
+ * first negative error; each failure is logged with its unit and result. A stop of a
+ * unit that does not exist counts as done. */
+int ap_bus_run_jobs(struct ap_bus *b, struct ap_job *jobs, size_t n, unsigned long long timeout_usec);
+
+/* EnableUnitFiles / DisableUnitFiles (runtime=false, force=false). No reload. */
+int ap_bus_enable(struct ap_bus *b, char *const *units);
+int ap_bus_disable(struct ap_bus *b, char *const *units);
+
+/* Properties of a unit (loads it on demand). Any out pointer may be NULL. */
+struct ap_unit_props {
+	char *load_state, *active_state, *sub_state, *result, *invocation_id;
+	unsigned n_restarts;
+	int exec_main_status;
+	unsigned long long active_enter_monotonic, inactive_enter_monotonic;
+	unsigned long long last_trigger_usec, next_elapse_monotonic; /* timers */
+	bool need_daemon_reload;
+};
+int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_props *ret);
+void ap_unit_props_clear(struct ap_unit_props *p);

@@ -1,0 +1,57 @@
+/* The YAML configuration (libyaml is used only by config.c). Strict: unknown keys,
+ * duplicate keys, aliases, merge keys, wrong types, bad modes and unsafe paths are errors
+ * reported once as "FILE:LINE:COL: message". The loaded config is immutable. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum ap_scope { AP_SCOPE_SYSTEM, AP_SCOPE_USER };
+const char *ap_scope_to_string(enum ap_scope s);
+
+#define AP_CONFIG_MAX_SIZE (1024 * 1024)
+
+struct ap_file_rule {
+	char *src;       /* repo path; a directory rule ends in '/' */
+	char *dest;      /* absolute host path; a directory rule ends in '/' */
+	bool has_mode;
+	mode_t mode;
+	char *owner, *group; /* NULL when not set */
+	char **validate; /* argv template, NULL-terminated, or NULL */
+	char **reload;   /* units, NULL-terminated, or NULL */
+	char **restart;
+};
+
+struct ap_guard_config {
+	char **watch;              /* unit names or globs */
+	unsigned max_restarts;     /* default 3 */
+	unsigned long long window_usec; /* default 5 min */
+	unsigned long long settle_usec; /* default 10 s */
+};
+
+struct ap_config {
+	char *path;        /* file it was loaded from */
+	char *repo_url;
+	char *branch;      /* default "main" */
+	char *ssh_key;     /* optional: private key file (ed25519); public key is ssh_key + ".pub" */
+	char *known_hosts; /* optional: known_hosts file for ssh:// */
+	char *ca_file;     /* optional: CA bundle for https:// */
+	enum ap_scope scope;
+	char *state_dir;   /* absolute */
+	char *unit_dir;    /* absolute */
+	char **units;      /* repo dirs holding unit files; each ends in '/' ("" = repo root) */
+	struct ap_file_rule *files;
+	size_t n_files;
+	struct ap_guard_config guard;
+};
+
+/* Default config path for the scope: /etc/autopull/autopull.yaml or
+ * $XDG_CONFIG_HOME/autopull/autopull.yaml (~/.config when unset). */
+int ap_config_default_path(enum ap_scope scope, char **ret);
+
+/* Loads and validates path. force_user makes the scope "user" whatever the file says.
+ * Per-scope defaults (state_dir, unit_dir) come from the environment (XDG_*, HOME).
+ * Errors are logged as FILE:LINE:COL: message; returns -EINVAL (bad content),
+ * -ENOENT/-EACCES (cannot read), -ENOMEM. */
+int ap_config_load(const char *path, bool force_user, struct ap_config **ret);
+void ap_config_free(struct ap_config *c);
+static inline void ap_config_freep(struct ap_config **c) { if (*c) ap_config_free(*c); }

@@ -1,0 +1,10 @@
+/* The few exit codes autopull uses; documented in README.md and doc/autopull.8. */
+#pragma once
+enum {
+	AP_EXIT_OK = 0,        /* applied, or nothing to do */
+	AP_EXIT_FAILED = 1,    /* an action failed; the applied commit is unchanged */
+	AP_EXIT_USAGE = 2,     /* bad command line or configuration */
+	AP_EXIT_GUARD = 3,     /* refused: a watched unit is looping */
+	AP_EXIT_INVALID = 4,   /* validation of the new files failed; host unchanged */
+	AP_EXIT_TEMPFAIL = 75, /* try again later: remote unreachable, lock held */
+};

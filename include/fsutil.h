@@ -1,0 +1,39 @@
+/* File primitives for the modules that write (install, state). Everything named by
+ * repository content is opened beneath a directory fd with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS), so neither ".." nor a symlink can lead outside it. All fds are
+ * O_CLOEXEC. The one atomic-replace function lives here; nobody else renames. */
+#pragma once
+#include <stddef.h>
+#include <sys/types.h>
+
+/* openat2 beneath dirfd with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS; O_CLOEXEC is added.
+ * Returns an fd or -errno (-EXDEV: escapes, -ELOOP: a symlink in the way). */
+int ap_fs_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/* Opens an absolute directory path (O_DIRECTORY|O_NOFOLLOW on the last component),
+ * creating it and its parents with mode when create is non-zero. */
+int ap_fs_open_dir(const char *abs_path, int create, mode_t mode);
+
+/* Creates the directories of relative path dir beneath dirfd (each with mode), refusing
+ * symlinks, and returns an fd of the last one. */
+int ap_fs_mkdirs_beneath(int dirfd, const char *dir, mode_t mode);
+
+/* Atomically replaces name in dirfd: temp file in the same directory, write, fchmod,
+ * fchown (when uid/gid != (uid_t)-1 / (gid_t)-1), fsync, renameat, fsync dirfd.
+ * name must be a single component. An existing symlink at name is refused (-ELOOP). */
+int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+		       uid_t uid, gid_t gid);
+
+/* Reads a regular file (not following symlinks) beneath dirfd, at most max bytes
+ * (-EFBIG beyond). *ret is NUL-terminated. -ENOENT when missing. */
+int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* unlinkat beneath dirfd of a regular file, then fsync of its directory. A missing file
+ * is success (returns 0); a directory or symlink is refused. */
+int ap_fs_unlink_beneath(int dirfd, const char *path);
+
+/* Removes a directory tree created by autopull (temp staging dirs). Best effort. */
+int ap_fs_rm_rf(const char *abs_path);
+
+/* mkdtemp under $TMPDIR (or /tmp) with mode 0700; *ret is the new path. */
+int ap_fs_mkdtemp(const char *prefix, char **ret);

@@ -1,0 +1,112 @@
+/* Plain data exchanged between the layer-1 modules through the engine: tree changes
+ * (from repo), the plan (from plan), unit states (from bus). No behaviour beyond freeing. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define AP_OID_HEXSZ 40
+#define AP_MAX_BLOB_SIZE (16u * 1024 * 1024) /* largest file autopull installs */
+#define AP_MAX_CHANGES 100000                /* largest number of changed paths in one diff */
+
+/* git file modes as they appear in trees */
+#define AP_GIT_MODE_BLOB 0100644u
+#define AP_GIT_MODE_EXEC 0100755u
+#define AP_GIT_MODE_LINK 0120000u
+#define AP_GIT_MODE_GITLINK 0160000u
+
+enum ap_change_kind {
+	AP_CHANGE_ADD,
+	AP_CHANGE_MODIFY, /* content changed (mode may have changed too) */
+	AP_CHANGE_DELETE,
+	AP_CHANGE_MODE,   /* only the mode changed, same blob */
+	AP_CHANGE_RENAME, /* exact rename: same blob id, old path gone, new path added */
+	AP_CHANGE_TYPE,   /* blob <-> symlink/gitlink */
+};
+
+/* One changed path between two trees. For DELETE only the old_* fields are set, for
+ * ADD only the new_* fields. Paths are repository paths without a leading slash. */
+struct ap_change {
+	enum ap_change_kind kind;
+	char *path;     /* new path; for DELETE the deleted path */
+	char *old_path; /* RENAME only */
+	uint32_t old_mode, new_mode; /* 0 when absent */
+	char old_oid[AP_OID_HEXSZ + 1], new_oid[AP_OID_HEXSZ + 1]; /* "" when absent */
+	/* Blob contents, filled by the engine for mapped paths (NULL when absent). */
+	char *old_data, *new_data;
+	size_t old_len, new_len;
+};
+
+struct ap_changes {
+	struct ap_change *v;
+	size_t n;
+};
+
+void ap_changes_free(struct ap_changes *c);
+const char *ap_change_kind_to_string(enum ap_change_kind k); /* add modify delete mode rename type */
+
+/* --- unit states, read from the manager ---------------------------------------- */
+struct ap_unit_state {
+	char *name;
+	char *load_state, *active_state, *sub_state; /* never NULL once filled */
+};
+struct ap_unit_states {
+	struct ap_unit_state *v;
+	size_t n;
+	bool known; /* false: no bus was reachable, every state is unknown */
+};
+void ap_unit_states_free(struct ap_unit_states *s);
+const struct ap_unit_state *ap_unit_states_find(const struct ap_unit_states *s, const char *name);
+
+/* --- the plan -------------------------------------------------------------------- */
+enum ap_file_kind { AP_KIND_UNIT, AP_KIND_DROPIN, AP_KIND_FILE };
+const char *ap_file_kind_to_string(enum ap_file_kind k); /* unit dropin file */
+
+struct ap_file_op {
+	enum ap_change_kind change;
+	enum ap_file_kind kind;
+	char *path, *old_path;  /* repo paths; old_path for renames */
+	char *dest, *old_dest;  /* host paths; old_dest for renames (removed) */
+	bool install;           /* write new content to dest */
+	bool remove;            /* remove dest (delete) or old_dest (rename) */
+	mode_t mode;            /* permission bits to install with */
+	char *owner, *group;    /* NULL: the running user */
+	char **validate;        /* argv template with "%s", or NULL */
+	const struct ap_change *change_ref; /* borrowed: content lives in the changes */
+	char *unit;             /* unit the file belongs to (unit and drop-in kinds) */
+};
+
+enum ap_unit_action_kind {
+	AP_ACTION_NONE,
+	AP_ACTION_RESTART,      /* try-restart: only if active */
+	AP_ACTION_RELOAD,       /* reload-or-try-restart: only if active */
+	AP_ACTION_START,
+	AP_ACTION_STOP,
+	AP_ACTION_ENABLE_START,
+	AP_ACTION_DISABLE_STOP,
+	AP_ACTION_ENABLE,       /* [Install] changed only: re-enable, no restart */
+};
+const char *ap_unit_action_to_string(enum ap_unit_action_kind a);
+
+struct ap_unit_action {
+	char *unit;
+	enum ap_unit_action_kind action;
+	bool if_active;   /* the state was unknown: the action happens only if the unit is active */
+	char *state;      /* ActiveState seen when planning, or NULL when unknown */
+	char *note;       /* why this action (e.g. "inactive: the next start uses it"), or NULL */
+	char **reasons;   /* repo paths that caused it */
+};
+
+struct ap_plan {
+	char from[AP_OID_HEXSZ + 1]; /* "" on first run */
+	char to[AP_OID_HEXSZ + 1];
+	struct ap_file_op *files;
+	size_t n_files;
+	bool daemon_reload;
+	struct ap_unit_action *units;
+	size_t n_units;
+	char **unmapped;
+};
+void ap_plan_free(struct ap_plan *p);
+static inline void ap_plan_freep(struct ap_plan **p) { if (*p) ap_plan_free(*p); }

@@ -1,0 +1,53 @@
+/* The bare mirror of the infrastructure repository under state_dir (libgit2 is used only
+ * by repo.c): fetch with a no-op check, resolve revisions, diff two commits with an
+ * OID-skipping tree walk, read blobs. It never checks out a work tree. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include "model.h"
+
+struct ap_repo;
+
+struct ap_remote_opts {
+	const char *url;
+	const char *branch;
+	const char *ssh_key;     /* private key path or NULL (public key: ssh_key + ".pub") */
+	const char *known_hosts; /* known_hosts path or NULL ($HOME/.ssh/known_hosts) */
+	const char *ca_file;     /* extra CA bundle or NULL */
+};
+
+/* Opens the bare mirror at dir, creating it (mode 0700) when missing. Pins libgit2's
+ * config search paths to empty so no ~/.gitconfig can steer a deploy. */
+int ap_repo_open(const char *dir, struct ap_repo **ret);
+void ap_repo_free(struct ap_repo *r);
+static inline void ap_repo_freep(struct ap_repo **r) { if (*r) ap_repo_free(*r); }
+
+/* Connects, lists the remote and compares refs/heads/<branch> with the mirror's
+ * refs/remotes/origin/<branch>. Downloads only when they differ. On success writes the
+ * remote tip to ret_tip and returns 1 when objects were fetched, 0 when nothing moved.
+ * Errors are logged; unreachable remote/auth failure → -EHOSTUNREACH (try again later),
+ * branch missing on the remote → -ENOENT. */
+int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_tip[AP_OID_HEXSZ + 1]);
+
+/* Tip of refs/remotes/origin/<branch> in the mirror; -ENOENT if never fetched. */
+int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HEXSZ + 1]);
+
+/* Resolves rev (full or abbreviated hex, or any revspec) to a commit id.
+ * -ENOENT with a logged error when it does not name a commit. */
+int ap_repo_resolve(struct ap_repo *r, const char *rev, char ret[AP_OID_HEXSZ + 1]);
+
+/* 1 if ancestor is commit or one of its ancestors, 0 if not, <0 on error. */
+int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *commit);
+
+/* Changes between the trees of commits from (NULL or "" = empty tree) and to, found by a
+ * walk that skips subtrees with equal ids, so cost grows with the changed subtrees only.
+ * Exact renames are paired by blob id; mode-only and type changes are reported as such.
+ * Output is sorted by path. Data fields are left NULL. */
+int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_changes *ret);
+
+/* Reads blob oid. -EFBIG if larger than max, -ENOENT if missing. *ret is NUL-terminated
+ * (the terminator is not counted in *ret_len). */
+int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret, size_t *ret_len);
+
+/* Path of every blob under prefix in commit (for template/first-run listings). */
+int ap_repo_list_files(struct ap_repo *r, const char *commit, char ***ret);

@@ -1,0 +1,26 @@
+/* Runs external validators (systemd-analyze verify, the operator's validate: argv) with
+ * posix_spawn: argv only, never a shell, a clean environment, stdin from /dev/null,
+ * stdout+stderr captured (bounded), and a timeout after which the child is killed. */
+#pragma once
+#include <stddef.h>
+
+#define AP_SPAWN_MAX_OUTPUT (64 * 1024)
+
+struct ap_spawn_result {
+	int exit_status;   /* exit code, or 128+signal when killed by a signal */
+	int timed_out;     /* 1 when killed because of the timeout */
+	char *output;      /* captured stdout+stderr, NUL-terminated, truncated at the cap */
+	size_t output_len;
+};
+void ap_spawn_result_clear(struct ap_spawn_result *r);
+
+/* argv[0] is looked up in a fixed PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
+ * /sbin:/bin) unless it contains a '/'. env is NULL-terminated "K=V" strings (NULL: the
+ * child gets only PATH and LANG=C.UTF-8). Returns 0 when the child ran (whatever its exit
+ * status), <0 when it could not be spawned (-ENOENT: not found). */
+int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		 struct ap_spawn_result *ret);
+
+/* Expands a validate: template: every "%s" in an argument becomes path, "%%" becomes "%".
+ * Returns a new argv (NULL-terminated). */
+int ap_spawn_expand_argv(char *const tmpl[], const char *path, char ***ret);

@@ -1,0 +1,67 @@
+/* Small helpers shared by every module: cleanup attributes, string vectors, bounded
+ * formatting. Nothing here does I/O. */
+#pragma once
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+static inline void *ap_take_ptr_(void *pp)
+{
+	void **p = pp;
+	void *v = *p;
+	*p = NULL;
+	return v;
+}
+#define TAKE_PTR(p) ((__typeof__(p))ap_take_ptr_(&(p)))
+
+static inline void freep(void *p) { free(*(void **)p); }
+#define _cleanup_free_ _cleanup_(freep)
+
+/* A NULL-terminated vector of heap strings; NULL is the empty vector. */
+typedef char **strv_t;
+void ap_strv_free(char **v);
+static inline void ap_strv_freep(char ***v) { ap_strv_free(*v); }
+#define _cleanup_strv_free_ _cleanup_(ap_strv_freep)
+size_t ap_strv_length(char *const *v);
+bool ap_strv_contains(char *const *v, const char *s);
+/* Appends a copy of s. Returns 0 or -ENOMEM; v is unchanged on failure. */
+int ap_strv_push(char ***v, const char *s);
+/* Appends s only if not present yet. */
+int ap_strv_push_unique(char ***v, const char *s);
+int ap_strv_copy(char *const *v, char ***ret);
+
+/* asprintf that returns NULL on failure. */
+char *ap_strdupf(const char *fmt, ...) _printf_(1, 2);
+bool ap_startswith(const char *s, const char *prefix);
+bool ap_endswith(const char *s, const char *suffix);
+bool ap_streq_ptr(const char *a, const char *b);
+
+/* A repository path is safe when it is relative, has no empty, "." or ".." component,
+ * no NUL (implied) and no control characters, and is at most PATH_MAX bytes long. */
+bool ap_path_is_safe_relative(const char *p);
+/* Absolute, normalised (no "//", ".", ".." components). */
+bool ap_path_is_normalized_absolute(const char *p);
+
+/* Growable byte buffer used for output and captured stderr. */
+struct ap_buf {
+	char *data;
+	size_t len, cap;
+};
+int ap_buf_append(struct ap_buf *b, const void *p, size_t n);
+int ap_buf_printf(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
+/* Appends s as a JSON string literal (with quotes). */
+int ap_buf_json_string(struct ap_buf *b, const char *s);
+void ap_buf_free(struct ap_buf *b);
+
+/* Monotonic and realtime clocks in microseconds. */
+unsigned long long ap_now_monotonic_usec(void);
+unsigned long long ap_now_realtime_usec(void);
+
+/* Parses "10s", "5m", "2h", "1d", "300" (seconds) into microseconds. */
+int ap_parse_duration(const char *s, unsigned long long *ret_usec);

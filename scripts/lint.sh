@@ -1,0 +1,29 @@
+#!/bin/sh
+# Source checks run by `make check`: banned functions and the include layering
+# (each foreign library is included by exactly one module).
+set -eu
+fail=0
+banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|system|popen|getenv)[[:space:]]*\('
+if grep -nE "$banned" src/*.c include/*.h | grep -v 'secure_getenv'; then
+	echo "lint: banned function used (see above)" >&2; fail=1
+fi
+check_only() { # header allowed-file
+	bad=$(grep -l "#include <$1" src/*.c include/*.h | grep -v "^$2\$" || true)
+	if [ -n "$bad" ]; then echo "lint: <$1> included outside $2: $bad" >&2; fail=1; fi
+}
+check_only git2.h src/repo.c
+check_only yaml.h src/config.c
+check_only systemd/ src/bus.c
+# layer 1 modules never include each other's headers (only model/util/log/fsutil/spawn)
+for m in config repo plan install bus heartbeat state; do
+	[ -f src/$m.c ] || continue
+	for o in config repo plan install bus heartbeat state engine; do
+		[ "$o" = "$m" ] && continue
+		case "$m:$o" in plan:config|install:config|bus:config|heartbeat:config) continue;; esac
+		if grep -q "#include \"$o.h\"" src/$m.c; then
+			echo "lint: src/$m.c includes $o.h (layer-1 modules talk through engine)" >&2; fail=1
+		fi
+	done
+done
+[ $fail = 0 ] && echo "lint: ok"
+exit $fail

@@ -1,0 +1,250 @@
+/* String vectors, bounded formatting, path checks, durations and clocks. No I/O. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+void ap_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **i = v; *i; i++)
+		free(*i);
+	free(v);
+}
+
+size_t ap_strv_length(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+bool ap_strv_contains(char *const *v, const char *s)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+int ap_strv_push(char ***v, const char *s)
+{
+	size_t n = ap_strv_length(*v);
+	char *copy = strdup(s);
+	char **nv;
+
+	if (!copy)
+		return -ENOMEM;
+	nv = realloc(*v, (n + 2) * sizeof(char *));
+	if (!nv) {
+		free(copy);
+		return -ENOMEM;
+	}
+	nv[n] = copy;
+	nv[n + 1] = NULL;
+	*v = nv;
+	return 0;
+}
+
+int ap_strv_push_unique(char ***v, const char *s)
+{
+	if (ap_strv_contains(*v, s))
+		return 0;
+	return ap_strv_push(v, s);
+}
+
+int ap_strv_copy(char *const *v, char ***ret)
+{
+	char **n = NULL;
+
+	for (size_t i = 0; v && v[i]; i++)
+		if (ap_strv_push(&n, v[i]) < 0) {
+			ap_strv_free(n);
+			return -ENOMEM;
+		}
+	*ret = n;
+	return 0;
+}
+
+char *ap_strdupf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return r < 0 ? NULL : s;
+}
+
+bool ap_startswith(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool ap_endswith(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+bool ap_streq_ptr(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* Checks every '/'-separated component of p (which starts at a component). */
+static bool components_ok(const char *p)
+{
+	for (const char *c = p; *c;) {
+		const char *e = strchrnul(c, '/');
+		size_t n = (size_t)(e - c);
+
+		if (n == 0 || n > NAME_MAX || (n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		c = *e ? e + 1 : e;
+		if (*e && !*c)
+			return true; /* a trailing slash is allowed (directory) */
+	}
+	return true;
+}
+
+bool ap_path_is_safe_relative(const char *p)
+{
+	size_t n = strlen(p);
+
+	if (n == 0 || n >= PATH_MAX || p[0] == '/')
+		return false;
+	for (const char *c = p; *c; c++)
+		if (iscntrl((unsigned char)*c))
+			return false;
+	return components_ok(p);
+}
+
+bool ap_path_is_normalized_absolute(const char *p)
+{
+	size_t n = strlen(p);
+
+	if (n == 0 || n >= PATH_MAX || p[0] != '/')
+		return false;
+	for (const char *c = p; *c; c++)
+		if (iscntrl((unsigned char)*c))
+			return false;
+	return n == 1 || components_ok(p + 1);
+}
+
+int ap_buf_append(struct ap_buf *b, const void *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *d;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int ap_buf_printf(struct ap_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	r = ap_buf_append(b, s, (size_t)n);
+	free(s);
+	return r;
+}
+
+int ap_buf_json_string(struct ap_buf *b, const char *s)
+{
+	int r = ap_buf_append(b, "\"", 1);
+
+	for (const unsigned char *c = (const unsigned char *)s; r >= 0 && *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			char e[2] = { '\\', (char)*c };
+			r = ap_buf_append(b, e, 2);
+		} else if (*c < 0x20) {
+			r = ap_buf_printf(b, "\\u%04x", *c);
+		} else {
+			r = ap_buf_append(b, c, 1);
+		}
+	}
+	return r < 0 ? r : ap_buf_append(b, "\"", 1);
+}
+
+void ap_buf_free(struct ap_buf *b)
+{
+	free(b->data);
+	*b = (struct ap_buf){ 0 };
+}
+
+static unsigned long long now_usec(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) < 0)
+		return 0;
+	return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+unsigned long long ap_now_monotonic_usec(void)
+{
+	return now_usec(CLOCK_MONOTONIC);
+}
+
+unsigned long long ap_now_realtime_usec(void)
+{
+	return now_usec(CLOCK_REALTIME);
+}
+
+int ap_parse_duration(const char *s, unsigned long long *ret_usec)
+{
+	static const struct {
+		const char *suffix;
+		unsigned long long mult;
+	} units[] = {
+		{ "ms", 1000ULL }, { "s", 1000000ULL }, { "m", 60000000ULL },
+		{ "h", 3600000000ULL }, { "d", 86400000000ULL }, { "", 1000000ULL },
+	};
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || v > 100ULL * 365 * 86400 * 1000)
+		return -ERANGE;
+	for (size_t i = 0; i < ELEMENTSOF(units); i++)
+		if (strcmp(end, units[i].suffix) == 0) {
+			*ret_usec = v * units[i].mult;
+			return 0;
+		}
+	return -EINVAL;
+}
