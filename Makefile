@@ -14,7 +14,7 @@ ifeq ($(CI),true)
 WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -DTESTS_DIR=\"$(CURDIR)/tests\"
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
 $(error missing build dependencies, see above)
@@ -22,6 +22,8 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+# test tables initialise char * fields from literals
+TEST_CFLAGS := -Wno-write-strings
 
 SRCS    := $(wildcard src/*.c)
 LIBSRCS := $(filter-out src/main.c,$(SRCS))
@@ -46,18 +48,18 @@ TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
 BASE  := util log model
 test-config_MODS  := config
 test-repo_MODS    := repo
-test-plan_MODS    := plan config
+test-plan_MODS    := plan unitfile print
 test-fsutil_MODS  := fsutil spawn
 test-bus_MODS     := bus
 test-state_MODS   := state fsutil
 test-heartbeat_MODS := heartbeat
-test-print_MODS   := print plan config
+test-unitfile_MODS := unitfile
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
-	$$(CC) $$(CFLAGS) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
+	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
 build/tests-asan/$(1): tests/$(1).c $(patsubst %,build/asan/%.o,$(BASE) $($(1)_MODS)) | build/tests-asan
-	$$(CC) $$(CFLAGS) $$(ASAN) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
+	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(ASAN) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
 endef
 $(foreach t,$(TESTS),$(eval $(call test_rule,$(t))))
 

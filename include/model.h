@@ -68,6 +68,8 @@ struct ap_file_op {
 	enum ap_file_kind kind;
 	char *path, *old_path;  /* repo paths; old_path for renames */
 	char *dest, *old_dest;  /* host paths; old_dest for renames (removed) */
+	/* dest[0..root_len) is the configured directory dest is resolved beneath ("" = "/"). */
+	size_t root_len, old_root_len;
 	bool install;           /* write new content to dest */
 	bool remove;            /* remove dest (delete) or old_dest (rename) */
 	mode_t mode;            /* permission bits to install with */

@@ -1,0 +1,8 @@
+/* Renders a plan for people (aligned text with reasons) and for programs (stable JSON).
+ * Pure: appends to a buffer; the caller writes it to stdout. */
+#pragma once
+#include "model.h"
+#include "util.h"
+
+int ap_print_plan_json(const struct ap_plan *p, struct ap_buf *out);
+int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *out);

@@ -1,0 +1,538 @@
+/* The planner: maps changed repository paths to host destinations and decides, with a
+ * reason for each, which units to restart, reload, start, stop, enable or leave alone.
+ * Pure: no I/O, no logging. The executor (engine) decides how; this decides what. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plan.h"
+#include "unitfile.h"
+#include "util.h"
+
+void ap_path_map_clear(struct ap_path_map *m)
+{
+	free(m->dest);
+	free(m->unit);
+	*m = (struct ap_path_map){ 0 };
+}
+
+/* The part of path below the first units: dir containing it, or NULL. */
+static const char *units_rel(const struct ap_config *c, const char *path)
+{
+	for (size_t i = 0; c->units && c->units[i]; i++)
+		if (ap_startswith(path, c->units[i]))
+			return path + strlen(c->units[i]);
+	return NULL;
+}
+
+/* "foo.service.d/10-x.conf" → unit "foo.service" (written to unit, size bytes). */
+static bool dropin_unit(const char *rel, char *unit, size_t size)
+{
+	const char *slash = strchr(rel, '/');
+	size_t n;
+
+	if (!slash || strchr(slash + 1, '/') || !ap_endswith(slash + 1, ".conf") ||
+	    strlen(slash + 1) <= 5)
+		return false;
+	n = (size_t)(slash - rel);
+	if (n < 3 || n - 2 >= size || memcmp(slash - 2, ".d", 2) != 0)
+		return false;
+	memcpy(unit, rel, n - 2);
+	unit[n - 2] = '\0';
+	return ap_unit_name_is_valid(unit);
+}
+
+static int map_unit(const struct ap_config *c, const char *rel, enum ap_map_kind kind,
+		    const char *unit, struct ap_path_map *ret)
+{
+	char *dest = ap_strdupf("%s/%s", c->unit_dir, rel), *u = strdup(unit);
+
+	if (!dest || !u) {
+		free(dest);
+		free(u);
+		return -ENOMEM;
+	}
+	*ret = (struct ap_path_map){ .kind = kind, .dest = dest, .unit = u,
+				     .root_len = strlen(c->unit_dir) };
+	return 0;
+}
+
+static int map_rule(const struct ap_file_rule *r, const char *path, struct ap_path_map *ret)
+{
+	bool dir = ap_endswith(r->src, "/");
+	char *dest = dir ? ap_strdupf("%s%s", r->dest, path + strlen(r->src)) : strdup(r->dest);
+
+	if (!dest)
+		return -ENOMEM;
+	/* a directory rule resolves beneath its dest, a file rule beneath dest's parent */
+	*ret = (struct ap_path_map){ .kind = AP_MAP_FILE, .dest = dest, .rule = r,
+				     .root_len = dir ? strlen(r->dest) - 1
+						     : (size_t)(strrchr(r->dest, '/') - r->dest) };
+	return 0;
+}
+
+int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path_map *ret)
+{
+	const char *rel;
+	char unit[256];
+
+	if (!ap_path_is_safe_relative(path) || ap_endswith(path, "/"))
+		return -EINVAL;
+	rel = units_rel(c, path);
+	if (rel && !strchr(rel, '/') && ap_unit_name_is_valid(rel))
+		return map_unit(c, rel, AP_MAP_UNIT, rel, ret);
+	if (rel && dropin_unit(rel, unit, sizeof(unit)))
+		return map_unit(c, rel, AP_MAP_DROPIN, unit, ret);
+	for (size_t i = 0; i < c->n_files; i++) {
+		const struct ap_file_rule *r = &c->files[i];
+		bool dir = ap_endswith(r->src, "/");
+
+		if (dir ? ap_startswith(path, r->src) : strcmp(path, r->src) == 0)
+			return map_rule(r, path, ret);
+	}
+	*ret = (struct ap_path_map){ .kind = rel ? AP_MAP_UNMAPPED : AP_MAP_IGNORED };
+	return 0;
+}
+
+/* A unit name as a ListUnitsByPatterns pattern: templates match their instances. */
+static int push_unit_pattern(char ***v, const char *unit)
+{
+	if (ap_unit_name_is_template(unit)) {
+		const char *at = strchr(unit, '@');
+		_cleanup_free_ char *p = ap_strdupf("%.*s@*%s", (int)(at - unit), unit, at + 1);
+
+		return p ? ap_strv_push_unique(v, p) : -ENOMEM;
+	}
+	return ap_strv_push_unique(v, unit);
+}
+
+static int push_map_units(char ***v, const struct ap_path_map *m)
+{
+	int r = 0;
+
+	if (m->unit)
+		return push_unit_pattern(v, m->unit);
+	if (m->kind != AP_MAP_FILE)
+		return 0;
+	for (size_t i = 0; r >= 0 && m->rule->reload && m->rule->reload[i]; i++)
+		r = push_unit_pattern(v, m->rule->reload[i]);
+	for (size_t i = 0; r >= 0 && m->rule->restart && m->rule->restart[i]; i++)
+		r = push_unit_pattern(v, m->rule->restart[i]);
+	return r;
+}
+
+int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch, char ***ret)
+{
+	_cleanup_strv_free_ char **v = NULL;
+
+	for (size_t i = 0; i < ch->n; i++) {
+		const char *paths[2] = { ch->v[i].path, ch->v[i].old_path };
+
+		for (size_t k = 0; k < 2 && paths[k]; k++) {
+			struct ap_path_map m;
+			int r = ap_plan_map_path(c, paths[k], &m);
+
+			if (r < 0)
+				continue; /* ap_plan_build reports it */
+			r = push_map_units(&v, &m);
+			ap_path_map_clear(&m);
+			if (r < 0)
+				return r;
+		}
+	}
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+/* --- building ------------------------------------------------------------------- */
+
+struct builder {
+	const struct ap_config *c;
+	const struct ap_unit_states *st;
+	struct ap_plan *p;
+	char *error;
+};
+
+/* Higher wins when several changes ask for different actions on one unit. */
+static int action_rank(enum ap_unit_action_kind a)
+{
+	static const int rank[] = {
+		[AP_ACTION_NONE] = 0, [AP_ACTION_ENABLE] = 1, [AP_ACTION_RELOAD] = 2,
+		[AP_ACTION_RESTART] = 3, [AP_ACTION_START] = 4, [AP_ACTION_STOP] = 5,
+		[AP_ACTION_ENABLE_START] = 6, [AP_ACTION_DISABLE_STOP] = 7,
+	};
+	return rank[a];
+}
+
+static struct ap_unit_action *find_unit(struct ap_plan *p, const char *unit)
+{
+	for (size_t i = 0; i < p->n_units; i++)
+		if (strcmp(p->units[i].unit, unit) == 0)
+			return &p->units[i];
+	return NULL;
+}
+
+static int want_one(struct builder *b, const char *unit, enum ap_unit_action_kind a,
+		    const char *reason, const char *note)
+{
+	struct ap_unit_action *u = find_unit(b->p, unit);
+
+	if (!u) {
+		struct ap_unit_action *v = realloc(b->p->units, (b->p->n_units + 1) * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		b->p->units = v;
+		u = &v[b->p->n_units];
+		*u = (struct ap_unit_action){ .unit = strdup(unit), .action = a };
+		if (!u->unit)
+			return -ENOMEM;
+		b->p->n_units++;
+	} else if (action_rank(a) > action_rank(u->action)) {
+		u->action = a;
+		free(u->note);
+		u->note = NULL;
+	}
+	if (note && !u->note && u->action == a && !(u->note = strdup(note)))
+		return -ENOMEM;
+	return ap_strv_push_unique(&u->reasons, reason);
+}
+
+static bool state_is_active(const struct ap_unit_state *s)
+{
+	return s && (strcmp(s->active_state, "active") == 0 ||
+		     strcmp(s->active_state, "reloading") == 0 ||
+		     strcmp(s->active_state, "activating") == 0);
+}
+
+/* Restarts and reloads of a template go to its loaded instances; a removed template's
+ * instances are stopped. Without unit states the template itself stands for them. */
+static int want(struct builder *b, const char *unit, enum ap_unit_action_kind a,
+		const char *reason, const char *note)
+{
+	char tmpl[256];
+	bool any = false;
+	int r;
+
+	if (!ap_unit_name_is_template(unit) || a == AP_ACTION_NONE || a == AP_ACTION_ENABLE)
+		return want_one(b, unit, a, reason, note);
+	if (!b->st->known)
+		return want_one(b, unit, a, reason, "instances unknown: no manager reachable");
+	for (size_t i = 0; i < b->st->n; i++) {
+		const char *inst = b->st->v[i].name;
+
+		if (!ap_unit_name_template_of(inst, tmpl, sizeof(tmpl)) || strcmp(tmpl, unit) != 0)
+			continue;
+		any = true;
+		r = want_one(b, inst, a == AP_ACTION_DISABLE_STOP ? AP_ACTION_STOP : a, reason,
+			     "instance of a changed template");
+		if (r < 0)
+			return r;
+	}
+	if (a == AP_ACTION_DISABLE_STOP)
+		return want_one(b, unit, a, reason, NULL);
+	return any ? 0 : want_one(b, unit, AP_ACTION_NONE, reason, "template without loaded instances");
+}
+
+static int fail(struct builder *b, const char *fmt, ...) _printf_(2, 3);
+static int fail(struct builder *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	free(b->error);
+	va_start(ap, fmt);
+	n = vasprintf(&b->error, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		b->error = NULL;
+	return n < 0 ? -ENOMEM : -EINVAL;
+}
+
+static bool is_blob_mode(uint32_t m)
+{
+	return m == AP_GIT_MODE_BLOB || m == AP_GIT_MODE_EXEC;
+}
+
+static bool is_mapped(const struct ap_path_map *m)
+{
+	return m->kind == AP_MAP_UNIT || m->kind == AP_MAP_DROPIN || m->kind == AP_MAP_FILE;
+}
+
+static mode_t install_mode(const struct ap_path_map *m, uint32_t git_mode)
+{
+	if (m->kind == AP_MAP_FILE && m->rule->has_mode)
+		return m->rule->mode;
+	return m->kind == AP_MAP_FILE && git_mode == AP_GIT_MODE_EXEC ? 0755 : 0644;
+}
+
+static enum ap_file_kind file_kind(const struct ap_path_map *m)
+{
+	return m->kind == AP_MAP_UNIT ? AP_KIND_UNIT : m->kind == AP_MAP_DROPIN ? AP_KIND_DROPIN
+										 : AP_KIND_FILE;
+}
+
+static int dup_opt(const char *s, char **ret)
+{
+	*ret = s ? strdup(s) : NULL;
+	return !s || *ret ? 0 : -ENOMEM;
+}
+
+/* One entry of plan->files. nm is the new side (NULL for deletes), om the old side of a
+ * delete or rename (NULL otherwise). */
+static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_change_kind kind,
+		       const struct ap_path_map *nm, const struct ap_path_map *om)
+{
+	const struct ap_path_map *m = nm ? nm : om;
+	struct ap_file_op *v = realloc(b->p->files, (b->p->n_files + 1) * sizeof(*v)), *f;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	b->p->files = v;
+	f = &v[b->p->n_files++];
+	*f = (struct ap_file_op){ .change = kind, .kind = file_kind(m), .install = nm != NULL,
+				  .remove = om != NULL, .change_ref = ch };
+	f->root_len = m->root_len;
+	if (nm && om)
+		f->old_root_len = om->root_len;
+	if (nm)
+		f->mode = install_mode(nm, ch->new_mode);
+	r = dup_opt(ch->path, &f->path);
+	if (r >= 0 && kind == AP_CHANGE_RENAME)
+		r = dup_opt(ch->old_path, &f->old_path);
+	if (r >= 0)
+		r = dup_opt(m->dest, &f->dest);
+	if (r >= 0 && nm && om)
+		r = dup_opt(om->dest, &f->old_dest);
+	if (r >= 0)
+		r = dup_opt(m->unit, &f->unit);
+	if (r >= 0 && nm && nm->rule) {
+		r = dup_opt(nm->rule->owner, &f->owner);
+		if (r >= 0)
+			r = dup_opt(nm->rule->group, &f->group);
+		if (r >= 0)
+			r = ap_strv_copy(nm->rule->validate, &f->validate);
+	}
+	return r;
+}
+
+static int rule_units(struct builder *b, const struct ap_file_rule *rule, const char *reason)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && rule->reload && rule->reload[i]; i++)
+		r = want(b, rule->reload[i], AP_ACTION_RELOAD, reason, NULL);
+	for (size_t i = 0; r >= 0 && rule->restart && rule->restart[i]; i++)
+		r = want(b, rule->restart[i], AP_ACTION_RESTART, reason, NULL);
+	return r;
+}
+
+static int restart_for(struct builder *b, const char *unit, const char *reason)
+{
+	if (!ap_unit_name_is_restartable(unit))
+		return want(b, unit, AP_ACTION_NONE, reason, "units of this type are not restarted");
+	return want(b, unit, AP_ACTION_RESTART, reason, NULL);
+}
+
+static int unit_added(struct builder *b, const struct ap_change *ch, const char *unit)
+{
+	if (ap_unit_name_is_template(unit))
+		return want(b, unit, AP_ACTION_NONE, ch->path, "template: instances start by name");
+	if (ch->new_data && ap_unitfile_has_install(ch->new_data, ch->new_len))
+		return want(b, unit, AP_ACTION_ENABLE_START, ch->path, NULL);
+	return want(b, unit, AP_ACTION_NONE, ch->path, "no [Install] section: installed, not started");
+}
+
+static int unit_modified(struct builder *b, const struct ap_change *ch, const char *unit)
+{
+	enum ap_onchange oc;
+
+	if (ch->old_data && ch->new_data &&
+	    ap_unitfile_only_install_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len))
+		return want(b, unit, AP_ACTION_ENABLE, ch->path, "only [Install] changed");
+	oc = ch->new_data ? ap_unitfile_onchange(ch->new_data, ch->new_len) : AP_ONCHANGE_RESTART;
+	switch (oc) {
+	case AP_ONCHANGE_INVALID:
+		return fail(b, "invalid X-AutoPull-OnChange= in '%s' (want restart, reload or none)",
+			    ch->path);
+	case AP_ONCHANGE_NONE:
+		return want(b, unit, AP_ACTION_NONE, ch->path, "X-AutoPull-OnChange=none");
+	case AP_ONCHANGE_RELOAD:
+		return want(b, unit, AP_ACTION_RELOAD, ch->path, "X-AutoPull-OnChange=reload");
+	default:
+		return restart_for(b, unit, ch->path);
+	}
+}
+
+/* What the disappearance of an installed path asks of its units. */
+static int old_side_effects(struct builder *b, const struct ap_path_map *om, const char *path)
+{
+	if (om->kind == AP_MAP_FILE)
+		return rule_units(b, om->rule, path);
+	b->p->daemon_reload = true;
+	if (om->kind == AP_MAP_UNIT)
+		return want(b, om->unit, AP_ACTION_DISABLE_STOP, path, NULL);
+	return restart_for(b, om->unit, path);
+}
+
+static int new_side_effects(struct builder *b, const struct ap_change *ch, enum ap_change_kind kind,
+			    const struct ap_path_map *nm)
+{
+	if (nm->kind == AP_MAP_FILE)
+		return rule_units(b, nm->rule, ch->path);
+	if (kind == AP_CHANGE_MODE)
+		return 0; /* unit files are always installed 0644: nothing changes on the host */
+	b->p->daemon_reload = true;
+	if (nm->kind == AP_MAP_DROPIN)
+		return restart_for(b, nm->unit, ch->path);
+	if (kind == AP_CHANGE_MODIFY)
+		return unit_modified(b, ch, nm->unit);
+	return unit_added(b, ch, nm->unit);
+}
+
+/* The effective kind once unmapped sides are dropped: a rename out of every mapping is a
+ * delete, into one an add; a symlink that became a file is an add. */
+static enum ap_change_kind effective_kind(const struct ap_change *ch, bool new_mapped,
+					  bool old_mapped)
+{
+	if (ch->kind == AP_CHANGE_RENAME)
+		return new_mapped && old_mapped ? AP_CHANGE_RENAME
+		       : new_mapped		? AP_CHANGE_ADD
+						: AP_CHANGE_DELETE;
+	if (ch->kind == AP_CHANGE_TYPE)
+		return AP_CHANGE_ADD;
+	return ch->kind;
+}
+
+static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_path_map *nm,
+		     struct ap_path_map *om)
+{
+	const char *np = ch->kind == AP_CHANGE_DELETE ? NULL : ch->path;
+	const char *op = ch->kind == AP_CHANGE_DELETE ? ch->path
+			 : ch->kind == AP_CHANGE_RENAME ? ch->old_path : NULL;
+	int r;
+
+	if (np && (r = ap_plan_map_path(b->c, np, nm)) < 0)
+		return r == -EINVAL ? fail(b, "unsafe path '%s' in the repository", np) : r;
+	if (op && (r = ap_plan_map_path(b->c, op, om)) < 0)
+		return r == -EINVAL ? fail(b, "unsafe path '%s' in the repository", op) : r;
+	if (np && is_mapped(nm) && !is_blob_mode(ch->new_mode))
+		return fail(b, ch->new_mode == AP_GIT_MODE_LINK
+				       ? "'%s' is a symlink in the repository; refusing to install it"
+				       : "'%s' is a submodule in the repository; refusing to install it",
+			    np);
+	/* A symlink was never installed, so its removal asks nothing of the host. */
+	if (op && !is_blob_mode(ch->old_mode))
+		ap_path_map_clear(om);
+	if (np && nm->kind == AP_MAP_UNMAPPED)
+		return ap_strv_push(&b->p->unmapped, np);
+	return 0;
+}
+
+static int plan_change(struct builder *b, const struct ap_change *ch)
+{
+	struct ap_path_map nm = { .kind = AP_MAP_IGNORED }, om = { .kind = AP_MAP_IGNORED };
+	bool nmapped, omapped;
+	enum ap_change_kind kind;
+	int r = map_sides(b, ch, &nm, &om);
+
+	nmapped = is_mapped(&nm);
+	omapped = is_mapped(&om);
+	if (r < 0 || (!nmapped && !omapped))
+		goto out;
+	kind = effective_kind(ch, nmapped, omapped);
+	r = add_file_op(b, ch, kind, nmapped ? &nm : NULL, omapped ? &om : NULL);
+	if (r >= 0 && omapped)
+		r = old_side_effects(b, &om, kind == AP_CHANGE_RENAME ? ch->old_path : ch->path);
+	if (r >= 0 && nmapped)
+		r = new_side_effects(b, ch, kind, &nm);
+out:
+	ap_path_map_clear(&nm);
+	ap_path_map_clear(&om);
+	return r;
+}
+
+/* Turns restarts/reloads of inactive units into "none" and records the seen state. */
+static int apply_states(struct builder *b, struct ap_unit_action *u)
+{
+	const struct ap_unit_state *s = ap_unit_states_find(b->st, u->unit);
+	bool conditional = u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD;
+
+	if (!b->st->known) {
+		u->if_active = conditional;
+		return 0;
+	}
+	u->state = strdup(s ? s->active_state : "inactive");
+	if (!u->state)
+		return -ENOMEM;
+	if (conditional && !state_is_active(s)) {
+		u->action = AP_ACTION_NONE;
+		free(u->note);
+		u->note = strdup("inactive: the next start uses the new files");
+		if (!u->note)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int cmp_units(const void *a, const void *b)
+{
+	return strcmp(((const struct ap_unit_action *)a)->unit,
+		      ((const struct ap_unit_action *)b)->unit);
+}
+
+int ap_plan_build(const struct ap_config *c, const struct ap_changes *ch,
+		  const struct ap_unit_states *states, const char *from, const char *to,
+		  struct ap_plan **ret, char **ret_error)
+{
+	static const struct ap_unit_states no_states = { 0 };
+	struct builder b = { .c = c, .st = states ? states : &no_states };
+	int r = 0;
+
+	b.p = calloc(1, sizeof(*b.p));
+	if (!b.p)
+		return -ENOMEM;
+	snprintf(b.p->from, sizeof(b.p->from), "%s", from ? from : "");
+	snprintf(b.p->to, sizeof(b.p->to), "%s", to ? to : "");
+	for (size_t i = 0; r >= 0 && i < ch->n; i++)
+		r = plan_change(&b, &ch->v[i]);
+	for (size_t i = 0; r >= 0 && i < b.p->n_units; i++)
+		r = apply_states(&b, &b.p->units[i]);
+	if (r < 0) {
+		ap_plan_free(b.p);
+		if (ret_error)
+			*ret_error = b.error;
+		else
+			free(b.error);
+		return r;
+	}
+	if (b.p->n_units > 1)
+		qsort(b.p->units, b.p->n_units, sizeof(*b.p->units), cmp_units);
+	*ret = b.p;
+	return 0;
+}
+
+bool ap_plan_is_empty(const struct ap_plan *p)
+{
+	return p->n_files == 0 && p->n_units == 0;
+}
+
+int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_kind a,
+		     const char *reason)
+{
+	struct builder b = { .p = p };
+
+	return want_one(&b, unit, a, reason, "owed by an unfinished apply");
+}
+
+int ap_unit_action_from_string(const char *s, enum ap_unit_action_kind *ret)
+{
+	for (enum ap_unit_action_kind a = AP_ACTION_NONE; a <= AP_ACTION_ENABLE; a++)
+		if (strcmp(s, ap_unit_action_to_string(a)) == 0) {
+			*ret = a;
+			return 0;
+		}
+	return -EINVAL;
+}

@@ -1,0 +1,167 @@
+/* Plan output. The JSON shape is an interface (documented in README.md): fields may be
+ * added, never renamed. The human form says why each thing happens. */
+#include <errno.h>
+#include <string.h>
+
+#include "print.h"
+
+static int json_str_or_null(struct ap_buf *b, const char *s)
+{
+	return s && *s ? ap_buf_json_string(b, s) : ap_buf_append(b, "null", 4);
+}
+
+static int json_strv(struct ap_buf *b, char *const *v)
+{
+	int r = ap_buf_append(b, "[", 1);
+
+	for (size_t i = 0; r >= 0 && v && v[i]; i++) {
+		if (i)
+			r = ap_buf_append(b, ", ", 2);
+		if (r >= 0)
+			r = ap_buf_json_string(b, v[i]);
+	}
+	return r < 0 ? r : ap_buf_append(b, "]", 1);
+}
+
+static int json_file(struct ap_buf *b, const struct ap_file_op *f)
+{
+	int r = ap_buf_append(b, "{\"path\": ", 9);
+
+	if (r >= 0)
+		r = ap_buf_json_string(b, f->path);
+	if (r >= 0 && f->old_path) {
+		r = ap_buf_printf(b, ", \"old_path\": ");
+		if (r >= 0)
+			r = ap_buf_json_string(b, f->old_path);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"dest\": ");
+	if (r >= 0)
+		r = ap_buf_json_string(b, f->dest);
+	if (r >= 0 && f->old_dest) {
+		r = ap_buf_printf(b, ", \"old_dest\": ");
+		if (r >= 0)
+			r = ap_buf_json_string(b, f->old_dest);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"change\": \"%s\", \"kind\": \"%s\"",
+				  ap_change_kind_to_string(f->change), ap_file_kind_to_string(f->kind));
+	if (r >= 0 && f->install)
+		r = ap_buf_printf(b, ", \"mode\": \"%04o\"", (unsigned)f->mode);
+	return r < 0 ? r : ap_buf_append(b, "}", 1);
+}
+
+static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
+{
+	int r = ap_buf_append(b, "{\"unit\": ", 9);
+
+	if (r >= 0)
+		r = ap_buf_json_string(b, u->unit);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"action\": \"%s\", \"if_active\": %s, \"state\": ",
+				  ap_unit_action_to_string(u->action), u->if_active ? "true" : "false");
+	if (r >= 0)
+		r = json_str_or_null(b, u->state);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"note\": ");
+	if (r >= 0)
+		r = json_str_or_null(b, u->note);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"reasons\": ");
+	if (r >= 0)
+		r = json_strv(b, u->reasons);
+	return r < 0 ? r : ap_buf_append(b, "}", 1);
+}
+
+int ap_print_plan_json(const struct ap_plan *p, struct ap_buf *b)
+{
+	int r = ap_buf_printf(b, "{\"from\": ");
+
+	if (r >= 0)
+		r = json_str_or_null(b, p->from);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"to\": ");
+	if (r >= 0)
+		r = json_str_or_null(b, p->to);
+	if (r >= 0)
+		r = ap_buf_printf(b, ",\n \"files\": [");
+	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
+		r = ap_buf_printf(b, "%s\n  ", i ? "," : "");
+		if (r >= 0)
+			r = json_file(b, &p->files[i]);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(b, "],\n \"daemon_reload\": %s,\n \"units\": [",
+				  p->daemon_reload ? "true" : "false");
+	for (size_t i = 0; r >= 0 && i < p->n_units; i++) {
+		r = ap_buf_printf(b, "%s\n  ", i ? "," : "");
+		if (r >= 0)
+			r = json_unit(b, &p->units[i]);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(b, "],\n \"unmapped\": ");
+	if (r >= 0)
+		r = json_strv(b, p->unmapped);
+	return r < 0 ? r : ap_buf_printf(b, "}\n");
+}
+
+static const char *short_oid(const char *oid)
+{
+	return *oid ? oid : "(nothing)";
+}
+
+static int human_file(struct ap_buf *b, const struct ap_file_op *f)
+{
+	int r = ap_buf_printf(b, "  %-7s %-7s %s", ap_change_kind_to_string(f->change),
+			      ap_file_kind_to_string(f->kind), f->path);
+
+	if (r >= 0 && f->old_path)
+		r = ap_buf_printf(b, " (was %s)", f->old_path);
+	if (r >= 0 && f->install)
+		r = ap_buf_printf(b, " -> %s (%04o)", f->dest, (unsigned)f->mode);
+	if (r >= 0 && f->remove)
+		r = ap_buf_printf(b, "%sremove %s", f->install ? "; " : " -> ",
+				  f->old_dest ? f->old_dest : f->dest);
+	return r < 0 ? r : ap_buf_append(b, "\n", 1);
+}
+
+static int human_unit(struct ap_buf *b, const struct ap_unit_action *u)
+{
+	int r = ap_buf_printf(b, "  %-12s %-28s %s", ap_unit_action_to_string(u->action), u->unit,
+			      u->if_active ? "(if active) " : "");
+
+	if (r >= 0 && u->state)
+		r = ap_buf_printf(b, "[%s] ", u->state);
+	if (r >= 0)
+		r = ap_buf_printf(b, "because ");
+	for (size_t i = 0; r >= 0 && u->reasons && u->reasons[i]; i++)
+		r = ap_buf_printf(b, "%s%s", i ? ", " : "", u->reasons[i]);
+	if (r >= 0 && u->note)
+		r = ap_buf_printf(b, " (%s)", u->note);
+	return r < 0 ? r : ap_buf_append(b, "\n", 1);
+}
+
+int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
+{
+	int r = ap_buf_printf(b, "plan %.12s -> %.12s: %zu file(s), %zu unit(s)%s\n",
+			      short_oid(p->from), short_oid(p->to), p->n_files, p->n_units,
+			      p->daemon_reload ? ", daemon-reload" : "");
+
+	if (r >= 0 && p->n_files)
+		r = ap_buf_printf(b, "files:\n");
+	for (size_t i = 0; r >= 0 && i < p->n_files; i++)
+		r = human_file(b, &p->files[i]);
+	if (r >= 0 && p->daemon_reload)
+		r = ap_buf_printf(b, "daemon-reload: yes (unit files or drop-ins changed)\n");
+	if (r >= 0 && p->n_units)
+		r = ap_buf_printf(b, "units:\n");
+	for (size_t i = 0; r >= 0 && i < p->n_units; i++)
+		r = human_unit(b, &p->units[i]);
+	if (r >= 0 && p->unmapped)
+		r = ap_buf_printf(b, "unmapped (under a units: dir, not a unit, no files: rule):\n");
+	for (size_t i = 0; r >= 0 && p->unmapped && p->unmapped[i]; i++)
+		r = ap_buf_printf(b, "  %s\n", p->unmapped[i]);
+	if (r >= 0 && ap_strv_length(p->unmapped) == 0 && p->n_files == 0 && p->n_units == 0)
+		r = ap_buf_printf(b, "nothing to do\n");
+	return r;
+}

@@ -1,0 +1,452 @@
+/* Table-driven tests of the planner: tree changes + unit states in, plan out. Also the
+ * JSON rendering against golden files in tests/golden/. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "plan.h"
+#include "print.h"
+#include "util.h"
+
+static char *units_dirs[] = { "systemd/", NULL };
+static char *reload_web[] = { "web.service", NULL };
+static char *restart_worker[] = { "worker.service", NULL };
+static char *validate_argv[] = { "caddy", "validate", "%s", NULL };
+static struct ap_file_rule rules[] = {
+	{ .src = "caddy/Caddyfile", .dest = "/etc/caddy/Caddyfile", .reload = reload_web,
+	  .validate = validate_argv },
+	{ .src = "env/", .dest = "/etc/env/", .restart = restart_worker },
+	{ .src = "bin/tool", .dest = "/usr/local/bin/tool", .has_mode = true, .mode = 0750 },
+};
+static const struct ap_config cfg = {
+	.path = "test.yaml", .repo_url = "file:///x", .branch = "main", .scope = AP_SCOPE_USER,
+	.state_dir = "/s", .unit_dir = "/u", .units = units_dirs, .files = rules,
+	.n_files = ELEMENTSOF(rules),
+};
+
+static struct ap_unit_state state_v[] = {
+	{ "web.service", "loaded", "active", "running" },
+	{ "worker.service", "loaded", "inactive", "dead" },
+	{ "foo@a.service", "loaded", "active", "running" },
+	{ "foo@b.service", "loaded", "active", "running" },
+	{ "backup.timer", "loaded", "active", "waiting" },
+	{ "old.service", "loaded", "active", "running" },
+};
+static const struct ap_unit_states states = { state_v, ELEMENTSOF(state_v), true };
+static const struct ap_unit_states no_states = { NULL, 0, false };
+
+#define SVC "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/sleep infinity\n"
+#define SVC2 "[Unit]\nDescription=y\n[Service]\nExecStart=/bin/sleep infinity\n"
+#define INST "[Install]\nWantedBy=default.target\n"
+
+struct chg {
+	enum ap_change_kind kind;
+	const char *path, *old_path;
+	uint32_t old_mode, new_mode;
+	const char *old_data, *new_data;
+};
+
+static void make_changes(const struct chg *c, size_t n, struct ap_changes *ret)
+{
+	ret->v = calloc(n, sizeof(*ret->v));
+	ret->n = n;
+	assert_non_null(ret->v);
+	for (size_t i = 0; i < n; i++) {
+		struct ap_change *x = &ret->v[i];
+		x->kind = c[i].kind;
+		x->path = strdup(c[i].path);
+		x->old_path = c[i].old_path ? strdup(c[i].old_path) : NULL;
+		x->old_mode = c[i].old_mode;
+		x->new_mode = c[i].new_mode;
+		snprintf(x->old_oid, sizeof(x->old_oid), "%s", c[i].old_mode ? "1111" : "");
+		snprintf(x->new_oid, sizeof(x->new_oid), "%s", c[i].new_mode ? "2222" : "");
+		if (c[i].old_data) {
+			x->old_data = strdup(c[i].old_data);
+			x->old_len = strlen(c[i].old_data);
+		}
+		if (c[i].new_data) {
+			x->new_data = strdup(c[i].new_data);
+			x->new_len = strlen(c[i].new_data);
+		}
+	}
+}
+
+static struct ap_plan *build(const struct chg *c, size_t n, const struct ap_unit_states *st,
+			     struct ap_changes *ch)
+{
+	struct ap_plan *p = NULL;
+	char *err = NULL;
+
+	make_changes(c, n, ch);
+	assert_int_equal(ap_plan_build(&cfg, ch, st, "aaaa", "bbbb", &p, &err), 0);
+	assert_null(err);
+	return p;
+}
+
+static const struct ap_unit_action *unit(const struct ap_plan *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_units; i++)
+		if (strcmp(p->units[i].unit, name) == 0)
+			return &p->units[i];
+	fail_msg("unit %s not in plan", name);
+	return NULL;
+}
+
+static void assert_unit(const struct ap_plan *p, const char *name, const char *action)
+{
+	assert_string_equal(ap_unit_action_to_string(unit(p, name)->action), action);
+}
+
+static void assert_file(const struct ap_plan *p, size_t i, const char *change, const char *kind,
+			const char *dest)
+{
+	assert_true(i < p->n_files);
+	assert_string_equal(ap_change_kind_to_string(p->files[i].change), change);
+	assert_string_equal(ap_file_kind_to_string(p->files[i].kind), kind);
+	assert_string_equal(p->files[i].dest, dest);
+}
+
+#define BUILD(st, ...)                                                                     \
+	struct ap_changes ch = { 0 };                                                      \
+	const struct chg c[] = { __VA_ARGS__ };                                            \
+	struct ap_plan *p = build(c, ELEMENTSOF(c), st, &ch)
+#define DONE()                                                                             \
+	do {                                                                               \
+		ap_plan_free(p);                                                           \
+		ap_changes_free(&ch);                                                      \
+	} while (0)
+#define B AP_GIT_MODE_BLOB
+#define X AP_GIT_MODE_EXEC
+#define L AP_GIT_MODE_LINK
+
+static void test_new_unit_with_install(void **s)
+{
+	BUILD(&states, { AP_CHANGE_ADD, "systemd/new.service", NULL, 0, B, NULL, SVC INST });
+	assert_int_equal(p->n_files, 1);
+	assert_file(p, 0, "add", "unit", "/u/new.service");
+	assert_int_equal(p->files[0].mode, 0644);
+	assert_true(p->daemon_reload);
+	assert_unit(p, "new.service", "enable-start");
+	DONE();
+}
+
+static void test_new_unit_without_install(void **s)
+{
+	BUILD(&states, { AP_CHANGE_ADD, "systemd/job.service", NULL, 0, B, NULL, SVC });
+	assert_unit(p, "job.service", "none");
+	assert_non_null(strstr(unit(p, "job.service")->note, "[Install]"));
+	DONE();
+}
+
+static void test_modified_active_and_inactive(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 });
+	assert_true(p->daemon_reload);
+	assert_unit(p, "web.service", "restart");
+	assert_string_equal(unit(p, "web.service")->state, "active");
+	assert_unit(p, "worker.service", "none");
+	assert_string_equal(unit(p, "worker.service")->state, "inactive");
+	assert_false(unit(p, "worker.service")->if_active);
+	DONE();
+}
+
+static void test_unknown_states_are_conditional(void **s)
+{
+	BUILD(&no_states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 });
+	assert_unit(p, "web.service", "restart");
+	assert_true(unit(p, "web.service")->if_active);
+	assert_null(unit(p, "web.service")->state);
+	DONE();
+}
+
+static void test_timer_and_dropin(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/backup.timer", NULL, B, B, "[Timer]\nOnCalendar=daily\n", "[Timer]\nOnCalendar=hourly\n" },
+	      { AP_CHANGE_ADD, "systemd/web.service.d/10-env.conf", NULL, 0, B, NULL, "[Service]\nEnvironment=A=1\n" });
+	assert_file(p, 1, "add", "dropin", "/u/web.service.d/10-env.conf");
+	assert_string_equal(p->files[1].unit, "web.service");
+	assert_unit(p, "backup.timer", "restart");
+	assert_unit(p, "web.service", "restart");
+	assert_true(p->daemon_reload);
+	DONE();
+}
+
+static void test_template_instances(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/foo@.service", NULL, B, B, SVC, SVC2 });
+	assert_int_equal(p->n_units, 2);
+	assert_unit(p, "foo@a.service", "restart");
+	assert_unit(p, "foo@b.service", "restart");
+	DONE();
+}
+
+static void test_template_dropin_without_instances(void **s)
+{
+	BUILD(&states, { AP_CHANGE_ADD, "systemd/bar@.service.d/x.conf", NULL, 0, B, NULL, "[Service]\n" });
+	assert_unit(p, "bar@.service", "none");
+	DONE();
+}
+
+static void test_deleted_unit(void **s)
+{
+	BUILD(&states, { AP_CHANGE_DELETE, "systemd/old.service", NULL, B, 0, SVC, NULL });
+	assert_file(p, 0, "delete", "unit", "/u/old.service");
+	assert_true(p->files[0].remove);
+	assert_false(p->files[0].install);
+	assert_unit(p, "old.service", "disable-stop");
+	assert_true(p->daemon_reload);
+	DONE();
+}
+
+static void test_file_rules(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
+	      { AP_CHANGE_ADD, "env/sub/app.env", NULL, 0, B, NULL, "A=1" },
+	      { AP_CHANGE_ADD, "bin/tool", NULL, 0, X, NULL, "#!/bin/sh" },
+	      { AP_CHANGE_ADD, "README.md", NULL, 0, B, NULL, "hi" });
+	assert_int_equal(p->n_files, 3);
+	assert_file(p, 0, "modify", "file", "/etc/caddy/Caddyfile");
+	assert_int_equal(p->files[0].root_len, strlen("/etc/caddy"));
+	assert_string_equal(p->files[0].validate[0], "caddy");
+	assert_file(p, 1, "add", "file", "/etc/env/sub/app.env");
+	assert_int_equal(p->files[1].root_len, strlen("/etc/env"));
+	assert_file(p, 2, "add", "file", "/usr/local/bin/tool");
+	assert_int_equal(p->files[2].mode, 0750);
+	assert_false(p->daemon_reload);
+	assert_unit(p, "web.service", "reload");
+	assert_unit(p, "worker.service", "none"); /* inactive */
+	DONE();
+}
+
+static void test_rename_unit(void **s)
+{
+	BUILD(&states, { AP_CHANGE_RENAME, "systemd/new.service", "systemd/old.service", B, B, NULL, SVC INST });
+	assert_int_equal(p->n_files, 1);
+	assert_file(p, 0, "rename", "unit", "/u/new.service");
+	assert_string_equal(p->files[0].old_path, "systemd/old.service");
+	assert_string_equal(p->files[0].old_dest, "/u/old.service");
+	assert_true(p->files[0].install && p->files[0].remove);
+	assert_unit(p, "old.service", "disable-stop");
+	assert_unit(p, "new.service", "enable-start");
+	DONE();
+}
+
+static void test_rename_out_of_mapping_is_delete(void **s)
+{
+	BUILD(&states, { AP_CHANGE_RENAME, "attic/old.service", "systemd/old.service", B, B, NULL, SVC });
+	assert_file(p, 0, "delete", "unit", "/u/old.service");
+	assert_unit(p, "old.service", "disable-stop");
+	DONE();
+}
+
+static void test_mode_change(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODE, "env/app.env", NULL, B, X, NULL, "A=1" });
+	assert_file(p, 0, "mode", "file", "/etc/env/app.env");
+	assert_int_equal(p->files[0].mode, 0755);
+	DONE();
+}
+
+static void test_unmapped_and_ignored(void **s)
+{
+	BUILD(&states, { AP_CHANGE_ADD, "systemd/notes.txt", NULL, 0, B, NULL, "x" },
+	      { AP_CHANGE_ADD, "docs/x.md", NULL, 0, B, NULL, "x" });
+	assert_int_equal(p->n_files, 0);
+	assert_int_equal(ap_strv_length(p->unmapped), 1);
+	assert_string_equal(p->unmapped[0], "systemd/notes.txt");
+	assert_true(ap_plan_is_empty(p));
+	DONE();
+}
+
+static void test_onchange_policy(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC,
+			 "[Unit]\nX-AutoPull-OnChange=reload\n[Service]\nExecStart=/bin/true\n" },
+	      { AP_CHANGE_MODIFY, "systemd/old.service", NULL, B, B, SVC,
+		"[Unit]\nX-AutoPull-OnChange=none\n[Service]\nExecStart=/bin/true\n" });
+	assert_unit(p, "web.service", "reload");
+	assert_unit(p, "old.service", "none");
+	DONE();
+}
+
+static void test_install_only_change(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC INST,
+			 SVC "[Install]\nWantedBy=multi-user.target\n" });
+	assert_unit(p, "web.service", "enable");
+	DONE();
+}
+
+static void test_merge_prefers_stronger_action(void **s)
+{
+	/* the Caddyfile asks for a reload, the unit file for a restart: restart wins */
+	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
+	      { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 });
+	assert_unit(p, "web.service", "restart");
+	assert_int_equal(ap_strv_length(unit(p, "web.service")->reasons), 2);
+	DONE();
+}
+
+static void expect_refusal(const struct chg *c, const char *needle)
+{
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+	char *err = NULL;
+
+	make_changes(c, 1, &ch);
+	assert_int_equal(ap_plan_build(&cfg, &ch, &states, "", "b", &p, &err), -EINVAL);
+	assert_null(p);
+	assert_non_null(err);
+	assert_non_null(strstr(err, needle));
+	free(err);
+	ap_changes_free(&ch);
+}
+
+static void test_refusals(void **s)
+{
+	const struct chg link = { AP_CHANGE_ADD, "systemd/alias.service", NULL, 0, L, NULL, "x.service" };
+	const struct chg sub = { AP_CHANGE_ADD, "env/vendor", NULL, 0, AP_GIT_MODE_GITLINK, NULL, NULL };
+	const struct chg type = { AP_CHANGE_TYPE, "caddy/Caddyfile", NULL, B, L, NULL, "/etc/passwd" };
+	const struct chg bad = { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC,
+				 "[Unit]\nX-AutoPull-OnChange=sometimes\n" };
+
+	expect_refusal(&link, "'systemd/alias.service' is a symlink");
+	expect_refusal(&sub, "'env/vendor' is a submodule");
+	expect_refusal(&type, "'caddy/Caddyfile' is a symlink");
+	expect_refusal(&bad, "X-AutoPull-OnChange");
+}
+
+static void test_symlink_outside_mapping_is_fine(void **s)
+{
+	BUILD(&states, { AP_CHANGE_ADD, "docs/link", NULL, 0, L, NULL, "x" },
+	      { AP_CHANGE_DELETE, "systemd/was-a-link.service", NULL, L, 0, NULL, NULL });
+	assert_true(ap_plan_is_empty(p));
+	DONE();
+}
+
+static void test_map_path(void **s)
+{
+	struct ap_path_map m;
+
+	assert_int_equal(ap_plan_map_path(&cfg, "../etc/passwd", &m), -EINVAL);
+	assert_int_equal(ap_plan_map_path(&cfg, "systemd/../x", &m), -EINVAL);
+	assert_int_equal(ap_plan_map_path(&cfg, "systemd/a.service.d/sub/x.conf", &m), 0);
+	assert_int_equal(m.kind, AP_MAP_UNMAPPED);
+	ap_path_map_clear(&m);
+	assert_int_equal(ap_plan_map_path(&cfg, "systemd/a.service.d/x.txt", &m), 0);
+	assert_int_equal(m.kind, AP_MAP_UNMAPPED);
+	ap_path_map_clear(&m);
+	assert_int_equal(ap_plan_map_path(&cfg, "systemd/web.service", &m), 0);
+	assert_int_equal(m.kind, AP_MAP_UNIT);
+	assert_string_equal(m.unit, "web.service");
+	ap_path_map_clear(&m);
+}
+
+static void test_units_needed(void **s)
+{
+	struct ap_changes ch = { 0 };
+	const struct chg c[] = { { AP_CHANGE_MODIFY, "systemd/foo@.service", NULL, B, B, SVC, SVC2 },
+				 { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" } };
+	char **v = NULL;
+
+	make_changes(c, 2, &ch);
+	assert_int_equal(ap_plan_units_needed(&cfg, &ch, &v), 0);
+	assert_int_equal(ap_strv_length(v), 2);
+	assert_string_equal(v[0], "foo@*.service");
+	assert_string_equal(v[1], "web.service");
+	ap_strv_free(v);
+	ap_changes_free(&ch);
+}
+
+static void test_owed_actions_merge(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" });
+	assert_int_equal(ap_plan_add_owed(p, "web.service", AP_ACTION_RESTART, "journal"), 0);
+	assert_int_equal(ap_plan_add_owed(p, "db.service", AP_ACTION_RELOAD, "journal"), 0);
+	assert_unit(p, "web.service", "restart");
+	assert_unit(p, "db.service", "reload");
+	DONE();
+}
+
+/* Renders the plan as JSON and compares it with tests/golden/NAME. */
+static void assert_golden(const struct ap_plan *p, const char *name)
+{
+	struct ap_buf b = { 0 };
+	char path[512], *want = NULL;
+	size_t n = 0;
+	FILE *f;
+
+	assert_int_equal(ap_print_plan_json(p, &b), 0);
+	snprintf(path, sizeof(path), "%s/golden/%s", TESTS_DIR, name);
+	f = fopen(path, "re");
+	if (!f) { /* first run: write it, then fail so that it gets reviewed */
+		f = fopen(path, "we");
+		assert_non_null(f);
+		fwrite(b.data, 1, b.len, f);
+		fclose(f);
+		fail_msg("wrote new golden file %s; review and commit it", path);
+	}
+	assert_true(getdelim(&want, &n, '\0', f) >= 0);
+	fclose(f);
+	assert_string_equal(b.data, want);
+	free(want);
+	ap_buf_free(&b);
+}
+
+static void test_golden_json(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
+	      { AP_CHANGE_RENAME, "systemd/new.service", "systemd/old.service", B, B, NULL, SVC INST },
+	      { AP_CHANGE_ADD, "systemd/notes.txt", NULL, 0, B, NULL, "x" },
+	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 });
+	assert_golden(p, "plan-mixed.json");
+	DONE();
+}
+
+static void test_golden_first_run_without_bus(void **s)
+{
+	struct ap_changes ch = { 0 };
+	const struct chg c[] = { { AP_CHANGE_ADD, "systemd/web.service", NULL, 0, B, NULL, SVC INST },
+				 { AP_CHANGE_ADD, "caddy/Caddyfile", NULL, 0, B, NULL, "x" } };
+	struct ap_plan *p = NULL;
+
+	make_changes(c, 2, &ch);
+	assert_int_equal(ap_plan_build(&cfg, &ch, &no_states, "", "bbbb", &p, NULL), 0);
+	assert_golden(p, "plan-first-run.json");
+	DONE();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_unit_with_install),
+		cmocka_unit_test(test_new_unit_without_install),
+		cmocka_unit_test(test_modified_active_and_inactive),
+		cmocka_unit_test(test_unknown_states_are_conditional),
+		cmocka_unit_test(test_timer_and_dropin),
+		cmocka_unit_test(test_template_instances),
+		cmocka_unit_test(test_template_dropin_without_instances),
+		cmocka_unit_test(test_deleted_unit),
+		cmocka_unit_test(test_file_rules),
+		cmocka_unit_test(test_rename_unit),
+		cmocka_unit_test(test_rename_out_of_mapping_is_delete),
+		cmocka_unit_test(test_mode_change),
+		cmocka_unit_test(test_unmapped_and_ignored),
+		cmocka_unit_test(test_onchange_policy),
+		cmocka_unit_test(test_install_only_change),
+		cmocka_unit_test(test_merge_prefers_stronger_action),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
+		cmocka_unit_test(test_map_path),
+		cmocka_unit_test(test_units_needed),
+		cmocka_unit_test(test_owed_actions_merge),
+		cmocka_unit_test(test_golden_json),
+		cmocka_unit_test(test_golden_first_run_without_bus),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
