@@ -1,1 +1,144 @@
-int main(void) { return 0; }
+/* Command line: options are parsed here only, into struct ap_opts; a verb table maps the
+ * verb to its engine function. Exit codes come from exitcode.h. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "exitcode.h"
+#include "log.h"
+
+#define AP_VERSION "0.1.0"
+
+static void help(void)
+{
+	printf("usage: autopull [OPTIONS] [VERB]\n\n"
+	       "Pull-based deploys of an infrastructure git repository onto this host.\n\n"
+	       "verbs:\n"
+	       "  apply          fetch, plan, validate, install, restart affected units (default)\n"
+	       "  check-config   validate the configuration file and exit\n"
+	       "  status         show the applied commit, installed files, unfinished applies\n\n"
+	       "options:\n"
+	       "  -c, --config FILE   configuration file (default /etc/autopull/autopull.yaml,\n"
+	       "                      with --user $XDG_CONFIG_HOME/autopull/autopull.yaml)\n"
+	       "      --user          manage the calling user's service manager\n"
+	       "  -n, --dry-run       print the plan and why; change nothing on the host\n"
+	       "      --json          print the plan as JSON\n"
+	       "      --commit REV    apply (or plan) this commit of the branch instead of its tip\n"
+	       "      --from REV      plan from this commit instead of the applied one\n"
+	       "      --no-fetch      work from the local mirror (remote down)\n"
+	       "      --allow-empty   allow a plan that removes every installed file\n"
+	       "      --wait SECONDS  wait this long for another run's lock (default 0)\n"
+	       "  -v, --verbose       log debug messages\n"
+	       "  -q, --quiet         log warnings and errors only\n"
+	       "  -h, --help          this help\n"
+	       "      --version       print the version\n\n"
+	       "exit codes: 0 applied or nothing to do, 1 apply failed, 2 usage or configuration\n"
+	       "error, 3 refused by the guard, 4 validation failed (host unchanged), 75 try again\n"
+	       "later (remote unreachable, lock held).\n");
+}
+
+enum { OPT_USER = 256, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY, OPT_WAIT,
+       OPT_VERSION };
+
+static int parse_uint(const char *s, unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > UINT_MAX / 2)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "autopull: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see autopull --help)\n");
+	return AP_EXIT_USAGE;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_args(int argc, char **argv, struct ap_opts *o)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "user", no_argument, NULL, OPT_USER },
+		{ "dry-run", no_argument, NULL, 'n' }, { "json", no_argument, NULL, OPT_JSON },
+		{ "commit", required_argument, NULL, OPT_COMMIT },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "no-fetch", no_argument, NULL, OPT_NO_FETCH },
+		{ "allow-empty", no_argument, NULL, OPT_ALLOW_EMPTY },
+		{ "wait", required_argument, NULL, OPT_WAIT }, { "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION }, {},
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+c:nvqh", opts, NULL)) >= 0) {
+		switch (c) {
+		case 'c': o->config_path = optarg; break;
+		case OPT_USER: o->user = true; break;
+		case 'n': o->dry_run = true; break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_COMMIT: o->commit = optarg; break;
+		case OPT_FROM: o->from = optarg; break;
+		case OPT_NO_FETCH: o->no_fetch = true; break;
+		case OPT_ALLOW_EMPTY: o->allow_empty = true; break;
+		case OPT_WAIT:
+			if (parse_uint(optarg, &o->wait_sec) < 0)
+				return usage_error("--wait needs a number of seconds, not '%s'", optarg);
+			break;
+		case 'v': ap_log_set_max_level(AP_LOG_DEBUG); break;
+		case 'q': ap_log_set_max_level(AP_LOG_WARNING); break;
+		case 'h': help(); return AP_EXIT_OK;
+		case OPT_VERSION: printf("autopull %s\n", AP_VERSION); return AP_EXIT_OK;
+		default:
+			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	if (o->from && !o->dry_run)
+		return usage_error("%s can only be used with --dry-run", "--from");
+	return -1;
+}
+
+static const struct verb {
+	const char *name;
+	int (*fn)(const struct ap_opts *o);
+} verbs[] = {
+	{ "apply", ap_engine_apply },
+	{ "check-config", ap_engine_check_config },
+	{ "status", ap_engine_status },
+};
+
+int main(int argc, char **argv)
+{
+	struct ap_opts o = { 0 };
+	const char *name;
+	int code;
+
+	ap_log_init();
+	code = parse_args(argc, argv, &o);
+	if (code >= 0)
+		return code;
+	if (argc - optind > 1)
+		return usage_error("unexpected argument '%s'", argv[optind + 1]);
+	name = optind < argc ? argv[optind] : "apply";
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verbs[i].name, name) == 0)
+			return verbs[i].fn(&o);
+	return usage_error("unknown verb '%s'", name);
+}

@@ -1,0 +1,27 @@
+/* Validation and installation of a plan's files. Validation stages every new file in a
+ * private temp dir and runs systemd-analyze verify (units, drop-ins) and the rules'
+ * validate: argv (files) before anything on the host changes. Installation writes each file
+ * with one atomic replace beneath its configured directory and removes deleted files that
+ * autopull owns. It does not talk to the service manager. */
+#pragma once
+#include "config.h"
+#include "model.h"
+
+struct ap_install_hooks {
+	/* Called with each host path right before it is replaced or removed. */
+	int (*backup)(void *userdata, const char *host_path);
+	void *userdata;
+};
+
+#define AP_VALIDATE_TIMEOUT_USEC (60ULL * 1000000)
+
+/* -EINVAL when a file fails validation (each failure logged, naming the repo path). */
+int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char *unit_dir);
+
+/* Installs and removes the plan's files; owned (the inventory of installed host paths) is
+ * updated as files come and go. Removes only files listed in owned. */
+int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, char ***owned);
+
+/* How many owned files the plan removes, and how many remain owned afterwards. */
+void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_removed,
+		      size_t *ret_remaining);

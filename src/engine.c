@@ -1,0 +1,526 @@
+/* The apply transaction (see engine.h). Order of effects on the host:
+ *   validate (staged copies) → journal → disable removed units → install/remove files →
+ *   enable new units → one daemon-reload → stop → restart/reload → start → record applied.
+ * The journal names the range and the owed unit actions; a run that finds one finishes it
+ * first, so a kill at any point converges on the next run. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "config.h"
+#include "engine.h"
+#include "exitcode.h"
+#include "install.h"
+#include "log.h"
+#include "plan.h"
+#include "print.h"
+#include "repo.h"
+#include "state.h"
+#include "unitfile.h"
+#include "util.h"
+
+#define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
+
+struct run {
+	const struct ap_opts *o;
+	struct ap_config *cfg;
+	struct ap_state *st;
+	struct ap_repo *repo;
+	struct ap_bus *bus;
+	bool bus_tried;
+	struct ap_changes changes; /* the plan borrows file contents from here */
+	struct ap_plan *plan;
+};
+
+static void run_done(struct run *r)
+{
+	if (r->plan)
+		ap_plan_free(r->plan);
+	ap_changes_free(&r->changes);
+	if (r->bus)
+		ap_bus_free(r->bus);
+	if (r->repo)
+		ap_repo_free(r->repo);
+	if (r->st)
+		ap_state_free(r->st);
+	if (r->cfg)
+		ap_config_free(r->cfg);
+}
+
+static int load_config(const struct ap_opts *o, struct ap_config **ret)
+{
+	_cleanup_free_ char *def = NULL;
+	const char *path = o->config_path;
+	int r;
+
+	if (!path) {
+		r = ap_config_default_path(o->user ? AP_SCOPE_USER : AP_SCOPE_SYSTEM, &def);
+		if (r < 0)
+			return ap_log_error(r, "cannot find the configuration file: %s", strerror(-r));
+		path = def;
+	}
+	return ap_config_load(path, o->user, ret);
+}
+
+/* The manager is needed for unit states and actions; a dry run goes on without it. */
+static struct ap_bus *get_bus(struct run *r)
+{
+	if (!r->bus_tried) {
+		r->bus_tried = true;
+		if (ap_bus_open(r->cfg->scope, &r->bus) < 0)
+			r->bus = NULL;
+	}
+	return r->bus;
+}
+
+/* Loads the blob contents the planner and installer need: every mapped new file, and the
+ * old version of modified unit files (to see what changed in them). */
+static int load_blobs(struct run *r)
+{
+	for (size_t i = 0; i < r->changes.n; i++) {
+		struct ap_change *ch = &r->changes.v[i];
+		struct ap_path_map m = { 0 };
+		bool mapped, blob;
+		int k;
+
+		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(r->cfg, ch->path, &m) < 0)
+			continue;
+		mapped = m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN || m.kind == AP_MAP_FILE;
+		blob = ch->new_mode == AP_GIT_MODE_BLOB || ch->new_mode == AP_GIT_MODE_EXEC;
+		k = 0;
+		if (mapped && blob)
+			k = ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
+					      &ch->new_len);
+		if (k >= 0 && mapped && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY)
+			k = ap_repo_read_blob(r->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
+					      &ch->old_len);
+		ap_path_map_clear(&m);
+		if (k == -EFBIG)
+			return ap_log_error(k, "'%s' is larger than %u bytes; refusing to install it",
+					    ch->path, AP_MAX_BLOB_SIZE);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
+static int query_states(struct run *r, struct ap_unit_states *states)
+{
+	_cleanup_strv_free_ char **patterns = NULL;
+	int k = ap_plan_units_needed(r->cfg, &r->changes, &patterns);
+
+	if (k < 0 || !patterns)
+		return k;
+	if (!get_bus(r)) {
+		if (!r->o->dry_run)
+			return -ENOTCONN;
+		ap_log_warning("no service manager reachable: unit actions are conditional");
+		return 0;
+	}
+	k = ap_bus_list_units(r->bus, patterns, states);
+	if (k < 0)
+		return ap_log_error(k, "failed to list units: %s", strerror(-k));
+	states->known = true;
+	return 0;
+}
+
+/* Diff, blobs, unit states, plan. Returns an exit code. */
+static int make_plan(struct run *r, const char *from, const char *to)
+{
+	struct ap_unit_states states = { 0 };
+	_cleanup_free_ char *error = NULL;
+	int k;
+
+	ap_changes_free(&r->changes);
+	if (r->plan) {
+		ap_plan_free(r->plan);
+		r->plan = NULL;
+	}
+	k = ap_repo_diff(r->repo, *from ? from : NULL, to, &r->changes);
+	if (k >= 0)
+		k = load_blobs(r);
+	if (k >= 0)
+		k = query_states(r, &states);
+	if (k >= 0)
+		k = ap_plan_build(r->cfg, &r->changes, &states, from, to, &r->plan, &error);
+	ap_unit_states_free(&states);
+	if (k == -EINVAL && error) {
+		ap_log_error(k, "%s", error);
+		return AP_EXIT_INVALID;
+	}
+	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+}
+
+/* --- the journal ------------------------------------------------------------------ */
+
+/* Body: "installed 0|1\nreload 0|1\n" then "unit <action> <name>" lines. */
+static int write_journal(struct run *r, bool installed)
+{
+	struct ap_buf b = { 0 };
+	int k = ap_buf_printf(&b, "installed %d\nreload %d\n", installed, r->plan->daemon_reload);
+
+	for (size_t i = 0; k >= 0 && i < r->plan->n_units; i++)
+		if (r->plan->units[i].action != AP_ACTION_NONE)
+			k = ap_buf_printf(&b, "unit %s %s\n",
+					  ap_unit_action_to_string(r->plan->units[i].action),
+					  r->plan->units[i].unit);
+	if (k >= 0)
+		k = ap_state_write_journal(r->st, r->plan->from, r->plan->to, b.data);
+	ap_buf_free(&b);
+	return k;
+}
+
+struct journal {
+	bool present, installed, reload;
+	char from[AP_OID_HEXSZ + 1], to[AP_OID_HEXSZ + 1];
+	char *body;
+};
+
+static int read_journal(struct run *r, struct journal *j)
+{
+	int k = ap_state_read_journal(r->st, j->from, j->to, &j->body);
+
+	if (k == -ENOENT)
+		return 0;
+	if (k < 0)
+		return k;
+	j->present = true;
+	j->installed = strstr(j->body, "installed 1\n") != NULL;
+	j->reload = strstr(j->body, "reload 1\n") != NULL;
+	return 0;
+}
+
+/* Merges the journal's owed unit actions into the plan. */
+static int add_owed(struct run *r, const struct journal *j)
+{
+	_cleanup_free_ char *body = strdup(j->body), *reason = ap_strdupf("journal of %.12s", j->to);
+
+	if (!body || !reason)
+		return -ENOMEM;
+	r->plan->daemon_reload |= j->reload;
+	for (char *save = NULL, *l = strtok_r(body, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char action[32], unit[256];
+		enum ap_unit_action_kind a;
+		int k;
+
+		if (sscanf(l, "unit %31s %255s", action, unit) != 2)
+			continue;
+		if (ap_unit_action_from_string(action, &a) < 0 || !ap_unit_name_is_valid(unit))
+			return ap_log_error(-EBADMSG, "bad line in journal: '%s'", l);
+		if ((k = ap_plan_add_owed(r->plan, unit, a, reason)) < 0)
+			return k;
+	}
+	return 0;
+}
+
+/* Test-only hook, documented in README.md: AUTOPULL_TEST_CRASH=<point> kills the process
+ * with SIGKILL at that point, so tests can prove that the next run converges. */
+static void test_crash_point(const char *point)
+{
+	const char *want = secure_getenv("AUTOPULL_TEST_CRASH");
+
+	if (want && strcmp(want, point) == 0)
+		raise(SIGKILL);
+}
+
+/* --- execution -------------------------------------------------------------------- */
+
+static int backup_hook(void *userdata, const char *host_path)
+{
+	struct run *r = userdata;
+
+	return ap_state_backup_file(r->st, r->plan->to, host_path);
+}
+
+static int units_with(const struct ap_plan *p, enum ap_unit_action_kind a,
+		      enum ap_unit_action_kind b, char ***ret)
+{
+	for (size_t i = 0; i < p->n_units; i++)
+		if (p->units[i].action == a || p->units[i].action == b) {
+			int k = ap_strv_push(ret, p->units[i].unit);
+			if (k < 0)
+				return k;
+		}
+	return 0;
+}
+
+/* Enqueues one job per unit whose action is a or b, then waits for all of them together. */
+static int run_phase(struct run *r, enum ap_job_kind kind, enum ap_unit_action_kind a,
+		     enum ap_unit_action_kind b)
+{
+	struct ap_job *jobs = calloc(r->plan->n_units ? r->plan->n_units : 1, sizeof(*jobs));
+	size_t n = 0;
+	int k;
+
+	if (!jobs)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->plan->n_units; i++)
+		if (r->plan->units[i].action == a || r->plan->units[i].action == b)
+			jobs[n++] = (struct ap_job){ .unit = r->plan->units[i].unit, .kind = kind };
+	k = n ? ap_bus_run_jobs(r->bus, jobs, n, JOB_TIMEOUT_USEC) : 0;
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s: %s\n", ap_job_kind_to_string(kind), jobs[i].unit,
+		       jobs[i].error ? jobs[i].result : "done");
+	free(jobs);
+	return k;
+}
+
+static int change_files(struct run *r)
+{
+	const struct ap_install_hooks hooks = { .backup = backup_hook, .userdata = r };
+	_cleanup_strv_free_ char **disable = NULL, **owned = NULL;
+	int k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &disable);
+
+	/* Disable while the unit files still exist: the manager resolves them by name. */
+	if (k >= 0 && disable && (k = ap_bus_disable(r->bus, disable)) == -ENOENT)
+		k = 0;
+	if (k >= 0)
+		k = ap_state_read_owned(r->st, &owned);
+	if (k >= 0) {
+		int w;
+		k = ap_install_files(r->plan, &hooks, &owned);
+		w = ap_state_write_owned(r->st, owned); /* record what did get installed */
+		k = k < 0 ? k : w;
+	}
+	return k < 0 ? k : write_journal(r, true);
+}
+
+static bool needs_bus(const struct ap_plan *p)
+{
+	for (size_t i = 0; i < p->n_units; i++)
+		if (p->units[i].action != AP_ACTION_NONE)
+			return true;
+	return p->daemon_reload;
+}
+
+static int execute(struct run *r, bool files_done)
+{
+	_cleanup_strv_free_ char **enable = NULL;
+	int k, failed = 0;
+
+	if (needs_bus(r->plan) && !get_bus(r))
+		return AP_EXIT_FAILED;
+	k = write_journal(r, files_done);
+	if (k >= 0 && !files_done)
+		k = change_files(r);
+	test_crash_point("after-install");
+	if (k >= 0)
+		k = units_with(r->plan, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE, &enable);
+	if (k >= 0 && enable)
+		k = ap_bus_enable(r->bus, enable);
+	if (k >= 0 && (r->plan->daemon_reload || enable))
+		k = ap_bus_reload(r->bus);
+	if (k < 0)
+		return AP_EXIT_FAILED;
+	/* Job failures are logged by bus; later phases still run so one broken unit does
+	 * not hold back the others. The journal keeps them owed. */
+	failed |= run_phase(r, AP_JOB_STOP, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP) < 0;
+	failed |= run_phase(r, AP_JOB_TRY_RESTART, AP_ACTION_RESTART, AP_ACTION_RESTART) < 0;
+	failed |= run_phase(r, AP_JOB_RELOAD_OR_TRY_RESTART, AP_ACTION_RELOAD, AP_ACTION_RELOAD) < 0;
+	failed |= run_phase(r, AP_JOB_START, AP_ACTION_ENABLE_START, AP_ACTION_START) < 0;
+	if (failed) {
+		ap_log_error(-EIO, "apply of %.12s failed; the applied commit stays %.12s",
+			     r->plan->to, *r->plan->from ? r->plan->from : "(none)");
+		return AP_EXIT_FAILED;
+	}
+	if (ap_state_write_applied(r->st, r->plan->to) < 0 || ap_state_clear_journal(r->st) < 0)
+		return AP_EXIT_FAILED;
+	return AP_EXIT_OK;
+}
+
+/* --- the verbs -------------------------------------------------------------------- */
+
+static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
+{
+	const struct ap_opts *o = r->o;
+	const struct ap_remote_opts ro = { .url = r->cfg->repo_url, .branch = r->cfg->branch,
+					   .ssh_key = r->cfg->ssh_key,
+					   .known_hosts = r->cfg->known_hosts,
+					   .ca_file = r->cfg->ca_file };
+	char tip[AP_OID_HEXSZ + 1];
+	int k = o->no_fetch ? ap_repo_branch_tip(r->repo, r->cfg->branch, tip)
+			    : ap_repo_fetch(r->repo, &ro, tip);
+
+	if (k == -ENOENT && o->no_fetch)
+		ap_log_error(k, "--no-fetch: nothing was fetched into '%s/repo.git' yet",
+			     ap_state_path(r->st));
+	if (k < 0)
+		return k == -EHOSTUNREACH || o->no_fetch ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+	if (!o->commit) {
+		memcpy(ret, tip, sizeof(tip));
+		return AP_EXIT_OK;
+	}
+	if (ap_repo_resolve(r->repo, o->commit, ret) < 0)
+		return AP_EXIT_USAGE;
+	k = ap_repo_is_ancestor(r->repo, ret, tip);
+	if (k == 0)
+		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit, r->cfg->branch);
+	return k > 0 ? AP_EXIT_OK : k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
+}
+
+/* Finishes the file changes of an apply that was killed before they were all made, so
+ * that the host's files are at the journal's target again. */
+static int finish_interrupted(struct run *r, struct journal *j)
+{
+	int code = make_plan(r, j->from, j->to);
+
+	if (code != AP_EXIT_OK)
+		return code;
+	ap_log_notice("finishing the interrupted apply of %.12s", j->to);
+	if ((needs_bus(r->plan) && !get_bus(r)) || change_files(r) < 0)
+		return AP_EXIT_FAILED;
+	free(j->body);
+	*j = (struct journal){ 0 };
+	return read_journal(r, j) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+}
+
+static int print_plan(const struct run *r)
+{
+	struct ap_buf b = { 0 };
+	int k = r->o->json ? ap_print_plan_json(r->plan, &b) : ap_print_plan_human(r->plan, &b);
+
+	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+		k = -EIO;
+	fflush(stdout);
+	ap_buf_free(&b);
+	return k;
+}
+
+static bool plan_is_noop(const struct ap_plan *p)
+{
+	return p->n_files == 0 && !needs_bus(p);
+}
+
+static int check_not_emptying(struct run *r)
+{
+	_cleanup_strv_free_ char **owned = NULL;
+	size_t removed, remaining;
+
+	if (r->o->allow_empty || ap_state_read_owned(r->st, &owned) < 0)
+		return r->o->allow_empty ? AP_EXIT_OK : AP_EXIT_FAILED;
+	ap_install_count(r->plan, owned, &removed, &remaining);
+	if (removed > 0 && remaining == 0) {
+		ap_log_error(-EPERM, "refusing to remove every installed file (%zu); pass "
+				     "--allow-empty if the repository is meant to be empty", removed);
+		return AP_EXIT_INVALID;
+	}
+	return AP_EXIT_OK;
+}
+
+static int record_noop(struct run *r, const char *applied, const struct journal *j)
+{
+	if (strcmp(applied, r->plan->to) != 0 && ap_state_write_applied(r->st, r->plan->to) < 0)
+		return AP_EXIT_FAILED;
+	if (j->present && ap_state_clear_journal(r->st) < 0)
+		return AP_EXIT_FAILED;
+	if (!r->o->json)
+		printf("nothing to do: %.12s is applied\n", r->plan->to);
+	return AP_EXIT_OK;
+}
+
+static int apply_locked(struct run *r, struct journal *j)
+{
+	char applied[AP_OID_HEXSZ + 1] = "", target[AP_OID_HEXSZ + 1], base[AP_OID_HEXSZ + 1];
+	int k = ap_state_read_applied(r->st, applied), code;
+
+	if ((k < 0 && k != -ENOENT) || read_journal(r, j) < 0)
+		return AP_EXIT_FAILED;
+	if ((code = find_target(r, target)) != AP_EXIT_OK)
+		return code;
+	if (j->present && !j->installed && !r->o->dry_run && !r->o->from &&
+	    (code = finish_interrupted(r, j)) != AP_EXIT_OK)
+		return code;
+	if (r->o->from && ap_repo_resolve(r->repo, r->o->from, base) < 0)
+		return AP_EXIT_USAGE;
+	if (!r->o->from)
+		memcpy(base, j->present ? (j->installed ? j->to : j->from) : applied, sizeof(base));
+	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
+		return code;
+	if (j->present && !r->o->from && add_owed(r, j) < 0)
+		return AP_EXIT_FAILED;
+	if (r->o->dry_run)
+		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	if (plan_is_noop(r->plan))
+		return record_noop(r, applied, j);
+	if (ap_install_validate(r->plan, r->cfg->scope, r->cfg->unit_dir) < 0)
+		return AP_EXIT_INVALID;
+	if ((code = check_not_emptying(r)) != AP_EXIT_OK)
+		return code;
+	if (print_plan(r) < 0)
+		return AP_EXIT_FAILED;
+	return execute(r, false);
+}
+
+int ap_engine_apply(const struct ap_opts *o)
+{
+	struct run r = { .o = o };
+	struct journal j = { 0 };
+	_cleanup_free_ char *mirror = NULL;
+	int code = AP_EXIT_FAILED, k;
+
+	if (load_config(o, &r.cfg) < 0)
+		return AP_EXIT_USAGE;
+	if (ap_state_open(r.cfg->state_dir, &r.st) < 0)
+		goto out;
+	k = ap_state_lock(r.st, o->wait_sec);
+	if (k < 0) {
+		code = k == -EAGAIN ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+		goto out;
+	}
+	mirror = ap_strdupf("%s/repo.git", r.cfg->state_dir);
+	if (!mirror || ap_repo_open(mirror, &r.repo) < 0)
+		goto out;
+	code = apply_locked(&r, &j);
+out:
+	free(j.body);
+	run_done(&r);
+	return code;
+}
+
+int ap_engine_check_config(const struct ap_opts *o)
+{
+	struct ap_config *c = NULL;
+
+	if (load_config(o, &c) < 0)
+		return AP_EXIT_USAGE;
+	printf("%s: ok (%s scope, %zu file rule(s), units from", c->path, ap_scope_to_string(c->scope),
+	       c->n_files);
+	for (size_t i = 0; c->units && c->units[i]; i++)
+		printf(" '%s'", *c->units[i] ? c->units[i] : "/");
+	printf(")\n");
+	ap_config_free(c);
+	return AP_EXIT_OK;
+}
+
+int ap_engine_status(const struct ap_opts *o)
+{
+	struct run r = { .o = o };
+	struct journal j = { 0 };
+	_cleanup_strv_free_ char **owned = NULL;
+	char applied[AP_OID_HEXSZ + 1] = "";
+	int code = AP_EXIT_FAILED, k;
+
+	if (load_config(o, &r.cfg) < 0)
+		return AP_EXIT_USAGE;
+	if (ap_state_open(r.cfg->state_dir, &r.st) < 0)
+		goto out;
+	k = ap_state_read_applied(r.st, applied);
+	if ((k < 0 && k != -ENOENT) || read_journal(&r, &j) < 0 || ap_state_read_owned(r.st, &owned) < 0)
+		goto out;
+	printf("config:    %s (%s scope)\nrepo:      %s (branch %s)\nstate:     %s\n", r.cfg->path,
+	       ap_scope_to_string(r.cfg->scope), r.cfg->repo_url, r.cfg->branch, r.cfg->state_dir);
+	printf("applied:   %s\n", *applied ? applied : "(nothing yet)");
+	printf("installed: %zu file(s)\n", ap_strv_length(owned));
+	if (j.present)
+		printf("journal:   unfinished apply %.12s -> %.12s (files %s)\n%s",
+		       *j.from ? j.from : "(none)", j.to, j.installed ? "installed" : "not all installed",
+		       j.body);
+	code = AP_EXIT_OK;
+out:
+	free(j.body);
+	run_done(&r);
+	return code;
+}
