@@ -14,7 +14,7 @@ ifeq ($(CI),true)
 WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -DTESTS_DIR=\"$(CURDIR)/tests\"
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR)/tests\"
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
 $(error missing build dependencies, see above)

@@ -51,7 +51,7 @@ int ap_config_default_path(enum ap_scope scope, char **ret);
 /* Loads and validates path. force_user makes the scope "user" whatever the file says.
  * Per-scope defaults (state_dir, unit_dir) come from the environment (XDG_*, HOME).
  * Errors are logged as FILE:LINE:COL: message; returns -EINVAL (bad content),
- * -ENOENT/-EACCES (cannot read), -ENOMEM. */
+ * -errno (cannot read), -ENXIO (user scope without HOME), -ENOMEM. */
 int ap_config_load(const char *path, bool force_user, struct ap_config **ret);
 void ap_config_free(struct ap_config *c);
 static inline void ap_config_freep(struct ap_config **c) { if (*c) ap_config_free(*c); }

@@ -14,7 +14,7 @@ struct ap_spawn_result {
 };
 void ap_spawn_result_clear(struct ap_spawn_result *r);
 
-/* argv[0] is looked up in a fixed PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
+/* A timeout of 0 means none. argv[0] is looked up in a fixed PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
  * /sbin:/bin) unless it contains a '/'. env is NULL-terminated "K=V" strings (NULL: the
  * child gets only PATH and LANG=C.UTF-8). Returns 0 when the child ran (whatever its exit
  * status), <0 when it could not be spawned (-ENOENT: not found). */

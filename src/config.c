@@ -1,0 +1,955 @@
+/* Loads the YAML configuration into struct ap_config and owns every rule about its shape:
+ * the schema tables, value checks, per-scope defaults and FILE:LINE:COL diagnostics. This is
+ * the only file that sees libyaml. It does not decide what the rules mean for a deploy
+ * (that is plan.c) and never touches the paths it names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_DEPTH 32          /* nested mappings and lists; the schema itself needs 4 */
+#define MAX_URL 4096
+#define MAX_REF 255
+#define MAX_UNIT_NAME 255
+#define SHOWN_MAX 64          /* bytes of config text quoted back in an error message */
+
+/* Walking state: which file (for messages), the document, and which nodes were already
+ * visited, so that a node reached twice (an alias) is refused even if the event prescan
+ * missed it. */
+struct ctx {
+	const char *file;
+	yaml_document_t *doc;
+	bool *seen;
+	size_t n_nodes;
+};
+
+struct field;
+typedef int (*parse_fn)(struct ctx *c, yaml_node_t *n, const struct field *f, void *base);
+
+enum {
+	F_REQUIRED = 1 << 0,  /* the key must be present */
+	F_NONEMPTY = 1 << 1,  /* a list must have at least one entry */
+	F_EMPTY_OK = 1 << 2,  /* "" is a valid string (units: the repo root) */
+};
+
+/* One key of one mapping: the node type it needs, the parser that stores it at offset
+ * into the mapping's struct, and for strings (or each string of a list) the check it must
+ * pass, with what to say when it does not. */
+struct field {
+	const char *key;
+	yaml_node_type_t type;
+	parse_fn parse;
+	size_t offset;
+	unsigned flags;
+	bool (*check)(const char *s);
+	const char *why;
+	const struct schema *sub; /* for mappings and lists of mappings */
+};
+
+struct schema {
+	const char *where;
+	const struct field *fields;
+	size_t n_fields;
+};
+
+#define FIELD(base, f, type) ((type *)(void *)((char *)(base) + (f)->offset))
+
+static int fail_at(const char *file, yaml_mark_t m, const char *fmt, ...) _printf_(3, 4);
+static int fail_at(const char *file, yaml_mark_t m, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	return ap_log_error(-EINVAL, "%s:%zu:%zu: %s", file, m.line + 1, m.column + 1, msg);
+}
+#define fail(c, n, ...) fail_at((c)->file, (n)->start_mark, __VA_ARGS__)
+
+/* Config text quoted in a message: bounded and without control characters, so that a
+ * hostile key cannot forge extra log lines. */
+static const char *shown(const yaml_node_t *n, char buf[static SHOWN_MAX])
+{
+	const unsigned char *s = n->data.scalar.value;
+	size_t len = n->data.scalar.length, k = 0;
+
+	for (size_t i = 0; i < len && k < SHOWN_MAX - 4; i++)
+		buf[k++] = (s[i] < 0x20 || s[i] == 0x7f) ? '?' : (char)s[i];
+	if (k < len)
+		k += (size_t)snprintf(buf + k, SHOWN_MAX - k, "...");
+	buf[k] = '\0';
+	return buf;
+}
+
+static const char *type_name(yaml_node_type_t t)
+{
+	switch (t) {
+	case YAML_SCALAR_NODE:
+		return "string";
+	case YAML_SEQUENCE_NODE:
+		return "list";
+	case YAML_MAPPING_NODE:
+		return "mapping";
+	default:
+		return "nothing";
+	}
+}
+
+/* Only the default tags (also when spelled out as !!str, !!seq, !!map): any other tag would
+ * ask for a type conversion that this loader does not do. */
+static bool tag_is_default(const yaml_node_t *n)
+{
+	static const char *const tags[] = {
+		[YAML_SCALAR_NODE] = YAML_DEFAULT_SCALAR_TAG,
+		[YAML_SEQUENCE_NODE] = YAML_DEFAULT_SEQUENCE_TAG,
+		[YAML_MAPPING_NODE] = YAML_DEFAULT_MAPPING_TAG,
+	};
+
+	return n->tag && (unsigned)n->type < ELEMENTSOF(tags) && tags[n->type] &&
+	       strcmp((const char *)n->tag, tags[n->type]) == 0;
+}
+
+static int node_get(struct ctx *c, int id, yaml_node_type_t want, const char *what,
+		    yaml_node_t **ret)
+{
+	yaml_node_t *n = yaml_document_get_node(c->doc, id);
+
+	if (!n || (size_t)id > c->n_nodes)
+		return ap_log_error(-EINVAL, "%s: malformed YAML document", c->file);
+	if (c->seen[id - 1])
+		return fail(c, n, "%s: aliases are not allowed", what);
+	c->seen[id - 1] = true;
+	if (n->type != want)
+		return fail(c, n, "%s: expected a %s, found a %s", what, type_name(want),
+			    type_name(n->type));
+	if (!tag_is_default(n))
+		return fail(c, n, "%s: tag '%.64s' is not allowed", what, (const char *)n->tag);
+	*ret = n;
+	return 0;
+}
+
+/* YAML reads an unquoted ~ or null as "no value"; accepting them as the strings "~" and
+ * "null" would be a surprise. */
+static bool is_null_word(const yaml_node_t *n)
+{
+	static const char *const words[] = { "~", "null", "Null", "NULL" };
+	const char *s = (const char *)n->data.scalar.value;
+
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(words); i++)
+		if (strcmp(s, words[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The text of a scalar that must hold a value: no NUL (which would silently cut the string)
+ * and no control characters. */
+static int scalar_str(struct ctx *c, yaml_node_t *n, const char *key, bool empty_ok,
+		      const char **ret)
+{
+	const unsigned char *s = n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] == 0x7f)
+			return fail(c, n, "%s: control characters are not allowed", key);
+	if (len == 0 ? !empty_ok : is_null_word(n))
+		return fail(c, n, "%s: missing value", key);
+	*ret = (const char *)s;
+	return 0;
+}
+
+static int check_str(struct ctx *c, yaml_node_t *n, const struct field *f, const char **ret)
+{
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r;
+
+	r = scalar_str(c, n, f->key, f->flags & F_EMPTY_OK, &s);
+	if (r < 0)
+		return r;
+	if (f->check && !f->check(s))
+		return fail(c, n, "%s: '%s' %s", f->key, shown(n, buf), f->why);
+	*ret = s;
+	return 0;
+}
+
+/* Value checks. */
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static bool url_ok(const char *s)
+{
+	static const char *const schemes[] = { "file://", "http://", "https://", "ssh://" };
+
+	if (strlen(s) > MAX_URL || has_control(s))
+		return false;
+	if (s[0] == '/')
+		return ap_path_is_normalized_absolute(s);
+	for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+		if (ap_startswith(s, schemes[i]) && s[strlen(schemes[i])])
+			return true;
+	return false;
+}
+
+/* A simple git ref name (git check-ref-format): what a branch can be called. */
+static bool ref_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MAX_REF || has_control(s) || strpbrk(s, ":~^?*[\\"))
+		return false;
+	if (s[0] == '-' || s[0] == '/' || s[0] == '.' || strcmp(s, "@") == 0)
+		return false;
+	if (s[n - 1] == '/' || s[n - 1] == '.' || ap_endswith(s, ".lock"))
+		return false;
+	return !strstr(s, "..") && !strstr(s, "//") && !strstr(s, "/.") && !strstr(s, "@{");
+}
+
+static bool abs_file_ok(const char *s)
+{
+	return ap_path_is_normalized_absolute(s) && !ap_endswith(s, "/");
+}
+
+static bool abs_ok(const char *s)
+{
+	return ap_path_is_normalized_absolute(s);
+}
+
+static bool units_dir_ok(const char *s)
+{
+	return !*s || strcmp(s, ".") == 0 || strcmp(s, "/") == 0 || ap_path_is_safe_relative(s);
+}
+
+static bool src_ok(const char *s)
+{
+	return ap_path_is_safe_relative(s);
+}
+
+static bool unit_char_ok(char ch, bool glob)
+{
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+		return true;
+	return strchr(":_.\\-@", ch) || (glob && strchr("*?[]", ch));
+}
+
+/* NAME.TYPE as systemd accepts it (at most one '@', not first); watch may also glob NAME. */
+static bool unit_name_check(const char *s, bool glob)
+{
+	static const char *const types[] = { "service", "socket", "timer", "path", "mount",
+		"automount", "target", "slice", "swap", "device", "scope" };
+	const char *dot = strrchr(s, '.'), *at = strchr(s, '@');
+	size_t n = strlen(s);
+	bool type_ok = false;
+
+	if (n == 0 || n > MAX_UNIT_NAME || !dot || dot == s)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(types); i++)
+		type_ok = type_ok || strcmp(dot + 1, types[i]) == 0;
+	for (const char *p = s; type_ok && p < dot; p++)
+		type_ok = unit_char_ok(*p, glob);
+	return type_ok && (!at || (at != s && at < dot && !strchr(at + 1, '@')));
+}
+
+static bool unit_ok(const char *s)
+{
+	return unit_name_check(s, false);
+}
+
+static bool unit_glob_ok(const char *s)
+{
+	return unit_name_check(s, true);
+}
+
+/* Parsers: each stores one value at f->offset in base. */
+
+static int p_str(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	*FIELD(base, f, char *) = strdup(s);
+	return *FIELD(base, f, char *) ? 0 : -ENOMEM;
+}
+
+/* Directories are stored without a trailing '/' so that callers can append "/name". */
+static int p_dir(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	int r = p_str(c, n, f, base);
+	char *s;
+	size_t len;
+
+	if (r < 0)
+		return r;
+	s = *FIELD(base, f, char *);
+	len = strlen(s);
+	if (len > 1 && s[len - 1] == '/')
+		s[len - 1] = '\0';
+	return 0;
+}
+
+static int p_scope(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	if (strcmp(s, "system") == 0)
+		*FIELD(base, f, enum ap_scope) = AP_SCOPE_SYSTEM;
+	else if (strcmp(s, "user") == 0)
+		*FIELD(base, f, enum ap_scope) = AP_SCOPE_USER;
+	else
+		return fail(c, n, "scope: '%s' is not 'system' or 'user'", shown(n, buf));
+	return 0;
+}
+
+/* Octal as chmod writes it: 3 or 4 digits, quoted or not ("0644", 644, 4755). */
+static int p_mode(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	struct ap_file_rule *rule = base;
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	size_t len;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	len = strlen(s);
+	if (len < 3 || len > 4 || strspn(s, "01234567") != len)
+		return fail(c, n, "mode: '%s' is not an octal mode of 3 or 4 digits",
+			    shown(n, buf));
+	rule->mode = (mode_t)strtoul(s, NULL, 8);
+	rule->has_mode = true;
+	return 0;
+}
+
+static int p_uint(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	char buf[SHOWN_MAX], *end;
+	unsigned long long v;
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end || errno || v > UINT_MAX)
+		return fail(c, n, "%s: '%s' is not a number between 0 and %u", f->key,
+			    shown(n, buf), UINT_MAX);
+	*FIELD(base, f, unsigned) = (unsigned)v;
+	return 0;
+}
+
+static int p_duration(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	if (ap_parse_duration(s, FIELD(base, f, unsigned long long)) < 0)
+		return fail(c, n, "%s: '%s' is not a duration (such as 500ms, 10s, 5m, 2h, 1d)",
+			    f->key, shown(n, buf));
+	return 0;
+}
+
+/* A list of checked strings. An explicit [] is stored as an empty vector, not NULL, so that
+ * it stays distinct from "not set" (which gets the default). */
+static int p_seq(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	yaml_node_item_t *items = n->data.sequence.items.start;
+	size_t count = (size_t)(n->data.sequence.items.top - items);
+	char **v;
+	int r;
+
+	if (count == 0 && (f->flags & F_NONEMPTY))
+		return fail(c, n, "%s: must not be empty", f->key);
+	v = calloc(count + 1, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	*FIELD(base, f, char **) = v; /* partly filled is fine: ap_config_free() frees it */
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *e;
+		const char *s;
+
+		r = node_get(c, items[i], YAML_SCALAR_NODE, f->key, &e);
+		if (r < 0)
+			return r;
+		r = check_str(c, e, f, &s);
+		if (r < 0)
+			return r;
+		v[i] = strdup(s);
+		if (!v[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Unit directories end in '/', and "", "." and "/" all mean the repository root (""). */
+static int p_units(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	int r = p_seq(c, n, f, base);
+	char **v;
+
+	if (r < 0)
+		return r;
+	v = *FIELD(base, f, char **);
+	for (size_t i = 0; v[i]; i++) {
+		char *norm;
+
+		if (strcmp(v[i], ".") == 0 || strcmp(v[i], "/") == 0)
+			norm = strdup("");
+		else if (!*v[i] || ap_endswith(v[i], "/"))
+			continue;
+		else
+			norm = ap_strdupf("%s/", v[i]);
+		if (!norm)
+			return -ENOMEM;
+		free(v[i]);
+		v[i] = norm;
+	}
+	return 0;
+}
+
+static int walk_mapping(struct ctx *c, yaml_node_t *map, const struct schema *s, void *base);
+
+static int p_map(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	return walk_mapping(c, n, f->sub, FIELD(base, f, void));
+}
+
+/* dest must name a directory exactly when src does, or files would land at odd places. */
+static int rule_check(struct ctx *c, yaml_node_t *m, const struct ap_file_rule *rule)
+{
+	if (ap_endswith(rule->src, "/") != ap_endswith(rule->dest, "/"))
+		return fail(c, m, "file rule '%.64s': src and dest must both end in '/' (a "
+			    "directory rule) or neither", rule->src);
+	return 0;
+}
+
+/* base is the whole config: the rules and their count are stored together. */
+static int p_files(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	struct ap_config *cfg = base;
+	yaml_node_item_t *items = n->data.sequence.items.start;
+	size_t count = (size_t)(n->data.sequence.items.top - items);
+	int r;
+
+	if (count == 0)
+		return 0;
+	cfg->files = calloc(count, sizeof(*cfg->files));
+	if (!cfg->files)
+		return -ENOMEM;
+	cfg->n_files = count;
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *m;
+
+		r = node_get(c, items[i], YAML_MAPPING_NODE, "files entry", &m);
+		if (r >= 0)
+			r = walk_mapping(c, m, f->sub, &cfg->files[i]);
+		if (r >= 0)
+			r = rule_check(c, m, &cfg->files[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The schema. */
+
+#define STR(k, st, fld, fl, chk, w) \
+	{ .key = k, .type = YAML_SCALAR_NODE, .parse = p_str, .offset = offsetof(st, fld), \
+	  .flags = fl, .check = chk, .why = w }
+#define SEQ(k, st, fld, fn, fl, chk, w) \
+	{ .key = k, .type = YAML_SEQUENCE_NODE, .parse = fn, .offset = offsetof(st, fld), \
+	  .flags = fl, .check = chk, .why = w }
+
+static const struct field repo_fields[] = {
+	STR("url", struct ap_config, repo_url, F_REQUIRED, url_ok,
+	    "is not a file://, http(s):// or ssh:// URL or an absolute path"),
+	STR("branch", struct ap_config, branch, 0, ref_ok, "is not a valid branch name"),
+	STR("ssh_key", struct ap_config, ssh_key, 0, abs_file_ok, "is not an absolute file path"),
+	STR("known_hosts", struct ap_config, known_hosts, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("ca_file", struct ap_config, ca_file, 0, abs_file_ok, "is not an absolute file path"),
+};
+
+static const struct field rule_fields[] = {
+	STR("src", struct ap_file_rule, src, F_REQUIRED, src_ok,
+	    "is not a safe relative repository path"),
+	STR("dest", struct ap_file_rule, dest, F_REQUIRED, abs_ok,
+	    "is not an absolute normalised path"),
+	{ .key = "mode", .type = YAML_SCALAR_NODE, .parse = p_mode,
+	  .offset = offsetof(struct ap_file_rule, mode) },
+	STR("owner", struct ap_file_rule, owner, 0, NULL, NULL),
+	STR("group", struct ap_file_rule, group, 0, NULL, NULL),
+	SEQ("validate", struct ap_file_rule, validate, p_seq, F_NONEMPTY, NULL, NULL),
+	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_ok, "is not a unit name"),
+	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_ok, "is not a unit name"),
+};
+
+static const struct field guard_fields[] = {
+	SEQ("watch", struct ap_guard_config, watch, p_seq, 0, unit_glob_ok,
+	    "is not a unit name or glob"),
+	{ .key = "max_restarts", .type = YAML_SCALAR_NODE, .parse = p_uint,
+	  .offset = offsetof(struct ap_guard_config, max_restarts) },
+	{ .key = "window", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_guard_config, window_usec) },
+	{ .key = "settle", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_guard_config, settle_usec) },
+};
+
+static const struct schema repo_schema = { "repo", repo_fields, ELEMENTSOF(repo_fields) };
+static const struct schema rule_schema = { "file rule", rule_fields, ELEMENTSOF(rule_fields) };
+static const struct schema guard_schema = { "guard", guard_fields, ELEMENTSOF(guard_fields) };
+
+static const struct field top_fields[] = {
+	{ .key = "repo", .type = YAML_MAPPING_NODE, .parse = p_map, .offset = 0,
+	  .flags = F_REQUIRED, .sub = &repo_schema },
+	{ .key = "scope", .type = YAML_SCALAR_NODE, .parse = p_scope,
+	  .offset = offsetof(struct ap_config, scope) },
+	{ .key = "state_dir", .type = YAML_SCALAR_NODE, .parse = p_dir,
+	  .offset = offsetof(struct ap_config, state_dir), .check = abs_ok,
+	  .why = "is not an absolute normalised path" },
+	{ .key = "unit_dir", .type = YAML_SCALAR_NODE, .parse = p_dir,
+	  .offset = offsetof(struct ap_config, unit_dir), .check = abs_ok,
+	  .why = "is not an absolute normalised path" },
+	SEQ("units", struct ap_config, units, p_units, F_EMPTY_OK, units_dir_ok,
+	    "is not a safe relative repository directory"),
+	{ .key = "files", .type = YAML_SEQUENCE_NODE, .parse = p_files,
+	  .offset = offsetof(struct ap_config, files), .sub = &rule_schema },
+	{ .key = "guard", .type = YAML_MAPPING_NODE, .parse = p_map,
+	  .offset = offsetof(struct ap_config, guard), .sub = &guard_schema },
+};
+
+static const struct schema top_schema = {
+	"the configuration", top_fields, ELEMENTSOF(top_fields)
+};
+
+/* Duplicate keys are tracked in a bit mask, one bit per field. */
+_Static_assert(ELEMENTSOF(top_fields) <= 32 && ELEMENTSOF(repo_fields) <= 32 &&
+		       ELEMENTSOF(rule_fields) <= 32 && ELEMENTSOF(guard_fields) <= 32,
+	       "a schema table has more fields than the duplicate mask has bits");
+
+static const struct field *field_find(const struct schema *s, const yaml_node_t *k)
+{
+	for (size_t i = 0; i < s->n_fields; i++)
+		if (strlen(s->fields[i].key) == k->data.scalar.length &&
+		    memcmp(s->fields[i].key, k->data.scalar.value, k->data.scalar.length) == 0)
+			return &s->fields[i];
+	return NULL;
+}
+
+/* One key/value pair: libyaml keeps unknown and repeated keys (and "<<"), so refusing them
+ * is ours to do. */
+static int walk_pair(struct ctx *c, const yaml_node_pair_t *p, const struct schema *s,
+		     uint32_t *found, void *base)
+{
+	char buf[SHOWN_MAX];
+	const struct field *f;
+	yaml_node_t *k, *v;
+	uint32_t bit;
+	int r;
+
+	r = node_get(c, p->key, YAML_SCALAR_NODE, "mapping key", &k);
+	if (r < 0)
+		return r;
+	f = field_find(s, k);
+	if (!f)
+		return fail(c, k, "unknown key '%s' in %s", shown(k, buf), s->where);
+	bit = UINT32_C(1) << (f - s->fields);
+	if (*found & bit)
+		return fail(c, k, "duplicate key '%s' in %s", f->key, s->where);
+	*found |= bit;
+	r = node_get(c, p->value, f->type, f->key, &v);
+	if (r < 0)
+		return r;
+	return f->parse(c, v, f, base);
+}
+
+static int walk_mapping(struct ctx *c, yaml_node_t *map, const struct schema *s, void *base)
+{
+	uint32_t found = 0;
+	int r;
+
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		r = walk_pair(c, p, s, &found, base);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < s->n_fields; i++)
+		if ((s->fields[i].flags & F_REQUIRED) && !(found & (UINT32_C(1) << i)))
+			return fail(c, map, "missing required key '%s' in %s", s->fields[i].key,
+				    s->where);
+	return 0;
+}
+
+/* Reading and parsing. */
+
+static int read_bounded(int fd, unsigned char *buf, size_t size, size_t *ret_len)
+{
+	size_t len = 0;
+
+	while (len < size) {
+		ssize_t k = read(fd, buf + len, size - len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		len += (size_t)k;
+	}
+	*ret_len = len;
+	return 0;
+}
+
+/* Reads the whole file, refusing more than AP_CONFIG_MAX_SIZE bytes. */
+static int read_config(const char *path, unsigned char **ret, size_t *ret_len)
+{
+	_cleanup_free_ unsigned char *buf = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		return ap_log_error(r, "failed to open config '%s': %s", path, strerror(-r));
+	}
+	buf = malloc(AP_CONFIG_MAX_SIZE + 1);
+	r = buf ? read_bounded(fd, buf, AP_CONFIG_MAX_SIZE + 1, &len) : -ENOMEM;
+	(void)close(fd); /* read-only: a failing close loses nothing */
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return ap_log_error(r, "failed to read config '%s': %s", path, strerror(-r));
+	if (len > AP_CONFIG_MAX_SIZE)
+		return fail_at(path, (yaml_mark_t){ 0 }, "configuration is larger than %d bytes",
+			       AP_CONFIG_MAX_SIZE);
+	*ret = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+/* Reader errors (bad UTF-8, control characters) carry a byte offset, not a mark. */
+static yaml_mark_t mark_of_offset(const unsigned char *buf, size_t len, size_t offset)
+{
+	yaml_mark_t m = { 0 };
+
+	for (size_t i = 0; i < offset && i < len; i++) {
+		m.column++;
+		if (buf[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		}
+	}
+	return m;
+}
+
+static int syntax_error(const char *file, const yaml_parser_t *p, const unsigned char *buf,
+			size_t len)
+{
+	yaml_mark_t m = p->problem_mark;
+
+	if (p->error == YAML_MEMORY_ERROR)
+		return -ENOMEM;
+	if (p->error == YAML_READER_ERROR)
+		m = mark_of_offset(buf, len, p->problem_offset);
+	if (p->context)
+		return fail_at(file, m, "%s (%s)", p->problem, p->context);
+	return fail_at(file, m, "%s", p->problem ? p->problem : "invalid YAML");
+}
+
+/* What the document API cannot tell: anchors (it resolves them away), the nesting depth
+ * (checked before anything is built) and a second document. */
+static int check_event(const char *file, const yaml_event_t *e, unsigned *depth, unsigned *docs)
+{
+	const yaml_char_t *anchor = NULL;
+
+	switch (e->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		if (++*docs > 1)
+			return fail_at(file, e->start_mark, "multiple documents are not allowed");
+		return 0;
+	case YAML_ALIAS_EVENT:
+		return fail_at(file, e->start_mark, "aliases are not allowed");
+	case YAML_SCALAR_EVENT:
+		anchor = e->data.scalar.anchor;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = e->data.sequence_start.anchor;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = e->data.mapping_start.anchor;
+		break;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		--*depth;
+		return 0;
+	default:
+		return 0;
+	}
+	if (anchor)
+		return fail_at(file, e->start_mark, "anchors are not allowed");
+	if (e->type != YAML_SCALAR_EVENT && ++*depth > MAX_DEPTH)
+		return fail_at(file, e->start_mark, "nesting is deeper than %d levels", MAX_DEPTH);
+	return 0;
+}
+
+static int prescan(const char *file, const unsigned char *buf, size_t len)
+{
+	unsigned depth = 0, docs = 0;
+	yaml_parser_t p;
+	bool done = false;
+	int r = 0;
+
+	if (!yaml_parser_initialize(&p))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&p, buf, len);
+	while (r >= 0 && !done) {
+		yaml_event_t e;
+
+		if (!yaml_parser_parse(&p, &e)) {
+			r = syntax_error(file, &p, buf, len);
+			break;
+		}
+		r = check_event(file, &e, &depth, &docs);
+		done = e.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&e);
+	}
+	yaml_parser_delete(&p);
+	if (r >= 0 && docs == 0)
+		r = fail_at(file, (yaml_mark_t){ 0 }, "empty configuration (repo.url is required)");
+	return r;
+}
+
+static int walk_document(const char *file, yaml_document_t *doc, struct ap_config *cfg)
+{
+	struct ctx c = { .file = file, .doc = doc };
+	yaml_node_t *root = yaml_document_get_root_node(doc);
+	int r;
+
+	if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
+		return fail_at(file, (yaml_mark_t){ 0 },
+			       "empty configuration (repo.url is required)");
+	c.n_nodes = (size_t)(doc->nodes.top - doc->nodes.start);
+	c.seen = calloc(c.n_nodes, sizeof(bool));
+	if (!c.seen)
+		return -ENOMEM;
+	r = node_get(&c, 1, YAML_MAPPING_NODE, "top level", &root);
+	if (r >= 0)
+		r = walk_mapping(&c, root, &top_schema, cfg);
+	free(c.seen);
+	return r;
+}
+
+static int load_document(const char *file, const unsigned char *buf, size_t len,
+			 struct ap_config *cfg)
+{
+	yaml_document_t doc;
+	yaml_parser_t p;
+	int r;
+
+	if (!yaml_parser_initialize(&p))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&p, buf, len);
+	if (!yaml_parser_load(&p, &doc)) {
+		r = syntax_error(file, &p, buf, len);
+		yaml_parser_delete(&p);
+		return r;
+	}
+	r = walk_document(file, &doc, cfg);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&p);
+	return r;
+}
+
+/* Defaults. */
+
+/* $VAR/suffix, or $HOME/fallback/suffix. Relative XDG values are ignored, as the XDG base
+ * directory spec asks; without a usable HOME there is no default (-ENXIO). */
+static int xdg_path(const char *var, const char *fallback, const char *suffix, char **ret)
+{
+	const char *base = secure_getenv(var), *mid = "";
+	size_t n;
+	char *p;
+
+	if (!base || base[0] != '/') {
+		base = secure_getenv("HOME");
+		mid = fallback;
+		if (!base || base[0] != '/')
+			return -ENXIO;
+	}
+	n = strlen(base);
+	if (n >= PATH_MAX)
+		return -ENXIO;
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	p = ap_strdupf("%.*s/%s%s", (int)n, base, mid, suffix);
+	if (!p)
+		return -ENOMEM;
+	if (!ap_path_is_normalized_absolute(p)) {
+		free(p);
+		return -ENXIO;
+	}
+	*ret = p;
+	return 0;
+}
+
+static int default_dir(const struct ap_config *cfg, char **dir, const char *key,
+		       const char *system, const char *var, const char *fallback,
+		       const char *suffix)
+{
+	int r;
+
+	if (*dir)
+		return 0;
+	if (cfg->scope == AP_SCOPE_SYSTEM)
+		return (*dir = strdup(system)) ? 0 : -ENOMEM;
+	r = xdg_path(var, fallback, suffix, dir);
+	if (r == -ENXIO)
+		return ap_log_error(r, "%s: no default %s for scope user: set it, or set $HOME "
+				    "(or $%s) to an absolute path", cfg->path, key, var);
+	return r;
+}
+
+static int apply_defaults(struct ap_config *cfg, bool force_user)
+{
+	int r;
+
+	if (force_user)
+		cfg->scope = AP_SCOPE_USER;
+	if (!cfg->branch && !(cfg->branch = strdup("main")))
+		return -ENOMEM;
+	if (!cfg->units && ap_strv_push(&cfg->units, "systemd/") < 0)
+		return -ENOMEM;
+	r = default_dir(cfg, &cfg->state_dir, "state_dir", "/var/lib/autopull", "XDG_STATE_HOME",
+			".local/state/", "autopull");
+	if (r < 0)
+		return r;
+	return default_dir(cfg, &cfg->unit_dir, "unit_dir", "/etc/systemd/system",
+			   "XDG_CONFIG_HOME", ".config/", "systemd/user");
+}
+
+/* Public interface. */
+
+const char *ap_scope_to_string(enum ap_scope s)
+{
+	switch (s) {
+	case AP_SCOPE_SYSTEM:
+		return "system";
+	case AP_SCOPE_USER:
+		return "user";
+	}
+	return "?";
+}
+
+int ap_config_default_path(enum ap_scope scope, char **ret)
+{
+	char *p;
+
+	if (scope != AP_SCOPE_USER) {
+		p = strdup("/etc/autopull/autopull.yaml");
+		if (!p)
+			return -ENOMEM;
+		*ret = p;
+		return 0;
+	}
+	return xdg_path("XDG_CONFIG_HOME", ".config/", "autopull/autopull.yaml", ret);
+}
+
+static int load(const char *path, bool force_user, struct ap_config **ret)
+{
+	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
+	_cleanup_free_ unsigned char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = read_config(path, &buf, &len);
+	if (r < 0)
+		return r;
+	r = prescan(path, buf, len);
+	if (r < 0)
+		return r;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg || !(cfg->path = strdup(path)))
+		return -ENOMEM;
+	cfg->guard = (struct ap_guard_config){ .max_restarts = 3,
+					       .window_usec = 5ULL * 60 * 1000000,
+					       .settle_usec = 10ULL * 1000000 };
+	r = load_document(path, buf, len, cfg);
+	if (r < 0)
+		return r;
+	r = apply_defaults(cfg, force_user);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(cfg);
+	return 0;
+}
+
+int ap_config_load(const char *path, bool force_user, struct ap_config **ret)
+{
+	int r = load(path, force_user, ret);
+
+	/* Every other error was logged where it was found, with its position. */
+	if (r == -ENOMEM)
+		return ap_log_error(r, "failed to load config '%s': %s", path, strerror(-r));
+	return r;
+}
+
+static void rule_free(struct ap_file_rule *r)
+{
+	free(r->src);
+	free(r->dest);
+	free(r->owner);
+	free(r->group);
+	ap_strv_free(r->validate);
+	ap_strv_free(r->reload);
+	ap_strv_free(r->restart);
+}
+
+void ap_config_free(struct ap_config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->repo_url);
+	free(c->branch);
+	free(c->ssh_key);
+	free(c->known_hosts);
+	free(c->ca_file);
+	free(c->state_dir);
+	free(c->unit_dir);
+	ap_strv_free(c->units);
+	for (size_t i = 0; c->files && i < c->n_files; i++)
+		rule_free(&c->files[i]);
+	free(c->files);
+	ap_strv_free(c->guard.watch);
+	free(c);
+}

@@ -1,0 +1,635 @@
+/* Tests for config.c: YAML written to temp files is loaded and checked field by field, with
+ * the per-scope defaults taken from a controlled environment. Every bad config must fail with
+ * -EINVAL and exactly one "FILE:LINE:COL: message" line on stderr, at the right place. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "util.h"
+
+static char tmpdir[] = "/tmp/test-config-XXXXXX";
+
+/* Writes len bytes of text to a new file in tmpdir; the caller unlinks and frees it. */
+static char *write_file(const char *text, size_t len)
+{
+	char *path = ap_strdupf("%s/cfg-XXXXXX", tmpdir);
+	size_t done = 0;
+	int fd;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	while (done < len) {
+		ssize_t k = write(fd, text + done, len - done);
+
+		assert_true(k > 0);
+		done += (size_t)k;
+	}
+	assert_int_equal(close(fd), 0);
+	return path;
+}
+
+/* Runs ap_config_load() with fd 2 pointed at a temp file, and returns what was logged. */
+static int load_captured(const char *path, bool force_user, struct ap_config **ret, char *err,
+			 size_t size)
+{
+	char *log = ap_strdupf("%s/stderr-XXXXXX", tmpdir);
+	int fd, saved, r;
+	ssize_t n;
+
+	assert_non_null(log);
+	fd = mkstemp(log);
+	assert_true(fd >= 0);
+	assert_int_equal(fflush(stderr), 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	r = ap_config_load(path, force_user, ret);
+	assert_int_equal(fflush(stderr), 0);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	assert_int_equal(close(saved), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	n = read(fd, err, size - 1);
+	assert_true(n >= 0);
+	err[n] = '\0';
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(unlink(log), 0);
+	free(log);
+	return r;
+}
+
+/* Loads text, which must succeed without a word on stderr. */
+static struct ap_config *load_ok(const char *text, bool force_user)
+{
+	struct ap_config *c = NULL;
+	char *path = write_file(text, strlen(text));
+	char err[4096];
+	int r = load_captured(path, force_user, &c, err, sizeof(err));
+
+	if (r != 0)
+		print_error("unexpected failure %d: %s", r, err);
+	assert_int_equal(r, 0);
+	assert_string_equal(err, "");
+	assert_non_null(c);
+	assert_string_equal(c->path, path);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	return c;
+}
+
+/* Loads len bytes that must be refused; returns the error (one line) in err. */
+static int load_bad(const char *text, size_t len, char *err, size_t size)
+{
+	struct ap_config *c = NULL;
+	char *path = write_file(text, len);
+	int r = load_captured(path, false, &c, err, size);
+
+	assert_null(c);
+	assert_non_null(strstr(err, path)); /* messages name the file */
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	return r;
+}
+
+static void assert_strv(char **v, const char *const *want, size_t n)
+{
+	assert_non_null(v);
+	assert_int_equal(ap_strv_length(v), n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(v[i], want[i]);
+}
+
+static void env_reset(void)
+{
+	assert_int_equal(setenv("HOME", "/home/tester", 1), 0);
+	assert_int_equal(unsetenv("XDG_STATE_HOME"), 0);
+	assert_int_equal(unsetenv("XDG_CONFIG_HOME"), 0);
+}
+
+#define REPO "repo:\n  url: /srv/infra.git\n"
+
+static void test_full(void **state)
+{
+	static const char *const units[] = { "systemd/", "", "more/" };
+	static const char *const argv[] = { "caddy", "validate", "--config", "%s" };
+	static const char *const watch[] = { "caddy.service", "web-*.service",
+					     "getty@tty1.service" };
+	struct ap_config *c = load_ok("repo:\n"
+				      "  url: https://git.example.org/infra.git\n"
+				      "  branch: release/v2\n"
+				      "  ssh_key: /etc/autopull/deploy_ed25519\n"
+				      "  known_hosts: /etc/autopull/known_hosts\n"
+				      "  ca_file: /etc/autopull/ca.crt\n"
+				      "scope: system\n"
+				      "state_dir: /srv/state/\n"
+				      "unit_dir: /etc/systemd/system\n"
+				      "units: [systemd/, \"\", more]\n"
+				      "files:\n"
+				      "  - src: caddy/Caddyfile\n"
+				      "    dest: /etc/caddy/Caddyfile\n"
+				      "    mode: \"0644\"\n"
+				      "    owner: root\n"
+				      "    group: www-data\n"
+				      "    validate: [caddy, validate, --config, \"%s\"]\n"
+				      "    reload: [caddy.service]\n"
+				      "    restart: []\n"
+				      "  - src: sudoers.d/\n"
+				      "    dest: /etc/sudoers.d/\n"
+				      "    mode: 440\n"
+				      "guard:\n"
+				      "  watch: [caddy.service, \"web-*.service\",\n"
+				      "          getty@tty1.service]\n"
+				      "  max_restarts: 0\n"
+				      "  window: 2h\n"
+				      "  settle: 500ms\n",
+				      false);
+
+	assert_string_equal(c->repo_url, "https://git.example.org/infra.git");
+	assert_string_equal(c->branch, "release/v2");
+	assert_string_equal(c->ssh_key, "/etc/autopull/deploy_ed25519");
+	assert_string_equal(c->known_hosts, "/etc/autopull/known_hosts");
+	assert_string_equal(c->ca_file, "/etc/autopull/ca.crt");
+	assert_int_equal(c->scope, AP_SCOPE_SYSTEM);
+	assert_string_equal(c->state_dir, "/srv/state");
+	assert_string_equal(c->unit_dir, "/etc/systemd/system");
+	assert_strv(c->units, units, ELEMENTSOF(units));
+	assert_int_equal(c->n_files, 2);
+	assert_string_equal(c->files[0].src, "caddy/Caddyfile");
+	assert_string_equal(c->files[0].dest, "/etc/caddy/Caddyfile");
+	assert_true(c->files[0].has_mode);
+	assert_int_equal(c->files[0].mode, 0644);
+	assert_string_equal(c->files[0].owner, "root");
+	assert_string_equal(c->files[0].group, "www-data");
+	assert_strv(c->files[0].validate, argv, ELEMENTSOF(argv));
+	assert_strv(c->files[0].reload, (const char *const[]){ "caddy.service" }, 1);
+	assert_strv(c->files[0].restart, NULL, 0); /* explicit [] is empty, not unset */
+	assert_string_equal(c->files[1].src, "sudoers.d/");
+	assert_string_equal(c->files[1].dest, "/etc/sudoers.d/");
+	assert_int_equal(c->files[1].mode, 0440);
+	assert_null(c->files[1].owner);
+	assert_null(c->files[1].validate);
+	assert_null(c->files[1].reload);
+	assert_strv(c->guard.watch, watch, ELEMENTSOF(watch));
+	assert_int_equal(c->guard.max_restarts, 0);
+	assert_int_equal(c->guard.window_usec, 2ULL * 3600 * 1000000);
+	assert_int_equal(c->guard.settle_usec, 500ULL * 1000);
+	ap_config_free(c);
+}
+
+static void test_defaults_system(void **state)
+{
+	struct ap_config *c = load_ok(REPO, false);
+
+	assert_string_equal(c->repo_url, "/srv/infra.git");
+	assert_string_equal(c->branch, "main");
+	assert_null(c->ssh_key);
+	assert_null(c->known_hosts);
+	assert_null(c->ca_file);
+	assert_int_equal(c->scope, AP_SCOPE_SYSTEM);
+	assert_string_equal(c->state_dir, "/var/lib/autopull");
+	assert_string_equal(c->unit_dir, "/etc/systemd/system");
+	assert_strv(c->units, (const char *const[]){ "systemd/" }, 1);
+	assert_null(c->files);
+	assert_int_equal(c->n_files, 0);
+	assert_null(c->guard.watch);
+	assert_int_equal(c->guard.max_restarts, 3);
+	assert_int_equal(c->guard.window_usec, 5ULL * 60 * 1000000);
+	assert_int_equal(c->guard.settle_usec, 10ULL * 1000000);
+	ap_config_free(c);
+}
+
+/* Per-scope defaults from the environment: {XDG_STATE_HOME, XDG_CONFIG_HOME, HOME}. */
+static void test_defaults_user(void **state)
+{
+	static const struct {
+		const char *state_home, *config_home, *home;
+		const char *state_dir, *unit_dir;
+	} rows[] = {
+		{ NULL, NULL, "/home/tester", "/home/tester/.local/state/autopull",
+		  "/home/tester/.config/systemd/user" },
+		{ "/x/state", "/x/config/", "/home/tester", "/x/state/autopull",
+		  "/x/config/systemd/user" },
+		{ "/x/state", "/x/config", NULL, "/x/state/autopull", "/x/config/systemd/user" },
+		{ "relative", "", "/home/t/", "/home/t/.local/state/autopull",
+		  "/home/t/.config/systemd/user" },
+		{ NULL, NULL, "/", "/.local/state/autopull", "/.config/systemd/user" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+		struct ap_config *c;
+
+		env_reset();
+		assert_int_equal(unsetenv("HOME"), 0);
+		if (rows[i].state_home)
+			assert_int_equal(setenv("XDG_STATE_HOME", rows[i].state_home, 1), 0);
+		if (rows[i].config_home)
+			assert_int_equal(setenv("XDG_CONFIG_HOME", rows[i].config_home, 1), 0);
+		if (rows[i].home)
+			assert_int_equal(setenv("HOME", rows[i].home, 1), 0);
+		c = load_ok(REPO "scope: user\n", false);
+		assert_int_equal(c->scope, AP_SCOPE_USER);
+		assert_string_equal(c->state_dir, rows[i].state_dir);
+		assert_string_equal(c->unit_dir, rows[i].unit_dir);
+		ap_config_free(c);
+	}
+	env_reset();
+}
+
+static void test_force_user(void **state)
+{
+	struct ap_config *c;
+
+	env_reset();
+	c = load_ok(REPO "scope: system\n", true);
+	assert_int_equal(c->scope, AP_SCOPE_USER);
+	assert_string_equal(c->state_dir, "/home/tester/.local/state/autopull");
+	assert_string_equal(c->unit_dir, "/home/tester/.config/systemd/user");
+	ap_config_free(c);
+
+	/* Explicit directories win over the scope's defaults. */
+	c = load_ok(REPO "state_dir: /srv/s\nunit_dir: /srv/u/\n", true);
+	assert_int_equal(c->scope, AP_SCOPE_USER);
+	assert_string_equal(c->state_dir, "/srv/s");
+	assert_string_equal(c->unit_dir, "/srv/u");
+	ap_config_free(c);
+}
+
+/* A user scope without HOME (or XDG_*) has no defaults, unless the config gives them. */
+static void test_user_without_home(void **state)
+{
+	struct ap_config *c = NULL;
+	char err[4096], *path = write_file(REPO "scope: user\n", strlen(REPO "scope: user\n"));
+
+	env_reset();
+	assert_int_equal(unsetenv("HOME"), 0);
+	assert_int_equal(load_captured(path, false, &c, err, sizeof(err)), -ENXIO);
+	assert_null(c);
+	assert_non_null(strstr(err, "no default state_dir"));
+	assert_int_equal(setenv("XDG_STATE_HOME", "/x/state", 1), 0);
+	assert_int_equal(load_captured(path, false, &c, err, sizeof(err)), -ENXIO);
+	assert_non_null(strstr(err, "no default unit_dir"));
+	assert_int_equal(unlink(path), 0);
+	free(path);
+
+	c = load_ok(REPO "scope: user\nstate_dir: /s\nunit_dir: /u\n", false);
+	assert_string_equal(c->state_dir, "/s");
+	ap_config_free(c);
+	env_reset();
+}
+
+static void test_units_normalised(void **state)
+{
+	static const char *const want[] = { "", "", "", "a/", "b/", "c/d/" };
+	struct ap_config *c = load_ok(REPO "units:\n  - \"\"\n  - .\n  - /\n  - a\n  - b/\n"
+					   "  - c/d\n",
+				      false);
+
+	assert_strv(c->units, want, ELEMENTSOF(want));
+	ap_config_free(c);
+	c = load_ok(REPO "units: []\nfiles: []\n", false);
+	assert_strv(c->units, NULL, 0); /* no unit directories at all, not the default */
+	assert_int_equal(c->n_files, 0);
+	ap_config_free(c);
+}
+
+static void test_modes(void **state)
+{
+	static const struct {
+		const char *text;
+		mode_t mode;
+	} rows[] = {
+		{ "0644", 0644 }, { "\"0755\"", 0755 }, { "644", 0644 }, { "'600'", 0600 },
+		{ "4755", 04755 }, { "7777", 07777 }, { "000", 0 },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+		char *text = ap_strdupf(REPO "files:\n  - src: a\n    dest: /a\n    mode: %s\n",
+					rows[i].text);
+		struct ap_config *c;
+
+		assert_non_null(text);
+		c = load_ok(text, false);
+		assert_true(c->files[0].has_mode);
+		assert_int_equal(c->files[0].mode, rows[i].mode);
+		ap_config_free(c);
+		free(text);
+	}
+}
+
+/* Values at the edge of what each check allows, all of which must load. */
+static void test_good_values(void **state)
+{
+	static const char *const rows[] = {
+		"repo:\n  url: file:///srv/infra.git\n",
+		"repo:\n  url: http://h/x.git\n",
+		"repo:\n  url: ssh://git@h:22/x.git\n",
+		"repo: {url: /srv/x, branch: feature/a-b_c.1}\n",
+		"repo: {url: /srv/x, branch: v1.0}\n",
+		REPO "scope: user\n",
+		REPO "guard:\n  watch: [\"foo@.service\", \"a:b\\\\x2d.mount\",\n"
+		     "          \"web-?[12].socket\"]\n",
+		REPO "files:\n  - src: a\n    dest: /a\n    restart: [x.timer, y.path, z.target]\n",
+		REPO "files:\n  - src: a\n    dest: /a\n    reload: [-.slice, dev-sda.device]\n",
+		REPO "guard: {max_restarts: 4294967295, window: 300, settle: 0}\n",
+		REPO "state_dir: !!str /srv/s\n",
+		"%YAML 1.1\n---\n" REPO "...\n",
+		"\xef\xbb\xbf" REPO "# a comment\n",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(rows); i++)
+		ap_config_free(load_ok(rows[i], false));
+}
+
+struct bad {
+	const char *name;
+	const char *yaml;
+	unsigned line, col;
+	const char *keyword;
+};
+
+/* Each must fail with -EINVAL and one line "FILE:LINE:COL: ..." containing keyword. */
+static struct bad bad_configs[] = {
+	{ "empty file", "", 1, 1, "empty configuration (repo.url is required)" },
+	{ "only comments", "# nothing\n\n", 1, 1, "empty configuration" },
+	{ "empty document", "---\n", 1, 1, "empty configuration" },
+	{ "root is a list", "- a\n", 1, 1, "expected a mapping, found a list" },
+	{ "unknown top key", REPO "foo: 1\n", 3, 1, "unknown key 'foo' in the configuration" },
+	{ "unknown repo key", REPO "  brnach: main\n", 3, 3, "unknown key 'brnach' in repo" },
+	{ "unknown rule key", REPO "files:\n  - src: a\n    dest: /a\n    bogus: x\n", 6, 5,
+	  "unknown key 'bogus' in file rule" },
+	{ "unknown guard key", REPO "guard: {watch: [], restarts: 1}\n", 3, 20,
+	  "unknown key 'restarts' in guard" },
+	{ "key with newline", REPO "\"a\\nb\": 1\n", 3, 1, "unknown key 'a?b'" },
+	{ "duplicate key", REPO "  url: /srv/other\n", 3, 3, "duplicate key 'url' in repo" },
+	{ "duplicate top key", REPO "scope: user\nscope: system\n", 4, 1,
+	  "duplicate key 'scope'" },
+	{ "duplicate rule key", REPO "files:\n  - {src: a, dest: /a, restart: [], restart: []}\n",
+	  4, 37, "duplicate key 'restart'" },
+	{ "alias", REPO "state_dir: *dir\n", 3, 12, "aliases are not allowed" },
+	{ "anchor", "repo:\n  url: &u /srv/x\n", 2, 8, "anchors are not allowed" },
+	{ "anchor on mapping", "repo: &r\n  url: /srv/x\n", 1, 7, "anchors are not allowed" },
+	{ "merge key", REPO "  <<: {branch: x}\n", 3, 3, "unknown key '<<' in repo" },
+	{ "mode 0999", REPO "files:\n  - src: a\n    dest: /a\n    mode: \"0999\"\n", 6, 11,
+	  "mode: '0999' is not an octal mode" },
+	{ "mode abc", REPO "files:\n  - src: a\n    dest: /a\n    mode: abc\n", 6, 11,
+	  "'abc' is not an octal mode" },
+	{ "mode 12345", REPO "files:\n  - src: a\n    dest: /a\n    mode: 12345\n", 6, 11,
+	  "'12345' is not an octal mode" },
+	{ "mode 2 digits", REPO "files:\n  - src: a\n    dest: /a\n    mode: 44\n", 6, 11,
+	  "'44' is not an octal mode" },
+	{ "mode list", REPO "files:\n  - src: a\n    dest: /a\n    mode: [644]\n", 6, 11,
+	  "mode: expected a string, found a list" },
+	{ "relative dest", REPO "files:\n  - src: a\n    dest: etc/a\n", 5, 11,
+	  "dest: 'etc/a' is not an absolute normalised path" },
+	{ "dotdot dest", REPO "files:\n  - src: a\n    dest: /etc/../a\n", 5, 11,
+	  "is not an absolute normalised path" },
+	{ "dotdot src", REPO "files:\n  - src: a/../../etc/shadow\n    dest: /a\n", 4, 10,
+	  "src: 'a/../../etc/shadow' is not a safe relative repository path" },
+	{ "absolute src", REPO "files:\n  - src: /etc/a\n    dest: /a\n", 4, 10,
+	  "is not a safe relative" },
+	{ "dir rule mismatch", REPO "files:\n  - src: a\n    dest: /a\n  - src: d/\n    dest: /d\n",
+	  6, 5, "src and dest must both end in '/'" },
+	{ "file rule to dir", REPO "files:\n  - {src: a, dest: /etc/}\n", 4, 5,
+	  "src and dest must both end in '/'" },
+	{ "missing dest", REPO "files:\n  - src: a\n", 4, 5,
+	  "missing required key 'dest' in file rule" },
+	{ "missing repo", "scope: user\n", 1, 1, "missing required key 'repo'" },
+	{ "missing url", "repo:\n  branch: main\n", 2, 3, "missing required key 'url' in repo" },
+	{ "empty url", "repo:\n  url: \"\"\n", 2, 8, "url: missing value" },
+	{ "null url", "repo:\n  url: ~\n", 2, 8, "url: missing value" },
+	{ "no url value", "repo:\n  url:\nscope: user\n", 2, 7, "url: missing value" },
+	{ "bad url scheme", "repo:\n  url: ftp://h/x\n", 2, 8, "'ftp://h/x' is not a file://" },
+	{ "relative url", "repo:\n  url: srv/x\n", 2, 8, "is not a file://" },
+	{ "url with space", "repo:\n  url: \"https://h/a b\"\n", 2, 8, "is not a file://" },
+	{ "branch dotdot", REPO "  branch: a..b\n", 3, 11, "'a..b' is not a valid branch name" },
+	{ "branch dash", REPO "  branch: \"-x\"\n", 3, 11, "is not a valid branch name" },
+	{ "branch space", REPO "  branch: a b\n", 3, 11, "is not a valid branch name" },
+	{ "branch colon", REPO "  branch: \"a:b\"\n", 3, 11, "is not a valid branch name" },
+	{ "branch lock", REPO "  branch: x.lock\n", 3, 11, "is not a valid branch name" },
+	{ "relative ssh_key", REPO "  ssh_key: keys/id\n", 3, 12, "is not an absolute file path" },
+	{ "bad scope", REPO "scope: global\n", 3, 8, "scope: 'global' is not 'system' or 'user'" },
+	{ "relative state_dir", REPO "state_dir: var/lib\n", 3, 12, "is not an absolute" },
+	{ "unsafe units", REPO "units: [systemd, ../x]\n", 3, 18,
+	  "'../x' is not a safe relative repository directory" },
+	{ "units not a list", REPO "units: systemd/\n", 3, 8,
+	  "units: expected a list, found a string" },
+	{ "units entry mapping", REPO "units:\n  - {a: b}\n", 4, 5,
+	  "units: expected a string, found a mapping" },
+	{ "url is a mapping", "repo:\n  url: {a: b}\n", 2, 8,
+	  "url: expected a string, found a mapping" },
+	{ "repo is a string", "repo: /srv/x\n", 1, 7, "repo: expected a mapping, found a string" },
+	{ "files is a mapping", REPO "files: {src: a}\n", 3, 8, "files: expected a list" },
+	{ "rule is a string", REPO "files: [a]\n", 3, 9,
+	  "files entry: expected a mapping, found a string" },
+	{ "key is a list", REPO "? [a]\n: b\n", 3, 3, "mapping key: expected a string" },
+	{ "bad duration", REPO "guard:\n  window: 5 minutes\n", 4, 11,
+	  "window: '5 minutes' is not a duration" },
+	{ "negative duration", REPO "guard:\n  settle: -1s\n", 4, 11, "is not a duration" },
+	{ "max_restarts word", REPO "guard:\n  max_restarts: abc\n", 4, 17,
+	  "max_restarts: 'abc' is not a number" },
+	{ "max_restarts negative", REPO "guard:\n  max_restarts: -1\n", 4, 17, "is not a number" },
+	{ "max_restarts fraction", REPO "guard:\n  max_restarts: 3.5\n", 4, 17,
+	  "is not a number" },
+	{ "max_restarts overflow", REPO "guard:\n  max_restarts: 4294967296\n", 4, 17,
+	  "is not a number" },
+	{ "unit without type", REPO "files:\n  - {src: a, dest: /a, reload: [caddy]}\n", 4, 33,
+	  "'caddy' is not a unit name" },
+	{ "unit bad type", REPO "files:\n  - {src: a, dest: /a, restart: [x.bar]}\n", 4, 34,
+	  "'x.bar' is not a unit name" },
+	{ "unit with space", REPO "files:\n  - {src: a, dest: /a, restart: [\"a b.service\"]}\n",
+	  4, 34, "is not a unit name" },
+	{ "unit glob outside watch",
+	  REPO "files:\n  - {src: a, dest: /a, restart: [\"a*.service\"]}\n", 4, 34,
+	  "is not a unit name" },
+	{ "unit two ats", REPO "guard: {watch: [a@b@c.service]}\n", 3, 17,
+	  "is not a unit name or glob" },
+	{ "watch without type", REPO "guard: {watch: [\"web-*\"]}\n", 3, 17,
+	  "'web-*' is not a unit name or glob" },
+	{ "empty validate", REPO "files:\n  - {src: a, dest: /a, validate: []}\n", 4, 34,
+	  "validate: must not be empty" },
+	{ "validate string", REPO "files:\n  - {src: a, dest: /a, validate: visudo}\n", 4, 34,
+	  "validate: expected a list, found a string" },
+	{ "empty owner", REPO "files:\n  - {src: a, dest: /a, owner: ''}\n", 4, 31,
+	  "owner: missing value" },
+	{ "nul in string", REPO "files:\n  - {src: a, dest: /a, owner: \"ro\\0ot\"}\n", 4, 31,
+	  "owner: control characters are not allowed" },
+	{ "int tag", REPO "guard: {max_restarts: !!int 3}\n", 3, 23,
+	  "tag 'tag:yaml.org,2002:int'" },
+	{ "local tag", REPO "scope: !foo user\n", 3, 8, "tag '!foo' is not allowed" },
+	{ "bad indentation", "repo:\n  url: /srv/x\n   branch: main\n", 3, 10,
+	  "mapping values are not allowed in this context" },
+	{ "unclosed flow", REPO "units: [a, b\n", 4, 1, "did not find expected ',' or ']'" },
+	{ "tab indentation", "repo:\n\turl: /srv/x\n", 2, 1, "found character that cannot start" },
+	{ "second document", REPO "---\nrepo:\n  url: /srv/y\n", 3, 1,
+	  "multiple documents are not allowed" },
+	{ "invalid utf-8", REPO "scope: \xff\n", 3, 8, "invalid leading UTF-8 octet" },
+};
+
+static void test_bad_config(void **state)
+{
+	const struct bad *b = *state;
+	char err[4096], *pos;
+
+	assert_int_equal(load_bad(b->yaml, strlen(b->yaml), err, sizeof(err)), -EINVAL);
+	pos = ap_strdupf(":%u:%u: ", b->line, b->col);
+	assert_non_null(pos);
+	if (!strstr(err, pos) || !strstr(err, b->keyword))
+		print_error("want '%s' and '%s' in: %s", pos, b->keyword, err);
+	assert_non_null(strstr(err, pos));
+	assert_non_null(strstr(err, b->keyword));
+	assert_non_null(strchr(err, '\n'));
+	assert_string_equal(strchr(err, '\n'), "\n"); /* exactly one line */
+	free(pos);
+}
+
+static void test_too_deep(void **state)
+{
+	struct ap_buf b = { 0 };
+	char err[4096];
+
+	assert_int_equal(ap_buf_printf(&b, "%sunits: ", REPO), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(ap_buf_append(&b, "[", 1), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(ap_buf_append(&b, "]", 1), 0);
+	assert_int_equal(load_bad(b.data, b.len, err, sizeof(err)), -EINVAL);
+	/* level 1 is the top mapping, so the 32nd '[' (column 8 + 31) is level 33 */
+	assert_non_null(strstr(err, ":3:39: nesting is deeper than 32 levels"));
+	ap_buf_free(&b);
+}
+
+static void test_too_large(void **state)
+{
+	size_t len = AP_CONFIG_MAX_SIZE + 1;
+	char *text = malloc(len), err[4096];
+
+	assert_non_null(text);
+	memset(text, '#', len);
+	memcpy(text, REPO, strlen(REPO));
+	text[len - 1] = '\n';
+	assert_int_equal(load_bad(text, len, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":1:1: configuration is larger than 1048576 bytes"));
+
+	/* Exactly the limit is fine. */
+	len = AP_CONFIG_MAX_SIZE;
+	text[len - 1] = '\n';
+	{
+		char *path = write_file(text, len);
+		struct ap_config *c = NULL;
+
+		assert_int_equal(load_captured(path, false, &c, err, sizeof(err)), 0);
+		assert_string_equal(err, "");
+		ap_config_free(c);
+		assert_int_equal(unlink(path), 0);
+		free(path);
+	}
+	free(text);
+}
+
+static void test_unreadable(void **state)
+{
+	struct ap_config *c = NULL;
+	char err[4096];
+	char *path = ap_strdupf("%s/does-not-exist.yaml", tmpdir);
+
+	assert_non_null(path);
+	assert_int_equal(load_captured(path, false, &c, err, sizeof(err)), -ENOENT);
+	assert_null(c);
+	assert_non_null(strstr(err, "failed to open config '"));
+	assert_non_null(strstr(err, "No such file or directory"));
+	free(path);
+
+	assert_int_equal(load_captured(tmpdir, false, &c, err, sizeof(err)), -EISDIR);
+	assert_non_null(strstr(err, "failed to read config '"));
+}
+
+static void test_default_path(void **state)
+{
+	char *p = NULL;
+
+	env_reset();
+	assert_int_equal(ap_config_default_path(AP_SCOPE_SYSTEM, &p), 0);
+	assert_string_equal(p, "/etc/autopull/autopull.yaml");
+	free(p);
+	assert_int_equal(ap_config_default_path(AP_SCOPE_USER, &p), 0);
+	assert_string_equal(p, "/home/tester/.config/autopull/autopull.yaml");
+	free(p);
+	assert_int_equal(setenv("XDG_CONFIG_HOME", "/x/cfg", 1), 0);
+	assert_int_equal(ap_config_default_path(AP_SCOPE_USER, &p), 0);
+	assert_string_equal(p, "/x/cfg/autopull/autopull.yaml");
+	free(p);
+	p = NULL;
+	assert_int_equal(unsetenv("XDG_CONFIG_HOME"), 0);
+	assert_int_equal(unsetenv("HOME"), 0);
+	assert_int_equal(ap_config_default_path(AP_SCOPE_USER, &p), -ENXIO);
+	assert_null(p);
+	assert_int_equal(ap_config_default_path(AP_SCOPE_SYSTEM, &p), 0); /* needs no HOME */
+	free(p);
+	env_reset();
+}
+
+static void test_scope_to_string(void **state)
+{
+	assert_string_equal(ap_scope_to_string(AP_SCOPE_SYSTEM), "system");
+	assert_string_equal(ap_scope_to_string(AP_SCOPE_USER), "user");
+}
+
+static void test_free_null(void **state)
+{
+	ap_config_free(NULL);
+	ap_config_free(calloc(1, sizeof(struct ap_config))); /* a partly filled struct */
+}
+
+static int group_setup(void **state)
+{
+	if (!mkdtemp(tmpdir))
+		return -1;
+	env_reset();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	return rmdir(tmpdir);
+}
+
+int main(void)
+{
+	static const struct CMUnitTest fixed[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_defaults_system),
+		cmocka_unit_test(test_defaults_user),
+		cmocka_unit_test(test_force_user),
+		cmocka_unit_test(test_user_without_home),
+		cmocka_unit_test(test_units_normalised),
+		cmocka_unit_test(test_modes),
+		cmocka_unit_test(test_good_values),
+		cmocka_unit_test(test_too_deep),
+		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_default_path),
+		cmocka_unit_test(test_scope_to_string),
+		cmocka_unit_test(test_free_null),
+	};
+	struct CMUnitTest tests[ELEMENTSOF(fixed) + ELEMENTSOF(bad_configs)];
+	size_t n = 0;
+
+	/* One cmocka test per bad config, named after its row. */
+	for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
+		tests[n++] = fixed[i];
+	for (size_t i = 0; i < ELEMENTSOF(bad_configs); i++)
+		tests[n++] = (struct CMUnitTest){ .name = bad_configs[i].name,
+						  .test_func = test_bad_config,
+						  .initial_state = &bad_configs[i] };
+	return _cmocka_run_group_tests("config", tests, n, group_setup, group_teardown);
+}
