@@ -44,7 +44,10 @@ build/obj build/asan build/tests build/tests-asan:
 
 # Each unit test links only the modules it tests (plus util/log), so a test cannot
 # silently depend on the whole program.
-TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
+# test-bus needs a live systemd manager: the integration harness runs it (as the test user).
+LIVE_TESTS := test-bus
+ALL_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
+TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
 test-config_MODS  := config
 test-repo_MODS    := repo
@@ -61,7 +64,7 @@ build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) 
 build/tests-asan/$(1): tests/$(1).c $(patsubst %,build/asan/%.o,$(BASE) $($(1)_MODS)) | build/tests-asan
 	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(ASAN) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
 endef
-$(foreach t,$(TESTS),$(eval $(call test_rule,$(t))))
+$(foreach t,$(ALL_TESTS),$(eval $(call test_rule,$(t))))
 
 unit-tests: $(TESTS:%=build/tests/%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./build/tests/$$t; done
@@ -73,7 +76,7 @@ asan-tests: $(TESTS:%=build/tests-asan/%)
 lint:
 	@sh scripts/lint.sh
 
-integration: autopull
+integration: autopull $(LIVE_TESTS:%=build/tests/%) $(LIVE_TESTS:%=build/tests-asan/%)
 	bash tests/integration/run.sh
 
 check: lint unit-tests asan-tests integration
