@@ -1,0 +1,69 @@
+/* The restart-loop guard's arithmetic, pure: samples of unit state in, verdicts out; plus
+ * the history file format and the Prometheus text rendering. No I/O, no clock reads: the
+ * caller passes "now".
+ *
+ * Counting restarts: NRestarts counts automatic restarts only and is reset to 0 by an
+ * explicit start/restart, by a manager restart and by a reboot. Between two consecutive
+ * samples of one unit the automatic restarts are n2 - n1 when n2 >= n1 within one boot, and
+ * n2 otherwise (the counter was reset in between and counted afresh). An explicit restart
+ * therefore never counts by itself. Sample times are compared on the monotonic clock within
+ * one boot (immune to clock steps) and on the realtime clock across boots. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ap_hb_sample {
+	char unit[256];
+	char boot_id[33];
+	uint64_t mono_usec, real_usec;   /* when sampled */
+	char invocation_id[33];
+	unsigned n_restarts;
+	char active_state[24], sub_state[32], result[32];
+	int exec_main_status;
+	uint64_t active_enter_real_usec; /* 0: never active */
+	/* timers */
+	uint64_t last_trigger_real_usec; /* 0: never triggered or not a timer */
+	uint64_t interval_usec;          /* 0: unknown */
+};
+
+struct ap_hb_history {
+	struct ap_hb_sample *v;
+	size_t n;
+};
+void ap_hb_history_free(struct ap_hb_history *h);
+int ap_hb_history_append(struct ap_hb_history *h, const struct ap_hb_sample *s);
+
+/* One line per sample; unknown or malformed lines are skipped (a partial history only makes
+ * the guard less strict for one window). */
+int ap_hb_history_parse(const char *text, struct ap_hb_history *ret);
+int ap_hb_history_format(const struct ap_hb_history *h, char **ret);
+/* Drops samples older than keep_usec before now (and the oldest beyond max_samples). */
+void ap_hb_history_prune(struct ap_hb_history *h, const char *boot_id, uint64_t now_mono,
+			 uint64_t now_real, uint64_t keep_usec, size_t max_samples);
+
+struct ap_hb_verdict {
+	char unit[256];
+	bool looping, stale;
+	unsigned restarts;   /* automatic restarts within the window */
+	char why[160];
+};
+
+/* Verdict for unit from the history (the latest sample of unit is its current state). */
+int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boot_id,
+		uint64_t now_mono, uint64_t now_real, uint64_t window_usec, unsigned max_restarts,
+		struct ap_hb_verdict *ret);
+
+/* True when unit matches a guard.watch entry (fnmatch glob). */
+bool ap_hb_watch_matches(char *const *watch, const char *unit);
+
+/* Prometheus text exposition of the latest sample of each unit plus autopull's own facts. */
+struct ap_hb_facts {
+	const char *host;
+	const char *applied_commit;       /* "" if none */
+	uint64_t last_apply_real_usec;    /* 0 if never */
+	int last_apply_success;           /* -1 unknown */
+};
+int ap_hb_render_metrics(const struct ap_hb_history *h, const struct ap_hb_verdict *verdicts,
+			 size_t n_verdicts, const struct ap_hb_facts *f, uint64_t now_real,
+			 char **ret);

@@ -1,0 +1,261 @@
+/* The guard's arithmetic on recorded sample sequences: resets by explicit restarts,
+ * reboots, clock steps, window edges; the history format; the metrics text. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "heartbeat.h"
+#include "util.h"
+
+#define S 1000000ULL
+#define MIN (60 * S)
+#define WINDOW (5 * MIN)
+#define BOOT_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define BOOT_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* unit, boot, mono, real, invocation, NRestarts, active, sub */
+static struct ap_hb_sample smp(const char *boot, uint64_t mono, uint64_t real, const char *inv,
+			       unsigned n, const char *active, const char *sub)
+{
+	struct ap_hb_sample s = { .mono_usec = mono, .real_usec = real, .n_restarts = n };
+
+	snprintf(s.unit, sizeof(s.unit), "web.service");
+	snprintf(s.boot_id, sizeof(s.boot_id), "%s", boot);
+	snprintf(s.invocation_id, sizeof(s.invocation_id), "%s", inv);
+	snprintf(s.active_state, sizeof(s.active_state), "%s", active);
+	snprintf(s.sub_state, sizeof(s.sub_state), "%s", sub);
+	snprintf(s.result, sizeof(s.result), "success");
+	return s;
+}
+
+static struct ap_hb_verdict judge(const struct ap_hb_sample *v, size_t n, const char *boot,
+				  uint64_t now_mono, uint64_t now_real)
+{
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_verdict out;
+
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ap_hb_history_append(&h, &v[i]), 0);
+	assert_int_equal(ap_hb_judge(&h, "web.service", boot, now_mono, now_real, WINDOW, 3, &out), 0);
+	ap_hb_history_free(&h);
+	return out;
+}
+
+#define R(x) (1700000000ULL * S + (x))
+
+static void test_steady_unit(void **s)
+{
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 40 * S, R(40 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 70 * S, R(70 * S), "i1", 0, "active", "running"),
+	};
+	struct ap_hb_verdict out = judge(v, 3, BOOT_A, 80 * S, R(80 * S));
+	assert_false(out.looping);
+	assert_int_equal(out.restarts, 0);
+}
+
+static void test_climbing_restarts_loop(void **s)
+{
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 40 * S, R(40 * S), "i2", 2, "active", "running"),
+		smp(BOOT_A, 70 * S, R(70 * S), "i5", 4, "activating", "start"),
+	};
+	struct ap_hb_verdict out = judge(v, 3, BOOT_A, 80 * S, R(80 * S));
+	assert_true(out.looping);
+	assert_int_equal(out.restarts, 4);
+	assert_non_null(strstr(out.why, "4 automatic restarts"));
+}
+
+static void test_explicit_restart_is_not_a_loop(void **s)
+{
+	/* our own deploy restarted the unit: NRestarts 2 -> 0 with a new invocation */
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i1", 2, "active", "running"),
+		smp(BOOT_A, 40 * S, R(40 * S), "i2", 0, "active", "running"),
+		smp(BOOT_A, 70 * S, R(70 * S), "i3", 0, "active", "running"),
+	};
+	struct ap_hb_verdict out = judge(v, 3, BOOT_A, 80 * S, R(80 * S));
+	assert_false(out.looping);
+	assert_int_equal(out.restarts, 0);
+}
+
+static void test_restarts_after_reset_are_counted(void **s)
+{
+	/* 3 before an explicit restart, reset to 0, then 2 more: 0->3 + (reset) 1 + 1->2 */
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 20 * S, R(20 * S), "i4", 3, "active", "running"),
+		smp(BOOT_A, 30 * S, R(30 * S), "i6", 1, "active", "running"),
+		smp(BOOT_A, 40 * S, R(40 * S), "i7", 2, "active", "running"),
+	};
+	struct ap_hb_verdict out = judge(v, 4, BOOT_A, 50 * S, R(50 * S));
+	assert_int_equal(out.restarts, 5);
+	assert_true(out.looping);
+}
+
+static void test_reboot_resets_counter(void **s)
+{
+	/* NRestarts 4 before the reboot, 1 after: one restart since boot, measured by realtime */
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 900 * S, R(10 * S), "i1", 4, "active", "running"),
+		smp(BOOT_B, 5 * S, R(60 * S), "j1", 1, "active", "running"),
+	};
+	struct ap_hb_verdict out = judge(v, 2, BOOT_B, 10 * S, R(65 * S));
+	assert_int_equal(out.restarts, 1);
+	assert_false(out.looping);
+}
+
+static void test_clock_step_uses_monotonic(void **s)
+{
+	/* realtime was stepped back an hour between samples; monotonic says 30 s apart */
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 10 * S, R(3600 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 40 * S, R(30 * S), "i2", 5, "active", "running"),
+	};
+	struct ap_hb_verdict out = judge(v, 2, BOOT_A, 50 * S, R(40 * S));
+	assert_int_equal(out.restarts, 5);
+	assert_true(out.looping);
+}
+
+static void test_window_edges(void **s)
+{
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 0, R(0), "i1", 0, "active", "running"),
+		smp(BOOT_A, 100 * S, R(100 * S), "i2", 4, "active", "running"),
+		smp(BOOT_A, 200 * S, R(200 * S), "i3", 5, "active", "running"),
+	};
+	/* second sample exactly at the window's edge: counted */
+	struct ap_hb_verdict out = judge(v, 3, BOOT_A, 100 * S + WINDOW, R(100 * S + WINDOW));
+	assert_int_equal(out.restarts, 5);
+	/* one microsecond later: only the last pair remains */
+	out = judge(v, 3, BOOT_A, 100 * S + WINDOW + 1, R(100 * S + WINDOW + 1));
+	assert_int_equal(out.restarts, 1);
+	assert_false(out.looping);
+}
+
+static void test_failed_and_auto_restart_states(void **s)
+{
+	struct ap_hb_sample a = smp(BOOT_A, 10 * S, R(10 * S), "i1", 5, "failed", "failed");
+	struct ap_hb_sample b = smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "failed", "failed");
+	struct ap_hb_sample c = smp(BOOT_A, 10 * S, R(10 * S), "i1", 1, "activating", "auto-restart");
+	struct ap_hb_verdict out;
+
+	out = judge(&a, 1, BOOT_A, 20 * S, R(20 * S));
+	assert_true(out.looping);
+	assert_non_null(strstr(out.why, "failed after 5"));
+	out = judge(&b, 1, BOOT_A, 20 * S, R(20 * S)); /* failed once, never restarted */
+	assert_false(out.looping);
+	out = judge(&c, 1, BOOT_A, 20 * S, R(20 * S));
+	assert_true(out.looping);
+}
+
+static void test_stale_timer(void **s)
+{
+	struct ap_hb_sample t = smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "waiting");
+	struct ap_hb_verdict out;
+
+	t.interval_usec = 60 * S;
+	t.last_trigger_real_usec = R(0);
+	out = judge(&t, 1, BOOT_A, 20 * S, R(120 * S)); /* exactly 2x: not yet */
+	assert_false(out.stale);
+	out = judge(&t, 1, BOOT_A, 20 * S, R(121 * S));
+	assert_true(out.stale);
+	assert_false(out.looping);
+}
+
+static void test_unknown_unit(void **s)
+{
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_verdict out;
+
+	assert_int_equal(ap_hb_judge(&h, "x.service", BOOT_A, 0, 0, WINDOW, 3, &out), -ENOENT);
+	assert_false(out.looping);
+}
+
+static void test_history_roundtrip_and_prune(void **s)
+{
+	struct ap_hb_history h = { 0 }, back = { 0 };
+	struct ap_hb_sample a = smp(BOOT_A, 10 * S, R(10 * S), "", 1, "active", "");
+	char *text = NULL, *bad = NULL;
+
+	assert_int_equal(ap_hb_history_append(&h, &a), 0);
+	a.mono_usec = 20 * S;
+	assert_int_equal(ap_hb_history_append(&h, &a), 0);
+	assert_int_equal(ap_hb_history_format(&h, &text), 0);
+	bad = ap_strdupf("garbage line\n%sv1 short\n", text);
+	assert_int_equal(ap_hb_history_parse(bad, &back), 0);
+	assert_int_equal(back.n, 2);
+	assert_string_equal(back.v[0].invocation_id, "");
+	assert_string_equal(back.v[1].active_state, "active");
+	assert_int_equal(back.v[1].mono_usec, 20 * S);
+	ap_hb_history_prune(&back, BOOT_A, 25 * S, R(25 * S), 10 * S, 100);
+	assert_int_equal(back.n, 1);
+	ap_hb_history_prune(&back, BOOT_A, 25 * S, R(25 * S), 10 * S, 0);
+	assert_int_equal(back.n, 0);
+	free(text);
+	free(bad);
+	ap_hb_history_free(&h);
+	ap_hb_history_free(&back);
+}
+
+static void test_watch_globs(void **s)
+{
+	char *watch[] = { "caddy.service", "app-*.service", NULL };
+
+	assert_true(ap_hb_watch_matches(watch, "app-1.service"));
+	assert_true(ap_hb_watch_matches(watch, "caddy.service"));
+	assert_false(ap_hb_watch_matches(watch, "app.service"));
+	assert_false(ap_hb_watch_matches(NULL, "x.service"));
+}
+
+static void test_metrics_text(void **s)
+{
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_sample a = smp(BOOT_A, 10 * S, R(10 * S), "i1", 2, "active", "running");
+	struct ap_hb_verdict v = { .unit = "web.service", .looping = true };
+	const struct ap_hb_facts f = { .host = "h\"1", .applied_commit = "abc",
+				       .last_apply_real_usec = R(0), .last_apply_success = 1 };
+	char *text = NULL;
+
+	a.active_enter_real_usec = R(0);
+	a.exec_main_status = 3;
+	assert_int_equal(ap_hb_history_append(&h, &a), 0);
+	assert_int_equal(ap_hb_render_metrics(&h, &v, 1, &f, R(10 * S), &text), 0);
+	assert_non_null(strstr(text, "systemd_unit_active{unit=\"web.service\",sub_state=\"running\",host=\"h\\\"1\"} 1.000\n"));
+	assert_non_null(strstr(text, "# TYPE systemd_unit_restart_count_total counter\n"));
+	assert_non_null(strstr(text, "systemd_unit_restart_count_total{unit=\"web.service\",host=\"h\\\"1\"} 2.000\n"));
+	assert_non_null(strstr(text, "systemd_unit_last_exit_status{unit=\"web.service\",host=\"h\\\"1\"} 3.000\n"));
+	assert_non_null(strstr(text, "systemd_unit_seconds_since_active{unit=\"web.service\",host=\"h\\\"1\"} 10.000\n"));
+	assert_non_null(strstr(text, "autopull_unit_looping{unit=\"web.service\",host=\"h\\\"1\"} 1.000\n"));
+	assert_null(strstr(text, "autopull_timer_stale{")); /* not a timer */
+	assert_non_null(strstr(text, "autopull_applied_commit_info{commit=\"abc\",host=\"h\\\"1\"} 1\n"));
+	assert_non_null(strstr(text, "autopull_last_apply_success 1\n"));
+	free(text);
+	ap_hb_history_free(&h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_steady_unit),
+		cmocka_unit_test(test_climbing_restarts_loop),
+		cmocka_unit_test(test_explicit_restart_is_not_a_loop),
+		cmocka_unit_test(test_restarts_after_reset_are_counted),
+		cmocka_unit_test(test_reboot_resets_counter),
+		cmocka_unit_test(test_clock_step_uses_monotonic),
+		cmocka_unit_test(test_window_edges),
+		cmocka_unit_test(test_failed_and_auto_restart_states),
+		cmocka_unit_test(test_stale_timer),
+		cmocka_unit_test(test_unknown_unit),
+		cmocka_unit_test(test_history_roundtrip_and_prune),
+		cmocka_unit_test(test_watch_globs),
+		cmocka_unit_test(test_metrics_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
