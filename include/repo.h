@@ -13,7 +13,7 @@ struct ap_remote_opts {
 	const char *branch;
 	const char *ssh_key;     /* private key path or NULL (public key: ssh_key + ".pub") */
 	const char *known_hosts; /* known_hosts path or NULL ($HOME/.ssh/known_hosts) */
-	const char *ca_file;     /* extra CA bundle or NULL */
+	const char *ca_file;     /* CA bundle or NULL; with mbedTLS it replaces the default trust set */
 };
 
 /* Opens the bare mirror at dir, creating it (mode 0700) when missing. Pins libgit2's
@@ -49,5 +49,5 @@ int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_
  * (the terminator is not counted in *ret_len). */
 int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret, size_t *ret_len);
 
-/* Path of every blob under prefix in commit (for template/first-run listings). */
+/* Path of every blob in commit (sorted; gitlinks left out). */
 int ap_repo_list_files(struct ap_repo *r, const char *commit, char ***ret);

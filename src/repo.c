@@ -1,0 +1,942 @@
+/* The bare mirror of the infrastructure repository, and the only file that includes
+ * <git2.h>. It owns libgit2's global state (init/shutdown, the pinned config search paths,
+ * the CA location), fetching one branch with a no-op check, revision lookups, the
+ * OID-skipping tree diff with exact rename pairing, and bounded blob reads. Every libgit2
+ * error is translated here to a negative errno and logged once. It deliberately never
+ * checks out a work tree, never reads a user's or the system's git config, never runs git
+ * or ssh, and does not decide what a change means for the host (that is plan.c's job). */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <git2.h>
+
+#include "log.h"
+#include "model.h"
+#include "repo.h"
+#include "util.h"
+
+/* Deeper trees are refused: nothing we deploy needs them, and the walk recurses. */
+#define MAX_TREE_DEPTH 256
+/* Paths quoted in messages about over-long or over-deep trees are cut to this. */
+#define LOG_PATH_MAX 120
+
+struct ap_repo {
+	git_repository *git;
+};
+
+/* --- error translation ------------------------------------------------------------ */
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown error";
+}
+
+static int git_errno(int gerr)
+{
+	const git_error *e = git_error_last();
+
+	if (e && e->klass == GIT_ERROR_NOMEMORY)
+		return -ENOMEM;
+	switch (gerr) {
+	case GIT_ENOTFOUND:
+		return -ENOENT;
+	case GIT_EEXISTS:
+		return -EEXIST;
+	case GIT_EAMBIGUOUS:
+	case GIT_EINVALIDSPEC:
+	case GIT_EINVALID:
+		return -EINVAL;
+	case GIT_ELOCKED:
+		return -EBUSY;
+	case GIT_EOWNER:
+		return -EPERM;
+	default:
+		return -EIO;
+	}
+}
+
+static void git_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id)
+{
+	git_oid_tostr(ret, AP_OID_HEXSZ + 1, id);
+}
+
+/* --- open and close --------------------------------------------------------------- */
+
+/* No system, global, XDG or ProgramData config may steer a deploy (a root ~/.gitconfig
+ * with url.insteadOf or http.proxy would). libgit2 resets these at the last shutdown,
+ * so every open pins them again. */
+static int pin_search_paths(void)
+{
+	static const int levels[] = { GIT_CONFIG_LEVEL_PROGRAMDATA, GIT_CONFIG_LEVEL_SYSTEM,
+				      GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL };
+
+	for (size_t i = 0; i < ELEMENTSOF(levels); i++)
+		if (git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "") < 0)
+			return ap_log_error(-EIO, "failed to clear the git config search path: %s",
+					    git_msg());
+	return 0;
+}
+
+static int dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d)
+		return -errno;
+	while (empty && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* A missing directory is created 0700; an empty one (e.g. made by StateDirectory=) is
+ * initialised in place; anything else must already be a repository. */
+static int open_or_create(const char *dir, git_repository **ret)
+{
+	int k;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ap_log_error(-errno, "failed to create '%s': %m", dir);
+	k = git_repository_open_bare(ret, dir);
+	if (k == GIT_ENOTFOUND && dir_is_empty(dir) > 0)
+		k = git_repository_init(ret, dir, 1);
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to open repository '%s': %s", dir,
+				    git_msg());
+	return 0;
+}
+
+int ap_repo_open(const char *dir, struct ap_repo **ret)
+{
+	git_repository *git = NULL;
+	struct ap_repo *r = NULL;
+	int k;
+
+	if (git_libgit2_init() < 0)
+		return ap_log_error(-EIO, "failed to initialise libgit2: %s", git_msg());
+	k = pin_search_paths();
+	if (k >= 0)
+		k = open_or_create(dir, &git);
+	if (k >= 0 && !(r = calloc(1, sizeof(*r))))
+		k = -ENOMEM;
+	if (k < 0) {
+		git_repository_free(git);
+		git_libgit2_shutdown();
+		return k;
+	}
+	r->git = git;
+	*ret = r;
+	return 0;
+}
+
+void ap_repo_free(struct ap_repo *r)
+{
+	if (!r)
+		return;
+	git_repository_free(r->git);
+	free(r);
+	git_libgit2_shutdown();
+}
+
+/* --- fetch: host keys --------------------------------------------------------------- */
+
+struct fetch_ctx {
+	const struct ap_remote_opts *o;
+	char *url; /* o->url without a password, for messages */
+	git_remote_callbacks cb;
+	unsigned key_attempts;
+};
+
+static bool base64_equal(const char *b64, const unsigned char *raw, size_t raw_len)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t acc = 0;
+	size_t n = 0;
+	int bits = 0;
+
+	for (const char *p = b64; *p && *p != '='; p++) {
+		const char *c = strchr(alphabet, *p);
+
+		if (!c)
+			return false;
+		acc = (acc << 6) | (uint32_t)(c - alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n >= raw_len || raw[n++] != ((acc >> bits) & 0xff))
+				return false;
+		}
+	}
+	return n == raw_len;
+}
+
+static bool host_list_has(char *hosts, const char *name)
+{
+	char *save = NULL;
+
+	for (char *p = strtok_r(hosts, ",", &save); p; p = strtok_r(NULL, ",", &save))
+		if (strcasecmp(p, name) == 0)
+			return true;
+	return false;
+}
+
+/* One known_hosts line: 1 if it lists name with this key, -1 if it revokes the key, 0
+ * otherwise. Only plain names are understood. Hashed names ("|1|salt|hash", what
+ * `ssh-keyscan -H` writes) would need HMAC-SHA1, wildcard and negated patterns and
+ * @cert-authority lines are not supported either: such lines never match, so a host only
+ * they would admit is rejected (fail closed). Write plain `ssh-keyscan` output. */
+static int known_hosts_line(char *line, const char *name, const git_cert_hostkey *hk)
+{
+	char *save = NULL, *hosts = strtok_r(line, " \t\r\n", &save), *b64;
+	bool revoked = false;
+
+	if (!hosts || hosts[0] == '#')
+		return 0;
+	if (hosts[0] == '@') {
+		if (strcmp(hosts, "@revoked") != 0)
+			return 0;
+		revoked = true;
+		hosts = strtok_r(NULL, " \t\r\n", &save);
+	}
+	if (!hosts || !strtok_r(NULL, " \t\r\n", &save) || !(b64 = strtok_r(NULL, " \t\r\n", &save)))
+		return 0;
+	if (!host_list_has(hosts, name) ||
+	    !base64_equal(b64, (const unsigned char *)hk->hostkey, hk->hostkey_len))
+		return 0;
+	return revoked ? -1 : 1;
+}
+
+/* 1 if the key is listed for name, 0 if not, -EKEYREVOKED, or -errno on read failure. */
+static int known_hosts_check(const char *path, const char *name, const git_cert_hostkey *hk)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0, m;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		m = known_hosts_line(line, name, hk);
+		if (m < 0) {
+			found = -EKEYREVOKED;
+			break;
+		}
+		if (m > 0)
+			found = 1;
+	}
+	if (found >= 0 && ferror(f))
+		found = -EIO;
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* The name OpenSSH records: "host" for port 22 (and scp-style URLs), "[host]:port" else. */
+static char *known_hosts_name(const char *url, const char *host)
+{
+	const char *a = strstr(url, "://"), *end, *at, *colon;
+
+	if (!a)
+		return strdup(host);
+	a += 3;
+	end = a + strcspn(a, "/");
+	at = memrchr(a, '@', (size_t)(end - a));
+	if (at)
+		a = at + 1;
+	if (*a == '[' && (a = memchr(a, ']', (size_t)(end - a))) == NULL)
+		return strdup(host);
+	colon = memchr(a, ':', (size_t)(end - a));
+	if (!colon || end - colon <= 1 || (end - colon == 3 && strncmp(colon, ":22", 3) == 0))
+		return strdup(host);
+	return ap_strdupf("[%s]:%.*s", host, (int)(end - colon - 1), colon + 1);
+}
+
+/* With known_hosts configured we decide alone: listed → accept, else reject. Without it,
+ * GIT_PASSTHROUGH keeps libgit2's own verdict ($HOME/.ssh/known_hosts, CA bundle). */
+static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
+{
+	const git_cert_hostkey *hk = (const git_cert_hostkey *)cert;
+	struct fetch_ctx *f = payload;
+	_cleanup_free_ char *name = NULL, *msg = NULL;
+	int k;
+
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2 || !f->o->known_hosts)
+		return GIT_PASSTHROUGH;
+	if (!(hk->type & GIT_CERT_SSH_RAW)) {
+		git_error_set_str(GIT_ERROR_SSH, "no raw host key to check against known_hosts");
+		return GIT_ECERTIFICATE;
+	}
+	name = known_hosts_name(f->o->url, host);
+	k = name ? known_hosts_check(f->o->known_hosts, name, hk) : -ENOMEM;
+	if (k > 0)
+		return 0;
+	if (k == 0)
+		msg = ap_strdupf("host key of '%s' is not in '%s'", name, f->o->known_hosts);
+	else if (k == -EKEYREVOKED)
+		msg = ap_strdupf("host key of '%s' is revoked in '%s'", name, f->o->known_hosts);
+	else
+		msg = ap_strdupf("failed to read '%s': %s", f->o->known_hosts, strerror(-k));
+	git_error_set_str(GIT_ERROR_SSH, msg ? msg : "host key check failed");
+	return GIT_ECERTIFICATE;
+}
+
+/* --- fetch: credentials and the transfer ------------------------------------------ */
+
+/* One try per key: libgit2 asks again after each rejection until the server hangs up. */
+static int cb_credentials(git_credential **out, const char *url, const char *user_from_url,
+			  unsigned int allowed, void *payload)
+{
+	struct fetch_ctx *f = payload;
+	const char *user = user_from_url && *user_from_url ? user_from_url : "git";
+	_cleanup_free_ char *pub = NULL, *msg = NULL;
+
+	if (!f->o->ssh_key)
+		return GIT_PASSTHROUGH;
+	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+		if (f->key_attempts++ > 0) {
+			msg = ap_strdupf("ssh key '%s' was rejected for user '%s'", f->o->ssh_key,
+					 user);
+			git_error_set_str(GIT_ERROR_SSH, msg ? msg : "ssh key was rejected");
+			return GIT_EAUTH;
+		}
+		pub = ap_strdupf("%s.pub", f->o->ssh_key);
+		if (!pub)
+			return -1;
+		return git_credential_ssh_key_new(out, user, pub, f->o->ssh_key, NULL);
+	}
+	if (allowed & GIT_CREDENTIAL_USERNAME)
+		return git_credential_username_new(out, user);
+	return GIT_PASSTHROUGH;
+}
+
+/* A copy of url with any password in it replaced, so that logs never carry a token. */
+static char *url_for_log(const char *url)
+{
+	const char *a = strstr(url, "://"), *at, *colon;
+
+	if (!a)
+		return strdup(url);
+	a += 3;
+	at = memchr(a, '@', strcspn(a, "/"));
+	colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+	if (!colon)
+		return strdup(url);
+	return ap_strdupf("%.*s:***%s", (int)(colon - url), url, at);
+}
+
+/* Anything that goes wrong talking to the remote is worth retrying later. */
+static int fetch_failed(const struct fetch_ctx *f)
+{
+	const git_error *e = git_error_last();
+
+	if (e && e->klass == GIT_ERROR_NOMEMORY)
+		return -ENOMEM;
+	return ap_log_error(-EHOSTUNREACH, "failed to fetch '%s': %s", f->url, git_msg());
+}
+
+static int remote_tip(git_remote *remote, struct fetch_ctx *f, const char *head, git_oid *ret)
+{
+	const git_remote_head **heads;
+	size_t n;
+
+	if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &f->cb, NULL, NULL) < 0 ||
+	    git_remote_ls(&heads, &n, remote) < 0)
+		return fetch_failed(f);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(heads[i]->name, head) == 0) {
+			git_oid_cpy(ret, &heads[i]->oid); /* the array belongs to the remote */
+			return 0;
+		}
+	return ap_log_error(-ENOENT, "branch '%s' not found on '%s'", f->o->branch, f->url);
+}
+
+/* The mirror already has tip when the tracking ref points at it and the object is there. */
+static bool mirror_has(struct ap_repo *r, const char *track, const git_oid *tip)
+{
+	git_odb *odb = NULL;
+	git_oid have;
+	bool yes = false;
+
+	if (git_reference_name_to_id(&have, r->git, track) == 0 && git_oid_equal(&have, tip) &&
+	    git_repository_odb(&odb, r->git) == 0)
+		yes = git_odb_exists(odb, tip);
+	git_odb_free(odb);
+	return yes;
+}
+
+static int download(struct ap_repo *r, git_remote *remote, struct fetch_ctx *f,
+		    const char *head, const char *track, const git_oid *tip)
+{
+	git_fetch_options fo;
+	_cleanup_free_ char *spec = ap_strdupf("+%s:%s", head, track);
+	char *specs[1] = { spec };
+	git_strarray refspecs = { specs, 1 };
+	git_oid now;
+
+	if (!spec || git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION) < 0)
+		return -ENOMEM;
+	fo.callbacks = f->cb;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	fo.update_fetchhead = 0;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if (git_remote_download(remote, &refspecs, &fo) < 0)
+		return fetch_failed(f);
+	ap_log_debug("received %u objects from '%s'", git_remote_stats(remote)->received_objects,
+		     f->url);
+	if (git_remote_update_tips(remote, &f->cb, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE,
+				   "autopull: fetch") < 0)
+		return ap_log_error(git_errno(GIT_ERROR), "failed to update '%s': %s", track,
+				    git_msg());
+	if (git_reference_name_to_id(&now, r->git, track) < 0 || !git_oid_equal(&now, tip))
+		return ap_log_error(-EIO, "'%s' did not move to the tip fetched from '%s'", track,
+				    f->url);
+	return 1;
+}
+
+/* An anonymous remote that skips url.<base>.insteadOf: the mirror's config must not
+ * rewrite the configured URL. (In libgit2 1.5.1 that lookup also leaks: valgrind shows
+ * one pcre2 match data block lost per config key it tries, on every fetch.) */
+static int create_remote(struct ap_repo *r, const char *url, git_remote **ret)
+{
+	git_remote_create_options opts;
+
+	if (git_remote_create_options_init(&opts, GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0)
+		return -1;
+	opts.repository = r->git;
+	opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(ret, url, &opts);
+}
+
+static void remote_freep(git_remote **p)
+{
+	git_remote_free(*p);
+}
+
+static void fetch_ctx_done(struct fetch_ctx *f)
+{
+	free(f->url);
+}
+
+int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_tip[AP_OID_HEXSZ + 1])
+{
+	_cleanup_free_ char *head = ap_strdupf("refs/heads/%s", o->branch);
+	_cleanup_free_ char *track = ap_strdupf("refs/remotes/origin/%s", o->branch);
+	_cleanup_(fetch_ctx_done) struct fetch_ctx f = { .o = o, .url = url_for_log(o->url) };
+	_cleanup_(remote_freep) git_remote *remote = NULL;
+	int valid = 0, k;
+	git_oid tip;
+
+	if (!head || !track || !f.url)
+		return -ENOMEM;
+	if (git_reference_name_is_valid(&valid, track) < 0 || !valid)
+		return ap_log_error(-EINVAL, "invalid branch name '%s'", o->branch);
+	/* With mbedTLS this replaces the trust set rather than adding to it. */
+	if (o->ca_file && git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, o->ca_file, NULL) < 0)
+		return ap_log_error(-EINVAL, "failed to load ca file '%s': %s", o->ca_file, git_msg());
+	if (create_remote(r, o->url, &remote) < 0)
+		return ap_log_error(-EINVAL, "invalid remote url '%s': %s", f.url, git_msg());
+	git_remote_init_callbacks(&f.cb, GIT_REMOTE_CALLBACKS_VERSION);
+	f.cb.credentials = cb_credentials;
+	f.cb.certificate_check = cb_certificate;
+	f.cb.payload = &f;
+	/* libgit2 1.5 has no connect or I/O timeout option: a silent host is bounded only by
+	 * the kernel's TCP timeouts and the service's own TimeoutStartSec=. */
+	k = remote_tip(remote, &f, head, &tip);
+	if (k >= 0)
+		k = mirror_has(r, track, &tip) ? 0 : download(r, remote, &f, head, track, &tip);
+	if (k >= 0)
+		git_oid_hex(ret_tip, &tip);
+	return k;
+}
+
+/* --- revisions ------------------------------------------------------------------------ */
+
+int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HEXSZ + 1])
+{
+	_cleanup_free_ char *track = ap_strdupf("refs/remotes/origin/%s", branch);
+	git_oid id;
+	int k;
+
+	if (!track)
+		return -ENOMEM;
+	k = git_reference_name_to_id(&id, r->git, track);
+	if (k == GIT_ENOTFOUND)
+		return -ENOENT;
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to read '%s': %s", track, git_msg());
+	git_oid_hex(ret, &id);
+	return 0;
+}
+
+static int lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret)
+{
+	git_object *obj = NULL, *peeled = NULL;
+	int k;
+
+	k = git_revparse_single(&obj, r->git, rev);
+	if (k >= 0)
+		k = git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT);
+	git_object_free(obj);
+	if (k == GIT_ENOTFOUND || k == GIT_EAMBIGUOUS || k == GIT_EINVALIDSPEC || k == GIT_EPEEL)
+		return ap_log_error(-ENOENT, "'%s' does not name a commit", rev);
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to resolve '%s': %s", rev, git_msg());
+	*ret = (git_commit *)peeled;
+	return 0;
+}
+
+int ap_repo_resolve(struct ap_repo *r, const char *rev, char ret[AP_OID_HEXSZ + 1])
+{
+	git_commit *c;
+	int k;
+
+	k = lookup_commit(r, rev, &c);
+	if (k < 0)
+		return k;
+	git_oid_hex(ret, git_commit_id(c));
+	git_commit_free(c);
+	return 0;
+}
+
+int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *commit)
+{
+	git_commit *a = NULL, *c = NULL;
+	int k;
+
+	if ((k = lookup_commit(r, ancestor, &a)) < 0 || (k = lookup_commit(r, commit, &c)) < 0)
+		goto cleanup;
+	if (git_oid_equal(git_commit_id(a), git_commit_id(c))) {
+		k = 1;
+		goto cleanup;
+	}
+	k = git_graph_descendant_of(r->git, git_commit_id(c), git_commit_id(a));
+	if (k < 0)
+		k = ap_log_error(git_errno(k), "failed to compare '%s' with '%s': %s", ancestor,
+				 commit, git_msg());
+cleanup:
+	git_commit_free(a);
+	git_commit_free(c);
+	return k;
+}
+
+/* --- the tree walk --------------------------------------------------------------------- */
+
+struct walk {
+	git_repository *git;
+	const char *subject; /* what is walked, for messages */
+	struct ap_change *v;
+	size_t n, cap;
+	size_t len;
+	char path[PATH_MAX];
+};
+
+static int walk_trees(struct walk *w, const git_tree *a, const git_tree *b, unsigned depth);
+
+static int log_len(const struct walk *w)
+{
+	return (int)(w->len < LOG_PATH_MAX ? w->len : LOG_PATH_MAX);
+}
+
+static void side_from_entry(uint32_t *mode, char oid[AP_OID_HEXSZ + 1], const git_tree_entry *e)
+{
+	*mode = (uint32_t)git_tree_entry_filemode(e);
+	git_oid_hex(oid, git_tree_entry_id(e));
+}
+
+static int emit(struct walk *w, enum ap_change_kind kind, const git_tree_entry *old,
+		const git_tree_entry *new)
+{
+	struct ap_change *c;
+
+	if (w->n >= AP_MAX_CHANGES)
+		return ap_log_error(-E2BIG, "%s has more than %d paths", w->subject, AP_MAX_CHANGES);
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct ap_change *v = reallocarray(w->v, cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	c = &w->v[w->n];
+	*c = (struct ap_change){ .kind = kind, .path = strndup(w->path, w->len) };
+	if (!c->path)
+		return -ENOMEM;
+	if (old)
+		side_from_entry(&c->old_mode, c->old_oid, old);
+	if (new)
+		side_from_entry(&c->new_mode, c->new_oid, new);
+	w->n++;
+	return 0;
+}
+
+static int path_push(struct walk *w, const git_tree_entry *e)
+{
+	const char *name = git_tree_entry_name(e);
+	size_t nl = strlen(name), sep = w->len > 0;
+
+	if (w->len + sep + nl >= sizeof(w->path))
+		return ap_log_error(-ENAMETOOLONG, "path '%.*s...' in %s is too long",
+				    log_len(w), w->path, w->subject);
+	if (sep)
+		w->path[w->len++] = '/';
+	memcpy(w->path + w->len, name, nl);
+	w->len += nl;
+	return 0;
+}
+
+static int lookup_tree(struct walk *w, const git_tree_entry *e, git_tree **ret)
+{
+	int k = git_tree_lookup(ret, w->git, git_tree_entry_id(e));
+
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to read tree '%.*s' in %s: %s",
+				    (int)w->len, w->path, w->subject, git_msg());
+	return 0;
+}
+
+/* a and/or b are tree entries at the current path; a missing side is the empty tree. */
+static int walk_subtrees(struct walk *w, const git_tree_entry *a, const git_tree_entry *b,
+			 unsigned depth)
+{
+	git_tree *ta = NULL, *tb = NULL;
+	int k = 0;
+
+	if (a && (k = lookup_tree(w, a, &ta)) < 0)
+		goto cleanup;
+	if (b && (k = lookup_tree(w, b, &tb)) < 0)
+		goto cleanup;
+	k = walk_trees(w, ta, tb, depth);
+cleanup:
+	git_tree_free(ta);
+	git_tree_free(tb);
+	return k;
+}
+
+/* Entries a (old) and b (new) share the current path; either may be NULL. A tree against
+ * a non-tree is a whole subtree deleted or added plus the other side's leaf. */
+static int walk_entry(struct walk *w, const git_tree_entry *a, const git_tree_entry *b,
+		      unsigned depth)
+{
+	bool ta = a && git_tree_entry_type(a) == GIT_OBJECT_TREE;
+	bool tb = b && git_tree_entry_type(b) == GIT_OBJECT_TREE;
+	uint32_t ma = a ? (uint32_t)git_tree_entry_filemode(a) : 0;
+	uint32_t mb = b ? (uint32_t)git_tree_entry_filemode(b) : 0;
+	int k = 0;
+
+	if (a && b && ma == mb && git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)))
+		return 0; /* the whole point: equal ids are never opened */
+	if (ta && tb)
+		return walk_subtrees(w, a, b, depth + 1);
+	if (ta || tb) {
+		k = walk_subtrees(w, ta ? a : NULL, tb ? b : NULL, depth + 1);
+		a = ta ? NULL : a;
+		b = tb ? NULL : b;
+	}
+	if (k < 0 || (!a && !b))
+		return k;
+	if (!a)
+		return emit(w, AP_CHANGE_ADD, NULL, b);
+	if (!b)
+		return emit(w, AP_CHANGE_DELETE, a, NULL);
+	if ((ma & S_IFMT) != (mb & S_IFMT))
+		return emit(w, AP_CHANGE_TYPE, a, b);
+	if (git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)))
+		return emit(w, AP_CHANGE_MODE, a, b);
+	return emit(w, AP_CHANGE_MODIFY, a, b);
+}
+
+/* Merges two sorted entry lists. git_tree_entry_cmp orders the way git stores trees (a
+ * directory compares as if its name ended in '/'), so both lists stay in step. */
+static int walk_trees(struct walk *w, const git_tree *a, const git_tree *b, unsigned depth)
+{
+	size_t na = a ? git_tree_entrycount(a) : 0, nb = b ? git_tree_entrycount(b) : 0;
+	size_t i = 0, j = 0;
+	int k = 0;
+
+	if (depth > MAX_TREE_DEPTH)
+		return ap_log_error(-ELOOP, "tree '%.*s...' in %s is nested more than %d levels deep",
+				    log_len(w), w->path, w->subject, MAX_TREE_DEPTH);
+	while (k >= 0 && (i < na || j < nb)) {
+		const git_tree_entry *ea = i < na ? git_tree_entry_byindex(a, i) : NULL;
+		const git_tree_entry *eb = j < nb ? git_tree_entry_byindex(b, j) : NULL;
+		int c = !ea ? 1 : !eb ? -1 : git_tree_entry_cmp(ea, eb);
+		size_t saved = w->len;
+
+		i += c <= 0;
+		j += c >= 0;
+		k = path_push(w, c <= 0 ? ea : eb);
+		if (k >= 0)
+			k = walk_entry(w, c <= 0 ? ea : NULL, c >= 0 ? eb : NULL, depth);
+		w->len = saved;
+	}
+	return k;
+}
+
+/* --- renames, order, the diff ---------------------------------------------------------- */
+
+static const char *rename_oid(const struct ap_change *c)
+{
+	return c->kind == AP_CHANGE_DELETE ? c->old_oid : c->new_oid;
+}
+
+static uint32_t rename_mode(const struct ap_change *c)
+{
+	return c->kind == AP_CHANGE_DELETE ? c->old_mode : c->new_mode;
+}
+
+static int cmp_rename_key(const struct ap_change *a, const struct ap_change *b)
+{
+	int c = strcmp(rename_oid(a), rename_oid(b));
+
+	if (c != 0)
+		return c;
+	return (rename_mode(a) > rename_mode(b)) - (rename_mode(a) < rename_mode(b));
+}
+
+static int cmp_rename_order(const void *x, const void *y)
+{
+	const struct ap_change *a = *(struct ap_change *const *)x, *b = *(struct ap_change *const *)y;
+	int c = cmp_rename_key(a, b);
+
+	return c != 0 ? c : strcmp(a->path, b->path);
+}
+
+static int cmp_change_path(const void *x, const void *y)
+{
+	const struct ap_change *a = x, *b = y;
+	int c = strcmp(a->path, b->path);
+
+	return c != 0 ? c : (a->kind > b->kind) - (a->kind < b->kind);
+}
+
+/* Collects the changes of one kind, in rename order (id, mode, path). */
+static struct ap_change **rename_candidates(struct walk *w, enum ap_change_kind kind, size_t *ret_n)
+{
+	struct ap_change **v = calloc(w->n + 1, sizeof(*v));
+	size_t n = 0;
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->v[i].kind == kind)
+			v[n++] = &w->v[i];
+	qsort(v, n, sizeof(*v), cmp_rename_order);
+	*ret_n = n;
+	return v;
+}
+
+/* Exact renames: within each (id, mode) group the k-th deleted path (in path order) pairs
+ * with the k-th added path, each at most once. The paired DELETE is dropped. */
+static int pair_renames(struct walk *w)
+{
+	size_t nd = 0, na = 0, i = 0, j = 0, n = 0;
+	struct ap_change **del = rename_candidates(w, AP_CHANGE_DELETE, &nd);
+	struct ap_change **add = rename_candidates(w, AP_CHANGE_ADD, &na);
+
+	if (!del || !add) {
+		free(del);
+		free(add);
+		return -ENOMEM;
+	}
+	while (i < nd && j < na) {
+		int c = cmp_rename_key(del[i], add[j]);
+
+		if (c != 0) {
+			i += c < 0;
+			j += c > 0;
+			continue;
+		}
+		add[j]->kind = AP_CHANGE_RENAME;
+		add[j]->old_path = TAKE_PTR(del[i]->path);
+		add[j]->old_mode = del[i]->old_mode;
+		memcpy(add[j]->old_oid, del[i]->old_oid, sizeof(add[j]->old_oid));
+		i++, j++;
+	}
+	free(del);
+	free(add);
+	for (i = 0; i < w->n; i++) /* compact: paired deletes lost their path */
+		if (w->v[i].path)
+			w->v[n++] = w->v[i];
+	w->n = n;
+	return 0;
+}
+
+static struct walk *walk_new(struct ap_repo *r, const char *subject)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+
+	if (w) {
+		w->git = r->git;
+		w->subject = subject;
+	}
+	return w;
+}
+
+static void walk_free(struct walk *w)
+{
+	struct ap_changes c;
+
+	if (!w)
+		return;
+	c = (struct ap_changes){ .v = w->v, .n = w->n };
+	ap_changes_free(&c);
+	free(w);
+}
+
+static int commit_tree(struct ap_repo *r, const char *rev, git_tree **ret)
+{
+	git_commit *c;
+	int k;
+
+	if ((k = lookup_commit(r, rev, &c)) < 0)
+		return k;
+	k = git_commit_tree(ret, c);
+	git_commit_free(c);
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to read the tree of '%s': %s", rev,
+				    git_msg());
+	return 0;
+}
+
+int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_changes *ret)
+{
+	bool first = !from || !*from;
+	char *subject = ap_strdupf("diff '%s'..'%s'", first ? "(empty tree)" : from, to);
+	struct walk *w = subject ? walk_new(r, subject) : NULL;
+	git_tree *ta = NULL, *tb = NULL;
+	int k;
+
+	if (!w) {
+		k = ap_log_error(-ENOMEM, "failed to diff '%s': out of memory", to);
+		goto cleanup;
+	}
+	if ((!first && (k = commit_tree(r, from, &ta)) < 0) || (k = commit_tree(r, to, &tb)) < 0)
+		goto cleanup;
+	k = walk_trees(w, ta, tb, 0);
+	if (k >= 0)
+		k = pair_renames(w);
+	if (k == -ENOMEM)
+		ap_log_error(k, "failed to %s: out of memory", subject);
+	if (k < 0)
+		goto cleanup;
+	if (w->n > 0)
+		qsort(w->v, w->n, sizeof(*w->v), cmp_change_path);
+	*ret = (struct ap_changes){ .v = TAKE_PTR(w->v), .n = w->n };
+	w->n = 0;
+cleanup:
+	walk_free(w);
+	git_tree_free(ta);
+	git_tree_free(tb);
+	free(subject);
+	return k;
+}
+
+/* --- blobs and listings -------------------------------------------------------------- */
+
+static int blob_size(struct ap_repo *r, const git_oid *id, const char *hex, size_t *ret)
+{
+	git_odb *odb = NULL;
+	git_object_t type;
+	int k;
+
+	k = git_repository_odb(&odb, r->git);
+	if (k >= 0)
+		k = git_odb_read_header(ret, &type, odb, id);
+	git_odb_free(odb);
+	if (k == GIT_ENOTFOUND)
+		return ap_log_error(-ENOENT, "blob '%s' not found", hex);
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to read blob '%s': %s", hex, git_msg());
+	if (type != GIT_OBJECT_BLOB)
+		return ap_log_error(-EINVAL, "object '%s' is not a blob", hex);
+	return 0;
+}
+
+/* The size is checked from the object header, before the blob is inflated into memory. */
+int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret, size_t *ret_len)
+{
+	git_blob *blob = NULL;
+	char *buf = NULL;
+	size_t size;
+	git_oid id;
+	int k;
+
+	if (strlen(oid) != AP_OID_HEXSZ || git_oid_fromstr(&id, oid) < 0)
+		return ap_log_error(-EINVAL, "'%s' is not an object id", oid);
+	if ((k = blob_size(r, &id, oid, &size)) < 0)
+		goto cleanup;
+	if (size > max) {
+		k = ap_log_error(-EFBIG, "blob '%s' is %zu bytes, more than the limit of %zu", oid,
+				 size, max);
+		goto cleanup;
+	}
+	if ((k = git_blob_lookup(&blob, r->git, &id)) < 0) {
+		k = ap_log_error(git_errno(k), "failed to read blob '%s': %s", oid, git_msg());
+		goto cleanup;
+	}
+	size = (size_t)git_blob_rawsize(blob);
+	if (size > max || !(buf = malloc(size + 1))) {
+		k = size > max ? ap_log_error(-EFBIG, "blob '%s' is too large", oid) : -ENOMEM;
+		goto cleanup;
+	}
+	memcpy(buf, git_blob_rawcontent(blob), size);
+	buf[size] = '\0';
+	*ret = buf;
+	*ret_len = size;
+cleanup:
+	git_blob_free(blob);
+	return k;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The walk against the empty tree lists every leaf; gitlinks are commits, not blobs. */
+int ap_repo_list_files(struct ap_repo *r, const char *commit, char ***ret)
+{
+	char *subject = ap_strdupf("listing of '%s'", commit);
+	struct walk *w = subject ? walk_new(r, subject) : NULL;
+	git_tree *t = NULL;
+	char **v = NULL;
+	size_t n = 0;
+	int k;
+
+	if (!w) {
+		k = ap_log_error(-ENOMEM, "failed to list '%s': out of memory", commit);
+		goto cleanup;
+	}
+	if ((k = commit_tree(r, commit, &t)) < 0 || (k = walk_trees(w, NULL, t, 0)) < 0)
+		goto cleanup;
+	if (!(v = calloc(w->n + 1, sizeof(*v)))) {
+		k = ap_log_error(-ENOMEM, "failed to list '%s': out of memory", commit);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < w->n; i++)
+		if (w->v[i].new_mode != AP_GIT_MODE_GITLINK)
+			v[n++] = TAKE_PTR(w->v[i].path);
+	qsort(v, n, sizeof(*v), cmp_str);
+	*ret = TAKE_PTR(v);
+	k = 0;
+cleanup:
+	walk_free(w);
+	git_tree_free(t);
+	free(subject);
+	return k;
+}

@@ -1,0 +1,776 @@
+/* Tests for repo.c against real repositories. The fixtures are made at setup in a temp
+ * directory with the git CLI (tests may run git; production code may not): one origin with
+ * a commit per kind of change, fetched into a mirror over file://, a separate origin for
+ * the fetch tests, and a fast-import repository with pathological trees. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <git2.h>
+
+#include "log.h"
+#include "model.h"
+#include "repo.h"
+#include "util.h"
+
+static char tmp[PATH_MAX];
+static char env_home[PATH_MAX + 8];
+static const char *child_env[] = {
+	env_home, "PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", "GIT_CONFIG_NOSYSTEM=1",
+	"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t",
+	"GIT_COMMITTER_EMAIL=t@example.org", NULL,
+};
+
+/* Commits of the diff fixture, one kind of change each. */
+enum {
+	C_BASE, C_MODIFY, C_DELETE, C_ADD_NESTED, C_DELETE_DIR, C_MODE, C_RENAME, C_RENAME_DIR,
+	C_SYMLINK, C_TYPE, C_ORDER, C_SWAP, C_RENAME_PAIRS, C_EMPTY, C_GITLINK, C_GITLINK_MOD,
+	C_COUNT
+};
+static char c[C_COUNT][AP_OID_HEXSZ + 1];
+static struct ap_repo *mirror;
+
+/* --- fixture helpers ------------------------------------------------------------------- */
+
+static char *tmp_path(const char *rel)
+{
+	char *p = ap_strdupf("%s/%s", tmp, rel);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* Runs argv with the fixture environment, stdin from in (or /dev/null), stdout into out. */
+static int run(const char *const *argv, const char *in, char *out, size_t outsz)
+{
+	posix_spawn_file_actions_t fa;
+	size_t len = 0;
+	char buf[4096];
+	ssize_t n;
+	int p[2], status;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv,
+				      (char *const *)child_env), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	while ((n = read(p[0], buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; out && i < n && len + 1 < outsz; i++)
+			out[len++] = buf[i];
+	close(p[0]);
+	while (out && len > 0 && out[len - 1] == '\n')
+		len--;
+	if (out)
+		out[len] = '\0';
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void vgit(const char *dir, const char *in, char *out, size_t outsz, va_list ap)
+{
+	const char *argv[32] = { "git", "-C", dir };
+	size_t n = 3;
+	const char *a;
+
+	while ((a = va_arg(ap, const char *)) && n < ELEMENTSOF(argv) - 1)
+		argv[n++] = a;
+	argv[n] = NULL;
+	assert_int_equal(run(argv, in, out, outsz), 0);
+}
+
+static void git(const char *dir, ...)
+{
+	va_list ap;
+
+	va_start(ap, dir);
+	vgit(dir, NULL, NULL, 0, ap);
+	va_end(ap);
+}
+
+static void git_out(const char *dir, char *out, size_t outsz, ...)
+{
+	va_list ap;
+
+	va_start(ap, outsz);
+	vgit(dir, NULL, out, outsz, ap);
+	va_end(ap);
+}
+
+static void git_in(const char *dir, const char *in, ...)
+{
+	va_list ap;
+
+	va_start(ap, in);
+	vgit(dir, in, NULL, 0, ap);
+	va_end(ap);
+}
+
+static void mkdir_p(char *path)
+{
+	for (char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+		*s = '/';
+	}
+}
+
+/* Writes dir/rel with content (default: the path itself, so contents are unique). */
+static void put(const char *dir, const char *rel, const char *content)
+{
+	_cleanup_free_ char *p = ap_strdupf("%s/%s", dir, rel);
+	FILE *f;
+
+	assert_non_null(p);
+	mkdir_p(p);
+	assert_non_null(f = fopen(p, "we"));
+	fprintf(f, "%s\n", content ? content : rel);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void commit(const char *dir, const char *msg, char ret[AP_OID_HEXSZ + 1])
+{
+	git(dir, "add", "-A", NULL);
+	git(dir, "commit", "-q", "--allow-empty", "-m", msg, NULL);
+	git_out(dir, ret, AP_OID_HEXSZ + 1, "rev-parse", "HEAD", NULL);
+	assert_int_equal(strlen(ret), AP_OID_HEXSZ);
+}
+
+static void gitlink_commit(const char *dir, const char *sha, char ret[AP_OID_HEXSZ + 1])
+{
+	_cleanup_free_ char *info = ap_strdupf("160000,%s,vendor/sub", sha);
+
+	git(dir, "update-index", "--add", "--cacheinfo", info, NULL);
+	git(dir, "commit", "-q", "-m", "gitlink", NULL);
+	git_out(dir, ret, AP_OID_HEXSZ + 1, "rev-parse", "HEAD", NULL);
+}
+
+static char *file_url(const char *rel)
+{
+	char *u = ap_strdupf("file://%s/%s", tmp, rel);
+
+	assert_non_null(u);
+	return u;
+}
+
+static void build_diff_origin(const char *o)
+{
+	static const char *const base[] = {
+		"README", "a-b", "a.txt", "a/x", "bin/run.sh", "etc/app.conf", "etc/sub/deep.conf",
+		"gone/one", "gone/two", "other/x.txt", "swap", "units/a.service", "units/b.service",
+	};
+	_cleanup_free_ char *p = NULL;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	for (size_t i = 0; i < ELEMENTSOF(base); i++)
+		put(o, base[i], NULL);
+	put(o, "r/a1", "dup");
+	put(o, "r/a2", "dup");
+	put(o, "m/exec", "same");
+	p = ap_strdupf("%s/m/exec", o);
+	assert_int_equal(chmod(p, 0755), 0);
+	commit(o, "base", c[C_BASE]);
+	put(o, "etc/app.conf", "changed");
+	commit(o, "modify", c[C_MODIFY]);
+	git(o, "rm", "-q", "units/b.service", NULL);
+	commit(o, "delete", c[C_DELETE]);
+	put(o, "new/dir/deep/file.conf", NULL);
+	commit(o, "add nested", c[C_ADD_NESTED]);
+	git(o, "rm", "-q", "-r", "gone", NULL);
+	commit(o, "delete dir", c[C_DELETE_DIR]);
+	free(p);
+	p = ap_strdupf("%s/bin/run.sh", o);
+	assert_int_equal(chmod(p, 0755), 0);
+	commit(o, "mode", c[C_MODE]);
+	git(o, "mv", "units/a.service", "units/a2.service", NULL);
+	commit(o, "rename", c[C_RENAME]);
+	git(o, "mv", "other/x.txt", "etc/x.txt", NULL); /* other/ goes away, etc/ exists */
+	commit(o, "rename into another dir", c[C_RENAME_DIR]);
+}
+
+static void build_diff_origin_2(const char *o)
+{
+	_cleanup_free_ char *link = ap_strdupf("%s/links/cur", o);
+	_cleanup_free_ char *readme = ap_strdupf("%s/README", o);
+
+	mkdir_p(link);
+	assert_int_equal(symlink("../etc/app.conf", link), 0);
+	commit(o, "symlink", c[C_SYMLINK]);
+	assert_int_equal(unlink(readme), 0);
+	assert_int_equal(symlink("etc/app.conf", readme), 0);
+	commit(o, "file to symlink", c[C_TYPE]);
+	put(o, "a/x", "changed");
+	commit(o, "order", c[C_ORDER]);
+	git(o, "rm", "-q", "swap", NULL);
+	put(o, "swap/inner", NULL);
+	commit(o, "file to dir", c[C_SWAP]);
+	git(o, "rm", "-q", "r/a1", "r/a2", "m/exec", NULL);
+	put(o, "s/b1", "dup");
+	put(o, "s/b2", "dup");
+	put(o, "m/plain", "same");
+	commit(o, "rename pairs", c[C_RENAME_PAIRS]);
+	commit(o, "empty", c[C_EMPTY]);
+	gitlink_commit(o, c[C_BASE], c[C_GITLINK]);
+	gitlink_commit(o, c[C_MODIFY], c[C_GITLINK_MOD]);
+}
+
+/* A bare repository with branches "deep" (300 nested dirs), "long" (a path over PATH_MAX)
+ * and "many" (AP_MAX_CHANGES + 1 files), made with fast-import. */
+static void build_weird(void)
+{
+	_cleanup_free_ char *dir = tmp_path("weird.git"), *in = tmp_path("weird.fi");
+	FILE *f = fopen(in, "we");
+	const char *head = "committer t <t@example.org> 0 +0000\ndata 1\nx\n";
+
+	assert_non_null(f);
+	fprintf(f, "blob\nmark :1\ndata 3\nhi\n");
+	fprintf(f, "commit refs/heads/deep\n%sM 100644 :1 ", head);
+	for (int i = 0; i < 300; i++)
+		fprintf(f, "d/");
+	fprintf(f, "f\ncommit refs/heads/long\n%sM 100644 :1 ", head);
+	for (int i = 0; i < 20; i++)
+		fprintf(f, "%0250d/", i);
+	fprintf(f, "f\ncommit refs/heads/many\n%s", head);
+	for (int i = 0; i <= AP_MAX_CHANGES; i++)
+		fprintf(f, "M 100644 :1 d%03d/f%d\n", i / 1000, i);
+	assert_int_equal(fclose(f), 0);
+	git(tmp, "init", "-q", "--bare", dir, NULL);
+	git_in(dir, in, "fast-import", "--quiet", NULL);
+}
+
+static int rm_rf(const char *path)
+{
+	const char *argv[] = { "rm", "-rf", path, NULL };
+
+	return run(argv, NULL, NULL, 0);
+}
+
+static int group_setup(void **state)
+{
+	_cleanup_free_ char *o = NULL, *m = NULL, *url = NULL;
+	char tip[AP_OID_HEXSZ + 1];
+	struct ap_remote_opts opts = { .branch = "main" };
+
+	snprintf(tmp, sizeof(tmp), "/tmp/ap-test-repo-XXXXXX");
+	assert_non_null(mkdtemp(tmp));
+	snprintf(env_home, sizeof(env_home), "HOME=%s", tmp);
+	ap_log_set_max_level(AP_LOG_DEBUG);
+	o = tmp_path("origin");
+	build_diff_origin(o);
+	build_diff_origin_2(o);
+	build_weird();
+	m = tmp_path("mirror.git");
+	url = file_url("origin");
+	opts.url = url;
+	assert_int_equal(ap_repo_open(m, &mirror), 0);
+	assert_int_equal(ap_repo_fetch(mirror, &opts, tip), 1);
+	assert_string_equal(tip, c[C_GITLINK_MOD]);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	ap_repo_free(mirror);
+	return rm_rf(tmp) == 0 ? 0 : -1;
+}
+
+/* --- diff --------------------------------------------------------------------------- */
+
+struct exp {
+	enum ap_change_kind kind;
+	const char *path, *old_path;
+	uint32_t old_mode, new_mode;
+};
+
+static void check_sides(const struct ap_change *ch)
+{
+	bool has_old = ch->kind != AP_CHANGE_ADD, has_new = ch->kind != AP_CHANGE_DELETE;
+
+	assert_int_equal(strlen(ch->old_oid), has_old ? AP_OID_HEXSZ : 0);
+	assert_int_equal(strlen(ch->new_oid), has_new ? AP_OID_HEXSZ : 0);
+	assert_true(has_old == (ch->old_mode != 0));
+	assert_true(has_new == (ch->new_mode != 0));
+	if (ch->kind == AP_CHANGE_MODE || ch->kind == AP_CHANGE_RENAME)
+		assert_string_equal(ch->old_oid, ch->new_oid);
+	if (ch->kind == AP_CHANGE_MODIFY)
+		assert_string_not_equal(ch->old_oid, ch->new_oid);
+	assert_null(ch->old_data);
+	assert_null(ch->new_data);
+}
+
+static void check_diff(const char *from, const char *to, const struct exp *e, size_t n)
+{
+	struct ap_changes ch = { 0 };
+
+	assert_int_equal(ap_repo_diff(mirror, from, to, &ch), 0);
+	for (size_t i = 0; i < ch.n; i++)
+		print_message("  %s %s%s%s %o->%o\n", ap_change_kind_to_string(ch.v[i].kind),
+			      ch.v[i].old_path ? ch.v[i].old_path : "", ch.v[i].old_path ? " -> " : "",
+			      ch.v[i].path, ch.v[i].old_mode, ch.v[i].new_mode);
+	assert_int_equal(ch.n, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(ap_change_kind_to_string(ch.v[i].kind),
+				    ap_change_kind_to_string(e[i].kind));
+		assert_string_equal(ch.v[i].path, e[i].path);
+		if (e[i].old_path)
+			assert_string_equal(ch.v[i].old_path, e[i].old_path);
+		else
+			assert_null(ch.v[i].old_path);
+		assert_int_equal(ch.v[i].old_mode, e[i].old_mode);
+		assert_int_equal(ch.v[i].new_mode, e[i].new_mode);
+		check_sides(&ch.v[i]);
+		if (i > 0)
+			assert_true(strcmp(ch.v[i - 1].path, ch.v[i].path) < 0);
+	}
+	ap_changes_free(&ch);
+}
+
+#define B AP_GIT_MODE_BLOB
+#define X AP_GIT_MODE_EXEC
+#define L AP_GIT_MODE_LINK
+#define G AP_GIT_MODE_GITLINK
+#define ADD(p, m) { AP_CHANGE_ADD, p, NULL, 0, m }
+#define DEL(p, m) { AP_CHANGE_DELETE, p, NULL, m, 0 }
+#define CHECK(from, to, ...)                                              \
+	do {                                                              \
+		static const struct exp e_[] = { __VA_ARGS__ };           \
+		check_diff(from, to, e_, ELEMENTSOF(e_));                 \
+	} while (0)
+
+static void test_diff_first_run(void **state)
+{
+	CHECK(NULL, c[C_BASE], ADD("README", B), ADD("a-b", B), ADD("a.txt", B), ADD("a/x", B),
+	      ADD("bin/run.sh", B), ADD("etc/app.conf", B), ADD("etc/sub/deep.conf", B),
+	      ADD("gone/one", B), ADD("gone/two", B), ADD("m/exec", X), ADD("other/x.txt", B),
+	      ADD("r/a1", B), ADD("r/a2", B), ADD("swap", B), ADD("units/a.service", B),
+	      ADD("units/b.service", B));
+	/* "" means the empty tree too; two identical files are not a rename on first run */
+	CHECK("", c[C_MODIFY], ADD("README", B), ADD("a-b", B), ADD("a.txt", B), ADD("a/x", B),
+	      ADD("bin/run.sh", B), ADD("etc/app.conf", B), ADD("etc/sub/deep.conf", B),
+	      ADD("gone/one", B), ADD("gone/two", B), ADD("m/exec", X), ADD("other/x.txt", B),
+	      ADD("r/a1", B), ADD("r/a2", B), ADD("swap", B), ADD("units/a.service", B),
+	      ADD("units/b.service", B));
+}
+
+static void test_diff_modify(void **state)
+{
+	/* etc/sub (an unchanged sibling subtree) is not reported */
+	CHECK(c[C_BASE], c[C_MODIFY], { AP_CHANGE_MODIFY, "etc/app.conf", NULL, B, B });
+}
+
+static void test_diff_delete(void **state)
+{
+	CHECK(c[C_MODIFY], c[C_DELETE], DEL("units/b.service", B));
+}
+
+static void test_diff_add_nested(void **state)
+{
+	CHECK(c[C_DELETE], c[C_ADD_NESTED], ADD("new/dir/deep/file.conf", B));
+}
+
+static void test_diff_delete_dir(void **state)
+{
+	CHECK(c[C_ADD_NESTED], c[C_DELETE_DIR], DEL("gone/one", B), DEL("gone/two", B));
+}
+
+static void test_diff_mode_only(void **state)
+{
+	CHECK(c[C_DELETE_DIR], c[C_MODE], { AP_CHANGE_MODE, "bin/run.sh", NULL, B, X });
+}
+
+static void test_diff_rename(void **state)
+{
+	CHECK(c[C_MODE], c[C_RENAME],
+	      { AP_CHANGE_RENAME, "units/a2.service", "units/a.service", B, B });
+}
+
+static void test_diff_rename_into_other_dir(void **state)
+{
+	CHECK(c[C_RENAME], c[C_RENAME_DIR], { AP_CHANGE_RENAME, "etc/x.txt", "other/x.txt", B, B });
+}
+
+static void test_diff_symlink_add(void **state)
+{
+	CHECK(c[C_RENAME_DIR], c[C_SYMLINK], ADD("links/cur", L));
+}
+
+static void test_diff_file_to_symlink(void **state)
+{
+	CHECK(c[C_SYMLINK], c[C_TYPE], { AP_CHANGE_TYPE, "README", NULL, B, L });
+}
+
+/* "a-b" < "a.txt" < "a/" in git's tree order, though "a" < "a-b" for strcmp: a plain
+ * strcmp walk would misalign here and report phantom adds and deletes. */
+static void test_diff_git_tree_order(void **state)
+{
+	CHECK(c[C_TYPE], c[C_ORDER], { AP_CHANGE_MODIFY, "a/x", NULL, B, B });
+}
+
+static void test_diff_file_to_dir(void **state)
+{
+	CHECK(c[C_ORDER], c[C_SWAP], DEL("swap", B), ADD("swap/inner", B));
+	CHECK(c[C_SWAP], c[C_ORDER], ADD("swap", B), DEL("swap/inner", B));
+}
+
+/* Equal ids pair in path order; a different mode is no rename. */
+static void test_diff_rename_pairs(void **state)
+{
+	CHECK(c[C_SWAP], c[C_RENAME_PAIRS], DEL("m/exec", X), ADD("m/plain", B),
+	      { AP_CHANGE_RENAME, "s/b1", "r/a1", B, B }, { AP_CHANGE_RENAME, "s/b2", "r/a2", B, B });
+}
+
+static void test_diff_gitlink(void **state)
+{
+	CHECK(c[C_EMPTY], c[C_GITLINK], ADD("vendor/sub", G));
+	CHECK(c[C_GITLINK], c[C_GITLINK_MOD], { AP_CHANGE_MODIFY, "vendor/sub", NULL, G, G });
+}
+
+static void test_diff_no_change(void **state)
+{
+	struct ap_changes ch = { 0 };
+
+	CHECK(c[C_RENAME_PAIRS], c[C_EMPTY], );
+	assert_int_equal(ap_repo_diff(mirror, c[C_BASE], c[C_BASE], &ch), 0);
+	assert_int_equal(ch.n, 0);
+	ap_changes_free(&ch);
+}
+
+/* Many kinds at once: still one sorted list, renames across the whole range. */
+static void test_diff_sorted_range(void **state)
+{
+	CHECK(c[C_BASE], c[C_GITLINK_MOD], { AP_CHANGE_TYPE, "README", NULL, B, L },
+	      { AP_CHANGE_MODIFY, "a/x", NULL, B, B }, { AP_CHANGE_MODE, "bin/run.sh", NULL, B, X },
+	      { AP_CHANGE_MODIFY, "etc/app.conf", NULL, B, B },
+	      { AP_CHANGE_RENAME, "etc/x.txt", "other/x.txt", B, B }, DEL("gone/one", B),
+	      DEL("gone/two", B), ADD("links/cur", L), DEL("m/exec", X), ADD("m/plain", B),
+	      ADD("new/dir/deep/file.conf", B), { AP_CHANGE_RENAME, "s/b1", "r/a1", B, B },
+	      { AP_CHANGE_RENAME, "s/b2", "r/a2", B, B }, DEL("swap", B), ADD("swap/inner", B),
+	      { AP_CHANGE_RENAME, "units/a2.service", "units/a.service", B, B },
+	      DEL("units/b.service", B), ADD("vendor/sub", G));
+}
+
+static void test_diff_bad_rev(void **state)
+{
+	struct ap_changes ch = { 0 };
+
+	assert_int_equal(ap_repo_diff(mirror, "nope", c[C_BASE], &ch), -ENOENT);
+	assert_int_equal(ap_repo_diff(mirror, c[C_BASE], "nope", &ch), -ENOENT);
+	assert_null(ch.v);
+}
+
+/* The proof of the OID skip: with an unchanged subtree's object gone, the diff still
+ * works, while a full listing (which must open it) fails. */
+static void test_diff_never_opens_unchanged_subtrees(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("lean"), *git_dir = tmp_path("lean/.git"), *obj = NULL;
+	char a[AP_OID_HEXSZ + 1], b[AP_OID_HEXSZ + 1], sub[AP_OID_HEXSZ + 1];
+	struct ap_changes ch = { 0 };
+	struct ap_repo *r;
+	char **files = NULL;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "dir1/f", NULL);
+	put(o, "dir2/g", NULL);
+	commit(o, "a", a);
+	put(o, "dir1/f", "changed");
+	commit(o, "b", b);
+	git_out(o, sub, sizeof(sub), "rev-parse", "HEAD:dir2", NULL);
+	obj = ap_strdupf("%s/objects/%.2s/%s", git_dir, sub, sub + 2);
+	assert_int_equal(unlink(obj), 0);
+	assert_int_equal(ap_repo_open(git_dir, &r), 0);
+	assert_int_equal(ap_repo_diff(r, a, b, &ch), 0);
+	assert_int_equal(ch.n, 1);
+	assert_string_equal(ch.v[0].path, "dir1/f");
+	assert_true(ap_repo_list_files(r, b, &files) < 0);
+	assert_null(files);
+	ap_changes_free(&ch);
+	ap_repo_free(r);
+}
+
+static void test_diff_bounds(void **state)
+{
+	_cleanup_free_ char *dir = tmp_path("weird.git");
+	struct ap_changes ch = { 0 };
+	struct ap_repo *r;
+	char **files = NULL;
+
+	assert_int_equal(ap_repo_open(dir, &r), 0);
+	assert_int_equal(ap_repo_diff(r, NULL, "deep", &ch), -ELOOP);
+	assert_int_equal(ap_repo_diff(r, NULL, "long", &ch), -ENAMETOOLONG);
+	assert_int_equal(ap_repo_diff(r, NULL, "many", &ch), -E2BIG);
+	assert_int_equal(ap_repo_list_files(r, "many", &files), -E2BIG);
+	assert_null(ch.v);
+	assert_null(files);
+	ap_repo_free(r);
+}
+
+/* --- revisions, blobs, listings ----------------------------------------------------------- */
+
+static void test_resolve(void **state)
+{
+	char out[AP_OID_HEXSZ + 1], abbrev[8], blob[AP_OID_HEXSZ + 1];
+	_cleanup_free_ char *o = tmp_path("origin");
+
+	snprintf(abbrev, sizeof(abbrev), "%.7s", c[C_BASE]);
+	assert_int_equal(ap_repo_resolve(mirror, abbrev, out), 0);
+	assert_string_equal(out, c[C_BASE]);
+	assert_int_equal(ap_repo_resolve(mirror, c[C_MODE], out), 0);
+	assert_string_equal(out, c[C_MODE]);
+	assert_int_equal(ap_repo_resolve(mirror, "refs/remotes/origin/main", out), 0);
+	assert_string_equal(out, c[C_GITLINK_MOD]);
+	assert_int_equal(ap_repo_resolve(mirror, "no-such-rev", out), -ENOENT);
+	assert_int_equal(ap_repo_resolve(mirror, "0123456789012345678901234567890123456789", out),
+			 -ENOENT);
+	git_out(o, blob, sizeof(blob), "rev-parse", "HEAD:etc/app.conf", NULL);
+	assert_int_equal(ap_repo_resolve(mirror, blob, out), -ENOENT);
+}
+
+static void test_is_ancestor(void **state)
+{
+	assert_int_equal(ap_repo_is_ancestor(mirror, c[C_BASE], c[C_GITLINK_MOD]), 1);
+	assert_int_equal(ap_repo_is_ancestor(mirror, c[C_GITLINK_MOD], c[C_BASE]), 0);
+	assert_int_equal(ap_repo_is_ancestor(mirror, c[C_MODE], c[C_MODE]), 1);
+	assert_int_equal(ap_repo_is_ancestor(mirror, "no-such-rev", c[C_MODE]), -ENOENT);
+}
+
+static void test_read_blob(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("origin");
+	char blob[AP_OID_HEXSZ + 1];
+	char *data = NULL;
+	size_t len = 0;
+
+	git_out(o, blob, sizeof(blob), "rev-parse", "HEAD:etc/app.conf", NULL);
+	assert_int_equal(ap_repo_read_blob(mirror, blob, AP_MAX_BLOB_SIZE, &data, &len), 0);
+	assert_int_equal(len, strlen("changed\n"));
+	assert_string_equal(data, "changed\n");
+	free(data);
+	data = NULL;
+	assert_int_equal(ap_repo_read_blob(mirror, blob, 8, &data, &len), 0); /* == max is ok */
+	free(data);
+	data = NULL;
+	assert_int_equal(ap_repo_read_blob(mirror, blob, 3, &data, &len), -EFBIG);
+	assert_int_equal(ap_repo_read_blob(mirror, "0123456789012345678901234567890123456789", 9,
+					   &data, &len), -ENOENT);
+	assert_int_equal(ap_repo_read_blob(mirror, c[C_BASE], 1 << 20, &data, &len), -EINVAL);
+	assert_int_equal(ap_repo_read_blob(mirror, "abc", 9, &data, &len), -EINVAL);
+	assert_null(data);
+}
+
+static void test_read_symlink_blob(void **state)
+{
+	struct ap_changes ch = { 0 };
+	char *data = NULL;
+	size_t len;
+
+	assert_int_equal(ap_repo_diff(mirror, c[C_SYMLINK], c[C_TYPE], &ch), 0);
+	assert_int_equal(ch.n, 1);
+	assert_int_equal(ap_repo_read_blob(mirror, ch.v[0].new_oid, 100, &data, &len), 0);
+	assert_string_equal(data, "etc/app.conf"); /* the link target, raw */
+	free(data);
+	ap_changes_free(&ch);
+}
+
+static void test_list_files(void **state)
+{
+	static const char *const want[] = {
+		"README", "a-b", "a.txt", "a/x", "bin/run.sh", "etc/app.conf", "etc/sub/deep.conf",
+		"etc/x.txt", "links/cur", "m/plain", "new/dir/deep/file.conf",
+		"s/b1", "s/b2", "swap/inner", "units/a2.service",
+	};
+	char **files = NULL;
+
+	assert_int_equal(ap_repo_list_files(mirror, c[C_GITLINK_MOD], &files), 0);
+	assert_int_equal(ap_strv_length(files), ELEMENTSOF(want)); /* no vendor/sub gitlink */
+	for (size_t i = 0; i < ELEMENTSOF(want); i++)
+		assert_string_equal(files[i], want[i]);
+	ap_strv_free(files);
+	files = NULL;
+	assert_int_equal(ap_repo_list_files(mirror, "no-such-rev", &files), -ENOENT);
+	assert_null(files);
+}
+
+/* --- open and fetch ------------------------------------------------------------------ */
+
+static void test_open(void **state)
+{
+	_cleanup_free_ char *fresh = tmp_path("fresh.git"), *empty = tmp_path("empty");
+	_cleanup_free_ char *junk = tmp_path("junk"), *missing = tmp_path("no/such/dir");
+	git_buf buf = { 0 };
+	struct ap_repo *r;
+	struct stat st;
+	char tip[AP_OID_HEXSZ + 1];
+
+	assert_int_equal(ap_repo_open(fresh, &r), 0);
+	assert_int_equal(stat(fresh, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* while a repository is open, no config level has a search path */
+	assert_int_equal(git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, &buf), 0);
+	assert_string_equal(buf.ptr ? buf.ptr : "", "");
+	git_buf_dispose(&buf);
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	ap_repo_free(r);
+	assert_int_equal(ap_repo_open(fresh, &r), 0); /* reopen */
+	ap_repo_free(r);
+	assert_int_equal(mkdir(empty, 0755), 0);
+	assert_int_equal(ap_repo_open(empty, &r), 0);
+	ap_repo_free(r);
+	put(tmp, "junk/file", NULL);
+	assert_true(ap_repo_open(junk, &r) < 0);
+	assert_int_equal(ap_repo_open(missing, &r), -ENOENT);
+}
+
+static int count_packs(const char *repo)
+{
+	_cleanup_free_ char *cmd_dir = ap_strdupf("%s/objects/pack", repo);
+	char out[4096];
+	const char *argv[] = { "ls", cmd_dir, NULL };
+	int n = 0;
+
+	assert_int_equal(run(argv, NULL, out, sizeof(out)), 0);
+	for (char *p = strstr(out, ".pack"); p; p = strstr(p + 1, ".pack"))
+		n++;
+	return n;
+}
+
+static void test_fetch(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("fo"), *m = tmp_path("fm.git"), *url = file_url("fo");
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[AP_OID_HEXSZ + 1], c2[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1] = "";
+	char ref[AP_OID_HEXSZ + 1];
+	struct ap_repo *r;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "units/x.service", NULL);
+	commit(o, "one", c1);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	assert_int_equal(ap_repo_branch_tip(r, "main", ref), 0);
+	assert_string_equal(ref, c1);
+	assert_int_equal(count_packs(m), 1);
+
+	/* nothing moved: 0, no new pack, the ref stays */
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 0);
+	assert_string_equal(tip, c1);
+	assert_int_equal(count_packs(m), 1);
+	assert_int_equal(ap_repo_branch_tip(r, "main", ref), 0);
+	assert_string_equal(ref, c1);
+
+	put(o, "units/x.service", "v2");
+	commit(o, "two", c2);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c2);
+	assert_int_equal(count_packs(m), 2);
+	assert_int_equal(ap_repo_is_ancestor(r, c1, c2), 1);
+
+	/* force-pushed back to a commit the mirror already has: the ref moves, nothing is sent */
+	git(o, "update-ref", "refs/heads/main", c1, NULL);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	assert_int_equal(count_packs(m), 2);
+	assert_int_equal(ap_repo_branch_tip(r, "main", ref), 0);
+	assert_string_equal(ref, c1);
+	ap_repo_free(r);
+}
+
+static void test_fetch_errors(void **state)
+{
+	_cleanup_free_ char *m = tmp_path("em.git"), *url = file_url("origin");
+	struct ap_remote_opts opts = { .url = url, .branch = "no-such-branch" };
+	char tip[AP_OID_HEXSZ + 1] = "";
+	struct ap_repo *r;
+
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -ENOENT);
+	opts.branch = "a..b";
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EINVAL);
+	opts.branch = "main";
+	opts.url = "file:///nonexistent/repo.git";
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH);
+	opts.url = "http://127.0.0.1:1/x.git";
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH);
+	opts.url = "ssh://git@127.0.0.1:1/x.git";
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH);
+	assert_string_equal(tip, "");
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	ap_repo_free(r);
+}
+
+/* A token in the URL must not reach the log. */
+static void test_fetch_error_hides_password(void **state)
+{
+	_cleanup_free_ char *m = tmp_path("pm.git"), *log = tmp_path("stderr.log");
+	struct ap_remote_opts opts = { .url = "http://user:s3cret@127.0.0.1:1/x.git", .branch = "main" };
+	char tip[AP_OID_HEXSZ + 1], text[4096] = "";
+	int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	struct ap_repo *r;
+	FILE *f;
+
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_true(saved >= 0 && fd >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	ap_repo_free(r);
+	assert_non_null(f = fopen(log, "re"));
+	assert_true(fread(text, 1, sizeof(text) - 1, f) > 0);
+	fclose(f);
+	assert_null(strstr(text, "s3cret"));
+	assert_non_null(strstr(text, "failed to fetch 'http://user:***@127.0.0.1:1/x.git'"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_diff_first_run),
+		cmocka_unit_test(test_diff_modify),
+		cmocka_unit_test(test_diff_delete),
+		cmocka_unit_test(test_diff_add_nested),
+		cmocka_unit_test(test_diff_delete_dir),
+		cmocka_unit_test(test_diff_mode_only),
+		cmocka_unit_test(test_diff_rename),
+		cmocka_unit_test(test_diff_rename_into_other_dir),
+		cmocka_unit_test(test_diff_symlink_add),
+		cmocka_unit_test(test_diff_file_to_symlink),
+		cmocka_unit_test(test_diff_git_tree_order),
+		cmocka_unit_test(test_diff_file_to_dir),
+		cmocka_unit_test(test_diff_rename_pairs),
+		cmocka_unit_test(test_diff_gitlink),
+		cmocka_unit_test(test_diff_no_change),
+		cmocka_unit_test(test_diff_sorted_range),
+		cmocka_unit_test(test_diff_bad_rev),
+		cmocka_unit_test(test_diff_never_opens_unchanged_subtrees),
+		cmocka_unit_test(test_diff_bounds),
+		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_is_ancestor),
+		cmocka_unit_test(test_read_blob),
+		cmocka_unit_test(test_read_symlink_blob),
+		cmocka_unit_test(test_list_files),
+		cmocka_unit_test(test_open),
+		cmocka_unit_test(test_fetch),
+		cmocka_unit_test(test_fetch_errors),
+		cmocka_unit_test(test_fetch_error_hides_password),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
