@@ -47,13 +47,16 @@ int ap_bus_run_jobs(struct ap_bus *b, struct ap_job *jobs, size_t n, unsigned lo
 int ap_bus_enable(struct ap_bus *b, char *const *units);
 int ap_bus_disable(struct ap_bus *b, char *const *units);
 
-/* Properties of a unit (loads it on demand). Any out pointer may be NULL. */
+/* Properties of a unit (loads it on demand). */
 struct ap_unit_props {
 	char *load_state, *active_state, *sub_state, *result, *invocation_id;
 	unsigned n_restarts;
 	int exec_main_status;
 	unsigned long long active_enter_monotonic, inactive_enter_monotonic;
+	unsigned long long active_enter_realtime;
 	unsigned long long last_trigger_usec, next_elapse_monotonic; /* timers */
+	unsigned long long next_elapse_realtime;
+	unsigned long long timer_interval_usec; /* longest OnUnitActive/InactiveSec=, 0 if none */
 	bool need_daemon_reload;
 };
 int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_props *ret);

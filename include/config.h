@@ -26,6 +26,7 @@ struct ap_guard_config {
 	unsigned max_restarts;     /* default 3 */
 	unsigned long long window_usec; /* default 5 min */
 	unsigned long long settle_usec; /* default 10 s */
+	char *metrics_file;        /* Prometheus text file; NULL: state_dir/metrics.prom */
 };
 
 struct ap_config {

@@ -12,9 +12,12 @@ struct ap_opts {
 	const char *from;        /* --from REV: plan from here instead of the applied commit */
 	bool no_fetch, allow_empty;
 	unsigned wait_sec;       /* --wait: how long to wait for the lock */
+	bool override_guard;     /* --override-guard: apply although a watched unit loops */
+	const char *reason;      /* --reason: recorded with an override */
 };
 
 /* Each returns an exit code. */
 int ap_engine_apply(const struct ap_opts *o);
 int ap_engine_check_config(const struct ap_opts *o);
 int ap_engine_status(const struct ap_opts *o);
+int ap_engine_heartbeat(const struct ap_opts *o);

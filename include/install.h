@@ -25,3 +25,12 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 /* How many owned files the plan removes, and how many remain owned afterwards. */
 void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_removed,
 		      size_t *ret_remaining);
+
+/* Puts back what the plan's files replaced or removed. lookup returns 1 with the saved
+ * bytes and mode (the file existed), 0 (it did not: remove it), or <0. owned is updated. */
+struct ap_restore_hooks {
+	int (*lookup)(void *userdata, const char *host_path, char **ret_data, size_t *ret_len,
+		      mode_t *ret_mode);
+	void *userdata;
+};
+int ap_install_restore(const struct ap_plan *p, const struct ap_restore_hooks *h, char ***owned);

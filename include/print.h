@@ -4,5 +4,6 @@
 #include "model.h"
 #include "util.h"
 
-int ap_print_plan_json(const struct ap_plan *p, struct ap_buf *out);
+/* extra, when not NULL, is a JSON member ("key": value) added to the object. */
+int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf *out);
 int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *out);

@@ -43,3 +43,18 @@ int ap_state_write_owned(struct ap_state *s, char *const *owned);
  * commit being applied, so that a later rollback can restore it. A missing file is
  * recorded as absent. */
 int ap_state_backup_file(struct ap_state *s, const char *commit, const char *host_path);
+
+/* Looks up the backup of host_path made for commit: 1 when it existed (data and mode
+ * filled), 0 when it was absent, -ENOENT when no backup of it was made. */
+int ap_state_backup_lookup(struct ap_state *s, const char *commit, const char *host_path,
+			   char **ret_data, size_t *ret_len, mode_t *ret_mode);
+
+/* Small named state files of the guard (heartbeat history, bad commits, last apply…).
+ * Reads return -ENOENT when missing; writes are atomic. */
+int ap_state_read_text(struct ap_state *s, const char *name, char **ret);
+int ap_state_write_text(struct ap_state *s, const char *name, const char *text);
+int ap_state_remove(struct ap_state *s, const char *name);
+
+/* A short-lived lock of its own for the heartbeat history, so that a heartbeat never waits
+ * behind a long apply. Returns an fd to close, or -EAGAIN. */
+int ap_state_lock_history(struct ap_state *s, unsigned wait_sec);

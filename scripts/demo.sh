@@ -58,6 +58,7 @@ files:
     reload: [api.service]
 guard:
   watch: [web.service, api.service, worker.service]
+  settle: 2s
 EOC
 ap_git "$repo" log --oneline
 as find "$repo" -type f -not -path '*/.git/*' | sed "s|$repo/|  |" | sort

@@ -685,12 +685,15 @@ static const struct unit_prop unit_props[] = {
 	PROP(SD_UNIT, "NeedDaemonReload", NULL, 'b', need_daemon_reload),
 	PROP(SD_UNIT, "ActiveEnterTimestampMonotonic", NULL, 't', active_enter_monotonic),
 	PROP(SD_UNIT, "InactiveEnterTimestampMonotonic", NULL, 't', inactive_enter_monotonic),
+	PROP(SD_UNIT, "ActiveEnterTimestamp", NULL, 't', active_enter_realtime),
 	PROP(SD_SERVICE, "Result", ".service", 's', result),
 	PROP(SD_SERVICE, "NRestarts", ".service", 'u', n_restarts),
 	PROP(SD_SERVICE, "ExecMainStatus", ".service", 'i', exec_main_status),
 	PROP(SD_TIMER, "Result", ".timer", 's', result),
 	PROP(SD_TIMER, "LastTriggerUSec", ".timer", 't', last_trigger_usec),
 	PROP(SD_TIMER, "NextElapseUSecMonotonic", ".timer", 't', next_elapse_monotonic),
+	PROP(SD_TIMER, "NextElapseUSecRealtime", ".timer", 't', next_elapse_realtime),
+	PROP(SD_TIMER, "TimersMonotonic", ".timer", 'a', timer_interval_usec),
 };
 #undef PROP
 
@@ -751,11 +754,39 @@ static int read_trivial(struct ap_bus *b, const char *path, const struct unit_pr
 	return 0;
 }
 
+/* TimersMonotonic a(stt): (base, value, next elapse). The repeating bases tell the
+ * interval a heartbeat can expect between triggers. */
+static int read_timer_interval(struct ap_bus *b, const char *path, sd_bus_error *error,
+                               unsigned long long *ret)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	unsigned long long best = 0;
+	const char *base;
+	uint64_t value, next;
+	int r;
+
+	r = sd_bus_get_property(b->bus, SD_DEST, path, SD_TIMER, "TimersMonotonic", error, &reply,
+	                        "a(stt)");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(reply, 'a', "(stt)");
+	while (r >= 0 && (r = sd_bus_message_read(reply, "(stt)", &base, &value, &next)) > 0)
+		if ((strcmp(base, "OnUnitActiveUSec") == 0 || strcmp(base, "OnUnitInactiveUSec") == 0) &&
+		    value > best)
+			best = value;
+	if (r < 0)
+		return r;
+	*ret = best;
+	return sd_bus_message_exit_container(reply);
+}
+
 static int read_prop(struct ap_bus *b, const char *path, const struct unit_prop *p,
                      sd_bus_error *error, struct ap_unit_props *props)
 {
 	void *field = (char *)props + p->offset;
 
+	if (p->type == 'a')
+		return read_timer_interval(b, path, error, (unsigned long long *)field);
 	if (p->type == 's')
 		return sd_bus_get_property_string(b->bus, SD_DEST, path, p->iface, p->name, error,
 		                                  (char **)field);

@@ -521,6 +521,8 @@ static const struct field guard_fields[] = {
 	  .offset = offsetof(struct ap_guard_config, window_usec) },
 	{ .key = "settle", .type = YAML_SCALAR_NODE, .parse = p_duration,
 	  .offset = offsetof(struct ap_guard_config, settle_usec) },
+	STR("metrics", struct ap_guard_config, metrics_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
 };
 
 static const struct schema repo_schema = { "repo", repo_fields, ELEMENTSOF(repo_fields) };
@@ -951,5 +953,6 @@ void ap_config_free(struct ap_config *c)
 		rule_free(&c->files[i]);
 	free(c->files);
 	ap_strv_free(c->guard.watch);
+	free(c->guard.metrics_file);
 	free(c);
 }

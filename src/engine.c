@@ -21,6 +21,7 @@
 #include "state.h"
 #include "unitfile.h"
 #include "util.h"
+#include "watch.h"
 
 #define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
 
@@ -33,10 +34,15 @@ struct run {
 	bool bus_tried;
 	struct ap_changes changes; /* the plan borrows file contents from here */
 	struct ap_plan *plan;
+	char **owned_before;       /* the inventory before this apply, for a rollback */
+	struct ap_guard_result guard;
+	bool have_guard;
 };
 
 static void run_done(struct run *r)
 {
+	ap_strv_free(r->owned_before);
+	ap_guard_result_free(&r->guard);
 	if (r->plan)
 		ap_plan_free(r->plan);
 	ap_changes_free(&r->changes);
@@ -279,6 +285,8 @@ static int change_files(struct run *r)
 		k = 0;
 	if (k >= 0)
 		k = ap_state_read_owned(r->st, &owned);
+	if (k >= 0 && !r->owned_before)
+		k = ap_strv_copy(owned, &r->owned_before);
 	if (k >= 0) {
 		int w;
 		k = ap_install_files(r->plan, &hooks, &owned);
@@ -286,6 +294,122 @@ static int change_files(struct run *r)
 		k = k < 0 ? k : w;
 	}
 	return k < 0 ? k : write_journal(r, true);
+}
+
+/* --- settle and roll back ------------------------------------------------------------- */
+
+/* The units this apply started or restarted: the heartbeat watches them from now on, and
+ * the settle window watches them right away. */
+static int touched_units(const struct ap_plan *p, char ***ret)
+{
+	int k = units_with(p, AP_ACTION_RESTART, AP_ACTION_RELOAD, ret);
+
+	return k < 0 ? k : units_with(p, AP_ACTION_ENABLE_START, AP_ACTION_START, ret);
+}
+
+static int restore_lookup(void *userdata, const char *host_path, char **ret_data, size_t *ret_len,
+			  mode_t *ret_mode)
+{
+	struct run *r = userdata;
+
+	return ap_state_backup_lookup(r->st, r->plan->to, host_path, ret_data, ret_len, ret_mode);
+}
+
+/* Undoes the unit side of the plan after its files were restored: new units go away,
+ * removed ones come back, changed ones restart on their old definition. */
+static int undo_units(struct run *r)
+{
+	_cleanup_strv_free_ char **added = NULL, **removed = NULL;
+	int k = units_with(r->plan, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START, &added), failed = 0;
+
+	if (k >= 0)
+		k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &removed);
+	if (k >= 0 && removed)
+		k = ap_bus_enable(r->bus, removed);
+	if (k >= 0)
+		k = ap_bus_reload(r->bus);
+	if (k < 0)
+		return k;
+	failed |= run_phase(r, AP_JOB_STOP, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START) < 0;
+	failed |= run_phase(r, AP_JOB_TRY_RESTART, AP_ACTION_RESTART, AP_ACTION_RELOAD) < 0;
+	failed |= run_phase(r, AP_JOB_START, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP) < 0;
+	return failed ? -EIO : 0;
+}
+
+static int mark_bad(struct run *r, const char *why)
+{
+	_cleanup_free_ char *old = NULL, *text = NULL;
+	int k = ap_state_read_text(r->st, "bad", &old);
+
+	if (k < 0 && k != -ENOENT)
+		return k;
+	text = ap_strdupf("%s%s %llu %s\n", old ? old : "", r->plan->to, ap_now_realtime_usec(), why);
+	return text ? ap_state_write_text(r->st, "bad", text) : -ENOMEM;
+}
+
+static int rollback(struct run *r, const char *why)
+{
+	const struct ap_restore_hooks hooks = { .lookup = restore_lookup, .userdata = r };
+	_cleanup_strv_free_ char **added = NULL, **units = NULL, **owned = NULL;
+	_cleanup_free_ char *again = NULL;
+	int k = units_with(r->plan, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START, &added);
+
+	ap_log_error(-EIO, "rolling back %.12s: %s", r->plan->to, why);
+	/* New units are disabled while their files still exist. */
+	if (k >= 0 && added && (k = ap_bus_disable(r->bus, added)) == -ENOENT)
+		k = 0;
+	if (k >= 0)
+		k = ap_strv_copy(r->owned_before, &owned);
+	if (k >= 0)
+		k = ap_install_restore(r->plan, &hooks, &owned);
+	if (k >= 0)
+		k = ap_state_write_owned(r->st, r->owned_before);
+	if (k >= 0)
+		k = undo_units(r);
+	if (k >= 0)
+		k = mark_bad(r, why);
+	if (k >= 0)
+		k = ap_state_clear_journal(r->st);
+	if (k >= 0)
+		k = touched_units(r->plan, &units);
+	if (k >= 0)
+		k = ap_watch_settle(r->bus, units, r->cfg->guard.settle_usec, &again);
+	if (k < 0) {
+		_cleanup_free_ char *tripped = ap_strdupf("rollback of %.12s failed: %s\n", r->plan->to,
+							  again ? again : strerror(-k));
+		ap_log_error(k, "ROLLBACK FAILED for %.12s: %s; the guard stays tripped until "
+				"'autopull apply --override-guard --reason TEXT'", r->plan->to,
+			     again ? again : strerror(-k));
+		if (tripped)
+			(void)ap_state_write_text(r->st, "guard-tripped", tripped);
+		return k;
+	}
+	ap_log_error(-EIO, "rolled back %.12s and marked it bad; the applied commit stays %.12s",
+		     r->plan->to, *r->plan->from ? r->plan->from : "(none)");
+	return 0;
+}
+
+/* Watches what this apply (re)started for guard.settle; rolls back when one fails. */
+static int settle(struct run *r)
+{
+	_cleanup_strv_free_ char **units = NULL;
+	_cleanup_free_ char *why = NULL, *list = NULL;
+	struct ap_buf b = { 0 };
+	int k = touched_units(r->plan, &units);
+
+	for (size_t i = 0; k >= 0 && units && units[i]; i++)
+		k = ap_buf_printf(&b, "%s\n", units[i]);
+	if (k >= 0)
+		k = ap_state_write_text(r->st, "restarted", b.data ? b.data : "");
+	ap_buf_free(&b);
+	if (k < 0 || !units || r->cfg->guard.settle_usec == 0)
+		return k;
+	k = ap_watch_settle(r->bus, units, r->cfg->guard.settle_usec, &why);
+	if (k == -EIO) {
+		(void)rollback(r, why);
+		return k;
+	}
+	return k < 0 ? ap_log_error(k, "failed to watch the restarted units: %s", strerror(-k)) : 0;
 }
 
 static bool needs_bus(const struct ap_plan *p)
@@ -326,6 +450,8 @@ static int execute(struct run *r, bool files_done)
 			     r->plan->to, *r->plan->from ? r->plan->from : "(none)");
 		return AP_EXIT_FAILED;
 	}
+	if (settle(r) < 0)
+		return AP_EXIT_FAILED;
 	if (ap_state_write_applied(r->st, r->plan->to) < 0 || ap_state_clear_journal(r->st) < 0)
 		return AP_EXIT_FAILED;
 	return AP_EXIT_OK;
@@ -379,8 +505,18 @@ static int finish_interrupted(struct run *r, struct journal *j)
 
 static int print_plan(const struct run *r)
 {
-	struct ap_buf b = { 0 };
-	int k = r->o->json ? ap_print_plan_json(r->plan, &b) : ap_print_plan_human(r->plan, &b);
+	struct ap_buf b = { 0 }, g = { 0 };
+	int k = ap_buf_printf(&g, r->o->json ? "\"guard\": " : "");
+
+	if (k >= 0 && r->have_guard)
+		k = ap_watch_format(&r->guard, r->o->json, &g);
+	else if (k >= 0 && r->o->json)
+		k = ap_buf_printf(&g, "null");
+	if (k >= 0)
+		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
+	if (k >= 0 && !r->o->json && r->have_guard)
+		k = ap_buf_append(&b, g.data, g.len);
+	ap_buf_free(&g);
 
 	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
 		k = -EIO;
@@ -410,6 +546,15 @@ static int check_not_emptying(struct run *r)
 	return AP_EXIT_OK;
 }
 
+/* For the metrics autopull_last_apply_timestamp_seconds and autopull_last_apply_success. */
+static void record_last_apply(struct run *r, bool ok)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "%llu %d\n", ap_now_realtime_usec(), ok);
+	(void)ap_state_write_text(r->st, "last-apply", line);
+}
+
 static int record_noop(struct run *r, const char *applied, const struct journal *j)
 {
 	if (strcmp(applied, r->plan->to) != 0 && ap_state_write_applied(r->st, r->plan->to) < 0)
@@ -418,7 +563,67 @@ static int record_noop(struct run *r, const char *applied, const struct journal 
 		return AP_EXIT_FAILED;
 	if (!r->o->json)
 		printf("nothing to do: %.12s is applied\n", r->plan->to);
+	record_last_apply(r, true);
 	return AP_EXIT_OK;
+}
+
+/* --- the guard ----------------------------------------------------------------------- */
+
+/* A commit whose apply was rolled back is skipped until the branch moves on or --commit
+ * names it. */
+static bool skip_bad(struct run *r, const char *target, const char *applied)
+{
+	_cleanup_free_ char *bad = NULL;
+
+	if (strcmp(target, applied) == 0 || ap_state_read_text(r->st, "bad", &bad) < 0)
+		return false;
+	for (char *save = NULL, *l = strtok_r(bad, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (strncmp(l, target, AP_OID_HEXSZ) == 0 && l[AP_OID_HEXSZ] == ' ') {
+			ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer "
+				       "commit, or run 'autopull apply --commit %.12s' to retry it",
+				       target, l + AP_OID_HEXSZ + 1, target);
+			return true;
+		}
+	return false;
+}
+
+static int record_override(struct run *r)
+{
+	_cleanup_free_ char *old = NULL, *text = NULL;
+	int k = ap_state_read_text(r->st, "overrides", &old);
+
+	if (k < 0 && k != -ENOENT)
+		return k;
+	text = ap_strdupf("%s%llu %s %s\n", old ? old : "", ap_now_realtime_usec(), r->plan->to,
+			  r->o->reason);
+	k = text ? ap_state_write_text(r->st, "overrides", text) : -ENOMEM;
+	if (k >= 0 && r->guard.tripped)
+		k = ap_state_remove(r->st, "guard-tripped");
+	return k;
+}
+
+/* Refuses to pile a deploy onto a host where a watched unit loops (exit 3), unless
+ * --override-guard says why. */
+static int check_guard(struct run *r)
+{
+	struct ap_buf b = { 0 };
+
+	if (!r->have_guard || r->guard.ok)
+		return AP_EXIT_OK;
+	if (r->o->override_guard) {
+		ap_log_warning("guard overridden for %.12s: %s", r->plan->to, r->o->reason);
+		return record_override(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	}
+	if (ap_watch_format(&r->guard, false, &b) >= 0)
+		fputs(b.data, stderr);
+	ap_buf_free(&b);
+	for (size_t i = 0; i < r->guard.n; i++)
+		if (r->guard.v[i].looping)
+			ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s",
+				     r->plan->to, r->guard.v[i].unit, r->guard.v[i].why);
+	if (r->guard.tripped)
+		ap_log_error(-EBUSY, "refusing to apply %.12s: %s", r->plan->to, r->guard.tripped);
+	return AP_EXIT_GUARD;
 }
 
 static int apply_locked(struct run *r, struct journal *j)
@@ -430,6 +635,8 @@ static int apply_locked(struct run *r, struct journal *j)
 		return AP_EXIT_FAILED;
 	if ((code = find_target(r, target)) != AP_EXIT_OK)
 		return code;
+	if (!j->present && !r->o->commit && !r->o->from && skip_bad(r, target, applied))
+		return AP_EXIT_OK;
 	if (j->present && !j->installed && !r->o->dry_run && !r->o->from &&
 	    (code = finish_interrupted(r, j)) != AP_EXIT_OK)
 		return code;
@@ -441,17 +648,23 @@ static int apply_locked(struct run *r, struct journal *j)
 		return code;
 	if (j->present && !r->o->from && add_owed(r, j) < 0)
 		return AP_EXIT_FAILED;
+	if ((r->o->dry_run || !plan_is_noop(r->plan)) && get_bus(r))
+		r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, &r->guard) >= 0;
 	if (r->o->dry_run)
 		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	if (plan_is_noop(r->plan))
 		return record_noop(r, applied, j);
+	if ((code = check_guard(r)) != AP_EXIT_OK)
+		return code;
 	if (ap_install_validate(r->plan, r->cfg->scope, r->cfg->unit_dir) < 0)
 		return AP_EXIT_INVALID;
 	if ((code = check_not_emptying(r)) != AP_EXIT_OK)
 		return code;
 	if (print_plan(r) < 0)
 		return AP_EXIT_FAILED;
-	return execute(r, false);
+	code = execute(r, false);
+	record_last_apply(r, code == AP_EXIT_OK);
+	return code;
 }
 
 int ap_engine_apply(const struct ap_opts *o)
@@ -521,6 +734,29 @@ int ap_engine_status(const struct ap_opts *o)
 	code = AP_EXIT_OK;
 out:
 	free(j.body);
+	run_done(&r);
+	return code;
+}
+
+int ap_engine_heartbeat(const struct ap_opts *o)
+{
+	struct run r = { .o = o };
+	struct ap_buf b = { 0 };
+	int code = AP_EXIT_FAILED;
+
+	if (load_config(o, &r.cfg) < 0)
+		return AP_EXIT_USAGE;
+	if (ap_state_open(r.cfg->state_dir, &r.st) < 0 || !get_bus(&r) ||
+	    ap_watch_heartbeat(r.bus, r.st, r.cfg, &r.guard) < 0)
+		goto out;
+	if (o->json ? ap_buf_printf(&b, "{\"guard\": ") < 0 : false)
+		goto out;
+	if (ap_watch_format(&r.guard, o->json, &b) < 0 || (o->json && ap_buf_printf(&b, "}\n") < 0))
+		goto out;
+	fputs(b.data, stdout);
+	code = AP_EXIT_OK;
+out:
+	ap_buf_free(&b);
 	run_done(&r);
 	return code;
 }

@@ -427,3 +427,55 @@ int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char
 	stage_done(&s);
 	return r < 0 && r != -EINVAL ? r : invalid ? -EINVAL : 0;
 }
+
+/* --- rollback --------------------------------------------------------------------- */
+
+static int restore_path(const char *dest, size_t root_len, const struct ap_restore_hooks *h,
+			char ***owned)
+{
+	_cleanup_close_ int rootfd = -1, dfd = -1;
+	_cleanup_free_ char *data = NULL;
+	const char *base;
+	size_t len = 0;
+	mode_t mode = 0644;
+	int r = h->lookup(h->userdata, dest, &data, &len, &mode);
+
+	if (r < 0)
+		return r == -ENOENT ? 0 : r; /* never touched by this apply */
+	if (r == 0) {
+		r = remove_one(dest, root_len);
+		if (r >= 0)
+			strv_remove(*owned, dest);
+		return r;
+	}
+	rootfd = open_root(dest, root_len);
+	if (rootfd < 0)
+		return rootfd;
+	dfd = open_parent(rootfd, dest + root_len + 1, &base);
+	if (dfd < 0)
+		return dfd;
+	return ap_fs_write_atomic(dfd, base, data ? data : "", len, mode, (uid_t)-1, (gid_t)-1);
+}
+
+int ap_install_restore(const struct ap_plan *p, const struct ap_restore_hooks *h, char ***owned)
+{
+	int failed = 0;
+
+	/* Every path is tried, so that one failure does not leave the others half-done. */
+	for (size_t i = 0; i < p->n_files; i++) {
+		const struct ap_file_op *f = &p->files[i];
+		const char *paths[2] = { f->dest, f->old_dest };
+		const size_t roots[2] = { f->root_len, f->old_root_len };
+
+		for (size_t k = 0; k < 2 && paths[k]; k++) {
+			int r = restore_path(paths[k], roots[k], h, owned);
+
+			if (r < 0)
+				failed = ap_log_error(r, "failed to restore '%s': %s", paths[k],
+						      strerror(-r));
+			else
+				ap_log_info("restored %s", paths[k]);
+		}
+	}
+	return failed;
+}

@@ -21,7 +21,8 @@ static void help(void)
 	       "verbs:\n"
 	       "  apply          fetch, plan, validate, install, restart affected units (default)\n"
 	       "  check-config   validate the configuration file and exit\n"
-	       "  status         show the applied commit, installed files, unfinished applies\n\n"
+	       "  status         show the applied commit, installed files, unfinished applies\n"
+	       "  heartbeat      sample the watched units, update the history and the metrics\n\n"
 	       "options:\n"
 	       "  -c, --config FILE   configuration file (default /etc/autopull/autopull.yaml,\n"
 	       "                      with --user $XDG_CONFIG_HOME/autopull/autopull.yaml)\n"
@@ -33,6 +34,8 @@ static void help(void)
 	       "      --no-fetch      work from the local mirror (remote down)\n"
 	       "      --allow-empty   allow a plan that removes every installed file\n"
 	       "      --wait SECONDS  wait this long for another run's lock (default 0)\n"
+	       "      --override-guard --reason TEXT\n"
+	       "                      apply although a watched unit is looping (recorded)\n"
 	       "  -v, --verbose       log debug messages\n"
 	       "  -q, --quiet         log warnings and errors only\n"
 	       "  -h, --help          this help\n"
@@ -43,7 +46,7 @@ static void help(void)
 }
 
 enum { OPT_USER = 256, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY, OPT_WAIT,
-       OPT_VERSION };
+       OPT_VERSION, OPT_OVERRIDE_GUARD, OPT_REASON };
 
 static int parse_uint(const char *s, unsigned *ret)
 {
@@ -83,7 +86,9 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		{ "allow-empty", no_argument, NULL, OPT_ALLOW_EMPTY },
 		{ "wait", required_argument, NULL, OPT_WAIT }, { "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION }, {},
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "override-guard", no_argument, NULL, OPT_OVERRIDE_GUARD },
+		{ "reason", required_argument, NULL, OPT_REASON }, {},
 	};
 	int c;
 
@@ -106,10 +111,14 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		case 'q': ap_log_set_max_level(AP_LOG_WARNING); break;
 		case 'h': help(); return AP_EXIT_OK;
 		case OPT_VERSION: printf("autopull %s\n", AP_VERSION); return AP_EXIT_OK;
+		case OPT_OVERRIDE_GUARD: o->override_guard = true; break;
+		case OPT_REASON: o->reason = optarg; break;
 		default:
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
 	}
+	if (o->override_guard && (!o->reason || !*o->reason))
+		return usage_error("%s needs --reason TEXT (it is recorded)", "--override-guard");
 	if (o->from && !o->dry_run)
 		return usage_error("%s can only be used with --dry-run", "--from");
 	return -1;
@@ -122,6 +131,7 @@ static const struct verb {
 	{ "apply", ap_engine_apply },
 	{ "check-config", ap_engine_check_config },
 	{ "status", ap_engine_status },
+	{ "heartbeat", ap_engine_heartbeat },
 };
 
 int main(int argc, char **argv)

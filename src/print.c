@@ -73,7 +73,7 @@ static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
-int ap_print_plan_json(const struct ap_plan *p, struct ap_buf *b)
+int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf *b)
 {
 	int r = ap_buf_printf(b, "{\"from\": ");
 
@@ -102,6 +102,8 @@ int ap_print_plan_json(const struct ap_plan *p, struct ap_buf *b)
 		r = ap_buf_printf(b, "],\n \"unmapped\": ");
 	if (r >= 0)
 		r = json_strv(b, p->unmapped);
+	if (r >= 0 && extra)
+		r = ap_buf_printf(b, ",\n %s", extra);
 	return r < 0 ? r : ap_buf_printf(b, "}\n");
 }
 

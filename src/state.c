@@ -338,3 +338,101 @@ out:
 			     strerror(-r));
 	return r;
 }
+
+static int read_manifest(struct ap_state *s, const char *commit, int *ret_dfd, char **ret)
+{
+	_cleanup_free_ char *sub = ap_strdupf("backup/%s", commit);
+	size_t len;
+	int dfd, r;
+
+	if (!sub)
+		return -ENOMEM;
+	dfd = ap_fs_open_beneath(s->dirfd, sub, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd < 0)
+		return dfd;
+	r = ap_fs_read_beneath(dfd, "manifest", STATE_MAX_FILE, ret, &len);
+	if (r < 0) {
+		close(dfd);
+		return r;
+	}
+	*ret_dfd = dfd;
+	return 0;
+}
+
+int ap_state_backup_lookup(struct ap_state *s, const char *commit, const char *host_path,
+			   char **ret_data, size_t *ret_len, mode_t *ret_mode)
+{
+	_cleanup_free_ char *manifest = NULL;
+	int dfd = -1, r = read_manifest(s, commit, &dfd, &manifest);
+
+	if (r < 0)
+		return r == -ENOENT ? r : ap_log_error(r, "failed to read the backup of %.12s: %s",
+						       commit, strerror(-r));
+	r = -ENOENT;
+	for (char *save = NULL, *l = strtok_r(manifest, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char name[32], kind[16], mode[16];
+		int off = 0;
+
+		if (sscanf(l, "%31s %15s %15s %n", name, kind, mode, &off) != 3 || off == 0 ||
+		    strcmp(l + off, host_path) != 0)
+			continue;
+		if (strcmp(kind, "absent") == 0) {
+			r = 0;
+			break;
+		}
+		*ret_mode = (mode_t)strtoul(mode, NULL, 8) & 07777;
+		r = ap_fs_read_beneath(dfd, name, AP_MAX_BLOB_SIZE, ret_data, ret_len);
+		r = r < 0 ? ap_log_error(r, "failed to read the backup of '%s': %s", host_path,
+					 strerror(-r))
+			  : 1;
+		break;
+	}
+	close(dfd);
+	return r;
+}
+
+static bool name_ok(const char *name)
+{
+	return ap_path_is_safe_relative(name) && !strchr(name, '/');
+}
+
+int ap_state_read_text(struct ap_state *s, const char *name, char **ret)
+{
+	size_t len;
+	int r = name_ok(name) ? ap_fs_read_beneath(s->dirfd, name, STATE_MAX_FILE, ret, &len) : -EINVAL;
+
+	if (r < 0 && r != -ENOENT)
+		ap_log_error(r, "failed to read '%s/%s': %s", s->path, name, strerror(-r));
+	return r;
+}
+
+int ap_state_write_text(struct ap_state *s, const char *name, const char *text)
+{
+	return name_ok(name) ? write_file(s, name, text) : -EINVAL;
+}
+
+int ap_state_remove(struct ap_state *s, const char *name)
+{
+	int r = name_ok(name) ? ap_fs_unlink_beneath(s->dirfd, name) : -EINVAL;
+
+	if (r < 0)
+		ap_log_error(r, "failed to remove '%s/%s': %s", s->path, name, strerror(-r));
+	return r;
+}
+
+int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
+{
+	unsigned long long deadline = ap_now_monotonic_usec() + wait_sec * 1000000ULL;
+	int fd = ap_fs_open_beneath(s->dirfd, "heartbeat.lock", O_RDWR | O_CREAT, 0600);
+
+	if (fd < 0)
+		return ap_log_error(fd, "failed to open '%s/heartbeat.lock': %s", s->path, strerror(-fd));
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || ap_now_monotonic_usec() >= deadline) {
+			close(fd);
+			return ap_log_error(-EAGAIN, "the heartbeat history in '%s' stays locked", s->path);
+		}
+		usleep(20 * 1000);
+	}
+	return fd;
+}

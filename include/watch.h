@@ -1,0 +1,33 @@
+/* The guard at run time: samples units over the bus, keeps the heartbeat history in
+ * state_dir, judges it (heartbeat.c), writes the metrics file, and watches freshly
+ * restarted units for the settle window. Layer 2 like engine: it combines bus, state and
+ * heartbeat, and is called by engine only. */
+#pragma once
+#include <stdbool.h>
+#include "bus.h"
+#include "config.h"
+#include "heartbeat.h"
+#include "state.h"
+#include "util.h"
+
+struct ap_guard_result {
+	struct ap_hb_verdict *v;
+	size_t n;
+	bool ok;       /* nothing looping and not tripped (stale timers do not block) */
+	char *tripped; /* why an earlier rollback left the guard tripped, or NULL */
+	unsigned long long window_s;
+};
+void ap_guard_result_free(struct ap_guard_result *g);
+
+/* Takes one sample of every watched unit (guard.watch names and globs, plus the units the
+ * last apply restarted), appends it to the history and judges it. Writes the metrics. */
+int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
+		       struct ap_guard_result *ret);
+
+/* Watches units for settle_usec after autopull (re)started them. 0 when all stay up;
+ * -EIO with *ret_why naming the first unit that failed, looped or never became active. */
+int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
+		    char **ret_why);
+
+/* The verdict as text lines or as a JSON object (the value of "guard"). */
+int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out);
