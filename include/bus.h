@@ -26,6 +26,7 @@ enum ap_job_kind {
 	AP_JOB_STOP,
 	AP_JOB_TRY_RESTART,
 	AP_JOB_RELOAD_OR_TRY_RESTART,
+	AP_JOB_RESTART, /* also starts a stopped unit: only for a rollback's units */
 };
 const char *ap_job_kind_to_string(enum ap_job_kind k);
 

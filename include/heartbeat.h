@@ -6,7 +6,8 @@
  * explicit start/restart, by a manager restart and by a reboot. Between two consecutive
  * samples of one unit the automatic restarts are n2 - n1 when n2 >= n1 within one boot, and
  * n2 otherwise (the counter was reset in between and counted afresh). An explicit restart
- * therefore never counts by itself. Sample times are compared on the monotonic clock within
+ * therefore never counts by itself. The first sample of a unit counts its whole NRestarts
+ * unless the unit has been active since before the window. Sample times are compared on the monotonic clock within
  * one boot (immune to clock steps) and on the realtime clock across boots. */
 #pragma once
 #include <stdbool.h>

@@ -98,6 +98,7 @@ struct ap_unit_action {
 	char *state;      /* ActiveState seen when planning, or NULL when unknown */
 	char *note;       /* why this action (e.g. "inactive: the next start uses it"), or NULL */
 	char **reasons;   /* repo paths that caused it */
+	bool owed;        /* carried over from the journal of an unfinished apply */
 };
 
 struct ap_plan {

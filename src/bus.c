@@ -359,6 +359,7 @@ static const struct {
 	[AP_JOB_STOP] = { "stop", "StopUnit" },
 	[AP_JOB_TRY_RESTART] = { "try-restart", "TryRestartUnit" },
 	[AP_JOB_RELOAD_OR_TRY_RESTART] = { "reload-or-try-restart", "ReloadOrTryRestartUnit" },
+	[AP_JOB_RESTART] = { "restart", "RestartUnit" },
 };
 
 const char *ap_job_kind_to_string(enum ap_job_kind k)

@@ -199,6 +199,26 @@ static int read_journal(struct run *r, struct journal *j)
 	return 0;
 }
 
+/* Owed restarts and reloads depend on what became of the unit since (plan.h). */
+static int resolve_owed(struct run *r)
+{
+	for (size_t i = 0; i < r->plan->n_units; i++) {
+		const struct ap_unit_action *u = &r->plan->units[i];
+		struct ap_unit_props p = { 0 };
+		int k;
+
+		if (!u->owed || !get_bus(r))
+			continue;
+		k = ap_bus_get_unit_props(r->bus, u->unit, &p);
+		if (k >= 0)
+			k = ap_plan_resolve_owed(r->plan, u->unit, p.active_state);
+		ap_unit_props_clear(&p);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
 /* Merges the journal's owed unit actions into the plan. */
 static int add_owed(struct run *r, const struct journal *j)
 {
@@ -219,7 +239,7 @@ static int add_owed(struct run *r, const struct journal *j)
 		if ((k = ap_plan_add_owed(r->plan, unit, a, reason)) < 0)
 			return k;
 	}
-	return 0;
+	return resolve_owed(r);
 }
 
 /* Test-only hook, documented in README.md: AUTOPULL_TEST_CRASH=<point> kills the process
@@ -331,7 +351,9 @@ static int undo_units(struct run *r)
 	if (k < 0)
 		return k;
 	failed |= run_phase(r, AP_JOB_STOP, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START) < 0;
-	failed |= run_phase(r, AP_JOB_TRY_RESTART, AP_ACTION_RESTART, AP_ACTION_RELOAD) < 0;
+	/* They ran before this apply; now they may be failed or between automatic restarts,
+	 * where a try-restart would do nothing. */
+	failed |= run_phase(r, AP_JOB_RESTART, AP_ACTION_RESTART, AP_ACTION_RELOAD) < 0;
 	failed |= run_phase(r, AP_JOB_START, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP) < 0;
 	return failed ? -EIO : 0;
 }

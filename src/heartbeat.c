@@ -133,6 +133,18 @@ static unsigned restarts_between(const struct ap_hb_sample *a, const struct ap_h
 	return b->n_restarts; /* reset in between (explicit restart, manager restart, reboot) */
 }
 
+/* The first sample of a unit has no predecessor to subtract. Its NRestarts count unless the
+ * unit has been up since before the window (each automatic restart re-enters "active", so
+ * then every one of them is older than the window). Errs towards refusing once. */
+static unsigned first_restarts(const struct ap_hb_sample *s, uint64_t now_real, uint64_t window_usec)
+{
+	bool settled = strcmp(s->active_state, "active") == 0 && s->active_enter_real_usec &&
+		       now_real > s->active_enter_real_usec &&
+		       now_real - s->active_enter_real_usec > window_usec;
+
+	return settled ? 0 : s->n_restarts;
+}
+
 int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boot_id,
 		uint64_t now_mono, uint64_t now_real, uint64_t window_usec, unsigned max_restarts,
 		struct ap_hb_verdict *ret)
@@ -146,8 +158,8 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 
 		if (strcmp(s->unit, unit) != 0)
 			continue;
-		if (prev && age(s, boot_id, now_mono, now_real) <= window_usec)
-			v.restarts += restarts_between(prev, s);
+		if (age(s, boot_id, now_mono, now_real) <= window_usec)
+			v.restarts += prev ? restarts_between(prev, s) : first_restarts(s, now_real, window_usec);
 		prev = last = s;
 	}
 	if (!last) {
@@ -167,7 +179,12 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 		snprintf(v.why, sizeof(v.why), "failed after %u automatic restarts (result %s, status %d)",
 			 last->n_restarts, word(last->result), last->exec_main_status);
 	}
-	if (last->interval_usec && last->last_trigger_real_usec &&
+	if (ap_endswith(unit, ".timer") && strcmp(last->active_state, "active") != 0) {
+		/* A stopped timer never fires again (and the manager forgets its last trigger). */
+		v.stale = true;
+		if (!v.looping)
+			snprintf(v.why, sizeof(v.why), "timer is %s: it will not fire", word(last->active_state));
+	} else if (last->interval_usec && last->last_trigger_real_usec &&
 	    now_real > last->last_trigger_real_usec &&
 	    now_real - last->last_trigger_real_usec > 2 * last->interval_usec) {
 		v.stale = true;
@@ -242,8 +259,8 @@ static int metric_line(struct ap_buf *b, enum metric m, const struct ap_hb_sampl
 		break;
 	case M_LOOPING: value = v->looping; break;
 	default:
-		if (!s->interval_usec)
-			return 0; /* not a timer */
+		if (!ap_endswith(s->unit, ".timer"))
+			return 0;
 		value = v->stale;
 	}
 	r = ap_buf_printf(b, "%s{", metrics[m].name);

@@ -93,7 +93,7 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+c:nvqh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "c:nvqh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'c': o->config_path = optarg; break;
 		case OPT_USER: o->user = true; break;

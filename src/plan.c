@@ -523,8 +523,32 @@ int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_ki
 		     const char *reason)
 {
 	struct builder b = { .p = p };
+	int r = want_one(&b, unit, a, reason, "owed by an unfinished apply");
 
-	return want_one(&b, unit, a, reason, "owed by an unfinished apply");
+	if (r >= 0)
+		find_unit(p, unit)->owed = true;
+	return r;
+}
+
+int ap_plan_resolve_owed(struct ap_plan *p, const char *unit, const char *active_state)
+{
+	struct ap_unit_action *u = find_unit(p, unit);
+	const char *note = NULL;
+
+	if (!u || !u->owed || (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
+		return 0;
+	if (strcmp(active_state, "failed") == 0) {
+		u->action = AP_ACTION_START;
+		note = "owed by an unfinished apply; failed since: start it";
+	} else if (strcmp(active_state, "inactive") == 0) {
+		u->action = AP_ACTION_NONE;
+		note = "owed by an unfinished apply; inactive now: the next start uses the new files";
+	}
+	if (!note)
+		return 0;
+	free(u->note);
+	u->note = strdup(note);
+	return u->note ? 0 : -ENOMEM;
 }
 
 int ap_unit_action_from_string(const char *s, enum ap_unit_action_kind *ret)

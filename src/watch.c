@@ -225,15 +225,17 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	return 0;
 }
 
-/* Why unit is unhealthy now, or NULL. final: the settle window is over, so a unit that is
- * still not up counts too. */
-static char *unhealthy(const char *unit, const struct ap_unit_props *p, bool final)
+/* Why unit is unhealthy now, or NULL. base_restarts is NRestarts when the window opened
+ * (a restart job that merges with a pending automatic restart keeps the counter); final:
+ * the window is over, so a unit that is still not up counts too. */
+static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned base_restarts,
+		       bool final)
 {
 	bool up = strcmp(p->active_state, "active") == 0 ||
 		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success"));
 	const char *what = strcmp(p->active_state, "failed") == 0 ? "failed"
 			   : strcmp(p->sub_state, "auto-restart") == 0 ? "is restarting in a loop"
-			   : p->n_restarts > 0			       ? "restarted by itself"
+			   : p->n_restarts > base_restarts	       ? "restarted by itself"
 			   : final && !up			       ? "never became active"
 								       : NULL;
 
@@ -244,7 +246,9 @@ static char *unhealthy(const char *unit, const struct ap_unit_props *p, bool fin
 			  p->result ? p->result : "-", p->n_restarts, p->exec_main_status);
 }
 
-static int check_units(struct ap_bus *b, char *const *units, bool final, char **ret_why)
+/* One round over units; base[i] < 0 means "take the baseline now". */
+static int check_units(struct ap_bus *b, char *const *units, long long *base, bool final,
+		       char **ret_why)
 {
 	for (size_t i = 0; units && units[i]; i++) {
 		struct ap_unit_props p = { 0 };
@@ -252,7 +256,9 @@ static int check_units(struct ap_bus *b, char *const *units, bool final, char **
 
 		if (r < 0)
 			return r;
-		*ret_why = unhealthy(units[i], &p, final);
+		if (base[i] < 0)
+			base[i] = p.n_restarts;
+		*ret_why = unhealthy(units[i], &p, (unsigned)base[i], final);
 		ap_unit_props_clear(&p);
 		if (*ret_why)
 			return -EIO;
@@ -264,20 +270,29 @@ int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long set
 		    char **ret_why)
 {
 	unsigned long long deadline = ap_now_monotonic_usec() + settle_usec;
-	int r;
+	size_t n = ap_strv_length(units);
+	long long *base;
+	int r = 0;
 
 	*ret_why = NULL;
-	if (!units)
+	if (n == 0)
 		return 0;
+	base = malloc(n * sizeof(*base));
+	if (!base)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		base[i] = -1;
 	/* Polling, not a signal match: a crash loop shows as property changes over time, and
 	 * the window is short. */
-	while (ap_now_monotonic_usec() < deadline) {
-		r = check_units(b, units, false, ret_why);
-		if (r < 0)
-			return r;
-		usleep(SETTLE_POLL_USEC);
+	while (r >= 0 && ap_now_monotonic_usec() < deadline) {
+		r = check_units(b, units, base, false, ret_why);
+		if (r >= 0)
+			usleep(SETTLE_POLL_USEC);
 	}
-	return check_units(b, units, true, ret_why);
+	if (r >= 0)
+		r = check_units(b, units, base, true, ret_why);
+	free(base);
+	return r;
 }
 
 static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_buf *out)

@@ -21,7 +21,9 @@
 static struct ap_hb_sample smp(const char *boot, uint64_t mono, uint64_t real, const char *inv,
 			       unsigned n, const char *active, const char *sub)
 {
-	struct ap_hb_sample s = { .mono_usec = mono, .real_usec = real, .n_restarts = n };
+	/* active since long before any window, unless a test says otherwise */
+	struct ap_hb_sample s = { .mono_usec = mono, .real_usec = real, .n_restarts = n,
+				  .active_enter_real_usec = 1 };
 
 	snprintf(s.unit, sizeof(s.unit), "web.service");
 	snprintf(s.boot_id, sizeof(s.boot_id), "%s", boot);
@@ -46,6 +48,23 @@ static struct ap_hb_verdict judge(const struct ap_hb_sample *v, size_t n, const 
 }
 
 #define R(x) (1700000000ULL * S + (x))
+
+static void test_first_sample(void **s)
+{
+	/* never sampled before: a loop already under way counts ... */
+	struct ap_hb_sample a = smp(BOOT_A, 10 * S, R(10 * S), "i9", 7, "activating", "start");
+	/* ... old restarts of a unit that has been up for an hour do not */
+	struct ap_hb_sample b = smp(BOOT_A, 10 * S, R(7200 * S), "i9", 7, "active", "running");
+	struct ap_hb_verdict out;
+
+	out = judge(&a, 1, BOOT_A, 11 * S, R(11 * S));
+	assert_int_equal(out.restarts, 7);
+	assert_true(out.looping);
+	b.active_enter_real_usec = R(3600 * S);
+	out = judge(&b, 1, BOOT_A, 11 * S, R(7201 * S));
+	assert_int_equal(out.restarts, 0);
+	assert_false(out.looping);
+}
 
 static void test_steady_unit(void **s)
 {
@@ -147,8 +166,12 @@ static void test_failed_and_auto_restart_states(void **s)
 	struct ap_hb_verdict out;
 
 	out = judge(&a, 1, BOOT_A, 20 * S, R(20 * S));
+	assert_true(out.looping); /* 5 restarts, and failed */
+	assert_int_equal(out.restarts, 5);
+	struct ap_hb_sample d = smp(BOOT_A, 10 * S, R(10 * S), "i1", 2, "failed", "failed");
+	out = judge(&d, 1, BOOT_A, 20 * S, R(20 * S)); /* 2 restarts (<= 3), then failed */
 	assert_true(out.looping);
-	assert_non_null(strstr(out.why, "failed after 5"));
+	assert_non_null(strstr(out.why, "failed after 2 automatic restarts"));
 	out = judge(&b, 1, BOOT_A, 20 * S, R(20 * S)); /* failed once, never restarted */
 	assert_false(out.looping);
 	out = judge(&c, 1, BOOT_A, 20 * S, R(20 * S));
@@ -167,6 +190,20 @@ static void test_stale_timer(void **s)
 	out = judge(&t, 1, BOOT_A, 20 * S, R(121 * S));
 	assert_true(out.stale);
 	assert_false(out.looping);
+}
+
+static void test_stopped_timer_is_stale(void **s)
+{
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_sample t = smp(BOOT_A, 10 * S, R(10 * S), "", 0, "inactive", "dead");
+	struct ap_hb_verdict out;
+
+	snprintf(t.unit, sizeof(t.unit), "tick.timer");
+	assert_int_equal(ap_hb_history_append(&h, &t), 0);
+	assert_int_equal(ap_hb_judge(&h, "tick.timer", BOOT_A, 20 * S, R(20 * S), WINDOW, 3, &out), 0);
+	assert_true(out.stale);
+	assert_non_null(strstr(out.why, "inactive"));
+	ap_hb_history_free(&h);
 }
 
 static void test_unknown_unit(void **s)
@@ -244,6 +281,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_steady_unit),
+		cmocka_unit_test(test_first_sample),
 		cmocka_unit_test(test_climbing_restarts_loop),
 		cmocka_unit_test(test_explicit_restart_is_not_a_loop),
 		cmocka_unit_test(test_restarts_after_reset_are_counted),
@@ -252,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_window_edges),
 		cmocka_unit_test(test_failed_and_auto_restart_states),
 		cmocka_unit_test(test_stale_timer),
+		cmocka_unit_test(test_stopped_timer_is_stale),
 		cmocka_unit_test(test_unknown_unit),
 		cmocka_unit_test(test_history_roundtrip_and_prune),
 		cmocka_unit_test(test_watch_globs),
