@@ -28,12 +28,17 @@ TEST_CFLAGS := -Wno-write-strings
 SRCS    := $(wildcard src/*.c)
 LIBSRCS := $(filter-out src/main.c,$(SRCS))
 OBJS    := $(SRCS:src/%.c=build/obj/%.o)
+ASAN_OBJS := $(SRCS:src/%.c=build/asan/%.o)
 ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 all: autopull
 
 autopull: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+# The whole program with ASan/UBSan, driven by the integration tests (t-40).
+build/autopull-asan: $(ASAN_OBJS)
+	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 
 build/obj/%.o: src/%.c | build/obj
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
@@ -76,7 +81,7 @@ asan-tests: $(TESTS:%=build/tests-asan/%)
 lint:
 	@sh scripts/lint.sh
 
-integration: autopull $(LIVE_TESTS:%=build/tests/%) $(LIVE_TESTS:%=build/tests-asan/%)
+integration: autopull build/autopull-asan $(LIVE_TESTS:%=build/tests/%) $(LIVE_TESTS:%=build/tests-asan/%)
 	bash tests/integration/run.sh
 
 check: lint unit-tests asan-tests integration

@@ -58,3 +58,7 @@ int ap_state_remove(struct ap_state *s, const char *name);
 /* A short-lived lock of its own for the heartbeat history, so that a heartbeat never waits
  * behind a long apply. Returns an fd to close, or -EAGAIN. */
 int ap_state_lock_history(struct ap_state *s, unsigned wait_sec);
+
+/* Removes every backup/<commit>/ except keep's: a rollback only ever needs the backup of the
+ * apply under way. */
+int ap_state_backup_prune(struct ap_state *s, const char *keep);

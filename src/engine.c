@@ -451,6 +451,8 @@ static int execute(struct run *r, bool files_done)
 		return AP_EXIT_FAILED;
 	k = write_journal(r, files_done);
 	if (k >= 0 && !files_done)
+		k = ap_state_backup_prune(r->st, r->plan->to);
+	if (k >= 0 && !files_done)
 		k = change_files(r);
 	test_crash_point("after-install");
 	if (k >= 0)

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -435,4 +436,32 @@ int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
 		usleep(20 * 1000);
 	}
 	return fd;
+}
+
+int ap_state_backup_prune(struct ap_state *s, const char *keep)
+{
+	int fd = ap_fs_open_beneath(s->dirfd, "backup", O_RDONLY | O_DIRECTORY, 0), r = 0;
+	DIR *d;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = fd < 0 ? fd : -errno;
+		if (fd >= 0)
+			close(fd);
+		return ap_log_error(r, "failed to open '%s/backup': %s", s->path, strerror(-r));
+	}
+	for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+		_cleanup_free_ char *path = NULL;
+
+		if (de->d_name[0] == '.' || strcmp(de->d_name, keep) == 0)
+			continue;
+		path = ap_strdupf("%s/backup/%s", s->path, de->d_name);
+		r = path ? ap_fs_rm_rf(path) : -ENOMEM;
+		if (r < 0)
+			ap_log_error(r, "failed to remove old backup '%s': %s", path ? path : de->d_name,
+				     strerror(-r));
+	}
+	closedir(d);
+	return r;
 }

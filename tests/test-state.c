@@ -121,6 +121,13 @@ static void test_backup(void **s)
 	assert_non_null(strstr(buf, "0 present 0640 "));
 	assert_non_null(strstr(buf, "1 absent - "));
 	assert_null(strstr(buf, "2 "));
+	/* pruning keeps only the named commit's backup */
+	assert_int_equal(ap_state_backup_file(st, OID_B, host), 0);
+	assert_int_equal(ap_state_backup_prune(st, OID_B), 0);
+	assert_int_equal(access(manifest, F_OK), -1);
+	free(manifest);
+	manifest = ap_strdupf("%s/state/backup/%s/manifest", (char *)*s, OID_B);
+	assert_int_equal(access(manifest, F_OK), 0);
 	free(host), free(missing), free(manifest), free(copy);
 	ap_state_free(st);
 }
