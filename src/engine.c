@@ -339,11 +339,9 @@ static int restore_lookup(void *userdata, const char *host_path, char **ret_data
  * removed ones come back, changed ones restart on their old definition. */
 static int undo_units(struct run *r)
 {
-	_cleanup_strv_free_ char **added = NULL, **removed = NULL;
-	int k = units_with(r->plan, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START, &added), failed = 0;
+	_cleanup_strv_free_ char **removed = NULL;
+	int k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &removed), failed = 0;
 
-	if (k >= 0)
-		k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &removed);
 	if (k >= 0 && removed)
 		k = ap_bus_enable(r->bus, removed);
 	if (k >= 0)
