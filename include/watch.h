@@ -20,9 +20,11 @@ struct ap_guard_result {
 void ap_guard_result_free(struct ap_guard_result *g);
 
 /* Takes one sample of every watched unit (guard.watch names and globs, plus the units the
- * last apply restarted), appends it to the history and judges it. Writes the metrics. */
+ * last apply restarted) and judges it together with the stored history. With record, the
+ * samples are added to the history and the metrics are written; a dry run passes false and
+ * writes nothing. */
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
-		       struct ap_guard_result *ret);
+		       bool record, struct ap_guard_result *ret);
 
 /* Watches units for settle_usec after autopull (re)started them. 0 when all stay up;
  * -EIO with *ret_why naming the first unit that failed, looped or never became active. */

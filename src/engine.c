@@ -671,7 +671,7 @@ static int apply_locked(struct run *r, struct journal *j)
 	if (j->present && !r->o->from && add_owed(r, j) < 0)
 		return AP_EXIT_FAILED;
 	if ((r->o->dry_run || !plan_is_noop(r->plan)) && get_bus(r))
-		r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, &r->guard) >= 0;
+		r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, !r->o->dry_run, &r->guard) >= 0;
 	if (r->o->dry_run)
 		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	if (plan_is_noop(r->plan))
@@ -769,7 +769,7 @@ int ap_engine_heartbeat(const struct ap_opts *o)
 	if (load_config(o, &r.cfg) < 0)
 		return AP_EXIT_USAGE;
 	if (ap_state_open(r.cfg->state_dir, &r.st) < 0 || !get_bus(&r) ||
-	    ap_watch_heartbeat(r.bus, r.st, r.cfg, &r.guard) < 0)
+	    ap_watch_heartbeat(r.bus, r.st, r.cfg, true, &r.guard) < 0)
 		goto out;
 	if (o->json ? ap_buf_printf(&b, "{\"guard\": ") < 0 : false)
 		goto out;

@@ -40,6 +40,12 @@ static void help(void)
 	       "  -q, --quiet         log warnings and errors only\n"
 	       "  -h, --help          this help\n"
 	       "      --version       print the version\n\n"
+	       "guard: apply refuses (exit 3) while a unit in guard.watch is looping (more than\n"
+	       "guard.max_restarts automatic restarts within guard.window, auto-restart, or failed\n"
+	       "after restarts). Units an apply restarts are watched for guard.settle; if one fails,\n"
+	       "the apply is rolled back (previous files restored, units restarted) and the commit\n"
+	       "is marked bad and skipped until the branch moves on. The heartbeat writes Prometheus\n"
+	       "metrics to guard.metrics (default STATE_DIR/metrics.prom).\n\n"
 	       "exit codes: 0 applied or nothing to do, 1 apply failed, 2 usage or configuration\n"
 	       "error, 3 refused by the guard, 4 validation failed (host unchanged), 75 try again\n"
 	       "later (remote unreachable, lock held).\n");

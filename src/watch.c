@@ -150,7 +150,7 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 
 /* Appends the new samples to the stored history and prunes it; h gets the whole history. */
 static int update_history(struct ap_state *st, const struct ap_config *c, const char *boot_id,
-			  const struct ap_hb_history *fresh, struct ap_hb_history *h)
+			  const struct ap_hb_history *fresh, bool record, struct ap_hb_history *h)
 {
 	_cleanup_free_ char *text = NULL, *out = NULL;
 	unsigned long long keep = c->guard.window_usec * 2;
@@ -168,7 +168,7 @@ static int update_history(struct ap_state *st, const struct ap_config *c, const 
 				    HISTORY_MAX_SAMPLES);
 		r = ap_hb_history_format(h, &out);
 	}
-	if (r >= 0)
+	if (r >= 0 && record)
 		r = ap_state_write_text(st, HISTORY_FILE, out);
 	close(lock);
 	return r;
@@ -192,7 +192,7 @@ static int judge_all(const struct ap_config *c, const struct ap_hb_history *h,
 }
 
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
-		       struct ap_guard_result *ret)
+		       bool record, struct ap_guard_result *ret)
 {
 	_cleanup_strv_free_ char **units = NULL;
 	struct ap_hb_history fresh = { 0 }, h = { 0 };
@@ -208,12 +208,12 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 			r = ap_hb_history_append(&fresh, &s);
 	}
 	if (r >= 0)
-		r = update_history(st, c, boot_id, &fresh, &h);
+		r = update_history(st, c, boot_id, &fresh, record, &h);
 	if (r >= 0 && ap_state_read_text(st, "guard-tripped", &g.tripped) < 0)
 		g.tripped = NULL;
 	if (r >= 0)
 		r = judge_all(c, &h, &fresh, boot_id, &g);
-	if (r >= 0)
+	if (r >= 0 && record)
 		r = write_metrics(st, c, &h, &g);
 	ap_hb_history_free(&fresh);
 	ap_hb_history_free(&h);

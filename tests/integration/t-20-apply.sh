@@ -143,6 +143,25 @@ t_delete_rename_mode() {
 	check "inventory no longer lists the deleted unit" not grep -q "/worker.service$" "$AP_STATE_DIR/owned"
 }
 
+t_template_instances() {
+	local a b web
+	start "changed template restarts its running instances only" || return
+	fx_template foo@.service
+	fx_commit template >/dev/null
+	fx_apply template-v1 || return
+	ap_systemctl start foo@a.service foo@b.service
+	a=$(inv foo@a.service) b=$(inv foo@b.service) web=$(inv web.service)
+	ap_systemctl stop foo@b.service
+	fx_template foo@.service "foo v2"
+	fx_commit template-v2 >/dev/null
+	ap_autopull tmpl --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply" 0 tmpl || return
+	check "running instance foo@a restarted" [ "$(inv foo@a.service)" != "$a" ]
+	check "foo@a runs the new definition" [ "$(ap_unit_prop foo@a.service Description)" = "foo v2 a" ]
+	check "stopped instance foo@b not started" [ "$(ap_unit_prop foo@b.service ActiveState)" = inactive ]
+	check "web.service untouched" [ "$(inv web.service)" = "$web" ]
+}
+
 t_validation_failure() {
 	local v1
 	start "validation failure leaves the host byte-identical (exit 4)" || return
@@ -316,6 +335,7 @@ t_first_apply
 t_modify_restart_reload
 t_dropin_env_inactive
 t_delete_rename_mode
+t_template_instances
 t_validation_failure
 t_refusals
 t_failing_restart

@@ -95,7 +95,9 @@ t_loop_refuses() {
 	check "message names the unit and the window" grep -q "loop1.service.*restarts in the last 60s\|loop1.service.*restart" "$AP_TMP/refused.err"
 	check "nothing installed" [ "$(sha256sum <"$AP_UNIT_DIR/app.service")" = "$bytes" ]
 	check "applied unchanged" [ "$(applied)" != "$v2" ]
+	cp "$AP_STATE_DIR/heartbeat" "$AP_TMP/history.before"
 	ap_autopull dry --user -c "$AP_CFG" --dry-run --json
+	check "a dry run does not add to the history" cmp -s "$AP_STATE_DIR/heartbeat" "$AP_TMP/history.before"
 	ap_jq "$AP_CASE: dry-run shows the guard verdict" "$AP_TMP/dry.out" \
 		"d['guard']['ok'] is False and d['guard']['looping'][0]['unit'] == 'loop1.service' and d['guard']['looping'][0]['window_s'] == 60 and d['guard']['looping'][0]['restarts'] >= 1"
 	ap_autopull noreason --user -c "$AP_CFG" --override-guard apply
