@@ -95,8 +95,11 @@ bench: autopull
 install: autopull
 	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
 	install -Dm0644 doc/autopull.8 $(DESTDIR)$(MANDIR)/man8/autopull.8
-	for u in units/system/*; do install -Dm0644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
-	for u in units/user/*; do install -Dm0644 $$u $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
+	# the units name the binary where this install puts it
+	for u in units/system/*; do install -d $(DESTDIR)$(UNITDIR) && \
+	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for u in units/user/*; do install -d $(DESTDIR)$(USERUNITDIR) && \
+	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
 	install -Dm0644 config/autopull.yaml $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
 
 clean:
