@@ -671,49 +671,43 @@ int ap_bus_disable(struct ap_bus *b, char *const *units)
 
 struct unit_prop {
 	const char *iface, *name;
-	const char *suffix; /* the unit type that has iface, or NULL for every unit */
-	char type;          /* D-Bus type; 'y' stands for the "ay" InvocationID */
+	char type;          /* D-Bus type; 'y' stands for "ay" (InvocationID), 'a' for "a(stt)" */
 	size_t offset;      /* into struct ap_unit_props */
 };
 
-#define PROP(iface, name, suffix, type, field) \
-	{ iface, name, suffix, type, offsetof(struct ap_unit_props, field) }
+#define PROP(iface, name, type, field) \
+	{ iface, name, type, offsetof(struct ap_unit_props, field) }
 static const struct unit_prop unit_props[] = {
-	PROP(SD_UNIT, "LoadState", NULL, 's', load_state),
-	PROP(SD_UNIT, "ActiveState", NULL, 's', active_state),
-	PROP(SD_UNIT, "SubState", NULL, 's', sub_state),
-	PROP(SD_UNIT, "InvocationID", NULL, 'y', invocation_id),
-	PROP(SD_UNIT, "NeedDaemonReload", NULL, 'b', need_daemon_reload),
-	PROP(SD_UNIT, "ActiveEnterTimestampMonotonic", NULL, 't', active_enter_monotonic),
-	PROP(SD_UNIT, "InactiveEnterTimestampMonotonic", NULL, 't', inactive_enter_monotonic),
-	PROP(SD_UNIT, "ActiveEnterTimestamp", NULL, 't', active_enter_realtime),
-	PROP(SD_SERVICE, "Result", ".service", 's', result),
-	PROP(SD_SERVICE, "NRestarts", ".service", 'u', n_restarts),
-	PROP(SD_SERVICE, "ExecMainStatus", ".service", 'i', exec_main_status),
-	PROP(SD_TIMER, "Result", ".timer", 's', result),
-	PROP(SD_TIMER, "LastTriggerUSec", ".timer", 't', last_trigger_usec),
-	PROP(SD_TIMER, "NextElapseUSecMonotonic", ".timer", 't', next_elapse_monotonic),
-	PROP(SD_TIMER, "NextElapseUSecRealtime", ".timer", 't', next_elapse_realtime),
-	PROP(SD_TIMER, "TimersMonotonic", ".timer", 'a', timer_interval_usec),
+	PROP(SD_UNIT, "LoadState", 's', load_state),
+	PROP(SD_UNIT, "ActiveState", 's', active_state),
+	PROP(SD_UNIT, "SubState", 's', sub_state),
+	PROP(SD_UNIT, "InvocationID", 'y', invocation_id),
+	PROP(SD_UNIT, "NeedDaemonReload", 'b', need_daemon_reload),
+	PROP(SD_UNIT, "ActiveEnterTimestampMonotonic", 't', active_enter_monotonic),
+	PROP(SD_UNIT, "InactiveEnterTimestampMonotonic", 't', inactive_enter_monotonic),
+	PROP(SD_UNIT, "ActiveEnterTimestamp", 't', active_enter_realtime),
+	PROP(SD_SERVICE, "Result", 's', result),
+	PROP(SD_SERVICE, "NRestarts", 'u', n_restarts),
+	PROP(SD_SERVICE, "ExecMainStatus", 'i', exec_main_status),
+	PROP(SD_TIMER, "Result", 's', result),
+	PROP(SD_TIMER, "LastTriggerUSec", 't', last_trigger_usec),
+	PROP(SD_TIMER, "NextElapseUSecMonotonic", 't', next_elapse_monotonic),
+	PROP(SD_TIMER, "NextElapseUSecRealtime", 't', next_elapse_realtime),
+	PROP(SD_TIMER, "TimersMonotonic", 'a', timer_interval_usec),
 };
 #undef PROP
 
+/* The readers below take a reply positioned inside the property's variant. */
+
 /* InvocationID is 16 bytes, or none when the unit never ran; as 32 hex digits or "". */
-static int read_invocation_id(struct ap_bus *b, const char *path, sd_bus_error *error,
-                              char **ret)
+static int read_invocation_id(sd_bus_message *m, char **ret)
 {
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	const void *data;
 	const uint8_t *id;
 	size_t n;
 	char *hex;
-	int r;
+	int r = sd_bus_message_read_array(m, 'y', &data, &n);
 
-	r = sd_bus_get_property(b->bus, SD_DEST, path, SD_UNIT, "InvocationID", error, &reply,
-	                        "ay");
-	if (r < 0)
-		return r;
-	r = sd_bus_message_read_array(reply, 'y', &data, &n);
 	if (r < 0)
 		return r;
 	id = data;
@@ -725,27 +719,54 @@ static int read_invocation_id(struct ap_bus *b, const char *path, sd_bus_error *
 	for (size_t i = 0; i < n; i++)
 		snprintf(hex + 2 * i, 3, "%02x", id[i]);
 	hex[2 * n] = '\0';
+	free(*ret);
 	*ret = hex;
 	return 0;
 }
 
+/* TimersMonotonic a(stt): (base, value, next elapse). The repeating bases tell the
+ * interval a heartbeat can expect between triggers. */
+static int read_timer_interval(sd_bus_message *m, unsigned long long *ret)
+{
+	unsigned long long best = 0;
+	const char *base;
+	uint64_t value, next;
+	int r = sd_bus_message_enter_container(m, 'a', "(stt)");
+
+	while (r >= 0 && (r = sd_bus_message_read(m, "(stt)", &base, &value, &next)) > 0)
+		if ((strcmp(base, "OnUnitActiveUSec") == 0 || strcmp(base, "OnUnitInactiveUSec") == 0) &&
+		    value > best)
+			best = value;
+	if (r < 0)
+		return r;
+	*ret = best;
+	return sd_bus_message_exit_container(m);
+}
+
 /* Reads into a D-Bus-sized local first: the struct fields are plain C types. */
-static int read_trivial(struct ap_bus *b, const char *path, const struct unit_prop *p,
-                        sd_bus_error *error, void *field)
+static int read_value(sd_bus_message *m, const struct unit_prop *p, void *field)
 {
 	union {
 		int b;
 		uint32_t u;
 		int32_t i;
 		uint64_t t;
+		const char *s;
 	} v = { 0 };
 	int r;
 
-	r = sd_bus_get_property_trivial(b->bus, SD_DEST, path, p->iface, p->name, error, p->type,
-	                                &v);
+	if (p->type == 'y')
+		return read_invocation_id(m, (char **)field);
+	if (p->type == 'a')
+		return read_timer_interval(m, (unsigned long long *)field);
+	r = sd_bus_message_read_basic(m, p->type, &v);
 	if (r < 0)
 		return r;
 	switch (p->type) {
+	case 's':
+		free(*(char **)field);
+		*(char **)field = strdup(v.s);
+		return *(char **)field ? 0 : -ENOMEM;
 	case 'b': *(bool *)field = v.b; break;
 	case 'u': *(unsigned *)field = v.u; break;
 	case 'i': *(int *)field = v.i; break;
@@ -755,45 +776,53 @@ static int read_trivial(struct ap_bus *b, const char *path, const struct unit_pr
 	return 0;
 }
 
-/* TimersMonotonic a(stt): (base, value, next elapse). The repeating bases tell the
- * interval a heartbeat can expect between triggers. */
-static int read_timer_interval(struct ap_bus *b, const char *path, sd_bus_error *error,
-                               unsigned long long *ret)
+static const struct unit_prop *find_prop(const char *iface, const char *name)
 {
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	unsigned long long best = 0;
-	const char *base;
-	uint64_t value, next;
-	int r;
-
-	r = sd_bus_get_property(b->bus, SD_DEST, path, SD_TIMER, "TimersMonotonic", error, &reply,
-	                        "a(stt)");
-	if (r < 0)
-		return r;
-	r = sd_bus_message_enter_container(reply, 'a', "(stt)");
-	while (r >= 0 && (r = sd_bus_message_read(reply, "(stt)", &base, &value, &next)) > 0)
-		if ((strcmp(base, "OnUnitActiveUSec") == 0 || strcmp(base, "OnUnitInactiveUSec") == 0) &&
-		    value > best)
-			best = value;
-	if (r < 0)
-		return r;
-	*ret = best;
-	return sd_bus_message_exit_container(reply);
+	for (size_t i = 0; i < ELEMENTSOF(unit_props); i++)
+		if (strcmp(unit_props[i].iface, iface) == 0 && strcmp(unit_props[i].name, name) == 0)
+			return &unit_props[i];
+	return NULL;
 }
 
-static int read_prop(struct ap_bus *b, const char *path, const struct unit_prop *p,
-                     sd_bus_error *error, struct ap_unit_props *props)
+static const char *variant_signature(char type, char buf[2])
 {
-	void *field = (char *)props + p->offset;
+	buf[0] = type;
+	buf[1] = '\0';
+	return type == 'y' ? "ay" : type == 'a' ? "a(stt)" : buf;
+}
 
-	if (p->type == 'a')
-		return read_timer_interval(b, path, error, (unsigned long long *)field);
-	if (p->type == 's')
-		return sd_bus_get_property_string(b->bus, SD_DEST, path, p->iface, p->name, error,
-		                                  (char **)field);
-	if (p->type == 'y')
-		return read_invocation_id(b, path, error, (char **)field);
-	return read_trivial(b, path, p, error, field);
+/* One GetAll per interface instead of one Get per property: the heartbeat and the settle
+ * loop read many units often. */
+static int read_interface(struct ap_bus *b, const char *path, const char *iface,
+                          sd_bus_error *error, struct ap_unit_props *props)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *name;
+	char sig[2];
+	int r;
+
+	r = sd_bus_call_method(b->bus, SD_DEST, path, "org.freedesktop.DBus.Properties", "GetAll",
+	                       error, &reply, "s", iface);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+	while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+		const struct unit_prop *p;
+
+		r = sd_bus_message_read_basic(reply, 's', &name);
+		p = r >= 0 ? find_prop(iface, name) : NULL;
+		if (r >= 0 && !p)
+			r = sd_bus_message_skip(reply, "v");
+		else if (r >= 0) {
+			r = sd_bus_message_enter_container(reply, 'v', variant_signature(p->type, sig));
+			if (r >= 0)
+				r = read_value(reply, p, (char *)props + p->offset);
+			if (r >= 0)
+				r = sd_bus_message_exit_container(reply);
+		}
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+	}
+	return r < 0 ? r : 0;
 }
 
 int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_props *ret)
@@ -801,22 +830,21 @@ int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_pro
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(ap_unit_props_clear) struct ap_unit_props props = { 0 };
 	_cleanup_free_ char *path = NULL;
+	const char *ifaces[] = { SD_UNIT, ap_endswith(unit, ".service") ? SD_SERVICE
+					  : ap_endswith(unit, ".timer") ? SD_TIMER : NULL };
 	int r;
 
 	r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(ifaces) && ifaces[i]; i++)
+		r = read_interface(b, path, ifaces[i], &error, &props);
 	if (r < 0)
 		return ap_log_error(r, "failed to read the properties of unit '%s': %s", unit,
-		                    strerror(-r));
-	for (size_t i = 0; i < ELEMENTSOF(unit_props); i++) {
-		const struct unit_prop *p = &unit_props[i];
-
-		if (p->suffix && !ap_endswith(unit, p->suffix))
-			continue;
-		r = read_prop(b, path, p, &error, &props);
-		if (r < 0)
-			return ap_log_error(r, "failed to read %s of unit '%s': %s", p->name, unit,
-			                    error_message(&error, r));
-	}
+		                    error_message(&error, r));
+	/* Units that never ran have no strings for some properties; callers get "". */
+	char **strs[] = { &props.load_state, &props.active_state, &props.sub_state };
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+		if (!*strs[i] && !(*strs[i] = strdup("")))
+			return -ENOMEM;
 	*ret = props;
 	props = (struct ap_unit_props){ 0 };
 	return 0;

@@ -291,34 +291,48 @@ static size_t report_unit_lines(const struct stage *s, char *out, bool failed)
 	return reported;
 }
 
+/* systemd-analyze needs a private runtime dir. An empty environment-generator path keeps it
+ * from running the user environment generators, which cost more than the verification itself
+ * (gpg-agent's alone ~130 ms here) and cannot change whether a unit file is valid. */
+static int verify_env(const struct stage *s, char ***ret)
+{
+	_cleanup_free_ char *run = ap_strdupf("%s/.run", s->dir), *gen = ap_strdupf("%s/.gen", s->dir);
+	_cleanup_free_ char *xdg = NULL, *envgen = NULL, *home = NULL;
+	const char *h = secure_getenv("HOME");
+	int r = 0;
+
+	if (!run || !gen)
+		return -ENOMEM;
+	if (mkdir(run, 0700) < 0 || mkdir(gen, 0700) < 0)
+		return -errno;
+	xdg = ap_strdupf("XDG_RUNTIME_DIR=%s", run);
+	envgen = ap_strdupf("SYSTEMD_ENVIRONMENT_GENERATOR_PATH=%s", gen);
+	home = ap_strdupf("HOME=%s", h ? h : "/");
+	const char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			      "LANG=C.UTF-8", "SYSTEMD_COLORS=0", xdg, envgen, home };
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(env); i++)
+		r = env[i] ? ap_strv_push(ret, env[i]) : -ENOMEM;
+	return r;
+}
+
 static int verify_units(struct stage *s, enum ap_scope scope)
 {
 	_cleanup_strv_free_ char **argv = NULL, **env = NULL;
-	_cleanup_free_ char *run = ap_strdupf("%s/.run", s->dir);
-	const char *home = secure_getenv("HOME");
+	const char *fixed[] = { "systemd-analyze", "verify", "--man=no",
+				scope == AP_SCOPE_USER ? "--user" : "--system" };
 	struct ap_spawn_result res = { 0 };
 	size_t reported;
 	bool failed;
-	int r = run ? 0 : -ENOMEM;
+	int r = 0;
 
 	if (s->n_units == 0)
 		return 0;
-	if (r >= 0 && mkdir(run, 0700) < 0)
-		r = -errno;
-	const char *fixed[] = { "systemd-analyze", "verify", "--man=no",
-				scope == AP_SCOPE_USER ? "--user" : "--system" };
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(fixed); i++)
 		r = ap_strv_push(&argv, fixed[i]);
 	for (size_t i = 0; r >= 0 && i < s->n_units; i++)
 		r = ap_strv_push(&argv, s->units[i].path);
-	_cleanup_free_ char *xdg = ap_strdupf("XDG_RUNTIME_DIR=%s", run ? run : "");
-	_cleanup_free_ char *h = ap_strdupf("HOME=%s", home ? home : "/");
-	if (r >= 0 && (!xdg || !h))
-		r = -ENOMEM;
-	const char *envs[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			       "LANG=C.UTF-8", "SYSTEMD_COLORS=0", xdg, h };
-	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(envs); i++)
-		r = ap_strv_push(&env, envs[i]);
+	if (r >= 0)
+		r = verify_env(s, &env);
 	if (r >= 0)
 		r = ap_spawn_run(argv, env, AP_VALIDATE_TIMEOUT_USEC, &res);
 	if (r < 0)
