@@ -24,6 +24,13 @@ int ap_fs_mkdirs_beneath(int dirfd, const char *dir, mode_t mode);
 int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
 		       uid_t uid, gid_t gid);
 
+/* The same, with flags: AP_FS_NO_DIRSYNC leaves the directory fsync to the caller, who
+ * installs many files into one directory and syncs it once (ap_fs_sync_dir). */
+enum { AP_FS_NO_DIRSYNC = 1 << 0 };
+int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size_t len,
+			     mode_t mode, uid_t uid, gid_t gid, unsigned flags);
+int ap_fs_sync_dir(int dirfd);
+
 /* Reads a regular file (not following symlinks) beneath dirfd, at most max bytes
  * (-EFBIG beyond). *ret is NUL-terminated. -ENOENT when missing. */
 int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);

@@ -7,20 +7,18 @@
 #include "config.h"
 #include "model.h"
 
-struct ap_install_hooks {
-	/* Called with each host path right before it is replaced or removed. */
-	int (*backup)(void *userdata, const char *host_path);
-	void *userdata;
-};
-
 #define AP_VALIDATE_TIMEOUT_USEC (60ULL * 1000000)
 
 /* -EINVAL when a file fails validation (each failure logged, naming the repo path). */
 int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char *unit_dir);
 
 /* Installs and removes the plan's files; owned (the inventory of installed host paths) is
- * updated as files come and go. Removes only files listed in owned. */
-int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, char ***owned);
+ * updated as files come and go. Removes only files listed in owned. The caller backs up
+ * what is replaced first (ap_install_touched lists it). */
+int ap_install_files(const struct ap_plan *p, char ***owned);
+
+/* Every host path the plan writes or removes. */
+int ap_install_touched(const struct ap_plan *p, char ***ret);
 
 /* How many owned files the plan removes, and how many remain owned afterwards. */
 void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_removed,

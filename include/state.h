@@ -43,6 +43,8 @@ int ap_state_write_owned(struct ap_state *s, char *const *owned);
  * commit being applied, so that a later rollback can restore it. A missing file is
  * recorded as absent. */
 int ap_state_backup_file(struct ap_state *s, const char *commit, const char *host_path);
+/* The same for many paths, with one manifest write. */
+int ap_state_backup_files(struct ap_state *s, const char *commit, char *const *paths);
 
 /* Looks up the backup of host_path made for commit: 1 when it existed (data and mode
  * filled), 0 when it was absent, -ENOENT when no backup of it was made. */

@@ -254,13 +254,6 @@ static void test_crash_point(const char *point)
 
 /* --- execution -------------------------------------------------------------------- */
 
-static int backup_hook(void *userdata, const char *host_path)
-{
-	struct run *r = userdata;
-
-	return ap_state_backup_file(r->st, r->plan->to, host_path);
-}
-
 static int units_with(const struct ap_plan *p, enum ap_unit_action_kind a,
 		      enum ap_unit_action_kind b, char ***ret)
 {
@@ -296,9 +289,14 @@ static int run_phase(struct run *r, enum ap_job_kind kind, enum ap_unit_action_k
 
 static int change_files(struct run *r)
 {
-	const struct ap_install_hooks hooks = { .backup = backup_hook, .userdata = r };
-	_cleanup_strv_free_ char **disable = NULL, **owned = NULL;
-	int k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &disable);
+	_cleanup_strv_free_ char **disable = NULL, **owned = NULL, **touched = NULL;
+	int k = ap_install_touched(r->plan, &touched);
+
+	/* The previous bytes of everything this apply touches, before the first change. */
+	if (k >= 0)
+		k = ap_state_backup_files(r->st, r->plan->to, touched);
+	if (k >= 0)
+		k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &disable);
 
 	/* Disable while the unit files still exist: the manager resolves them by name. */
 	if (k >= 0 && disable && (k = ap_bus_disable(r->bus, disable)) == -ENOENT)
@@ -309,7 +307,7 @@ static int change_files(struct run *r)
 		k = ap_strv_copy(owned, &r->owned_before);
 	if (k >= 0) {
 		int w;
-		k = ap_install_files(r->plan, &hooks, &owned);
+		k = ap_install_files(r->plan, &owned);
 		w = ap_state_write_owned(r->st, owned); /* record what did get installed */
 		k = k < 0 ? k : w;
 	}

@@ -359,7 +359,7 @@ static int finish_temp(int fd, mode_t mode, uid_t uid, gid_t gid)
 }
 
 /* fsync needs a readable fd; dirfd may be O_PATH or AT_FDCWD, so open "." of it anew. */
-static int fsync_dir(int dirfd)
+int ap_fs_sync_dir(int dirfd)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
 
@@ -373,6 +373,12 @@ static int fsync_dir(int dirfd)
 
 int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
 		       uid_t uid, gid_t gid)
+{
+	return ap_fs_write_atomic_flags(dirfd, name, data, len, mode, uid, gid, 0);
+}
+
+int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size_t len,
+			     mode_t mode, uid_t uid, gid_t gid, unsigned flags)
 {
 	char tmp[NAME_MAX + 1];
 	int fd, r;
@@ -399,7 +405,7 @@ int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len
 	}
 	/* The new content is in place; a failed directory fsync only means it may not survive
 	 * a crash, which the caller must still hear about. */
-	return fsync_dir(dirfd);
+	return flags & AP_FS_NO_DIRSYNC ? 0 : ap_fs_sync_dir(dirfd);
 }
 
 /* Reads fd to EOF into a NUL-terminated buffer, failing with -EFBIG past max bytes. */

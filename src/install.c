@@ -90,8 +90,33 @@ static int write_one(const struct ap_file_op *f)
 	dfd = open_parent(rootfd, f->dest + f->root_len + 1, &base);
 	if (dfd < 0)
 		return dfd;
-	return ap_fs_write_atomic(dfd, base, ch->new_data ? ch->new_data : "", ch->new_len, f->mode,
-				  uid, gid);
+	return ap_fs_write_atomic_flags(dfd, base, ch->new_data ? ch->new_data : "", ch->new_len,
+					f->mode, uid, gid, AP_FS_NO_DIRSYNC);
+}
+
+/* One directory fsync per directory written to, instead of one per file. */
+static int sync_dirs(const struct ap_plan *p)
+{
+	_cleanup_strv_free_ char **done = NULL;
+
+	for (size_t i = 0; i < p->n_files; i++) {
+		const struct ap_file_op *f = &p->files[i];
+		_cleanup_free_ char *dir = f->install ? strndup(f->dest, strrchr(f->dest, '/') - f->dest) : NULL;
+		_cleanup_close_ int rootfd = -1, dfd = -1;
+		const char *base;
+		int r;
+
+		if (!f->install || !dir || ap_strv_contains(done, dir))
+			continue;
+		rootfd = open_root(f->dest, f->root_len);
+		dfd = rootfd < 0 ? rootfd : open_parent(rootfd, f->dest + f->root_len + 1, &base);
+		r = dfd < 0 ? dfd : ap_fs_sync_dir(dfd);
+		if (r >= 0)
+			r = ap_strv_push(&done, dir);
+		if (r < 0)
+			return ap_log_error(r, "failed to sync directory '%s': %s", dir, strerror(-r));
+	}
+	return 0;
 }
 
 static int remove_one(const char *dest, size_t root_len)
@@ -117,7 +142,7 @@ static int strv_remove(char **v, const char *s)
 }
 
 static int remove_owned(const struct ap_file_op *f, const char *dest, size_t root_len,
-			const struct ap_install_hooks *h, char ***owned)
+			char ***owned)
 {
 	int r;
 
@@ -126,9 +151,7 @@ static int remove_owned(const struct ap_file_op *f, const char *dest, size_t roo
 			       f->old_path ? f->old_path : f->path);
 		return 0;
 	}
-	r = h && h->backup ? h->backup(h->userdata, dest) : 0;
-	if (r >= 0)
-		r = remove_one(dest, root_len);
+	r = remove_one(dest, root_len);
 	if (r < 0)
 		return ap_log_error(r, "failed to remove '%s': %s", dest, strerror(-r));
 	strv_remove(*owned, dest);
@@ -136,7 +159,7 @@ static int remove_owned(const struct ap_file_op *f, const char *dest, size_t roo
 	return 0;
 }
 
-int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, char ***owned)
+int ap_install_files(const struct ap_plan *p, char ***owned)
 {
 	int r;
 
@@ -146,9 +169,7 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 
 		if (!f->install)
 			continue;
-		r = h && h->backup ? h->backup(h->userdata, f->dest) : 0;
-		if (r >= 0)
-			r = write_one(f);
+		r = write_one(f);
 		if (r < 0)
 			return ap_log_error(r, "failed to install '%s' to '%s': %s", f->path, f->dest,
 					    strerror(-r));
@@ -156,17 +177,31 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 			return r;
 		ap_log_info("installed %s -> %s", f->path, f->dest);
 	}
+	if ((r = sync_dirs(p)) < 0)
+		return r;
 	for (size_t i = 0; i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 
 		if (!f->remove || (f->install && strcmp(f->old_dest, f->dest) == 0))
 			continue;
-		r = f->install ? remove_owned(f, f->old_dest, f->old_root_len, h, owned)
-			       : remove_owned(f, f->dest, f->root_len, h, owned);
+		r = f->install ? remove_owned(f, f->old_dest, f->old_root_len, owned)
+			       : remove_owned(f, f->dest, f->root_len, owned);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+int ap_install_touched(const struct ap_plan *p, char ***ret)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
+		r = ap_strv_push_unique(ret, p->files[i].dest);
+		if (r >= 0 && p->files[i].old_dest)
+			r = ap_strv_push_unique(ret, p->files[i].old_dest);
+	}
+	return r;
 }
 
 void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_removed,

@@ -295,13 +295,36 @@ static bool manifest_has(const char *manifest, const char *host_path)
 	return false;
 }
 
-/* backup/<commit>/manifest lines: "<n> present <mode> <path>" or "<n> absent - <path>". */
-int ap_state_backup_file(struct ap_state *s, const char *commit, const char *host_path)
+/* Saves host_path's bytes as file <*count> (or notes it absent) and appends its manifest
+ * line to m, unless m has it already. */
+static int backup_one(int dfd, struct ap_buf *m, size_t *count, const char *host_path)
 {
-	_cleanup_free_ char *sub = ap_strdupf("backup/%s", commit), *manifest = NULL;
-	_cleanup_free_ char *data = NULL, *line = NULL, *name = NULL;
-	size_t mlen = 0, dlen = 0, count = 0;
+	_cleanup_free_ char *data = NULL;
+	size_t dlen = 0;
 	mode_t mode = 0;
+	char name[32];
+	int r;
+
+	if (manifest_has(m->data, host_path))
+		return 0; /* a re-run keeps the bytes from before the first attempt */
+	r = read_host_file(host_path, &data, &dlen, &mode);
+	if (r == -ENOENT)
+		return ap_buf_printf(m, "%zu absent - %s\n", (*count)++, host_path);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%zu", *count);
+	r = ap_fs_write_atomic(dfd, name, data, dlen, 0600, (uid_t)-1, (gid_t)-1);
+	return r < 0 ? r : ap_buf_printf(m, "%zu present %04o %s\n", (*count)++, (unsigned)mode, host_path);
+}
+
+/* backup/<commit>/manifest lines: "<n> present <mode> <path>" or "<n> absent - <path>". The
+ * manifest is written once, after every saved copy: until then a re-run starts over. */
+int ap_state_backup_files(struct ap_state *s, const char *commit, char *const *paths)
+{
+	_cleanup_free_ char *sub = ap_strdupf("backup/%s", commit), *old = NULL;
+	struct ap_buf m = { 0 };
+	size_t len = 0, count = 0, before;
+	const char *failed = NULL;
 	int dfd, r;
 
 	if (!sub)
@@ -309,35 +332,31 @@ int ap_state_backup_file(struct ap_state *s, const char *commit, const char *hos
 	dfd = ap_fs_mkdirs_beneath(s->dirfd, sub, 0700);
 	if (dfd < 0)
 		return ap_log_error(dfd, "failed to create '%s/%s': %s", s->path, sub, strerror(-dfd));
-	r = ap_fs_read_beneath(dfd, "manifest", STATE_MAX_FILE, &manifest, &mlen);
-	if (r < 0 && r != -ENOENT)
-		goto out;
-	if (manifest_has(manifest, host_path)) {
-		r = 0; /* a re-run keeps the bytes from before the first attempt */
-		goto out;
-	}
-	for (const char *c = manifest; c && *c; c++)
-		count += *c == '\n';
-	r = read_host_file(host_path, &data, &dlen, &mode);
-	if (r < 0 && r != -ENOENT)
-		goto out;
-	name = ap_strdupf("%zu", count);
-	line = r == -ENOENT ? ap_strdupf("%s%zu absent - %s\n", manifest ? manifest : "", count, host_path)
-			    : ap_strdupf("%s%zu present %04o %s\n", manifest ? manifest : "", count,
-					 (unsigned)mode, host_path);
-	if (!name || !line) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = data ? ap_fs_write_atomic(dfd, name, data, dlen, 0600, (uid_t)-1, (gid_t)-1) : 0;
+	r = ap_fs_read_beneath(dfd, "manifest", STATE_MAX_FILE, &old, &len);
+	r = r == -ENOENT ? 0 : r;
 	if (r >= 0)
-		r = ap_fs_write_atomic(dfd, "manifest", line, strlen(line), 0600, (uid_t)-1, (gid_t)-1);
-out:
+		r = ap_buf_append(&m, old ? old : "", old ? len : 0);
+	for (const char *c = m.data; c && *c; c++)
+		count += *c == '\n';
+	before = m.len;
+	for (size_t i = 0; r >= 0 && paths && paths[i]; i++)
+		if ((r = backup_one(dfd, &m, &count, paths[i])) < 0)
+			failed = paths[i];
+	if (r >= 0 && m.len != before)
+		r = ap_fs_write_atomic(dfd, "manifest", m.data, m.len, 0600, (uid_t)-1, (gid_t)-1);
 	close(dfd);
+	ap_buf_free(&m);
 	if (r < 0)
-		ap_log_error(r, "failed to back up '%s' into '%s/%s': %s", host_path, s->path, sub,
-			     strerror(-r));
+		ap_log_error(r, "failed to back up '%s' into '%s/%s': %s", failed ? failed : "manifest",
+			     s->path, sub, strerror(-r));
 	return r;
+}
+
+int ap_state_backup_file(struct ap_state *s, const char *commit, const char *host_path)
+{
+	char *v[] = { (char *)host_path, NULL };
+
+	return ap_state_backup_files(s, commit, v);
 }
 
 static int read_manifest(struct ap_state *s, const char *commit, int *ret_dfd, char **ret)
