@@ -9,13 +9,21 @@
 
 #define AP_VALIDATE_TIMEOUT_USEC (60ULL * 1000000)
 
+/* Where a file's new bytes come from when the change does not carry them: read one file at
+ * a time, so that a large first run does not hold every file in memory. */
+struct ap_install_source {
+	int (*read)(void *userdata, const struct ap_change *ch, char **ret, size_t *ret_len);
+	void *userdata;
+};
+
 /* -EINVAL when a file fails validation (each failure logged, naming the repo path). */
-int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char *unit_dir);
+int ap_install_validate(const struct ap_plan *p, const struct ap_install_source *src,
+			enum ap_scope scope, const char *unit_dir);
 
 /* Installs and removes the plan's files; owned (the inventory of installed host paths) is
  * updated as files come and go. Removes only files listed in owned. The caller backs up
  * what is replaced first (ap_install_touched lists it). */
-int ap_install_files(const struct ap_plan *p, char ***owned);
+int ap_install_files(const struct ap_plan *p, const struct ap_install_source *src, char ***owned);
 
 /* Every host path the plan writes or removes. */
 int ap_install_touched(const struct ap_plan *p, char ***ret);

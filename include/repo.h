@@ -49,5 +49,8 @@ int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_
  * (the terminator is not counted in *ret_len). */
 int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret, size_t *ret_len);
 
+/* Size of blob oid from its header, without inflating it. */
+int ap_repo_blob_size(struct ap_repo *r, const char *oid, size_t *ret);
+
 /* Path of every blob in commit (sorted; gitlinks left out). */
 int ap_repo_list_files(struct ap_repo *r, const char *commit, char ***ret);

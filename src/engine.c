@@ -82,25 +82,29 @@ static struct ap_bus *get_bus(struct run *r)
 	return r->bus;
 }
 
-/* Loads the blob contents the planner and installer need: every mapped new file, and the
- * old version of modified unit files (to see what changed in them). */
+/* Loads the blob contents the planner needs: unit files (for [Install] and
+ * X-AutoPull-OnChange=), and the old version of modified ones. Other files are only checked
+ * for size here and read one at a time when staged or installed (read_source). */
 static int load_blobs(struct run *r)
 {
 	for (size_t i = 0; i < r->changes.n; i++) {
 		struct ap_change *ch = &r->changes.v[i];
 		struct ap_path_map m = { 0 };
 		bool mapped, blob;
+		size_t size = 0;
 		int k;
 
 		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(r->cfg, ch->path, &m) < 0)
 			continue;
 		mapped = m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN || m.kind == AP_MAP_FILE;
 		blob = ch->new_mode == AP_GIT_MODE_BLOB || ch->new_mode == AP_GIT_MODE_EXEC;
-		k = 0;
-		if (mapped && blob)
+		k = mapped && blob ? ap_repo_blob_size(r->repo, ch->new_oid, &size) : 0;
+		if (k >= 0 && size > AP_MAX_BLOB_SIZE)
+			k = -EFBIG;
+		if (k >= 0 && blob && m.kind == AP_MAP_UNIT)
 			k = ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
 					      &ch->new_len);
-		if (k >= 0 && mapped && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY)
+		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY)
 			k = ap_repo_read_blob(r->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
 					      &ch->old_len);
 		ap_path_map_clear(&m);
@@ -111,6 +115,13 @@ static int load_blobs(struct run *r)
 			return k;
 	}
 	return 0;
+}
+
+static int read_source(void *userdata, const struct ap_change *ch, char **ret, size_t *ret_len)
+{
+	struct run *r = userdata;
+
+	return ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, ret, ret_len);
 }
 
 static int query_states(struct run *r, struct ap_unit_states *states)
@@ -289,6 +300,7 @@ static int run_phase(struct run *r, enum ap_job_kind kind, enum ap_unit_action_k
 
 static int change_files(struct run *r)
 {
+	const struct ap_install_source src = { .read = read_source, .userdata = r };
 	_cleanup_strv_free_ char **disable = NULL, **owned = NULL, **touched = NULL;
 	int k = ap_install_touched(r->plan, &touched);
 
@@ -307,7 +319,7 @@ static int change_files(struct run *r)
 		k = ap_strv_copy(owned, &r->owned_before);
 	if (k >= 0) {
 		int w;
-		k = ap_install_files(r->plan, &owned);
+		k = ap_install_files(r->plan, &src, &owned);
 		w = ap_state_write_owned(r->st, owned); /* record what did get installed */
 		k = k < 0 ? k : w;
 	}
@@ -577,14 +589,24 @@ static void record_last_apply(struct run *r, bool ok)
 
 static int record_noop(struct run *r, const char *applied, const struct journal *j)
 {
-	if (strcmp(applied, r->plan->to) != 0 && ap_state_write_applied(r->st, r->plan->to) < 0)
-		return AP_EXIT_FAILED;
+	/* A tick where nothing moved writes nothing: no fsync on the hot path. */
+	if (strcmp(applied, r->plan->to) != 0) {
+		if (ap_state_write_applied(r->st, r->plan->to) < 0)
+			return AP_EXIT_FAILED;
+		record_last_apply(r, true);
+	}
 	if (j->present && ap_state_clear_journal(r->st) < 0)
 		return AP_EXIT_FAILED;
 	if (!r->o->json)
 		printf("nothing to do: %.12s is applied\n", r->plan->to);
-	record_last_apply(r, true);
 	return AP_EXIT_OK;
+}
+
+static int validate(struct run *r)
+{
+	const struct ap_install_source src = { .read = read_source, .userdata = r };
+
+	return ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir);
 }
 
 /* --- the guard ----------------------------------------------------------------------- */
@@ -676,7 +698,7 @@ static int apply_locked(struct run *r, struct journal *j)
 		return record_noop(r, applied, j);
 	if ((code = check_guard(r)) != AP_EXIT_OK)
 		return code;
-	if (ap_install_validate(r->plan, r->cfg->scope, r->cfg->unit_dir) < 0)
+	if (validate(r) < 0)
 		return AP_EXIT_INVALID;
 	if ((code = check_not_emptying(r)) != AP_EXIT_OK)
 		return code;

@@ -74,11 +74,32 @@ static int resolve_owner(const struct ap_file_op *f, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-static int write_one(const struct ap_file_op *f)
+/* The new bytes of f: carried by the change (unit files, which the planner reads), or read
+ * now into *ret_buf (freed by the caller). */
+static int content(const struct ap_file_op *f, const struct ap_install_source *src,
+		   char **ret_buf, const char **ret_data, size_t *ret_len)
 {
 	const struct ap_change *ch = f->change_ref;
+	int r;
+
+	if (ch->new_data) {
+		*ret_data = ch->new_data;
+		*ret_len = ch->new_len;
+		return 0;
+	}
+	if (!src)
+		return -ENODATA;
+	r = src->read(src->userdata, ch, ret_buf, ret_len);
+	*ret_data = *ret_buf;
+	return r;
+}
+
+static int write_one(const struct ap_file_op *f, const struct ap_install_source *src)
+{
 	_cleanup_close_ int rootfd = open_root(f->dest, f->root_len), dfd = -1;
-	const char *base;
+	_cleanup_free_ char *buf = NULL;
+	const char *base, *data;
+	size_t len;
 	uid_t uid;
 	gid_t gid;
 	int r = resolve_owner(f, &uid, &gid);
@@ -90,8 +111,9 @@ static int write_one(const struct ap_file_op *f)
 	dfd = open_parent(rootfd, f->dest + f->root_len + 1, &base);
 	if (dfd < 0)
 		return dfd;
-	return ap_fs_write_atomic_flags(dfd, base, ch->new_data ? ch->new_data : "", ch->new_len,
-					f->mode, uid, gid, AP_FS_NO_DIRSYNC);
+	r = content(f, src, &buf, &data, &len);
+	return r < 0 ? r : ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid,
+						    AP_FS_NO_DIRSYNC);
 }
 
 /* One directory fsync per directory written to, instead of one per file. */
@@ -159,7 +181,7 @@ static int remove_owned(const struct ap_file_op *f, const char *dest, size_t roo
 	return 0;
 }
 
-int ap_install_files(const struct ap_plan *p, char ***owned)
+int ap_install_files(const struct ap_plan *p, const struct ap_install_source *src, char ***owned)
 {
 	int r;
 
@@ -169,7 +191,7 @@ int ap_install_files(const struct ap_plan *p, char ***owned)
 
 		if (!f->install)
 			continue;
-		r = write_one(f);
+		r = write_one(f, src);
 		if (r < 0)
 			return ap_log_error(r, "failed to install '%s' to '%s': %s", f->path, f->dest,
 					    strerror(-r));
@@ -381,10 +403,13 @@ static int verify_units(struct stage *s, enum ap_scope scope)
 	return failed || reported ? -EINVAL : 0;
 }
 
-static int run_validator(const struct stage *s, const struct ap_file_op *f, size_t idx)
+static int run_validator(const struct stage *s, const struct ap_file_op *f,
+			 const struct ap_install_source *src, size_t idx)
 {
 	const char *base = strrchr(f->dest, '/') + 1;
-	_cleanup_free_ char *rel = ap_strdupf("files/%zu/%s", idx, base), *path = NULL;
+	_cleanup_free_ char *rel = ap_strdupf("files/%zu/%s", idx, base), *path = NULL, *buf = NULL;
+	const char *data;
+	size_t len;
 	_cleanup_close_ int dfd = -1;
 	_cleanup_strv_free_ char **argv = NULL;
 	struct ap_spawn_result res = { 0 };
@@ -396,8 +421,9 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f, size
 	dfd = open_parent(s->fd, rel, &ignored);
 	if (dfd < 0)
 		return dfd;
-	r = ap_fs_write_atomic(dfd, base, f->change_ref->new_data ? f->change_ref->new_data : "",
-			       f->change_ref->new_len, 0600, (uid_t)-1, (gid_t)-1);
+	r = content(f, src, &buf, &data, &len);
+	if (r >= 0)
+		r = ap_fs_write_atomic(dfd, base, data, len, 0600, (uid_t)-1, (gid_t)-1);
 	path = ap_strdupf("%s/%s", s->dir, rel);
 	if (r >= 0)
 		r = path ? ap_spawn_expand_argv(f->validate, path, &argv) : -ENOMEM;
@@ -419,21 +445,31 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f, size
 	return r;
 }
 
-static int stage_units(struct stage *s, const struct ap_plan *p, const char *unit_dir)
+static int stage_file(struct stage *s, const struct ap_file_op *f,
+		      const struct ap_install_source *src, bool verify)
+{
+	_cleanup_free_ char *buf = NULL;
+	const char *data;
+	size_t len;
+	int r = content(f, src, &buf, &data, &len);
+
+	return r < 0 ? r : stage_write(s, f->dest + f->root_len + 1, data, len, f->path, verify);
+}
+
+static int stage_units(struct stage *s, const struct ap_plan *p,
+		       const struct ap_install_source *src, const char *unit_dir)
 {
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 		if (f->install && f->kind == AP_KIND_UNIT)
-			r = stage_write(s, f->dest + f->root_len + 1, f->change_ref->new_data,
-					f->change_ref->new_len, f->path, true);
+			r = stage_file(s, f, src, true);
 	}
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 		if (f->install && f->kind == AP_KIND_DROPIN)
-			r = stage_write(s, f->dest + f->root_len + 1, f->change_ref->new_data,
-					f->change_ref->new_len, f->path, false);
+			r = stage_file(s, f, src, false);
 	}
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
@@ -443,7 +479,8 @@ static int stage_units(struct stage *s, const struct ap_plan *p, const char *uni
 	return r;
 }
 
-int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char *unit_dir)
+int ap_install_validate(const struct ap_plan *p, const struct ap_install_source *src,
+			enum ap_scope scope, const char *unit_dir)
 {
 	struct stage s = { .fd = -1 };
 	bool invalid = false;
@@ -454,7 +491,7 @@ int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char
 	if (r >= 0 && (s.fd = open(s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = -errno;
 	if (r >= 0)
-		r = stage_units(&s, p, unit_dir);
+		r = stage_units(&s, p, src, unit_dir);
 	if (r >= 0)
 		r = verify_units(&s, scope);
 	invalid = r == -EINVAL;
@@ -465,7 +502,7 @@ int ap_install_validate(const struct ap_plan *p, enum ap_scope scope, const char
 		if (f->install && f->owner)
 			k = resolve_owner(f, &uid, &gid);
 		if (k >= 0 && f->install && f->validate)
-			k = run_validator(&s, f, i);
+			k = run_validator(&s, f, src, i);
 		if (k == -EINVAL || k == -ESRCH)
 			invalid = true;
 		else if (k < 0)

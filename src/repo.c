@@ -867,6 +867,15 @@ static int blob_size(struct ap_repo *r, const git_oid *id, const char *hex, size
 	return 0;
 }
 
+int ap_repo_blob_size(struct ap_repo *r, const char *oid, size_t *ret)
+{
+	git_oid id;
+
+	if (strlen(oid) != AP_OID_HEXSZ || git_oid_fromstr(&id, oid) < 0)
+		return ap_log_error(-EINVAL, "'%s' is not an object id", oid);
+	return blob_size(r, &id, oid, ret);
+}
+
 /* The size is checked from the object header, before the blob is inflated into memory. */
 int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret, size_t *ret_len)
 {
