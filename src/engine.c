@@ -328,8 +328,7 @@ static int change_files(struct run *r)
 
 /* --- settle and roll back ------------------------------------------------------------- */
 
-/* The units this apply started or restarted: the heartbeat watches them from now on, and
- * the settle window watches them right away. */
+/* The units this apply started or restarted: the settle window watches them. */
 static int touched_units(const struct ap_plan *p, char ***ret)
 {
 	int k = units_with(p, AP_ACTION_RESTART, AP_ACTION_RELOAD, ret);
@@ -419,16 +418,21 @@ static int rollback(struct run *r, const char *why)
 	return 0;
 }
 
-/* Watches what this apply (re)started for guard.settle; rolls back when one fails. */
+/* Watches what this apply (re)started for guard.settle; rolls back when one fails. The
+ * units it restarted are watched by later heartbeats too (state file "restarted"); units it
+ * started for the first time are not, or a first run would make every heartbeat sample
+ * every unit of the repository. */
 static int settle(struct run *r)
 {
-	_cleanup_strv_free_ char **units = NULL;
-	_cleanup_free_ char *why = NULL, *list = NULL;
+	_cleanup_strv_free_ char **units = NULL, **restarted = NULL;
+	_cleanup_free_ char *why = NULL;
 	struct ap_buf b = { 0 };
 	int k = touched_units(r->plan, &units);
 
-	for (size_t i = 0; k >= 0 && units && units[i]; i++)
-		k = ap_buf_printf(&b, "%s\n", units[i]);
+	if (k >= 0)
+		k = units_with(r->plan, AP_ACTION_RESTART, AP_ACTION_RELOAD, &restarted);
+	for (size_t i = 0; k >= 0 && restarted && restarted[i]; i++)
+		k = ap_buf_printf(&b, "%s\n", restarted[i]);
 	if (k >= 0)
 		k = ap_state_write_text(r->st, "restarted", b.data ? b.data : "");
 	ap_buf_free(&b);
