@@ -110,11 +110,53 @@ static uint64_t age(const struct ap_hb_sample *s, const char *boot_id, uint64_t 
 	return now_real > s->real_usec ? now_real - s->real_usec : 0;
 }
 
+static bool same_state(const struct ap_hb_sample *a, const struct ap_hb_sample *b)
+{
+	return strcmp(a->unit, b->unit) == 0 && strcmp(a->boot_id, b->boot_id) == 0 &&
+	       strcmp(a->invocation_id, b->invocation_id) == 0 && a->n_restarts == b->n_restarts &&
+	       strcmp(a->active_state, b->active_state) == 0 &&
+	       strcmp(a->sub_state, b->sub_state) == 0;
+}
+
+/* Index of the next sample of the same unit after i, or n. */
+static size_t next_of_unit(const struct ap_hb_history *h, size_t i)
+{
+	for (size_t j = i + 1; j < h->n; j++)
+		if (strcmp(h->v[j].unit, h->v[i].unit) == 0)
+			return j;
+	return h->n;
+}
+
+/* A sample between two of the same state adds nothing: the restarts between its
+ * neighbours are the same without it, and only a unit's first and last samples are read
+ * otherwise. Dropping it keeps a steady unit at two samples, so the history (parsed on every
+ * heartbeat) grows with changes, not with time. */
+static void compact(struct ap_hb_history *h)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		size_t next = next_of_unit(h, i);
+		bool middle = false;
+
+		for (size_t p = k; p-- > 0;)
+			if (strcmp(h->v[p].unit, h->v[i].unit) == 0) {
+				middle = next < h->n && same_state(&h->v[p], &h->v[i]) &&
+					 same_state(&h->v[i], &h->v[next]);
+				break;
+			}
+		if (!middle)
+			h->v[k++] = h->v[i];
+	}
+	h->n = k;
+}
+
 void ap_hb_history_prune(struct ap_hb_history *h, const char *boot_id, uint64_t now_mono,
 			 uint64_t now_real, uint64_t keep_usec, size_t max_samples)
 {
 	size_t k = 0;
 
+	compact(h);
 	for (size_t i = 0; i < h->n; i++)
 		if (age(&h->v[i], boot_id, now_mono, now_real) <= keep_usec)
 			h->v[k++] = h->v[i];

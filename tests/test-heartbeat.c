@@ -241,6 +241,27 @@ static void test_history_roundtrip_and_prune(void **s)
 	ap_hb_history_free(&back);
 }
 
+static void test_prune_compacts_steady_runs(void **s)
+{
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_verdict before, after;
+
+	/* 10 steady samples, 3 restarts, 10 steady samples */
+	for (unsigned i = 0; i < 23; i++) {
+		struct ap_hb_sample x = smp(BOOT_A, i * S, R(i * S), i < 10 ? "i1" : "i2",
+					    i < 10 ? 0 : i < 13 ? i - 9 : 3, "active", "running");
+		assert_int_equal(ap_hb_history_append(&h, &x), 0);
+	}
+	assert_int_equal(ap_hb_judge(&h, "web.service", BOOT_A, 30 * S, R(30 * S), WINDOW, 3, &before), 0);
+	ap_hb_history_prune(&h, BOOT_A, 30 * S, R(30 * S), WINDOW, 1000);
+	/* first and last of each steady run, plus the changing samples */
+	assert_int_equal(h.n, 6);
+	assert_int_equal(ap_hb_judge(&h, "web.service", BOOT_A, 30 * S, R(30 * S), WINDOW, 3, &after), 0);
+	assert_int_equal(after.restarts, before.restarts);
+	assert_int_equal(after.restarts, 3);
+	ap_hb_history_free(&h);
+}
+
 static void test_watch_globs(void **s)
 {
 	char *watch[] = { "caddy.service", "app-*.service", NULL };
@@ -293,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_stopped_timer_is_stale),
 		cmocka_unit_test(test_unknown_unit),
 		cmocka_unit_test(test_history_roundtrip_and_prune),
+		cmocka_unit_test(test_prune_compacts_steady_runs),
 		cmocka_unit_test(test_watch_globs),
 		cmocka_unit_test(test_metrics_text),
 	};
