@@ -25,6 +25,10 @@ void ap_path_map_clear(struct ap_path_map *m);
 /* Maps one repository path. -EINVAL when the path is unsafe. */
 int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path_map *ret);
 
+/* The repository paths the configuration maps (units: dirs and files: sources), for a diff
+ * that skips everything else. */
+int ap_plan_prefixes(const struct ap_config *c, char ***ret);
+
 /* Glob patterns of the units whose state the planner needs (templates become "foo@*.service"),
  * so that the caller can ask the manager in one call. */
 int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch, char ***ret);

@@ -45,6 +45,12 @@ int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *com
  * Output is sorted by path. Data fields are left NULL. */
 int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_changes *ret);
 
+/* The same, limited to the paths under prefixes (a prefix ending in '/' is a directory,
+ * "" the whole tree; NULL: everything): subtrees no prefix reaches are never opened, so
+ * a first run over a large repository reads only what the configuration maps. */
+int ap_repo_diff_paths(struct ap_repo *r, const char *from, const char *to,
+		       char *const *prefixes, struct ap_changes *ret);
+
 /* Reads blob oid. -EFBIG if larger than max, -ENOENT if missing. *ret is NUL-terminated
  * (the terminator is not counted in *ret_len). */
 int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret, size_t *ret_len);

@@ -148,6 +148,7 @@ static int query_states(struct run *r, struct ap_unit_states *states)
 static int make_plan(struct run *r, const char *from, const char *to)
 {
 	struct ap_unit_states states = { 0 };
+	_cleanup_strv_free_ char **prefixes = NULL;
 	_cleanup_free_ char *error = NULL;
 	int k;
 
@@ -156,7 +157,9 @@ static int make_plan(struct run *r, const char *from, const char *to)
 		ap_plan_free(r->plan);
 		r->plan = NULL;
 	}
-	k = ap_repo_diff(r->repo, *from ? from : NULL, to, &r->changes);
+	k = ap_plan_prefixes(r->cfg, &prefixes);
+	if (k >= 0)
+		k = ap_repo_diff_paths(r->repo, *from ? from : NULL, to, prefixes, &r->changes);
 	if (k >= 0)
 		k = load_blobs(r);
 	if (k >= 0)

@@ -95,6 +95,24 @@ int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path
 	return 0;
 }
 
+int ap_plan_prefixes(const struct ap_config *c, char ***ret)
+{
+	_cleanup_strv_free_ char **v = NULL;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && c->units && c->units[i]; i++)
+		r = ap_strv_push_unique(&v, c->units[i]);
+	for (size_t i = 0; r >= 0 && i < c->n_files; i++)
+		r = ap_strv_push_unique(&v, c->files[i].src);
+	if (r < 0)
+		return r;
+	/* An empty list must still mean "nothing", not "everything". */
+	if (!v && (r = ap_strv_push(&v, "/")) < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
 /* A unit name as a ListUnitsByPatterns pattern: templates match their instances. */
 static int push_unit_pattern(char ***v, const char *unit)
 {

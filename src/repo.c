@@ -537,6 +537,7 @@ cleanup:
 struct walk {
 	git_repository *git;
 	const char *subject; /* what is walked, for messages */
+	char *const *prefixes; /* paths of interest (a prefix ending in '/' is a directory), or NULL */
 	struct ap_change *v;
 	size_t n, cap;
 	size_t len;
@@ -627,6 +628,29 @@ cleanup:
 	return k;
 }
 
+/* Whether the current path is of interest: as a directory (dir) when a prefix lies below it
+ * or it lies below a directory prefix, as a file when a prefix names it or contains it. */
+static bool wanted(const struct walk *w, bool dir)
+{
+	if (!w->prefixes)
+		return true;
+	for (size_t i = 0; w->prefixes[i]; i++) {
+		const char *p = w->prefixes[i];
+		size_t n = strlen(p);
+
+		if (n == 0)
+			return true; /* the repository root */
+		if (p[n - 1] == '/' && n - 1 <= w->len && strncmp(w->path, p, n - 1) == 0 &&
+		    (w->len == n - 1 || w->path[n - 1] == '/'))
+			return true; /* at or below a directory prefix */
+		if (!dir && n == w->len && strncmp(w->path, p, n) == 0)
+			return true; /* the file a prefix names */
+		if (dir && n > w->len && strncmp(p, w->path, w->len) == 0 && p[w->len] == '/')
+			return true; /* a directory on the way to a prefix */
+	}
+	return false;
+}
+
 /* Entries a (old) and b (new) share the current path; either may be NULL. A tree against
  * a non-tree is a whole subtree deleted or added plus the other side's leaf. */
 static int walk_entry(struct walk *w, const git_tree_entry *a, const git_tree_entry *b,
@@ -641,13 +665,13 @@ static int walk_entry(struct walk *w, const git_tree_entry *a, const git_tree_en
 	if (a && b && ma == mb && git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)))
 		return 0; /* the whole point: equal ids are never opened */
 	if (ta && tb)
-		return walk_subtrees(w, a, b, depth + 1);
+		return wanted(w, true) ? walk_subtrees(w, a, b, depth + 1) : 0;
 	if (ta || tb) {
-		k = walk_subtrees(w, ta ? a : NULL, tb ? b : NULL, depth + 1);
+		k = wanted(w, true) ? walk_subtrees(w, ta ? a : NULL, tb ? b : NULL, depth + 1) : 0;
 		a = ta ? NULL : a;
 		b = tb ? NULL : b;
 	}
-	if (k < 0 || (!a && !b))
+	if (k < 0 || (!a && !b) || !wanted(w, false))
 		return k;
 	if (!a)
 		return emit(w, AP_CHANGE_ADD, NULL, b);
@@ -815,6 +839,12 @@ static int commit_tree(struct ap_repo *r, const char *rev, git_tree **ret)
 
 int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_changes *ret)
 {
+	return ap_repo_diff_paths(r, from, to, NULL, ret);
+}
+
+int ap_repo_diff_paths(struct ap_repo *r, const char *from, const char *to,
+		       char *const *prefixes, struct ap_changes *ret)
+{
 	bool first = !from || !*from;
 	char *subject = ap_strdupf("diff '%s'..'%s'", first ? "(empty tree)" : from, to);
 	struct walk *w = subject ? walk_new(r, subject) : NULL;
@@ -825,6 +855,7 @@ int ap_repo_diff(struct ap_repo *r, const char *from, const char *to, struct ap_
 		k = ap_log_error(-ENOMEM, "failed to diff '%s': out of memory", to);
 		goto cleanup;
 	}
+	w->prefixes = prefixes;
 	if ((!first && (k = commit_tree(r, from, &ta)) < 0) || (k = commit_tree(r, to, &tb)) < 0)
 		goto cleanup;
 	k = walk_trees(w, ta, tb, 0);

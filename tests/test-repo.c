@@ -366,6 +366,26 @@ static void test_diff_first_run(void **state)
 	      ADD("units/b.service", B));
 }
 
+static void test_diff_paths(void **state)
+{
+	/* directory prefixes, a file prefix, a prefix below a directory ("etc/sub/"), and a
+	 * name that only shares a beginning ("a" is not "a-b" or "a.txt") */
+	char *prefixes[] = { "units/", "bin/run.sh", "etc/sub/", "a/", NULL };
+	char *nothing[] = { "/", NULL };
+	const char *want[] = { "a/x", "bin/run.sh", "etc/sub/deep.conf", "units/a.service",
+			       "units/b.service" };
+	struct ap_changes ch = { 0 };
+
+	assert_int_equal(ap_repo_diff_paths(mirror, NULL, c[C_BASE], prefixes, &ch), 0);
+	assert_int_equal(ch.n, ELEMENTSOF(want));
+	for (size_t i = 0; i < ch.n; i++)
+		assert_string_equal(ch.v[i].path, want[i]);
+	ap_changes_free(&ch);
+	assert_int_equal(ap_repo_diff_paths(mirror, NULL, c[C_BASE], nothing, &ch), 0);
+	assert_int_equal(ch.n, 0);
+	ap_changes_free(&ch);
+}
+
 static void test_diff_modify(void **state)
 {
 	/* etc/sub (an unchanged sibling subtree) is not reported */
@@ -743,6 +763,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diff_first_run),
+		cmocka_unit_test(test_diff_paths),
 		cmocka_unit_test(test_diff_modify),
 		cmocka_unit_test(test_diff_delete),
 		cmocka_unit_test(test_diff_add_nested),
