@@ -23,26 +23,29 @@ static int json_strv(struct ap_buf *b, char *const *v)
 	return r < 0 ? r : ap_buf_append(b, "]", 1);
 }
 
+/* `, "key": "value"`, or nothing when value is NULL (optional members). */
+static int json_member(struct ap_buf *b, const char *key, const char *value)
+{
+	int r;
+
+	if (!value)
+		return 0;
+	r = ap_buf_printf(b, ", \"%s\": ", key);
+	return r < 0 ? r : ap_buf_json_string(b, value);
+}
+
 static int json_file(struct ap_buf *b, const struct ap_file_op *f)
 {
 	int r = ap_buf_append(b, "{\"path\": ", 9);
 
 	if (r >= 0)
 		r = ap_buf_json_string(b, f->path);
-	if (r >= 0 && f->old_path) {
-		r = ap_buf_printf(b, ", \"old_path\": ");
-		if (r >= 0)
-			r = ap_buf_json_string(b, f->old_path);
-	}
 	if (r >= 0)
-		r = ap_buf_printf(b, ", \"dest\": ");
+		r = json_member(b, "old_path", f->old_path);
 	if (r >= 0)
-		r = ap_buf_json_string(b, f->dest);
-	if (r >= 0 && f->old_dest) {
-		r = ap_buf_printf(b, ", \"old_dest\": ");
-		if (r >= 0)
-			r = ap_buf_json_string(b, f->old_dest);
-	}
+		r = json_member(b, "dest", f->dest);
+	if (r >= 0)
+		r = json_member(b, "old_dest", f->old_dest);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"change\": \"%s\", \"kind\": \"%s\"",
 				  ap_change_kind_to_string(f->change), ap_file_kind_to_string(f->kind));
