@@ -56,6 +56,8 @@ int ap_state_backup_lookup(struct ap_state *s, const char *commit, const char *h
 int ap_state_read_text(struct ap_state *s, const char *name, char **ret);
 int ap_state_write_text(struct ap_state *s, const char *name, const char *text);
 int ap_state_remove(struct ap_state *s, const char *name);
+/* Appends line (which ends in '\n') to a named state file, creating it. */
+int ap_state_append_text(struct ap_state *s, const char *name, const char *line);
 
 /* A short-lived lock of its own for the heartbeat history, so that a heartbeat never waits
  * behind a long apply. Returns an fd to close, or -EAGAIN. */

@@ -370,13 +370,9 @@ static int undo_units(struct run *r)
 
 static int mark_bad(struct run *r, const char *why)
 {
-	_cleanup_free_ char *old = NULL, *text = NULL;
-	int k = ap_state_read_text(r->st, "bad", &old);
+	_cleanup_free_ char *line = ap_strdupf("%s %llu %s\n", r->plan->to, ap_now_realtime_usec(), why);
 
-	if (k < 0 && k != -ENOENT)
-		return k;
-	text = ap_strdupf("%s%s %llu %s\n", old ? old : "", r->plan->to, ap_now_realtime_usec(), why);
-	return text ? ap_state_write_text(r->st, "bad", text) : -ENOMEM;
+	return line ? ap_state_append_text(r->st, "bad", line) : -ENOMEM;
 }
 
 static int rollback(struct run *r, const char *why)
@@ -638,14 +634,10 @@ static bool skip_bad(struct run *r, const char *target, const char *applied)
 
 static int record_override(struct run *r)
 {
-	_cleanup_free_ char *old = NULL, *text = NULL;
-	int k = ap_state_read_text(r->st, "overrides", &old);
+	_cleanup_free_ char *line = ap_strdupf("%llu %s %s\n", ap_now_realtime_usec(), r->plan->to,
+					       r->o->reason);
+	int k = line ? ap_state_append_text(r->st, "overrides", line) : -ENOMEM;
 
-	if (k < 0 && k != -ENOENT)
-		return k;
-	text = ap_strdupf("%s%llu %s %s\n", old ? old : "", ap_now_realtime_usec(), r->plan->to,
-			  r->o->reason);
-	k = text ? ap_state_write_text(r->st, "overrides", text) : -ENOMEM;
 	if (k >= 0 && r->guard.tripped)
 		k = ap_state_remove(r->st, "guard-tripped");
 	return k;

@@ -76,25 +76,38 @@ static void report_holder(struct ap_state *s)
 		     *buf ? buf : "unknown");
 }
 
-int ap_state_lock(struct ap_state *s, unsigned wait_sec)
+/* flock(LOCK_EX) on fd, retrying every poll_usec until wait_sec passed: 0, -EAGAIN, or
+ * -errno. */
+static int flock_wait(int fd, unsigned wait_sec, unsigned poll_usec)
 {
 	unsigned long long deadline = ap_now_monotonic_usec() + wait_sec * 1000000ULL;
+
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (ap_now_monotonic_usec() >= deadline)
+			return -EAGAIN;
+		usleep(poll_usec);
+	}
+	return 0;
+}
+
+int ap_state_lock(struct ap_state *s, unsigned wait_sec)
+{
 	char pid[32];
-	int n;
+	int n, r;
 
 	s->lockfd = ap_fs_open_beneath(s->dirfd, "lock", O_RDWR | O_CREAT, 0600);
 	if (s->lockfd < 0)
 		return ap_log_error(s->lockfd, "failed to open '%s/lock': %s", s->path,
 				    strerror(-s->lockfd));
-	while (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return ap_log_error(-errno, "failed to lock '%s/lock': %m", s->path);
-		if (ap_now_monotonic_usec() >= deadline) {
-			report_holder(s);
-			return -EAGAIN;
-		}
-		usleep(50 * 1000);
+	r = flock_wait(s->lockfd, wait_sec, 50 * 1000);
+	if (r == -EAGAIN) {
+		report_holder(s);
+		return r;
 	}
+	if (r < 0)
+		return ap_log_error(r, "failed to lock '%s/lock': %s", s->path, strerror(-r));
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
 		return ap_log_error(-errno, "failed to write '%s/lock': %m", s->path);
@@ -431,6 +444,17 @@ int ap_state_write_text(struct ap_state *s, const char *name, const char *text)
 	return name_ok(name) ? write_file(s, name, text) : -EINVAL;
 }
 
+int ap_state_append_text(struct ap_state *s, const char *name, const char *line)
+{
+	_cleanup_free_ char *old = NULL, *text = NULL;
+	int r = ap_state_read_text(s, name, &old);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	text = ap_strdupf("%s%s", old ? old : "", line);
+	return text ? ap_state_write_text(s, name, text) : -ENOMEM;
+}
+
 int ap_state_remove(struct ap_state *s, const char *name)
 {
 	int r = name_ok(name) ? ap_fs_unlink_beneath(s->dirfd, name) : -EINVAL;
@@ -442,17 +466,15 @@ int ap_state_remove(struct ap_state *s, const char *name)
 
 int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
 {
-	unsigned long long deadline = ap_now_monotonic_usec() + wait_sec * 1000000ULL;
-	int fd = ap_fs_open_beneath(s->dirfd, "heartbeat.lock", O_RDWR | O_CREAT, 0600);
+	int fd = ap_fs_open_beneath(s->dirfd, "heartbeat.lock", O_RDWR | O_CREAT, 0600), r;
 
 	if (fd < 0)
 		return ap_log_error(fd, "failed to open '%s/heartbeat.lock': %s", s->path, strerror(-fd));
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || ap_now_monotonic_usec() >= deadline) {
-			close(fd);
-			return ap_log_error(-EAGAIN, "the heartbeat history in '%s' stays locked", s->path);
-		}
-		usleep(20 * 1000);
+	r = flock_wait(fd, wait_sec, 20 * 1000);
+	if (r < 0) {
+		close(fd);
+		return ap_log_error(r, "failed to lock the heartbeat history in '%s': %s", s->path,
+				    r == -EAGAIN ? "it stays locked" : strerror(-r));
 	}
 	return fd;
 }
