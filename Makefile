@@ -15,9 +15,20 @@ WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR)/tests\"
+# Only the targets that run tests or the demo install packages (scripts/deps.sh: apt-get as
+# root on Debian, else it prints the missing packages). Plain `make` and `make install` only
+# ask pkg-config, so other distributions build with their own packages.
+DEPS_GOALS := deps check demo bench integration unit-tests asan-tests fuzz fuzz-smoke check-long
+ifneq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
 $(error missing build dependencies, see above)
+endif
+else ifeq ($(filter clean,$(MAKECMDGOALS)),)
+PKG_MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
+ifneq ($(strip $(PKG_MISSING)),)
+$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev)
+endif
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
@@ -86,6 +97,10 @@ integration: autopull build/autopull-asan $(LIVE_TESTS:%=build/tests/%) $(LIVE_T
 
 check: lint unit-tests asan-tests integration
 
+# Installs the build and test dependencies (see DEPS_GOALS above); a no-op when present.
+deps:
+	@:
+
 demo: autopull
 	bash scripts/demo.sh
 
@@ -105,5 +120,5 @@ install: autopull
 clean:
 	rm -rf build autopull
 
-.PHONY: all check unit-tests asan-tests integration lint demo bench install clean
+.PHONY: all deps check unit-tests asan-tests integration lint demo bench install clean
 -include $(wildcard build/obj/*.d build/asan/*.d)

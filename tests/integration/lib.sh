@@ -19,7 +19,7 @@
 : "${AP_RESULTS:=$AP_RUN/results}"
 : "${AP_TEST:=adhoc}"
 : "${AP_PY:=/usr/bin/python3}"           # not the pyenv shim: the test user must run it too
-: "${AP_BIN:=/tmp/aptest-bin/autopull}"
+: "${AP_BIN:=$AP_RUN-bin/autopull}"
 : "${AP_CMD_TIMEOUT:=60}"                # seconds, for every single autopull/git/systemctl call
 export AP_DIR AP_ROOT AP_USER AP_RUN AP_RESULTS AP_PY AP_BIN AP_CMD_TIMEOUT
 

@@ -5,6 +5,7 @@
 #   bash tests/integration/run.sh [PATTERN...]     run t-*.sh (only those matching PATTERN)
 #
 # Environment: AP_BIN (binary to test, default ./autopull of the repo), AP_USER (aptest),
+# AP_RUN (/tmp/aptest-run; a second concurrent run needs its own AP_USER and AP_RUN),
 # AP_TEST_TIMEOUT (seconds per t-*.sh, 300), AP_CMD_TIMEOUT (seconds per command, 60),
 # AP_KEEP=1 (keep $AP_RUN/tmp for inspection; processes are stopped anyway).
 #
@@ -27,7 +28,9 @@ fi
 : "${AP_RUN:=/tmp/aptest-run}"
 : "${AP_TEST_TIMEOUT:=300}"
 SRC_BIN=${AP_BIN:-$AP_ROOT/autopull}
-AP_BIN=/tmp/aptest-bin/autopull
+# Beside AP_RUN (not in it: its scratch dirs are wiped), so that two runs with their own
+# AP_USER and AP_RUN never share a binary.
+AP_BIN=$AP_RUN-bin/autopull
 export AP_USER AP_RUN AP_BIN AP_TEST_TIMEOUT
 
 # shellcheck source=lib.sh
@@ -70,7 +73,7 @@ export AP_TMP
 
 echo "== setup"
 if [ -x "$SRC_BIN" ]; then
-	install -d -m 0755 /tmp/aptest-bin
+	install -d -m 0755 "${AP_BIN%/*}"
 	install -m 0755 "$SRC_BIN" "$AP_BIN"
 	echo "binary: $SRC_BIN -> $AP_BIN"
 else
