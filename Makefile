@@ -70,9 +70,11 @@ test-repo_MODS    := repo
 test-plan_MODS    := plan unitfile print
 test-fsutil_MODS  := fsutil spawn
 test-bus_MODS     := bus
-test-state_MODS   := state fsutil
+test-state_MODS   := state fsutil journal unitfile
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
+test-journal_MODS := journal unitfile
+test-apply_MODS   := apply journal unitfile
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests

@@ -278,7 +278,7 @@ static void test_install_only_change(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC INST,
 			 SVC "[Install]\nWantedBy=multi-user.target\n" });
-	assert_unit(p, "web.service", "enable");
+	assert_unit(p, "web.service", "reenable");
 	DONE();
 }
 
@@ -373,22 +373,6 @@ static void test_owed_actions_merge(void **s)
 	DONE();
 }
 
-static void test_owed_resolved_by_state(void **s)
-{
-	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" });
-	assert_int_equal(ap_plan_add_owed(p, "a.service", AP_ACTION_RESTART, "journal"), 0);
-	assert_int_equal(ap_plan_add_owed(p, "b.service", AP_ACTION_RESTART, "journal"), 0);
-	assert_int_equal(ap_plan_add_owed(p, "c.service", AP_ACTION_RELOAD, "journal"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "a.service", "failed"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "b.service", "inactive"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "c.service", "active"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "web.service", "failed"), 0); /* not owed */
-	assert_unit(p, "a.service", "start");
-	assert_unit(p, "b.service", "none");
-	assert_unit(p, "c.service", "reload");
-	assert_unit(p, "web.service", "reload");
-	DONE();
-}
 
 /* Renders the plan as JSON and compares it with tests/golden/NAME. */
 static void assert_golden(const struct ap_plan *p, const char *name)
@@ -462,7 +446,6 @@ int main(void)
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),
 		cmocka_unit_test(test_owed_actions_merge),
-		cmocka_unit_test(test_owed_resolved_by_state),
 		cmocka_unit_test(test_golden_json),
 		cmocka_unit_test(test_golden_first_run_without_bus),
 	};
