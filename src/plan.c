@@ -306,7 +306,8 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		f->old_root_len = om->root_len;
 	if (nm)
 		f->mode = install_mode(nm, ch->new_mode);
-	r = dup_opt(ch->path, &f->path);
+	/* A rename out of every mapping removes the old path: name that one. */
+	r = dup_opt(nm || !ch->old_path ? ch->path : ch->old_path, &f->path);
 	if (r >= 0 && kind == AP_CHANGE_RENAME)
 		r = dup_opt(ch->old_path, &f->old_path);
 	if (r >= 0)
@@ -454,7 +455,7 @@ static int plan_change(struct builder *b, const struct ap_change *ch)
 	kind = effective_kind(ch, nmapped, omapped);
 	r = add_file_op(b, ch, kind, nmapped ? &nm : NULL, omapped ? &om : NULL);
 	if (r >= 0 && omapped)
-		r = old_side_effects(b, &om, kind == AP_CHANGE_RENAME ? ch->old_path : ch->path);
+		r = old_side_effects(b, &om, ch->kind == AP_CHANGE_RENAME ? ch->old_path : ch->path);
 	if (r >= 0 && nmapped)
 		r = new_side_effects(b, ch, kind, &nm);
 out:

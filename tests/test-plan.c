@@ -244,6 +244,22 @@ static void test_rename_out_of_mapping_is_delete(void **s)
 	DONE();
 }
 
+/* From a real repository's history: the new name is not a unit, so this is a removal of the
+ * old unit (named by its old path) and the new path is merely unmapped. */
+static void test_rename_to_non_unit_name(void **s)
+{
+	BUILD(&states, { AP_CHANGE_RENAME, "systemd/eco-server.template.sevice",
+			 "systemd/eco-server.service", B, B, NULL, SVC });
+	assert_int_equal(p->n_files, 1);
+	assert_file(p, 0, "delete", "unit", "/u/eco-server.service");
+	assert_string_equal(p->files[0].path, "systemd/eco-server.service");
+	assert_unit(p, "eco-server.service", "disable-stop");
+	assert_string_equal(p->units[0].reasons[0], "systemd/eco-server.service");
+	assert_int_equal(ap_strv_length(p->unmapped), 1);
+	assert_string_equal(p->unmapped[0], "systemd/eco-server.template.sevice");
+	DONE();
+}
+
 static void test_mode_change(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODE, "env/app.env", NULL, B, X, NULL, "A=1" });
@@ -436,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_file_rules),
 		cmocka_unit_test(test_rename_unit),
 		cmocka_unit_test(test_rename_out_of_mapping_is_delete),
+		cmocka_unit_test(test_rename_to_non_unit_name),
 		cmocka_unit_test(test_mode_change),
 		cmocka_unit_test(test_unmapped_and_ignored),
 		cmocka_unit_test(test_onchange_policy),
