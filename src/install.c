@@ -36,15 +36,29 @@ static void closep(int *fd)
  * none are. */
 static int open_root(const char *dest, size_t root_len, bool create)
 {
-	_cleanup_free_ char *root = root_len ? strndup(dest, root_len) : strdup("/");
-	int fd;
+	_cleanup_free_ char *root = root_len ? strndup(dest, root_len) : strdup("/"), *rest = NULL;
+	char *slash;
+	int fd, r;
 
 	if (!root)
 		return -ENOMEM;
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && create)
-		return ap_fs_open_dir(root, 1, 0755);
-	return fd < 0 ? -errno : fd;
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd < 0 ? -errno : fd;
+	/* Missing: the part that exists is followed like above, the rest is created beneath
+	 * it without following anything. */
+	for (slash = strrchr(root, '/'); slash; slash = strrchr(root, '/')) {
+		*slash = '\0';
+		fd = open(*root ? root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			break;
+	}
+	if (fd < 0)
+		return -errno;
+	rest = strndup(dest + strlen(root) + 1, root_len - strlen(root) - 1);
+	r = rest ? ap_fs_mkdirs_beneath(fd, rest, 0755) : -ENOMEM;
+	close(fd);
+	return r;
 }
 
 /* Opens the parent directory of rel beneath rootfd (creating it) and points *ret_base at
