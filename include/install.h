@@ -19,9 +19,10 @@ struct ap_install_source {
 };
 
 /* -EINVAL when a file fails validation (each failure logged, naming the repo path). Drop-ins
- * are verified together with their unit, found in unit_dir or the scope's vendor dirs. */
+ * are verified together with their unit, found in unit_dir or the scope's vendor dirs. Files
+ * are staged in stage_dir, an empty private directory of the caller's (removed afterwards). */
 int ap_install_validate(const struct ap_plan *p, const struct ap_install_source *src,
-			enum ap_scope scope, const char *unit_dir);
+			enum ap_scope scope, const char *unit_dir, const char *stage_dir);
 
 /* Before the first change on the host: every destination directory can be created and
  * written (an empty file is created and removed in each), nothing but a regular file is in the

@@ -35,6 +35,10 @@ const char *ap_state_path(const struct ap_state *s);
  * holder's pid) when it stays held. Removes temp files a killed run left behind. */
 int ap_state_lock(struct ap_state *s, unsigned wait_sec);
 
+/* A private, empty scratch directory (state_dir/stage, 0700) for staging files to validate:
+ * whatever a killed run left there is removed first. The caller removes it when done. */
+int ap_state_scratch_dir(struct ap_state *s, char **ret);
+
 /* -ENOENT when nothing was applied yet. */
 int ap_state_read_applied(struct ap_state *s, char ret[AP_OID_HEXSZ + 1]);
 int ap_state_write_applied(struct ap_state *s, const char *oid);

@@ -254,9 +254,12 @@ static int check_not_emptying(struct run *r)
 static int validate(struct run *r)
 {
 	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	_cleanup_free_ char *stage = NULL;
+	int k = ap_state_scratch_dir(r->st, &stage);
 
-	return ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir) < 0
-		       ? AP_EXIT_INVALID : AP_EXIT_OK;
+	if (k >= 0)
+		k = ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir, stage);
+	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
 /* Every destination writable, nothing in the way, room for files and backups: a problem

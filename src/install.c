@@ -555,13 +555,13 @@ static int stage_units(struct stage *s, const struct ap_plan *p,
 }
 
 int ap_install_validate(const struct ap_plan *p, const struct ap_install_source *src,
-			enum ap_scope scope, const char *unit_dir)
+			enum ap_scope scope, const char *unit_dir, const char *stage_dir)
 {
 	struct stage s = { .fd = -1 };
 	bool invalid = false;
 	uid_t uid;
 	gid_t gid;
-	int r = ap_fs_mkdtemp("autopull-stage", &s.dir);
+	int r = (s.dir = strdup(stage_dir)) ? 0 : -ENOMEM;
 
 	if (r >= 0 && (s.fd = open(s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = -errno;

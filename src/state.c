@@ -146,6 +146,22 @@ int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
 	return fd;
 }
 
+int ap_state_scratch_dir(struct ap_state *s, char **ret)
+{
+	_cleanup_free_ char *path = ap_strdupf("%s/stage", s->path);
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = ap_fs_rm_rf(path);
+	if (r >= 0 && mkdirat(s->dirfd, "stage", 0700) < 0)
+		r = -errno;
+	if (r < 0)
+		return ap_log_error(r, "failed to create '%s': %s", path, strerror(-r));
+	*ret = TAKE_PTR(path);
+	return 0;
+}
+
 /* --- plain files ----------------------------------------------------------------------- */
 
 static int write_file(struct ap_state *s, const char *name, const char *text)
