@@ -67,13 +67,14 @@ TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
 test-config_MODS  := config
 test-repo_MODS    := repo
-test-plan_MODS    := plan unitfile print
+test-plan_MODS    := plan unitfile print journal
 test-fsutil_MODS  := fsutil spawn
 test-bus_MODS     := bus
-test-state_MODS   := state fsutil journal unitfile
+test-state_MODS   := state fsutil journal unitfile events
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
 test-journal_MODS := journal unitfile
+test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 
 define test_rule

@@ -14,12 +14,17 @@
  *   last-apply      "<usec> <0|1>" of the last apply
  *   guard-tripped   why a rollback failed; applies refuse while it exists
  *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
+ *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
+ *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
+ *   counters        "<name> <value>" monotonic counters for the metrics
+ *   expected        what every managed file should be (drift): see struct ap_expected
  *
  * It never touches managed host files: install.c reads and writes those, state.c stores the
  * copies it is given. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
+#include "events.h"
 #include "journal.h"
 #include "model.h"
 
@@ -82,6 +87,13 @@ int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files);
 
 /* Commits whose apply was rolled back. find: 1 (and the reason) when listed, 0 when not. */
 int ap_state_add_bad(struct ap_state *s, const char *commit, const char *why);
+struct ap_bad {
+	char commit[AP_OID_HEXSZ + 1];
+	uint64_t realtime_usec;
+	char *why;
+};
+int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n);
+void ap_bad_free(struct ap_bad *v, size_t n);
 int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why);
 
 /* An operator's override of a refusal, with the reason given ("guard", ...). */
@@ -112,3 +124,50 @@ int ap_state_read_history(struct ap_state *s, char **ret);
 int ap_state_write_history(struct ap_state *s, const char *text);
 /* Moves a history that parsed to nothing aside (heartbeat.old). */
 int ap_state_discard_history(struct ap_state *s, const char *why);
+
+/* The event history: appended (the oldest dropped beyond AP_EVENTS_MAX), read newest last.
+ * A line that cannot be parsed is skipped with a warning. */
+int ap_state_add_event(struct ap_state *s, const struct ap_event *e);
+int ap_state_read_events(struct ap_state *s, struct ap_event **ret, size_t *ret_n);
+void ap_events_free(struct ap_event *v, size_t n);
+
+struct ap_pin {
+	char commit[AP_OID_HEXSZ + 1];
+	uint64_t realtime_usec;
+	char *reason;
+};
+/* -ENOENT when not pinned. */
+int ap_state_read_pin(struct ap_state *s, struct ap_pin *ret);
+int ap_state_write_pin(struct ap_state *s, const struct ap_pin *p);
+int ap_state_clear_pin(struct ap_state *s);
+void ap_pin_clear(struct ap_pin *p);
+
+/* Monotonic counters ("apply:ok", "refused:guard", "rollback", ...) for the metrics. */
+int ap_state_count(struct ap_state *s, const char *name);
+struct ap_counter {
+	char name[64];
+	uint64_t value;
+};
+int ap_state_read_counters(struct ap_state *s, struct ap_counter **ret, size_t *ret_n);
+
+/* What a managed file should be, as of the applied commit: for drift. */
+struct ap_expected {
+	char *path;            /* host path */
+	char *repo_path;
+	size_t root_len;
+	char oid[AP_OID_HEXSZ + 1]; /* git blob id of the bytes */
+	mode_t mode;
+	char *owner, *group;   /* NULL: the user autopull runs as */
+};
+struct ap_expected_set {
+	char commit[AP_OID_HEXSZ + 1]; /* the commit these describe */
+	struct ap_expected *v;
+	size_t n;
+};
+void ap_expected_set_clear(struct ap_expected_set *e);
+/* -ENOENT when never written. */
+int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
+int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
+/* The drift count of the last check, for the metrics (-1: never checked). */
+int ap_state_write_drift(struct ap_state *s, long count);
+long ap_state_read_drift(struct ap_state *s);

@@ -170,3 +170,20 @@ int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 		r = ap_buf_printf(b, "nothing to do\n");
 	return r;
 }
+
+int ap_print_journal_units_json(const struct ap_journal *j, struct ap_buf *b)
+{
+	int r = ap_buf_printf(b, ", \"jobs\": [");
+
+	for (size_t i = 0; r >= 0 && i < j->n_units; i++) {
+		r = ap_buf_printf(b, "%s{\"unit\": ", i ? ", " : "");
+		if (r >= 0)
+			r = ap_buf_json_string(b, j->units[i].unit);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"action\": \"%s\", \"state\": \"%s\", \"owed\": %s}",
+					  ap_unit_action_to_string(j->units[i].action),
+					  ap_step_to_string(j->units[i].state),
+					  j->units[i].owed ? "true" : "false");
+	}
+	return r < 0 ? r : ap_buf_append(b, "]", 1);
+}
