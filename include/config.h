@@ -27,6 +27,12 @@ struct ap_guard_config {
 	unsigned long long window_usec; /* default 5 min */
 	unsigned long long settle_usec; /* default 10 s */
 	char *metrics_file;        /* Prometheus text file; NULL: state_dir/metrics.prom */
+	/* Where the same samples are POSTed after each heartbeat and apply (NULL: no push),
+	 * with optional credentials from files (a bearer token, or "user:password"), a CA
+	 * bundle and a total deadline (default 5 s). */
+	char *push_url;
+	char *push_token_file, *push_basic_auth_file, *push_ca_file;
+	unsigned long long push_timeout_usec;
 };
 
 struct ap_config {
