@@ -7,7 +7,7 @@ USERUNITDIR ?= /usr/lib/systemd/user
 SYSCONFDIR ?= /etc
 
 CC      ?= cc
-PKGS    := libgit2 libsystemd yaml-0.1
+PKGS    := libgit2 libsystemd yaml-0.1 libcurl
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
            -Wwrite-strings -Wno-unused-parameter
 ifeq ($(CI),true)
@@ -27,7 +27,7 @@ endif
 else ifeq ($(filter clean,$(MAKECMDGOALS)),)
 PKG_MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 ifneq ($(strip $(PKG_MISSING)),)
-$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev)
+$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev libcurl4-openssl-dev)
 endif
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
@@ -73,6 +73,7 @@ test-bus_MODS     := bus
 test-state_MODS   := state fsutil
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
+test-http_MODS    := http
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
