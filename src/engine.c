@@ -705,6 +705,8 @@ static int apply_locked(struct run *r, struct journal *j)
 		return AP_EXIT_FAILED;
 	code = execute(r, false);
 	record_last_apply(r, code == AP_EXIT_OK);
+	/* The metrics (and guard.push) carry this apply's result at once. */
+	ap_watch_after_apply(r->bus, r->st, r->cfg);
 	return code;
 }
 
