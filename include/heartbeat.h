@@ -62,7 +62,8 @@ bool ap_hb_watch_matches(char *const *watch, const char *unit);
  * Every sample carries a host label, so that pushed series from many hosts stay apart.
  *
  * Per unit (watched units, and the units in state failed that guard.watch does not name):
- *   systemd_unit_active{unit,sub_state}, systemd_unit_restart_count_total (NRestarts),
+ *   systemd_unit_active, systemd_unit_state{state} (1 for the ActiveState, 0 for the other
+ *   six), systemd_unit_sub_state_info{sub_state}, systemd_unit_restart_count_total (NRestarts),
  *   systemd_unit_last_exit_status, systemd_unit_seconds_since_active (for a timer: seconds
  *   since its last trigger, absent when it has none), and for timers
  *   systemd_timer_last_trigger_seconds (Unix time; absent when none) and

@@ -291,13 +291,18 @@ static const struct ap_hb_sample *latest(const struct ap_hb_history *h, const ch
 }
 
 enum metric {
-	M_ACTIVE, M_RESTARTS, M_STATUS, M_SINCE, M_TRIGGER, M_INTERVAL, M_LOOPING, M_STALE, M_MAX
+	M_ACTIVE, M_STATE, M_SUB_STATE, M_RESTARTS, M_STATUS, M_SINCE, M_TRIGGER, M_INTERVAL,
+	M_LOOPING, M_STALE, M_MAX
 };
 
 static const struct {
 	const char *name, *type, *help;
 } metrics[M_MAX] = {
 	[M_ACTIVE] = { "systemd_unit_active", "gauge", "Whether the unit is active (1) or not (0)." },
+	[M_STATE] = { "systemd_unit_state", "gauge",
+		      "1 for the unit's ActiveState, 0 for the other states." },
+	[M_SUB_STATE] = { "systemd_unit_sub_state_info", "gauge",
+			  "The unit's SubState (info: the newest series is the current one)." },
 	[M_RESTARTS] = { "systemd_unit_restart_count_total", "counter",
 			 "Automatic restarts of the unit (NRestarts) since its last explicit start." },
 	[M_STATUS] = { "systemd_unit_last_exit_status", "gauge", "Exit status of the main process." },
@@ -329,6 +334,8 @@ static bool unit_value(enum metric m, const struct ap_hb_sample *s, const struct
 
 	switch (m) {
 	case M_ACTIVE: *ret = strcmp(s->active_state, "active") == 0; return true;
+	case M_STATE: /* one line per state: state_lines() */
+	case M_SUB_STATE: *ret = 1; return true;
 	case M_RESTARTS: *ret = s->n_restarts; return true;
 	case M_STATUS: *ret = s->exec_main_status; return true;
 	case M_SINCE:
@@ -346,18 +353,38 @@ static bool unit_value(enum metric m, const struct ap_hb_sample *s, const struct
 	}
 }
 
+/* ActiveState as one series per possible state, so that a change of state changes values,
+ * not the set of series (a pushed series that stops being sent lingers in the store). */
+static const char *const active_states[] = { "active", "reloading", "inactive", "failed",
+					      "activating", "deactivating", "maintenance" };
+
+static int state_lines(struct ap_buf *b, const struct ap_hb_sample *s, const char *host)
+{
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(active_states); i++) {
+		const struct label l[] = { { "unit", s->unit }, { "state", active_states[i] },
+					   { "host", host } };
+		r = sample_line(b, metrics[M_STATE].name, l, ELEMENTSOF(l),
+				strcmp(s->active_state, active_states[i]) == 0);
+	}
+	return r;
+}
+
 static int unit_line(struct ap_buf *b, enum metric m, const struct ap_hb_sample *s,
 		     const struct ap_hb_verdict *v, const char *host, uint64_t now_real)
 {
-	const struct label with_state[] = { { "unit", s->unit }, { "sub_state", s->sub_state },
-					    { "host", host } };
+	const struct label sub[] = { { "unit", s->unit }, { "sub_state", s->sub_state },
+				     { "host", host } };
 	const struct label plain[] = { { "unit", s->unit }, { "host", host } };
 	double value;
 
+	if (m == M_STATE)
+		return state_lines(b, s, host);
 	if (!unit_value(m, s, v, now_real, &value))
 		return 0;
-	if (m == M_ACTIVE)
-		return sample_line(b, metrics[m].name, with_state, ELEMENTSOF(with_state), value);
+	if (m == M_SUB_STATE)
+		return sample_line(b, metrics[m].name, sub, ELEMENTSOF(sub), value);
 	return sample_line(b, metrics[m].name, plain, ELEMENTSOF(plain), value);
 }
 

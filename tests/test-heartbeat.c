@@ -309,7 +309,12 @@ static void test_metrics_text(void **s)
 	a.active_enter_real_usec = R(0);
 	a.exec_main_status = 3;
 	text = render(&a, 1, &v, 1, &f, R(10 * S));
-	HAS(text, "systemd_unit_active{unit=\"web.service\",sub_state=\"running\",host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "systemd_unit_active{unit=\"web.service\",host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "systemd_unit_sub_state_info{unit=\"web.service\",sub_state=\"running\",host=\"h\\\"1\"} 1.000\n");
+	/* one series per ActiveState: a change of state changes values, not series */
+	HAS(text, "systemd_unit_state{unit=\"web.service\",state=\"active\",host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "systemd_unit_state{unit=\"web.service\",state=\"failed\",host=\"h\\\"1\"} 0.000\n");
+	assert_int_equal(count(text, "systemd_unit_state{unit=\"web.service\""), 7);
 	HAS(text, "# TYPE systemd_unit_restart_count_total counter\n");
 	HAS(text, "systemd_unit_restart_count_total{unit=\"web.service\",host=\"h\\\"1\"} 2.000\n");
 	HAS(text, "systemd_unit_last_exit_status{unit=\"web.service\",host=\"h\\\"1\"} 3.000\n");
@@ -366,7 +371,8 @@ static void test_metrics_timers(void **s)
 	HAS(text, "systemd_timer_last_trigger_seconds{unit=\"run.timer\",host=\"h\"} 1700000073.000\n");
 	HAS(text, "systemd_timer_interval_seconds{unit=\"run.timer\",host=\"h\"} 30.000\n");
 	HAS(text, "autopull_timer_stale{unit=\"run.timer\",host=\"h\"} 0.000\n");
-	HAS(text, "systemd_unit_active{unit=\"stop.timer\",sub_state=\"dead\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_active{unit=\"stop.timer\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_state{unit=\"stop.timer\",state=\"inactive\",host=\"h\"} 1.000\n");
 	HAS(text, "systemd_timer_interval_seconds{unit=\"stop.timer\",host=\"h\"} 30.000\n");
 	HAS(text, "autopull_timer_stale{unit=\"stop.timer\",host=\"h\"} 1.000\n");
 	LACKS(text, "systemd_timer_last_trigger_seconds{unit=\"stop.timer\"");
@@ -392,7 +398,8 @@ static void test_metrics_failed_units(void **s)
 	f.failed = failed;
 	f.n_failed = 2;
 	text = render(&w, 1, &v, 1, &f, R(10 * S));
-	HAS(text, "systemd_unit_active{unit=\"backup.service\",sub_state=\"failed\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_active{unit=\"backup.service\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_state{unit=\"backup.service\",state=\"failed\",host=\"h\"} 1.000\n");
 	HAS(text, "systemd_unit_last_exit_status{unit=\"backup.service\",host=\"h\"} 2.000\n");
 	HAS(text, "systemd_unit_restart_count_total{unit=\"backup.service\",host=\"h\"} 0.000\n");
 	LACKS(text, "autopull_unit_looping{unit=\"backup.service\"");
