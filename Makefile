@@ -2,6 +2,7 @@
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/autopull
 UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
 SYSCONFDIR ?= /etc
@@ -117,6 +118,9 @@ install: autopull
 	for u in units/user/*; do install -d $(DESTDIR)$(USERUNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
 	install -Dm0644 config/autopull.yaml $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
+	# the Grafana dashboard and the VMAlert/Prometheus rules for the metrics
+	install -d $(DESTDIR)$(DATADIR)
+	install -m0644 share/autopull/* $(DESTDIR)$(DATADIR)/
 
 clean:
 	rm -rf build autopull
