@@ -242,6 +242,28 @@ t_alerts() {
 	ap_systemctl stop loop.service
 }
 
+# The push path (libcurl, credentials, the failure counter) under ASan/UBSan and valgrind.
+t_memcheck() {
+	local asan=$AP_RUN-bin/autopull-asan name
+	ap_case "the push under ASan/UBSan and valgrind memcheck"
+	install -m 0755 "$AP_ROOT/build/autopull-asan" "$asan" || { ap_fail "$AP_CASE: no build/autopull-asan"; return; }
+	for name in vm dead; do
+		local conf=$AP_CFG
+		[ $name = dead ] && conf=$OBS/dead.yaml
+		ap_as_user env ASAN_OPTIONS=detect_leaks=1:exitcode=98 UBSAN_OPTIONS=halt_on_error=1:exitcode=98 \
+			"$asan" --user -c "$conf" heartbeat >"$AP_TMP/asan-$name.out" 2>"$AP_TMP/asan-$name.err" </dev/null
+		echo $? >"$AP_TMP/asan-$name.rc"
+		ap_expect_rc "$AP_CASE: asan: heartbeat pushing to $name" 0 "asan-$name"
+		ap_as_user valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+			--errors-for-leak-kinds=definite,indirect --log-file="$OBS/vg-$name.log" \
+			"$AP_BIN" --user -c "$conf" heartbeat >"$AP_TMP/vg-$name.out" 2>"$AP_TMP/vg-$name.err" </dev/null
+		echo $? >"$AP_TMP/vg-$name.rc"
+		ap_expect_rc "$AP_CASE: valgrind: heartbeat pushing to $name" 0 "vg-$name"
+		check "no valgrind report ($name)" eval '! grep -q "^==" "$OBS/vg-$name.log"'
+	done
+	rm -f "$asan"
+}
+
 # -------------------------------------------------------------------------------------------
 if [ ! -x "$AP_BIN" ]; then
 	ap_fail "no autopull binary at $AP_BIN"
@@ -257,6 +279,7 @@ serve vm "$VM_URL/health" victoria-metrics -storageDataPath="$OBS/vm" -retention
 	-loggerLevel=WARN || exit 1
 receiver notify "$NOTIFY_PORT" --status 200 || exit 1
 t_endpoints && t_alerts
+t_memcheck
 ap_untrack_stop vmalert 5
 ap_untrack_stop notify 5
 ap_untrack_stop vm 10
