@@ -6,6 +6,8 @@ python3-prometheus-client).
       An instant query against VictoriaMetrics (URL/api/v1/query) at now + --at; prints one
       JSON line {"labels": {...}, "value": N} per series (with --text: name{labels} value),
       sorted. --wait polls (0.25 s) until the result is not empty.
+  obs.py up URL
+      Exit 0 when URL answers 2xx within a second.
   obs.py alerts URL
       vmalert's alerts (URL/api/v1/alerts): one "ALERTNAME<TAB>UNIT<TAB>STATE" line each
       (UNIT is "-" for host-wide alerts), sorted.
@@ -56,6 +58,14 @@ def cmd_query(args):
         lines = [json.dumps({"labels": r["metric"], "value": float(r["value"][1])}, sort_keys=True)
                  for r in res]
     print("\n".join(sorted(lines)))
+
+
+def cmd_up(args):
+    try:
+        with urllib.request.urlopen(args[0], timeout=1):
+            sys.exit(0)
+    except (OSError, ValueError):
+        sys.exit(1)
 
 
 def cmd_alerts(args):
@@ -155,7 +165,7 @@ def cmd_names(args):
 
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `obs.py query ... | grep -q` stops reading
-    cmds = {"query": cmd_query, "alerts": cmd_alerts, "rule-errors": cmd_rule_errors,
+    cmds = {"query": cmd_query, "up": cmd_up, "alerts": cmd_alerts, "rule-errors": cmd_rule_errors,
             "notified": cmd_notified, "names": cmd_names}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         sys.stderr.write(__doc__)

@@ -14,7 +14,7 @@ obs() { "$AP_PY" "$AP_DIR/obs.py" "$@"; }
 SHARE=$AP_ROOT/share/autopull
 METRICS=$AP_STATE_DIR/metrics.prom
 OBS=$AP_TMP/obs
-HOST=$(hostname)
+HOST=$(uname -n) # what gethostname() returns
 
 # free_port: a random free port in 20000-29999.
 free_port() {
@@ -34,7 +34,7 @@ serve() {
 	pid=$!
 	ap_track "$tag" "$pid"
 	while [ $i -lt 200 ] && ap_pid_alive "$pid"; do
-		curl -s -o /dev/null --max-time 1 "$url" && return 0
+		obs up "$url" && return 0
 		sleep 0.05; i=$((i + 1))
 	done
 	ap_fail "$tag did not start (log $OBS/$tag.log)"
