@@ -172,6 +172,15 @@ t_endpoints() {
 	check "the push failed on the certificate" grep -qi "failed to push.*certificate" "$AP_TMP/badca-hb.err"
 	check "the token is in no message" eval '! grep -qF "$(cat "$OBS/token")" "$AP_TMP"/*-hb.err'
 	ap_untrack_stop tls 5
+
+	# libcurl is loaded only when a push is due: a host without it still runs, and says why.
+	mkdir -p "$OBS/nocurl"
+	printf 'int aptest_not_curl;\n' | cc -shared -fPIC -x c -o "$OBS/nocurl/libcurl.so.4" - || ap_fail "$AP_CASE: cc"
+	ap_as_user env LD_LIBRARY_PATH="$OBS/nocurl" "$AP_BIN" --user -c "$OBS/dead.yaml" heartbeat \
+		>"$AP_TMP/nocurl.out" 2>"$AP_TMP/nocurl.err" </dev/null
+	echo $? >"$AP_TMP/nocurl.rc"
+	ap_expect_rc "$AP_CASE: heartbeat when libcurl cannot be used" 0 nocurl
+	check "the push failed naming libcurl" grep -q "failed to push the metrics.*libcurl has no curl_global_init" "$AP_TMP/nocurl.err"
 }
 
 t_alerts() {
