@@ -77,6 +77,7 @@ test-state_MODS   := state fsutil
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
 test-http_MODS    := http
+test-push_MODS    := push http state fsutil
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
