@@ -16,6 +16,9 @@ python3-prometheus-client).
   obs.py notified LOG
       The alerts a notifier receiver (receiver.py) got: "ALERTNAME<TAB>UNIT" lines, sorted,
       unique.
+  obs.py panels URL DASHBOARD UNIT
+      Runs every panel query of the dashboard against VictoriaMetrics, with $host = .* and
+      $unit = UNIT; prints each query's series count, exits 1 naming any query that fails.
   obs.py names RULES DASHBOARD METRICS
       Every metric name used by a rule expression or a dashboard query must be a sample name
       in the metrics text file; prints the names, exits 1 naming any that is missing.
@@ -134,6 +137,20 @@ def dashboard_exprs(dash):
     return exprs
 
 
+def cmd_panels(args):
+    url, dash, unit = args[0], json.load(open(args[1])), args[2]
+    bad = 0
+    for where, expr in dashboard_exprs(dash):
+        q = expr.replace("$host", ".*").replace("$unit", unit)
+        try:
+            d = get_json(url + "/api/v1/query", {"query": q, "time": "%.3f" % time.time()})
+            print("%s: %d series" % (where, len(d["data"]["result"])))
+        except (OSError, ValueError, KeyError) as e:
+            print("%s: %r failed: %s" % (where, q, e))
+            bad += 1
+    sys.exit(1 if bad else 0)
+
+
 def cmd_names(args):
     import yaml
     from prometheus_client.parser import text_string_to_metric_families
@@ -166,7 +183,7 @@ def cmd_names(args):
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `obs.py query ... | grep -q` stops reading
     cmds = {"query": cmd_query, "up": cmd_up, "alerts": cmd_alerts, "rule-errors": cmd_rule_errors,
-            "notified": cmd_notified, "names": cmd_names}
+            "notified": cmd_notified, "names": cmd_names, "panels": cmd_panels}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         sys.stderr.write(__doc__)
         sys.exit(2)

@@ -226,6 +226,7 @@ t_alerts() {
 
 	check "every metric a rule or a dashboard panel uses is exported" \
 		obs names "$SHARE/autopull-rules.yml" "$SHARE/grafana-dashboard.json" "$METRICS"
+	check "every dashboard query runs on VictoriaMetrics" obs panels "$VM_URL" "$SHARE/grafana-dashboard.json" loop.service
 	check "vmalert -dryRun accepts the rule file" vmalert -dryRun -rule="$SHARE/autopull-rules.yml" -loggerLevel=ERROR
 	sed 's/> 3$/> 3 and (/' "$SHARE/autopull-rules.yml" >"$OBS/broken-rules.yml"
 	check "... and refuses a broken copy" eval '! vmalert -dryRun -rule="$OBS/broken-rules.yml" -loggerLevel=FATAL 2>/dev/null'
