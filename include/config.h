@@ -28,6 +28,12 @@ struct ap_guard_config {
 	unsigned long long window_usec; /* default 5 min */
 	unsigned long long settle_usec; /* default 10 s */
 	char *metrics_file;        /* Prometheus text file; NULL: state_dir/metrics.prom */
+	/* Where the same samples are POSTed after each heartbeat and apply (NULL: no push),
+	 * with optional credentials from files (a bearer token, or "user:password"), a CA
+	 * bundle and a total deadline (default 5 s). */
+	char *push_url;
+	char *push_token_file, *push_basic_auth_file, *push_ca_file;
+	unsigned long long push_timeout_usec;
 };
 
 struct ap_config {
@@ -45,6 +51,7 @@ struct ap_config {
 	size_t n_files;
 	struct ap_guard_config guard;
 	bool takeover_units; /* unit files and drop-ins may replace ones autopull did not install */
+	bool drift_revert;   /* drift: revert — put drifted managed files back on each apply tick */
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or

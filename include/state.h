@@ -18,6 +18,7 @@
  *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
  *   counters        "<name> <value>" monotonic counters for the metrics
  *   expected        what every managed file should be (drift): see struct ap_expected
+ *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
  *
  * It never touches managed host files: install.c reads and writes those, state.c stores the
  * copies it is given. */
@@ -99,6 +100,10 @@ int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why);
 /* An operator's override of a refusal, with the reason given ("guard", ...). */
 int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
 			  const char *reason);
+/* How many commits were marked bad / overrides recorded, and the newest time of each (0 when
+ * none), for the metrics. */
+int ap_state_summary_bad(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec);
+int ap_state_summary_overrides(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec);
 
 /* The units the last apply restarted or reloaded (NULL when none). */
 int ap_state_read_restarted(struct ap_state *s, char ***ret);
@@ -142,8 +147,12 @@ int ap_state_write_pin(struct ap_state *s, const struct ap_pin *p);
 int ap_state_clear_pin(struct ap_state *s);
 void ap_pin_clear(struct ap_pin *p);
 
-/* Monotonic counters ("apply:ok", "refused:guard", "rollback", ...) for the metrics. */
+/* Monotonic counters ("apply:ok", "refused:guard", "rollback", "push_failures") for the
+ * metrics. They have a lock of their own (counters.lock): a heartbeat counts while an apply
+ * runs. */
 int ap_state_count(struct ap_state *s, const char *name);
+/* The value of one counter (0 when it never counted). */
+uint64_t ap_state_counter(struct ap_state *s, const char *name);
 struct ap_counter {
 	char name[64];
 	uint64_t value;
@@ -168,6 +177,10 @@ void ap_expected_set_clear(struct ap_expected_set *e);
 /* -ENOENT when never written. */
 int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
-/* The drift count of the last check, for the metrics (-1: never checked). */
-int ap_state_write_drift(struct ap_state *s, long count);
-long ap_state_read_drift(struct ap_state *s);
+/* What the last apply tick saw, for the metrics: commits pending on the branch and managed
+ * files that drifted (-1: not known). */
+struct ap_tick {
+	long pending, drift;
+};
+int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
+void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);

@@ -210,6 +210,21 @@ static bool url_ok(const char *s)
 	return false;
 }
 
+/* Where metrics are pushed: http(s) with a host, and no user:password@ in it (credentials
+ * come from files, so that the URL can be logged). */
+static bool push_url_ok(const char *s)
+{
+	const char *rest = ap_startswith(s, "http://")	  ? s + strlen("http://")
+			   : ap_startswith(s, "https://") ? s + strlen("https://")
+							  : NULL;
+	size_t authority;
+
+	if (!rest || strlen(s) > MAX_URL || has_control(s))
+		return false;
+	authority = strcspn(rest, "/?#");
+	return authority > 0 && !memchr(rest, '@', authority);
+}
+
 /* A simple git ref name (git check-ref-format): what a branch can be called. */
 static bool ref_ok(const char *s)
 {
@@ -322,6 +337,23 @@ static int p_scope(struct ctx *c, yaml_node_t *n, const struct field *f, void *b
 		*FIELD(base, f, enum ap_scope) = AP_SCOPE_USER;
 	else
 		return fail(c, n, "scope: '%s' is not 'system' or 'user'", shown(n, buf));
+	return 0;
+}
+
+static int p_drift(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	if (strcmp(s, "warn") == 0)
+		*FIELD(base, f, bool) = false;
+	else if (strcmp(s, "revert") == 0)
+		*FIELD(base, f, bool) = true;
+	else
+		return fail(c, n, "drift: '%s' is not 'warn' or 'revert'", shown(n, buf));
 	return 0;
 }
 
@@ -457,6 +489,26 @@ static int p_map(struct ctx *c, yaml_node_t *n, const struct field *f, void *bas
 	return walk_mapping(c, n, f->sub, FIELD(base, f, void));
 }
 
+#define PUSH_TIMEOUT_MAX_USEC (60ULL * 1000000)
+
+/* The push settings belong together: one kind of credentials, none without a URL, and a
+ * deadline short enough that a dead endpoint cannot hold up the heartbeat. */
+static int p_guard(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	struct ap_guard_config *g = FIELD(base, f, struct ap_guard_config);
+	int r = walk_mapping(c, n, f->sub, g);
+
+	if (r < 0)
+		return r;
+	if (g->push_token_file && g->push_basic_auth_file)
+		return fail(c, n, "guard: push_token_file and push_basic_auth_file exclude each other");
+	if (!g->push_url && (g->push_token_file || g->push_basic_auth_file || g->push_ca_file))
+		return fail(c, n, "guard: push credentials or push_ca_file without push (the URL)");
+	if (g->push_timeout_usec == 0 || g->push_timeout_usec > PUSH_TIMEOUT_MAX_USEC)
+		return fail(c, n, "guard: push_timeout must be more than 0 and at most 60s");
+	return 0;
+}
+
 /* dest must name a directory exactly when src does, or files would land at odd places. */
 static int rule_check(struct ctx *c, yaml_node_t *m, const struct ap_file_rule *rule)
 {
@@ -540,6 +592,16 @@ static const struct field guard_fields[] = {
 	  .offset = offsetof(struct ap_guard_config, settle_usec) },
 	STR("metrics", struct ap_guard_config, metrics_file, 0, abs_file_ok,
 	    "is not an absolute file path"),
+	STR("push", struct ap_guard_config, push_url, 0, push_url_ok,
+	    "is not an http(s):// URL without user:password@"),
+	STR("push_token_file", struct ap_guard_config, push_token_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("push_basic_auth_file", struct ap_guard_config, push_basic_auth_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("push_ca_file", struct ap_guard_config, push_ca_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	{ .key = "push_timeout", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_guard_config, push_timeout_usec) },
 };
 
 static const struct schema repo_schema = { "repo", repo_fields, ELEMENTSOF(repo_fields) };
@@ -561,10 +623,12 @@ static const struct field top_fields[] = {
 	    "is not a safe relative repository directory"),
 	{ .key = "files", .type = YAML_SEQUENCE_NODE, .parse = p_files,
 	  .offset = offsetof(struct ap_config, files), .sub = &rule_schema },
-	{ .key = "guard", .type = YAML_MAPPING_NODE, .parse = p_map,
+	{ .key = "guard", .type = YAML_MAPPING_NODE, .parse = p_guard,
 	  .offset = offsetof(struct ap_config, guard), .sub = &guard_schema },
 	{ .key = "takeover_units", .type = YAML_SCALAR_NODE, .parse = p_bool,
 	  .offset = offsetof(struct ap_config, takeover_units) },
+	{ .key = "drift", .type = YAML_SCALAR_NODE, .parse = p_drift,
+	  .offset = offsetof(struct ap_config, drift_revert) },
 };
 
 static const struct schema top_schema = {
@@ -923,7 +987,8 @@ static int load(const char *path, bool force_user, struct ap_config **ret)
 		return -ENOMEM;
 	cfg->guard = (struct ap_guard_config){ .max_restarts = 3,
 					       .window_usec = 5ULL * 60 * 1000000,
-					       .settle_usec = 10ULL * 1000000 };
+					       .settle_usec = 10ULL * 1000000,
+					       .push_timeout_usec = 5ULL * 1000000 };
 	r = load_document(path, buf, len, cfg);
 	if (r < 0)
 		return r;
@@ -973,5 +1038,9 @@ void ap_config_free(struct ap_config *c)
 	free(c->files);
 	ap_strv_free(c->guard.watch);
 	free(c->guard.metrics_file);
+	free(c->guard.push_url);
+	free(c->guard.push_token_file);
+	free(c->guard.push_basic_auth_file);
+	free(c->guard.push_ca_file);
 	free(c);
 }

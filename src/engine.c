@@ -19,6 +19,7 @@
 #include "bus.h"
 #include "config.h"
 #include "context.h"
+#include "drift.h"
 #include "effects.h"
 #include "engine.h"
 #include "exitcode.h"
@@ -46,6 +47,9 @@ struct run {
 	unsigned long long start;  /* monotonic, for the duration of the event */
 	struct ap_pin pin;         /* the pin in force (pin.commit "" when none) */
 	bool printed;              /* --json: the one document is out */
+	bool noted;                /* an event was recorded: the metrics must follow */
+	bool reverting;            /* this apply puts drifted files back */
+	char tip[AP_OID_HEXSZ + 1]; /* the branch tip, once fetched */
 };
 
 static void run_done(struct run *r)
@@ -108,6 +112,7 @@ static void note(struct run *r, enum ap_event_kind kind, const char *result, con
 	snprintf(e.result, sizeof(e.result), "%s", result);
 	snprintf(e.trigger, sizeof(e.trigger), "%s", trigger());
 	(void)ap_state_add_event(r->c->st, &e);
+	r->noted = true;
 	counter = ap_strdupf("%s:%s", ap_event_kind_to_string(kind), result);
 	if (counter)
 		(void)ap_state_count(r->c->st, counter);
@@ -139,7 +144,7 @@ static int load_blobs(struct run *r)
 		if (k >= 0 && blob && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN))
 			k = ap_repo_read_blob(r->c->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
 					      &ch->new_len);
-		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY)
+		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
 			k = ap_repo_read_blob(r->c->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
 					      &ch->old_len);
 		ap_path_map_clear(&m);
@@ -409,7 +414,8 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 		out = AP_APPLY_FAILED;
 	(void)ap_state_write_last_apply(r->c->st, &(struct ap_last_apply){
 		.realtime_usec = ap_now_realtime_usec(), .ok = out == AP_APPLY_OK });
-	note(r, AP_EVENT_APPLY, outcome_name(out), j->to, r->pin.commit[0] ? r->pin.reason : NULL, j);
+	note(r, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
+	     r->pin.commit[0] ? r->pin.reason : NULL, j);
 	if (r->o->json && r->plan)
 		(void)print_plan_result(r, outcome_name(out), j);
 	switch (out) {
@@ -501,6 +507,7 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 			     ap_state_path(r->c->st));
 	if (k < 0)
 		return k == -EHOSTUNREACH || o->no_fetch ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+	memcpy(r->tip, tip, sizeof(tip));
 	if (!o->commit && r->pin.commit[0]) {
 		memcpy(ret, r->pin.commit, sizeof(r->pin.commit));
 		return AP_EXIT_OK;
@@ -715,6 +722,105 @@ static int apply_locked(struct run *r)
 	return apply_fresh(r, target);
 }
 
+/* --- after the apply: what the tick saw, and drift -------------------------------------- */
+
+/* The drifted files as changes from the host's bytes to the applied commit's, so that the
+ * planner decides what a put-back asks of units (a unit file that drifted restarts). */
+static int drift_changes(struct run *r, const struct ap_drift *d, const struct ap_expected_set *set)
+{
+	r->changes.v = calloc(d->n, sizeof(*r->changes.v));
+	if (!r->changes.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n; i++)
+		for (size_t k = 0; k < set->n; k++) {
+			const struct ap_expected *e = &set->v[k];
+			struct ap_change *ch = &r->changes.v[r->changes.n];
+			struct ap_host_file hf = { 0 };
+
+			if (strcmp(e->path, d->v[i].path) != 0)
+				continue;
+			*ch = (struct ap_change){ .kind = AP_CHANGE_MODIFY, .path = strdup(e->repo_path),
+						  .new_mode = e->mode & 0111 ? AP_GIT_MODE_EXEC
+									     : AP_GIT_MODE_BLOB };
+			ch->old_mode = ch->new_mode;
+			snprintf(ch->new_oid, sizeof(ch->new_oid), "%s", e->oid);
+			r->changes.n++;
+			if (!ch->path)
+				return -ENOMEM;
+			if (ap_install_read_host(e->path, e->root_len, true, &hf) >= 0 && hf.present) {
+				ch->old_data = TAKE_PTR(hf.data);
+				ch->old_len = hf.len;
+			}
+			ap_host_file_clear(&hf);
+			break;
+		}
+	return 0;
+}
+
+/* drift: revert — an apply from the applied commit to itself whose changes are the drifted
+ * files: the same checks, journal, rollback and record as any apply. */
+static int revert_drift(struct run *r, const struct ap_drift *d)
+{
+	struct ap_expected_set set = { 0 };
+	struct ap_unit_states states = { 0 };
+	struct ap_journal j = { 0 };
+	_cleanup_free_ char *error = NULL;
+	int code = AP_EXIT_FAILED, k = ap_drift_expected(r->c, r->applied, &set);
+
+	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
+		       d->v[0].path, d->v[0].what);
+	if (r->plan)
+		ap_plan_free(r->plan);
+	r->plan = NULL;
+	ap_changes_free(&r->changes);
+	r->reverting = true;
+	if (k >= 0)
+		k = drift_changes(r, d, &set);
+	if (k >= 0)
+		k = load_blobs(r);
+	if (k >= 0)
+		k = query_states(r, &states);
+	if (k >= 0)
+		k = ap_plan_build(r->c->cfg, &r->changes, &states, r->applied, r->applied, &r->plan,
+				  &error);
+	if (k >= 0 && (code = prepare(r)) == AP_EXIT_OK &&
+	    ap_apply_journal_new(r->plan, r->applied, NULL, &j) >= 0)
+		code = execute(r, &j, r->plan);
+	if (k < 0)
+		ap_log_error(k, "failed to put back the drifted files: %s", error ? error : strerror(-k));
+	ap_journal_clear(&j);
+	ap_unit_states_free(&states);
+	ap_expected_set_clear(&set);
+	return k < 0 ? AP_EXIT_FAILED : code;
+}
+
+/* Records what this tick saw for the metrics (commits pending, drift) and, with
+ * drift: revert, puts drifted files back. */
+static int after_tick(struct run *r)
+{
+	struct ap_tick t = { -1, -1 };
+	struct ap_drift d = { 0 };
+	size_t n;
+	int code = AP_EXIT_OK;
+
+	if (ap_state_read_applied(r->c->st, r->applied) < 0)
+		return AP_EXIT_OK;
+	if (*r->tip && ap_repo_count_commits(r->c->repo, r->applied, r->tip, &n) >= 0)
+		t.pending = (long)n;
+	if (ap_drift_check(r->c, r->applied, &d) >= 0)
+		t.drift = (long)d.n;
+	if (d.n > 0 && !r->c->cfg->drift_revert)
+		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
+			       "'autopull diff' shows how", d.n, r->applied, d.v[0].path, d.v[0].what);
+	if (d.n > 0 && r->c->cfg->drift_revert)
+		code = revert_drift(r, &d);
+	if (code == AP_EXIT_OK && r->reverting && ap_drift_check(r->c, r->applied, &d) >= 0)
+		t.drift = (long)d.n;
+	(void)ap_state_write_tick(r->c->st, &t);
+	ap_drift_clear(&d);
+	return code;
+}
+
 int ap_engine_apply(struct ap_ctx *c)
 {
 	struct run r = { .c = c, .o = c->o };
@@ -722,6 +828,11 @@ int ap_engine_apply(struct ap_ctx *c)
 
 	if (code == AP_EXIT_OK)
 		code = ap_ctx_repo(c) ? apply_locked(&r) : AP_EXIT_FAILED;
+	if (code == AP_EXIT_OK && !c->o->dry_run)
+		code = after_tick(&r);
+	/* The metrics (and guard.push) carry this run's result at once. */
+	if (r.noted && ap_ctx_bus(c))
+		ap_watch_after_apply(c->bus, c->st, c->cfg);
 	/* --json promises one document whatever happened; the log says why. */
 	if (c->o->json && !r.printed && !c->o->dry_run)
 		printf("{\"result\": \"%s\", \"exit\": %d}\n",

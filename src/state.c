@@ -103,7 +103,7 @@ static int flock_wait(int fd, unsigned wait_sec, unsigned poll_usec)
 /* The files the run lock protects; heartbeat's own are cleaned under its lock. */
 static const char *const locked_files[] = { "applied", "journal", "owned", "bad", "overrides",
 					    "restarted", "last-apply", "guard-tripped", "events",
-					    "pin", "counters", "expected", "drift" };
+					    "pin", "expected", "tick" };
 
 int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 {
@@ -687,6 +687,42 @@ int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
 	return 0;
 }
 
+/* Lines of a log file and the newest realtime usec in word usec_word of them. */
+static int summary(struct ap_state *s, const char *name, unsigned usec_word, unsigned *ret_n,
+		   uint64_t *ret_last)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = read_file(s, name, STATE_MAX_FILE, &text);
+
+	*ret_n = 0;
+	*ret_last = 0;
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char *w = l, *end;
+		unsigned long long t;
+
+		for (unsigned i = 0; i < usec_word && w; i++)
+			w = (w = strchr(w, ' ')) ? w + 1 : NULL;
+		t = w ? strtoull(w, &end, 10) : 0;
+		if (w && (*end == ' ' || !*end) && t > *ret_last)
+			*ret_last = t;
+		(*ret_n)++;
+	}
+	return r < 0 ? r : 0;
+}
+
+int ap_state_summary_bad(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec)
+{
+	return summary(s, "bad", 1, ret_n, ret_last_usec);
+}
+
+int ap_state_summary_overrides(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec)
+{
+	return summary(s, "overrides", 0, ret_n, ret_last_usec);
+}
+
 int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
 			  const char *reason)
 {
@@ -977,7 +1013,20 @@ int ap_state_read_counters(struct ap_state *s, struct ap_counter **ret, size_t *
 	return 0;
 }
 
-int ap_state_count(struct ap_state *s, const char *name)
+uint64_t ap_state_counter(struct ap_state *s, const char *name)
+{
+	_cleanup_free_ struct ap_counter *v = NULL;
+	size_t n = 0;
+
+	if (ap_state_read_counters(s, &v, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return v[i].value;
+	return 0;
+}
+
+static int count_locked(struct ap_state *s, const char *name)
 {
 	_cleanup_free_ struct ap_counter *v = NULL;
 	struct ap_buf b = { 0 };
@@ -985,8 +1034,6 @@ int ap_state_count(struct ap_state *s, const char *name)
 	bool found = false;
 	int r = ap_state_read_counters(s, &v, &n);
 
-	if (strlen(name) >= sizeof(v->name) || strpbrk(name, " \n"))
-		return -EINVAL;
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		found |= strcmp(v[i].name, name) == 0;
 		r = ap_buf_printf(&b, "%s %llu\n", v[i].name,
@@ -997,6 +1044,25 @@ int ap_state_count(struct ap_state *s, const char *name)
 	if (r >= 0)
 		r = write_file(s, "counters", b.data);
 	ap_buf_free(&b);
+	return r;
+}
+
+int ap_state_count(struct ap_state *s, const char *name)
+{
+	int fd, r;
+
+	if (strlen(name) >= sizeof(((struct ap_counter *)0)->name) || strpbrk(name, " \n"))
+		return -EINVAL;
+	fd = ap_fs_open_beneath(s->dirfd, "counters.lock", O_RDWR | O_CREAT, 0600);
+	if (fd < 0)
+		return ap_log_error(fd, "failed to open '%s/counters.lock': %s", s->path, strerror(-fd));
+	r = flock_wait(fd, 5, 10 * 1000);
+	if (r >= 0) {
+		(void)ap_fs_remove_stale_temps(s->dirfd, "counters");
+		r = count_locked(s, name);
+	} else
+		ap_log_error(r, "failed to count '%s' in '%s': the counters stay locked", name, s->path);
+	close(fd);
 	return r;
 }
 
@@ -1087,19 +1153,20 @@ int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e)
 	return r;
 }
 
-int ap_state_write_drift(struct ap_state *s, long count)
+int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t)
 {
-	char line[32];
+	char text[64];
 
-	snprintf(line, sizeof(line), "%ld\n", count);
-	return write_file(s, "drift", line);
+	snprintf(text, sizeof(text), "pending %ld\ndrift %ld\n", t->pending, t->drift);
+	return write_file(s, "tick", text);
 }
 
-long ap_state_read_drift(struct ap_state *s)
+void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret)
 {
 	_cleanup_free_ char *text = NULL;
 
-	if (read_file(s, "drift", 64, &text) < 0)
-		return -1;
-	return strtol(text, NULL, 10);
+	*ret = (struct ap_tick){ -1, -1 };
+	if (read_file(s, "tick", 256, &text) >= 0 &&
+	    sscanf(text, "pending %ld drift %ld", &ret->pending, &ret->drift) != 2)
+		*ret = (struct ap_tick){ -1, -1 };
 }

@@ -8,12 +8,14 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "push.h"
 #include "watch.h"
 
 #define HISTORY_FILE "heartbeat"
 #define HISTORY_MAX_SAMPLES 50000
 #define HISTORY_MIN_KEEP_USEC (3600ULL * 1000000)
 #define SETTLE_POLL_USEC (100 * 1000)
+#define FAILED_UNITS_MAX 256 /* failed units exported beside the watched ones */
 
 void ap_guard_result_free(struct ap_guard_result *g)
 {
@@ -114,12 +116,67 @@ static void read_last_apply(struct ap_state *st, struct ap_hb_facts *f)
 	}
 }
 
+/* The guard's facts for the metrics: its verdict, rollbacks, overrides, failed pushes. */
+static void read_guard_facts(struct ap_state *st, const struct ap_guard_result *g,
+			     struct ap_hb_facts *f)
+{
+	f->guard_ok = g->ok;
+	f->guard_tripped = g->tripped != NULL;
+	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
+	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
+	f->push_failures = ap_push_failures(st);
+}
+
+/* The apply history's facts: counters, pin, and what the last tick saw. */
+struct history_facts {
+	struct ap_counter *counters;
+	size_t n;
+	char **names;
+	uint64_t *values;
+};
+
+static void read_history_facts(struct ap_state *st, struct history_facts *hf, struct ap_hb_facts *f)
+{
+	struct ap_pin pin = { 0 };
+	struct ap_tick t;
+	int k = ap_state_read_pin(st, &pin);
+
+	f->pinned = k >= 0 ? 1 : k == -ENOENT ? 0 : -1;
+	ap_pin_clear(&pin);
+	ap_state_read_tick(st, &t);
+	f->pending_commits = t.pending;
+	f->drift_files = t.drift;
+	if (ap_state_read_counters(st, &hf->counters, &hf->n) < 0 || hf->n == 0)
+		return;
+	hf->names = calloc(hf->n, sizeof(char *));
+	hf->values = calloc(hf->n, sizeof(uint64_t));
+	if (!hf->names || !hf->values)
+		return;
+	for (size_t i = 0; i < hf->n; i++) {
+		hf->names[i] = hf->counters[i].name;
+		hf->values[i] = hf->counters[i].value;
+	}
+	f->counter_names = hf->names;
+	f->counter_values = hf->values;
+	f->n_counters = hf->n;
+}
+
+static void history_facts_free(struct history_facts *hf)
+{
+	free(hf->counters);
+	free(hf->names);
+	free(hf->values);
+}
+
 static int write_metrics(struct ap_state *st, const struct ap_config *c,
-			 const struct ap_hb_history *h, const struct ap_guard_result *g)
+			 const struct ap_hb_history *h, const struct ap_hb_history *failed,
+			 const struct ap_guard_result *g)
 {
 	_cleanup_free_ char *text = NULL, *path = NULL;
 	char host[256] = "", applied[AP_OID_HEXSZ + 1] = "";
-	struct ap_hb_facts f = { .host = host, .applied_commit = applied };
+	struct ap_hb_facts f = { .host = host, .applied_commit = applied, .failed = failed->v,
+				 .n_failed = failed->n };
+	struct history_facts hf = { 0 };
 	char *slash;
 	int dfd, r;
 
@@ -128,7 +185,10 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	if (ap_state_read_applied(st, applied) < 0)
 		applied[0] = '\0';
 	read_last_apply(st, &f);
+	read_guard_facts(st, g, &f);
+	read_history_facts(st, &hf, &f);
 	r = ap_hb_render_metrics(h, g->v, g->n, &f, ap_now_realtime_usec(), &text);
+	history_facts_free(&hf);
 	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
 				     : ap_strdupf("%s/metrics.prom", c->state_dir);
 	if (r < 0 || !path)
@@ -145,6 +205,9 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	*slash = '/';
 	if (r < 0)
 		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
+	/* The same samples, whether or not the file could be written; a failed push is only
+	 * a warning (push.c). */
+	(void)ap_push_metrics(st, &c->guard, text);
 	return r;
 }
 
@@ -203,11 +266,30 @@ static int judge_all(const struct ap_config *c, const struct ap_hb_history *h,
 	return 0;
 }
 
+/* Units in state failed that are not watched, for the metrics only: they are neither
+ * judged nor kept in the history. Best effort: a unit may vanish between list and sample. */
+static void sample_failed(struct ap_bus *b, char *const *watched, const char *boot_id,
+			  struct ap_hb_history *ret)
+{
+	struct ap_unit_states failed = { 0 };
+
+	if (ap_bus_list_failed(b, &failed) < 0)
+		return;
+	for (size_t i = 0; i < failed.n && ret->n < FAILED_UNITS_MAX; i++) {
+		struct ap_hb_sample s;
+		if (!ap_strv_contains(watched, failed.v[i].name) &&
+		    sample_unit(b, failed.v[i].name, boot_id, &s) >= 0 &&
+		    ap_hb_history_append(ret, &s) < 0)
+			break;
+	}
+	ap_unit_states_free(&failed);
+}
+
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
 	_cleanup_strv_free_ char **units = NULL;
-	struct ap_hb_history fresh = { 0 }, h = { 0 };
+	struct ap_hb_history fresh = { 0 }, h = { 0 }, failed = { 0 };
 	struct ap_guard_result g = { 0 };
 	char boot_id[33];
 	int lock = -1, r = watched_units(b, st, c, &units);
@@ -227,20 +309,32 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		g.tripped = NULL;
 	if (r >= 0)
 		r = judge_all(c, &h, &fresh, boot_id, &g);
-	/* Metrics are for people and dashboards: a path they cannot be written to is worth a
-	 * warning, never a guard that stops judging. */
-	if (r >= 0 && record && write_metrics(st, c, &h, &g) < 0)
-		ap_log_warning("the guard works on without metrics");
+	if (r >= 0 && record) {
+		sample_failed(b, units, boot_id, &failed);
+		/* Metrics are for people and dashboards: a path they cannot be written to is worth
+		 * a warning, never a guard that stops judging. */
+		if (write_metrics(st, c, &h, &failed, &g) < 0)
+			ap_log_warning("the guard works on without metrics");
+	}
 	if (lock >= 0)
 		close(lock);
 	ap_hb_history_free(&fresh);
 	ap_hb_history_free(&h);
+	ap_hb_history_free(&failed);
 	if (r < 0) {
 		ap_guard_result_free(&g);
 		return r;
 	}
 	*ret = g;
 	return 0;
+}
+
+void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c)
+{
+	struct ap_guard_result g = { 0 };
+
+	if (b && ap_watch_heartbeat(b, st, c, true, &g) >= 0)
+		ap_guard_result_free(&g);
 }
 
 /* Why unit is unhealthy now, or NULL. base_restarts is NRestarts when the window opened

@@ -151,7 +151,11 @@ static void test_full(void **state)
 				      "          getty@tty1.service]\n"
 				      "  max_restarts: 0\n"
 				      "  window: 2h\n"
-				      "  settle: 500ms\n",
+				      "  settle: 500ms\n"
+				      "  push: https://vm.example.org:8428/api/v1/import/prometheus\n"
+				      "  push_token_file: /etc/autopull/push-token\n"
+				      "  push_ca_file: /etc/autopull/vm-ca.crt\n"
+				      "  push_timeout: 2s\n",
 				      false);
 
 	assert_string_equal(c->repo_url, "https://git.example.org/infra.git");
@@ -183,6 +187,11 @@ static void test_full(void **state)
 	assert_int_equal(c->guard.max_restarts, 0);
 	assert_int_equal(c->guard.window_usec, 2ULL * 3600 * 1000000);
 	assert_int_equal(c->guard.settle_usec, 500ULL * 1000);
+	assert_string_equal(c->guard.push_url, "https://vm.example.org:8428/api/v1/import/prometheus");
+	assert_string_equal(c->guard.push_token_file, "/etc/autopull/push-token");
+	assert_null(c->guard.push_basic_auth_file);
+	assert_string_equal(c->guard.push_ca_file, "/etc/autopull/vm-ca.crt");
+	assert_int_equal(c->guard.push_timeout_usec, 2ULL * 1000000);
 	ap_config_free(c);
 }
 
@@ -205,6 +214,8 @@ static void test_defaults_system(void **state)
 	assert_int_equal(c->guard.max_restarts, 3);
 	assert_int_equal(c->guard.window_usec, 5ULL * 60 * 1000000);
 	assert_int_equal(c->guard.settle_usec, 10ULL * 1000000);
+	assert_null(c->guard.push_url);
+	assert_int_equal(c->guard.push_timeout_usec, 5ULL * 1000000);
 	ap_config_free(c);
 }
 
@@ -341,6 +352,9 @@ static void test_good_values(void **state)
 		REPO "files:\n  - src: a\n    dest: /a\n    restart: [x.timer, y.path, z.target]\n",
 		REPO "files:\n  - src: a\n    dest: /a\n    reload: [-.slice, dev-sda.device]\n",
 		REPO "guard: {max_restarts: 4294967295, window: 300, settle: 0}\n",
+		REPO "guard: {push: \"http://127.0.0.1:8428/api/v1/import/prometheus\"}\n",
+		REPO "guard: {push: \"http://[::1]:9091/metrics/job/autopull?x=a@b\"}\n",
+		REPO "guard: {push: https://vm, push_basic_auth_file: /etc/a, push_timeout: 60s}\n",
 		REPO "state_dir: !!str /srv/s\n",
 		"%YAML 1.1\n---\n" REPO "...\n",
 		"\xef\xbb\xbf" REPO "# a comment\n",
@@ -473,6 +487,23 @@ static struct bad bad_configs[] = {
 	{ "second document", REPO "---\nrepo:\n  url: /srv/y\n", 3, 1,
 	  "multiple documents are not allowed" },
 	{ "invalid utf-8", REPO "scope: \xff\n", 3, 8, "invalid leading UTF-8 octet" },
+	{ "push not http", REPO "guard: {push: \"ftp://vm/x\"}\n", 3, 15,
+	  "'ftp://vm/x' is not an http(s):// URL" },
+	{ "push without host", REPO "guard: {push: \"http:///x\"}\n", 3, 15, "is not an http(s)" },
+	{ "push with password", REPO "guard: {push: \"https://u:pw@vm/x\"}\n", 3, 15,
+	  "without user:password@" },
+	{ "push with space", REPO "guard: {push: \"http://vm/a b\"}\n", 3, 15, "is not an http(s)" },
+	{ "push token relative", REPO "guard: {push: http://vm, push_token_file: tok}\n", 3, 43,
+	  "push_token_file: 'tok' is not an absolute file path" },
+	{ "push two credentials",
+	  REPO "guard: {push: http://vm, push_token_file: /a, push_basic_auth_file: /b}\n", 3, 8,
+	  "push_token_file and push_basic_auth_file exclude each other" },
+	{ "push credentials without url", REPO "guard: {push_token_file: /a}\n", 3, 8,
+	  "without push (the URL)" },
+	{ "push timeout zero", REPO "guard: {push: http://vm, push_timeout: 0}\n", 3, 8,
+	  "push_timeout must be more than 0 and at most 60s" },
+	{ "push timeout long", REPO "guard: {push: http://vm, push_timeout: 2m}\n", 3, 8,
+	  "push_timeout must be more than 0" },
 };
 
 static void test_bad_config(void **state)
