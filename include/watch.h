@@ -16,6 +16,9 @@ struct ap_guard_result {
 	bool ok;       /* nothing looping and not tripped (stale timers do not block) */
 	char *tripped; /* why an earlier rollback left the guard tripped, or NULL */
 	unsigned long long window_s;
+	/* per verdict: when the window stops counting the newest restart seen (realtime usec;
+	 * 0 when not looping): with no more restarts, the guard lets applies through then */
+	unsigned long long *clears;
 };
 void ap_guard_result_free(struct ap_guard_result *g);
 

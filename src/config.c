@@ -284,11 +284,6 @@ static bool unit_name_check(const char *s, bool glob)
 	return type_ok && (!at || (at != s && at < dot && !strchr(at + 1, '@')));
 }
 
-static bool unit_ok(const char *s)
-{
-	return unit_name_check(s, false);
-}
-
 static bool unit_glob_ok(const char *s)
 {
 	return unit_name_check(s, true);
@@ -575,8 +570,10 @@ static const struct field rule_fields[] = {
 	STR("owner", struct ap_file_rule, owner, 0, NULL, NULL),
 	STR("group", struct ap_file_rule, group, 0, NULL, NULL),
 	SEQ("validate", struct ap_file_rule, validate, p_seq, F_NONEMPTY, NULL, NULL),
-	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_ok, "is not a unit name"),
-	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_ok, "is not a unit name"),
+	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_glob_ok,
+	    "is not a unit name or glob"),
+	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_glob_ok,
+	    "is not a unit name or glob"),
 	{ .key = "takeover", .type = YAML_SCALAR_NODE, .parse = p_bool,
 	  .offset = offsetof(struct ap_file_rule, takeover) },
 };

@@ -325,6 +325,27 @@ static int preflight(struct run *r)
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
+/* A timer this apply is about to enable and start has never fired: not stale. */
+static void forget_new_units_stale(struct run *r)
+{
+	for (size_t i = 0; r->plan && i < r->guard.n; i++)
+		for (size_t k = 0; k < r->plan->n_units; k++)
+			if (r->plan->units[k].action == AP_ACTION_ENABLE_START &&
+			    strcmp(r->plan->units[k].unit, r->guard.v[i].unit) == 0) {
+				r->guard.v[i].stale = false;
+				snprintf(r->guard.v[i].why, sizeof(r->guard.v[i].why),
+					 "this apply enables and starts it");
+			}
+}
+
+static void sample_guard(struct run *r, bool record)
+{
+	if (get_bus(r))
+		r->have_guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, record, &r->guard) >= 0;
+	if (r->have_guard)
+		forget_new_units_stale(r);
+}
+
 /* Refuses to pile a deploy onto a sick host (exit 3). Fails closed: a guard that cannot take
  * its sample, or that a failed rollback left tripped, refuses too, until --override-guard
  * says why. */
@@ -340,6 +361,8 @@ static int check_guard(struct run *r)
 	if (get_bus(r))
 		sampled = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, true, &r->guard);
 	r->have_guard = sampled >= 0;
+	if (r->have_guard)
+		forget_new_units_stale(r);
 	if (!tripped && sampled >= 0 && r->guard.ok)
 		return AP_EXIT_OK;
 	if (r->o->override_guard) {
@@ -356,10 +379,17 @@ static int check_guard(struct run *r)
 	if (sampled >= 0 && ap_watch_format(&r->guard, false, &b) >= 0)
 		fputs(b.data, stderr);
 	ap_buf_free(&b);
-	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++)
-		if (r->guard.v[i].looping)
-			ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s", to,
-				     r->guard.v[i].unit, r->guard.v[i].why);
+	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++) {
+		char when[32] = "once it stops restarting";
+
+		if (!r->guard.v[i].looping)
+			continue;
+		if (r->guard.clears && r->guard.clears[i])
+			ap_format_ago(r->guard.clears[i], ap_now_realtime_usec(), when, sizeof(when));
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; the guard "
+				     "lets applies through again %s if it stops restarting (window %llus)",
+			     to, r->guard.v[i].unit, r->guard.v[i].why, when, r->guard.window_s);
+	}
 	if (tripped)
 		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", to,
 			     tripped);
@@ -628,8 +658,7 @@ static int resume(struct run *r, const char *target)
 	if (code != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run) {
-		if (get_bus(r))
-			r->have_guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, false, &r->guard) >= 0;
+		sample_guard(r, false);
 		return show_owed(r) < 0 || print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->j.to,
@@ -685,8 +714,7 @@ static int apply_fresh(struct run *r, const char *target)
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run) {
-		if (get_bus(r))
-			r->have_guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, false, &r->guard) >= 0;
+		sample_guard(r, false);
 		(void)preflight(r);
 		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}

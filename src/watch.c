@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "sdexit.h"
 #include "log.h"
 #include "push.h"
 #include "watch.h"
@@ -19,6 +20,7 @@
 
 void ap_guard_result_free(struct ap_guard_result *g)
 {
+	free(g->clears);
 	free(g->v);
 	free(g->tripped);
 	*g = (struct ap_guard_result){ 0 };
@@ -285,6 +287,54 @@ static void sample_failed(struct ap_bus *b, char *const *watched, const char *bo
 	ap_unit_states_free(&failed);
 }
 
+/* When each looping unit's newest automatic restart leaves the window: the newest sample of
+ * the unit whose counter rose (or that sat in auto-restart), plus the window. */
+static int clear_times(const struct ap_config *c, const struct ap_hb_history *h,
+		       struct ap_guard_result *g)
+{
+	g->clears = calloc(g->n ? g->n : 1, sizeof(*g->clears));
+	if (!g->clears)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n; i++) {
+		const struct ap_hb_sample *prev = NULL;
+		unsigned long long last = 0;
+
+		if (!g->v[i].looping)
+			continue;
+		for (size_t k = 0; k < h->n; k++) {
+			const struct ap_hb_sample *s = &h->v[k];
+
+			if (strcmp(s->unit, g->v[i].unit) != 0)
+				continue;
+			if (strcmp(s->sub_state, "auto-restart") == 0 ||
+			    (prev && s->n_restarts > prev->n_restarts) || (!prev && s->n_restarts))
+				last = s->real_usec;
+			prev = s;
+		}
+		g->clears[i] = last ? last + c->guard.window_usec : 0;
+	}
+	return 0;
+}
+
+/* The guard's words for a unit the manager cannot start: it restarts, but it is not the
+ * program that crashes (216/GROUP: the Group= does not exist). */
+static void explain_setup_failures(const struct ap_hb_history *fresh, struct ap_guard_result *g)
+{
+	for (size_t i = 0; i < g->n && i < fresh->n; i++) {
+		struct ap_hb_verdict *v = &g->v[i];
+		char status[48], why[sizeof(v->why)];
+
+		if (!v->looping || !ap_exit_status_is_setup(fresh->v[i].exec_main_status))
+			continue;
+		/* Cut to fit: the reason in front matters more than the counts behind it. */
+		if (snprintf(why, sizeof(why), "cannot be started (status %s): %.*s",
+			     ap_exit_status_format(fresh->v[i].exec_main_status, status, sizeof(status)),
+			     (int)(sizeof(why) - 64), v->why) < 0)
+			continue;
+		memcpy(v->why, why, sizeof(why));
+	}
+}
+
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
@@ -309,6 +359,10 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		g.tripped = NULL;
 	if (r >= 0)
 		r = judge_all(c, &h, &fresh, boot_id, &g);
+	if (r >= 0)
+		explain_setup_failures(&fresh, &g);
+	if (r >= 0)
+		r = clear_times(c, &h, &g);
 	if (r >= 0 && record) {
 		sample_failed(b, units, boot_id, &failed);
 		/* Metrics are for people and dashboards: a path they cannot be written to is worth
@@ -345,18 +399,25 @@ static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned
 {
 	bool up = strcmp(p->active_state, "active") == 0 ||
 		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success"));
-	const char *what = strcmp(p->active_state, "failed") == 0 ? "failed"
-			   : strcmp(p->sub_state, "auto-restart") == 0 ? "is restarting in a loop"
-			   : p->n_restarts > base_restarts	       ? "restarted by itself"
-			   : final && !up			       ? "never became active"
-								       : NULL;
+	/* A status the manager made itself means the program never ran: not a crash loop. */
+	bool setup = ap_exit_status_is_setup(p->exec_main_status);
+	const char *what = strcmp(p->active_state, "failed") == 0
+				   ? (setup ? "could not be started" : "failed")
+			   : strcmp(p->sub_state, "auto-restart") == 0
+				   ? (setup ? "could not be started and is retrying" : "is restarting in a loop")
+			   : p->n_restarts > base_restarts ? "restarted by itself"
+			   : final && !up ? "never became active"
+					  : NULL;
+	char status[48];
 
 	if (!what)
 		return NULL;
 	return ap_strdupf("unit '%s' %s (ActiveState=%s SubState=%s Result=%s NRestarts=%u "
-			  "ExecMainStatus=%d)", unit, what, p->active_state, p->sub_state,
-			  p->result ? p->result : "-", p->n_restarts, p->exec_main_status);
+			  "ExecMainStatus=%s)", unit, what, p->active_state, p->sub_state,
+			  p->result ? p->result : "-", p->n_restarts,
+			  ap_exit_status_format(p->exec_main_status, status, sizeof(status)));
 }
+
 
 /* One round over units; base[i] < 0 means "take the baseline now". */
 static int check_units(struct ap_bus *b, char *const *units, long long *base, bool final,
@@ -435,7 +496,7 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 
 int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)
 {
-	int r = 0;
+	int width = 20, r = 0;
 
 	if (json) {
 		r = ap_buf_printf(out, "{\"ok\": %s, \"looping\": ", g->ok ? "true" : "false");
@@ -454,9 +515,12 @@ int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 	r = ap_buf_printf(out, "guard: %s\n", g->ok ? "ok" : "REFUSING");
 	if (r >= 0 && g->tripped)
 		r = ap_buf_printf(out, "  tripped: %s\n", g->tripped);
+	for (size_t i = 0; i < g->n; i++)
+		if (strlen(g->v[i].unit) > (size_t)width)
+			width = (int)strlen(g->v[i].unit);
 	for (size_t i = 0; r >= 0 && i < g->n; i++) {
 		const struct ap_hb_verdict *v = &g->v[i];
-		r = ap_buf_printf(out, "  %-28s %s%s%s\n", v->unit,
+		r = ap_buf_printf(out, "  %-*s %s%s%s\n", width, v->unit,
 				  v->looping ? "LOOPING" : v->stale ? "STALE" : "ok",
 				  *v->why ? ": " : "", v->why);
 	}
