@@ -95,14 +95,18 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 
 		if (ap_buf_printf(&b, "{\"config\": ") >= 0 && ap_buf_json_string(&b, c.cfg->path) >= 0 &&
 		    ap_buf_printf(&b, ", \"scope\": \"%s\", \"ok\": %s, \"file_rules\": %zu, "
-				      "\"problems\": [%s]}\n", ap_scope_to_string(c.cfg->scope),
-				  k.n ? "false" : "true", c.cfg->n_files,
+				      "\"other_host_rules\": %zu, \"problems\": [%s]}\n",
+				  ap_scope_to_string(c.cfg->scope), k.n ? "false" : "true",
+				  c.cfg->n_files, c.cfg->other_host_rules,
 				  k.problems.data ? k.problems.data : "") >= 0)
 			fputs(b.data, stdout);
 		ap_buf_free(&b);
 	} else {
-		printf("%s: %s (%s scope, %zu file rule(s), units from", c.cfg->path,
-		       k.n ? "PROBLEMS" : "ok", ap_scope_to_string(c.cfg->scope), c.cfg->n_files);
+		printf("%s: %s (%s scope, %zu file rule(s)", c.cfg->path, k.n ? "PROBLEMS" : "ok",
+		       ap_scope_to_string(c.cfg->scope), c.cfg->n_files);
+		if (c.cfg->other_host_rules)
+			printf(" and %zu for other hosts", c.cfg->other_host_rules);
+		printf(", units from");
 		for (size_t i = 0; c.cfg->units && c.cfg->units[i]; i++)
 			printf(" '%s'", *c.cfg->units[i] ? c.cfg->units[i] : "/");
 		printf(")\n");

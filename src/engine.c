@@ -28,6 +28,7 @@
 #include "plan.h"
 #include "print.h"
 #include "repo.h"
+#include "spawn.h"
 #include "state.h"
 #include "unitfile.h"
 #include "util.h"
@@ -97,6 +98,57 @@ static char *units_of(const struct ap_journal *j)
 	return ret;
 }
 
+#define HOOK_TIMEOUT_USEC (60ULL * 1000000)
+
+/* The operator's hook for an event (hooks: in the configuration), run like a validator: its
+ * argv, a clean environment with the event in it, a deadline. A hook that fails is a
+ * warning: it must not change what the apply did. */
+static void run_hook(struct run *r, char *const *argv, const char *event, const struct ap_event *e)
+{
+	_cleanup_strv_free_ char **env = NULL;
+	struct ap_spawn_result res = { 0 };
+	char *vars[] = {
+		ap_strdupf("AUTOPULL_EVENT=%s", event), ap_strdupf("AUTOPULL_RESULT=%s", e->result),
+		ap_strdupf("AUTOPULL_COMMIT=%s", e->to), ap_strdupf("AUTOPULL_FROM=%s", e->from),
+		ap_strdupf("AUTOPULL_REASON=%s", e->reason ? e->reason : ""),
+		ap_strdupf("AUTOPULL_UNITS=%s", e->units ? e->units : ""),
+		ap_strdupf("AUTOPULL_CONFIG=%s", r->c->cfg->path),
+		strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+		strdup("LANG=C.UTF-8"),
+	};
+	int k = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+		if (k >= 0)
+			k = vars[i] ? ap_strv_push(&env, vars[i]) : -ENOMEM;
+		free(vars[i]);
+	}
+	if (!argv || k < 0)
+		return;
+	k = ap_spawn_run(argv, env, HOOK_TIMEOUT_USEC, &res);
+	if (k < 0)
+		ap_log_warning("hook %s '%s' could not run: %s", event, argv[0], strerror(-k));
+	else if (res.exit_status != 0 || res.timed_out)
+		ap_log_warning("hook %s '%s' %s %d: %s", event, argv[0],
+			       res.timed_out ? "timed out, status" : "exited with", res.exit_status,
+			       res.output && *res.output ? res.output : "(no output)");
+	ap_spawn_result_clear(&res);
+}
+
+static void hooks_for(struct run *r, const struct ap_event *e)
+{
+	const struct ap_hooks *h = &r->c->cfg->hooks;
+
+	if (e->kind == AP_EVENT_REFUSED)
+		run_hook(r, h->on_refused, "refused", e);
+	else if ((e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT) &&
+		 ap_startswith(e->result, "roll"))
+		run_hook(r, h->on_rollback, "rollback", e);
+	else if ((e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT) &&
+		 (strcmp(e->result, "failed") == 0 || strcmp(e->result, "restored") == 0))
+		run_hook(r, h->on_failure, "failure", e);
+}
+
 /* Records what this run did in the history and the counters. Best effort: a state dir that
  * cannot take the line must not turn a done apply into a failed one (state.c logs it). */
 static void note(struct run *r, enum ap_event_kind kind, const char *result, const char *to,
@@ -116,8 +168,9 @@ static void note(struct run *r, enum ap_event_kind kind, const char *result, con
 	counter = ap_strdupf("%s:%s", ap_event_kind_to_string(kind), result);
 	if (counter)
 		(void)ap_state_count(r->c->st, counter);
-	if (kind == AP_EVENT_APPLY && ap_startswith(result, "rolled-back"))
+	if (kind == AP_EVENT_APPLY && ap_startswith(result, "roll"))
 		(void)ap_state_count(r->c->st, "rollback");
+	hooks_for(r, &e);
 }
 
 /* --- planning ------------------------------------------------------------------------ */

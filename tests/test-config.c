@@ -118,6 +118,39 @@ static void env_reset(void)
 
 #define REPO "repo:\n  url: /srv/infra.git\n"
 
+/* Per-host variants: rules and unit directories for other hosts are dropped, %H and %l in
+ * src become this host's names. */
+static void test_hosts(void **state)
+{
+	const char *text = REPO "units:\n  - systemd/\n  - {dir: systemd-wsl/, hosts: [\"wsl-*\"]}\n"
+			   "  - {dir: systemd-web/, hosts: [web1]}\n"
+			   "files:\n  - {src: a, dest: /a, hosts: [db1, \"web*\"]}\n"
+			   "  - {src: b, dest: /b, hosts: [db1]}\n"
+			   "  - {src: \"hosts/%H/c\", dest: /c}\n  - {src: \"short/%l/d%%\", dest: /d}\n"
+			   "hooks:\n  on_failure: [/usr/local/bin/page, \"%s\"]\n";
+	char *path = write_file(text, strlen(text));
+	struct ap_config *c = NULL;
+
+	assert_int_equal(ap_config_load_host(path, false, "web1.example.org", &c), 0);
+	assert_int_equal(ap_strv_length(c->units), 2);
+	assert_string_equal(c->units[1], "systemd-web/");
+	assert_int_equal(c->n_files, 3);
+	assert_string_equal(c->files[0].src, "a");
+	assert_string_equal(c->files[1].src, "hosts/web1.example.org/c");
+	assert_string_equal(c->files[2].src, "short/web1/d%");
+	assert_int_equal(c->other_host_rules, 1);
+	assert_string_equal(c->hooks.on_failure[0], "/usr/local/bin/page");
+	assert_null(c->hooks.on_rollback);
+	ap_config_free(c);
+	assert_int_equal(ap_config_load_host(path, false, "wsl-laptop", &c), 0);
+	assert_int_equal(ap_strv_length(c->units), 2);
+	assert_string_equal(c->units[1], "systemd-wsl/");
+	assert_int_equal(c->n_files, 2);
+	ap_config_free(c);
+	unlink(path);
+	free(path);
+}
+
 static void test_full(void **state)
 {
 	static const char *const units[] = { "systemd/", "", "more/" };
@@ -437,8 +470,20 @@ static struct bad bad_configs[] = {
 	  "'../x' is not a safe relative repository directory" },
 	{ "units not a list", REPO "units: systemd/\n", 3, 8,
 	  "units: expected a list, found a string" },
-	{ "units entry mapping", REPO "units:\n  - {a: b}\n", 4, 5,
-	  "units: expected a string, found a mapping" },
+	{ "units entry mapping", REPO "units:\n  - {a: b}\n", 4, 6,
+	  "unknown key 'a' in a units entry" },
+	{ "units entry without dir", REPO "units:\n  - {hosts: [web1]}\n", 4, 5,
+	  "missing required key 'dir' in a units entry" },
+	{ "units entry bad host", REPO "units:\n  - {dir: wsl/, hosts: [\"a b\"]}\n", 4, 25,
+	  "'a b' is not a host name or glob" },
+	{ "rule hosts empty", REPO "files:\n  - {src: a, dest: /a, hosts: []}\n", 4, 31,
+	  "hosts: must not be empty" },
+	{ "unknown specifier", REPO "files:\n  - {src: \"hosts/%m/a\", dest: /a}\n", 4, 5,
+	  "unknown specifier '%m'" },
+	{ "hooks not argv", REPO "hooks:\n  on_failure: notify\n", 4, 15,
+	  "on_failure: expected a list" },
+	{ "hooks unknown", REPO "hooks:\n  on_success: [x]\n", 4, 3,
+	  "unknown key 'on_success' in hooks" },
 	{ "url is a mapping", "repo:\n  url: {a: b}\n", 2, 8,
 	  "url: expected a string, found a mapping" },
 	{ "repo is a string", "repo: /srv/x\n", 1, 7, "repo: expected a mapping, found a string" },
@@ -638,6 +683,7 @@ int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_defaults_system),
 		cmocka_unit_test(test_defaults_user),
 		cmocka_unit_test(test_force_user),
