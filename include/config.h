@@ -29,6 +29,21 @@ struct ap_guard_config {
 	char *metrics_file;        /* Prometheus text file; NULL: state_dir/metrics.prom */
 };
 
+/* trust: which commits may be applied (trust.c decides; this is only the shape). */
+enum ap_trust_require {
+	AP_TRUST_EVERY_COMMIT, /* every commit in applied..tip, through all parents (default) */
+	AP_TRUST_FIRST_PARENT, /* the first-parent chain only: a signed merge vouches for its branch */
+	AP_TRUST_TIP,          /* the tip alone */
+};
+
+struct ap_trust_config {
+	bool enabled;               /* a trust: mapping is present */
+	char *ssh_allowed_signers;  /* OpenSSH allowed_signers file, or NULL */
+	char *openpgp_keyring;      /* binary OpenPGP keyring for gpgv, or NULL */
+	enum ap_trust_require require;
+	char *since;                /* first run: verify since..tip (a full commit id), or NULL: the tip */
+};
+
 struct ap_config {
 	char *path;        /* file it was loaded from */
 	char *repo_url;
@@ -36,6 +51,10 @@ struct ap_config {
 	char *ssh_key;     /* optional: private key file (ed25519); public key is ssh_key + ".pub" */
 	char *known_hosts; /* optional: known_hosts file for ssh:// */
 	char *ca_file;     /* optional: CA bundle for https:// */
+	bool allow_rewind; /* accept a tip that does not descend from the applied commit */
+	bool trust_owner;  /* fetch from a local repository owned by another user */
+	unsigned long long connect_timeout_usec; /* default 10 s */
+	unsigned long long io_timeout_usec;      /* no byte from the remote for this long; default 60 s */
 	enum ap_scope scope;
 	char *state_dir;   /* absolute */
 	char *unit_dir;    /* absolute */
@@ -43,6 +62,7 @@ struct ap_config {
 	struct ap_file_rule *files;
 	size_t n_files;
 	struct ap_guard_config guard;
+	struct ap_trust_config trust;
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or
