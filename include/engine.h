@@ -14,6 +14,7 @@ struct ap_opts {
 	unsigned wait_sec;       /* --wait: how long to wait for the lock */
 	bool override_guard;     /* --override-guard: apply although a watched unit loops */
 	const char *reason;      /* --reason: recorded with an override */
+	bool allow_rewind;       /* --allow-rewind: apply a tip that rewrote the history */
 };
 
 /* Each returns an exit code. */

@@ -2,8 +2,9 @@
 # Checks the build and test dependencies. As root on Debian it installs what is missing;
 # otherwise it prints exactly which packages are missing and fails.
 set -eu
-pkgs="build-essential pkg-config libgit2-dev libsystemd-dev libyaml-dev libcmocka-dev git
-systemd util-linux python3 python3-prometheus-client valgrind"
+pkgs="build-essential pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libyaml-dev
+libcmocka-dev git systemd util-linux python3 python3-prometheus-client valgrind
+openssh-client gpgv gnupg openssh-server openssl iproute2"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -19,6 +19,7 @@
 #include "print.h"
 #include "repo.h"
 #include "state.h"
+#include "trust.h"
 #include "unitfile.h"
 #include "util.h"
 #include "watch.h"
@@ -494,13 +495,28 @@ static int execute(struct run *r, bool files_done)
 
 /* --- the verbs -------------------------------------------------------------------- */
 
+/* repo.h says which fetch failures pass by themselves and which need an operator. */
+static int fetch_exit_code(int k, bool no_fetch)
+{
+	if (k == -EHOSTUNREACH || no_fetch)
+		return AP_EXIT_TEMPFAIL;
+	if (k == -EPERM || k == -EINVAL)
+		return AP_EXIT_USAGE;
+	if (k == -EACCES || k == -EKEYREJECTED || k == -ENOENT || k == -EREMOTEIO)
+		return AP_EXIT_REMOTE;
+	return AP_EXIT_FAILED;
+}
+
 static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 {
 	const struct ap_opts *o = r->o;
 	const struct ap_remote_opts ro = { .url = r->cfg->repo_url, .branch = r->cfg->branch,
 					   .ssh_key = r->cfg->ssh_key,
 					   .known_hosts = r->cfg->known_hosts,
-					   .ca_file = r->cfg->ca_file };
+					   .ca_file = r->cfg->ca_file,
+					   .trust_owner = r->cfg->trust_owner,
+					   .connect_timeout_usec = r->cfg->connect_timeout_usec,
+					   .io_timeout_usec = r->cfg->io_timeout_usec };
 	char tip[AP_OID_HEXSZ + 1];
 	int k = o->no_fetch ? ap_repo_branch_tip(r->repo, r->cfg->branch, tip)
 			    : ap_repo_fetch(r->repo, &ro, tip);
@@ -509,7 +525,7 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 		ap_log_error(k, "--no-fetch: nothing was fetched into '%s/repo.git' yet",
 			     ap_state_path(r->st));
 	if (k < 0)
-		return k == -EHOSTUNREACH || o->no_fetch ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+		return fetch_exit_code(k, o->no_fetch);
 	if (!o->commit) {
 		memcpy(ret, tip, sizeof(tip));
 		return AP_EXIT_OK;
@@ -612,6 +628,146 @@ static int validate(struct run *r)
 	return ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir);
 }
 
+/* --- trusting the source (trust.h) ---------------------------------------------------
+ * Everything about "may these commits be applied at all" is in this block: check_source()
+ * runs once the target is known and before anything is planned, for apply and dry-run
+ * alike, and returns an exit code. A refusal changes nothing but the source metrics. */
+
+struct source_walk {
+	struct ap_trust *trust;
+	bool dry_run;
+	FILE *out;                  /* where a dry run lists every verdict */
+	char bad[AP_OID_HEXSZ + 1]; /* the first commit that failed */
+};
+
+static int source_commit(void *userdata, const struct ap_repo_commit *rc)
+{
+	struct source_walk *w = userdata;
+	const struct ap_trust_commit c = { .id = rc->id, .author = rc->author, .time = rc->time,
+					   .signature = rc->signature,
+					   .signature_len = rc->signature_len,
+					   .payload = rc->signed_data, .payload_len = rc->signed_len };
+	struct ap_trust_verdict v;
+	struct ap_buf b = { 0 };
+	int k = ap_trust_verify(w->trust, &c, &v);
+
+	if (k >= 0)
+		k = ap_trust_format_verdict(&c, &v, &b);
+	if (k >= 0 && w->dry_run)
+		fprintf(w->out, "source: %s", b.data);
+	if (k >= 0 && v.status != AP_TRUST_GOOD && !*w->bad) {
+		memcpy(w->bad, rc->id, sizeof(w->bad));
+		if (!w->dry_run)
+			ap_log_error(-EPERM, "refusing: commit %.*s; nothing was changed",
+				     (int)b.len - 1, b.data);
+	}
+	ap_buf_free(&b);
+	return k < 0 ? k : *w->bad && !w->dry_run;
+}
+
+static void source_report(struct run *r, const char *applied, const char *target,
+			  const char *refused, const char *commit)
+{
+	char host[256] = "unknown";
+	_cleanup_free_ char *path = ap_trust_metrics_path(r->cfg->guard.metrics_file,
+							  r->cfg->state_dir);
+	const struct ap_source_report rep = { .host = host, .applied = applied, .target = target,
+					      .refused = refused, .commit = commit };
+
+	if (r->o->dry_run || !path) /* a dry run writes nothing */
+		return;
+	(void)gethostname(host, sizeof(host) - 1);
+	(void)ap_trust_write_metrics(path, &rep);
+}
+
+/* A rewritten history is applied only when the operator said so, with a reason. */
+static int allow_rewind(struct run *r, const char *applied, const char *target)
+{
+	_cleanup_free_ char *line = NULL;
+
+	if (!r->o->allow_rewind && !r->cfg->allow_rewind) {
+		ap_log_error(-EPERM, "refusing %.12s: it does not descend from the applied commit "
+			     "%.12s: history was rewritten (force-push or rewind); nothing was "
+			     "changed. To apply it anyway: autopull apply --allow-rewind --reason "
+			     "TEXT (or repo.allow_rewind: true)", target, applied);
+		return AP_EXIT_INVALID;
+	}
+	ap_log_warning("history was rewritten: %.12s does not descend from the applied commit "
+		       "%.12s; applying it (%s)", target, applied,
+		       r->o->allow_rewind ? r->o->reason : "repo.allow_rewind: true");
+	if (!r->o->allow_rewind || r->o->dry_run)
+		return AP_EXIT_OK;
+	line = ap_strdupf("%llu %s allow-rewind from %s: %s\n", ap_now_realtime_usec(), target,
+			  applied, r->o->reason);
+	return line && ap_state_append_text(r->st, "overrides", line) >= 0 ? AP_EXIT_OK
+									  : AP_EXIT_FAILED;
+}
+
+/* Which exit code a failed walk gets: a verifier that is not installed or a key file that
+ * cannot be read is configuration; a verifier that hangs may pass. */
+static int verify_exit_code(int k)
+{
+	if (k == -ENOENT || k == -EACCES || k == -EINVAL)
+		return AP_EXIT_USAGE;
+	return k == -ETIMEDOUT ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+}
+
+static int check_signatures(struct run *r, const struct ap_trust_range *range, const char *target,
+			    char ret_bad[AP_OID_HEXSZ + 1])
+{
+	const struct ap_trust_config *t = &r->cfg->trust;
+	/* stdout stays one JSON document with --json */
+	struct source_walk w = { .dry_run = r->o->dry_run, .out = r->o->json ? stderr : stdout };
+	int k;
+
+	if (range->from && range->from == t->since &&
+	    ap_repo_is_ancestor(r->repo, t->since, target) != 1) {
+		ap_log_error(-EINVAL, "trust.since %.12s is not an ancestor of %.12s on branch '%s'",
+			     t->since, target, r->cfg->branch);
+		return AP_EXIT_USAGE;
+	}
+	if ((k = ap_trust_open(t, r->cfg->state_dir, &w.trust)) < 0)
+		return AP_EXIT_USAGE;
+	k = ap_repo_walk(r->repo, range->from, target, range->first_parent, source_commit, &w);
+	if (k >= 0 && !r->o->dry_run)
+		(void)ap_trust_save(w.trust); /* the good ones stay good, whatever came after */
+	ap_trust_free(w.trust);
+	if (k < 0)
+		return verify_exit_code(k);
+	memcpy(ret_bad, w.bad, sizeof(w.bad));
+	return *w.bad ? AP_EXIT_INVALID : AP_EXIT_OK;
+}
+
+static int check_source(struct run *r, const char *applied, const char *target)
+{
+	char from[AP_OID_HEXSZ + 1] = "", bad[AP_OID_HEXSZ + 1] = "";
+	int fwd = 1, back = 0, code = AP_EXIT_OK;
+	struct ap_trust_range range;
+	enum ap_source_move m;
+
+	/* --from plans between two commits of the infra repo's own CI: its range is checked,
+	 * but it has no applied commit to have rewritten. */
+	if (r->o->from && ap_repo_resolve(r->repo, r->o->from, from) < 0)
+		return AP_EXIT_USAGE;
+	if (*from)
+		applied = from;
+	if (*applied && strcmp(applied, target) != 0 &&
+	    ((fwd = ap_repo_is_ancestor(r->repo, applied, target)) < 0 ||
+	     (back = ap_repo_is_ancestor(r->repo, target, applied)) < 0))
+		return AP_EXIT_FAILED;
+	m = ap_trust_classify(applied, target, fwd > 0, back > 0, r->o->commit != NULL);
+	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(r, applied, target)) != AP_EXIT_OK) {
+		source_report(r, applied, target, "history-rewritten", target);
+		return code;
+	}
+	ap_trust_range(&r->cfg->trust, m, applied, &range);
+	if (range.check)
+		code = check_signatures(r, &range, target, bad);
+	if (code == AP_EXIT_OK || *bad)
+		source_report(r, applied, target, *bad ? "signature" : NULL, *bad ? bad : target);
+	return code;
+}
+
 /* --- the guard ----------------------------------------------------------------------- */
 
 /* A commit whose apply was rolled back is skipped until the branch moves on or --commit
@@ -675,6 +831,8 @@ static int apply_locked(struct run *r, struct journal *j)
 	if ((k < 0 && k != -ENOENT) || read_journal(r, j) < 0)
 		return AP_EXIT_FAILED;
 	if ((code = find_target(r, target)) != AP_EXIT_OK)
+		return code;
+	if ((code = check_source(r, applied, target)) != AP_EXIT_OK)
 		return code;
 	if (!j->present && !r->o->commit && !r->o->from && skip_bad(r, target, applied))
 		return AP_EXIT_OK;
