@@ -29,13 +29,15 @@ static inline void ap_repo_freep(struct ap_repo **r) { if (*r) ap_repo_free(*r);
  * refs/remotes/origin/<branch>. Downloads only when they differ. On success writes the
  * remote tip to ret_tip and returns 1 when objects were fetched, 0 when nothing moved.
  * Errors are logged once with what to fix:
- *   -EHOSTUNREACH  worth retrying: unreachable, timed out, reset, HTTP 5xx/408/429
+ *   -EHOSTUNREACH  worth retrying: unreachable, timed out, reset, HTTP 5xx/408/429, a
+ *                  local path that is not there
  *   -EPERM         a local repository of another user (repo.trust_owner), or a private
  *                  key readable by others
  *   -EINVAL        bad URL or branch name, unreadable CA file or ssh key
  *   -EACCES        authentication failed
  *   -EKEYREJECTED  the ssh host key or the TLS certificate does not verify
- *   -ENOENT        no repository at the URL, or no such branch
+ *   -ENOENT        no repository at the URL (a local directory without one, HTTP 404),
+ *                  or no such branch
  *   -EREMOTEIO     the server refused the request otherwise (HTTP 4xx) */
 int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_tip[AP_OID_HEXSZ + 1]);
 

@@ -720,6 +720,7 @@ static int check_signatures(struct run *r, const struct ap_trust_range *range, c
 	struct source_walk w = { .dry_run = r->o->dry_run, .out = r->o->json ? stderr : stdout };
 	int k;
 
+	/* ap_trust_range() hands out trust.since itself on a first run */
 	if (range->from && range->from == t->since &&
 	    ap_repo_is_ancestor(r->repo, t->since, target) != 1) {
 		ap_log_error(-EINVAL, "trust.since %.12s is not an ancestor of %.12s on branch '%s'",

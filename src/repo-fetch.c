@@ -243,9 +243,11 @@ static int check_owner(const struct fetch_ctx *f)
 		return 0;
 	if (!dotgit)
 		return -ENOMEM;
+	/* A path that is not there (yet) may be a file system not mounted yet: worth a retry.
+	 * One that is there but holds no repository is not (fetch_failed). */
 	if (stat(path, &st) < 0)
-		return ap_log_error(-ENOENT, "failed to fetch '%s': no repository at '%s' (%m); "
-				    "check repo.url", f->url, path);
+		return ap_log_error(-EHOSTUNREACH, "failed to fetch '%s': '%s' is not there (%m); "
+				    "will retry (check repo.url if it stays so)", f->url, path);
 	if (st.st_uid == me && !(stat(dotgit, &st) == 0 && st.st_uid != me))
 		return 0;
 	if (f->o->trust_owner)
@@ -454,7 +456,8 @@ static int http_status(const char *msg)
 }
 
 /* A timeout, a refused or reset connection, a name that does not resolve right now, a
- * 5xx, 408 or 429 may pass: -EHOSTUNREACH (try again later). What needs an operator gets
+ * 5xx, 408 or 429 may pass: -EHOSTUNREACH (try again later), and so may a local path that
+ * is not there (check_owner). What needs an operator gets
  * one line naming what to fix: -EACCES (credentials), -EKEYREJECTED (host key or TLS
  * certificate), -ENOENT (no repository there), -EREMOTEIO (another HTTP answer). */
 static int fetch_failed(const struct fetch_ctx *f, int gerr)

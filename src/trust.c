@@ -161,7 +161,9 @@ void ap_trust_judge_gpgv(int exit_status, const char *output, struct ap_trust_ve
 	if (exit_status != 0 || !good || !valid)
 		return verdict(ret, AP_TRUST_BAD_SIGNATURE, "gpgv did not confirm the signature "
 			       "(exit %d)", exit_status);
-	copy_line(uid, sizeof(uid), good + strcspn(good, " \n") + 1, strlen(good));
+	s = good + strcspn(good, " \n"); /* "<keyid> <user id>" */
+	if (*s == ' ')
+		copy_line(uid, sizeof(uid), s + 1, strlen(s + 1));
 	fpr_end = strrchr(valid, ' ');
 	snprintf(ret->signer, sizeof(ret->signer), "%.80s %.40s", uid,
 		 fpr_end && fpr_end < valid + strcspn(valid, "\n") ? fpr_end + 1 : valid);

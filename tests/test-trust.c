@@ -346,6 +346,10 @@ static const struct gpgv_case gpgv_cases[] = {
 	  "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG 1 Bob\n[GNUPG:] VALIDSIG " FPR "\n"
 	  "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG 2 Eve\n[GNUPG:] VALIDSIG " FPR "\n",
 	  AP_TRUST_BAD_SIGNATURE, "more than one OpenPGP signature" },
+	{ "good without a user id", 0,
+	  "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG 4E6A7441AEEF56B0\n[GNUPG:] VALIDSIG " FPR " 2026-11-30 "
+	  "1796026648 0 4 0 22 8 00 " FPR "\n",
+	  AP_TRUST_GOOD, "OpenPGP signature by  " FPR },
 	{ "good words, bad exit", 2,
 	  "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG 1 Bob\n[GNUPG:] VALIDSIG " FPR "\n",
 	  AP_TRUST_BAD_SIGNATURE, "gpgv did not confirm the signature (exit 2)" },

@@ -224,11 +224,14 @@ t_foreign_owner() {
 }
 
 t_fetch_errors() {
-	start "fetch failures: missing branch, no repository, black hole" || return
+	start "fetch failures: missing branch, no repository, a missing path, black hole" || return
 	sed -i 's|^  branch: main$|  branch: nope|' "$AP_CFG"
 	refused nobranch 5 "has no branch 'nope'; check repo.branch"
-	fx_config "file://$AP_HOME/no-such-repo"
-	refused norepo 5 "no repository at"
+	ap_as_user mkdir -p "$AP_HOME/not-a-repo"
+	fx_config "file://$AP_HOME/not-a-repo"
+	refused norepo 5 "no repository there"
+	fx_config "file://$AP_HOME/not-there"
+	refused notthere 75 "is not there"
 	ap_as_user mkdir -p "$AP_HOME/srv/empty"
 	fx_config "$AP_HTTP_URL/empty/nothing.git"
 	refused http404 5 "no repository there"
