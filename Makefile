@@ -34,7 +34,8 @@ $(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get insta
 endif
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(DLOPEN_PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# mbedTLS's crypto library (digest.c) is the one libgit2 already loads; it has no .pc file.
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lmbedcrypto
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
 # test tables initialise char * fields from literals
 TEST_CFLAGS := -Wno-write-strings
@@ -69,7 +70,8 @@ ALL_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
 TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
 test-config_MODS  := config
-test-repo_MODS    := repo
+test-repo_MODS    := repo repo-fetch digest
+test-trust_MODS   := trust digest fsutil spawn
 test-plan_MODS    := plan unitfile print journal
 test-fsutil_MODS  := fsutil spawn
 test-bus_MODS     := bus

@@ -42,6 +42,21 @@ struct ap_guard_config {
 	unsigned long long push_timeout_usec;
 };
 
+/* trust: which commits may be applied (trust.c decides; this is only the shape). */
+enum ap_trust_require {
+	AP_TRUST_EVERY_COMMIT, /* every commit in applied..tip, through all parents (default) */
+	AP_TRUST_FIRST_PARENT, /* the first-parent chain only: a signed merge vouches for its branch */
+	AP_TRUST_TIP,          /* the tip alone */
+};
+
+struct ap_trust_config {
+	bool enabled;               /* a trust: mapping is present */
+	char *ssh_allowed_signers;  /* OpenSSH allowed_signers file, or NULL */
+	char *openpgp_keyring;      /* binary OpenPGP keyring for gpgv, or NULL */
+	enum ap_trust_require require;
+	char *since;                /* first run: verify since..tip (a full commit id), or NULL: the tip */
+};
+
 struct ap_config {
 	char *path;        /* file it was loaded from */
 	char *repo_url;
@@ -49,6 +64,10 @@ struct ap_config {
 	char *ssh_key;     /* optional: private key file (ed25519); public key is ssh_key + ".pub" */
 	char *known_hosts; /* optional: known_hosts file for ssh:// */
 	char *ca_file;     /* optional: CA bundle for https:// */
+	bool allow_rewind; /* accept a tip that does not descend from the applied commit */
+	bool trust_owner;  /* fetch from a local repository owned by another user */
+	unsigned long long connect_timeout_usec; /* default 10 s */
+	unsigned long long io_timeout_usec;      /* no byte from the remote for this long; default 60 s */
 	enum ap_scope scope;
 	char *state_dir;   /* absolute */
 	char *unit_dir;    /* absolute */
@@ -60,6 +79,7 @@ struct ap_config {
 	bool drift_revert;   /* drift: revert — put drifted managed files back on each apply tick */
 	struct ap_hooks hooks;
 	size_t other_host_rules; /* files: rules for other hosts (dropped) */
+	struct ap_trust_config trust;
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or

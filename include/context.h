@@ -21,6 +21,7 @@ struct ap_opts {
 	const char *reason;      /* --reason: recorded with an override or a pin */
 	unsigned lines;          /* log -n */
 	bool pin;                /* the apply pins its target (pin, apply --commit) */
+	bool allow_rewind;       /* --allow-rewind: apply a tip that rewrote the history */
 };
 
 struct ap_ctx {

@@ -5,6 +5,8 @@ enum {
 	AP_EXIT_FAILED = 1,    /* an action failed; the applied commit is unchanged */
 	AP_EXIT_USAGE = 2,     /* bad command line or configuration */
 	AP_EXIT_GUARD = 3,     /* refused: a watched unit is looping */
-	AP_EXIT_INVALID = 4,   /* validation of the new files failed; host unchanged */
+	AP_EXIT_INVALID = 4,   /* validation failed or the source was refused; host unchanged */
+	AP_EXIT_REMOTE = 5,    /* the remote refused us or did not verify (auth, host key, TLS,
+				* no such repository or branch): fix the remote or the config */
 	AP_EXIT_TEMPFAIL = 75, /* try again later: remote unreachable, lock held */
 };

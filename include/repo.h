@@ -15,6 +15,9 @@ struct ap_remote_opts {
 	const char *ssh_key;     /* private key path or NULL (public key: ssh_key + ".pub") */
 	const char *known_hosts; /* known_hosts path or NULL ($HOME/.ssh/known_hosts) */
 	const char *ca_file;     /* CA bundle or NULL; with mbedTLS it replaces the default trust set */
+	bool trust_owner;        /* a local repository may belong to another user */
+	unsigned long long connect_timeout_usec; /* 0: none */
+	unsigned long long io_timeout_usec;      /* 0: none (not applied inside ssh sessions) */
 };
 
 /* Opens the bare mirror at dir, creating it (mode 0700) when missing. Pins libgit2's
@@ -26,8 +29,17 @@ static inline void ap_repo_freep(struct ap_repo **r) { if (*r) ap_repo_free(*r);
 /* Connects, lists the remote and compares refs/heads/<branch> with the mirror's
  * refs/remotes/origin/<branch>. Downloads only when they differ. On success writes the
  * remote tip to ret_tip and returns 1 when objects were fetched, 0 when nothing moved.
- * Errors are logged; unreachable remote/auth failure → -EHOSTUNREACH (try again later),
- * branch missing on the remote → -ENOENT. */
+ * Errors are logged once with what to fix:
+ *   -EHOSTUNREACH  worth retrying: unreachable, timed out, reset, HTTP 5xx/408/429, a
+ *                  local path that is not there
+ *   -EPERM         a local repository of another user (repo.trust_owner), or a private
+ *                  key readable by others
+ *   -EINVAL        bad URL or branch name, unreadable CA file or ssh key
+ *   -EACCES        authentication failed
+ *   -EKEYREJECTED  the ssh host key or the TLS certificate does not verify
+ *   -ENOENT        no repository at the URL (a local directory without one, HTTP 404),
+ *                  or no such branch
+ *   -EREMOTEIO     the server refused the request otherwise (HTTP 4xx) */
 int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_tip[AP_OID_HEXSZ + 1]);
 
 /* Tip of refs/remotes/origin/<branch> in the mirror; -ENOENT if never fetched. */
@@ -39,6 +51,26 @@ int ap_repo_resolve(struct ap_repo *r, const char *rev, char ret[AP_OID_HEXSZ + 
 
 /* 1 if ancestor is commit or one of its ancestors, 0 if not, <0 on error. */
 int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *commit);
+
+/* One commit of a walk, for the trust checks (trust.h): plain data, valid during the call. */
+struct ap_repo_commit {
+	char id[AP_OID_HEXSZ + 1];
+	const char *author;      /* "Name <email>" */
+	long long time;          /* committer time, seconds since the epoch */
+	unsigned parents;
+	const char *signature;   /* the gpgsig header's value, or NULL when unsigned */
+	size_t signature_len;
+	const char *signed_data; /* the commit as signed (without the signature); NULL if unsigned */
+	size_t signed_len;
+};
+
+/* fn returns <0 (an error, logged by fn), 0 (go on) or >0 (stop; the walk returns it). */
+typedef int (*ap_repo_commit_fn)(void *userdata, const struct ap_repo_commit *c);
+
+/* Calls fn for every commit reachable from to and not from from, oldest first (parents
+ * before children), through all parents, or along first parents only. from NULL: to alone. */
+int ap_repo_walk(struct ap_repo *r, const char *from, const char *to, bool first_parent,
+		 ap_repo_commit_fn fn, void *userdata);
 
 /* Changes between the trees of commits from (NULL or "" = empty tree) and to, found by a
  * walk that skips subtrees with equal ids, so cost grows with the changed subtrees only.

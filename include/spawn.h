@@ -21,6 +21,11 @@ void ap_spawn_result_clear(struct ap_spawn_result *r);
 int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeout_usec,
 		 struct ap_spawn_result *ret);
 
+/* The same, with stdin read from the file input (NULL: /dev/null): for verifiers that take
+ * the data to check on stdin (ssh-keygen -Y verify). */
+int ap_spawn_run_input(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		       const char *input, struct ap_spawn_result *ret);
+
 /* Expands a validate: template: every "%s" in an argument becomes path, "%%" becomes "%".
  * Returns a new argv (NULL-terminated). */
 int ap_spawn_expand_argv(char *const tmpl[], const char *path, char ***ret);

@@ -2,9 +2,10 @@
 # Checks the build and test dependencies. As root on Debian it installs what is missing;
 # otherwise it prints exactly which packages are missing and fails.
 set -eu
-pkgs="build-essential pkg-config libgit2-dev libsystemd-dev libyaml-dev libcmocka-dev git
-systemd util-linux python3 python3-prometheus-client valgrind libcurl4-openssl-dev
-victoria-metrics openssl python3-yaml"
+pkgs="build-essential pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libyaml-dev
+libcmocka-dev git systemd util-linux python3 python3-prometheus-client valgrind
+libcurl4-openssl-dev victoria-metrics openssl python3-yaml openssh-client gpgv gnupg
+openssh-server iproute2"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -242,6 +242,12 @@ static bool ref_ok(const char *s)
 	return !strstr(s, "..") && !strstr(s, "//") && !strstr(s, "/.") && !strstr(s, "@{");
 }
 
+/* A full commit id: an abbreviation could become ambiguous as the history grows. */
+static bool commit_id_ok(const char *s)
+{
+	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
+}
+
 static bool abs_file_ok(const char *s)
 {
 	return ap_path_is_normalized_absolute(s) && !ap_endswith(s, "/");
@@ -450,6 +456,40 @@ static int p_uint(struct ctx *c, yaml_node_t *n, const struct field *f, void *ba
 	return 0;
 }
 
+/* Only the words YAML 1.2 reads as booleans, lower case: "yes" or "on" would be a guess. */
+static int p_bool(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
+		return fail(c, n, "%s: '%s' is not true or false", f->key, shown(n, buf));
+	*FIELD(base, f, bool) = s[0] == 't';
+	return 0;
+}
+
+static int p_require(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	static const char *const words[] = { [AP_TRUST_EVERY_COMMIT] = "every-commit",
+					     [AP_TRUST_FIRST_PARENT] = "first-parent",
+					     [AP_TRUST_TIP] = "tip" };
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ELEMENTSOF(words); i++)
+		if (strcmp(s, words[i]) == 0) {
+			*FIELD(base, f, enum ap_trust_require) = (enum ap_trust_require)i;
+			return 0;
+		}
+	return fail(c, n, "require: '%s' is not every-commit, first-parent or tip", shown(n, buf));
+}
+
 static int p_duration(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
 {
 	char buf[SHOWN_MAX];
@@ -461,21 +501,6 @@ static int p_duration(struct ctx *c, yaml_node_t *n, const struct field *f, void
 	if (ap_parse_duration(s, FIELD(base, f, unsigned long long)) < 0)
 		return fail(c, n, "%s: '%s' is not a duration (such as 500ms, 10s, 5m, 2h, 1d)",
 			    f->key, shown(n, buf));
-	return 0;
-}
-
-/* YAML 1.2 core booleans only: "yes"/"on" are strings there, and a typo must not read as
- * false. */
-static int p_bool(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
-{
-	const char *v = (const char *)n->data.scalar.value;
-
-	if (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0)
-		*FIELD(base, f, bool) = true;
-	else if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "FALSE") == 0)
-		*FIELD(base, f, bool) = false;
-	else
-		return fail(c, n, "%s: must be true or false, not '%.32s'", f->key, v);
 	return 0;
 }
 
@@ -601,6 +626,20 @@ static int p_guard(struct ctx *c, yaml_node_t *n, const struct field *f, void *b
 	return 0;
 }
 
+/* A trust: mapping without a key source could only ever refuse. */
+static int p_trust(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	struct ap_trust_config *t = FIELD(base, f, struct ap_trust_config);
+	int r = walk_mapping(c, n, f->sub, t);
+
+	if (r < 0)
+		return r;
+	if (!t->ssh_allowed_signers && !t->openpgp_keyring)
+		return fail(c, n, "trust: needs ssh_allowed_signers or openpgp_keyring (or both)");
+	t->enabled = true;
+	return 0;
+}
+
 /* dest must name a directory exactly when src does, or files would land at odd places. */
 static int rule_check(struct ctx *c, yaml_node_t *m, const struct ap_file_rule *rule)
 {
@@ -676,6 +715,25 @@ static const struct field repo_fields[] = {
 	STR("known_hosts", struct ap_config, known_hosts, 0, abs_file_ok,
 	    "is not an absolute file path"),
 	STR("ca_file", struct ap_config, ca_file, 0, abs_file_ok, "is not an absolute file path"),
+	{ .key = "allow_rewind", .type = YAML_SCALAR_NODE, .parse = p_bool,
+	  .offset = offsetof(struct ap_config, allow_rewind) },
+	{ .key = "trust_owner", .type = YAML_SCALAR_NODE, .parse = p_bool,
+	  .offset = offsetof(struct ap_config, trust_owner) },
+	{ .key = "connect_timeout", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_config, connect_timeout_usec) },
+	{ .key = "io_timeout", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_config, io_timeout_usec) },
+};
+
+static const struct field trust_fields[] = {
+	STR("ssh_allowed_signers", struct ap_trust_config, ssh_allowed_signers, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("openpgp_keyring", struct ap_trust_config, openpgp_keyring, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	{ .key = "require", .type = YAML_SCALAR_NODE, .parse = p_require,
+	  .offset = offsetof(struct ap_trust_config, require) },
+	STR("since", struct ap_trust_config, since, 0, commit_id_ok,
+	    "is not a full commit id (40 lower-case hex digits)"),
 };
 
 static const struct field rule_fields[] = {
@@ -740,6 +798,7 @@ static const struct field guard_fields[] = {
 static const struct schema repo_schema = { "repo", repo_fields, ELEMENTSOF(repo_fields) };
 static const struct schema rule_schema = { "file rule", rule_fields, ELEMENTSOF(rule_fields) };
 static const struct schema guard_schema = { "guard", guard_fields, ELEMENTSOF(guard_fields) };
+static const struct schema trust_schema = { "trust", trust_fields, ELEMENTSOF(trust_fields) };
 
 static const struct field top_fields[] = {
 	{ .key = "repo", .type = YAML_MAPPING_NODE, .parse = p_map, .offset = 0,
@@ -764,6 +823,8 @@ static const struct field top_fields[] = {
 	  .offset = offsetof(struct ap_config, drift_revert) },
 	{ .key = "hooks", .type = YAML_MAPPING_NODE, .parse = p_map,
 	  .offset = offsetof(struct ap_config, hooks), .sub = &hooks_schema },
+	{ .key = "trust", .type = YAML_MAPPING_NODE, .parse = p_trust,
+	  .offset = offsetof(struct ap_config, trust), .sub = &trust_schema },
 };
 
 static const struct schema top_schema = {
@@ -772,7 +833,8 @@ static const struct schema top_schema = {
 
 /* Duplicate keys are tracked in a bit mask, one bit per field. */
 _Static_assert(ELEMENTSOF(top_fields) <= 32 && ELEMENTSOF(repo_fields) <= 32 &&
-		       ELEMENTSOF(rule_fields) <= 32 && ELEMENTSOF(guard_fields) <= 32,
+		       ELEMENTSOF(rule_fields) <= 32 && ELEMENTSOF(guard_fields) <= 32 &&
+		       ELEMENTSOF(trust_fields) <= 32,
 	       "a schema table has more fields than the duplicate mask has bits");
 
 static const struct field *field_find(const struct schema *s, const yaml_node_t *k)
@@ -1123,6 +1185,8 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || !(cfg->path = strdup(path)))
 		return -ENOMEM;
+	cfg->connect_timeout_usec = 10ULL * 1000000;
+	cfg->io_timeout_usec = 60ULL * 1000000;
 	cfg->guard = (struct ap_guard_config){ .max_restarts = 3,
 					       .window_usec = 5ULL * 60 * 1000000,
 					       .settle_usec = 10ULL * 1000000,
@@ -1194,5 +1258,8 @@ void ap_config_free(struct ap_config *c)
 	free(c->guard.push_token_file);
 	free(c->guard.push_basic_auth_file);
 	free(c->guard.push_ca_file);
+	free(c->trust.ssh_allowed_signers);
+	free(c->trust.openpgp_keyring);
+	free(c->trust.since);
 	free(c);
 }

@@ -30,6 +30,8 @@
 #include "repo.h"
 #include "spawn.h"
 #include "state.h"
+#include "trust.h"
+#include "trust.h"
 #include "unitfile.h"
 #include "util.h"
 #include "watch.h"
@@ -295,6 +297,18 @@ static bool plan_is_noop(const struct ap_plan *p)
 
 /* --- checks before the first change ------------------------------------------------------ */
 
+/* repo.h says which fetch failures pass by themselves and which need an operator. */
+static int fetch_exit_code(int k, bool no_fetch)
+{
+	if (k == -EHOSTUNREACH || no_fetch)
+		return AP_EXIT_TEMPFAIL;
+	if (k == -EPERM || k == -EINVAL)
+		return AP_EXIT_USAGE;
+	if (k == -EACCES || k == -EKEYREJECTED || k == -ENOENT || k == -EREMOTEIO)
+		return AP_EXIT_REMOTE;
+	return AP_EXIT_FAILED;
+}
+
 /* The plan, for people before it runs, or for programs as one JSON document once the result
  * is known (result NULL: a dry run). */
 static int print_plan_result(struct run *r, const char *result, const struct ap_journal *j)
@@ -553,6 +567,132 @@ static int finish_interrupted(struct run *r)
 	return rollback ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
+/* --- trusting the source (trust.h) ---------------------------------------------------
+ * Everything about "may these commits be applied at all" is in this block: check_source()
+ * runs once the target is known and before anything is planned, for apply and dry-run
+ * alike, and returns an exit code. A refusal changes nothing; it is recorded like any. */
+
+struct source_walk {
+	struct ap_trust *trust;
+	bool dry_run;
+	FILE *out;                  /* where a dry run lists every verdict */
+	char bad[AP_OID_HEXSZ + 1]; /* the first commit that failed */
+};
+
+static int source_commit(void *userdata, const struct ap_repo_commit *rc)
+{
+	struct source_walk *w = userdata;
+	const struct ap_trust_commit c = { .id = rc->id, .author = rc->author, .time = rc->time,
+					   .signature = rc->signature,
+					   .signature_len = rc->signature_len,
+					   .payload = rc->signed_data, .payload_len = rc->signed_len };
+	struct ap_trust_verdict v;
+	struct ap_buf b = { 0 };
+	int k = ap_trust_verify(w->trust, &c, &v);
+
+	if (k >= 0)
+		k = ap_trust_format_verdict(&c, &v, &b);
+	if (k >= 0 && w->dry_run)
+		fprintf(w->out, "source: %s", b.data);
+	if (k >= 0 && v.status != AP_TRUST_GOOD && !*w->bad) {
+		memcpy(w->bad, rc->id, sizeof(w->bad));
+		if (!w->dry_run)
+			ap_log_error(-EPERM, "refusing: commit %.*s; nothing was changed",
+				     (int)b.len - 1, b.data);
+	}
+	ap_buf_free(&b);
+	return k < 0 ? k : *w->bad && !w->dry_run;
+}
+
+/* A rewritten history is applied only when the operator said so, with a reason. */
+static int allow_rewind(struct run *r, const char *applied, const char *target)
+{
+	if (!r->o->allow_rewind && !r->c->cfg->allow_rewind) {
+		ap_log_error(-EPERM, "refusing %.12s: it does not descend from the applied commit "
+			     "%.12s: history was rewritten (force-push or rewind); nothing was "
+			     "changed. To apply it anyway: autopull apply --allow-rewind --reason "
+			     "TEXT (or repo.allow_rewind: true)", target, applied);
+		return AP_EXIT_INVALID;
+	}
+	ap_log_warning("history was rewritten: %.12s does not descend from the applied commit "
+		       "%.12s; applying it (%s)", target, applied,
+		       r->o->allow_rewind ? r->o->reason : "repo.allow_rewind: true");
+	if (!r->o->allow_rewind || r->o->dry_run)
+		return AP_EXIT_OK;
+	note(r, AP_EVENT_OVERRIDE, "rewind", target, r->o->reason, NULL);
+	return ap_state_add_override(r->c->st, "rewind", target, r->o->reason) >= 0 ? AP_EXIT_OK
+										    : AP_EXIT_FAILED;
+}
+
+/* Which exit code a failed walk gets: a verifier that is not installed or a key file that
+ * cannot be read is configuration; a verifier that hangs may pass. */
+static int verify_exit_code(int k)
+{
+	if (k == -ENOENT || k == -EACCES || k == -EINVAL)
+		return AP_EXIT_USAGE;
+	return k == -ETIMEDOUT ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+}
+
+static int check_signatures(struct run *r, const struct ap_trust_range *range, const char *target,
+			    char ret_bad[AP_OID_HEXSZ + 1])
+{
+	const struct ap_trust_config *t = &r->c->cfg->trust;
+	/* stdout stays one JSON document with --json */
+	struct source_walk w = { .dry_run = r->o->dry_run, .out = r->o->json ? stderr : stdout };
+	int k;
+
+	/* ap_trust_range() hands out trust.since itself on a first run */
+	if (range->from && range->from == t->since &&
+	    ap_repo_is_ancestor(r->c->repo, t->since, target) != 1) {
+		ap_log_error(-EINVAL, "trust.since %.12s is not an ancestor of %.12s on branch '%s'",
+			     t->since, target, r->c->cfg->branch);
+		return AP_EXIT_USAGE;
+	}
+	if ((k = ap_trust_open(t, r->c->cfg->state_dir, &w.trust)) < 0)
+		return AP_EXIT_USAGE;
+	k = ap_repo_walk(r->c->repo, range->from, target, range->first_parent, source_commit, &w);
+	if (k >= 0 && !r->o->dry_run)
+		(void)ap_trust_save(w.trust); /* the good ones stay good, whatever came after */
+	ap_trust_free(w.trust);
+	if (k < 0)
+		return verify_exit_code(k);
+	memcpy(ret_bad, w.bad, sizeof(w.bad));
+	return *w.bad ? AP_EXIT_INVALID : AP_EXIT_OK;
+}
+
+static int check_source(struct run *r, const char *applied, const char *target)
+{
+	char from[AP_OID_HEXSZ + 1] = "", bad[AP_OID_HEXSZ + 1] = "";
+	int fwd = 1, back = 0, code = AP_EXIT_OK;
+	struct ap_trust_range range;
+	enum ap_source_move m;
+
+	/* --from plans between two commits of the infra repo's own CI: its range is checked,
+	 * but it has no applied commit to have rewritten. */
+	if (r->o->from && ap_repo_resolve_on_branch(r->c->repo, r->c->cfg->branch, r->o->from, from) < 0)
+		return AP_EXIT_USAGE;
+	if (*from)
+		applied = from;
+	if (*applied && strcmp(applied, target) != 0 &&
+	    ((fwd = ap_repo_is_ancestor(r->c->repo, applied, target)) < 0 ||
+	     (back = ap_repo_is_ancestor(r->c->repo, target, applied)) < 0))
+		return AP_EXIT_FAILED;
+	/* a pin is a chosen commit, like --commit: going back to it is a rollback */
+	m = ap_trust_classify(applied, target, fwd > 0, back > 0,
+			      r->o->commit != NULL || r->pin.commit[0]);
+	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(r, applied, target)) != AP_EXIT_OK) {
+		if (!r->o->dry_run)
+			note(r, AP_EVENT_REFUSED, "rewind", target, "history was rewritten", NULL);
+		return code;
+	}
+	ap_trust_range(&r->c->cfg->trust, m, applied, &range);
+	if (range.check)
+		code = check_signatures(r, &range, target, bad);
+	if (*bad && !r->o->dry_run)
+		note(r, AP_EVENT_REFUSED, "untrusted", target, bad, NULL);
+	return code;
+}
+
 /* --- apply ----------------------------------------------------------------------------- */
 
 /* A manual apply of a chosen commit (and autopull pin) freezes deploys there, so that the next
@@ -580,7 +720,10 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 	const struct ap_remote_opts ro = { .url = r->c->cfg->repo_url, .branch = r->c->cfg->branch,
 					   .ssh_key = r->c->cfg->ssh_key,
 					   .known_hosts = r->c->cfg->known_hosts,
-					   .ca_file = r->c->cfg->ca_file };
+					   .ca_file = r->c->cfg->ca_file,
+					   .trust_owner = r->c->cfg->trust_owner,
+					   .connect_timeout_usec = r->c->cfg->connect_timeout_usec,
+					   .io_timeout_usec = r->c->cfg->io_timeout_usec };
 	char tip[AP_OID_HEXSZ + 1];
 	int k = o->no_fetch ? ap_repo_branch_tip(r->c->repo, r->c->cfg->branch, tip)
 			    : ap_repo_fetch(r->c->repo, &ro, tip);
@@ -589,7 +732,7 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 		ap_log_error(k, "--no-fetch: nothing was fetched into '%s/repo.git' yet",
 			     ap_state_path(r->c->st));
 	if (k < 0)
-		return k == -EHOSTUNREACH || o->no_fetch ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+		return fetch_exit_code(k, o->no_fetch);
 	memcpy(r->tip, tip, sizeof(tip));
 	if (!o->commit && r->pin.commit[0]) {
 		memcpy(ret, r->pin.commit, sizeof(r->pin.commit));
@@ -797,6 +940,10 @@ static int apply_locked(struct run *r)
 	    (code = finish_interrupted(r)) != AP_EXIT_OK)
 		return code;
 	if ((code = find_target(r, target)) != AP_EXIT_OK)
+		return code;
+	/* What the host's files are at: an unfinished apply's commit once its files are in. */
+	if ((code = check_source(r, r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES)
+					    ? r->j.to : r->applied, target)) != AP_EXIT_OK)
 		return code;
 	if (r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES) && !r->o->from)
 		return resume(r, target);

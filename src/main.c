@@ -44,6 +44,9 @@ static void help(void)
 	       "      --wait SECONDS  wait this long for another run's lock (default 0)\n"
 	       "      --override-guard --reason TEXT\n"
 	       "                      apply although a watched unit is looping (recorded)\n"
+	       "      --allow-rewind --reason TEXT\n"
+	       "                      apply a tip that does not descend from the applied commit\n"
+	       "                      (force-push, rewind; recorded)\n"
 	       "  -v, --verbose       log debug messages\n"
 	       "  -q, --quiet         log warnings and errors only\n"
 	       "  -h, --help          this help\n"
@@ -54,13 +57,20 @@ static void help(void)
 	       "the apply is rolled back (previous files restored, units restarted) and the commit\n"
 	       "is marked bad and skipped until the branch moves on. The heartbeat writes Prometheus\n"
 	       "metrics to guard.metrics (default STATE_DIR/metrics.prom).\n\n"
+	       "source: the new tip must descend from the applied commit (a rewritten history is\n"
+	       "refused, exit 4, unless --allow-rewind or repo.allow_rewind: true); with trust: in\n"
+	       "the configuration, every commit in applied..tip (require: every-commit, the\n"
+	       "default), its first-parent chain (first-parent) or the tip alone (tip) must carry\n"
+	       "a valid signature by a key in trust.ssh_allowed_signers or trust.openpgp_keyring.\n\n"
 	       "exit codes: 0 applied or nothing to do, 1 apply failed, 2 usage or configuration\n"
-	       "error, 3 refused by the guard, 4 validation failed (host unchanged), 75 try again\n"
-	       "later (remote unreachable, lock held).\n");
+	       "error, 3 refused by the guard, 4 validation failed or source refused (host\n"
+	       "unchanged), 5 the remote refused us or did not verify (authentication, host key,\n"
+	       "TLS, no such repository or branch), 75 try again later (remote unreachable or\n"
+	       "timed out, lock held).\n");
 }
 
-enum { OPT_USER = 256, OPT_DRY_RUN, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY, OPT_WAIT,
-       OPT_VERSION, OPT_OVERRIDE_GUARD, OPT_REASON };
+enum { OPT_USER = 256, OPT_DRY_RUN, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY,
+       OPT_WAIT, OPT_VERSION, OPT_OVERRIDE_GUARD, OPT_REASON, OPT_ALLOW_REWIND };
 
 static int parse_uint(const char *s, unsigned *ret)
 {
@@ -103,7 +113,8 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "override-guard", no_argument, NULL, OPT_OVERRIDE_GUARD },
-		{ "reason", required_argument, NULL, OPT_REASON }, {},
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "allow-rewind", no_argument, NULL, OPT_ALLOW_REWIND }, {},
 	};
 	int c;
 
@@ -132,12 +143,17 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		case OPT_VERSION: printf("autopull %s\n", AP_VERSION); return AP_EXIT_OK;
 		case OPT_OVERRIDE_GUARD: o->override_guard = true; break;
 		case OPT_REASON: o->reason = optarg; break;
+		case OPT_ALLOW_REWIND: o->allow_rewind = true; break;
 		default:
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
 	}
 	if (o->override_guard && (!o->reason || !*o->reason))
 		return usage_error("%s needs --reason TEXT (it is recorded)", "--override-guard");
+	if (o->allow_rewind && (!o->reason || !*o->reason))
+		return usage_error("%s needs --reason TEXT (it is recorded)", "--allow-rewind");
+	if (o->reason && strpbrk(o->reason, "\n\r"))
+		return usage_error("--reason must be one line (it is recorded as one)");
 	if (o->from && !o->dry_run)
 		return usage_error("%s can only be used with --dry-run", "--from");
 	return -1;

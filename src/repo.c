@@ -1,10 +1,11 @@
-/* The bare mirror of the infrastructure repository, and the only file that includes
- * <git2.h>. It owns libgit2's global state (init/shutdown, the pinned config search paths,
- * the CA location), fetching one branch with a no-op check, revision lookups, the
- * OID-skipping tree diff with exact rename pairing, and bounded blob reads. Every libgit2
- * error is translated here to a negative errno and logged once. It deliberately never
- * checks out a work tree, never reads a user's or the system's git config, never runs git
- * or ssh, and does not decide what a change means for the host (that is plan.c's job). */
+/* The bare mirror of the infrastructure repository; with repo-fetch.c (the network half)
+ * the only files that include <git2.h>. It owns libgit2's global state (init/shutdown,
+ * the pinned config search paths), revision lookups, the commit walk that hands signatures
+ * to the trust checks, the OID-skipping tree diff with exact rename pairing, and bounded
+ * blob reads. Every libgit2 error is translated here to a negative errno and logged once.
+ * It deliberately never checks out a work tree, never reads a user's or the system's git
+ * config, never runs git or ssh, and does not decide what a change means for the host
+ * (that is plan.c's job) or whether a signature is good (trust.c's). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 
 #include "log.h"
 #include "model.h"
+#include "repo-private.h"
 #include "repo.h"
 #include "util.h"
 
@@ -26,20 +28,16 @@
 /* Paths quoted in messages about over-long or over-deep trees are cut to this. */
 #define LOG_PATH_MAX 120
 
-struct ap_repo {
-	git_repository *git;
-};
-
 /* --- error translation ------------------------------------------------------------ */
 
-static const char *git_msg(void)
+const char *repo_git_msg(void)
 {
 	const git_error *e = git_error_last();
 
 	return e && e->message ? e->message : "unknown error";
 }
 
-static int git_errno(int gerr)
+int repo_git_errno(int gerr)
 {
 	const git_error *e = git_error_last();
 
@@ -63,7 +61,7 @@ static int git_errno(int gerr)
 	}
 }
 
-static void git_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id)
+void repo_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id)
 {
 	git_oid_tostr(ret, AP_OID_HEXSZ + 1, id);
 }
@@ -81,7 +79,7 @@ static int pin_search_paths(void)
 	for (size_t i = 0; i < ELEMENTSOF(levels); i++)
 		if (git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "") < 0)
 			return ap_log_error(-EIO, "failed to clear the git config search path: %s",
-					    git_msg());
+					    repo_git_msg());
 	return 0;
 }
 
@@ -112,8 +110,8 @@ static int open_or_create(const char *dir, git_repository **ret)
 	if (k == GIT_ENOTFOUND && dir_is_empty(dir) > 0)
 		k = git_repository_init(ret, dir, 1);
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to open repository '%s': %s", dir,
-				    git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to open repository '%s': %s", dir,
+				    repo_git_msg());
 	return 0;
 }
 
@@ -124,8 +122,10 @@ int ap_repo_open(const char *dir, struct ap_repo **ret)
 	int k;
 
 	if (git_libgit2_init() < 0)
-		return ap_log_error(-EIO, "failed to initialise libgit2: %s", git_msg());
+		return ap_log_error(-EIO, "failed to initialise libgit2: %s", repo_git_msg());
 	k = pin_search_paths();
+	if (k >= 0)
+		k = repo_net_init();
 	if (k >= 0)
 		k = open_or_create(dir, &git);
 	if (k >= 0 && !(r = calloc(1, sizeof(*r))))
@@ -149,319 +149,6 @@ void ap_repo_free(struct ap_repo *r)
 	git_libgit2_shutdown();
 }
 
-/* --- fetch: host keys --------------------------------------------------------------- */
-
-struct fetch_ctx {
-	const struct ap_remote_opts *o;
-	char *url; /* o->url without a password, for messages */
-	git_remote_callbacks cb;
-	unsigned key_attempts;
-};
-
-static bool base64_equal(const char *b64, const unsigned char *raw, size_t raw_len)
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	uint32_t acc = 0;
-	size_t n = 0;
-	int bits = 0;
-
-	for (const char *p = b64; *p && *p != '='; p++) {
-		const char *c = strchr(alphabet, *p);
-
-		if (!c)
-			return false;
-		acc = (acc << 6) | (uint32_t)(c - alphabet);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= raw_len || raw[n++] != ((acc >> bits) & 0xff))
-				return false;
-		}
-	}
-	return n == raw_len;
-}
-
-static bool host_list_has(char *hosts, const char *name)
-{
-	char *save = NULL;
-
-	for (char *p = strtok_r(hosts, ",", &save); p; p = strtok_r(NULL, ",", &save))
-		if (strcasecmp(p, name) == 0)
-			return true;
-	return false;
-}
-
-/* One known_hosts line: 1 if it lists name with this key, -1 if it revokes the key, 0
- * otherwise. Only plain names are understood. Hashed names ("|1|salt|hash", what
- * `ssh-keyscan -H` writes) would need HMAC-SHA1, wildcard and negated patterns and
- * @cert-authority lines are not supported either: such lines never match, so a host only
- * they would admit is rejected (fail closed). Write plain `ssh-keyscan` output. */
-static int known_hosts_line(char *line, const char *name, const git_cert_hostkey *hk)
-{
-	char *save = NULL, *hosts = strtok_r(line, " \t\r\n", &save), *b64;
-	bool revoked = false;
-
-	if (!hosts || hosts[0] == '#')
-		return 0;
-	if (hosts[0] == '@') {
-		if (strcmp(hosts, "@revoked") != 0)
-			return 0;
-		revoked = true;
-		hosts = strtok_r(NULL, " \t\r\n", &save);
-	}
-	if (!hosts || !strtok_r(NULL, " \t\r\n", &save) || !(b64 = strtok_r(NULL, " \t\r\n", &save)))
-		return 0;
-	if (!host_list_has(hosts, name) ||
-	    !base64_equal(b64, (const unsigned char *)hk->hostkey, hk->hostkey_len))
-		return 0;
-	return revoked ? -1 : 1;
-}
-
-/* 1 if the key is listed for name, 0 if not, -EKEYREVOKED, or -errno on read failure. */
-static int known_hosts_check(const char *path, const char *name, const git_cert_hostkey *hk)
-{
-	FILE *f = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	int found = 0, m;
-
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		m = known_hosts_line(line, name, hk);
-		if (m < 0) {
-			found = -EKEYREVOKED;
-			break;
-		}
-		if (m > 0)
-			found = 1;
-	}
-	if (found >= 0 && ferror(f))
-		found = -EIO;
-	free(line);
-	fclose(f);
-	return found;
-}
-
-/* The name OpenSSH records: "host" for port 22 (and scp-style URLs), "[host]:port" else. */
-static char *known_hosts_name(const char *url, const char *host)
-{
-	const char *a = strstr(url, "://"), *end, *at, *colon;
-
-	if (!a)
-		return strdup(host);
-	a += 3;
-	end = a + strcspn(a, "/");
-	at = memrchr(a, '@', (size_t)(end - a));
-	if (at)
-		a = at + 1;
-	if (*a == '[' && (a = memchr(a, ']', (size_t)(end - a))) == NULL)
-		return strdup(host);
-	colon = memchr(a, ':', (size_t)(end - a));
-	if (!colon || end - colon <= 1 || (end - colon == 3 && strncmp(colon, ":22", 3) == 0))
-		return strdup(host);
-	return ap_strdupf("[%s]:%.*s", host, (int)(end - colon - 1), colon + 1);
-}
-
-/* With known_hosts configured we decide alone: listed → accept, else reject. Without it,
- * GIT_PASSTHROUGH keeps libgit2's own verdict ($HOME/.ssh/known_hosts, CA bundle). */
-static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
-{
-	const git_cert_hostkey *hk = (const git_cert_hostkey *)cert;
-	struct fetch_ctx *f = payload;
-	_cleanup_free_ char *name = NULL, *msg = NULL;
-	int k;
-
-	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2 || !f->o->known_hosts)
-		return GIT_PASSTHROUGH;
-	if (!(hk->type & GIT_CERT_SSH_RAW)) {
-		git_error_set_str(GIT_ERROR_SSH, "no raw host key to check against known_hosts");
-		return GIT_ECERTIFICATE;
-	}
-	name = known_hosts_name(f->o->url, host);
-	k = name ? known_hosts_check(f->o->known_hosts, name, hk) : -ENOMEM;
-	if (k > 0)
-		return 0;
-	if (k == 0)
-		msg = ap_strdupf("host key of '%s' is not in '%s'", name, f->o->known_hosts);
-	else if (k == -EKEYREVOKED)
-		msg = ap_strdupf("host key of '%s' is revoked in '%s'", name, f->o->known_hosts);
-	else
-		msg = ap_strdupf("failed to read '%s': %s", f->o->known_hosts, strerror(-k));
-	git_error_set_str(GIT_ERROR_SSH, msg ? msg : "host key check failed");
-	return GIT_ECERTIFICATE;
-}
-
-/* --- fetch: credentials and the transfer ------------------------------------------ */
-
-/* One try per key: libgit2 asks again after each rejection until the server hangs up. */
-static int cb_credentials(git_credential **out, const char *url, const char *user_from_url,
-			  unsigned int allowed, void *payload)
-{
-	struct fetch_ctx *f = payload;
-	const char *user = user_from_url && *user_from_url ? user_from_url : "git";
-	_cleanup_free_ char *pub = NULL, *msg = NULL;
-
-	if (!f->o->ssh_key)
-		return GIT_PASSTHROUGH;
-	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
-		if (f->key_attempts++ > 0) {
-			msg = ap_strdupf("ssh key '%s' was rejected for user '%s'", f->o->ssh_key,
-					 user);
-			git_error_set_str(GIT_ERROR_SSH, msg ? msg : "ssh key was rejected");
-			return GIT_EAUTH;
-		}
-		pub = ap_strdupf("%s.pub", f->o->ssh_key);
-		if (!pub)
-			return -1;
-		return git_credential_ssh_key_new(out, user, pub, f->o->ssh_key, NULL);
-	}
-	if (allowed & GIT_CREDENTIAL_USERNAME)
-		return git_credential_username_new(out, user);
-	return GIT_PASSTHROUGH;
-}
-
-/* A copy of url with any password in it replaced, so that logs never carry a token. */
-static char *url_for_log(const char *url)
-{
-	const char *a = strstr(url, "://"), *at, *colon;
-
-	if (!a)
-		return strdup(url);
-	a += 3;
-	at = memchr(a, '@', strcspn(a, "/"));
-	colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
-	if (!colon)
-		return strdup(url);
-	return ap_strdupf("%.*s:***%s", (int)(colon - url), url, at);
-}
-
-/* Anything that goes wrong talking to the remote is worth retrying later. */
-static int fetch_failed(const struct fetch_ctx *f)
-{
-	const git_error *e = git_error_last();
-
-	if (e && e->klass == GIT_ERROR_NOMEMORY)
-		return -ENOMEM;
-	return ap_log_error(-EHOSTUNREACH, "failed to fetch '%s': %s", f->url, git_msg());
-}
-
-static int remote_tip(git_remote *remote, struct fetch_ctx *f, const char *head, git_oid *ret)
-{
-	const git_remote_head **heads;
-	size_t n;
-
-	if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &f->cb, NULL, NULL) < 0 ||
-	    git_remote_ls(&heads, &n, remote) < 0)
-		return fetch_failed(f);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(heads[i]->name, head) == 0) {
-			git_oid_cpy(ret, &heads[i]->oid); /* the array belongs to the remote */
-			return 0;
-		}
-	return ap_log_error(-ENOENT, "branch '%s' not found on '%s'", f->o->branch, f->url);
-}
-
-/* The mirror already has tip when the tracking ref points at it and the object is there. */
-static bool mirror_has(struct ap_repo *r, const char *track, const git_oid *tip)
-{
-	git_odb *odb = NULL;
-	git_oid have;
-	bool yes = false;
-
-	if (git_reference_name_to_id(&have, r->git, track) == 0 && git_oid_equal(&have, tip) &&
-	    git_repository_odb(&odb, r->git) == 0)
-		yes = git_odb_exists(odb, tip);
-	git_odb_free(odb);
-	return yes;
-}
-
-static int download(struct ap_repo *r, git_remote *remote, struct fetch_ctx *f,
-		    const char *head, const char *track, const git_oid *tip)
-{
-	git_fetch_options fo;
-	_cleanup_free_ char *spec = ap_strdupf("+%s:%s", head, track);
-	char *specs[1] = { spec };
-	git_strarray refspecs = { specs, 1 };
-	git_oid now;
-
-	if (!spec || git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION) < 0)
-		return -ENOMEM;
-	fo.callbacks = f->cb;
-	fo.prune = GIT_FETCH_NO_PRUNE;
-	fo.update_fetchhead = 0;
-	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_download(remote, &refspecs, &fo) < 0)
-		return fetch_failed(f);
-	ap_log_debug("received %u objects from '%s'", git_remote_stats(remote)->received_objects,
-		     f->url);
-	if (git_remote_update_tips(remote, &f->cb, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE,
-				   "autopull: fetch") < 0)
-		return ap_log_error(git_errno(GIT_ERROR), "failed to update '%s': %s", track,
-				    git_msg());
-	if (git_reference_name_to_id(&now, r->git, track) < 0 || !git_oid_equal(&now, tip))
-		return ap_log_error(-EIO, "'%s' did not move to the tip fetched from '%s'", track,
-				    f->url);
-	return 1;
-}
-
-/* An anonymous remote that skips url.<base>.insteadOf: the mirror's config must not
- * rewrite the configured URL. (In libgit2 1.5.1 that lookup also leaks: valgrind shows
- * one pcre2 match data block lost per config key it tries, on every fetch.) */
-static int create_remote(struct ap_repo *r, const char *url, git_remote **ret)
-{
-	git_remote_create_options opts;
-
-	if (git_remote_create_options_init(&opts, GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0)
-		return -1;
-	opts.repository = r->git;
-	opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-	return git_remote_create_with_opts(ret, url, &opts);
-}
-
-static void remote_freep(git_remote **p)
-{
-	git_remote_free(*p);
-}
-
-static void fetch_ctx_done(struct fetch_ctx *f)
-{
-	free(f->url);
-}
-
-int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_tip[AP_OID_HEXSZ + 1])
-{
-	_cleanup_free_ char *head = ap_strdupf("refs/heads/%s", o->branch);
-	_cleanup_free_ char *track = ap_strdupf("refs/remotes/origin/%s", o->branch);
-	_cleanup_(fetch_ctx_done) struct fetch_ctx f = { .o = o, .url = url_for_log(o->url) };
-	_cleanup_(remote_freep) git_remote *remote = NULL;
-	int valid = 0, k;
-	git_oid tip;
-
-	if (!head || !track || !f.url)
-		return -ENOMEM;
-	if (git_reference_name_is_valid(&valid, track) < 0 || !valid)
-		return ap_log_error(-EINVAL, "invalid branch name '%s'", o->branch);
-	/* With mbedTLS this replaces the trust set rather than adding to it. */
-	if (o->ca_file && git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, o->ca_file, NULL) < 0)
-		return ap_log_error(-EINVAL, "failed to load ca file '%s': %s", o->ca_file, git_msg());
-	if (create_remote(r, o->url, &remote) < 0)
-		return ap_log_error(-EINVAL, "invalid remote url '%s': %s", f.url, git_msg());
-	git_remote_init_callbacks(&f.cb, GIT_REMOTE_CALLBACKS_VERSION);
-	f.cb.credentials = cb_credentials;
-	f.cb.certificate_check = cb_certificate;
-	f.cb.payload = &f;
-	/* libgit2 1.5 has no connect or I/O timeout option: a silent host is bounded only by
-	 * the kernel's TCP timeouts and the service's own TimeoutStartSec=. */
-	k = remote_tip(remote, &f, head, &tip);
-	if (k >= 0)
-		k = mirror_has(r, track, &tip) ? 0 : download(r, remote, &f, head, track, &tip);
-	if (k >= 0)
-		git_oid_hex(ret_tip, &tip);
-	return k;
-}
-
 /* --- revisions ------------------------------------------------------------------------ */
 
 int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HEXSZ + 1])
@@ -476,8 +163,8 @@ int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HE
 	if (k == GIT_ENOTFOUND)
 		return -ENOENT;
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to read '%s': %s", track, git_msg());
-	git_oid_hex(ret, &id);
+		return ap_log_error(repo_git_errno(k), "failed to read '%s': %s", track, repo_git_msg());
+	repo_oid_hex(ret, &id);
 	return 0;
 }
 
@@ -493,7 +180,7 @@ static int lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret)
 	if (k == GIT_ENOTFOUND || k == GIT_EAMBIGUOUS || k == GIT_EINVALIDSPEC || k == GIT_EPEEL)
 		return ap_log_error(-ENOENT, "'%s' does not name a commit", rev);
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to resolve '%s': %s", rev, git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to resolve '%s': %s", rev, repo_git_msg());
 	*ret = (git_commit *)peeled;
 	return 0;
 }
@@ -506,7 +193,7 @@ int ap_repo_resolve(struct ap_repo *r, const char *rev, char ret[AP_OID_HEXSZ + 
 	k = lookup_commit(r, rev, &c);
 	if (k < 0)
 		return k;
-	git_oid_hex(ret, git_commit_id(c));
+	repo_oid_hex(ret, git_commit_id(c));
 	git_commit_free(c);
 	return 0;
 }
@@ -524,11 +211,103 @@ int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *com
 	}
 	k = git_graph_descendant_of(r->git, git_commit_id(c), git_commit_id(a));
 	if (k < 0)
-		k = ap_log_error(git_errno(k), "failed to compare '%s' with '%s': %s", ancestor,
-				 commit, git_msg());
+		k = ap_log_error(repo_git_errno(k), "failed to compare '%s' with '%s': %s", ancestor,
+				 commit, repo_git_msg());
 cleanup:
 	git_commit_free(a);
 	git_commit_free(c);
+	return k;
+}
+
+/* --- the commit walk ------------------------------------------------------------------- */
+
+static int visit_commit(struct ap_repo *r, const git_oid *id, ap_repo_commit_fn fn,
+			void *userdata)
+{
+	git_buf sig = { 0 }, data = { 0 };
+	git_commit *c = NULL;
+	const git_signature *a;
+	_cleanup_free_ char *author = NULL;
+	struct ap_repo_commit rc = { 0 };
+	bool is_signed = false;
+	int k;
+
+	repo_oid_hex(rc.id, id);
+	k = git_commit_lookup(&c, r->git, id);
+	if (k >= 0) {
+		/* The buffers may be set even when there is no signature: the code decides. */
+		k = git_commit_extract_signature(&sig, &data, r->git, (git_oid *)id, NULL);
+		is_signed = k == 0;
+		k = k == GIT_ENOTFOUND ? 0 : k;
+	}
+	if (k < 0) {
+		k = ap_log_error(repo_git_errno(k), "failed to read commit %s: %s", rc.id,
+				 repo_git_msg());
+		goto cleanup;
+	}
+	a = git_commit_author(c);
+	if (!(author = ap_strdupf("%s <%s>", a->name, a->email))) {
+		k = -ENOMEM;
+		goto cleanup;
+	}
+	rc.author = author;
+	rc.time = (long long)git_commit_time(c);
+	rc.parents = git_commit_parentcount(c);
+	if (is_signed) {
+		rc.signature = sig.ptr;
+		rc.signature_len = sig.size;
+		rc.signed_data = data.ptr;
+		rc.signed_len = data.size;
+	}
+	k = fn(userdata, &rc);
+cleanup:
+	git_buf_dispose(&sig);
+	git_buf_dispose(&data);
+	git_commit_free(c);
+	return k;
+}
+
+static int walk_range(struct ap_repo *r, git_revwalk *w, const git_oid *from, const git_oid *to,
+		      bool first_parent, ap_repo_commit_fn fn, void *userdata)
+{
+	char a[AP_OID_HEXSZ + 1], b[AP_OID_HEXSZ + 1];
+	git_oid id;
+	int k;
+
+	if ((k = git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE)) >= 0 &&
+	    (k = git_revwalk_push(w, to)) >= 0 && (k = git_revwalk_hide(w, from)) >= 0 &&
+	    first_parent)
+		k = git_revwalk_simplify_first_parent(w);
+	while (k >= 0 && (k = git_revwalk_next(&id, w)) == 0)
+		if ((k = visit_commit(r, &id, fn, userdata)) != 0)
+			return k; /* fn's verdict, or an error already logged */
+	if (k == GIT_ITEROVER)
+		return 0;
+	repo_oid_hex(a, from);
+	repo_oid_hex(b, to);
+	return ap_log_error(repo_git_errno(k), "failed to walk the commits %.12s..%.12s: %s", a, b,
+			    repo_git_msg());
+}
+
+int ap_repo_walk(struct ap_repo *r, const char *from, const char *to, bool first_parent,
+		 ap_repo_commit_fn fn, void *userdata)
+{
+	git_commit *a = NULL, *b = NULL;
+	git_revwalk *w = NULL;
+	int k;
+
+	if ((k = lookup_commit(r, to, &b)) < 0 || (from && (k = lookup_commit(r, from, &a)) < 0))
+		goto cleanup;
+	if (!from)
+		k = visit_commit(r, git_commit_id(b), fn, userdata);
+	else if ((k = git_revwalk_new(&w, r->git)) < 0)
+		k = ap_log_error(repo_git_errno(k), "failed to walk commits: %s", repo_git_msg());
+	else
+		k = walk_range(r, w, git_commit_id(a), git_commit_id(b), first_parent, fn, userdata);
+cleanup:
+	git_revwalk_free(w);
+	git_commit_free(a);
+	git_commit_free(b);
 	return k;
 }
 
@@ -554,7 +333,7 @@ static int log_len(const struct walk *w)
 static void side_from_entry(uint32_t *mode, char oid[AP_OID_HEXSZ + 1], const git_tree_entry *e)
 {
 	*mode = (uint32_t)git_tree_entry_filemode(e);
-	git_oid_hex(oid, git_tree_entry_id(e));
+	repo_oid_hex(oid, git_tree_entry_id(e));
 }
 
 static int emit(struct walk *w, enum ap_change_kind kind, const git_tree_entry *old,
@@ -605,8 +384,8 @@ static int lookup_tree(struct walk *w, const git_tree_entry *e, git_tree **ret)
 	int k = git_tree_lookup(ret, w->git, git_tree_entry_id(e));
 
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to read tree '%.*s' in %s: %s",
-				    (int)w->len, w->path, w->subject, git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to read tree '%.*s' in %s: %s",
+				    (int)w->len, w->path, w->subject, repo_git_msg());
 	return 0;
 }
 
@@ -832,8 +611,8 @@ static int commit_tree(struct ap_repo *r, const char *rev, git_tree **ret)
 	k = git_commit_tree(ret, c);
 	git_commit_free(c);
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to read the tree of '%s': %s", rev,
-				    git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to read the tree of '%s': %s", rev,
+				    repo_git_msg());
 	return 0;
 }
 
@@ -892,7 +671,7 @@ static int blob_size(struct ap_repo *r, const git_oid *id, const char *hex, size
 	if (k == GIT_ENOTFOUND)
 		return ap_log_error(-ENOENT, "blob '%s' not found", hex);
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to read blob '%s': %s", hex, git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to read blob '%s': %s", hex, repo_git_msg());
 	if (type != GIT_OBJECT_BLOB)
 		return ap_log_error(-EINVAL, "object '%s' is not a blob", hex);
 	return 0;
@@ -926,7 +705,7 @@ int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret
 		goto cleanup;
 	}
 	if ((k = git_blob_lookup(&blob, r->git, &id)) < 0) {
-		k = ap_log_error(git_errno(k), "failed to read blob '%s': %s", oid, git_msg());
+		k = ap_log_error(repo_git_errno(k), "failed to read blob '%s': %s", oid, repo_git_msg());
 		goto cleanup;
 	}
 	size = (size_t)git_blob_rawsize(blob);
@@ -1030,8 +809,8 @@ int ap_repo_count_commits(struct ap_repo *r, const char *from, const char *to, s
 		n++;
 	git_revwalk_free(w);
 	if (k < 0 && k != GIT_ITEROVER)
-		return ap_log_error(git_errno(k), "failed to count the commits up to %.12s: %s", to,
-				    git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to count the commits up to %.12s: %s", to,
+				    repo_git_msg());
 	*ret = n;
 	return 0;
 }
@@ -1059,7 +838,7 @@ int ap_repo_blob_id(const void *data, size_t len, char ret[AP_OID_HEXSZ + 1])
 	int k = git_odb_hash(&oid, data, len, GIT_OBJECT_BLOB);
 
 	if (k < 0)
-		return ap_log_error(git_errno(k), "failed to hash: %s", git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to hash: %s", repo_git_msg());
 	git_oid_tostr(ret, AP_OID_HEXSZ + 1, &oid);
 	return 0;
 }
@@ -1077,6 +856,6 @@ int ap_repo_text_diff(const char *old, size_t old_len, const char *old_label, co
 		k = -ENOMEM;
 	git_buf_dispose(&b);
 	git_patch_free(p);
-	return k == -ENOMEM ? k : k < 0 ? ap_log_error(git_errno(k), "failed to diff '%s': %s",
-						        new_label, git_msg()) : 0;
+	return k == -ENOMEM ? k : k < 0 ? ap_log_error(repo_git_errno(k), "failed to diff '%s': %s",
+						        new_label, repo_git_msg()) : 0;
 }

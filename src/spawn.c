@@ -1,6 +1,7 @@
 /* Runs one external command (a validator) with posix_spawn and collects its output: argv
- * only, a fixed PATH, a clean environment, stdin from /dev/null, stdout and stderr in one
- * bounded buffer, its own process group so that a timeout kills everything it started.
+ * only, a fixed PATH, a clean environment, stdin from /dev/null (or a given file), stdout
+ * and stderr in one bounded buffer, its own process group so that a timeout kills
+ * everything it started.
  *
  * Deliberately not here: a shell or any word splitting (the config gives an argv), the
  * caller's PATH, retries, and logging (the caller knows which validator for which file and
@@ -76,7 +77,7 @@ static int resolve_command(const char *name, char **ret)
 
 /* dup2 before the open of /dev/null: if our stdin was closed, the pipe may have been given
  * fd 0, and opening /dev/null there first would close it before it is duplicated. */
-static int setup_file_actions(posix_spawn_file_actions_t *fa, int wfd)
+static int setup_file_actions(posix_spawn_file_actions_t *fa, int wfd, const char *input)
 {
 	int r;
 
@@ -84,7 +85,8 @@ static int setup_file_actions(posix_spawn_file_actions_t *fa, int wfd)
 	if (r == 0)
 		r = posix_spawn_file_actions_adddup2(fa, wfd, STDERR_FILENO);
 	if (r == 0)
-		r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+		r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, input ? input : "/dev/null",
+						     O_RDONLY | O_NOFOLLOW, 0);
 	return -r;
 }
 
@@ -179,7 +181,7 @@ static int wait_child(pid_t pid, int *ret_status)
 
 /* Starts path with the pipe's write end as stdout/stderr. */
 static int start_child(const char *path, char *const argv[], char *const env[], int wfd,
-		       pid_t *ret_pid)
+		       const char *input, pid_t *ret_pid)
 {
 	char *const default_env[] = { default_path_env, default_lang_env, NULL };
 	posix_spawn_file_actions_t fa;
@@ -192,7 +194,7 @@ static int start_child(const char *path, char *const argv[], char *const env[], 
 	r = -posix_spawnattr_init(&attr);
 	if (r < 0)
 		goto cleanup_fa;
-	r = setup_file_actions(&fa, wfd);
+	r = setup_file_actions(&fa, wfd, input);
 	if (r >= 0)
 		r = setup_attr(&attr);
 	if (r >= 0)
@@ -221,6 +223,12 @@ static int collect_child(pid_t pid, int rfd, unsigned long long timeout_usec,
 int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeout_usec,
 		 struct ap_spawn_result *ret)
 {
+	return ap_spawn_run_input(argv, env, timeout_usec, NULL, ret);
+}
+
+int ap_spawn_run_input(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		       const char *input, struct ap_spawn_result *ret)
+{
 	struct ap_spawn_result res = { 0 };
 	struct ap_buf out = { 0 };
 	_cleanup_free_ char *path = NULL;
@@ -234,7 +242,7 @@ int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeo
 		return r;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	r = start_child(path, argv, env, p[1], &pid);
+	r = start_child(path, argv, env, p[1], input, &pid);
 	(void)close(p[1]); /* our copy must go, or we never see EOF */
 	if (r >= 0)
 		r = collect_child(pid, p[0], timeout_usec, &res, &out);

@@ -163,6 +163,10 @@ static void test_full(void **state)
 				      "  ssh_key: /etc/autopull/deploy_ed25519\n"
 				      "  known_hosts: /etc/autopull/known_hosts\n"
 				      "  ca_file: /etc/autopull/ca.crt\n"
+				      "  allow_rewind: true\n"
+				      "  trust_owner: false\n"
+				      "  connect_timeout: 3s\n"
+				      "  io_timeout: 2m\n"
 				      "scope: system\n"
 				      "state_dir: /srv/state/\n"
 				      "unit_dir: /etc/systemd/system\n"
@@ -188,7 +192,12 @@ static void test_full(void **state)
 				      "  push: https://vm.example.org:8428/api/v1/import/prometheus\n"
 				      "  push_token_file: /etc/autopull/push-token\n"
 				      "  push_ca_file: /etc/autopull/vm-ca.crt\n"
-				      "  push_timeout: 2s\n",
+				      "  push_timeout: 2s\n"
+				      "trust:\n"
+				      "  ssh_allowed_signers: /etc/autopull/allowed_signers\n"
+				      "  openpgp_keyring: /etc/autopull/trusted.gpg\n"
+				      "  require: first-parent\n"
+				      "  since: 0123456789abcdef0123456789abcdef01234567\n",
 				      false);
 
 	assert_string_equal(c->repo_url, "https://git.example.org/infra.git");
@@ -225,6 +234,15 @@ static void test_full(void **state)
 	assert_null(c->guard.push_basic_auth_file);
 	assert_string_equal(c->guard.push_ca_file, "/etc/autopull/vm-ca.crt");
 	assert_int_equal(c->guard.push_timeout_usec, 2ULL * 1000000);
+	assert_true(c->allow_rewind);
+	assert_false(c->trust_owner);
+	assert_int_equal(c->connect_timeout_usec, 3ULL * 1000000);
+	assert_int_equal(c->io_timeout_usec, 120ULL * 1000000);
+	assert_true(c->trust.enabled);
+	assert_string_equal(c->trust.ssh_allowed_signers, "/etc/autopull/allowed_signers");
+	assert_string_equal(c->trust.openpgp_keyring, "/etc/autopull/trusted.gpg");
+	assert_int_equal(c->trust.require, AP_TRUST_FIRST_PARENT);
+	assert_string_equal(c->trust.since, "0123456789abcdef0123456789abcdef01234567");
 	ap_config_free(c);
 }
 
@@ -249,6 +267,28 @@ static void test_defaults_system(void **state)
 	assert_int_equal(c->guard.settle_usec, 10ULL * 1000000);
 	assert_null(c->guard.push_url);
 	assert_int_equal(c->guard.push_timeout_usec, 5ULL * 1000000);
+	assert_false(c->allow_rewind);
+	assert_false(c->trust_owner);
+	assert_int_equal(c->connect_timeout_usec, 10ULL * 1000000);
+	assert_int_equal(c->io_timeout_usec, 60ULL * 1000000);
+	assert_false(c->trust.enabled);
+	assert_null(c->trust.ssh_allowed_signers);
+	ap_config_free(c);
+}
+
+/* trust: with one key source; require defaults to every-commit. */
+static void test_trust_defaults(void **state)
+{
+	struct ap_config *c = load_ok(REPO "trust:\n  openpgp_keyring: /etc/k.gpg\n", false);
+
+	assert_true(c->trust.enabled);
+	assert_null(c->trust.ssh_allowed_signers);
+	assert_string_equal(c->trust.openpgp_keyring, "/etc/k.gpg");
+	assert_int_equal(c->trust.require, AP_TRUST_EVERY_COMMIT);
+	assert_null(c->trust.since);
+	ap_config_free(c);
+	c = load_ok(REPO "trust: {ssh_allowed_signers: /etc/s, require: tip}\n", false);
+	assert_int_equal(c->trust.require, AP_TRUST_TIP);
 	ap_config_free(c);
 }
 
@@ -549,6 +589,23 @@ static struct bad bad_configs[] = {
 	  "push_timeout must be more than 0 and at most 60s" },
 	{ "push timeout long", REPO "guard: {push: http://vm, push_timeout: 2m}\n", 3, 8,
 	  "push_timeout must be more than 0" },
+	{ "bool word", REPO "  allow_rewind: yes\n", 3, 17, "allow_rewind: 'yes' is not true or false" },
+	{ "bool capital", REPO "  trust_owner: True\n", 3, 16, "is not true or false" },
+	{ "timeout word", REPO "  connect_timeout: soon\n", 3, 20, "is not a duration" },
+	{ "trust without keys", REPO "trust:\n  require: tip\n", 4, 3,
+	  "trust: needs ssh_allowed_signers or openpgp_keyring" },
+	{ "trust empty", REPO "trust: {}\n", 3, 8, "trust: needs ssh_allowed_signers" },
+	{ "trust relative file", REPO "trust: {ssh_allowed_signers: signers}\n", 3, 30,
+	  "is not an absolute file path" },
+	{ "trust bad require", REPO "trust: {openpgp_keyring: /k, require: all}\n", 3, 39,
+	  "require: 'all' is not every-commit, first-parent or tip" },
+	{ "trust short since", REPO "trust: {openpgp_keyring: /k, since: abc123}\n", 3, 37,
+	  "is not a full commit id" },
+	{ "trust upper since", REPO "trust: {openpgp_keyring: /k, since: "
+	  "0123456789ABCDEF0123456789abcdef01234567}\n", 3, 37, "is not a full commit id" },
+	{ "trust unknown key", REPO "trust: {openpgp_keyring: /k, keys: x}\n", 3, 30,
+	  "unknown key 'keys' in trust" },
+	{ "trust list", REPO "trust: [a]\n", 3, 8, "trust: expected a mapping, found a list" },
 };
 
 static void test_bad_config(void **state)
@@ -685,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_defaults_system),
+		cmocka_unit_test(test_trust_defaults),
 		cmocka_unit_test(test_defaults_user),
 		cmocka_unit_test(test_force_user),
 		cmocka_unit_test(test_user_without_home),

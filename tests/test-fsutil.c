@@ -587,6 +587,25 @@ static void test_spawn_captures_output(void **state)
 	ap_spawn_result_clear(&r);
 }
 
+/* The input variant feeds a file to stdin; a missing file is an error, not an empty stdin. */
+static void test_spawn_input(void **state)
+{
+	char *in[] = { (char *)"sh", (char *)"-c", (char *)"cat; echo done", NULL };
+	char path[] = "/tmp/test-spawn-input-XXXXXX";
+	struct ap_spawn_result r = { 0 };
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "signed bytes\n", 13), 13);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(ap_spawn_run_input(in, NULL, 10 * SEC, path, &r), 0);
+	assert_int_equal(r.exit_status, 0);
+	assert_string_equal(r.output, "signed bytes\ndone\n");
+	ap_spawn_result_clear(&r);
+	assert_int_equal(unlink(path), 0);
+	assert_true(ap_spawn_run_input(in, NULL, 10 * SEC, path, &r) < 0);
+}
+
 static void test_spawn_timeout_kills_group(void **state)
 {
 	char *slp[] = { (char *)"sleep", (char *)"10", NULL };
@@ -747,6 +766,7 @@ int main(void)
 		T(test_read_file),
 		cmocka_unit_test(test_spawn_exit_codes),
 		cmocka_unit_test(test_spawn_captures_output),
+		cmocka_unit_test(test_spawn_input),
 		cmocka_unit_test(test_spawn_timeout_kills_group),
 		cmocka_unit_test(test_spawn_output_capped),
 		cmocka_unit_test(test_spawn_not_found),

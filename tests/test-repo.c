@@ -12,6 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -721,8 +726,10 @@ static void test_fetch_errors(void **state)
 	opts.branch = "a..b";
 	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EINVAL);
 	opts.branch = "main";
-	opts.url = "file:///nonexistent/repo.git";
+	opts.url = "file:///nonexistent/repo.git"; /* not mounted yet? */
 	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH);
+	opts.url = tmp; /* a directory, but no repository */
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -ENOENT);
 	opts.url = "http://127.0.0.1:1/x.git";
 	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH);
 	opts.url = "ssh://git@127.0.0.1:1/x.git";
@@ -759,6 +766,317 @@ static void test_fetch_error_hides_password(void **state)
 	assert_non_null(strstr(text, "failed to fetch 'http://user:***@127.0.0.1:1/x.git'"));
 }
 
+
+/* --- fetch: who owns it, what a failure means, how long it may take -------------------------- */
+
+/* A local repository of another user gets our own message and -EPERM, not libgit2's
+ * "config value 'safe.directory' was not found"; repo.trust_owner lets it through. */
+static void test_fetch_foreign_owner(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("foreign"), *m = tmp_path("foreign-m.git");
+	_cleanup_free_ char *url = file_url("foreign");
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	const char *chown_argv[] = { "chown", "-R", "65534:65534", o, NULL };
+	char tip[AP_OID_HEXSZ + 1] = "", one[AP_OID_HEXSZ + 1];
+	struct ap_repo *r;
+
+	if (geteuid() != 0)
+		skip(); /* only root can hand a repository to another user; CI runs as root */
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "f", NULL);
+	commit(o, "one", one);
+	assert_int_equal(run(chown_argv, NULL, NULL, 0), 0);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EPERM);
+	assert_string_equal(tip, "");
+	opts.trust_owner = true;
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, one);
+	opts.trust_owner = false; /* and libgit2's own check is back on */
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EPERM);
+	ap_repo_free(r);
+}
+
+/* A private key that others may read is refused before any connection, like ssh does. */
+static void test_fetch_ssh_key_mode(void **state)
+{
+	_cleanup_free_ char *m = tmp_path("key-m.git"), *key = tmp_path("loose_key");
+	struct ap_remote_opts opts = { .url = "ssh://git@127.0.0.1:1/x.git", .branch = "main",
+				       .ssh_key = key };
+	char tip[AP_OID_HEXSZ + 1] = "";
+	struct ap_repo *r;
+
+	put(tmp, "loose_key", "not really a key");
+	assert_int_equal(chmod(key, 0644), 0);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EPERM);
+	assert_int_equal(chmod(key, 0640), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EPERM);
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EHOSTUNREACH); /* port 1 refuses */
+	opts.ssh_key = "/nonexistent/key";
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -ENOENT);
+	ap_repo_free(r);
+}
+
+/* A loopback listener that answers every request with one fixed HTTP status. */
+struct http_stub {
+	int fd, port, status;
+	pthread_t thread;
+};
+
+static void *http_stub_main(void *userdata)
+{
+	struct http_stub *h = userdata;
+	char req[8192], resp[256];
+	int conn;
+
+	while ((conn = accept4(h->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		size_t len = 0;
+		ssize_t n;
+
+		while (len < sizeof(req) - 1 && (n = read(conn, req + len, sizeof(req) - 1 - len)) > 0) {
+			len += (size_t)n;
+			req[len] = '\0';
+			if (strstr(req, "\r\n\r\n"))
+				break;
+		}
+		snprintf(resp, sizeof(resp), "HTTP/1.1 %d Stub\r\nContent-Length: 0\r\n"
+			 "Connection: close\r\n\r\n", h->status);
+		if (write(conn, resp, strlen(resp)) < 0)
+			break;
+		close(conn);
+	}
+	return NULL;
+}
+
+static int listen_loopback(int backlog, int *ret_port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	*ret_port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void test_fetch_http_status(void **state)
+{
+	static const struct {
+		int status, want;
+	} cases[] = {
+		{ 401, -EACCES }, { 403, -EACCES }, { 404, -ENOENT }, { 410, -ENOENT },
+		{ 400, -EREMOTEIO }, { 500, -EHOSTUNREACH }, { 502, -EHOSTUNREACH },
+		{ 503, -EHOSTUNREACH }, { 429, -EHOSTUNREACH }, { 408, -EHOSTUNREACH },
+	};
+	_cleanup_free_ char *m = tmp_path("http-m.git");
+	struct http_stub h = { 0 };
+	char tip[AP_OID_HEXSZ + 1] = "";
+	struct ap_repo *r;
+
+	h.fd = listen_loopback(16, &h.port);
+	assert_int_equal(pthread_create(&h.thread, NULL, http_stub_main, &h), 0);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		_cleanup_free_ char *url = ap_strdupf("http://127.0.0.1:%d/x.git", h.port);
+		struct ap_remote_opts opts = { .url = url, .branch = "main",
+					       .connect_timeout_usec = 10000000,
+					       .io_timeout_usec = 10000000 };
+		int k;
+
+		h.status = cases[i].status;
+		k = ap_repo_fetch(r, &opts, tip);
+		if (k != cases[i].want)
+			fail_msg("HTTP %d: got %d, want %d", cases[i].status, k, cases[i].want);
+	}
+	ap_repo_free(r);
+	shutdown(h.fd, SHUT_RDWR);
+	close(h.fd);
+	assert_int_equal(pthread_join(h.thread, NULL), 0);
+}
+
+/* Runs a fetch of url with stderr captured into text; returns its result. */
+static int fetch_logged(const char *url, unsigned long long timeout_usec, char *text, size_t size)
+{
+	_cleanup_free_ char *m = tmp_path("to-m.git"), *log = tmp_path("to.log");
+	struct ap_remote_opts opts = { .url = url, .branch = "main",
+				       .connect_timeout_usec = timeout_usec,
+				       .io_timeout_usec = timeout_usec };
+	int saved = dup(2), fd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), k;
+	char tip[AP_OID_HEXSZ + 1];
+	struct ap_repo *r;
+	ssize_t n;
+
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_true(saved >= 0 && fd >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	k = ap_repo_fetch(r, &opts, tip);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ap_repo_free(r);
+	n = pread(fd, text, size - 1, 0);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	return k;
+}
+
+/* A remote that drops SYNs (a listener whose accept queue is full) is given up on after
+ * repo.connect_timeout, as something to retry. Without our stream it took ~2 minutes. */
+static void test_fetch_connect_timeout(void **state)
+{
+	int port, lfd = listen_loopback(0, &port), clients[8], n = 0, k;
+	_cleanup_free_ char *url = ap_strdupf("http://127.0.0.1:%d/x.git", port);
+	char text[4096];
+
+	/* Fill the accept queue until a connect no longer completes. */
+	for (; n < 8; n++) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		struct pollfd p = { .events = POLLOUT };
+
+		clients[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		assert_true(clients[n] >= 0);
+		(void)connect(clients[n], (struct sockaddr *)&a, sizeof(a));
+		p.fd = clients[n];
+		if (poll(&p, 1, 300) == 0) {
+			n++;
+			break;
+		}
+	}
+	k = fetch_logged(url, 500000, text, sizeof(text));
+	for (int i = 0; i < n; i++)
+		close(clients[i]);
+	close(lfd);
+	assert_int_equal(k, -EHOSTUNREACH);
+	if (!strstr(text, "timed out after 0.5 s (repo.connect_timeout)"))
+		fail_msg("no connect timeout in: %s", text);
+}
+
+/* A remote that takes the connection and never answers is given up on after
+ * repo.io_timeout (the kernel completes the handshake; nobody accepts or replies). */
+static void test_fetch_io_timeout(void **state)
+{
+	int port, lfd = listen_loopback(4, &port), k;
+	_cleanup_free_ char *url = ap_strdupf("http://127.0.0.1:%d/x.git", port);
+	char text[4096];
+
+	k = fetch_logged(url, 500000, text, sizeof(text));
+	close(lfd);
+	assert_int_equal(k, -EHOSTUNREACH);
+	if (!strstr(text, "timed out: nothing moved for 0.5 s (repo.io_timeout)"))
+		fail_msg("no I/O timeout in: %s", text);
+}
+
+/* --- the commit walk ------------------------------------------------------------------------ */
+
+struct seen {
+	char ids[16][AP_OID_HEXSZ + 1];
+	bool signed_[16];
+	size_t n, stop_at;
+};
+
+static int on_commit(void *userdata, const struct ap_repo_commit *rc)
+{
+	struct seen *s = userdata;
+
+	assert_true(s->n < 16);
+	memcpy(s->ids[s->n], rc->id, sizeof(rc->id));
+	s->signed_[s->n] = rc->signature != NULL;
+	assert_string_equal(rc->author, "t <t@example.org>");
+	assert_true(rc->time > 0);
+	if (rc->signature) {
+		if (!ap_startswith(rc->signature, "-----BEGIN SSH SIGNATURE-----"))
+			fail_msg("signature of %s: %.60s", rc->id, rc->signature);
+		assert_int_equal(strlen(rc->signature), rc->signature_len);
+		assert_true(ap_startswith(rc->signed_data, "tree "));
+		assert_null(strstr(rc->signed_data, "gpgsig"));
+		assert_null(memmem(rc->signed_data, rc->signed_len, "SSH SIGNATURE", 13));
+	} else {
+		assert_null(rc->signed_data);
+	}
+	return ++s->n == s->stop_at ? 7 : 0;
+}
+
+static size_t index_of(const struct seen *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], id) == 0)
+			return i;
+	fail_msg("%s was not visited", id);
+	return 0;
+}
+
+/* c1 (signed) - c2 - m (signed merge of side: s1) - c3 */
+static void test_walk(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("wo"), *m = tmp_path("wm.git"), *url = file_url("wo");
+	_cleanup_free_ char *key = tmp_path("wkey"), *signing = NULL;
+	const char *keygen[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key, NULL };
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[41], c2[41], s1[41], mg[41], c3[41], tip[41];
+	struct seen s = { 0 };
+	struct ap_repo *r;
+
+	assert_int_equal(run(keygen, NULL, NULL, 0), 0);
+	signing = ap_strdupf("user.signingkey=%s", key);
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "a", "1");
+	git(o, "add", "-A", NULL);
+	git(o, "-c", "gpg.format=ssh", "-c", signing, "commit", "-q", "-S", "-m", "c1", NULL);
+	git_out(o, c1, sizeof(c1), "rev-parse", "HEAD", NULL);
+	put(o, "a", "2");
+	commit(o, "c2", c2);
+	git(o, "checkout", "-q", "-b", "side", c1, NULL);
+	put(o, "b", "1");
+	commit(o, "s1", s1);
+	git(o, "checkout", "-q", "main", NULL);
+	git(o, "-c", "gpg.format=ssh", "-c", signing, "merge", "-q", "-S", "--no-ff", "-m", "merge",
+	    "side", NULL);
+	git_out(o, mg, sizeof(mg), "rev-parse", "HEAD", NULL);
+	put(o, "a", "3");
+	commit(o, "c3", c3);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+
+	assert_int_equal(ap_repo_walk(r, c1, c3, false, on_commit, &s), 0);
+	assert_int_equal(s.n, 4); /* c2, s1, m, c3: everything the merge brought */
+	assert_true(index_of(&s, c2) < index_of(&s, mg));
+	assert_true(index_of(&s, s1) < index_of(&s, mg));
+	assert_int_equal(index_of(&s, c3), 3);
+	assert_true(s.signed_[index_of(&s, mg)]);
+	assert_false(s.signed_[index_of(&s, s1)]);
+
+	s = (struct seen){ 0 };
+	assert_int_equal(ap_repo_walk(r, c1, c3, true, on_commit, &s), 0);
+	assert_int_equal(s.n, 3); /* c2, m, c3: the side branch is the merge's business */
+	assert_string_equal(s.ids[0], c2);
+	assert_string_equal(s.ids[1], mg);
+	assert_string_equal(s.ids[2], c3);
+
+	s = (struct seen){ 0 };
+	assert_int_equal(ap_repo_walk(r, NULL, c1, false, on_commit, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.ids[0], c1);
+	assert_true(s.signed_[0]);
+
+	s = (struct seen){ .stop_at = 2 };
+	assert_int_equal(ap_repo_walk(r, c1, c3, false, on_commit, &s), 7); /* stopped */
+	assert_int_equal(s.n, 2);
+
+	s = (struct seen){ 0 };
+	assert_int_equal(ap_repo_walk(r, c3, c3, false, on_commit, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(ap_repo_walk(r, "0000000000000000000000000000000000000001", c3, false,
+				      on_commit, &s), -ENOENT);
+	ap_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -791,6 +1109,12 @@ int main(void)
 		cmocka_unit_test(test_fetch),
 		cmocka_unit_test(test_fetch_errors),
 		cmocka_unit_test(test_fetch_error_hides_password),
+		cmocka_unit_test(test_fetch_foreign_owner),
+		cmocka_unit_test(test_fetch_ssh_key_mode),
+		cmocka_unit_test(test_fetch_http_status),
+		cmocka_unit_test(test_fetch_connect_timeout),
+		cmocka_unit_test(test_fetch_io_timeout),
+		cmocka_unit_test(test_walk),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

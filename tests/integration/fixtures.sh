@@ -208,3 +208,15 @@ fx_unit_state() {
 		return 1
 	fi
 }
+
+# fx_snapshot NAME: every file under the unit dir and the destinations (path, mode, link
+# target, content hash) plus the applied commit, in $AP_TMP/NAME.snap: equal snapshots mean
+# the host was left byte-identical.
+fx_snapshot() {
+	{
+		(cd / && find "$AP_UNIT_DIR" "$FX_ETC" \( -type f -o -type l \) -printf '%p %m %l\n' 2>/dev/null |
+			sort | while read -r p m l; do echo "$p $m $l $(sha256sum <"$p" 2>/dev/null | cut -c1-16)"; done)
+		echo "applied $(cat "$AP_STATE_DIR/applied" 2>/dev/null)"
+		echo "owned $(sha256sum <"$AP_STATE_DIR/owned" 2>/dev/null | cut -c1-16)"
+	} >"$AP_TMP/$1.snap"
+}

@@ -5,15 +5,17 @@ Runs /usr/lib/git-core/git-http-backend as a CGI program for every GET and POST,
 GIT_PROJECT_ROOT=--root and GIT_HTTP_EXPORT_ALL=1. Request bodies are streamed to the CGI
 (Content-Length or chunked; Content-Encoding is passed on, git-http-backend inflates gzip
 itself); responses are streamed back (chunked unless the CGI gives a Content-Length).
-Serves only 127.0.0.1. It does not do authentication, TLS or dumb-HTTP extras.
+Serves only 127.0.0.1. With --tls-cert/--tls-key it speaks HTTPS (for a test CA's
+certificate). It does not do authentication or dumb-HTTP extras.
 
-Usage: githttp.py --root DIR --port PORT [--ready-file FILE]
+Usage: githttp.py --root DIR --port PORT [--ready-file FILE] [--tls-cert PEM --tls-key PEM]
 Exit status 98 if the port cannot be bound.
 """
 
 import argparse
 import http.server
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -176,6 +178,8 @@ def main():
     ap.add_argument("--root", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--ready-file")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
 
     try:
@@ -184,6 +188,10 @@ def main():
         sys.stderr.write("githttp: cannot listen on 127.0.0.1:%d: %s\n" % (args.port, e))
         return 98
     srv.daemon_threads = True
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.root = os.path.abspath(args.root)
     sys.stderr.write("githttp: serving %s on 127.0.0.1:%d (pid %d)\n"
                      % (srv.root, args.port, os.getpid()))

@@ -431,10 +431,12 @@ ap_port_free() {
 	EOF
 }
 
-# ap_http_start DIR [PORT] [TAG]: serve the bare repos under DIR on 127.0.0.1:PORT (random
-# free port in 20000-29999 if not given). Sets AP_HTTP_PID, AP_HTTP_PORT, AP_HTTP_ROOT.
+# ap_http_start DIR [PORT] [TAG] [GITHTTP_ARGS...]: serve the bare repos under DIR on
+# 127.0.0.1:PORT (random free port in 20000-29999 if not given; extra arguments such as
+# --tls-cert/--tls-key go to githttp.py). Sets AP_HTTP_PID, AP_HTTP_PORT, AP_HTTP_ROOT.
 ap_http_start() {
 	local dir=$1 port=${2:-} tag=${3:-http} pid i ready log
+	local -a extra=("${@:4}")
 	log=$AP_RUN/$tag.log
 	ready=$AP_RUN/user/$tag.ready
 	install -d -m 0755 -o "$AP_UID" -g "$AP_GID" "$AP_RUN/user"
@@ -446,7 +448,7 @@ ap_http_start() {
 		rm -f "$ready"
 		(ap_cgroup_enter "$AP_HARNESS_CG" "$BASHPID"
 		 ap_user_exec "$AP_PY" "$AP_DIR/githttp.py" --root "$dir" --port "$port" \
-			--ready-file "$ready") >>"$log" 2>&1 </dev/null 9>&- &
+			--ready-file "$ready" "${extra[@]}") >>"$log" 2>&1 </dev/null 9>&- &
 		pid=$!
 		ap_track "$tag" "$pid"
 		i=0
