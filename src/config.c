@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -345,6 +346,25 @@ static int p_mode(struct ctx *c, yaml_node_t *n, const struct field *f, void *ba
 	return 0;
 }
 
+/* YAML 1.2 core schema booleans only: "yes", "on" and the like are a YAML 1.1 surprise. */
+static int p_bool(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false",
+		"False", "FALSE" };
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+		if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
+			*FIELD(base, f, bool) = strcmp(s, yes[i]) == 0;
+			return 0;
+		}
+	return fail(c, n, "%s: '%s' is not true or false", f->key, shown(n, buf));
+}
+
 static int p_uint(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
 {
 	char buf[SHOWN_MAX], *end;
@@ -442,12 +462,18 @@ static int p_map(struct ctx *c, yaml_node_t *n, const struct field *f, void *bas
 	return walk_mapping(c, n, f->sub, FIELD(base, f, void));
 }
 
-/* dest must name a directory exactly when src does, or files would land at odd places. */
+/* dest must name a directory exactly when src does, or files would land at odd places. A
+ * setuid/setgid mode must be asked for twice: a typo in a mode must not make a root shell,
+ * and the shipped service refuses such modes (RestrictSUIDSGID=) unless the rule says so. */
 static int rule_check(struct ctx *c, yaml_node_t *m, const struct ap_file_rule *rule)
 {
 	if (ap_endswith(rule->src, "/") != ap_endswith(rule->dest, "/"))
 		return fail(c, m, "file rule '%.64s': src and dest must both end in '/' (a "
 			    "directory rule) or neither", rule->src);
+	if (rule->has_mode && (rule->mode & (S_ISUID | S_ISGID)) && !rule->allow_setid)
+		return fail(c, m, "file rule '%.64s': mode %04o sets the setuid/setgid bit; add "
+			    "'allow_setid: true' to the rule if that is meant", rule->src,
+			    (unsigned)rule->mode);
 	return 0;
 }
 
@@ -507,6 +533,8 @@ static const struct field rule_fields[] = {
 	  .offset = offsetof(struct ap_file_rule, mode) },
 	STR("owner", struct ap_file_rule, owner, 0, NULL, NULL),
 	STR("group", struct ap_file_rule, group, 0, NULL, NULL),
+	{ .key = "allow_setid", .type = YAML_SCALAR_NODE, .parse = p_bool,
+	  .offset = offsetof(struct ap_file_rule, allow_setid) },
 	SEQ("validate", struct ap_file_rule, validate, p_seq, F_NONEMPTY, NULL, NULL),
 	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_ok, "is not a unit name"),
 	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_ok, "is not a unit name"),
