@@ -4,6 +4,7 @@ BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
+GENERATORDIR ?= /lib/systemd/system-generators
 SYSCONFDIR ?= /etc
 
 CC      ?= cc
@@ -73,6 +74,7 @@ test-bus_MODS     := bus
 test-state_MODS   := state fsutil
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
+test-sandbox_MODS := sandbox config
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
@@ -115,6 +117,9 @@ install: autopull
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 	for u in units/user/*; do install -d $(DESTDIR)$(USERUNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
+	# the generator is the same binary, run by PID 1 under this name (see autopull(8))
+	install -d $(DESTDIR)$(GENERATORDIR)
+	ln -sf $(BINDIR)/autopull $(DESTDIR)$(GENERATORDIR)/autopull-generator
 	install -Dm0644 config/autopull.yaml $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
 
 clean:
