@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "exitcode.h"
+#include "generator.h"
 #include "log.h"
 
 #define AP_VERSION "0.1.0"
@@ -130,12 +131,20 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 	return -1;
 }
 
+/* check-config also checks that the shipped units' sandbox lets autopull write everything. */
+static int check_config(const struct ap_opts *o)
+{
+	int code = ap_engine_check_config(o);
+
+	return code == AP_EXIT_OK ? ap_generator_check(o->config_path, o->user) : code;
+}
+
 static const struct verb {
 	const char *name;
 	int (*fn)(const struct ap_opts *o);
 } verbs[] = {
 	{ "apply", ap_engine_apply },
-	{ "check-config", ap_engine_check_config },
+	{ "check-config", check_config },
 	{ "status", ap_engine_status },
 	{ "heartbeat", ap_engine_heartbeat },
 };
@@ -147,6 +156,8 @@ int main(int argc, char **argv)
 	int code;
 
 	ap_log_init();
+	if (argc > 0 && ap_generator_invoked_as(argv[0]))
+		return ap_generator_main(argc, argv);
 	code = parse_args(argc, argv, &o);
 	if (code >= 0)
 		return code;
