@@ -19,7 +19,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR
 # Only the targets that run tests or the demo install packages (scripts/deps.sh: apt-get as
 # root on Debian, else it prints the missing packages). Plain `make` and `make install` only
 # ask pkg-config, so other distributions build with their own packages.
-DEPS_GOALS := deps check demo bench integration unit-tests asan-tests fuzz fuzz-smoke check-long
+DEPS_GOALS := deps check demo bench integration system-tests unit-tests asan-tests fuzz fuzz-smoke \
+              check-long
 ifneq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
@@ -97,7 +98,12 @@ lint:
 integration: autopull build/autopull-asan $(LIVE_TESTS:%=build/tests/%) $(LIVE_TESTS:%=build/tests-asan/%)
 	bash tests/integration/run.sh
 
-check: lint unit-tests asan-tests integration
+# A real systemd system manager: Debian 12 booted with systemd-nspawn, the build installed
+# into it (tests/system/run.sh; as root; the rootfs is built once and cached).
+system-tests: autopull
+	bash tests/system/run.sh
+
+check: lint unit-tests asan-tests integration system-tests
 
 # Installs the build and test dependencies (see DEPS_GOALS above); a no-op when present.
 deps:
@@ -125,5 +131,5 @@ install: autopull
 clean:
 	rm -rf build autopull
 
-.PHONY: all deps check unit-tests asan-tests integration lint demo bench install clean
+.PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench install clean
 -include $(wildcard build/obj/*.d build/asan/*.d)

@@ -3,7 +3,7 @@
 # otherwise it prints exactly which packages are missing and fails.
 set -eu
 pkgs="build-essential pkg-config libgit2-dev libsystemd-dev libyaml-dev libcmocka-dev git
-systemd util-linux python3 python3-prometheus-client valgrind"
+systemd util-linux python3 python3-prometheus-client valgrind systemd-container debootstrap openssl"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
