@@ -13,7 +13,7 @@
 set -euo pipefail
 
 # Bump when the customisation below changes.
-VERSION=1
+VERSION=2
 SUITE=bookworm
 # PLATFORM's list plus what the suite needs inside: sudo (visudo validates the example
 # config's sudoers rule), ca-certificates (the https transport reads /etc/ssl/certs under the
@@ -68,12 +68,16 @@ systemctl --root="$tmp/root" mask $MASK >/dev/null 2>&1
 rm -rf "$tmp/root/var/cache/apt/archives/"*.deb "$tmp/root/var/lib/apt/lists/"*
 # nspawn gives the container a transient machine id when the file is empty.
 : >"$tmp/root/etc/machine-id"
+# minbase has no /etc/hosts: "localhost" (the https test's certificate name) must resolve.
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$tmp/root/etc/hosts"
 printf '%s\n' "version $VERSION" "suite $SUITE" "packages" $PACKAGES "masked" $MASK \
 	>"$tmp/root/.autopull-rootfs"
 mv -T "$tmp/root" "$dest"
 echo "rootfs: built in $(( $(date +%s) - t0 )) s, $(du -sh "$dest" | cut -f1)" >&2
 
-# Entries of older package lists that no run has used for two days.
-find "$CACHE" -mindepth 1 -maxdepth 1 -name 'rootfs-*' ! -path "$dest" \
-	! -newermt '-2 days' -exec rm -rf {} + 2>/dev/null || true
+# Entries of other package lists or versions that no run has used for two days.
+for old in "$CACHE"/rootfs-*; do
+	[ "$old" = "$dest" ] || [ ! -d "$old" ] && continue
+	[ -n "$(find "$old/.autopull-rootfs" -newermt '-2 days' 2>/dev/null)" ] || rm -rf "$old"
+done
 echo "$dest"
