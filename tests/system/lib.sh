@@ -244,7 +244,7 @@ sx_reset() {
 	local added units
 	sys_sh find /etc/systemd/system -mindepth 1 | sort >"$AP_TMP/now.list"
 	added=$(comm -13 "$AP_TMP/pristine.list" "$AP_TMP/now.list")
-	units=$(printf '%s\n' "$added" | sed -n 's|^/etc/systemd/system/\([^/]*\.\(service\|timer\|socket\|path\)\)$|\1|p')
+	units=$(printf '%s\n' "$added" | sed -n 's#^/etc/systemd/system/\([^/]*\.\(service\|timer\|socket\|path\)\)$#\1#p')
 	for u in $units; do case $u in *@.*) units="$units ${u%@*}@*.${u##*.}" ;; esac; done
 	# shellcheck disable=SC2086
 	[ -n "$units" ] && sys_ctl stop -- $units >/dev/null 2>&1
