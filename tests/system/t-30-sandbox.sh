@@ -155,6 +155,11 @@ t_broken() {
 		quiet sys_sh sh -c 'cp /etc/autopull/autopull.yaml.example /etc/autopull/autopull.yaml &&
 			d=$(mktemp -d) && /lib/systemd/system-generators/autopull-generator "$d" &&
 			grep -q "^ReadWritePaths=-/etc/caddy$" "$d/infrastructure-auto-pull.service.d/50-autopull-sandbox.conf"'
+	sys_sh /lib/systemd/system-generators/autopull-generator >/dev/null 2>&1
+	check "without an output directory it exits 1" [ $? = 1 ]
+	check "run by a user manager it writes nothing" quiet sys_sh sh -c 'd=$(mktemp -d) &&
+		SYSTEMD_SCOPE=user /lib/systemd/system-generators/autopull-generator "$d" &&
+		[ -z "$(ls -A "$d")" ]'
 	sys_sh rm -f "$SX_CFG"
 }
 
