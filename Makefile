@@ -72,9 +72,11 @@ test-repo_MODS    := repo
 test-plan_MODS    := plan unitfile print
 test-fsutil_MODS  := fsutil spawn
 test-bus_MODS     := bus
-test-state_MODS   := state fsutil
+test-state_MODS   := state fsutil journal unitfile
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
+test-journal_MODS := journal unitfile
+test-apply_MODS   := apply journal unitfile
 test-sandbox_MODS := sandbox config
 
 define test_rule

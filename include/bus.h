@@ -21,23 +21,6 @@ int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_st
 /* Daemon-reload; returns after the manager finished reloading. */
 int ap_bus_reload(struct ap_bus *b);
 
-enum ap_job_kind {
-	AP_JOB_START,
-	AP_JOB_STOP,
-	AP_JOB_TRY_RESTART,
-	AP_JOB_RELOAD_OR_TRY_RESTART,
-	AP_JOB_RESTART, /* also starts a stopped unit: only for a rollback's units */
-};
-const char *ap_job_kind_to_string(enum ap_job_kind k);
-
-struct ap_job {
-	const char *unit;       /* borrowed */
-	enum ap_job_kind kind;
-	/* results */
-	int error;              /* 0 when the job finished "done" (or needed no job) */
-	char result[32];        /* job result ("done", "failed", …) or the D-Bus error name tail */
-};
-
 /* Enqueues all jobs (mode "replace"), then waits until every one was removed or until
  * timeout_usec passed. Fills each job's result. Returns 0 when all are "done", else the
  * first negative error; each failure is logged with its unit and result. A stop of a
@@ -47,6 +30,10 @@ int ap_bus_run_jobs(struct ap_bus *b, struct ap_job *jobs, size_t n, unsigned lo
 /* EnableUnitFiles / DisableUnitFiles (runtime=false, force=false). No reload. */
 int ap_bus_enable(struct ap_bus *b, char *const *units);
 int ap_bus_disable(struct ap_bus *b, char *const *units);
+/* DisableUnitFiles then EnableUnitFiles (systemctl reenable). No reload. */
+int ap_bus_reenable(struct ap_bus *b, char *const *units);
+/* ResetFailedUnit for each (a unit that is not loaded is fine). */
+int ap_bus_reset_failed(struct ap_bus *b, char *const *units);
 
 /* Properties of a unit (loads it on demand). */
 struct ap_unit_props {

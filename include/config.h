@@ -20,6 +20,7 @@ struct ap_file_rule {
 	char **validate; /* argv template, NULL-terminated, or NULL */
 	char **reload;   /* units, NULL-terminated, or NULL */
 	char **restart;
+	bool takeover;   /* may replace an existing file autopull did not install */
 };
 
 struct ap_guard_config {
@@ -44,6 +45,7 @@ struct ap_config {
 	struct ap_file_rule *files;
 	size_t n_files;
 	struct ap_guard_config guard;
+	bool takeover_units; /* unit files and drop-ins may replace ones autopull did not install */
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or

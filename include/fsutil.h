@@ -39,6 +39,19 @@ int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size
  * is success (returns 0); a directory or symlink is refused. */
 int ap_fs_unlink_beneath(int dirfd, const char *path);
 
+/* Removes the temp files ap_fs_write_atomic leaves behind when it is killed between creating
+ * and renaming: regular files named ".#<name>.XXXXXX" in dirfd (any name when name is NULL).
+ * Only the exact pattern is touched (an editor's ".#name" lock link has no suffix). Returns
+ * how many were removed, or -errno. */
+int ap_fs_remove_stale_temps(int dirfd, const char *name);
+
+/* Proves that files can be created in dirfd: creates and removes an empty temp file. */
+int ap_fs_probe_writable(int dirfd);
+
+/* Renames name to name + suffix in dirfd, replacing an older one: for a state file that can
+ * no longer be read, kept for inspection instead of being deleted. */
+int ap_fs_move_aside(int dirfd, const char *name, const char *suffix);
+
 /* Removes a directory tree created by autopull (temp staging dirs). Best effort. */
 int ap_fs_rm_rf(const char *abs_path);
 

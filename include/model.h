@@ -71,6 +71,7 @@ struct ap_file_op {
 	/* dest[0..root_len) is the configured directory dest is resolved beneath ("" = "/"). */
 	size_t root_len, old_root_len;
 	bool install;           /* write new content to dest */
+	bool takeover;          /* may replace a file autopull did not install (kept in adopted/) */
 	bool remove;            /* remove dest (delete) or old_dest (rename) */
 	mode_t mode;            /* permission bits to install with */
 	char *owner, *group;    /* NULL: the running user */
@@ -87,9 +88,13 @@ enum ap_unit_action_kind {
 	AP_ACTION_STOP,
 	AP_ACTION_ENABLE_START,
 	AP_ACTION_DISABLE_STOP,
-	AP_ACTION_ENABLE,       /* [Install] changed only: re-enable, no restart */
+	AP_ACTION_REENABLE,     /* [Install] changed only: disable and enable again, no restart */
 };
 const char *ap_unit_action_to_string(enum ap_unit_action_kind a);
+/* Parses an action name as printed by ap_unit_action_to_string. */
+int ap_unit_action_from_string(const char *s, enum ap_unit_action_kind *ret);
+/* Higher wins when several changes ask for different actions on one unit. */
+int ap_unit_action_rank(enum ap_unit_action_kind a);
 
 struct ap_unit_action {
 	char *unit;
@@ -113,3 +118,36 @@ struct ap_plan {
 };
 void ap_plan_free(struct ap_plan *p);
 static inline void ap_plan_freep(struct ap_plan **p) { if (*p) ap_plan_free(*p); }
+
+/* --- jobs of the service manager ----------------------------------------------------- */
+enum ap_job_kind {
+	AP_JOB_START,
+	AP_JOB_STOP,
+	AP_JOB_TRY_RESTART,
+	AP_JOB_RELOAD_OR_TRY_RESTART,
+	AP_JOB_RESTART, /* also starts a stopped unit: only for a rollback's units */
+};
+const char *ap_job_kind_to_string(enum ap_job_kind k);
+
+struct ap_job {
+	const char *unit;       /* borrowed */
+	enum ap_job_kind kind;
+	/* results */
+	int error;              /* 0 when the job finished "done" (or needed no job) */
+	char result[32];        /* job result ("done", "failed", …) or the D-Bus error name tail */
+};
+
+/* --- a host file as it was (backups, adopted originals) -------------------------------- */
+struct ap_host_file {
+	char *path;       /* absolute host path */
+	size_t root_len;  /* path[0..root_len) is the configured directory it lies beneath */
+	bool present;     /* false: the path did not exist */
+	mode_t mode;      /* permission bits (present only) */
+	uid_t uid;
+	gid_t gid;
+	bool owned;       /* autopull had installed it (listed in the inventory) */
+	char *data;       /* bytes, when loaded */
+	size_t len;
+	unsigned id;      /* the number of its copy in a backup set */
+};
+void ap_host_file_clear(struct ap_host_file *f);

@@ -48,9 +48,3 @@ bool ap_plan_is_empty(const struct ap_plan *p);
  * try-restart/reload-or-try-restart only act on running units anyway. */
 int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_kind a,
 		     const char *reason);
-/* Settles an owed restart or reload by the unit's current ActiveState: a unit that failed
- * after the unfinished apply is started (a try-restart would skip it), an inactive one is
- * left alone, a running one keeps its action. */
-int ap_plan_resolve_owed(struct ap_plan *p, const char *unit, const char *active_state);
-/* Parses an action name as printed by ap_unit_action_to_string. */
-int ap_unit_action_from_string(const char *s, enum ap_unit_action_kind *ret);

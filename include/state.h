@@ -1,14 +1,26 @@
-/* autopull's own state under state_dir: the lock, the applied commit, the journal of an
- * apply in progress, and the inventory of files autopull installed. Every write is an
- * atomic replace (fsutil). The mirror repo.git lives beside these but belongs to repo.c.
+/* autopull's own state under state_dir, one typed function pair per file. Every write is an
+ * atomic replace (fsutil); nobody else reads or writes these files. The mirror repo.git lives
+ * beside them but belongs to repo.c.
  *
- *   lock      flock()ed by every run; holds the holder's pid
- *   applied   the last commit whose actions all finished ("<sha>\n")
- *   journal   "from <sha|->\nto <sha>\n" + owed actions, while an apply is under way
- *   owned     one installed host path per line
- */
+ *   lock            flock()ed by every run; holds the holder's pid
+ *   applied         the last commit whose actions all finished
+ *   journal         the apply under way (journal.h)
+ *   owned           every host path autopull installed, one per line
+ *   backup/<sha>/   the previous state of every path the apply of <sha> touched (a file set)
+ *   adopted/        originals of host files autopull took over (a file set; never pruned)
+ *   bad             commits whose apply was rolled back: "<sha> <usec> <why>"
+ *   overrides       "<usec> <kind> <sha> <reason>" for every --override-guard (kind "guard")
+ *   restarted       the units the last apply restarted or reloaded
+ *   last-apply      "<usec> <0|1>" of the last apply
+ *   guard-tripped   why a rollback failed; applies refuse while it exists
+ *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
+ *
+ * It never touches managed host files: install.c reads and writes those, state.c stores the
+ * copies it is given. */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
+#include "journal.h"
 #include "model.h"
 
 struct ap_state;
@@ -20,49 +32,83 @@ static inline void ap_state_freep(struct ap_state **s) { if (*s) ap_state_free(*
 const char *ap_state_path(const struct ap_state *s);
 
 /* Takes the exclusive lock, waiting up to wait_sec seconds. -EAGAIN (logged with the
- * holder's pid) when it stays held. */
+ * holder's pid) when it stays held. Removes temp files a killed run left behind. */
 int ap_state_lock(struct ap_state *s, unsigned wait_sec);
+
+/* A private, empty scratch directory (state_dir/stage, 0700) for staging files to validate:
+ * whatever a killed run left there is removed first. The caller removes it when done. */
+int ap_state_scratch_dir(struct ap_state *s, char **ret);
 
 /* -ENOENT when nothing was applied yet. */
 int ap_state_read_applied(struct ap_state *s, char ret[AP_OID_HEXSZ + 1]);
 int ap_state_write_applied(struct ap_state *s, const char *oid);
 
-/* The journal of the apply under way. from may be "" (first run). */
-int ap_state_write_journal(struct ap_state *s, const char *from, const char *to,
-			   const char *actions);
-/* ret_body gets the lines after "from" and "to" (the caller's own format). */
-int ap_state_read_journal(struct ap_state *s, char ret_from[AP_OID_HEXSZ + 1],
-			  char ret_to[AP_OID_HEXSZ + 1], char **ret_body);
+/* -ENOENT when no apply is under way; -EBADMSG (logged) when it cannot be understood. */
+int ap_state_read_journal(struct ap_state *s, struct ap_journal *ret);
+int ap_state_write_journal(struct ap_state *s, const struct ap_journal *j);
 int ap_state_clear_journal(struct ap_state *s);
 
-/* The inventory of host paths autopull installed (sorted, unique). */
+/* The inventory of host paths autopull installed (sorted, unique; NULL when empty). */
 int ap_state_read_owned(struct ap_state *s, char ***ret);
 int ap_state_write_owned(struct ap_state *s, char *const *owned);
+/* The inventory's parser, pure: -EBADMSG for a line that is not a normalised absolute path. */
+int ap_state_parse_owned(const char *text, char ***ret);
 
-/* Saves the current bytes of a host file before it is replaced or removed, keyed by the
- * commit being applied, so that a later rollback can restore it. A missing file is
- * recorded as absent. */
-int ap_state_backup_file(struct ap_state *s, const char *commit, const char *host_path);
-/* The same for many paths, with one manifest write. */
-int ap_state_backup_files(struct ap_state *s, const char *commit, char *const *paths);
+/* A file set: saved host files under state_dir/<name>/ (a manifest plus one copy per present
+ * file). The first copy of a path wins: a re-run keeps the state from before the first try. */
+struct ap_fileset;
+/* name: "backup/<sha>" (ap_state_backup_name) or "adopted". -ENOENT when missing and !create. */
+int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, struct ap_fileset **ret);
+void ap_state_fileset_free(struct ap_fileset *f);
+static inline void ap_state_fileset_freep(struct ap_fileset **f) { if (*f) ap_state_fileset_free(*f); }
+size_t ap_state_fileset_count(const struct ap_fileset *f);
+/* Entries as saved, without data. */
+const struct ap_host_file *ap_state_fileset_entry(const struct ap_fileset *f, size_t i);
+const struct ap_host_file *ap_state_fileset_find(const struct ap_fileset *f, const char *path);
+/* Saves hf (its data when present) unless the set has the path already. */
+int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf);
+/* Writes the manifest if anything was added. */
+int ap_state_fileset_commit(struct ap_fileset *f);
+/* The saved bytes of an entry. */
+int ap_state_fileset_read(struct ap_fileset *f, const struct ap_host_file *e, char **ret,
+			  size_t *ret_len);
+/* "backup/<sha>" in buf. */
+const char *ap_state_backup_name(const char *commit, char buf[static 48]);
+/* Removes every backup/<sha>/ but those of keep (NULL-terminated). */
+int ap_state_backup_prune(struct ap_state *s, const char *const *keep);
+/* Fails with -ENOSPC (logged) when the state directory's file system lacks room for bytes
+ * more bytes in files more files. */
+int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files);
 
-/* Looks up the backup of host_path made for commit: 1 when it existed (data and mode
- * filled), 0 when it was absent, -ENOENT when no backup of it was made. */
-int ap_state_backup_lookup(struct ap_state *s, const char *commit, const char *host_path,
-			   char **ret_data, size_t *ret_len, mode_t *ret_mode);
+/* Commits whose apply was rolled back. find: 1 (and the reason) when listed, 0 when not. */
+int ap_state_add_bad(struct ap_state *s, const char *commit, const char *why);
+int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why);
 
-/* Small named state files of the guard (heartbeat history, bad commits, last apply…).
- * Reads return -ENOENT when missing; writes are atomic. */
-int ap_state_read_text(struct ap_state *s, const char *name, char **ret);
-int ap_state_write_text(struct ap_state *s, const char *name, const char *text);
-int ap_state_remove(struct ap_state *s, const char *name);
-/* Appends line (which ends in '\n') to a named state file, creating it. */
-int ap_state_append_text(struct ap_state *s, const char *name, const char *line);
+/* An operator's override of a refusal, with the reason given ("guard", ...). */
+int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
+			  const char *reason);
 
-/* A short-lived lock of its own for the heartbeat history, so that a heartbeat never waits
- * behind a long apply. Returns an fd to close, or -EAGAIN. */
+/* The units the last apply restarted or reloaded (NULL when none). */
+int ap_state_read_restarted(struct ap_state *s, char ***ret);
+int ap_state_write_restarted(struct ap_state *s, char *const *units);
+
+struct ap_last_apply {
+	uint64_t realtime_usec;
+	bool ok;
+};
+int ap_state_read_last_apply(struct ap_state *s, struct ap_last_apply *ret);
+int ap_state_write_last_apply(struct ap_state *s, const struct ap_last_apply *la);
+
+/* The guard stays tripped after a failed rollback. read: -ENOENT when not tripped. */
+int ap_state_read_tripped(struct ap_state *s, char **ret_why);
+int ap_state_write_tripped(struct ap_state *s, const char *why);
+int ap_state_clear_tripped(struct ap_state *s);
+
+/* The heartbeat history, under its own short lock so that a heartbeat never waits behind a
+ * long apply (lock: an fd to close, or -EAGAIN). A history too large to read is moved aside
+ * to heartbeat.old with a warning and reads as empty (-ENOENT): the guard must keep working. */
 int ap_state_lock_history(struct ap_state *s, unsigned wait_sec);
-
-/* Removes every backup/<commit>/ except keep's: a rollback only ever needs the backup of the
- * apply under way. */
-int ap_state_backup_prune(struct ap_state *s, const char *keep);
+int ap_state_read_history(struct ap_state *s, char **ret);
+int ap_state_write_history(struct ap_state *s, const char *text);
+/* Moves a history that parsed to nothing aside (heartbeat.old). */
+int ap_state_discard_history(struct ap_state *s, const char *why);

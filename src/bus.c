@@ -352,20 +352,14 @@ int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_st
 
 /* --- jobs ------------------------------------------------------------------------ */
 
-static const struct {
-	const char *name, *method;
-} job_kinds[] = {
-	[AP_JOB_START] = { "start", "StartUnit" },
-	[AP_JOB_STOP] = { "stop", "StopUnit" },
-	[AP_JOB_TRY_RESTART] = { "try-restart", "TryRestartUnit" },
-	[AP_JOB_RELOAD_OR_TRY_RESTART] = { "reload-or-try-restart", "ReloadOrTryRestartUnit" },
-	[AP_JOB_RESTART] = { "restart", "RestartUnit" },
+/* The manager's method for each job kind (names are in model.c). */
+static const char *const job_methods[] = {
+	[AP_JOB_START] = "StartUnit",
+	[AP_JOB_STOP] = "StopUnit",
+	[AP_JOB_TRY_RESTART] = "TryRestartUnit",
+	[AP_JOB_RELOAD_OR_TRY_RESTART] = "ReloadOrTryRestartUnit",
+	[AP_JOB_RESTART] = "RestartUnit",
 };
-
-const char *ap_job_kind_to_string(enum ap_job_kind k)
-{
-	return (unsigned)k < ELEMENTSOF(job_kinds) ? job_kinds[k].name : "?";
-}
 
 /* Job results as systemd's bus-wait-for-jobs.c maps them. Anything else is a result newer
  * than this table and counts as a failure, since it is not "done". */
@@ -439,10 +433,10 @@ static int enqueue(struct ap_bus *b, const struct ap_job *j, sd_bus_error *error
 	char *copy;
 	int r;
 
-	if ((unsigned)j->kind >= ELEMENTSOF(job_kinds) || !j->unit)
+	if ((unsigned)j->kind >= ELEMENTSOF(job_methods) || !j->unit)
 		return -EINVAL;
 	/* "replace": our job supersedes a conflicting queued one instead of failing. */
-	r = sd_bus_call_method(b->bus, SD_DEST, SD_PATH, SD_MANAGER, job_kinds[j->kind].method,
+	r = sd_bus_call_method(b->bus, SD_DEST, SD_PATH, SD_MANAGER, job_methods[j->kind],
 	                       error, &reply, "ss", j->unit, "replace");
 	if (r < 0)
 		return r;
@@ -665,6 +659,32 @@ int ap_bus_enable(struct ap_bus *b, char *const *units)
 int ap_bus_disable(struct ap_bus *b, char *const *units)
 {
 	return unit_files(b, false, units);
+}
+
+/* What systemctl reenable does: EnableUnitFiles alone would keep the links of the old
+ * [Install] section (a WantedBy= that changed leaves its old .wants/ link behind). */
+int ap_bus_reenable(struct ap_bus *b, char *const *units)
+{
+	int r = unit_files(b, false, units);
+
+	return r < 0 ? r : unit_files(b, true, units);
+}
+
+int ap_bus_reset_failed(struct ap_bus *b, char *const *units)
+{
+	int failed = 0;
+
+	for (size_t i = 0; units && units[i]; i++) {
+		_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+		int r = sd_bus_call_method(b->bus, SD_DEST, SD_PATH, SD_MANAGER, "ResetFailedUnit",
+		                           &error, NULL, "s", units[i]);
+
+		/* A unit that is not loaded has no failed state to forget. */
+		if (r < 0 && r != -ENOENT)
+			failed = ap_log_error(r, "failed to reset the failed state of unit '%s': %s",
+			                      units[i], error_message(&error, r));
+	}
+	return failed;
 }
 
 /* --- unit properties ------------------------------------------------------------- */

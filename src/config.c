@@ -397,6 +397,21 @@ static int p_duration(struct ctx *c, yaml_node_t *n, const struct field *f, void
 	return 0;
 }
 
+/* YAML 1.2 core booleans only: "yes"/"on" are strings there, and a typo must not read as
+ * false. */
+static int p_bool(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	const char *v = (const char *)n->data.scalar.value;
+
+	if (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0)
+		*FIELD(base, f, bool) = true;
+	else if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "FALSE") == 0)
+		*FIELD(base, f, bool) = false;
+	else
+		return fail(c, n, "%s: must be true or false, not '%.32s'", f->key, v);
+	return 0;
+}
+
 /* A list of checked strings. An explicit [] is stored as an empty vector, not NULL, so that
  * it stays distinct from "not set" (which gets the default). */
 static int p_seq(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
@@ -538,6 +553,8 @@ static const struct field rule_fields[] = {
 	SEQ("validate", struct ap_file_rule, validate, p_seq, F_NONEMPTY, NULL, NULL),
 	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_ok, "is not a unit name"),
 	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_ok, "is not a unit name"),
+	{ .key = "takeover", .type = YAML_SCALAR_NODE, .parse = p_bool,
+	  .offset = offsetof(struct ap_file_rule, takeover) },
 };
 
 static const struct field guard_fields[] = {
@@ -574,6 +591,8 @@ static const struct field top_fields[] = {
 	  .offset = offsetof(struct ap_config, files), .sub = &rule_schema },
 	{ .key = "guard", .type = YAML_MAPPING_NODE, .parse = p_map,
 	  .offset = offsetof(struct ap_config, guard), .sub = &guard_schema },
+	{ .key = "takeover_units", .type = YAML_SCALAR_NODE, .parse = p_bool,
+	  .offset = offsetof(struct ap_config, takeover_units) },
 };
 
 static const struct schema top_schema = {

@@ -1,16 +1,24 @@
-/* The apply transaction (see engine.h). Order of effects on the host:
- *   validate (staged copies) → journal → disable removed units → install/remove files →
- *   enable new units → one daemon-reload → stop → restart/reload → start → record applied.
- * The journal names the range and the owed unit actions; a run that finds one finishes it
- * first, so a kill at any point converges on the next run. */
+/* The verbs. apply: lock → state → finish what an interrupted run left → fetch → diff → plan
+ * → guard → validate → preflight → execute (apply.c) → exit code. The only place that
+ * combines the layer-1 modules, and the place where errors become exit codes (exitcode.h).
+ *
+ * What a journal found at the start means (journal.h):
+ *   rollback mode         a rollback was interrupted: finish it.
+ *   files not all written the run was killed before all its files were written: put them back
+ *                         (the host returns to the state before it) and plan afresh.
+ *   files written         the host's files are at the journal's commit: if the branch still
+ *                         points there, do what is owed; if it moved on, plan from the
+ *                         journal's commit to the new tip and do what is owed with it, so that
+ *                         a fix always applies and nothing owed is lost. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "bus.h"
 #include "config.h"
+#include "effects.h"
 #include "engine.h"
 #include "exitcode.h"
 #include "install.h"
@@ -23,8 +31,6 @@
 #include "util.h"
 #include "watch.h"
 
-#define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
-
 struct run {
 	const struct ap_opts *o;
 	struct ap_config *cfg;
@@ -34,14 +40,18 @@ struct run {
 	bool bus_tried;
 	struct ap_changes changes; /* the plan borrows file contents from here */
 	struct ap_plan *plan;
-	char **owned_before;       /* the inventory before this apply, for a rollback */
 	struct ap_guard_result guard;
 	bool have_guard;
+	char **owned;
+	char applied[AP_OID_HEXSZ + 1]; /* "" when nothing was applied yet */
+	struct ap_journal j;
+	bool journal;
 };
 
 static void run_done(struct run *r)
 {
-	ap_strv_free(r->owned_before);
+	ap_journal_clear(&r->j);
+	ap_strv_free(r->owned);
 	ap_guard_result_free(&r->guard);
 	if (r->plan)
 		ap_plan_free(r->plan);
@@ -82,6 +92,8 @@ static struct ap_bus *get_bus(struct run *r)
 	return r->bus;
 }
 
+/* --- planning ------------------------------------------------------------------------ */
+
 /* Loads the blob contents the planner needs: unit files (for [Install] and
  * X-AutoPull-OnChange=), and the old version of modified ones. Other files are only checked
  * for size here and read one at a time when staged or installed (read_source). */
@@ -101,7 +113,7 @@ static int load_blobs(struct run *r)
 		k = mapped && blob ? ap_repo_blob_size(r->repo, ch->new_oid, &size) : 0;
 		if (k >= 0 && size > AP_MAX_BLOB_SIZE)
 			k = -EFBIG;
-		if (k >= 0 && blob && m.kind == AP_MAP_UNIT)
+		if (k >= 0 && blob && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN))
 			k = ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
 					      &ch->new_len);
 		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY)
@@ -124,6 +136,17 @@ static int read_source(void *userdata, const struct ap_change *ch, char **ret, s
 	return ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, ret, ret_len);
 }
 
+static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
+{
+	struct run *r = userdata;
+
+	if (ch->new_data) {
+		*ret = ch->new_len;
+		return 0;
+	}
+	return ap_repo_blob_size(r->repo, ch->new_oid, ret);
+}
+
 static int query_states(struct run *r, struct ap_unit_states *states)
 {
 	_cleanup_strv_free_ char **patterns = NULL;
@@ -139,7 +162,7 @@ static int query_states(struct run *r, struct ap_unit_states *states)
 	}
 	k = ap_bus_list_units(r->bus, patterns, states);
 	if (k < 0)
-		return ap_log_error(k, "failed to list units: %s", strerror(-k));
+		return k;
 	states->known = true;
 	return 0;
 }
@@ -162,6 +185,8 @@ static int make_plan(struct run *r, const char *from, const char *to)
 		k = ap_repo_diff_paths(r->repo, *from ? from : NULL, to, prefixes, &r->changes);
 	if (k >= 0)
 		k = load_blobs(r);
+	if (k == -EFBIG)
+		return AP_EXIT_INVALID;
 	if (k >= 0)
 		k = query_states(r, &states);
 	if (k >= 0)
@@ -174,277 +199,6 @@ static int make_plan(struct run *r, const char *from, const char *to)
 	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* --- the journal ------------------------------------------------------------------ */
-
-/* Body: "installed 0|1\nreload 0|1\n" then "unit <action> <name>" lines. */
-static int write_journal(struct run *r, bool installed)
-{
-	struct ap_buf b = { 0 };
-	int k = ap_buf_printf(&b, "installed %d\nreload %d\n", installed, r->plan->daemon_reload);
-
-	for (size_t i = 0; k >= 0 && i < r->plan->n_units; i++)
-		if (r->plan->units[i].action != AP_ACTION_NONE)
-			k = ap_buf_printf(&b, "unit %s %s\n",
-					  ap_unit_action_to_string(r->plan->units[i].action),
-					  r->plan->units[i].unit);
-	if (k >= 0)
-		k = ap_state_write_journal(r->st, r->plan->from, r->plan->to, b.data);
-	ap_buf_free(&b);
-	return k;
-}
-
-struct journal {
-	bool present, installed, reload;
-	char from[AP_OID_HEXSZ + 1], to[AP_OID_HEXSZ + 1];
-	char *body;
-};
-
-static int read_journal(struct run *r, struct journal *j)
-{
-	int k = ap_state_read_journal(r->st, j->from, j->to, &j->body);
-
-	if (k == -ENOENT)
-		return 0;
-	if (k < 0)
-		return k;
-	j->present = true;
-	j->installed = strstr(j->body, "installed 1\n") != NULL;
-	j->reload = strstr(j->body, "reload 1\n") != NULL;
-	return 0;
-}
-
-/* Owed restarts and reloads depend on what became of the unit since (plan.h). */
-static int resolve_owed(struct run *r)
-{
-	for (size_t i = 0; i < r->plan->n_units; i++) {
-		const struct ap_unit_action *u = &r->plan->units[i];
-		struct ap_unit_props p = { 0 };
-		int k;
-
-		if (!u->owed || !get_bus(r))
-			continue;
-		k = ap_bus_get_unit_props(r->bus, u->unit, &p);
-		if (k >= 0)
-			k = ap_plan_resolve_owed(r->plan, u->unit, p.active_state);
-		ap_unit_props_clear(&p);
-		if (k < 0)
-			return k;
-	}
-	return 0;
-}
-
-/* Merges the journal's owed unit actions into the plan. */
-static int add_owed(struct run *r, const struct journal *j)
-{
-	_cleanup_free_ char *body = strdup(j->body), *reason = ap_strdupf("journal of %.12s", j->to);
-
-	if (!body || !reason)
-		return -ENOMEM;
-	r->plan->daemon_reload |= j->reload;
-	for (char *save = NULL, *l = strtok_r(body, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char action[32], unit[256];
-		enum ap_unit_action_kind a;
-		int k;
-
-		if (sscanf(l, "unit %31s %255s", action, unit) != 2)
-			continue;
-		if (ap_unit_action_from_string(action, &a) < 0 || !ap_unit_name_is_valid(unit))
-			return ap_log_error(-EBADMSG, "bad line in journal: '%s'", l);
-		if ((k = ap_plan_add_owed(r->plan, unit, a, reason)) < 0)
-			return k;
-	}
-	return resolve_owed(r);
-}
-
-/* Test-only hook, documented in README.md: AUTOPULL_TEST_CRASH=<point> kills the process
- * with SIGKILL at that point, so tests can prove that the next run converges. */
-static void test_crash_point(const char *point)
-{
-	const char *want = secure_getenv("AUTOPULL_TEST_CRASH");
-
-	if (want && strcmp(want, point) == 0)
-		raise(SIGKILL);
-}
-
-/* --- execution -------------------------------------------------------------------- */
-
-static int units_with(const struct ap_plan *p, enum ap_unit_action_kind a,
-		      enum ap_unit_action_kind b, char ***ret)
-{
-	for (size_t i = 0; i < p->n_units; i++)
-		if (p->units[i].action == a || p->units[i].action == b) {
-			int k = ap_strv_push(ret, p->units[i].unit);
-			if (k < 0)
-				return k;
-		}
-	return 0;
-}
-
-/* Enqueues one job per unit whose action is a or b, then waits for all of them together. */
-static int run_phase(struct run *r, enum ap_job_kind kind, enum ap_unit_action_kind a,
-		     enum ap_unit_action_kind b)
-{
-	struct ap_job *jobs = calloc(r->plan->n_units ? r->plan->n_units : 1, sizeof(*jobs));
-	size_t n = 0;
-	int k;
-
-	if (!jobs)
-		return -ENOMEM;
-	for (size_t i = 0; i < r->plan->n_units; i++)
-		if (r->plan->units[i].action == a || r->plan->units[i].action == b)
-			jobs[n++] = (struct ap_job){ .unit = r->plan->units[i].unit, .kind = kind };
-	k = n ? ap_bus_run_jobs(r->bus, jobs, n, JOB_TIMEOUT_USEC) : 0;
-	for (size_t i = 0; i < n; i++)
-		printf("%s %s: %s\n", ap_job_kind_to_string(kind), jobs[i].unit,
-		       jobs[i].error ? jobs[i].result : "done");
-	free(jobs);
-	return k;
-}
-
-static int change_files(struct run *r)
-{
-	const struct ap_install_source src = { .read = read_source, .userdata = r };
-	_cleanup_strv_free_ char **disable = NULL, **owned = NULL, **touched = NULL;
-	int k = ap_install_touched(r->plan, &touched);
-
-	/* The previous bytes of everything this apply touches, before the first change. */
-	if (k >= 0)
-		k = ap_state_backup_files(r->st, r->plan->to, touched);
-	if (k >= 0)
-		k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &disable);
-
-	/* Disable while the unit files still exist: the manager resolves them by name. */
-	if (k >= 0 && disable && (k = ap_bus_disable(r->bus, disable)) == -ENOENT)
-		k = 0;
-	if (k >= 0)
-		k = ap_state_read_owned(r->st, &owned);
-	if (k >= 0 && !r->owned_before)
-		k = ap_strv_copy(owned, &r->owned_before);
-	if (k >= 0) {
-		int w;
-		k = ap_install_files(r->plan, &src, &owned);
-		w = ap_state_write_owned(r->st, owned); /* record what did get installed */
-		k = k < 0 ? k : w;
-	}
-	return k < 0 ? k : write_journal(r, true);
-}
-
-/* --- settle and roll back ------------------------------------------------------------- */
-
-/* The units this apply started or restarted: the settle window watches them. */
-static int touched_units(const struct ap_plan *p, char ***ret)
-{
-	int k = units_with(p, AP_ACTION_RESTART, AP_ACTION_RELOAD, ret);
-
-	return k < 0 ? k : units_with(p, AP_ACTION_ENABLE_START, AP_ACTION_START, ret);
-}
-
-static int restore_lookup(void *userdata, const char *host_path, char **ret_data, size_t *ret_len,
-			  mode_t *ret_mode)
-{
-	struct run *r = userdata;
-
-	return ap_state_backup_lookup(r->st, r->plan->to, host_path, ret_data, ret_len, ret_mode);
-}
-
-/* Undoes the unit side of the plan after its files were restored: new units go away,
- * removed ones come back, changed ones restart on their old definition. */
-static int undo_units(struct run *r)
-{
-	_cleanup_strv_free_ char **removed = NULL;
-	int k = units_with(r->plan, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, &removed), failed = 0;
-
-	if (k >= 0 && removed)
-		k = ap_bus_enable(r->bus, removed);
-	if (k >= 0)
-		k = ap_bus_reload(r->bus);
-	if (k < 0)
-		return k;
-	failed |= run_phase(r, AP_JOB_STOP, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START) < 0;
-	/* They ran before this apply; now they may be failed or between automatic restarts,
-	 * where a try-restart would do nothing. */
-	failed |= run_phase(r, AP_JOB_RESTART, AP_ACTION_RESTART, AP_ACTION_RELOAD) < 0;
-	failed |= run_phase(r, AP_JOB_START, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP) < 0;
-	return failed ? -EIO : 0;
-}
-
-static int mark_bad(struct run *r, const char *why)
-{
-	_cleanup_free_ char *line = ap_strdupf("%s %llu %s\n", r->plan->to, ap_now_realtime_usec(), why);
-
-	return line ? ap_state_append_text(r->st, "bad", line) : -ENOMEM;
-}
-
-static int rollback(struct run *r, const char *why)
-{
-	const struct ap_restore_hooks hooks = { .lookup = restore_lookup, .userdata = r };
-	_cleanup_strv_free_ char **added = NULL, **units = NULL, **owned = NULL;
-	_cleanup_free_ char *again = NULL;
-	int k = units_with(r->plan, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START, &added);
-
-	ap_log_error(-EIO, "rolling back %.12s: %s", r->plan->to, why);
-	/* New units are disabled while their files still exist. */
-	if (k >= 0 && added && (k = ap_bus_disable(r->bus, added)) == -ENOENT)
-		k = 0;
-	if (k >= 0)
-		k = ap_strv_copy(r->owned_before, &owned);
-	if (k >= 0)
-		k = ap_install_restore(r->plan, &hooks, &owned);
-	if (k >= 0)
-		k = ap_state_write_owned(r->st, r->owned_before);
-	if (k >= 0)
-		k = undo_units(r);
-	if (k >= 0)
-		k = mark_bad(r, why);
-	if (k >= 0)
-		k = ap_state_clear_journal(r->st);
-	if (k >= 0)
-		k = touched_units(r->plan, &units);
-	if (k >= 0)
-		k = ap_watch_settle(r->bus, units, r->cfg->guard.settle_usec, &again);
-	if (k < 0) {
-		_cleanup_free_ char *tripped = ap_strdupf("rollback of %.12s failed: %s\n", r->plan->to,
-							  again ? again : strerror(-k));
-		ap_log_error(k, "ROLLBACK FAILED for %.12s: %s; the guard stays tripped until "
-				"'autopull apply --override-guard --reason TEXT'", r->plan->to,
-			     again ? again : strerror(-k));
-		if (tripped)
-			(void)ap_state_write_text(r->st, "guard-tripped", tripped);
-		return k;
-	}
-	ap_log_error(-EIO, "rolled back %.12s and marked it bad; the applied commit stays %.12s",
-		     r->plan->to, *r->plan->from ? r->plan->from : "(none)");
-	return 0;
-}
-
-/* Watches what this apply (re)started for guard.settle; rolls back when one fails. The
- * units it restarted are watched by later heartbeats too (state file "restarted"); units it
- * started for the first time are not, or a first run would make every heartbeat sample
- * every unit of the repository. */
-static int settle(struct run *r)
-{
-	_cleanup_strv_free_ char **units = NULL, **restarted = NULL;
-	_cleanup_free_ char *why = NULL;
-	struct ap_buf b = { 0 };
-	int k = touched_units(r->plan, &units);
-
-	if (k >= 0)
-		k = units_with(r->plan, AP_ACTION_RESTART, AP_ACTION_RELOAD, &restarted);
-	for (size_t i = 0; k >= 0 && restarted && restarted[i]; i++)
-		k = ap_buf_printf(&b, "%s\n", restarted[i]);
-	if (k >= 0)
-		k = ap_state_write_text(r->st, "restarted", b.data ? b.data : "");
-	ap_buf_free(&b);
-	if (k < 0 || !units || r->cfg->guard.settle_usec == 0)
-		return k;
-	k = ap_watch_settle(r->bus, units, r->cfg->guard.settle_usec, &why);
-	if (k == -EIO) {
-		(void)rollback(r, why);
-		return k;
-	}
-	return k < 0 ? ap_log_error(k, "failed to watch the restarted units: %s", strerror(-k)) : 0;
-}
-
 static bool needs_bus(const struct ap_plan *p)
 {
 	for (size_t i = 0; i < p->n_units; i++)
@@ -453,46 +207,197 @@ static bool needs_bus(const struct ap_plan *p)
 	return p->daemon_reload;
 }
 
-static int execute(struct run *r, bool files_done)
+static bool plan_is_noop(const struct ap_plan *p)
 {
-	_cleanup_strv_free_ char **enable = NULL;
-	int k, failed = 0;
+	return p->n_files == 0 && !needs_bus(p);
+}
 
-	if (needs_bus(r->plan) && !get_bus(r))
-		return AP_EXIT_FAILED;
-	k = write_journal(r, files_done);
-	if (k >= 0 && !files_done)
-		k = ap_state_backup_prune(r->st, r->plan->to);
-	if (k >= 0 && !files_done)
-		k = change_files(r);
-	test_crash_point("after-install");
+/* --- checks before the first change ------------------------------------------------------ */
+
+static int print_plan(const struct run *r)
+{
+	struct ap_buf b = { 0 }, g = { 0 };
+	int k = ap_buf_printf(&g, r->o->json ? "\"guard\": " : "");
+
+	if (k >= 0 && r->have_guard)
+		k = ap_watch_format(&r->guard, r->o->json, &g);
+	else if (k >= 0 && r->o->json)
+		k = ap_buf_printf(&g, "null");
 	if (k >= 0)
-		k = units_with(r->plan, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE, &enable);
-	if (k >= 0 && enable)
-		k = ap_bus_enable(r->bus, enable);
-	if (k >= 0 && (r->plan->daemon_reload || enable))
-		k = ap_bus_reload(r->bus);
-	if (k < 0)
-		return AP_EXIT_FAILED;
-	/* Job failures are logged by bus; later phases still run so one broken unit does
-	 * not hold back the others. The journal keeps them owed. */
-	failed |= run_phase(r, AP_JOB_STOP, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP) < 0;
-	failed |= run_phase(r, AP_JOB_TRY_RESTART, AP_ACTION_RESTART, AP_ACTION_RESTART) < 0;
-	failed |= run_phase(r, AP_JOB_RELOAD_OR_TRY_RESTART, AP_ACTION_RELOAD, AP_ACTION_RELOAD) < 0;
-	failed |= run_phase(r, AP_JOB_START, AP_ACTION_ENABLE_START, AP_ACTION_START) < 0;
-	if (failed) {
-		ap_log_error(-EIO, "apply of %.12s failed; the applied commit stays %.12s",
-			     r->plan->to, *r->plan->from ? r->plan->from : "(none)");
-		return AP_EXIT_FAILED;
+		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
+	if (k >= 0 && !r->o->json && r->have_guard)
+		k = ap_buf_append(&b, g.data, g.len);
+	ap_buf_free(&g);
+
+	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+		k = -EIO;
+	fflush(stdout);
+	ap_buf_free(&b);
+	return k;
+}
+
+static int check_not_emptying(struct run *r)
+{
+	size_t removed, remaining;
+
+	if (r->o->allow_empty)
+		return AP_EXIT_OK;
+	ap_install_count(r->plan, r->owned, &removed, &remaining);
+	if (removed > 0 && remaining == 0) {
+		ap_log_error(-EPERM, "refusing to remove every installed file (%zu); pass "
+				     "--allow-empty if the repository is meant to be empty", removed);
+		return AP_EXIT_INVALID;
 	}
-	if (settle(r) < 0)
-		return AP_EXIT_FAILED;
-	if (ap_state_write_applied(r->st, r->plan->to) < 0 || ap_state_clear_journal(r->st) < 0)
-		return AP_EXIT_FAILED;
 	return AP_EXIT_OK;
 }
 
-/* --- the verbs -------------------------------------------------------------------- */
+static int validate(struct run *r)
+{
+	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	_cleanup_free_ char *stage = NULL;
+	int k = ap_state_scratch_dir(r->st, &stage);
+
+	if (k >= 0)
+		k = ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir, stage);
+	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+}
+
+/* Every destination writable, nothing in the way, room for files and backups: a problem
+ * found here leaves the host as it was. */
+static int preflight(struct run *r)
+{
+	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	struct ap_preflight pf = { 0 };
+	int k = ap_install_preflight(r->plan, r->owned, &src,
+				     r->o->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0, &pf);
+
+	if (k >= 0 && !r->o->dry_run)
+		k = ap_state_check_space(r->st, pf.backup_bytes, pf.backup_files);
+	ap_preflight_clear(&pf);
+	if (k == -EINVAL)
+		ap_log_error(k, "refusing to apply %.12s; the host is unchanged", r->plan->to);
+	else if (k < 0)
+		ap_log_error(k, "cannot apply %.12s now; the host is unchanged", r->plan->to);
+	if (r->o->dry_run)
+		return AP_EXIT_OK; /* reported; a dry run changes nothing either way */
+	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+}
+
+/* Refuses to pile a deploy onto a sick host (exit 3). Fails closed: a guard that cannot take
+ * its sample, or that a failed rollback left tripped, refuses too, until --override-guard
+ * says why. */
+static int check_guard(struct run *r)
+{
+	_cleanup_free_ char *tripped = NULL;
+	int k = ap_state_read_tripped(r->st, &tripped), sampled = -ENOTCONN;
+	struct ap_buf b = { 0 };
+	const char *to = r->plan ? r->plan->to : r->j.to;
+
+	if (k < 0 && k != -ENOENT && !(tripped = strdup("the guard's state cannot be read")))
+		return AP_EXIT_FAILED;
+	if (get_bus(r))
+		sampled = ap_watch_heartbeat(r->bus, r->st, r->cfg, true, &r->guard);
+	r->have_guard = sampled >= 0;
+	if (!tripped && sampled >= 0 && r->guard.ok)
+		return AP_EXIT_OK;
+	if (r->o->override_guard) {
+		ap_log_warning("guard overridden for %.12s: %s", to, r->o->reason);
+		k = ap_state_add_override(r->st, "guard", to, r->o->reason);
+		if (k >= 0 && tripped)
+			k = ap_state_clear_tripped(r->st);
+		return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	}
+	if (sampled < 0)
+		ap_log_error(sampled, "refusing to apply %.12s: the guard cannot sample the watched "
+				      "units (%s)", to, strerror(-sampled));
+	if (sampled >= 0 && ap_watch_format(&r->guard, false, &b) >= 0)
+		fputs(b.data, stderr);
+	ap_buf_free(&b);
+	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++)
+		if (r->guard.v[i].looping)
+			ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s", to,
+				     r->guard.v[i].unit, r->guard.v[i].why);
+	if (tripped)
+		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", to,
+			     tripped);
+	ap_log_error(-EBUSY, "to apply anyway: autopull apply --override-guard --reason TEXT");
+	return AP_EXIT_GUARD;
+}
+
+/* --- executing --------------------------------------------------------------------------- */
+
+static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
+{
+	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	struct ap_effects e = { .cfg = r->cfg, .st = r->st, .bus = get_bus(r), .src = &src,
+				.owned = TAKE_PTR(r->owned), .quiet_jobs = r->o->json,
+				.crash = secure_getenv("AUTOPULL_TEST_CRASH") };
+	enum ap_apply_outcome out = AP_APPLY_FAILED;
+	struct ap_apply_ops ops;
+	int k;
+
+	ap_effects_ops(&e, &ops);
+	k = e.bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0 : -ENOTCONN;
+	if (k >= 0)
+		k = ap_apply_run(j, p, &ops, &out);
+	r->owned = e.owned;
+	if (k < 0)
+		out = AP_APPLY_FAILED;
+	(void)ap_state_write_last_apply(r->st, &(struct ap_last_apply){
+		.realtime_usec = ap_now_realtime_usec(), .ok = out == AP_APPLY_OK });
+	switch (out) {
+	case AP_APPLY_OK:
+		ap_log_notice("applied %.12s", j->to);
+		return AP_EXIT_OK;
+	case AP_APPLY_RESTORED:
+		ap_log_error(-EIO, "apply of %.12s failed: its files were put back; the applied "
+				   "commit stays %.12s", j->to, *r->applied ? r->applied : "(none)");
+		return AP_EXIT_FAILED;
+	case AP_APPLY_FAILED:
+		for (size_t i = 0; i < j->n_units; i++)
+			if (j->units[i].state != AP_STEP_DONE)
+				ap_log_error(-EIO, "owed for the next run: %s %s",
+					     ap_unit_action_to_string(j->units[i].action), j->units[i].unit);
+		ap_log_error(k < 0 ? k : -EIO, "apply of %.12s failed; the applied commit stays %.12s",
+			     j->to, *r->applied ? r->applied : "(none)");
+		return AP_EXIT_FAILED;
+	default:
+		return AP_EXIT_FAILED; /* rolled back: logged by the rollback */
+	}
+}
+
+/* A rollback that was interrupted is finished; an apply killed before all its files were
+ * written is undone (and an older journal it had superseded comes back, apply.c). */
+static int finish_interrupted(struct run *r)
+{
+	struct ap_effects e = { .cfg = r->cfg, .st = r->st, .bus = get_bus(r),
+				.owned = TAKE_PTR(r->owned), .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
+	bool rollback = r->j.mode == AP_JOURNAL_ROLLBACK;
+	enum ap_apply_outcome out;
+	struct ap_apply_ops ops;
+	int k;
+
+	ap_effects_ops(&e, &ops);
+	if (rollback)
+		ap_log_notice("finishing the interrupted rollback of %.12s", r->j.to);
+	else
+		ap_log_notice("the apply of %.12s was interrupted before all its files were written; "
+			      "putting them back", r->j.to);
+	k = e.bus || r->j.n_units == 0 ? ap_apply_undo(&r->j, &ops, rollback, r->j.why, &out)
+				       : -ENOTCONN;
+	r->owned = e.owned;
+	ap_journal_clear(&r->j);
+	r->journal = false;
+	if (k >= 0)
+		k = ap_state_read_journal(r->st, &r->j);
+	r->journal = k >= 0;
+	if (k < 0 && k != -ENOENT)
+		return ap_log_error(k, "failed to finish the interrupted run: %s", strerror(-k)),
+		       AP_EXIT_FAILED;
+	return rollback ? AP_EXIT_FAILED : AP_EXIT_OK;
+}
+
+/* --- apply ----------------------------------------------------------------------------- */
 
 static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 {
@@ -522,196 +427,186 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 	return k > 0 ? AP_EXIT_OK : k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
 }
 
-/* Finishes the file changes of an apply that was killed before they were all made, so
- * that the host's files are at the journal's target again. */
-static int finish_interrupted(struct run *r, struct journal *j)
+/* A commit whose apply was rolled back is skipped until the branch moves on or --commit
+ * names it. */
+static bool is_bad(struct run *r, const char *target, bool warn)
 {
-	int code = make_plan(r, j->from, j->to);
+	_cleanup_free_ char *why = NULL;
 
-	if (code != AP_EXIT_OK)
-		return code;
-	ap_log_notice("finishing the interrupted apply of %.12s", j->to);
-	if ((needs_bus(r->plan) && !get_bus(r)) || change_files(r) < 0)
-		return AP_EXIT_FAILED;
-	free(j->body);
-	*j = (struct journal){ 0 };
-	return read_journal(r, j) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	if (r->o->commit || strcmp(target, r->applied) == 0 ||
+	    ap_state_find_bad(r->st, target, &why) <= 0)
+		return false;
+	if (warn)
+		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
+			       "or run 'autopull apply --commit %.12s' to retry it", target, why,
+			       target);
+	return true;
 }
 
-static int print_plan(const struct run *r)
+static int read_state(struct run *r)
 {
-	struct ap_buf b = { 0 }, g = { 0 };
-	int k = ap_buf_printf(&g, r->o->json ? "\"guard\": " : "");
+	int k = ap_state_read_applied(r->st, r->applied);
 
-	if (k >= 0 && r->have_guard)
-		k = ap_watch_format(&r->guard, r->o->json, &g);
-	else if (k >= 0 && r->o->json)
-		k = ap_buf_printf(&g, "null");
-	if (k >= 0)
-		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
-	if (k >= 0 && !r->o->json && r->have_guard)
-		k = ap_buf_append(&b, g.data, g.len);
-	ap_buf_free(&g);
+	if (k == -ENOENT)
+		r->applied[0] = '\0';
+	else if (k < 0)
+		return AP_EXIT_FAILED;
+	if (ap_state_read_owned(r->st, &r->owned) < 0)
+		return AP_EXIT_FAILED;
+	k = ap_state_read_journal(r->st, &r->j);
+	r->journal = k >= 0;
+	return k < 0 && k != -ENOENT ? AP_EXIT_FAILED : AP_EXIT_OK;
+}
 
-	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
-		k = -EIO;
-	fflush(stdout);
-	ap_buf_free(&b);
+/* The file-level checks of a plan that is about to run. */
+static int prepare(struct run *r)
+{
+	int code = check_guard(r);
+
+	if (code == AP_EXIT_OK)
+		code = validate(r);
+	if (code == AP_EXIT_OK)
+		code = check_not_emptying(r);
+	if (code == AP_EXIT_OK)
+		code = preflight(r);
+	if (code == AP_EXIT_OK && print_plan(r) < 0)
+		code = AP_EXIT_FAILED;
+	return code;
+}
+
+/* Owed restarts and reloads depend on what became of their units (apply.h). */
+static int resolve_owed(struct run *r, struct ap_journal *j)
+{
+	for (size_t i = 0; i < j->n_units; i++) {
+		struct ap_journal_unit *u = &j->units[i];
+		struct ap_unit_props p = { 0 };
+		int k;
+
+		if (u->state == AP_STEP_DONE ||
+		    (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
+			continue;
+		if (!get_bus(r))
+			return -ENOTCONN;
+		k = ap_bus_get_unit_props(r->bus, u->unit, &p);
+		if (k >= 0)
+			ap_apply_resolve_unit(u, p.active_state);
+		ap_unit_props_clear(&p);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
+/* Adds the journal's owed actions to the plan, so that a dry run shows them. */
+static int show_owed(struct run *r)
+{
+	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", r->j.to);
+	int k = reason ? 0 : -ENOMEM;
+
+	for (size_t i = 0; k >= 0 && i < r->j.n_units; i++)
+		if (r->j.units[i].state != AP_STEP_DONE)
+			k = ap_plan_add_owed(r->plan, r->j.units[i].unit, r->j.units[i].action, reason);
 	return k;
 }
 
-static bool plan_is_noop(const struct ap_plan *p)
+/* The files are at the journal's commit: do what is owed, with a plan to the new target when
+ * the branch moved on. */
+static int resume(struct run *r, const char *target)
 {
-	return p->n_files == 0 && !needs_bus(p);
-}
+	bool forward = strcmp(target, r->j.to) == 0 || is_bad(r, target, false);
+	struct ap_journal next = { 0 };
+	int code = make_plan(r, r->j.to, forward ? r->j.to : target), k;
 
-static int check_not_emptying(struct run *r)
-{
-	_cleanup_strv_free_ char **owned = NULL;
-	size_t removed, remaining;
-
-	if (r->o->allow_empty || ap_state_read_owned(r->st, &owned) < 0)
-		return r->o->allow_empty ? AP_EXIT_OK : AP_EXIT_FAILED;
-	ap_install_count(r->plan, owned, &removed, &remaining);
-	if (removed > 0 && remaining == 0) {
-		ap_log_error(-EPERM, "refusing to remove every installed file (%zu); pass "
-				     "--allow-empty if the repository is meant to be empty", removed);
-		return AP_EXIT_INVALID;
+	if (code != AP_EXIT_OK)
+		return code;
+	if (r->o->dry_run) {
+		if (get_bus(r))
+			r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, false, &r->guard) >= 0;
+		return show_owed(r) < 0 || print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
-	return AP_EXIT_OK;
+	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->j.to,
+		      forward ? "" : " on the way to ", forward ? "" : target);
+	if (forward) {
+		k = resolve_owed(r, &r->j);
+		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
+		if (code == AP_EXIT_OK && (show_owed(r) < 0 || print_plan(r) < 0))
+			code = AP_EXIT_FAILED;
+		return code == AP_EXIT_OK ? execute(r, &r->j, NULL) : code;
+	}
+	k = ap_apply_journal_new(r->plan, r->j.base, &r->j, &next);
+	if (k >= 0)
+		k = resolve_owed(r, &next);
+	code = k < 0 ? AP_EXIT_FAILED : show_owed(r) < 0 ? AP_EXIT_FAILED : prepare(r);
+	if (code == AP_EXIT_OK)
+		code = execute(r, &next, r->plan);
+	ap_journal_clear(&next);
+	return code;
 }
 
-/* For the metrics autopull_last_apply_timestamp_seconds and autopull_last_apply_success. */
-static void record_last_apply(struct run *r, bool ok)
-{
-	char line[64];
-
-	snprintf(line, sizeof(line), "%llu %d\n", ap_now_realtime_usec(), ok);
-	(void)ap_state_write_text(r->st, "last-apply", line);
-}
-
-static int record_noop(struct run *r, const char *applied, const struct journal *j)
+static int record_noop(struct run *r)
 {
 	/* A tick where nothing moved writes nothing: no fsync on the hot path. */
-	if (strcmp(applied, r->plan->to) != 0) {
-		if (ap_state_write_applied(r->st, r->plan->to) < 0)
-			return AP_EXIT_FAILED;
-		record_last_apply(r, true);
-	}
-	if (j->present && ap_state_clear_journal(r->st) < 0)
+	if (strcmp(r->applied, r->plan->to) != 0 &&
+	    ap_state_write_applied(r->st, r->plan->to) < 0)
 		return AP_EXIT_FAILED;
 	if (!r->o->json)
 		printf("nothing to do: %.12s is applied\n", r->plan->to);
 	return AP_EXIT_OK;
 }
 
-static int validate(struct run *r)
+static int apply_fresh(struct run *r, const char *target)
 {
-	const struct ap_install_source src = { .read = read_source, .userdata = r };
+	char base[AP_OID_HEXSZ + 1];
+	struct ap_journal j = { 0 };
+	int code;
 
-	return ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir);
-}
-
-/* --- the guard ----------------------------------------------------------------------- */
-
-/* A commit whose apply was rolled back is skipped until the branch moves on or --commit
- * names it. */
-static bool skip_bad(struct run *r, const char *target, const char *applied)
-{
-	_cleanup_free_ char *bad = NULL;
-
-	if (strcmp(target, applied) == 0 || ap_state_read_text(r->st, "bad", &bad) < 0)
-		return false;
-	for (char *save = NULL, *l = strtok_r(bad, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-		if (strncmp(l, target, AP_OID_HEXSZ) == 0 && l[AP_OID_HEXSZ] == ' ') {
-			ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer "
-				       "commit, or run 'autopull apply --commit %.12s' to retry it",
-				       target, l + AP_OID_HEXSZ + 1, target);
-			return true;
-		}
-	return false;
-}
-
-static int record_override(struct run *r)
-{
-	_cleanup_free_ char *line = ap_strdupf("%llu %s %s\n", ap_now_realtime_usec(), r->plan->to,
-					       r->o->reason);
-	int k = line ? ap_state_append_text(r->st, "overrides", line) : -ENOMEM;
-
-	if (k >= 0 && r->guard.tripped)
-		k = ap_state_remove(r->st, "guard-tripped");
-	return k;
-}
-
-/* Refuses to pile a deploy onto a host where a watched unit loops (exit 3), unless
- * --override-guard says why. */
-static int check_guard(struct run *r)
-{
-	struct ap_buf b = { 0 };
-
-	if (!r->have_guard || r->guard.ok)
+	if (!r->o->from && is_bad(r, target, true))
 		return AP_EXIT_OK;
-	if (r->o->override_guard) {
-		ap_log_warning("guard overridden for %.12s: %s", r->plan->to, r->o->reason);
-		return record_override(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	}
-	if (ap_watch_format(&r->guard, false, &b) >= 0)
-		fputs(b.data, stderr);
-	ap_buf_free(&b);
-	for (size_t i = 0; i < r->guard.n; i++)
-		if (r->guard.v[i].looping)
-			ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s",
-				     r->plan->to, r->guard.v[i].unit, r->guard.v[i].why);
-	if (r->guard.tripped)
-		ap_log_error(-EBUSY, "refusing to apply %.12s: %s", r->plan->to, r->guard.tripped);
-	return AP_EXIT_GUARD;
-}
-
-static int apply_locked(struct run *r, struct journal *j)
-{
-	char applied[AP_OID_HEXSZ + 1] = "", target[AP_OID_HEXSZ + 1], base[AP_OID_HEXSZ + 1];
-	int k = ap_state_read_applied(r->st, applied), code;
-
-	if ((k < 0 && k != -ENOENT) || read_journal(r, j) < 0)
-		return AP_EXIT_FAILED;
-	if ((code = find_target(r, target)) != AP_EXIT_OK)
-		return code;
-	if (!j->present && !r->o->commit && !r->o->from && skip_bad(r, target, applied))
-		return AP_EXIT_OK;
-	if (j->present && !j->installed && !r->o->dry_run && !r->o->from &&
-	    (code = finish_interrupted(r, j)) != AP_EXIT_OK)
-		return code;
 	if (r->o->from && ap_repo_resolve(r->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
 	if (!r->o->from)
-		memcpy(base, j->present ? (j->installed ? j->to : j->from) : applied, sizeof(base));
+		memcpy(base, r->applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
-	if (j->present && !r->o->from && add_owed(r, j) < 0)
-		return AP_EXIT_FAILED;
-	if ((r->o->dry_run || !plan_is_noop(r->plan)) && get_bus(r))
-		r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, !r->o->dry_run, &r->guard) >= 0;
-	if (r->o->dry_run)
+	if (r->o->dry_run) {
+		if (get_bus(r))
+			r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, false, &r->guard) >= 0;
+		(void)preflight(r);
 		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	}
 	if (plan_is_noop(r->plan))
-		return record_noop(r, applied, j);
-	if ((code = check_guard(r)) != AP_EXIT_OK)
+		return record_noop(r);
+	if ((code = prepare(r)) != AP_EXIT_OK)
 		return code;
-	if (validate(r) < 0)
-		return AP_EXIT_INVALID;
-	if ((code = check_not_emptying(r)) != AP_EXIT_OK)
-		return code;
-	if (print_plan(r) < 0)
+	if (ap_apply_journal_new(r->plan, r->applied, NULL, &j) < 0)
 		return AP_EXIT_FAILED;
-	code = execute(r, false);
-	record_last_apply(r, code == AP_EXIT_OK);
+	code = execute(r, &j, r->plan);
+	ap_journal_clear(&j);
 	return code;
+}
+
+static int apply_locked(struct run *r)
+{
+	char target[AP_OID_HEXSZ + 1];
+	int code = read_state(r);
+
+	if (code != AP_EXIT_OK)
+		return code;
+	/* A dry run changes nothing: it shows the plan as if the undo had happened. */
+	if (r->journal && !r->o->dry_run &&
+	    (r->j.mode == AP_JOURNAL_ROLLBACK || !ap_journal_is_done(&r->j, AP_PHASE_FILES)) &&
+	    (code = finish_interrupted(r)) != AP_EXIT_OK)
+		return code;
+	if ((code = find_target(r, target)) != AP_EXIT_OK)
+		return code;
+	if (r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES) && !r->o->from)
+		return resume(r, target);
+	return apply_fresh(r, target);
 }
 
 int ap_engine_apply(const struct ap_opts *o)
 {
 	struct run r = { .o = o };
-	struct journal j = { 0 };
 	_cleanup_free_ char *mirror = NULL;
 	int code = AP_EXIT_FAILED, k;
 
@@ -727,12 +622,13 @@ int ap_engine_apply(const struct ap_opts *o)
 	mirror = ap_strdupf("%s/repo.git", r.cfg->state_dir);
 	if (!mirror || ap_repo_open(mirror, &r.repo) < 0)
 		goto out;
-	code = apply_locked(&r, &j);
+	code = apply_locked(&r);
 out:
-	free(j.body);
 	run_done(&r);
 	return code;
 }
+
+/* --- the other verbs ---------------------------------------------------------------------- */
 
 int ap_engine_check_config(const struct ap_opts *o)
 {
@@ -749,32 +645,38 @@ int ap_engine_check_config(const struct ap_opts *o)
 	return AP_EXIT_OK;
 }
 
+static void print_journal(const struct ap_journal *j)
+{
+	printf("journal:   unfinished %s of %.12s -> %.12s (done:", j->mode == AP_JOURNAL_ROLLBACK
+									? "rollback" : "apply",
+	       *j->from ? j->from : "(none)", j->to);
+	for (unsigned p = 0; p < AP_PHASE_MAX; p++)
+		if (ap_journal_is_done(j, p))
+			printf(" %s", ap_phase_to_string(p));
+	printf(")\n");
+	for (size_t i = 0; i < j->n_units; i++)
+		printf("           %s %s: %s%s\n", ap_unit_action_to_string(j->units[i].action),
+		       j->units[i].unit, ap_step_to_string(j->units[i].state),
+		       j->units[i].owed ? " (owed by an earlier apply)" : "");
+}
+
 int ap_engine_status(const struct ap_opts *o)
 {
 	struct run r = { .o = o };
-	struct journal j = { 0 };
-	_cleanup_strv_free_ char **owned = NULL;
-	char applied[AP_OID_HEXSZ + 1] = "";
-	int code = AP_EXIT_FAILED, k;
+	int code = AP_EXIT_FAILED;
 
 	if (load_config(o, &r.cfg) < 0)
 		return AP_EXIT_USAGE;
-	if (ap_state_open(r.cfg->state_dir, &r.st) < 0)
-		goto out;
-	k = ap_state_read_applied(r.st, applied);
-	if ((k < 0 && k != -ENOENT) || read_journal(&r, &j) < 0 || ap_state_read_owned(r.st, &owned) < 0)
+	if (ap_state_open(r.cfg->state_dir, &r.st) < 0 || read_state(&r) != AP_EXIT_OK)
 		goto out;
 	printf("config:    %s (%s scope)\nrepo:      %s (branch %s)\nstate:     %s\n", r.cfg->path,
 	       ap_scope_to_string(r.cfg->scope), r.cfg->repo_url, r.cfg->branch, r.cfg->state_dir);
-	printf("applied:   %s\n", *applied ? applied : "(nothing yet)");
-	printf("installed: %zu file(s)\n", ap_strv_length(owned));
-	if (j.present)
-		printf("journal:   unfinished apply %.12s -> %.12s (files %s)\n%s",
-		       *j.from ? j.from : "(none)", j.to, j.installed ? "installed" : "not all installed",
-		       j.body);
+	printf("applied:   %s\n", *r.applied ? r.applied : "(nothing yet)");
+	printf("installed: %zu file(s)\n", ap_strv_length(r.owned));
+	if (r.journal)
+		print_journal(&r.j);
 	code = AP_EXIT_OK;
 out:
-	free(j.body);
 	run_done(&r);
 	return code;
 }

@@ -4,7 +4,9 @@
  *
  * Deliberately not here: logging (the caller knows which file of which deploy failed and
  * logs once), policy about which paths are allowed (config/plan decide), backups and
- * rollback (install.c), and any rename other than the one in ap_fs_write_atomic(). */
+ * rollback (install.c), and any rename other than the one in ap_fs_write_atomic() and the
+ * move-aside of an unreadable state file. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -408,6 +410,92 @@ int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size
 	return flags & AP_FS_NO_DIRSYNC ? 0 : ap_fs_sync_dir(dirfd);
 }
 
+/* True for ".#<name>.XXXXXX" as create_temp makes it (name truncated to TEMP_NAME_MAX; any
+ * name when name is NULL). */
+static bool is_temp_name(const char *d, const char *name)
+{
+	size_t n = strlen(d), k;
+
+	if (n < 2 + 1 + TEMP_SUFFIX_LEN || d[0] != '.' || d[1] != '#' ||
+	    d[n - TEMP_SUFFIX_LEN - 1] != '.')
+		return false;
+	for (size_t i = n - TEMP_SUFFIX_LEN; i < n; i++)
+		if (!isalnum((unsigned char)d[i]))
+			return false;
+	if (!name)
+		return true;
+	k = strlen(name);
+	if (k > TEMP_NAME_MAX)
+		k = TEMP_NAME_MAX;
+	return n - 2 - 1 - TEMP_SUFFIX_LEN == k && strncmp(d + 2, name, k) == 0;
+}
+
+/* opendir of name in dirfd, with flags for the open. */
+static int open_dir_stream(int dirfd, const char *name, int flags, DIR **ret)
+{
+	int fd = openat(dirfd, name, flags), r;
+
+	if (fd < 0)
+		return -errno;
+	*ret = fdopendir(fd);
+	if (!*ret) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	return 0;
+}
+
+int ap_fs_remove_stale_temps(int dirfd, const char *name)
+{
+	int removed = 0, r;
+	struct dirent *de;
+	DIR *d;
+
+	r = open_dir_stream(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, &d);
+	if (r < 0)
+		return r;
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!is_temp_name(de->d_name, name) ||
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT) {
+			r = -errno;
+			break;
+		}
+		removed++;
+	}
+	(void)closedir(d);
+	return r < 0 ? r : removed;
+}
+
+int ap_fs_probe_writable(int dirfd)
+{
+	char tmp[NAME_MAX + 1];
+	int fd;
+
+	(void)ap_fs_remove_stale_temps(dirfd, "autopull-probe");
+	fd = create_temp(dirfd, "autopull-probe", tmp);
+	if (fd < 0)
+		return fd;
+	(void)close(fd); /* empty and about to be removed */
+	return unlinkat(dirfd, tmp, 0) < 0 ? -errno : 0;
+}
+
+int ap_fs_move_aside(int dirfd, const char *name, const char *suffix)
+{
+	char to[NAME_MAX + 1];
+
+	if (!is_single_component(name) || snprintf(to, sizeof(to), "%s%s", name, suffix) >= (int)sizeof(to) ||
+	    !is_single_component(to))
+		return -EINVAL;
+	if (renameat(dirfd, name, dirfd, to) < 0)
+		return -errno;
+	return ap_fs_sync_dir(dirfd);
+}
+
 /* Reads fd to EOF into a NUL-terminated buffer, failing with -EFBIG past max bytes. */
 static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
 {
@@ -530,17 +618,11 @@ static int rm_children(int pfd, const char *name, dev_t dev)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd, r = 0;
+	int fd, r = open_dir_stream(pfd, name, DIR_FLAGS, &d);
 
-	fd = openat(pfd, name, DIR_FLAGS);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		(void)close(fd);
+	if (r < 0)
 		return r;
-	}
+	fd = dirfd(d);
 	for (;;) {
 		int k;
 

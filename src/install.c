@@ -1,11 +1,20 @@
-/* Staging, validation and installation of files (see install.h). Host paths are opened
- * beneath their configured directory only; nothing here follows a symlink below it. */
+/* Staging, validation, preflight and installation of files, and reading and putting back host
+ * files for backups and rollbacks (see install.h). Host paths are opened beneath their
+ * configured directory only; nothing here follows a symlink below it. This is the one module
+ * that reads or writes managed host files.
+ *
+ * Deliberately not here: where copies are kept (state.c), when to restore (apply.c), and the
+ * service manager. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -22,19 +31,34 @@ static void closep(int *fd)
 }
 #define _cleanup_close_ _cleanup_(closep)
 
-/* The configured directory of dest, created when missing. The directory itself was named
- * by the operator, so symlinks in it (/lib -> usr/lib) are followed; below it none are. */
-static int open_root(const char *dest, size_t root_len)
+/* The configured directory of dest (created when missing and create is set). The directory
+ * itself was named by the operator, so symlinks in it (/lib -> usr/lib) are followed; below it
+ * none are. */
+static int open_root(const char *dest, size_t root_len, bool create)
 {
-	_cleanup_free_ char *root = root_len ? strndup(dest, root_len) : strdup("/");
-	int fd;
+	_cleanup_free_ char *root = root_len ? strndup(dest, root_len) : strdup("/"), *rest = NULL;
+	char *slash;
+	int fd, r;
 
 	if (!root)
 		return -ENOMEM;
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
-		return ap_fs_open_dir(root, 1, 0755);
-	return fd < 0 ? -errno : fd;
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd < 0 ? -errno : fd;
+	/* Missing: the part that exists is followed like above, the rest is created beneath
+	 * it without following anything. */
+	for (slash = strrchr(root, '/'); slash; slash = strrchr(root, '/')) {
+		*slash = '\0';
+		fd = open(*root ? root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			break;
+	}
+	if (fd < 0)
+		return -errno;
+	rest = strndup(dest + strlen(root) + 1, root_len - strlen(root) - 1);
+	r = rest ? ap_fs_mkdirs_beneath(fd, rest, 0755) : -ENOMEM;
+	close(fd);
+	return r;
 }
 
 /* Opens the parent directory of rel beneath rootfd (creating it) and points *ret_base at
@@ -94,9 +118,20 @@ static int content(const struct ap_file_op *f, const struct ap_install_source *s
 	return r;
 }
 
+/* Opens the directory dest lies in (creating it) and points *ret_base at its last
+ * component. */
+static int open_dest_dir(const char *dest, size_t root_len, const char **ret_base)
+{
+	_cleanup_close_ int rootfd = open_root(dest, root_len, true);
+
+	if (rootfd < 0)
+		return rootfd;
+	return open_parent(rootfd, dest + root_len + 1, ret_base);
+}
+
 static int write_one(const struct ap_file_op *f, const struct ap_install_source *src)
 {
-	_cleanup_close_ int rootfd = open_root(f->dest, f->root_len), dfd = -1;
+	_cleanup_close_ int dfd = -1;
 	_cleanup_free_ char *buf = NULL;
 	const char *base, *data;
 	size_t len;
@@ -106,11 +141,11 @@ static int write_one(const struct ap_file_op *f, const struct ap_install_source 
 
 	if (r < 0)
 		return r;
-	if (rootfd < 0)
-		return rootfd;
-	dfd = open_parent(rootfd, f->dest + f->root_len + 1, &base);
+	dfd = open_dest_dir(f->dest, f->root_len, &base);
 	if (dfd < 0)
 		return dfd;
+	/* A run killed inside the atomic write left its temp file here. */
+	(void)ap_fs_remove_stale_temps(dfd, base);
 	r = content(f, src, &buf, &data, &len);
 	return r < 0 ? r : ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid,
 						    AP_FS_NO_DIRSYNC);
@@ -124,14 +159,13 @@ static int sync_dirs(const struct ap_plan *p)
 	for (size_t i = 0; i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 		_cleanup_free_ char *dir = f->install ? strndup(f->dest, strrchr(f->dest, '/') - f->dest) : NULL;
-		_cleanup_close_ int rootfd = -1, dfd = -1;
+		_cleanup_close_ int dfd = -1;
 		const char *base;
 		int r;
 
 		if (!f->install || !dir || ap_strv_contains(done, dir))
 			continue;
-		rootfd = open_root(f->dest, f->root_len);
-		dfd = rootfd < 0 ? rootfd : open_parent(rootfd, f->dest + f->root_len + 1, &base);
+		dfd = open_dest_dir(f->dest, f->root_len, &base);
 		r = dfd < 0 ? dfd : ap_fs_sync_dir(dfd);
 		if (r >= 0)
 			r = ap_strv_push(&done, dir);
@@ -143,7 +177,7 @@ static int sync_dirs(const struct ap_plan *p)
 
 static int remove_one(const char *dest, size_t root_len)
 {
-	_cleanup_close_ int rootfd = open_root(dest, root_len);
+	_cleanup_close_ int rootfd = open_root(dest, root_len, false);
 
 	if (rootfd < 0)
 		return rootfd == -ENOENT ? 0 : rootfd;
@@ -163,9 +197,12 @@ static int strv_remove(char **v, const char *s)
 	return 0;
 }
 
+/* A file the repository stops providing: removed, unless autopull took it over from the
+ * operator, whose original then comes back. */
 static int remove_owned(const struct ap_file_op *f, const char *dest, size_t root_len,
-			char ***owned)
+			const struct ap_install_hooks *h, char ***owned)
 {
+	struct ap_host_file orig = { 0 };
 	int r;
 
 	if (!ap_strv_contains(*owned, dest)) {
@@ -173,15 +210,27 @@ static int remove_owned(const struct ap_file_op *f, const char *dest, size_t roo
 			       f->old_path ? f->old_path : f->path);
 		return 0;
 	}
-	r = remove_one(dest, root_len);
-	if (r < 0)
+	r = h->adopted ? h->adopted(h->userdata, dest, &orig) : 0;
+	if (r > 0)
+		r = ap_install_put_back(&orig);
+	else if (r == 0)
+		r = remove_one(dest, root_len);
+	if (r < 0) {
+		ap_host_file_clear(&orig);
 		return ap_log_error(r, "failed to remove '%s': %s", dest, strerror(-r));
+	}
 	strv_remove(*owned, dest);
-	ap_log_info("removed %s", dest);
+	if (orig.path)
+		ap_log_info("put back the original of %s (it was taken over)", dest);
+	else
+		ap_log_info("removed %s", dest);
+	ap_host_file_clear(&orig);
+	if (h->progress)
+		h->progress(h->userdata, dest);
 	return 0;
 }
 
-int ap_install_files(const struct ap_plan *p, const struct ap_install_source *src, char ***owned)
+int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, char ***owned)
 {
 	int r;
 
@@ -191,13 +240,15 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_source *sr
 
 		if (!f->install)
 			continue;
-		r = write_one(f, src);
+		r = write_one(f, h->src);
 		if (r < 0)
 			return ap_log_error(r, "failed to install '%s' to '%s': %s", f->path, f->dest,
 					    strerror(-r));
 		if ((r = ap_strv_push_unique(owned, f->dest)) < 0)
 			return r;
 		ap_log_info("installed %s -> %s", f->path, f->dest);
+		if (h->progress)
+			h->progress(h->userdata, f->dest);
 	}
 	if ((r = sync_dirs(p)) < 0)
 		return r;
@@ -206,24 +257,12 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_source *sr
 
 		if (!f->remove || (f->install && strcmp(f->old_dest, f->dest) == 0))
 			continue;
-		r = f->install ? remove_owned(f, f->old_dest, f->old_root_len, owned)
-			       : remove_owned(f, f->dest, f->root_len, owned);
+		r = f->install ? remove_owned(f, f->old_dest, f->old_root_len, h, owned)
+			       : remove_owned(f, f->dest, f->root_len, h, owned);
 		if (r < 0)
 			return r;
 	}
 	return 0;
-}
-
-int ap_install_touched(const struct ap_plan *p, char ***ret)
-{
-	int r = 0;
-
-	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
-		r = ap_strv_push_unique(ret, p->files[i].dest);
-		if (r >= 0 && p->files[i].old_dest)
-			r = ap_strv_push_unique(ret, p->files[i].old_dest);
-	}
-	return r;
 }
 
 void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_removed,
@@ -302,48 +341,84 @@ static int stage_write(struct stage *s, const char *rel, const char *data, size_
 	return v[s->n_units++].path ? 0 : -ENOMEM;
 }
 
+/* Where the manager finds unit files besides unit_dir (systemd.unit(5), "Unit File Load
+ * Path"): a drop-in for a vendor unit is verified against the vendor's file. */
+static const char *const system_unit_dirs[] = { "/etc/systemd/system", "/run/systemd/system",
+						"/usr/local/lib/systemd/system",
+						"/usr/lib/systemd/system", "/lib/systemd/system" };
+static const char *const user_unit_dirs[] = { "/etc/systemd/user", "/usr/local/lib/systemd/user",
+					      "/usr/lib/systemd/user", "/lib/systemd/user" };
+
+static int read_unit_file(const char *dir, const char *unit, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : ap_fs_read_beneath(fd, unit, AP_MAX_BLOB_SIZE, ret, ret_len);
+}
+
 /* A changed drop-in is verified through its unit: stage the installed unit file when the
  * plan does not bring a new one. */
-static int stage_unit_for_dropin(struct stage *s, const struct ap_file_op *f, const char *unit_dir)
+static int stage_unit_for_dropin(struct stage *s, const struct ap_file_op *f, enum ap_scope scope,
+				 const char *unit_dir)
 {
-	_cleanup_close_ int ufd = -1;
+	const char *const *dirs = scope == AP_SCOPE_USER ? user_unit_dirs : system_unit_dirs;
+	size_t n = scope == AP_SCOPE_USER ? ELEMENTSOF(user_unit_dirs) : ELEMENTSOF(system_unit_dirs);
 	_cleanup_free_ char *data = NULL;
 	size_t len;
 	int r;
 
 	if (stage_has_unit(s, f->unit) || ap_unit_name_is_template(f->unit))
 		return 0;
-	ufd = open(unit_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = ufd < 0 ? -errno : ap_fs_read_beneath(ufd, f->unit, AP_MAX_BLOB_SIZE, &data, &len);
-	if (r == -ENOENT) {
+	r = read_unit_file(unit_dir, f->unit, &data, &len);
+	for (size_t i = 0; (r == -ENOENT || r == -ENOTDIR) && i < n; i++)
+		r = read_unit_file(dirs[i], f->unit, &data, &len);
+	if (r == -ENOENT || r == -ENOTDIR) {
 		ap_log_debug("not verifying '%s': unit '%s' is not installed", f->path, f->unit);
 		return 0;
 	}
 	return r < 0 ? r : stage_write(s, f->unit, data, len, f->path, true);
 }
 
-/* Reports each output line that names a staged unit, with the repo path in place of the
- * staged one. Returns how many lines were reported. */
+/* The staged unit a line of systemd-analyze's output is about: it names the staged path, or
+ * starts with "<unit name>:". */
+static const struct staged *line_unit(const struct stage *s, const char *l, const char **ret_at)
+{
+	for (size_t i = 0; i < s->n_units; i++) {
+		const char *base = strrchr(s->units[i].path, '/') + 1;
+		const char *at = strstr(l, s->units[i].path);
+
+		if (at || (ap_startswith(l, base) && l[strlen(base)] == ':')) {
+			*ret_at = at;
+			return &s->units[i];
+		}
+	}
+	*ret_at = NULL;
+	return NULL;
+}
+
+/* Reports the output lines that explain a failure (all of them when the verifier failed,
+ * else only the unknown keys and sections that autopull treats as errors), with the repo path
+ * in place of the staged one. Returns how many lines were reported. */
 static size_t report_unit_lines(const struct stage *s, char *out, bool failed)
 {
 	size_t reported = 0;
 
 	for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		bool strict = strstr(l, "Unknown key") || strstr(l, "Unknown section");
+		const char *at;
+		const struct staged *u;
 
 		if (!failed && !strict)
 			continue;
-		for (size_t i = 0; i < s->n_units; i++) {
-			char *at = strstr(l, s->units[i].path);
-
-			if (!at)
-				continue;
-			ap_log_error(-EINVAL, "validation of '%s' failed: %.*s%s%s", s->units[i].repo_path,
-				     (int)(at - l), l, s->units[i].repo_path,
-				     at + strlen(s->units[i].path));
-			reported++;
-			break;
-		}
+		u = line_unit(s, l, &at);
+		if (u && at)
+			ap_log_error(-EINVAL, "validation of '%s' failed: %.*s%s%s", u->repo_path,
+				     (int)(at - l), l, u->repo_path, at + strlen(u->path));
+		else if (u)
+			ap_log_error(-EINVAL, "validation of '%s' failed: %s", u->repo_path, l);
+		else
+			ap_log_error(-EINVAL, "validation of unit files failed: %s", l);
+		reported++;
 	}
 	return reported;
 }
@@ -457,7 +532,7 @@ static int stage_file(struct stage *s, const struct ap_file_op *f,
 }
 
 static int stage_units(struct stage *s, const struct ap_plan *p,
-		       const struct ap_install_source *src, const char *unit_dir)
+		       const struct ap_install_source *src, enum ap_scope scope, const char *unit_dir)
 {
 	int r = 0;
 
@@ -474,24 +549,24 @@ static int stage_units(struct stage *s, const struct ap_plan *p,
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 		if (f->install && f->kind == AP_KIND_DROPIN)
-			r = stage_unit_for_dropin(s, f, unit_dir);
+			r = stage_unit_for_dropin(s, f, scope, unit_dir);
 	}
 	return r;
 }
 
 int ap_install_validate(const struct ap_plan *p, const struct ap_install_source *src,
-			enum ap_scope scope, const char *unit_dir)
+			enum ap_scope scope, const char *unit_dir, const char *stage_dir)
 {
 	struct stage s = { .fd = -1 };
 	bool invalid = false;
 	uid_t uid;
 	gid_t gid;
-	int r = ap_fs_mkdtemp("autopull-stage", &s.dir);
+	int r = (s.dir = strdup(stage_dir)) ? 0 : -ENOMEM;
 
 	if (r >= 0 && (s.fd = open(s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = -errno;
 	if (r >= 0)
-		r = stage_units(&s, p, src, unit_dir);
+		r = stage_units(&s, p, src, scope, unit_dir);
 	if (r >= 0)
 		r = verify_units(&s, scope);
 	invalid = r == -EINVAL;
@@ -514,54 +589,302 @@ int ap_install_validate(const struct ap_plan *p, const struct ap_install_source 
 	return r < 0 && r != -EINVAL ? r : invalid ? -EINVAL : 0;
 }
 
-/* --- rollback --------------------------------------------------------------------- */
 
-static int restore_path(const char *dest, size_t root_len, const struct ap_restore_hooks *h,
-			char ***owned)
+/* --- host files: backups and putting them back ---------------------------------------- */
+
+/* Opens the existing directory path lies in, without creating anything: -ENOENT when it (or
+ * the root) is missing. */
+static int open_existing_dir(const char *path, size_t root_len, const char **ret_base)
 {
-	_cleanup_close_ int rootfd = -1, dfd = -1;
-	_cleanup_free_ char *data = NULL;
-	const char *base;
-	size_t len = 0;
-	mode_t mode = 0644;
-	int r = h->lookup(h->userdata, dest, &data, &len, &mode);
+	_cleanup_close_ int rootfd = open_root(path, root_len, false);
+	const char *rel = path + root_len + 1, *slash = strrchr(rel, '/');
+	_cleanup_free_ char *dir = NULL;
+	int fd;
 
-	if (r < 0)
-		return r == -ENOENT ? 0 : r; /* never touched by this apply */
-	if (r == 0) {
-		r = remove_one(dest, root_len);
-		if (r >= 0)
-			strv_remove(*owned, dest);
-		return r;
-	}
-	rootfd = open_root(dest, root_len);
 	if (rootfd < 0)
 		return rootfd;
-	dfd = open_parent(rootfd, dest + root_len + 1, &base);
-	if (dfd < 0)
-		return dfd;
-	return ap_fs_write_atomic(dfd, base, data ? data : "", len, mode, (uid_t)-1, (gid_t)-1);
+	*ret_base = slash ? slash + 1 : rel;
+	if (!slash) {
+		fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+		return fd < 0 ? -errno : fd;
+	}
+	dir = strndup(rel, (size_t)(slash - rel));
+	return dir ? ap_fs_open_beneath(rootfd, dir, O_RDONLY | O_DIRECTORY, 0) : -ENOMEM;
 }
 
-int ap_install_restore(const struct ap_plan *p, const struct ap_restore_hooks *h, char ***owned)
+/* What is at base in dfd: 0 and *st for a regular file, -ENOENT, or a refusal (-ELOOP for a
+ * symlink, -EISDIR for a directory, -EINVAL for anything else). */
+static int stat_target(int dfd, const char *base, struct stat *st)
 {
-	int failed = 0;
+	if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return S_ISREG(st->st_mode) ? 0 : S_ISLNK(st->st_mode) ? -ELOOP
+				     : S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+}
 
-	/* Every path is tried, so that one failure does not leave the others half-done. */
-	for (size_t i = 0; i < p->n_files; i++) {
-		const struct ap_file_op *f = &p->files[i];
-		const char *paths[2] = { f->dest, f->old_dest };
-		const size_t roots[2] = { f->root_len, f->old_root_len };
+int ap_install_read_host(const char *path, size_t root_len, bool with_data, struct ap_host_file *ret)
+{
+	struct ap_host_file hf = { .root_len = root_len, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	_cleanup_close_ int dfd = open_existing_dir(path, root_len, &(const char *){ NULL });
+	const char *base = strrchr(path, '/') + 1;
+	struct stat st;
+	int r = dfd;
 
-		for (size_t k = 0; k < 2 && paths[k]; k++) {
-			int r = restore_path(paths[k], roots[k], h, owned);
-
-			if (r < 0)
-				failed = ap_log_error(r, "failed to restore '%s': %s", paths[k],
-						      strerror(-r));
-			else
-				ap_log_info("restored %s", paths[k]);
-		}
+	if (r >= 0)
+		r = stat_target(dfd, base, &st);
+	if (r >= 0 && with_data)
+		r = ap_fs_read_beneath(dfd, base, AP_MAX_BLOB_SIZE, &hf.data, &hf.len);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r >= 0) {
+		hf.present = true;
+		hf.mode = st.st_mode & 07777;
+		hf.uid = st.st_uid;
+		hf.gid = st.st_gid;
 	}
-	return failed;
+	hf.path = strdup(path);
+	if (!hf.path) {
+		ap_host_file_clear(&hf);
+		return -ENOMEM;
+	}
+	*ret = hf;
+	return 0;
+}
+
+static bool same_file(const struct ap_host_file *want, const struct ap_host_file *have)
+{
+	return have->present && have->len == want->len && have->mode == want->mode &&
+	       (want->uid == (uid_t)-1 || want->uid == have->uid) &&
+	       (want->gid == (gid_t)-1 || want->gid == have->gid) &&
+	       (want->len == 0 || memcmp(have->data, want->data, want->len) == 0);
+}
+
+int ap_install_put_back(const struct ap_host_file *hf)
+{
+	struct ap_host_file now = { 0 };
+	_cleanup_close_ int dfd = -1;
+	const char *base;
+	int r;
+
+	if (!hf->present)
+		return remove_one(hf->path, hf->root_len);
+	/* Nothing to do when it is already so: a resumed rollback rewrites nothing. */
+	r = ap_install_read_host(hf->path, hf->root_len, true, &now);
+	if (r >= 0 && same_file(hf, &now)) {
+		ap_host_file_clear(&now);
+		return 0;
+	}
+	ap_host_file_clear(&now);
+	dfd = open_dest_dir(hf->path, hf->root_len, &base);
+	if (dfd < 0)
+		return dfd;
+	return ap_fs_write_atomic(dfd, base, hf->data ? hf->data : "", hf->len, hf->mode, hf->uid,
+				  hf->gid);
+}
+
+/* --- preflight ------------------------------------------------------------------------ */
+
+struct fs_need {
+	unsigned long fsid;
+	uint64_t bytes, files, avail_bytes, avail_files;
+	char *dir; /* one directory on it, for the message */
+};
+
+struct preflight {
+	const struct ap_plan *p;
+	char *const *owned;
+	const struct ap_install_source *src;
+	unsigned flags;
+	char **probed;          /* directories already probed */
+	struct fs_need *fs;
+	size_t n_fs;
+	bool refused;
+	int error;              /* first error that is not a refusal */
+	struct ap_preflight *out;
+};
+
+static int refuse(struct preflight *c, const char *fmt, ...) _printf_(2, 3);
+static int refuse(struct preflight *c, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	ap_log_error(-EINVAL, "%s", msg ? msg : "refusing the plan");
+	c->refused = true;
+	return 0;
+}
+
+static int env_error(struct preflight *c, int r, const char *what, const char *path)
+{
+	ap_log_error(r, "cannot %s '%s': %s", what, path, strerror(-r));
+	if (!c->error)
+		c->error = r;
+	return 0;
+}
+
+/* Counts what writing size bytes into the directory dfd needs of its file system. */
+static int need_space(struct preflight *c, int dfd, const char *dir, uint64_t size)
+{
+	struct statvfs v;
+	struct fs_need *n = NULL;
+
+	if (fstatvfs(dfd, &v) < 0)
+		return env_error(c, -errno, "check the free space of", dir);
+	for (size_t i = 0; i < c->n_fs && !n; i++)
+		if (c->fs[i].fsid == v.f_fsid)
+			n = &c->fs[i];
+	if (!n) {
+		struct fs_need *w = realloc(c->fs, (c->n_fs + 1) * sizeof(*w));
+
+		if (!w)
+			return -ENOMEM;
+		c->fs = w;
+		n = &w[c->n_fs++];
+		*n = (struct fs_need){ .fsid = v.f_fsid, .dir = strdup(dir),
+				       .avail_bytes = (uint64_t)v.f_bavail * v.f_frsize,
+				       .avail_files = v.f_files ? v.f_favail : UINT64_MAX };
+		if (!n->dir)
+			return -ENOMEM;
+	}
+	/* The temp file exists beside the old one until the rename: both count. */
+	n->bytes += (size + 4095) / 4096 * 4096 + 4096;
+	n->files += 1;
+	return 0;
+}
+
+/* Proves dir is writable by creating and removing a file in it, once per directory. */
+static int probe_dir(struct preflight *c, int dfd, const char *dir)
+{
+	int r;
+
+	if (ap_strv_contains(c->probed, dir))
+		return 0;
+	if ((r = ap_strv_push(&c->probed, dir)) < 0)
+		return r;
+	if (c->flags & AP_PREFLIGHT_CHECK_ONLY)
+		return 0;
+	r = ap_fs_probe_writable(dfd);
+	return r < 0 ? env_error(c, r, "write to", dir) : 0;
+}
+
+static int check_takeover(struct preflight *c, const struct ap_file_op *f, int dfd,
+			  const char *base)
+{
+	_cleanup_free_ char *have = NULL, *buf = NULL;
+	const char *want;
+	size_t have_len, want_len;
+	int r;
+
+	if (ap_strv_contains(c->owned, f->dest))
+		return 0;
+	r = ap_fs_read_beneath(dfd, base, AP_MAX_BLOB_SIZE, &have, &have_len);
+	if (r >= 0)
+		r = content(f, c->src, &buf, &want, &want_len);
+	if (r < 0)
+		return env_error(c, r, "read", f->dest);
+	if (!f->takeover && !(have_len == want_len && memcmp(have, want, want_len) == 0))
+		return refuse(c, "'%s' (from '%s') exists and autopull did not install it; to "
+				 "replace it, set 'takeover: true' on its rule (the original is then "
+				 "kept in the state directory's adopted/)", f->dest, f->path);
+	return ap_strv_push(&c->out->adopt, f->dest);
+}
+
+/* One destination: its directory can be written, nothing but a file is in the way, and an
+ * existing file is either ours or may be taken over. */
+static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const char *dest,
+			  size_t root_len, bool install)
+{
+	_cleanup_free_ char *dir = strndup(dest, (size_t)(strrchr(dest, '/') - dest));
+	_cleanup_close_ int dfd = -1;
+	const char *base;
+	struct stat st;
+	size_t size = 0;
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	dfd = install && !(c->flags & AP_PREFLIGHT_CHECK_ONLY) ? open_dest_dir(dest, root_len, &base)
+								  : open_existing_dir(dest, root_len, &base);
+	if (dfd == -ENOENT)
+		return 0; /* missing: created when installing, nothing to remove */
+	if (dfd < 0)
+		return dfd == -ELOOP || dfd == -ENOTDIR || dfd == -EXDEV
+			       ? refuse(c, "'%s' (from '%s'): a symlink or a file is in the way of "
+					   "its directory; refusing to follow it", dest, f->path)
+			       : env_error(c, dfd, "open the directory of", dest);
+	r = stat_target(dfd, base, &st);
+	if (r == -ELOOP || r == -EISDIR || r == -EINVAL)
+		return refuse(c, "'%s' (from '%s') is %s on the host; refusing to replace it", dest,
+			      f->path, r == -ELOOP ? "a symlink" : r == -EISDIR ? "a directory"
+							   : "not a regular file");
+	if (r < 0 && r != -ENOENT)
+		return env_error(c, r, "inspect", dest);
+	if (r == 0) {
+		c->out->backup_bytes += (uint64_t)st.st_size;
+		c->out->backup_files++;
+	}
+	if (install && r == 0 && (r = check_takeover(c, f, dfd, base)) < 0)
+		return r;
+	if (install && f->change_ref && (c->src && c->src->size))
+		r = c->src->size(c->src->userdata, f->change_ref, &size);
+	if (r < 0 && r != -ENOENT)
+		return env_error(c, r, "size", f->path);
+	r = probe_dir(c, dfd, dir);
+	return r >= 0 && install ? need_space(c, dfd, dir, size) : r;
+}
+
+static int check_fs_space(struct preflight *c)
+{
+	for (size_t i = 0; i < c->n_fs; i++) {
+		const struct fs_need *n = &c->fs[i];
+
+		if (n->bytes <= n->avail_bytes && n->files <= n->avail_files)
+			continue;
+		ap_log_error(-ENOSPC, "no room to install the files into '%s': its file system has "
+				      "%" PRIu64 " bytes and %" PRIu64 " inodes free, this apply needs "
+				      "%" PRIu64 " and %" PRIu64, n->dir, n->avail_bytes,
+			     n->avail_files, n->bytes, n->files);
+		if (!c->error)
+			c->error = -ENOSPC;
+	}
+	return 0;
+}
+
+int ap_install_preflight(const struct ap_plan *p, char *const *owned,
+			 const struct ap_install_source *src, unsigned flags, struct ap_preflight *ret)
+{
+	struct preflight c = { .p = p, .owned = owned, .src = src, .flags = flags, .out = ret };
+	int r = 0;
+
+	*ret = (struct ap_preflight){ 0 };
+	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
+		const struct ap_file_op *f = &p->files[i];
+
+		if (f->install)
+			r = preflight_dest(&c, f, f->dest, f->root_len, true);
+		if (r >= 0 && f->remove && f->install && strcmp(f->old_dest, f->dest) != 0 &&
+		    ap_strv_contains(owned, f->old_dest))
+			r = preflight_dest(&c, f, f->old_dest, f->old_root_len, false);
+		else if (r >= 0 && f->remove && !f->install && ap_strv_contains(owned, f->dest))
+			r = preflight_dest(&c, f, f->dest, f->root_len, false);
+	}
+	if (r >= 0)
+		r = check_fs_space(&c);
+	ap_strv_free(c.probed);
+	for (size_t i = 0; i < c.n_fs; i++)
+		free(c.fs[i].dir);
+	free(c.fs);
+	if (r < 0)
+		return r;
+	return c.refused ? -EINVAL : c.error;
+}
+
+void ap_preflight_clear(struct ap_preflight *p)
+{
+	ap_strv_free(p->adopt);
+	*p = (struct ap_preflight){ 0 };
 }

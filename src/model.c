@@ -1,4 +1,5 @@
 /* Destructors and names for the plain data types of model.h. */
+#include <errno.h>
 #include <string.h>
 
 #include "model.h"
@@ -39,9 +40,51 @@ const char *ap_unit_action_to_string(enum ap_unit_action_kind a)
 		[AP_ACTION_NONE] = "none", [AP_ACTION_RESTART] = "restart",
 		[AP_ACTION_RELOAD] = "reload", [AP_ACTION_START] = "start",
 		[AP_ACTION_STOP] = "stop", [AP_ACTION_ENABLE_START] = "enable-start",
-		[AP_ACTION_DISABLE_STOP] = "disable-stop", [AP_ACTION_ENABLE] = "enable",
+		[AP_ACTION_DISABLE_STOP] = "disable-stop", [AP_ACTION_REENABLE] = "reenable",
 	};
 	return (unsigned)a < ELEMENTSOF(names) ? names[a] : "?";
+}
+
+int ap_unit_action_from_string(const char *s, enum ap_unit_action_kind *ret)
+{
+	for (enum ap_unit_action_kind a = AP_ACTION_NONE; a <= AP_ACTION_REENABLE; a++)
+		if (strcmp(s, ap_unit_action_to_string(a)) == 0) {
+			*ret = a;
+			return 0;
+		}
+	/* Journals of earlier versions called a re-enable "enable". */
+	if (strcmp(s, "enable") == 0) {
+		*ret = AP_ACTION_REENABLE;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int ap_unit_action_rank(enum ap_unit_action_kind a)
+{
+	static const int rank[] = {
+		[AP_ACTION_NONE] = 0, [AP_ACTION_REENABLE] = 1, [AP_ACTION_RELOAD] = 2,
+		[AP_ACTION_RESTART] = 3, [AP_ACTION_START] = 4, [AP_ACTION_STOP] = 5,
+		[AP_ACTION_ENABLE_START] = 6, [AP_ACTION_DISABLE_STOP] = 7,
+	};
+	return (unsigned)a < ELEMENTSOF(rank) ? rank[a] : 0;
+}
+
+const char *ap_job_kind_to_string(enum ap_job_kind k)
+{
+	static const char *const names[] = {
+		[AP_JOB_START] = "start", [AP_JOB_STOP] = "stop",
+		[AP_JOB_TRY_RESTART] = "try-restart",
+		[AP_JOB_RELOAD_OR_TRY_RESTART] = "reload-or-try-restart", [AP_JOB_RESTART] = "restart",
+	};
+	return (unsigned)k < ELEMENTSOF(names) ? names[k] : "?";
+}
+
+void ap_host_file_clear(struct ap_host_file *f)
+{
+	free(f->path);
+	free(f->data);
+	*f = (struct ap_host_file){ 0 };
 }
 
 void ap_unit_states_free(struct ap_unit_states *s)

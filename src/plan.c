@@ -172,17 +172,6 @@ struct builder {
 	char *error;
 };
 
-/* Higher wins when several changes ask for different actions on one unit. */
-static int action_rank(enum ap_unit_action_kind a)
-{
-	static const int rank[] = {
-		[AP_ACTION_NONE] = 0, [AP_ACTION_ENABLE] = 1, [AP_ACTION_RELOAD] = 2,
-		[AP_ACTION_RESTART] = 3, [AP_ACTION_START] = 4, [AP_ACTION_STOP] = 5,
-		[AP_ACTION_ENABLE_START] = 6, [AP_ACTION_DISABLE_STOP] = 7,
-	};
-	return rank[a];
-}
-
 static struct ap_unit_action *find_unit(struct ap_plan *p, const char *unit)
 {
 	for (size_t i = 0; i < p->n_units; i++)
@@ -207,7 +196,7 @@ static int want_one(struct builder *b, const char *unit, enum ap_unit_action_kin
 		if (!u->unit)
 			return -ENOMEM;
 		b->p->n_units++;
-	} else if (action_rank(a) > action_rank(u->action)) {
+	} else if (ap_unit_action_rank(a) > ap_unit_action_rank(u->action)) {
 		u->action = a;
 		free(u->note);
 		u->note = NULL;
@@ -233,7 +222,7 @@ static int want(struct builder *b, const char *unit, enum ap_unit_action_kind a,
 	bool any = false;
 	int r;
 
-	if (!ap_unit_name_is_template(unit) || a == AP_ACTION_NONE || a == AP_ACTION_ENABLE)
+	if (!ap_unit_name_is_template(unit) || a == AP_ACTION_NONE || a == AP_ACTION_REENABLE)
 		return want_one(b, unit, a, reason, note);
 	if (!b->st->known)
 		return want_one(b, unit, a, reason, "instances unknown: no manager reachable");
@@ -317,7 +306,8 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		f->old_root_len = om->root_len;
 	if (nm)
 		f->mode = install_mode(nm, ch->new_mode);
-	r = dup_opt(ch->path, &f->path);
+	/* A rename out of every mapping removes the old path: name that one. */
+	r = dup_opt(nm || !ch->old_path ? ch->path : ch->old_path, &f->path);
 	if (r >= 0 && kind == AP_CHANGE_RENAME)
 		r = dup_opt(ch->old_path, &f->old_path);
 	if (r >= 0)
@@ -326,6 +316,8 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		r = dup_opt(om->dest, &f->old_dest);
 	if (r >= 0)
 		r = dup_opt(m->unit, &f->unit);
+	if (nm)
+		f->takeover = nm->rule ? nm->rule->takeover : b->c->takeover_units;
 	if (r >= 0 && nm && nm->rule) {
 		r = dup_opt(nm->rule->owner, &f->owner);
 		if (r >= 0)
@@ -369,7 +361,7 @@ static int unit_modified(struct builder *b, const struct ap_change *ch, const ch
 
 	if (ch->old_data && ch->new_data &&
 	    ap_unitfile_only_install_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len))
-		return want(b, unit, AP_ACTION_ENABLE, ch->path, "only [Install] changed");
+		return want(b, unit, AP_ACTION_REENABLE, ch->path, "only [Install] changed");
 	oc = ch->new_data ? ap_unitfile_onchange(ch->new_data, ch->new_len) : AP_ONCHANGE_RESTART;
 	switch (oc) {
 	case AP_ONCHANGE_INVALID:
@@ -463,7 +455,7 @@ static int plan_change(struct builder *b, const struct ap_change *ch)
 	kind = effective_kind(ch, nmapped, omapped);
 	r = add_file_op(b, ch, kind, nmapped ? &nm : NULL, omapped ? &om : NULL);
 	if (r >= 0 && omapped)
-		r = old_side_effects(b, &om, kind == AP_CHANGE_RENAME ? ch->old_path : ch->path);
+		r = old_side_effects(b, &om, ch->kind == AP_CHANGE_RENAME ? ch->old_path : ch->path);
 	if (r >= 0 && nmapped)
 		r = new_side_effects(b, ch, kind, &nm);
 out:
@@ -546,35 +538,4 @@ int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_ki
 	if (r >= 0)
 		find_unit(p, unit)->owed = true;
 	return r;
-}
-
-int ap_plan_resolve_owed(struct ap_plan *p, const char *unit, const char *active_state)
-{
-	struct ap_unit_action *u = find_unit(p, unit);
-	const char *note = NULL;
-
-	if (!u || !u->owed || (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
-		return 0;
-	if (strcmp(active_state, "failed") == 0) {
-		u->action = AP_ACTION_START;
-		note = "owed by an unfinished apply; failed since: start it";
-	} else if (strcmp(active_state, "inactive") == 0) {
-		u->action = AP_ACTION_NONE;
-		note = "owed by an unfinished apply; inactive now: the next start uses the new files";
-	}
-	if (!note)
-		return 0;
-	free(u->note);
-	u->note = strdup(note);
-	return u->note ? 0 : -ENOMEM;
-}
-
-int ap_unit_action_from_string(const char *s, enum ap_unit_action_kind *ret)
-{
-	for (enum ap_unit_action_kind a = AP_ACTION_NONE; a <= AP_ACTION_ENABLE; a++)
-		if (strcmp(s, ap_unit_action_to_string(a)) == 0) {
-			*ret = a;
-			return 0;
-		}
-	return -EINVAL;
 }

@@ -1,14 +1,18 @@
-/* autopull's own state files under state_dir (see state.h for the layout). Writes go
- * through ap_fs_write_atomic only; this module never touches managed host files except to
- * read them into a backup. */
+/* autopull's own state files under state_dir (see state.h for the layout). Each file has one
+ * typed reader and writer here, so its format lives in one place. Writes go through
+ * ap_fs_write_atomic only; this module never opens a managed host file.
+ *
+ * Deliberately not here: deciding what a journal means (apply.c), reading host files for a
+ * backup (install.c), the heartbeat arithmetic (heartbeat.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -17,6 +21,8 @@
 #include "util.h"
 
 #define STATE_MAX_FILE (16u * 1024 * 1024)
+#define HISTORY_MAX_FILE (16u * 1024 * 1024)
+#define REASON_MAX 512
 
 struct ap_state {
 	char *path;
@@ -65,6 +71,8 @@ const char *ap_state_path(const struct ap_state *s)
 	return s->path;
 }
 
+/* --- locks ------------------------------------------------------------------------- */
+
 static void report_holder(struct ap_state *s)
 {
 	char buf[32] = "";
@@ -92,6 +100,10 @@ static int flock_wait(int fd, unsigned wait_sec, unsigned poll_usec)
 	return 0;
 }
 
+/* The files the run lock protects; heartbeat's own are cleaned under its lock. */
+static const char *const locked_files[] = { "applied", "journal", "owned", "bad", "overrides",
+					    "restarted", "last-apply", "guard-tripped" };
+
 int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 {
 	char pid[32];
@@ -111,8 +123,46 @@ int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
 		return ap_log_error(-errno, "failed to write '%s/lock': %m", s->path);
+	/* A run killed inside an atomic write leaves its temp file; we hold the lock now, so
+	 * no other writer of these files is alive. */
+	for (size_t i = 0; i < ELEMENTSOF(locked_files); i++)
+		(void)ap_fs_remove_stale_temps(s->dirfd, locked_files[i]);
 	return 0;
 }
+
+int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
+{
+	int fd = ap_fs_open_beneath(s->dirfd, "heartbeat.lock", O_RDWR | O_CREAT, 0600), r;
+
+	if (fd < 0)
+		return ap_log_error(fd, "failed to open '%s/heartbeat.lock': %s", s->path, strerror(-fd));
+	r = flock_wait(fd, wait_sec, 20 * 1000);
+	if (r < 0) {
+		close(fd);
+		return ap_log_error(r, "failed to lock the heartbeat history in '%s': %s", s->path,
+				    r == -EAGAIN ? "it stays locked" : strerror(-r));
+	}
+	(void)ap_fs_remove_stale_temps(s->dirfd, "heartbeat");
+	return fd;
+}
+
+int ap_state_scratch_dir(struct ap_state *s, char **ret)
+{
+	_cleanup_free_ char *path = ap_strdupf("%s/stage", s->path);
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = ap_fs_rm_rf(path);
+	if (r >= 0 && mkdirat(s->dirfd, "stage", 0700) < 0)
+		r = -errno;
+	if (r < 0)
+		return ap_log_error(r, "failed to create '%s': %s", path, strerror(-r));
+	*ret = TAKE_PTR(path);
+	return 0;
+}
+
+/* --- plain files ----------------------------------------------------------------------- */
 
 static int write_file(struct ap_state *s, const char *name, const char *text)
 {
@@ -121,6 +171,49 @@ static int write_file(struct ap_state *s, const char *name, const char *text)
 	if (r < 0)
 		ap_log_error(r, "failed to write '%s/%s': %s", s->path, name, strerror(-r));
 	return r;
+}
+
+/* -ENOENT quietly; other errors logged. */
+static int read_file(struct ap_state *s, const char *name, size_t max, char **ret)
+{
+	size_t len;
+	int r = ap_fs_read_beneath(s->dirfd, name, max, ret, &len);
+
+	if (r < 0 && r != -ENOENT)
+		ap_log_error(r, "failed to read '%s/%s': %s", s->path, name, strerror(-r));
+	return r;
+}
+
+static int remove_file(struct ap_state *s, const char *name)
+{
+	int r = ap_fs_unlink_beneath(s->dirfd, name);
+
+	if (r < 0)
+		ap_log_error(r, "failed to remove '%s/%s': %s", s->path, name, strerror(-r));
+	return r;
+}
+
+static int append_line(struct ap_state *s, const char *name, const char *line)
+{
+	_cleanup_free_ char *old = NULL, *text = NULL;
+	int r = read_file(s, name, STATE_MAX_FILE, &old);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	text = ap_strdupf("%s%s", old ? old : "", line);
+	return text ? write_file(s, name, text) : -ENOMEM;
+}
+
+/* Reasons and messages come from operators and unit properties: one printable line. */
+static char *one_line(const char *s)
+{
+	size_t n = strnlen(s ? s : "", REASON_MAX);
+	char *v = strndup(s ? s : "", n);
+
+	for (char *c = v; c && *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+	return v;
 }
 
 static bool is_oid(const char *s, size_t n)
@@ -133,44 +226,14 @@ static bool is_oid(const char *s, size_t n)
 	return true;
 }
 
-/* Reads "<sha>" (or "-" for none) from the line starting with key in text. */
-static int parse_oid_line(const char *text, const char *key, char ret[AP_OID_HEXSZ + 1])
-{
-	const char *p = text;
-	size_t klen = strlen(key);
-
-	for (; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		size_t n;
-
-		if (strncmp(p, key, klen) != 0 || p[klen] != ' ')
-			continue;
-		p += klen + 1;
-		n = strcspn(p, "\n");
-		if (n == 1 && *p == '-') {
-			ret[0] = '\0';
-			return 0;
-		}
-		if (!is_oid(p, n))
-			return -EBADMSG;
-		memcpy(ret, p, n);
-		ret[n] = '\0';
-		return 0;
-	}
-	return -EBADMSG;
-}
-
 int ap_state_read_applied(struct ap_state *s, char ret[AP_OID_HEXSZ + 1])
 {
 	_cleanup_free_ char *text = NULL;
-	size_t len;
-	int r = ap_fs_read_beneath(s->dirfd, "applied", 4096, &text, &len);
+	int r = read_file(s, "applied", 4096, &text);
 
-	if (r == -ENOENT)
-		return r;
 	if (r < 0)
-		return ap_log_error(r, "failed to read '%s/applied': %s", s->path, strerror(-r));
-	len = strcspn(text, "\n");
-	if (!is_oid(text, len))
+		return r;
+	if (!is_oid(text, strcspn(text, "\n")))
 		return ap_log_error(-EBADMSG, "'%s/applied' does not hold a commit id", s->path);
 	memcpy(ret, text, AP_OID_HEXSZ);
 	ret[AP_OID_HEXSZ] = '\0';
@@ -185,66 +248,69 @@ int ap_state_write_applied(struct ap_state *s, const char *oid)
 	return write_file(s, "applied", line);
 }
 
-int ap_state_write_journal(struct ap_state *s, const char *from, const char *to,
-			   const char *actions)
-{
-	_cleanup_free_ char *text = ap_strdupf("from %s\nto %s\n%s", *from ? from : "-", to,
-					       actions ? actions : "");
+/* --- journal ---------------------------------------------------------------------------- */
 
-	return text ? write_file(s, "journal", text) : -ENOMEM;
+int ap_state_read_journal(struct ap_state *s, struct ap_journal *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *why = NULL;
+	int r = read_file(s, "journal", STATE_MAX_FILE, &text);
+
+	if (r < 0)
+		return r;
+	r = ap_journal_parse(text, ret, &why);
+	if (r == -EBADMSG)
+		return ap_log_error(r, "'%s/journal' is %s; move it away to start over (the host may "
+				       "then be between two commits until the next apply)",
+				    s->path, why ? why : "malformed");
+	return r;
 }
 
-int ap_state_read_journal(struct ap_state *s, char ret_from[AP_OID_HEXSZ + 1],
-			  char ret_to[AP_OID_HEXSZ + 1], char **ret_body)
+int ap_state_write_journal(struct ap_state *s, const struct ap_journal *j)
 {
-	const char *body;
 	_cleanup_free_ char *text = NULL;
-	size_t len;
-	int r = ap_fs_read_beneath(s->dirfd, "journal", STATE_MAX_FILE, &text, &len);
+	int r = ap_journal_format(j, &text);
 
-	if (r == -ENOENT)
-		return r;
-	if (r < 0)
-		return ap_log_error(r, "failed to read '%s/journal': %s", s->path, strerror(-r));
-	if (parse_oid_line(text, "from", ret_from) < 0 || parse_oid_line(text, "to", ret_to) < 0 ||
-	    !*ret_to)
-		return ap_log_error(-EBADMSG, "'%s/journal' is malformed", s->path);
-	body = strchr(text, '\n');
-	body = body ? strchr(body + 1, '\n') : NULL;
-	*ret_body = strdup(body ? body + 1 : "");
-	return *ret_body ? 0 : -ENOMEM;
+	return r < 0 ? r : write_file(s, "journal", text);
 }
 
 int ap_state_clear_journal(struct ap_state *s)
 {
-	int r = ap_fs_unlink_beneath(s->dirfd, "journal");
-
-	if (r < 0)
-		ap_log_error(r, "failed to remove '%s/journal': %s", s->path, strerror(-r));
-	return r;
+	return remove_file(s, "journal");
 }
 
-int ap_state_read_owned(struct ap_state *s, char ***ret)
-{
-	_cleanup_free_ char *text = NULL;
-	_cleanup_strv_free_ char **v = NULL;
-	size_t len;
-	int r = ap_fs_read_beneath(s->dirfd, "owned", STATE_MAX_FILE, &text, &len);
+/* --- inventory -------------------------------------------------------------------------- */
 
-	if (r == -ENOENT) {
-		*ret = NULL;
-		return 0;
-	}
-	if (r < 0)
-		return ap_log_error(r, "failed to read '%s/owned': %s", s->path, strerror(-r));
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		if (!ap_path_is_normalized_absolute(l))
-			return ap_log_error(-EBADMSG, "'%s/owned' holds a bad path '%s'", s->path, l);
+int ap_state_parse_owned(const char *text, char ***ret)
+{
+	_cleanup_free_ char *copy = strdup(text ? text : "");
+	_cleanup_strv_free_ char **v = NULL;
+	int r;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (!ap_path_is_normalized_absolute(l) || strcmp(l, "/") == 0)
+			return -EBADMSG;
 		if ((r = ap_strv_push_unique(&v, l)) < 0)
 			return r;
 	}
 	*ret = TAKE_PTR(v);
 	return 0;
+}
+
+int ap_state_read_owned(struct ap_state *s, char ***ret)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = read_file(s, "owned", STATE_MAX_FILE, &text);
+
+	if (r == -ENOENT) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r >= 0 && (r = ap_state_parse_owned(text, ret)) == -EBADMSG)
+		ap_log_error(r, "'%s/owned' holds a line that is not an absolute path", s->path);
+	return r;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -271,215 +337,231 @@ int ap_state_write_owned(struct ap_state *s, char *const *owned)
 	return r;
 }
 
-/* Reads host_path (not following a final symlink) into ret; ret_mode gets its mode.
- * -ENOENT when it does not exist. */
-static int read_host_file(const char *host_path, char **ret, size_t *ret_len, mode_t *ret_mode)
-{
-	_cleanup_free_ char *dir = strdup(host_path);
-	char *slash = dir ? strrchr(dir, '/') : NULL;
-	struct stat st;
-	int dfd, r;
+/* --- file sets (backups, adopted originals) -------------------------------------------------
+ *
+ * manifest lines: "<id> present <mode> <uid> <gid> <owned> <root_len> <path>"
+ *             or: "<id> absent - - - <owned> <root_len> <path>"
+ * Earlier versions wrote "<id> present <mode> <path>" / "<id> absent - <path>": read as owned,
+ * owner unknown (left as it is on restore) and beneath "/". */
 
-	if (!slash)
+struct ap_fileset {
+	struct ap_state *s;
+	char *name;
+	int dfd;
+	struct ap_host_file *v;
+	size_t n;
+	bool dirty;
+};
+
+void ap_state_fileset_free(struct ap_fileset *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		ap_host_file_clear(&f->v[i]);
+	free(f->v);
+	if (f->dfd >= 0)
+		close(f->dfd);
+	free(f->name);
+	free(f);
+}
+
+static int push_entry(struct ap_fileset *f, struct ap_host_file *e)
+{
+	struct ap_host_file *v = realloc(f->v, (f->n + 1) * sizeof(*v));
+
+	if (!v)
 		return -ENOMEM;
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*dir ? dir : "/", 0, 0);
-	if (dfd < 0)
-		return dfd;
-	r = fstatat(dfd, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	if (r >= 0)
-		r = ap_fs_read_beneath(dfd, slash + 1, AP_MAX_BLOB_SIZE, ret, ret_len);
-	close(dfd);
-	if (r >= 0)
-		*ret_mode = st.st_mode & 07777;
-	return r;
-}
-
-static bool manifest_has(const char *manifest, const char *host_path)
-{
-	for (const char *l = manifest; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-		const char *p = strchr(l, '/');
-		size_t n = strcspn(l, "\n");
-
-		if (p && p < l + n && (size_t)(l + n - p) == strlen(host_path) &&
-		    strncmp(p, host_path, strlen(host_path)) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Saves host_path's bytes as file <*count> (or notes it absent) and appends its manifest
- * line to m, unless m has it already. */
-static int backup_one(int dfd, struct ap_buf *m, size_t *count, const char *host_path)
-{
-	_cleanup_free_ char *data = NULL;
-	size_t dlen = 0;
-	mode_t mode = 0;
-	char name[32];
-	int r;
-
-	if (manifest_has(m->data, host_path))
-		return 0; /* a re-run keeps the bytes from before the first attempt */
-	r = read_host_file(host_path, &data, &dlen, &mode);
-	if (r == -ENOENT)
-		return ap_buf_printf(m, "%zu absent - %s\n", (*count)++, host_path);
-	if (r < 0)
-		return r;
-	snprintf(name, sizeof(name), "%zu", *count);
-	r = ap_fs_write_atomic(dfd, name, data, dlen, 0600, (uid_t)-1, (gid_t)-1);
-	return r < 0 ? r : ap_buf_printf(m, "%zu present %04o %s\n", (*count)++, (unsigned)mode, host_path);
-}
-
-/* backup/<commit>/manifest lines: "<n> present <mode> <path>" or "<n> absent - <path>". The
- * manifest is written once, after every saved copy: until then a re-run starts over. */
-int ap_state_backup_files(struct ap_state *s, const char *commit, char *const *paths)
-{
-	_cleanup_free_ char *sub = ap_strdupf("backup/%s", commit), *old = NULL;
-	struct ap_buf m = { 0 };
-	size_t len = 0, count = 0, before;
-	const char *failed = NULL;
-	int dfd, r;
-
-	if (!sub)
-		return -ENOMEM;
-	dfd = ap_fs_mkdirs_beneath(s->dirfd, sub, 0700);
-	if (dfd < 0)
-		return ap_log_error(dfd, "failed to create '%s/%s': %s", s->path, sub, strerror(-dfd));
-	r = ap_fs_read_beneath(dfd, "manifest", STATE_MAX_FILE, &old, &len);
-	r = r == -ENOENT ? 0 : r;
-	if (r >= 0)
-		r = ap_buf_append(&m, old ? old : "", old ? len : 0);
-	for (const char *c = m.data; c && *c; c++)
-		count += *c == '\n';
-	before = m.len;
-	for (size_t i = 0; r >= 0 && paths && paths[i]; i++)
-		if ((r = backup_one(dfd, &m, &count, paths[i])) < 0)
-			failed = paths[i];
-	if (r >= 0 && m.len != before)
-		r = ap_fs_write_atomic(dfd, "manifest", m.data, m.len, 0600, (uid_t)-1, (gid_t)-1);
-	close(dfd);
-	ap_buf_free(&m);
-	if (r < 0)
-		ap_log_error(r, "failed to back up '%s' into '%s/%s': %s", failed ? failed : "manifest",
-			     s->path, sub, strerror(-r));
-	return r;
-}
-
-int ap_state_backup_file(struct ap_state *s, const char *commit, const char *host_path)
-{
-	char *v[] = { (char *)host_path, NULL };
-
-	return ap_state_backup_files(s, commit, v);
-}
-
-static int read_manifest(struct ap_state *s, const char *commit, int *ret_dfd, char **ret)
-{
-	_cleanup_free_ char *sub = ap_strdupf("backup/%s", commit);
-	size_t len;
-	int dfd, r;
-
-	if (!sub)
-		return -ENOMEM;
-	dfd = ap_fs_open_beneath(s->dirfd, sub, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0)
-		return dfd;
-	r = ap_fs_read_beneath(dfd, "manifest", STATE_MAX_FILE, ret, &len);
-	if (r < 0) {
-		close(dfd);
-		return r;
-	}
-	*ret_dfd = dfd;
+	f->v = v;
+	v[f->n++] = *e;
+	*e = (struct ap_host_file){ 0 };
 	return 0;
 }
 
-int ap_state_backup_lookup(struct ap_state *s, const char *commit, const char *host_path,
-			   char **ret_data, size_t *ret_len, mode_t *ret_mode)
+static int parse_manifest_line(char *l, struct ap_host_file *e)
 {
-	_cleanup_free_ char *manifest = NULL;
-	int dfd = -1, r = read_manifest(s, commit, &dfd, &manifest);
+	char kind[16], mode[16], uid[16], gid[16];
+	unsigned id, owned = 1;
+	size_t root_len = 0;
+	int off = 0;
 
-	if (r < 0)
-		return r == -ENOENT ? r : ap_log_error(r, "failed to read the backup of %.12s: %s",
-						       commit, strerror(-r));
-	r = -ENOENT;
-	for (char *save = NULL, *l = strtok_r(manifest, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char name[32], kind[16], mode[16];
-		int off = 0;
-
-		if (sscanf(l, "%31s %15s %15s %n", name, kind, mode, &off) != 3 || off == 0 ||
-		    strcmp(l + off, host_path) != 0)
-			continue;
-		if (strcmp(kind, "absent") == 0) {
-			r = 0;
-			break;
-		}
-		*ret_mode = (mode_t)strtoul(mode, NULL, 8) & 07777;
-		r = ap_fs_read_beneath(dfd, name, AP_MAX_BLOB_SIZE, ret_data, ret_len);
-		r = r < 0 ? ap_log_error(r, "failed to read the backup of '%s': %s", host_path,
-					 strerror(-r))
-			  : 1;
-		break;
-	}
-	close(dfd);
-	return r;
+	if (sscanf(l, "%u %15s %15s %15s %15s %u %zu %n", &id, kind, mode, uid, gid, &owned,
+		   &root_len, &off) == 7 && off > 0 && l[off] == '/') {
+		e->uid = strcmp(uid, "-") == 0 ? (uid_t)-1 : (uid_t)strtoul(uid, NULL, 10);
+		e->gid = strcmp(gid, "-") == 0 ? (gid_t)-1 : (gid_t)strtoul(gid, NULL, 10);
+	} else if (off = 0, sscanf(l, "%u %15s %15s %n", &id, kind, mode, &off) == 3 && off > 0 &&
+		   l[off] == '/') {
+		e->uid = (uid_t)-1;
+		e->gid = (gid_t)-1;
+		root_len = 0;
+	} else
+		return -EBADMSG;
+	if (!ap_path_is_normalized_absolute(l + off) || root_len >= strlen(l + off) ||
+	    (root_len && l[off + root_len] != '/') || owned > 1 ||
+	    (strcmp(kind, "present") != 0 && strcmp(kind, "absent") != 0))
+		return -EBADMSG;
+	e->id = id;
+	e->present = strcmp(kind, "present") == 0;
+	e->mode = e->present ? (mode_t)strtoul(mode, NULL, 8) & 07777 : 0;
+	e->owned = owned;
+	e->root_len = root_len;
+	e->path = strdup(l + off);
+	return e->path ? 0 : -ENOMEM;
 }
 
-static bool name_ok(const char *name)
+static int load_manifest(struct ap_fileset *f)
 {
-	return ap_path_is_safe_relative(name) && !strchr(name, '/');
-}
-
-int ap_state_read_text(struct ap_state *s, const char *name, char **ret)
-{
+	_cleanup_free_ char *text = NULL;
 	size_t len;
-	int r = name_ok(name) ? ap_fs_read_beneath(s->dirfd, name, STATE_MAX_FILE, ret, &len) : -EINVAL;
+	int r = ap_fs_read_beneath(f->dfd, "manifest", STATE_MAX_FILE, &text, &len);
 
-	if (r < 0 && r != -ENOENT)
-		ap_log_error(r, "failed to read '%s/%s': %s", s->path, name, strerror(-r));
-	return r;
-}
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save)) {
+		struct ap_host_file e = { 0 };
 
-int ap_state_write_text(struct ap_state *s, const char *name, const char *text)
-{
-	return name_ok(name) ? write_file(s, name, text) : -EINVAL;
-}
-
-int ap_state_append_text(struct ap_state *s, const char *name, const char *line)
-{
-	_cleanup_free_ char *old = NULL, *text = NULL;
-	int r = ap_state_read_text(s, name, &old);
-
-	if (r < 0 && r != -ENOENT)
-		return r;
-	text = ap_strdupf("%s%s", old ? old : "", line);
-	return text ? ap_state_write_text(s, name, text) : -ENOMEM;
-}
-
-int ap_state_remove(struct ap_state *s, const char *name)
-{
-	int r = name_ok(name) ? ap_fs_unlink_beneath(s->dirfd, name) : -EINVAL;
-
-	if (r < 0)
-		ap_log_error(r, "failed to remove '%s/%s': %s", s->path, name, strerror(-r));
-	return r;
-}
-
-int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
-{
-	int fd = ap_fs_open_beneath(s->dirfd, "heartbeat.lock", O_RDWR | O_CREAT, 0600), r;
-
-	if (fd < 0)
-		return ap_log_error(fd, "failed to open '%s/heartbeat.lock': %s", s->path, strerror(-fd));
-	r = flock_wait(fd, wait_sec, 20 * 1000);
-	if (r < 0) {
-		close(fd);
-		return ap_log_error(r, "failed to lock the heartbeat history in '%s': %s", s->path,
-				    r == -EAGAIN ? "it stays locked" : strerror(-r));
+		r = parse_manifest_line(l, &e);
+		if (r >= 0)
+			r = push_entry(f, &e);
+		ap_host_file_clear(&e);
 	}
-	return fd;
+	if (r < 0)
+		ap_log_error(r, "failed to read '%s/%s/manifest': %s", f->s->path, f->name, strerror(-r));
+	return r;
 }
 
-int ap_state_backup_prune(struct ap_state *s, const char *keep)
+int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, struct ap_fileset **ret)
+{
+	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = calloc(1, sizeof(*f));
+	int r;
+
+	if (!f || !(f->name = strdup(name)))
+		return -ENOMEM;
+	f->s = s;
+	f->dfd = create ? ap_fs_mkdirs_beneath(s->dirfd, name, 0700)
+			: ap_fs_open_beneath(s->dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+	if (f->dfd == -ENOENT && !create)
+		return -ENOENT;
+	if (f->dfd < 0)
+		return ap_log_error(f->dfd, "failed to open '%s/%s': %s", s->path, name, strerror(-f->dfd));
+	if (create)
+		(void)ap_fs_remove_stale_temps(f->dfd, NULL); /* only ours are in there */
+	r = load_manifest(f);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(f);
+	return 0;
+}
+
+size_t ap_state_fileset_count(const struct ap_fileset *f)
+{
+	return f->n;
+}
+
+const struct ap_host_file *ap_state_fileset_entry(const struct ap_fileset *f, size_t i)
+{
+	return i < f->n ? &f->v[i] : NULL;
+}
+
+const struct ap_host_file *ap_state_fileset_find(const struct ap_fileset *f, const char *path)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->v[i].path, path) == 0)
+			return &f->v[i];
+	return NULL;
+}
+
+int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
+{
+	struct ap_host_file e = { .root_len = hf->root_len, .present = hf->present,
+				  .mode = hf->mode, .uid = hf->uid, .gid = hf->gid,
+				  .owned = hf->owned, .id = 0 };
+	char name[32];
+	int r;
+
+	if (ap_state_fileset_find(f, hf->path))
+		return 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].id >= e.id)
+			e.id = f->v[i].id + 1;
+	snprintf(name, sizeof(name), "%u", e.id);
+	if (hf->present) {
+		r = ap_fs_write_atomic(f->dfd, name, hf->data ? hf->data : "", hf->len, 0600,
+				       (uid_t)-1, (gid_t)-1);
+		if (r < 0)
+			return ap_log_error(r, "failed to save '%s' into '%s/%s': %s", hf->path,
+					    f->s->path, f->name, strerror(-r));
+	}
+	e.path = strdup(hf->path);
+	if (!e.path)
+		return -ENOMEM;
+	f->dirty = true;
+	return push_entry(f, &e);
+}
+
+int ap_state_fileset_commit(struct ap_fileset *f)
+{
+	struct ap_buf m = { 0 };
+	int r = ap_buf_append(&m, "", 0);
+
+	if (!f->dirty)
+		return 0;
+	for (size_t i = 0; r >= 0 && i < f->n; i++) {
+		const struct ap_host_file *e = &f->v[i];
+
+		char uid[24] = "-", gid[24] = "-";
+
+		if (e->uid != (uid_t)-1)
+			snprintf(uid, sizeof(uid), "%u", (unsigned)e->uid);
+		if (e->gid != (gid_t)-1)
+			snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
+		if (e->present)
+			r = ap_buf_printf(&m, "%u present %04o %s %s %d %zu %s\n", e->id,
+					  (unsigned)e->mode, uid, gid, e->owned, e->root_len, e->path);
+		else
+			r = ap_buf_printf(&m, "%u absent - - - %d %zu %s\n", e->id, e->owned,
+					  e->root_len, e->path);
+	}
+	if (r >= 0)
+		r = ap_fs_write_atomic(f->dfd, "manifest", m.data, m.len, 0600, (uid_t)-1, (gid_t)-1);
+	ap_buf_free(&m);
+	if (r < 0)
+		return ap_log_error(r, "failed to write '%s/%s/manifest': %s", f->s->path, f->name,
+				    strerror(-r));
+	f->dirty = false;
+	return 0;
+}
+
+int ap_state_fileset_read(struct ap_fileset *f, const struct ap_host_file *e, char **ret,
+			  size_t *ret_len)
+{
+	char name[32];
+	int r;
+
+	snprintf(name, sizeof(name), "%u", e->id);
+	r = ap_fs_read_beneath(f->dfd, name, AP_MAX_BLOB_SIZE, ret, ret_len);
+	if (r < 0)
+		ap_log_error(r, "failed to read the saved copy of '%s' in '%s/%s': %s", e->path,
+			     f->s->path, f->name, strerror(-r));
+	return r;
+}
+
+const char *ap_state_backup_name(const char *commit, char buf[static 48])
+{
+	snprintf(buf, 48, "backup/%.40s", commit);
+	return buf;
+}
+
+static bool keep_has(const char *const *keep, const char *name)
+{
+	for (size_t i = 0; keep && keep[i]; i++)
+		if (*keep[i] && strcmp(keep[i], name) == 0)
+			return true;
+	return false;
+}
+
+int ap_state_backup_prune(struct ap_state *s, const char *const *keep)
 {
 	int fd = ap_fs_open_beneath(s->dirfd, "backup", O_RDONLY | O_DIRECTORY, 0), r = 0;
 	DIR *d;
@@ -495,7 +577,7 @@ int ap_state_backup_prune(struct ap_state *s, const char *keep)
 	for (struct dirent *de; r >= 0 && (de = readdir(d));) {
 		_cleanup_free_ char *path = NULL;
 
-		if (de->d_name[0] == '.' || strcmp(de->d_name, keep) == 0)
+		if (de->d_name[0] == '.' || keep_has(keep, de->d_name))
 			continue;
 		path = ap_strdupf("%s/backup/%s", s->path, de->d_name);
 		r = path ? ap_fs_rm_rf(path) : -ENOMEM;
@@ -505,4 +587,170 @@ int ap_state_backup_prune(struct ap_state *s, const char *keep)
 	}
 	closedir(d);
 	return r;
+}
+
+int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files)
+{
+	struct statvfs v;
+	uint64_t avail, need = bytes + files * 4096 + 64 * 1024; /* + manifest, journal */
+
+	if (fstatvfs(s->dirfd, &v) < 0)
+		return ap_log_error(-errno, "failed to check the free space of '%s': %m", s->path);
+	avail = (uint64_t)v.f_bavail * v.f_frsize;
+	if (avail < need || (v.f_files && v.f_favail < files + 8))
+		return ap_log_error(-ENOSPC, "'%s' has %" PRIu64 " bytes and %llu inodes free; the "
+					     "backup of this apply needs %" PRIu64 " bytes and %" PRIu64
+					     " inodes", s->path, avail,
+				    (unsigned long long)v.f_favail, need, files + 8);
+	return 0;
+}
+
+/* --- the guard's files -------------------------------------------------------------------- */
+
+int ap_state_add_bad(struct ap_state *s, const char *commit, const char *why)
+{
+	_cleanup_free_ char *clean = one_line(why), *line = NULL;
+
+	if (!clean)
+		return -ENOMEM;
+	line = ap_strdupf("%.40s %llu %s\n", commit, ap_now_realtime_usec(), clean);
+	return line ? append_line(s, "bad", line) : -ENOMEM;
+}
+
+int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why)
+{
+	_cleanup_free_ char *bad = NULL;
+	int r = read_file(s, "bad", STATE_MAX_FILE, &bad);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	for (char *save = NULL, *l = strtok_r(bad, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		const char *why;
+
+		if (strncmp(l, commit, AP_OID_HEXSZ) != 0 || l[AP_OID_HEXSZ] != ' ')
+			continue;
+		why = strchr(l + AP_OID_HEXSZ + 1, ' '); /* past the time */
+		if (ret_why && !(*ret_why = strdup(why ? why + 1 : "")))
+			return -ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
+			  const char *reason)
+{
+	_cleanup_free_ char *clean = one_line(reason), *line = NULL;
+
+	if (!clean)
+		return -ENOMEM;
+	line = ap_strdupf("%llu %s %.40s %s\n", ap_now_realtime_usec(), kind, commit, clean);
+	return line ? append_line(s, "overrides", line) : -ENOMEM;
+}
+
+int ap_state_read_restarted(struct ap_state *s, char ***ret)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_strv_free_ char **v = NULL;
+	int r = read_file(s, "restarted", STATE_MAX_FILE, &text);
+
+	*ret = NULL;
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save))
+		r = ap_strv_push_unique(&v, l);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+int ap_state_write_restarted(struct ap_state *s, char *const *units)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_append(&b, "", 0);
+
+	for (size_t i = 0; r >= 0 && units && units[i]; i++)
+		r = ap_buf_printf(&b, "%s\n", units[i]);
+	if (r >= 0)
+		r = write_file(s, "restarted", b.data);
+	ap_buf_free(&b);
+	return r;
+}
+
+int ap_state_read_last_apply(struct ap_state *s, struct ap_last_apply *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	unsigned long long ts;
+	int ok, r = read_file(s, "last-apply", 4096, &text);
+
+	if (r < 0)
+		return r;
+	if (sscanf(text, "%llu %d", &ts, &ok) != 2)
+		return ap_log_error(-EBADMSG, "'%s/last-apply' is malformed", s->path);
+	*ret = (struct ap_last_apply){ .realtime_usec = ts, .ok = ok != 0 };
+	return 0;
+}
+
+int ap_state_write_last_apply(struct ap_state *s, const struct ap_last_apply *la)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "%llu %d\n", (unsigned long long)la->realtime_usec, la->ok);
+	return write_file(s, "last-apply", line);
+}
+
+int ap_state_read_tripped(struct ap_state *s, char **ret_why)
+{
+	return read_file(s, "guard-tripped", STATE_MAX_FILE, ret_why);
+}
+
+int ap_state_write_tripped(struct ap_state *s, const char *why)
+{
+	_cleanup_free_ char *clean = one_line(why), *line = NULL;
+
+	line = clean ? ap_strdupf("%s\n", clean) : NULL;
+	return line ? write_file(s, "guard-tripped", line) : -ENOMEM;
+}
+
+int ap_state_clear_tripped(struct ap_state *s)
+{
+	return remove_file(s, "guard-tripped");
+}
+
+/* --- heartbeat history ------------------------------------------------------------------ */
+
+int ap_state_discard_history(struct ap_state *s, const char *why)
+{
+	int r = ap_fs_move_aside(s->dirfd, "heartbeat", ".old");
+
+	if (r < 0 && r != -ENOENT)
+		return ap_log_error(r, "failed to move '%s/heartbeat' aside: %s", s->path, strerror(-r));
+	ap_log_warning("heartbeat history '%s/heartbeat' %s; moved it to heartbeat.old and started "
+		       "a new one", s->path, why);
+	return 0;
+}
+
+int ap_state_read_history(struct ap_state *s, char **ret)
+{
+	size_t len;
+	int r = ap_fs_read_beneath(s->dirfd, "heartbeat", HISTORY_MAX_FILE, ret, &len);
+
+	if (r == -EFBIG || r == -EISDIR || r == -EINVAL || r == -ELOOP) {
+		/* A history we cannot read must not switch the guard off, or block it forever. */
+		int k = ap_state_discard_history(s, r == -EFBIG ? "is too large to read"
+								 : "is not a regular file");
+		return k < 0 ? k : -ENOENT;
+	}
+	if (r < 0 && r != -ENOENT)
+		ap_log_error(r, "failed to read '%s/heartbeat': %s", s->path, strerror(-r));
+	return r;
+}
+
+int ap_state_write_history(struct ap_state *s, const char *text)
+{
+	return write_file(s, "heartbeat", text);
 }

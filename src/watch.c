@@ -81,7 +81,7 @@ static int watched_units(struct ap_bus *b, struct ap_state *st, const struct ap_
 			 char ***ret)
 {
 	_cleanup_strv_free_ char **globs = NULL, **units = NULL;
-	_cleanup_free_ char *restarted = NULL;
+	_cleanup_strv_free_ char **restarted = NULL;
 	struct ap_unit_states loaded = { 0 };
 	int r = 0;
 
@@ -93,27 +93,24 @@ static int watched_units(struct ap_bus *b, struct ap_state *st, const struct ap_
 	for (size_t i = 0; r >= 0 && i < loaded.n; i++)
 		r = ap_strv_push_unique(&units, loaded.v[i].name);
 	ap_unit_states_free(&loaded);
-	if (r >= 0 && ap_state_read_text(st, "restarted", &restarted) >= 0)
-		for (char *save = NULL, *l = strtok_r(restarted, "\n", &save); r >= 0 && l;
-		     l = strtok_r(NULL, "\n", &save))
-			r = ap_strv_push_unique(&units, l);
+	if (r >= 0)
+		r = ap_state_read_restarted(st, &restarted);
+	for (size_t i = 0; r >= 0 && restarted && restarted[i]; i++)
+		r = ap_strv_push_unique(&units, restarted[i]);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(units);
 	return 0;
 }
 
-/* "<realtime usec> <0|1>" in state file last-apply. */
 static void read_last_apply(struct ap_state *st, struct ap_hb_facts *f)
 {
-	_cleanup_free_ char *text = NULL;
-	unsigned long long ts;
-	int ok;
+	struct ap_last_apply la;
 
 	f->last_apply_success = -1;
-	if (ap_state_read_text(st, "last-apply", &text) >= 0 && sscanf(text, "%llu %d", &ts, &ok) == 2) {
-		f->last_apply_real_usec = ts;
-		f->last_apply_success = ok != 0;
+	if (ap_state_read_last_apply(st, &la) >= 0) {
+		f->last_apply_real_usec = la.realtime_usec;
+		f->last_apply_success = la.ok;
 	}
 }
 
@@ -139,6 +136,9 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	slash = strrchr(path, '/');
 	*slash = '\0';
 	dfd = ap_fs_open_dir(*path ? path : "/", 1, 0755);
+	/* Every writer of the metrics holds the history lock: a temp file here is a killed one's. */
+	if (dfd >= 0)
+		(void)ap_fs_remove_stale_temps(dfd, slash + 1);
 	r = dfd < 0 ? dfd : ap_fs_write_atomic(dfd, slash + 1, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1);
 	if (dfd >= 0)
 		close(dfd);
@@ -148,18 +148,31 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	return r;
 }
 
+/* The stored history. One that cannot be read or parses to nothing is moved aside: a guard
+ * that stops working on a damaged file is a guard that fails open. */
+static int load_history(struct ap_state *st, bool record, struct ap_hb_history *h)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = ap_state_read_history(st, &text);
+
+	if (r == -ENOENT)
+		return ap_hb_history_parse("", h);
+	if (r < 0)
+		return r;
+	r = ap_hb_history_parse(text, h);
+	if (r >= 0 && h->n == 0 && *text && record)
+		r = ap_state_discard_history(st, "holds no sample autopull can read");
+	return r;
+}
+
 /* Appends the new samples to the stored history and prunes it; h gets the whole history. */
 static int update_history(struct ap_state *st, const struct ap_config *c, const char *boot_id,
 			  const struct ap_hb_history *fresh, bool record, struct ap_hb_history *h)
 {
-	_cleanup_free_ char *text = NULL, *out = NULL;
+	_cleanup_free_ char *out = NULL;
 	unsigned long long keep = c->guard.window_usec * 2;
-	int lock = ap_state_lock_history(st, 10), r;
+	int r = load_history(st, record, h);
 
-	if (lock < 0)
-		return lock;
-	r = ap_state_read_text(st, HISTORY_FILE, &text);
-	r = r == -ENOENT ? ap_hb_history_parse("", h) : r < 0 ? r : ap_hb_history_parse(text, h);
 	for (size_t i = 0; r >= 0 && i < fresh->n; i++)
 		r = ap_hb_history_append(h, &fresh->v[i]);
 	if (r >= 0) {
@@ -169,8 +182,7 @@ static int update_history(struct ap_state *st, const struct ap_config *c, const 
 		r = ap_hb_history_format(h, &out);
 	}
 	if (r >= 0 && record)
-		r = ap_state_write_text(st, HISTORY_FILE, out);
-	close(lock);
+		r = ap_state_write_history(st, out);
 	return r;
 }
 
@@ -198,7 +210,7 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	struct ap_hb_history fresh = { 0 }, h = { 0 };
 	struct ap_guard_result g = { 0 };
 	char boot_id[33];
-	int r = watched_units(b, st, c, &units);
+	int lock = -1, r = watched_units(b, st, c, &units);
 
 	read_boot_id(boot_id);
 	for (size_t i = 0; r >= 0 && units && units[i]; i++) {
@@ -207,14 +219,20 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		if (r >= 0)
 			r = ap_hb_history_append(&fresh, &s);
 	}
+	lock = r >= 0 ? ap_state_lock_history(st, 10) : r;
+	r = lock;
 	if (r >= 0)
 		r = update_history(st, c, boot_id, &fresh, record, &h);
-	if (r >= 0 && ap_state_read_text(st, "guard-tripped", &g.tripped) < 0)
+	if (r >= 0 && ap_state_read_tripped(st, &g.tripped) < 0)
 		g.tripped = NULL;
 	if (r >= 0)
 		r = judge_all(c, &h, &fresh, boot_id, &g);
-	if (r >= 0 && record)
-		r = write_metrics(st, c, &h, &g);
+	/* Metrics are for people and dashboards: a path they cannot be written to is worth a
+	 * warning, never a guard that stops judging. */
+	if (r >= 0 && record && write_metrics(st, c, &h, &g) < 0)
+		ap_log_warning("the guard works on without metrics");
+	if (lock >= 0)
+		close(lock);
 	ap_hb_history_free(&fresh);
 	ap_hb_history_free(&h);
 	if (r < 0) {

@@ -244,6 +244,22 @@ static void test_rename_out_of_mapping_is_delete(void **s)
 	DONE();
 }
 
+/* From a real repository's history: the new name is not a unit, so this is a removal of the
+ * old unit (named by its old path) and the new path is merely unmapped. */
+static void test_rename_to_non_unit_name(void **s)
+{
+	BUILD(&states, { AP_CHANGE_RENAME, "systemd/eco-server.template.sevice",
+			 "systemd/eco-server.service", B, B, NULL, SVC });
+	assert_int_equal(p->n_files, 1);
+	assert_file(p, 0, "delete", "unit", "/u/eco-server.service");
+	assert_string_equal(p->files[0].path, "systemd/eco-server.service");
+	assert_unit(p, "eco-server.service", "disable-stop");
+	assert_string_equal(p->units[0].reasons[0], "systemd/eco-server.service");
+	assert_int_equal(ap_strv_length(p->unmapped), 1);
+	assert_string_equal(p->unmapped[0], "systemd/eco-server.template.sevice");
+	DONE();
+}
+
 static void test_mode_change(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODE, "env/app.env", NULL, B, X, NULL, "A=1" });
@@ -278,7 +294,7 @@ static void test_install_only_change(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC INST,
 			 SVC "[Install]\nWantedBy=multi-user.target\n" });
-	assert_unit(p, "web.service", "enable");
+	assert_unit(p, "web.service", "reenable");
 	DONE();
 }
 
@@ -373,22 +389,6 @@ static void test_owed_actions_merge(void **s)
 	DONE();
 }
 
-static void test_owed_resolved_by_state(void **s)
-{
-	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" });
-	assert_int_equal(ap_plan_add_owed(p, "a.service", AP_ACTION_RESTART, "journal"), 0);
-	assert_int_equal(ap_plan_add_owed(p, "b.service", AP_ACTION_RESTART, "journal"), 0);
-	assert_int_equal(ap_plan_add_owed(p, "c.service", AP_ACTION_RELOAD, "journal"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "a.service", "failed"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "b.service", "inactive"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "c.service", "active"), 0);
-	assert_int_equal(ap_plan_resolve_owed(p, "web.service", "failed"), 0); /* not owed */
-	assert_unit(p, "a.service", "start");
-	assert_unit(p, "b.service", "none");
-	assert_unit(p, "c.service", "reload");
-	assert_unit(p, "web.service", "reload");
-	DONE();
-}
 
 /* Renders the plan as JSON and compares it with tests/golden/NAME. */
 static void assert_golden(const struct ap_plan *p, const char *name)
@@ -452,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_file_rules),
 		cmocka_unit_test(test_rename_unit),
 		cmocka_unit_test(test_rename_out_of_mapping_is_delete),
+		cmocka_unit_test(test_rename_to_non_unit_name),
 		cmocka_unit_test(test_mode_change),
 		cmocka_unit_test(test_unmapped_and_ignored),
 		cmocka_unit_test(test_onchange_policy),
@@ -462,7 +463,6 @@ int main(void)
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),
 		cmocka_unit_test(test_owed_actions_merge),
-		cmocka_unit_test(test_owed_resolved_by_state),
 		cmocka_unit_test(test_golden_json),
 		cmocka_unit_test(test_golden_first_run_without_bus),
 	};

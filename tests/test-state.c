@@ -60,17 +60,32 @@ static void test_applied(void **s)
 static void test_journal(void **s)
 {
 	struct ap_state *st = open_state(s);
-	char from[AP_OID_HEXSZ + 1], to[AP_OID_HEXSZ + 1], *body = NULL;
+	struct ap_journal j = { 0 }, back = { 0 };
+	char *path = ap_strdupf("%s/state/journal", (char *)*s);
+	FILE *f;
 
-	assert_int_equal(ap_state_read_journal(st, from, to, &body), -ENOENT);
-	assert_int_equal(ap_state_write_journal(st, "", OID_B, "installed 1\nunit restart a.service\n"), 0);
-	assert_int_equal(ap_state_read_journal(st, from, to, &body), 0);
-	assert_string_equal(from, "");
-	assert_string_equal(to, OID_B);
-	assert_string_equal(body, "installed 1\nunit restart a.service\n");
-	free(body);
+	assert_int_equal(ap_state_read_journal(st, &back), -ENOENT);
+	strcpy(j.to, OID_B);
+	ap_journal_set_done(&j, AP_PHASE_FILES);
+	assert_int_equal(ap_journal_add_unit(&j, "a.service", AP_ACTION_RESTART, AP_STEP_FAILED, true), 0);
+	assert_int_equal(ap_state_write_journal(st, &j), 0);
+	assert_int_equal(ap_state_read_journal(st, &back), 0);
+	assert_string_equal(back.from, "");
+	assert_string_equal(back.to, OID_B);
+	assert_true(ap_journal_is_done(&back, AP_PHASE_FILES));
+	assert_int_equal(back.n_units, 1);
+	assert_int_equal(back.units[0].state, AP_STEP_FAILED);
+	assert_true(back.units[0].owed);
+	ap_journal_clear(&back);
+	/* garbage is refused, not guessed at */
+	f = fopen(path, "we");
+	fputs("autopull-journal 2\nfrom nonsense\n", f);
+	fclose(f);
+	assert_int_equal(ap_state_read_journal(st, &back), -EBADMSG);
 	assert_int_equal(ap_state_clear_journal(st), 0);
-	assert_int_equal(ap_state_read_journal(st, from, to, &body), -ENOENT);
+	assert_int_equal(ap_state_read_journal(st, &back), -ENOENT);
+	ap_journal_clear(&j);
+	free(path);
 	ap_state_free(st);
 }
 
@@ -92,44 +107,170 @@ static void test_owned(void **s)
 	ap_state_free(st);
 }
 
-static void test_backup(void **s)
+static struct ap_host_file hf(const char *path, bool present, const char *data, mode_t mode)
+{
+	return (struct ap_host_file){ .path = (char *)path, .root_len = 0, .present = present,
+				      .data = (char *)data, .len = data ? strlen(data) : 0,
+				      .mode = mode, .uid = 7, .gid = 8, .owned = present };
+}
+
+static void test_fileset(void **s)
 {
 	struct ap_state *st = open_state(s);
-	char *host = ap_strdupf("%s/host.conf", (char *)*s), *missing = ap_strdupf("%s/none", (char *)*s);
-	char *manifest = ap_strdupf("%s/state/backup/%s/manifest", (char *)*s, OID_A);
-	char *copy = ap_strdupf("%s/state/backup/%s/0", (char *)*s, OID_A), buf[256] = "";
-	FILE *f = fopen(host, "we");
+	struct ap_fileset *f = NULL;
+	const struct ap_host_file *e;
+	struct ap_host_file a = hf("/etc/a.conf", true, "old bytes", 0640), b = hf("/etc/none", false, NULL, 0);
+	struct ap_host_file again = hf("/etc/a.conf", true, "new bytes", 0600);
+	char name[48], *data = NULL;
+	size_t len;
 
-	fputs("old bytes", f);
-	fclose(f);
-	chmod(host, 0640);
-	assert_int_equal(ap_state_backup_file(st, OID_A, host), 0);
-	f = fopen(host, "we"); /* a re-run must keep the first copy */
-	fputs("new bytes", f);
-	fclose(f);
-	assert_int_equal(ap_state_backup_file(st, OID_A, host), 0);
-	assert_int_equal(ap_state_backup_file(st, OID_A, missing), 0);
-	f = fopen(copy, "re");
-	assert_non_null(f);
-	assert_non_null(fgets(buf, sizeof(buf), f));
-	fclose(f);
-	assert_string_equal(buf, "old bytes");
-	f = fopen(manifest, "re");
-	assert_non_null(f);
-	assert_int_equal(fread(buf, 1, sizeof(buf) - 1, f) > 0, 1);
-	fclose(f);
-	assert_non_null(strstr(buf, "0 present 0640 "));
-	assert_non_null(strstr(buf, "1 absent - "));
-	assert_null(strstr(buf, "2 "));
-	/* pruning keeps only the named commit's backup */
-	assert_int_equal(ap_state_backup_file(st, OID_B, host), 0);
-	assert_int_equal(ap_state_backup_prune(st, OID_B), 0);
-	assert_int_equal(access(manifest, F_OK), -1);
-	free(manifest);
-	manifest = ap_strdupf("%s/state/backup/%s/manifest", (char *)*s, OID_B);
-	assert_int_equal(access(manifest, F_OK), 0);
-	free(host), free(missing), free(manifest), free(copy);
+	assert_int_equal(ap_state_fileset_open(st, ap_state_backup_name(OID_A, name), false, &f), -ENOENT);
+	assert_int_equal(ap_state_fileset_open(st, name, true, &f), 0);
+	assert_int_equal(ap_state_fileset_add(f, &a), 0);
+	assert_int_equal(ap_state_fileset_add(f, &again), 0); /* the first copy wins */
+	assert_int_equal(ap_state_fileset_add(f, &b), 0);
+	assert_int_equal(ap_state_fileset_commit(f), 0);
+	ap_state_fileset_free(f);
+	/* reopened: metadata, ownership and the bytes come back */
+	assert_int_equal(ap_state_fileset_open(st, name, false, &f), 0);
+	assert_int_equal(ap_state_fileset_count(f), 2);
+	e = ap_state_fileset_find(f, "/etc/a.conf");
+	assert_non_null(e);
+	assert_true(e->present && e->owned);
+	assert_int_equal(e->mode, 0640);
+	assert_int_equal(e->uid, 7);
+	assert_int_equal(e->gid, 8);
+	assert_int_equal(ap_state_fileset_read(f, e, &data, &len), 0);
+	assert_string_equal(data, "old bytes");
+	free(data);
+	e = ap_state_fileset_find(f, "/etc/none");
+	assert_false(e->present || e->owned);
+	ap_state_fileset_free(f);
+	/* pruning keeps only the named commits' backups */
+	assert_int_equal(ap_state_fileset_open(st, ap_state_backup_name(OID_B, name), true, &f), 0);
+	assert_int_equal(ap_state_fileset_add(f, &a), 0);
+	assert_int_equal(ap_state_fileset_commit(f), 0);
+	ap_state_fileset_free(f);
+	assert_int_equal(ap_state_backup_prune(st, (const char *[]){ OID_B, "", NULL }), 0);
+	assert_int_equal(ap_state_fileset_open(st, ap_state_backup_name(OID_A, name), false, &f), -ENOENT);
+	assert_int_equal(ap_state_fileset_open(st, ap_state_backup_name(OID_B, name), false, &f), 0);
+	ap_state_fileset_free(f);
 	ap_state_free(st);
+}
+
+/* A backup written by an earlier version: mode only, no owner, beneath "/". */
+static void test_fileset_old_manifest(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_fileset *f = NULL;
+	char *dir = ap_strdupf("%s/state/backup/%s", (char *)*s, OID_A), *m = ap_strdupf("%s/manifest", dir);
+	const struct ap_host_file *e;
+	FILE *fp;
+
+	assert_true(close(ap_fs_open_dir(dir, 1, 0700)) == 0);
+	fp = fopen(m, "we");
+	assert_non_null(fp);
+	fputs("0 present 0644 /etc/x.conf\n1 absent - /etc/y.conf\n", fp);
+	fclose(fp);
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, false, &f), 0);
+	e = ap_state_fileset_find(f, "/etc/x.conf");
+	assert_non_null(e);
+	assert_int_equal(e->uid, (uid_t)-1);
+	assert_int_equal(e->mode, 0644);
+	assert_false(ap_state_fileset_find(f, "/etc/y.conf")->present);
+	ap_state_fileset_free(f);
+	/* a broken manifest line is an error, not a silent loss */
+	fp = fopen(m, "we");
+	fputs("0 present 0644 relative/path\n", fp);
+	fclose(fp);
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, false, &f), -EBADMSG);
+	free(dir), free(m);
+	ap_state_free(st);
+}
+
+static void test_guard_files(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_last_apply la = { 0 };
+	char *why = NULL, **v = NULL, *units[] = { "a.service", "b.timer", NULL };
+
+	assert_int_equal(ap_state_find_bad(st, OID_A, &why), 0);
+	assert_int_equal(ap_state_add_bad(st, OID_A, "unit 'x' failed\nESC\x1b"), 0);
+	assert_int_equal(ap_state_find_bad(st, OID_A, &why), 1);
+	assert_null(strchr(why, '\n'));
+	assert_null(strchr(why, '\x1b'));
+	assert_non_null(strstr(why, "unit 'x' failed"));
+	free(why);
+	assert_int_equal(ap_state_find_bad(st, OID_B, NULL), 0);
+	assert_int_equal(ap_state_add_override(st, "guard", OID_B, "fix for web"), 0);
+	assert_int_equal(ap_state_read_restarted(st, &v), 0);
+	assert_null(v);
+	assert_int_equal(ap_state_write_restarted(st, units), 0);
+	assert_int_equal(ap_state_read_restarted(st, &v), 0);
+	assert_int_equal(ap_strv_length(v), 2);
+	ap_strv_free(v);
+	assert_int_equal(ap_state_read_last_apply(st, &la), -ENOENT);
+	assert_int_equal(ap_state_write_last_apply(st, &(struct ap_last_apply){ 1234, true }), 0);
+	assert_int_equal(ap_state_read_last_apply(st, &la), 0);
+	assert_true(la.ok && la.realtime_usec == 1234);
+	assert_int_equal(ap_state_read_tripped(st, &why), -ENOENT);
+	assert_int_equal(ap_state_write_tripped(st, "rollback failed"), 0);
+	assert_int_equal(ap_state_read_tripped(st, &why), 0);
+	free(why);
+	assert_int_equal(ap_state_clear_tripped(st), 0);
+	assert_int_equal(ap_state_read_tripped(st, &why), -ENOENT);
+	ap_state_free(st);
+}
+
+/* A history too large to read is moved aside, not fatal forever. */
+static void test_history_rotation(void **s)
+{
+	struct ap_state *st = open_state(s);
+	char *path = ap_strdupf("%s/state/heartbeat", (char *)*s), *old = ap_strdupf("%s.old", path), *t = NULL;
+
+	assert_int_equal(truncate(path, 0) == 0 || errno == ENOENT, 1);
+	assert_int_equal(close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+	assert_int_equal(truncate(path, 64L * 1024 * 1024), 0);
+	assert_int_equal(ap_state_read_history(st, &t), -ENOENT);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(access(old, F_OK), 0);
+	assert_int_equal(ap_state_write_history(st, "x\n"), 0);
+	assert_int_equal(ap_state_read_history(st, &t), 0);
+	free(t);
+	free(path), free(old);
+	ap_state_free(st);
+}
+
+/* A run killed inside an atomic write leaves ".#name.XXXXXX"; the next lock removes it, and
+ * only the exact pattern. */
+static void test_stale_temps(void **s)
+{
+	struct ap_state *st = open_state(s);
+	char *tmp = ap_strdupf("%s/state/.#journal.Ab3dE9", (char *)*s);
+	char *lock = ap_strdupf("%s/state/.#journal", (char *)*s);
+
+	assert_int_equal(close(open(tmp, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+	assert_int_equal(symlink("x", lock), 0);
+	assert_int_equal(ap_state_lock(st, 0), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(faccessat(AT_FDCWD, lock, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+	free(tmp), free(lock);
+	ap_state_free(st);
+}
+
+static void test_parse_owned(void **s)
+{
+	char **v = NULL;
+
+	assert_int_equal(ap_state_parse_owned("/etc/a\n/etc/b\n/etc/a\n", &v), 0);
+	assert_int_equal(ap_strv_length(v), 2);
+	ap_strv_free(v);
+	v = NULL;
+	assert_int_equal(ap_state_parse_owned("/etc/../x\n", &v), -EBADMSG);
+	assert_int_equal(ap_state_parse_owned("relative\n", &v), -EBADMSG);
+	assert_int_equal(ap_state_parse_owned("/\n", &v), -EBADMSG);
+	assert_int_equal(ap_state_parse_owned("", &v), 0);
+	assert_null(v);
 }
 
 static void test_lock_contention(void **s)
@@ -168,7 +309,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owned, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fileset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fileset_old_manifest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guard_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_temps, setup, teardown),
+		cmocka_unit_test(test_parse_owned),
 		cmocka_unit_test_setup_teardown(test_lock_contention, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

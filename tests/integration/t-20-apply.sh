@@ -213,7 +213,8 @@ t_refusals() {
 	printf 'X=1\n' | fx_write env/sub/x.env
 	fx_commit escape >/dev/null
 	ap_autopull escape --user -c "$AP_CFG" apply
-	ap_expect_rc "$AP_CASE: symlink in the destination" 1 escape
+	ap_expect_rc "$AP_CASE: symlink in the destination is refused before any change" 4 escape
+	check "message names the destination" grep -q "env/sub/x.env.*symlink" "$AP_TMP/escape.err"
 	check "nothing written through the symlink" [ -z "$(ls -A "$outside")" ]
 	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	rm -f "$FX_ETC/env/sub"
@@ -229,7 +230,7 @@ t_failing_restart() {
 	ap_expect_rc "$AP_CASE: apply" 1 fail1
 	check "message names the unit and result" grep -q "web.service.*failed" "$AP_TMP/fail1.err"
 	check "applied unchanged" [ "$(applied)" = "$V1" ]
-	check "journal keeps the owed restart" grep -q "unit restart web.service" "$AP_STATE_DIR/journal"
+	check "journal keeps the owed restart" grep -q "unit restart failed new web.service" "$AP_STATE_DIR/journal"
 	ap_autopull fail2 --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: next run retries and fails again" 1 fail2
 	# The restart left the unit failed, where a try-restart does nothing: the owed restart
@@ -250,7 +251,7 @@ t_crash_between_install_and_restart() {
 	web=$(inv web.service)
 	svc web.service "web v2" install
 	v2=$(fx_commit v2)
-	ap_as_user env AUTOPULL_TEST_CRASH=after-install "$AP_BIN" --user -c "$AP_CFG" apply \
+	ap_as_user env AUTOPULL_TEST_CRASH=after-files "$AP_BIN" --user -c "$AP_CFG" apply \
 		>"$AP_TMP/crash.out" 2>"$AP_TMP/crash.err" </dev/null
 	check "the run was killed (SIGKILL)" [ $? = 137 ]
 	check "file installed before the kill" same_file "$FX_ORIGIN/systemd/web.service" "$AP_UNIT_DIR/web.service"

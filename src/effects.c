@@ -1,0 +1,313 @@
+/* The executor's effects on the real host (see effects.h). Each function does one thing the
+ * executor asks for and logs its own failure, naming the path or unit; the sequencing and the
+ * journal are apply.c's.
+ *
+ * Deliberately not here: deciding what to do after a failure (apply.c) and exit codes. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "effects.h"
+#include "log.h"
+#include "util.h"
+#include "watch.h"
+
+#define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
+
+static int save_journal(void *u, const struct ap_journal *j)
+{
+	struct ap_effects *e = u;
+
+	return ap_state_write_journal(e->st, j);
+}
+
+static int clear_journal(void *u)
+{
+	struct ap_effects *e = u;
+
+	return ap_state_clear_journal(e->st);
+}
+
+/* --- files ------------------------------------------------------------------------------ */
+
+/* Saves one host path into the backup (with whether autopull owned it), and the original of
+ * a file this apply takes over into adopted/ (kept for good: it is the operator's). */
+static int save_path(struct ap_effects *e, struct ap_fileset *backup, struct ap_fileset **adopted,
+		     const char *path, size_t root_len, bool install)
+{
+	struct ap_host_file hf = { 0 };
+	int r;
+
+	if (ap_state_fileset_find(backup, path))
+		return 0; /* a re-run keeps the state from before the first attempt */
+	r = ap_install_read_host(path, root_len, true, &hf);
+	if (r < 0)
+		return ap_log_error(r, "failed to back up '%s': %s", path, strerror(-r));
+	hf.owned = ap_strv_contains(e->owned, path);
+	r = ap_state_fileset_add(backup, &hf);
+	if (r >= 0 && install && hf.present && !hf.owned) {
+		if (!*adopted)
+			r = ap_state_fileset_open(e->st, "adopted", true, adopted);
+		if (r >= 0 && !ap_state_fileset_find(*adopted, path)) {
+			r = ap_state_fileset_add(*adopted, &hf);
+			if (r >= 0)
+				ap_log_notice("taking over '%s'; its original is kept in '%s/adopted'",
+					      path, ap_state_path(e->st));
+		}
+	}
+	ap_host_file_clear(&hf);
+	return r;
+}
+
+static int backup(void *u, const struct ap_plan *p, const char *commit)
+{
+	struct ap_effects *e = u;
+	_cleanup_(ap_state_fileset_freep) struct ap_fileset *b = NULL, *adopted = NULL;
+	const char *keep[] = { commit, p->from, NULL };
+	char name[48];
+	int r = ap_state_backup_prune(e->st, keep);
+
+	if (r >= 0)
+		r = ap_state_fileset_open(e->st, ap_state_backup_name(commit, name), true, &b);
+	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
+		const struct ap_file_op *f = &p->files[i];
+
+		r = save_path(e, b, &adopted, f->dest, f->root_len, f->install);
+		if (r >= 0 && f->old_dest)
+			r = save_path(e, b, &adopted, f->old_dest, f->old_root_len, false);
+	}
+	/* The originals first: the backup's manifest makes the backup count as made. */
+	if (r >= 0 && adopted)
+		r = ap_state_fileset_commit(adopted);
+	return r < 0 ? r : ap_state_fileset_commit(b);
+}
+
+static void file_done(void *u, const char *dest)
+{
+	struct ap_effects *e = u;
+	char point[32];
+
+	snprintf(point, sizeof(point), "after-file:%u", ++e->files_done);
+	ap_effects_crash_point(e->crash, point);
+}
+
+static int adopted_original(void *u, const char *dest, struct ap_host_file *ret)
+{
+	struct ap_effects *e = u;
+	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = NULL;
+	const struct ap_host_file *a;
+	int r = ap_state_fileset_open(e->st, "adopted", false, &f);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || !(a = ap_state_fileset_find(f, dest)))
+		return r;
+	*ret = (struct ap_host_file){ .root_len = a->root_len, .present = a->present,
+				      .mode = a->mode, .uid = a->uid, .gid = a->gid };
+	ret->path = strdup(a->path);
+	if (!ret->path)
+		return -ENOMEM;
+	r = a->present ? ap_state_fileset_read(f, a, &ret->data, &ret->len) : 0;
+	if (r < 0) {
+		ap_host_file_clear(ret);
+		return r;
+	}
+	return 1;
+}
+
+static int install(void *u, const struct ap_plan *p)
+{
+	struct ap_effects *e = u;
+	const struct ap_install_hooks h = { .src = e->src, .progress = file_done,
+					    .adopted = adopted_original, .userdata = e };
+	int r = ap_install_files(p, &h, &e->owned), w;
+
+	/* What did get installed is recorded either way: the restore relies on the backup, and
+	 * a later removal on the inventory. */
+	w = ap_state_write_owned(e->st, e->owned);
+	return r < 0 ? r : w;
+}
+
+static int owned_set(struct ap_effects *e, const char *path, bool owned)
+{
+	char **v = e->owned;
+	size_t n = ap_strv_length(v);
+
+	if (owned)
+		return ap_strv_push_unique(&e->owned, path);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], path) == 0) {
+			free(v[i]);
+			memmove(&v[i], &v[i + 1], (n - i) * sizeof(char *));
+			break;
+		}
+	return 0;
+}
+
+/* Every path is tried, so that one failure does not leave the others half-done. */
+static int restore(void *u, const char *commit)
+{
+	struct ap_effects *e = u;
+	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = NULL;
+	char name[48];
+	int r = ap_state_fileset_open(e->st, ap_state_backup_name(commit, name), false, &f), failed = 0;
+
+	if (r == -ENOENT)
+		return 0; /* no backup: nothing was changed yet */
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ap_state_fileset_count(f); i++) {
+		const struct ap_host_file *b = ap_state_fileset_entry(f, i);
+		struct ap_host_file hf = *b;
+
+		hf.data = NULL;
+		hf.len = 0;
+		r = b->present ? ap_state_fileset_read(f, b, &hf.data, &hf.len) : 0;
+		if (r >= 0)
+			r = ap_install_put_back(&hf);
+		free(hf.data);
+		if (r >= 0)
+			r = owned_set(e, b->path, b->owned);
+		if (r < 0)
+			failed = ap_log_error(r, "failed to restore '%s': %s", b->path, strerror(-r));
+		else
+			ap_log_debug("restored %s", b->path);
+	}
+	r = ap_state_write_owned(e->st, e->owned);
+	return failed ? failed : r;
+}
+
+/* --- the manager ---------------------------------------------------------------------- */
+
+static int enable(void *u, char *const *units)
+{
+	struct ap_effects *e = u;
+
+	return ap_bus_enable(e->bus, units);
+}
+
+static int reenable(void *u, char *const *units)
+{
+	struct ap_effects *e = u;
+
+	return ap_bus_reenable(e->bus, units);
+}
+
+static int disable(void *u, char *const *units)
+{
+	struct ap_effects *e = u;
+	int r = ap_bus_disable(e->bus, units);
+
+	return r == -ENOENT ? 0 : r; /* a unit without a file has no links left to remove */
+}
+
+static int reload(void *u)
+{
+	struct ap_effects *e = u;
+
+	return ap_bus_reload(e->bus);
+}
+
+static int reset_failed(void *u, char *const *units)
+{
+	struct ap_effects *e = u;
+
+	return ap_bus_reset_failed(e->bus, units);
+}
+
+static int run_jobs(void *u, struct ap_job *jobs, size_t n)
+{
+	struct ap_effects *e = u;
+	int r = ap_bus_run_jobs(e->bus, jobs, n, JOB_TIMEOUT_USEC);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *res = jobs[i].error ? jobs[i].result : "done";
+
+		if (e->quiet_jobs)
+			ap_log_info("%s %s: %s", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit, res);
+		else
+			printf("%s %s: %s\n", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit, res);
+	}
+	fflush(stdout);
+	return r;
+}
+
+static int settle(void *u, char *const *units, char **ret_why)
+{
+	struct ap_effects *e = u;
+	int r;
+
+	if (e->cfg->guard.settle_usec == 0)
+		return 0;
+	r = ap_watch_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	if (r < 0 && r != -EIO)
+		ap_log_error(r, "failed to watch the restarted units: %s", strerror(-r));
+	return r;
+}
+
+/* --- records ------------------------------------------------------------------------------ */
+
+static int record(void *u, const struct ap_journal *j, char *const *restarted)
+{
+	struct ap_effects *e = u;
+	int r = ap_state_write_applied(e->st, j->to);
+
+	/* Restarted units are watched by later heartbeats too; units started for the first time
+	 * are not, or a first run would make every heartbeat sample every unit of the repo. */
+	return r < 0 ? r : ap_state_write_restarted(e->st, restarted);
+}
+
+static int record_rollback(void *u, const struct ap_journal *j, const char *why, bool settled,
+			   const char *settle_why)
+{
+	struct ap_effects *e = u;
+	_cleanup_free_ char *tripped = NULL;
+	int r = ap_state_find_bad(e->st, j->to, NULL);
+
+	if (r == 0)
+		r = ap_state_add_bad(e->st, j->to, why);
+	/* An apply that superseded an unfinished one rolls back to that one's files, whose
+	 * actions ran again in this apply: that commit is what the host runs now. */
+	if (r >= 0 && settled && *j->from && strcmp(j->from, j->base) != 0)
+		r = ap_state_write_applied(e->st, j->from);
+	if (r < 0)
+		return r;
+	if (settled) {
+		ap_log_error(-EIO, "rolled back %.12s and marked it bad (%s); the host runs %.12s again",
+			     j->to, why, *j->from ? j->from : "(nothing)");
+		return 0;
+	}
+	tripped = ap_strdupf("rollback of %.12s failed: %s", j->to, settle_why ? settle_why : "?");
+	ap_log_error(-EIO, "ROLLBACK FAILED for %.12s: %s; applies refuse until 'autopull apply "
+			   "--override-guard --reason TEXT'", j->to, settle_why ? settle_why : "?");
+	return tripped ? ap_state_write_tripped(e->st, tripped) : -ENOMEM;
+}
+
+/* --- the test hook --------------------------------------------------------------------------- */
+
+void ap_effects_crash_point(const char *want, const char *point)
+{
+	if (want && strcmp(want, point) == 0) {
+		fflush(stdout);
+		raise(SIGKILL);
+	}
+}
+
+static void crash_point(void *u, const char *point)
+{
+	struct ap_effects *e = u;
+
+	ap_effects_crash_point(e->crash, point);
+}
+
+void ap_effects_ops(struct ap_effects *e, struct ap_apply_ops *ret)
+{
+	*ret = (struct ap_apply_ops){
+		.userdata = e, .save_journal = save_journal, .clear_journal = clear_journal,
+		.backup = backup, .install = install, .restore = restore, .enable = enable,
+		.reenable = reenable, .disable = disable, .reload = reload,
+		.reset_failed = reset_failed, .run_jobs = run_jobs, .settle = settle,
+		.record = record, .record_rollback = record_rollback, .crash_point = crash_point,
+	};
+}
