@@ -346,25 +346,6 @@ static int p_mode(struct ctx *c, yaml_node_t *n, const struct field *f, void *ba
 	return 0;
 }
 
-/* YAML 1.2 core schema booleans only: "yes", "on" and the like are a YAML 1.1 surprise. */
-static int p_bool(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
-{
-	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false",
-		"False", "FALSE" };
-	char buf[SHOWN_MAX];
-	const char *s = NULL;
-	int r = check_str(c, n, f, &s);
-
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-		if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
-			*FIELD(base, f, bool) = strcmp(s, yes[i]) == 0;
-			return 0;
-		}
-	return fail(c, n, "%s: '%s' is not true or false", f->key, shown(n, buf));
-}
-
 static int p_uint(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
 {
 	char buf[SHOWN_MAX], *end;

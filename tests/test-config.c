@@ -399,7 +399,7 @@ static struct bad bad_configs[] = {
 	{ "setuid not allowed", REPO "files:\n  - {src: a, dest: /a, mode: 6755, allow_setid: false}\n",
 	  4, 5, "mode 6755 sets the setuid/setgid bit" },
 	{ "allow_setid yes", REPO "files:\n  - {src: a, dest: /a, allow_setid: yes}\n", 4, 37,
-	  "allow_setid: 'yes' is not true or false" },
+	  "allow_setid: must be true or false, not 'yes'" },
 	{ "allow_setid list", REPO "files:\n  - {src: a, dest: /a, allow_setid: []}\n", 4, 37,
 	  "allow_setid: expected a string, found a list" },
 	{ "relative dest", REPO "files:\n  - src: a\n    dest: etc/a\n", 5, 11,
