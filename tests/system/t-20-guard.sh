@@ -93,7 +93,7 @@ t_rollback() {
 	v2=$(sx_commit v2-broken)
 	service broken
 	ap_expect_rc "$AP_CASE: the breaking commit" 1 broken
-	check "its log names the unit" grep -q "rolling back .*unit 'svc.service' is restarting" "$AP_TMP/broken.err"
+	check "its log names the unit" grep -q "unit 'svc.service' is restarting in a loop" "$AP_TMP/broken.err"
 	check "its log says rolled back" grep -q "rolled back .* marked it bad" "$AP_TMP/broken.err"
 	check "the old unit file is back" grep -q "echo v1" "$SYS_ROOT/etc/systemd/system/svc.service"
 	check "svc.service active again" sys_wait_prop svc.service ActiveState active 5
