@@ -2,6 +2,7 @@
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/autopull
 UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
 GENERATORDIR ?= /lib/systemd/system-generators
@@ -9,6 +10,8 @@ SYSCONFDIR ?= /etc
 
 CC      ?= cc
 PKGS    := libgit2 libsystemd yaml-0.1
+# Headers only: http.c loads libcurl when a push needs it (see there why it is not linked).
+DLOPEN_PKGS := libcurl
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
            -Wwrite-strings -Wno-unused-parameter
 ifeq ($(CI),true)
@@ -27,12 +30,12 @@ ifeq ($(DEPCHECK),fail)
 $(error missing build dependencies, see above)
 endif
 else ifeq ($(filter clean,$(MAKECMDGOALS)),)
-PKG_MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
+PKG_MISSING := $(shell for p in $(PKGS) $(DLOPEN_PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 ifneq ($(strip $(PKG_MISSING)),)
-$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev)
+$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev libcurl4-openssl-dev)
 endif
 endif
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(DLOPEN_PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
 # test tables initialise char * fields from literals
@@ -69,14 +72,17 @@ TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
 test-config_MODS  := config
 test-repo_MODS    := repo
-test-plan_MODS    := plan unitfile print
+test-plan_MODS    := plan unitfile print journal
 test-fsutil_MODS  := fsutil spawn
 test-bus_MODS     := bus
-test-state_MODS   := state fsutil journal unitfile
+test-state_MODS   := state fsutil journal unitfile events
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
 test-journal_MODS := journal unitfile
+test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
+test-http_MODS    := http
+test-push_MODS    := push http state fsutil journal unitfile events
 test-sandbox_MODS := sandbox config
 
 define test_rule
@@ -129,6 +135,9 @@ install: autopull
 	install -d $(DESTDIR)$(GENERATORDIR)
 	ln -sf $(BINDIR)/autopull $(DESTDIR)$(GENERATORDIR)/autopull-generator
 	install -Dm0644 config/autopull.yaml $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
+	# the Grafana dashboard and the VMAlert/Prometheus rules for the metrics
+	install -d $(DESTDIR)$(DATADIR)
+	install -m0644 share/autopull/* $(DESTDIR)$(DATADIR)/
 
 clean:
 	rm -rf build autopull

@@ -18,6 +18,9 @@ static inline void ap_bus_freep(struct ap_bus **b) { if (*b) ap_bus_free(*b); }
 /* Loaded units matching any of the glob patterns (ListUnitsByPatterns), appended to ret. */
 int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_states *ret);
 
+/* Loaded units in state failed (ListUnitsByPatterns with the state filter), appended to ret. */
+int ap_bus_list_failed(struct ap_bus *b, struct ap_unit_states *ret);
+
 /* Daemon-reload; returns after the manager finished reloading. */
 int ap_bus_reload(struct ap_bus *b);
 

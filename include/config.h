@@ -21,6 +21,12 @@ struct ap_file_rule {
 	char **reload;   /* units, NULL-terminated, or NULL */
 	char **restart;
 	bool takeover;   /* may replace an existing file autopull did not install */
+	char **hosts;    /* host names or globs this rule is for; NULL: every host */
+};
+
+/* argv lists run when an apply fails, rolls back or is refused (NULL: none). */
+struct ap_hooks {
+	char **on_failure, **on_rollback, **on_refused;
 };
 
 struct ap_guard_config {
@@ -29,6 +35,12 @@ struct ap_guard_config {
 	unsigned long long window_usec; /* default 5 min */
 	unsigned long long settle_usec; /* default 10 s */
 	char *metrics_file;        /* Prometheus text file; NULL: state_dir/metrics.prom */
+	/* Where the same samples are POSTed after each heartbeat and apply (NULL: no push),
+	 * with optional credentials from files (a bearer token, or "user:password"), a CA
+	 * bundle and a total deadline (default 5 s). */
+	char *push_url;
+	char *push_token_file, *push_basic_auth_file, *push_ca_file;
+	unsigned long long push_timeout_usec;
 };
 
 struct ap_config {
@@ -46,6 +58,9 @@ struct ap_config {
 	size_t n_files;
 	struct ap_guard_config guard;
 	bool takeover_units; /* unit files and drop-ins may replace ones autopull did not install */
+	bool drift_revert;   /* drift: revert — put drifted managed files back on each apply tick */
+	struct ap_hooks hooks;
+	size_t other_host_rules; /* files: rules for other hosts (dropped) */
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or
@@ -57,5 +72,8 @@ int ap_config_default_path(enum ap_scope scope, char **ret);
  * Errors are logged as FILE:LINE:COL: message; returns -EINVAL (bad content),
  * -errno (cannot read), -ENXIO (user scope without HOME), -ENOMEM. */
 int ap_config_load(const char *path, bool force_user, struct ap_config **ret);
+/* The same for a given host name (hosts:, %H and %l); ap_config_load uses gethostname(). */
+int ap_config_load_host(const char *path, bool force_user, const char *host,
+			struct ap_config **ret);
 void ap_config_free(struct ap_config *c);
 static inline void ap_config_freep(struct ap_config **c) { if (*c) ap_config_free(*c); }

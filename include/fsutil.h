@@ -35,6 +35,10 @@ int ap_fs_sync_dir(int dirfd);
  * (-EFBIG beyond). *ret is NUL-terminated. -ENOENT when missing. */
 int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* The same for a file named by an absolute normalised path (a configured credential file):
+ * its directory is opened with ap_fs_open_dir, the file itself is not followed if a symlink. */
+int ap_fs_read_file(const char *abs_path, size_t max, char **ret, size_t *ret_len);
+
 /* unlinkat beneath dirfd of a regular file, then fsync of its directory. A missing file
  * is success (returns 0); a directory or symlink is refused. */
 int ap_fs_unlink_beneath(int dirfd, const char *path);

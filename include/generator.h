@@ -17,9 +17,10 @@ bool ap_generator_invoked_as(const char *argv0);
  * the services fail on the same error when they start). Never blocks a boot. */
 int ap_generator_main(int argc, char **argv);
 
-/* The sandbox part of check-config: logs every directory the configuration at config_path
- * (NULL: /etc/autopull/autopull.yaml) needs and the drop-in in effect does not let the
- * shipped units write, each with the fix, and returns AP_EXIT_USAGE; AP_EXIT_OK when
- * everything is writable or the check does not apply (user scope, not booted with systemd,
- * shipped units not installed). */
-int ap_generator_check(const char *config_path, bool user);
+/* The sandbox part of check-config: calls report(userdata, message) for every directory cfg
+ * needs that the drop-in in effect does not let the shipped units write, each message with
+ * the fix, and returns how many. 0 when everything is writable or the check does not apply
+ * (user scope, not booted with systemd, shipped units not installed). */
+struct ap_config;
+int ap_generator_check(const struct ap_config *cfg, void (*report)(void *userdata, const char *msg),
+		       void *userdata);

@@ -58,13 +58,48 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 /* True when unit matches a guard.watch entry (fnmatch glob). */
 bool ap_hb_watch_matches(char *const *watch, const char *unit);
 
-/* Prometheus text exposition of the latest sample of each unit plus autopull's own facts. */
+/* Prometheus text exposition of the latest sample of each unit plus autopull's own facts.
+ * Every sample carries a host label, so that pushed series from many hosts stay apart.
+ *
+ * Per unit (watched units, and the units in state failed that guard.watch does not name):
+ *   systemd_unit_active, systemd_unit_state{state} (1 for the ActiveState, 0 for the other
+ *   six), systemd_unit_sub_state_info{sub_state}, systemd_unit_restart_count_total (NRestarts),
+ *   systemd_unit_last_exit_status, systemd_unit_seconds_since_active (for a timer: seconds
+ *   since its last trigger, absent when it has none), and for timers
+ *   systemd_timer_last_trigger_seconds (Unix time; absent when none) and
+ *   systemd_timer_interval_seconds (absent when unknown).
+ * Per watched unit only (the guard's verdicts): autopull_unit_looping, and for timers
+ *   autopull_timer_stale.
+ * Per host: autopull_applied_commit_info{commit}, autopull_last_apply_timestamp_seconds,
+ *   autopull_last_apply_success, autopull_guard_ok, autopull_guard_tripped,
+ *   autopull_bad_commits_total, autopull_last_rollback_timestamp_seconds,
+ *   autopull_guard_overrides_total, autopull_last_guard_override_timestamp_seconds,
+ *   autopull_push_failures_total. */
 struct ap_hb_facts {
 	const char *host;
 	const char *applied_commit;       /* "" if none */
 	uint64_t last_apply_real_usec;    /* 0 if never */
 	int last_apply_success;           /* -1 unknown */
+	bool guard_ok;                    /* nothing looping and not tripped */
+	bool guard_tripped;               /* an earlier rollback failed */
+	unsigned bad_commits;             /* commits rolled back and marked bad */
+	uint64_t last_rollback_real_usec; /* 0 if never */
+	unsigned overrides;               /* applies that overrode the guard */
+	uint64_t last_override_real_usec; /* 0 if never */
+	uint64_t push_failures;
+	/* The persisted counters of the apply history ("apply:ok", "refused:guard", "rollback"). */
+	char *const *counter_names;
+	const uint64_t *counter_values;
+	size_t n_counters;
+	int pinned;             /* 1 while deploys are pinned, -1 unknown */
+	long pending_commits;   /* commits on the branch not applied yet, -1 unknown */
+	long drift_files;       /* managed files that differ from the applied commit, -1 unknown */
+	/* Units in state failed, sampled beside the watched ones: exported, never judged. A
+	 * unit that is also watched is exported once, as a watched unit. */
+	const struct ap_hb_sample *failed;
+	size_t n_failed;
 };
 int ap_hb_render_metrics(const struct ap_hb_history *h, const struct ap_hb_verdict *verdicts,
 			 size_t n_verdicts, const struct ap_hb_facts *f, uint64_t now_real,
 			 char **ret);
+

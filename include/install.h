@@ -65,3 +65,7 @@ int ap_install_read_host(const char *path, size_t root_len, bool with_data, stru
 /* Makes path as hf says: the bytes, mode and owner, or absent. Writes nothing when it is so
  * already. */
 int ap_install_put_back(const struct ap_host_file *hf);
+
+/* The ids of owner and group names ((uid_t)-1 / (gid_t)-1 for NULL). -ESRCH, logged, when a
+ * name does not exist. */
+int ap_install_owner_ids(const char *owner, const char *group, uid_t *ret_uid, gid_t *ret_gid);

@@ -4,6 +4,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "model.h"
 
 struct ap_repo;
@@ -60,3 +61,25 @@ int ap_repo_blob_size(struct ap_repo *r, const char *oid, size_t *ret);
 
 /* Path of every blob in commit (sorted; gitlinks left out). */
 int ap_repo_list_files(struct ap_repo *r, const char *commit, char ***ret);
+
+/* Facts about a commit for people: subject, author, commit time (seconds since the epoch). */
+struct ap_commit_info {
+	char *subject, *author;
+	int64_t time;
+};
+void ap_commit_info_clear(struct ap_commit_info *i);
+int ap_repo_commit_info(struct ap_repo *r, const char *oid, struct ap_commit_info *ret);
+
+/* How many commits to has that from has not (from NULL or "": all of to's history). */
+int ap_repo_count_commits(struct ap_repo *r, const char *from, const char *to, size_t *ret);
+
+/* Like ap_repo_resolve, where "HEAD", "HEAD~1", "<branch>~2"… mean the mirrored branch. */
+int ap_repo_resolve_on_branch(struct ap_repo *r, const char *branch, const char *rev,
+			      char ret[AP_OID_HEXSZ + 1]);
+
+/* The git blob id of bytes (what a tree entry holding them would say). */
+int ap_repo_blob_id(const void *data, size_t len, char ret[AP_OID_HEXSZ + 1]);
+
+/* A unified diff of two texts, labelled. */
+int ap_repo_text_diff(const char *old, size_t old_len, const char *old_label, const char *new_text,
+		      size_t new_len, const char *new_label, char **ret);

@@ -27,7 +27,8 @@ struct ap_sandbox_need {
 struct ap_sandbox {
 	struct ap_sandbox_need *needs; /* sorted by path, one entry per path */
 	size_t n_needs;
-	bool setid; /* a files: rule has allow_setid: true (apply unit only) */
+	bool setid;   /* a files: rule has allow_setid: true (apply unit only) */
+	bool network; /* guard.push is set: the heartbeat POSTs its metrics (heartbeat only) */
 };
 
 /* Everything unit u writes under configuration c. */
@@ -36,15 +37,18 @@ void ap_sandbox_done(struct ap_sandbox *s);
 
 /* The drop-in text for unit u: a header naming config_path, ExecStartPre=+mkdir lines that
  * create missing directories before the namespace is set up, one ReadWritePaths=-PATH per
- * writable directory (not the blocked ones, nor paths beneath another listed one), and with
- * setid CAP_FSETID + RestrictSUIDSGID=no. Paths are quoted and escaped for unit files. */
+ * writable directory (not the blocked ones, nor paths beneath another listed one), with
+ * setid CAP_FSETID + RestrictSUIDSGID=no, with network the internet address families and no
+ * private network. Paths are quoted and escaped for unit files. */
 int ap_sandbox_render(const struct ap_sandbox *s, enum ap_sandbox_unit u, const char *config_path,
 		      char **ret);
 
-/* What a rendered drop-in grants: its ReadWritePaths= (unquoted) and whether it lifts
- * RestrictSUIDSGID=. Lines this module does not write are ignored. -EINVAL on a
+/* What a rendered drop-in grants: its ReadWritePaths= (unquoted), and in *ret_flags
+ * AP_SANDBOX_SETID when it lifts RestrictSUIDSGID=, AP_SANDBOX_NETWORK when it lifts
+ * PrivateNetwork=. Lines this module does not write are ignored. -EINVAL on a
  * ReadWritePaths= value it cannot read back. */
-int ap_sandbox_parse(const char *text, char ***ret_paths, bool *ret_setid);
+enum { AP_SANDBOX_SETID = 1 << 0, AP_SANDBOX_NETWORK = 1 << 1 };
+int ap_sandbox_parse(const char *text, char ***ret_paths, unsigned *ret_flags);
 
 /* Whether path is one of granted or beneath one of them. */
 bool ap_sandbox_covers(char *const *granted, const char *path);

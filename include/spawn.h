@@ -24,3 +24,7 @@ int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeo
 /* Expands a validate: template: every "%s" in an argument becomes path, "%%" becomes "%".
  * Returns a new argv (NULL-terminated). */
 int ap_spawn_expand_argv(char *const tmpl[], const char *path, char ***ret);
+
+/* Where argv[0] name would be found (the fixed PATH, or name itself when it has a '/'):
+ * -ENOENT when it is not an executable file. */
+int ap_spawn_find(const char *name, char **ret);

@@ -14,12 +14,18 @@
  *   last-apply      "<usec> <0|1>" of the last apply
  *   guard-tripped   why a rollback failed; applies refuse while it exists
  *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
+ *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
+ *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
+ *   counters        "<name> <value>" monotonic counters for the metrics
+ *   expected        what every managed file should be (drift): see struct ap_expected
+ *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
  *
  * It never touches managed host files: install.c reads and writes those, state.c stores the
  * copies it is given. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
+#include "events.h"
 #include "journal.h"
 #include "model.h"
 
@@ -82,11 +88,22 @@ int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files);
 
 /* Commits whose apply was rolled back. find: 1 (and the reason) when listed, 0 when not. */
 int ap_state_add_bad(struct ap_state *s, const char *commit, const char *why);
+struct ap_bad {
+	char commit[AP_OID_HEXSZ + 1];
+	uint64_t realtime_usec;
+	char *why;
+};
+int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n);
+void ap_bad_free(struct ap_bad *v, size_t n);
 int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why);
 
 /* An operator's override of a refusal, with the reason given ("guard", ...). */
 int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
 			  const char *reason);
+/* How many commits were marked bad / overrides recorded, and the newest time of each (0 when
+ * none), for the metrics. */
+int ap_state_summary_bad(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec);
+int ap_state_summary_overrides(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec);
 
 /* The units the last apply restarted or reloaded (NULL when none). */
 int ap_state_read_restarted(struct ap_state *s, char ***ret);
@@ -112,3 +129,58 @@ int ap_state_read_history(struct ap_state *s, char **ret);
 int ap_state_write_history(struct ap_state *s, const char *text);
 /* Moves a history that parsed to nothing aside (heartbeat.old). */
 int ap_state_discard_history(struct ap_state *s, const char *why);
+
+/* The event history: appended (the oldest dropped beyond AP_EVENTS_MAX), read newest last.
+ * A line that cannot be parsed is skipped with a warning. */
+int ap_state_add_event(struct ap_state *s, const struct ap_event *e);
+int ap_state_read_events(struct ap_state *s, struct ap_event **ret, size_t *ret_n);
+void ap_events_free(struct ap_event *v, size_t n);
+
+struct ap_pin {
+	char commit[AP_OID_HEXSZ + 1];
+	uint64_t realtime_usec;
+	char *reason;
+};
+/* -ENOENT when not pinned. */
+int ap_state_read_pin(struct ap_state *s, struct ap_pin *ret);
+int ap_state_write_pin(struct ap_state *s, const struct ap_pin *p);
+int ap_state_clear_pin(struct ap_state *s);
+void ap_pin_clear(struct ap_pin *p);
+
+/* Monotonic counters ("apply:ok", "refused:guard", "rollback", "push_failures") for the
+ * metrics. They have a lock of their own (counters.lock): a heartbeat counts while an apply
+ * runs. */
+int ap_state_count(struct ap_state *s, const char *name);
+/* The value of one counter (0 when it never counted). */
+uint64_t ap_state_counter(struct ap_state *s, const char *name);
+struct ap_counter {
+	char name[64];
+	uint64_t value;
+};
+int ap_state_read_counters(struct ap_state *s, struct ap_counter **ret, size_t *ret_n);
+
+/* What a managed file should be, as of the applied commit: for drift. */
+struct ap_expected {
+	char *path;            /* host path */
+	char *repo_path;
+	size_t root_len;
+	char oid[AP_OID_HEXSZ + 1]; /* git blob id of the bytes */
+	mode_t mode;
+	char *owner, *group;   /* NULL: the user autopull runs as */
+};
+struct ap_expected_set {
+	char commit[AP_OID_HEXSZ + 1]; /* the commit these describe */
+	struct ap_expected *v;
+	size_t n;
+};
+void ap_expected_set_clear(struct ap_expected_set *e);
+/* -ENOENT when never written. */
+int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
+int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
+/* What the last apply tick saw, for the metrics: commits pending on the branch and managed
+ * files that drifted (-1: not known). */
+struct ap_tick {
+	long pending, drift;
+};
+int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
+void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);

@@ -16,15 +16,24 @@ struct ap_guard_result {
 	bool ok;       /* nothing looping and not tripped (stale timers do not block) */
 	char *tripped; /* why an earlier rollback left the guard tripped, or NULL */
 	unsigned long long window_s;
+	/* per verdict: when the window stops counting the newest restart seen (realtime usec;
+	 * 0 when not looping): with no more restarts, the guard lets applies through then */
+	unsigned long long *clears;
 };
 void ap_guard_result_free(struct ap_guard_result *g);
 
 /* Takes one sample of every watched unit (guard.watch names and globs, plus the units the
  * last apply restarted) and judges it together with the stored history. With record, the
- * samples are added to the history and the metrics are written; a dry run passes false and
- * writes nothing. */
+ * samples are added to the history, the units in state failed are sampled too (exported,
+ * not judged), and the metrics are written and pushed (guard.push); a dry run passes false
+ * and writes nothing. */
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret);
+
+/* After an apply: one more heartbeat, so that the metrics file and the push (guard.push)
+ * carry the apply's result and the units' state after it. Errors are logged there and do not
+ * change the apply's outcome; without a bus (b NULL) it does nothing. */
+void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c);
 
 /* Watches units for settle_usec after autopull (re)started them. 0 when all stay up;
  * -EIO with *ret_why naming the first unit that failed, looped or never became active. */

@@ -3,7 +3,8 @@
 # otherwise it prints exactly which packages are missing and fails.
 set -eu
 pkgs="build-essential pkg-config libgit2-dev libsystemd-dev libyaml-dev libcmocka-dev git
-systemd util-linux python3 python3-prometheus-client valgrind systemd-container debootstrap openssl"
+systemd util-linux python3 python3-prometheus-client valgrind libcurl4-openssl-dev
+victoria-metrics openssl python3-yaml systemd-container debootstrap"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -12,6 +13,14 @@ done
 if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then
 	echo "deps: installing:$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
+	# No package may start a daemon here (victoria-metrics ships an init script that would
+	# serve on every interface): the tests start their own on 127.0.0.1. policy-rc.d is
+	# Debian's switch for that; one that exists already is left alone.
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
 	apt-get install -y --no-install-recommends $missing >/dev/null || {
 		apt-get update >/dev/null && apt-get install -y --no-install-recommends $missing >/dev/null; }
 	exit 0

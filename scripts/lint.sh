@@ -14,10 +14,11 @@ check_only() { # header allowed-file
 check_only git2.h src/repo.c
 check_only yaml.h src/config.c
 check_only systemd/ src/bus.c
+check_only curl/ src/http.c
 # layer 1 modules never include each other's headers (only model/util/log/fsutil/spawn)
-for m in config repo plan install bus heartbeat state journal; do
+for m in config repo plan install bus heartbeat state journal http; do
 	[ -f src/$m.c ] || continue
-	for o in config repo plan install bus heartbeat state journal engine; do
+	for o in config repo plan install bus heartbeat state journal http engine; do
 		[ "$o" = "$m" ] && continue
 		case "$m:$o" in plan:config|install:config|bus:config|heartbeat:config|state:journal) continue;; esac
 		if grep -q "#include \"$o.h\"" src/$m.c; then

@@ -298,8 +298,9 @@ static int read_unit_list(sd_bus_message *reply, struct ap_unit_states *ret)
 	return sd_bus_message_exit_container(reply);
 }
 
-static int list_units(struct ap_bus *b, char *const *patterns, sd_bus_error *error,
-                      struct ap_unit_states *ret)
+/* ListUnitsByPatterns: states and patterns empty mean "any". */
+static int list_units(struct ap_bus *b, char *const *states, char *const *patterns,
+                      sd_bus_error *error, struct ap_unit_states *ret)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
 	int r;
@@ -308,7 +309,7 @@ static int list_units(struct ap_bus *b, char *const *patterns, sd_bus_error *err
 	                                   "ListUnitsByPatterns");
 	if (r < 0)
 		return r;
-	r = sd_bus_message_append_strv(m, NULL); /* no state filter */
+	r = sd_bus_message_append_strv(m, (char **)states);
 	if (r < 0)
 		return r;
 	r = sd_bus_message_append_strv(m, (char **)patterns);
@@ -318,6 +319,18 @@ static int list_units(struct ap_bus *b, char *const *patterns, sd_bus_error *err
 	if (r < 0)
 		return r;
 	return read_unit_list(reply, ret);
+}
+
+/* Leaves ret as it was before a failed listing: drops what was appended after n0. */
+static void unit_states_truncate(struct ap_unit_states *ret, size_t n0)
+{
+	while (ret->n > n0) {
+		struct ap_unit_state *u = &ret->v[--ret->n];
+		free(u->name);
+		free(u->load_state);
+		free(u->active_state);
+		free(u->sub_state);
+	}
 }
 
 int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_states *ret)
@@ -332,22 +345,30 @@ int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_st
 		ret->known = true;
 		return 0;
 	}
-	r = list_units(b, patterns, &error, ret);
+	r = list_units(b, NULL, patterns, &error, ret);
 	if (r >= 0) {
 		ret->known = true;
 		return 0;
 	}
-	/* Leave ret as it was: drop what was appended before the failure. */
-	while (ret->n > n0) {
-		struct ap_unit_state *u = &ret->v[--ret->n];
-		free(u->name);
-		free(u->load_state);
-		free(u->active_state);
-		free(u->sub_state);
-	}
+	unit_states_truncate(ret, n0);
 	list = quote_list(patterns);
 	return ap_log_error(r, "failed to list the units matching %s: %s", list ? list : "?",
 	                    error_message(&error, r));
+}
+
+int ap_bus_list_failed(struct ap_bus *b, struct ap_unit_states *ret)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	char *const failed[] = { (char *)"failed", NULL };
+	size_t n0 = ret->n;
+	int r = list_units(b, failed, NULL, &error, ret);
+
+	if (r >= 0) {
+		ret->known = true;
+		return 0;
+	}
+	unit_states_truncate(ret, n0);
+	return ap_log_error(r, "failed to list the failed units: %s", error_message(&error, r));
 }
 
 /* --- jobs ------------------------------------------------------------------------ */

@@ -2,7 +2,9 @@
  * the schema tables, value checks, per-scope defaults and FILE:LINE:COL diagnostics. This is
  * the only file that sees libyaml. It does not decide what the rules mean for a deploy
  * (that is plan.c) and never touches the paths it names. */
+#include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
@@ -31,6 +33,7 @@ struct ctx {
 	yaml_document_t *doc;
 	bool *seen;
 	size_t n_nodes;
+	const char *host, *short_host; /* for hosts: and %H / %l */
 };
 
 struct field;
@@ -211,6 +214,21 @@ static bool url_ok(const char *s)
 	return false;
 }
 
+/* Where metrics are pushed: http(s) with a host, and no user:password@ in it (credentials
+ * come from files, so that the URL can be logged). */
+static bool push_url_ok(const char *s)
+{
+	const char *rest = ap_startswith(s, "http://")	  ? s + strlen("http://")
+			   : ap_startswith(s, "https://") ? s + strlen("https://")
+							  : NULL;
+	size_t authority;
+
+	if (!rest || strlen(s) > MAX_URL || has_control(s))
+		return false;
+	authority = strcspn(rest, "/?#");
+	return authority > 0 && !memchr(rest, '@', authority);
+}
+
 /* A simple git ref name (git check-ref-format): what a branch can be called. */
 static bool ref_ok(const char *s)
 {
@@ -270,14 +288,66 @@ static bool unit_name_check(const char *s, bool glob)
 	return type_ok && (!at || (at != s && at < dot && !strchr(at + 1, '@')));
 }
 
-static bool unit_ok(const char *s)
-{
-	return unit_name_check(s, false);
-}
-
 static bool unit_glob_ok(const char *s)
 {
 	return unit_name_check(s, true);
+}
+
+/* A host name or a glob of one: letters, digits, '-', '.', and glob characters. */
+static bool host_glob_ok(const char *s)
+{
+	if (!*s || strlen(s) > 253)
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("-._*?[]!", *c))
+			return false;
+	return true;
+}
+
+static bool host_matches(const struct ctx *c, char *const *hosts)
+{
+	for (size_t i = 0; hosts && hosts[i]; i++)
+		if (fnmatch(hosts[i], c->host, FNM_CASEFOLD) == 0 ||
+		    fnmatch(hosts[i], c->short_host, FNM_CASEFOLD) == 0)
+			return true;
+	return !hosts; /* no hosts: every host */
+}
+
+/* %H (host name), %l (short host name) and %% in a src path, like systemd's specifiers. The
+ * result is checked again: a host name must not make a path unsafe. */
+static int expand_specifiers(struct ctx *c, yaml_node_t *n, char **path)
+{
+	struct ap_buf b = { 0 };
+	int r = 0;
+
+	if (!strchr(*path, '%'))
+		return 0;
+	for (const char *p = *path; r >= 0 && *p; p++) {
+		if (*p != '%') {
+			r = ap_buf_append(&b, p, 1);
+			continue;
+		}
+		p++;
+		if (*p == 'H' || *p == 'l')
+			r = ap_buf_printf(&b, "%s", *p == 'H' ? c->host : c->short_host);
+		else if (*p == '%')
+			r = ap_buf_append(&b, "%", 1);
+		else
+			r = fail(c, n, "src '%.64s': unknown specifier '%%%c' (known: %%H, %%l, %%%%)",
+				 *path, *p ? *p : ' ');
+		if (!*p)
+			break;
+	}
+	if (r >= 0 && !ap_path_is_safe_relative(b.data ? b.data : ""))
+		r = fail(c, n, "src '%.64s' becomes the unsafe path '%.64s' on this host", *path,
+			 b.data ? b.data : "");
+	if (r < 0) {
+		ap_buf_free(&b);
+		return r;
+	}
+	free(*path);
+	*path = b.data;
+	return 0;
 }
 
 /* Parsers: each stores one value at f->offset in base. */
@@ -323,6 +393,23 @@ static int p_scope(struct ctx *c, yaml_node_t *n, const struct field *f, void *b
 		*FIELD(base, f, enum ap_scope) = AP_SCOPE_USER;
 	else
 		return fail(c, n, "scope: '%s' is not 'system' or 'user'", shown(n, buf));
+	return 0;
+}
+
+static int p_drift(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	char buf[SHOWN_MAX];
+	const char *s = NULL;
+	int r = check_str(c, n, f, &s);
+
+	if (r < 0)
+		return r;
+	if (strcmp(s, "warn") == 0)
+		*FIELD(base, f, bool) = false;
+	else if (strcmp(s, "revert") == 0)
+		*FIELD(base, f, bool) = true;
+	else
+		return fail(c, n, "drift: '%s' is not 'warn' or 'revert'", shown(n, buf));
 	return 0;
 }
 
@@ -426,29 +513,66 @@ static int p_seq(struct ctx *c, yaml_node_t *n, const struct field *f, void *bas
 }
 
 /* Unit directories end in '/', and "", "." and "/" all mean the repository root (""). */
+static char *units_dir_norm(const char *d)
+{
+	if (strcmp(d, ".") == 0 || strcmp(d, "/") == 0)
+		return strdup("");
+	return !*d || ap_endswith(d, "/") ? strdup(d) : ap_strdupf("%s/", d);
+}
+
+struct units_entry {
+	char *dir;
+	char **hosts;
+};
+
+static int walk_mapping(struct ctx *c, yaml_node_t *map, const struct schema *s, void *base);
+static const struct schema units_entry_schema;
+
+/* One entry of units: a directory, or {dir: DIR, hosts: [NAME or GLOB...]}: a directory
+ * whose units belong to some hosts only (NULL in *ret on the others). */
+static int units_entry(struct ctx *c, int id, const struct field *f, char **ret)
+{
+	yaml_node_t *e = yaml_document_get_node(c->doc, id);
+	struct units_entry u = { 0 };
+	const char *s = NULL;
+	int r;
+
+	*ret = NULL;
+	if (e && e->type == YAML_MAPPING_NODE) {
+		r = node_get(c, id, YAML_MAPPING_NODE, f->key, &e);
+		if (r >= 0)
+			r = walk_mapping(c, e, &units_entry_schema, &u);
+		if (r >= 0 && host_matches(c, u.hosts) && !(*ret = units_dir_norm(u.dir)))
+			r = -ENOMEM;
+		free(u.dir);
+		ap_strv_free(u.hosts);
+		return r;
+	}
+	r = node_get(c, id, YAML_SCALAR_NODE, f->key, &e);
+	if (r >= 0)
+		r = check_str(c, e, f, &s);
+	if (r >= 0 && !(*ret = units_dir_norm(s)))
+		r = -ENOMEM;
+	return r;
+}
+
 static int p_units(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
 {
-	int r = p_seq(c, n, f, base);
-	char **v;
+	yaml_node_item_t *items = n->data.sequence.items.start;
+	size_t count = (size_t)(n->data.sequence.items.top - items);
+	char ***v = FIELD(base, f, char **);
+	int r = 0;
 
-	if (r < 0)
-		return r;
-	v = *FIELD(base, f, char **);
-	for (size_t i = 0; v[i]; i++) {
-		char *norm;
+	/* An explicit [] stays distinct from "not set" (which gets the default). */
+	*v = calloc(1, sizeof(char *));
+	for (size_t i = 0; *v && r >= 0 && i < count; i++) {
+		_cleanup_free_ char *dir = NULL;
 
-		if (strcmp(v[i], ".") == 0 || strcmp(v[i], "/") == 0)
-			norm = strdup("");
-		else if (!*v[i] || ap_endswith(v[i], "/"))
-			continue;
-		else
-			norm = ap_strdupf("%s/", v[i]);
-		if (!norm)
-			return -ENOMEM;
-		free(v[i]);
-		v[i] = norm;
+		r = units_entry(c, items[i], f, &dir);
+		if (r >= 0 && dir)
+			r = ap_strv_push(v, dir);
 	}
-	return 0;
+	return *v ? r : -ENOMEM;
 }
 
 static int walk_mapping(struct ctx *c, yaml_node_t *map, const struct schema *s, void *base);
@@ -456,6 +580,26 @@ static int walk_mapping(struct ctx *c, yaml_node_t *map, const struct schema *s,
 static int p_map(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
 {
 	return walk_mapping(c, n, f->sub, FIELD(base, f, void));
+}
+
+#define PUSH_TIMEOUT_MAX_USEC (60ULL * 1000000)
+
+/* The push settings belong together: one kind of credentials, none without a URL, and a
+ * deadline short enough that a dead endpoint cannot hold up the heartbeat. */
+static int p_guard(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
+{
+	struct ap_guard_config *g = FIELD(base, f, struct ap_guard_config);
+	int r = walk_mapping(c, n, f->sub, g);
+
+	if (r < 0)
+		return r;
+	if (g->push_token_file && g->push_basic_auth_file)
+		return fail(c, n, "guard: push_token_file and push_basic_auth_file exclude each other");
+	if (!g->push_url && (g->push_token_file || g->push_basic_auth_file || g->push_ca_file))
+		return fail(c, n, "guard: push credentials or push_ca_file without push (the URL)");
+	if (g->push_timeout_usec == 0 || g->push_timeout_usec > PUSH_TIMEOUT_MAX_USEC)
+		return fail(c, n, "guard: push_timeout must be more than 0 and at most 60s");
+	return 0;
 }
 
 /* dest must name a directory exactly when src does, or files would land at odd places. A
@@ -470,6 +614,25 @@ static int rule_check(struct ctx *c, yaml_node_t *m, const struct ap_file_rule *
 		return fail(c, m, "file rule '%.64s': mode %04o sets the setuid/setgid bit; add "
 			    "'allow_setid: true' to the rule if that is meant", rule->src,
 			    (unsigned)rule->mode);
+	return 0;
+}
+
+static void rule_free(struct ap_file_rule *r);
+
+/* Rules for other hosts are dropped here, so that nothing downstream needs to know. */
+static int select_rules(struct ctx *c, struct ap_config *cfg)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < cfg->n_files; i++) {
+		if (host_matches(c, cfg->files[i].hosts)) {
+			cfg->files[kept++] = cfg->files[i];
+			continue;
+		}
+		rule_free(&cfg->files[i]);
+		cfg->other_host_rules++;
+	}
+	cfg->n_files = kept;
 	return 0;
 }
 
@@ -495,10 +658,12 @@ static int p_files(struct ctx *c, yaml_node_t *n, const struct field *f, void *b
 			r = walk_mapping(c, m, f->sub, &cfg->files[i]);
 		if (r >= 0)
 			r = rule_check(c, m, &cfg->files[i]);
+		if (r >= 0)
+			r = expand_specifiers(c, m, &cfg->files[i].src);
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return select_rules(c, cfg);
 }
 
 /* The schema. */
@@ -532,11 +697,31 @@ static const struct field rule_fields[] = {
 	{ .key = "allow_setid", .type = YAML_SCALAR_NODE, .parse = p_bool,
 	  .offset = offsetof(struct ap_file_rule, allow_setid) },
 	SEQ("validate", struct ap_file_rule, validate, p_seq, F_NONEMPTY, NULL, NULL),
-	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_ok, "is not a unit name"),
-	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_ok, "is not a unit name"),
+	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_glob_ok,
+	    "is not a unit name or glob"),
+	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_glob_ok,
+	    "is not a unit name or glob"),
 	{ .key = "takeover", .type = YAML_SCALAR_NODE, .parse = p_bool,
 	  .offset = offsetof(struct ap_file_rule, takeover) },
+	SEQ("hosts", struct ap_file_rule, hosts, p_seq, F_NONEMPTY, host_glob_ok,
+	    "is not a host name or glob"),
 };
+
+static const struct field units_entry_fields[] = {
+	STR("dir", struct units_entry, dir, F_REQUIRED | F_EMPTY_OK, units_dir_ok,
+	    "is not a safe relative repository directory"),
+	SEQ("hosts", struct units_entry, hosts, p_seq, F_NONEMPTY, host_glob_ok,
+	    "is not a host name or glob"),
+};
+static const struct schema units_entry_schema = { "a units entry", units_entry_fields,
+						  ELEMENTSOF(units_entry_fields) };
+
+static const struct field hooks_fields[] = {
+	SEQ("on_failure", struct ap_hooks, on_failure, p_seq, F_NONEMPTY, NULL, NULL),
+	SEQ("on_rollback", struct ap_hooks, on_rollback, p_seq, F_NONEMPTY, NULL, NULL),
+	SEQ("on_refused", struct ap_hooks, on_refused, p_seq, F_NONEMPTY, NULL, NULL),
+};
+static const struct schema hooks_schema = { "hooks", hooks_fields, ELEMENTSOF(hooks_fields) };
 
 static const struct field guard_fields[] = {
 	SEQ("watch", struct ap_guard_config, watch, p_seq, 0, unit_glob_ok,
@@ -549,6 +734,16 @@ static const struct field guard_fields[] = {
 	  .offset = offsetof(struct ap_guard_config, settle_usec) },
 	STR("metrics", struct ap_guard_config, metrics_file, 0, abs_file_ok,
 	    "is not an absolute file path"),
+	STR("push", struct ap_guard_config, push_url, 0, push_url_ok,
+	    "is not an http(s):// URL without user:password@"),
+	STR("push_token_file", struct ap_guard_config, push_token_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("push_basic_auth_file", struct ap_guard_config, push_basic_auth_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("push_ca_file", struct ap_guard_config, push_ca_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	{ .key = "push_timeout", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_guard_config, push_timeout_usec) },
 };
 
 static const struct schema repo_schema = { "repo", repo_fields, ELEMENTSOF(repo_fields) };
@@ -570,10 +765,14 @@ static const struct field top_fields[] = {
 	    "is not a safe relative repository directory"),
 	{ .key = "files", .type = YAML_SEQUENCE_NODE, .parse = p_files,
 	  .offset = offsetof(struct ap_config, files), .sub = &rule_schema },
-	{ .key = "guard", .type = YAML_MAPPING_NODE, .parse = p_map,
+	{ .key = "guard", .type = YAML_MAPPING_NODE, .parse = p_guard,
 	  .offset = offsetof(struct ap_config, guard), .sub = &guard_schema },
 	{ .key = "takeover_units", .type = YAML_SCALAR_NODE, .parse = p_bool,
 	  .offset = offsetof(struct ap_config, takeover_units) },
+	{ .key = "drift", .type = YAML_SCALAR_NODE, .parse = p_drift,
+	  .offset = offsetof(struct ap_config, drift_revert) },
+	{ .key = "hooks", .type = YAML_MAPPING_NODE, .parse = p_map,
+	  .offset = offsetof(struct ap_config, hooks), .sub = &hooks_schema },
 };
 
 static const struct schema top_schema = {
@@ -779,9 +978,10 @@ static int prescan(const char *file, const unsigned char *buf, size_t len)
 	return r;
 }
 
-static int walk_document(const char *file, yaml_document_t *doc, struct ap_config *cfg)
+static int walk_document(const char *file, yaml_document_t *doc, const char *host,
+			 const char *short_host, struct ap_config *cfg)
 {
-	struct ctx c = { .file = file, .doc = doc };
+	struct ctx c = { .file = file, .doc = doc, .host = host, .short_host = short_host };
 	yaml_node_t *root = yaml_document_get_root_node(doc);
 	int r;
 
@@ -800,8 +1000,9 @@ static int walk_document(const char *file, yaml_document_t *doc, struct ap_confi
 }
 
 static int load_document(const char *file, const unsigned char *buf, size_t len,
-			 struct ap_config *cfg)
+			 const char *host, struct ap_config *cfg)
 {
+	char short_host[256];
 	yaml_document_t doc;
 	yaml_parser_t p;
 	int r;
@@ -814,7 +1015,8 @@ static int load_document(const char *file, const unsigned char *buf, size_t len,
 		yaml_parser_delete(&p);
 		return r;
 	}
-	r = walk_document(file, &doc, cfg);
+	snprintf(short_host, sizeof(short_host), "%.*s", (int)strcspn(host, "."), host);
+	r = walk_document(file, &doc, host, short_host, cfg);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&p);
 	return r;
@@ -914,7 +1116,7 @@ int ap_config_default_path(enum ap_scope scope, char **ret)
 	return xdg_path("XDG_CONFIG_HOME", ".config/", "autopull/autopull.yaml", ret);
 }
 
-static int load(const char *path, bool force_user, struct ap_config **ret)
+static int load(const char *path, bool force_user, const char *host, struct ap_config **ret)
 {
 	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
 	_cleanup_free_ unsigned char *buf = NULL;
@@ -932,8 +1134,9 @@ static int load(const char *path, bool force_user, struct ap_config **ret)
 		return -ENOMEM;
 	cfg->guard = (struct ap_guard_config){ .max_restarts = 3,
 					       .window_usec = 5ULL * 60 * 1000000,
-					       .settle_usec = 10ULL * 1000000 };
-	r = load_document(path, buf, len, cfg);
+					       .settle_usec = 10ULL * 1000000,
+					       .push_timeout_usec = 5ULL * 1000000 };
+	r = load_document(path, buf, len, host, cfg);
 	if (r < 0)
 		return r;
 	r = apply_defaults(cfg, force_user);
@@ -943,9 +1146,10 @@ static int load(const char *path, bool force_user, struct ap_config **ret)
 	return 0;
 }
 
-int ap_config_load(const char *path, bool force_user, struct ap_config **ret)
+int ap_config_load_host(const char *path, bool force_user, const char *host,
+			struct ap_config **ret)
 {
-	int r = load(path, force_user, ret);
+	int r = load(path, force_user, host, ret);
 
 	/* Every other error was logged where it was found, with its position. */
 	if (r == -ENOMEM)
@@ -953,8 +1157,18 @@ int ap_config_load(const char *path, bool force_user, struct ap_config **ret)
 	return r;
 }
 
+int ap_config_load(const char *path, bool force_user, struct ap_config **ret)
+{
+	char host[256] = "";
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	return ap_config_load_host(path, force_user, host, ret);
+}
+
 static void rule_free(struct ap_file_rule *r)
 {
+	ap_strv_free(r->hosts);
 	free(r->src);
 	free(r->dest);
 	free(r->owner);
@@ -981,6 +1195,13 @@ void ap_config_free(struct ap_config *c)
 		rule_free(&c->files[i]);
 	free(c->files);
 	ap_strv_free(c->guard.watch);
+	ap_strv_free(c->hooks.on_failure);
+	ap_strv_free(c->hooks.on_rollback);
+	ap_strv_free(c->hooks.on_refused);
 	free(c->guard.metrics_file);
+	free(c->guard.push_url);
+	free(c->guard.push_token_file);
+	free(c->guard.push_basic_auth_file);
+	free(c->guard.push_ca_file);
 	free(c);
 }

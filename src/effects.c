@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "effects.h"
 #include "log.h"
@@ -240,6 +241,10 @@ static int settle(void *u, char *const *units, char **ret_why)
 
 	if (e->cfg->guard.settle_usec == 0)
 		return 0;
+	/* A person at a terminal sees why nothing happens for a while. */
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "autopull: watching %zu unit(s) for %.0f s (guard.settle)...\n",
+			ap_strv_length(units), e->cfg->guard.settle_usec / 1e6);
 	r = ap_watch_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
 	if (r < 0 && r != -EIO)
 		ap_log_error(r, "failed to watch the restarted units: %s", strerror(-r));

@@ -18,6 +18,8 @@
 #include "apply.h"
 #include "bus.h"
 #include "config.h"
+#include "context.h"
+#include "drift.h"
 #include "effects.h"
 #include "engine.h"
 #include "exitcode.h"
@@ -26,18 +28,15 @@
 #include "plan.h"
 #include "print.h"
 #include "repo.h"
+#include "spawn.h"
 #include "state.h"
 #include "unitfile.h"
 #include "util.h"
 #include "watch.h"
 
 struct run {
+	struct ap_ctx *c;
 	const struct ap_opts *o;
-	struct ap_config *cfg;
-	struct ap_state *st;
-	struct ap_repo *repo;
-	struct ap_bus *bus;
-	bool bus_tried;
 	struct ap_changes changes; /* the plan borrows file contents from here */
 	struct ap_plan *plan;
 	struct ap_guard_result guard;
@@ -46,50 +45,132 @@ struct run {
 	char applied[AP_OID_HEXSZ + 1]; /* "" when nothing was applied yet */
 	struct ap_journal j;
 	bool journal;
+	unsigned long long start;  /* monotonic, for the duration of the event */
+	struct ap_pin pin;         /* the pin in force (pin.commit "" when none) */
+	bool printed;              /* --json: the one document is out */
+	bool noted;                /* an event was recorded: the metrics must follow */
+	bool reverting;            /* this apply puts drifted files back */
+	char tip[AP_OID_HEXSZ + 1]; /* the branch tip, once fetched */
 };
 
 static void run_done(struct run *r)
 {
+	ap_pin_clear(&r->pin);
 	ap_journal_clear(&r->j);
 	ap_strv_free(r->owned);
 	ap_guard_result_free(&r->guard);
 	if (r->plan)
 		ap_plan_free(r->plan);
 	ap_changes_free(&r->changes);
-	if (r->bus)
-		ap_bus_free(r->bus);
-	if (r->repo)
-		ap_repo_free(r->repo);
-	if (r->st)
-		ap_state_free(r->st);
-	if (r->cfg)
-		ap_config_free(r->cfg);
 }
 
-static int load_config(const struct ap_opts *o, struct ap_config **ret)
-{
-	_cleanup_free_ char *def = NULL;
-	const char *path = o->config_path;
-	int r;
-
-	if (!path) {
-		r = ap_config_default_path(o->user ? AP_SCOPE_USER : AP_SCOPE_SYSTEM, &def);
-		if (r < 0)
-			return ap_log_error(r, "cannot find the configuration file: %s", strerror(-r));
-		path = def;
-	}
-	return ap_config_load(path, o->user, ret);
-}
-
-/* The manager is needed for unit states and actions; a dry run goes on without it. */
 static struct ap_bus *get_bus(struct run *r)
 {
-	if (!r->bus_tried) {
-		r->bus_tried = true;
-		if (ap_bus_open(r->cfg->scope, &r->bus) < 0)
-			r->bus = NULL;
+	return ap_ctx_bus(r->c);
+}
+
+/* Who started this run: the timer (systemd 251+ passes TRIGGER_UNIT), the service started
+ * some other way, or a person. */
+static const char *trigger(void)
+{
+	const char *t = secure_getenv("TRIGGER_UNIT");
+
+	if (t && ap_endswith(t, ".timer"))
+		return "timer";
+	return secure_getenv("INVOCATION_ID") ? "service" : "manual";
+}
+
+/* The units a journal acted on, for the event ("restart=a,b;start=c"). */
+static char *units_of(const struct ap_journal *j)
+{
+	_cleanup_free_ enum ap_unit_action_kind *a = j ? calloc(j->n_units + 1, sizeof(*a)) : NULL;
+	_cleanup_free_ char **u = j ? calloc(j->n_units + 1, sizeof(*u)) : NULL;
+	char *ret = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; a && u && i < j->n_units; i++)
+		if (j->units[i].state == AP_STEP_DONE) {
+			a[n] = j->units[i].action;
+			u[n++] = j->units[i].unit;
+		}
+	if (a && u)
+		(void)ap_event_units(u, a, n, &ret);
+	return ret;
+}
+
+#define HOOK_TIMEOUT_USEC (60ULL * 1000000)
+
+/* The operator's hook for an event (hooks: in the configuration), run like a validator: its
+ * argv, a clean environment with the event in it, a deadline. A hook that fails is a
+ * warning: it must not change what the apply did. */
+static void run_hook(struct run *r, char *const *argv, const char *event, const struct ap_event *e)
+{
+	_cleanup_strv_free_ char **env = NULL;
+	struct ap_spawn_result res = { 0 };
+	char *vars[] = {
+		ap_strdupf("AUTOPULL_EVENT=%s", event), ap_strdupf("AUTOPULL_RESULT=%s", e->result),
+		ap_strdupf("AUTOPULL_COMMIT=%s", e->to), ap_strdupf("AUTOPULL_FROM=%s", e->from),
+		ap_strdupf("AUTOPULL_REASON=%s", e->reason ? e->reason : ""),
+		ap_strdupf("AUTOPULL_UNITS=%s", e->units ? e->units : ""),
+		ap_strdupf("AUTOPULL_CONFIG=%s", r->c->cfg->path),
+		strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+		strdup("LANG=C.UTF-8"),
+	};
+	int k = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+		if (k >= 0)
+			k = vars[i] ? ap_strv_push(&env, vars[i]) : -ENOMEM;
+		free(vars[i]);
 	}
-	return r->bus;
+	if (!argv || k < 0)
+		return;
+	k = ap_spawn_run(argv, env, HOOK_TIMEOUT_USEC, &res);
+	if (k < 0)
+		ap_log_warning("hook %s '%s' could not run: %s", event, argv[0], strerror(-k));
+	else if (res.exit_status != 0 || res.timed_out)
+		ap_log_warning("hook %s '%s' %s %d: %s", event, argv[0],
+			       res.timed_out ? "timed out, status" : "exited with", res.exit_status,
+			       res.output && *res.output ? res.output : "(no output)");
+	ap_spawn_result_clear(&res);
+}
+
+static void hooks_for(struct run *r, const struct ap_event *e)
+{
+	const struct ap_hooks *h = &r->c->cfg->hooks;
+
+	if (e->kind == AP_EVENT_REFUSED)
+		run_hook(r, h->on_refused, "refused", e);
+	else if ((e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT) &&
+		 ap_startswith(e->result, "roll"))
+		run_hook(r, h->on_rollback, "rollback", e);
+	else if ((e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT) &&
+		 (strcmp(e->result, "failed") == 0 || strcmp(e->result, "restored") == 0))
+		run_hook(r, h->on_failure, "failure", e);
+}
+
+/* Records what this run did in the history and the counters. Best effort: a state dir that
+ * cannot take the line must not turn a done apply into a failed one (state.c logs it). */
+static void note(struct run *r, enum ap_event_kind kind, const char *result, const char *to,
+		 const char *reason, const struct ap_journal *j)
+{
+	_cleanup_free_ char *units = units_of(j), *counter = NULL;
+	struct ap_event e = { .realtime_usec = ap_now_realtime_usec(), .kind = kind,
+			      .duration_ms = (ap_now_monotonic_usec() - r->start) / 1000,
+			      .units = units, .reason = (char *)reason };
+
+	snprintf(e.from, sizeof(e.from), "%s", r->applied);
+	snprintf(e.to, sizeof(e.to), "%s", to ? to : "");
+	snprintf(e.result, sizeof(e.result), "%s", result);
+	snprintf(e.trigger, sizeof(e.trigger), "%s", trigger());
+	(void)ap_state_add_event(r->c->st, &e);
+	r->noted = true;
+	counter = ap_strdupf("%s:%s", ap_event_kind_to_string(kind), result);
+	if (counter)
+		(void)ap_state_count(r->c->st, counter);
+	if (kind == AP_EVENT_APPLY && ap_startswith(result, "roll"))
+		(void)ap_state_count(r->c->st, "rollback");
+	hooks_for(r, &e);
 }
 
 /* --- planning ------------------------------------------------------------------------ */
@@ -106,18 +187,18 @@ static int load_blobs(struct run *r)
 		size_t size = 0;
 		int k;
 
-		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(r->cfg, ch->path, &m) < 0)
+		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(r->c->cfg, ch->path, &m) < 0)
 			continue;
 		mapped = m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN || m.kind == AP_MAP_FILE;
 		blob = ch->new_mode == AP_GIT_MODE_BLOB || ch->new_mode == AP_GIT_MODE_EXEC;
-		k = mapped && blob ? ap_repo_blob_size(r->repo, ch->new_oid, &size) : 0;
+		k = mapped && blob ? ap_repo_blob_size(r->c->repo, ch->new_oid, &size) : 0;
 		if (k >= 0 && size > AP_MAX_BLOB_SIZE)
 			k = -EFBIG;
 		if (k >= 0 && blob && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN))
-			k = ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
+			k = ap_repo_read_blob(r->c->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
 					      &ch->new_len);
-		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY)
-			k = ap_repo_read_blob(r->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
+		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
+			k = ap_repo_read_blob(r->c->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
 					      &ch->old_len);
 		ap_path_map_clear(&m);
 		if (k == -EFBIG)
@@ -133,7 +214,7 @@ static int read_source(void *userdata, const struct ap_change *ch, char **ret, s
 {
 	struct run *r = userdata;
 
-	return ap_repo_read_blob(r->repo, ch->new_oid, AP_MAX_BLOB_SIZE, ret, ret_len);
+	return ap_repo_read_blob(r->c->repo, ch->new_oid, AP_MAX_BLOB_SIZE, ret, ret_len);
 }
 
 static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
@@ -144,13 +225,13 @@ static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
 		*ret = ch->new_len;
 		return 0;
 	}
-	return ap_repo_blob_size(r->repo, ch->new_oid, ret);
+	return ap_repo_blob_size(r->c->repo, ch->new_oid, ret);
 }
 
 static int query_states(struct run *r, struct ap_unit_states *states)
 {
 	_cleanup_strv_free_ char **patterns = NULL;
-	int k = ap_plan_units_needed(r->cfg, &r->changes, &patterns);
+	int k = ap_plan_units_needed(r->c->cfg, &r->changes, &patterns);
 
 	if (k < 0 || !patterns)
 		return k;
@@ -160,7 +241,7 @@ static int query_states(struct run *r, struct ap_unit_states *states)
 		ap_log_warning("no service manager reachable: unit actions are conditional");
 		return 0;
 	}
-	k = ap_bus_list_units(r->bus, patterns, states);
+	k = ap_bus_list_units(r->c->bus, patterns, states);
 	if (k < 0)
 		return k;
 	states->known = true;
@@ -180,9 +261,9 @@ static int make_plan(struct run *r, const char *from, const char *to)
 		ap_plan_free(r->plan);
 		r->plan = NULL;
 	}
-	k = ap_plan_prefixes(r->cfg, &prefixes);
+	k = ap_plan_prefixes(r->c->cfg, &prefixes);
 	if (k >= 0)
-		k = ap_repo_diff_paths(r->repo, *from ? from : NULL, to, prefixes, &r->changes);
+		k = ap_repo_diff_paths(r->c->repo, *from ? from : NULL, to, prefixes, &r->changes);
 	if (k >= 0)
 		k = load_blobs(r);
 	if (k == -EFBIG)
@@ -190,7 +271,7 @@ static int make_plan(struct run *r, const char *from, const char *to)
 	if (k >= 0)
 		k = query_states(r, &states);
 	if (k >= 0)
-		k = ap_plan_build(r->cfg, &r->changes, &states, from, to, &r->plan, &error);
+		k = ap_plan_build(r->c->cfg, &r->changes, &states, from, to, &r->plan, &error);
 	ap_unit_states_free(&states);
 	if (k == -EINVAL && error) {
 		ap_log_error(k, "%s", error);
@@ -214,7 +295,9 @@ static bool plan_is_noop(const struct ap_plan *p)
 
 /* --- checks before the first change ------------------------------------------------------ */
 
-static int print_plan(const struct run *r)
+/* The plan, for people before it runs, or for programs as one JSON document once the result
+ * is known (result NULL: a dry run). */
+static int print_plan_result(struct run *r, const char *result, const struct ap_journal *j)
 {
 	struct ap_buf b = { 0 }, g = { 0 };
 	int k = ap_buf_printf(&g, r->o->json ? "\"guard\": " : "");
@@ -223,6 +306,11 @@ static int print_plan(const struct run *r)
 		k = ap_watch_format(&r->guard, r->o->json, &g);
 	else if (k >= 0 && r->o->json)
 		k = ap_buf_printf(&g, "null");
+	if (k >= 0 && r->o->json && result)
+		k = ap_buf_printf(&g, ", \"result\": \"%s\", \"duration_ms\": %llu", result,
+				  (ap_now_monotonic_usec() - r->start) / 1000);
+	if (k >= 0 && r->o->json && j)
+		k = ap_print_journal_units_json(j, &g);
 	if (k >= 0)
 		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
 	if (k >= 0 && !r->o->json && r->have_guard)
@@ -233,7 +321,14 @@ static int print_plan(const struct run *r)
 		k = -EIO;
 	fflush(stdout);
 	ap_buf_free(&b);
+	r->printed |= r->o->json;
 	return k;
+}
+
+static int print_plan(struct run *r)
+{
+	/* --json prints one document, with the result, at the end. */
+	return r->o->json && !r->o->dry_run ? 0 : print_plan_result(r, NULL, NULL);
 }
 
 static int check_not_emptying(struct run *r)
@@ -255,10 +350,10 @@ static int validate(struct run *r)
 {
 	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
 	_cleanup_free_ char *stage = NULL;
-	int k = ap_state_scratch_dir(r->st, &stage);
+	int k = ap_state_scratch_dir(r->c->st, &stage);
 
 	if (k >= 0)
-		k = ap_install_validate(r->plan, &src, r->cfg->scope, r->cfg->unit_dir, stage);
+		k = ap_install_validate(r->plan, &src, r->c->cfg->scope, r->c->cfg->unit_dir, stage);
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
@@ -272,7 +367,7 @@ static int preflight(struct run *r)
 				     r->o->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0, &pf);
 
 	if (k >= 0 && !r->o->dry_run)
-		k = ap_state_check_space(r->st, pf.backup_bytes, pf.backup_files);
+		k = ap_state_check_space(r->c->st, pf.backup_bytes, pf.backup_files);
 	ap_preflight_clear(&pf);
 	if (k == -EINVAL)
 		ap_log_error(k, "refusing to apply %.12s; the host is unchanged", r->plan->to);
@@ -283,28 +378,52 @@ static int preflight(struct run *r)
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
+/* A timer this apply is about to enable and start has never fired: not stale. */
+static void forget_new_units_stale(struct run *r)
+{
+	for (size_t i = 0; r->plan && i < r->guard.n; i++)
+		for (size_t k = 0; k < r->plan->n_units; k++)
+			if (r->plan->units[k].action == AP_ACTION_ENABLE_START &&
+			    strcmp(r->plan->units[k].unit, r->guard.v[i].unit) == 0) {
+				r->guard.v[i].stale = false;
+				snprintf(r->guard.v[i].why, sizeof(r->guard.v[i].why),
+					 "this apply enables and starts it");
+			}
+}
+
+static void sample_guard(struct run *r, bool record)
+{
+	if (get_bus(r))
+		r->have_guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, record, &r->guard) >= 0;
+	if (r->have_guard)
+		forget_new_units_stale(r);
+}
+
 /* Refuses to pile a deploy onto a sick host (exit 3). Fails closed: a guard that cannot take
  * its sample, or that a failed rollback left tripped, refuses too, until --override-guard
  * says why. */
 static int check_guard(struct run *r)
 {
 	_cleanup_free_ char *tripped = NULL;
-	int k = ap_state_read_tripped(r->st, &tripped), sampled = -ENOTCONN;
+	int k = ap_state_read_tripped(r->c->st, &tripped), sampled = -ENOTCONN;
 	struct ap_buf b = { 0 };
 	const char *to = r->plan ? r->plan->to : r->j.to;
 
 	if (k < 0 && k != -ENOENT && !(tripped = strdup("the guard's state cannot be read")))
 		return AP_EXIT_FAILED;
 	if (get_bus(r))
-		sampled = ap_watch_heartbeat(r->bus, r->st, r->cfg, true, &r->guard);
+		sampled = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, true, &r->guard);
 	r->have_guard = sampled >= 0;
+	if (r->have_guard)
+		forget_new_units_stale(r);
 	if (!tripped && sampled >= 0 && r->guard.ok)
 		return AP_EXIT_OK;
 	if (r->o->override_guard) {
 		ap_log_warning("guard overridden for %.12s: %s", to, r->o->reason);
-		k = ap_state_add_override(r->st, "guard", to, r->o->reason);
+		note(r, AP_EVENT_OVERRIDE, "guard", to, r->o->reason, NULL);
+		k = ap_state_add_override(r->c->st, "guard", to, r->o->reason);
 		if (k >= 0 && tripped)
-			k = ap_state_clear_tripped(r->st);
+			k = ap_state_clear_tripped(r->c->st);
 		return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	if (sampled < 0)
@@ -313,10 +432,17 @@ static int check_guard(struct run *r)
 	if (sampled >= 0 && ap_watch_format(&r->guard, false, &b) >= 0)
 		fputs(b.data, stderr);
 	ap_buf_free(&b);
-	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++)
-		if (r->guard.v[i].looping)
-			ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s", to,
-				     r->guard.v[i].unit, r->guard.v[i].why);
+	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++) {
+		char when[32] = "once it stops restarting";
+
+		if (!r->guard.v[i].looping)
+			continue;
+		if (r->guard.clears && r->guard.clears[i])
+			ap_format_ago(r->guard.clears[i], ap_now_realtime_usec(), when, sizeof(when));
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; the guard "
+				     "lets applies through again %s if it stops restarting (window %llus)",
+			     to, r->guard.v[i].unit, r->guard.v[i].why, when, r->guard.window_s);
+	}
 	if (tripped)
 		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", to,
 			     tripped);
@@ -326,10 +452,36 @@ static int check_guard(struct run *r)
 
 /* --- executing --------------------------------------------------------------------------- */
 
+static const char *outcome_name(enum ap_apply_outcome out)
+{
+	static const char *const names[] = {
+		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed", [AP_APPLY_RESTORED] = "restored",
+		[AP_APPLY_ROLLED_BACK] = "rolled-back", [AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
+	};
+	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
+}
+
+/* "applied 1a2b3c4d5e6f in 1.2 s: 2 restarted, 1 reloaded, 1 started" */
+static void closing_line(struct run *r, const struct ap_journal *j)
+{
+	unsigned n[AP_ACTION_REENABLE + 1] = { 0 };
+
+	for (size_t i = 0; i < j->n_units; i++)
+		if (j->units[i].state == AP_STEP_DONE && j->units[i].action <= AP_ACTION_REENABLE)
+			n[j->units[i].action]++;
+	if (r->o->json)
+		return;
+	printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n", j->to,
+	       (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART], n[AP_ACTION_RELOAD],
+	       n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
+	       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
+	fflush(stdout);
+}
+
 static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 {
 	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
-	struct ap_effects e = { .cfg = r->cfg, .st = r->st, .bus = get_bus(r), .src = &src,
+	struct ap_effects e = { .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = &src,
 				.owned = TAKE_PTR(r->owned), .quiet_jobs = r->o->json,
 				.crash = secure_getenv("AUTOPULL_TEST_CRASH") };
 	enum ap_apply_outcome out = AP_APPLY_FAILED;
@@ -343,11 +495,15 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	r->owned = e.owned;
 	if (k < 0)
 		out = AP_APPLY_FAILED;
-	(void)ap_state_write_last_apply(r->st, &(struct ap_last_apply){
+	(void)ap_state_write_last_apply(r->c->st, &(struct ap_last_apply){
 		.realtime_usec = ap_now_realtime_usec(), .ok = out == AP_APPLY_OK });
+	note(r, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
+	     r->pin.commit[0] ? r->pin.reason : NULL, j);
+	if (r->o->json && r->plan)
+		(void)print_plan_result(r, outcome_name(out), j);
 	switch (out) {
 	case AP_APPLY_OK:
-		ap_log_notice("applied %.12s", j->to);
+		closing_line(r, j);
 		return AP_EXIT_OK;
 	case AP_APPLY_RESTORED:
 		ap_log_error(-EIO, "apply of %.12s failed: its files were put back; the applied "
@@ -370,7 +526,7 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
  * written is undone (and an older journal it had superseded comes back, apply.c). */
 static int finish_interrupted(struct run *r)
 {
-	struct ap_effects e = { .cfg = r->cfg, .st = r->st, .bus = get_bus(r),
+	struct ap_effects e = { .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r),
 				.owned = TAKE_PTR(r->owned), .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
 	bool rollback = r->j.mode == AP_JOURNAL_ROLLBACK;
 	enum ap_apply_outcome out;
@@ -389,7 +545,7 @@ static int finish_interrupted(struct run *r)
 	ap_journal_clear(&r->j);
 	r->journal = false;
 	if (k >= 0)
-		k = ap_state_read_journal(r->st, &r->j);
+		k = ap_state_read_journal(r->c->st, &r->j);
 	r->journal = k >= 0;
 	if (k < 0 && k != -ENOENT)
 		return ap_log_error(k, "failed to finish the interrupted run: %s", strerror(-k)),
@@ -399,32 +555,58 @@ static int finish_interrupted(struct run *r)
 
 /* --- apply ----------------------------------------------------------------------------- */
 
+/* A manual apply of a chosen commit (and autopull pin) freezes deploys there, so that the next
+ * tick does not undo a rollback. */
+static int pin(struct run *r, const char *commit)
+{
+	struct ap_pin p = { .realtime_usec = ap_now_realtime_usec(),
+			    .reason = (char *)(r->o->reason ? r->o->reason : "apply --commit") };
+
+	memcpy(p.commit, commit, sizeof(p.commit));
+	if (ap_state_write_pin(r->c->st, &p) < 0)
+		return AP_EXIT_FAILED;
+	note(r, AP_EVENT_PIN, "ok", commit, p.reason, NULL);
+	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
+		      commit, p.reason);
+	ap_pin_clear(&r->pin);
+	r->pin = (struct ap_pin){ .realtime_usec = p.realtime_usec, .reason = strdup(p.reason) };
+	memcpy(r->pin.commit, commit, sizeof(p.commit));
+	return r->pin.reason ? AP_EXIT_OK : AP_EXIT_FAILED;
+}
+
 static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 {
 	const struct ap_opts *o = r->o;
-	const struct ap_remote_opts ro = { .url = r->cfg->repo_url, .branch = r->cfg->branch,
-					   .ssh_key = r->cfg->ssh_key,
-					   .known_hosts = r->cfg->known_hosts,
-					   .ca_file = r->cfg->ca_file };
+	const struct ap_remote_opts ro = { .url = r->c->cfg->repo_url, .branch = r->c->cfg->branch,
+					   .ssh_key = r->c->cfg->ssh_key,
+					   .known_hosts = r->c->cfg->known_hosts,
+					   .ca_file = r->c->cfg->ca_file };
 	char tip[AP_OID_HEXSZ + 1];
-	int k = o->no_fetch ? ap_repo_branch_tip(r->repo, r->cfg->branch, tip)
-			    : ap_repo_fetch(r->repo, &ro, tip);
+	int k = o->no_fetch ? ap_repo_branch_tip(r->c->repo, r->c->cfg->branch, tip)
+			    : ap_repo_fetch(r->c->repo, &ro, tip);
 
 	if (k == -ENOENT && o->no_fetch)
 		ap_log_error(k, "--no-fetch: nothing was fetched into '%s/repo.git' yet",
-			     ap_state_path(r->st));
+			     ap_state_path(r->c->st));
 	if (k < 0)
 		return k == -EHOSTUNREACH || o->no_fetch ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+	memcpy(r->tip, tip, sizeof(tip));
+	if (!o->commit && r->pin.commit[0]) {
+		memcpy(ret, r->pin.commit, sizeof(r->pin.commit));
+		return AP_EXIT_OK;
+	}
 	if (!o->commit) {
 		memcpy(ret, tip, sizeof(tip));
 		return AP_EXIT_OK;
 	}
-	if (ap_repo_resolve(r->repo, o->commit, ret) < 0)
+	if (ap_repo_resolve_on_branch(r->c->repo, r->c->cfg->branch, o->commit, ret) < 0)
 		return AP_EXIT_USAGE;
-	k = ap_repo_is_ancestor(r->repo, ret, tip);
+	k = ap_repo_is_ancestor(r->c->repo, ret, tip);
 	if (k == 0)
-		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit, r->cfg->branch);
-	return k > 0 ? AP_EXIT_OK : k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
+		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit, r->c->cfg->branch);
+	if (k <= 0)
+		return k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
+	return o->pin ? pin(r, ret) : AP_EXIT_OK;
 }
 
 /* A commit whose apply was rolled back is skipped until the branch moves on or --commit
@@ -434,7 +616,7 @@ static bool is_bad(struct run *r, const char *target, bool warn)
 	_cleanup_free_ char *why = NULL;
 
 	if (r->o->commit || strcmp(target, r->applied) == 0 ||
-	    ap_state_find_bad(r->st, target, &why) <= 0)
+	    ap_state_find_bad(r->c->st, target, &why) <= 0)
 		return false;
 	if (warn)
 		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
@@ -445,30 +627,39 @@ static bool is_bad(struct run *r, const char *target, bool warn)
 
 static int read_state(struct run *r)
 {
-	int k = ap_state_read_applied(r->st, r->applied);
+	int k = ap_state_read_applied(r->c->st, r->applied);
 
 	if (k == -ENOENT)
 		r->applied[0] = '\0';
 	else if (k < 0)
 		return AP_EXIT_FAILED;
-	if (ap_state_read_owned(r->st, &r->owned) < 0)
+	if (ap_state_read_owned(r->c->st, &r->owned) < 0)
 		return AP_EXIT_FAILED;
-	k = ap_state_read_journal(r->st, &r->j);
+	k = ap_state_read_pin(r->c->st, &r->pin);
+	if (k < 0 && k != -ENOENT)
+		return AP_EXIT_FAILED;
+	k = ap_state_read_journal(r->c->st, &r->j);
 	r->journal = k >= 0;
 	return k < 0 && k != -ENOENT ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* The file-level checks of a plan that is about to run. */
+/* The checks of a plan that is about to run; a refusal is recorded. */
 static int prepare(struct run *r)
 {
 	int code = check_guard(r);
+	const char *refusal = code == AP_EXIT_GUARD ? "guard" : NULL;
 
-	if (code == AP_EXIT_OK)
-		code = validate(r);
-	if (code == AP_EXIT_OK)
-		code = check_not_emptying(r);
-	if (code == AP_EXIT_OK)
-		code = preflight(r);
+	if (code == AP_EXIT_OK && (code = validate(r)) == AP_EXIT_INVALID)
+		refusal = "invalid";
+	if (code == AP_EXIT_OK && (code = check_not_emptying(r)) == AP_EXIT_INVALID)
+		refusal = "emptying";
+	if (code == AP_EXIT_OK && (code = preflight(r)) != AP_EXIT_OK)
+		refusal = "preflight";
+	if (refusal) {
+		note(r, AP_EVENT_REFUSED, refusal, r->plan->to, NULL, NULL);
+		if (r->o->json)
+			(void)print_plan_result(r, "refused", NULL);
+	}
 	if (code == AP_EXIT_OK && print_plan(r) < 0)
 		code = AP_EXIT_FAILED;
 	return code;
@@ -487,7 +678,7 @@ static int resolve_owed(struct run *r, struct ap_journal *j)
 			continue;
 		if (!get_bus(r))
 			return -ENOTCONN;
-		k = ap_bus_get_unit_props(r->bus, u->unit, &p);
+		k = ap_bus_get_unit_props(r->c->bus, u->unit, &p);
 		if (k >= 0)
 			ap_apply_resolve_unit(u, p.active_state);
 		ap_unit_props_clear(&p);
@@ -520,8 +711,7 @@ static int resume(struct run *r, const char *target)
 	if (code != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run) {
-		if (get_bus(r))
-			r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, false, &r->guard) >= 0;
+		sample_guard(r, false);
 		return show_owed(r) < 0 || print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->j.to,
@@ -547,9 +737,17 @@ static int record_noop(struct run *r)
 {
 	/* A tick where nothing moved writes nothing: no fsync on the hot path. */
 	if (strcmp(r->applied, r->plan->to) != 0 &&
-	    ap_state_write_applied(r->st, r->plan->to) < 0)
+	    ap_state_write_applied(r->c->st, r->plan->to) < 0)
 		return AP_EXIT_FAILED;
-	if (!r->o->json)
+	if (r->o->json)
+		return print_plan_result(r, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	if (r->pin.commit[0] && !r->o->commit) {
+		char ago[32];
+
+		ap_format_ago(r->pin.realtime_usec, ap_now_realtime_usec(), ago, sizeof(ago));
+		printf("pinned at %.12s since %s: %s; 'autopull unpin' resumes deploys\n",
+		       r->pin.commit, ago, r->pin.reason);
+	} else
 		printf("nothing to do: %.12s is applied\n", r->plan->to);
 	return AP_EXIT_OK;
 }
@@ -562,15 +760,14 @@ static int apply_fresh(struct run *r, const char *target)
 
 	if (!r->o->from && is_bad(r, target, true))
 		return AP_EXIT_OK;
-	if (r->o->from && ap_repo_resolve(r->repo, r->o->from, base) < 0)
+	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
 	if (!r->o->from)
 		memcpy(base, r->applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run) {
-		if (get_bus(r))
-			r->have_guard = ap_watch_heartbeat(r->bus, r->st, r->cfg, false, &r->guard) >= 0;
+		sample_guard(r, false);
 		(void)preflight(r);
 		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
@@ -590,6 +787,8 @@ static int apply_locked(struct run *r)
 	char target[AP_OID_HEXSZ + 1];
 	int code = read_state(r);
 
+	r->start = ap_now_monotonic_usec();
+
 	if (code != AP_EXIT_OK)
 		return code;
 	/* A dry run changes nothing: it shows the plan as if the undo had happened. */
@@ -604,102 +803,121 @@ static int apply_locked(struct run *r)
 	return apply_fresh(r, target);
 }
 
-int ap_engine_apply(const struct ap_opts *o)
-{
-	struct run r = { .o = o };
-	_cleanup_free_ char *mirror = NULL;
-	int code = AP_EXIT_FAILED, k;
+/* --- after the apply: what the tick saw, and drift -------------------------------------- */
 
-	if (load_config(o, &r.cfg) < 0)
-		return AP_EXIT_USAGE;
-	if (ap_state_open(r.cfg->state_dir, &r.st) < 0)
-		goto out;
-	k = ap_state_lock(r.st, o->wait_sec);
-	if (k < 0) {
-		code = k == -EAGAIN ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
-		goto out;
-	}
-	mirror = ap_strdupf("%s/repo.git", r.cfg->state_dir);
-	if (!mirror || ap_repo_open(mirror, &r.repo) < 0)
-		goto out;
-	code = apply_locked(&r);
-out:
-	run_done(&r);
+/* The drifted files as changes from the host's bytes to the applied commit's, so that the
+ * planner decides what a put-back asks of units (a unit file that drifted restarts). */
+static int drift_changes(struct run *r, const struct ap_drift *d, const struct ap_expected_set *set)
+{
+	r->changes.v = calloc(d->n, sizeof(*r->changes.v));
+	if (!r->changes.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n; i++)
+		for (size_t k = 0; k < set->n; k++) {
+			const struct ap_expected *e = &set->v[k];
+			struct ap_change *ch = &r->changes.v[r->changes.n];
+			struct ap_host_file hf = { 0 };
+
+			if (strcmp(e->path, d->v[i].path) != 0)
+				continue;
+			*ch = (struct ap_change){ .kind = AP_CHANGE_MODIFY, .path = strdup(e->repo_path),
+						  .new_mode = e->mode & 0111 ? AP_GIT_MODE_EXEC
+									     : AP_GIT_MODE_BLOB };
+			ch->old_mode = ch->new_mode;
+			snprintf(ch->new_oid, sizeof(ch->new_oid), "%s", e->oid);
+			r->changes.n++;
+			if (!ch->path)
+				return -ENOMEM;
+			if (ap_install_read_host(e->path, e->root_len, true, &hf) >= 0 && hf.present) {
+				ch->old_data = TAKE_PTR(hf.data);
+				ch->old_len = hf.len;
+			}
+			ap_host_file_clear(&hf);
+			break;
+		}
+	return 0;
+}
+
+/* drift: revert — an apply from the applied commit to itself whose changes are the drifted
+ * files: the same checks, journal, rollback and record as any apply. */
+static int revert_drift(struct run *r, const struct ap_drift *d)
+{
+	struct ap_expected_set set = { 0 };
+	struct ap_unit_states states = { 0 };
+	struct ap_journal j = { 0 };
+	_cleanup_free_ char *error = NULL;
+	int code = AP_EXIT_FAILED, k = ap_drift_expected(r->c, r->applied, &set);
+
+	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
+		       d->v[0].path, d->v[0].what);
+	if (r->plan)
+		ap_plan_free(r->plan);
+	r->plan = NULL;
+	ap_changes_free(&r->changes);
+	r->reverting = true;
+	if (k >= 0)
+		k = drift_changes(r, d, &set);
+	if (k >= 0)
+		k = load_blobs(r);
+	if (k >= 0)
+		k = query_states(r, &states);
+	if (k >= 0)
+		k = ap_plan_build(r->c->cfg, &r->changes, &states, r->applied, r->applied, &r->plan,
+				  &error);
+	if (k >= 0 && (code = prepare(r)) == AP_EXIT_OK &&
+	    ap_apply_journal_new(r->plan, r->applied, NULL, &j) >= 0)
+		code = execute(r, &j, r->plan);
+	if (k < 0)
+		ap_log_error(k, "failed to put back the drifted files: %s", error ? error : strerror(-k));
+	ap_journal_clear(&j);
+	ap_unit_states_free(&states);
+	ap_expected_set_clear(&set);
+	return k < 0 ? AP_EXIT_FAILED : code;
+}
+
+/* Records what this tick saw for the metrics (commits pending, drift) and, with
+ * drift: revert, puts drifted files back. */
+static int after_tick(struct run *r)
+{
+	struct ap_tick t = { -1, -1 };
+	struct ap_drift d = { 0 };
+	size_t n;
+	int code = AP_EXIT_OK;
+
+	if (ap_state_read_applied(r->c->st, r->applied) < 0)
+		return AP_EXIT_OK;
+	if (*r->tip && ap_repo_count_commits(r->c->repo, r->applied, r->tip, &n) >= 0)
+		t.pending = (long)n;
+	if (ap_drift_check(r->c, r->applied, &d) >= 0)
+		t.drift = (long)d.n;
+	if (d.n > 0 && !r->c->cfg->drift_revert)
+		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
+			       "'autopull diff' shows how", d.n, r->applied, d.v[0].path, d.v[0].what);
+	if (d.n > 0 && r->c->cfg->drift_revert)
+		code = revert_drift(r, &d);
+	if (code == AP_EXIT_OK && r->reverting && ap_drift_check(r->c, r->applied, &d) >= 0)
+		t.drift = (long)d.n;
+	(void)ap_state_write_tick(r->c->st, &t);
+	ap_drift_clear(&d);
 	return code;
 }
 
-/* --- the other verbs ---------------------------------------------------------------------- */
-
-int ap_engine_check_config(const struct ap_opts *o)
+int ap_engine_apply(struct ap_ctx *c)
 {
-	struct ap_config *c = NULL;
+	struct run r = { .c = c, .o = c->o };
+	int code = ap_ctx_lock(c);
 
-	if (load_config(o, &c) < 0)
-		return AP_EXIT_USAGE;
-	printf("%s: ok (%s scope, %zu file rule(s), units from", c->path, ap_scope_to_string(c->scope),
-	       c->n_files);
-	for (size_t i = 0; c->units && c->units[i]; i++)
-		printf(" '%s'", *c->units[i] ? c->units[i] : "/");
-	printf(")\n");
-	ap_config_free(c);
-	return AP_EXIT_OK;
-}
-
-static void print_journal(const struct ap_journal *j)
-{
-	printf("journal:   unfinished %s of %.12s -> %.12s (done:", j->mode == AP_JOURNAL_ROLLBACK
-									? "rollback" : "apply",
-	       *j->from ? j->from : "(none)", j->to);
-	for (unsigned p = 0; p < AP_PHASE_MAX; p++)
-		if (ap_journal_is_done(j, p))
-			printf(" %s", ap_phase_to_string(p));
-	printf(")\n");
-	for (size_t i = 0; i < j->n_units; i++)
-		printf("           %s %s: %s%s\n", ap_unit_action_to_string(j->units[i].action),
-		       j->units[i].unit, ap_step_to_string(j->units[i].state),
-		       j->units[i].owed ? " (owed by an earlier apply)" : "");
-}
-
-int ap_engine_status(const struct ap_opts *o)
-{
-	struct run r = { .o = o };
-	int code = AP_EXIT_FAILED;
-
-	if (load_config(o, &r.cfg) < 0)
-		return AP_EXIT_USAGE;
-	if (ap_state_open(r.cfg->state_dir, &r.st) < 0 || read_state(&r) != AP_EXIT_OK)
-		goto out;
-	printf("config:    %s (%s scope)\nrepo:      %s (branch %s)\nstate:     %s\n", r.cfg->path,
-	       ap_scope_to_string(r.cfg->scope), r.cfg->repo_url, r.cfg->branch, r.cfg->state_dir);
-	printf("applied:   %s\n", *r.applied ? r.applied : "(nothing yet)");
-	printf("installed: %zu file(s)\n", ap_strv_length(r.owned));
-	if (r.journal)
-		print_journal(&r.j);
-	code = AP_EXIT_OK;
-out:
-	run_done(&r);
-	return code;
-}
-
-int ap_engine_heartbeat(const struct ap_opts *o)
-{
-	struct run r = { .o = o };
-	struct ap_buf b = { 0 };
-	int code = AP_EXIT_FAILED;
-
-	if (load_config(o, &r.cfg) < 0)
-		return AP_EXIT_USAGE;
-	if (ap_state_open(r.cfg->state_dir, &r.st) < 0 || !get_bus(&r) ||
-	    ap_watch_heartbeat(r.bus, r.st, r.cfg, true, &r.guard) < 0)
-		goto out;
-	if (o->json ? ap_buf_printf(&b, "{\"guard\": ") < 0 : false)
-		goto out;
-	if (ap_watch_format(&r.guard, o->json, &b) < 0 || (o->json && ap_buf_printf(&b, "}\n") < 0))
-		goto out;
-	fputs(b.data, stdout);
-	code = AP_EXIT_OK;
-out:
-	ap_buf_free(&b);
+	if (code == AP_EXIT_OK)
+		code = ap_ctx_repo(c) ? apply_locked(&r) : AP_EXIT_FAILED;
+	if (code == AP_EXIT_OK && !c->o->dry_run)
+		code = after_tick(&r);
+	/* The metrics (and guard.push) carry this run's result at once. */
+	if (r.noted && ap_ctx_bus(c))
+		ap_watch_after_apply(c->bus, c->st, c->cfg);
+	/* --json promises one document whatever happened; the log says why. */
+	if (c->o->json && !r.printed && !c->o->dry_run)
+		printf("{\"result\": \"%s\", \"exit\": %d}\n",
+		       code == AP_EXIT_OK ? "ok" : code == AP_EXIT_TEMPFAIL ? "try-later" : "failed", code);
 	run_done(&r);
 	return code;
 }

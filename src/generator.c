@@ -5,12 +5,12 @@
  * then fail on that configuration error with its message). It does not create the
  * directories it grants: the drop-in's ExecStartPre=+ does, when the service starts. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "exitcode.h"
 #include "fsutil.h"
 #include "generator.h"
 #include "log.h"
@@ -109,7 +109,7 @@ static bool unit_installed(const char *unit)
 }
 
 /* The drop-in in effect for unit u: what it grants. present is false when there is none. */
-static int read_dropin(enum ap_sandbox_unit u, bool *present, char ***granted, bool *setid)
+static int read_dropin(enum ap_sandbox_unit u, bool *present, char ***granted, unsigned *flags)
 {
 	_cleanup_(closep) int dfd = open(AP_GENERATOR_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_free_ char *rel = ap_strdupf("%s.d/%s", ap_sandbox_unit_name(u), AP_SANDBOX_DROPIN);
@@ -125,7 +125,7 @@ static int read_dropin(enum ap_sandbox_unit u, bool *present, char ***granted, b
 	r = ap_fs_read_beneath(dfd, rel, AP_SANDBOX_DROPIN_MAX, &text, &len);
 	if (r == -ENOENT)
 		return 0;
-	if (r < 0 || (r = ap_sandbox_parse(text, granted, setid)) < 0)
+	if (r < 0 || (r = ap_sandbox_parse(text, granted, flags)) < 0)
 		return ap_log_error(r, "cannot read '%s/%s': %s", AP_GENERATOR_DIR, rel, strerror(-r));
 	*present = true;
 	return 0;
@@ -144,63 +144,72 @@ static const char *fix_text(bool default_config, bool present)
 	       "daemon-reload";
 }
 
-/* Logs what unit u cannot write; returns how many problems it found. */
-static int check_unit(const struct ap_config *c, enum ap_sandbox_unit u, bool default_config)
+struct reporter {
+	void (*report)(void *userdata, const char *msg);
+	void *userdata;
+	int n;
+};
+
+static void say(struct reporter *rep, const char *fmt, ...) _printf_(2, 3);
+static void say(struct reporter *rep, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	rep->n++;
+	rep->report(rep->userdata, msg ? msg : "out of memory");
+}
+
+/* Reports what unit u cannot write. */
+static void check_unit(const struct ap_config *c, enum ap_sandbox_unit u, bool default_config,
+		       struct reporter *rep)
 {
 	_cleanup_(ap_sandbox_done) struct ap_sandbox s = { 0 };
 	_cleanup_strv_free_ char **granted = NULL;
 	const char *unit = ap_sandbox_unit_name(u), *fix;
-	bool present = false, setid = false;
-	int bad = 0;
+	bool present = false;
+	unsigned flags = 0;
 
-	if (ap_sandbox_build(c, u, &s) < 0 || read_dropin(u, &present, &granted, &setid) < 0)
-		return 1;
-	/* both units have StateDirectory=autopull */
-	if (ap_strv_push(&granted, "/var/lib/autopull") < 0)
-		return 1;
+	if (ap_sandbox_build(c, u, &s) < 0 || read_dropin(u, &present, &granted, &flags) < 0 ||
+	    ap_strv_push(&granted, "/var/lib/autopull") < 0) { /* StateDirectory=autopull */
+		say(rep, "%s: cannot check its sandbox (see above)", unit);
+		return;
+	}
 	fix = fix_text(default_config, present);
 	for (size_t i = 0; i < s.n_needs; i++) {
 		const struct ap_sandbox_need *n = &s.needs[i];
 
 		if (n->blocked)
-			ap_log_error(-EROFS, "%s cannot write '%s', needed by %s: %s gives the service "
-				     "its own; fix: choose a directory outside it", unit, n->path,
-				     n->why, n->blocked);
+			say(rep, "%s cannot write '%s', needed by %s: %s gives the service its own; "
+				 "fix: choose a directory outside it", unit, n->path, n->why, n->blocked);
 		else if (!ap_sandbox_covers(granted, n->path))
-			ap_log_error(-EROFS, "%s cannot write '%s', needed by %s: %s", unit, n->path,
-				     n->why, fix);
-		else
-			continue;
-		bad++;
+			say(rep, "%s cannot write '%s', needed by %s: %s", unit, n->path, n->why, fix);
 	}
-	if (s.setid && !setid && ++bad)
-		ap_log_error(-EPERM, "%s cannot set setuid/setgid modes (allow_setid: true): %s",
-			     unit, fix);
-	return bad;
+	if (s.setid && !(flags & AP_SANDBOX_SETID))
+		say(rep, "%s cannot set setuid/setgid modes (allow_setid: true): %s", unit, fix);
+	if (s.network && !(flags & AP_SANDBOX_NETWORK))
+		say(rep, "%s cannot reach guard.push (it has no network): %s", unit, fix);
 }
 
-int ap_generator_check(const char *config_path, bool user)
+int ap_generator_check(const struct ap_config *cfg, void (*report)(void *userdata, const char *msg),
+		       void *userdata)
 {
-	_cleanup_(ap_config_freep) struct ap_config *c = NULL;
+	struct reporter rep = { .report = report, .userdata = userdata };
 	_cleanup_free_ char *def = NULL;
-	int bad = 0, checked = 0;
 
-	if (user || access("/run/systemd/system", F_OK) < 0)
-		return AP_EXIT_OK; /* user scope, or not booted with systemd: nothing to compare */
-	if (ap_config_default_path(AP_SCOPE_SYSTEM, &def) < 0 ||
-	    ap_config_load(config_path ? config_path : def, false, &c) < 0)
-		return AP_EXIT_USAGE;
-	if (c->scope != AP_SCOPE_SYSTEM)
-		return AP_EXIT_OK;
+	/* user scope, or not booted with systemd: there is no sandbox to compare with */
+	if (cfg->scope != AP_SCOPE_SYSTEM || access("/run/systemd/system", F_OK) < 0)
+		return 0;
+	if (ap_config_default_path(AP_SCOPE_SYSTEM, &def) < 0) {
+		say(&rep, "cannot check the sandbox: %s", strerror(ENOMEM));
+		return rep.n;
+	}
 	for (enum ap_sandbox_unit u = 0; u < AP_SANDBOX_N_UNITS; u++)
-		if (unit_installed(ap_sandbox_unit_name(u))) {
-			bad += check_unit(c, u, strcmp(c->path, def) == 0);
-			checked++;
-		}
-	if (bad)
-		return AP_EXIT_USAGE;
-	if (checked)
-		printf("sandbox: ok (the installed units can write every directory the "
-		       "configuration names)\n");
-	return AP_EXIT_OK;
+		if (unit_installed(ap_sandbox_unit_name(u)))
+			check_unit(cfg, u, strcmp(cfg->path, def) == 0, &rep);
+	return rep.n;
 }

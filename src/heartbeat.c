@@ -247,17 +247,39 @@ bool ap_hb_watch_matches(char *const *watch, const char *unit)
 	return false;
 }
 
-/* Prometheus label values escape backslash, double quote and newline. */
-static int label(struct ap_buf *b, const char *name, const char *value, bool first)
-{
-	int r = ap_buf_printf(b, "%s%s=\"", first ? "" : ",", name);
+/* --- metrics ------------------------------------------------------------------------ */
 
-	for (const char *c = value; r >= 0 && *c; c++)
+struct label {
+	const char *name, *value;
+};
+
+/* Prometheus label values escape backslash, double quote and newline. */
+static int label(struct ap_buf *b, const struct label *l, bool first)
+{
+	int r = ap_buf_printf(b, "%s%s=\"", first ? "" : ",", l->name);
+
+	for (const char *c = l->value; r >= 0 && *c; c++)
 		r = *c == '\\' ? ap_buf_append(b, "\\\\", 2)
 		    : *c == '"' ? ap_buf_append(b, "\\\"", 2)
 		    : *c == '\n' ? ap_buf_append(b, "\\n", 2)
 				 : ap_buf_append(b, c, 1);
 	return r < 0 ? r : ap_buf_append(b, "\"", 1);
+}
+
+/* name{labels...} value */
+static int sample_line(struct ap_buf *b, const char *name, const struct label *l, size_t n,
+		       double value)
+{
+	int r = ap_buf_printf(b, "%s{", name);
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = label(b, &l[i], i == 0);
+	return r < 0 ? r : ap_buf_printf(b, "} %.3f\n", value);
+}
+
+static int family_head(struct ap_buf *b, const char *name, const char *type, const char *help)
+{
+	return ap_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static const struct ap_hb_sample *latest(const struct ap_hb_history *h, const char *unit)
@@ -268,76 +290,248 @@ static const struct ap_hb_sample *latest(const struct ap_hb_history *h, const ch
 	return NULL;
 }
 
-enum metric { M_ACTIVE, M_RESTARTS, M_STATUS, M_SINCE, M_LOOPING, M_STALE, M_MAX };
+enum metric {
+	M_ACTIVE, M_STATE, M_SUB_STATE, M_RESTARTS, M_STATUS, M_SINCE, M_TRIGGER, M_INTERVAL,
+	M_LOOPING, M_STALE, M_MAX
+};
 
 static const struct {
 	const char *name, *type, *help;
 } metrics[M_MAX] = {
 	[M_ACTIVE] = { "systemd_unit_active", "gauge", "Whether the unit is active (1) or not (0)." },
+	[M_STATE] = { "systemd_unit_state", "gauge",
+		      "1 for the unit's ActiveState, 0 for the other states." },
+	[M_SUB_STATE] = { "systemd_unit_sub_state_info", "gauge",
+			  "The unit's SubState (info: the newest series is the current one)." },
 	[M_RESTARTS] = { "systemd_unit_restart_count_total", "counter",
 			 "Automatic restarts of the unit (NRestarts) since its last explicit start." },
 	[M_STATUS] = { "systemd_unit_last_exit_status", "gauge", "Exit status of the main process." },
 	[M_SINCE] = { "systemd_unit_seconds_since_active", "gauge",
-		      "Seconds since the unit last entered the active state." },
+		      "Seconds since the unit last entered the active state; for a timer, since it last triggered." },
+	[M_TRIGGER] = { "systemd_timer_last_trigger_seconds", "gauge",
+			"When the timer last triggered (Unix time)." },
+	[M_INTERVAL] = { "systemd_timer_interval_seconds", "gauge",
+			 "The timer's interval, or the gap to its next calendar elapse." },
 	[M_LOOPING] = { "autopull_unit_looping", "gauge", "Whether the guard sees a restart loop." },
 	[M_STALE] = { "autopull_timer_stale", "gauge",
-		      "Whether the timer last triggered more than twice its interval ago." },
+		      "Whether the timer is stopped or last triggered more than twice its interval ago." },
 };
 
-static int metric_line(struct ap_buf *b, enum metric m, const struct ap_hb_sample *s,
-		       const struct ap_hb_verdict *v, const char *host, uint64_t now_real)
+static bool seconds_since(uint64_t then, uint64_t now_real, double *ret)
 {
-	double value;
-	int r;
-
-	switch (m) {
-	case M_ACTIVE: value = strcmp(s->active_state, "active") == 0; break;
-	case M_RESTARTS: value = s->n_restarts; break;
-	case M_STATUS: value = s->exec_main_status; break;
-	case M_SINCE:
-		if (!s->active_enter_real_usec || now_real < s->active_enter_real_usec)
-			return 0;
-		value = (double)(now_real - s->active_enter_real_usec) / 1e6;
-		break;
-	case M_LOOPING: value = v->looping; break;
-	default:
-		if (!ap_endswith(s->unit, ".timer"))
-			return 0;
-		value = v->stale;
-	}
-	r = ap_buf_printf(b, "%s{", metrics[m].name);
-	if (r >= 0)
-		r = label(b, "unit", s->unit, true);
-	if (r >= 0 && m == M_ACTIVE)
-		r = label(b, "sub_state", s->sub_state, false);
-	if (r >= 0)
-		r = label(b, "host", host, false);
-	return r < 0 ? r : ap_buf_printf(b, "} %.3f\n", value);
+	if (!then || now_real < then)
+		return false;
+	*ret = (double)(now_real - then) / 1e6;
+	return true;
 }
 
-static int own_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
+/* The value of metric m for one unit; false when the unit has none. v is NULL for a unit
+ * exported only because it failed (the guard did not judge it). */
+static bool unit_value(enum metric m, const struct ap_hb_sample *s, const struct ap_hb_verdict *v,
+		       uint64_t now_real, double *ret)
+{
+	bool timer = ap_endswith(s->unit, ".timer");
+
+	switch (m) {
+	case M_ACTIVE: *ret = strcmp(s->active_state, "active") == 0; return true;
+	case M_STATE: /* one line per state: state_lines() */
+	case M_SUB_STATE: *ret = 1; return true;
+	case M_RESTARTS: *ret = s->n_restarts; return true;
+	case M_STATUS: *ret = s->exec_main_status; return true;
+	case M_SINCE:
+		/* A timer is active from its start on; what ages is its last trigger. */
+		return seconds_since(timer ? s->last_trigger_real_usec : s->active_enter_real_usec,
+				     now_real, ret);
+	case M_TRIGGER:
+		*ret = (double)s->last_trigger_real_usec / 1e6;
+		return timer && s->last_trigger_real_usec;
+	case M_INTERVAL:
+		*ret = (double)s->interval_usec / 1e6;
+		return timer && s->interval_usec;
+	case M_LOOPING: *ret = v && v->looping; return v != NULL;
+	default: *ret = v && v->stale; return v != NULL && timer;
+	}
+}
+
+/* ActiveState as one series per possible state, so that a change of state changes values,
+ * not the set of series (a pushed series that stops being sent lingers in the store). */
+static const char *const active_states[] = { "active", "reloading", "inactive", "failed",
+					      "activating", "deactivating", "maintenance" };
+
+static int state_lines(struct ap_buf *b, const struct ap_hb_sample *s, const char *host)
 {
 	int r = 0;
 
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(active_states); i++) {
+		const struct label l[] = { { "unit", s->unit }, { "state", active_states[i] },
+					   { "host", host } };
+		r = sample_line(b, metrics[M_STATE].name, l, ELEMENTSOF(l),
+				strcmp(s->active_state, active_states[i]) == 0);
+	}
+	return r;
+}
+
+static int unit_line(struct ap_buf *b, enum metric m, const struct ap_hb_sample *s,
+		     const struct ap_hb_verdict *v, const char *host, uint64_t now_real)
+{
+	const struct label sub[] = { { "unit", s->unit }, { "sub_state", s->sub_state },
+				     { "host", host } };
+	const struct label plain[] = { { "unit", s->unit }, { "host", host } };
+	double value;
+
+	if (m == M_STATE)
+		return state_lines(b, s, host);
+	if (!unit_value(m, s, v, now_real, &value))
+		return 0;
+	if (m == M_SUB_STATE)
+		return sample_line(b, metrics[m].name, sub, ELEMENTSOF(sub), value);
+	return sample_line(b, metrics[m].name, plain, ELEMENTSOF(plain), value);
+}
+
+static bool is_watched(const struct ap_hb_verdict *v, size_t n, const char *unit)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].unit, unit) == 0)
+			return true;
+	return false;
+}
+
+/* Grouped by metric: the text format wants each family's samples together. */
+static int unit_metrics(struct ap_buf *b, const struct ap_hb_history *h,
+			const struct ap_hb_verdict *v, size_t n, const struct ap_hb_facts *f,
+			uint64_t now_real)
+{
+	int r = 0;
+
+	for (enum metric m = 0; r >= 0 && m < M_MAX; m++) {
+		r = family_head(b, metrics[m].name, metrics[m].type, metrics[m].help);
+		for (size_t i = 0; r >= 0 && i < n; i++) {
+			const struct ap_hb_sample *s = latest(h, v[i].unit);
+			if (s)
+				r = unit_line(b, m, s, &v[i], f->host, now_real);
+		}
+		for (size_t i = 0; r >= 0 && i < f->n_failed; i++)
+			if (!is_watched(v, n, f->failed[i].unit))
+				r = unit_line(b, m, &f->failed[i], NULL, f->host, now_real);
+	}
+	return r;
+}
+
+/* One host-wide sample with its HELP and TYPE. */
+static int host_metric(struct ap_buf *b, const char *name, const char *type, const char *help,
+		       const char *host, double value)
+{
+	const struct label l[] = { { "host", host } };
+	int r = family_head(b, name, type, help);
+
+	return r < 0 ? r : sample_line(b, name, l, ELEMENTSOF(l), value);
+}
+
+static int apply_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
+{
+	const struct label info[] = { { "commit", f->applied_commit }, { "host", f->host } };
+	int r = 0;
+
 	if (*f->applied_commit) {
-		r = ap_buf_printf(b, "# HELP autopull_applied_commit_info The commit autopull applied last.\n"
-				     "# TYPE autopull_applied_commit_info gauge\nautopull_applied_commit_info{");
+		r = family_head(b, "autopull_applied_commit_info", "gauge",
+				"The commit autopull applied last.");
 		if (r >= 0)
-			r = label(b, "commit", f->applied_commit, true);
-		if (r >= 0)
-			r = label(b, "host", f->host, false);
-		if (r >= 0)
-			r = ap_buf_printf(b, "} 1\n");
+			r = sample_line(b, "autopull_applied_commit_info", info, ELEMENTSOF(info), 1);
 	}
 	if (r >= 0 && f->last_apply_real_usec)
-		r = ap_buf_printf(b, "# HELP autopull_last_apply_timestamp_seconds When the last apply finished.\n"
-				     "# TYPE autopull_last_apply_timestamp_seconds gauge\n"
-				     "autopull_last_apply_timestamp_seconds %.3f\n",
-				  (double)f->last_apply_real_usec / 1e6);
+		r = host_metric(b, "autopull_last_apply_timestamp_seconds", "gauge",
+				"When the last apply finished (Unix time).", f->host,
+				(double)f->last_apply_real_usec / 1e6);
 	if (r >= 0 && f->last_apply_success >= 0)
-		r = ap_buf_printf(b, "# HELP autopull_last_apply_success Whether the last apply succeeded.\n"
-				     "# TYPE autopull_last_apply_success gauge\n"
-				     "autopull_last_apply_success %d\n", f->last_apply_success);
+		r = host_metric(b, "autopull_last_apply_success", "gauge",
+				"Whether the last apply succeeded.", f->host, f->last_apply_success);
+	return r;
+}
+
+static int guard_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
+{
+	const struct {
+		const char *name, *type, *help;
+		double value;
+	} rows[] = {
+		{ "autopull_guard_ok", "gauge",
+		  "Whether the guard lets an apply proceed (nothing looping, not tripped).", f->guard_ok },
+		{ "autopull_guard_tripped", "gauge",
+		  "Whether a failed rollback left the guard tripped until an override.", f->guard_tripped },
+		{ "autopull_bad_commits_total", "counter",
+		  "Commits whose apply was rolled back and marked bad.", f->bad_commits },
+		{ "autopull_last_rollback_timestamp_seconds", "gauge",
+		  "When the last rollback marked a commit bad (Unix time; 0 if never).",
+		  (double)f->last_rollback_real_usec / 1e6 },
+		{ "autopull_guard_overrides_total", "counter",
+		  "Applies that overrode the guard with --override-guard.", f->overrides },
+		{ "autopull_last_guard_override_timestamp_seconds", "gauge",
+		  "When the guard was last overridden (Unix time; 0 if never).",
+		  (double)f->last_override_real_usec / 1e6 },
+		{ "autopull_push_failures_total", "counter",
+		  "Metrics pushes that failed (guard.push).", (double)f->push_failures },
+	};
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(rows); i++)
+		r = host_metric(b, rows[i].name, rows[i].type, rows[i].help, f->host, rows[i].value);
+	return r;
+}
+
+static uint64_t counter(const struct ap_hb_facts *f, const char *name)
+{
+	for (size_t i = 0; i < f->n_counters; i++)
+		if (strcmp(f->counter_names[i], name) == 0)
+			return f->counter_values[i];
+	return 0;
+}
+
+/* One family with a sample per value of its label: every known value is exported (0 until
+ * it counts), so that increase() sees the first event. */
+static int labelled_counter(struct ap_buf *b, const struct ap_hb_facts *f, const char *name,
+			    const char *help, const char *label, const char *prefix,
+			    const char *const *values, size_t n)
+{
+	int r = family_head(b, name, "counter", help);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		char key[64];
+		const struct label l[] = { { label, values[i] }, { "host", f->host } };
+
+		snprintf(key, sizeof(key), "%s:%s", prefix, values[i]);
+		r = sample_line(b, name, l, ELEMENTSOF(l), (double)counter(f, key));
+	}
+	return r;
+}
+
+static int history_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
+{
+	static const char *const results[] = { "ok", "failed", "restored", "rolled-back",
+					       "rollback-failed" };
+	static const char *const reasons[] = { "guard", "invalid", "preflight", "emptying", "rewind",
+					       "untrusted" };
+	int r = labelled_counter(b, f, "autopull_apply_total", "Applies by result.", "result",
+				 "apply", results, ELEMENTSOF(results));
+
+	if (r >= 0)
+		r = labelled_counter(b, f, "autopull_refused_total",
+				     "Applies refused before any change, by reason.", "reason",
+				     "refused", reasons, ELEMENTSOF(reasons));
+	if (r >= 0)
+		r = host_metric(b, "autopull_rollback_total", "counter",
+				"Applies rolled back because a unit did not settle.", f->host,
+				(double)counter(f, "rollback"));
+	if (r >= 0 && f->pinned >= 0)
+		r = host_metric(b, "autopull_pinned", "gauge", "Whether deploys are pinned.", f->host,
+				f->pinned);
+	if (r >= 0 && f->pending_commits >= 0)
+		r = host_metric(b, "autopull_pending_commits", "gauge",
+				"Commits on the branch not applied yet (as of the last apply tick).",
+				f->host, (double)f->pending_commits);
+	if (r >= 0 && f->drift_files >= 0)
+		r = host_metric(b, "autopull_drift_files", "gauge",
+				"Managed files whose bytes, mode or owner differ from the applied commit.",
+				f->host, (double)f->drift_files);
 	return r;
 }
 
@@ -348,18 +542,14 @@ int ap_hb_render_metrics(const struct ap_hb_history *h, const struct ap_hb_verdi
 	struct ap_buf b = { 0 };
 	int r = ap_buf_append(&b, "", 0);
 
-	/* Grouped by metric: the text format wants each family's samples together. */
-	for (enum metric m = 0; r >= 0 && m < M_MAX; m++) {
-		r = ap_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name, metrics[m].help,
-				  metrics[m].name, metrics[m].type);
-		for (size_t i = 0; r >= 0 && i < n_verdicts; i++) {
-			const struct ap_hb_sample *s = latest(h, verdicts[i].unit);
-			if (s)
-				r = metric_line(&b, m, s, &verdicts[i], f->host, now_real);
-		}
-	}
 	if (r >= 0)
-		r = own_metrics(&b, f);
+		r = unit_metrics(&b, h, verdicts, n_verdicts, f, now_real);
+	if (r >= 0)
+		r = apply_metrics(&b, f);
+	if (r >= 0)
+		r = guard_metrics(&b, f);
+	if (r >= 0)
+		r = history_metrics(&b, f);
 	if (r < 0) {
 		ap_buf_free(&b);
 		return r;

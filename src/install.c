@@ -77,25 +77,32 @@ static int open_parent(int rootfd, const char *rel, const char **ret_base)
 	return dir ? ap_fs_mkdirs_beneath(rootfd, dir, 0755) : -ENOMEM;
 }
 
-static int resolve_owner(const struct ap_file_op *f, uid_t *uid, gid_t *gid)
+int ap_install_owner_ids(const char *owner, const char *group, uid_t *ret_uid, gid_t *ret_gid)
 {
 	char buf[4096];
 	struct passwd pw, *pwr = NULL;
 	struct group gr, *grr = NULL;
 
-	*uid = (uid_t)-1;
-	*gid = (gid_t)-1;
-	if (f->owner) {
-		if (getpwnam_r(f->owner, &pw, buf, sizeof(buf), &pwr) != 0 || !pwr)
-			return ap_log_error(-ESRCH, "unknown owner '%s' for '%s'", f->owner, f->path);
-		*uid = pwr->pw_uid;
+	*ret_uid = (uid_t)-1;
+	*ret_gid = (gid_t)-1;
+	if (owner) {
+		if (getpwnam_r(owner, &pw, buf, sizeof(buf), &pwr) != 0 || !pwr)
+			return ap_log_error(-ESRCH, "unknown owner '%s'", owner);
+		*ret_uid = pwr->pw_uid;
 	}
-	if (f->group) {
-		if (getgrnam_r(f->group, &gr, buf, sizeof(buf), &grr) != 0 || !grr)
-			return ap_log_error(-ESRCH, "unknown group '%s' for '%s'", f->group, f->path);
-		*gid = grr->gr_gid;
+	if (group) {
+		if (getgrnam_r(group, &gr, buf, sizeof(buf), &grr) != 0 || !grr)
+			return ap_log_error(-ESRCH, "unknown group '%s'", group);
+		*ret_gid = grr->gr_gid;
 	}
 	return 0;
+}
+
+static int resolve_owner(const struct ap_file_op *f, uid_t *uid, gid_t *gid)
+{
+	int r = ap_install_owner_ids(f->owner, f->group, uid, gid);
+
+	return r < 0 ? ap_log_error(r, "the owner or group of '%s' does not exist", f->path) : r;
 }
 
 /* The new bytes of f: carried by the change (unit files, which the planner reads), or read

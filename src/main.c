@@ -1,5 +1,6 @@
 /* Command line: options are parsed here only, into struct ap_opts; a verb table maps the
- * verb to its engine function. Exit codes come from exitcode.h. */
+ * verb to its cmd-<verb>.c function with the number of arguments it takes. Exit codes come
+ * from exitcode.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "cmd.h"
 #include "exitcode.h"
 #include "generator.h"
 #include "log.h"
@@ -21,16 +22,23 @@ static void help(void)
 	       "Pull-based deploys of an infrastructure git repository onto this host.\n\n"
 	       "verbs:\n"
 	       "  apply          fetch, plan, validate, install, restart affected units (default)\n"
+	       "  status         the applied commit, pending commits, pin, last apply, guard, drift\n"
+	       "  log            what autopull did here: applies, refusals, rollbacks, overrides\n"
+	       "  pin REV        freeze deploys at REV (applied if needed); needs --reason\n"
+	       "  unpin          deploy the branch tip again\n"
+	       "  diff           how managed files on the host differ from the applied commit\n"
 	       "  check-config   validate the configuration file and exit\n"
-	       "  status         show the applied commit, installed files, unfinished applies\n"
 	       "  heartbeat      sample the watched units, update the history and the metrics\n\n"
 	       "options:\n"
 	       "  -c, --config FILE   configuration file (default /etc/autopull/autopull.yaml,\n"
 	       "                      with --user $XDG_CONFIG_HOME/autopull/autopull.yaml)\n"
 	       "      --user          manage the calling user's service manager\n"
-	       "  -n, --dry-run       print the plan and why; change nothing on the host\n"
-	       "      --json          print the plan as JSON\n"
-	       "      --commit REV    apply (or plan) this commit of the branch instead of its tip\n"
+	       "      --dry-run       print the plan and why; change nothing on the host\n"
+	       "      --json          one JSON document on stdout (apply, status, log, check-config,\n"
+	       "                      heartbeat)\n"
+	       "  -n, --lines N       log: the newest N events (default 20)\n"
+	       "      --commit REV    apply (or plan) this commit of the branch instead of its tip;\n"
+	       "                      applying it pins it (see pin); REV: an id, main~1, HEAD~2\n"
 	       "      --from REV      plan from this commit instead of the applied one\n"
 	       "      --no-fetch      work from the local mirror (remote down)\n"
 	       "      --allow-empty   allow a plan that removes every installed file\n"
@@ -52,7 +60,7 @@ static void help(void)
 	       "later (remote unreachable, lock held).\n");
 }
 
-enum { OPT_USER = 256, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY, OPT_WAIT,
+enum { OPT_USER = 256, OPT_DRY_RUN, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY, OPT_WAIT,
        OPT_VERSION, OPT_OVERRIDE_GUARD, OPT_REASON };
 
 static int parse_uint(const char *s, unsigned *ret)
@@ -86,7 +94,8 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "user", no_argument, NULL, OPT_USER },
-		{ "dry-run", no_argument, NULL, 'n' }, { "json", no_argument, NULL, OPT_JSON },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN }, { "json", no_argument, NULL, OPT_JSON },
+		{ "lines", required_argument, NULL, 'n' },
 		{ "commit", required_argument, NULL, OPT_COMMIT },
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "no-fetch", no_argument, NULL, OPT_NO_FETCH },
@@ -100,11 +109,15 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:nvqh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "c:n:vqh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'c': o->config_path = optarg; break;
 		case OPT_USER: o->user = true; break;
-		case 'n': o->dry_run = true; break;
+		case OPT_DRY_RUN: o->dry_run = true; break;
+		case 'n':
+			if (parse_uint(optarg, &o->lines) < 0 || o->lines == 0)
+				return usage_error("-n needs a positive number, not '%s'", optarg);
+			break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_COMMIT: o->commit = optarg; break;
 		case OPT_FROM: o->from = optarg; break;
@@ -131,28 +144,26 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 	return -1;
 }
 
-/* check-config also checks that the shipped units' sandbox lets autopull write everything. */
-static int check_config(const struct ap_opts *o)
-{
-	int code = ap_engine_check_config(o);
-
-	return code == AP_EXIT_OK ? ap_generator_check(o->config_path, o->user) : code;
-}
-
 static const struct verb {
 	const char *name;
-	int (*fn)(const struct ap_opts *o);
+	unsigned min_args, max_args;
+	int (*fn)(const struct ap_opts *o, char **args);
 } verbs[] = {
-	{ "apply", ap_engine_apply },
-	{ "check-config", check_config },
-	{ "status", ap_engine_status },
-	{ "heartbeat", ap_engine_heartbeat },
+	{ "apply", 0, 0, ap_cmd_apply },
+	{ "status", 0, 0, ap_cmd_status },
+	{ "log", 0, 0, ap_cmd_log },
+	{ "pin", 1, 1, ap_cmd_pin },
+	{ "unpin", 0, 0, ap_cmd_unpin },
+	{ "diff", 0, 0, ap_cmd_diff },
+	{ "check-config", 0, 0, ap_cmd_check_config },
+	{ "heartbeat", 0, 0, ap_cmd_heartbeat },
 };
 
 int main(int argc, char **argv)
 {
-	struct ap_opts o = { 0 };
+	struct ap_opts o = { .lines = 20 };
 	const char *name;
+	unsigned nargs;
 	int code;
 
 	ap_log_init();
@@ -161,11 +172,16 @@ int main(int argc, char **argv)
 	code = parse_args(argc, argv, &o);
 	if (code >= 0)
 		return code;
-	if (argc - optind > 1)
-		return usage_error("unexpected argument '%s'", argv[optind + 1]);
-	name = optind < argc ? argv[optind] : "apply";
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(verbs[i].name, name) == 0)
-			return verbs[i].fn(&o);
+	name = optind < argc ? argv[optind++] : "apply";
+	nargs = (unsigned)(argc - optind);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(verbs[i].name, name) != 0)
+			continue;
+		if (nargs < verbs[i].min_args)
+			return usage_error("%s needs an argument", name);
+		if (nargs > verbs[i].max_args)
+			return usage_error("unexpected argument '%s'", argv[optind + verbs[i].max_args]);
+		return verbs[i].fn(&o, argv + optind);
+	}
 	return usage_error("unknown verb '%s'", name);
 }

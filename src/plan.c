@@ -2,6 +2,7 @@
  * reason for each, which units to restart, reload, start, stop, enable or leave alone.
  * Pure: no I/O, no logging. The executor (engine) decides how; this decides what. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -328,14 +329,32 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 	return r;
 }
 
+/* A restart: or reload: entry may be a glob ("app-*.service"): it asks for every loaded unit
+ * it matches. Without unit states the glob itself stands for them (a dry run without a
+ * manager). */
+static int want_glob(struct builder *b, const char *pattern, enum ap_unit_action_kind a,
+		     const char *reason)
+{
+	int r = 0;
+
+	if (!strpbrk(pattern, "*?["))
+		return want(b, pattern, a, reason, NULL);
+	if (!b->st->known)
+		return want_one(b, pattern, a, reason, "units matching the glob unknown: no manager");
+	for (size_t i = 0; r >= 0 && i < b->st->n; i++)
+		if (fnmatch(pattern, b->st->v[i].name, 0) == 0)
+			r = want(b, b->st->v[i].name, a, reason, NULL);
+	return r;
+}
+
 static int rule_units(struct builder *b, const struct ap_file_rule *rule, const char *reason)
 {
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && rule->reload && rule->reload[i]; i++)
-		r = want(b, rule->reload[i], AP_ACTION_RELOAD, reason, NULL);
+		r = want_glob(b, rule->reload[i], AP_ACTION_RELOAD, reason);
 	for (size_t i = 0; r >= 0 && rule->restart && rule->restart[i]; i++)
-		r = want(b, rule->restart[i], AP_ACTION_RESTART, reason, NULL);
+		r = want_glob(b, rule->restart[i], AP_ACTION_RESTART, reason);
 	return r;
 }
 

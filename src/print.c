@@ -130,10 +130,11 @@ static int human_file(struct ap_buf *b, const struct ap_file_op *f)
 	return r < 0 ? r : ap_buf_append(b, "\n", 1);
 }
 
-static int human_unit(struct ap_buf *b, const struct ap_unit_action *u)
+/* width: the longest unit name of the plan, so that long names keep the columns. */
+static int human_unit(struct ap_buf *b, const struct ap_unit_action *u, int width)
 {
-	int r = ap_buf_printf(b, "  %-12s %-28s %s", ap_unit_action_to_string(u->action), u->unit,
-			      u->if_active ? "(if active) " : "");
+	int r = ap_buf_printf(b, "  %-12s %-*s %s", ap_unit_action_to_string(u->action), width,
+			      u->unit, u->if_active ? "(if active) " : "");
 
 	if (r >= 0 && u->state)
 		r = ap_buf_printf(b, "[%s] ", u->state);
@@ -148,7 +149,7 @@ static int human_unit(struct ap_buf *b, const struct ap_unit_action *u)
 
 int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 {
-	int r = ap_buf_printf(b, "plan %.12s -> %.12s: %zu file(s), %zu unit(s)%s\n",
+	int width = 20, r = ap_buf_printf(b, "plan %.12s -> %.12s: %zu file(s), %zu unit(s)%s\n",
 			      short_oid(p->from), short_oid(p->to), p->n_files, p->n_units,
 			      p->daemon_reload ? ", daemon-reload" : "");
 
@@ -160,8 +161,11 @@ int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 		r = ap_buf_printf(b, "daemon-reload: yes (unit files or drop-ins changed)\n");
 	if (r >= 0 && p->n_units)
 		r = ap_buf_printf(b, "units:\n");
+	for (size_t i = 0; i < p->n_units; i++)
+		if (strlen(p->units[i].unit) > (size_t)width)
+			width = (int)strlen(p->units[i].unit);
 	for (size_t i = 0; r >= 0 && i < p->n_units; i++)
-		r = human_unit(b, &p->units[i]);
+		r = human_unit(b, &p->units[i], width);
 	if (r >= 0 && p->unmapped)
 		r = ap_buf_printf(b, "unmapped (under a units: dir, not a unit, no files: rule):\n");
 	for (size_t i = 0; r >= 0 && p->unmapped && p->unmapped[i]; i++)
@@ -169,4 +173,21 @@ int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 	if (r >= 0 && ap_strv_length(p->unmapped) == 0 && p->n_files == 0 && p->n_units == 0)
 		r = ap_buf_printf(b, "nothing to do\n");
 	return r;
+}
+
+int ap_print_journal_units_json(const struct ap_journal *j, struct ap_buf *b)
+{
+	int r = ap_buf_printf(b, ", \"jobs\": [");
+
+	for (size_t i = 0; r >= 0 && i < j->n_units; i++) {
+		r = ap_buf_printf(b, "%s{\"unit\": ", i ? ", " : "");
+		if (r >= 0)
+			r = ap_buf_json_string(b, j->units[i].unit);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"action\": \"%s\", \"state\": \"%s\", \"owed\": %s}",
+					  ap_unit_action_to_string(j->units[i].action),
+					  ap_step_to_string(j->units[i].state),
+					  j->units[i].owed ? "true" : "false");
+	}
+	return r < 0 ? r : ap_buf_append(b, "]", 1);
 }

@@ -980,3 +980,103 @@ cleanup:
 	free(subject);
 	return k;
 }
+
+/* --- for the operator's verbs: commit facts, counts, revisions, ids and text diffs ---------- */
+
+void ap_commit_info_clear(struct ap_commit_info *i)
+{
+	free(i->subject);
+	free(i->author);
+	*i = (struct ap_commit_info){ 0 };
+}
+
+int ap_repo_commit_info(struct ap_repo *r, const char *oid, struct ap_commit_info *ret)
+{
+	git_commit *c = NULL;
+	const git_signature *a;
+	const char *msg;
+	int k = lookup_commit(r, oid, &c);
+
+	if (k < 0)
+		return k;
+	a = git_commit_author(c);
+	msg = git_commit_summary(c);
+	*ret = (struct ap_commit_info){ .subject = strdup(msg ? msg : ""),
+					.author = ap_strdupf("%s <%s>", a && a->name ? a->name : "?",
+							     a && a->email ? a->email : "?"),
+					.time = (int64_t)git_commit_time(c) };
+	git_commit_free(c);
+	if (!ret->subject || !ret->author) {
+		ap_commit_info_clear(ret);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ap_repo_count_commits(struct ap_repo *r, const char *from, const char *to, size_t *ret)
+{
+	git_revwalk *w = NULL;
+	git_oid oid, f, t;
+	size_t n = 0;
+	int k = git_oid_fromstr(&t, to);
+
+	if (k >= 0)
+		k = git_revwalk_new(&w, r->git);
+	if (k >= 0)
+		k = git_revwalk_push(w, &t);
+	if (k >= 0 && from && *from && (k = git_oid_fromstr(&f, from)) >= 0)
+		k = git_revwalk_hide(w, &f);
+	while (k >= 0 && (k = git_revwalk_next(&oid, w)) == 0)
+		n++;
+	git_revwalk_free(w);
+	if (k < 0 && k != GIT_ITEROVER)
+		return ap_log_error(git_errno(k), "failed to count the commits up to %.12s: %s", to,
+				    git_msg());
+	*ret = n;
+	return 0;
+}
+
+int ap_repo_resolve_on_branch(struct ap_repo *r, const char *branch, const char *rev,
+			      char ret[AP_OID_HEXSZ + 1])
+{
+	size_t n = strlen(branch);
+	_cleanup_free_ char *spec = NULL;
+
+	/* The mirror keeps the branch as refs/remotes/origin/<branch> and has no HEAD of its own:
+	 * "HEAD~1" and "main~1" mean the branch. */
+	if (ap_startswith(rev, "HEAD") && strchr("~^@", rev[4]))
+		spec = ap_strdupf("refs/remotes/origin/%s%s", branch, rev + 4);
+	else if (strncmp(rev, branch, n) == 0 && strchr("~^@", rev[n]))
+		spec = ap_strdupf("refs/remotes/origin/%s%s", branch, rev + n);
+	else
+		spec = strdup(rev);
+	return spec ? ap_repo_resolve(r, spec, ret) : -ENOMEM;
+}
+
+int ap_repo_blob_id(const void *data, size_t len, char ret[AP_OID_HEXSZ + 1])
+{
+	git_oid oid;
+	int k = git_odb_hash(&oid, data, len, GIT_OBJECT_BLOB);
+
+	if (k < 0)
+		return ap_log_error(git_errno(k), "failed to hash: %s", git_msg());
+	git_oid_tostr(ret, AP_OID_HEXSZ + 1, &oid);
+	return 0;
+}
+
+int ap_repo_text_diff(const char *old, size_t old_len, const char *old_label, const char *new_text,
+		      size_t new_len, const char *new_label, char **ret)
+{
+	git_patch *p = NULL;
+	git_buf b = { 0 };
+	int k = git_patch_from_buffers(&p, old, old_len, old_label, new_text, new_len, new_label, NULL);
+
+	if (k >= 0)
+		k = git_patch_to_buf(&b, p);
+	if (k >= 0 && !(*ret = strndup(b.ptr ? b.ptr : "", b.size)))
+		k = -ENOMEM;
+	git_buf_dispose(&b);
+	git_patch_free(p);
+	return k == -ENOMEM ? k : k < 0 ? ap_log_error(git_errno(k), "failed to diff '%s': %s",
+						        new_label, git_msg()) : 0;
+}

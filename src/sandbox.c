@@ -134,6 +134,7 @@ int ap_sandbox_build(const struct ap_config *c, enum ap_sandbox_unit u, struct a
 			c->guard.metrics_file);
 	if (r >= 0 && u == AP_SANDBOX_APPLY)
 		r = add_rules(&s, c);
+	s.network = u == AP_SANDBOX_HEARTBEAT && c->guard.push_url;
 	if (r < 0) {
 		ap_sandbox_done(&s);
 		return r;
@@ -233,6 +234,10 @@ int ap_sandbox_render(const struct ap_sandbox *s, enum ap_sandbox_unit u, const 
 	if (r >= 0 && s->setid)
 		r = ap_buf_printf(&b, "# allow_setid: true (chmod with setuid/setgid bits)\n"
 				  "CapabilityBoundingSet=CAP_FSETID\nRestrictSUIDSGID=no\n");
+	if (r >= 0 && s->network)
+		r = ap_buf_printf(&b, "# guard.push: the metrics are POSTed over the network\n"
+				  "PrivateNetwork=no\nIPAddressDeny=\n"
+				  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n");
 	if (r < 0) {
 		ap_buf_free(&b);
 		return r;
@@ -269,10 +274,19 @@ static int unquote(const char *v, size_t len, char **ret)
 	return 0;
 }
 
-int ap_sandbox_parse(const char *text, char ***ret_paths, bool *ret_setid)
+/* The whole lines that lift a setting, and the flag each stands for. */
+static const struct {
+	const char *line;
+	unsigned flag;
+} lifts[] = {
+	{ "RestrictSUIDSGID=no", AP_SANDBOX_SETID },
+	{ "PrivateNetwork=no", AP_SANDBOX_NETWORK },
+};
+
+int ap_sandbox_parse(const char *text, char ***ret_paths, unsigned *ret_flags)
 {
 	_cleanup_strv_free_ char **paths = NULL;
-	bool setid = false;
+	unsigned flags = 0;
 	int r = 0;
 
 	for (const char *l = text; r >= 0 && *l;) {
@@ -289,16 +303,16 @@ int ap_sandbox_parse(const char *text, char ***ret_paths, bool *ret_setid)
 			if (r >= 0)
 				r = ap_strv_push(&paths, p);
 			free(p);
-		} else if (len == strlen("RestrictSUIDSGID=no") &&
-			   strncmp(l, "RestrictSUIDSGID=no", len) == 0) {
-			setid = true;
 		}
+		for (size_t i = 0; i < ELEMENTSOF(lifts); i++)
+			if (len == strlen(lifts[i].line) && strncmp(l, lifts[i].line, len) == 0)
+				flags |= lifts[i].flag;
 		l += len + (nl != NULL);
 	}
 	if (r < 0)
 		return r;
 	*ret_paths = TAKE_PTR(paths);
-	*ret_setid = setid;
+	*ret_flags = flags;
 	return 0;
 }
 

@@ -290,3 +290,8 @@ int ap_spawn_expand_argv(char *const tmpl[], const char *path, char ***ret)
 	*ret = TAKE_PTR(v);
 	return 0;
 }
+
+int ap_spawn_find(const char *name, char **ret)
+{
+	return resolve_command(name, ret);
+}

@@ -102,7 +102,8 @@ static int flock_wait(int fd, unsigned wait_sec, unsigned poll_usec)
 
 /* The files the run lock protects; heartbeat's own are cleaned under its lock. */
 static const char *const locked_files[] = { "applied", "journal", "owned", "bad", "overrides",
-					    "restarted", "last-apply", "guard-tripped" };
+					    "restarted", "last-apply", "guard-tripped", "events",
+					    "pin", "expected", "tick" };
 
 int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 {
@@ -639,6 +640,89 @@ int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why)
 	return 0;
 }
 
+void ap_bad_free(struct ap_bad *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].why);
+	free(v);
+}
+
+int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
+{
+	_cleanup_free_ char *text = NULL;
+	struct ap_bad *v = NULL;
+	size_t n = 0;
+	int r = read_file(s, "bad", STATE_MAX_FILE, &text);
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long usec;
+		int off = 0;
+		struct ap_bad *w;
+
+		if (!is_oid(l, strcspn(l, " ")) || sscanf(l + AP_OID_HEXSZ, " %llu %n", &usec, &off) != 1)
+			continue;
+		w = realloc(v, (n + 1) * sizeof(*v));
+		if (!w) {
+			r = -ENOMEM;
+			break;
+		}
+		v = w;
+		v[n] = (struct ap_bad){ .realtime_usec = usec, .why = strdup(l + AP_OID_HEXSZ + off) };
+		memcpy(v[n].commit, l, AP_OID_HEXSZ);
+		v[n].commit[AP_OID_HEXSZ] = '\0';
+		if (!v[n++].why)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		ap_bad_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* Lines of a log file and the newest realtime usec in word usec_word of them. */
+static int summary(struct ap_state *s, const char *name, unsigned usec_word, unsigned *ret_n,
+		   uint64_t *ret_last)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = read_file(s, name, STATE_MAX_FILE, &text);
+
+	*ret_n = 0;
+	*ret_last = 0;
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char *w = l, *end;
+		unsigned long long t;
+
+		for (unsigned i = 0; i < usec_word && w; i++)
+			w = (w = strchr(w, ' ')) ? w + 1 : NULL;
+		t = w ? strtoull(w, &end, 10) : 0;
+		if (w && (*end == ' ' || !*end) && t > *ret_last)
+			*ret_last = t;
+		(*ret_n)++;
+	}
+	return r < 0 ? r : 0;
+}
+
+int ap_state_summary_bad(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec)
+{
+	return summary(s, "bad", 1, ret_n, ret_last_usec);
+}
+
+int ap_state_summary_overrides(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec)
+{
+	return summary(s, "overrides", 0, ret_n, ret_last_usec);
+}
+
 int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
 			  const char *reason)
 {
@@ -753,4 +837,336 @@ int ap_state_read_history(struct ap_state *s, char **ret)
 int ap_state_write_history(struct ap_state *s, const char *text)
 {
 	return write_file(s, "heartbeat", text);
+}
+
+/* --- events ------------------------------------------------------------------------------- */
+
+#define EVENTS_MAX_FILE (2u * 1024 * 1024)
+
+void ap_events_free(struct ap_event *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ap_event_clear(&v[i]);
+	free(v);
+}
+
+/* The lines of text, the oldest first; keeps at most max (the newest). */
+static int last_lines(char *text, size_t max, char ***ret)
+{
+	_cleanup_strv_free_ char **v = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save), n++)
+		r = ap_strv_push(&v, l);
+	if (r < 0)
+		return r;
+	if (n > max) {
+		for (size_t i = 0; i < n - max; i++)
+			free(v[i]);
+		memmove(v, v + (n - max), (max + 1) * sizeof(char *));
+	}
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+int ap_state_add_event(struct ap_state *s, const struct ap_event *e)
+{
+	_cleanup_free_ char *old = NULL, *line = NULL;
+	_cleanup_strv_free_ char **keep = NULL;
+	struct ap_buf b = { 0 };
+	int r = read_file(s, "events", EVENTS_MAX_FILE, &old);
+
+	if (r == -EFBIG)
+		r = -ENOENT; /* start over rather than stop recording */
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = ap_event_format(e, &line);
+	if (r >= 0 && old)
+		r = last_lines(old, AP_EVENTS_MAX - 1, &keep);
+	for (size_t i = 0; r >= 0 && keep && keep[i]; i++)
+		r = ap_buf_printf(&b, "%s\n", keep[i]);
+	if (r >= 0)
+		r = ap_buf_append(&b, line, strlen(line) + 1);
+	if (r >= 0)
+		r = write_file(s, "events", b.data);
+	ap_buf_free(&b);
+	return r;
+}
+
+int ap_state_read_events(struct ap_state *s, struct ap_event **ret, size_t *ret_n)
+{
+	_cleanup_free_ char *text = NULL;
+	struct ap_event *v = NULL;
+	size_t n = 0, lineno = 0;
+	int r = read_file(s, "events", EVENTS_MAX_FILE, &text);
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save)) {
+		struct ap_event e;
+		struct ap_event *w;
+
+		lineno++;
+		if (ap_event_parse(l, &e) < 0) {
+			ap_log_warning("'%s/events' line %zu is malformed; skipped", s->path, lineno);
+			continue;
+		}
+		w = realloc(v, (n + 1) * sizeof(*v));
+		if (!w) {
+			ap_event_clear(&e);
+			r = -ENOMEM;
+			break;
+		}
+		v = w;
+		v[n++] = e;
+	}
+	if (r < 0) {
+		ap_events_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* --- pin ----------------------------------------------------------------------------------- */
+
+void ap_pin_clear(struct ap_pin *p)
+{
+	free(p->reason);
+	*p = (struct ap_pin){ 0 };
+}
+
+int ap_state_read_pin(struct ap_state *s, struct ap_pin *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	unsigned long long usec;
+	char oid[AP_OID_HEXSZ + 1];
+	int off = 0, r = read_file(s, "pin", 8192, &text);
+
+	if (r < 0)
+		return r;
+	text[strcspn(text, "\n")] = '\0';
+	if (sscanf(text, "%40s %llu %n", oid, &usec, &off) != 2 || off == 0 ||
+	    !is_oid(oid, strlen(oid)))
+		return ap_log_error(-EBADMSG, "'%s/pin' is malformed; 'autopull unpin' removes it",
+				    s->path);
+	*ret = (struct ap_pin){ .realtime_usec = usec, .reason = strdup(text + off) };
+	memcpy(ret->commit, oid, sizeof(oid));
+	return ret->reason ? 0 : -ENOMEM;
+}
+
+int ap_state_write_pin(struct ap_state *s, const struct ap_pin *p)
+{
+	_cleanup_free_ char *clean = one_line(p->reason), *line = NULL;
+
+	line = clean ? ap_strdupf("%.40s %llu %s\n", p->commit,
+				  (unsigned long long)p->realtime_usec, clean) : NULL;
+	return line ? write_file(s, "pin", line) : -ENOMEM;
+}
+
+int ap_state_clear_pin(struct ap_state *s)
+{
+	return remove_file(s, "pin");
+}
+
+/* --- counters -------------------------------------------------------------------------------- */
+
+int ap_state_read_counters(struct ap_state *s, struct ap_counter **ret, size_t *ret_n)
+{
+	_cleanup_free_ char *text = NULL;
+	struct ap_counter *v = NULL;
+	size_t n = 0;
+	int r = read_file(s, "counters", 65536, &text);
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save)) {
+		struct ap_counter c = { 0 }, *w;
+		unsigned long long value;
+
+		if (sscanf(l, "%63s %llu", c.name, &value) != 2)
+			continue; /* a damaged line only loses that counter */
+		c.value = value;
+		w = realloc(v, (n + 1) * sizeof(*v));
+		if (!w) {
+			r = -ENOMEM;
+			break;
+		}
+		v = w;
+		v[n++] = c;
+	}
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+uint64_t ap_state_counter(struct ap_state *s, const char *name)
+{
+	_cleanup_free_ struct ap_counter *v = NULL;
+	size_t n = 0;
+
+	if (ap_state_read_counters(s, &v, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return v[i].value;
+	return 0;
+}
+
+static int count_locked(struct ap_state *s, const char *name)
+{
+	_cleanup_free_ struct ap_counter *v = NULL;
+	struct ap_buf b = { 0 };
+	size_t n = 0;
+	bool found = false;
+	int r = ap_state_read_counters(s, &v, &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		found |= strcmp(v[i].name, name) == 0;
+		r = ap_buf_printf(&b, "%s %llu\n", v[i].name,
+				  (unsigned long long)v[i].value + (strcmp(v[i].name, name) == 0));
+	}
+	if (r >= 0 && !found)
+		r = ap_buf_printf(&b, "%s 1\n", name);
+	if (r >= 0)
+		r = write_file(s, "counters", b.data);
+	ap_buf_free(&b);
+	return r;
+}
+
+int ap_state_count(struct ap_state *s, const char *name)
+{
+	int fd, r;
+
+	if (strlen(name) >= sizeof(((struct ap_counter *)0)->name) || strpbrk(name, " \n"))
+		return -EINVAL;
+	fd = ap_fs_open_beneath(s->dirfd, "counters.lock", O_RDWR | O_CREAT, 0600);
+	if (fd < 0)
+		return ap_log_error(fd, "failed to open '%s/counters.lock': %s", s->path, strerror(-fd));
+	r = flock_wait(fd, 5, 10 * 1000);
+	if (r >= 0) {
+		(void)ap_fs_remove_stale_temps(s->dirfd, "counters");
+		r = count_locked(s, name);
+	} else
+		ap_log_error(r, "failed to count '%s' in '%s': the counters stay locked", name, s->path);
+	close(fd);
+	return r;
+}
+
+/* --- expected files ------------------------------------------------------------------------- */
+
+void ap_expected_set_clear(struct ap_expected_set *e)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->v[i].path);
+		free(e->v[i].repo_path);
+		free(e->v[i].owner);
+		free(e->v[i].group);
+	}
+	free(e->v);
+	*e = (struct ap_expected_set){ 0 };
+}
+
+/* "<oid> <mode> <owner|-> <group|-> <root_len> <repo_path> <path>"; paths have no spaces
+ * (repository paths are checked, host paths are derived from them and the config). */
+static int parse_expected(char *l, struct ap_expected *e)
+{
+	char oid[AP_OID_HEXSZ + 2], mode[16], owner[64], group[64], repo[4096], path[4096];
+	size_t root_len;
+
+	if (sscanf(l, "%41s %15s %63s %63s %zu %4095s %4095s", oid, mode, owner, group, &root_len,
+		   repo, path) != 7 || !is_oid(oid, strlen(oid)) ||
+	    !ap_path_is_normalized_absolute(path) || root_len >= strlen(path))
+		return -EBADMSG;
+	memcpy(e->oid, oid, sizeof(e->oid));
+	e->mode = (mode_t)strtoul(mode, NULL, 8) & 07777;
+	e->root_len = root_len;
+	e->path = strdup(path);
+	e->repo_path = strdup(repo);
+	e->owner = strcmp(owner, "-") ? strdup(owner) : NULL;
+	e->group = strcmp(group, "-") ? strdup(group) : NULL;
+	return e->path && e->repo_path ? 0 : -ENOMEM;
+}
+
+int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	struct ap_expected_set set = { 0 };
+	int r = read_file(s, "expected", STATE_MAX_FILE, &text);
+
+	char *save = NULL, *l;
+
+	if (r < 0)
+		return r;
+	l = strtok_r(text, "\n", &save);
+	if (!l || strncmp(l, "commit ", 7) != 0 || !is_oid(l + 7, strlen(l + 7)))
+		return ap_log_error(-EBADMSG, "'%s/expected' is malformed", s->path);
+	memcpy(set.commit, l + 7, sizeof(set.commit));
+	for (l = strtok_r(NULL, "\n", &save); l && r >= 0; l = strtok_r(NULL, "\n", &save)) {
+		struct ap_expected *w = realloc(set.v, (set.n + 1) * sizeof(*w));
+
+		if (!w) {
+			r = -ENOMEM;
+			break;
+		}
+		set.v = w;
+		w[set.n] = (struct ap_expected){ 0 };
+		r = parse_expected(l, &w[set.n]);
+		set.n++;
+	}
+	if (r < 0) {
+		ap_expected_set_clear(&set);
+		return r == -EBADMSG ? ap_log_error(r, "'%s/expected' is malformed", s->path) : r;
+	}
+	*ret = set;
+	return 0;
+}
+
+int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_printf(&b, "commit %s\n", e->commit);
+
+	for (size_t i = 0; r >= 0 && i < e->n; i++) {
+		const struct ap_expected *x = &e->v[i];
+
+		r = ap_buf_printf(&b, "%s %04o %s %s %zu %s %s\n", x->oid, (unsigned)x->mode,
+				  x->owner ? x->owner : "-", x->group ? x->group : "-", x->root_len,
+				  x->repo_path, x->path);
+	}
+	if (r >= 0)
+		r = write_file(s, "expected", b.data);
+	ap_buf_free(&b);
+	return r;
+}
+
+int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t)
+{
+	char text[64];
+
+	snprintf(text, sizeof(text), "pending %ld\ndrift %ld\n", t->pending, t->drift);
+	return write_file(s, "tick", text);
+}
+
+void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret)
+{
+	_cleanup_free_ char *text = NULL;
+
+	*ret = (struct ap_tick){ -1, -1 };
+	if (read_file(s, "tick", 256, &text) >= 0 &&
+	    sscanf(text, "pending %ld drift %ld", &ret->pending, &ret->drift) != 2)
+		*ret = (struct ap_tick){ -1, -1 };
 }

@@ -1,10 +1,12 @@
-/* String vectors, bounded formatting, path checks, durations and clocks. No I/O. */
+/* String vectors, bounded formatting, path checks, durations, clocks and relative times.
+ * No I/O beyond asking whether an fd is a terminal. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -247,4 +249,29 @@ int ap_parse_duration(const char *s, unsigned long long *ret_usec)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+void ap_format_ago(unsigned long long then_usec, unsigned long long now_usec, char *buf, size_t size)
+{
+	bool future = then_usec > now_usec;
+	unsigned long long s = (future ? then_usec - now_usec : now_usec - then_usec) / 1000000;
+	static const struct { unsigned long long div; const char *unit; } steps[] = {
+		{ 86400, "d" }, { 3600, "h" }, { 60, "min" }, { 1, "s" },
+	};
+
+	if (s < 2) {
+		snprintf(buf, size, "just now");
+		return;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(steps); i++)
+		if (s >= steps[i].div) {
+			snprintf(buf, size, "%s%llu %s%s", future ? "in " : "", s / steps[i].div,
+				 steps[i].unit, future ? "" : " ago");
+			return;
+		}
+}
+
+bool ap_use_colour(int fd)
+{
+	return isatty(fd) && !secure_getenv("NO_COLOR");
 }

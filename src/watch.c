@@ -7,16 +7,20 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "sdexit.h"
 #include "log.h"
+#include "push.h"
 #include "watch.h"
 
 #define HISTORY_FILE "heartbeat"
 #define HISTORY_MAX_SAMPLES 50000
 #define HISTORY_MIN_KEEP_USEC (3600ULL * 1000000)
 #define SETTLE_POLL_USEC (100 * 1000)
+#define FAILED_UNITS_MAX 256 /* failed units exported beside the watched ones */
 
 void ap_guard_result_free(struct ap_guard_result *g)
 {
+	free(g->clears);
 	free(g->v);
 	free(g->tripped);
 	*g = (struct ap_guard_result){ 0 };
@@ -114,12 +118,67 @@ static void read_last_apply(struct ap_state *st, struct ap_hb_facts *f)
 	}
 }
 
+/* The guard's facts for the metrics: its verdict, rollbacks, overrides, failed pushes. */
+static void read_guard_facts(struct ap_state *st, const struct ap_guard_result *g,
+			     struct ap_hb_facts *f)
+{
+	f->guard_ok = g->ok;
+	f->guard_tripped = g->tripped != NULL;
+	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
+	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
+	f->push_failures = ap_push_failures(st);
+}
+
+/* The apply history's facts: counters, pin, and what the last tick saw. */
+struct history_facts {
+	struct ap_counter *counters;
+	size_t n;
+	char **names;
+	uint64_t *values;
+};
+
+static void read_history_facts(struct ap_state *st, struct history_facts *hf, struct ap_hb_facts *f)
+{
+	struct ap_pin pin = { 0 };
+	struct ap_tick t;
+	int k = ap_state_read_pin(st, &pin);
+
+	f->pinned = k >= 0 ? 1 : k == -ENOENT ? 0 : -1;
+	ap_pin_clear(&pin);
+	ap_state_read_tick(st, &t);
+	f->pending_commits = t.pending;
+	f->drift_files = t.drift;
+	if (ap_state_read_counters(st, &hf->counters, &hf->n) < 0 || hf->n == 0)
+		return;
+	hf->names = calloc(hf->n, sizeof(char *));
+	hf->values = calloc(hf->n, sizeof(uint64_t));
+	if (!hf->names || !hf->values)
+		return;
+	for (size_t i = 0; i < hf->n; i++) {
+		hf->names[i] = hf->counters[i].name;
+		hf->values[i] = hf->counters[i].value;
+	}
+	f->counter_names = hf->names;
+	f->counter_values = hf->values;
+	f->n_counters = hf->n;
+}
+
+static void history_facts_free(struct history_facts *hf)
+{
+	free(hf->counters);
+	free(hf->names);
+	free(hf->values);
+}
+
 static int write_metrics(struct ap_state *st, const struct ap_config *c,
-			 const struct ap_hb_history *h, const struct ap_guard_result *g)
+			 const struct ap_hb_history *h, const struct ap_hb_history *failed,
+			 const struct ap_guard_result *g)
 {
 	_cleanup_free_ char *text = NULL, *path = NULL;
 	char host[256] = "", applied[AP_OID_HEXSZ + 1] = "";
-	struct ap_hb_facts f = { .host = host, .applied_commit = applied };
+	struct ap_hb_facts f = { .host = host, .applied_commit = applied, .failed = failed->v,
+				 .n_failed = failed->n };
+	struct history_facts hf = { 0 };
 	char *slash;
 	int dfd, r;
 
@@ -128,7 +187,10 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	if (ap_state_read_applied(st, applied) < 0)
 		applied[0] = '\0';
 	read_last_apply(st, &f);
+	read_guard_facts(st, g, &f);
+	read_history_facts(st, &hf, &f);
 	r = ap_hb_render_metrics(h, g->v, g->n, &f, ap_now_realtime_usec(), &text);
+	history_facts_free(&hf);
 	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
 				     : ap_strdupf("%s/metrics.prom", c->state_dir);
 	if (r < 0 || !path)
@@ -145,6 +207,9 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	*slash = '/';
 	if (r < 0)
 		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
+	/* The same samples, whether or not the file could be written; a failed push is only
+	 * a warning (push.c). */
+	(void)ap_push_metrics(st, &c->guard, text);
 	return r;
 }
 
@@ -203,11 +268,78 @@ static int judge_all(const struct ap_config *c, const struct ap_hb_history *h,
 	return 0;
 }
 
+/* Units in state failed that are not watched, for the metrics only: they are neither
+ * judged nor kept in the history. Best effort: a unit may vanish between list and sample. */
+static void sample_failed(struct ap_bus *b, char *const *watched, const char *boot_id,
+			  struct ap_hb_history *ret)
+{
+	struct ap_unit_states failed = { 0 };
+
+	if (ap_bus_list_failed(b, &failed) < 0)
+		return;
+	for (size_t i = 0; i < failed.n && ret->n < FAILED_UNITS_MAX; i++) {
+		struct ap_hb_sample s;
+		if (!ap_strv_contains(watched, failed.v[i].name) &&
+		    sample_unit(b, failed.v[i].name, boot_id, &s) >= 0 &&
+		    ap_hb_history_append(ret, &s) < 0)
+			break;
+	}
+	ap_unit_states_free(&failed);
+}
+
+/* When each looping unit's newest automatic restart leaves the window: the newest sample of
+ * the unit whose counter rose (or that sat in auto-restart), plus the window. */
+static int clear_times(const struct ap_config *c, const struct ap_hb_history *h,
+		       struct ap_guard_result *g)
+{
+	g->clears = calloc(g->n ? g->n : 1, sizeof(*g->clears));
+	if (!g->clears)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n; i++) {
+		const struct ap_hb_sample *prev = NULL;
+		unsigned long long last = 0;
+
+		if (!g->v[i].looping)
+			continue;
+		for (size_t k = 0; k < h->n; k++) {
+			const struct ap_hb_sample *s = &h->v[k];
+
+			if (strcmp(s->unit, g->v[i].unit) != 0)
+				continue;
+			if (strcmp(s->sub_state, "auto-restart") == 0 ||
+			    (prev && s->n_restarts > prev->n_restarts) || (!prev && s->n_restarts))
+				last = s->real_usec;
+			prev = s;
+		}
+		g->clears[i] = last ? last + c->guard.window_usec : 0;
+	}
+	return 0;
+}
+
+/* The guard's words for a unit the manager cannot start: it restarts, but it is not the
+ * program that crashes (216/GROUP: the Group= does not exist). */
+static void explain_setup_failures(const struct ap_hb_history *fresh, struct ap_guard_result *g)
+{
+	for (size_t i = 0; i < g->n && i < fresh->n; i++) {
+		struct ap_hb_verdict *v = &g->v[i];
+		char status[48], why[sizeof(v->why)];
+
+		if (!v->looping || !ap_exit_status_is_setup(fresh->v[i].exec_main_status))
+			continue;
+		/* Cut to fit: the reason in front matters more than the counts behind it. */
+		if (snprintf(why, sizeof(why), "cannot be started (status %s): %.*s",
+			     ap_exit_status_format(fresh->v[i].exec_main_status, status, sizeof(status)),
+			     (int)(sizeof(why) - 64), v->why) < 0)
+			continue;
+		memcpy(v->why, why, sizeof(why));
+	}
+}
+
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
 	_cleanup_strv_free_ char **units = NULL;
-	struct ap_hb_history fresh = { 0 }, h = { 0 };
+	struct ap_hb_history fresh = { 0 }, h = { 0 }, failed = { 0 };
 	struct ap_guard_result g = { 0 };
 	char boot_id[33];
 	int lock = -1, r = watched_units(b, st, c, &units);
@@ -227,20 +359,36 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		g.tripped = NULL;
 	if (r >= 0)
 		r = judge_all(c, &h, &fresh, boot_id, &g);
-	/* Metrics are for people and dashboards: a path they cannot be written to is worth a
-	 * warning, never a guard that stops judging. */
-	if (r >= 0 && record && write_metrics(st, c, &h, &g) < 0)
-		ap_log_warning("the guard works on without metrics");
+	if (r >= 0)
+		explain_setup_failures(&fresh, &g);
+	if (r >= 0)
+		r = clear_times(c, &h, &g);
+	if (r >= 0 && record) {
+		sample_failed(b, units, boot_id, &failed);
+		/* Metrics are for people and dashboards: a path they cannot be written to is worth
+		 * a warning, never a guard that stops judging. */
+		if (write_metrics(st, c, &h, &failed, &g) < 0)
+			ap_log_warning("the guard works on without metrics");
+	}
 	if (lock >= 0)
 		close(lock);
 	ap_hb_history_free(&fresh);
 	ap_hb_history_free(&h);
+	ap_hb_history_free(&failed);
 	if (r < 0) {
 		ap_guard_result_free(&g);
 		return r;
 	}
 	*ret = g;
 	return 0;
+}
+
+void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c)
+{
+	struct ap_guard_result g = { 0 };
+
+	if (b && ap_watch_heartbeat(b, st, c, true, &g) >= 0)
+		ap_guard_result_free(&g);
 }
 
 /* Why unit is unhealthy now, or NULL. base_restarts is NRestarts when the window opened
@@ -251,18 +399,25 @@ static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned
 {
 	bool up = strcmp(p->active_state, "active") == 0 ||
 		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success"));
-	const char *what = strcmp(p->active_state, "failed") == 0 ? "failed"
-			   : strcmp(p->sub_state, "auto-restart") == 0 ? "is restarting in a loop"
-			   : p->n_restarts > base_restarts	       ? "restarted by itself"
-			   : final && !up			       ? "never became active"
-								       : NULL;
+	/* A status the manager made itself means the program never ran: not a crash loop. */
+	bool setup = ap_exit_status_is_setup(p->exec_main_status);
+	const char *what = strcmp(p->active_state, "failed") == 0
+				   ? (setup ? "could not be started" : "failed")
+			   : strcmp(p->sub_state, "auto-restart") == 0
+				   ? (setup ? "could not be started and is retrying" : "is restarting in a loop")
+			   : p->n_restarts > base_restarts ? "restarted by itself"
+			   : final && !up ? "never became active"
+					  : NULL;
+	char status[48];
 
 	if (!what)
 		return NULL;
 	return ap_strdupf("unit '%s' %s (ActiveState=%s SubState=%s Result=%s NRestarts=%u "
-			  "ExecMainStatus=%d)", unit, what, p->active_state, p->sub_state,
-			  p->result ? p->result : "-", p->n_restarts, p->exec_main_status);
+			  "ExecMainStatus=%s)", unit, what, p->active_state, p->sub_state,
+			  p->result ? p->result : "-", p->n_restarts,
+			  ap_exit_status_format(p->exec_main_status, status, sizeof(status)));
 }
+
 
 /* One round over units; base[i] < 0 means "take the baseline now". */
 static int check_units(struct ap_bus *b, char *const *units, long long *base, bool final,
@@ -341,7 +496,7 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 
 int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)
 {
-	int r = 0;
+	int width = 20, r = 0;
 
 	if (json) {
 		r = ap_buf_printf(out, "{\"ok\": %s, \"looping\": ", g->ok ? "true" : "false");
@@ -360,9 +515,12 @@ int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 	r = ap_buf_printf(out, "guard: %s\n", g->ok ? "ok" : "REFUSING");
 	if (r >= 0 && g->tripped)
 		r = ap_buf_printf(out, "  tripped: %s\n", g->tripped);
+	for (size_t i = 0; i < g->n; i++)
+		if (strlen(g->v[i].unit) > (size_t)width)
+			width = (int)strlen(g->v[i].unit);
 	for (size_t i = 0; r >= 0 && i < g->n; i++) {
 		const struct ap_hb_verdict *v = &g->v[i];
-		r = ap_buf_printf(out, "  %-28s %s%s%s\n", v->unit,
+		r = ap_buf_printf(out, "  %-*s %s%s%s\n", width, v->unit,
 				  v->looping ? "LOOPING" : v->stale ? "STALE" : "ok",
 				  *v->why ? ": " : "", v->why);
 	}

@@ -118,6 +118,39 @@ static void env_reset(void)
 
 #define REPO "repo:\n  url: /srv/infra.git\n"
 
+/* Per-host variants: rules and unit directories for other hosts are dropped, %H and %l in
+ * src become this host's names. */
+static void test_hosts(void **state)
+{
+	const char *text = REPO "units:\n  - systemd/\n  - {dir: systemd-wsl/, hosts: [\"wsl-*\"]}\n"
+			   "  - {dir: systemd-web/, hosts: [web1]}\n"
+			   "files:\n  - {src: a, dest: /a, hosts: [db1, \"web*\"]}\n"
+			   "  - {src: b, dest: /b, hosts: [db1]}\n"
+			   "  - {src: \"hosts/%H/c\", dest: /c}\n  - {src: \"short/%l/d%%\", dest: /d}\n"
+			   "hooks:\n  on_failure: [/usr/local/bin/page, \"%s\"]\n";
+	char *path = write_file(text, strlen(text));
+	struct ap_config *c = NULL;
+
+	assert_int_equal(ap_config_load_host(path, false, "web1.example.org", &c), 0);
+	assert_int_equal(ap_strv_length(c->units), 2);
+	assert_string_equal(c->units[1], "systemd-web/");
+	assert_int_equal(c->n_files, 3);
+	assert_string_equal(c->files[0].src, "a");
+	assert_string_equal(c->files[1].src, "hosts/web1.example.org/c");
+	assert_string_equal(c->files[2].src, "short/web1/d%");
+	assert_int_equal(c->other_host_rules, 1);
+	assert_string_equal(c->hooks.on_failure[0], "/usr/local/bin/page");
+	assert_null(c->hooks.on_rollback);
+	ap_config_free(c);
+	assert_int_equal(ap_config_load_host(path, false, "wsl-laptop", &c), 0);
+	assert_int_equal(ap_strv_length(c->units), 2);
+	assert_string_equal(c->units[1], "systemd-wsl/");
+	assert_int_equal(c->n_files, 2);
+	ap_config_free(c);
+	unlink(path);
+	free(path);
+}
+
 static void test_full(void **state)
 {
 	static const char *const units[] = { "systemd/", "", "more/" };
@@ -151,7 +184,11 @@ static void test_full(void **state)
 				      "          getty@tty1.service]\n"
 				      "  max_restarts: 0\n"
 				      "  window: 2h\n"
-				      "  settle: 500ms\n",
+				      "  settle: 500ms\n"
+				      "  push: https://vm.example.org:8428/api/v1/import/prometheus\n"
+				      "  push_token_file: /etc/autopull/push-token\n"
+				      "  push_ca_file: /etc/autopull/vm-ca.crt\n"
+				      "  push_timeout: 2s\n",
 				      false);
 
 	assert_string_equal(c->repo_url, "https://git.example.org/infra.git");
@@ -183,6 +220,11 @@ static void test_full(void **state)
 	assert_int_equal(c->guard.max_restarts, 0);
 	assert_int_equal(c->guard.window_usec, 2ULL * 3600 * 1000000);
 	assert_int_equal(c->guard.settle_usec, 500ULL * 1000);
+	assert_string_equal(c->guard.push_url, "https://vm.example.org:8428/api/v1/import/prometheus");
+	assert_string_equal(c->guard.push_token_file, "/etc/autopull/push-token");
+	assert_null(c->guard.push_basic_auth_file);
+	assert_string_equal(c->guard.push_ca_file, "/etc/autopull/vm-ca.crt");
+	assert_int_equal(c->guard.push_timeout_usec, 2ULL * 1000000);
 	ap_config_free(c);
 }
 
@@ -205,6 +247,8 @@ static void test_defaults_system(void **state)
 	assert_int_equal(c->guard.max_restarts, 3);
 	assert_int_equal(c->guard.window_usec, 5ULL * 60 * 1000000);
 	assert_int_equal(c->guard.settle_usec, 10ULL * 1000000);
+	assert_null(c->guard.push_url);
+	assert_int_equal(c->guard.push_timeout_usec, 5ULL * 1000000);
 	ap_config_free(c);
 }
 
@@ -344,6 +388,9 @@ static void test_good_values(void **state)
 		REPO "files:\n  - src: a\n    dest: /a\n    restart: [x.timer, y.path, z.target]\n",
 		REPO "files:\n  - src: a\n    dest: /a\n    reload: [-.slice, dev-sda.device]\n",
 		REPO "guard: {max_restarts: 4294967295, window: 300, settle: 0}\n",
+		REPO "guard: {push: \"http://127.0.0.1:8428/api/v1/import/prometheus\"}\n",
+		REPO "guard: {push: \"http://[::1]:9091/metrics/job/autopull?x=a@b\"}\n",
+		REPO "guard: {push: https://vm, push_basic_auth_file: /etc/a, push_timeout: 60s}\n",
 		REPO "state_dir: !!str /srv/s\n",
 		"%YAML 1.1\n---\n" REPO "...\n",
 		"\xef\xbb\xbf" REPO "# a comment\n",
@@ -436,8 +483,20 @@ static struct bad bad_configs[] = {
 	  "'../x' is not a safe relative repository directory" },
 	{ "units not a list", REPO "units: systemd/\n", 3, 8,
 	  "units: expected a list, found a string" },
-	{ "units entry mapping", REPO "units:\n  - {a: b}\n", 4, 5,
-	  "units: expected a string, found a mapping" },
+	{ "units entry mapping", REPO "units:\n  - {a: b}\n", 4, 6,
+	  "unknown key 'a' in a units entry" },
+	{ "units entry without dir", REPO "units:\n  - {hosts: [web1]}\n", 4, 5,
+	  "missing required key 'dir' in a units entry" },
+	{ "units entry bad host", REPO "units:\n  - {dir: wsl/, hosts: [\"a b\"]}\n", 4, 25,
+	  "'a b' is not a host name or glob" },
+	{ "rule hosts empty", REPO "files:\n  - {src: a, dest: /a, hosts: []}\n", 4, 31,
+	  "hosts: must not be empty" },
+	{ "unknown specifier", REPO "files:\n  - {src: \"hosts/%m/a\", dest: /a}\n", 4, 5,
+	  "unknown specifier '%m'" },
+	{ "hooks not argv", REPO "hooks:\n  on_failure: notify\n", 4, 15,
+	  "on_failure: expected a list" },
+	{ "hooks unknown", REPO "hooks:\n  on_success: [x]\n", 4, 3,
+	  "unknown key 'on_success' in hooks" },
 	{ "url is a mapping", "repo:\n  url: {a: b}\n", 2, 8,
 	  "url: expected a string, found a mapping" },
 	{ "repo is a string", "repo: /srv/x\n", 1, 7, "repo: expected a mapping, found a string" },
@@ -461,9 +520,9 @@ static struct bad bad_configs[] = {
 	  "'x.bar' is not a unit name" },
 	{ "unit with space", REPO "files:\n  - {src: a, dest: /a, restart: [\"a b.service\"]}\n",
 	  4, 34, "is not a unit name" },
-	{ "unit glob outside watch",
-	  REPO "files:\n  - {src: a, dest: /a, restart: [\"a*.service\"]}\n", 4, 34,
-	  "is not a unit name" },
+	{ "restart glob without a type",
+	  REPO "files:\n  - {src: a, dest: /a, restart: [\"web-*\"]}\n", 4, 34,
+	  "'web-*' is not a unit name or glob" },
 	{ "unit two ats", REPO "guard: {watch: [a@b@c.service]}\n", 3, 17,
 	  "is not a unit name or glob" },
 	{ "watch without type", REPO "guard: {watch: [\"web-*\"]}\n", 3, 17,
@@ -486,6 +545,23 @@ static struct bad bad_configs[] = {
 	{ "second document", REPO "---\nrepo:\n  url: /srv/y\n", 3, 1,
 	  "multiple documents are not allowed" },
 	{ "invalid utf-8", REPO "scope: \xff\n", 3, 8, "invalid leading UTF-8 octet" },
+	{ "push not http", REPO "guard: {push: \"ftp://vm/x\"}\n", 3, 15,
+	  "'ftp://vm/x' is not an http(s):// URL" },
+	{ "push without host", REPO "guard: {push: \"http:///x\"}\n", 3, 15, "is not an http(s)" },
+	{ "push with password", REPO "guard: {push: \"https://u:pw@vm/x\"}\n", 3, 15,
+	  "without user:password@" },
+	{ "push with space", REPO "guard: {push: \"http://vm/a b\"}\n", 3, 15, "is not an http(s)" },
+	{ "push token relative", REPO "guard: {push: http://vm, push_token_file: tok}\n", 3, 43,
+	  "push_token_file: 'tok' is not an absolute file path" },
+	{ "push two credentials",
+	  REPO "guard: {push: http://vm, push_token_file: /a, push_basic_auth_file: /b}\n", 3, 8,
+	  "push_token_file and push_basic_auth_file exclude each other" },
+	{ "push credentials without url", REPO "guard: {push_token_file: /a}\n", 3, 8,
+	  "without push (the URL)" },
+	{ "push timeout zero", REPO "guard: {push: http://vm, push_timeout: 0}\n", 3, 8,
+	  "push_timeout must be more than 0 and at most 60s" },
+	{ "push timeout long", REPO "guard: {push: http://vm, push_timeout: 2m}\n", 3, 8,
+	  "push_timeout must be more than 0" },
 };
 
 static void test_bad_config(void **state)
@@ -620,6 +696,7 @@ int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_defaults_system),
 		cmocka_unit_test(test_defaults_user),
 		cmocka_unit_test(test_force_user),

@@ -422,6 +422,32 @@ static void test_read_beneath(void **state)
 	free(data);
 }
 
+/* A configured file by its absolute path: the last component is not followed. */
+static void test_read_file(void **state)
+{
+	struct fixture *f = *state;
+	char *data = NULL, *path = NULL;
+	size_t len = 0;
+
+	make_tree(f->fd);
+	assert_int_equal(symlinkat("a/b/f", f->fd, "flink"), 0);
+	assert_non_null(path = ap_strdupf("%s/a/b/f", f->dir));
+	assert_int_equal(ap_fs_read_file(path, 4, &data, &len), -EFBIG);
+	assert_int_equal(ap_fs_read_file(path, 5, &data, &len), 0);
+	assert_string_equal(data, "hello");
+	assert_int_equal(len, 5);
+	free(data);
+	free(path);
+	assert_non_null(path = ap_strdupf("%s/flink", f->dir));
+	assert_int_equal(ap_fs_read_file(path, 10, &data, &len), -ELOOP);
+	free(path);
+	assert_non_null(path = ap_strdupf("%s/missing", f->dir));
+	assert_int_equal(ap_fs_read_file(path, 10, &data, &len), -ENOENT);
+	free(path);
+	assert_int_equal(ap_fs_read_file("relative/f", 10, &data, &len), -EINVAL);
+	assert_int_equal(ap_fs_read_file("/a/../etc/passwd", 10, &data, &len), -EINVAL);
+}
+
 /* ---- ap_fs_unlink_beneath ---- */
 
 static void test_unlink_beneath(void **state)
@@ -718,6 +744,7 @@ int main(void)
 		T(test_rm_rf),
 		T(test_rm_rf_symlink_top),
 		T(test_mkdtemp),
+		T(test_read_file),
 		cmocka_unit_test(test_spawn_exit_codes),
 		cmocka_unit_test(test_spawn_captures_output),
 		cmocka_unit_test(test_spawn_timeout_kills_group),

@@ -272,31 +272,163 @@ static void test_watch_globs(void **s)
 	assert_false(ap_hb_watch_matches(NULL, "x.service"));
 }
 
-static void test_metrics_text(void **s)
+static char *render(const struct ap_hb_sample *v, size_t n, const struct ap_hb_verdict *verdicts,
+		    size_t n_verdicts, const struct ap_hb_facts *f, uint64_t now_real)
 {
 	struct ap_hb_history h = { 0 };
+	char *text = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ap_hb_history_append(&h, &v[i]), 0);
+	assert_int_equal(ap_hb_render_metrics(&h, verdicts, n_verdicts, f, now_real, &text), 0);
+	ap_hb_history_free(&h);
+	return text;
+}
+
+static size_t count(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+#define HAS(text, line) assert_non_null(strstr(text, line))
+#define LACKS(text, part) assert_null(strstr(text, part))
+
+static void test_metrics_text(void **s)
+{
 	struct ap_hb_sample a = smp(BOOT_A, 10 * S, R(10 * S), "i1", 2, "active", "running");
 	struct ap_hb_verdict v = { .unit = "web.service", .looping = true };
 	const struct ap_hb_facts f = { .host = "h\"1", .applied_commit = "abc",
-				       .last_apply_real_usec = R(0), .last_apply_success = 1 };
-	char *text = NULL;
+				       .last_apply_real_usec = R(0), .last_apply_success = 1,
+				       .guard_ok = true };
+	char *text;
 
 	a.active_enter_real_usec = R(0);
 	a.exec_main_status = 3;
-	assert_int_equal(ap_hb_history_append(&h, &a), 0);
-	assert_int_equal(ap_hb_render_metrics(&h, &v, 1, &f, R(10 * S), &text), 0);
-	assert_non_null(strstr(text, "systemd_unit_active{unit=\"web.service\",sub_state=\"running\",host=\"h\\\"1\"} 1.000\n"));
-	assert_non_null(strstr(text, "# TYPE systemd_unit_restart_count_total counter\n"));
-	assert_non_null(strstr(text, "systemd_unit_restart_count_total{unit=\"web.service\",host=\"h\\\"1\"} 2.000\n"));
-	assert_non_null(strstr(text, "systemd_unit_last_exit_status{unit=\"web.service\",host=\"h\\\"1\"} 3.000\n"));
-	assert_non_null(strstr(text, "systemd_unit_seconds_since_active{unit=\"web.service\",host=\"h\\\"1\"} 10.000\n"));
-	assert_non_null(strstr(text, "autopull_unit_looping{unit=\"web.service\",host=\"h\\\"1\"} 1.000\n"));
-	assert_null(strstr(text, "autopull_timer_stale{")); /* not a timer */
-	assert_non_null(strstr(text, "autopull_applied_commit_info{commit=\"abc\",host=\"h\\\"1\"} 1\n"));
-	assert_non_null(strstr(text, "autopull_last_apply_success 1\n"));
+	text = render(&a, 1, &v, 1, &f, R(10 * S));
+	HAS(text, "systemd_unit_active{unit=\"web.service\",host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "systemd_unit_sub_state_info{unit=\"web.service\",sub_state=\"running\",host=\"h\\\"1\"} 1.000\n");
+	/* one series per ActiveState: a change of state changes values, not series */
+	HAS(text, "systemd_unit_state{unit=\"web.service\",state=\"active\",host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "systemd_unit_state{unit=\"web.service\",state=\"failed\",host=\"h\\\"1\"} 0.000\n");
+	assert_int_equal(count(text, "systemd_unit_state{unit=\"web.service\""), 7);
+	HAS(text, "# TYPE systemd_unit_restart_count_total counter\n");
+	HAS(text, "systemd_unit_restart_count_total{unit=\"web.service\",host=\"h\\\"1\"} 2.000\n");
+	HAS(text, "systemd_unit_last_exit_status{unit=\"web.service\",host=\"h\\\"1\"} 3.000\n");
+	HAS(text, "systemd_unit_seconds_since_active{unit=\"web.service\",host=\"h\\\"1\"} 10.000\n");
+	HAS(text, "autopull_unit_looping{unit=\"web.service\",host=\"h\\\"1\"} 1.000\n");
+	LACKS(text, "autopull_timer_stale{"); /* not a timer */
+	LACKS(text, "systemd_timer_last_trigger_seconds{");
+	HAS(text, "autopull_applied_commit_info{commit=\"abc\",host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "autopull_last_apply_success{host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "autopull_last_apply_timestamp_seconds{host=\"h\\\"1\"} 1700000000.000\n");
+	HAS(text, "autopull_guard_ok{host=\"h\\\"1\"} 1.000\n");
+	HAS(text, "autopull_guard_tripped{host=\"h\\\"1\"} 0.000\n");
+	HAS(text, "autopull_last_rollback_timestamp_seconds{host=\"h\\\"1\"} 0.000\n");
+	HAS(text, "# TYPE autopull_push_failures_total counter\nautopull_push_failures_total{host=\"h\\\"1\"} 0.000\n");
 	free(text);
-	ap_hb_history_free(&h);
 }
+
+/* A unit name may hold '\' (systemd's \x2d escapes) and '"'; the text format escapes both. */
+static void test_metrics_label_escaping(void **s)
+{
+	struct ap_hb_sample a = smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "running");
+	struct ap_hb_verdict v = { .unit = "a\\x2d\"b\".service" };
+	const struct ap_hb_facts f = { .host = "h\nx", .applied_commit = "", .last_apply_success = -1 };
+	char *text;
+
+	snprintf(a.unit, sizeof(a.unit), "%s", v.unit);
+	text = render(&a, 1, &v, 1, &f, R(10 * S));
+	HAS(text, "autopull_unit_looping{unit=\"a\\\\x2d\\\"b\\\".service\",host=\"h\\nx\"} 0.000\n");
+	LACKS(text, "autopull_applied_commit_info");
+	LACKS(text, "autopull_last_apply_success{"); /* unknown */
+	free(text);
+}
+
+/* Timers: what the stale-timer rule reads is the last trigger and the interval, and the
+ * "seconds since active" of a timer counts from its last trigger, not from its start. */
+static void test_metrics_timers(void **s)
+{
+	struct ap_hb_sample t[2] = {
+		smp(BOOT_A, 10 * S, R(100 * S), "i1", 0, "active", "waiting"),
+		smp(BOOT_A, 10 * S, R(100 * S), "i2", 0, "inactive", "dead"),
+	};
+	struct ap_hb_verdict v[2] = { { .unit = "run.timer" }, { .unit = "stop.timer", .stale = true } };
+	const struct ap_hb_facts f = { .host = "h", .applied_commit = "" };
+	char *text;
+
+	snprintf(t[0].unit, sizeof(t[0].unit), "run.timer");
+	snprintf(t[1].unit, sizeof(t[1].unit), "stop.timer");
+	t[0].active_enter_real_usec = R(0);
+	t[0].last_trigger_real_usec = R(73 * S);
+	t[0].interval_usec = 30 * S;
+	t[1].interval_usec = 30 * S; /* the manager forgets the last trigger of a stopped timer */
+	text = render(t, 2, v, 2, &f, R(100 * S));
+	HAS(text, "systemd_unit_seconds_since_active{unit=\"run.timer\",host=\"h\"} 27.000\n");
+	HAS(text, "systemd_timer_last_trigger_seconds{unit=\"run.timer\",host=\"h\"} 1700000073.000\n");
+	HAS(text, "systemd_timer_interval_seconds{unit=\"run.timer\",host=\"h\"} 30.000\n");
+	HAS(text, "autopull_timer_stale{unit=\"run.timer\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_active{unit=\"stop.timer\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_state{unit=\"stop.timer\",state=\"inactive\",host=\"h\"} 1.000\n");
+	HAS(text, "systemd_timer_interval_seconds{unit=\"stop.timer\",host=\"h\"} 30.000\n");
+	HAS(text, "autopull_timer_stale{unit=\"stop.timer\",host=\"h\"} 1.000\n");
+	LACKS(text, "systemd_timer_last_trigger_seconds{unit=\"stop.timer\"");
+	LACKS(text, "systemd_unit_seconds_since_active{unit=\"stop.timer\"");
+	free(text);
+}
+
+/* Failed units outside guard.watch are exported with the unit metrics, but the guard's
+ * verdicts stay with the watched units; a failed watched unit appears once. */
+static void test_metrics_failed_units(void **s)
+{
+	struct ap_hb_sample w = smp(BOOT_A, 10 * S, R(10 * S), "i1", 4, "failed", "failed");
+	struct ap_hb_sample failed[2] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i2", 0, "failed", "failed"),
+		w,
+	};
+	struct ap_hb_verdict v = { .unit = "web.service", .looping = true };
+	struct ap_hb_facts f = { .host = "h", .applied_commit = "" };
+	char *text;
+
+	snprintf(failed[0].unit, sizeof(failed[0].unit), "backup.service");
+	failed[0].exec_main_status = 2;
+	f.failed = failed;
+	f.n_failed = 2;
+	text = render(&w, 1, &v, 1, &f, R(10 * S));
+	HAS(text, "systemd_unit_active{unit=\"backup.service\",host=\"h\"} 0.000\n");
+	HAS(text, "systemd_unit_state{unit=\"backup.service\",state=\"failed\",host=\"h\"} 1.000\n");
+	HAS(text, "systemd_unit_last_exit_status{unit=\"backup.service\",host=\"h\"} 2.000\n");
+	HAS(text, "systemd_unit_restart_count_total{unit=\"backup.service\",host=\"h\"} 0.000\n");
+	LACKS(text, "autopull_unit_looping{unit=\"backup.service\"");
+	HAS(text, "autopull_unit_looping{unit=\"web.service\",host=\"h\"} 1.000\n");
+	assert_int_equal(count(text, "systemd_unit_active{unit=\"web.service\""), 1);
+	free(text);
+}
+
+static void test_metrics_guard_facts(void **s)
+{
+	const struct ap_hb_facts f = { .host = "h", .applied_commit = "", .last_apply_success = 0,
+				       .guard_ok = false, .guard_tripped = true, .bad_commits = 2,
+				       .last_rollback_real_usec = R(5 * S), .overrides = 1,
+				       .last_override_real_usec = R(7 * S), .push_failures = 12 };
+	char *text = render(NULL, 0, NULL, 0, &f, R(10 * S));
+
+	HAS(text, "autopull_last_apply_success{host=\"h\"} 0.000\n");
+	HAS(text, "autopull_guard_ok{host=\"h\"} 0.000\n");
+	HAS(text, "autopull_guard_tripped{host=\"h\"} 1.000\n");
+	HAS(text, "autopull_bad_commits_total{host=\"h\"} 2.000\n");
+	HAS(text, "autopull_last_rollback_timestamp_seconds{host=\"h\"} 1700000005.000\n");
+	HAS(text, "autopull_guard_overrides_total{host=\"h\"} 1.000\n");
+	HAS(text, "autopull_last_guard_override_timestamp_seconds{host=\"h\"} 1700000007.000\n");
+	HAS(text, "autopull_push_failures_total{host=\"h\"} 12.000\n");
+	/* every family is announced even when no unit has a sample */
+	HAS(text, "# TYPE systemd_unit_active gauge\n");
+	free(text);
+}
+
 
 int main(void)
 {
@@ -317,6 +449,10 @@ int main(void)
 		cmocka_unit_test(test_prune_compacts_steady_runs),
 		cmocka_unit_test(test_watch_globs),
 		cmocka_unit_test(test_metrics_text),
+		cmocka_unit_test(test_metrics_label_escaping),
+		cmocka_unit_test(test_metrics_timers),
+		cmocka_unit_test(test_metrics_failed_units),
+		cmocka_unit_test(test_metrics_guard_facts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

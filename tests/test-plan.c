@@ -260,6 +260,32 @@ static void test_rename_to_non_unit_name(void **s)
 	DONE();
 }
 
+/* restart: and reload: take globs, like guard.watch: every loaded unit they match. */
+static void test_rule_glob(void **s)
+{
+	static char *restart_foo[] = { "foo@*.service", NULL };
+	struct ap_file_rule globbed[] = { { .src = "conf/x", .dest = "/etc/x", .restart = restart_foo } };
+	struct ap_config c = cfg;
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+	const struct chg in[] = { { AP_CHANGE_MODIFY, "conf/x", NULL, B, B, "a", "b" } };
+
+	c.files = globbed;
+	c.n_files = 1;
+	make_changes(in, 1, &ch);
+	assert_int_equal(ap_plan_build(&c, &ch, &states, "a", "b", &p, NULL), 0);
+	assert_unit(p, "foo@a.service", "restart");
+	assert_unit(p, "foo@b.service", "restart");
+	assert_int_equal(p->n_units, 2);
+	ap_plan_free(p);
+	p = NULL;
+	assert_int_equal(ap_plan_build(&c, &ch, &no_states, "a", "b", &p, NULL), 0);
+	assert_unit(p, "foo@*.service", "restart");
+	assert_true(p->units[0].if_active);
+	ap_plan_free(p);
+	ap_changes_free(&ch);
+}
+
 static void test_mode_change(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODE, "env/app.env", NULL, B, X, NULL, "A=1" });
@@ -453,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_rename_unit),
 		cmocka_unit_test(test_rename_out_of_mapping_is_delete),
 		cmocka_unit_test(test_rename_to_non_unit_name),
+		cmocka_unit_test(test_rule_glob),
 		cmocka_unit_test(test_mode_change),
 		cmocka_unit_test(test_unmapped_and_ignored),
 		cmocka_unit_test(test_onchange_policy),

@@ -85,11 +85,11 @@ static void test_parse_refuses(void **state)
 
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		char **paths = NULL;
-		bool setid = true;
+		unsigned flags = 42;
 
-		assert_int_equal(ap_sandbox_parse(bad[i], &paths, &setid), -EINVAL);
+		assert_int_equal(ap_sandbox_parse(bad[i], &paths, &flags), -EINVAL);
 		assert_null(paths);
-		assert_true(setid); /* untouched on failure */
+		assert_int_equal(flags, 42); /* untouched on failure */
 	}
 }
 
@@ -170,7 +170,7 @@ static void test_quoting_round_trip(void **state)
 	static const char *const want[] = { "/etc/$HOME", "/etc/50%", "/etc/a b", "/etc/q\"\\x",
 		"/etc/systemd/system", "/srv/\xc3\xa9t\xc3\xa9", "/var/lib/autopull" };
 	char *out = render(text, AP_SANDBOX_APPLY), **paths = NULL;
-	bool setid = true;
+	unsigned flags = 42;
 
 	assert_non_null(strstr(out, "ReadWritePaths=-\"/etc/a b\"\n"));
 	assert_non_null(strstr(out, "ReadWritePaths=-\"/etc/50%%\"\n"));
@@ -178,8 +178,8 @@ static void test_quoting_round_trip(void **state)
 	assert_non_null(strstr(out, " \"/etc/$$HOME\" "));                  /* not in Exec lines */
 	assert_non_null(strstr(out, "ReadWritePaths=-\"/etc/q\\\"\\\\x\"\n"));
 	assert_non_null(strstr(out, "ReadWritePaths=-\"/srv/\xc3\xa9t\xc3\xa9\"\n"));
-	assert_int_equal(ap_sandbox_parse(out, &paths, &setid), 0);
-	assert_false(setid);
+	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
+	assert_int_equal(flags, 0);
 	assert_int_equal(ap_strv_length(paths), ELEMENTSOF(want));
 	for (size_t i = 0; i < ELEMENTSOF(want); i++)
 		assert_true(ap_strv_contains(paths, want[i]));
@@ -235,14 +235,14 @@ static void test_nested(void **state)
 		"  - {src: a/, dest: /etc/systemd/system/}\n";
 	struct ap_sandbox s = { 0 };
 	char *out = render(text, AP_SANDBOX_APPLY), **paths = NULL;
-	bool setid;
+	unsigned flags;
 
 	build(text, AP_SANDBOX_APPLY, &s);
 	assert_int_equal(s.n_needs, 3); /* unit_dir and the dir rule share one entry */
 	assert_string_equal(s.needs[0].why, "unit_dir");
 	ap_sandbox_done(&s);
 	assert_null(strstr(out, "foo.service.d"));
-	assert_int_equal(ap_sandbox_parse(out, &paths, &setid), 0);
+	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
 	assert_int_equal(ap_strv_length(paths), 2);
 	assert_true(ap_sandbox_covers(paths, "/etc/systemd/system/foo.service.d"));
 	ap_strv_free(paths);
@@ -254,11 +254,11 @@ static void test_setid(void **state)
 	static const char text[] = REPO
 		"files:\n  - {src: a, dest: /usr/local/bin/a, mode: 4755, allow_setid: true}\n";
 	char *out = render(text, AP_SANDBOX_APPLY), **paths = NULL;
-	bool setid = false;
+	unsigned flags = 0;
 
 	assert_non_null(strstr(out, "\nCapabilityBoundingSet=CAP_FSETID\nRestrictSUIDSGID=no\n"));
-	assert_int_equal(ap_sandbox_parse(out, &paths, &setid), 0);
-	assert_true(setid);
+	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
+	assert_int_equal(flags, AP_SANDBOX_SETID);
 	ap_strv_free(paths);
 	free(out);
 	/* the heartbeat never changes modes */
@@ -266,9 +266,30 @@ static void test_setid(void **state)
 	assert_null(strstr(out, "RestrictSUIDSGID"));
 	free(out);
 	out = render(example, AP_SANDBOX_APPLY);
-	assert_int_equal(ap_sandbox_parse(out, &paths, &setid), 0);
-	assert_false(setid);
+	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
+	assert_int_equal(flags, 0);
 	ap_strv_free(paths);
+	free(out);
+}
+
+/* guard.push gives the heartbeat a network; the apply unit has one anyway. */
+static void test_push_network(void **state)
+{
+	static const char text[] = REPO "guard:\n  push: https://vm.example.org/api/v1/import/prometheus\n";
+	char *out = render(text, AP_SANDBOX_HEARTBEAT), **paths = NULL;
+	unsigned flags = 0;
+
+	assert_non_null(strstr(out, "\nPrivateNetwork=no\nIPAddressDeny=\n"
+				    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"));
+	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
+	assert_int_equal(flags, AP_SANDBOX_NETWORK);
+	ap_strv_free(paths);
+	free(out);
+	out = render(text, AP_SANDBOX_APPLY);
+	assert_null(strstr(out, "PrivateNetwork"));
+	free(out);
+	out = render(example, AP_SANDBOX_HEARTBEAT);
+	assert_null(strstr(out, "PrivateNetwork"));
 	free(out);
 }
 
@@ -297,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_blocked),
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_setid),
+		cmocka_unit_test(test_push_network),
 		cmocka_unit_test(test_covers),
 	};
 

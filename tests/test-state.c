@@ -202,6 +202,25 @@ static void test_guard_files(void **s)
 	assert_non_null(strstr(why, "unit 'x' failed"));
 	free(why);
 	assert_int_equal(ap_state_find_bad(st, OID_B, NULL), 0);
+	{
+		unsigned n = 0;
+		uint64_t last = 0;
+
+		assert_int_equal(ap_state_add_bad(st, OID_B, "second"), 0);
+		assert_int_equal(ap_state_summary_bad(st, &n, &last), 0);
+		assert_int_equal(n, 2);
+		assert_true(last > 0);
+		assert_int_equal(ap_state_summary_overrides(st, &n, &last), 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(last, 0);
+		assert_int_equal(ap_state_count(st, "push_failures"), 0);
+		assert_int_equal(ap_state_count(st, "push_failures"), 0);
+		assert_int_equal(ap_state_count(st, "apply:ok"), 0);
+		assert_int_equal(ap_state_counter(st, "push_failures"), 2);
+		assert_int_equal(ap_state_counter(st, "apply:ok"), 1);
+		assert_int_equal(ap_state_counter(st, "never"), 0);
+		assert_int_equal(ap_state_count(st, "bad name"), -EINVAL);
+	}
 	assert_int_equal(ap_state_add_override(st, "guard", OID_B, "fix for web"), 0);
 	assert_int_equal(ap_state_read_restarted(st, &v), 0);
 	assert_null(v);

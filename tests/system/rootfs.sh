@@ -15,11 +15,12 @@ set -euo pipefail
 # Bump when the customisation below changes.
 VERSION=2
 SUITE=bookworm
-# PLATFORM's list plus what the suite needs inside: sudo (visudo validates the example
-# config's sudoers rule), ca-certificates (the https transport reads /etc/ssl/certs under the
-# sandbox), openssh-server (the ssh transport's server, started only by the ssh test).
-PACKAGES="systemd systemd-sysv dbus libgit2-1.5 libyaml-0-2 libsystemd0 git procps iproute2
-sudo ca-certificates openssh-server"
+# PLATFORM's list plus what the suite needs inside: libcurl4 (autopull loads it for
+# guard.push), sudo (visudo validates the example config's sudoers rule), ca-certificates (the
+# https transport reads /etc/ssl/certs under the sandbox), openssh-server (the ssh transport's
+# server, started only by the ssh test).
+PACKAGES="systemd systemd-sysv dbus libgit2-1.5 libyaml-0-2 libsystemd0 libcurl4 git procps
+iproute2 sudo ca-certificates openssh-server"
 # Units that would only add noise or time to a test boot.
 MASK="apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
 fstrim.timer ssh.service ssh.socket getty@.service console-getty.service"

@@ -41,7 +41,7 @@ t_example() {
 	sys_ctl daemon-reload
 	sys_autopull cc check-config
 	ap_expect_rc "$AP_CASE: check-config after daemon-reload" 0 cc
-	check "check-config: sandbox ok" grep -q "^sandbox: ok" "$AP_TMP/cc.out"
+	check "check-config: ok" grep -q "^$SX_CFG: ok (" "$AP_TMP/cc.out"
 	check "the drop-in grants exactly the configuration's directories" [ "$(rwpaths "$DROPIN")" = \
 		"/etc/caddy /etc/default /etc/sudoers.d /etc/systemd/system /var/lib/autopull " ]
 	check "the heartbeat's drop-in grants only the state" [ "$(rwpaths "$HB_DROPIN")" = "/var/lib/autopull " ]

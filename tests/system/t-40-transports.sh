@@ -2,7 +2,8 @@
 # The hardened apply service with the README's example configuration (only repo.url
 # changed) over https (a private CA in ca_file) and ssh (an ed25519 deploy key, known_hosts),
 # metrics in the README's node_exporter directory; and owner:/group: and setuid/setgid rules
-# (allow_setid: true) under the sandbox. Sourced by run.sh after lib.sh.
+# (allow_setid: true) under the sandbox; the heartbeat's guard.push, which needs the network
+# the generator gives it. Sourced by run.sh after lib.sh.
 
 TLS=$AP_TMP/tls
 SSH_PORT=2222
@@ -112,7 +113,8 @@ t_https() {
 	ap_expect_rc "$AP_CASE: the shipped heartbeat service" 0 hb
 	check "the heartbeat rewrote them there" grep -q "^autopull_applied_commit_info{commit=\"$V1\"" \
 		"$SYS_ROOT$METRICS"
-	check "with the last apply's success" grep -q '^autopull_last_apply_success 1$' "$SYS_ROOT$METRICS"
+	check "with the last apply's success" grep -Eq '^autopull_last_apply_success(\{[^}]*\})? 1(\.0+)?$' \
+		"$SYS_ROOT$METRICS" || grep '^autopull_last_apply' "$SYS_ROOT$METRICS"
 	ap_untrack_stop https 5
 }
 
@@ -184,7 +186,54 @@ t_owner_setid() {
 		[ "$(sys_sh stat -c '%G %a' /usr/local/lib/aptest/sgid-tool)" = "nogroup 2750" ]
 }
 
+# A POST receiver for guard.push: appends each body to FILE; writes READY when listening.
+SINK_PY='
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[2], "ab") as f:
+            f.write(body)
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+open(sys.argv[3], "w").close()
+srv.serve_forever()
+'
+
+# The heartbeat has no network until guard.push is set and the generator lifts it.
+t_push() {
+	local port=$((20000 + RANDOM % 10000)) i=0
+	ap_case "guard.push from the heartbeat"
+	rm -f "$AP_TMP/sink.body" "$AP_TMP/sink.ready"
+	(ap_cgroup_enter "$SYS_HARNESS_CG" "$BASHPID"
+	 exec nsenter -t "$SYS_LEADER" -n "$AP_PY" -c "$SINK_PY" "$port" "$AP_TMP/sink.body" \
+		"$AP_TMP/sink.ready") >>"$AP_SYS_RUN/sink.log" 2>&1 </dev/null 9>&- &
+	ap_track sink $!
+	while [ ! -e "$AP_TMP/sink.ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	check "a receiver in the container's network" [ -e "$AP_TMP/sink.ready" ] || return
+	printf 'repo:\n  url: %s\nguard:\n  settle: 0s\n  push: http://127.0.0.1:%s/api/v1/import/prometheus\n' \
+		"$SX_URL" "$port" | sys_write "$SX_CFG"
+	sys_autopull nopush check-config
+	ap_expect_rc "$AP_CASE: check-config before daemon-reload" 2 nopush
+	check "it says the heartbeat cannot reach guard.push" \
+		grep -q "autopull-heartbeat.service cannot reach guard.push (it has no network).*daemon-reload" \
+		"$AP_TMP/nopush.err"
+	sys_start_unit hb-nonet autopull-heartbeat.service
+	check "without a network nothing arrives" [ ! -s "$AP_TMP/sink.body" ]
+	sys_ctl daemon-reload
+	sys_autopull push check-config
+	ap_expect_rc "$AP_CASE: check-config after daemon-reload" 0 push
+	sys_start_unit hb-push autopull-heartbeat.service
+	ap_expect_rc "$AP_CASE: the heartbeat service" 0 hb-push
+	check "the metrics arrived" grep -q "^autopull_" "$AP_TMP/sink.body"
+	ap_untrack_stop sink 5
+}
+
 sx_pristine
 t_https
 t_ssh
 t_owner_setid
+t_push

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # The shipped units as systemd judges them, measured inside the container: systemd-analyze
 # verify finds nothing, and systemd-analyze security rates both system services at most 2.5
-# with the README's configuration (generated drop-in included) and with a rule that allows
-# setuid modes (the generator then lifts RestrictSUIDSGID=). The scores are printed and kept
+# with the README's configuration (generated drop-in included), with a rule that allows
+# setuid modes (the generator then lifts RestrictSUIDSGID=) and with guard.push (the heartbeat
+# then gets a network). The scores are printed and kept
 # in $AP_SYS_RUN/scores. Sourced by run.sh after lib.sh.
 
 MAX=2.5
@@ -49,4 +50,11 @@ printf 'repo:\n  url: %s\nfiles:\n  - {src: a, dest: /usr/local/bin/a, mode: "47
 sys_ctl daemon-reload
 check "RestrictSUIDSGID= lifted" [ "$(sys_prop infrastructure-auto-pull.service RestrictSUIDSGID)" = no ]
 judge setid
+
+ap_case "guard.push"
+printf 'repo:\n  url: %s\nguard:\n  push: https://vm.example.org/api/v1/import/prometheus\n' \
+	"$SX_URL" | sys_write "$SX_CFG"
+sys_ctl daemon-reload
+check "the heartbeat has a network" [ "$(sys_prop autopull-heartbeat.service PrivateNetwork)" = no ]
+judge push
 sed 's/^/  /' "$AP_SYS_RUN/scores"

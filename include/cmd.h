@@ -1,0 +1,14 @@
+/* The verbs, one file each (src/cmd-<verb>.c), called by main.c with the parsed options and
+ * the verb's own arguments (as many as its row in the verb table allows). Layer 3: each
+ * returns an exit code (exitcode.h). */
+#pragma once
+#include "context.h"
+
+int ap_cmd_apply(const struct ap_opts *o, char **args);
+int ap_cmd_status(const struct ap_opts *o, char **args);
+int ap_cmd_log(const struct ap_opts *o, char **args);
+int ap_cmd_pin(const struct ap_opts *o, char **args);
+int ap_cmd_unpin(const struct ap_opts *o, char **args);
+int ap_cmd_diff(const struct ap_opts *o, char **args);
+int ap_cmd_check_config(const struct ap_opts *o, char **args);
+int ap_cmd_heartbeat(const struct ap_opts *o, char **args);

@@ -1,0 +1,44 @@
+/* What every verb works with: the options, the configuration, the state directory, and the
+ * mirror and the service manager, opened on first use. Layer 2 (like engine.c); owns what it
+ * opens and frees it in ap_ctx_done. */
+#pragma once
+#include <stdbool.h>
+
+#include "bus.h"
+#include "config.h"
+#include "repo.h"
+#include "state.h"
+
+struct ap_opts {
+	const char *config_path; /* NULL: the scope's default */
+	bool user;               /* --user: force user scope */
+	bool dry_run, json;
+	const char *commit;      /* --commit REV: target instead of the branch tip */
+	const char *from;        /* --from REV: plan from here instead of the applied commit */
+	bool no_fetch, allow_empty;
+	unsigned wait_sec;       /* --wait: how long to wait for the lock */
+	bool override_guard;     /* --override-guard: apply although a watched unit loops */
+	const char *reason;      /* --reason: recorded with an override or a pin */
+	unsigned lines;          /* log -n */
+	bool pin;                /* the apply pins its target (pin, apply --commit) */
+};
+
+struct ap_ctx {
+	const struct ap_opts *o;
+	struct ap_config *cfg;
+	struct ap_state *st;
+	struct ap_repo *repo;
+	struct ap_bus *bus;
+	bool bus_tried;
+};
+
+/* Loads the configuration (with a hint when there is none) and opens the state directory
+ * (creating it) unless CONFIG_ONLY. Returns an exit code. */
+enum { AP_CTX_CONFIG_ONLY = 1 << 0 };
+int ap_ctx_open(const struct ap_opts *o, unsigned flags, struct ap_ctx *ret);
+void ap_ctx_done(struct ap_ctx *c);
+/* Takes the run lock (exit code: 75 when another run holds it). */
+int ap_ctx_lock(struct ap_ctx *c);
+/* The manager (NULL when it cannot be reached, logged once) and the mirror (NULL, logged). */
+struct ap_bus *ap_ctx_bus(struct ap_ctx *c);
+struct ap_repo *ap_ctx_repo(struct ap_ctx *c);

@@ -1,0 +1,23 @@
+/* Drift: managed files on the host that no longer are what the applied commit says (bytes,
+ * mode, owner, group), e.g. a hand-added Environment= in a unit. Layer 2: combines the
+ * expected files (state), the host files (install) and blob ids (repo). */
+#pragma once
+#include "context.h"
+
+struct ap_drift_item {
+	char *path, *repo_path;
+	char what[48];  /* "bytes", "mode", "owner", "group", "missing", "not a file", joined by ',' */
+};
+struct ap_drift {
+	char commit[AP_OID_HEXSZ + 1];
+	struct ap_drift_item *v;
+	size_t n;
+};
+void ap_drift_clear(struct ap_drift *d);
+
+/* The files commit installs, as stored (rebuilt from the mirror and stored when the stored
+ * set describes another commit). */
+int ap_drift_expected(struct ap_ctx *c, const char *commit, struct ap_expected_set *ret);
+
+/* Compares the host with the expected files of commit. */
+int ap_drift_check(struct ap_ctx *c, const char *commit, struct ap_drift *ret);

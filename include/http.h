@@ -1,0 +1,32 @@
+/* The HTTP client for the requests autopull makes itself (the metrics push): the only
+ * module that includes libcurl. One POST with a total deadline, http and https only, no
+ * redirects, no proxy, no signals; credentials are passed in, never logged and never put in
+ * an error message. It does not log: the caller decides what a failure means. */
+#pragma once
+#include <stddef.h>
+
+enum ap_http_auth { AP_HTTP_AUTH_NONE, AP_HTTP_AUTH_BEARER, AP_HTTP_AUTH_BASIC };
+
+struct ap_http_request {
+	const char *url;                  /* http:// or https:// */
+	const char *content_type;
+	const void *body;
+	size_t len;
+	enum ap_http_auth auth;
+	const char *secret;               /* the token, or "user:password" */
+	const char *ca_file;              /* NULL: the system's CA bundle */
+	unsigned long long timeout_usec;  /* the whole request, connecting included */
+};
+
+/* POSTs rq->body to rq->url. Returns 0 when the answer is 2xx; otherwise a negative errno,
+ * with what happened in why (curl's words, or "HTTP 400: " and the answer's first bytes):
+ *   -ETIMEDOUT     the deadline passed
+ *   -ECONNREFUSED  nothing listens there
+ *   -EHOSTUNREACH  the name does not resolve or the host cannot be reached
+ *   -ECONNRESET    the connection broke or the answer was empty
+ *   -EPROTO        TLS failed (certificate, CA file, handshake)
+ *   -EBADMSG       the server answered, but not with 2xx (ret_status has the code)
+ *   -EINVAL        a malformed URL or another scheme than http/https
+ *   -ENOMEM, -EIO  out of memory, anything else
+ * ret_status (may be NULL) gets the HTTP status, 0 when there was no answer. */
+int ap_http_post(const struct ap_http_request *rq, long *ret_status, char *why, size_t why_size);

@@ -1,0 +1,20 @@
+/* autopull apply (and --dry-run): the transaction lives in engine.c. */
+#include "cmd.h"
+#include "engine.h"
+#include "exitcode.h"
+
+int ap_cmd_apply(const struct ap_opts *o, char **args)
+{
+	struct ap_opts opts = *o;
+	struct ap_ctx c;
+	int code;
+
+	/* A manual apply of a chosen commit is a rollback or a hold: later ticks must not undo
+	 * it (pin.c). */
+	opts.pin = o->commit && !o->dry_run;
+	code = ap_ctx_open(&opts, 0, &c);
+	if (code == AP_EXIT_OK)
+		code = ap_engine_apply(&c);
+	ap_ctx_done(&c);
+	return code;
+}

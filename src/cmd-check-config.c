@@ -1,0 +1,125 @@
+/* autopull check-config: the configuration parses (config.c did that, with FILE:LINE:COL),
+ * and what it names exists: every validator can be run, and every directory autopull writes
+ * to can be written by the user it runs as, and by the shipped system units in their sandbox
+ * (generator.c). Nothing is created or changed. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "exitcode.h"
+#include "generator.h"
+#include "log.h"
+#include "spawn.h"
+#include "util.h"
+
+struct check {
+	struct ap_buf problems; /* JSON array items */
+	size_t n;
+	bool json;
+};
+
+static void problem(struct check *k, const char *fmt, ...) _printf_(2, 3);
+static void problem(struct check *k, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (!msg)
+		return;
+	ap_log_error(-EINVAL, "%s", msg);
+	(void)ap_buf_printf(&k->problems, "%s", k->n++ ? ", " : "");
+	(void)ap_buf_json_string(&k->problems, msg);
+}
+
+/* The nearest directory of path that exists (path itself when it does). */
+static char *existing_ancestor(const char *path)
+{
+	char *p = strdup(path);
+
+	while (p && access(p, F_OK) < 0 && errno == ENOENT) {
+		char *slash = strrchr(p, '/');
+
+		if (!slash || slash == p) {
+			p[0] = '/';
+			p[1] = '\0';
+			break;
+		}
+		*slash = '\0';
+	}
+	return p;
+}
+
+static void check_writable(struct check *k, const char *dir, const char *what)
+{
+	_cleanup_free_ char *e = existing_ancestor(dir);
+
+	if (e && access(e, W_OK) < 0)
+		problem(k, "%s '%s' cannot be written by uid %u (%s: %s)", what, dir,
+			(unsigned)geteuid(), e, strerror(errno));
+}
+
+static void check_rules(struct check *k, const struct ap_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_files; i++) {
+		const struct ap_file_rule *r = &cfg->files[i];
+		_cleanup_free_ char *dir = strndup(r->dest, strrchr(r->dest, '/') - r->dest + 1);
+		_cleanup_free_ char *path = NULL;
+
+		if (r->validate && ap_spawn_find(r->validate[0], &path) < 0)
+			problem(k, "validator '%s' of the rule for '%s' is not an executable in "
+				   "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				r->validate[0], r->src);
+		if (dir)
+			check_writable(k, dir, "destination");
+	}
+}
+
+static void sandbox_problem(void *userdata, const char *msg)
+{
+	problem(userdata, "%s", msg);
+}
+
+int ap_cmd_check_config(const struct ap_opts *o, char **args)
+{
+	struct check k = { .json = o->json };
+	struct ap_ctx c;
+	int code = ap_ctx_open(o, AP_CTX_CONFIG_ONLY, &c);
+
+	if (code != AP_EXIT_OK)
+		return code;
+	check_rules(&k, c.cfg);
+	check_writable(&k, c.cfg->unit_dir, "unit directory");
+	check_writable(&k, c.cfg->state_dir, "state directory");
+	(void)ap_generator_check(c.cfg, sandbox_problem, &k); /* counted in k.n */
+	if (o->json) {
+		struct ap_buf b = { 0 };
+
+		if (ap_buf_printf(&b, "{\"config\": ") >= 0 && ap_buf_json_string(&b, c.cfg->path) >= 0 &&
+		    ap_buf_printf(&b, ", \"scope\": \"%s\", \"ok\": %s, \"file_rules\": %zu, "
+				      "\"other_host_rules\": %zu, \"problems\": [%s]}\n",
+				  ap_scope_to_string(c.cfg->scope), k.n ? "false" : "true",
+				  c.cfg->n_files, c.cfg->other_host_rules,
+				  k.problems.data ? k.problems.data : "") >= 0)
+			fputs(b.data, stdout);
+		ap_buf_free(&b);
+	} else {
+		printf("%s: %s (%s scope, %zu file rule(s)", c.cfg->path, k.n ? "PROBLEMS" : "ok",
+		       ap_scope_to_string(c.cfg->scope), c.cfg->n_files);
+		if (c.cfg->other_host_rules)
+			printf(" and %zu for other hosts", c.cfg->other_host_rules);
+		printf(", units from");
+		for (size_t i = 0; c.cfg->units && c.cfg->units[i]; i++)
+			printf(" '%s'", *c.cfg->units[i] ? c.cfg->units[i] : "/");
+		printf(")\n");
+	}
+	ap_buf_free(&k.problems);
+	ap_ctx_done(&c);
+	return k.n ? AP_EXIT_USAGE : AP_EXIT_OK;
+}

@@ -1,0 +1,78 @@
+/* autopull diff: how the managed files on the host differ from the applied commit — a
+ * unified diff for changed bytes, one line for a mode, owner or group that differs. Reads
+ * only; drift: revert in the configuration puts them back on the next apply. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "drift.h"
+#include "exitcode.h"
+#include "install.h"
+#include "log.h"
+#include "util.h"
+
+static int show_bytes(struct ap_ctx *c, const struct ap_expected *e)
+{
+	struct ap_host_file hf = { 0 };
+	_cleanup_free_ char *want = NULL, *diff = NULL, *a = NULL, *b = NULL;
+	size_t want_len = 0;
+	int r = ap_repo_read_blob(c->repo, e->oid, AP_MAX_BLOB_SIZE, &want, &want_len);
+
+	if (r >= 0)
+		r = ap_install_read_host(e->path, e->root_len, true, &hf);
+	a = ap_strdupf("a/%s", e->repo_path);
+	b = ap_strdupf("b%s", e->path);
+	if (r >= 0 && (!a || !b))
+		r = -ENOMEM;
+	if (r >= 0)
+		r = ap_repo_text_diff(want, want_len, a, hf.present ? hf.data : "",
+				      hf.present ? hf.len : 0, b, &diff);
+	if (r >= 0)
+		fputs(diff, stdout);
+	ap_host_file_clear(&hf);
+	return r;
+}
+
+int ap_cmd_diff(const struct ap_opts *o, char **args)
+{
+	struct ap_expected_set set = { 0 };
+	struct ap_drift d = { 0 };
+	char applied[AP_OID_HEXSZ + 1];
+	struct ap_ctx c;
+	int code = ap_ctx_open(o, 0, &c);
+
+	if (code != AP_EXIT_OK)
+		return code;
+	code = AP_EXIT_FAILED;
+	if (ap_state_read_applied(c.st, applied) < 0) {
+		printf("nothing applied yet\n");
+		code = AP_EXIT_OK;
+		goto out;
+	}
+	if (!ap_ctx_repo(&c) || ap_drift_expected(&c, applied, &set) < 0 ||
+	    ap_drift_check(&c, applied, &d) < 0)
+		goto out;
+	for (size_t i = 0; i < d.n; i++) {
+		const struct ap_expected *e = NULL;
+
+		for (size_t k = 0; k < set.n && !e; k++)
+			if (strcmp(set.v[k].path, d.v[i].path) == 0)
+				e = &set.v[k];
+		printf("# %s (from %s at %.12s): %s differs\n", d.v[i].path, d.v[i].repo_path, applied,
+		       d.v[i].what);
+		if (e && strstr(d.v[i].what, "mode"))
+			printf("#   mode should be %04o\n", (unsigned)e->mode);
+		if (e && (strstr(d.v[i].what, "bytes") || strstr(d.v[i].what, "missing")) &&
+		    show_bytes(&c, e) < 0)
+			goto out;
+	}
+	if (d.n == 0)
+		printf("no drift: every managed file is as %.12s has it\n", applied);
+	code = AP_EXIT_OK;
+out:
+	ap_drift_clear(&d);
+	ap_expected_set_clear(&set);
+	ap_ctx_done(&c);
+	return code;
+}

@@ -1,0 +1,32 @@
+/* autopull heartbeat: one sample of the watched units into the history and the metrics, run
+ * every 30 s by autopull-heartbeat.timer. */
+#include <stdio.h>
+
+#include "cmd.h"
+#include "exitcode.h"
+#include "watch.h"
+
+int ap_cmd_heartbeat(const struct ap_opts *o, char **args)
+{
+	struct ap_guard_result g = { 0 };
+	struct ap_buf b = { 0 };
+	struct ap_ctx c;
+	int code = ap_ctx_open(o, 0, &c);
+
+	if (code != AP_EXIT_OK)
+		goto out;
+	code = AP_EXIT_FAILED;
+	if (!ap_ctx_bus(&c) || ap_watch_heartbeat(c.bus, c.st, c.cfg, true, &g) < 0)
+		goto out;
+	if (o->json && ap_buf_printf(&b, "{\"guard\": ") < 0)
+		goto out;
+	if (ap_watch_format(&g, o->json, &b) < 0 || (o->json && ap_buf_printf(&b, "}\n") < 0))
+		goto out;
+	fputs(b.data, stdout);
+	code = AP_EXIT_OK;
+out:
+	ap_buf_free(&b);
+	ap_guard_result_free(&g);
+	ap_ctx_done(&c);
+	return code;
+}

@@ -1,0 +1,94 @@
+/* autopull log: what autopull did on this host, oldest first (the newest -n N), as columns
+ * for people or a JSON array. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "exitcode.h"
+#include "util.h"
+
+static void human(const struct ap_event *v, size_t n)
+{
+	printf("%-19s  %-8s %-15s %-27s %8s  %-7s %s\n", "TIME", "EVENT", "RESULT", "FROM -> TO",
+	       "SECONDS", "TRIGGER", "UNITS / REASON");
+	for (size_t i = 0; i < n; i++) {
+		const struct ap_event *e = &v[i];
+		time_t t = (time_t)(e->realtime_usec / 1000000);
+		struct tm tm;
+		char when[32] = "?", range[40];
+
+		if (localtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		snprintf(range, sizeof(range), "%.12s -> %.12s", *e->from ? e->from : "-",
+			 *e->to ? e->to : "-");
+		printf("%-19s  %-8s %-15s %-27s %8.1f  %-7s %s%s%s\n", when,
+		       ap_event_kind_to_string(e->kind), *e->result ? e->result : "-", range,
+		       e->duration_ms / 1000.0, *e->trigger ? e->trigger : "-", e->units ? e->units : "",
+		       e->units && e->reason ? "  " : "", e->reason ? e->reason : "");
+	}
+}
+
+static int member(struct ap_buf *b, const char *key, const char *v)
+{
+	int r = ap_buf_printf(b, ", \"%s\": ", key);
+
+	return r < 0 ? r : v && *v ? ap_buf_json_string(b, v) : ap_buf_append(b, "null", 4);
+}
+
+static int json(const struct ap_event *v, size_t n)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_append(&b, "[", 1);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		const struct ap_event *e = &v[i];
+
+		r = ap_buf_printf(&b, "%s{\"time\": %llu, \"event\": \"%s\"", i ? ", " : "",
+				  (unsigned long long)(e->realtime_usec / 1000000),
+				  ap_event_kind_to_string(e->kind));
+		if (r >= 0)
+			r = member(&b, "result", e->result);
+		if (r >= 0)
+			r = member(&b, "from", e->from);
+		if (r >= 0)
+			r = member(&b, "to", e->to);
+		if (r >= 0)
+			r = ap_buf_printf(&b, ", \"duration_ms\": %llu", (unsigned long long)e->duration_ms);
+		if (r >= 0)
+			r = member(&b, "trigger", e->trigger);
+		if (r >= 0)
+			r = member(&b, "units", e->units);
+		if (r >= 0)
+			r = member(&b, "reason", e->reason);
+		if (r >= 0)
+			r = ap_buf_append(&b, "}", 1);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(&b, "]\n");
+	if (r >= 0)
+		fputs(b.data, stdout);
+	ap_buf_free(&b);
+	return r;
+}
+
+int ap_cmd_log(const struct ap_opts *o, char **args)
+{
+	struct ap_event *v = NULL;
+	size_t n = 0, skip;
+	struct ap_ctx c;
+	int code = ap_ctx_open(o, 0, &c);
+
+	if (code != AP_EXIT_OK)
+		return code;
+	if (ap_state_read_events(c.st, &v, &n) < 0)
+		code = AP_EXIT_FAILED;
+	skip = n > o->lines ? n - o->lines : 0;
+	if (code == AP_EXIT_OK && o->json)
+		code = json(v + skip, n - skip) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	else if (code == AP_EXIT_OK)
+		human(v + skip, n - skip);
+	ap_events_free(v, n);
+	ap_ctx_done(&c);
+	return code;
+}

@@ -1,0 +1,311 @@
+/* autopull status: everything an operator needs at 3 a.m. on one screen — the applied commit,
+ * what is pending on the branch, a pin, the last apply, the guard's verdict, bad commits, an
+ * unfinished apply and drift — or the same as one JSON document. It changes nothing: the
+ * guard is sampled without recording, the branch is as of the last fetch. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "drift.h"
+#include "exitcode.h"
+#include "log.h"
+#include "util.h"
+#include "watch.h"
+
+struct status {
+	struct ap_ctx *c;
+	unsigned long long now;
+	char applied[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1];
+	struct ap_commit_info info;
+	bool have_info, have_tip, have_pending, have_pin, have_journal, have_guard, have_drift;
+	size_t pending;
+	struct ap_pin pin;
+	struct ap_event *events;
+	size_t n_events;
+	const struct ap_event *last;
+	struct ap_guard_result guard;
+	struct ap_bad *bad;
+	size_t n_bad;
+	struct ap_journal j;
+	struct ap_drift drift;
+};
+
+static void status_done(struct status *s)
+{
+	ap_commit_info_clear(&s->info);
+	ap_pin_clear(&s->pin);
+	ap_events_free(s->events, s->n_events);
+	ap_guard_result_free(&s->guard);
+	ap_bad_free(s->bad, s->n_bad);
+	ap_journal_clear(&s->j);
+	ap_drift_clear(&s->drift);
+}
+
+/* Each part is best effort: a status that fails because one part cannot be read is no help
+ * at 3 a.m. Failures are logged by the modules. */
+static void gather(struct status *s)
+{
+	struct ap_ctx *c = s->c;
+
+	if (ap_state_read_applied(c->st, s->applied) < 0)
+		s->applied[0] = '\0';
+	if (*s->applied && ap_ctx_repo(c))
+		s->have_info = ap_repo_commit_info(c->repo, s->applied, &s->info) >= 0;
+	if (ap_ctx_repo(c))
+		s->have_tip = ap_repo_branch_tip(c->repo, c->cfg->branch, s->tip) >= 0;
+	if (s->have_tip)
+		s->have_pending = ap_repo_count_commits(c->repo, s->applied, s->tip, &s->pending) >= 0;
+	s->have_pin = ap_state_read_pin(c->st, &s->pin) >= 0;
+	(void)ap_state_read_events(c->st, &s->events, &s->n_events);
+	for (size_t i = s->n_events; i-- > 0 && !s->last;)
+		if (s->events[i].kind == AP_EVENT_APPLY || s->events[i].kind == AP_EVENT_REVERT)
+			s->last = &s->events[i];
+	if (ap_ctx_bus(c))
+		s->have_guard = ap_watch_heartbeat(c->bus, c->st, c->cfg, false, &s->guard) >= 0;
+	(void)ap_state_list_bad(c->st, &s->bad, &s->n_bad);
+	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
+	if (*s->applied)
+		s->have_drift = ap_drift_check(c, s->applied, &s->drift) >= 0;
+}
+
+/* --- people ------------------------------------------------------------------------------ */
+
+static const char *paint(bool colour, bool good, const char *word, char *buf, size_t size)
+{
+	if (!colour)
+		return word;
+	snprintf(buf, size, "\033[%sm%s\033[0m", good ? "1;32" : "1;31", word);
+	return buf;
+}
+
+static void human_last(const struct status *s)
+{
+	char ago[32];
+
+	if (!s->last) {
+		printf("  last:     no apply recorded\n");
+		return;
+	}
+	ap_format_ago(s->last->realtime_usec, s->now, ago, sizeof(ago));
+	printf("  last:     %s %s %s in %.1f s (%s)%s%s\n", ap_event_kind_to_string(s->last->kind),
+	       s->last->result, ago, s->last->duration_ms / 1000.0, s->last->trigger,
+	       s->last->units ? ": " : "", s->last->units ? s->last->units : "");
+}
+
+static void human_guard(const struct status *s, bool colour)
+{
+	char w[64];
+
+	if (!s->have_guard) {
+		printf("  guard:    unknown (the service manager cannot be reached)\n");
+		return;
+	}
+	printf("  guard:    %s%s%s\n", paint(colour, s->guard.ok, s->guard.ok ? "ok" : "REFUSING", w, sizeof(w)),
+	       s->guard.tripped ? ": tripped: " : "", s->guard.tripped ? s->guard.tripped : "");
+	for (size_t i = 0; i < s->guard.n; i++)
+		if (s->guard.v[i].looping || s->guard.v[i].stale)
+			printf("            %s %s: %s\n", s->guard.v[i].unit,
+			       s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+}
+
+static void human(const struct status *s)
+{
+	const struct ap_ctx *c = s->c;
+	bool colour = ap_use_colour(STDOUT_FILENO);
+	char ago[32];
+
+	printf("autopull: %s scope, %s\n", ap_scope_to_string(c->cfg->scope), c->cfg->path);
+	if (!*s->applied)
+		printf("  applied:  nothing yet\n");
+	else if (s->have_info) {
+		ap_format_ago((unsigned long long)s->info.time * 1000000, s->now, ago, sizeof(ago));
+		printf("  applied:  %.12s \"%s\" by %s, committed %s\n", s->applied, s->info.subject,
+		       s->info.author, ago);
+	} else
+		printf("  applied:  %.12s\n", s->applied);
+	if (s->have_tip)
+		printf("  branch:   %s at %.12s, %zu commit(s) pending (as of the last fetch)\n",
+		       c->cfg->branch, s->tip, s->have_pending ? s->pending : 0);
+	if (s->have_pin) {
+		ap_format_ago(s->pin.realtime_usec, s->now, ago, sizeof(ago));
+		printf("  pinned:   at %.12s since %s: %s ('autopull unpin' resumes deploys)\n",
+		       s->pin.commit, ago, s->pin.reason);
+	}
+	human_last(s);
+	human_guard(s, colour);
+	for (size_t i = 0; i < s->n_bad; i++) {
+		ap_format_ago(s->bad[i].realtime_usec, s->now, ago, sizeof(ago));
+		printf("  bad:      %.12s rolled back %s: %s\n", s->bad[i].commit, ago, s->bad[i].why);
+	}
+	if (s->have_journal) {
+		printf("  journal:  unfinished %s of %.12s\n",
+		       s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.to);
+		for (size_t i = 0; i < s->j.n_units; i++)
+			if (s->j.units[i].state != AP_STEP_DONE)
+				printf("            owed: %s %s (%s)\n",
+				       ap_unit_action_to_string(s->j.units[i].action), s->j.units[i].unit,
+				       ap_step_to_string(s->j.units[i].state));
+	}
+	if (s->have_drift && s->drift.n == 0)
+		printf("  drift:    none\n");
+	for (size_t i = 0; s->have_drift && i < s->drift.n; i++)
+		printf("  %s %s (%s): %s\n", i ? "          " : "drift:   ", s->drift.v[i].path,
+		       s->drift.v[i].repo_path, s->drift.v[i].what);
+}
+
+/* --- programs ------------------------------------------------------------------------------ */
+
+static int json_str(struct ap_buf *b, const char *key, const char *v, bool comma)
+{
+	int r = ap_buf_printf(b, "%s\"%s\": ", comma ? ", " : "", key);
+
+	return r < 0 ? r : v ? ap_buf_json_string(b, v) : ap_buf_append(b, "null", 4);
+}
+
+static int json_head(struct ap_buf *b, const struct status *s)
+{
+	int r = json_str(b, "config", s->c->cfg->path, false);
+
+	if (r >= 0)
+		r = json_str(b, "scope", ap_scope_to_string(s->c->cfg->scope), true);
+	if (r >= 0)
+		r = json_str(b, "applied", *s->applied ? s->applied : NULL, true);
+	if (r >= 0 && s->have_info) {
+		r = json_str(b, "subject", s->info.subject, true);
+		if (r >= 0)
+			r = json_str(b, "author", s->info.author, true);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"commit_time\": %lld", (long long)s->info.time);
+	}
+	if (r >= 0)
+		r = json_str(b, "branch", s->c->cfg->branch, true);
+	if (r >= 0)
+		r = json_str(b, "tip", s->have_tip ? s->tip : NULL, true);
+	if (r >= 0)
+		r = s->have_pending ? ap_buf_printf(b, ", \"pending\": %zu", s->pending)
+				    : ap_buf_printf(b, ", \"pending\": null");
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"pin\": ");
+	if (r >= 0 && s->have_pin) {
+		r = ap_buf_printf(b, "{\"commit\": \"%s\", \"since\": %llu", s->pin.commit,
+				  (unsigned long long)(s->pin.realtime_usec / 1000000));
+		if (r >= 0)
+			r = json_str(b, "reason", s->pin.reason, true);
+		if (r >= 0)
+			r = ap_buf_append(b, "}", 1);
+	} else if (r >= 0)
+		r = ap_buf_append(b, "null", 4);
+	return r;
+}
+
+static int json_last(struct ap_buf *b, const struct ap_event *e)
+{
+	int r = ap_buf_printf(b, ", \"last_apply\": ");
+
+	if (r < 0 || !e)
+		return r < 0 ? r : ap_buf_append(b, "null", 4);
+	r = ap_buf_printf(b, "{\"time\": %llu, \"kind\": \"%s\"",
+			  (unsigned long long)(e->realtime_usec / 1000000), ap_event_kind_to_string(e->kind));
+	if (r >= 0)
+		r = json_str(b, "result", e->result, true);
+	if (r >= 0)
+		r = json_str(b, "from", *e->from ? e->from : NULL, true);
+	if (r >= 0)
+		r = json_str(b, "to", *e->to ? e->to : NULL, true);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"duration_ms\": %llu", (unsigned long long)e->duration_ms);
+	if (r >= 0)
+		r = json_str(b, "trigger", e->trigger, true);
+	if (r >= 0)
+		r = json_str(b, "units", e->units, true);
+	return r < 0 ? r : ap_buf_append(b, "}", 1);
+}
+
+static int json_rest(struct ap_buf *b, const struct status *s)
+{
+	int r = ap_buf_printf(b, ", \"guard\": ");
+
+	if (r >= 0)
+		r = s->have_guard ? ap_watch_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"bad\": [");
+	for (size_t i = 0; r >= 0 && i < s->n_bad; i++) {
+		r = ap_buf_printf(b, "%s{\"commit\": \"%s\", \"time\": %llu", i ? ", " : "",
+				  s->bad[i].commit, (unsigned long long)(s->bad[i].realtime_usec / 1000000));
+		if (r >= 0)
+			r = json_str(b, "why", s->bad[i].why, true);
+		if (r >= 0)
+			r = ap_buf_append(b, "}", 1);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(b, "], \"journal\": ");
+	if (r >= 0 && s->have_journal) {
+		r = ap_buf_printf(b, "{\"mode\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"owed\": [",
+				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.from, s->j.to);
+		for (size_t i = 0, k = 0; r >= 0 && i < s->j.n_units; i++)
+			if (s->j.units[i].state != AP_STEP_DONE)
+				r = ap_buf_printf(b, "%s{\"unit\": \"%s\", \"action\": \"%s\", \"state\": \"%s\"}",
+						  k++ ? ", " : "", s->j.units[i].unit,
+						  ap_unit_action_to_string(s->j.units[i].action),
+						  ap_step_to_string(s->j.units[i].state));
+		if (r >= 0)
+			r = ap_buf_printf(b, "]}");
+	} else if (r >= 0)
+		r = ap_buf_append(b, "null", 4);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"drift\": %s", s->have_drift ? "[" : "null");
+	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++) {
+		r = ap_buf_printf(b, "%s{", i ? ", " : "");
+		if (r >= 0)
+			r = json_str(b, "path", s->drift.v[i].path, false);
+		if (r >= 0)
+			r = json_str(b, "repo_path", s->drift.v[i].repo_path, true);
+		if (r >= 0)
+			r = json_str(b, "what", s->drift.v[i].what, true);
+		if (r >= 0)
+			r = ap_buf_append(b, "}", 1);
+	}
+	if (r >= 0 && s->have_drift)
+		r = ap_buf_append(b, "]", 1);
+	return r;
+}
+
+static int json(const struct status *s)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_append(&b, "{", 1);
+
+	if (r >= 0)
+		r = json_head(&b, s);
+	if (r >= 0)
+		r = json_last(&b, s->last);
+	if (r >= 0)
+		r = json_rest(&b, s);
+	if (r >= 0)
+		r = ap_buf_printf(&b, "}\n");
+	if (r >= 0)
+		fputs(b.data, stdout);
+	ap_buf_free(&b);
+	return r;
+}
+
+int ap_cmd_status(const struct ap_opts *o, char **args)
+{
+	struct status s = { .now = ap_now_realtime_usec() };
+	struct ap_ctx c;
+	int code = ap_ctx_open(o, 0, &c);
+
+	if (code != AP_EXIT_OK)
+		return code;
+	s.c = &c;
+	gather(&s);
+	if (o->json)
+		code = json(&s) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	else
+		human(&s);
+	status_done(&s);
+	ap_ctx_done(&c);
+	return code;
+}

@@ -1,0 +1,176 @@
+/* Drift (see drift.h). The expected files of a commit are computed once per applied commit
+ * from the mirror (a plan from the empty tree, files only) and stored; a check then costs one
+ * read and one hash per managed file.
+ *
+ * Deliberately not here: putting files back (a revert is an apply, engine.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drift.h"
+#include "install.h"
+#include "log.h"
+#include "plan.h"
+#include "util.h"
+
+void ap_drift_clear(struct ap_drift *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].path);
+		free(d->v[i].repo_path);
+	}
+	free(d->v);
+	*d = (struct ap_drift){ 0 };
+}
+
+static int dup_or_null(const char *s, char **ret)
+{
+	*ret = s ? strdup(s) : NULL;
+	return !s || *ret ? 0 : -ENOMEM;
+}
+
+static int expected_of_plan(const struct ap_plan *p, struct ap_expected_set *ret)
+{
+	int r = 0;
+
+	ret->v = calloc(p->n_files ? p->n_files : 1, sizeof(*ret->v));
+	if (!ret->v)
+		return -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
+		const struct ap_file_op *f = &p->files[i];
+		struct ap_expected *e = &ret->v[ret->n];
+
+		if (!f->install)
+			continue;
+		ret->n++;
+		*e = (struct ap_expected){ .root_len = f->root_len, .mode = f->mode };
+		snprintf(e->oid, sizeof(e->oid), "%s", f->change_ref->new_oid);
+		r = dup_or_null(f->dest, &e->path);
+		if (r >= 0)
+			r = dup_or_null(f->path, &e->repo_path);
+		if (r >= 0)
+			r = dup_or_null(f->owner, &e->owner);
+		if (r >= 0)
+			r = dup_or_null(f->group, &e->group);
+	}
+	return r;
+}
+
+/* Every file the configuration maps at commit: a plan from the empty tree. Blob contents
+ * are not read: the tree entries carry the ids. */
+static int compute_expected(struct ap_ctx *c, const char *commit, struct ap_expected_set *ret)
+{
+	_cleanup_strv_free_ char **prefixes = NULL;
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+	char *error = NULL;
+	int r = ap_ctx_repo(c) ? ap_plan_prefixes(c->cfg, &prefixes) : -EIO;
+
+	if (r >= 0)
+		r = ap_repo_diff_paths(c->repo, NULL, commit, prefixes, &ch);
+	if (r >= 0)
+		r = ap_plan_build(c->cfg, &ch, NULL, "", commit, &p, &error);
+	if (r >= 0)
+		r = expected_of_plan(p, ret);
+	if (r >= 0)
+		snprintf(ret->commit, sizeof(ret->commit), "%s", commit);
+	free(error);
+	if (p)
+		ap_plan_free(p);
+	ap_changes_free(&ch);
+	if (r < 0)
+		ap_expected_set_clear(ret);
+	return r;
+}
+
+int ap_drift_expected(struct ap_ctx *c, const char *commit, struct ap_expected_set *ret)
+{
+	int r = ap_state_read_expected(c->st, ret);
+
+	if (r >= 0 && strcmp(ret->commit, commit) == 0)
+		return 0;
+	if (r >= 0)
+		ap_expected_set_clear(ret);
+	r = compute_expected(c, commit, ret);
+	/* Storing is an optimisation: a read-only state dir still gets its answer. */
+	if (r >= 0)
+		(void)ap_state_write_expected(c->st, ret);
+	return r;
+}
+
+static void add_what(char *what, size_t size, const char *w)
+{
+	size_t n = strlen(what);
+
+	snprintf(what + n, size - n, "%s%s", n ? "," : "", w);
+}
+
+/* What differs between e and the host file, into what ("" when nothing). */
+static int compare(const struct ap_expected *e, char *what, size_t size)
+{
+	struct ap_host_file hf = { 0 };
+	char oid[AP_OID_HEXSZ + 1];
+	uid_t uid;
+	gid_t gid;
+	int r = ap_install_read_host(e->path, e->root_len, true, &hf);
+
+	*what = '\0';
+	if (r == -ELOOP || r == -EISDIR || r == -EINVAL) {
+		add_what(what, size, "not a file");
+		return 0;
+	}
+	if (r >= 0 && !hf.present)
+		add_what(what, size, "missing");
+	if (r >= 0 && hf.present)
+		r = ap_repo_blob_id(hf.data ? hf.data : "", hf.len, oid);
+	if (r >= 0 && hf.present)
+		r = ap_install_owner_ids(e->owner, e->group, &uid, &gid);
+	if (r >= 0 && hf.present) {
+		if (strcmp(oid, e->oid) != 0)
+			add_what(what, size, "bytes");
+		if (hf.mode != e->mode)
+			add_what(what, size, "mode");
+		if (hf.uid != (uid == (uid_t)-1 ? geteuid() : uid))
+			add_what(what, size, "owner");
+		if (hf.gid != (gid == (gid_t)-1 ? getegid() : gid))
+			add_what(what, size, "group");
+	}
+	ap_host_file_clear(&hf);
+	return r;
+}
+
+int ap_drift_check(struct ap_ctx *c, const char *commit, struct ap_drift *ret)
+{
+	struct ap_expected_set set = { 0 };
+	struct ap_drift d = { 0 };
+	int r = ap_drift_expected(c, commit, &set);
+
+	snprintf(d.commit, sizeof(d.commit), "%s", commit);
+	for (size_t i = 0; r >= 0 && i < set.n; i++) {
+		char what[48];
+		struct ap_drift_item *w;
+
+		r = compare(&set.v[i], what, sizeof(what));
+		if (r < 0 || !*what)
+			continue;
+		w = realloc(d.v, (d.n + 1) * sizeof(*w));
+		if (!w) {
+			r = -ENOMEM;
+			break;
+		}
+		d.v = w;
+		w[d.n] = (struct ap_drift_item){ .path = strdup(set.v[i].path),
+						 .repo_path = strdup(set.v[i].repo_path) };
+		snprintf(w[d.n].what, sizeof(w[d.n].what), "%s", what);
+		if (!w[d.n++].path || !w[d.n - 1].repo_path)
+			r = -ENOMEM;
+	}
+	ap_expected_set_clear(&set);
+	if (r < 0) {
+		ap_drift_clear(&d);
+		return r;
+	}
+	*ret = d;
+	return 0;
+}
