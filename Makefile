@@ -5,6 +5,7 @@ MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/autopull
 UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
+GENERATORDIR ?= /lib/systemd/system-generators
 SYSCONFDIR ?= /etc
 
 CC      ?= cc
@@ -21,7 +22,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR
 # Only the targets that run tests or the demo install packages (scripts/deps.sh: apt-get as
 # root on Debian, else it prints the missing packages). Plain `make` and `make install` only
 # ask pkg-config, so other distributions build with their own packages.
-DEPS_GOALS := deps check demo bench integration unit-tests asan-tests fuzz fuzz-smoke check-long
+DEPS_GOALS := deps check demo bench integration system-tests unit-tests asan-tests fuzz fuzz-smoke \
+              check-long
 ifneq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
@@ -83,6 +85,7 @@ test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 test-http_MODS    := http
 test-push_MODS    := push http state fsutil journal unitfile events
+test-sandbox_MODS := sandbox config
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
@@ -105,7 +108,12 @@ lint:
 integration: autopull build/autopull-asan $(LIVE_TESTS:%=build/tests/%) $(LIVE_TESTS:%=build/tests-asan/%)
 	bash tests/integration/run.sh
 
-check: lint unit-tests asan-tests integration
+# A real systemd system manager: Debian 12 booted with systemd-nspawn, the build installed
+# into it (tests/system/run.sh; as root; the rootfs is built once and cached).
+system-tests: autopull
+	bash tests/system/run.sh
+
+check: lint unit-tests asan-tests integration system-tests
 
 # Installs the build and test dependencies (see DEPS_GOALS above); a no-op when present.
 deps:
@@ -125,6 +133,9 @@ install: autopull
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 	for u in units/user/*; do install -d $(DESTDIR)$(USERUNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
+	# the generator is the same binary, run by PID 1 under this name (see autopull(8))
+	install -d $(DESTDIR)$(GENERATORDIR)
+	ln -sf $(BINDIR)/autopull $(DESTDIR)$(GENERATORDIR)/autopull-generator
 	install -Dm0644 config/autopull.yaml $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
 	# the Grafana dashboard and the VMAlert/Prometheus rules for the metrics
 	install -d $(DESTDIR)$(DATADIR)
@@ -133,5 +144,5 @@ install: autopull
 clean:
 	rm -rf build autopull
 
-.PHONY: all deps check unit-tests asan-tests integration lint demo bench install clean
+.PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench install clean
 -include $(wildcard build/obj/*.d build/asan/*.d)

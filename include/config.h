@@ -16,6 +16,7 @@ struct ap_file_rule {
 	bool has_mode;
 	mode_t mode;
 	char *owner, *group; /* NULL when not set */
+	bool allow_setid; /* allow_setid: true; without it a setuid/setgid mode is refused */
 	char **validate; /* argv template, NULL-terminated, or NULL */
 	char **reload;   /* units, NULL-terminated, or NULL */
 	char **restart;

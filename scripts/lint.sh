@@ -17,9 +17,9 @@ check_only systemd/ src/bus.c
 check_only curl/ src/http.c
 check_only mbedtls/ src/digest.c
 # layer 1 modules never include each other's headers (only model/util/log/fsutil/spawn)
-for m in config repo plan install bus heartbeat state journal http trust; do
+for m in config repo plan install bus heartbeat state journal http trust events sandbox; do
 	[ -f src/$m.c ] || continue
-	for o in config repo plan install bus heartbeat state journal http trust engine; do
+	for o in config repo plan install bus heartbeat state journal http trust events sandbox engine; do
 		[ "$o" = "$m" ] && continue
 		case "$m:$o" in plan:config|install:config|bus:config|heartbeat:config|state:journal|trust:config) continue;; esac
 		if grep -q "#include \"$o.h\"" src/$m.c; then

@@ -1,6 +1,7 @@
 /* autopull check-config: the configuration parses (config.c did that, with FILE:LINE:COL),
  * and what it names exists: every validator can be run, and every directory autopull writes
- * to can be written by the user it runs as. Nothing is created or changed. */
+ * to can be written by the user it runs as, and by the shipped system units in their sandbox
+ * (generator.c). Nothing is created or changed. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "cmd.h"
 #include "exitcode.h"
+#include "generator.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
@@ -79,6 +81,11 @@ static void check_rules(struct check *k, const struct ap_config *cfg)
 	}
 }
 
+static void sandbox_problem(void *userdata, const char *msg)
+{
+	problem(userdata, "%s", msg);
+}
+
 int ap_cmd_check_config(const struct ap_opts *o, char **args)
 {
 	struct check k = { .json = o->json };
@@ -90,6 +97,7 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 	check_rules(&k, c.cfg);
 	check_writable(&k, c.cfg->unit_dir, "unit directory");
 	check_writable(&k, c.cfg->state_dir, "state directory");
+	(void)ap_generator_check(c.cfg, sandbox_problem, &k); /* counted in k.n */
 	if (o->json) {
 		struct ap_buf b = { 0 };
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -640,12 +641,18 @@ static int p_trust(struct ctx *c, yaml_node_t *n, const struct field *f, void *b
 	return 0;
 }
 
-/* dest must name a directory exactly when src does, or files would land at odd places. */
+/* dest must name a directory exactly when src does, or files would land at odd places. A
+ * setuid/setgid mode must be asked for twice: a typo in a mode must not make a root shell,
+ * and the shipped service refuses such modes (RestrictSUIDSGID=) unless the rule says so. */
 static int rule_check(struct ctx *c, yaml_node_t *m, const struct ap_file_rule *rule)
 {
 	if (ap_endswith(rule->src, "/") != ap_endswith(rule->dest, "/"))
 		return fail(c, m, "file rule '%.64s': src and dest must both end in '/' (a "
 			    "directory rule) or neither", rule->src);
+	if (rule->has_mode && (rule->mode & (S_ISUID | S_ISGID)) && !rule->allow_setid)
+		return fail(c, m, "file rule '%.64s': mode %04o sets the setuid/setgid bit; add "
+			    "'allow_setid: true' to the rule if that is meant", rule->src,
+			    (unsigned)rule->mode);
 	return 0;
 }
 
@@ -745,6 +752,8 @@ static const struct field rule_fields[] = {
 	  .offset = offsetof(struct ap_file_rule, mode) },
 	STR("owner", struct ap_file_rule, owner, 0, NULL, NULL),
 	STR("group", struct ap_file_rule, group, 0, NULL, NULL),
+	{ .key = "allow_setid", .type = YAML_SCALAR_NODE, .parse = p_bool,
+	  .offset = offsetof(struct ap_file_rule, allow_setid) },
 	SEQ("validate", struct ap_file_rule, validate, p_seq, F_NONEMPTY, NULL, NULL),
 	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_glob_ok,
 	    "is not a unit name or glob"),

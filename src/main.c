@@ -11,6 +11,7 @@
 
 #include "cmd.h"
 #include "exitcode.h"
+#include "generator.h"
 #include "log.h"
 
 #define AP_VERSION "0.1.0"
@@ -182,6 +183,8 @@ int main(int argc, char **argv)
 	int code;
 
 	ap_log_init();
+	if (argc > 0 && ap_generator_invoked_as(argv[0]))
+		return ap_generator_main(argc, argv);
 	code = parse_args(argc, argv, &o);
 	if (code >= 0)
 		return code;

@@ -393,12 +393,15 @@ static void test_modes(void **state)
 		mode_t mode;
 	} rows[] = {
 		{ "0644", 0644 }, { "\"0755\"", 0755 }, { "644", 0644 }, { "'600'", 0600 },
-		{ "4755", 04755 }, { "7777", 07777 }, { "000", 0 },
+		{ "4755", 04755 }, { "7777", 07777 }, { "000", 0 }, { "2750", 02750 },
+		{ "1777", 01777 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
-		char *text = ap_strdupf(REPO "files:\n  - src: a\n    dest: /a\n    mode: %s\n",
-					rows[i].text);
+		/* setuid/setgid modes load only when the rule allows them */
+		char *text = ap_strdupf(REPO "files:\n  - src: a\n    dest: /a\n    mode: %s\n%s",
+					rows[i].text, rows[i].mode & 06000 ?
+					"    allow_setid: true\n" : "");
 		struct ap_config *c;
 
 		assert_non_null(text);
@@ -476,6 +479,16 @@ static struct bad bad_configs[] = {
 	  "'44' is not an octal mode" },
 	{ "mode list", REPO "files:\n  - src: a\n    dest: /a\n    mode: [644]\n", 6, 11,
 	  "mode: expected a string, found a list" },
+	{ "setuid mode", REPO "files:\n  - src: a\n    dest: /a\n    mode: 4755\n", 4, 5,
+	  "file rule 'a': mode 4755 sets the setuid/setgid bit; add 'allow_setid: true'" },
+	{ "setgid mode", REPO "files:\n  - {src: d/, dest: /d/, mode: \"2755\"}\n", 4, 5,
+	  "mode 2755 sets the setuid/setgid bit" },
+	{ "setuid not allowed", REPO "files:\n  - {src: a, dest: /a, mode: 6755, allow_setid: false}\n",
+	  4, 5, "mode 6755 sets the setuid/setgid bit" },
+	{ "allow_setid yes", REPO "files:\n  - {src: a, dest: /a, allow_setid: yes}\n", 4, 37,
+	  "allow_setid: 'yes' is not true or false" },
+	{ "allow_setid list", REPO "files:\n  - {src: a, dest: /a, allow_setid: []}\n", 4, 37,
+	  "allow_setid: expected a string, found a list" },
 	{ "relative dest", REPO "files:\n  - src: a\n    dest: etc/a\n", 5, 11,
 	  "dest: 'etc/a' is not an absolute normalised path" },
 	{ "dotdot dest", REPO "files:\n  - src: a\n    dest: /etc/../a\n", 5, 11,
