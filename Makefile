@@ -71,6 +71,7 @@ test-plan_MODS    := plan unitfile print
 test-fsutil_MODS  := fsutil
 test-spawn_MODS   := spawn
 test-log_MODS     :=
+test-util_MODS    :=
 test-bus_MODS     := bus
 test-state_MODS   := state fsutil
 test-heartbeat_MODS := heartbeat
