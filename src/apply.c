@@ -41,10 +41,14 @@ struct phase {
 	bool per_unit;         /* runs again while one of its unit actions is not done */
 };
 
+/* The apply's points, then the undo's: "undo-<phase>" after each phase is undone (a rollback
+ * undoes every phase up to start), "undo-finish" once the manager runs the old files again. */
 const char *const ap_apply_crash_points[] = {
 	"after-journal", "after-backup", "after-disable", "after-stop", "after-file",
 	"after-files", "after-enable", "after-reload", "after-restart", "after-reload-units",
-	"after-start", "after-settle", "before-record", NULL,
+	"after-start", "after-settle", "before-record",
+	"undo-start", "undo-reload-units", "undo-restart", "undo-reload", "undo-enable",
+	"undo-files", "undo-stop", "undo-disable", "undo-backup", "undo-finish", NULL,
 };
 
 static void crash(const struct exec *x, const char *point)
@@ -360,6 +364,7 @@ int ap_apply_undo(struct ap_journal *j, const struct ap_apply_ops *ops, bool rol
 {
 	struct exec x = { .j = j, .ops = ops };
 	_cleanup_free_ char *settle_why = NULL;
+	char point[32];
 	bool reload = false;
 	int r = 0;
 
@@ -385,8 +390,12 @@ int ap_apply_undo(struct ap_journal *j, const struct ap_apply_ops *ops, bool rol
 		j->done &= ~(UINT32_C(1) << ph->id);
 		if ((r = save(&x)) < 0)
 			return r;
+		snprintf(point, sizeof(point), "undo-%s", ap_phase_to_string(ph->id));
+		crash(&x, point);
 	}
 	r = finish_undo(&x, rollback, reload);
+	if (r >= 0)
+		crash(&x, "undo-finish");
 	if (r < 0 || !rollback) {
 		*ret = AP_APPLY_RESTORED;
 		return r < 0 ? r : end_restore(&x);

@@ -535,10 +535,39 @@ static void test_crash_points(void **state)
 	ops.crash_point = f_crash;
 	assert_int_equal(ap_apply_run(&j, plan_abcd(), &ops, &out), 0);
 	for (size_t i = 0; ap_apply_crash_points[i]; i++)
-		if (strcmp(ap_apply_crash_points[i], "after-file") != 0)
+		if (strcmp(ap_apply_crash_points[i], "after-file") != 0 &&
+		    !ap_startswith(ap_apply_crash_points[i], "undo-"))
 			ap_buf_printf(&want, "%s%s", want.len ? " " : "", ap_apply_crash_points[i]);
 	/* before-record comes inside the record phase, after after-settle */
 	assert_string_equal(crash_log.data, want.data);
+	ap_buf_free(&want);
+	ap_buf_free(&crash_log);
+	ap_journal_clear(&j);
+	fake_done(&f);
+}
+
+/* A rollback passes every "undo-" point of the list, in order, after the apply's own. */
+static void test_crash_points_of_a_rollback(void **state)
+{
+	struct fake f;
+	struct ap_journal j;
+	struct ap_apply_ops ops;
+	enum ap_apply_outcome out;
+	struct ap_buf want = { 0 };
+	const char *undo;
+
+	start(&f, &j, OID_A);
+	f.settle_fails = 1;
+	ops = ops_for(&f);
+	ops.crash_point = f_crash;
+	assert_int_equal(ap_apply_run(&j, plan_abcd(), &ops, &out), 0);
+	assert_int_equal(out, AP_APPLY_ROLLED_BACK);
+	for (size_t i = 0; ap_apply_crash_points[i]; i++)
+		if (ap_startswith(ap_apply_crash_points[i], "undo-"))
+			ap_buf_printf(&want, "%s%s", want.len ? " " : "", ap_apply_crash_points[i]);
+	undo = strstr(crash_log.data, "undo-");
+	assert_non_null(undo);
+	assert_string_equal(undo, want.data);
 	ap_buf_free(&want);
 	ap_buf_free(&crash_log);
 	ap_journal_clear(&j);
@@ -563,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_journal_new_marks_nothing_to_do),
 		cmocka_unit_test(test_resolve_unit),
 		cmocka_unit_test(test_crash_points),
+		cmocka_unit_test(test_crash_points_of_a_rollback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
