@@ -99,6 +99,12 @@ integration: autopull build/autopull-asan $(LIVE_TESTS:%=build/tests/%) $(LIVE_T
 
 check: lint unit-tests asan-tests integration
 
+# Not in CI: kill -9 at random moments during a sequence of applies (t-25 with
+# AP_CRASH_RANDOM kills, each followed by a convergence check).
+check-long: autopull
+	AP_CRASH_RANDOM=$${AP_CRASH_RANDOM:-30} AP_TEST_TIMEOUT=$${AP_TEST_TIMEOUT:-1800} \
+	  bash tests/integration/run.sh t-25-crash
+
 # Installs the build and test dependencies (see DEPS_GOALS above); a no-op when present.
 deps:
 	@:
@@ -122,5 +128,5 @@ install: autopull
 clean:
 	rm -rf build autopull
 
-.PHONY: all deps check unit-tests asan-tests integration lint demo bench install clean
+.PHONY: all deps check check-long unit-tests asan-tests integration lint demo bench install clean
 -include $(wildcard build/obj/*.d build/asan/*.d)
