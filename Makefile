@@ -104,6 +104,7 @@ check: lint unit-tests asan-tests integration
 check-long: autopull
 	AP_CRASH_RANDOM=$${AP_CRASH_RANDOM:-30} AP_TEST_TIMEOUT=$${AP_TEST_TIMEOUT:-1800} \
 	  bash tests/integration/run.sh t-25-crash
+.PHONY: check-long
 
 # Installs the build and test dependencies (see DEPS_GOALS above); a no-op when present.
 deps:
@@ -128,5 +129,5 @@ install: autopull
 clean:
 	rm -rf build autopull
 
-.PHONY: all deps check check-long unit-tests asan-tests integration lint demo bench install clean
+.PHONY: all deps check unit-tests asan-tests integration lint demo bench install clean
 -include $(wildcard build/obj/*.d build/asan/*.d)
