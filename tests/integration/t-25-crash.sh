@@ -8,6 +8,9 @@
 #                  after-file:N the plan reaches; then one more run.
 #   superseding    the same kills at a few points, with a newer commit pushed before the next
 #                  run: it must land on the newer commit without losing an owed action.
+#   restore        a write that fails half-way (a chown the user scope may not do) puts the
+#                  files back; a kill at every undo point a restore passes; the next run
+#                  finishes the restore and applies afresh.
 #   rollback       a commit that makes a unit crash-loop is rolled back; a kill at every point
 #                  the undo passes; the next run finishes the rollback.
 #
@@ -50,8 +53,10 @@ csvc() {
 	} | fx_write "systemd/$1"
 }
 
+# crash_config SETTLE FILE [OWNER]: OWNER on the own/ rule makes its write fail half-way in
+# the user scope (chown to another user is not permitted), after other files were written.
 crash_config() {
-	local settle=$1 file=$2
+	local settle=$1 file=$2 owner=${3:+    owner: $3}
 	cat <<-EOF | ap_user_write "$file"
 	repo:
 	  url: file://$FX_ORIGIN
@@ -64,6 +69,9 @@ crash_config() {
 	    reload: [rl.service]
 	  - src: env/
 	    dest: $FX_ETC/env/
+	  - src: own/
+	    dest: $FX_ETC/own/
+	$owner
 	guard:
 	  settle: $settle
 	EOF
@@ -71,7 +79,8 @@ crash_config() {
 
 # The commits, made once: V1 the base; V2 the change under test; V3 a newer commit on top of
 # V2 (pushed between a kill and the next run); VB a commit on top of V1 that also breaks
-# mod.service (rolled back). The origin's branch is moved between them with reset --hard.
+# mod.service (rolled back); VR one on top of V1 that also writes own/x.conf (restored when
+# that write fails). The origin's branch is moved between them with reset --hard.
 make_commits() {
 	fx_reset
 	fx_origin file || return 1
@@ -98,6 +107,10 @@ make_commits() {
 	v2_changes
 	csvc mod.service "mod broken" broken
 	VB=$(fx_commit vb-broken) || return 1
+	ap_git "$FX_ORIGIN" reset -q --hard "$V1" || return 1
+	v2_changes
+	printf 'OWN=1\n' | fx_write own/x.conf
+	VR=$(fx_commit vr-own) || return 1
 	ap_git "$FX_ORIGIN" reset -q --hard "$V2"
 }
 
@@ -167,7 +180,7 @@ tree_matches() {
 		case $path in
 		systemd/*) dest=$AP_UNIT_DIR/${path#systemd/} want_mode=644 ;;
 		conf/app.conf) dest=$FX_ETC/conf/app.conf want_mode=644 ;;
-		env/*) dest=$FX_ETC/env/${path#env/} want_mode=644; [ "$mode" = 100755 ] && want_mode=755 ;;
+		env/* | own/*) dest=$FX_ETC/$path want_mode=644; [ "$mode" = 100755 ] && want_mode=755 ;;
 		*) continue ;;
 		esac
 		want[$dest]=1
@@ -299,6 +312,33 @@ kill_rollback() {
 	check "it skips the bad commit" grep -q "skipping ${VB:0:12}" "$AP_TMP/skip-$name.err"
 }
 
+# kill_restore POINT: V1 applied, VR at the tip, own/x.conf cannot be written: the files
+# are put back; killed at POINT while doing so (a point of a phase after files is not passed:
+# the restore then just ends, exit 1). The next run, with the write made possible, finishes
+# the restore and applies VR afresh.
+kill_restore() {
+	local point=$1 name=${1//[^a-z0-9]/-} want=137 what="killed at the point"
+	case $point in undo-enable | undo-reload* | undo-restart | undo-start) want=1 what="not passed" ;; esac
+	ap_case "kill at $point during a restore"
+	crash_config "$CRASH_SETTLE" "$AP_CFG" root
+	reset_host "$VR" || return
+	crash_run "crash-$name" "$point"
+	ap_expect_rc "$AP_CASE: the write fails, $what" "$want" "crash-$name" || return
+	check "applied still V1" [ "$(applied)" = "$V1" ]
+	if [ "$want" = 137 ]; then
+		check "the journal says the files may differ" grep -q "^mode apply" "$AP_STATE_DIR/journal"
+	else
+		check "it says the files were put back" grep -q "its files were put back" "$AP_TMP/crash-$name.err"
+		check "files = repository at V1" tree_matches "$V1"
+		props gone.service
+		check "the unit it had stopped runs again" unit_up gone.service
+	fi
+	crash_config "$CRASH_SETTLE" "$AP_CFG"
+	ap_autopull "recover-$name" --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: next run" 0 "recover-$name"
+	converged "$VR" "mod v2"
+}
+
 # ---------------------------------------------------------------------------------------------
 crash_matrix() {
 	local points n p apply_points=() undo_points=()
@@ -328,6 +368,7 @@ crash_matrix() {
 	for p in after-journal after-stop after-file:2 after-files after-reload after-start before-record; do
 		kill_and_converge "$p" supersede
 	done
+	for p in "${undo_points[@]}"; do kill_restore "$p"; done
 	for p in "${undo_points[@]}"; do kill_rollback "$p"; done
 }
 
@@ -367,6 +408,14 @@ random_converged() {
 	check "keep.service untouched" [ "${P[keep.service.InvocationID]}" = "$KEEP_INV" ]
 }
 
+# all_done REV: applied is REV and the journal, if one is left, owes nothing.
+all_done() {
+	local j=$AP_STATE_DIR/journal
+	[ "$(applied)" = "$1" ] || return 1
+	[ -e "$j" ] || return 0
+	grep -q '^done .*settle' "$j" && ! grep -qE '^unit [a-z-]+ (pending|failed) ' "$j"
+}
+
 random_kills() {
 	local want=$1 kills=0 k=1 rev pid t0 dt max_ms=1000 delay rc before
 	ap_case "random kills ($want)"
@@ -399,10 +448,10 @@ random_kills() {
 			dt=$(( $(ap_now_ms) - t0 ))
 			echo "   kill $kills after ${dt} ms (commit $k): journal" \
 				"$(sed -n 's/^done/done:/p; s/^mode //p' "$AP_STATE_DIR/journal" 2>/dev/null | tr '\n' ' ')"
-			# applied is never ahead: if it moved, everything is done already.
+			# applied is never ahead: if it moved, everything was done already (the kill may
+			# have come between the record and the journal's removal).
 			if [ "$(applied)" != "$before" ]; then
-				check "kill $kills: applied moved only with the apply finished" \
-					[ "$(applied)" = "$rev" -a ! -e "$AP_STATE_DIR/journal" ]
+				check "kill $kills: applied moved only with every action done" all_done "$rev"
 			fi
 		else
 			check "commit $k: an apply that was not killed succeeded" [ "$rc" = 0 ]
