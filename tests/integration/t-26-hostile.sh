@@ -12,8 +12,9 @@
 #   host         symlinks at every level below a configured root (the root itself may be
 #                one), a directory or a fifo as the destination, a file in the way of a
 #                directory, no space (tmpfs) for the files or for the backup, a read-only
-#                destination (root-owned 0555, read-only bind mount), existing files autopull
-#                did not install, with and without takeover
+#                destination (root-owned 0555, read-only bind mount), a write that fails
+#                half-way (restored), existing files autopull did not install, with and
+#                without takeover
 #   state        corrupt applied, journal, owned, heartbeat; a tripped guard; a locked-out
 #                state directory
 #   validators   one that hangs, one that daemonizes, one that closes its output and hangs
@@ -81,6 +82,9 @@ hconfig() {
 		    dest: $RO_DIR/
 		  - src: rob/
 		    dest: $MNT/robind/
+		  - src: own/
+		    dest: $FX_ETC/own/
+		    owner: root
 		guard:
 		  settle: 0s
 		EOF
@@ -395,6 +399,23 @@ t_host_readonly() {
 	refused h-ro-mount 1 "cannot write to '$MNT/robind'" "Read-only file system"
 }
 
+# A write that fails half-way: in the user scope, owner: root cannot be given (EPERM), after
+# the Caddyfile was written and worker.service stopped for its removal.
+t_restore() {
+	hstart "host: a write fails half-way (owner: root in the user scope): restored" || return
+	ap_as_user mkdir -p "$FX_ETC/own"
+	chmod 0600 "$FX_ETC/env/app.env"     # an operator's mode must come back too
+	fx_caddyfile v2
+	fx_envfile v2
+	fx_rm systemd/worker.service
+	printf 'X=1\n' | fx_write own/x.conf
+	hcommit half
+	refused h-half 1 "failed to install 'own/x.conf' to '$FX_ETC/own/x.conf': Operation not permitted" \
+		"its files were put back; the applied commit stays ${V1:0:12}"
+	check "the unit it stopped runs again" [ "$(ap_unit_prop worker.service ActiveState)" = active ]
+	check "no journal left" [ ! -e "$AP_STATE_DIR/journal" ]
+}
+
 t_takeover() {
 	local orig
 	hstart "host: an existing file autopull did not install, no takeover" || return
@@ -618,6 +639,7 @@ t_host_links
 t_host_types
 t_host_space
 t_host_readonly
+t_restore
 t_takeover
 t_state
 t_validators
