@@ -420,7 +420,7 @@ random_kills() {
 	local want=$1 kills=0 k=1 rev pid t0 dt max_ms=1000 delay rc before
 	ap_case "random kills ($want)"
 	make_commits || { ap_fail "fixture commits"; return; }
-	crash_config 300ms "$AP_CFG"
+	crash_config 100ms "$AP_CFG"   # a short window: the kills spread over every phase
 	reset_host "$V1" || return
 	KEEP_INV=$BEFORE_KEEP
 	while [ "$kills" -lt "$want" ] && [ "$k" -le $((want * 3)) ]; do
