@@ -372,8 +372,9 @@ t_host_space() {
 	mount_tmpfs "$MNT/dest" 64k || { ap_fail "$AP_CASE: mount tmpfs"; return; }
 	head -c 200000 /dev/urandom | fx_write big/sub/blob.bin
 	hcommit big
-	refused h-enospc-dest 1 "no room to install the files into '$MNT/dest/sub" "needs"
+	refused h-enospc-dest 1 "no room to install the files into '$MNT/dest'" "needs"
 	check "no temp file left on it" [ -z "$(find "$MNT/dest" -name '.#*')" ]
+	check "no directory left on it" [ ! -e "$MNT/dest/sub" ]
 
 	H_TOP="state_dir: $MNT/state" H_SETUP="mount_tmpfs $MNT/state 1m" \
 		hstart "host: no space for the backup in the state dir" || return
@@ -399,19 +400,28 @@ t_host_readonly() {
 	refused h-ro-mount 1 "cannot write to '$MNT/robind'" "Read-only file system"
 }
 
-# A write that fails half-way: in the user scope, owner: root cannot be given (EPERM), after
-# the Caddyfile was written and worker.service stopped for its removal.
+# owner: root cannot be given in the user scope: found before any change, not half-way.
+# A write that does fail half-way (an immutable drop-in, after the Caddyfile and the env file
+# were written and worker.service stopped for its removal) puts everything back.
 t_restore() {
-	hstart "host: a write fails half-way (owner: root in the user scope): restored" || return
+	hstart "host: owner: root in the user scope is refused before any change" || return
 	ap_as_user mkdir -p "$FX_ETC/own"
+	fx_caddyfile v2
+	printf 'X=1\n' | fx_write own/x.conf
+	hcommit owner
+	refused h-owner 4 "'own/x.conf' cannot be given to owner 'root': only root can"
+
+	hstart "host: a write fails half-way (an immutable drop-in): restored" || return
 	chmod 0600 "$FX_ETC/env/app.env"     # an operator's mode must come back too
 	fx_caddyfile v2
 	fx_envfile v2
+	fx_dropin web.service 10-env.conf v2
 	fx_rm systemd/worker.service
-	printf 'X=1\n' | fx_write own/x.conf
 	hcommit half
-	refused h-half 1 "failed to install 'own/x.conf' to '$FX_ETC/own/x.conf': Operation not permitted" \
+	chattr +i "$AP_UNIT_DIR/web.service.d/10-env.conf"
+	refused h-half 1 "failed to install 'systemd/web.service.d/10-env.conf' to '$AP_UNIT_DIR/web.service.d/10-env.conf': Operation not permitted" \
 		"its files were put back; the applied commit stays ${V1:0:12}"
+	chattr -i "$AP_UNIT_DIR/web.service.d/10-env.conf"
 	check "the unit it stopped runs again" [ "$(ap_unit_prop worker.service ActiveState)" = active ]
 	check "no journal left" [ ! -e "$AP_STATE_DIR/journal" ]
 }
