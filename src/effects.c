@@ -12,6 +12,7 @@
 
 #include "effects.h"
 #include "log.h"
+#include "sdexit.h"
 #include "util.h"
 #include "watch.h"
 
@@ -266,6 +267,20 @@ static int reset_failed(void *u, char *const *units)
 	return ap_bus_reset_failed(e->bus, units);
 }
 
+/* A job result says "failed"; the unit says why (Result=timeout, exit status 216/GROUP). */
+static void explain_failed_job(struct ap_effects *e, const struct ap_job *j)
+{
+	struct ap_unit_props p = { 0 };
+	char status[48];
+
+	if (ap_bus_get_unit_props(e->bus, j->unit, &p) < 0)
+		return;
+	ap_log_error(j->error, "unit '%s': ActiveState=%s SubState=%s Result=%s ExecMainStatus=%s",
+		     j->unit, p.active_state, p.sub_state, p.result ? p.result : "-",
+		     ap_exit_status_format(p.exec_main_status, status, sizeof(status)));
+	ap_unit_props_clear(&p);
+}
+
 static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 {
 	struct ap_effects *e = u;
@@ -274,6 +289,8 @@ static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *res = jobs[i].error ? jobs[i].result : "done";
 
+		if (jobs[i].error)
+			explain_failed_job(e, &jobs[i]);
 		if (e->quiet_jobs)
 			ap_log_info("%s %s: %s", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit, res);
 		else

@@ -280,6 +280,9 @@ static int make_plan(struct run *r, const char *from, const char *to)
 		ap_log_error(k, "%s", error);
 		return AP_EXIT_INVALID;
 	}
+	/* No manager to ask (a user without a session yet, a system still booting): later. */
+	if (k == -ENOTCONN)
+		return AP_EXIT_TEMPFAIL;
 	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
