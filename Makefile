@@ -119,6 +119,7 @@ fuzz-config_MODS    := config
 fuzz-path_MODS      := plan unitfile config
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
+fuzz-state_MODS     := state journal events unitfile fsutil
 
 build/fuzz/obj/%.o: src/%.c | build/fuzz/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
