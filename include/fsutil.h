@@ -25,8 +25,10 @@ int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len
 		       uid_t uid, gid_t gid);
 
 /* The same, with flags: AP_FS_NO_DIRSYNC leaves the directory fsync to the caller, who
- * installs many files into one directory and syncs it once (ap_fs_sync_dir). */
-enum { AP_FS_NO_DIRSYNC = 1 << 0 };
+ * installs many files into one directory and syncs it once (ap_fs_sync_dir), or to a later
+ * write, for a report whose last version may be lost in a power cut but never torn.
+ * AP_FS_NO_SYNC: no fsync at all, for a scratch file no crash can find (a staging dir). */
+enum { AP_FS_NO_DIRSYNC = 1 << 0, AP_FS_NO_SYNC = 1 << 1 };
 int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size_t len,
 			     mode_t mode, uid_t uid, gid_t gid, unsigned flags);
 int ap_fs_sync_dir(int dirfd);

@@ -38,7 +38,9 @@ struct phase {
 	int (*undo)(struct exec *x);
 	enum ap_phase undo_if; /* the done bit that calls for the undo */
 	enum phase_failure on_failure;
-	bool per_unit;         /* runs again while one of its unit actions is not done */
+	/* A job phase runs again while one of its unit actions (of these kinds) is not done;
+	 * AP_ACTION_NONE for the others. */
+	enum ap_unit_action_kind unit_a, unit_b;
 };
 
 /* The apply's points, then the undo's: "undo-<phase>" after each phase is undone (a rollback
@@ -64,6 +66,14 @@ static int save(struct exec *x)
 }
 
 /* --- selecting units ---------------------------------------------------------------- */
+
+static bool has_action(const struct ap_journal *j, enum ap_unit_action_kind a)
+{
+	for (size_t i = 0; a != AP_ACTION_NONE && i < j->n_units; i++)
+		if (j->units[i].action == a && j->units[i].state != AP_STEP_DONE)
+			return true;
+	return false;
+}
 
 enum { PICK_NOT_DONE = 1 << 0, PICK_DONE = 1 << 1, PICK_NEW = 1 << 2 };
 
@@ -269,19 +279,25 @@ static int run_record(struct exec *x)
 /* In the order an apply runs them; an undo walks it backwards. The file phases restore on
  * failure; the file undo is called for as soon as the backup exists, since a write that
  * failed half-way is not "done". */
+#define NO_UNITS AP_ACTION_NONE, AP_ACTION_NONE
 static const struct phase phases[] = {
-	{ AP_PHASE_BACKUP, run_backup, NULL, AP_PHASE_BACKUP, FAIL_RESTORE, false },
-	{ AP_PHASE_DISABLE, run_disable, undo_disable, AP_PHASE_DISABLE, FAIL_RESTORE, false },
-	{ AP_PHASE_STOP, run_stop, NULL, AP_PHASE_STOP, FAIL_RESTORE, true },
-	{ AP_PHASE_FILES, run_files, undo_files, AP_PHASE_BACKUP, FAIL_RESTORE, false },
-	{ AP_PHASE_ENABLE, run_enable, undo_enable, AP_PHASE_ENABLE, FAIL_KEEP, false },
-	{ AP_PHASE_RELOAD, run_reload, NULL, AP_PHASE_RELOAD, FAIL_KEEP, false },
-	{ AP_PHASE_RESTART, run_restart, NULL, AP_PHASE_RESTART, FAIL_KEEP, true },
-	{ AP_PHASE_RELOAD_UNITS, run_reload_units, NULL, AP_PHASE_RELOAD_UNITS, FAIL_KEEP, true },
-	{ AP_PHASE_START, run_start, undo_start, AP_PHASE_START, FAIL_KEEP, true },
-	{ AP_PHASE_SETTLE, run_settle, NULL, AP_PHASE_SETTLE, FAIL_ROLLBACK, false },
-	{ AP_PHASE_RECORD, run_record, NULL, AP_PHASE_RECORD, FAIL_KEEP, false },
+	{ AP_PHASE_BACKUP, run_backup, NULL, AP_PHASE_BACKUP, FAIL_RESTORE, NO_UNITS },
+	{ AP_PHASE_DISABLE, run_disable, undo_disable, AP_PHASE_DISABLE, FAIL_RESTORE, NO_UNITS },
+	{ AP_PHASE_STOP, run_stop, NULL, AP_PHASE_STOP, FAIL_RESTORE,
+	  AP_ACTION_DISABLE_STOP, AP_ACTION_STOP },
+	{ AP_PHASE_FILES, run_files, undo_files, AP_PHASE_BACKUP, FAIL_RESTORE, NO_UNITS },
+	{ AP_PHASE_ENABLE, run_enable, undo_enable, AP_PHASE_ENABLE, FAIL_KEEP, NO_UNITS },
+	{ AP_PHASE_RELOAD, run_reload, NULL, AP_PHASE_RELOAD, FAIL_KEEP, NO_UNITS },
+	{ AP_PHASE_RESTART, run_restart, NULL, AP_PHASE_RESTART, FAIL_KEEP,
+	  AP_ACTION_RESTART, AP_ACTION_RESTART },
+	{ AP_PHASE_RELOAD_UNITS, run_reload_units, NULL, AP_PHASE_RELOAD_UNITS, FAIL_KEEP,
+	  AP_ACTION_RELOAD, AP_ACTION_RELOAD },
+	{ AP_PHASE_START, run_start, undo_start, AP_PHASE_START, FAIL_KEEP,
+	  AP_ACTION_ENABLE_START, AP_ACTION_START },
+	{ AP_PHASE_SETTLE, run_settle, NULL, AP_PHASE_SETTLE, FAIL_ROLLBACK, NO_UNITS },
+	{ AP_PHASE_RECORD, run_record, NULL, AP_PHASE_RECORD, FAIL_KEEP, NO_UNITS },
 };
+#undef NO_UNITS
 _Static_assert(ELEMENTSOF(phases) == AP_PHASE_MAX, "every phase has a row");
 
 /* --- undo ------------------------------------------------------------------------------ */
@@ -469,7 +485,8 @@ int ap_apply_run(struct ap_journal *j, const struct ap_plan *p, const struct ap_
 		const struct phase *ph = &phases[i];
 
 		/* A job phase retries the unit actions that failed in an earlier run. */
-		if (ap_journal_is_done(j, ph->id) && !ph->per_unit)
+		if (ap_journal_is_done(j, ph->id) && !has_action(j, ph->unit_a) &&
+		    !has_action(j, ph->unit_b))
 			continue;
 		/* A unit that failed its job is not watched or recorded: it stays owed. */
 		if (ph->id == AP_PHASE_SETTLE && (x.units_failed || !ap_journal_units_finished(j))) {
@@ -492,14 +509,6 @@ int ap_apply_run(struct ap_journal *j, const struct ap_plan *p, const struct ap_
 }
 
 /* --- building a journal -------------------------------------------------------------------- */
-
-static bool has_action(const struct ap_journal *j, enum ap_unit_action_kind a)
-{
-	for (size_t i = 0; i < j->n_units; i++)
-		if (j->units[i].action == a && j->units[i].state != AP_STEP_DONE)
-			return true;
-	return false;
-}
 
 int ap_apply_journal_new(const struct ap_plan *p, const char *base, const struct ap_journal *owed,
 			 struct ap_journal *ret)
@@ -536,6 +545,13 @@ int ap_apply_journal_new(const struct ap_plan *p, const char *base, const struct
 		ap_journal_set_done(&j, AP_PHASE_ENABLE);
 	if (!reload && ap_journal_is_done(&j, AP_PHASE_ENABLE) && ap_journal_is_done(&j, AP_PHASE_DISABLE))
 		ap_journal_set_done(&j, AP_PHASE_RELOAD);
+	/* A job phase with no job: one journal write (and its fsyncs) less. */
+	if (!has_action(&j, AP_ACTION_RESTART))
+		ap_journal_set_done(&j, AP_PHASE_RESTART);
+	if (!has_action(&j, AP_ACTION_RELOAD))
+		ap_journal_set_done(&j, AP_PHASE_RELOAD_UNITS);
+	if (!has_action(&j, AP_ACTION_ENABLE_START) && !has_action(&j, AP_ACTION_START))
+		ap_journal_set_done(&j, AP_PHASE_START);
 	*ret = j;
 	return 0;
 }

@@ -349,13 +349,13 @@ static int write_all(int fd, const void *data, size_t len)
 
 /* fchown before fchmod: changing the owner clears S_ISUID/S_ISGID (for root too, since
  * Linux 2.2.13), so the other order would lose a setuid bit the repo asked for. */
-static int finish_temp(int fd, mode_t mode, uid_t uid, gid_t gid)
+static int finish_temp(int fd, mode_t mode, uid_t uid, gid_t gid, bool sync)
 {
 	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
 		return -errno;
 	if (fchmod(fd, mode & 07777) < 0)
 		return -errno;
-	if (fsync(fd) < 0)
+	if (sync && fsync(fd) < 0)
 		return -errno;
 	return 0;
 }
@@ -395,7 +395,7 @@ int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size
 		return fd;
 	r = write_all(fd, data, len);
 	if (r >= 0)
-		r = finish_temp(fd, mode, uid, gid);
+		r = finish_temp(fd, mode, uid, gid, !(flags & AP_FS_NO_SYNC));
 	/* close() can be the first to report a write error (NFS, quotas). */
 	if (close(fd) < 0 && r >= 0)
 		r = -errno;
@@ -407,7 +407,7 @@ int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size
 	}
 	/* The new content is in place; a failed directory fsync only means it may not survive
 	 * a crash, which the caller must still hear about. */
-	return flags & AP_FS_NO_DIRSYNC ? 0 : ap_fs_sync_dir(dirfd);
+	return flags & (AP_FS_NO_DIRSYNC | AP_FS_NO_SYNC) ? 0 : ap_fs_sync_dir(dirfd);
 }
 
 /* True for ".#<name>.XXXXXX" as create_temp makes it (name truncated to TEMP_NAME_MAX; any

@@ -338,7 +338,9 @@ static int stage_write(struct stage *s, const char *rel, const char *data, size_
 
 	if (dfd < 0)
 		return dfd;
-	r = ap_fs_write_atomic(dfd, base, data, len, 0644, (uid_t)-1, (gid_t)-1);
+	/* The stage is removed before anything is installed: nothing to keep across a crash. */
+	r = ap_fs_write_atomic_flags(dfd, base, data, len, 0644, (uid_t)-1, (gid_t)-1,
+				     AP_FS_NO_SYNC);
 	if (r < 0 || !verify)
 		return r;
 	v = realloc(s->units, (s->n_units + 1) * sizeof(*v));

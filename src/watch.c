@@ -201,7 +201,9 @@ static int write_metrics(struct ap_state *st, const struct ap_config *c,
 	/* Every writer of the metrics holds the history lock: a temp file here is a killed one's. */
 	if (dfd >= 0)
 		(void)ap_fs_remove_stale_temps(dfd, slash + 1);
-	r = dfd < 0 ? dfd : ap_fs_write_atomic(dfd, slash + 1, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1);
+	/* A scrape reads either version whole; a power cut may bring back the one before. */
+	r = dfd < 0 ? dfd : ap_fs_write_atomic_flags(dfd, slash + 1, text, strlen(text), 0644,
+						     (uid_t)-1, (gid_t)-1, AP_FS_NO_DIRSYNC);
 	if (dfd >= 0)
 		close(dfd);
 	*slash = '/';

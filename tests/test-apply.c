@@ -527,6 +527,36 @@ static void test_record_fails(void **state)
 	fake_done(&f);
 }
 
+/* One unit restarted: the job phases without a job are done before they start, so the
+ * journal is written once per phase that acts (it is fsynced twice per write). */
+static void test_idle_phases_write_no_journal(void **state)
+{
+	static struct ap_change ch = { .kind = AP_CHANGE_MODIFY };
+	static struct ap_file_op file = { .change = AP_CHANGE_MODIFY, .install = true,
+					  .path = "systemd/a.service", .dest = "/etc/a.service",
+					  .change_ref = &ch };
+	static struct ap_unit_action units[] = { { .unit = "a.service", .action = AP_ACTION_RESTART } };
+	struct ap_plan p = { .from = OID_A, .to = OID_B, .files = &file, .n_files = 1,
+			     .daemon_reload = true, .units = units, .n_units = 1 };
+	struct fake f = { 0 };
+	struct ap_journal j;
+	struct ap_apply_ops ops = ops_for(&f);
+	enum ap_apply_outcome out;
+
+	assert_int_equal(ap_apply_journal_new(&p, OID_A, NULL, &j), 0);
+	assert_true(ap_journal_is_done(&j, AP_PHASE_RELOAD_UNITS));
+	assert_true(ap_journal_is_done(&j, AP_PHASE_START));
+	assert_false(ap_journal_is_done(&j, AP_PHASE_RESTART));
+	assert_int_equal(ap_apply_run(&j, &p, &ops, &out), 0);
+	assert_int_equal(out, AP_APPLY_OK);
+	assert_string_equal(log_of(&f), "backup install reload try-restart:a.service "
+					"settle:a.service record:a.service clear");
+	/* the start, backup, files, reload, restart and settle phases */
+	assert_int_equal(f.saves, 6);
+	ap_journal_clear(&j);
+	fake_done(&f);
+}
+
 static void test_journal_new_marks_nothing_to_do(void **state)
 {
 	struct ap_plan empty = { .from = OID_A, .to = OID_B };
@@ -634,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_rollback_keeps_owed_actions),
 		cmocka_unit_test(test_journal_write_fails),
 		cmocka_unit_test(test_record_fails),
+		cmocka_unit_test(test_idle_phases_write_no_journal),
 		cmocka_unit_test(test_journal_new_marks_nothing_to_do),
 		cmocka_unit_test(test_resolve_unit),
 		cmocka_unit_test(test_crash_points),
