@@ -1,7 +1,11 @@
 /* Diagnostics go to stderr, one line each, lower case without a full stop. Under systemd
  * (INVOCATION_ID or JOURNAL_STREAM set) lines carry sd-daemon "<N>" priority prefixes.
  * Control characters in a message (from repository strings) are escaped, so one call is
- * always one line of at most about 8 KiB. */
+ * always one line of at most about 8 KiB.
+ *
+ * Entries (ap_log_entry) are what an operator searches the journal for: an apply, a refusal,
+ * a rollback, a pin. They go to the journal natively, with fields, whenever its socket
+ * exists, and to stderr only when it does not. */
 #pragma once
 #include "util.h"
 
@@ -13,6 +17,12 @@ void ap_log_set_max_level(int level);
  * "\n", "\t", "\r", else "\xHH". Stops before an escape that would not fit whole. Returns
  * the length written. 4 * strlen(s) + 1 bytes always suffice. */
 size_t ap_log_escape(const char *s, char *out, size_t size);
+/* One journal entry: message_id is 32 hex digits; fields are "KEY=value" (KEY of [A-Z0-9_],
+ * not starting with '_'; NULL-terminated, may be NULL). Values and the message are escaped
+ * like diagnostics. Sent whatever the log level (it is the record of what was done); on
+ * stderr, like ap_log_full, when the journal is missing or refuses it. */
+void ap_log_entry(int level, const char *message_id, char *const *fields, const char *fmt, ...)
+	_printf_(4, 5);
 /* Logs and returns err (a negative errno) so that callers can `return ap_log_error(r, …)`. */
 int ap_log_full(int level, int err, const char *fmt, ...) _printf_(3, 4);
 #define ap_log_error(err, ...) ap_log_full(AP_LOG_ERR, (err), __VA_ARGS__)

@@ -33,6 +33,7 @@ int ap_cmd_pin(const struct ap_opts *o, char **args)
 int ap_cmd_unpin(const struct ap_opts *o, char **args)
 {
 	struct ap_pin pin = { 0 };
+	struct ap_event ev;
 	struct ap_ctx c;
 	int code = ap_ctx_open(o, 0, &c), k;
 
@@ -53,11 +54,13 @@ int ap_cmd_unpin(const struct ap_opts *o, char **args)
 		code = AP_EXIT_FAILED;
 		goto out;
 	}
-	(void)ap_state_add_event(c.st, &(struct ap_event){ .realtime_usec = ap_now_realtime_usec(),
-							    .kind = AP_EVENT_UNPIN,
-							    .reason = (char *)o->reason });
-	ap_log_notice("unpinned%s%.12s: the next apply deploys the tip of '%s'",
-		      *pin.commit ? " from " : "", pin.commit, c.cfg->branch);
+	ev = (struct ap_event){ .realtime_usec = ap_now_realtime_usec(), .kind = AP_EVENT_UNPIN,
+				.reason = (char *)o->reason };
+	snprintf(ev.from, sizeof(ev.from), "%s", pin.commit);
+	snprintf(ev.trigger, sizeof(ev.trigger), "manual");
+	ap_ctx_event(&c, &ev);
+	printf("unpinned%s%.12s: the next apply deploys the tip of '%s'\n",
+	       *pin.commit ? " from " : "", pin.commit, c.cfg->branch);
 out:
 	ap_pin_clear(&pin);
 	ap_ctx_done(&c);

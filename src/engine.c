@@ -165,7 +165,7 @@ static void note(struct run *r, enum ap_event_kind kind, const char *result, con
 	snprintf(e.to, sizeof(e.to), "%s", to ? to : "");
 	snprintf(e.result, sizeof(e.result), "%s", result);
 	snprintf(e.trigger, sizeof(e.trigger), "%s", trigger());
-	(void)ap_state_add_event(r->c->st, &e);
+	ap_ctx_event(r->c, &e);
 	r->noted = true;
 	counter = ap_strdupf("%s:%s", ap_event_kind_to_string(kind), result);
 	if (counter)
@@ -515,8 +515,9 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 		out = AP_APPLY_FAILED;
 	(void)ap_state_write_last_apply(r->c->st, &(struct ap_last_apply){
 		.realtime_usec = ap_now_realtime_usec(), .ok = out == AP_APPLY_OK });
+	/* Why it failed (the settle's verdict) says more than why it was pinned. */
 	note(r, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
-	     r->pin.commit[0] ? r->pin.reason : NULL, j);
+	     out != AP_APPLY_OK && j->why ? j->why : r->pin.commit[0] ? r->pin.reason : NULL, j);
 	if (r->o->json && r->plan)
 		(void)print_plan_result(r, outcome_name(out), j);
 	switch (out) {
@@ -794,16 +795,18 @@ static int read_state(struct run *r)
 static int prepare(struct run *r)
 {
 	int code = check_guard(r);
-	const char *refusal = code == AP_EXIT_GUARD ? "guard" : NULL;
+	const char *refusal = code == AP_EXIT_GUARD ? "guard" : NULL, *why = NULL;
 
+	if (refusal)
+		why = "a watched unit loops or is stale; 'autopull status' names it";
 	if (code == AP_EXIT_OK && (code = validate(r)) == AP_EXIT_INVALID)
-		refusal = "invalid";
+		refusal = "invalid", why = "a file or unit failed validation (logged above)";
 	if (code == AP_EXIT_OK && (code = check_not_emptying(r)) == AP_EXIT_INVALID)
-		refusal = "emptying";
+		refusal = "emptying", why = "the commit removes every managed file";
 	if (code == AP_EXIT_OK && (code = preflight(r)) != AP_EXIT_OK)
-		refusal = "preflight";
+		refusal = "preflight", why = "a destination cannot be written (logged above)";
 	if (refusal) {
-		note(r, AP_EVENT_REFUSED, refusal, r->plan->to, NULL, NULL);
+		note(r, AP_EVENT_REFUSED, refusal, r->plan->to, why, NULL);
 		if (r->o->json)
 			(void)print_plan_result(r, "refused", NULL);
 	}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "log.h"
 #include "util.h"
 
 #define VALUE_MAX 4096
@@ -245,4 +246,147 @@ int ap_event_units(char *const *units, const enum ap_unit_action_kind *actions, 
 	}
 	*ret = b.data; /* NULL when nothing was appended */
 	return 0;
+}
+
+/* --- the journal entry ------------------------------------------------------------------ */
+
+struct outcome {
+	const char *action, *id;
+	int level;
+};
+
+static struct outcome outcome_of(const struct ap_event *e)
+{
+	bool ok = strcmp(e->result, "ok") == 0;
+
+	switch (e->kind) {
+	case AP_EVENT_APPLY:
+		if (ok)
+			return (struct outcome){ "applied", AP_MSGID_APPLIED, AP_LOG_NOTICE };
+		if (strcmp(e->result, "rolled-back") == 0)
+			return (struct outcome){ "rolled-back", AP_MSGID_ROLLED_BACK, AP_LOG_WARNING };
+		if (strcmp(e->result, "rollback-failed") == 0)
+			return (struct outcome){ "rollback-failed", AP_MSGID_ROLLED_BACK, AP_LOG_ERR };
+		return (struct outcome){ "apply-failed", AP_MSGID_APPLY_FAILED, AP_LOG_ERR };
+	case AP_EVENT_REFUSED:
+		return (struct outcome){ "refused", AP_MSGID_REFUSED, AP_LOG_WARNING };
+	case AP_EVENT_OVERRIDE:
+		return (struct outcome){ "override", AP_MSGID_OVERRIDE, AP_LOG_WARNING };
+	case AP_EVENT_PIN:
+		return (struct outcome){ "pinned", AP_MSGID_PINNED, AP_LOG_NOTICE };
+	case AP_EVENT_UNPIN:
+		return (struct outcome){ "unpinned", AP_MSGID_UNPINNED, AP_LOG_NOTICE };
+	case AP_EVENT_REVERT:
+	default:
+		return ok ? (struct outcome){ "reverted", AP_MSGID_REVERTED, AP_LOG_NOTICE }
+			  : (struct outcome){ "revert-failed", AP_MSGID_REVERTED, AP_LOG_ERR };
+	}
+}
+
+static char *message_of(const struct ap_event *e, const struct outcome *o)
+{
+	const char *why = e->reason ? e->reason : "", *sep = e->reason ? ": " : "";
+	const char *units = e->units ? e->units : "no unit actions";
+
+	switch (e->kind) {
+	case AP_EVENT_APPLY:
+		if (strcmp(o->action, "applied") == 0)
+			return ap_strdupf("applied %.12s (from %.12s) in %" PRIu64 " ms: %s", e->to,
+					  *e->from ? e->from : "nothing", e->duration_ms, units);
+		if (strcmp(o->action, "rolled-back") == 0)
+			return ap_strdupf("rolled back %.12s to %.12s%s%s", e->to, e->from, sep, why);
+		return ap_strdupf("apply of %.12s %s%s%s", e->to,
+				  strcmp(e->result, "rollback-failed") == 0 ? "could not be rolled back"
+				  : strcmp(e->result, "restored") == 0 ? "failed, files put back"
+								      : "failed",
+				  sep, why);
+	case AP_EVENT_REFUSED:
+		return ap_strdupf("refused %.12s (%s)%s%s", e->to, e->result, sep, why);
+	case AP_EVENT_OVERRIDE:
+		return ap_strdupf("%s check overridden for %.12s%s%s", e->result, e->to, sep, why);
+	case AP_EVENT_PIN:
+		return ap_strdupf("pinned at %.12s%s%s", e->to, sep, why);
+	case AP_EVENT_UNPIN:
+		return ap_strdupf("unpinned%s%.12s%s%s", *e->from ? " from " : "", e->from, sep, why);
+	case AP_EVENT_REVERT:
+	default:
+		return ap_strdupf("%s drifted files to %.12s%s%s",
+				  strcmp(o->action, "reverted") == 0 ? "put back" : "failed to put back",
+				  e->to, sep, why);
+	}
+}
+
+static int push_field(char ***v, const char *key, const char *value)
+{
+	_cleanup_free_ char *f = NULL;
+
+	if (!value || !*value)
+		return 0;
+	f = ap_strdupf("%s=%s", key, value);
+	return f ? ap_strv_push(v, f) : -ENOMEM;
+}
+
+/* UNIT= and OBJECT_SYSTEMD_[USER_]UNIT= per unit of "restart=a,b;reload=c", the first few. */
+static int push_units(char ***v, const char *units, bool user)
+{
+	_cleanup_free_ char *copy = units ? strdup(units) : NULL;
+	char *save = NULL, *tok;
+	size_t n = 0;
+	int r = 0;
+
+	if (!units)
+		return 0;
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ";,", &save); r >= 0 && tok && n < AP_EVENT_ENTRY_UNITS_MAX;
+	     tok = strtok_r(NULL, ";,", &save), n++) {
+		const char *eq = strchr(tok, '=');
+		const char *unit = eq ? eq + 1 : tok;
+
+		r = push_field(v, "UNIT", unit);
+		if (r >= 0)
+			r = push_field(v, user ? "OBJECT_SYSTEMD_USER_UNIT" : "OBJECT_SYSTEMD_UNIT", unit);
+	}
+	return r;
+}
+
+int ap_event_entry(const struct ap_event *e, bool user, struct ap_event_entry *ret)
+{
+	struct outcome o = outcome_of(e);
+	struct ap_event_entry x = { .level = o.level, .message_id = o.id, .message = message_of(e, &o) };
+	char ms[24];
+	int r = x.message ? 0 : -ENOMEM;
+
+	snprintf(ms, sizeof(ms), "%" PRIu64, e->duration_ms);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_ACTION", o.action);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_RESULT", e->result);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_COMMIT", e->to);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_FROM", e->from);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_TRIGGER", e->trigger);
+	if (r >= 0 && e->kind != AP_EVENT_PIN && e->kind != AP_EVENT_UNPIN)
+		r = push_field(&x.fields, "AUTOPULL_DURATION_MS", ms);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_UNITS", e->units);
+	if (r >= 0)
+		r = push_field(&x.fields, "AUTOPULL_REASON", e->reason);
+	if (r >= 0)
+		r = push_units(&x.fields, e->units, user);
+	if (r < 0) {
+		ap_event_entry_clear(&x);
+		return r;
+	}
+	*ret = x;
+	return 0;
+}
+
+void ap_event_entry_clear(struct ap_event_entry *x)
+{
+	free(x->message);
+	ap_strv_free(x->fields);
+	*x = (struct ap_event_entry){ 0 };
 }

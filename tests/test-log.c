@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -135,6 +136,28 @@ static void test_escape_buffer(void **state)
 	assert_int_equal(ap_log_escape("x", out, 0), 0);
 }
 
+/* Without a journal socket an entry is a line on stderr, its fields escaped nowhere (they
+ * are for the journal only), its message escaped like any other. */
+static void test_entry_without_journal(void **state)
+{
+	char *fields[] = { "AUTOPULL_COMMIT=abc", "UNIT=a\nb.service", "_BAD=1", "lower=1", NULL };
+	struct stat st;
+	struct capture c;
+	char *got;
+
+	if (stat("/run/systemd/journal/socket", &st) == 0)
+		skip(); /* a journald is here: the entry went to it (tests/system covers that) */
+	start_capture(&c);
+	ap_log_entry(AP_LOG_NOTICE, "a978748bdd5c4aae8e527f2decae3d0c", fields, "applied %s", "x\ny");
+	ap_log_set_max_level(AP_LOG_WARNING);
+	ap_log_entry(AP_LOG_NOTICE, "a978748bdd5c4aae8e527f2decae3d0c", NULL, "quiet");
+	ap_log_entry(AP_LOG_ERR, "3c53a8e61f054cb4a0b141f36449275c", NULL, "failed");
+	ap_log_set_max_level(AP_LOG_INFO);
+	got = read_capture(&c);
+	assert_string_equal(got, "autopull: applied x\\ny\nautopull: failed\n");
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +165,7 @@ int main(void)
 		cmocka_unit_test(test_one_line_bounded),
 		cmocka_unit_test(test_prefix_and_level),
 		cmocka_unit_test(test_escape_buffer),
+		cmocka_unit_test(test_entry_without_journal),
 	};
 
 	ap_log_init();
