@@ -128,6 +128,7 @@ bench: autopull
 install: autopull
 	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
 	install -Dm0644 doc/autopull.8 $(DESTDIR)$(MANDIR)/man8/autopull.8
+	install -Dm0644 doc/autopull.yaml.5 $(DESTDIR)$(MANDIR)/man5/autopull.yaml.5
 	# the units name the binary where this install puts it
 	for u in units/system/*; do install -d $(DESTDIR)$(UNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
