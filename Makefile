@@ -7,6 +7,7 @@ UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
 GENERATORDIR ?= /lib/systemd/system-generators
 SYSCONFDIR ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 CC      ?= cc
 PKGS    := libgit2 libsystemd yaml-0.1
@@ -129,6 +130,7 @@ install: autopull
 	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
 	install -Dm0644 doc/autopull.8 $(DESTDIR)$(MANDIR)/man8/autopull.8
 	install -Dm0644 doc/autopull.yaml.5 $(DESTDIR)$(MANDIR)/man5/autopull.yaml.5
+	install -Dm0644 completion/autopull.bash $(DESTDIR)$(BASHCOMPDIR)/autopull
 	# the units name the binary where this install puts it
 	for u in units/system/*; do install -d $(DESTDIR)$(UNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
