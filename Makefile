@@ -30,7 +30,7 @@ DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
 $(error missing build dependencies, see above)
 endif
-else ifeq ($(filter clean uninstall,$(MAKECMDGOALS)),)
+else ifeq ($(filter clean uninstall deb,$(MAKECMDGOALS)),)
 PKG_MISSING := $(shell for p in $(PKGS) $(DLOPEN_PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 ifneq ($(strip $(PKG_MISSING)),)
 $(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev libcurl4-openssl-dev)
@@ -155,9 +155,14 @@ uninstall:
 	for f in share/autopull/*; do rm -f $(DESTDIR)$(DATADIR)/$${f##*/}; done
 	rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/autopull 2>/dev/null || true
 
+# The Debian package, built by dpkg-buildpackage in a temporary copy of the tree and checked
+# with lintian (scripts/deb.sh); the .deb lands in build/deb/.
+deb:
+	sh scripts/deb.sh build/deb
+
 clean:
 	rm -rf build autopull
 
 .PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench install \
-	uninstall clean
+	uninstall deb clean
 -include $(wildcard build/obj/*.d build/asan/*.d)
