@@ -58,7 +58,7 @@ same_set() {
 ap_case "man pages render"
 for page in "$MAN8" "$MAN5"; do
 	name=${page##*/}
-	MANWIDTH=80 man --warnings=w -l "$page" >"$AP_TMP/$name.txt" 2>"$AP_TMP/$name.warn"
+	LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings=w -l "$page" >"$AP_TMP/$name.txt" 2>"$AP_TMP/$name.warn"
 	check "$name: man -l renders it" [ -s "$AP_TMP/$name.txt" ]
 	check "$name: no warning from man -l --warnings=w ($(head -c 200 "$AP_TMP/$name.warn"))" \
 		[ ! -s "$AP_TMP/$name.warn" ]
