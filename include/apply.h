@@ -45,8 +45,8 @@ enum ap_apply_outcome {
 	AP_APPLY_ROLLBACK_FAILED, /* ...and the rollback did not settle either: guard tripped */
 };
 
-/* Every crash point the executor passes, in order; "after-file" is reached after each file
- * as "after-file:N" (N from 1) as well. */
+/* Every crash point the executor passes, in order: an apply's ("after-file" is reached after
+ * each file as "after-file:N", N from 1, as well), then an undo's ("undo-<phase>"). */
 extern const char *const ap_apply_crash_points[];
 
 /* A new journal for plan p: its unit actions, plus the not yet done ones of an earlier

@@ -8,7 +8,9 @@
  * n2 otherwise (the counter was reset in between and counted afresh). An explicit restart
  * therefore never counts by itself. The first sample of a unit counts its whole NRestarts
  * unless the unit has been active since before the window. Sample times are compared on the monotonic clock within
- * one boot (immune to clock steps) and on the realtime clock across boots. */
+ * one boot (immune to clock steps) and on the realtime clock across boots. A sample dated
+ * after "now" by that clock (the realtime clock stepped back, another boot's clock ahead)
+ * is ignored by ap_hb_judge and dropped by ap_hb_history_prune. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,7 +41,8 @@ int ap_hb_history_append(struct ap_hb_history *h, const struct ap_hb_sample *s);
  * the guard less strict for one window). */
 int ap_hb_history_parse(const char *text, struct ap_hb_history *ret);
 int ap_hb_history_format(const struct ap_hb_history *h, char **ret);
-/* Drops samples older than keep_usec before now (and the oldest beyond max_samples). */
+/* Drops samples dated after now, those older than keep_usec before now, and the oldest
+ * beyond max_samples. */
 void ap_hb_history_prune(struct ap_hb_history *h, const char *boot_id, uint64_t now_mono,
 			 uint64_t now_real, uint64_t keep_usec, size_t max_samples);
 
@@ -50,7 +53,8 @@ struct ap_hb_verdict {
 	char why[160];
 };
 
-/* Verdict for unit from the history (the latest sample of unit is its current state). */
+/* Verdict for unit from the history (its latest sample not dated after now is its current
+ * state). -ENOENT when there is no such sample. */
 int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boot_id,
 		uint64_t now_mono, uint64_t now_real, uint64_t window_usec, unsigned max_restarts,
 		struct ap_hb_verdict *ret);

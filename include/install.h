@@ -69,3 +69,9 @@ int ap_install_put_back(const struct ap_host_file *hf);
 /* The ids of owner and group names ((uid_t)-1 / (gid_t)-1 for NULL). -ESRCH, logged, when a
  * name does not exist. */
 int ap_install_owner_ids(const char *owner, const char *group, uid_t *ret_uid, gid_t *ret_gid);
+
+/* The shallowest directory on the way to path that does not exist yet (NULL in *ret when the
+ * directory of path exists): what installing path would create. */
+int ap_install_first_missing_dir(const char *path, size_t root_len, char **ret);
+/* Removes dir (created by an apply) and the directories below it if they hold nothing else. */
+int ap_install_remove_created_dir(const char *dir, size_t root_len);

@@ -146,6 +146,7 @@ struct ap_host_file {
 	uid_t uid;
 	gid_t gid;
 	bool owned;       /* autopull had installed it (listed in the inventory) */
+	bool dir;         /* a directory that did not exist (created by the apply) */
 	char *data;       /* bytes, when loaded */
 	size_t len;
 	unsigned id;      /* the number of its copy in a backup set */

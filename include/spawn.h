@@ -1,6 +1,7 @@
 /* Runs external validators (systemd-analyze verify, the operator's validate: argv) with
- * posix_spawn: argv only, never a shell, a clean environment, stdin from /dev/null,
- * stdout+stderr captured (bounded), and a timeout after which the child is killed. */
+ * posix_spawn: argv only, never a shell, a clean environment, stdin from /dev/null, cwd "/",
+ * no inherited fds but 0/1/2, stdout+stderr captured (bounded), a timeout for the whole run,
+ * and nothing the validator started left running afterwards. */
 #pragma once
 #include <stddef.h>
 
@@ -14,10 +15,14 @@ struct ap_spawn_result {
 };
 void ap_spawn_result_clear(struct ap_spawn_result *r);
 
-/* A timeout of 0 means none. argv[0] is looked up in a fixed PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
+/* A timeout of 0 means none; it bounds the wait for the output and for the exit. The child
+ * runs in a new session; when it has exited or timed out, everything it started (even
+ * setsid()ed, double-forked processes) is killed with SIGKILL and reaped. The caller must have
+ * no other children (they would be killed too). argv[0] is looked up in a fixed PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
  * /sbin:/bin) unless it contains a '/'. env is NULL-terminated "K=V" strings (NULL: the
  * child gets only PATH and LANG=C.UTF-8). Returns 0 when the child ran (whatever its exit
- * status), <0 when it could not be spawned (-ENOENT: not found). */
+ * status), <0 when it could not be spawned (-ENOENT: not found) or a process it started
+ * could not be killed and reaped within 5 s (-EBUSY). */
 int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeout_usec,
 		 struct ap_spawn_result *ret);
 

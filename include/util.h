@@ -63,7 +63,11 @@ void ap_buf_free(struct ap_buf *b);
 unsigned long long ap_now_monotonic_usec(void);
 unsigned long long ap_now_realtime_usec(void);
 
-/* Parses "10s", "5m", "2h", "1d", "300" (seconds) into microseconds. */
+/* The longest duration ap_parse_duration accepts: INT64_MAX microseconds (about 292,000
+ * years), so that a clock reading plus a duration cannot wrap around. */
+#define AP_DURATION_MAX_USEC 9223372036854775807ULL
+/* Parses "10ms", "10s", "5m", "2h", "1d", "300" (seconds) into microseconds. -EINVAL for
+ * anything else, -ERANGE above AP_DURATION_MAX_USEC. */
 int ap_parse_duration(const char *s, unsigned long long *ret_usec);
 
 /* "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago" (or "in …" for the future). */

@@ -41,10 +41,15 @@ struct phase {
 	bool per_unit;         /* runs again while one of its unit actions is not done */
 };
 
+/* The apply's points, then the undo's: "undo-<phase>" after each phase is undone (a rollback
+ * undoes every phase up to start), "undo-finish" once the manager runs the old files again;
+ * the backup's undo comes last (undo_phases). */
 const char *const ap_apply_crash_points[] = {
 	"after-journal", "after-backup", "after-disable", "after-stop", "after-file",
 	"after-files", "after-enable", "after-reload", "after-restart", "after-reload-units",
-	"after-start", "after-settle", "before-record", NULL,
+	"after-start", "after-settle", "before-record",
+	"undo-start", "undo-reload-units", "undo-restart", "undo-reload", "undo-enable",
+	"undo-files", "undo-stop", "undo-disable", "undo-finish", "undo-backup", NULL,
 };
 
 static void crash(const struct exec *x, const char *point)
@@ -355,6 +360,34 @@ static int end_restore(struct exec *x)
 	return r;
 }
 
+/* Walks the table backwards over what j has done. The backup's bit is left to the caller, to
+ * clear once the manager has seen the restored files: while it is set, a resumed undo restores
+ * again (writing nothing) and reloads, so a kill between the last undone phase and the reload
+ * cannot leave the manager running the new definitions. */
+static int undo_phases(struct exec *x, bool *reload)
+{
+	char point[32];
+	int r;
+
+	for (size_t i = ELEMENTSOF(phases); i-- > 0;) {
+		const struct phase *ph = &phases[i];
+
+		if (!ap_journal_is_done(x->j, ph->undo_if) && !ap_journal_is_done(x->j, ph->id))
+			continue;
+		if (ph->undo && ap_journal_is_done(x->j, ph->undo_if) && (r = ph->undo(x)) < 0)
+			return r;
+		*reload |= ph->id <= AP_PHASE_ENABLE && ph->undo;
+		if (ph->id == AP_PHASE_BACKUP)
+			continue;
+		x->j->done &= ~(UINT32_C(1) << ph->id);
+		if ((r = save(x)) < 0)
+			return r;
+		snprintf(point, sizeof(point), "undo-%s", ap_phase_to_string(ph->id));
+		crash(x, point);
+	}
+	return 0;
+}
+
 int ap_apply_undo(struct ap_journal *j, const struct ap_apply_ops *ops, bool rollback,
 		  const char *why, enum ap_apply_outcome *ret)
 {
@@ -374,19 +407,16 @@ int ap_apply_undo(struct ap_journal *j, const struct ap_apply_ops *ops, bool rol
 		if ((r = save(&x)) < 0)
 			return r;
 	}
-	for (size_t i = ELEMENTSOF(phases); i-- > 0;) {
-		const struct phase *ph = &phases[i];
-
-		if (!ap_journal_is_done(j, ph->undo_if) && !ap_journal_is_done(j, ph->id))
-			continue;
-		if (ph->undo && ap_journal_is_done(j, ph->undo_if) && (r = ph->undo(&x)) < 0)
-			return r;
-		reload |= ph->id <= AP_PHASE_ENABLE && ph->undo;
-		j->done &= ~(UINT32_C(1) << ph->id);
-		if ((r = save(&x)) < 0)
-			return r;
+	r = undo_phases(&x, &reload);
+	if (r >= 0)
+		r = finish_undo(&x, rollback, reload);
+	if (r >= 0) {
+		crash(&x, "undo-finish");
+		j->done &= ~(UINT32_C(1) << AP_PHASE_BACKUP);
+		r = save(&x);
 	}
-	r = finish_undo(&x, rollback, reload);
+	if (r >= 0)
+		crash(&x, "undo-backup");
 	if (r < 0 || !rollback) {
 		*ret = AP_APPLY_RESTORED;
 		return r < 0 ? r : end_restore(&x);

@@ -220,6 +220,12 @@ int ap_bus_open(enum ap_scope scope, struct ap_bus **ret)
 		                    strerror(ENOMEM));
 	b->scope = name;
 	r = bus_setup(b, scope, &error);
+	/* sd-bus says "No medium found" when it has no address to try at all. */
+	if (r == -ENOMEDIUM)
+		return ap_log_error(r, "failed to connect to the %s manager: no address to reach it "
+		                    "(%s)", name, scope == AP_SCOPE_USER
+		                    ? "XDG_RUNTIME_DIR is not set: run in the user's session, or set it"
+		                    : "no /run/systemd/private and no system bus");
 	if (r < 0)
 		return ap_log_error(r, "failed to connect to the %s manager: %s", name,
 		                    error_message(&error, r));

@@ -4,6 +4,7 @@
  *
  * Deliberately not here: deciding what to do after a failure (apply.c) and exit codes. */
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "effects.h"
 #include "log.h"
+#include "sdexit.h"
 #include "util.h"
 #include "watch.h"
 
@@ -32,6 +34,18 @@ static int clear_journal(void *u)
 
 /* --- files ------------------------------------------------------------------------------ */
 
+/* A directory the apply is about to create is remembered, so that a restore takes it back. */
+static int save_missing_dir(struct ap_fileset *backup, const char *path, size_t root_len)
+{
+	_cleanup_free_ char *dir = NULL;
+	int r = ap_install_first_missing_dir(path, root_len, &dir);
+
+	if (r < 0 || !dir || ap_state_fileset_find(backup, dir))
+		return r;
+	return ap_state_fileset_add(backup, &(struct ap_host_file){ .path = dir, .root_len = root_len,
+								   .dir = true });
+}
+
 /* Saves one host path into the backup (with whether autopull owned it), and the original of
  * a file this apply takes over into adopted/ (kept for good: it is the operator's). */
 static int save_path(struct ap_effects *e, struct ap_fileset *backup, struct ap_fileset **adopted,
@@ -47,6 +61,8 @@ static int save_path(struct ap_effects *e, struct ap_fileset *backup, struct ap_
 		return ap_log_error(r, "failed to back up '%s': %s", path, strerror(-r));
 	hf.owned = ap_strv_contains(e->owned, path);
 	r = ap_state_fileset_add(backup, &hf);
+	if (r >= 0 && !hf.present)
+		r = save_missing_dir(backup, path, root_len);
 	if (r >= 0 && install && hf.present && !hf.owned) {
 		if (!*adopted)
 			r = ap_state_fileset_open(e->st, "adopted", true, adopted);
@@ -146,6 +162,37 @@ static int owned_set(struct ap_effects *e, const char *path, bool owned)
 	return 0;
 }
 
+static int longer_first(const void *a, const void *b)
+{
+	size_t x = strlen((*(const struct ap_host_file *const *)a)->path);
+	size_t y = strlen((*(const struct ap_host_file *const *)b)->path);
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The directories the apply created, deepest first (one inside another goes before it). */
+static int remove_created_dirs(struct ap_fileset *f)
+{
+	size_t n = ap_state_fileset_count(f), k = 0;
+	_cleanup_free_ const struct ap_host_file **dirs = calloc(n ? n : 1, sizeof(*dirs));
+	int failed = 0;
+
+	if (!dirs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (ap_state_fileset_entry(f, i)->dir)
+			dirs[k++] = ap_state_fileset_entry(f, i);
+	qsort(dirs, k, sizeof(*dirs), longer_first);
+	for (size_t i = 0; i < k; i++) {
+		int r = ap_install_remove_created_dir(dirs[i]->path, dirs[i]->root_len);
+
+		if (r < 0)
+			failed = ap_log_error(r, "failed to remove '%s', created by the apply: %s",
+					      dirs[i]->path, strerror(-r));
+	}
+	return failed;
+}
+
 /* Every path is tried, so that one failure does not leave the others half-done. */
 static int restore(void *u, const char *commit)
 {
@@ -162,6 +209,8 @@ static int restore(void *u, const char *commit)
 		const struct ap_host_file *b = ap_state_fileset_entry(f, i);
 		struct ap_host_file hf = *b;
 
+		if (b->dir)
+			continue; /* after the files: they are inside */
 		hf.data = NULL;
 		hf.len = 0;
 		r = b->present ? ap_state_fileset_read(f, b, &hf.data, &hf.len) : 0;
@@ -175,6 +224,7 @@ static int restore(void *u, const char *commit)
 		else
 			ap_log_debug("restored %s", b->path);
 	}
+	failed = remove_created_dirs(f) < 0 && !failed ? -EIO : failed;
 	r = ap_state_write_owned(e->st, e->owned);
 	return failed ? failed : r;
 }
@@ -217,6 +267,20 @@ static int reset_failed(void *u, char *const *units)
 	return ap_bus_reset_failed(e->bus, units);
 }
 
+/* A job result says "failed"; the unit says why (Result=timeout, exit status 216/GROUP). */
+static void explain_failed_job(struct ap_effects *e, const struct ap_job *j)
+{
+	struct ap_unit_props p = { 0 };
+	char status[48];
+
+	if (ap_bus_get_unit_props(e->bus, j->unit, &p) < 0)
+		return;
+	ap_log_error(j->error, "unit '%s': ActiveState=%s SubState=%s Result=%s ExecMainStatus=%s",
+		     j->unit, p.active_state, p.sub_state, p.result ? p.result : "-",
+		     ap_exit_status_format(p.exec_main_status, status, sizeof(status)));
+	ap_unit_props_clear(&p);
+}
+
 static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 {
 	struct ap_effects *e = u;
@@ -225,6 +289,8 @@ static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *res = jobs[i].error ? jobs[i].result : "done";
 
+		if (jobs[i].error)
+			explain_failed_job(e, &jobs[i]);
 		if (e->quiet_jobs)
 			ap_log_info("%s %s: %s", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit, res);
 		else

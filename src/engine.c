@@ -199,7 +199,8 @@ static int load_blobs(struct run *r)
 		if (k >= 0 && blob && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN))
 			k = ap_repo_read_blob(r->c->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
 					      &ch->new_len);
-		if (k >= 0 && m.kind == AP_MAP_UNIT && ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
+		if (k >= 0 && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN) &&
+		    ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
 			k = ap_repo_read_blob(r->c->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
 					      &ch->old_len);
 		ap_path_map_clear(&m);
@@ -279,6 +280,9 @@ static int make_plan(struct run *r, const char *from, const char *to)
 		ap_log_error(k, "%s", error);
 		return AP_EXIT_INVALID;
 	}
+	/* No manager to ask (a user without a session yet, a system still booting): later. */
+	if (k == -ENOTCONN)
+		return AP_EXIT_TEMPFAIL;
 	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 

@@ -100,14 +100,26 @@ int ap_hb_history_format(const struct ap_hb_history *h, char **ret)
 	return 0;
 }
 
-/* Age of sample s at "now": monotonic within the current boot, realtime across boots. A
- * sample from the future (realtime stepped back) has age 0. */
+/* True when s was taken after "now" by the clock that dates it: monotonic within the current
+ * boot, realtime across boots (the realtime clock was stepped back, or another boot's clock
+ * ran ahead). Such a sample says nothing about the window before now; kept, it would sit in
+ * every window (age 0) and keep the guard refusing until the clock caught up with it. */
+static bool in_future(const struct ap_hb_sample *s, const char *boot_id, uint64_t now_mono,
+		      uint64_t now_real)
+{
+	if (strcmp(s->boot_id, boot_id) == 0)
+		return s->mono_usec > now_mono;
+	return s->real_usec > now_real;
+}
+
+/* Age of sample s at "now", for samples not in_future(): monotonic within the current boot
+ * (immune to clock steps), realtime across boots. */
 static uint64_t age(const struct ap_hb_sample *s, const char *boot_id, uint64_t now_mono,
 		    uint64_t now_real)
 {
 	if (strcmp(s->boot_id, boot_id) == 0)
-		return now_mono > s->mono_usec ? now_mono - s->mono_usec : 0;
-	return now_real > s->real_usec ? now_real - s->real_usec : 0;
+		return now_mono - s->mono_usec;
+	return now_real - s->real_usec;
 }
 
 static bool same_state(const struct ap_hb_sample *a, const struct ap_hb_sample *b)
@@ -156,7 +168,13 @@ void ap_hb_history_prune(struct ap_hb_history *h, const char *boot_id, uint64_t 
 {
 	size_t k = 0;
 
+	/* Future samples go before compact() can let one stand in for its neighbours. */
+	for (size_t i = 0; i < h->n; i++)
+		if (!in_future(&h->v[i], boot_id, now_mono, now_real))
+			h->v[k++] = h->v[i];
+	h->n = k;
 	compact(h);
+	k = 0;
 	for (size_t i = 0; i < h->n; i++)
 		if (age(&h->v[i], boot_id, now_mono, now_real) <= keep_usec)
 			h->v[k++] = h->v[i];
@@ -198,7 +216,7 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 	for (size_t i = 0; i < h->n; i++) {
 		const struct ap_hb_sample *s = &h->v[i];
 
-		if (strcmp(s->unit, unit) != 0)
+		if (strcmp(s->unit, unit) != 0 || in_future(s, boot_id, now_mono, now_real))
 			continue;
 		if (age(s, boot_id, now_mono, now_real) <= window_usec)
 			v.restarts += prev ? restarts_between(prev, s) : first_restarts(s, now_real, window_usec);

@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -800,6 +802,146 @@ static int check_takeover(struct preflight *c, const struct ap_file_op *f, int d
 	return ap_strv_push(&c->out->adopt, f->dest);
 }
 
+/* The deepest directory that exists on the way to dest's directory (*ret_path names it):
+ * beneath the root without following a symlink, or, when the root itself is missing, the
+ * nearest existing ancestor of it, followed like the root is. The preflight probes there
+ * rather than creating anything: a refused plan must leave no directory behind. */
+static int open_nearest_dir(const char *dest, size_t root_len, char **ret_path)
+{
+	_cleanup_free_ char *p = strndup(dest, (size_t)(strrchr(dest, '/') - dest));
+	int fd;
+
+	if (!p)
+		return -ENOMEM;
+	for (;;) {
+		size_t n = strlen(p);
+		char *slash;
+
+		if (n > root_len) {
+			_cleanup_close_ int rootfd = open_root(dest, root_len, false);
+
+			fd = rootfd < 0 ? rootfd
+					: ap_fs_open_beneath(rootfd, p + root_len + 1, O_RDONLY | O_DIRECTORY, 0);
+			if (rootfd == -ENOENT)
+				p[root_len] = '\0';
+		} else {
+			fd = open(*p ? p : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			fd = fd < 0 ? -errno : fd;
+		}
+		if (fd != -ENOENT) {
+			if (fd >= 0 && !*p && !(p = strdup("/")))
+				fd = -ENOMEM;
+			if (fd >= 0)
+				*ret_path = TAKE_PTR(p);
+			return fd;
+		}
+		if (strlen(p) < n)
+			continue; /* the root was missing: go on from it */
+		slash = strrchr(p, '/');
+		if (!slash)
+			return -ENOENT;
+		*slash = '\0';
+	}
+}
+
+int ap_install_first_missing_dir(const char *path, size_t root_len, char **ret)
+{
+	_cleanup_free_ char *have = NULL;
+	_cleanup_close_ int fd = open_nearest_dir(path, root_len, &have);
+	size_t dirlen = (size_t)(strrchr(path, '/') - path);
+	const char *next;
+
+	*ret = NULL;
+	if (fd < 0)
+		return fd;
+	if (strlen(have) == dirlen || (dirlen == 0 && strcmp(have, "/") == 0))
+		return 0; /* the directory of path exists */
+	/* have is an ancestor of that directory: the component after it is the first missing */
+	next = strchr(path + (strcmp(have, "/") == 0 ? 1 : strlen(have) + 1), '/');
+	*ret = strndup(path, next ? (size_t)(next - path) : dirlen);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* rmdir of dir and every directory below it, deepest first, as long as they hold nothing
+ * else: what a restore takes back of the directories an apply created. */
+static int remove_empty_tree(int pfd, const char *name)
+{
+	_cleanup_close_ int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1; /* owned by d now */
+	while (r >= 0 && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = de->d_type == DT_DIR ? remove_empty_tree(dirfd(d), de->d_name) : -ENOTEMPTY;
+	}
+	closedir(d);
+	if (r >= 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+int ap_install_remove_created_dir(const char *dir, size_t root_len)
+{
+	_cleanup_free_ char *parent = strndup(dir, (size_t)(strrchr(dir, '/') - dir));
+	_cleanup_close_ int pfd = -1;
+	int r;
+
+	if (!parent)
+		return -ENOMEM;
+	/* Above or at the root the path was the operator's (followed); below it, beneath. */
+	if (strlen(parent) <= root_len) {
+		pfd = open(*parent ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = pfd < 0 ? -errno : 0;
+	} else {
+		_cleanup_close_ int rootfd = open_root(dir, root_len, false);
+
+		pfd = rootfd < 0 ? rootfd
+				 : ap_fs_open_beneath(rootfd, parent + root_len + 1, O_RDONLY | O_DIRECTORY, 0);
+		r = pfd < 0 ? pfd : 0;
+	}
+	if (r == -ENOENT)
+		return 0;
+	r = r < 0 ? r : remove_empty_tree(pfd, strrchr(dir, '/') + 1);
+	return r == -ENOTEMPTY ? 0 : r; /* something else lives there now: it stays */
+}
+
+/* An owner: or group: this process may set: any as root; otherwise only its own uid and
+ * its own groups (chown(2)). Checked here, or the write would fail half-way. */
+static int check_owner(struct preflight *c, const struct ap_file_op *f)
+{
+	gid_t groups[NGROUPS_MAX];
+	uid_t uid;
+	gid_t gid;
+	int n;
+
+	if (!f->owner && !f->group)
+		return 0;
+	if (ap_install_owner_ids(f->owner, f->group, &uid, &gid) < 0)
+		return refuse(c, "'%s': owner '%s' or group '%s' does not exist on this host", f->path,
+			      f->owner ? f->owner : "-", f->group ? f->group : "-");
+	if (geteuid() == 0)
+		return 0;
+	if (uid != (uid_t)-1 && uid != geteuid())
+		return refuse(c, "'%s' cannot be given to owner '%s': only root can, and autopull runs "
+				 "as uid %u", f->path, f->owner, (unsigned)geteuid());
+	n = getgroups(NGROUPS_MAX, groups);
+	for (int i = 0; gid != (gid_t)-1 && gid != getegid() && i < n; i++)
+		if (groups[i] == gid)
+			return 0;
+	if (gid != (gid_t)-1 && gid != getegid())
+		return refuse(c, "'%s' cannot be given to group '%s': uid %u is not in it", f->path,
+			      f->group, (unsigned)geteuid());
+	return 0;
+}
+
 /* One destination: its directory can be written, nothing but a file is in the way, and an
  * existing file is either ours or may be taken over. */
 static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const char *dest,
@@ -814,10 +956,26 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 
 	if (!dir)
 		return -ENOMEM;
-	dfd = install && !(c->flags & AP_PREFLIGHT_CHECK_ONLY) ? open_dest_dir(dest, root_len, &base)
-								  : open_existing_dir(dest, root_len, &base);
-	if (dfd == -ENOENT)
-		return 0; /* missing: created when installing, nothing to remove */
+	dfd = open_existing_dir(dest, root_len, &base);
+	if (dfd == -ENOENT && !install)
+		return 0; /* nothing to remove */
+	if (dfd == -ENOENT) {
+		/* Created when installing: the deepest existing directory must take it. */
+		_cleanup_free_ char *have = NULL;
+
+		dfd = open_nearest_dir(dest, root_len, &have);
+		if (dfd >= 0 && install && f->change_ref && c->src && c->src->size)
+			r = c->src->size(c->src->userdata, f->change_ref, &size);
+		if (dfd >= 0)
+			r = probe_dir(c, dfd, have);
+		if (dfd >= 0 && r >= 0)
+			r = need_space(c, dfd, have, size);
+		return dfd < 0 ? (dfd == -ELOOP || dfd == -ENOTDIR
+					  ? refuse(c, "'%s' (from '%s'): a symlink or a file is in the way of "
+						      "its directory; refusing to follow it", dest, f->path)
+					  : env_error(c, dfd, "open the directory of", dest))
+			       : r;
+	}
 	if (dfd < 0)
 		return dfd == -ELOOP || dfd == -ENOTDIR || dfd == -EXDEV
 			       ? refuse(c, "'%s' (from '%s'): a symlink or a file is in the way of "
@@ -872,6 +1030,8 @@ int ap_install_preflight(const struct ap_plan *p, char *const *owned,
 		const struct ap_file_op *f = &p->files[i];
 
 		if (f->install)
+			r = check_owner(&c, f);
+		if (r >= 0 && f->install)
 			r = preflight_dest(&c, f, f->dest, f->root_len, true);
 		if (r >= 0 && f->remove && f->install && strcmp(f->old_dest, f->dest) != 0 &&
 		    ap_strv_contains(owned, f->old_dest))

@@ -233,6 +233,14 @@ static int want(struct builder *b, const char *unit, enum ap_unit_action_kind a,
 		if (!ap_unit_name_template_of(inst, tmpl, sizeof(tmpl)) || strcmp(tmpl, unit) != 0)
 			continue;
 		any = true;
+		/* Restarting one would cut a live connection; the next one uses the new file. */
+		if (ap_unit_instance_is_per_connection(inst)) {
+			r = want_one(b, inst, AP_ACTION_NONE, reason,
+				     "per-connection instance of an Accept=yes socket: left running");
+			if (r < 0)
+				return r;
+			continue;
+		}
 		r = want_one(b, inst, a == AP_ACTION_DISABLE_STOP ? AP_ACTION_STOP : a, reason,
 			     "instance of a changed template");
 		if (r < 0)
@@ -374,10 +382,18 @@ static int unit_added(struct builder *b, const struct ap_change *ch, const char 
 	return want(b, unit, AP_ACTION_NONE, ch->path, "no [Install] section: installed, not started");
 }
 
+static bool only_comments(const struct ap_change *ch)
+{
+	return ch->old_data && ch->new_data &&
+	       ap_unitfile_only_comments_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len);
+}
+
 static int unit_modified(struct builder *b, const struct ap_change *ch, const char *unit)
 {
 	enum ap_onchange oc;
 
+	if (only_comments(ch))
+		return want(b, unit, AP_ACTION_NONE, ch->path, "only comments changed");
 	if (ch->old_data && ch->new_data &&
 	    ap_unitfile_only_install_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len))
 		return want(b, unit, AP_ACTION_REENABLE, ch->path, "only [Install] changed");
@@ -409,11 +425,18 @@ static int old_side_effects(struct builder *b, const struct ap_path_map *om, con
 static int new_side_effects(struct builder *b, const struct ap_change *ch, enum ap_change_kind kind,
 			    const struct ap_path_map *nm)
 {
+	const char *why = NULL;
+
 	if (nm->kind == AP_MAP_FILE)
 		return rule_units(b, nm->rule, ch->path);
 	if (kind == AP_CHANGE_MODE)
 		return 0; /* unit files are always installed 0644: nothing changes on the host */
+	/* What systemd would read must be what the repository shows. */
+	if (ch->new_data && ap_unitfile_check_text(ch->new_data, ch->new_len, &why) < 0)
+		return fail(b, "'%s' cannot be installed as a unit file: it %s", ch->path, why);
 	b->p->daemon_reload = true;
+	if (nm->kind == AP_MAP_DROPIN && kind == AP_CHANGE_MODIFY && only_comments(ch))
+		return want(b, nm->unit, AP_ACTION_NONE, ch->path, "only comments changed");
 	if (nm->kind == AP_MAP_DROPIN)
 		return restart_for(b, nm->unit, ch->path);
 	if (kind == AP_CHANGE_MODIFY)
@@ -435,6 +458,14 @@ static enum ap_change_kind effective_kind(const struct ap_change *ch, bool new_m
 	return ch->kind;
 }
 
+static bool unit_name_mistake(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return ap_unit_name_is_valid_candidate(base) && !ap_unit_name_is_valid(base);
+}
+
 static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_path_map *nm,
 		     struct ap_path_map *om)
 {
@@ -451,6 +482,10 @@ static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_pa
 		return fail(b, ch->new_mode == AP_GIT_MODE_LINK
 				       ? "'%s' is a symlink in the repository; refusing to install it"
 				       : "'%s' is a submodule in the repository; refusing to install it",
+			    np);
+	/* Named like a unit but not a valid name ("my app.service"): a mistake, not some file. */
+	if (np && nm->kind == AP_MAP_UNMAPPED && unit_name_mistake(np))
+		return fail(b, "'%s' is not a valid unit name; rename it (systemd would not load it)",
 			    np);
 	/* A symlink was never installed, so its removal asks nothing of the host. */
 	if (op && !is_blob_mode(ch->old_mode))

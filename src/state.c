@@ -342,6 +342,7 @@ int ap_state_write_owned(struct ap_state *s, char *const *owned)
  *
  * manifest lines: "<id> present <mode> <uid> <gid> <owned> <root_len> <path>"
  *             or: "<id> absent - - - <owned> <root_len> <path>"
+ *             or: "<id> absentdir - - - 0 <root_len> <path>" (a directory the apply creates)
  * Earlier versions wrote "<id> present <mode> <path>" / "<id> absent - <path>": read as owned,
  * owner unknown (left as it is on restore) and beneath "/". */
 
@@ -397,9 +398,11 @@ static int parse_manifest_line(char *l, struct ap_host_file *e)
 		root_len = 0;
 	} else
 		return -EBADMSG;
-	if (!ap_path_is_normalized_absolute(l + off) || root_len >= strlen(l + off) ||
-	    (root_len && l[off + root_len] != '/') || owned > 1 ||
-	    (strcmp(kind, "present") != 0 && strcmp(kind, "absent") != 0))
+	e->dir = strcmp(kind, "absentdir") == 0;
+	/* A created directory may be the configured root or above it: no relation to check. */
+	if (!ap_path_is_normalized_absolute(l + off) || owned > 1 ||
+	    (!e->dir && (root_len >= strlen(l + off) || (root_len && l[off + root_len] != '/'))) ||
+	    (strcmp(kind, "present") != 0 && strcmp(kind, "absent") != 0 && !e->dir))
 		return -EBADMSG;
 	e->id = id;
 	e->present = strcmp(kind, "present") == 0;
@@ -477,7 +480,7 @@ int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
 {
 	struct ap_host_file e = { .root_len = hf->root_len, .present = hf->present,
 				  .mode = hf->mode, .uid = hf->uid, .gid = hf->gid,
-				  .owned = hf->owned, .id = 0 };
+				  .owned = hf->owned, .dir = hf->dir, .id = 0 };
 	char name[32];
 	int r;
 
@@ -521,8 +524,8 @@ int ap_state_fileset_commit(struct ap_fileset *f)
 			r = ap_buf_printf(&m, "%u present %04o %s %s %d %zu %s\n", e->id,
 					  (unsigned)e->mode, uid, gid, e->owned, e->root_len, e->path);
 		else
-			r = ap_buf_printf(&m, "%u absent - - - %d %zu %s\n", e->id, e->owned,
-					  e->root_len, e->path);
+			r = ap_buf_printf(&m, "%u %s - - - %d %zu %s\n", e->id,
+					  e->dir ? "absentdir" : "absent", e->owned, e->root_len, e->path);
 	}
 	if (r >= 0)
 		r = ap_fs_write_atomic(f->dfd, "manifest", m.data, m.len, 0600, (uid_t)-1, (gid_t)-1);

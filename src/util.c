@@ -234,18 +234,21 @@ int ap_parse_duration(const char *s, unsigned long long *ret_usec)
 		{ "ms", 1000ULL }, { "s", 1000000ULL }, { "m", 60000000ULL },
 		{ "h", 3600000000ULL }, { "d", 86400000000ULL }, { "", 1000000ULL },
 	};
-	unsigned long long v;
+	unsigned long long v, usec;
 	char *end;
 
 	if (!s || !isdigit((unsigned char)s[0]))
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || v > 100ULL * 365 * 86400 * 1000)
-		return -ERANGE;
+	if (errno)
+		return -ERANGE; /* more digits than 64 bits hold */
 	for (size_t i = 0; i < ELEMENTSOF(units); i++)
 		if (strcmp(end, units[i].suffix) == 0) {
-			*ret_usec = v * units[i].mult;
+			if (__builtin_mul_overflow(v, units[i].mult, &usec) ||
+			    usec > AP_DURATION_MAX_USEC)
+				return -ERANGE;
+			*ret_usec = usec;
 			return 0;
 		}
 	return -EINVAL;

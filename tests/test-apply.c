@@ -151,6 +151,12 @@ static int f_record_rollback(void *u, const struct ap_journal *j, const char *wh
 	return 0;
 }
 
+static struct ap_buf crash_log;
+static void f_crash(void *u, const char *point)
+{
+	ap_buf_printf(&crash_log, "%s%s", crash_log.len ? " " : "", point);
+}
+
 static struct ap_apply_ops ops_for(struct fake *f)
 {
 	return (struct ap_apply_ops){
@@ -385,6 +391,49 @@ static void test_interrupted_rollback_resumes(void **state)
 	fake_done(&f);
 }
 
+/* A kill after the last phase was undone, before the manager reloaded: the journal still says
+ * the backup is done, so the next run restores again (nothing to write) and reloads before it
+ * restarts anything. Without that reload the old units restart on the new definitions. */
+static void test_interrupted_rollback_reloads(void **state)
+{
+	struct fake f = { 0 };
+	struct ap_journal j, back;
+	struct ap_apply_ops ops = ops_for(&f);
+	enum ap_apply_outcome out;
+	const char *text = "autopull-journal 2\nfrom " OID_A "\nto " OID_B "\nbase " OID_A
+			   "\nmode rollback\ndone backup disable stop files enable reload restart "
+			   "start\nwhy unit 'x' failed\n"
+			   "unit restart done new a.service\n"
+			   "unit enable-start done new c.service\n";
+
+	/* the first undo is killed right after its last phase: only the backup's bit is left */
+	assert_int_equal(ap_journal_parse(text, &j, NULL), 0);
+	ops.crash_point = f_crash;
+	assert_int_equal(ap_apply_undo(&j, &ops, true, j.why, &out), 0);
+	assert_non_null(strstr(crash_log.data, "undo-disable undo-finish undo-backup"));
+	ap_buf_free(&crash_log);
+	ap_journal_clear(&j);
+	fake_done(&f);
+	f = (struct fake){ 0 };
+	assert_int_equal(ap_journal_parse(text, &j, NULL), 0);
+	j.done = UINT32_C(1) << AP_PHASE_BACKUP;
+	assert_int_equal(ap_apply_undo(&j, &ops, true, j.why, &out), 0);
+	assert_int_equal(out, AP_APPLY_ROLLED_BACK);
+	assert_string_equal(log_of(&f), "restore:89abcde reload restart:a.service "
+					"settle:a.service bad:89abcde:settled clear");
+	/* killed once the manager ran the old files: nothing left to reload */
+	ap_buf_free(&f.log);
+	f.log = (struct ap_buf){ 0 };
+	assert_int_equal(ap_journal_parse(text, &back, NULL), 0);
+	back.done = 0;
+	assert_int_equal(ap_apply_undo(&back, &ops, true, back.why, &out), 0);
+	assert_string_equal(log_of(&f), "restart:a.service settle:a.service bad:89abcde:settled clear");
+	ap_buf_free(&crash_log);
+	ap_journal_clear(&back);
+	ap_journal_clear(&j);
+	fake_done(&f);
+}
+
 /* A run killed before all files were written: undo restores and clears; when that apply had
  * superseded an unfinished one, that one is owed again instead. */
 static void test_restore_brings_back_superseded_journal(void **state)
@@ -515,11 +564,6 @@ static void test_resolve_unit(void **state)
 	assert_int_equal(u.state, AP_STEP_PENDING);
 }
 
-static struct ap_buf crash_log;
-static void f_crash(void *u, const char *point)
-{
-	ap_buf_printf(&crash_log, "%s%s", crash_log.len ? " " : "", point);
-}
 
 /* The crash points the executor passes are the documented list, in order. */
 static void test_crash_points(void **state)
@@ -535,10 +579,39 @@ static void test_crash_points(void **state)
 	ops.crash_point = f_crash;
 	assert_int_equal(ap_apply_run(&j, plan_abcd(), &ops, &out), 0);
 	for (size_t i = 0; ap_apply_crash_points[i]; i++)
-		if (strcmp(ap_apply_crash_points[i], "after-file") != 0)
+		if (strcmp(ap_apply_crash_points[i], "after-file") != 0 &&
+		    !ap_startswith(ap_apply_crash_points[i], "undo-"))
 			ap_buf_printf(&want, "%s%s", want.len ? " " : "", ap_apply_crash_points[i]);
 	/* before-record comes inside the record phase, after after-settle */
 	assert_string_equal(crash_log.data, want.data);
+	ap_buf_free(&want);
+	ap_buf_free(&crash_log);
+	ap_journal_clear(&j);
+	fake_done(&f);
+}
+
+/* A rollback passes every "undo-" point of the list, in order, after the apply's own. */
+static void test_crash_points_of_a_rollback(void **state)
+{
+	struct fake f;
+	struct ap_journal j;
+	struct ap_apply_ops ops;
+	enum ap_apply_outcome out;
+	struct ap_buf want = { 0 };
+	const char *undo;
+
+	start(&f, &j, OID_A);
+	f.settle_fails = 1;
+	ops = ops_for(&f);
+	ops.crash_point = f_crash;
+	assert_int_equal(ap_apply_run(&j, plan_abcd(), &ops, &out), 0);
+	assert_int_equal(out, AP_APPLY_ROLLED_BACK);
+	for (size_t i = 0; ap_apply_crash_points[i]; i++)
+		if (ap_startswith(ap_apply_crash_points[i], "undo-"))
+			ap_buf_printf(&want, "%s%s", want.len ? " " : "", ap_apply_crash_points[i]);
+	undo = strstr(crash_log.data, "undo-");
+	assert_non_null(undo);
+	assert_string_equal(undo, want.data);
 	ap_buf_free(&want);
 	ap_buf_free(&crash_log);
 	ap_journal_clear(&j);
@@ -556,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_rollback_order),
 		cmocka_unit_test(test_rollback_does_not_settle),
 		cmocka_unit_test(test_interrupted_rollback_resumes),
+		cmocka_unit_test(test_interrupted_rollback_reloads),
 		cmocka_unit_test(test_restore_brings_back_superseded_journal),
 		cmocka_unit_test(test_rollback_keeps_owed_actions),
 		cmocka_unit_test(test_journal_write_fails),
@@ -563,6 +637,7 @@ int main(void)
 		cmocka_unit_test(test_journal_new_marks_nothing_to_do),
 		cmocka_unit_test(test_resolve_unit),
 		cmocka_unit_test(test_crash_points),
+		cmocka_unit_test(test_crash_points_of_a_rollback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Tests for fsutil.c and spawn.c against the real kernel: every test gets its own temp dir
+/* Tests for fsutil.c against the real kernel: every test gets its own temp dir
  * made by ap_fs_mkdtemp() and removed by ap_fs_rm_rf(). As root, the -ENOSPC test mounts a
  * small tmpfs in a private mount namespace, and the openat2 fallback is exercised in a forked
  * child whose seccomp filter makes openat2 fail with ENOSYS like a pre-5.6 kernel.
@@ -27,7 +27,6 @@
 #include <cmocka.h>
 
 #include "fsutil.h"
-#include "spawn.h"
 #include "util.h"
 
 #define SEC 1000000ULL
@@ -536,213 +535,6 @@ static void test_mkdtemp(void **state)
 	assert_int_equal(ap_fs_mkdtemp("a/b", &p), -EINVAL);
 }
 
-/* ---- ap_spawn_run ---- */
-
-static void run_ok(char *const argv[], char *const env[], unsigned long long timeout,
-		   struct ap_spawn_result *r)
-{
-	assert_int_equal(ap_spawn_run(argv, env, timeout, r), 0);
-	assert_non_null(r->output);
-	assert_int_equal(r->output[r->output_len], '\0');
-}
-
-static void test_spawn_exit_codes(void **state)
-{
-	char *t[] = { (char *)"true", NULL }, *fl[] = { (char *)"/bin/false", NULL };
-	char *sig[] = { (char *)"sh", (char *)"-c", (char *)"kill -TERM $$", NULL };
-	struct ap_spawn_result r = { 0 };
-
-	run_ok(t, NULL, 10 * SEC, &r);
-	assert_int_equal(r.exit_status, 0);
-	assert_int_equal(r.timed_out, 0);
-	assert_int_equal(r.output_len, 0);
-	assert_string_equal(r.output, "");
-	ap_spawn_result_clear(&r);
-	run_ok(fl, NULL, 10 * SEC, &r);
-	assert_int_equal(r.exit_status, 1);
-	ap_spawn_result_clear(&r);
-	run_ok(sig, NULL, 10 * SEC, &r);
-	assert_int_equal(r.exit_status, 128 + SIGTERM);
-	ap_spawn_result_clear(&r);
-	assert_null(r.output);
-	ap_spawn_result_clear(NULL);
-}
-
-static void test_spawn_captures_output(void **state)
-{
-	char *argv[] = { (char *)"sh", (char *)"-c", (char *)"echo out; echo err >&2; exit 3",
-			 NULL };
-	char *in[] = { (char *)"sh", (char *)"-c", (char *)"cat; echo done", NULL };
-	struct ap_spawn_result r = { 0 };
-
-	run_ok(argv, NULL, 10 * SEC, &r);
-	assert_int_equal(r.exit_status, 3);
-	assert_string_equal(r.output, "out\nerr\n");
-	assert_int_equal(r.output_len, 8);
-	ap_spawn_result_clear(&r);
-	/* stdin is /dev/null: cat sees EOF at once instead of waiting for our terminal. */
-	run_ok(in, NULL, 10 * SEC, &r);
-	assert_int_equal(r.timed_out, 0);
-	assert_string_equal(r.output, "done\n");
-	ap_spawn_result_clear(&r);
-}
-
-/* The input variant feeds a file to stdin; a missing file is an error, not an empty stdin. */
-static void test_spawn_input(void **state)
-{
-	char *in[] = { (char *)"sh", (char *)"-c", (char *)"cat; echo done", NULL };
-	char path[] = "/tmp/test-spawn-input-XXXXXX";
-	struct ap_spawn_result r = { 0 };
-	int fd = mkstemp(path);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "signed bytes\n", 13), 13);
-	assert_int_equal(close(fd), 0);
-	assert_int_equal(ap_spawn_run_input(in, NULL, 10 * SEC, path, &r), 0);
-	assert_int_equal(r.exit_status, 0);
-	assert_string_equal(r.output, "signed bytes\ndone\n");
-	ap_spawn_result_clear(&r);
-	assert_int_equal(unlink(path), 0);
-	assert_true(ap_spawn_run_input(in, NULL, 10 * SEC, path, &r) < 0);
-}
-
-static void test_spawn_timeout_kills_group(void **state)
-{
-	char *slp[] = { (char *)"sleep", (char *)"10", NULL };
-	char *grp[] = { (char *)"sh", (char *)"-c", (char *)"sleep 10 & echo $!; wait", NULL };
-	struct ap_spawn_result r = { 0 };
-	unsigned long long t0 = ap_now_monotonic_usec();
-	pid_t bg = 0;
-	int st = 0;
-
-	run_ok(slp, NULL, 200000, &r);
-	assert_int_equal(r.timed_out, 1);
-	assert_int_equal(r.exit_status, 128 + SIGKILL);
-	assert_true(ap_now_monotonic_usec() - t0 < 3 * SEC);
-	ap_spawn_result_clear(&r);
-
-	/* As subreaper we inherit the orphaned background sleep and can see how it died. */
-	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-	run_ok(grp, NULL, 500000, &r);
-	assert_int_equal(r.timed_out, 1);
-	bg = (pid_t)strtol(r.output, NULL, 10);
-	assert_true(bg > 0);
-	for (int i = 0; i < 300; i++) {
-		pid_t w = waitpid(bg, &st, WNOHANG);
-
-		assert_true(w >= 0);
-		if (w == bg)
-			break;
-		assert_int_equal(usleep(10000), 0);
-	}
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
-	ap_spawn_result_clear(&r);
-}
-
-static void test_spawn_output_capped(void **state)
-{
-	char *argv[] = { (char *)"sh", (char *)"-c", (char *)"yes | head -c 1048576; echo end >&2",
-			 NULL };
-	struct ap_spawn_result r = { 0 };
-
-	run_ok(argv, NULL, 60 * SEC, &r);
-	assert_int_equal(r.timed_out, 0);
-	assert_int_equal(r.exit_status, 0);
-	assert_int_equal(r.output_len, AP_SPAWN_MAX_OUTPUT);
-	assert_int_equal(strlen(r.output), AP_SPAWN_MAX_OUTPUT);
-	assert_memory_equal(r.output, "y\ny\n", 4);
-	ap_spawn_result_clear(&r);
-}
-
-static void test_spawn_not_found(void **state)
-{
-	char *a[] = { (char *)"autopull-test-no-such-command", NULL };
-	char *b[] = { (char *)"/nonexistent/cmd", NULL }, *c[] = { (char *)"/tmp", NULL };
-	char *d[] = { (char *)"", NULL };
-	struct ap_spawn_result r = { .exit_status = 77 };
-
-	assert_int_equal(ap_spawn_run(a, NULL, SEC, &r), -ENOENT);
-	assert_int_equal(ap_spawn_run(b, NULL, SEC, &r), -ENOENT);
-	assert_int_equal(ap_spawn_run(c, NULL, SEC, &r), -ENOENT);
-	assert_int_equal(ap_spawn_run(d, NULL, SEC, &r), -ENOENT);
-	assert_int_equal(r.exit_status, 77);
-	assert_null(r.output);
-}
-
-static void test_spawn_clean_env(void **state)
-{
-	char *argv[] = { (char *)"env", NULL }, *mine[] = { (char *)"FOO=bar", NULL };
-	struct ap_spawn_result r = { 0 };
-
-	assert_int_equal(setenv("AP_TEST_LEAK", "1", 1), 0);
-	run_ok(argv, NULL, 10 * SEC, &r);
-	assert_string_equal(r.output, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-				      "/sbin:/bin\nLANG=C.UTF-8\n");
-	ap_spawn_result_clear(&r);
-	run_ok(argv, mine, 10 * SEC, &r);
-	assert_string_equal(r.output, "FOO=bar\n");
-	ap_spawn_result_clear(&r);
-	assert_int_equal(unsetenv("AP_TEST_LEAK"), 0);
-}
-
-/* An ignored SIGPIPE or a blocked signal in autopull must not reach the validator. */
-static void test_spawn_resets_signals(void **state)
-{
-	char *argv[] = { (char *)"grep", (char *)"-E", (char *)"^Sig(Blk|Ign)",
-			 (char *)"/proc/self/status", NULL };
-	struct ap_spawn_result r = { 0 };
-	unsigned long long ign;
-	sigset_t usr1, old;
-
-	assert_int_equal(sigemptyset(&usr1), 0);
-	assert_int_equal(sigaddset(&usr1, SIGUSR1), 0);
-	assert_int_equal(sigprocmask(SIG_BLOCK, &usr1, &old), 0);
-	assert_true(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
-	run_ok(argv, NULL, 10 * SEC, &r);
-	assert_true(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
-	assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
-	assert_true(ap_startswith(r.output, "SigBlk:\t0000000000000000\nSigIgn:\t"));
-	ign = strtoull(r.output + strlen("SigBlk:\t0000000000000000\nSigIgn:\t"), NULL, 16);
-	/* glibc's posix_spawn leaves its two internal real-time signals (32, 33) ignored in the
-	 * child by design and refuses to put them in a sigset; the classic ones must be clear. */
-	assert_int_equal(ign & 0x7fffffffULL, 0);
-	ap_spawn_result_clear(&r);
-}
-
-/* ---- ap_spawn_expand_argv ---- */
-
-static void assert_expands(char *const tmpl[], const char *path, char *const want[])
-{
-	_cleanup_strv_free_ char **v = NULL;
-
-	assert_int_equal(ap_spawn_expand_argv(tmpl, path, &v), 0);
-	assert_int_equal(ap_strv_length(v), ap_strv_length(want));
-	for (size_t i = 0; want[i]; i++)
-		assert_string_equal(v[i], want[i]);
-}
-
-static void test_expand_argv(void **state)
-{
-	char *t1[] = { (char *)"visudo", (char *)"-cf", (char *)"%s", NULL };
-	char *w1[] = { (char *)"visudo", (char *)"-cf", (char *)"/tmp/x y", NULL };
-	char *t2[] = { (char *)"caddy", (char *)"--config=%s", (char *)"%s%s", NULL };
-	char *w2[] = { (char *)"caddy", (char *)"--config=/p", (char *)"/p/p", NULL };
-	char *t3[] = { (char *)"x", (char *)"100%%", (char *)"%%s", (char *)"%d%", (char *)"",
-		       (char *)"%%%s", NULL };
-	char *w3[] = { (char *)"x", (char *)"100%", (char *)"%s", (char *)"%d%", (char *)"",
-		       (char *)"%/p", NULL };
-	char *empty[] = { NULL };
-	char **v = NULL;
-
-	assert_expands(t1, "/tmp/x y", w1);
-	assert_expands(t2, "/p", w2);
-	assert_expands(t3, "/p", w3);
-	assert_int_equal(ap_spawn_expand_argv(empty, "/p", &v), -EINVAL);
-	assert_int_equal(ap_spawn_expand_argv(t1, NULL, &v), -EINVAL);
-	assert_null(v);
-}
-
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -763,16 +555,6 @@ int main(void)
 		T(test_rm_rf),
 		T(test_rm_rf_symlink_top),
 		T(test_mkdtemp),
-		T(test_read_file),
-		cmocka_unit_test(test_spawn_exit_codes),
-		cmocka_unit_test(test_spawn_captures_output),
-		cmocka_unit_test(test_spawn_input),
-		cmocka_unit_test(test_spawn_timeout_kills_group),
-		cmocka_unit_test(test_spawn_output_capped),
-		cmocka_unit_test(test_spawn_not_found),
-		cmocka_unit_test(test_spawn_clean_env),
-		cmocka_unit_test(test_spawn_resets_signals),
-		cmocka_unit_test(test_expand_argv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

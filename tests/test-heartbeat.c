@@ -142,6 +142,67 @@ static void test_clock_step_uses_monotonic(void **s)
 	assert_true(out.looping);
 }
 
+/* A sample dated after "now" (the history outlived a clock step, or another boot's realtime
+ * clock ran ahead) must not sit in every window and keep the guard refusing. */
+static void test_future_samples_ignored(void **s)
+{
+	/* same boot: monotonic in the future, a loop recorded there */
+	const struct ap_hb_sample same[] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 900 * S, R(900 * S), "i2", 9, "activating", "auto-restart"),
+	};
+	/* another boot whose realtime clock was an hour ahead of ours */
+	const struct ap_hb_sample other[] = {
+		smp(BOOT_A, 500 * S, R(3600 * S), "i1", 7, "activating", "auto-restart"),
+		smp(BOOT_B, 5 * S, R(60 * S), "j1", 0, "active", "running"),
+	};
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_verdict out = judge(same, 2, BOOT_A, 50 * S, R(50 * S));
+
+	assert_int_equal(out.restarts, 0);
+	assert_false(out.looping);
+	out = judge(other, 2, BOOT_B, 10 * S, R(65 * S));
+	assert_int_equal(out.restarts, 0);
+	assert_false(out.looping);
+	/* only future samples: no current state at all */
+	assert_int_equal(ap_hb_history_append(&h, &other[0]), 0);
+	assert_int_equal(ap_hb_judge(&h, "web.service", BOOT_B, 10 * S, R(65 * S), WINDOW, 3, &out),
+			 -ENOENT);
+	assert_false(out.looping);
+	ap_hb_history_free(&h);
+}
+
+/* Pruning drops future samples for good, so they cannot come back into the window once the
+ * clock passes them. */
+static void test_prune_drops_future_samples(void **s)
+{
+	const struct ap_hb_sample v[] = {
+		smp(BOOT_A, 500 * S, R(3600 * S), "i1", 7, "activating", "auto-restart"),
+		smp(BOOT_B, 5 * S, R(60 * S), "j1", 0, "active", "running"),
+		smp(BOOT_B, 900 * S, R(900 * S), "j2", 4, "activating", "auto-restart"),
+		smp(BOOT_B, 8 * S, R(63 * S), "j1", 0, "active", "running"),
+	};
+	struct ap_hb_history h = { 0 };
+	struct ap_hb_verdict out;
+
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(ap_hb_history_append(&h, &v[i]), 0);
+	ap_hb_history_prune(&h, BOOT_B, 10 * S, R(65 * S), WINDOW, 100);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.v[0].boot_id, BOOT_B);
+	assert_int_equal(h.v[0].mono_usec, 5 * S);
+	assert_int_equal(h.v[1].mono_usec, 8 * S);
+	/* an hour later (one more sample taken meanwhile) the loop recorded ahead is not counted */
+	assert_int_equal(ap_hb_history_append(&h, &v[3]), 0);
+	h.v[2].mono_usec = 3601 * S;
+	h.v[2].real_usec = R(3656 * S);
+	assert_int_equal(ap_hb_judge(&h, "web.service", BOOT_B, 3602 * S, R(3657 * S), WINDOW, 3,
+				     &out), 0);
+	assert_int_equal(out.restarts, 0);
+	assert_false(out.looping);
+	ap_hb_history_free(&h);
+}
+
 static void test_window_edges(void **s)
 {
 	const struct ap_hb_sample v[] = {
@@ -441,6 +502,8 @@ int main(void)
 		cmocka_unit_test(test_reboot_resets_counter),
 		cmocka_unit_test(test_clock_step_uses_monotonic),
 		cmocka_unit_test(test_window_edges),
+		cmocka_unit_test(test_future_samples_ignored),
+		cmocka_unit_test(test_prune_drops_future_samples),
 		cmocka_unit_test(test_failed_and_auto_restart_states),
 		cmocka_unit_test(test_stale_timer),
 		cmocka_unit_test(test_stopped_timer_is_stale),

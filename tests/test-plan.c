@@ -286,6 +286,75 @@ static void test_rule_glob(void **s)
 	ap_changes_free(&ch);
 }
 
+/* A unit file systemd would read differently from what the repository shows is refused. */
+static void test_unit_text_refused(void **s)
+{
+	static const char nul[] = "[Unit]\nDescription=x\0Documentation=man:x(1)\n[Service]\nExecStart=/bin/true\n";
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+	char *error = NULL;
+	const struct chg in[] = { { AP_CHANGE_ADD, "systemd/nul.service", NULL, 0, B, NULL, "x" } };
+
+	make_changes(in, 1, &ch);
+	free(ch.v[0].new_data);
+	ch.v[0].new_data = malloc(sizeof(nul));
+	memcpy(ch.v[0].new_data, nul, sizeof(nul));
+	ch.v[0].new_len = sizeof(nul) - 1;
+	assert_int_equal(ap_plan_build(&cfg, &ch, &states, "a", "b", &p, &error), -EINVAL);
+	assert_non_null(strstr(error, "systemd/nul.service"));
+	assert_non_null(strstr(error, "NUL byte"));
+	free(error);
+	ap_changes_free(&ch);
+}
+
+/* A comment-only change installs the file and restarts nothing. */
+static void test_comment_only_change(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC,
+			 "# owned by the web team\n" SVC });
+	assert_unit(p, "web.service", "none");
+	assert_non_null(strstr(p->units[0].note, "only comments changed"));
+	DONE();
+}
+
+/* "my app.service" or "@.service" is meant as a unit: refused, not listed as unmapped. */
+static void test_invalid_unit_name(void **s)
+{
+	static const char *const names[] = { "systemd/my app.service", "systemd/@.service",
+					     "systemd/foo@@.service" };
+
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		struct ap_changes ch = { 0 };
+		struct ap_plan *p = NULL;
+		char *error = NULL;
+		const struct chg in[] = { { AP_CHANGE_ADD, names[i], NULL, 0, B, NULL, SVC } };
+
+		make_changes(in, 1, &ch);
+		assert_int_equal(ap_plan_build(&cfg, &ch, &states, "a", "b", &p, &error), -EINVAL);
+		assert_non_null(strstr(error, "is not a valid unit name"));
+		free(error);
+		ap_changes_free(&ch);
+	}
+}
+
+/* A changed template restarts its running instances, but not the per-connection instances
+ * of an Accept=yes socket: the next connection uses the new file anyway. */
+static void test_template_skips_per_connection(void **s)
+{
+	static struct ap_unit_state st[] = {
+		{ "sshd@0-1234-0.service", "loaded", "active", "running" },
+		{ "sshd@3-10.0.0.1:22-10.0.0.9:51234.service", "loaded", "active", "running" },
+		{ "sshd@ops.service", "loaded", "active", "running" },
+	};
+	const struct ap_unit_states sts = { st, ELEMENTSOF(st), true };
+
+	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/sshd@.service", NULL, B, B, SVC, SVC2 });
+	assert_unit(p, "sshd@ops.service", "restart");
+	assert_unit(p, "sshd@0-1234-0.service", "none");
+	assert_unit(p, "sshd@3-10.0.0.1:22-10.0.0.9:51234.service", "none");
+	DONE();
+}
+
 static void test_mode_change(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODE, "env/app.env", NULL, B, X, NULL, "A=1" });
@@ -480,6 +549,10 @@ int main(void)
 		cmocka_unit_test(test_rename_out_of_mapping_is_delete),
 		cmocka_unit_test(test_rename_to_non_unit_name),
 		cmocka_unit_test(test_rule_glob),
+		cmocka_unit_test(test_unit_text_refused),
+		cmocka_unit_test(test_comment_only_change),
+		cmocka_unit_test(test_invalid_unit_name),
+		cmocka_unit_test(test_template_skips_per_connection),
 		cmocka_unit_test(test_mode_change),
 		cmocka_unit_test(test_unmapped_and_ignored),
 		cmocka_unit_test(test_onchange_policy),

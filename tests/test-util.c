@@ -1,0 +1,76 @@
+/* Tests for util.c: durations at and beyond the largest accepted value. */
+#include <errno.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util.h"
+
+static void assert_duration(const char *s, int want_r, unsigned long long want)
+{
+	unsigned long long v = 4242;
+
+	assert_int_equal(ap_parse_duration(s, &v), want_r);
+	assert_true(want_r < 0 ? v == 4242 : v == want); /* untouched on failure */
+}
+
+static void test_duration_units(void **state)
+{
+	assert_duration("0", 0, 0);
+	assert_duration("0ms", 0, 0);
+	assert_duration("300", 0, 300000000ULL);
+	assert_duration("10ms", 0, 10000ULL);
+	assert_duration("10s", 0, 10000000ULL);
+	assert_duration("5m", 0, 300000000ULL);
+	assert_duration("2h", 0, 7200000000ULL);
+	assert_duration("1d", 0, 86400000000ULL);
+	assert_duration("", -EINVAL, 0);
+	assert_duration("-1s", -EINVAL, 0);
+	assert_duration("+1s", -EINVAL, 0);
+	assert_duration(" 1s", -EINVAL, 0);
+	assert_duration("1s ", -EINVAL, 0);
+	assert_duration("1x", -EINVAL, 0);
+	assert_duration("1 s", -EINVAL, 0);
+	assert_duration("s", -EINVAL, 0);
+	assert_int_equal(ap_parse_duration(NULL, &(unsigned long long){ 0 }), -EINVAL);
+}
+
+/* The largest value of each unit that stays within AP_DURATION_MAX_USEC, and one more. */
+static void test_duration_edges(void **state)
+{
+	assert_int_equal(AP_DURATION_MAX_USEC, (unsigned long long)INT64_MAX);
+	assert_duration("9223372036854775ms", 0, 9223372036854775000ULL);
+	assert_duration("9223372036854776ms", -ERANGE, 0);
+	assert_duration("9223372036854s", 0, 9223372036854000000ULL);
+	assert_duration("9223372036855s", -ERANGE, 0);
+	assert_duration("9223372036854", 0, 9223372036854000000ULL);
+	assert_duration("9223372036855", -ERANGE, 0);
+	assert_duration("153722867280m", 0, 9223372036800000000ULL);
+	assert_duration("153722867281m", -ERANGE, 0);
+	assert_duration("2562047788h", 0, 9223372036800000000ULL);
+	assert_duration("2562047789h", -ERANGE, 0);
+	assert_duration("106751991d", 0, 9223372022400000000ULL);
+	assert_duration("106751992d", -ERANGE, 0);
+	/* these wrapped around 64 bits and came back as short durations */
+	assert_duration("213503983d", -ERANGE, 0);
+	assert_duration("3153600000000m", -ERANGE, 0);
+	assert_duration("18446744073709551615ms", -ERANGE, 0);
+	/* more digits than 64 bits hold */
+	assert_duration("18446744073709551616", -ERANGE, 0);
+	assert_duration("99999999999999999999s", -ERANGE, 0);
+	assert_duration("99999999999999999999x", -ERANGE, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration_units),
+		cmocka_unit_test(test_duration_edges),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
