@@ -551,6 +551,7 @@ int main(void)
 		T(test_write_atomic_refuses),
 		T(test_write_atomic_enospc),
 		T(test_read_beneath),
+		T(test_read_file),
 		T(test_unlink_beneath),
 		T(test_rm_rf),
 		T(test_rm_rf_symlink_top),

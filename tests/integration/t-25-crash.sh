@@ -132,6 +132,8 @@ reset_host() {
 	rm -f "$FX_LOG"/*.reloads
 	ap_git "$FX_ORIGIN" reset -q --hard "$1"
 	ap_autopull reset-v1 --user -c "$CFG0" apply --commit "$V1"
+	# apply --commit pins; the crash runs apply the tip
+	[ "$AP_RC" = 0 ] && ap_autopull reset-unpin --user -c "$CFG0" unpin
 	if [ "$AP_RC" != 0 ] || [ "$(applied)" != "$V1" ]; then
 		ap_fail "$AP_CASE: setup: V1 did not apply (exit $AP_RC)"
 		sed -n '1,10s/^/        stderr: /p' "$AP_TMP/reset-v1.err"
@@ -312,17 +314,19 @@ kill_rollback() {
 	check "it skips the bad commit" grep -q "skipping ${VB:0:12}" "$AP_TMP/skip-$name.err"
 }
 
-# kill_restore POINT: V1 applied, VR at the tip, own/x.conf cannot be written: the files
-# are put back; killed at POINT while doing so (a point of a phase after files is not passed:
-# the restore then just ends, exit 1). The next run, with the write made possible, finishes
-# the restore and applies VR afresh.
+# kill_restore POINT: V1 applied, VR at the tip, mod.service cannot be replaced (immutable,
+# after own/x.conf was written): the files are put back; killed at POINT while doing so (a
+# point of a phase after files is not passed: the restore then just ends, exit 1). The next
+# run, with the write made possible, finishes the restore and applies VR afresh.
 kill_restore() {
 	local point=$1 name=${1//[^a-z0-9]/-} want=137 what="killed at the point"
 	case $point in undo-enable | undo-reload* | undo-restart | undo-start) want=1 what="not passed" ;; esac
 	ap_case "kill at $point during a restore"
-	crash_config "$CRASH_SETTLE" "$AP_CFG" root
+	crash_config "$CRASH_SETTLE" "$AP_CFG"
 	reset_host "$VR" || return
+	chattr +i "$AP_UNIT_DIR/mod.service"
 	crash_run "crash-$name" "$point"
+	chattr -i "$AP_UNIT_DIR/mod.service"
 	ap_expect_rc "$AP_CASE: the write fails, $what" "$want" "crash-$name" || return
 	check "applied still V1" [ "$(applied)" = "$V1" ]
 	if [ "$want" = 137 ]; then
