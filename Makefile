@@ -7,6 +7,7 @@ UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
 GENERATORDIR ?= /lib/systemd/system-generators
 SYSCONFDIR ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 CC      ?= cc
 PKGS    := libgit2 libsystemd yaml-0.1
@@ -29,7 +30,7 @@ DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)
 $(error missing build dependencies, see above)
 endif
-else ifeq ($(filter clean,$(MAKECMDGOALS)),)
+else ifeq ($(filter clean uninstall deb,$(MAKECMDGOALS)),)
 PKG_MISSING := $(shell for p in $(PKGS) $(DLOPEN_PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 ifneq ($(strip $(PKG_MISSING)),)
 $(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev libcurl4-openssl-dev)
@@ -38,7 +39,7 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(DLOPEN_PKGS))
 # mbedTLS's crypto library (digest.c) is the one libgit2 already loads; it has no .pc file.
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lmbedcrypto
-CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 # test tables initialise char * fields from literals
 TEST_CFLAGS := -Wno-write-strings
 
@@ -58,9 +59,9 @@ build/autopull-asan: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 
 build/obj/%.o: src/%.c | build/obj
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 build/asan/%.o: src/%.c | build/asan
-	$(CC) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 build/obj build/asan build/tests build/tests-asan:
 	mkdir -p $@
 
@@ -175,6 +176,8 @@ bench: autopull
 install: autopull
 	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
 	install -Dm0644 doc/autopull.8 $(DESTDIR)$(MANDIR)/man8/autopull.8
+	install -Dm0644 doc/autopull.yaml.5 $(DESTDIR)$(MANDIR)/man5/autopull.yaml.5
+	install -Dm0644 completion/autopull.bash $(DESTDIR)$(BASHCOMPDIR)/autopull
 	# the units name the binary where this install puts it
 	for u in units/system/*; do install -d $(DESTDIR)$(UNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
@@ -188,9 +191,25 @@ install: autopull
 	install -d $(DESTDIR)$(DATADIR)
 	install -m0644 share/autopull/* $(DESTDIR)$(DATADIR)/
 
+# What install put there, with the same variables; the state directory, a configuration and
+# enabled timers are the operator's and stay.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/autopull $(DESTDIR)$(GENERATORDIR)/autopull-generator \
+	  $(DESTDIR)$(MANDIR)/man8/autopull.8 $(DESTDIR)$(MANDIR)/man5/autopull.yaml.5 \
+	  $(DESTDIR)$(BASHCOMPDIR)/autopull $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
+	for u in units/system/*; do rm -f $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for u in units/user/*; do rm -f $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
+	for f in share/autopull/*; do rm -f $(DESTDIR)$(DATADIR)/$${f##*/}; done
+	rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/autopull 2>/dev/null || true
+
+# The Debian package, built by dpkg-buildpackage in a temporary copy of the tree and checked
+# with lintian (scripts/deb.sh); the .deb lands in build/deb/.
+deb:
+	sh scripts/deb.sh build/deb
+
 clean:
 	rm -rf build autopull
 
 .PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench install \
-	clean fuzz fuzz-build fuzz-smoke
+	uninstall deb clean fuzz fuzz-build fuzz-smoke
 -include $(wildcard build/obj/*.d build/asan/*.d build/fuzz/obj/*.d)

@@ -258,6 +258,37 @@ sx_reset() {
 
 sx_applied() { cat "$SYS_ROOT$SX_STATE/applied" 2>/dev/null; }
 
+# sx_wait_applied SHA [SECONDS]: until the applied commit is SHA (default 30 s).
+sx_wait_applied() {
+	local i=0 limit=$(( ${2:-30} * 10 ))
+	while [ "$(sx_applied)" != "$1" ] && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
+	[ "$(sx_applied)" = "$1" ]
+}
+
+# sx_timers_setup: for the tests of the timers firing by themselves: a clean slate, an origin
+# whose first commit (SX_V1) ships web.service, the configuration watching it, and both
+# timers firing every 2 s (drop-ins); daemon-reload.
+sx_timers_setup() {
+	sx_pristine
+	sx_reset
+	sx_origin
+	sx_config "" "guard:
+  watch: [web.service]
+  settle: 1s"
+	sx_service web.service install "web v1"
+	SX_V1=$(sx_commit v1)
+	sx_fast_timer infrastructure-auto-pull.timer 2
+	sx_fast_timer autopull-heartbeat.timer 2
+	sys_ctl daemon-reload
+}
+
+# sx_fast_timer TIMER SECONDS: a drop-in that makes TIMER fire SECONDS after it starts and
+# SECONDS after each run of its service (the shipped values are minutes).
+sx_fast_timer() {
+	printf '[Timer]\nOnBootSec=\nOnActiveSec=%ss\nOnUnitActiveSec=%ss\nRandomizedDelaySec=0\nAccuracySec=100ms\n' \
+		"$2" "$2" | sys_write "/etc/systemd/system/$1.d/aptest-fast.conf"
+}
+
 # sx_snapshot NAME: mode, owner and hash of every file autopull may touch.
 sx_snapshot() {
 	sys_sh sh -c 'find /etc/systemd/system /etc/caddy /etc/aptest \( -type f -o -type l \) \

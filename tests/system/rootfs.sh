@@ -18,12 +18,16 @@ SUITE=bookworm
 # PLATFORM's list plus what the suite needs inside: libcurl4 (autopull loads it for
 # guard.push), sudo (visudo validates the example config's sudoers rule), ca-certificates (the
 # https transport reads /etc/ssl/certs under the sandbox), openssh-server (the ssh transport's
-# server, started only by the ssh test).
+# server, started only by the ssh test), and the Build-Depends of debian/control with
+# build-essential and debhelper: the package test builds the .deb inside, on a machine that has
+# none of the test packages (dpkg-checkbuilddeps fails there if this list falls behind).
 PACKAGES="systemd systemd-sysv dbus libgit2-1.5 libyaml-0-2 libsystemd0 libcurl4 git procps
-iproute2 sudo ca-certificates openssh-server"
+iproute2 sudo ca-certificates openssh-server
+build-essential debhelper pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libyaml-dev
+libcurl4-openssl-dev"
 # Units that would only add noise or time to a test boot.
 MASK="apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
-fstrim.timer ssh.service ssh.socket getty@.service console-getty.service"
+fstrim.timer man-db.timer ssh.service ssh.socket getty@.service console-getty.service"
 
 CACHE=${AP_SYS_CACHE:-/var/cache/autopull-test}
 # shellcheck disable=SC2086 # word splitting of the lists is the point

@@ -82,7 +82,7 @@ install -d -m 0755 "$payload/etc/systemd/system/multi-user.target.wants"
 for u in caddy.service app.service; do
 	ln -s "/usr/local/lib/systemd/system/$u" "$payload/etc/systemd/system/multi-user.target.wants/$u"
 done
-echo "payload: $(find "$payload" -type f | wc -l) files ($(find "$payload" -name autopull -type f))"
+echo "payload: $(find "$payload" -type f | wc -l) files ($(find "$payload" -path '*/bin/autopull' -type f))"
 
 tests=()
 for t in "$SYS_TOP"/tests/system/t-*.sh; do

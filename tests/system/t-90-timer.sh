@@ -6,41 +6,18 @@
 
 WAIT=30   # seconds for a timer to pick up a commit (it fires every 2 s here)
 
-# wait_applied SHA: until the applied commit is SHA (bounded).
-wait_applied() {
-	local i=0
-	while [ "$(sx_applied)" != "$1" ] && [ $i -lt $((WAIT * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-	[ "$(sx_applied)" = "$1" ]
-}
-
-# fast TIMER SECONDS: a drop-in that makes TIMER fire SECONDS after it starts and SECONDS
-# after each run of its service (the shipped values are minutes).
-fast() {
-	printf '[Timer]\nOnBootSec=\nOnActiveSec=%ss\nOnUnitActiveSec=%ss\nRandomizedDelaySec=0\nAccuracySec=100ms\n' \
-		"$2" "$2" | sys_write "/etc/systemd/system/$1.d/aptest-fast.conf"
-}
-
 ap_case "timer"
-sx_pristine
-sx_reset
-sx_origin
-sx_config "" "guard:
-  watch: [web.service]
-  settle: 1s"
-sx_service web.service install "web v1"
-V1=$(sx_commit v1)
-fast infrastructure-auto-pull.timer 2
-fast autopull-heartbeat.timer 2
-sys_ctl daemon-reload
+sx_timers_setup
+V1=$SX_V1
 check "enable --now infrastructure-auto-pull.timer" quiet sys_ctl enable --now infrastructure-auto-pull.timer
 check "enable --now autopull-heartbeat.timer" quiet sys_ctl enable --now autopull-heartbeat.timer
 check "enabled as the shipped [Install] says" [ -L "$SYS_ROOT/etc/systemd/system/timers.target.wants/infrastructure-auto-pull.timer" ]
-check "the timer applied v1 by itself" wait_applied "$V1"
+check "the timer applied v1 by itself" sx_wait_applied "$V1" "$WAIT"
 check "web.service runs v1" [ "$(sys_prop web.service Description)" = "web v1" ]
 for v in v2 v3; do
 	sx_service web.service install "web $v"
 	sha=$(sx_commit "$v")
-	check "the timer applied $v by itself" wait_applied "$sha"
+	check "the timer applied $v by itself" sx_wait_applied "$sha" "$WAIT"
 	check "web.service runs $v" sys_wait_prop web.service Description "web $v" 5
 done
 check "the service ran at least three times" \

@@ -1,0 +1,89 @@
+# bash completion for autopull(8); installed as bash-completion/completions/autopull.
+#
+# Completes the verbs, the options (and -c FILE with file names), and revisions for
+# --commit, --from and `pin`: the commits earlier applies went to, newest first, read with
+# `autopull log --json` (the state directory's history; nothing is fetched, locked or
+# planned). The lists below are the ones `autopull --help` prints; the tests compare them.
+# Needs nothing from the bash-completion package.
+
+_autopull_verbs="apply status log pin unpin diff check-config heartbeat"
+_autopull_opts_arg="-c --config -n --lines --commit --from --wait --reason"
+_autopull_opts="--user --dry-run --json --no-fetch --allow-empty --override-guard
+--allow-rewind -v --verbose -q --quiet -h --help --version"
+
+# _autopull_revs CONFIG_ARGS...: the "to" commits of the history (short ids), newest first,
+# each once. CONFIG_ARGS (-c FILE, --user) choose the configuration as on the command line.
+_autopull_revs() {
+	local json ids id seen=" "
+	json=$(timeout 2 autopull "$@" log --json -n 50 2>/dev/null) || return 0
+	ids=$(printf '%s\n' "$json" | grep -o '"to": "[0-9a-f]\{12,\}"' | cut -d'"' -f4)
+	for id in $(printf '%s\n' "$ids" | tac); do
+		id=${id:0:12}
+		case $seen in *" $id "*) continue ;; esac
+		seen+="$id "
+		printf '%s\n' "$id"
+	done
+}
+
+_autopull() {
+	local cur=${COMP_WORDS[COMP_CWORD]} prev='' opt i w verb='' skip=0 nargs=0
+	local -a cfg=()
+	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+	# --opt=VALUE: bash splits it at '=' (COMP_WORDBREAKS).
+	if [[ $cur == = ]]; then
+		opt=$prev cur=
+	elif [[ $prev == = ]] && ((COMP_CWORD > 1)); then
+		opt=${COMP_WORDS[COMP_CWORD - 2]}
+	else
+		opt=$prev
+	fi
+	COMPREPLY=()
+
+	# The verb, its arguments so far and the options that choose the configuration.
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		w=${COMP_WORDS[i]}
+		if ((skip)); then
+			skip=0
+			[[ $w == = ]] && skip=1
+			continue
+		fi
+		case $w in
+		-c | --config)
+			w=${COMP_WORDS[i + 1]-}
+			[[ $w == = ]] && w=${COMP_WORDS[i + 2]-}
+			# shellcheck disable=SC2088 # a typed ~/ is not expanded in COMP_WORDS
+			[[ $w == "~/"* ]] && w=$HOME/${w#"~/"}
+			cfg+=(-c "$w")
+			skip=1 ;;
+		--user) cfg+=(--user) ;;
+		-n | --lines | --commit | --from | --wait | --reason) skip=1 ;;
+		-*) ;;
+		*) if [[ -z $verb ]]; then verb=$w; else nargs=$((nargs + 1)); fi ;;
+		esac
+	done
+
+	case $opt in
+	-c | --config)
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return 0 ;;
+	--commit | --from)
+		compopt -o nosort 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_revs "${cfg[@]}") HEAD~1" -- "$cur")
+		return 0 ;;
+	-n | --lines | --wait | --reason)
+		return 0 ;;
+	esac
+
+	if [[ $cur == -* ]]; then
+		mapfile -t COMPREPLY < <(compgen -W "$_autopull_opts_arg $_autopull_opts" -- "$cur")
+	elif [[ -z $verb ]]; then
+		mapfile -t COMPREPLY < <(compgen -W "$_autopull_verbs" -- "$cur")
+	elif [[ $verb == pin ]] && ((nargs == 0)); then
+		compopt -o nosort 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_revs "${cfg[@]}")" -- "$cur")
+	fi
+	return 0
+}
+
+complete -F _autopull autopull
