@@ -6,6 +6,7 @@ DATADIR    ?= $(PREFIX)/share/autopull
 UNITDIR    ?= /lib/systemd/system
 USERUNITDIR ?= /usr/lib/systemd/user
 GENERATORDIR ?= /lib/systemd/system-generators
+CATALOGDIR ?= /usr/lib/systemd/catalog
 SYSCONFDIR ?= /etc
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
@@ -178,6 +179,8 @@ install: autopull
 	install -Dm0644 doc/autopull.8 $(DESTDIR)$(MANDIR)/man8/autopull.8
 	install -Dm0644 doc/autopull.yaml.5 $(DESTDIR)$(MANDIR)/man5/autopull.yaml.5
 	install -Dm0644 completion/autopull.bash $(DESTDIR)$(BASHCOMPDIR)/autopull
+	# what `journalctl -x` says about autopull's entries (the MESSAGE_IDs of events.h)
+	install -Dm0644 doc/autopull.catalog $(DESTDIR)$(CATALOGDIR)/autopull.catalog
 	# the units name the binary where this install puts it
 	for u in units/system/*; do install -d $(DESTDIR)$(UNITDIR) && \
 	  sed 's|/usr/local/bin/autopull|$(BINDIR)/autopull|' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; done
@@ -196,7 +199,8 @@ install: autopull
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/autopull $(DESTDIR)$(GENERATORDIR)/autopull-generator \
 	  $(DESTDIR)$(MANDIR)/man8/autopull.8 $(DESTDIR)$(MANDIR)/man5/autopull.yaml.5 \
-	  $(DESTDIR)$(BASHCOMPDIR)/autopull $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example
+	  $(DESTDIR)$(BASHCOMPDIR)/autopull $(DESTDIR)$(SYSCONFDIR)/autopull/autopull.yaml.example \
+	  $(DESTDIR)$(CATALOGDIR)/autopull.catalog
 	for u in units/system/*; do rm -f $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 	for u in units/user/*; do rm -f $(DESTDIR)$(USERUNITDIR)/$${u##*/}; done
 	for f in share/autopull/*; do rm -f $(DESTDIR)$(DATADIR)/$${f##*/}; done

@@ -89,6 +89,12 @@ t_pin() {
 	ap_autopull pin --user -c "$AP_CFG" --reason "hold v2 for the audit" pin HEAD~1
 	ap_expect_rc "$AP_CASE: pin HEAD~1 (= v2) applies it" 0 pin
 	check "applied = v2" [ "$(applied)" = "$v2" ]
+	# No journald on this host: the journal entries are lines on stderr instead.
+	check "(no journal socket here)" [ ! -S /run/systemd/journal/socket ]
+	check "the pin's journal entry is on stderr" \
+		grep -q "^autopull: pinned at $(short "$v2"): hold v2 for the audit\$" "$AP_TMP/pin.err"
+	check "and its apply's" \
+		grep -q "^autopull: applied $(short "$v2") (from $(short "$V1")) in [0-9]* ms: restart=web.service\$" "$AP_TMP/pin.err"
 	ap_autopull tick --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: a tick while pinned" 0 tick
 	check "says pinned, since when and why" grep -q "pinned at $(short "$v2") since .*hold v2 for the audit" "$AP_TMP/tick.out"
@@ -99,6 +105,8 @@ t_pin() {
 	check "status shows the pin" grep -q "pinned:   at $(short "$v2")" "$AP_TMP/st.out"
 	ap_autopull unpin --user -c "$AP_CFG" unpin
 	ap_expect_rc "$AP_CASE: unpin" 0 unpin
+	check "the unpin's entry is on stderr" grep -q "^autopull: unpinned from $(short "$v2")\$" "$AP_TMP/unpin.err"
+	check "the unpin says what comes next on stdout" grep -q "the next apply deploys the tip of 'main'" "$AP_TMP/unpin.out"
 	fx_apply after-unpin || return
 	check "the tip applies again" [ "$(applied)" = "$v3" ]
 	# a manual rollback sticks

@@ -137,3 +137,15 @@ check "AUTOPULL_TRIGGER is not manual" [ "$(field j7 AUTOPULL_TRIGGER)" != manua
 sys_sh journalctl -q -o cat --after-cursor="$CURSOR" >"$AP_TMP/j7-all.out" 2>&1
 check "the message is in the journal once" \
 	[ "$(grep -c "^applied $(printf %.12s "$V5") (from" "$AP_TMP/j7-all.out")" = 1 ]
+
+ap_case "journal: the catalog"
+sed -n 's/^#define AP_MSGID_[A-Z_]* *"\([0-9a-f]*\)".*/\1/p' "$SYS_TOP/include/events.h" >"$AP_TMP/ids"
+check "events.h defines eight MESSAGE_IDs" [ "$(wc -l <"$AP_TMP/ids")" = 8 ]
+while read -r id; do
+	check "the catalog explains $id" grep -q "^-- $id\$" "$SYS_ROOT/usr/lib/systemd/catalog/autopull.catalog"
+done <"$AP_TMP/ids"
+check "journalctl --update-catalog takes it" quiet sys_sh journalctl --update-catalog
+sys_sh journalctl -q -x -o short SYSLOG_IDENTIFIER=autopull >"$AP_TMP/catalog.out" 2>&1
+check "journalctl -x explains an apply, with its commit" \
+	grep -q "Subject: autopull applied commit $V5" "$AP_TMP/catalog.out"
+check "and a rollback" grep -q "Subject: autopull rolled back commit $V4" "$AP_TMP/catalog.out"
