@@ -68,6 +68,7 @@ size_t ap_log_escape(const char *s, char *out, size_t size)
 }
 
 /* Formats into msg (MSG_MAX), cut with "..." when longer. */
+static void format_msg(char *msg, const char *fmt, va_list ap) _printf_(2, 0);
 static void format_msg(char *msg, const char *fmt, va_list ap)
 {
 	int n = vsnprintf(msg, MSG_MAX, fmt, ap);
