@@ -1,9 +1,9 @@
 # bash completion for autopull(8); installed as bash-completion/completions/autopull.
 #
-# Completes the verbs, the options (and -c FILE with file names), and revisions for
-# --commit, --from and `pin`: the commits earlier applies went to, newest first, read with
-# `autopull log --json` (the state directory's history; nothing is fetched, locked or
-# planned). The lists below are the ones `autopull --help` prints; the tests compare them.
+# Completes the verbs, the options (and -c FILE with file names), revisions for --commit,
+# --from and `pin`: the commits earlier applies went to, newest first, and unit names for
+# `log UNIT...`: the units applies acted on. Both are read with `autopull log --json` (the
+# state directory's history; nothing is fetched, locked or planned). The lists below are the ones `autopull --help` prints; the tests compare them.
 # Needs nothing from the bash-completion package.
 
 _autopull_verbs="apply status log pin unpin diff check-config heartbeat"
@@ -23,6 +23,14 @@ _autopull_revs() {
 		seen+="$id "
 		printf '%s\n' "$id"
 	done
+}
+
+# _autopull_units CONFIG_ARGS...: the units the history's events acted on, each once.
+_autopull_units() {
+	local json
+	json=$(timeout 2 autopull "$@" log --json -n 1000 2>/dev/null) || return 0
+	printf '%s\n' "$json" | grep -o '"units": "[^"]*"' | cut -d'"' -f4 | tr ';,' '\n\n' |
+		sed 's/^[a-z-]*=//' | sort -u
 }
 
 _autopull() {
@@ -79,6 +87,8 @@ _autopull() {
 		mapfile -t COMPREPLY < <(compgen -W "$_autopull_opts_arg $_autopull_opts" -- "$cur")
 	elif [[ -z $verb ]]; then
 		mapfile -t COMPREPLY < <(compgen -W "$_autopull_verbs" -- "$cur")
+	elif [[ $verb == log ]]; then
+		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_units "${cfg[@]}")" -- "$cur")
 	elif [[ $verb == pin ]] && ((nargs == 0)); then
 		compopt -o nosort 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_revs "${cfg[@]}")" -- "$cur")

@@ -67,6 +67,9 @@ struct ap_event_entry {
 int ap_event_entry(const struct ap_event *e, bool user, struct ap_event_entry *ret);
 void ap_event_entry_clear(struct ap_event_entry *x);
 
+/* The unit names of a units value ("restart=a,b;reload=c": a, b, c), in order. */
+int ap_event_unit_names(const char *units, char ***ret);
+
 /* "restart=a.service,b.service;reload=c.service" from action/unit pairs (units[i] got
  * actions[i]); NULL when there are none. */
 int ap_event_units(char *const *units, const enum ap_unit_action_kind *actions, size_t n,

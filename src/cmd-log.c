@@ -1,5 +1,7 @@
-/* autopull log: what autopull did on this host, oldest first (the newest -n N), as columns
- * for people or a JSON array. */
+/* autopull log [UNIT...]: what autopull did on this host, oldest first (the newest -n N), as
+ * columns for people or a JSON array; with units (globs allowed), only the events that acted
+ * on one of them. */
+#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -72,6 +74,39 @@ static int json(const struct ap_event *v, size_t n)
 	return r;
 }
 
+/* Whether e acted on a unit that one of the patterns matches. */
+static int acted_on(const struct ap_event *e, char **patterns)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	int r = ap_event_unit_names(e->units, &names);
+
+	for (size_t i = 0; r >= 0 && names && names[i]; i++)
+		for (size_t k = 0; patterns[k]; k++)
+			if (fnmatch(patterns[k], names[i], 0) == 0)
+				return 1;
+	return r;
+}
+
+/* Keeps the events that acted on one of the units (v keeps its length; the rest freed). */
+static int filter(struct ap_event *v, size_t *n, char **units)
+{
+	size_t k = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		int m = r < 0 ? 0 : acted_on(&v[i], units);
+
+		if (m < 0)
+			r = m;
+		if (m > 0)
+			v[k++] = v[i];
+		else
+			ap_event_clear(&v[i]);
+	}
+	*n = k;
+	return r;
+}
+
 int ap_cmd_log(const struct ap_opts *o, char **args)
 {
 	struct ap_event *v = NULL;
@@ -82,6 +117,8 @@ int ap_cmd_log(const struct ap_opts *o, char **args)
 	if (code != AP_EXIT_OK)
 		return code;
 	if (ap_state_read_events(c.st, &v, &n) < 0)
+		code = AP_EXIT_FAILED;
+	if (code == AP_EXIT_OK && args && args[0] && filter(v, &n, args) < 0)
 		code = AP_EXIT_FAILED;
 	skip = n > o->lines ? n - o->lines : 0;
 	if (code == AP_EXIT_OK && o->json)

@@ -326,26 +326,40 @@ static int push_field(char ***v, const char *key, const char *value)
 	return f ? ap_strv_push(v, f) : -ENOMEM;
 }
 
-/* UNIT= and OBJECT_SYSTEMD_[USER_]UNIT= per unit of "restart=a,b;reload=c", the first few. */
-static int push_units(char ***v, const char *units, bool user)
+int ap_event_unit_names(const char *units, char ***ret)
 {
 	_cleanup_free_ char *copy = units ? strdup(units) : NULL;
 	char *save = NULL, *tok;
-	size_t n = 0;
 	int r = 0;
 
+	*ret = NULL;
 	if (!units)
 		return 0;
 	if (!copy)
 		return -ENOMEM;
-	for (tok = strtok_r(copy, ";,", &save); r >= 0 && tok && n < AP_EVENT_ENTRY_UNITS_MAX;
-	     tok = strtok_r(NULL, ";,", &save), n++) {
+	for (tok = strtok_r(copy, ";,", &save); r >= 0 && tok; tok = strtok_r(NULL, ";,", &save)) {
 		const char *eq = strchr(tok, '=');
-		const char *unit = eq ? eq + 1 : tok;
 
-		r = push_field(v, "UNIT", unit);
+		r = ap_strv_push(ret, eq ? eq + 1 : tok);
+	}
+	if (r < 0) {
+		ap_strv_free(*ret);
+		*ret = NULL;
+	}
+	return r;
+}
+
+/* UNIT= and OBJECT_SYSTEMD_[USER_]UNIT= per unit of "restart=a,b;reload=c", the first few. */
+static int push_units(char ***v, const char *units, bool user)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	int r = ap_event_unit_names(units, &names);
+
+	for (size_t i = 0; r >= 0 && names && names[i] && i < AP_EVENT_ENTRY_UNITS_MAX; i++) {
+		r = push_field(v, "UNIT", names[i]);
 		if (r >= 0)
-			r = push_field(v, user ? "OBJECT_SYSTEMD_USER_UNIT" : "OBJECT_SYSTEMD_UNIT", unit);
+			r = push_field(v, user ? "OBJECT_SYSTEMD_USER_UNIT" : "OBJECT_SYSTEMD_UNIT",
+				       names[i]);
 	}
 	return r;
 }

@@ -23,7 +23,7 @@ static void help(void)
 	       "verbs:\n"
 	       "  apply          fetch, plan, validate, install, restart affected units (default)\n"
 	       "  status         the applied commit, pending commits, pin, last apply, guard, drift\n"
-	       "  log            what autopull did here: applies, refusals, rollbacks, overrides\n"
+	       "  log [UNIT...]  what autopull did here: applies, refusals, rollbacks, pins\n"
 	       "  pin REV        freeze deploys at REV (applied if needed); needs --reason\n"
 	       "  unpin          deploy the branch tip again\n"
 	       "  diff           how managed files on the host differ from the applied commit\n"
@@ -167,7 +167,7 @@ static const struct verb {
 } verbs[] = {
 	{ "apply", 0, 0, ap_cmd_apply },
 	{ "status", 0, 0, ap_cmd_status },
-	{ "log", 0, 0, ap_cmd_log },
+	{ "log", 0, 64, ap_cmd_log },
 	{ "pin", 1, 1, ap_cmd_pin },
 	{ "unpin", 0, 0, ap_cmd_unpin },
 	{ "diff", 0, 0, ap_cmd_diff },

@@ -159,6 +159,21 @@ static void test_entry_units_bounded(void **state)
 	ap_buf_free(&b);
 }
 
+static void test_unit_names(void **state)
+{
+	char **v = NULL;
+
+	assert_int_equal(ap_event_unit_names("restart=a.service,b.service;reload=c@x.service", &v), 0);
+	assert_non_null(v);
+	assert_string_equal(v[0], "a.service");
+	assert_string_equal(v[1], "b.service");
+	assert_string_equal(v[2], "c@x.service");
+	assert_null(v[3]);
+	ap_strv_free(v);
+	assert_int_equal(ap_event_unit_names(NULL, &v), 0);
+	assert_null(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_entry_of_an_apply),
 		cmocka_unit_test(test_entry_of_each_outcome),
 		cmocka_unit_test(test_entry_units_bounded),
+		cmocka_unit_test(test_unit_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

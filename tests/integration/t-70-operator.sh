@@ -74,6 +74,15 @@ t_status_and_log() {
 		"[e['event'] for e in d] == ['apply', 'apply'] and d[1]['to'] == '$v2' and d[1]['result'] == 'ok' and d[1]['trigger'] == 'manual' and 'restart=web.service' in d[1]['units']"
 	ap_autopull log2 --user -c "$AP_CFG" -n 1 log
 	check "log -n 1: a header and one event" [ "$(wc -l <"$AP_TMP/log2.out")" = 2 ]
+	ap_autopull log3 --user -c "$AP_CFG" --json log worker.service
+	ap_expect_rc "$AP_CASE: log UNIT" 0 log3
+	ap_jq "$AP_CASE: log worker.service: only the apply that started it" "$AP_TMP/log3.out" \
+		"len(d) == 1 and d[0]['to'] == '$V1'"
+	ap_autopull log4 --user -c "$AP_CFG" --json log 'w*.service' nothing.service
+	ap_jq "$AP_CASE: log with a glob: both applies" "$AP_TMP/log4.out" "len(d) == 2"
+	ap_autopull log5 --user -c "$AP_CFG" log nothing.service
+	ap_expect_rc "$AP_CASE: log of a unit never acted on" 0 log5
+	check "only the header" [ "$(wc -l <"$AP_TMP/log5.out")" = 1 ]
 }
 
 t_pin() {

@@ -192,6 +192,9 @@ HEAD~1" ]
 check "--from=REV" [ "$(comp autopull --user -c "$AP_CFG" --dry-run --from = "${v2:0:4}")" = "${v2:0:12}" ]
 check "--config=FILE is passed on" [ "$(comp autopull --user --config = "$AP_CFG" pin "${v2:0:4}")" = "${v2:0:12}" ]
 check "nothing after pin REV" [ -z "$(comp autopull --user pin "$v1" '')" ]
+check "log UNIT: the units applies acted on" [ "$(comp autopull --user -c "$AP_CFG" log '')" = web.service ]
+check "log UNIT with a prefix" [ "$(comp autopull --user -c "$AP_CFG" log web.service w)" = web.service ]
+check "log UNIT: none for another prefix" [ -z "$(comp autopull --user -c "$AP_CFG" log x)" ]
 check "completion changed no state (events, applied)" sha256sum --quiet -c "$AP_TMP/state.before"
 fx_reset
 
