@@ -310,6 +310,8 @@ static int fetch_exit_code(int k, bool no_fetch)
 		return AP_EXIT_USAGE;
 	if (k == -EACCES || k == -EKEYREJECTED || k == -ENOENT || k == -EREMOTEIO)
 		return AP_EXIT_REMOTE;
+	if (k == -EBADMSG)
+		return AP_EXIT_INVALID; /* the source is refused; a retry gets the same objects */
 	return AP_EXIT_FAILED;
 }
 

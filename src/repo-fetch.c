@@ -459,7 +459,8 @@ static int http_status(const char *msg)
  * 5xx, 408 or 429 may pass: -EHOSTUNREACH (try again later), and so may a local path that
  * is not there (check_owner). What needs an operator gets
  * one line naming what to fix: -EACCES (credentials), -EKEYREJECTED (host key or TLS
- * certificate), -ENOENT (no repository there), -EREMOTEIO (another HTTP answer). */
+ * certificate), -ENOENT (no repository there), -EREMOTEIO (another HTTP answer), -EBADMSG
+ * (a malformed object). */
 static int fetch_failed(const struct fetch_ctx *f, int gerr)
 {
 	const git_error *e = git_error_last();
@@ -484,6 +485,11 @@ static int fetch_failed(const struct fetch_ctx *f, int gerr)
 	    (local_path(f->o->url) && (gerr == GIT_ENOTFOUND || (e && e->klass == GIT_ERROR_REPOSITORY))))
 		return ap_log_error(-ENOENT, "failed to fetch '%s': no repository there (%s); check "
 				    "repo.url", f->url, msg);
+	/* The objects arrived whole and one of them is malformed: the same bytes come again. */
+	if (e && (e->klass == GIT_ERROR_TREE || e->klass == GIT_ERROR_OBJECT))
+		return ap_log_error(-EBADMSG, "failed to fetch '%s': the repository holds an object "
+				    "that does not parse (%s); it needs a fix there, not a retry",
+				    f->url, msg);
 	if (status >= 400 && status < 500 && status != 408 && status != 429)
 		return ap_log_error(-EREMOTEIO, "failed to fetch '%s': the server refused it (%s); "
 				    "check repo.url", f->url, msg);

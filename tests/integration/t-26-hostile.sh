@@ -294,6 +294,16 @@ t_repo() {
 	sed -i 's/^\[Unit\]$/[Unit]\nX-AutoPull-OnChange=sometimes/' "$FX_ORIGIN/systemd/web.service"
 	hcommit onchange
 	refused r-onchange 4 "X-AutoPull-OnChange=" "systemd/web.service"
+
+	# Last: no fetch gets past this commit, so the branch is put back after it.
+	next "repo: a tree entry without a name (exit 4: a retry fetches the same tree)"
+	local before
+	before=$(ap_git "$FX_ORIGIN" rev-parse HEAD)
+	crafted env "" 100644 "$(printf 'X=1\n' | blob)"
+	refused r-noname 4 "holds an object that does not parse" "not a retry"
+	ap_autopull r-noname2 --user -c "$AP_CFG" apply
+	judge r-noname2 4 "holds an object that does not parse"
+	ap_git "$FX_ORIGIN" update-ref refs/heads/main "$before"
 }
 
 # ---------------------------------------------------------------------------------------------
