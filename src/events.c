@@ -294,7 +294,8 @@ static char *message_of(const struct ap_event *e, const struct outcome *o)
 			return ap_strdupf("applied %.12s (from %.12s) in %" PRIu64 " ms: %s", e->to,
 					  *e->from ? e->from : "nothing", e->duration_ms, units);
 		if (strcmp(o->action, "rolled-back") == 0)
-			return ap_strdupf("rolled back %.12s to %.12s%s%s", e->to, e->from, sep, why);
+			return ap_strdupf("rolled back %.12s to %.12s%s%s", e->to,
+					  *e->from ? e->from : "nothing", sep, why);
 		return ap_strdupf("apply of %.12s %s%s%s", e->to,
 				  strcmp(e->result, "rollback-failed") == 0 ? "could not be rolled back"
 				  : strcmp(e->result, "restored") == 0 ? "failed, files put back"

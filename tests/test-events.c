@@ -68,6 +68,17 @@ static void test_entry_of_an_apply(void **state)
 	assert_int_equal(x.level, AP_LOG_NOTICE);
 	assert_string_equal(x.message, "applied 89abcdef0123 (from 0123456789ab) in 1234 ms: "
 				       "restart=a.service,c.service;reload=b.service");
+	ap_event_entry_clear(&x);
+	/* a first apply, rolled back: there was nothing before */
+	e.from[0] = '\0';
+	snprintf(e.result, sizeof(e.result), "rolled-back");
+	assert_int_equal(ap_event_entry(&e, false, &x), 0);
+	assert_string_equal(x.message, "rolled back 89abcdef0123 to nothing");
+	assert_false(has_field(x.fields, "AUTOPULL_FROM="));
+	ap_event_entry_clear(&x);
+	snprintf(e.from, sizeof(e.from), "%s", OID_A);
+	snprintf(e.result, sizeof(e.result), "ok");
+	assert_int_equal(ap_event_entry(&e, false, &x), 0);
 	assert_true(has_field(x.fields, "AUTOPULL_ACTION=applied"));
 	assert_true(has_field(x.fields, "AUTOPULL_COMMIT=" OID_B));
 	assert_true(has_field(x.fields, "AUTOPULL_FROM=" OID_A));
