@@ -44,6 +44,15 @@ start() {
 	V1=$(fx_commit "first: web and worker") || return 1
 }
 
+# on_tty NAME CMD...: CMD as the test user with a terminal on stdin/stdout/stderr (script(1));
+# its output in $AP_TMP/NAME.tty.
+on_tty() {
+	local name=$1; shift
+	ap_as_user script -qec "$*" /dev/null >"$AP_TMP/$name.tty" 2>&1 </dev/null
+}
+has_esc() { grep -q $'\e\[' "$1"; }
+not() { ! "$@"; }
+
 # -------------------------------------------------------------------------------------------
 t_status_and_log() {
 	local v2 v3
@@ -202,6 +211,30 @@ t_messages() {
 	check "hint names -c" grep -q "hint:.*-c FILE" "$AP_TMP/nocfg.err"
 }
 
+t_tty() {
+	local v2
+	start "a terminal: colour unless NO_COLOR, the settle line" "guard:
+  settle: 1s" || return
+	fx_apply v1 || return
+	on_tty st "$AP_BIN --user -c $AP_CFG status"
+	check "status on a terminal is in colour" has_esc "$AP_TMP/st.tty"
+	on_tty nc "NO_COLOR=1 $AP_BIN --user -c $AP_CFG status"
+	check "never with NO_COLOR" not has_esc "$AP_TMP/nc.tty"
+	check "the same lines otherwise" grep -q "guard:    ok" "$AP_TMP/nc.tty"
+	ap_autopull pipe --user -c "$AP_CFG" status
+	check "never into a pipe" not has_esc "$AP_TMP/pipe.out"
+	svc web.service "web v2"
+	v2=$(fx_commit v2)
+	on_tty ap "$AP_BIN --user -c $AP_CFG apply"
+	check "a terminal is told what the settle waits for" \
+		grep -q "watching 1 unit(s) for 1 s (guard.settle)" "$AP_TMP/ap.tty"
+	check "applied" [ "$(applied)" = "$v2" ]
+	svc web.service "web v3"
+	fx_commit v3 >/dev/null
+	ap_autopull ap2 --user -c "$AP_CFG" apply
+	check "a pipe is not" not grep -q "watching" "$AP_TMP/ap2.err"
+}
+
 t_apply_json() {
 	start "apply --json: one document with the result" || return
 	ap_autopull j1 --user -c "$AP_CFG" --json apply
@@ -221,5 +254,6 @@ t_status_and_log
 t_pin
 t_drift
 t_messages
+t_tty
 t_apply_json
 fx_reset
