@@ -36,8 +36,9 @@ int ap_strv_push(char ***v, const char *s);
 int ap_strv_push_unique(char ***v, const char *s);
 int ap_strv_copy(char *const *v, char ***ret);
 
-/* asprintf that returns NULL on failure. */
+/* asprintf that returns NULL on failure (vasprintf leaves its pointer undefined then). */
 char *ap_strdupf(const char *fmt, ...) _printf_(1, 2);
+char *ap_strdupvf(const char *fmt, va_list ap) _printf_(1, 0);
 bool ap_startswith(const char *s, const char *prefix);
 bool ap_endswith(const char *s, const char *suffix);
 bool ap_streq_ptr(const char *a, const char *b);

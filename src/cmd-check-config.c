@@ -28,8 +28,7 @@ static void problem(struct check *k, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = ap_strdupvf(fmt, ap);
 	va_end(ap);
 	if (!msg)
 		return;

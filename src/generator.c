@@ -157,8 +157,7 @@ static void say(struct reporter *rep, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = ap_strdupvf(fmt, ap);
 	va_end(ap);
 	rep->n++;
 	rep->report(rep->userdata, msg ? msg : "out of memory");

@@ -721,8 +721,7 @@ static int refuse(struct preflight *c, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = ap_strdupvf(fmt, ap);
 	va_end(ap);
 	ap_log_error(-EINVAL, "%s", msg ? msg : "refusing the plan");
 	c->refused = true;

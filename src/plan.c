@@ -255,15 +255,12 @@ static int fail(struct builder *b, const char *fmt, ...) _printf_(2, 3);
 static int fail(struct builder *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	free(b->error);
 	va_start(ap, fmt);
-	n = vasprintf(&b->error, fmt, ap);
+	b->error = ap_strdupvf(fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		b->error = NULL;
-	return n < 0 ? -ENOMEM : -EINVAL;
+	return b->error ? -EINVAL : -ENOMEM;
 }
 
 static bool is_blob_mode(uint32_t m)

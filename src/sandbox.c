@@ -80,8 +80,7 @@ static int add(struct ap_sandbox *s, enum ap_sandbox_unit u, char *path, mode_t 
 			return 0;
 		}
 	va_start(ap, fmt);
-	if (vasprintf(&why, fmt, ap) < 0)
-		why = NULL;
+	why = ap_strdupvf(fmt, ap);
 	va_end(ap);
 	v = why ? realloc(s->needs, (s->n_needs + 1) * sizeof(*v)) : NULL;
 	if (!v) {

@@ -75,16 +75,22 @@ int ap_strv_copy(char *const *v, char ***ret)
 	return 0;
 }
 
+char *ap_strdupvf(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+
+	return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
 char *ap_strdupf(const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
-	int r;
+	char *s;
 
 	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
+	s = ap_strdupvf(fmt, ap);
 	va_end(ap);
-	return r < 0 ? NULL : s;
+	return s;
 }
 
 bool ap_startswith(const char *s, const char *prefix)
