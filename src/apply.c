@@ -298,6 +298,12 @@ static const struct phase phases[] = {
 	{ AP_PHASE_RECORD, run_record, NULL, AP_PHASE_RECORD, FAIL_KEEP, NO_UNITS },
 };
 #undef NO_UNITS
+
+/* Whether a job phase has a unit action of its kinds not done yet. */
+static bool owes_jobs(const struct ap_journal *j, const struct phase *ph)
+{
+	return has_action(j, ph->unit_a) || has_action(j, ph->unit_b);
+}
 _Static_assert(ELEMENTSOF(phases) == AP_PHASE_MAX, "every phase has a row");
 
 /* --- undo ------------------------------------------------------------------------------ */
@@ -485,8 +491,7 @@ int ap_apply_run(struct ap_journal *j, const struct ap_plan *p, const struct ap_
 		const struct phase *ph = &phases[i];
 
 		/* A job phase retries the unit actions that failed in an earlier run. */
-		if (ap_journal_is_done(j, ph->id) && !has_action(j, ph->unit_a) &&
-		    !has_action(j, ph->unit_b))
+		if (ap_journal_is_done(j, ph->id) && !owes_jobs(j, ph))
 			continue;
 		/* A unit that failed its job is not watched or recorded: it stays owed. */
 		if (ph->id == AP_PHASE_SETTLE && (x.units_failed || !ap_journal_units_finished(j))) {
@@ -539,19 +544,14 @@ int ap_apply_journal_new(const struct ap_plan *p, const char *base, const struct
 	}
 	if (!has_action(&j, AP_ACTION_DISABLE_STOP))
 		ap_journal_set_done(&j, AP_PHASE_DISABLE);
-	if (!has_action(&j, AP_ACTION_DISABLE_STOP) && !has_action(&j, AP_ACTION_STOP))
-		ap_journal_set_done(&j, AP_PHASE_STOP);
 	if (!has_action(&j, AP_ACTION_ENABLE_START) && !has_action(&j, AP_ACTION_REENABLE))
 		ap_journal_set_done(&j, AP_PHASE_ENABLE);
 	if (!reload && ap_journal_is_done(&j, AP_PHASE_ENABLE) && ap_journal_is_done(&j, AP_PHASE_DISABLE))
 		ap_journal_set_done(&j, AP_PHASE_RELOAD);
 	/* A job phase with no job: one journal write (and its fsyncs) less. */
-	if (!has_action(&j, AP_ACTION_RESTART))
-		ap_journal_set_done(&j, AP_PHASE_RESTART);
-	if (!has_action(&j, AP_ACTION_RELOAD))
-		ap_journal_set_done(&j, AP_PHASE_RELOAD_UNITS);
-	if (!has_action(&j, AP_ACTION_ENABLE_START) && !has_action(&j, AP_ACTION_START))
-		ap_journal_set_done(&j, AP_PHASE_START);
+	for (size_t i = 0; i < ELEMENTSOF(phases); i++)
+		if (phases[i].unit_a != AP_ACTION_NONE && !owes_jobs(&j, &phases[i]))
+			ap_journal_set_done(&j, phases[i].id);
 	*ret = j;
 	return 0;
 }
