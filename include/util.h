@@ -58,6 +58,8 @@ int ap_buf_append(struct ap_buf *b, const void *p, size_t n);
 int ap_buf_printf(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
 /* Appends s as a JSON string literal (with quotes). */
 int ap_buf_json_string(struct ap_buf *b, const char *s);
+/* The same, or null for NULL or "" (an optional value that is not there). */
+int ap_buf_json_string_or_null(struct ap_buf *b, const char *s);
 void ap_buf_free(struct ap_buf *b);
 
 /* Monotonic and realtime clocks in microseconds. */

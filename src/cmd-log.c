@@ -1,13 +1,13 @@
 /* autopull log [UNIT...]: what autopull did on this host, oldest first (the newest -n N), as
  * columns for people or a JSON array; with units (globs allowed), only the events that acted
  * on one of them. */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cmd.h"
 #include "exitcode.h"
+#include "heartbeat.h"
 #include "util.h"
 
 static void human(const struct ap_event *v, size_t n)
@@ -35,7 +35,7 @@ static int member(struct ap_buf *b, const char *key, const char *v)
 {
 	int r = ap_buf_printf(b, ", \"%s\": ", key);
 
-	return r < 0 ? r : v && *v ? ap_buf_json_string(b, v) : ap_buf_append(b, "null", 4);
+	return r < 0 ? r : ap_buf_json_string_or_null(b, v);
 }
 
 static int json(const struct ap_event *v, size_t n)
@@ -81,9 +81,8 @@ static int acted_on(const struct ap_event *e, char **patterns)
 	int r = ap_event_unit_names(e->units, &names);
 
 	for (size_t i = 0; r >= 0 && names && names[i]; i++)
-		for (size_t k = 0; patterns[k]; k++)
-			if (fnmatch(patterns[k], names[i], 0) == 0)
-				return 1;
+		if (ap_hb_watch_matches(patterns, names[i])) /* the guard.watch glob match */
+			return 1;
 	return r;
 }
 

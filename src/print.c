@@ -5,11 +5,6 @@
 
 #include "print.h"
 
-static int json_str_or_null(struct ap_buf *b, const char *s)
-{
-	return s && *s ? ap_buf_json_string(b, s) : ap_buf_append(b, "null", 4);
-}
-
 static int json_strv(struct ap_buf *b, char *const *v)
 {
 	int r = ap_buf_append(b, "[", 1);
@@ -64,11 +59,11 @@ static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
 		r = ap_buf_printf(b, ", \"action\": \"%s\", \"if_active\": %s, \"state\": ",
 				  ap_unit_action_to_string(u->action), u->if_active ? "true" : "false");
 	if (r >= 0)
-		r = json_str_or_null(b, u->state);
+		r = ap_buf_json_string_or_null(b, u->state);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"note\": ");
 	if (r >= 0)
-		r = json_str_or_null(b, u->note);
+		r = ap_buf_json_string_or_null(b, u->note);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"reasons\": ");
 	if (r >= 0)
@@ -81,11 +76,11 @@ int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf
 	int r = ap_buf_printf(b, "{\"from\": ");
 
 	if (r >= 0)
-		r = json_str_or_null(b, p->from);
+		r = ap_buf_json_string_or_null(b, p->from);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"to\": ");
 	if (r >= 0)
-		r = json_str_or_null(b, p->to);
+		r = ap_buf_json_string_or_null(b, p->to);
 	if (r >= 0)
 		r = ap_buf_printf(b, ",\n \"files\": [");
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {

@@ -206,6 +206,11 @@ int ap_buf_json_string(struct ap_buf *b, const char *s)
 	return r < 0 ? r : ap_buf_append(b, "\"", 1);
 }
 
+int ap_buf_json_string_or_null(struct ap_buf *b, const char *s)
+{
+	return s && *s ? ap_buf_json_string(b, s) : ap_buf_append(b, "null", 4);
+}
+
 void ap_buf_free(struct ap_buf *b)
 {
 	free(b->data);
