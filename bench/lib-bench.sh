@@ -8,9 +8,10 @@ BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 ROOT=${ROOT:-$(cd "$BENCH_DIR/.." && pwd)}
 
 # The harness of the integration tests, with our own user and directories.
-export AP_USER=apbench AP_RUN=/tmp/apbench-run AP_BIN=/tmp/apbench-bin/autopull AP_TEST=bench
+export AP_USER=apbench AP_RUN=/tmp/apbench-run AP_BINDIR=/tmp/apbench-bin AP_TEST=bench
+export AP_BIN=$AP_BINDIR/autopull
 export AP_CMD_TIMEOUT=$CMD_TIMEOUT
-BENCH_BIN=${AP_BIN%/*}
+BENCH_BIN=$AP_BINDIR
 mkdir -p "$AP_RUN"
 AP_RESULTS=$AP_RUN/results
 # shellcheck source=../tests/integration/lib.sh
@@ -40,7 +41,8 @@ bench_cleanup() {
 	# (default.target.wants) with the next manager of this user.
 	[ -n "${AP_UNIT_DIR:-}" ] && rm -rf "$AP_UNIT_DIR"
 	if [ "${BENCH_KEEP:-0}" != 1 ]; then
-		rm -rf "$AP_RUN/golden" "$AP_RUN/expect" "$TMP" "${AP_HOME:?}/srv" "${AP_HOME:?}/bench"
+		rm -rf "$AP_RUN/golden" "$AP_RUN/expect" "$TMP" "${AP_HOME:?}/srv" "${AP_HOME:?}/bench" \
+			"$AP_BINDIR"
 	fi
 	exit $rc
 }
@@ -56,8 +58,8 @@ bench_start() {
 	rm -f "$SAMPLES" "$FAILURES" "$AP_RUN/hwm.jsonl" "$AP_RUN/callgrind.jsonl" "$AP_RUN/env.json"
 	mkdir -p "$TMP"
 
-	install -d -m 0755 "$BENCH_BIN"
-	install -m 0755 "$ROOT/autopull" "$AP_BIN"
+	ap_bindir_fresh
+	ap_bindir_add "$ROOT/autopull" >/dev/null || { echo "bench: cannot install the binary" >&2; exit 2; }
 	install -m 0755 "$BENCH_DIR/baseline.sh" "$BENCH_BIN/baseline.sh"
 	APTIME=$BENCH_BIN/aptime
 	cc -O2 -Wall -Wextra -o "$APTIME" "$BENCH_DIR/aptime.c" || { echo "bench: cannot build aptime" >&2; exit 2; }

@@ -9,12 +9,14 @@ if [ "$(id -u)" != 0 ]; then
 	echo "demo: run as root (it creates a demo user and starts a systemd --user manager for it)" >&2
 	exit 2
 fi
-export AP_USER=apdemo AP_RUN=/tmp/apdemo-run AP_BIN=/tmp/apdemo-bin/autopull AP_TEST=demo
+export AP_USER=apdemo AP_RUN=/tmp/apdemo-run AP_BINDIR=/tmp/apdemo-bin AP_TEST=demo
+export AP_BIN=$AP_BINDIR/autopull
 mkdir -p "$AP_RUN"
 AP_RESULTS=$AP_RUN/results
 # shellcheck source=../tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
-install -D -m 0755 "$ROOT/autopull" "$AP_BIN"
+ap_bindir_fresh
+ap_bindir_add "$ROOT/autopull" >/dev/null || ap_die "cannot install the binary"
 ap_user_setup "$AP_USER"
 ap_install_cleanup
 ap_manager_start "$AP_USER"

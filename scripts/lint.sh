@@ -36,5 +36,18 @@ for o in config repo plan install bus heartbeat state watch effects engine; do
 		echo "lint: src/apply.c includes $o.h (effects go through struct ap_apply_ops)" >&2; fail=1
 	fi
 done
+# Test and bench scripts write only below the harness's own directories ($AP_RUN, $AP_BINDIR,
+# $AP_SYS_RUN, $AP_TMP), which every run makes anew: a literal /tmp/ path could be a leftover
+# of an earlier run that a test silently depends on. Allowed: the lines that set those
+# variables' defaults, mktemp templates, and paths inside the test container (marked so).
+tmp_ok='(AP_RUN|AP_SYS_RUN|AP_BINDIR)(:)?=/tmp/|mktemp [^|]*/tmp/[A-Za-z0-9._-]*XXXXXX|# in the container$'
+bad=$(ls tests/integration/*.sh tests/system/*.sh bench/*.sh scripts/*.sh .ci/run |
+	grep -vx scripts/lint.sh | xargs grep -nE '/tmp/' |
+	grep -vE '^[^:]+:[0-9]+:[[:space:]]*#' | grep -vE "$tmp_ok" || true)
+if [ -n "$bad" ]; then
+	printf '%s\n' "$bad" >&2
+	echo "lint: a hard-coded /tmp/ path in a test script (use \$AP_TMP, \$AP_RUN or \$AP_BINDIR)" >&2
+	fail=1
+fi
 [ $fail = 0 ] && echo "lint: ok"
 exit $fail

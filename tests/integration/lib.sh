@@ -19,9 +19,10 @@
 : "${AP_RESULTS:=$AP_RUN/results}"
 : "${AP_TEST:=adhoc}"
 : "${AP_PY:=/usr/bin/python3}"           # not the pyenv shim: the test user must run it too
-: "${AP_BIN:=$AP_RUN-bin/autopull}"
+: "${AP_BINDIR:=$AP_RUN-bin}"          # binaries and helper scripts the test user runs
+: "${AP_BIN:=$AP_BINDIR/autopull}"
 : "${AP_CMD_TIMEOUT:=60}"                # seconds, for every single autopull/git/systemctl call
-export AP_DIR AP_ROOT AP_USER AP_RUN AP_RESULTS AP_PY AP_BIN AP_CMD_TIMEOUT
+export AP_DIR AP_ROOT AP_USER AP_RUN AP_RESULTS AP_PY AP_BINDIR AP_BIN AP_CMD_TIMEOUT
 
 AP_JQ="$AP_DIR/jq.py"
 
@@ -189,6 +190,26 @@ ap_untrack_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The per-run binary directory
+
+# ap_bindir_fresh: an empty $AP_BINDIR of this run's own (whatever an earlier run left there is
+# removed: no test may pass because of it), holding the helper scripts the test user runs
+# (copies, since the checkout may sit below a directory only root can enter).
+ap_bindir_fresh() {
+	rm -rf "$AP_BINDIR" && install -d -m 0755 "$AP_BINDIR" || ap_die "cannot create $AP_BINDIR"
+	install -m 0644 "$AP_DIR/githttp.py" "$AP_DIR/receiver.py" "$AP_BINDIR/" ||
+		ap_die "cannot copy the helper scripts to $AP_BINDIR"
+}
+
+# ap_bindir_add SRC [NAME]: install the executable SRC as $AP_BINDIR/NAME (default SRC's name);
+# prints the path.
+ap_bindir_add() {
+	local dst=$AP_BINDIR/${2:-${1##*/}}
+	install -m 0755 "$1" "$dst" || return 1
+	echo "$dst"
+}
+
+# ---------------------------------------------------------------------------------------------
 # The test user
 
 ap_user_vars() {
@@ -263,10 +284,12 @@ ap_user_setup() {
 	local name=${1:-$AP_USER} d
 	if ! id -u "$name" >/dev/null 2>&1; then
 		useradd -m -s /bin/bash "$name" || ap_die "useradd $name failed"
+		ap_user_vars "$name"
+		: >"$AP_HOME/$AP_USER_MARK" || ap_die "cannot mark $AP_HOME as the harness's"
 	fi
 	ap_user_vars "$name"
-	[ -d "$AP_HOME" ] || { mkdir -p "$AP_HOME"; chown "$AP_UID:$AP_GID" "$AP_HOME"; }
 	ap_stale_cleanup "$name"
+	ap_home_fresh
 	rm -rf "$AP_RUNTIME"
 	install -d -m 0700 -o "$AP_UID" -g "$AP_GID" "$AP_RUNTIME" || ap_die "cannot create $AP_RUNTIME"
 	for d in $(ap_cgroup_dirs "$name"); do
@@ -275,6 +298,24 @@ ap_user_setup() {
 	for d in $(ap_cgroup_dirs "$AP_HARNESS_CG"); do
 		mkdir -p "$d" || ap_die "cannot set up cgroup $d"
 	done
+}
+
+# The harness's users carry this root-owned file in their home; a user without it is somebody
+# else's, and its home is never emptied.
+AP_USER_MARK=.autopull-test-user
+
+# ap_home_fresh: the test user's home as useradd made it (skeleton files and the mark): the
+# state, units, repos and keys of an earlier run are gone, so no test can depend on them.
+ap_home_fresh() {
+	[ -n "${AP_HOME:-}" ] && [ "$AP_HOME" != / ] || ap_die "no home for $AP_USER"
+	[ -f "$AP_HOME/$AP_USER_MARK" ] && [ "$(stat -c %u "$AP_HOME/$AP_USER_MARK")" = 0 ] ||
+		ap_die "user $AP_USER exists but was not made by this harness (no $AP_HOME/$AP_USER_MARK);" \
+			"set AP_USER to another name"
+	find "$AP_HOME" -mindepth 1 -maxdepth 1 ! -name "$AP_USER_MARK" -exec rm -rf {} + ||
+		ap_die "cannot empty $AP_HOME"
+	cp -a /etc/skel/. "$AP_HOME/" 2>/dev/null
+	chown -R "$AP_UID:$AP_GID" "$AP_HOME" && chown 0:0 "$AP_HOME/$AP_USER_MARK" ||
+		ap_die "cannot reset $AP_HOME"
 }
 
 # ap_stale_cleanup NAME: leftovers of a killed run. Stops the processes recorded in the
@@ -447,7 +488,7 @@ ap_http_start() {
 		fi
 		rm -f "$ready"
 		(ap_cgroup_enter "$AP_HARNESS_CG" "$BASHPID"
-		 ap_user_exec "$AP_PY" "$AP_DIR/githttp.py" --root "$dir" --port "$port" \
+		 ap_user_exec "$AP_PY" "$AP_BINDIR/githttp.py" --root "$dir" --port "$port" \
 			--ready-file "$ready" "${extra[@]}") >>"$log" 2>&1 </dev/null 9>&- &
 		pid=$!
 		ap_track "$tag" "$pid"
@@ -499,6 +540,7 @@ ap_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
 	ap_stop_all
+	[ "${AP_KEEP:-0}" = 1 ] || rm -rf "$AP_BINDIR" "$AP_RUN/tmp" "$AP_RUN/user"
 	exit $rc
 }
 

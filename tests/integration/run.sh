@@ -29,9 +29,10 @@ fi
 : "${AP_TEST_TIMEOUT:=300}"
 SRC_BIN=${AP_BIN:-$AP_ROOT/autopull}
 # Beside AP_RUN (not in it: its scratch dirs are wiped), so that two runs with their own
-# AP_USER and AP_RUN never share a binary.
-AP_BIN=$AP_RUN-bin/autopull
-export AP_USER AP_RUN AP_BIN AP_TEST_TIMEOUT
+# AP_USER and AP_RUN never share a binary. Made anew by every run (ap_bindir_fresh).
+AP_BINDIR=$AP_RUN-bin
+AP_BIN=$AP_BINDIR/autopull
+export AP_USER AP_RUN AP_BINDIR AP_BIN AP_TEST_TIMEOUT
 
 # shellcheck source=lib.sh
 . "$AP_DIR/lib.sh"
@@ -72,9 +73,9 @@ mkdir -p "$AP_TMP"
 export AP_TMP
 
 echo "== setup"
+ap_bindir_fresh
 if [ -x "$SRC_BIN" ]; then
-	install -d -m 0755 "${AP_BIN%/*}"
-	install -m 0755 "$SRC_BIN" "$AP_BIN"
+	ap_bindir_add "$SRC_BIN" autopull >/dev/null
 	echo "binary: $SRC_BIN -> $AP_BIN"
 else
 	echo "binary: $SRC_BIN not found; tests that run autopull will fail" >&2
@@ -169,7 +170,7 @@ for cg in "$AP_USER" "$AP_HARNESS_CG"; do
 	done
 done
 rm -rf "$AP_RUNTIME"
-[ "${AP_KEEP:-0}" = 1 ] || rm -rf "$AP_RUN/tmp" "$AP_RUN/user"
+[ "${AP_KEEP:-0}" = 1 ] || rm -rf "$AP_RUN/tmp" "$AP_RUN/user" "$AP_BINDIR"
 
 echo
 echo "== results"

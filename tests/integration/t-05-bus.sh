@@ -4,12 +4,13 @@
 # Sourced by run.sh after lib.sh.
 
 run_bus_test() {
-	local build=$1 bin=/tmp/aptest-bin/${1//\//-}-test-bus
+	local build=$1 bin
 	if [ ! -x "$AP_ROOT/$build/test-bus" ]; then
 		ap_fail "no $build/test-bus (make builds it for the integration target)"
 		return
 	fi
-	install -m 0755 "$AP_ROOT/$build/test-bus" "$bin"
+	bin=$(ap_bindir_add "$AP_ROOT/$build/test-bus" "${build//\//-}-test-bus") ||
+		{ ap_fail "cannot install $build/test-bus into $AP_BINDIR"; return; }
 	ap_as_user mkdir -p "$AP_UNIT_DIR"
 	if ap_as_user env AP_TEST_UNIT_DIR="$AP_UNIT_DIR" ASAN_OPTIONS=detect_leaks=1 \
 		timeout -k 5 "$AP_CMD_TIMEOUT" "$bin" >"$AP_RUN/test-bus-${1//\//-}.log" 2>&1; then

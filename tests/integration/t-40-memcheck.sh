@@ -4,7 +4,7 @@
 # refused bad input: every run must exit as expected with no sanitizer or memcheck report.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
-ASAN_BIN=/tmp/aptest-bin/autopull-asan
+ASAN_BIN=$AP_BINDIR/autopull-asan
 VG_LOG=$AP_RUN/tmp
 
 # mc NAME WANT_RC TOOL ARGS...: run a tool-wrapped autopull as the test user and check its
@@ -58,7 +58,7 @@ run_tool() {
 	mc "$tool-refused" 4 "$tool" apply
 }
 
-install -m 0755 "$AP_ROOT/build/autopull-asan" "$ASAN_BIN" || ap_fail "no build/autopull-asan"
+ap_bindir_add "$AP_ROOT/build/autopull-asan" >/dev/null || ap_fail "no build/autopull-asan"
 run_tool asan
 if command -v valgrind >/dev/null; then run_tool valgrind; else ap_fail "valgrind is not installed"; fi
 fx_reset

@@ -45,7 +45,7 @@ serve() {
 # receiver TAG PORT ARGS...: receiver.py on PORT logging to $OBS/TAG.jsonl.
 receiver() {
 	local tag=$1 port=$2; shift 2
-	(ap_user_exec "$AP_PY" "$AP_DIR/receiver.py" --port "$port" --log "$OBS/$tag.jsonl" \
+	(ap_user_exec "$AP_PY" "$AP_BINDIR/receiver.py" --port "$port" --log "$OBS/$tag.jsonl" \
 		--ready-file "$OBS/$tag.ready" "$@") >"$OBS/$tag.log" 2>&1 </dev/null 9>&- &
 	ap_track "$tag" $!
 	local i=0
@@ -254,9 +254,9 @@ t_alerts() {
 
 # The push path (libcurl, credentials, the failure counter) under ASan/UBSan and valgrind.
 t_memcheck() {
-	local asan=$AP_RUN-bin/autopull-asan name
+	local asan=$AP_BINDIR/autopull-asan name
 	ap_case "the push under ASan/UBSan and valgrind memcheck"
-	install -m 0755 "$AP_ROOT/build/autopull-asan" "$asan" || { ap_fail "$AP_CASE: no build/autopull-asan"; return; }
+	ap_bindir_add "$AP_ROOT/build/autopull-asan" >/dev/null || { ap_fail "$AP_CASE: no build/autopull-asan"; return; }
 	for name in vm dead; do
 		local conf=$AP_CFG
 		[ $name = dead ] && conf=$OBS/dead.yaml

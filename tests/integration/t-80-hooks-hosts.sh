@@ -113,8 +113,8 @@ t_hosts() {
 	printf 'short\n' | fx_write "short/$short.conf"
 	printf 'not for us\n' | fx_write other/only.conf
 	printf 'for us\n' | fx_write mine/only.conf
-	svc here.service "" "ExecStart=/bin/sleep infinity" && mv "$FX_ORIGIN/systemd/here.service" /tmp/ap-here.$$ &&
-		install -d "$FX_ORIGIN/systemd-here" && mv /tmp/ap-here.$$ "$FX_ORIGIN/systemd-here/here.service"
+	svc here.service "" "ExecStart=/bin/sleep infinity" && install -d "$FX_ORIGIN/systemd-here" &&
+		mv "$FX_ORIGIN/systemd/here.service" "$FX_ORIGIN/systemd-here/here.service"
 	svc there.service && install -d "$FX_ORIGIN/systemd-other" &&
 		mv "$FX_ORIGIN/systemd/there.service" "$FX_ORIGIN/systemd-other/there.service"
 	fx_commit hosts >/dev/null

@@ -123,16 +123,17 @@ t_exactly() {
 	for p in /etc/escaped /usr/escaped /var/lib/escaped /etc/default/escaped /root/escaped; do
 		check "the sandbox kept $p from being written" [ ! -e "$SYS_ROOT$p" ]
 	done
+	local tmpdest=/tmp/aptest   # in the container
 	sys_write "$SX_CFG" <<-EOF
 	repo:
 	  url: $SX_URL
 	files:
-	  - {src: odd/, dest: /tmp/aptest/}
+	  - {src: odd/, dest: $tmpdest/}
 	EOF
 	sys_ctl daemon-reload
 	sys_autopull tmp check-config
 	ap_expect_rc "$AP_CASE: check-config with a destination under /tmp" 2 tmp
-	check "it names PrivateTmp=" grep -q "cannot write '/tmp/aptest'.*PrivateTmp=yes gives the service its own" \
+	check "it names PrivateTmp=" grep -q "cannot write '$tmpdest'.*PrivateTmp=yes gives the service its own" \
 		"$AP_TMP/tmp.err"
 	check "the drop-in does not grant /tmp" not grep -q "/tmp" "$SYS_ROOT$DROPIN"
 }

@@ -164,9 +164,9 @@ t_owner_setid() {
 	EOF
 	sys_ctl daemon-reload
 	printf '  - {src: bin/suid-tool, dest: /usr/local/lib/aptest/suid-tool, mode: "4755"}\n' |
-		sys_write /tmp/rule
-	sys_sh sh -c 'sed "/^files:/r /tmp/rule" /etc/autopull/autopull.yaml > /tmp/nosetid.yaml'
-	sys_autopull nosetid -c /tmp/nosetid.yaml check-config
+		sys_write /root/rule
+	sys_sh sh -c 'sed "/^files:/r /root/rule" /etc/autopull/autopull.yaml > /root/nosetid.yaml'
+	sys_autopull nosetid -c /root/nosetid.yaml check-config
 	ap_expect_rc "$AP_CASE: a setuid mode without allow_setid" 2 nosetid
 	check "the message says what to add" grep -q "add 'allow_setid: true'" "$AP_TMP/nosetid.err"
 	printf 'repo:\n  url: %s\nfiles:\n%s\nguard:\n  settle: 0s\n' "$SX_URL" "$rules" | sys_write "$SX_CFG"
