@@ -11,7 +11,11 @@
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
 check_eq() { ap_check_eq "$AP_CASE: $1" "$2" "$3"; }
 obs() { "$AP_PY" "$AP_DIR/obs.py" "$@"; }
-SHARE=$AP_ROOT/share/autopull
+# vmalert runs as the test user: it reads a copy of the shipped rules (the checkout may sit
+# below a directory only root can enter)
+SHARE=$AP_BINDIR/share
+install -d -m 0755 "$SHARE" && install -m 0644 "$AP_ROOT"/share/autopull/* "$SHARE/" ||
+	ap_fail "cannot copy share/autopull to $SHARE"
 METRICS=$AP_STATE_DIR/metrics.prom
 OBS=$AP_TMP/obs
 HOST=$(uname -n) # what gethostname() returns
