@@ -130,8 +130,14 @@ check "notify@ ran for it, with the failed unit's name" \
 	ap_wait_file_grep "$SYS_ROOT$SX_LOG/notify" infrastructure-auto-pull.service 10
 
 ap_case "dpkg -r and -P"
-sx_config "" ""
+# The metrics file where node_exporter's textfile collector reads it, as the README shows.
+SX_METRICS_OUT=/var/lib/node_exporter/textfile/autopull.prom
+sys_sh mkdir -p "${SX_METRICS_OUT%/*}"
+sx_config "" "guard:
+  watch: [web.service]
+  metrics: $SX_METRICS_OUT"
 sys_ctl start infrastructure-auto-pull.timer autopull-heartbeat.timer
+check "the heartbeat wrote $SX_METRICS_OUT" ap_wait_file_grep "$SYS_ROOT$SX_METRICS_OUT" autopull_ 15
 check "dpkg -r autopull" inside dpkg -r autopull
 for t in infrastructure-auto-pull.timer autopull-heartbeat.timer; do
 	check "$t stopped" [ "$(sys_ctl is-active "$t")" = inactive ]
@@ -151,3 +157,29 @@ check "the example configuration is gone" [ ! -e "$SYS_ROOT/etc/autopull/autopul
 check "the operator's configuration and the state stay" eval '[ -f "$SYS_ROOT$SX_CFG" ] && [ -f "$SYS_ROOT$SX_STATE/applied" ]'
 check "systemd knows no autopull unit file" \
 	[ -z "$(sys_ctl list-unit-files --no-legend 'autopull*' 'infrastructure-auto-pull*')" ]
+
+# An operator who purges and reinstalls in the same boot, with the configuration still there:
+# the shipped timers (no drop-in) must be scheduled again and fire by themselves.
+ap_case "purge, then dpkg -i again in the same boot"
+check "purge removed the timer's Persistent= stamp" \
+	[ ! -e "$SYS_ROOT/var/lib/systemd/timers/stamp-infrastructure-auto-pull.timer" ]
+check "purge removed the metrics file outside the state directory" [ ! -e "$SYS_ROOT$SX_METRICS_OUT" ]
+sys_sh rm -f /etc/systemd/system/infrastructure-auto-pull.timer.d/aptest-fast.conf \
+	/etc/systemd/system/autopull-heartbeat.timer.d/aptest-fast.conf
+# After a reload systemd forgets the removed service (and when it last ran), as it does on a
+# host some time after the purge: OnUnitActiveSec= then has no base to count from.
+sys_ctl daemon-reload
+check "systemd no longer knows the service" \
+	[ "$(sys_prop infrastructure-auto-pull.service LoadState)" = not-found ]
+check "dpkg -i again" inside dpkg -i "/root/$deb"
+for t in infrastructure-auto-pull.timer autopull-heartbeat.timer; do
+	check "$t is active" [ "$(sys_ctl is-active "$t")" = active ]
+	next=$(sys_prop "$t" NextElapseUSecMonotonic)
+	check "$t has a next elapse (NextElapseUSecMonotonic=$next)" \
+		eval '[ -n "$next" ] && [ "$next" != infinity ] && [ "$next" != 0 ]'
+done
+hb0=$(sys_prop autopull-heartbeat.service ExecMainStartTimestampMonotonic)
+check "the heartbeat timer fires by itself (within 45 s)" \
+	eval 'i=0; while [ "$(sys_prop autopull-heartbeat.service ExecMainStartTimestampMonotonic)" = "$hb0" ] &&
+		[ $i -lt 450 ]; do sleep 0.1; i=$((i + 1)); done; [ $i -lt 450 ]'
+sys_ctl stop infrastructure-auto-pull.timer autopull-heartbeat.timer
