@@ -25,7 +25,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR
 # root on Debian, else it prints the missing packages). Plain `make` and `make install` only
 # ask pkg-config, so other distributions build with their own packages.
 DEPS_GOALS := deps check demo bench integration system-tests unit-tests asan-tests fuzz fuzz-build \
-              fuzz-smoke check-long
+              fuzz-smoke check-long deb
 ifneq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
 ifeq ($(DEPCHECK),fail)

@@ -229,3 +229,9 @@ check "make -n all install: fine without cmocka (exit $?)" [ ! -s "$AP_TMP/make.
 check "... and calls no package tool, deps.sh or test tool" \
 	not grep -qE 'apt-get|deps\.sh|cmocka|valgrind|victoria|python3' "$AP_TMP/make.out"
 check "no package tool was called ($(cat "$fake/called" 2>/dev/null))" [ ! -e "$fake/called" ]
+# `make deb` on a fresh machine: deps.sh installs what dpkg-buildpackage needs (here every
+# package looks missing to the fake dpkg-query, and the fake apt-get records the call).
+PATH=$fake:$PATH timeout 60 make -n -C "$AP_ROOT" deb >"$AP_TMP/make.out" 2>"$AP_TMP/make.err"
+check "make deb asks apt-get for debhelper and dpkg-dev ($(grep -m1 'apt-get install' "$fake/called" | head -c 120))" \
+	grep -qE '^apt-get install .*debhelper dpkg-dev' "$fake/called"
+rm -f "$fake/called"
