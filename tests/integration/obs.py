@@ -8,9 +8,14 @@ python3-prometheus-client).
       sorted. --wait polls (0.25 s) until the result is not empty.
   obs.py up URL
       Exit 0 when URL answers 2xx within a second.
-  obs.py alerts URL
-      vmalert's alerts (URL/api/v1/alerts): one "ALERTNAME<TAB>UNIT<TAB>STATE" line each
-      (UNIT is "-" for host-wide alerts), sorted.
+  obs.py alerts URL [HOST]
+      vmalert's alerts (URL/api/v1/alerts), those of HOST only if given: one
+      "ALERTNAME<TAB>UNIT<TAB>STATE" line each (UNIT is "-" for host-wide alerts), sorted.
+      Alerts labelled canary (the test's own rule) are left out.
+  obs.py seen URL HOST UNIT
+      Exit 0 when vmalert's canary alert for HOST and UNIT fires: its queries see the series.
+  obs.py evaluated URL SINCE
+      Exit 0 when vmalert (URL/api/v1/rules) evaluated every rule after Unix time SINCE.
   obs.py rule-errors URL
       Rules whose last evaluation failed (URL/api/v1/rules), one "RULE<TAB>ERROR" line each.
   obs.py notified LOG
@@ -73,9 +78,34 @@ def cmd_up(args):
 
 def cmd_alerts(args):
     d = get_json(args[0] + "/api/v1/alerts")
-    out = {"%s\t%s\t%s" % (a["name"], a.get("labels", {}).get("unit", "-"), a["state"])
-           for a in d["data"]["alerts"]}
+    out = {"%s\t%s\t%s" % (a["name"], a["labels"].get("unit", "-"), a["state"])
+           for a in d["data"]["alerts"] or []
+           if "canary" not in a["labels"] and (len(args) < 2 or a["labels"].get("host") == args[1])}
     print("\n".join(sorted(out)))
+
+
+def cmd_seen(args):
+    d = get_json(args[0] + "/api/v1/alerts")
+    sys.exit(0 if any("canary" in a["labels"] and a["state"] == "firing" and
+                      (a["labels"].get("host"), a["labels"].get("unit")) == (args[1], args[2])
+                      for a in d["data"]["alerts"] or []) else 1)
+
+
+def rfc3339(t):
+    """vmalert's "2026-12-04T13:56:40.415415642Z" as Unix time (nanoseconds cut to micro)."""
+    from datetime import datetime, timezone
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$", t)
+    if not m:
+        return 0.0
+    whole = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return whole.timestamp() + float("0." + (m.group(2) or "0"))
+
+
+def cmd_evaluated(args):
+    d = get_json(args[0] + "/api/v1/rules")
+    since = float(args[1])
+    last = [rfc3339(r.get("lastEvaluation", "")) for g in d["data"]["groups"] for r in g["rules"]]
+    sys.exit(0 if last and min(last) > since else 1)
 
 
 def cmd_rule_errors(args):
@@ -92,6 +122,8 @@ def cmd_notified(args):
         for line in f:
             for a in json.loads(json.loads(line)["body"] or "[]"):
                 labels = a.get("labels", {})
+                if "canary" in labels:
+                    continue
                 out.add("%s\t%s" % (labels.get("alertname"), labels.get("unit", "-")))
     print("\n".join(sorted(out)))
 
@@ -182,8 +214,9 @@ def cmd_names(args):
 
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `obs.py query ... | grep -q` stops reading
-    cmds = {"query": cmd_query, "up": cmd_up, "alerts": cmd_alerts, "rule-errors": cmd_rule_errors,
-            "notified": cmd_notified, "names": cmd_names, "panels": cmd_panels}
+    cmds = {"query": cmd_query, "up": cmd_up, "alerts": cmd_alerts, "evaluated": cmd_evaluated,
+            "seen": cmd_seen, "rule-errors": cmd_rule_errors, "notified": cmd_notified,
+            "names": cmd_names, "panels": cmd_panels}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         sys.stderr.write(__doc__)
         sys.exit(2)

@@ -6,7 +6,10 @@
 # vmalert evaluates the shipped rules and the restart-loop and stale-timer alerts fire for
 # exactly those units; the rule file passes `vmalert -dryRun`; every metric a rule or a
 # dashboard panel names is exported; a dead, a hanging and a TLS endpoint leave the apply
-# and the guard working. Sourced by run.sh after lib.sh (and fixtures.sh).
+# and the guard working. A second host (its own state, its pushes relabelled by
+# VictoriaMetrics) whose unit restarted 5 times before its first push fires nothing, a loop
+# that starts after it fires, and when it stops pushing while this host goes on, it fires
+# AutopullHostSilent. Sourced by run.sh after lib.sh (and fixtures.sh).
 
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
 check_eq() { ap_check_eq "$AP_CASE: $1" "$2" "$3"; }
@@ -89,6 +92,45 @@ wait_notified() {
 	return 1
 }
 
+# start_vmalert RULES: vmalert on VictoriaMetrics, evaluating RULES every 2 s.
+start_vmalert() {
+	serve vmalert "$VMALERT_URL/api/v1/alerts" vmalert -datasource.url="$VM_URL" -rule="$1" \
+		-evaluationInterval=2s -notifier.url="http://127.0.0.1:$NOTIFY_PORT" \
+		-httpListenAddr="127.0.0.1:$VMALERT_PORT" -loggerLevel=WARN
+}
+
+# wait_evaluated: until vmalert evaluated every rule twice after now (20 s at most).
+wait_evaluated() {
+	local i=0 since
+	since=$(date +%s.%N)
+	until obs evaluated "$VMALERT_URL" "$since"; do
+		[ $i -ge 80 ] && return 1
+		sleep 0.25; i=$((i + 1))
+	done
+	since=$(date +%s.%N)
+	until obs evaluated "$VMALERT_URL" "$since"; do
+		[ $i -ge 160 ] && return 1
+		sleep 0.25; i=$((i + 1))
+	done
+}
+
+# wait_seen HOST UNIT: until vmalert's canary sees 4 samples of UNIT's restart counter (20 s).
+wait_seen() {
+	local i=0
+	until obs seen "$VMALERT_URL" "$1" "$2"; do
+		[ $i -ge 80 ] && return 1
+		sleep 0.25; i=$((i + 1))
+	done
+}
+
+# newhost_cfg FILE WATCH: the config of a second host, NEWHOST: its own state dir, a guard
+# window of 2 s, and a push whose host label VictoriaMetrics replaces (extra_label).
+newhost_cfg() {
+	printf 'repo:\n  url: %s\nscope: user\nstate_dir: %s\nunits: [systemd/]\nguard:\n  watch: [%s]\n  max_restarts: 3\n  window: 2s\n  settle: 1s\n  push: %s\n' \
+		"$FX_URL" "$OBS/newhost" "$2" "$VM_URL/api/v1/import/prometheus?extra_label=host=$NEWHOST" |
+		ap_user_write "$1"
+}
+
 hb() { ap_autopull "$1" --user -c "${2:-$AP_CFG}" heartbeat --json; }
 
 # q EXPR [ARGS]: the VictoriaMetrics instant query result, one JSON line per series.
@@ -106,6 +148,9 @@ units() {
 	fx_oneshot tick.service
 	printf '[Unit]\nDescription=ok\n[Timer]\nOnActiveSec=100ms\nOnUnitActiveSec=20s\nAccuracySec=1ms\n' | fx_write systemd/ok.timer
 	fx_oneshot ok.service
+	# restarts 5 times by itself, then runs: a unit whose restarts are history
+	printf '[Unit]\nDescription=flaky\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c "n=$$(cat %s/flaky.n 2>/dev/null || echo 0); echo $$((n + 1)) >%s/flaky.n; [ $$n -ge 5 ] || exit 1; exec sleep infinity"\nRestart=on-failure\nRestartSec=100ms\n' \
+		"$FX_LOG" "$FX_LOG" | fx_write systemd/flaky.service
 	printf '[Unit]\nDescription=fails once\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "exit 7"\n' | fx_write systemd/fail.service
 }
 
@@ -235,13 +280,21 @@ t_alerts() {
 	sed 's/> 3$/> 3 and (/' "$SHARE/autopull-rules.yml" >"$OBS/broken-rules.yml"
 	check "... and refuses a broken copy" eval '! vmalert -dryRun -rule="$OBS/broken-rules.yml" -loggerLevel=FATAL 2>/dev/null'
 
-	serve vmalert "http://127.0.0.1:$VMALERT_PORT/api/v1/alerts" vmalert -datasource.url="$VM_URL" \
-		-rule="$SHARE/autopull-rules.yml" -evaluationInterval=2s -notifier.url="http://127.0.0.1:$NOTIFY_PORT" \
-		-httpListenAddr="127.0.0.1:$VMALERT_PORT" -loggerLevel=WARN || return 1
+	# A canary group beside the shipped one: it fires for every restart counter vmalert's
+	# queries see 4 samples of, which tells when a quiet rule had the data to judge.
+	cat "$SHARE/autopull-rules.yml" - >"$OBS/rules.yml" <<-'EOF'
+	  - name: canary
+	    rules:
+	      - alert: Seen
+	        expr: count_over_time(systemd_unit_restart_count_total[5m]) >= 4
+	        labels:
+	          canary: "yes"
+	EOF
+	start_vmalert "$OBS/rules.yml" || return 1
 	want=$(printf 'AutopullGuardRefusing\t-\tfiring\nAutopullRestartLoop\tloop.service\tfiring\nAutopullTimerStale\ttick.timer\tfiring')
 	# Heartbeats go on (every ~2 s) while vmalert evaluates, as the timer would run them.
 	for i in $(seq 1 20); do
-		firing=$(obs alerts "http://127.0.0.1:$VMALERT_PORT" 2>/dev/null)
+		firing=$(obs alerts "$VMALERT_URL" "$HOST" 2>/dev/null)
 		[ "$firing" = "$want" ] && [ "$i" -gt 4 ] && break
 		hb "alert-$i"
 		sleep 1
@@ -252,8 +305,73 @@ t_alerts() {
 	check "the notifier received the restart-loop and stale-timer alerts" wait_notified \
 		$'AutopullRestartLoop\tloop.service' $'AutopullTimerStale\ttick.timer'
 	echo "   notified: $(obs notified "$OBS/notify.jsonl" 2>/dev/null | tr '\t\n' '/ ')"
-	check "every rule evaluates without an error" [ -z "$(obs rule-errors "http://127.0.0.1:$VMALERT_PORT")" ]
+	check "every rule evaluates without an error" [ -z "$(obs rule-errors "$VMALERT_URL")" ]
 	ap_systemctl stop loop.service
+}
+
+# A host's first push carries counters that grew long before it: the rules must not read
+# them as restarts now. A loop that starts after the first push must still fire.
+t_first_push() {
+	local i n firing loop_at
+	local flaky="systemd_unit_restart_count_total{host=\"$NEWHOST\",unit=\"flaky.service\"}"
+	ap_case "a new host's first push: old restarts stay quiet, a new loop fires"
+	newhost_cfg "$OBS/new.yaml" flaky.service
+	ap_systemctl start flaky.service
+	check "flaky.service restarted 5 times by itself" ap_wait_prop flaky.service NRestarts 5 10
+	check "... and runs" ap_wait_prop flaky.service ActiveState active 5
+	sleep 2.5 # past the new host's guard window: its restarts are old for the guard too
+	for i in 1 2 3 4; do hb "new-$i" "$OBS/new.yaml"; sleep 0.5; done
+	ap_expect_rc "$AP_CASE: the new host's heartbeat" 0 new-4
+	ap_jq "$AP_CASE: its guard judges flaky.service healthy" "$AP_TMP/new-4.out" "d['guard']['ok'] is True"
+	check "the pushes landed: flaky.service's counter is 5 in 4 samples" \
+		[ "$(qv "count_over_time($flaky[1m]) == 4 and $flaky == 5" --wait 10)" = 4 ]
+	check "vmalert's queries see the 4 samples" wait_seen "$NEWHOST" flaky.service
+	check "... and it evaluated every rule twice since" wait_evaluated
+	firing=$(obs alerts "$VMALERT_URL" "$NEWHOST")
+	echo "   alerts for $NEWHOST after its first pushes: ${firing:-none}"
+	check_eq "no alert for the new host" "" "$firing"
+
+	newhost_cfg "$OBS/new.yaml" "flaky.service, loop.service"
+	ap_systemctl start loop.service
+	loop_at=$(ap_now_ms)
+	for i in $(seq 1 40); do
+		hb "newloop-$i" "$OBS/new.yaml"
+		firing=$(obs alerts "$VMALERT_URL" "$NEWHOST")
+		grep -q "^AutopullRestartLoop	loop.service	firing$" <<<"$firing" && break
+		sleep 0.5
+	done
+	n=$(ap_unit_prop loop.service NRestarts)
+	echo "   loop.service started on $NEWHOST; after $i heartbeats, $(($(ap_now_ms) - loop_at)) ms and $n restarts:"
+	printf '%s\n' "$firing" | sed 's/^/     /'
+	check "a loop that began after the first push fires AutopullRestartLoop" \
+		grep -q "^AutopullRestartLoop	loop.service	firing$" <<<"$firing"
+	check "... and flaky.service still does not" eval '! grep -q flaky.service <<<"$firing"'
+	ap_systemctl stop loop.service flaky.service
+}
+
+# One host stops pushing while another goes on. The shipped rule waits 3 minutes; the test
+# copy waits 5 s and nothing else differs.
+t_silent() {
+	local i firing last_push
+	ap_case "a host that stops pushing fires AutopullHostSilent; one that pushes does not"
+	sed 's/present_over_time(autopull_guard_ok\[3m\])/present_over_time(autopull_guard_ok[5s])/' \
+		"$SHARE/autopull-rules.yml" >"$OBS/silent-rules.yml"
+	check "the test copy changes the rule's 3 minutes and nothing else" \
+		[ "$(diff "$SHARE/autopull-rules.yml" "$OBS/silent-rules.yml" | grep -c '^[<>].*autopull_guard_ok\[')" = 2 ]
+	last_push=$(ap_now_ms) # the new host's last heartbeat was just before
+	ap_untrack_stop vmalert 5
+	start_vmalert "$OBS/silent-rules.yml" || return 1
+	for i in $(seq 1 40); do
+		hb "silent-$i" # this host goes on pushing
+		firing=$(obs alerts "$VMALERT_URL" "$NEWHOST" | grep AutopullHostSilent)
+		[ -n "$firing" ] && break
+		sleep 0.5
+	done
+	echo "   $NEWHOST silent: ${firing:-no alert} $(($(ap_now_ms) - last_push)) ms after its last push"
+	check_eq "the silent host fires AutopullHostSilent" "$(printf 'AutopullHostSilent\t-\tfiring')" "$firing"
+	check "the host that pushes does not" eval '! obs alerts "$VMALERT_URL" "$HOST" | grep -q AutopullHostSilent'
+	check "the notifier received it" wait_notified $'AutopullHostSilent\t-'
+	check "every rule evaluates without an error" [ -z "$(obs rule-errors "$VMALERT_URL")" ]
 }
 
 # The push path (libcurl, credentials, the failure counter) under ASan/UBSan and valgrind.
@@ -286,13 +404,14 @@ fi
 rm -rf "$OBS"
 install -d -m 0755 -o "$AP_UID" -g "$AP_GID" "$OBS" "$OBS/vm"
 VM_PORT=$(free_port) NOTIFY_PORT=$(free_port) VMALERT_PORT=$(free_port)
-VM_URL=http://127.0.0.1:$VM_PORT
+VM_URL=http://127.0.0.1:$VM_PORT VMALERT_URL=http://127.0.0.1:$VMALERT_PORT
+NEWHOST=new-$HOST
 # latencyOffset 0 and no cache: a pushed sample is visible to the next query.
 serve vm "$VM_URL/health" victoria-metrics -storageDataPath="$OBS/vm" -retentionPeriod=1d \
 	-httpListenAddr="127.0.0.1:$VM_PORT" -search.latencyOffset=0 -search.disableCache \
 	-loggerLevel=WARN || exit 1
 receiver notify "$NOTIFY_PORT" --status 200 || exit 1
-t_endpoints && t_alerts
+t_endpoints && t_alerts && t_first_push && t_silent
 t_memcheck
 ap_untrack_stop vmalert 5
 ap_untrack_stop notify 5
