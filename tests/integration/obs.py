@@ -24,6 +24,13 @@ python3-prometheus-client).
   obs.py panels URL DASHBOARD UNIT
       Runs every panel query of the dashboard against VictoriaMetrics, with $host = .* and
       $unit = UNIT; prints each query's series count, exits 1 naming any query that fails.
+  obs.py dashboard RULES DASHBOARD
+      What can be checked without a Grafana: panel ids unique, every panel and query on the
+      one data source variable, refIds unique per panel, every $variable defined, panels
+      inside the 24 columns and not overlapping, every alert of RULES named in the
+      description of a panel that shows it. Prints one line per problem, exits 1 if any.
+  obs.py panel-expr DASHBOARD TITLE
+      The query (first target) of the panel with that title.
   obs.py names RULES DASHBOARD METRICS
       Every metric name used by a rule expression or a dashboard query must be a sample name
       in the metrics text file; prints the names, exits 1 naming any that is missing.
@@ -183,6 +190,84 @@ def cmd_panels(args):
     sys.exit(1 if bad else 0)
 
 
+BUILTIN_VARS = {"__interval", "__interval_ms", "__range", "__range_s", "__rate_interval",
+                "__from", "__to", "__name", "__dashboard"}
+VAR = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+
+
+def dashboard_problems(rules, dash):
+    out = []
+    variables = {v["name"] for v in dash.get("templating", {}).get("list", [])}
+    ds_vars = [v for v in dash.get("templating", {}).get("list", []) if v.get("type") == "datasource"]
+    if len(ds_vars) != 1 or ds_vars[0].get("query") != "prometheus":
+        out.append("not exactly one data source variable of type prometheus")
+    want_ds = {"type": "prometheus", "uid": "${%s}" % ds_vars[0]["name"]} if ds_vars else None
+    ids, cells = {}, {}
+    for p in dash.get("panels", []):
+        where = "panel %s '%s'" % (p.get("id"), p.get("title"))
+        for key in ("id", "type", "title", "gridPos"):
+            if key not in p:
+                out.append("%s: no %s" % (where, key))
+        if p.get("id") in ids:
+            out.append("%s: id also used by '%s'" % (where, ids[p["id"]]))
+        ids[p.get("id")] = p.get("title")
+        g = p.get("gridPos", {})
+        if g.get("x", 0) + g.get("w", 0) > 24 or g.get("w", 0) < 1 or g.get("h", 0) < 1:
+            out.append("%s: gridPos %r outside the 24 columns" % (where, g))
+        for x in range(g.get("x", 0), g.get("x", 0) + g.get("w", 0)):
+            for y in range(g.get("y", 0), g.get("y", 0) + g.get("h", 0)):
+                if (x, y) in cells:
+                    out.append("%s: overlaps '%s' at %d,%d" % (where, cells[(x, y)], x, y))
+                    break
+                cells[(x, y)] = p.get("title")
+            else:
+                continue
+            break
+        if p.get("type") == "row":
+            if p.get("panels"):
+                out.append("%s: a collapsed row (its panels are not checked)" % where)
+            if p.get("repeat") and p["repeat"] not in variables:
+                out.append("%s: repeats over undefined $%s" % (where, p["repeat"]))
+        elif p.get("datasource") != want_ds:
+            out.append("%s: data source %r, not %r" % (where, p.get("datasource"), want_ds))
+        refids = [t.get("refId") for t in p.get("targets", [])]
+        if len(set(refids)) != len(refids) or None in refids:
+            out.append("%s: refIds %r not unique" % (where, refids))
+        for t in p.get("targets", []):
+            if t.get("datasource", want_ds) != want_ds:
+                out.append("%s: query %s on data source %r" % (where, t.get("refId"), t["datasource"]))
+            if not t.get("expr"):
+                out.append("%s: query %s has no expr" % (where, t.get("refId")))
+        texts = [p.get("title", ""), p.get("description", "")] + \
+            [t.get(k, "") for t in p.get("targets", []) for k in ("expr", "legendFormat")]
+        for text in texts:
+            for m in VAR.finditer(text):
+                name = m.group(1) or m.group(2)
+                if name not in variables and name not in BUILTIN_VARS:
+                    out.append("%s: $%s is not a variable of the dashboard" % (where, name))
+    described = " ".join(p.get("description", "") for p in dash.get("panels", []))
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if r.get("alert") and not re.search(r"\b%s\b" % re.escape(r["alert"]), described):
+                out.append("alert %s: no panel's description names it" % r["alert"])
+    return out
+
+
+def cmd_dashboard(args):
+    import yaml
+    problems = dashboard_problems(yaml.safe_load(open(args[0])), json.load(open(args[1])))
+    print("\n".join(problems) if problems else "dashboard: no problem found")
+    sys.exit(1 if problems else 0)
+
+
+def cmd_panel_expr(args):
+    for p in json.load(open(args[0])).get("panels", []):
+        if p.get("title") == args[1] and p.get("targets"):
+            print(p["targets"][0]["expr"])
+            return
+    sys.exit("no panel titled %r with a query" % args[1])
+
+
 def cmd_names(args):
     import yaml
     from prometheus_client.parser import text_string_to_metric_families
@@ -216,7 +301,8 @@ def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `obs.py query ... | grep -q` stops reading
     cmds = {"query": cmd_query, "up": cmd_up, "alerts": cmd_alerts, "evaluated": cmd_evaluated,
             "seen": cmd_seen, "rule-errors": cmd_rule_errors, "notified": cmd_notified,
-            "names": cmd_names, "panels": cmd_panels}
+            "names": cmd_names, "panels": cmd_panels, "dashboard": cmd_dashboard,
+            "panel-expr": cmd_panel_expr}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         sys.stderr.write(__doc__)
         sys.exit(2)

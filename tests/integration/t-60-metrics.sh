@@ -136,6 +136,7 @@ hb() { ap_autopull "$1" --user -c "${2:-$AP_CFG}" heartbeat --json; }
 # q EXPR [ARGS]: the VictoriaMetrics instant query result, one JSON line per series.
 q() { obs query "$VM_URL" "$@"; }
 qv() { q "$@" | "$AP_PY" -c 'import json,sys; print(" ".join("%g" % json.loads(l)["value"] for l in sys.stdin if l.strip()))'; }
+hosts() { "$AP_PY" -c 'import json,sys; print(" ".join(json.loads(l)["labels"]["host"] for l in sys.stdin if l.strip()))'; }
 
 units() {
 	printf '[Unit]\nDescription=app %s\nStartLimitIntervalSec=0\n[Service]\n' "$1" | fx_write systemd/app.service
@@ -276,6 +277,21 @@ t_alerts() {
 	check "every metric a rule or a dashboard panel uses is exported" \
 		obs names "$SHARE/autopull-rules.yml" "$SHARE/grafana-dashboard.json" "$METRICS"
 	check "every dashboard query runs on VictoriaMetrics" obs panels "$VM_URL" "$SHARE/grafana-dashboard.json" loop.service
+	check "the dashboard: ids, data sources, variables, layout, a panel for every alert" \
+		obs dashboard "$SHARE/autopull-rules.yml" "$SHARE/grafana-dashboard.json"
+	"$AP_PY" - "$SHARE/grafana-dashboard.json" "$OBS/broken-dash.json" <<-'EOF'
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	p = [q for q in d["panels"] if q["type"] != "row"]
+	p[1]["id"] = p[0]["id"]
+	p[2]["datasource"] = {"type": "prometheus", "uid": "other"}
+	p[3]["targets"][0]["expr"] += " * $nosuch"
+	p[4]["gridPos"] = dict(p[5]["gridPos"])
+	json.dump(d, open(sys.argv[2], "w"))
+	EOF
+	obs dashboard "$SHARE/autopull-rules.yml" "$OBS/broken-dash.json" >"$OBS/broken-dash.out"
+	check "... and finds the four faults of a broken copy" eval 'for w in "id also used" "data source" \
+		"\$nosuch is not a variable" overlaps; do grep -q "$w" "$OBS/broken-dash.out" || exit 1; done'
 	check "vmalert -dryRun accepts the rule file" vmalert -dryRun -rule="$SHARE/autopull-rules.yml" -loggerLevel=ERROR
 	sed 's/> 3$/> 3 and (/' "$SHARE/autopull-rules.yml" >"$OBS/broken-rules.yml"
 	check "... and refuses a broken copy" eval '! vmalert -dryRun -rule="$OBS/broken-rules.yml" -loggerLevel=FATAL 2>/dev/null'
@@ -352,7 +368,7 @@ t_first_push() {
 # One host stops pushing while another goes on. The shipped rule waits 3 minutes; the test
 # copy waits 5 s and nothing else differs.
 t_silent() {
-	local i firing last_push
+	local i firing last_push expr
 	ap_case "a host that stops pushing fires AutopullHostSilent; one that pushes does not"
 	sed 's/present_over_time(autopull_guard_ok\[3m\])/present_over_time(autopull_guard_ok[5s])/' \
 		"$SHARE/autopull-rules.yml" >"$OBS/silent-rules.yml"
@@ -370,6 +386,14 @@ t_silent() {
 	echo "   $NEWHOST silent: ${firing:-no alert} $(($(ap_now_ms) - last_push)) ms after its last push"
 	check_eq "the silent host fires AutopullHostSilent" "$(printf 'AutopullHostSilent\t-\tfiring')" "$firing"
 	check "the host that pushes does not" eval '! obs alerts "$VMALERT_URL" "$HOST" | grep -q AutopullHostSilent'
+	# The dashboard's view of it: its queries, with the same 5 s, on the same store.
+	expr=$(obs panel-expr "$SHARE/grafana-dashboard.json" "Hosts not reporting (all hosts)")
+	check_eq "the dashboard's table of silent hosts lists it alone" "$NEWHOST" \
+		"$(q "${expr//\[3m\]/[5s]}" | hosts)"
+	expr=$(obs panel-expr "$SHARE/grafana-dashboard.json" 'Heartbeat ($host)')
+	expr=${expr//\[3m\]/[5s]}
+	check_eq "its heartbeat panel: SILENT (0) for it, reporting (1) for the other" "0 1" \
+		"$(qv "${expr//\$host/$NEWHOST}") $(qv "${expr//\$host/$HOST}")"
 	check "the notifier received it" wait_notified $'AutopullHostSilent\t-'
 	check "every rule evaluates without an error" [ -z "$(obs rule-errors "$VMALERT_URL")" ]
 }
