@@ -9,7 +9,9 @@
 # and the guard working. A second host (its own state, its pushes relabelled by
 # VictoriaMetrics) whose unit restarted 5 times before its first push fires nothing, a loop
 # that starts after it fires, and when it stops pushing while this host goes on, it fires
-# AutopullHostSilent. Sourced by run.sh after lib.sh (and fixtures.sh).
+# AutopullHostSilent. Ten minutes of imported history: the restart-loop rule counts across
+# a deploy's reset on a series older than its window. Sourced by run.sh after lib.sh (and
+# fixtures.sh).
 
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
 check_eq() { ap_check_eq "$AP_CASE: $1" "$2" "$3"; }
@@ -398,6 +400,33 @@ t_silent() {
 	check "every rule evaluates without an error" [ -z "$(obs rule-errors "$VMALERT_URL")" ]
 }
 
+# The restart-loop rule on series older than its window, which the live cases (minutes
+# long at most) never have: samples of three units of one host, 10 minutes of them, every
+# 30 s, imported with their timestamps and queried with the shipped expression.
+t_history() {
+	local now expr got
+	ap_case "the restart-loop rule on ten minutes of history"
+	now=$(date +%s)
+	"$AP_PY" - "$now" >"$OBS/history.prom" <<-'EOF'
+	import sys
+	now = int(sys.argv[1])
+	def series(unit, values):  # values[i] is the sample (len - 1 - i) * 30 s ago
+	    for i, v in enumerate(values):
+	        t = now - (len(values) - 1 - i) * 30
+	        print('systemd_unit_restart_count_total{host="old",unit="%s"} %d %d' % (unit, v, t * 1000))
+	series("quiet.service", [5] * 21)                          # restarted long ago
+	series("reset.service", [6] * 16 + [0] * 5)                # a deploy reset it
+	series("loop.service", [2] * 13 + [3, 5, 5, 0, 0, 1, 2, 2])  # 3, reset, 2 more
+	EOF
+	check "the history imports" curl -sf --data-binary "@$OBS/history.prom" "$VM_URL/api/v1/import/prometheus"
+	check "... and is visible" [ "$(qv 'count(systemd_unit_restart_count_total{host="old"}) == 3' --wait 10)" = 3 ]
+	expr=$("$AP_PY" -c 'import sys, yaml; print(next(r["expr"] for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"] if r.get("alert") == "AutopullRestartLoop"))' \
+		"$SHARE/autopull-rules.yml")
+	got=$(q "$expr" | "$AP_PY" -c 'import json,sys; print(" ".join("%s=%g" % (d["labels"]["unit"], d["value"]) for d in map(json.loads, filter(str.strip, sys.stdin)) if d["labels"]["host"] == "old"))')
+	echo "   AutopullRestartLoop on it: ${got:-nothing}"
+	check_eq "only the unit with 5 restarts in 5 minutes across a reset fires, with 5" "loop.service=5" "$got"
+}
+
 # The push path (libcurl, credentials, the failure counter) under ASan/UBSan and valgrind.
 t_memcheck() {
 	local asan=$AP_BINDIR/autopull-asan name
@@ -436,6 +465,7 @@ serve vm "$VM_URL/health" victoria-metrics -storageDataPath="$OBS/vm" -retention
 	-loggerLevel=WARN || exit 1
 receiver notify "$NOTIFY_PORT" --status 200 || exit 1
 t_endpoints && t_alerts && t_first_push && t_silent
+t_history
 t_memcheck
 ap_untrack_stop vmalert 5
 ap_untrack_stop notify 5
