@@ -189,23 +189,40 @@ t_write_fails_midway() {
 	check "drop-in v2 in effect" [ "$(ap_unit_prop web.service Environment)" = "APTEST_DROPIN=v2" ]
 }
 
+# A run killed once its files are written (AUTOPULL_TEST_CRASH; the point must be passed,
+# AUTOPULL_TEST_CRASH_LOG says so) owes web's restart; the next run finds a newer tip and
+# must plan from the journal's commit to it and still do what the killed run owed.
 t_superseded_keeps_owed() {
-	local web worker v3
+	local web worker v2 v3 j=$AP_STATE_DIR/journal log=$AP_HOME/crash-points/case6
 	start "6: a kill after the files, then a new commit: the owed restart is not lost" || return
 	web=$(inv web.service) worker=$(inv worker.service)
 	svc web.service "web v2" install
-	fx_commit v2 >/dev/null
-	ap_as_user env AUTOPULL_TEST_CRASH=after-files "$AP_BIN" --user -c "$AP_CFG" apply \
-		>/dev/null 2>&1 </dev/null
+	v2=$(fx_commit v2)
+	ap_as_user mkdir -p "${log%/*}"
+	rm -f "$log"
+	ap_as_user env AUTOPULL_TEST_CRASH=after-files AUTOPULL_TEST_CRASH_LOG="$log" \
+		timeout -k 5 "$AP_CMD_TIMEOUT" "$AP_BIN" --user -c "$AP_CFG" apply \
+		>"$AP_TMP/kill6.out" 2>"$AP_TMP/kill6.err" </dev/null
+	echo $? >"$AP_TMP/kill6.rc"
+	ap_expect_rc "$AP_CASE: the run is killed" 137 kill6
+	check "killed at after-files, the last point it passed" [ "$(tail -n 1 "$log" 2>/dev/null)" = after-files ]
+	check "the journal: $(short "$V1") to $(short "$v2")" grep -qx "to $v2" "$j"
+	check "the journal: the files are written" grep -qE "^done( [a-z-]+)* files( |$)" "$j"
+	check "the journal: web's restart is owed" grep -qx "unit restart pending new web.service" "$j"
 	check "killed before the restart" [ "$(inv web.service)" = "$web" ]
+	check "applied still V1" [ "$(applied)" = "$V1" ]
 	svc worker.service "worker v3" install
 	v3=$(fx_commit v3)
 	ap_autopull sup --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: next run with a new tip" 0 sup
+	check "it plans from $(short "$v2"), where the killed run left the files" \
+		grep -q "^plan $(short "$v2") -> $(short "$v3")" "$AP_TMP/sup.out"
+	check "with web's restart, owed" grep -qE "restart +web.service +because journal of $(short "$v2")" "$AP_TMP/sup.out"
 	check "the owed restart of web happened" [ "$(ap_unit_prop web.service Description)" = "web v2" ]
 	check "web has a new InvocationID" [ "$(inv web.service)" != "$web" ]
 	check "worker restarted for v3" [ "$(inv worker.service)" != "$worker" ]
 	check "applied = v3" [ "$(applied)" = "$v3" ]
+	check "no journal left" [ ! -e "$j" ]
 }
 
 t_rollback_keeps_owner() {
