@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Random kills against the real user manager: `kill -9` after a random delay during the
 # applies of a sequence of commits, each followed by a run that must converge (crash.sh).
-# AP_CRASH_RANDOM kills (20 by default, what `make check` runs; `make check-long` more);
-# AP_CRASH_SEED repeats a run (the seed is printed). Each kill names the last crash point the
-# run had passed (AUTOPULL_TEST_CRASH_LOG), and the end shows where the kills landed.
+# AP_CRASH_RANDOM kills (20 by default, what `make check` runs; `make check-long` more).
+# AP_CRASH_SEED draws the same delays again (the seed is printed; they are scaled by the
+# measured length of an apply). Each kill names the last crash point the run had passed
+# (AUTOPULL_TEST_CRASH_LOG), and the end shows where the kills landed.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
 # shellcheck source=crash.sh
@@ -55,7 +56,7 @@ random_kills() {
 	local seed=${AP_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 	local -A landed=()
 	ap_case "random kills ($want)"
-	echo "   seed $seed (AP_CRASH_SEED=$seed repeats the delays)"
+	echo "   seed $seed (AP_CRASH_SEED=$seed draws the same delays again)"
 	RANDOM=$seed
 	ap_as_user mkdir -p "$CRASH_POINTS_DIR"
 	make_commits || { ap_fail "fixture commits"; return; }
