@@ -157,11 +157,11 @@ system-tests: autopull
 
 check: lint unit-tests asan-tests fuzz-smoke integration system-tests
 
-# Not in CI: kill -9 at random moments during a sequence of applies (t-25 with
-# AP_CRASH_RANDOM kills, each followed by a convergence check).
+# Not in CI: more kill -9 at random moments during a sequence of applies (t-29 with
+# AP_CRASH_RANDOM kills, each followed by a convergence check; `make check` runs 20).
 check-long: autopull
-	AP_CRASH_RANDOM=$${AP_CRASH_RANDOM:-30} AP_TEST_TIMEOUT=$${AP_TEST_TIMEOUT:-1800} \
-	  bash tests/integration/run.sh t-25-crash
+	AP_CRASH_RANDOM=$${AP_CRASH_RANDOM:-100} AP_TEST_TIMEOUT=$${AP_TEST_TIMEOUT:-3600} \
+	  bash tests/integration/run.sh t-29-crash-random
 .PHONY: check-long
 
 # Installs the build and test dependencies (see DEPS_GOALS above); a no-op when present.

@@ -110,6 +110,33 @@ ap_count() {
 	echo "$p $f"
 }
 
+# ap_test_end: run.sh calls it after a t-*.sh was sourced to its last line. A file that
+# exits half-way (an `exit 0` after its first case) leaves no mark and is not a pass.
+ap_test_end() {
+	printf 'end\t%s\t-\n' "$AP_TEST" >>"$AP_RESULTS"
+}
+
+# ap_test_verdict NAME RC [OWN]: after NAME ran and exited with RC, record a failure for a
+# timeout, a crash (non-zero exit without a failed check), an early end (no ap_test_end) and
+# a file that recorded no check at all (OWN: how many it recorded itself, when the harness has
+# added checks of its own under NAME since); VERDICT, P and F (checks passed and failed).
+ap_test_verdict() {
+	local name=$1 rc=$2
+	read -r P F < <(ap_count "$name")
+	local own=${3:-$((P + F))}
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		AP_TEST=$name ap_fail "$name: timed out after ${AP_TEST_TIMEOUT}s"
+	elif [ "$rc" -ne 0 ]; then
+		[ "$F" -eq 0 ] && AP_TEST=$name ap_fail "$name: exited with status $rc"
+	elif ! grep -q "^end	$name	" "$AP_RESULTS"; then
+		AP_TEST=$name ap_fail "$name: ended before its last line (exit 0 half-way?)"
+	elif [ "$own" -eq 0 ]; then
+		AP_TEST=$name ap_fail "$name: recorded no check"
+	fi
+	read -r P F < <(ap_count "$name")
+	if [ "$F" -eq 0 ]; then VERDICT=PASS; else VERDICT=FAIL; fi
+}
+
 # ap_summary: the last line is exactly "N passed, M failed"; returns non-zero if M > 0.
 ap_summary() {
 	local p f

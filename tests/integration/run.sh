@@ -114,22 +114,14 @@ for t in "${tests[@]}"; do
 	# the test by its pid (timeout passes the signal on to the test's process group).
 	(ap_cgroup_enter "$AP_HARNESS_CG" "$BASHPID"
 	 AP_TEST=$name exec timeout -k 10 "$AP_TEST_TIMEOUT" \
-		bash -c 'set -u; . "$AP_DIR/lib.sh"; . "$1"' "$name" "$t") 9>&- &
+		bash -c 'set -u; . "$AP_DIR/lib.sh"; . "$1"; ap_test_end' "$name" "$t") 9>&- &
 	ap_track test $!
 	wait $!
 	rc=$?
 	rm -f "$AP_RUN/pids/test"
 	dt=$(( $(ap_now_ms) - t0 ))
-	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-		AP_TEST=$name ap_fail "$name: timed out after ${AP_TEST_TIMEOUT}s"
-	elif [ $rc -ne 0 ]; then
-		read -r p f < <(ap_count "$name")
-		# A test that exits non-zero without having recorded a failure crashed.
-		[ "$f" -eq 0 ] && AP_TEST=$name ap_fail "$name: exited with status $rc"
-	fi
-	read -r p f < <(ap_count "$name")
-	if [ "$f" -eq 0 ] && [ "$p" -gt 0 ]; then verdict=PASS; elif [ "$f" -eq 0 ]; then verdict=EMPTY; else verdict=FAIL; fi
-	report+=("$(printf '%-5s %-28s %3d passed, %3d failed  %6.1f s' "$verdict" "$name" "$p" "$f" \
+	ap_test_verdict "$name" "$rc"
+	report+=("$(printf '%-5s %-28s %3d passed, %3d failed  %6.1f s' "$VERDICT" "$name" "$P" "$F" \
 		"$(awk "BEGIN { print $dt / 1000 }")")")
 	# A test may have stopped units or left them failed: keep the manager usable.
 	if ! ap_pid_alive "$AP_MANAGER_PID"; then

@@ -49,6 +49,17 @@ snapshot() {
 }
 same_snap() { cmp -s "$AP_TMP/$1.snap" "$AP_TMP/$2.snap"; }
 
+# refused NAME RC WHAT PATTERN: an apply refused with exit RC, a message matching PATTERN, and
+# the host unchanged.
+refused() {
+	snapshot "$1-before"
+	ap_autopull "$1" --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: $3" "$2" "$1"
+	check "the message: $4" grep -q "$4" "$AP_TMP/$1.err"
+	snapshot "$1-after"
+	check "host unchanged" same_snap "$1-before" "$1-after"
+}
+
 # -------------------------------------------------------------------------------------------
 t_guard_fails_closed() {
 	start "1: the guard fails closed (tripped + unreadable history, unwritable metrics)" || return
@@ -104,12 +115,8 @@ t_obstacle_does_not_wedge() {
 	printf 'X=1\n' | fx_write env/extra.env
 	svc web.service "web v2" install
 	fx_commit v2 >/dev/null
-	snapshot wedge-before
-	ap_autopull wedge1 --user -c "$AP_CFG" apply
-	ap_expect_rc "$AP_CASE: a directory where a file goes" 4 wedge1
-	check "message names the destination" grep -q "extra.env.*is a directory" "$AP_TMP/wedge1.err"
-	snapshot wedge-after
-	check "host unchanged (web.service not written either)" same_snap wedge-before wedge-after
+	refused wedge1 4 "a directory where a file goes (web.service not written either)" \
+		"extra.env.*is a directory"
 	check "no journal" [ ! -e "$AP_STATE_DIR/journal" ]
 	fx_rm env/extra.env
 	v3=$(fx_commit v3-drop-extra)
@@ -189,23 +196,40 @@ t_write_fails_midway() {
 	check "drop-in v2 in effect" [ "$(ap_unit_prop web.service Environment)" = "APTEST_DROPIN=v2" ]
 }
 
+# A run killed once its files are written (AUTOPULL_TEST_CRASH; the point must be passed,
+# AUTOPULL_TEST_CRASH_LOG says so) owes web's restart; the next run finds a newer tip and
+# must plan from the journal's commit to it and still do what the killed run owed.
 t_superseded_keeps_owed() {
-	local web worker v3
+	local web worker v2 v3 j=$AP_STATE_DIR/journal log=$AP_HOME/crash-points/case6
 	start "6: a kill after the files, then a new commit: the owed restart is not lost" || return
 	web=$(inv web.service) worker=$(inv worker.service)
 	svc web.service "web v2" install
-	fx_commit v2 >/dev/null
-	ap_as_user env AUTOPULL_TEST_CRASH=after-files "$AP_BIN" --user -c "$AP_CFG" apply \
-		>/dev/null 2>&1 </dev/null
+	v2=$(fx_commit v2)
+	ap_as_user mkdir -p "${log%/*}"
+	rm -f "$log"
+	ap_as_user env AUTOPULL_TEST_CRASH=after-files AUTOPULL_TEST_CRASH_LOG="$log" \
+		timeout -k 5 "$AP_CMD_TIMEOUT" "$AP_BIN" --user -c "$AP_CFG" apply \
+		>"$AP_TMP/kill6.out" 2>"$AP_TMP/kill6.err" </dev/null
+	echo $? >"$AP_TMP/kill6.rc"
+	ap_expect_rc "$AP_CASE: the run is killed" 137 kill6
+	check "killed at after-files, the last point it passed" [ "$(tail -n 1 "$log" 2>/dev/null)" = after-files ]
+	check "the journal: $(short "$V1") to $(short "$v2")" grep -qx "to $v2" "$j"
+	check "the journal: the files are written" grep -qE "^done( [a-z-]+)* files( |$)" "$j"
+	check "the journal: web's restart is owed" grep -qx "unit restart pending new web.service" "$j"
 	check "killed before the restart" [ "$(inv web.service)" = "$web" ]
+	check "applied still V1" [ "$(applied)" = "$V1" ]
 	svc worker.service "worker v3" install
 	v3=$(fx_commit v3)
 	ap_autopull sup --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: next run with a new tip" 0 sup
+	check "it plans from $(short "$v2"), where the killed run left the files" \
+		grep -q "^plan $(short "$v2") -> $(short "$v3")" "$AP_TMP/sup.out"
+	check "with web's restart, owed" grep -qE "restart +web.service +because journal of $(short "$v2")" "$AP_TMP/sup.out"
 	check "the owed restart of web happened" [ "$(ap_unit_prop web.service Description)" = "web v2" ]
 	check "web has a new InvocationID" [ "$(inv web.service)" != "$web" ]
 	check "worker restarted for v3" [ "$(inv worker.service)" != "$worker" ]
 	check "applied = v3" [ "$(applied)" = "$v3" ]
+	check "no journal left" [ ! -e "$j" ]
 }
 
 t_rollback_keeps_owner() {
@@ -350,6 +374,98 @@ t_messages() {
 	check "stale temp in the state dir removed" [ ! -e "$AP_STATE_DIR/.#applied.Zz98Yx" ]
 }
 
+# run_systemd_size SIZE: the size of the user manager's own tmpfs on /run/systemd (lib.sh
+# mounts it in the manager's mount namespace). systemd refuses a daemon-reload while less than
+# 16 MiB are free there; the default is half the memory.
+run_systemd_size() {
+	nsenter -t "$AP_MANAGER_PID" -m mount -o "remount,size=$1" /run/systemd
+}
+
+t_reload_refused() {
+	local web v2 j=$AP_STATE_DIR/journal
+	start "12: a daemon-reload the manager refuses: the files stay, the reload is owed" || return
+	web=$(inv web.service)
+	svc web.service "web v2" install
+	v2=$(fx_commit v2)
+	run_systemd_size 8m || { ap_fail "$AP_CASE: cannot shrink the manager's /run/systemd"; return; }
+	ap_autopull refused --user -c "$AP_CFG" apply
+	run_systemd_size 50% || ap_fail "$AP_CASE: cannot give /run/systemd its size back"
+	ap_expect_rc "$AP_CASE: apply" 1 refused
+	check "the manager's refusal is shown" \
+		grep -q "failed to reload the user manager: .*not enough space" "$AP_TMP/refused.err"
+	check "the restart is named as owed" grep -q "owed for the next run: restart web.service" "$AP_TMP/refused.err"
+	check "the new unit file is installed" grep -qx "Description=web v2" "$AP_UNIT_DIR/web.service"
+	check "the manager still has the old one (NeedDaemonReload=yes)" \
+		[ "$(ap_unit_prop web.service NeedDaemonReload)" = yes ]
+	check "web not restarted" [ "$(inv web.service)" = "$web" ]
+	check "applied still V1" [ "$(applied)" = "$V1" ]
+	check "the journal: files written, reload not done" \
+		eval 'grep -qE "^done( [a-z-]+)* files( |$)" "$j" && ! grep -qE "^done( [a-z-]+)* reload( |$)" "$j"'
+	ap_autopull reload-again --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: the next run, with room on /run/systemd" 0 reload-again
+	check "the manager has the new definition" [ "$(ap_unit_prop web.service Description)" = "web v2" \
+		-a "$(ap_unit_prop web.service NeedDaemonReload)" = no ]
+	check "web restarted (new InvocationID)" [ "$(inv web.service)" != "$web" ]
+	check "applied = v2" [ "$(applied)" = "$v2" ]
+	check "no journal left" [ ! -e "$j" ]
+}
+
+# web.service runs only while the host has $AP_HOME/web-ok, as a service that needs a
+# certificate the host provides: broken in a way that shows only when it starts again.
+needs_file_svc() {
+	svc web.service "$1" install "ExecStart=
+ExecStart=/bin/sh -c 'test -e $AP_HOME/web-ok && exec /bin/sleep infinity'
+Restart=always
+RestartSec=200ms"
+}
+
+t_rollback_does_not_settle() {
+	local v2 v3 web
+	start "13: a rollback whose own restart does not settle trips the guard" "guard:
+  settle: 2s" || return
+	ap_as_user touch "$AP_HOME/web-ok"
+	needs_file_svc "web v2 needs web-ok"
+	v2=$(fx_commit v2)
+	fx_apply rbf-v2 || return
+	check "web v2 runs" [ "$(ap_unit_prop web.service ActiveState)" = active ]
+	rm -f "$AP_HOME/web-ok"
+	svc web.service "web v3 broken" install "ExecStart=
+ExecStart=/bin/false
+Restart=always
+RestartSec=200ms"
+	v3=$(fx_commit v3-broken)
+	web=$(inv web.service)
+	ap_autopull rbf --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply" 1 rbf
+	check "says the rollback failed, naming the commit" grep -q "ROLLBACK FAILED for $(short "$v3")" "$AP_TMP/rbf.err"
+	check "the guard is tripped" grep -q "rollback of $(short "$v3") failed" "$AP_STATE_DIR/guard-tripped"
+	check "the commit is marked bad" grep -q "^$v3 " "$AP_STATE_DIR/bad"
+	check "applied stays v2" [ "$(applied)" = "$v2" ]
+	check "the files are v2's again" grep -qx "Description=web v2 needs web-ok" "$AP_UNIT_DIR/web.service"
+	check "the manager runs v2's definition" [ "$(ap_unit_prop web.service Description)" = "web v2 needs web-ok" ]
+	check "web was restarted by the rollback" [ "$(inv web.service)" != "$web" ]
+	check "and restarts in a loop (NRestarts counts, not active)" restarting web.service
+	check "no journal left" [ ! -e "$AP_STATE_DIR/journal" ]
+	svc web.service "web v4" install
+	fx_commit v4 >/dev/null
+	refused rbf2 3 "a newer commit is refused" "tripped"
+	ap_autopull rbf3 --user -c "$AP_CFG" --override-guard --reason "web fixed" apply
+	ap_expect_rc "$AP_CASE: applied with --override-guard" 0 rbf3
+	check "web v4 runs" [ "$(ap_unit_prop web.service Description)" = "web v4" \
+		-a "$(ap_unit_prop web.service ActiveState)" = active ]
+}
+
+# restarting UNIT: within 5 s, UNIT's NRestarts counts up while it is not active.
+restarting() {
+	local i=0
+	while [ $i -lt 100 ]; do
+		[ "$(ap_unit_prop "$1" NRestarts)" -gt 0 ] && [ "$(ap_unit_prop "$1" ActiveState)" != active ] &&
+			return 0
+		sleep 0.05; i=$((i + 1))
+	done
+	return 1
+}
+
 # -------------------------------------------------------------------------------------------
 if [ ! -x "$AP_BIN" ]; then
 	ap_fail "no autopull binary at $AP_BIN"
@@ -367,4 +483,6 @@ t_reenable
 t_timer_and_service_go
 t_vendor_dropin_verified
 t_messages
+t_reload_refused
+t_rollback_does_not_settle
 fx_reset
