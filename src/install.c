@@ -415,11 +415,34 @@ static const char *const system_unit_dirs[] = { "/etc/systemd/system", "/run/sys
 static const char *const user_unit_dirs[] = { "/etc/systemd/user", "/usr/local/lib/systemd/user",
 					      "/usr/lib/systemd/user", "/lib/systemd/user" };
 
+/* The installed unit file, or, when it is a symlink (a vendor alias: Debian's sshd.service ->
+ * /lib/systemd/system/ssh.service), its target's: what the manager loads, and what a drop-in
+ * for it is verified with. The link is followed only when root or autopull's own user made it
+ * in a unit directory nobody else can write. */
 static int read_unit_file(const char *dir, const char *unit, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *link = NULL, *target = NULL;
+	struct stat dst, st;
+	int r;
 
-	return fd < 0 ? -errno : ap_fs_read_beneath(fd, unit, AP_MAX_BLOB_SIZE, ret, ret_len);
+	if (fd < 0)
+		return -errno;
+	r = ap_fs_read_beneath(fd, unit, AP_MAX_BLOB_SIZE, ret, ret_len);
+	if (r != -ELOOP)
+		return r;
+	if (fstat(fd, &dst) < 0 || fstatat(fd, unit, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISLNK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    !ap_fs_dir_is_safe(&dst, geteuid()))
+		return -ELOOP;
+	link = ap_strdupf("%s/%s", dir, unit);
+	if (!link)
+		return -ENOMEM;
+	target = realpath(link, NULL);
+	if (!target)
+		return -errno;
+	return ap_fs_read_file(target, AP_MAX_BLOB_SIZE, ret, ret_len);
 }
 
 /* A changed drop-in is verified through its unit: stage the installed unit file when the

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Paths in the user scope, against the real user manager: a directory on the way to a
 # destination that others can write (root's 0777) is refused at check-config and at apply
-# (exit 4, with the chmod), a sticky one (/tmp's shape) is not. Sourced by run.sh after
-# lib.sh (and fixtures.sh).
+# (exit 4, with the chmod), a sticky one (/tmp's shape) is not; a drop-in for a unit whose
+# file is a symlink to another unit file (Debian's sshd.service -> ssh.service) is verified
+# against the link's target and applied. Sourced by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
@@ -52,10 +53,41 @@ t_sticky() {
 	rm -rf "$d"
 }
 
+t_dropin_for_alias() {
+	local real=$AP_HOME/vendor/aptreal.service
+	ap_case "a drop-in for a unit whose file is a symlink to another unit file"
+	fx_reset
+	fx_origin file || { ap_fail "$AP_CASE: fixture origin"; return 1; }
+	fx_config "$FX_URL"
+	fx_caddyfile v1
+	fx_envfile v1
+	ap_as_user mkdir -p "$AP_HOME/vendor" "$AP_UNIT_DIR"
+	printf '[Unit]\nDescription=aptreal\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
+		ap_user_write "$real"
+	ap_as_user ln -sf "$real" "$AP_UNIT_DIR/aptalias.service"
+	printf '[Service]\nEnvironment=APTALIAS=1\n' | fx_write systemd/aptalias.service.d/10-env.conf
+	fx_commit v1 >/dev/null || { ap_fail "$AP_CASE: commit v1"; return 1; }
+	ap_autopull al1 --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply" 0 al1
+	check "the drop-in installed" cmp -s "$FX_ORIGIN/systemd/aptalias.service.d/10-env.conf" \
+		"$AP_UNIT_DIR/aptalias.service.d/10-env.conf"
+	check "the unit file is still the symlink" [ -L "$AP_UNIT_DIR/aptalias.service" ]
+	check "the manager sees the drop-in" [ "$(ap_unit_prop aptalias.service Environment)" = APTALIAS=1 ]
+	printf '[Service]\nEnvironment=APTALIAS=2\nNoSuchKey=1\n' | fx_write systemd/aptalias.service.d/10-env.conf
+	fx_commit v2 >/dev/null
+	ap_autopull al2 --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: a broken drop-in is still caught (verified with the target)" 4 al2
+	check "the verifier's message names the drop-in" \
+		grep -q "systemd/aptalias.service.d/10-env.conf" "$AP_TMP/al2.err"
+	check "the installed drop-in unchanged" grep -q APTALIAS=1 "$AP_UNIT_DIR/aptalias.service.d/10-env.conf"
+	rm -rf "$AP_HOME/vendor" "$AP_UNIT_DIR/aptalias.service" "$AP_UNIT_DIR/aptalias.service.d"
+}
+
 if [ ! -x "$AP_BIN" ]; then
 	ap_fail "no autopull binary at $AP_BIN"
 	exit 1
 fi
 t_others_writable
 t_sticky
+t_dropin_for_alias
 fx_reset

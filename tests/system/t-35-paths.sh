@@ -3,7 +3,8 @@
 # a user's home is refused unless the rule names that user as owner (then it is written as that
 # user); the user swapping ~/.ssh for a symlink to /root/.ssh steers no write and no removal;
 # the generator does not grant such a directory; a group-writable directory on the way is
-# refused with the chmod that fixes it. Sourced by run.sh after lib.sh.
+# refused with the chmod that fixes it. A drop-in for a unit whose file is a symlink to a vendor
+# unit is verified against the link's target. Sourced by run.sh after lib.sh.
 
 ALICE=apalice
 AHOME=/home/$ALICE                                                     # in the container
@@ -132,10 +133,40 @@ t_group_writable() {
 	sys_sh rm -rf "$d"
 }
 
+# Debian's shape: /etc/systemd/system/sshd.service -> /lib/systemd/system/ssh.service.
+t_dropin_for_alias() {
+	local vendor=/lib/systemd/system/aptvendor.service alias=/etc/systemd/system/aptvalias.service
+	ap_case "a drop-in for a unit whose file is a symlink to a vendor unit"
+	sx_reset
+	sx_origin
+	sx_config
+	printf '[Unit]\nDescription=aptvendor\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
+		sys_write "$vendor"
+	sys_sh ln -sf "$vendor" "$alias"
+	sys_ctl daemon-reload
+	sys_ctl start aptvalias.service
+	printf '[Service]\nEnvironment=APTV=1\n' | sx_write systemd/aptvalias.service.d/10-env.conf
+	sx_service web.service install "web v1"
+	sx_commit v1 >/dev/null
+	sys_autopull al1 apply
+	ap_expect_rc "$AP_CASE: apply" 0 al1
+	check "the unit file is still the symlink" [ -L "$SYS_ROOT$alias" ]
+	check "the drop-in is in effect" [ "$(sys_prop aptvalias.service Environment)" = APTV=1 ]
+	printf '[Service]\nEnvironment=APTV=2\nNoSuchKey=1\n' | sx_write systemd/aptvalias.service.d/10-env.conf
+	sx_commit v2 >/dev/null
+	sys_autopull al2 apply
+	ap_expect_rc "$AP_CASE: a broken drop-in is caught, verified with the vendor unit" 4 al2
+	check "the running unit keeps the old drop-in" [ "$(sys_prop aptvalias.service Environment)" = APTV=1 ]
+	sys_ctl stop aptvalias.service
+	sys_sh rm -rf "$vendor" "$alias" "$alias.d"
+	sys_ctl daemon-reload
+}
+
 next_case() { ap_case "$1"; }
 
 sx_pristine
 t_home_no_owner
 t_home_owner
 t_group_writable
+t_dropin_for_alias
 sys_sh sh -c "userdel -r $ALICE >/dev/null 2>&1; rm -rf /root/.ssh"
