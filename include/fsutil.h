@@ -93,3 +93,14 @@ int ap_fs_open_dir_safe(const char *abs_path, size_t follow_len, uid_t trusted, 
 /* One sentence for a refusal of ap_fs_open_dir_safe (r: what it returned), naming the path,
  * the owner by name and, for a mode, the chmod that fixes it. */
 int ap_fs_unsafe_describe(const struct ap_fs_unsafe *u, int r, char **ret);
+
+/* A file whose content autopull trusts (its configuration, a key list) or keeps secret (a
+ * token, a password): it, and every directory above it (symlinks resolved), must be owned by
+ * root or the user autopull runs as and not writable by others; with AP_FS_FILE_SECRET others
+ * may not read it either (group read stays allowed). what names it in the message ("trust:
+ * ssh_allowed_signers"). -EPERM and *ret_msg naming the exact chmod or chown that fixes it;
+ * -ENOENT when it does not exist (whoever reads it says so); other -errno. */
+enum { AP_FS_FILE_SECRET = 1 << 0 };
+int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg);
+/* The same for the directories above dir (dir itself need not exist yet). */
+int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg);

@@ -932,3 +932,62 @@ int ap_fs_unsafe_describe(const struct ap_fs_unsafe *u, int r, char **ret)
 	}
 	return *ret ? 0 : -ENOMEM;
 }
+
+/* The directories from "/" to dir, above what names (path): -EPERM and *ret_msg with the fix. */
+static int check_dirs(const char *what, const char *path, const char *dir, char **ret_msg)
+{
+	_cleanup_free_ char *why = NULL;
+	struct ap_fs_unsafe u;
+	int fd = ap_fs_open_dir_safe(dir, 0, geteuid(), 0, 0, &u);
+
+	if (fd >= 0) {
+		(void)close(fd);
+		return 0;
+	}
+	if (fd != -EPERM)
+		return 0; /* missing (made later) or a symlink: whoever opens it refuses it */
+	if (u.mode & (S_IWGRP | S_IWOTH))
+		why = ap_strdupf("directory '%s' can be written by %s (mode %04o); fix: chmod go-w '%s'",
+				 u.path, u.mode & S_IWOTH ? "anyone" : "its group", (unsigned)u.mode,
+				 u.path);
+	else
+		why = ap_strdupf("directory '%s' is owned by uid %u; fix: chown %u '%s'", u.path,
+				 (unsigned)u.uid, (unsigned)geteuid(), u.path);
+	*ret_msg = why ? ap_strdupf("%s '%s': %s", what, path, why) : NULL;
+	return *ret_msg ? -EPERM : -ENOMEM;
+}
+
+int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg)
+{
+	char buf[PATH_MAX];
+	char *slash;
+
+	if (!ap_path_is_normalized_absolute(dir) || strlen(dir) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, dir, strlen(dir) + 1);
+	slash = strrchr(buf, '/');
+	slash[slash == buf ? 1 : 0] = '\0';
+	return check_dirs(what, dir, buf, ret_msg);
+}
+
+int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg)
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	mode_t bad = flags & AP_FS_FILE_SECRET ? 0027 : 0022;
+	struct stat st;
+
+	if (!real || stat(real, &st) < 0)
+		return -errno;
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		*ret_msg = ap_strdupf("%s '%s' is owned by uid %u, not by uid %u; fix: chown %u '%s'",
+				      what, path, (unsigned)st.st_uid, (unsigned)geteuid(),
+				      (unsigned)geteuid(), real);
+	else if (st.st_mode & bad)
+		*ret_msg = ap_strdupf("%s '%s' can be %s by others (mode %04o); fix: chmod %s '%s'",
+				      what, path, flags & AP_FS_FILE_SECRET ? "read" : "written",
+				      (unsigned)(st.st_mode & 07777),
+				      flags & AP_FS_FILE_SECRET ? "g-w,o-rwx" : "go-w", real);
+	else
+		return ap_fs_check_parents(what, real, ret_msg);
+	return *ret_msg ? -EPERM : -ENOMEM;
+}

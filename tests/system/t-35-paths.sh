@@ -4,7 +4,9 @@
 # user); the user swapping ~/.ssh for a symlink to /root/.ssh steers no write and no removal;
 # the generator does not grant such a directory; a group-writable directory on the way is
 # refused with the chmod that fixes it. A drop-in for a unit whose file is a symlink to a vendor
-# unit is verified against the link's target. Sourced by run.sh after lib.sh.
+# unit is verified against the link's target. The configuration, allowed_signers, a push token
+# and the state directory's parents: others may not change (or read) them, exit 2 with the
+# chmod or chown that fixes it. Sourced by run.sh after lib.sh.
 
 ALICE=apalice
 AHOME=/home/$ALICE                                                     # in the container
@@ -162,6 +164,68 @@ t_dropin_for_alias() {
 	sys_ctl daemon-reload
 }
 
+# cc_and_apply NAME EXPECTED_RC PATTERN: check-config and apply both exit EXPECTED_RC, and
+# both say PATTERN (when given).
+cc_and_apply() {
+	sys_autopull "$1-cc" check-config
+	ap_expect_rc "$AP_CASE: check-config" "$2" "$1-cc"
+	sys_autopull "$1" apply
+	ap_expect_rc "$AP_CASE: apply" "$2" "$1"
+	[ -z "${3:-}" ] || check "check-config says: $3" grep -qF -- "$3" "$AP_TMP/$1-cc.err"
+	[ -z "${3:-}" ] || check "apply says it too" grep -qF -- "$3" "$AP_TMP/$1.err"
+}
+
+t_trust_files() {
+	local d=/srv/aptrust
+	ap_case "files that decide trust: owner and mode"
+	sx_reset
+	sx_origin
+	sx_config
+	sx_service web.service install "web v1"
+	sx_commit v1 >/dev/null
+	sys_sh chmod 0666 "$SX_CFG"
+	cc_and_apply cfg666 2 "the configuration '$SX_CFG' can be written by others (mode 0666); fix: chmod go-w '$SX_CFG'"
+	check "nothing applied" [ -z "$(sx_applied)" ]
+	sys_sh chmod 0644 "$SX_CFG"
+	sys_sh chown "$ALICE" "$SX_CFG"
+	cc_and_apply cfgown 2 "fix: chown 0 '$SX_CFG'"
+	sys_sh chown root "$SX_CFG"
+
+	next_case "trust: allowed_signers others can write"
+	sys_sh rm -rf "$d"
+	sys_sh mkdir -m 0755 "$d"
+	printf 'x@example.invalid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOv7tEYtI0SrC6TN0Zx4kTbn6h5w0Rm1Dnq1Qk0lH0eC\n' |
+		sys_write "$d/allowed_signers"
+	sys_sh chmod 0666 "$d/allowed_signers"
+	sx_config "" "trust:
+  ssh_allowed_signers: $d/allowed_signers"
+	cc_and_apply signers 2 "trust: ssh_allowed_signers '$d/allowed_signers' can be written by others (mode 0666); fix: chmod go-w '$d/allowed_signers'"
+	sys_sh chmod 0644 "$d/allowed_signers"
+	sys_sh chmod 0777 "$d"
+	cc_and_apply signersdir 2 "directory '$d' can be written by anyone (mode 0777); fix: chmod go-w '$d'"
+
+	next_case "guard: a push token others can read"
+	sys_sh chmod 0755 "$d"
+	printf 'tok-secret\n' | sys_write "$d/token"
+	sys_sh chmod 0644 "$d/token"
+	sx_config "" "guard:
+  push: https://metrics.invalid/api/v1/import/prometheus
+  push_token_file: $d/token"
+	cc_and_apply token 2 "guard: push_token_file '$d/token' can be read by others (mode 0644); fix: chmod g-w,o-rwx '$d/token'"
+	check "the token is in no message" not grep -q tok-secret "$AP_TMP/token.err" "$AP_TMP/token-cc.err"
+
+	next_case "the state directory in a directory anyone can write"
+	sys_sh mkdir -p -m 0777 "$d/open"
+	sys_sh chmod 0777 "$d/open"
+	sx_config "" "state_dir: $d/open/state"
+	cc_and_apply state 2 "the state directory '$d/open/state': directory '$d/open' can be written by anyone (mode 0777); fix: chmod go-w '$d/open'"
+	check "no state written there" [ ! -e "$SYS_ROOT$d/open/state" ]
+	sys_sh chmod 0755 "$d/open"
+	sys_autopull statefixed apply
+	ap_expect_rc "$AP_CASE: after the chmod" 0 statefixed
+	sys_sh rm -rf "$d"
+}
+
 next_case() { ap_case "$1"; }
 
 sx_pristine
@@ -169,4 +233,5 @@ t_home_no_owner
 t_home_owner
 t_group_writable
 t_dropin_for_alias
+t_trust_files
 sys_sh sh -c "userdel -r $ALICE >/dev/null 2>&1; rm -rf /root/.ssh"
