@@ -836,9 +836,11 @@ static int need_space(struct preflight *c, int dfd, const char *dir, uint64_t si
 	return 0;
 }
 
-/* Proves dir is writable by creating and removing a file in it, once per directory. */
-static int probe_dir(struct preflight *c, int dfd, const char *dir)
+/* Proves dir is writable by creating and removing a file in it, once per directory: as the
+ * user who owns its tree (tree_uid) when that is not us, as the install will write it. */
+static int probe_dir(struct preflight *c, int dfd, const char *dir, uid_t tree_uid)
 {
+	bool as_user = tree_uid != 0 && tree_uid != geteuid();
 	int r;
 
 	if (ap_strv_contains(c->probed, dir))
@@ -847,7 +849,11 @@ static int probe_dir(struct preflight *c, int dfd, const char *dir)
 		return r;
 	if (c->flags & AP_PREFLIGHT_CHECK_ONLY)
 		return 0;
-	r = ap_fs_probe_writable(dfd);
+	r = as_user ? become_user(tree_uid, (gid_t)-1) : 0;
+	if (r >= 0)
+		r = ap_fs_probe_writable(dfd);
+	if (as_user)
+		leave_user();
 	return r < 0 ? env_error(c, r, "write to", dir) : 0;
 }
 
@@ -997,7 +1003,7 @@ static int check_owner(struct preflight *c, const struct ap_file_op *f)
  * the way to dest: else a root write there could be steered with a symlink. A removal may be
  * in one user's tree (it is done as that user). 1: refused (logged). */
 static int check_dest_dirs(struct preflight *c, const struct ap_file_op *f, const char *dest,
-			   size_t root_len, bool install)
+			   size_t root_len, bool install, uid_t *ret_tree_uid)
 {
 	_cleanup_free_ char *why = NULL;
 	struct ap_fs_unsafe u;
@@ -1009,6 +1015,7 @@ static int check_dest_dirs(struct preflight *c, const struct ap_file_op *f, cons
 		return 0; /* check_owner refused it already */
 	fd = open_dir_of(dest, root_len, install ? trusted_for(uid) : (uid_t)-1,
 			 install ? 0 : AP_FS_WALK_ANY_USER, &u);
+	*ret_tree_uid = u.tree_uid;
 	if (fd >= 0 || fd == -ENOENT) {
 		if (fd >= 0)
 			close(fd);
@@ -1034,11 +1041,12 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 	const char *base;
 	struct stat st;
 	size_t size = 0;
+	uid_t tree_uid = 0;
 	int r;
 
 	if (!dir)
 		return -ENOMEM;
-	r = check_dest_dirs(c, f, dest, root_len, install);
+	r = check_dest_dirs(c, f, dest, root_len, install, &tree_uid);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	dfd = open_existing_dir(dest, root_len, &base);
@@ -1052,7 +1060,7 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 		if (dfd >= 0 && install && f->change_ref && c->src && c->src->size)
 			r = c->src->size(c->src->userdata, f->change_ref, &size);
 		if (dfd >= 0)
-			r = probe_dir(c, dfd, have);
+			r = probe_dir(c, dfd, have, tree_uid);
 		if (dfd >= 0 && r >= 0)
 			r = need_space(c, dfd, have, size);
 		return dfd < 0 ? (dfd == -ELOOP || dfd == -ENOTDIR
@@ -1083,7 +1091,7 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 		r = c->src->size(c->src->userdata, f->change_ref, &size);
 	if (r < 0 && r != -ENOENT)
 		return env_error(c, r, "size", f->path);
-	r = probe_dir(c, dfd, dir);
+	r = probe_dir(c, dfd, dir, tree_uid);
 	return r >= 0 && install ? need_space(c, dfd, dir, size) : r;
 }
 

@@ -84,7 +84,8 @@ t_home_owner() {
 	printf 'alice-key v2\n' | sx_write keys/alice
 	sx_commit v2 >/dev/null
 	sys_autopull ro apply
-	check "the apply does not succeed (exit $AP_RC)" [ "$AP_RC" != 0 ]
+	ap_expect_rc "$AP_CASE: apply: the preflight, probing as her, cannot write there" 1 ro
+	check "it says so before any change" grep -q "cannot write to '$AHOME/.ssh': Permission denied" "$AP_TMP/ro.err"
 	check "the file still has v1" grep -qx "alice-key v1" "$SYS_ROOT$AHOME/.ssh/authorized_keys"
 	as_alice chmod 0700 "$AHOME/.ssh"
 
