@@ -3,6 +3,7 @@
  * RESOLVE_NO_SYMLINKS), so neither ".." nor a symlink can lead outside it. All fds are
  * O_CLOEXEC. The one atomic-replace function lives here; nobody else renames. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -63,3 +64,43 @@ int ap_fs_rm_rf(const char *abs_path);
 
 /* mkdtemp under $TMPDIR (or /tmp) with mode 0700; *ret is the new path. */
 int ap_fs_mkdtemp(const char *prefix, char **ret);
+
+struct stat;
+/* A directory root may write beneath: owned by root or trusted, and not writable by group or
+ * others unless it is sticky and root's (/tmp) — systemd-tmpfiles' "unsafe path transition"
+ * and sshd's StrictModes. */
+bool ap_fs_dir_is_safe(const struct stat *st, uid_t trusted);
+
+/* What ap_fs_open_dir_safe refused or did not find. */
+struct ap_fs_unsafe {
+	char path[4096]; /* the directory refused, the symlink, or the first missing one */
+	uid_t uid;       /* -EPERM: its owner and mode */
+	mode_t mode;
+	uid_t tree_uid;  /* the owner of the deepest directory walked that root does not own (0: none) */
+};
+enum {
+	AP_FS_WALK_CREATE = 1 << 0,   /* make missing directories (mode), as the current fsuid */
+	AP_FS_WALK_ANY_USER = 1 << 1, /* trusted is the first non-root owner met */
+	AP_FS_WALK_NO_CHECK = 1 << 2, /* no owner or mode check: only no symlinks (reads) */
+};
+/* Opens the absolute directory abs_path from "/" one component at a time. Every directory on
+ * the way must pass ap_fs_dir_is_safe (-EPERM, *u names it). A symlink is refused (-ELOOP,
+ * u->path names it) unless it lies in the first follow_len bytes (the directory the operator
+ * configured, /lib -> usr/lib) and only root or the caller could have made it; its target is
+ * then walked and checked the same way. -ENOENT: u->path is the first missing directory. */
+int ap_fs_open_dir_safe(const char *abs_path, size_t follow_len, uid_t trusted, unsigned flags,
+			mode_t mode, struct ap_fs_unsafe *u);
+/* One sentence for a refusal of ap_fs_open_dir_safe (r: what it returned), naming the path,
+ * the owner by name and, for a mode, the chmod that fixes it. */
+int ap_fs_unsafe_describe(const struct ap_fs_unsafe *u, int r, char **ret);
+
+/* A file whose content autopull trusts (its configuration, a key list) or keeps secret (a
+ * token, a password): it, and every directory above it (symlinks resolved), must be owned by
+ * root or the user autopull runs as and not writable by others; with AP_FS_FILE_SECRET others
+ * may not read it either (group read stays allowed). what names it in the message ("trust:
+ * ssh_allowed_signers"). -EPERM and *ret_msg naming the exact chmod or chown that fixes it;
+ * -ENOENT when it does not exist (whoever reads it says so); other -errno. */
+enum { AP_FS_FILE_SECRET = 1 << 0 };
+int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg);
+/* The same for the directories above dir (dir itself need not exist yet). */
+int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg);

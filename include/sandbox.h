@@ -22,6 +22,7 @@ struct ap_sandbox_need {
 	char *why;           /* what in the configuration needs it, for messages */
 	const char *blocked; /* NULL, or the unit setting that no drop-in can lift for path */
 	mode_t mode;         /* mode to create it with when missing */
+	const char *owner;   /* borrowed: the owner: of the (first) files rule writing there, or NULL */
 };
 
 struct ap_sandbox {

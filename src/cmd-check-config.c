@@ -6,11 +6,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "exitcode.h"
+#include "fsutil.h"
 #include "generator.h"
+#include "install.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
@@ -18,6 +21,7 @@
 struct check {
 	struct ap_buf problems; /* JSON array items */
 	size_t n;
+	size_t unsafe; /* of n: destinations under a directory another user controls */
 	bool json;
 };
 
@@ -64,6 +68,30 @@ static void check_writable(struct check *k, const char *dir, const char *what)
 			(unsigned)geteuid(), e, strerror(errno));
 }
 
+/* The directories above a rule's destination: only root's (or the owner: user's). */
+static void check_dest_safe(struct check *k, const struct ap_file_rule *r)
+{
+	_cleanup_free_ char *dir = strndup(r->dest, (size_t)(strrchr(r->dest, '/') - r->dest));
+	_cleanup_free_ char *why = NULL;
+	struct ap_fs_unsafe u;
+	uid_t uid = (uid_t)-1;
+	gid_t gid;
+	int fd;
+
+	if (!dir || (r->owner && ap_install_owner_ids(r->owner, NULL, &uid, &gid) < 0))
+		return;
+	fd = ap_fs_open_dir_safe(*dir ? dir : "/", strlen(dir), uid != (uid_t)-1 ? uid : geteuid(),
+				 0, 0, &u);
+	if (fd >= 0)
+		close(fd);
+	if ((fd != -EPERM && fd != -ELOOP) || ap_fs_unsafe_describe(&u, fd, &why) < 0)
+		return;
+	problem(k, "refusing destination '%s' of the rule for '%s': %s%s", r->dest, r->src, why,
+		fd == -EPERM && !(u.mode & (S_IWGRP | S_IWOTH)) && geteuid() == 0
+			? "; to install it as that user, set 'owner:' on the rule to them" : "");
+	k->unsafe++;
+}
+
 static void check_rules(struct check *k, const struct ap_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_files; i++) {
@@ -77,6 +105,7 @@ static void check_rules(struct check *k, const struct ap_config *cfg)
 				r->validate[0], r->src);
 		if (dir)
 			check_writable(k, dir, "destination");
+		check_dest_safe(k, r);
 	}
 }
 
@@ -120,5 +149,6 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 	}
 	ap_buf_free(&k.problems);
 	ap_ctx_done(&c);
-	return k.n ? AP_EXIT_USAGE : AP_EXIT_OK;
+	/* A destination another user can steer is a refused source, not a typo. */
+	return k.n > k.unsafe ? AP_EXIT_USAGE : k.n ? AP_EXIT_INVALID : AP_EXIT_OK;
 }

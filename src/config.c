@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "fsutil.h"
 #include "log.h"
 #include "util.h"
 
@@ -1178,6 +1179,46 @@ int ap_config_default_path(enum ap_scope scope, char **ret)
 	return xdg_path("XDG_CONFIG_HOME", ".config/", "autopull/autopull.yaml", ret);
 }
 
+/* The files whose content decides what is trusted or who is let in, and the directories above
+ * the state: nobody but root or the user autopull runs as may change them (or, for secrets,
+ * read them). Each problem is logged with its fix; -EINVAL when there is one. */
+static int check_file_owners(const struct ap_config *c)
+{
+	static const struct {
+		const char *what;
+		size_t offset;
+		unsigned flags;
+	} files[] = {
+		{ "the configuration", offsetof(struct ap_config, path), 0 },
+		{ "trust: ssh_allowed_signers", offsetof(struct ap_config, trust.ssh_allowed_signers), 0 },
+		{ "trust: openpgp_keyring", offsetof(struct ap_config, trust.openpgp_keyring), 0 },
+		{ "guard: push_token_file", offsetof(struct ap_config, guard.push_token_file),
+		  AP_FS_FILE_SECRET },
+		{ "guard: push_basic_auth_file", offsetof(struct ap_config, guard.push_basic_auth_file),
+		  AP_FS_FILE_SECRET },
+	};
+	bool bad = false;
+
+	for (size_t i = 0; i <= ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *msg = NULL;
+		const char *p = i < ELEMENTSOF(files) ? *(char *const *)((const char *)c + files[i].offset)
+						      : c->state_dir;
+		int r;
+
+		if (!p)
+			continue;
+		r = i < ELEMENTSOF(files) ? ap_fs_check_file(files[i].what, p, files[i].flags, &msg)
+					  : ap_fs_check_parents("the state directory", p, &msg);
+		if (r == -ENOMEM)
+			return r;
+		if (r == -EPERM) {
+			ap_log_error(r, "%s", msg);
+			bad = true;
+		}
+	}
+	return bad ? -EINVAL : 0;
+}
+
 static int load(const char *path, bool force_user, const char *host, struct ap_config **ret)
 {
 	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
@@ -1204,6 +1245,9 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 	if (r < 0)
 		return r;
 	r = apply_defaults(cfg, force_user);
+	if (r < 0)
+		return r;
+	r = check_file_owners(cfg);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(cfg);

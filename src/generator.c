@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,46 @@ bool ap_generator_invoked_as(const char *argv0)
 	return argv0 && strcmp(base ? base + 1 : argv0, AP_GENERATOR_NAME) == 0;
 }
 
+/* Why root may not write into need's directory (allocated), or NULL when it may: a directory
+ * another user controls on the way (the rule's owner: aside), or a symlink root did not make.
+ * ReadWritePaths= is resolved when the service starts, so such a path is not granted at all;
+ * the apply checks it again. A directory that does not exist yet is judged by its parents. */
+static char *unsafe_need(const struct ap_sandbox_need *n)
+{
+	char buf[4096], *why = NULL;
+	struct passwd pw, *pwr = NULL;
+	struct ap_fs_unsafe un;
+	uid_t trusted = 0;
+	int fd;
+
+	if (n->owner && getpwnam_r(n->owner, &pw, buf, sizeof(buf), &pwr) == 0 && pwr)
+		trusted = pwr->pw_uid;
+	fd = ap_fs_open_dir_safe(n->path, strlen(n->path), trusted, 0, 0, &un);
+	if (fd >= 0)
+		close(fd);
+	if ((fd == -EPERM || fd == -ELOOP) && ap_fs_unsafe_describe(&un, fd, &why) < 0)
+		return strdup("out of memory");
+	return why;
+}
+
+/* Marks the needs root may not write as blocked (not granted), reporting each. */
+static int block_unsafe(struct ap_sandbox *s, char ***whys)
+{
+	for (size_t i = 0; i < s->n_needs; i++) {
+		_cleanup_free_ char *why = s->needs[i].blocked ? NULL : unsafe_need(&s->needs[i]);
+		_cleanup_free_ char *msg = NULL;
+
+		if (!why)
+			continue;
+		s->needs[i].blocked = "an unsafe path";
+		msg = ap_strdupf("'%s' is not granted, needed by %s: %s", s->needs[i].path,
+				 s->needs[i].why, why);
+		if (!msg || ap_strv_push(whys, msg) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int write_dropin(const char *dir, const struct ap_config *c, enum ap_sandbox_unit u)
 {
 	_cleanup_(ap_sandbox_done) struct ap_sandbox s = { 0 };
@@ -37,7 +78,13 @@ static int write_dropin(const char *dir, const struct ap_config *c, enum ap_sand
 	_cleanup_(closep) int fd = -1;
 	int r;
 
+	_cleanup_strv_free_ char **whys = NULL;
+
 	r = ap_sandbox_build(c, u, &s);
+	if (r >= 0)
+		r = block_unsafe(&s, &whys);
+	for (size_t i = 0; whys && whys[i]; i++)
+		ap_log_warning("%s: %s", AP_GENERATOR_NAME, whys[i]);
 	if (r >= 0)
 		r = ap_sandbox_render(&s, u, c->path, &text);
 	d = ap_strdupf("%s/%s.d", dir, ap_sandbox_unit_name(u));
@@ -173,7 +220,10 @@ static void check_unit(const struct ap_config *c, enum ap_sandbox_unit u, bool d
 	bool present = false;
 	unsigned flags = 0;
 
-	if (ap_sandbox_build(c, u, &s) < 0 || read_dropin(u, &present, &granted, &flags) < 0 ||
+	_cleanup_strv_free_ char **whys = NULL;
+
+	if (ap_sandbox_build(c, u, &s) < 0 || block_unsafe(&s, &whys) < 0 ||
+	    read_dropin(u, &present, &granted, &flags) < 0 ||
 	    ap_strv_push(&granted, "/var/lib/autopull") < 0) { /* StateDirectory=autopull */
 		say(rep, "%s: cannot check its sandbox (see above)", unit);
 		return;
@@ -182,6 +232,8 @@ static void check_unit(const struct ap_config *c, enum ap_sandbox_unit u, bool d
 	for (size_t i = 0; i < s.n_needs; i++) {
 		const struct ap_sandbox_need *n = &s.needs[i];
 
+		if (n->blocked && strcmp(n->blocked, "an unsafe path") == 0)
+			continue; /* check-config refuses the rule itself */
 		if (n->blocked)
 			say(rep, "%s cannot write '%s', needed by %s: %s gives the service its own; "
 				 "fix: choose a directory outside it", unit, n->path, n->why, n->blocked);

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <dirent.h>
@@ -33,34 +34,17 @@ static void closep(int *fd)
 }
 #define _cleanup_close_ _cleanup_(closep)
 
-/* The configured directory of dest (created when missing and create is set). The directory
- * itself was named by the operator, so symlinks in it (/lib -> usr/lib) are followed; below it
- * none are. */
-static int open_root(const char *dest, size_t root_len, bool create)
+/* The directory path lies in, walked from "/" (ap_fs_open_dir_safe): a symlink is followed
+ * only within the configured directory path[0..root_len) and only when root could have made
+ * it (/lib -> usr/lib); every directory on the way is root's or trusted's. */
+static int open_dir_of(const char *path, size_t root_len, uid_t trusted, unsigned flags,
+		       struct ap_fs_unsafe *u)
 {
-	_cleanup_free_ char *root = root_len ? strndup(dest, root_len) : strdup("/"), *rest = NULL;
-	char *slash;
-	int fd, r;
+	_cleanup_free_ char *dir = strndup(path, (size_t)(strrchr(path, '/') - path));
 
-	if (!root)
+	if (!dir)
 		return -ENOMEM;
-	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 || errno != ENOENT || !create)
-		return fd < 0 ? -errno : fd;
-	/* Missing: the part that exists is followed like above, the rest is created beneath
-	 * it without following anything. */
-	for (slash = strrchr(root, '/'); slash; slash = strrchr(root, '/')) {
-		*slash = '\0';
-		fd = open(*root ? root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT)
-			break;
-	}
-	if (fd < 0)
-		return -errno;
-	rest = strndup(dest + strlen(root) + 1, root_len - strlen(root) - 1);
-	r = rest ? ap_fs_mkdirs_beneath(fd, rest, 0755) : -ENOMEM;
-	close(fd);
-	return r;
+	return ap_fs_open_dir_safe(*dir ? dir : "/", root_len, trusted, flags, 0755, u);
 }
 
 /* Opens the parent directory of rel beneath rootfd (creating it) and points *ret_base at
@@ -77,6 +61,78 @@ static int open_parent(int rootfd, const char *rel, const char **ret_base)
 	}
 	dir = strndup(rel, (size_t)(slash - rel));
 	return dir ? ap_fs_mkdirs_beneath(rootfd, dir, 0755) : -ENOMEM;
+}
+
+static void leave_user(void)
+{
+	(void)setfsuid(geteuid());
+	(void)setfsgid(getegid());
+}
+
+/* From here on files are created, renamed and removed as uid (gid, or uid's own group): the
+ * kernel then allows only what that user could do herself. */
+static int become_user(uid_t uid, gid_t gid)
+{
+	char buf[4096];
+	struct passwd pw, *pwr = NULL;
+
+	if (gid == (gid_t)-1) {
+		if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwr) != 0 || !pwr)
+			return -ESRCH;
+		gid = pwr->pw_gid;
+	}
+	(void)setfsgid(gid);
+	(void)setfsuid(uid);
+	/* Both return the previous id, never an error: ask again to know. */
+	if ((gid_t)setfsgid((gid_t)-1) != gid || (uid_t)setfsuid((uid_t)-1) != uid) {
+		leave_user();
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Opens the directory of dest to write or remove it (creating it with WALK_CREATE): as the
+ * running user through directories that only root or trusted own, or, when the tree belongs to
+ * another user, as that user (*ret_as_user: call leave_user() when done). A refusal is logged
+ * with its reason. */
+static int enter_dest(const char *dest, size_t root_len, uid_t trusted, gid_t gid,
+		      unsigned flags, bool *ret_as_user)
+{
+	struct ap_fs_unsafe u;
+	int fd = open_dir_of(dest, root_len, trusted, flags & ~AP_FS_WALK_CREATE, &u), r;
+
+	*ret_as_user = false;
+	if (fd >= 0 || fd == -ENOENT) {
+		if (u.tree_uid != 0 && u.tree_uid != geteuid()) {
+			r = become_user(u.tree_uid, gid);
+			if (r < 0) {
+				if (fd >= 0)
+					close(fd);
+				return r;
+			}
+			*ret_as_user = true;
+		}
+		if (fd == -ENOENT && (flags & AP_FS_WALK_CREATE))
+			fd = open_dir_of(dest, root_len, trusted, flags, &u);
+	}
+	if (fd == -EPERM || fd == -ELOOP) {
+		_cleanup_free_ char *why = NULL;
+
+		if (ap_fs_unsafe_describe(&u, fd, &why) >= 0)
+			ap_log_error(fd, "refusing to write '%s': %s", dest, why);
+	}
+	if (fd < 0 && *ret_as_user) {
+		leave_user();
+		*ret_as_user = false;
+	}
+	return fd;
+}
+
+/* Who may own the directories above a file: the rule's owner, or the user autopull runs as
+ * (root: nobody else). */
+static uid_t trusted_for(uid_t owner)
+{
+	return owner != (uid_t)-1 ? owner : geteuid();
 }
 
 int ap_install_owner_ids(const char *owner, const char *group, uid_t *ret_uid, gid_t *ret_gid)
@@ -127,22 +183,12 @@ static int content(const struct ap_file_op *f, const struct ap_install_source *s
 	return r;
 }
 
-/* Opens the directory dest lies in (creating it) and points *ret_base at its last
- * component. */
-static int open_dest_dir(const char *dest, size_t root_len, const char **ret_base)
-{
-	_cleanup_close_ int rootfd = open_root(dest, root_len, true);
-
-	if (rootfd < 0)
-		return rootfd;
-	return open_parent(rootfd, dest + root_len + 1, ret_base);
-}
-
 static int write_one(const struct ap_file_op *f, const struct ap_install_source *src)
 {
 	_cleanup_close_ int dfd = -1;
 	_cleanup_free_ char *buf = NULL;
-	const char *base, *data;
+	const char *base = strrchr(f->dest, '/') + 1, *data;
+	bool as_user;
 	size_t len;
 	uid_t uid;
 	gid_t gid;
@@ -150,14 +196,17 @@ static int write_one(const struct ap_file_op *f, const struct ap_install_source 
 
 	if (r < 0)
 		return r;
-	dfd = open_dest_dir(f->dest, f->root_len, &base);
+	dfd = enter_dest(f->dest, f->root_len, trusted_for(uid), gid, AP_FS_WALK_CREATE, &as_user);
 	if (dfd < 0)
 		return dfd;
 	/* A run killed inside the atomic write left its temp file here. */
 	(void)ap_fs_remove_stale_temps(dfd, base);
 	r = content(f, src, &buf, &data, &len);
-	return r < 0 ? r : ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid,
-						    AP_FS_NO_DIRSYNC);
+	if (r >= 0)
+		r = ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid, AP_FS_NO_DIRSYNC);
+	if (as_user)
+		leave_user();
+	return r;
 }
 
 /* One directory fsync per directory written to, instead of one per file. */
@@ -169,12 +218,11 @@ static int sync_dirs(const struct ap_plan *p)
 		const struct ap_file_op *f = &p->files[i];
 		_cleanup_free_ char *dir = f->install ? strndup(f->dest, strrchr(f->dest, '/') - f->dest) : NULL;
 		_cleanup_close_ int dfd = -1;
-		const char *base;
 		int r;
 
 		if (!f->install || !dir || ap_strv_contains(done, dir))
 			continue;
-		dfd = open_dest_dir(f->dest, f->root_len, &base);
+		dfd = open_dir_of(f->dest, f->root_len, 0, AP_FS_WALK_NO_CHECK, &(struct ap_fs_unsafe){ 0 });
 		r = dfd < 0 ? dfd : ap_fs_sync_dir(dfd);
 		if (r >= 0)
 			r = ap_strv_push(&done, dir);
@@ -184,13 +232,20 @@ static int sync_dirs(const struct ap_plan *p)
 	return 0;
 }
 
+/* A removal needs no owner: whoever owns the tree (one user at most) removes it. */
 static int remove_one(const char *dest, size_t root_len)
 {
-	_cleanup_close_ int rootfd = open_root(dest, root_len, false);
+	bool as_user;
+	_cleanup_close_ int dfd = enter_dest(dest, root_len, (uid_t)-1, (gid_t)-1,
+					     AP_FS_WALK_ANY_USER, &as_user);
+	int r;
 
-	if (rootfd < 0)
-		return rootfd == -ENOENT ? 0 : rootfd;
-	return ap_fs_unlink_beneath(rootfd, dest + root_len + 1);
+	if (dfd < 0)
+		return dfd == -ENOENT ? 0 : dfd;
+	r = ap_fs_unlink_beneath(dfd, strrchr(dest, '/') + 1);
+	if (as_user)
+		leave_user();
+	return r;
 }
 
 static int strv_remove(char **v, const char *s)
@@ -360,11 +415,34 @@ static const char *const system_unit_dirs[] = { "/etc/systemd/system", "/run/sys
 static const char *const user_unit_dirs[] = { "/etc/systemd/user", "/usr/local/lib/systemd/user",
 					      "/usr/lib/systemd/user", "/lib/systemd/user" };
 
+/* The installed unit file, or, when it is a symlink (a vendor alias: Debian's sshd.service ->
+ * /lib/systemd/system/ssh.service), its target's: what the manager loads, and what a drop-in
+ * for it is verified with. The link is followed only when root or autopull's own user made it
+ * in a unit directory nobody else can write. */
 static int read_unit_file(const char *dir, const char *unit, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *link = NULL, *target = NULL;
+	struct stat dst, st;
+	int r;
 
-	return fd < 0 ? -errno : ap_fs_read_beneath(fd, unit, AP_MAX_BLOB_SIZE, ret, ret_len);
+	if (fd < 0)
+		return -errno;
+	r = ap_fs_read_beneath(fd, unit, AP_MAX_BLOB_SIZE, ret, ret_len);
+	if (r != -ELOOP)
+		return r;
+	if (fstat(fd, &dst) < 0 || fstatat(fd, unit, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISLNK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    !ap_fs_dir_is_safe(&dst, geteuid()))
+		return -ELOOP;
+	link = ap_strdupf("%s/%s", dir, unit);
+	if (!link)
+		return -ENOMEM;
+	target = realpath(link, NULL);
+	if (!target)
+		return -errno;
+	return ap_fs_read_file(target, AP_MAX_BLOB_SIZE, ret, ret_len);
 }
 
 /* A changed drop-in is verified through its unit: stage the installed unit file when the
@@ -603,24 +681,12 @@ int ap_install_validate(const struct ap_plan *p, const struct ap_install_source 
 
 /* --- host files: backups and putting them back ---------------------------------------- */
 
-/* Opens the existing directory path lies in, without creating anything: -ENOENT when it (or
- * the root) is missing. */
+/* Opens the existing directory path lies in, without creating anything or checking owners
+ * (reads): -ENOENT when it is missing. */
 static int open_existing_dir(const char *path, size_t root_len, const char **ret_base)
 {
-	_cleanup_close_ int rootfd = open_root(path, root_len, false);
-	const char *rel = path + root_len + 1, *slash = strrchr(rel, '/');
-	_cleanup_free_ char *dir = NULL;
-	int fd;
-
-	if (rootfd < 0)
-		return rootfd;
-	*ret_base = slash ? slash + 1 : rel;
-	if (!slash) {
-		fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
-		return fd < 0 ? -errno : fd;
-	}
-	dir = strndup(rel, (size_t)(slash - rel));
-	return dir ? ap_fs_open_beneath(rootfd, dir, O_RDONLY | O_DIRECTORY, 0) : -ENOMEM;
+	*ret_base = strrchr(path, '/') + 1;
+	return open_dir_of(path, root_len, 0, AP_FS_WALK_NO_CHECK, &(struct ap_fs_unsafe){ 0 });
 }
 
 /* What is at base in dfd: 0 and *st for a regular file, -ENOENT, or a refusal (-ELOOP for a
@@ -674,7 +740,7 @@ int ap_install_put_back(const struct ap_host_file *hf)
 {
 	struct ap_host_file now = { 0 };
 	_cleanup_close_ int dfd = -1;
-	const char *base;
+	bool as_user;
 	int r;
 
 	if (!hf->present)
@@ -686,11 +752,15 @@ int ap_install_put_back(const struct ap_host_file *hf)
 		return 0;
 	}
 	ap_host_file_clear(&now);
-	dfd = open_dest_dir(hf->path, hf->root_len, &base);
+	dfd = enter_dest(hf->path, hf->root_len, trusted_for(hf->uid), hf->gid, AP_FS_WALK_CREATE,
+			 &as_user);
 	if (dfd < 0)
 		return dfd;
-	return ap_fs_write_atomic(dfd, base, hf->data ? hf->data : "", hf->len, hf->mode, hf->uid,
-				  hf->gid);
+	r = ap_fs_write_atomic(dfd, strrchr(hf->path, '/') + 1, hf->data ? hf->data : "", hf->len,
+			       hf->mode, hf->uid, hf->gid);
+	if (as_user)
+		leave_user();
+	return r;
 }
 
 /* --- preflight ------------------------------------------------------------------------ */
@@ -766,9 +836,11 @@ static int need_space(struct preflight *c, int dfd, const char *dir, uint64_t si
 	return 0;
 }
 
-/* Proves dir is writable by creating and removing a file in it, once per directory. */
-static int probe_dir(struct preflight *c, int dfd, const char *dir)
+/* Proves dir is writable by creating and removing a file in it, once per directory: as the
+ * user who owns its tree (tree_uid) when that is not us, as the install will write it. */
+static int probe_dir(struct preflight *c, int dfd, const char *dir, uid_t tree_uid)
 {
+	bool as_user = tree_uid != 0 && tree_uid != geteuid();
 	int r;
 
 	if (ap_strv_contains(c->probed, dir))
@@ -777,7 +849,11 @@ static int probe_dir(struct preflight *c, int dfd, const char *dir)
 		return r;
 	if (c->flags & AP_PREFLIGHT_CHECK_ONLY)
 		return 0;
-	r = ap_fs_probe_writable(dfd);
+	r = as_user ? become_user(tree_uid, (gid_t)-1) : 0;
+	if (r >= 0)
+		r = ap_fs_probe_writable(dfd);
+	if (as_user)
+		leave_user();
 	return r < 0 ? env_error(c, r, "write to", dir) : 0;
 }
 
@@ -803,63 +879,51 @@ static int check_takeover(struct preflight *c, const struct ap_file_op *f, int d
 	return ap_strv_push(&c->out->adopt, f->dest);
 }
 
-/* The deepest directory that exists on the way to dest's directory (*ret_path names it):
- * beneath the root without following a symlink, or, when the root itself is missing, the
- * nearest existing ancestor of it, followed like the root is. The preflight probes there
- * rather than creating anything: a refused plan must leave no directory behind. */
+/* The deepest directory that exists on the way to dest's directory (*ret_path names it),
+ * walked as open_dir_of does. The preflight probes there rather than creating anything: a
+ * refused plan must leave no directory behind. */
 static int open_nearest_dir(const char *dest, size_t root_len, char **ret_path)
 {
-	_cleanup_free_ char *p = strndup(dest, (size_t)(strrchr(dest, '/') - dest));
-	int fd;
+	struct ap_fs_unsafe u;
+	int fd = open_dir_of(dest, root_len, 0, AP_FS_WALK_NO_CHECK, &u);
 
-	if (!p)
-		return -ENOMEM;
-	for (;;) {
-		size_t n = strlen(p);
-		char *slash;
-
-		if (n > root_len) {
-			_cleanup_close_ int rootfd = open_root(dest, root_len, false);
-
-			fd = rootfd < 0 ? rootfd
-					: ap_fs_open_beneath(rootfd, p + root_len + 1, O_RDONLY | O_DIRECTORY, 0);
-			if (rootfd == -ENOENT)
-				p[root_len] = '\0';
-		} else {
-			fd = open(*p ? p : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			fd = fd < 0 ? -errno : fd;
-		}
-		if (fd != -ENOENT) {
-			if (fd >= 0 && !*p && !(p = strdup("/")))
-				fd = -ENOMEM;
-			if (fd >= 0)
-				*ret_path = TAKE_PTR(p);
+	if (fd >= 0)
+		*ret_path = strndup(dest, (size_t)(strrchr(dest, '/') - dest));
+	else if (fd == -ENOENT) {
+		/* u.path is the first missing directory: its parent exists */
+		*ret_path = strndup(u.path, (size_t)(strrchr(u.path, '/') - u.path));
+		fd = *ret_path ? open_dir_of(u.path, root_len, 0, AP_FS_WALK_NO_CHECK, &u) : -ENOMEM;
+		if (fd < 0) {
+			free(*ret_path);
+			*ret_path = NULL;
 			return fd;
 		}
-		if (strlen(p) < n)
-			continue; /* the root was missing: go on from it */
-		slash = strrchr(p, '/');
-		if (!slash)
-			return -ENOENT;
-		*slash = '\0';
+	} else
+		return fd;
+	if (fd >= 0 && !*ret_path) {
+		close(fd);
+		return -ENOMEM;
 	}
+	if (fd >= 0 && !**ret_path) {
+		free(*ret_path);
+		*ret_path = strdup("/");
+	}
+	return fd;
 }
 
 int ap_install_first_missing_dir(const char *path, size_t root_len, char **ret)
 {
-	_cleanup_free_ char *have = NULL;
-	_cleanup_close_ int fd = open_nearest_dir(path, root_len, &have);
-	size_t dirlen = (size_t)(strrchr(path, '/') - path);
-	const char *next;
+	struct ap_fs_unsafe u;
+	int fd = open_dir_of(path, root_len, 0, AP_FS_WALK_NO_CHECK, &u);
 
 	*ret = NULL;
-	if (fd < 0)
-		return fd;
-	if (strlen(have) == dirlen || (dirlen == 0 && strcmp(have, "/") == 0))
+	if (fd >= 0) {
+		close(fd);
 		return 0; /* the directory of path exists */
-	/* have is an ancestor of that directory: the component after it is the first missing */
-	next = strchr(path + (strcmp(have, "/") == 0 ? 1 : strlen(have) + 1), '/');
-	*ret = strndup(path, next ? (size_t)(next - path) : dirlen);
+	}
+	if (fd != -ENOENT)
+		return fd;
+	*ret = strdup(u.path);
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -897,17 +961,9 @@ int ap_install_remove_created_dir(const char *dir, size_t root_len)
 
 	if (!parent)
 		return -ENOMEM;
-	/* Above or at the root the path was the operator's (followed); below it, beneath. */
-	if (strlen(parent) <= root_len) {
-		pfd = open(*parent ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		r = pfd < 0 ? -errno : 0;
-	} else {
-		_cleanup_close_ int rootfd = open_root(dir, root_len, false);
-
-		pfd = rootfd < 0 ? rootfd
-				 : ap_fs_open_beneath(rootfd, parent + root_len + 1, O_RDONLY | O_DIRECTORY, 0);
-		r = pfd < 0 ? pfd : 0;
-	}
+	pfd = ap_fs_open_dir_safe(*parent ? parent : "/", root_len, 0, AP_FS_WALK_NO_CHECK, 0,
+				  &(struct ap_fs_unsafe){ 0 });
+	r = pfd < 0 ? pfd : 0;
 	if (r == -ENOENT)
 		return 0;
 	r = r < 0 ? r : remove_empty_tree(pfd, strrchr(dir, '/') + 1);
@@ -943,6 +999,38 @@ static int check_owner(struct preflight *c, const struct ap_file_op *f)
 	return 0;
 }
 
+/* Nobody but root (or the user a rule names, or autopull's own user) controls a directory on
+ * the way to dest: else a root write there could be steered with a symlink. A removal may be
+ * in one user's tree (it is done as that user). 1: refused (logged). */
+static int check_dest_dirs(struct preflight *c, const struct ap_file_op *f, const char *dest,
+			   size_t root_len, bool install, uid_t *ret_tree_uid)
+{
+	_cleanup_free_ char *why = NULL;
+	struct ap_fs_unsafe u;
+	uid_t uid = (uid_t)-1;
+	gid_t gid;
+	int fd;
+
+	if (install && ap_install_owner_ids(f->owner, f->group, &uid, &gid) < 0)
+		return 0; /* check_owner refused it already */
+	fd = open_dir_of(dest, root_len, install ? trusted_for(uid) : (uid_t)-1,
+			 install ? 0 : AP_FS_WALK_ANY_USER, &u);
+	*ret_tree_uid = u.tree_uid;
+	if (fd >= 0 || fd == -ENOENT) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (fd != -EPERM)
+		return 0; /* a symlink in the way and the rest: reported by the checks that follow */
+	if (ap_fs_unsafe_describe(&u, fd, &why) < 0)
+		return -ENOMEM;
+	refuse(c, "refusing to write '%s' (from '%s'): %s%s", dest, f->path, why,
+	       fd == -EPERM && !(u.mode & (S_IWGRP | S_IWOTH)) && geteuid() == 0
+		       ? "; to install it as that user, set 'owner:' on its rule to them" : "");
+	return 1;
+}
+
 /* One destination: its directory can be written, nothing but a file is in the way, and an
  * existing file is either ours or may be taken over. */
 static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const char *dest,
@@ -953,10 +1041,14 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 	const char *base;
 	struct stat st;
 	size_t size = 0;
+	uid_t tree_uid = 0;
 	int r;
 
 	if (!dir)
 		return -ENOMEM;
+	r = check_dest_dirs(c, f, dest, root_len, install, &tree_uid);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	dfd = open_existing_dir(dest, root_len, &base);
 	if (dfd == -ENOENT && !install)
 		return 0; /* nothing to remove */
@@ -968,7 +1060,7 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 		if (dfd >= 0 && install && f->change_ref && c->src && c->src->size)
 			r = c->src->size(c->src->userdata, f->change_ref, &size);
 		if (dfd >= 0)
-			r = probe_dir(c, dfd, have);
+			r = probe_dir(c, dfd, have, tree_uid);
 		if (dfd >= 0 && r >= 0)
 			r = need_space(c, dfd, have, size);
 		return dfd < 0 ? (dfd == -ELOOP || dfd == -ENOTDIR
@@ -999,7 +1091,7 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 		r = c->src->size(c->src->userdata, f->change_ref, &size);
 	if (r < 0 && r != -ENOENT)
 		return env_error(c, r, "size", f->path);
-	r = probe_dir(c, dfd, dir);
+	r = probe_dir(c, dfd, dir, tree_uid);
 	return r >= 0 && install ? need_space(c, dfd, dir, size) : r;
 }
 

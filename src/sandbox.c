@@ -111,7 +111,11 @@ static int add_rules(struct ap_sandbox *s, const struct ap_config *c)
 		char *dir = ap_endswith(f->dest, "/") ? strndup(f->dest, n > 1 ? n - 1 : n) :
 							   dir_of(f->dest);
 
+		size_t before = s->n_needs;
+
 		r = add(s, AP_SANDBOX_APPLY, dir, 0755, "files rule '%s' (dest '%s')", f->src, f->dest);
+		if (r >= 0 && s->n_needs > before)
+			s->needs[before].owner = f->owner;
 		s->setid = s->setid || f->allow_setid;
 	}
 	return r;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -749,6 +750,83 @@ static int group_teardown(void **state)
 	return rmdir(tmpdir);
 }
 
+/* Loads text from a file of the given mode; returns the result and the log in err. */
+static int load_mode(const char *text, mode_t mode, char *err, size_t size)
+{
+	struct ap_config *c = NULL;
+	char *path = write_file(text, strlen(text));
+	int r;
+
+	assert_int_equal(chmod(path, mode), 0);
+	r = load_captured(path, false, &c, err, size);
+	ap_config_free(c);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	return r;
+}
+
+static void make_file(const char *path, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* text is refused at load; the message names what and says said. */
+static void assert_refused(const char *text, const char *what, const char *said)
+{
+	char err[4096];
+
+	assert_int_equal(load_mode(text, 0644, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, what));
+	assert_non_null(strstr(err, said));
+}
+
+static void test_trusted_file_modes(void **state)
+{
+	_cleanup_free_ char *tok = ap_strdupf("%s/token", tmpdir), *sig = ap_strdupf("%s/signers", tmpdir);
+	_cleanup_free_ char *open_dir = ap_strdupf("%s/open", tmpdir), *text = NULL;
+	char err[4096];
+
+	(void)state;
+	assert_int_equal(load_mode(REPO, 0644, err, sizeof(err)), 0);
+	assert_int_equal(load_mode(REPO, 0666, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the configuration '"));
+	assert_non_null(strstr(err, "can be written by others (mode 0666); fix: chmod go-w '"));
+	assert_int_equal(load_mode(REPO, 0620, err, sizeof(err)), -EINVAL);
+
+	/* a token others can read is no secret; group read is allowed */
+	make_file(tok, 0644);
+	text = ap_strdupf(REPO "guard:\n  push: https://m.example/\n  push_token_file: %s\n", tok);
+	assert_refused(text, "guard: push_token_file '",
+		       "can be read by others (mode 0644); fix: chmod g-w,o-rwx '");
+	assert_int_equal(chmod(tok, 0640), 0);
+	assert_int_equal(load_mode(text, 0644, err, sizeof(err)), 0);
+	free(text);
+
+	/* allowed_signers others can write; a missing one is for trust.c to report */
+	make_file(sig, 0666);
+	text = ap_strdupf(REPO "trust: {ssh_allowed_signers: %s}\n", sig);
+	assert_refused(text, "trust: ssh_allowed_signers '", "(mode 0666); fix: chmod go-w '");
+	assert_int_equal(unlink(sig), 0);
+	assert_int_equal(load_mode(text, 0644, err, sizeof(err)), 0);
+	free(text);
+
+	/* a state directory in a directory anyone can write */
+	assert_int_equal(mkdir(open_dir, 0755), 0);
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	text = ap_strdupf(REPO "state_dir: %s/state\n", open_dir);
+	assert_refused(text, "the state directory '", "(mode 0777); fix: chmod go-w '");
+	assert_int_equal(chmod(open_dir, 0755), 0);
+	assert_int_equal(load_mode(text, 0644, err, sizeof(err)), 0);
+	free(text);
+	text = NULL;
+	assert_int_equal(rmdir(open_dir), 0);
+	assert_int_equal(unlink(tok), 0);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -768,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_default_path),
 		cmocka_unit_test(test_scope_to_string),
 		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_trusted_file_modes),
 	};
 	struct CMUnitTest tests[ELEMENTSOF(fixed) + ELEMENTSOF(bad_configs)];
 	size_t n = 0;

@@ -267,6 +267,76 @@ static void test_open_dir(void **state)
 	assert_int_equal(close(fd), 0);
 }
 
+static void test_dir_is_safe(void **state)
+{
+	struct stat st = { .st_uid = 1000, .st_mode = S_IFDIR | 0755 };
+
+	(void)state;
+	assert_true(ap_fs_dir_is_safe(&st, 1000));
+	assert_false(ap_fs_dir_is_safe(&st, (uid_t)-1)); /* another user's */
+	st.st_mode = S_IFDIR | 01777;
+	assert_false(ap_fs_dir_is_safe(&st, 1000)); /* sticky, but not root's */
+	st.st_uid = 0;
+	assert_true(ap_fs_dir_is_safe(&st, (uid_t)-1)); /* /tmp */
+	st.st_mode = S_IFDIR | 0775;
+	assert_false(ap_fs_dir_is_safe(&st, (uid_t)-1));
+	st.st_mode = S_IFDIR | 0757;
+	assert_false(ap_fs_dir_is_safe(&st, 0));
+	st.st_mode = S_IFDIR | 0700;
+	assert_true(ap_fs_dir_is_safe(&st, (uid_t)-1));
+}
+
+static void test_open_dir_safe(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *w = path_in(f, "w/sub"), *wdir = path_in(f, "w");
+	_cleanup_free_ char *via = path_in(f, "link/sub"), *lnk = path_in(f, "link");
+	_cleanup_free_ char *dots = path_in(f, "dots"), *miss = path_in(f, "real/m/n");
+	_cleanup_free_ char *realsub = path_in(f, "real/sub"), *m = path_in(f, "real/m");
+	struct ap_fs_unsafe u;
+	struct stat st;
+	size_t at_link = strlen(lnk);
+	int fd;
+
+	make_tree(f->fd);
+	assert_int_equal(mkdirat(f->fd, "real/sub", 0755), 0);
+	assert_int_equal(mkdirat(f->fd, "w", 0755), 0);
+	assert_int_equal(fchmodat(f->fd, "w", 0777, 0), 0);
+	assert_int_equal(mkdirat(f->fd, "w/sub", 0755), 0);
+	assert_int_equal(symlinkat("x/../real/sub", f->fd, "dots"), 0);
+
+	/* others can write w: refused, named, with its mode */
+	assert_int_equal(ap_fs_open_dir_safe(w, 0, geteuid(), 0, 0, &u), -EPERM);
+	assert_string_equal(u.path, wdir);
+	assert_int_equal(u.mode, 0777);
+	/* no owner check: only symlinks matter */
+	fd = ap_fs_open_dir_safe(w, 0, geteuid(), AP_FS_WALK_NO_CHECK, 0, &u);
+	assert_true(fd >= 0);
+	assert_int_equal(close(fd), 0);
+
+	/* a symlink below the configured part is refused and named */
+	assert_int_equal(ap_fs_open_dir_safe(via, 0, geteuid(), 0, 0, &u), -ELOOP);
+	assert_string_equal(u.path, lnk);
+	/* within it, one the caller made is followed and its target walked */
+	fd = ap_fs_open_dir_safe(via, at_link, geteuid(), 0, 0, &u);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(lstat(realsub, &(struct stat){ 0 }), 0);
+	/* a relative target with ".." is folded by name against the link's (real) directory,
+	 * then walked and checked like any other path */
+	fd = ap_fs_open_dir_safe(dots, strlen(dots), geteuid(), 0, 0, &u);
+	assert_true(fd >= 0);
+	assert_int_equal(close(fd), 0);
+	fd = ap_fs_open_dir_safe(miss, 0, geteuid(), 0, 0, &u);
+	assert_int_equal(fd, -ENOENT);
+	assert_string_equal(u.path, m);
+	fd = ap_fs_open_dir_safe(miss, 0, geteuid(), AP_FS_WALK_CREATE, 0700, &u);
+	assert_true(fd >= 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(ap_fs_open_dir_safe("relative", 0, 0, 0, 0, &u), -EINVAL);
+}
+
 static void test_mkdirs_beneath(void **state)
 {
 	struct fixture *f = *state;
@@ -545,6 +615,8 @@ int main(void)
 		T(test_open_beneath_opens),
 		T(test_open_beneath_fallback_without_openat2),
 		T(test_open_dir),
+		T(test_dir_is_safe),
+		T(test_open_dir_safe),
 		T(test_mkdirs_beneath),
 		T(test_write_atomic_creates_and_replaces),
 		T(test_write_atomic_owner_keeps_setuid),

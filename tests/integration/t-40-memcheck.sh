@@ -18,7 +18,7 @@ mc() {
 	valgrind) cmd=(valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect
 		--errors-for-leak-kinds=definite,indirect --log-file="$VG_LOG/$name.vg" "$AP_BIN") ;;
 	esac
-	mkdir -p "$VG_LOG" && chmod 0777 "$VG_LOG"
+	mkdir -p "$VG_LOG" && chmod 1777 "$VG_LOG" # sticky, as /tmp: 0777 makes every file in it untrusted
 	ap_as_user timeout -k 5 300 "${cmd[@]}" --user -c "$AP_CFG" "$@" \
 		>"$AP_TMP/$name.out" 2>"$AP_TMP/$name.err" </dev/null
 	echo $? >"$AP_TMP/$name.rc"

@@ -301,7 +301,7 @@ t_ssh() {
 # the commit walk, the socket stream); the exit code as expected and no report.
 vg() {
 	local name=$1 want=$2 log=$AP_TMP/$1.vg; shift 2
-	install -d -m 0777 "$AP_TMP"
+	install -d -m 1777 "$AP_TMP" # sticky, as /tmp: a 0777 one would make every file in it untrusted
 	ap_as_user timeout -k 5 300 valgrind -q --error-exitcode=99 --leak-check=full \
 		--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--log-file="$log" "$AP_BIN" --user -c "$AP_CFG" "$@" \
