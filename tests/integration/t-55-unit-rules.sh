@@ -67,6 +67,27 @@ t_refuse_stop() {
 	next_commit_applies refstop-v3 "the next unrelated commit applies"
 }
 
+# The change itself adds RefuseManualStop=: the running unit did not refuse when the plan was
+# made, the manager refuses the restart after the reload. Logged once, not owed.
+t_refuse_unforeseen() {
+	local before
+	begin "RefuseManualStop added by the change" || return
+	unit late.service Service:Environment=V=1 Install:
+	fx_commit v1 >/dev/null
+	fx_apply late-v1 || return
+	before=$(inv late.service)
+	unit late.service Unit:RefuseManualStop=yes Service:Environment=V=2 Install:
+	applies late-v2 "$(fx_commit v2)" "apply of the change"
+	check "the refusal is logged" grep -q "refuses try-restart by request (only-by-dependency): not retried" \
+		"$AP_TMP/late-v2.err"
+	check "late.service still runs (same InvocationID)" [ "$(inv late.service)" = "$before" ]
+	check "no journal owes anything" [ ! -e "$AP_STATE_DIR/journal" ]
+	apply late-again
+	ap_expect_rc "$AP_CASE: the next tick" 0 late-again
+	check "the next tick does not ask again" not grep -q "try-restart" "$AP_TMP/late-again.out"
+	next_commit_applies late-v3 "the next unrelated commit applies"
+}
+
 t_refuse_start() {
 	local before
 	begin "RefuseManualStart dependent changed" || return
@@ -229,6 +250,7 @@ t_rule_vs_optout() {
 }
 
 t_refuse_stop
+t_refuse_unforeseen
 t_refuse_start
 t_socket
 t_clean_auto_restart
