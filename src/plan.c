@@ -186,6 +186,9 @@ struct builder {
 	const struct ap_unit_states *st;
 	struct ap_plan *p;
 	char *error;
+	/* units whose new unit file or drop-in sets RefuseManualStart=/RefuseManualStop=: the
+	 * manager refuses by the new definition, which the states do not show yet */
+	char **refuse_start, **refuse_stop;
 };
 
 static struct ap_unit_action *find_unit(struct ap_plan *p, const char *unit)
@@ -444,10 +447,26 @@ static int old_side_effects(struct builder *b, const struct ap_path_map *om, con
 	return restart_for(b, om->unit, path);
 }
 
+static int note_refusals(struct builder *b, const struct ap_change *ch, const char *unit)
+{
+	bool start = false, stop = false;
+	int r = 0;
+
+	if (!ch->new_data)
+		return 0;
+	ap_unitfile_refusals(ch->new_data, ch->new_len, &start, &stop);
+	if (start)
+		r = ap_strv_push_unique(&b->refuse_start, unit);
+	if (r >= 0 && stop)
+		r = ap_strv_push_unique(&b->refuse_stop, unit);
+	return r;
+}
+
 static int new_side_effects(struct builder *b, const struct ap_change *ch, enum ap_change_kind kind,
 			    const struct ap_path_map *nm)
 {
 	const char *why = NULL;
+	int r;
 
 	if (nm->kind == AP_MAP_FILE)
 		return rule_units(b, nm->rule, ch->path);
@@ -457,6 +476,8 @@ static int new_side_effects(struct builder *b, const struct ap_change *ch, enum 
 	if (ch->new_data && ap_unitfile_check_text(ch->new_data, ch->new_len, &why) < 0)
 		return fail(b, "'%s' cannot be installed as a unit file: it %s", ch->path, why);
 	b->p->daemon_reload = true;
+	if ((r = note_refusals(b, ch, nm->unit)) < 0)
+		return r;
 	if (nm->kind == AP_MAP_DROPIN && kind == AP_CHANGE_MODIFY && only_comments(ch))
 		return want(b, nm->unit, AP_ACTION_NONE, ch->path, "only comments changed");
 	if (nm->kind == AP_MAP_DROPIN && kind == AP_CHANGE_MODIFY && only_metadata(ch))
@@ -549,7 +570,9 @@ out:
 const char *ap_plan_refusal(enum ap_unit_action_kind a, const struct ap_unit_state *s)
 {
 	bool restart = a == AP_ACTION_RESTART || (a == AP_ACTION_RELOAD && !s->can_reload);
-	bool start = a == AP_ACTION_START || a == AP_ACTION_ENABLE_START;
+	/* enable-start is left as it is: the enabling must happen, and a refused start of a new
+	 * unit is let go by the executor (apply.c) */
+	bool start = a == AP_ACTION_START;
 
 	if (!restart && !start && a != AP_ACTION_RELOAD)
 		return NULL;
@@ -594,6 +617,28 @@ static int apply_policy(struct ap_unit_action *u, const struct ap_unit_state *s)
 	return 0;
 }
 
+static bool listed(char *const *v, const char *unit)
+{
+	char tmpl[AP_UNIT_NAME_MAX];
+
+	return ap_strv_contains(v, unit) ||
+	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && ap_strv_contains(v, tmpl));
+}
+
+/* The refusal by the unit's state, or by its new definition (a loaded unit's state shows the
+ * old one until the daemon-reload). */
+static const char *refusal_of(const struct builder *b, const struct ap_unit_action *u,
+			      const struct ap_unit_state *s)
+{
+	struct ap_unit_state st = { .load_state = (char *)"loaded" };
+
+	if (s)
+		st = *s;
+	st.refuse_start |= listed(b->refuse_start, u->unit);
+	st.refuse_stop |= listed(b->refuse_stop, u->unit);
+	return ap_plan_refusal(u->action, &st);
+}
+
 /* Turns restarts/reloads of inactive units, and actions the manager would refuse, into
  * "none" and records the seen state. */
 static int apply_states(struct builder *b, struct ap_unit_action *u)
@@ -615,7 +660,7 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 		return set_none(u, "inactive: the next start uses the new files");
 	if (s && (r = apply_policy(u, s)) < 0)
 		return r;
-	if (s && (why = ap_plan_refusal(u->action, s)))
+	if ((why = refusal_of(b, u, s)))
 		return set_none(u, why);
 	if (u->action == AP_ACTION_RESTART && socket_service(u->unit, svc, sizeof(svc)) &&
 	    state_is_active(ap_unit_states_find(b->st, svc)) && !u->note) {
@@ -651,6 +696,8 @@ int ap_plan_build(const struct ap_config *c, const struct ap_changes *ch,
 		r = plan_change(&b, &ch->v[i]);
 	for (size_t i = 0; r >= 0 && i < b.p->n_units; i++)
 		r = apply_states(&b, &b.p->units[i]);
+	ap_strv_free(b.refuse_start);
+	ap_strv_free(b.refuse_stop);
 	if (r < 0) {
 		ap_plan_free(b.p);
 		if (ret_error)

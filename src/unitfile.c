@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "unitfile.h"
 #include "util.h"
@@ -194,6 +195,45 @@ enum ap_onchange ap_unitfile_onchange(const char *text, size_t len)
 				v = words[i].v;
 	}
 	return v;
+}
+
+/* systemd's parse_boolean(); -1 for anything else. */
+static int parse_bool(const char *v, size_t n)
+{
+	static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
+	static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
+
+	for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+		if (n == strlen(yes[i]) && strncasecmp(v, yes[i], n) == 0)
+			return 1;
+		if (n == strlen(no[i]) && strncasecmp(v, no[i], n) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool *refuse_stop)
+{
+	struct line_iter it = { .p = text, .end = text + len };
+	const char *l;
+	size_t n;
+
+	while (next_line(&it, &l, &n)) {
+		bool start = key_is(l, n, "RefuseManualStart");
+		const char *val;
+		size_t vlen;
+		int b;
+
+		if (strcmp(it.section, "Unit") != 0 || (!start && !key_is(l, n, "RefuseManualStop")))
+			continue;
+		val = memchr(l, '=', n) + 1;
+		vlen = n - (size_t)(val - l);
+		while (vlen && isspace((unsigned char)*val))
+			val++, vlen--;
+		/* the last valid assignment wins; systemd ignores an invalid one */
+		if ((b = parse_bool(val, vlen)) >= 0)
+			*(start ? refuse_start : refuse_stop) = b;
+	}
 }
 
 /* True when old and new have the same lines in the same sections once the lines skip()

@@ -490,12 +490,31 @@ static void test_unit_optout_wins_over_rule(void **s)
 	DONE();
 }
 
+/* The new definition refuses (the state still shows the old one): not asked either; a new
+ * unit is still enabled and started (the executor lets a refused start go). */
+static void test_refusal_in_new_definition(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC,
+			 "[Unit]\nRefuseManualStop=yes\n[Service]\nExecStart=/bin/true\n" },
+	      { AP_CHANGE_MODIFY, "systemd/foo@.service.d/x.conf", NULL, B, B, "[Unit]\n",
+		"[Unit]\nRefuseManualStart=true\n" },
+	      { AP_CHANGE_ADD, "systemd/new.service", NULL, 0, B, NULL,
+		"[Unit]\nRefuseManualStart=yes\n[Service]\nExecStart=/bin/true\n" INST });
+	assert_unit(p, "web.service", "none");
+	assert_non_null(strstr(unit(p, "web.service")->note, "refuses manual stop"));
+	assert_unit(p, "foo@a.service", "none");
+	assert_non_null(strstr(unit(p, "foo@a.service")->note, "refuses manual start"));
+	assert_unit(p, "new.service", "enable-start");
+	DONE();
+}
+
 static void test_refusal_by_action(void **s)
 {
 	struct ap_unit_state st = { ST("a.service", "loaded", "active", "running"), .refuse_start = true };
 
 	assert_non_null(ap_plan_refusal(AP_ACTION_RESTART, &st));
 	assert_non_null(ap_plan_refusal(AP_ACTION_START, &st));
+	assert_null(ap_plan_refusal(AP_ACTION_ENABLE_START, &st)); /* the enabling must happen */
 	assert_non_null(ap_plan_refusal(AP_ACTION_RELOAD, &st)); /* cannot reload: a restart */
 	assert_null(ap_plan_refusal(AP_ACTION_STOP, &st));
 	st.can_reload = true;
@@ -686,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_merge_prefers_stronger_action),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_manager_refusals_known_beforehand),
+		cmocka_unit_test(test_refusal_in_new_definition),
 		cmocka_unit_test(test_refusal_by_action),
 		cmocka_unit_test(test_unit_optout_wins_over_rule),
 		cmocka_unit_test(test_socket_with_running_service),

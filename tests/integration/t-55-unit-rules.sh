@@ -67,16 +67,39 @@ t_refuse_stop() {
 	next_commit_applies refstop-v3 "the next unrelated commit applies"
 }
 
-# The change itself adds RefuseManualStop=: the running unit did not refuse when the plan was
-# made, the manager refuses the restart after the reload. Logged once, not owed.
-t_refuse_unforeseen() {
-	local before
-	begin "RefuseManualStop added by the change" || return
+# late_running CASE TAG: a fresh case whose v1, late.service, is applied and running.
+late_running() {
+	begin "$1" || return
 	unit late.service Service:Environment=V=1 Install:
 	fx_commit v1 >/dev/null
-	fx_apply late-v1 || return
+	fx_apply "$2-v1"
+}
+
+# The change itself adds RefuseManualStop=: the running unit's state does not show it yet, its
+# new definition does; the plan reads it there.
+t_refuse_added() {
+	local before
+	late_running "RefuseManualStop added by the change" added || return
 	before=$(inv late.service)
 	unit late.service Unit:RefuseManualStop=yes Service:Environment=V=2 Install:
+	V2=$(fx_commit v2)
+	dryrun added-plan
+	check "plan: none for late.service ($(note late.service "$AP_TMP/added-plan.out"))" \
+		[ "$(action late.service "$AP_TMP/added-plan.out")" = none ]
+	applies added-v2 "$V2" "apply of the change"
+	check "late.service still runs (same InvocationID)" [ "$(inv late.service)" = "$before" ]
+	next_commit_applies added-v3 "the next unrelated commit applies"
+}
+
+# A refusal nobody could foresee: the operator's own drop-in (not yet loaded) adds
+# RefuseManualStop=; the manager refuses the restart after autopull's daemon-reload. Logged
+# once, not owed.
+t_refuse_unforeseen() {
+	local before
+	late_running "a refusal the plan could not foresee" late || return
+	before=$(inv late.service)
+	printf '[Unit]\nRefuseManualStop=yes\n' | ap_user_write "$AP_UNIT_DIR/late.service.d/operator.conf"
+	unit late.service Service:Environment=V=2 Install:
 	applies late-v2 "$(fx_commit v2)" "apply of the change"
 	check "the refusal is logged" grep -q "refuses try-restart by request (only-by-dependency): not retried" \
 		"$AP_TMP/late-v2.err"
@@ -250,6 +273,7 @@ t_rule_vs_optout() {
 }
 
 t_refuse_stop
+t_refuse_added
 t_refuse_unforeseen
 t_refuse_start
 t_socket
