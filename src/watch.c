@@ -405,7 +405,8 @@ static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned
 	bool clean = ap_streq_ptr(p->result, "success") && p->exec_main_status == 0;
 	bool waiting = strcmp(p->sub_state, "auto-restart") == 0;
 	bool up = strcmp(p->active_state, "active") == 0 ||
-		  ((strcmp(p->active_state, "inactive") == 0 || waiting) && clean);
+		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success")) ||
+		  (waiting && clean);
 	/* A status the manager made itself means the program never ran: not a crash loop. */
 	bool setup = ap_exit_status_is_setup(p->exec_main_status);
 	const char *what = strcmp(p->active_state, "failed") == 0

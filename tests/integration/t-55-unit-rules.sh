@@ -145,12 +145,12 @@ while True:
     c.sendall((os.environ.get("GREETING", "?") + "\n").encode())
     c.close()'
 
-# echo_units VERSION: echo.socket listening on $AP_RUNTIME/aptest-echo-VERSION.sock (the
+# echo_units VERSION [GREETING]: echo.socket listening on $AP_RUNTIME/aptest-echo-VERSION.sock (the
 # path is the definition a connection can tell), echo.service serving it.
 echo_units() {
 	echo_socket_text "%t/aptest-echo-$1.sock" | fx_write systemd/echo.socket
-	printf '[Unit]\nDescription=echo\n\n[Service]\nEnvironment=GREETING=hello\nExecStart=%s %s/echo-srv.py\n' \
-		"$AP_PY" "$FX_LOG" | fx_write systemd/echo.service
+	printf '[Unit]\nDescription=echo\n\n[Service]\nEnvironment=GREETING=%s\nExecStart=%s %s/echo-srv.py\n' \
+		"${2:-hello}" "$AP_PY" "$FX_LOG" | fx_write systemd/echo.service
 }
 
 # ask VERSION: connect to the socket of VERSION and print the greeting.
@@ -191,6 +191,13 @@ t_socket() {
 	apply sock-again
 	ap_expect_rc "$AP_CASE: the next tick has nothing owed" 0 sock-again
 	check "echo.socket still listening after the next tick" [ "$(ap_unit_prop echo.socket ActiveState)" = active ]
+	# socket and service changed together while the service runs
+	check "precondition: echo.service runs" ap_wait_prop echo.service ActiveState active 5
+	echo_units v3 hi
+	applies sock-v3 "$(fx_commit v3)" "apply of a socket and service change"
+	check "echo.socket listening on the v3 path" \
+		[ "$(ap_unit_prop echo.socket Listen)" = "$AP_RUNTIME/aptest-echo-v3.sock (Stream)" ]
+	check "a connection is served by the new service definition" [ "$(ask v3 2>/dev/null)" = hi ]
 }
 
 t_clean_auto_restart() {

@@ -76,18 +76,18 @@ t_refuse_start() {
 	next_commit_applies refstart-v3
 }
 
-# echo_units VERSION: echo.socket on /run/aptest-echo-VERSION.sock, and echo.service: a perl
-# server that answers each connection on its inherited fd with "hello".
+# echo_units VERSION [GREETING]: echo.socket on /run/aptest-echo-VERSION.sock, and echo.service:
+# a perl server that answers each connection on its inherited fd with GREETING (hello).
 echo_units() {
 	echo_socket_text "/run/aptest-echo-$1.sock" | sx_write systemd/echo.socket
-	printf '[Unit]\nDescription=echo\n\n[Service]\nExecStart=/usr/bin/perl %s/echo.pl\n' "$SX_LOG" |
-		sx_write systemd/echo.service
+	printf '[Unit]\nDescription=echo\n\n[Service]\nEnvironment=GREETING=%s\nExecStart=/usr/bin/perl %s/echo.pl\n' \
+		"${2:-hello}" "$SX_LOG" | sx_write systemd/echo.service
 }
 
 echo_server() {
 	sys_sh mkdir -p "$SX_LOG" &&
 	printf '%s\n' 'open(my $l, "<&=", 3) or die "fd 3: $!";' \
-		'while (accept(my $c, $l)) { syswrite($c, "hello\n"); close($c); }' |
+		'while (accept(my $c, $l)) { syswrite($c, "$ENV{GREETING}\n"); close($c); }' |
 		sys_write "$SX_LOG/echo.pl"
 }
 
@@ -118,6 +118,11 @@ t_socket() {
 	check "a connection after the service stopped is served by the new definition" [ "$(ask v2)" = hello ]
 	sys_autopull sock-again apply
 	ap_expect_rc "$AP_CASE: the next tick has nothing owed" 0 sock-again
+	# socket and service changed together while the service runs
+	check "precondition: echo.service runs" sys_wait_prop echo.service ActiveState active 5
+	echo_units v3 hi
+	applies sock-v3 "$(sx_commit v3)" "apply of a socket and service change"
+	check "a connection on the v3 path is served by the new service definition" [ "$(ask v3)" = hi ]
 	sys_ctl stop echo.socket echo.service >/dev/null 2>&1
 }
 
