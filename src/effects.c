@@ -302,12 +302,11 @@ static bool props_state(struct ap_effects *e, const char *unit, bool up)
  * starts the service. 1: j is now a restart of a stopped socket; 0: nothing to do. */
 static int free_socket(struct ap_effects *e, struct ap_job *j)
 {
+	bool try = j->kind == AP_JOB_TRY_RESTART || j->kind == AP_JOB_RELOAD_OR_TRY_RESTART;
 	_cleanup_strv_free_ char **triggers = NULL;
 	struct ap_job stop[16];
 	size_t n = 0;
 	int r;
-
-	bool try = j->kind == AP_JOB_TRY_RESTART || j->kind == AP_JOB_RELOAD_OR_TRY_RESTART;
 
 	if (!ap_endswith(j->unit, ".socket") || (!try && j->kind != AP_JOB_RESTART))
 		return 0;

@@ -577,7 +577,7 @@ const char *ap_plan_refusal(enum ap_unit_action_kind a, const struct ap_unit_sta
 	if (!restart && !start && a != AP_ACTION_RELOAD)
 		return NULL;
 	if (strcmp(s->load_state, "masked") == 0)
-		return "masked: the manager starts nothing of it; new definition loaded";
+		return "masked: the manager refuses to start or restart it; its files are installed";
 	if (restart && s->refuse_stop)
 		return "refuses manual stop: new definition loaded, applies at its next start";
 	if ((restart || start) && s->refuse_start)
