@@ -133,6 +133,11 @@ t_clean_auto_restart() {
 	applies short-v1 "$V1" "apply of the new unit (not rolled back)"
 	check "short.service waits in auto-restart, NRestarts=0" \
 		[ "$(sys_prop short.service SubState)/$(sys_prop short.service NRestarts)" = auto-restart/0 ]
+	# restarted by the next change: the guard watches it from then on
+	short_text 2h multi-user.target | sx_write systemd/short.service
+	applies short-v2 "$(sx_commit v2)" "apply of its change"
+	sx_caddyfile v2
+	applies short-v3 "$(sx_commit v3)" "the guard lets the next commit through"
 	sys_ctl stop short.service
 }
 
