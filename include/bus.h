@@ -18,6 +18,9 @@ static inline void ap_bus_freep(struct ap_bus **b) { if (*b) ap_bus_free(*b); }
 /* Loaded units matching any of the glob patterns (ListUnitsByPatterns), appended to ret. */
 int ap_bus_list_units(struct ap_bus *b, char *const *patterns, struct ap_unit_states *ret);
 
+/* Fills the refuse_start, refuse_stop and can_reload of every unit in s. */
+int ap_bus_read_refusals(struct ap_bus *b, struct ap_unit_states *s);
+
 /* Loaded units in state failed (ListUnitsByPatterns with the state filter), appended to ret. */
 int ap_bus_list_failed(struct ap_bus *b, struct ap_unit_states *ret);
 
@@ -49,6 +52,9 @@ struct ap_unit_props {
 	unsigned long long next_elapse_realtime;
 	unsigned long long timer_interval_usec; /* longest OnUnitActive/InactiveSec=, 0 if none */
 	bool need_daemon_reload;
+	bool refuse_manual_start, refuse_manual_stop, can_reload;
 };
 int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_props *ret);
 void ap_unit_props_clear(struct ap_unit_props *p);
+/* The units unit triggers (a socket's service, a timer's unit); *ret NULL when none. */
+int ap_bus_unit_triggers(struct ap_bus *b, const char *unit, char ***ret);

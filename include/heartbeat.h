@@ -30,6 +30,10 @@ struct ap_hb_sample {
 	uint64_t interval_usec;          /* 0: unknown */
 };
 
+/* True when the unit's main process last exited 0 with Result=success: a unit waiting in
+ * auto-restart after such an exit (Restart=always on a short job) is not looping. */
+bool ap_hb_sample_exited_clean(const struct ap_hb_sample *s);
+
 struct ap_hb_history {
 	struct ap_hb_sample *v;
 	size_t n;

@@ -50,6 +50,12 @@ const char *ap_change_kind_to_string(enum ap_change_kind k); /* add modify delet
 struct ap_unit_state {
 	char *name;
 	char *load_state, *active_state, *sub_state; /* never NULL once filled */
+	/* What the manager refuses to do by request (RefuseManualStart=, RefuseManualStop=),
+	 * and whether it can reload: false when not read (ap_bus_read_refusals). */
+	bool refuse_start, refuse_stop, can_reload;
+	/* The unit's own X-AutoPull-OnChange= at the target commit, an enum ap_onchange
+	 * (unitfile.h); 0 (restart) when its file is not autopull's (ap_unitpolicy_read). */
+	int onchange;
 };
 struct ap_unit_states {
 	struct ap_unit_state *v;

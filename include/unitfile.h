@@ -50,6 +50,14 @@ bool ap_unitfile_only_comments_changed(const char *old, size_t old_len, const ch
  * the line there) or is not valid UTF-8 (systemd ignores such a line with a warning), with
  * *ret_reason ("contains a NUL byte", "is not valid UTF-8"). */
 int ap_unitfile_check_text(const char *data, size_t len, const char **ret_reason);
+/* True when old and new differ at most in Description= and Documentation= of [Unit]: the
+ * running process is the same, a daemon-reload is enough. False for a text with a backslash
+ * or a carriage return anywhere (a continuation could carry more than metadata). */
+bool ap_unitfile_only_metadata_changed(const char *old, size_t old_len, const char *new_text,
+				       size_t new_len);
+/* RefuseManualStart= and RefuseManualStop= of [Unit], as systemd parses them: each flag is
+ * set to the last valid assignment and left alone without one. */
+void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool *refuse_stop);
 /* True when old and new are equal once their [Install] sections are ignored. */
 bool ap_unitfile_only_install_changed(const char *old, size_t old_len, const char *new_text,
 				      size_t new_len);

@@ -109,6 +109,21 @@ static void mark(struct ap_journal *j, char *const *units, enum ap_step st)
 	}
 }
 
+/* The manager refused the job for a reason that asking again does not change (the unit
+ * refuses manual start or stop, is masked, or has no such operation). The plan skips the
+ * units it knows of; one it did not know of is let go once, with a warning, rather than owed
+ * and asked for again on every run. */
+static bool job_refused(const struct ap_job *j)
+{
+	static const char *const results[] = { "only-by-dependency", "unit-masked",
+					       "job-type-not-applicable" };
+
+	for (size_t i = 0; j->error < 0 && i < ELEMENTSOF(results); i++)
+		if (strcmp(j->result, results[i]) == 0)
+			return true;
+	return false;
+}
+
 /* Queues one job per picked unit and waits for all; each unit's state follows its job. */
 static int jobs(struct exec *x, enum ap_job_kind kind, enum ap_unit_action_kind a,
 		enum ap_unit_action_kind b, unsigned how, bool update)
@@ -129,12 +144,17 @@ static int jobs(struct exec *x, enum ap_job_kind kind, enum ap_unit_action_kind 
 	(void)x->ops->run_jobs(x->ops->userdata, v, n);
 	for (size_t i = 0; i < n && update; i++) {
 		struct ap_journal_unit *u = ap_journal_find_unit(x->j, units[i]);
+		bool refused = job_refused(&v[i]);
 
-		u->state = v[i].error < 0 ? AP_STEP_FAILED : AP_STEP_DONE;
-		x->units_failed |= v[i].error < 0;
+		if (refused)
+			ap_log_warning("unit '%s' refuses %s by request (%s): not retried; its new "
+				       "definition applies at its next start", units[i],
+				       ap_job_kind_to_string(kind), v[i].result);
+		u->state = v[i].error < 0 && !refused ? AP_STEP_FAILED : AP_STEP_DONE;
+		x->units_failed |= v[i].error < 0 && !refused;
 	}
 	for (size_t i = 0; i < n && !update; i++)
-		x->units_failed |= v[i].error < 0;
+		x->units_failed |= v[i].error < 0 && !job_refused(&v[i]);
 	free(v);
 	return 0;
 }

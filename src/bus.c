@@ -730,6 +730,9 @@ static const struct unit_prop unit_props[] = {
 	PROP(SD_UNIT, "SubState", 's', sub_state),
 	PROP(SD_UNIT, "InvocationID", 'y', invocation_id),
 	PROP(SD_UNIT, "NeedDaemonReload", 'b', need_daemon_reload),
+	PROP(SD_UNIT, "RefuseManualStart", 'b', refuse_manual_start),
+	PROP(SD_UNIT, "RefuseManualStop", 'b', refuse_manual_stop),
+	PROP(SD_UNIT, "CanReload", 'b', can_reload),
 	PROP(SD_UNIT, "ActiveEnterTimestampMonotonic", 't', active_enter_monotonic),
 	PROP(SD_UNIT, "InactiveEnterTimestampMonotonic", 't', inactive_enter_monotonic),
 	PROP(SD_UNIT, "ActiveEnterTimestamp", 't', active_enter_realtime),
@@ -894,6 +897,38 @@ int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_pro
 			return -ENOMEM;
 	*ret = props;
 	props = (struct ap_unit_props){ 0 };
+	return 0;
+}
+
+int ap_bus_unit_triggers(struct ap_bus *b, const char *unit, char ***ret)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_free_ char *path = NULL;
+	char **v = NULL;
+	int r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
+
+	if (r >= 0)
+		r = sd_bus_get_property_strv(b->bus, SD_DEST, path, SD_UNIT, "Triggers", &error, &v);
+	if (r < 0)
+		return ap_log_error(r, "failed to read what unit '%s' triggers: %s", unit,
+		                    error_message(&error, r));
+	*ret = v;
+	return 0;
+}
+
+int ap_bus_read_refusals(struct ap_bus *b, struct ap_unit_states *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct ap_unit_props p = { 0 };
+		int r = ap_bus_get_unit_props(b, s->v[i].name, &p);
+
+		if (r < 0)
+			return r;
+		s->v[i].refuse_start = p.refuse_manual_start;
+		s->v[i].refuse_stop = p.refuse_manual_stop;
+		s->v[i].can_reload = p.can_reload;
+		ap_unit_props_clear(&p);
+	}
 	return 0;
 }
 

@@ -282,11 +282,108 @@ static void explain_failed_job(struct ap_effects *e, const struct ap_job *j)
 	ap_unit_props_clear(&p);
 }
 
+/* up: the unit is active; else: it is anything but inactive or failed (a service that is
+ * starting, reloading or stopping holds the socket's fd too). */
+static bool props_state(struct ap_effects *e, const char *unit, bool up)
+{
+	struct ap_unit_props p = { 0 };
+	bool ok = ap_bus_get_unit_props(e->bus, unit, &p) >= 0 &&
+		  (up ? strcmp(p.active_state, "active") == 0
+		      : strcmp(p.active_state, "inactive") != 0 && strcmp(p.active_state, "failed") != 0);
+
+	ap_unit_props_clear(&p);
+	return ok;
+}
+
+/* The manager does not start a socket while a service it activates runs (that service holds
+ * the listening fd it inherited), so a plain restart of a changed socket ends with the socket
+ * dead: connections are refused as soon as the service stops. Stopping the socket first
+ * (no connection can start the service again meanwhile) and then the running services it
+ * triggers lets the restart start the socket on the new definition; the next connection
+ * starts the service. 1: j is now a restart of a stopped socket; 0: nothing to do. */
+static int free_socket(struct ap_effects *e, struct ap_job *j)
+{
+	bool try = j->kind == AP_JOB_TRY_RESTART || j->kind == AP_JOB_RELOAD_OR_TRY_RESTART;
+	_cleanup_strv_free_ char **triggers = NULL;
+	struct ap_job stop[16];
+	size_t n = 0;
+	int r;
+
+	if (!ap_endswith(j->unit, ".socket") || (!try && j->kind != AP_JOB_RESTART))
+		return 0;
+	r = ap_bus_unit_triggers(e->bus, j->unit, &triggers);
+	for (size_t i = 0; r >= 0 && triggers && triggers[i] && n + 1 < ELEMENTSOF(stop); i++)
+		if (props_state(e, triggers[i], false))
+			stop[n++] = (struct ap_job){ .unit = triggers[i], .kind = AP_JOB_STOP };
+	if (r < 0 || n == 0 || (try && !props_state(e, j->unit, true)))
+		return r < 0 ? r : 0;
+	ap_log_notice("socket '%s': stopping it and the %zu running service(s) it activates, so "
+		      "that it restarts on its new definition", j->unit, n);
+	stop[n++] = (struct ap_job){ .unit = j->unit, .kind = AP_JOB_STOP };
+	r = ap_bus_run_jobs(e->bus, stop, n, JOB_TIMEOUT_USEC);
+	if (r < 0)
+		return r;
+	j->kind = AP_JOB_RESTART;
+	return 1;
+}
+
+/* A socket restarted by RestartUnit (above, or by a rollback) must listen again: a job that
+ * is "done" does not prove it. */
+static void check_listening(struct ap_effects *e, struct ap_job *j)
+{
+	if (j->error || !ap_endswith(j->unit, ".socket") || props_state(e, j->unit, true))
+		return;
+	j->error = -ENOTCONN;
+	snprintf(j->result, sizeof(j->result), "not-listening");
+	ap_log_error(j->error, "socket '%s' is not listening after its %s", j->unit,
+		     ap_job_kind_to_string(j->kind));
+}
+
+/* Runs, as one batch, the jobs whose unit is a socket (sockets) or is not. */
+static int run_batch(struct ap_effects *e, struct ap_job *jobs, size_t n, bool sockets)
+{
+	_cleanup_free_ struct ap_job *v = calloc(n ? n : 1, sizeof(*v));
+	_cleanup_free_ size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	size_t k = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ap_endswith(jobs[i].unit, ".socket") != sockets)
+			continue;
+		if (!v || !idx) {
+			jobs[i].error = -ENOMEM;
+			snprintf(jobs[i].result, sizeof(jobs[i].result), "failed");
+			continue;
+		}
+		v[k] = jobs[i];
+		idx[k++] = i;
+	}
+	if (!v || !idx)
+		return ap_log_error(-ENOMEM, "failed to queue jobs: %s", strerror(ENOMEM));
+	if (k)
+		r = ap_bus_run_jobs(e->bus, v, k, JOB_TIMEOUT_USEC);
+	for (size_t j = 0; j < k; j++)
+		jobs[idx[j]] = v[j];
+	return r;
+}
+
 static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 {
 	struct ap_effects *e = u;
-	int r = ap_bus_run_jobs(e->bus, jobs, n, JOB_TIMEOUT_USEC);
+	int r, k;
 
+	/* A failure is logged there; the restart then fails as it would have and is owed. */
+	for (size_t i = 0; i < n; i++)
+		(void)free_socket(e, &jobs[i]);
+	/* Sockets first: a service restarted or started in the same batch would take the
+	 * listening fd again before its socket could start. */
+	r = run_batch(e, jobs, n, true);
+	k = run_batch(e, jobs, n, false);
+	if (r >= 0)
+		r = k;
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].kind == AP_JOB_RESTART)
+			check_listening(e, &jobs[i]);
 	for (size_t i = 0; i < n; i++) {
 		const char *res = jobs[i].error ? jobs[i].result : "done";
 

@@ -33,6 +33,7 @@
 #include "trust.h"
 #include "trust.h"
 #include "unitfile.h"
+#include "unitpolicy.h"
 #include "util.h"
 #include "watch.h"
 
@@ -231,7 +232,7 @@ static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
 	return ap_repo_blob_size(r->c->repo, ch->new_oid, ret);
 }
 
-static int query_states(struct run *r, struct ap_unit_states *states)
+static int query_states(struct run *r, const char *to, struct ap_unit_states *states)
 {
 	_cleanup_strv_free_ char **patterns = NULL;
 	int k = ap_plan_units_needed(r->c->cfg, &r->changes, &patterns);
@@ -245,6 +246,10 @@ static int query_states(struct run *r, struct ap_unit_states *states)
 		return 0;
 	}
 	k = ap_bus_list_units(r->c->bus, patterns, states);
+	if (k >= 0)
+		k = ap_bus_read_refusals(r->c->bus, states);
+	if (k >= 0)
+		k = ap_unitpolicy_read(r->c->repo, r->c->cfg, to, states);
 	if (k < 0)
 		return k;
 	states->known = true;
@@ -272,7 +277,7 @@ static int make_plan(struct run *r, const char *from, const char *to)
 	if (k == -EFBIG)
 		return AP_EXIT_INVALID;
 	if (k >= 0)
-		k = query_states(r, &states);
+		k = query_states(r, to, &states);
 	if (k >= 0)
 		k = ap_plan_build(r->c->cfg, &r->changes, &states, from, to, &r->plan, &error);
 	ap_unit_states_free(&states);
@@ -1016,7 +1021,7 @@ static int revert_drift(struct run *r, const struct ap_drift *d)
 	if (k >= 0)
 		k = load_blobs(r);
 	if (k >= 0)
-		k = query_states(r, &states);
+		k = query_states(r, r->applied, &states);
 	if (k >= 0)
 		k = ap_plan_build(r->c->cfg, &r->changes, &states, r->applied, r->applied, &r->plan,
 				  &error);

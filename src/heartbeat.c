@@ -205,6 +205,11 @@ static unsigned first_restarts(const struct ap_hb_sample *s, uint64_t now_real, 
 	return settled ? 0 : s->n_restarts;
 }
 
+bool ap_hb_sample_exited_clean(const struct ap_hb_sample *s)
+{
+	return strcmp(s->result, "success") == 0 && s->exec_main_status == 0;
+}
+
 int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boot_id,
 		uint64_t now_mono, uint64_t now_real, uint64_t window_usec, unsigned max_restarts,
 		struct ap_hb_verdict *ret)
@@ -230,7 +235,7 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 		v.looping = true;
 		snprintf(v.why, sizeof(v.why), "%u automatic restarts in the last %" PRIu64 "s (max %u)",
 			 v.restarts, window_usec / 1000000, max_restarts);
-	} else if (strcmp(last->sub_state, "auto-restart") == 0) {
+	} else if (strcmp(last->sub_state, "auto-restart") == 0 && !ap_hb_sample_exited_clean(last)) {
 		v.looping = true;
 		snprintf(v.why, sizeof(v.why), "waiting to restart again (NRestarts=%u, result %s)",
 			 last->n_restarts, word(last->result));

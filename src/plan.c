@@ -126,10 +126,25 @@ static int push_unit_pattern(char ***v, const char *unit)
 	return ap_strv_push_unique(v, unit);
 }
 
+/* "foo.socket" → "foo.service" in ret: the service a socket activates unless it says
+ * Service=. false when unit is no socket or the name does not fit. */
+static bool socket_service(const char *unit, char *ret, size_t size)
+{
+	size_t n = strlen(unit) - strlen(".socket");
+
+	if (!ap_endswith(unit, ".socket") || ap_unit_name_is_template(unit))
+		return false;
+	return snprintf(ret, size, "%.*s.service", (int)n, unit) < (int)size;
+}
+
 static int push_map_units(char ***v, const struct ap_path_map *m)
 {
+	char svc[AP_UNIT_NAME_MAX + 1];
 	int r = 0;
 
+	if (m->unit && socket_service(m->unit, svc, sizeof(svc)) &&
+	    (r = push_unit_pattern(v, svc)) < 0)
+		return r;
 	if (m->unit)
 		return push_unit_pattern(v, m->unit);
 	if (m->kind != AP_MAP_FILE)
@@ -171,6 +186,9 @@ struct builder {
 	const struct ap_unit_states *st;
 	struct ap_plan *p;
 	char *error;
+	/* units whose new unit file or drop-in sets RefuseManualStart=/RefuseManualStop=: the
+	 * manager refuses by the new definition, which the states do not show yet */
+	char **refuse_start, **refuse_stop;
 };
 
 static struct ap_unit_action *find_unit(struct ap_plan *p, const char *unit)
@@ -385,12 +403,22 @@ static bool only_comments(const struct ap_change *ch)
 	       ap_unitfile_only_comments_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len);
 }
 
+static bool only_metadata(const struct ap_change *ch)
+{
+	return ch->old_data && ch->new_data &&
+	       ap_unitfile_only_metadata_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len);
+}
+
+#define ONLY_METADATA "only Description=/Documentation= changed: the daemon-reload is enough"
+
 static int unit_modified(struct builder *b, const struct ap_change *ch, const char *unit)
 {
 	enum ap_onchange oc;
 
 	if (only_comments(ch))
 		return want(b, unit, AP_ACTION_NONE, ch->path, "only comments changed");
+	if (only_metadata(ch))
+		return want(b, unit, AP_ACTION_NONE, ch->path, ONLY_METADATA);
 	if (ch->old_data && ch->new_data &&
 	    ap_unitfile_only_install_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len))
 		return want(b, unit, AP_ACTION_REENABLE, ch->path, "only [Install] changed");
@@ -419,10 +447,26 @@ static int old_side_effects(struct builder *b, const struct ap_path_map *om, con
 	return restart_for(b, om->unit, path);
 }
 
+static int note_refusals(struct builder *b, const struct ap_change *ch, const char *unit)
+{
+	bool start = false, stop = false;
+	int r = 0;
+
+	if (!ch->new_data)
+		return 0;
+	ap_unitfile_refusals(ch->new_data, ch->new_len, &start, &stop);
+	if (start)
+		r = ap_strv_push_unique(&b->refuse_start, unit);
+	if (r >= 0 && stop)
+		r = ap_strv_push_unique(&b->refuse_stop, unit);
+	return r;
+}
+
 static int new_side_effects(struct builder *b, const struct ap_change *ch, enum ap_change_kind kind,
 			    const struct ap_path_map *nm)
 {
 	const char *why = NULL;
+	int r;
 
 	if (nm->kind == AP_MAP_FILE)
 		return rule_units(b, nm->rule, ch->path);
@@ -432,8 +476,12 @@ static int new_side_effects(struct builder *b, const struct ap_change *ch, enum 
 	if (ch->new_data && ap_unitfile_check_text(ch->new_data, ch->new_len, &why) < 0)
 		return fail(b, "'%s' cannot be installed as a unit file: it %s", ch->path, why);
 	b->p->daemon_reload = true;
+	if ((r = note_refusals(b, ch, nm->unit)) < 0)
+		return r;
 	if (nm->kind == AP_MAP_DROPIN && kind == AP_CHANGE_MODIFY && only_comments(ch))
 		return want(b, nm->unit, AP_ACTION_NONE, ch->path, "only comments changed");
+	if (nm->kind == AP_MAP_DROPIN && kind == AP_CHANGE_MODIFY && only_metadata(ch))
+		return want(b, nm->unit, AP_ACTION_NONE, ch->path, ONLY_METADATA);
 	if (nm->kind == AP_MAP_DROPIN)
 		return restart_for(b, nm->unit, ch->path);
 	if (kind == AP_CHANGE_MODIFY)
@@ -515,10 +563,90 @@ out:
 	return r;
 }
 
-/* Turns restarts/reloads of inactive units into "none" and records the seen state. */
+/* Why the manager would refuse action a on a unit in state s when asked by a client, or NULL.
+ * Such a refusal does not go away by asking again, so the plan does not ask: the new
+ * definition is loaded by the daemon-reload and takes effect when the unit next starts by
+ * other means (a dependency, a trigger, a reboot). */
+const char *ap_plan_refusal(enum ap_unit_action_kind a, const struct ap_unit_state *s)
+{
+	bool restart = a == AP_ACTION_RESTART || (a == AP_ACTION_RELOAD && !s->can_reload);
+	/* enable-start is left as it is: the enabling must happen, and a refused start of a new
+	 * unit is let go by the executor (apply.c) */
+	bool start = a == AP_ACTION_START;
+
+	if (!restart && !start && a != AP_ACTION_RELOAD)
+		return NULL;
+	if (strcmp(s->load_state, "masked") == 0)
+		return "masked: the manager refuses to start or restart it; its files are installed";
+	if (restart && s->refuse_stop)
+		return "refuses manual stop: new definition loaded, applies at its next start";
+	if ((restart || start) && s->refuse_start)
+		return "refuses manual start: new definition loaded, applies at its next start";
+	return NULL;
+}
+
+static int set_none(struct ap_unit_action *u, const char *note)
+{
+	u->action = AP_ACTION_NONE;
+	free(u->note);
+	u->note = strdup(note);
+	return u->note ? 0 : -ENOMEM;
+}
+
+/* The unit's own X-AutoPull-OnChange=reload|none also holds when something else asks for its
+ * restart: a file rule's restart: or reload:, or a changed drop-in. An opt-out says what the
+ * unit can bear, which a rule written for a file cannot know better (NixOS applies a unit's
+ * reloadIfChanged/restartIfChanged to triggered restarts too). */
+static int apply_policy(struct ap_unit_action *u, const struct ap_unit_state *s)
+{
+	const char *word = s->onchange == AP_ONCHANGE_NONE ? "none" : "reload";
+	bool downgrade = (s->onchange == AP_ONCHANGE_NONE &&
+			  (u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD)) ||
+			 (s->onchange == AP_ONCHANGE_RELOAD && u->action == AP_ACTION_RESTART);
+	char *note;
+
+	if (!downgrade)
+		return 0;
+	note = ap_strdupf("X-AutoPull-OnChange=%s wins over the %s asked for", word,
+			  ap_unit_action_to_string(u->action));
+	if (!note)
+		return -ENOMEM;
+	u->action = s->onchange == AP_ONCHANGE_NONE ? AP_ACTION_NONE : AP_ACTION_RELOAD;
+	free(u->note);
+	u->note = note;
+	return 0;
+}
+
+static bool listed(char *const *v, const char *unit)
+{
+	char tmpl[AP_UNIT_NAME_MAX];
+
+	return ap_strv_contains(v, unit) ||
+	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && ap_strv_contains(v, tmpl));
+}
+
+/* The refusal by the unit's state, or by its new definition (a loaded unit's state shows the
+ * old one until the daemon-reload). */
+static const char *refusal_of(const struct builder *b, const struct ap_unit_action *u,
+			      const struct ap_unit_state *s)
+{
+	struct ap_unit_state st = { .load_state = (char *)"loaded" };
+
+	if (s)
+		st = *s;
+	st.refuse_start |= listed(b->refuse_start, u->unit);
+	st.refuse_stop |= listed(b->refuse_stop, u->unit);
+	return ap_plan_refusal(u->action, &st);
+}
+
+/* Turns restarts/reloads of inactive units, and actions the manager would refuse, into
+ * "none" and records the seen state. */
 static int apply_states(struct builder *b, struct ap_unit_action *u)
 {
 	const struct ap_unit_state *s = ap_unit_states_find(b->st, u->unit);
+	char svc[AP_UNIT_NAME_MAX + 1];
+	const char *why;
+	int r;
 	bool conditional = u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD;
 
 	if (!b->st->known) {
@@ -528,10 +656,17 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	u->state = strdup(s ? s->active_state : "inactive");
 	if (!u->state)
 		return -ENOMEM;
-	if (conditional && !state_is_active(s)) {
-		u->action = AP_ACTION_NONE;
-		free(u->note);
-		u->note = strdup("inactive: the next start uses the new files");
+	if (conditional && !state_is_active(s))
+		return set_none(u, "inactive: the next start uses the new files");
+	if (s && (r = apply_policy(u, s)) < 0)
+		return r;
+	if ((why = refusal_of(b, u, s)))
+		return set_none(u, why);
+	if (u->action == AP_ACTION_RESTART && socket_service(u->unit, svc, sizeof(svc)) &&
+	    state_is_active(ap_unit_states_find(b->st, svc)) && !u->note) {
+		u->note = ap_strdupf("its service %s runs: socket and service stopped, socket "
+				     "started on the new definition, the next connection starts "
+				     "the service", svc);
 		if (!u->note)
 			return -ENOMEM;
 	}
@@ -561,6 +696,8 @@ int ap_plan_build(const struct ap_config *c, const struct ap_changes *ch,
 		r = plan_change(&b, &ch->v[i]);
 	for (size_t i = 0; r >= 0 && i < b.p->n_units; i++)
 		r = apply_states(&b, &b.p->units[i]);
+	ap_strv_free(b.refuse_start);
+	ap_strv_free(b.refuse_stop);
 	if (r < 0) {
 		ap_plan_free(b.p);
 		if (ret_error)

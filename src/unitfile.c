@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "unitfile.h"
 #include "util.h"
@@ -196,31 +197,115 @@ enum ap_onchange ap_unitfile_onchange(const char *text, size_t len)
 	return v;
 }
 
-/* Compares the next significant non-[Install] line of two iterators. */
-static bool next_non_install(struct line_iter *it, const char **l, size_t *n)
+/* systemd's parse_boolean(); -1 for anything else. */
+static int parse_bool(const char *v, size_t n)
 {
-	while (next_line(it, l, n))
-		if (strcmp(it->section, "Install") != 0)
-			return true;
-	return false;
+	static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
+	static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
+
+	for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+		if (n == strlen(yes[i]) && strncasecmp(v, yes[i], n) == 0)
+			return 1;
+		if (n == strlen(no[i]) && strncasecmp(v, no[i], n) == 0)
+			return 0;
+	}
+	return -1;
 }
 
-bool ap_unitfile_only_install_changed(const char *old, size_t old_len, const char *new_text,
-				      size_t new_len)
+void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool *refuse_stop)
+{
+	struct line_iter it = { .p = text, .end = text + len };
+	const char *l;
+	size_t n;
+
+	while (next_line(&it, &l, &n)) {
+		bool start = key_is(l, n, "RefuseManualStart");
+		const char *val;
+		size_t vlen;
+		int b;
+
+		if (strcmp(it.section, "Unit") != 0 || (!start && !key_is(l, n, "RefuseManualStop")))
+			continue;
+		val = memchr(l, '=', n) + 1;
+		vlen = n - (size_t)(val - l);
+		while (vlen && isspace((unsigned char)*val))
+			val++, vlen--;
+		/* the last valid assignment wins; systemd ignores an invalid one */
+		if ((b = parse_bool(val, vlen)) >= 0)
+			*(start ? refuse_start : refuse_stop) = b;
+	}
+}
+
+/* True when old and new have the same lines in the same sections once the lines skip()
+ * accepts are dropped from both. */
+static bool same_except(const char *old, size_t old_len, const char *new_text, size_t new_len,
+			bool (*skip)(const struct line_iter *it, const char *l, size_t n))
 {
 	struct line_iter a = { .p = old, .end = old + old_len };
 	struct line_iter b = { .p = new_text, .end = new_text + new_len };
 
 	for (;;) {
-		const char *la, *lb;
-		size_t na, nb;
-		bool ha = next_non_install(&a, &la, &na), hb = next_non_install(&b, &lb, &nb);
+		const char *la = NULL, *lb = NULL;
+		size_t na = 0, nb = 0;
+		bool ha, hb;
 
+		while ((ha = next_line(&a, &la, &na)) && skip(&a, la, na))
+			;
+		while ((hb = next_line(&b, &lb, &nb)) && skip(&b, lb, nb))
+			;
 		if (!ha || !hb)
 			return ha == hb;
 		if (na != nb || memcmp(la, lb, na) != 0 || strcmp(a.section, b.section) != 0)
 			return false;
 	}
+}
+
+static bool in_install(const struct line_iter *it, const char *l, size_t n)
+{
+	return strcmp(it->section, "Install") == 0;
+}
+
+bool ap_unitfile_only_install_changed(const char *old, size_t old_len, const char *new_text,
+				      size_t new_len)
+{
+	return same_except(old, old_len, new_text, new_len, in_install);
+}
+
+/* [Unit] keys that only describe the unit: the manager shows them, the process never sees
+ * them and no dependency follows from them. */
+static bool is_metadata(const struct line_iter *it, const char *l, size_t n)
+{
+	return strcmp(it->section, "Unit") == 0 &&
+	       (key_is(l, n, "Description") || key_is(l, n, "Documentation"));
+}
+
+/* next_line() neither joins continuations nor ends lines at a carriage return as systemd
+ * does: a text with either could hide a dependency inside what looks like a Description=. */
+static bool plain_lines(const char *text, size_t len)
+{
+	const char *end = text + len;
+
+	if (memchr(text, '\r', len))
+		return false;
+	for (const char *p = text; p < end;) {
+		const char *e = memchr(p, '\n', (size_t)(end - p)), *t;
+
+		e = e ? e : end;
+		t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if (t > p && t[-1] == '\\')
+			return false;
+		p = e + 1;
+	}
+	return true;
+}
+
+bool ap_unitfile_only_metadata_changed(const char *old, size_t old_len, const char *new_text,
+				       size_t new_len)
+{
+	return plain_lines(old, old_len) && plain_lines(new_text, new_len) &&
+	       same_except(old, old_len, new_text, new_len, is_metadata);
 }
 
 /* ---- per-connection instances ---- */

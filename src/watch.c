@@ -308,7 +308,7 @@ static int clear_times(const struct ap_config *c, const struct ap_hb_history *h,
 
 			if (strcmp(s->unit, g->v[i].unit) != 0)
 				continue;
-			if (strcmp(s->sub_state, "auto-restart") == 0 ||
+			if ((strcmp(s->sub_state, "auto-restart") == 0 && !ap_hb_sample_exited_clean(s)) ||
 			    (prev && s->n_restarts > prev->n_restarts) || (!prev && s->n_restarts))
 				last = s->real_usec;
 			prev = s;
@@ -399,13 +399,19 @@ void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap
 static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned base_restarts,
 		       bool final)
 {
+	/* A clean exit that waits for its Restart=always/on-success restart is how a short job
+	 * is meant to run; only a restart counted since the window opened or an unclean exit
+	 * says the unit loops. */
+	bool clean = ap_streq_ptr(p->result, "success") && p->exec_main_status == 0;
+	bool waiting = strcmp(p->sub_state, "auto-restart") == 0;
 	bool up = strcmp(p->active_state, "active") == 0 ||
-		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success"));
+		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success")) ||
+		  (waiting && clean);
 	/* A status the manager made itself means the program never ran: not a crash loop. */
 	bool setup = ap_exit_status_is_setup(p->exec_main_status);
 	const char *what = strcmp(p->active_state, "failed") == 0
 				   ? (setup ? "could not be started" : "failed")
-			   : strcmp(p->sub_state, "auto-restart") == 0
+			   : waiting && !clean
 				   ? (setup ? "could not be started and is retrying" : "is restarting in a loop")
 			   : p->n_restarts > base_restarts ? "restarted by itself"
 			   : final && !up ? "never became active"

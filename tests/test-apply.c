@@ -20,6 +20,7 @@ struct fake {
 	struct ap_buf log;
 	const char *fail;       /* the effect that fails, e.g. "install", "reload" */
 	const char *job_fail;   /* the unit whose jobs fail */
+	const char *job_result; /* their result ("failed" when NULL) */
 	int settle_fails;       /* how many settle calls fail with -EIO */
 	char *saved;            /* the last journal saved, formatted */
 	bool cleared;
@@ -117,7 +118,8 @@ static int f_jobs(void *u, struct ap_job *jobs, size_t n)
 
 		note(f, "%s:%s", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit);
 		jobs[i].error = bad ? -EIO : 0;
-		snprintf(jobs[i].result, sizeof(jobs[i].result), "%s", bad ? "failed" : "done");
+		snprintf(jobs[i].result, sizeof(jobs[i].result), "%s",
+			 !bad ? "done" : f->job_result ? f->job_result : "failed");
 	}
 	return 0;
 }
@@ -297,6 +299,32 @@ static void test_failed_job_retries_only_what_is_owed(void **state)
 	ap_journal_clear(&back);
 	ap_journal_clear(&j);
 	fake_done(&f);
+}
+
+/* A job the manager refuses for good (RefuseManualStop=, masked) is let go once: the apply
+ * succeeds and nothing is owed, so later runs do not ask again. */
+static void test_refused_job_is_not_owed(void **state)
+{
+	static const char *const results[] = { "only-by-dependency", "unit-masked",
+					       "job-type-not-applicable" };
+
+	for (size_t k = 0; k < ELEMENTSOF(results); k++) {
+		struct fake f;
+		struct ap_journal j;
+		struct ap_apply_ops ops;
+		enum ap_apply_outcome out;
+
+		start(&f, &j, OID_A);
+		f.job_fail = "a.service";
+		f.job_result = results[k];
+		ops = ops_for(&f);
+		assert_int_equal(ap_apply_run(&j, plan_abcd(), &ops, &out), 0);
+		assert_int_equal(out, AP_APPLY_OK);
+		assert_true(f.cleared);
+		assert_non_null(strstr(log_of(&f), "record:"));
+		ap_journal_clear(&j);
+		fake_done(&f);
+	}
 }
 
 /* The manager did not reload: the files stay, the journal says what is left. */
@@ -655,6 +683,7 @@ int main(void)
 		cmocka_unit_test(test_backup_fails),
 		cmocka_unit_test(test_install_fails),
 		cmocka_unit_test(test_failed_job_retries_only_what_is_owed),
+		cmocka_unit_test(test_refused_job_is_not_owed),
 		cmocka_unit_test(test_reload_fails),
 		cmocka_unit_test(test_rollback_order),
 		cmocka_unit_test(test_rollback_does_not_settle),

@@ -235,8 +235,18 @@ static void test_failed_and_auto_restart_states(void **s)
 	assert_non_null(strstr(out.why, "failed after 2 automatic restarts"));
 	out = judge(&b, 1, BOOT_A, 20 * S, R(20 * S)); /* failed once, never restarted */
 	assert_false(out.looping);
+	/* waiting in auto-restart after a clean exit (Restart=always on a short job): not a loop */
+	out = judge(&c, 1, BOOT_A, 20 * S, R(20 * S));
+	assert_false(out.looping);
+	/* ... after a failure it is */
+	snprintf(c.result, sizeof(c.result), "exit-code");
+	c.exec_main_status = 1;
 	out = judge(&c, 1, BOOT_A, 20 * S, R(20 * S));
 	assert_true(out.looping);
+	assert_non_null(strstr(out.why, "waiting to restart again"));
+	/* a clean exit with a non-zero status recorded is not clean */
+	snprintf(c.result, sizeof(c.result), "success");
+	assert_true(judge(&c, 1, BOOT_A, 20 * S, R(20 * S)).looping);
 }
 
 static void test_stale_timer(void **s)

@@ -10,6 +10,7 @@
 
 #include "plan.h"
 #include "print.h"
+#include "unitfile.h"
 #include "util.h"
 
 static char *units_dirs[] = { "systemd/", NULL };
@@ -28,19 +29,22 @@ static const struct ap_config cfg = {
 	.n_files = ELEMENTSOF(rules),
 };
 
+/* A unit state as ListUnitsByPatterns gives it; the refusals and the policy default to none. */
+#define ST(n, load, active, sub) \
+	.name = n, .load_state = load, .active_state = active, .sub_state = sub
 static struct ap_unit_state state_v[] = {
-	{ "web.service", "loaded", "active", "running" },
-	{ "worker.service", "loaded", "inactive", "dead" },
-	{ "foo@a.service", "loaded", "active", "running" },
-	{ "foo@b.service", "loaded", "active", "running" },
-	{ "backup.timer", "loaded", "active", "waiting" },
-	{ "old.service", "loaded", "active", "running" },
+	{ ST("web.service", "loaded", "active", "running") },
+	{ ST("worker.service", "loaded", "inactive", "dead") },
+	{ ST("foo@a.service", "loaded", "active", "running") },
+	{ ST("foo@b.service", "loaded", "active", "running") },
+	{ ST("backup.timer", "loaded", "active", "waiting") },
+	{ ST("old.service", "loaded", "active", "running") },
 };
 static const struct ap_unit_states states = { state_v, ELEMENTSOF(state_v), true };
 static const struct ap_unit_states no_states = { NULL, 0, false };
 
 #define SVC "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/sleep infinity\n"
-#define SVC2 "[Unit]\nDescription=y\n[Service]\nExecStart=/bin/sleep infinity\n"
+#define SVC2 "[Unit]\nDescription=y\n[Service]\nExecStart=/bin/sleep 1000\n"
 #define INST "[Install]\nWantedBy=default.target\n"
 
 struct chg {
@@ -342,9 +346,9 @@ static void test_invalid_unit_name(void **s)
 static void test_template_skips_per_connection(void **s)
 {
 	static struct ap_unit_state st[] = {
-		{ "sshd@0-1234-0.service", "loaded", "active", "running" },
-		{ "sshd@3-10.0.0.1:22-10.0.0.9:51234.service", "loaded", "active", "running" },
-		{ "sshd@ops.service", "loaded", "active", "running" },
+		{ ST("sshd@0-1234-0.service", "loaded", "active", "running") },
+		{ ST("sshd@3-10.0.0.1:22-10.0.0.9:51234.service", "loaded", "active", "running") },
+		{ ST("sshd@ops.service", "loaded", "active", "running") },
 	};
 	const struct ap_unit_states sts = { st, ELEMENTSOF(st), true };
 
@@ -430,6 +434,147 @@ static void test_refusals(void **s)
 	expect_refusal(&sub, "'env/vendor' is a submodule");
 	expect_refusal(&type, "'caddy/Caddyfile' is a symlink");
 	expect_refusal(&bad, "X-AutoPull-OnChange");
+}
+
+/* Units the manager would refuse to restart by request are not asked: the plan says why. */
+static void test_manager_refusals_known_beforehand(void **s)
+{
+	struct ap_unit_state v[] = {
+		{ ST("web.service", "loaded", "active", "running"), .refuse_stop = true },
+		{ ST("worker.service", "loaded", "active", "running"), .refuse_start = true },
+		{ ST("old.service", "masked", "active", "running") },
+		{ ST("foo@a.service", "loaded", "active", "running"), .refuse_start = true,
+		  .can_reload = true },
+	};
+	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+
+	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "systemd/old.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "systemd/foo@.service", NULL, B, B, SVC,
+		"[Unit]\nX-AutoPull-OnChange=reload\n[Service]\nExecStart=/bin/true\n" });
+	assert_unit(p, "web.service", "none");
+	assert_string_equal(unit(p, "web.service")->note,
+			    "refuses manual stop: new definition loaded, applies at its next start");
+	assert_unit(p, "worker.service", "none");
+	assert_string_equal(unit(p, "worker.service")->note,
+			    "refuses manual start: new definition loaded, applies at its next start");
+	assert_unit(p, "old.service", "none");
+	assert_non_null(strstr(unit(p, "old.service")->note, "masked"));
+	/* a real reload is no restart: RefuseManualStart= does not stop it */
+	assert_unit(p, "foo@a.service", "reload");
+	DONE();
+}
+
+/* A unit's own X-AutoPull-OnChange= wins over a file rule's restart: and over a drop-in. */
+static void test_unit_optout_wins_over_rule(void **s)
+{
+	struct ap_unit_state v[] = {
+		{ ST("worker.service", "loaded", "active", "running"), .onchange = AP_ONCHANGE_RELOAD },
+		{ ST("web.service", "loaded", "active", "running"), .onchange = AP_ONCHANGE_NONE },
+		{ ST("old.service", "loaded", "active", "running") },
+	};
+	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+
+	BUILD(&sts, { AP_CHANGE_MODIFY, "env/app.env", NULL, B, B, NULL, "x" },
+	      { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
+	      { AP_CHANGE_MODIFY, "systemd/old.service.d/x.conf", NULL, B, B, "[Service]\nA=1\n",
+		"[Service]\nA=2\n" });
+	assert_unit(p, "worker.service", "reload");
+	assert_string_equal(unit(p, "worker.service")->note,
+			    "X-AutoPull-OnChange=reload wins over the restart asked for");
+	assert_unit(p, "web.service", "none");
+	assert_string_equal(unit(p, "web.service")->note,
+			    "X-AutoPull-OnChange=none wins over the reload asked for");
+	assert_unit(p, "old.service", "restart");
+	DONE();
+}
+
+/* The new definition refuses (the state still shows the old one): not asked either; a new
+ * unit is still enabled and started (the executor lets a refused start go). */
+static void test_refusal_in_new_definition(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC,
+			 "[Unit]\nRefuseManualStop=yes\n[Service]\nExecStart=/bin/true\n" },
+	      { AP_CHANGE_MODIFY, "systemd/foo@.service.d/x.conf", NULL, B, B, "[Unit]\n",
+		"[Unit]\nRefuseManualStart=true\n" },
+	      { AP_CHANGE_ADD, "systemd/new.service", NULL, 0, B, NULL,
+		"[Unit]\nRefuseManualStart=yes\n[Service]\nExecStart=/bin/true\n" INST });
+	assert_unit(p, "web.service", "none");
+	assert_non_null(strstr(unit(p, "web.service")->note, "refuses manual stop"));
+	assert_unit(p, "foo@a.service", "none");
+	assert_non_null(strstr(unit(p, "foo@a.service")->note, "refuses manual start"));
+	assert_unit(p, "new.service", "enable-start");
+	DONE();
+}
+
+static void test_refusal_by_action(void **s)
+{
+	struct ap_unit_state st = { ST("a.service", "loaded", "active", "running"), .refuse_start = true };
+
+	assert_non_null(ap_plan_refusal(AP_ACTION_RESTART, &st));
+	assert_non_null(ap_plan_refusal(AP_ACTION_START, &st));
+	assert_null(ap_plan_refusal(AP_ACTION_ENABLE_START, &st)); /* the enabling must happen */
+	assert_non_null(ap_plan_refusal(AP_ACTION_RELOAD, &st)); /* cannot reload: a restart */
+	assert_null(ap_plan_refusal(AP_ACTION_STOP, &st));
+	st.can_reload = true;
+	assert_null(ap_plan_refusal(AP_ACTION_RELOAD, &st));
+	st = (struct ap_unit_state){ ST("a.service", "loaded", "active", "running"), .refuse_stop = true };
+	assert_non_null(ap_plan_refusal(AP_ACTION_RESTART, &st));
+	assert_null(ap_plan_refusal(AP_ACTION_START, &st));
+	assert_null(ap_plan_refusal(AP_ACTION_NONE, &st));
+	st = (struct ap_unit_state){ ST("a.service", "loaded", "active", "running") };
+	assert_null(ap_plan_refusal(AP_ACTION_RESTART, &st));
+}
+
+/* A changed socket whose service runs: the plan says the service is stopped first. */
+static void test_socket_with_running_service(void **s)
+{
+	struct ap_unit_state v[] = {
+		{ ST("echo.socket", "loaded", "active", "listening") },
+		{ ST("echo.service", "loaded", "active", "running") },
+		{ ST("idle.socket", "loaded", "active", "listening") },
+	};
+	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const char *sock1 = "[Socket]\nListenStream=/run/a\n", *sock2 = "[Socket]\nListenStream=/run/b\n";
+
+	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/echo.socket", NULL, B, B, sock1, sock2 },
+	      { AP_CHANGE_MODIFY, "systemd/idle.socket", NULL, B, B, sock1, sock2 });
+	assert_unit(p, "echo.socket", "restart");
+	assert_non_null(strstr(unit(p, "echo.socket")->note, "its service echo.service runs"));
+	assert_unit(p, "idle.socket", "restart");
+	assert_null(unit(p, "idle.socket")->note);
+	DONE();
+}
+
+static void test_socket_service_state_needed(void **s)
+{
+	struct ap_changes ch = { 0 };
+	const struct chg c[] = { { AP_CHANGE_MODIFY, "systemd/echo.socket", NULL, B, B, "a", "b" } };
+	char **v = NULL;
+
+	make_changes(c, 1, &ch);
+	assert_int_equal(ap_plan_units_needed(&cfg, &ch, &v), 0);
+	assert_int_equal(ap_strv_length(v), 2);
+	assert_string_equal(v[0], "echo.service");
+	assert_string_equal(v[1], "echo.socket");
+	ap_strv_free(v);
+	ap_changes_free(&ch);
+}
+
+/* Description=/Documentation= alone: a daemon-reload, no restart; anything else restarts. */
+static void test_metadata_only_change(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC,
+			 "[Unit]\nDescription=better\nDocumentation=man:x(1)\n[Service]\n"
+			 "ExecStart=/bin/sleep infinity\n" },
+	      { AP_CHANGE_MODIFY, "systemd/old.service", NULL, B, B, SVC,
+		"[Unit]\nDescription=x\nRequires=db.service\n[Service]\nExecStart=/bin/sleep infinity\n" });
+	assert_unit(p, "web.service", "none");
+	assert_non_null(strstr(unit(p, "web.service")->note, "only Description=/Documentation="));
+	assert_true(p->daemon_reload);
+	assert_unit(p, "old.service", "restart");
+	DONE();
 }
 
 static void test_symlink_outside_mapping_is_fine(void **s)
@@ -559,6 +704,13 @@ int main(void)
 		cmocka_unit_test(test_install_only_change),
 		cmocka_unit_test(test_merge_prefers_stronger_action),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_manager_refusals_known_beforehand),
+		cmocka_unit_test(test_refusal_in_new_definition),
+		cmocka_unit_test(test_refusal_by_action),
+		cmocka_unit_test(test_unit_optout_wins_over_rule),
+		cmocka_unit_test(test_socket_with_running_service),
+		cmocka_unit_test(test_socket_service_state_needed),
+		cmocka_unit_test(test_metadata_only_change),
 		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),

@@ -124,6 +124,47 @@ static void test_onchange(void **s)
 	assert_int_equal(ap_unitfile_onchange(S("[Service]\nX-AutoPull-OnChange=none\n")), AP_ONCHANGE_RESTART);
 }
 
+static void test_refusals(void **s)
+{
+	bool start = false, stop = false;
+
+	ap_unitfile_refusals(S("[Unit]\nRefuseManualStop=yes\n[Service]\nRefuseManualStart=yes\n"),
+			     &start, &stop);
+	assert_false(start); /* only [Unit] counts */
+	assert_true(stop);
+	/* the last valid assignment wins, an invalid one is ignored */
+	ap_unitfile_refusals(S("[Unit]\nRefuseManualStart = on\nRefuseManualStop=0\n"
+			       "RefuseManualStart=maybe\n"), &start, &stop);
+	assert_true(start);
+	assert_false(stop);
+	start = stop = false;
+	ap_unitfile_refusals(S("[Unit]\nRefuseManualStartX=yes\n"), &start, &stop);
+	assert_false(start);
+}
+
+static void test_only_metadata_changed(void **s)
+{
+	const char *a = "[Unit]\nDescription=a\nAfter=x.service\n[Service]\nExecStart=/bin/true\n";
+
+	assert_true(ap_unitfile_only_metadata_changed(S(a),
+		S("[Unit]\nDescription=b\nDocumentation=man:b(1)\nAfter=x.service\n[Service]\nExecStart=/bin/true\n")));
+	/* a dependency, a [Service] line, or Description= outside [Unit] is no metadata */
+	assert_false(ap_unitfile_only_metadata_changed(S(a),
+		S("[Unit]\nDescription=a\nAfter=y.service\n[Service]\nExecStart=/bin/true\n")));
+	assert_false(ap_unitfile_only_metadata_changed(S(a),
+		S("[Unit]\nDescription=a\nAfter=x.service\n[Service]\nExecStart=/bin/false\n")));
+	assert_false(ap_unitfile_only_metadata_changed(S(a),
+		S("[Unit]\nDescription=a\nAfter=x.service\n[Service]\nExecStart=/bin/true\nDescription=z\n")));
+	/* a continuation could carry a dependency inside a Description= line */
+	assert_false(ap_unitfile_only_metadata_changed(S(a),
+		S("[Unit]\nDescription=a \\\nAfter=x.service\n[Service]\nExecStart=/bin/true\n")));
+	assert_false(ap_unitfile_only_metadata_changed(S(a),
+		S("[Unit]\rDescription=b\nAfter=x.service\n[Service]\nExecStart=/bin/true\n")));
+	/* a backslash inside a line is fine */
+	assert_true(ap_unitfile_only_metadata_changed(S("[Service]\nExecStart=/bin/echo a\\b\n"),
+		S("[Unit]\nDescription=q\n[Service]\nExecStart=/bin/echo a\\b\n")));
+}
+
 static void test_only_install_changed(void **s)
 {
 	const char *a = "[Unit]\nDescription=x\n[Install]\nWantedBy=a.target\n";
@@ -240,6 +281,8 @@ int main(void)
 		cmocka_unit_test(test_only_comments_changed_line_ends),
 		cmocka_unit_test(test_check_text),
 		cmocka_unit_test(test_has_install), cmocka_unit_test(test_onchange),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_only_metadata_changed),
 		cmocka_unit_test(test_only_install_changed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* Fuzzes every text function of unitfile.c. The input is two texts, old and new, split at
  * a position taken from the first byte. Invariants: only_comments_changed and
- * only_install_changed are reflexive and symmetric; adding comment lines (at the start, or
- * after a line end at the end) is only a comment change; check_text accepts no NUL and
+ * only_install_changed are reflexive and symmetric, only_metadata_changed is symmetric;
+ * adding comment lines (at the start, or after a line end at the end) is only a comment
+ * change; check_text accepts no NUL and
  * gives a reason exactly when it refuses; the name predicates nest (template or
  * per-connection instance => valid => candidate, shorter than AP_UNIT_NAME_MAX). */
 #include <errno.h>
@@ -26,7 +27,10 @@ static void check_text_funcs(const char *t, size_t n)
 	FUZZ_CHECK((r == 0) == (why == NULL));
 	if (r == 0)
 		FUZZ_CHECK(!memchr(t, '\0', n));
+	bool start = false, stop = false;
+
 	(void)ap_unitfile_has_install(t, n);
+	ap_unitfile_refusals(t, n, &start, &stop);
 	FUZZ_CHECK(ap_unitfile_only_comments_changed(t, n, t, n));
 	FUZZ_CHECK(ap_unitfile_only_install_changed(t, n, t, n));
 	if (!more)
@@ -77,6 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		   ap_unitfile_only_comments_changed(b, nb, a, na));
 	FUZZ_CHECK(ap_unitfile_only_install_changed(a, na, b, nb) ==
 		   ap_unitfile_only_install_changed(b, nb, a, na));
+	FUZZ_CHECK(ap_unitfile_only_metadata_changed(a, na, b, nb) ==
+		   ap_unitfile_only_metadata_changed(b, nb, a, na));
 	check_name(a, na);
 	check_name(b, nb);
 	return 0;
