@@ -56,6 +56,8 @@ struct ap_trust_config {
 	char *openpgp_keyring;      /* binary OpenPGP keyring for gpgv, or NULL */
 	enum ap_trust_require require;
 	char *since;                /* first run: verify since..tip (a full commit id), or NULL: the tip */
+	unsigned long long max_date_skew_usec; /* how much older than what it follows a commit
+						* may be dated; default 1 day */
 };
 
 struct ap_config {

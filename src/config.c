@@ -741,6 +741,8 @@ static const struct field trust_fields[] = {
 	  .offset = offsetof(struct ap_trust_config, require) },
 	STR("since", struct ap_trust_config, since, 0, commit_id_ok,
 	    "is not a full commit id (40 lower-case hex digits)"),
+	{ .key = "max_date_skew", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_trust_config, max_date_skew_usec) },
 };
 
 static const struct field rule_fields[] = {
@@ -1196,6 +1198,7 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 		return -ENOMEM;
 	cfg->connect_timeout_usec = 10ULL * 1000000;
 	cfg->io_timeout_usec = 60ULL * 1000000;
+	cfg->trust.max_date_skew_usec = 24ULL * 3600 * 1000000;
 	cfg->guard = (struct ap_guard_config){ .max_restarts = 3,
 					       .window_usec = 5ULL * 60 * 1000000,
 					       .settle_usec = 10ULL * 1000000,
