@@ -808,7 +808,7 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit, r->c->cfg->branch);
 	if (k <= 0)
 		return k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
-	return o->pin ? pin(r, ret) : AP_EXIT_OK;
+	return AP_EXIT_OK;
 }
 
 /* A commit whose apply was rolled back is skipped until the branch moves on or --commit
@@ -1005,6 +1005,10 @@ static int apply_locked(struct run *r)
 	/* What the host's files are at: an unfinished apply's commit once its files are in. */
 	if ((code = check_source(r, r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES)
 					    ? r->j.to : r->applied, target)) != AP_EXIT_OK)
+		return code;
+	/* Only a source that passed its checks is pinned: a refused one would be refused again
+	 * on every tick until someone unpins. */
+	if (r->o->commit && r->o->pin && (code = pin(r, target)) != AP_EXIT_OK)
 		return code;
 	if (r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES) && !r->o->from)
 		return resume(r, target);

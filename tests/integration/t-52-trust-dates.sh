@@ -3,8 +3,8 @@
 # back-dates its commit deploys nothing; a commit dated before what it follows by more than
 # trust.max_date_skew, or outside the years 1970..9999, is refused; every such refusal is the
 # same recorded refusal (exit 4, message naming the commit, `refused` event, counter,
-# on_refused hook). Each refusal is checked against the real unit (InvocationID) and the
-# installed bytes.
+# on_refused hook); a refused `apply --commit` leaves no pin behind. Each refusal is checked
+# against the real unit (InvocationID) and the installed bytes.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
 # shellcheck source=trust-fixtures.sh
@@ -118,6 +118,28 @@ t_year_10000() {
 	refused y10k-again "$v2" "outside the years 1970..9999"
 }
 
+t_refused_commit_no_pin() {
+	local v2 v3
+	start "a refused apply --commit leaves no pin; the next tick deploys the good tip" \
+		"  require: tip" || return
+	fx_service web.service install "web v2 unsigned"
+	v2=$(dated - "@$(date +%s) +0000" "unsigned") || { ap_fail "commit"; return; }
+	fx_service web.service install "web v3"
+	v3=$(tk_commit_as alice v3) || { ap_fail "commit"; return; }
+	ap_autopull pin-refused --user -c "$AP_CFG" apply --commit "$v2" --reason "try v2"
+	ap_expect_rc "$AP_CASE: apply --commit of an unsigned commit refused" 4 pin-refused
+	check "says unsigned" grep -q "unsigned: the commit carries no signature" "$AP_TMP/pin-refused.err"
+	check "no pin was written" [ ! -e "$AP_STATE_DIR/pin" ]
+	ap_autopull pin-status --user -c "$AP_CFG" status
+	check "status does not say pinned" not grep -qi "pinned" "$AP_TMP/pin-status.out"
+	ap_autopull pin-tick --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: the next tick applies the signed tip" 0 pin-tick
+	check "v3 applied" [ "$(applied)" = "$v3" ]
+	check "web.service restarted into v3" [ "$(ap_unit_prop web.service InvocationID)" != "$INV" ]
+	ap_autopull pin-good --user -c "$AP_CFG" apply --commit "$V1" --reason "back to v1"
+	ap_expect_rc "$AP_CASE: a source that passes is pinned as before" 0 pin-good
+	check "pin written for the good one" grep -q "^$V1 " "$AP_STATE_DIR/pin"
+}
 not() { ! "$@"; }
 
 # -------------------------------------------------------------------------------------------
@@ -130,6 +152,7 @@ tk_keys || ap_die "cannot make the fixture keys"
 t_retired_backdated
 t_backdated_skew
 t_year_10000
+t_refused_commit_no_pin
 tk_stop_agent
 rm -rf "$HOOKS"
 fx_reset
