@@ -120,7 +120,8 @@ int ap_trust_format_verdict(const struct ap_trust_commit *c, const struct ap_tru
 #define AP_TRUST_CACHE_MAX 100000
 
 /* "autopull-verified 1 <key hash>\n" then one commit id per line, oldest first. Text
- * written for other keys (or damaged) yields no ids: it is never trusted. */
+ * written for other keys (or damaged) yields no ids: it is never trusted. Returns 0, or for
+ * damaged text under the same keys the number of its first damaged line. */
 int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids);
 /* Keeps the newest AP_TRUST_CACHE_MAX ids. */
 int ap_trust_cache_format(char *const *ids, const char *key_hash, char **ret);

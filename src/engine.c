@@ -812,19 +812,25 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 }
 
 /* A commit whose apply was rolled back is skipped until the branch moves on or --commit
- * names it. */
-static bool is_bad(struct run *r, const char *target, bool warn)
+ * names it. Returns 1 (skip it), 0, or <0 when the list cannot be read: then nobody can tell
+ * whether the commit was rolled back, and applying it again is what the list exists to stop
+ * (state.c names the file, the line and the repair). */
+static int is_bad(struct run *r, const char *target, bool warn)
 {
 	_cleanup_free_ char *why = NULL;
+	int k;
 
-	if (r->o->commit || strcmp(target, r->applied) == 0 ||
-	    ap_state_find_bad(r->c->st, target, &why) <= 0)
-		return false;
-	if (warn)
+	if (r->o->commit || strcmp(target, r->applied) == 0)
+		return 0;
+	k = ap_state_find_bad(r->c->st, target, &why);
+	if (k < 0)
+		ap_log_error(k, "refusing to apply %.12s: the list of rolled-back commits cannot be "
+			     "read; nothing was changed", target);
+	if (k > 0 && warn)
 		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
 			       "or run 'autopull apply --commit %.12s' to retry it", target, why,
 			       target);
-	return true;
+	return k;
 }
 
 static int read_state(struct run *r)
@@ -908,9 +914,10 @@ static int show_owed(struct run *r)
  * the branch moved on. */
 static int resume(struct run *r, const char *target)
 {
-	bool forward = strcmp(target, r->j.to) == 0 || is_bad(r, target, false);
+	int bad = strcmp(target, r->j.to) == 0 ? 0 : is_bad(r, target, false);
+	bool forward = strcmp(target, r->j.to) == 0 || bad > 0;
 	struct ap_journal next = { 0 };
-	int code = make_plan(r, r->j.to, forward ? r->j.to : target), k;
+	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, r->j.to, forward ? r->j.to : target), k;
 
 	if (code != AP_EXIT_OK)
 		return code;
@@ -962,8 +969,8 @@ static int apply_fresh(struct run *r, const char *target)
 	struct ap_journal j = { 0 };
 	int code;
 
-	if (!r->o->from && is_bad(r, target, true))
-		return AP_EXIT_OK;
+	if (!r->o->from && (code = is_bad(r, target, true)) != 0)
+		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
 	if (!r->o->from)

@@ -306,13 +306,14 @@ int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids
 	if (strncmp(l, CACHE_MAGIC, ml) != 0 || strncmp(l + ml, key_hash, hl) != 0 ||
 	    l[ml + hl] != '\n')
 		return 0; /* other keys, another format, or damaged: trust none of it */
-	for (l += ml + hl + 1; *l; ) {
+	l += ml + hl + 1;
+	for (int line = 2; *l; line++) {
 		size_t n = strcspn(l, "\n");
 		char id[AP_OID_HEXSZ + 1];
 		int r;
 
 		if (!is_commit_id(l, n) || l[n] != '\n')
-			return 0;
+			return line; /* damaged: trust none of it either */
 		memcpy(id, l, AP_OID_HEXSZ);
 		id[AP_OID_HEXSZ] = '\0';
 		if ((r = ap_strv_push(&ids, id)) < 0)
@@ -409,6 +410,9 @@ static int load_cache(struct ap_trust *t)
 		return ap_log_error(r, "failed to read '%s': %s", path, strerror(-r));
 	if ((r = ap_trust_cache_parse(text, t->key_hash, &t->cached)) < 0)
 		return r;
+	if (r > 0)
+		ap_log_warning("'%s' is damaged at line %d: the commits it listed are verified again",
+			       path, r);
 	n = ap_strv_length(t->cached);
 	if (!(t->sorted = calloc(n + 1, sizeof(char *))))
 		return -ENOMEM;
