@@ -62,6 +62,7 @@ struct ap_trust_config {
 
 struct ap_config {
 	char *path;        /* file it was loaded from */
+	char digest[65];   /* SHA-256 (hex) of what the loaded configuration depends on */
 	char *repo_url;
 	char *branch;      /* default "main" */
 	char *ssh_key;     /* optional: private key file (ed25519); public key is ssh_key + ".pub" */

@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "digest.h"
 #include "log.h"
 #include "util.h"
 
@@ -1180,6 +1181,23 @@ int ap_config_default_path(enum ap_scope scope, char **ret)
 	return xdg_path("XDG_CONFIG_HOME", ".config/", "autopull/autopull.yaml", ret);
 }
 
+/* What the loaded configuration depends on: its bytes, the host name it was selected for and
+ * the directories the defaults filled in. */
+static int config_digest(const unsigned char *buf, size_t len, const char *host,
+			 struct ap_config *cfg)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_printf(&b, "autopull-config 1\nhost %s\nscope %d\nunits %s\nstate %s\n%zu\n",
+			      host, (int)cfg->scope, cfg->unit_dir, cfg->state_dir, len);
+
+	if (r >= 0 && len)
+		r = ap_buf_append(&b, buf, len);
+	if (r >= 0)
+		r = ap_digest_sha256_hex(b.data, b.len, cfg->digest);
+	ap_buf_free(&b);
+	return r;
+}
+
 static int load(const char *path, bool force_user, const char *host, struct ap_config **ret)
 {
 	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
@@ -1207,6 +1225,8 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 	if (r < 0)
 		return r;
 	r = apply_defaults(cfg, force_user);
+	if (r >= 0)
+		r = config_digest(buf, len, host, cfg);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(cfg);

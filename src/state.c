@@ -1282,6 +1282,14 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret)
 	if (!l || strncmp(l, "commit ", 7) != 0 || !is_oid(l + 7, strlen(l + 7)))
 		return bad_line(s, "expected", 1, "is not 'commit <id>'");
 	memcpy(set.commit, l + 7, sizeof(set.commit));
+	/* Written before the configuration was part of the key: never matches, so computed again. */
+	if (cur && ap_startswith(cur, "config ")) {
+		l = cut_line(&cur);
+		n++;
+		if (strlen(l + 7) != sizeof(set.config) - 1)
+			return bad_line(s, "expected", n, "is not 'config <digest>'");
+		memcpy(set.config, l + 7, sizeof(set.config));
+	}
 	for (; r >= 0 && (l = cut_line(&cur)); n++) {
 		struct ap_expected *w = realloc(set.v, (set.n + 1) * sizeof(*w));
 
@@ -1305,7 +1313,7 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret)
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e)
 {
 	struct ap_buf b = { 0 };
-	int r = ap_buf_printf(&b, "commit %s\n", e->commit);
+	int r = ap_buf_printf(&b, "commit %s\nconfig %s\n", e->commit, e->config);
 
 	for (size_t i = 0; r >= 0 && i < e->n; i++) {
 		const struct ap_expected *x = &e->v[i];

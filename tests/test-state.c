@@ -346,6 +346,40 @@ static void test_pin_and_numbers_strict(void **s)
 	ap_state_free(st);
 }
 
+/* The expected set names the configuration it was computed under; one without (an older
+ * autopull's) reads with an empty digest, so it never matches and is computed again. */
+static void test_expected(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_expected_set e = { 0 }, back = { 0 };
+	struct ap_expected x = { .path = "/etc/x/a.conf", .repo_path = "x/a.conf", .root_len = 6,
+				 .mode = 04755, .owner = "root" };
+
+	snprintf(e.commit, sizeof(e.commit), "%s", OID_A);
+	memset(e.config, 'c', sizeof(e.config) - 1);
+	snprintf(x.oid, sizeof(x.oid), "%s", OID_B);
+	e.v = &x, e.n = 1;
+	assert_int_equal(ap_state_write_expected(st, &e), 0);
+	assert_int_equal(ap_state_read_expected(st, &back), 0);
+	assert_string_equal(back.config, e.config);
+	assert_int_equal(back.n, 1);
+	assert_int_equal(back.v[0].mode, 04755);
+	assert_int_equal(back.v[0].root_len, 6);
+	assert_null(back.v[0].group);
+	ap_expected_set_clear(&back);
+	put_state(s, "expected", "commit " OID_A "\n" OID_B " 0644 - - 6 x/a.conf /etc/x/a.conf\n");
+	assert_int_equal(ap_state_read_expected(st, &back), 0);
+	assert_string_equal(back.config, "");
+	ap_expected_set_clear(&back);
+	put_state(s, "expected", "commit " OID_A "\n" OID_B " 0644 - - -6 x/a.conf /etc/x/a.conf\n");
+	assert_int_equal(ap_state_read_expected(st, &back), -EBADMSG);
+	put_state(s, "expected", "commit " OID_A "\n" OID_B " 0644 - - 6 x/a.conf /etc/x/a.conf extra\n");
+	assert_int_equal(ap_state_read_expected(st, &back), -EBADMSG);
+	put_state(s, "expected", "commit " OID_A "\nconfig short\n");
+	assert_int_equal(ap_state_read_expected(st, &back), -EBADMSG);
+	ap_state_free(st);
+}
+
 /* A history too large to read is moved aside, not fatal forever. */
 static void test_history_rotation(void **s)
 {
@@ -438,6 +472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guard_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin_and_numbers_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_temps, setup, teardown),
 		cmocka_unit_test(test_parse_owned),

@@ -2,7 +2,9 @@
 # State that cannot be trusted stops the apply, and says where and how to repair it: a
 # commit rolled back by a real failed settle stays skipped when the list of bad commits is
 # unreadable or cut short (the unit is not restarted into the broken definition again); a
-# damaged pin, inventory or journal is named with its line.
+# damaged pin, inventory or journal is named with its line. Drift is keyed on the commit and
+# the configuration: a file whose rule was removed is no longer managed, so `drift: revert`
+# leaves it alone instead of "putting it back" on every tick.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
@@ -99,6 +101,42 @@ t_lines() {
 	rm -f "$S/journal"
 }
 
+t_drift_config() {
+	local t
+	ap_case "drift: a rule removed from the configuration no longer manages its file"
+	fx_reset
+	fx_origin file || { ap_fail "fixture origin"; return; }
+	fx_config "$FX_URL" "" "drift: revert"
+	fx_service web.service install
+	fx_service worker.service install
+	fx_envfile v1
+	fx_commit v1 >/dev/null
+	fx_apply drift-v1 || return
+	check "the env file is installed" grep -qx APP_VERSION=v1 "$FX_ETC/env/app.env"
+	ap_autopull drift-noop --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: a tick (the expected set is stored)" 0 drift-noop
+	# the operator takes env/ out of autopull's hands, then edits the file
+	sed -i '/^  - src: env\/$/,/^    restart: \[worker.service\]$/d' "$AP_CFG"
+	check "the rule is gone from the configuration" not grep -q "src: env/" "$AP_CFG"
+	echo "APP_VERSION=by hand" >"$FX_ETC/env/app.env"
+	for t in 1 2; do
+		ap_autopull "drift-tick$t" --user -c "$AP_CFG" apply
+		ap_expect_rc "$AP_CASE: tick $t" 0 "drift-tick$t"
+		check "tick $t: nothing to put back" not grep -q "putting back" "$AP_TMP/drift-tick$t.err"
+		check "tick $t: no drift reported" not grep -q "differ from" "$AP_TMP/drift-tick$t.err"
+		check "tick $t: the file stays as the operator left it" grep -qx "APP_VERSION=by hand" "$FX_ETC/env/app.env"
+		check "tick $t: drift 0 for the metrics" grep -qx "drift 0" "$S/tick"
+	done
+	check "no revert event" not grep -q '"revert"' "$S/events"
+	# a managed file still drifts and is put back
+	printf '[Unit]\nDescription=edited by hand\n' >"$AP_UNIT_DIR/web.service"
+	ap_autopull drift-managed --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: a managed file that drifted is put back" 0 drift-managed
+	check "put back" grep -q "putting back 1 drifted file(s) (drift: revert), the first '$AP_UNIT_DIR/web.service'" \
+		"$AP_TMP/drift-managed.err"
+	check "its bytes are the commit's again" grep -qx "Description=web.service v1" "$AP_UNIT_DIR/web.service"
+}
+
 # -------------------------------------------------------------------------------------------
 if [ ! -x "$AP_BIN" ]; then
 	ap_fail "no autopull binary at $AP_BIN"
@@ -107,4 +145,5 @@ fi
 t_bad_unreadable
 t_bad_garbled
 t_lines
+t_drift_config
 fx_reset
