@@ -99,6 +99,18 @@ t_lines() {
 	printf 'autopull-journal 2\nfrom %s\nto nonsense\n' "$V1" >"$S/journal"
 	refused_state journal "'$S/journal' is malformed at line 3; move it away"
 	rm -f "$S/journal"
+	# a guard-tripped that cannot be read is a tripped guard (exit 3), with the way out, for
+	# the next commit that would be applied
+	vsvc app.service v3
+	fx_commit v3 >/dev/null
+	echo "rollback of x failed" >"$S/guard-tripped"
+	chmod 0000 "$S/guard-tripped"
+	ap_autopull tripped --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: an unreadable guard-tripped refuses as tripped" 3 tripped
+	check "names the file and the repair" grep -q "failed to read '$S/guard-tripped': Permission denied.*--override-guard" \
+		"$AP_TMP/tripped.err"
+	check "tripped: app.service not restarted" [ "$(ap_unit_prop app.service InvocationID)" = "$INV" ]
+	rm -f "$S/guard-tripped"
 }
 
 t_drift_config() {
@@ -128,6 +140,13 @@ t_drift_config() {
 		check "tick $t: drift 0 for the metrics" grep -qx "drift 0" "$S/tick"
 	done
 	check "no revert event" not grep -q '"revert"' "$S/events"
+	# a damaged expected is a cache: named with its line, computed again, the tick goes on
+	printf 'commit %s\nconfig short\n' "$(applied)" >"$S/expected"
+	ap_autopull drift-expected --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: a damaged expected does not stop the tick" 0 drift-expected
+	check "names the file and line" grep -q "'$S/expected' line 2 is not 'config <digest>'; it is computed again" \
+		"$AP_TMP/drift-expected.err"
+	check "written again with the configuration's digest" grep -qE "^config [0-9a-f]{64}$" "$S/expected"
 	# a managed file still drifts and is put back
 	printf '[Unit]\nDescription=edited by hand\n' >"$AP_UNIT_DIR/web.service"
 	ap_autopull drift-managed --user -c "$AP_CFG" apply
