@@ -664,13 +664,13 @@ static int allow_rewind(struct run *r, const char *applied, const char *target)
 										    : AP_EXIT_FAILED;
 }
 
-/* A walk that gave no verdict. The operator's side (a verifier not installed) is
- * configuration, a verifier that hangs may pass, the machine running out is a failure; any
+/* A walk that gave no verdict. The operator's side (a verifier not installed or not
+ * executable) is configuration, a verifier that hangs may pass, the machine running out is a failure; any
  * other failure while reading or checking a commit refuses the source, recorded like a bad
  * signature, so that a crafted commit cannot stop deploys without an alert. */
 static int walk_failed(struct run *r, const struct source_walk *w, const char *target, int k)
 {
-	if (k == -ENOENT)
+	if (k == -ENOENT || k == -EACCES)
 		return AP_EXIT_USAGE;
 	if (k == -ETIMEDOUT)
 		return AP_EXIT_TEMPFAIL;
