@@ -56,10 +56,13 @@ struct ap_trust_config {
 	char *openpgp_keyring;      /* binary OpenPGP keyring for gpgv, or NULL */
 	enum ap_trust_require require;
 	char *since;                /* first run: verify since..tip (a full commit id), or NULL: the tip */
+	unsigned long long max_date_skew_usec; /* how much older than what it follows a commit
+						* may be dated; default 1 day */
 };
 
 struct ap_config {
 	char *path;        /* file it was loaded from */
+	char digest[65];   /* SHA-256 (hex) of what the loaded configuration depends on */
 	char *repo_url;
 	char *branch;      /* default "main" */
 	char *ssh_key;     /* optional: private key file (ed25519); public key is ssh_key + ".pub" */

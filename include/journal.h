@@ -79,4 +79,8 @@ bool ap_journal_units_finished(const struct ap_journal *j);
 
 /* -EBADMSG (with a short reason in *ret_error when given) for anything malformed. */
 int ap_journal_parse(const char *text, struct ap_journal *ret, const char **ret_error);
+/* The same, with the number of the line found malformed in *ret_line (0: something is
+ * missing rather than wrong). */
+int ap_journal_parse_at(const char *text, struct ap_journal *ret, const char **ret_error,
+			unsigned *ret_line);
 int ap_journal_format(const struct ap_journal *j, char **ret);

@@ -60,6 +60,8 @@ struct ap_repo_commit {
 	const char *author;      /* "Name <email>" */
 	long long time;          /* committer time, seconds since the epoch */
 	unsigned parents;
+	long long parent_time;   /* the newest committer time of its parents; LLONG_MIN
+				  * when it has none */
 	const char *signature;   /* the gpgsig header's value, or NULL when unsigned */
 	size_t signature_len;
 	const char *signed_data; /* the commit as signed (without the signature); NULL if unsigned */

@@ -17,7 +17,8 @@
  *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
  *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
  *   counters        "<name> <value>" monotonic counters for the metrics
- *   expected        what every managed file should be (drift): see struct ap_expected
+ *   expected        what every managed file should be (drift), per commit and configuration:
+ *                   see struct ap_expected
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
  *
  * It never touches managed host files: install.c reads and writes those, state.c stores the
@@ -170,6 +171,7 @@ struct ap_expected {
 };
 struct ap_expected_set {
 	char commit[AP_OID_HEXSZ + 1]; /* the commit these describe */
+	char config[65];               /* under this configuration (its digest) */
 	struct ap_expected *v;
 	size_t n;
 };

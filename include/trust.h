@@ -57,6 +57,10 @@ struct ap_trust_commit {
 	const char *id;          /* 40 hex digits */
 	const char *author;      /* "Name <email>" */
 	long long time;          /* committer time, seconds since the epoch */
+	bool has_floor;
+	long long floor;         /* the newest committer time of its parents and of the applied
+				  * commit it moves on from: it may not be older by more than the
+				  * skew allowed */
 	const char *signature;   /* the gpgsig header, or NULL when unsigned */
 	size_t signature_len;
 	const char *payload;     /* the signed bytes (the commit without its signature) */
@@ -69,6 +73,7 @@ enum ap_trust_status {
 	AP_TRUST_UNKNOWN_KEY,   /* no allowed key made it (or no verifier for its kind) */
 	AP_TRUST_BAD_SIGNATURE, /* does not match the commit */
 	AP_TRUST_KEY_NOT_VALID, /* allowed key, but not for this principal, namespace or time */
+	AP_TRUST_BAD_DATE,      /* committer date outside 1970..9999, or older than what it follows */
 };
 const char *ap_trust_status_to_string(enum ap_trust_status s);
 
@@ -92,6 +97,13 @@ void ap_trust_judge_ssh_find(const char *output, struct ap_trust_verdict *ret);
 /* "YYYYMMDDHHMMSSZ" for ssh-keygen -Overify-time=. */
 int ap_trust_ssh_time(long long t, char ret[16]);
 
+/* The committer date is chosen by whoever signs, so it decides nothing about the key (keys
+ * are checked at the current time); it is only refused when it is impossible (before 1970,
+ * after 9999) or older than the commits it follows by more than skew_s seconds (a signer
+ * back-dating a commit). Returns true with ret set when the date is refused. */
+bool ap_trust_judge_date(const struct ap_trust_commit *c, unsigned long long skew_s,
+			 struct ap_trust_verdict *ret);
+
 /* gpgv takes binary keyrings only: an armored one finds no key at all. */
 bool ap_trust_keyring_is_armored(const char *data, size_t len);
 
@@ -108,7 +120,8 @@ int ap_trust_format_verdict(const struct ap_trust_commit *c, const struct ap_tru
 #define AP_TRUST_CACHE_MAX 100000
 
 /* "autopull-verified 1 <key hash>\n" then one commit id per line, oldest first. Text
- * written for other keys (or damaged) yields no ids: it is never trusted. */
+ * written for other keys (or damaged) yields no ids: it is never trusted. Returns 0, or for
+ * damaged text under the same keys the number of its first damaged line. */
 int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids);
 /* Keeps the newest AP_TRUST_CACHE_MAX ids. */
 int ap_trust_cache_format(char *const *ids, const char *key_hash, char **ret);
@@ -117,15 +130,17 @@ int ap_trust_cache_format(char *const *ids, const char *key_hash, char **ret);
 
 struct ap_trust;
 
-/* Reads the key files and the cache under state_dir. Errors are logged: -ENOENT/-EACCES
- * (a key file cannot be read), -EINVAL (an armored keyring, an empty file). */
-int ap_trust_open(const struct ap_trust_config *c, const char *state_dir, struct ap_trust **ret);
+/* Reads the key files and the cache under state_dir. Keys are checked at now (seconds since
+ * the epoch: valid-after/valid-before of allowed_signers). Errors are logged:
+ * -ENOENT/-EACCES (a key file cannot be read), -EINVAL (an armored keyring, an empty file). */
+int ap_trust_open(const struct ap_trust_config *c, const char *state_dir, long long now,
+		  struct ap_trust **ret);
 void ap_trust_free(struct ap_trust *t);
 static inline void ap_trust_freep(struct ap_trust **t) { if (*t) ap_trust_free(*t); }
 
-/* Verifies one commit (from the cache when it was found good before under the same keys).
- * Returns 0 with a verdict, or <0 when no verdict could be had (logged): -ENOENT (verifier
- * not installed), -ETIMEDOUT, -ENOMEM, -EIO. */
+/* Verifies one commit (from the cache when it was found good before under the same keys; its
+ * date is judged first either way). Returns 0 with a verdict, or <0 when no verdict could be
+ * had (logged): -ENOENT (verifier not installed), -ETIMEDOUT, -ENOMEM, -EIO. */
 int ap_trust_verify(struct ap_trust *t, const struct ap_trust_commit *c,
 		    struct ap_trust_verdict *ret);
 

@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "digest.h"
 #include "fsutil.h"
 #include "log.h"
 #include "util.h"
@@ -742,6 +743,8 @@ static const struct field trust_fields[] = {
 	  .offset = offsetof(struct ap_trust_config, require) },
 	STR("since", struct ap_trust_config, since, 0, commit_id_ok,
 	    "is not a full commit id (40 lower-case hex digits)"),
+	{ .key = "max_date_skew", .type = YAML_SCALAR_NODE, .parse = p_duration,
+	  .offset = offsetof(struct ap_trust_config, max_date_skew_usec) },
 };
 
 static const struct field rule_fields[] = {
@@ -1219,6 +1222,23 @@ static int check_file_owners(const struct ap_config *c)
 	return bad ? -EINVAL : 0;
 }
 
+/* What the loaded configuration depends on: its bytes, the host name it was selected for and
+ * the directories the defaults filled in. */
+static int config_digest(const unsigned char *buf, size_t len, const char *host,
+			 struct ap_config *cfg)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_printf(&b, "autopull-config 1\nhost %s\nscope %d\nunits %s\nstate %s\n%zu\n",
+			      host, (int)cfg->scope, cfg->unit_dir, cfg->state_dir, len);
+
+	if (r >= 0 && len)
+		r = ap_buf_append(&b, buf, len);
+	if (r >= 0)
+		r = ap_digest_sha256_hex(b.data, b.len, cfg->digest);
+	ap_buf_free(&b);
+	return r;
+}
+
 static int load(const char *path, bool force_user, const char *host, struct ap_config **ret)
 {
 	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
@@ -1237,6 +1257,7 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 		return -ENOMEM;
 	cfg->connect_timeout_usec = 10ULL * 1000000;
 	cfg->io_timeout_usec = 60ULL * 1000000;
+	cfg->trust.max_date_skew_usec = 24ULL * 3600 * 1000000;
 	cfg->guard = (struct ap_guard_config){ .max_restarts = 3,
 					       .window_usec = 5ULL * 60 * 1000000,
 					       .settle_usec = 10ULL * 1000000,
@@ -1245,6 +1266,8 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 	if (r < 0)
 		return r;
 	r = apply_defaults(cfg, force_user);
+	if (r >= 0)
+		r = config_digest(buf, len, host, cfg);
 	if (r < 0)
 		return r;
 	r = check_file_owners(cfg);

@@ -1,5 +1,5 @@
 /* Drift (see drift.h). The expected files of a commit are computed once per applied commit
- * from the mirror (a plan from the empty tree, files only) and stored; a check then costs one
+ * and configuration from the mirror (a plan from the empty tree, files only) and stored; a check then costs one
  * read and one hash per managed file.
  *
  * Deliberately not here: putting files back (a revert is an apply, engine.c). */
@@ -73,8 +73,10 @@ static int compute_expected(struct ap_ctx *c, const char *commit, struct ap_expe
 		r = ap_plan_build(c->cfg, &ch, NULL, "", commit, &p, &error);
 	if (r >= 0)
 		r = expected_of_plan(p, ret);
-	if (r >= 0)
+	if (r >= 0) {
 		snprintf(ret->commit, sizeof(ret->commit), "%s", commit);
+		snprintf(ret->config, sizeof(ret->config), "%s", c->cfg->digest);
+	}
 	free(error);
 	if (p)
 		ap_plan_free(p);
@@ -88,7 +90,9 @@ int ap_drift_expected(struct ap_ctx *c, const char *commit, struct ap_expected_s
 {
 	int r = ap_state_read_expected(c->st, ret);
 
-	if (r >= 0 && strcmp(ret->commit, commit) == 0)
+	/* Keyed on the configuration too: a rule removed from it no longer manages its files,
+	 * whatever the commit holds. */
+	if (r >= 0 && strcmp(ret->commit, commit) == 0 && strcmp(ret->config, c->cfg->digest) == 0)
 		return 0;
 	if (r >= 0)
 		ap_expected_set_clear(ret);

@@ -434,7 +434,8 @@ static int record_rollback(void *u, const struct ap_journal *j, const char *why,
 	_cleanup_free_ char *tripped = NULL;
 	int r = ap_state_find_bad(e->st, j->to, NULL);
 
-	if (r == 0)
+	/* A damaged line elsewhere in the list must not lose this entry (it was logged). */
+	if (r == 0 || r == -EBADMSG)
 		r = ap_state_add_bad(e->st, j->to, why);
 	/* An apply that superseded an unfinished one rolls back to that one's files, whose
 	 * actions ran again in this apply: that commit is what the host runs now. */

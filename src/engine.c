@@ -11,6 +11,8 @@
  *                         journal's commit to the new tip and do what is owed with it, so that
  *                         a fix always applies and nothing owed is lost. */
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,7 +32,6 @@
 #include "repo.h"
 #include "spawn.h"
 #include "state.h"
-#include "trust.h"
 #include "trust.h"
 #include "unitfile.h"
 #include "unitpolicy.h"
@@ -584,33 +585,66 @@ static int finish_interrupted(struct run *r)
  * runs once the target is known and before anything is planned, for apply and dry-run
  * alike, and returns an exit code. A refusal changes nothing; it is recorded like any. */
 
+/* The one way a source is refused, whatever refused it: the message naming the commit and
+ * the reason, then (unless a dry run) the `refused` event, its counter and on_refused hook.
+ * reason is the event's result and the metric's label; why goes to the event and the hook.
+ * Returns the exit code of a refused source. */
+static int refuse_source(struct run *r, const char *reason, const char *commit, const char *why,
+			 const char *fmt, ...) _printf_(5, 6);
+static int refuse_source(struct run *r, const char *reason, const char *commit, const char *why,
+			 const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	ap_log_error(-EPERM, "refusing %.12s: %s; nothing was changed", commit,
+		     msg ? msg : why);
+	if (!r->o->dry_run)
+		note(r, AP_EVENT_REFUSED, reason, commit, why, NULL);
+	return AP_EXIT_INVALID;
+}
+
 struct source_walk {
 	struct ap_trust *trust;
 	bool dry_run;
 	FILE *out;                  /* where a dry run lists every verdict */
+	bool has_applied_time;
+	long long applied_time;     /* the applied commit's date, when moving forward from it */
+	char current[AP_OID_HEXSZ + 1]; /* the commit being verified */
 	char bad[AP_OID_HEXSZ + 1]; /* the first commit that failed */
+	char line[512];             /* its verdict, for people */
+	char reason[320];           /* the same without what the repository says (the author) */
 };
 
 static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 {
 	struct source_walk *w = userdata;
-	const struct ap_trust_commit c = { .id = rc->id, .author = rc->author, .time = rc->time,
-					   .signature = rc->signature,
-					   .signature_len = rc->signature_len,
-					   .payload = rc->signed_data, .payload_len = rc->signed_len };
+	struct ap_trust_commit c = { .id = rc->id, .author = rc->author, .time = rc->time,
+				     .has_floor = rc->parents > 0 && rc->parent_time != LLONG_MIN,
+				     .floor = rc->parent_time, .signature = rc->signature,
+				     .signature_len = rc->signature_len,
+				     .payload = rc->signed_data, .payload_len = rc->signed_len };
 	struct ap_trust_verdict v;
 	struct ap_buf b = { 0 };
-	int k = ap_trust_verify(w->trust, &c, &v);
+	int k;
 
+	if (w->has_applied_time && (!c.has_floor || w->applied_time > c.floor))
+		c.has_floor = true, c.floor = w->applied_time;
+	memcpy(w->current, rc->id, sizeof(w->current));
+	k = ap_trust_verify(w->trust, &c, &v);
 	if (k >= 0)
 		k = ap_trust_format_verdict(&c, &v, &b);
 	if (k >= 0 && w->dry_run)
 		fprintf(w->out, "source: %s", b.data);
 	if (k >= 0 && v.status != AP_TRUST_GOOD && !*w->bad) {
 		memcpy(w->bad, rc->id, sizeof(w->bad));
-		if (!w->dry_run)
-			ap_log_error(-EPERM, "refusing: commit %.*s; nothing was changed",
-				     (int)b.len - 1, b.data);
+		snprintf(w->line, sizeof(w->line), "%.*s", (int)b.len - 1, b.data);
+		snprintf(w->reason, sizeof(w->reason), "%s %s: %s", rc->id,
+			 ap_trust_status_to_string(v.status), v.why);
 	}
 	ap_buf_free(&b);
 	return k < 0 ? k : *w->bad && !w->dry_run;
@@ -619,13 +653,12 @@ static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 /* A rewritten history is applied only when the operator said so, with a reason. */
 static int allow_rewind(struct run *r, const char *applied, const char *target)
 {
-	if (!r->o->allow_rewind && !r->c->cfg->allow_rewind) {
-		ap_log_error(-EPERM, "refusing %.12s: it does not descend from the applied commit "
-			     "%.12s: history was rewritten (force-push or rewind); nothing was "
-			     "changed. To apply it anyway: autopull apply --allow-rewind --reason "
-			     "TEXT (or repo.allow_rewind: true)", target, applied);
-		return AP_EXIT_INVALID;
-	}
+	if (!r->o->allow_rewind && !r->c->cfg->allow_rewind)
+		return refuse_source(r, "rewind", target, "history was rewritten",
+				     "it does not descend from the applied commit %.12s: history "
+				     "was rewritten (force-push or rewind). To apply it anyway: "
+				     "autopull apply --allow-rewind --reason TEXT (or "
+				     "repo.allow_rewind: true)", applied);
 	ap_log_warning("history was rewritten: %.12s does not descend from the applied commit "
 		       "%.12s; applying it (%s)", target, applied,
 		       r->o->allow_rewind ? r->o->reason : "repo.allow_rewind: true");
@@ -636,17 +669,38 @@ static int allow_rewind(struct run *r, const char *applied, const char *target)
 										    : AP_EXIT_FAILED;
 }
 
-/* Which exit code a failed walk gets: a verifier that is not installed or a key file that
- * cannot be read is configuration; a verifier that hangs may pass. */
-static int verify_exit_code(int k)
+/* A walk that gave no verdict. The operator's side (a verifier not installed or not
+ * executable) is configuration, a verifier that hangs may pass, the machine running out is a failure; any
+ * other failure while reading or checking a commit refuses the source, recorded like a bad
+ * signature, so that a crafted commit cannot stop deploys without an alert. */
+static int walk_failed(struct run *r, const struct source_walk *w, const char *target, int k)
 {
-	if (k == -ENOENT || k == -EACCES || k == -EINVAL)
+	if (k == -ENOENT || k == -EACCES)
 		return AP_EXIT_USAGE;
-	return k == -ETIMEDOUT ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+	if (k == -ETIMEDOUT)
+		return AP_EXIT_TEMPFAIL;
+	if (k == -ENOMEM || k == -ENOSPC || k == -EDQUOT || k == -EMFILE || k == -ENFILE)
+		return AP_EXIT_FAILED;
+	return refuse_source(r, "untrusted", target, "the signature could not be checked",
+			     "commit %.12s: its signature could not be checked (%s)",
+			     *w->current ? w->current : target, strerror(-k));
 }
 
-static int check_signatures(struct run *r, const struct ap_trust_range *range, const char *target,
-			    char ret_bad[AP_OID_HEXSZ + 1])
+/* The applied commit's date bounds the dates of the commits that follow it. */
+static void applied_time(struct run *r, enum ap_source_move m, const char *applied,
+			 struct source_walk *w)
+{
+	struct ap_commit_info info = { 0 };
+
+	if (m != AP_MOVE_FORWARD || ap_repo_commit_info(r->c->repo, applied, &info) < 0)
+		return;
+	w->has_applied_time = true;
+	w->applied_time = (long long)info.time;
+	ap_commit_info_clear(&info);
+}
+
+static int check_signatures(struct run *r, const struct ap_trust_range *range, enum ap_source_move m,
+			    const char *applied, const char *target)
 {
 	const struct ap_trust_config *t = &r->c->cfg->trust;
 	/* stdout stays one JSON document with --json */
@@ -660,21 +714,24 @@ static int check_signatures(struct run *r, const struct ap_trust_range *range, c
 			     t->since, target, r->c->cfg->branch);
 		return AP_EXIT_USAGE;
 	}
-	if ((k = ap_trust_open(t, r->c->cfg->state_dir, &w.trust)) < 0)
+	if (ap_trust_open(t, r->c->cfg->state_dir, (long long)(ap_now_realtime_usec() / 1000000),
+			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
+	applied_time(r, m, applied, &w);
 	k = ap_repo_walk(r->c->repo, range->from, target, range->first_parent, source_commit, &w);
 	if (k >= 0 && !r->o->dry_run)
 		(void)ap_trust_save(w.trust); /* the good ones stay good, whatever came after */
 	ap_trust_free(w.trust);
 	if (k < 0)
-		return verify_exit_code(k);
-	memcpy(ret_bad, w.bad, sizeof(w.bad));
-	return *w.bad ? AP_EXIT_INVALID : AP_EXIT_OK;
+		return walk_failed(r, &w, target, k);
+	if (*w.bad)
+		return refuse_source(r, "untrusted", target, w.reason, "commit %s", w.line);
+	return AP_EXIT_OK;
 }
 
 static int check_source(struct run *r, const char *applied, const char *target)
 {
-	char from[AP_OID_HEXSZ + 1] = "", bad[AP_OID_HEXSZ + 1] = "";
+	char from[AP_OID_HEXSZ + 1] = "";
 	int fwd = 1, back = 0, code = AP_EXIT_OK;
 	struct ap_trust_range range;
 	enum ap_source_move m;
@@ -692,16 +749,11 @@ static int check_source(struct run *r, const char *applied, const char *target)
 	/* a pin is a chosen commit, like --commit: going back to it is a rollback */
 	m = ap_trust_classify(applied, target, fwd > 0, back > 0,
 			      r->o->commit != NULL || r->pin.commit[0]);
-	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(r, applied, target)) != AP_EXIT_OK) {
-		if (!r->o->dry_run)
-			note(r, AP_EVENT_REFUSED, "rewind", target, "history was rewritten", NULL);
+	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(r, applied, target)) != AP_EXIT_OK)
 		return code;
-	}
 	ap_trust_range(&r->c->cfg->trust, m, applied, &range);
 	if (range.check)
-		code = check_signatures(r, &range, target, bad);
-	if (*bad && !r->o->dry_run)
-		note(r, AP_EVENT_REFUSED, "untrusted", target, bad, NULL);
+		code = check_signatures(r, &range, m, applied, target);
 	return code;
 }
 
@@ -761,23 +813,29 @@ static int find_target(struct run *r, char ret[AP_OID_HEXSZ + 1])
 		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit, r->c->cfg->branch);
 	if (k <= 0)
 		return k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
-	return o->pin ? pin(r, ret) : AP_EXIT_OK;
+	return AP_EXIT_OK;
 }
 
 /* A commit whose apply was rolled back is skipped until the branch moves on or --commit
- * names it. */
-static bool is_bad(struct run *r, const char *target, bool warn)
+ * names it. Returns 1 (skip it), 0, or <0 when the list cannot be read: then nobody can tell
+ * whether the commit was rolled back, and applying it again is what the list exists to stop
+ * (state.c names the file, the line and the repair). */
+static int is_bad(struct run *r, const char *target, bool warn)
 {
 	_cleanup_free_ char *why = NULL;
+	int k;
 
-	if (r->o->commit || strcmp(target, r->applied) == 0 ||
-	    ap_state_find_bad(r->c->st, target, &why) <= 0)
-		return false;
-	if (warn)
+	if (r->o->commit || strcmp(target, r->applied) == 0)
+		return 0;
+	k = ap_state_find_bad(r->c->st, target, &why);
+	if (k < 0)
+		ap_log_error(k, "refusing to apply %.12s: the list of rolled-back commits cannot be "
+			     "read; nothing was changed", target);
+	if (k > 0 && warn)
 		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
 			       "or run 'autopull apply --commit %.12s' to retry it", target, why,
 			       target);
-	return true;
+	return k;
 }
 
 static int read_state(struct run *r)
@@ -861,9 +919,10 @@ static int show_owed(struct run *r)
  * the branch moved on. */
 static int resume(struct run *r, const char *target)
 {
-	bool forward = strcmp(target, r->j.to) == 0 || is_bad(r, target, false);
+	int bad = strcmp(target, r->j.to) == 0 ? 0 : is_bad(r, target, false);
+	bool forward = strcmp(target, r->j.to) == 0 || bad > 0;
 	struct ap_journal next = { 0 };
-	int code = make_plan(r, r->j.to, forward ? r->j.to : target), k;
+	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, r->j.to, forward ? r->j.to : target), k;
 
 	if (code != AP_EXIT_OK)
 		return code;
@@ -915,8 +974,8 @@ static int apply_fresh(struct run *r, const char *target)
 	struct ap_journal j = { 0 };
 	int code;
 
-	if (!r->o->from && is_bad(r, target, true))
-		return AP_EXIT_OK;
+	if (!r->o->from && (code = is_bad(r, target, true)) != 0)
+		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
 	if (!r->o->from)
@@ -958,6 +1017,10 @@ static int apply_locked(struct run *r)
 	/* What the host's files are at: an unfinished apply's commit once its files are in. */
 	if ((code = check_source(r, r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES)
 					    ? r->j.to : r->applied, target)) != AP_EXIT_OK)
+		return code;
+	/* Only a source that passed its checks is pinned: a refused one would be refused again
+	 * on every tick until someone unpins. */
+	if (r->o->commit && r->o->pin && (code = pin(r, target)) != AP_EXIT_OK)
 		return code;
 	if (r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES) && !r->o->from)
 		return resume(r, target);

@@ -219,13 +219,30 @@ static int parse_line(struct ap_journal *j, char *line, bool v1, unsigned *seen)
 	return -EBADMSG;
 }
 
+/* The line number of l, a line of copy (cut in place), counted in text, which copy copies. */
+static unsigned line_of(const char *text, const char *copy, const char *l)
+{
+	unsigned n = 1;
+
+	for (size_t i = 0; i < (size_t)(l - copy); i++)
+		n += text[i] == '\n';
+	return n;
+}
+
 int ap_journal_parse(const char *text, struct ap_journal *ret, const char **ret_error)
+{
+	return ap_journal_parse_at(text, ret, ret_error, NULL);
+}
+
+int ap_journal_parse_at(const char *text, struct ap_journal *ret, const char **ret_error,
+			unsigned *ret_line)
 {
 	_cleanup_free_ char *copy = strdup(text ? text : "");
 	struct ap_journal j = { 0 };
 	bool v1 = ap_startswith(copy ? copy : "", "from ");
 	unsigned seen = 0, need = v1 ? 0x3u : 0x1fu; /* from to (base mode done) */
 	char *save = NULL, *l;
+	unsigned line = 0;
 	int r = 0;
 
 	if (!copy)
@@ -233,11 +250,12 @@ int ap_journal_parse(const char *text, struct ap_journal *ret, const char **ret_
 	l = strtok_r(copy, "\n", &save);
 	if (!v1) {
 		if (!l || strcmp(l, JOURNAL_MAGIC) != 0)
-			r = -EBADMSG;
+			r = -EBADMSG, line = l ? line_of(text, copy, l) : 1;
 		l = strtok_r(NULL, "\n", &save);
 	}
 	for (; r >= 0 && l; l = strtok_r(NULL, "\n", &save))
-		r = parse_line(&j, l, v1, &seen);
+		if ((r = parse_line(&j, l, v1, &seen)) == -EBADMSG)
+			line = line_of(text, copy, l);
 	if (r >= 0 && (seen & need) != need)
 		r = -EBADMSG;
 	if (r >= 0 && v1)
@@ -245,6 +263,8 @@ int ap_journal_parse(const char *text, struct ap_journal *ret, const char **ret_
 	if (r >= 0 && (j.mode == AP_JOURNAL_ROLLBACK) != (j.why != NULL))
 		r = -EBADMSG;
 	if (r < 0) {
+		if (ret_line)
+			*ret_line = line;
 		if (ret_error)
 			*ret_error = r == -ENOMEM ? "out of memory" : "malformed";
 		ap_journal_clear(&j);

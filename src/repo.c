@@ -253,6 +253,17 @@ static int visit_commit(struct ap_repo *r, const git_oid *id, ap_repo_commit_fn 
 	rc.author = author;
 	rc.time = (long long)git_commit_time(c);
 	rc.parents = git_commit_parentcount(c);
+	rc.parent_time = LLONG_MIN;
+	for (unsigned i = 0; k >= 0 && i < rc.parents; i++) {
+		git_commit *p = NULL;
+
+		/* A parent missing from the object store: the walk that follows says so. */
+		if (git_commit_parent(&p, c, i) < 0)
+			continue;
+		if ((long long)git_commit_time(p) > rc.parent_time)
+			rc.parent_time = (long long)git_commit_time(p);
+		git_commit_free(p);
+	}
 	if (is_signed) {
 		rc.signature = sig.ptr;
 		rc.signature_len = sig.size;

@@ -30,6 +30,86 @@ struct ap_state {
 	int lockfd;
 };
 
+/* How to put each file right when it cannot be read or parsed: a state file autopull cannot
+ * trust stops the apply, so the message must say what to do. */
+static const struct {
+	const char *name, *repair;
+} repairs[] = {
+	{ "bad", "each line is '<commit> <usec> <reason>': fix or delete that line (deleting it "
+		 "lets that rolled-back commit be applied again)" },
+	{ "pin", "'autopull unpin' removes it" },
+	{ "owned", "each line is an absolute path autopull installed: fix or delete that line (a "
+		   "deleted path is no longer managed)" },
+	{ "journal", "move it away to start over (the host may then be between two commits until "
+		     "the next apply)" },
+	{ "guard-tripped", "'autopull apply --override-guard --reason TEXT' clears it" },
+	{ "expected", "it is computed again from the applied commit" },
+	{ "last-apply", "delete it: the next apply writes it again" },
+};
+
+static const char *repair_of(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(repairs); i++)
+		if (strcmp(repairs[i].name, name) == 0)
+			return repairs[i].repair;
+	return "check its owner (autopull's user) and mode (0600)";
+}
+
+/* A line of name that does not parse. Returns -EBADMSG. */
+static int bad_line(const struct ap_state *s, const char *name, unsigned line, const char *what)
+{
+	return ap_log_error(-EBADMSG, "'%s/%s' line %u %s; %s", s->path, name, line, what,
+			    repair_of(name));
+}
+
+/* The next line of a text being cut in place, NULL at its end. An empty line is a line (it
+ * counts for the line numbers in messages). */
+static char *cut_line(char **cursor)
+{
+	char *l = *cursor, *nl;
+
+	if (!l || !*l)
+		return NULL;
+	nl = strchr(l, '\n');
+	if (nl) {
+		*nl = '\0';
+		*cursor = nl + 1;
+	} else {
+		*cursor = l + strlen(l);
+	}
+	return l;
+}
+
+/* A decimal number, strictly: digits only (no sign, no blanks, no base prefix), at most max.
+ * Returns the end, or NULL (sscanf's %llu takes "-1" and wraps on overflow). */
+static const char *parse_number(const char *p, unsigned long long max, unsigned long long *ret)
+{
+	unsigned long long v = 0;
+	const char *start = p;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (d > max || v > (max - d) / 10)
+			return NULL;
+		v = v * 10 + d;
+	}
+	if (p == start)
+		return NULL;
+	*ret = v;
+	return p;
+}
+
+/* The same, ending at a space (skipped) or at the end of the line. */
+static const char *parse_word_number(const char *p, unsigned long long max,
+				     unsigned long long *ret)
+{
+	p = parse_number(p, max, ret);
+	if (!p || (*p != ' ' && *p != '\0'))
+		return NULL;
+	return *p == ' ' ? p + 1 : p;
+}
+
 int ap_state_open(const char *dir, struct ap_state **ret)
 {
 	struct ap_state *s = calloc(1, sizeof(*s));
@@ -196,7 +276,8 @@ static int read_file(struct ap_state *s, const char *name, size_t max, char **re
 	int r = ap_fs_read_beneath(s->dirfd, name, max, ret, &len);
 
 	if (r < 0 && r != -ENOENT)
-		ap_log_error(r, "failed to read '%s/%s': %s", s->path, name, strerror(-r));
+		ap_log_error(r, "failed to read '%s/%s': %s (it must be a regular file autopull's "
+			     "user can read; %s)", s->path, name, strerror(-r), repair_of(name));
 	return r;
 }
 
@@ -270,15 +351,18 @@ int ap_state_read_journal(struct ap_state *s, struct ap_journal *ret)
 {
 	_cleanup_free_ char *text = NULL;
 	const char *why = NULL;
+	unsigned line = 0;
 	int r = read_file(s, "journal", STATE_MAX_FILE, &text);
+	char where[32] = " (incomplete)";
 
 	if (r < 0)
 		return r;
-	r = ap_journal_parse(text, ret, &why);
+	r = ap_journal_parse_at(text, ret, &why, &line);
+	if (r == -EBADMSG && line)
+		snprintf(where, sizeof(where), " at line %u", line);
 	if (r == -EBADMSG)
-		return ap_log_error(r, "'%s/journal' is %s; move it away to start over (the host may "
-				       "then be between two commits until the next apply)",
-				    s->path, why ? why : "malformed");
+		return ap_log_error(r, "'%s/journal' is %s%s; %s", s->path, why ? why : "malformed",
+				    where, repair_of("journal"));
 	return r;
 }
 
@@ -324,8 +408,16 @@ int ap_state_read_owned(struct ap_state *s, char ***ret)
 		*ret = NULL;
 		return 0;
 	}
-	if (r >= 0 && (r = ap_state_parse_owned(text, ret)) == -EBADMSG)
-		ap_log_error(r, "'%s/owned' holds a line that is not an absolute path", s->path);
+	if (r >= 0 && (r = ap_state_parse_owned(text, ret)) == -EBADMSG) {
+		char *cur = text, *l;
+		unsigned n = 0;
+
+		while ((l = cut_line(&cur)) &&
+		       (n++, !*l || (ap_path_is_normalized_absolute(l) && strcmp(l, "/") != 0)))
+			;
+		ap_log_error(r, "'%s/owned' holds a line that is not an absolute path: line %u; %s",
+			     s->path, n, repair_of("owned"));
+	}
 	return r;
 }
 
@@ -395,36 +487,61 @@ static int push_entry(struct ap_fileset *f, struct ap_host_file *e)
 	return 0;
 }
 
+/* "-" (the user autopull runs as) or a uid/gid. */
+static int parse_id(const char *w, unsigned *ret)
+{
+	unsigned long long v;
+	const char *end;
+
+	if (strcmp(w, "-") == 0) {
+		*ret = (unsigned)-1;
+		return 0;
+	}
+	if (!(end = parse_number(w, (unsigned)-2, &v)) || *end)
+		return -EBADMSG;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static bool is_mode(const char *w)
+{
+	return *w && strlen(w) <= 4 && strspn(w, "01234567") == strlen(w);
+}
+
+/* "<id> <kind> <mode> <uid> <gid> <owned> <root_len> <path>", or before owners were kept
+ * "<id> <kind> <mode> <path>". The path is the rest of the line and starts with '/', which no
+ * other word does. */
 static int parse_manifest_line(char *l, struct ap_host_file *e)
 {
-	char kind[16], mode[16], uid[16], gid[16];
-	unsigned id, owned = 1;
-	size_t root_len = 0;
-	int off = 0;
+	char *w[7], *path = l;
+	unsigned long long id, owned = 1, root_len = 0;
+	unsigned uid = (unsigned)-1, gid = (unsigned)-1;
+	const char *end;
+	size_t n = 0;
 
-	if (sscanf(l, "%u %15s %15s %15s %15s %u %zu %n", &id, kind, mode, uid, gid, &owned,
-		   &root_len, &off) == 7 && off > 0 && l[off] == '/') {
-		e->uid = strcmp(uid, "-") == 0 ? (uid_t)-1 : (uid_t)strtoul(uid, NULL, 10);
-		e->gid = strcmp(gid, "-") == 0 ? (gid_t)-1 : (gid_t)strtoul(gid, NULL, 10);
-	} else if (off = 0, sscanf(l, "%u %15s %15s %n", &id, kind, mode, &off) == 3 && off > 0 &&
-		   l[off] == '/') {
-		e->uid = (uid_t)-1;
-		e->gid = (gid_t)-1;
-		root_len = 0;
-	} else
+	while (n < ELEMENTSOF(w) && path && *path != '/')
+		w[n++] = strsep(&path, " ");
+	if (!path || *path != '/' || (n != 3 && n != 7) ||
+	    !(end = parse_number(w[0], (unsigned)-1, &id)) || *end)
 		return -EBADMSG;
-	e->dir = strcmp(kind, "absentdir") == 0;
+	if (n == 7 && (parse_id(w[3], &uid) < 0 || parse_id(w[4], &gid) < 0 ||
+		       !(end = parse_number(w[5], 1, &owned)) || *end ||
+		       !(end = parse_number(w[6], SIZE_MAX, &root_len)) || *end))
+		return -EBADMSG;
+	e->dir = strcmp(w[1], "absentdir") == 0;
+	e->present = strcmp(w[1], "present") == 0;
 	/* A created directory may be the configured root or above it: no relation to check. */
-	if (!ap_path_is_normalized_absolute(l + off) || owned > 1 ||
-	    (!e->dir && (root_len >= strlen(l + off) || (root_len && l[off + root_len] != '/'))) ||
-	    (strcmp(kind, "present") != 0 && strcmp(kind, "absent") != 0 && !e->dir))
+	if (!ap_path_is_normalized_absolute(path) || (e->present && !is_mode(w[2])) ||
+	    (!e->dir && (root_len >= strlen(path) || (root_len && path[root_len] != '/'))) ||
+	    (!e->present && strcmp(w[1], "absent") != 0 && !e->dir))
 		return -EBADMSG;
-	e->id = id;
-	e->present = strcmp(kind, "present") == 0;
-	e->mode = e->present ? (mode_t)strtoul(mode, NULL, 8) & 07777 : 0;
-	e->owned = owned;
-	e->root_len = root_len;
-	e->path = strdup(l + off);
+	e->uid = (uid_t)uid;
+	e->gid = (gid_t)gid;
+	e->id = (unsigned)id;
+	e->mode = e->present ? (mode_t)strtoul(w[2], NULL, 8) & 07777 : 0;
+	e->owned = (unsigned)owned;
+	e->root_len = (size_t)root_len;
+	e->path = strdup(path);
 	return e->path ? 0 : -ENOMEM;
 }
 
@@ -636,26 +753,41 @@ int ap_state_add_bad(struct ap_state *s, const char *commit, const char *why)
 	return line ? append_line(s, "bad", line) : -ENOMEM;
 }
 
+/* "<commit> <usec> <why>": why (within l), or NULL when l is not such a line. */
+static const char *parse_bad_line(const char *l, unsigned long long *ret_usec)
+{
+	if (!is_oid(l, strcspn(l, " ")) || l[AP_OID_HEXSZ] != ' ')
+		return NULL;
+	return parse_word_number(l + AP_OID_HEXSZ + 1, UINT64_MAX, ret_usec);
+}
+
 int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why)
 {
-	_cleanup_free_ char *bad = NULL;
+	_cleanup_free_ char *bad = NULL, *found = NULL;
+	char *cur, *l;
+	unsigned n = 0;
 	int r = read_file(s, "bad", STATE_MAX_FILE, &bad);
 
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return r;
-	for (char *save = NULL, *l = strtok_r(bad, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		const char *why;
+	/* Every line, not only up to a match: a damaged line may be the commit's own. */
+	for (cur = bad; (l = cut_line(&cur));) {
+		unsigned long long usec;
+		const char *why = parse_bad_line(l, &usec);
 
-		if (strncmp(l, commit, AP_OID_HEXSZ) != 0 || l[AP_OID_HEXSZ] != ' ')
-			continue;
-		why = strchr(l + AP_OID_HEXSZ + 1, ' '); /* past the time */
-		if (ret_why && !(*ret_why = strdup(why ? why + 1 : "")))
+		n++;
+		if (!why)
+			return bad_line(s, "bad", n, "is malformed");
+		if (!found && strncmp(l, commit, AP_OID_HEXSZ) == 0 && !(found = strdup(why)))
 			return -ENOMEM;
-		return 1;
 	}
-	return 0;
+	if (!found)
+		return 0;
+	if (ret_why)
+		*ret_why = TAKE_PTR(found);
+	return 1;
 }
 
 void ap_bad_free(struct ap_bad *v, size_t n)
@@ -679,18 +811,18 @@ int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
 	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
 	     l = strtok_r(NULL, "\n", &save)) {
 		unsigned long long usec;
-		int off = 0;
+		const char *why = parse_bad_line(l, &usec);
 		struct ap_bad *w;
 
-		if (!is_oid(l, strcspn(l, " ")) || sscanf(l + AP_OID_HEXSZ, " %llu %n", &usec, &off) != 1)
-			continue;
+		if (!why)
+			continue; /* status shows what it can; an apply refuses (find_bad) */
 		w = realloc(v, (n + 1) * sizeof(*v));
 		if (!w) {
 			r = -ENOMEM;
 			break;
 		}
 		v = w;
-		v[n] = (struct ap_bad){ .realtime_usec = usec, .why = strdup(l + AP_OID_HEXSZ + off) };
+		v[n] = (struct ap_bad){ .realtime_usec = usec, .why = strdup(why) };
 		memcpy(v[n].commit, l, AP_OID_HEXSZ);
 		v[n].commit[AP_OID_HEXSZ] = '\0';
 		if (!v[n++].why)
@@ -718,13 +850,12 @@ static int summary(struct ap_state *s, const char *name, unsigned usec_word, uns
 		return 0;
 	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l;
 	     l = strtok_r(NULL, "\n", &save)) {
-		char *w = l, *end;
+		char *w = l;
 		unsigned long long t;
 
 		for (unsigned i = 0; i < usec_word && w; i++)
 			w = (w = strchr(w, ' ')) ? w + 1 : NULL;
-		t = w ? strtoull(w, &end, 10) : 0;
-		if (w && (*end == ' ' || !*end) && t > *ret_last)
+		if (w && parse_word_number(w, UINT64_MAX, &t) && t > *ret_last)
 			*ret_last = t;
 		(*ret_n)++;
 	}
@@ -786,13 +917,15 @@ int ap_state_write_restarted(struct ap_state *s, char *const *units)
 int ap_state_read_last_apply(struct ap_state *s, struct ap_last_apply *ret)
 {
 	_cleanup_free_ char *text = NULL;
-	unsigned long long ts;
-	int ok, r = read_file(s, "last-apply", 4096, &text);
+	unsigned long long ts, ok;
+	const char *p;
+	int r = read_file(s, "last-apply", 4096, &text);
 
 	if (r < 0)
 		return r;
-	if (sscanf(text, "%llu %d", &ts, &ok) != 2)
-		return ap_log_error(-EBADMSG, "'%s/last-apply' is malformed", s->path);
+	text[strcspn(text, "\n")] = '\0';
+	if (!(p = parse_word_number(text, UINT64_MAX, &ts)) || !(p = parse_number(p, 1, &ok)) || *p)
+		return bad_line(s, "last-apply", 1, "is malformed");
 	*ret = (struct ap_last_apply){ .realtime_usec = ts, .ok = ok != 0 };
 	return 0;
 }
@@ -964,18 +1097,23 @@ int ap_state_read_pin(struct ap_state *s, struct ap_pin *ret)
 {
 	_cleanup_free_ char *text = NULL;
 	unsigned long long usec;
-	char oid[AP_OID_HEXSZ + 1];
-	int off = 0, r = read_file(s, "pin", 8192, &text);
+	const char *reason = NULL;
+	char *cur, *l;
+	int r = read_file(s, "pin", 8192, &text);
 
 	if (r < 0)
 		return r;
-	text[strcspn(text, "\n")] = '\0';
-	if (sscanf(text, "%40s %llu %n", oid, &usec, &off) != 2 || off == 0 ||
-	    !is_oid(oid, strlen(oid)))
-		return ap_log_error(-EBADMSG, "'%s/pin' is malformed; 'autopull unpin' removes it",
-				    s->path);
-	*ret = (struct ap_pin){ .realtime_usec = usec, .reason = strdup(text + off) };
-	memcpy(ret->commit, oid, sizeof(oid));
+	cur = text;
+	l = cut_line(&cur);
+	if (l && is_oid(l, strcspn(l, " ")) && l[AP_OID_HEXSZ] == ' ')
+		reason = parse_word_number(l + AP_OID_HEXSZ + 1, UINT64_MAX, &usec);
+	if (!reason)
+		return bad_line(s, "pin", 1, "is malformed");
+	if (cut_line(&cur))
+		return bad_line(s, "pin", 2, "is one line too many");
+	*ret = (struct ap_pin){ .realtime_usec = usec, .reason = strdup(reason) };
+	memcpy(ret->commit, l, AP_OID_HEXSZ);
+	ret->commit[AP_OID_HEXSZ] = '\0';
 	return ret->reason ? 0 : -ENOMEM;
 }
 
@@ -1010,9 +1148,14 @@ int ap_state_read_counters(struct ap_state *s, struct ap_counter **ret, size_t *
 	     l = strtok_r(NULL, "\n", &save)) {
 		struct ap_counter c = { 0 }, *w;
 		unsigned long long value;
+		size_t nl = strcspn(l, " ");
+		const char *end;
 
-		if (sscanf(l, "%63s %llu", c.name, &value) != 2)
-			continue; /* a damaged line only loses that counter */
+		/* a damaged line only loses that counter */
+		if (nl == 0 || nl >= sizeof(c.name) || l[nl] != ' ' ||
+		    !(end = parse_number(l + nl + 1, UINT64_MAX, &value)) || *end)
+			continue;
+		memcpy(c.name, l, nl);
 		c.value = value;
 		w = realloc(v, (n + 1) * sizeof(*v));
 		if (!w) {
@@ -1102,20 +1245,25 @@ void ap_expected_set_clear(struct ap_expected_set *e)
  * (repository paths are checked, host paths are derived from them and the config). */
 static int parse_expected(char *l, struct ap_expected *e)
 {
-	char oid[AP_OID_HEXSZ + 2], mode[16], owner[64], group[64], repo[4096], path[4096];
-	size_t root_len;
+	char *w[7];
+	unsigned long long root_len;
+	const char *end;
 
-	if (sscanf(l, "%41s %15s %63s %63s %zu %4095s %4095s", oid, mode, owner, group, &root_len,
-		   repo, path) != 7 || !is_oid(oid, strlen(oid)) ||
-	    !ap_path_is_normalized_absolute(path) || root_len >= strlen(path))
+	for (size_t i = 0; i < ELEMENTSOF(w); i++)
+		if (!(w[i] = strsep(&l, " ")) || !*w[i])
+			return -EBADMSG;
+	if (l || !is_oid(w[0], strlen(w[0])) || strlen(w[1]) > 4 ||
+	    strspn(w[1], "01234567") != strlen(w[1]) ||
+	    !(end = parse_number(w[4], SIZE_MAX, &root_len)) || *end ||
+	    !ap_path_is_normalized_absolute(w[6]) || root_len >= strlen(w[6]))
 		return -EBADMSG;
-	memcpy(e->oid, oid, sizeof(e->oid));
-	e->mode = (mode_t)strtoul(mode, NULL, 8) & 07777;
-	e->root_len = root_len;
-	e->path = strdup(path);
-	e->repo_path = strdup(repo);
-	e->owner = strcmp(owner, "-") ? strdup(owner) : NULL;
-	e->group = strcmp(group, "-") ? strdup(group) : NULL;
+	memcpy(e->oid, w[0], sizeof(e->oid));
+	e->mode = (mode_t)strtoul(w[1], NULL, 8) & 07777;
+	e->root_len = (size_t)root_len;
+	e->path = strdup(w[6]);
+	e->repo_path = strdup(w[5]);
+	e->owner = strcmp(w[2], "-") ? strdup(w[2]) : NULL;
+	e->group = strcmp(w[3], "-") ? strdup(w[3]) : NULL;
 	return e->path && e->repo_path ? 0 : -ENOMEM;
 }
 
@@ -1124,16 +1272,25 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret)
 	_cleanup_free_ char *text = NULL;
 	struct ap_expected_set set = { 0 };
 	int r = read_file(s, "expected", STATE_MAX_FILE, &text);
-
-	char *save = NULL, *l;
+	unsigned n = 1;
+	char *cur, *l;
 
 	if (r < 0)
 		return r;
-	l = strtok_r(text, "\n", &save);
+	cur = text;
+	l = cut_line(&cur);
 	if (!l || strncmp(l, "commit ", 7) != 0 || !is_oid(l + 7, strlen(l + 7)))
-		return ap_log_error(-EBADMSG, "'%s/expected' is malformed", s->path);
+		return bad_line(s, "expected", 1, "is not 'commit <id>'");
 	memcpy(set.commit, l + 7, sizeof(set.commit));
-	for (l = strtok_r(NULL, "\n", &save); l && r >= 0; l = strtok_r(NULL, "\n", &save)) {
+	/* Written before the configuration was part of the key: never matches, so computed again. */
+	if (cur && ap_startswith(cur, "config ")) {
+		l = cut_line(&cur);
+		n++;
+		if (strlen(l + 7) != sizeof(set.config) - 1)
+			return bad_line(s, "expected", n, "is not 'config <digest>'");
+		memcpy(set.config, l + 7, sizeof(set.config));
+	}
+	for (; r >= 0 && (l = cut_line(&cur)); n++) {
 		struct ap_expected *w = realloc(set.v, (set.n + 1) * sizeof(*w));
 
 		if (!w) {
@@ -1147,7 +1304,7 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret)
 	}
 	if (r < 0) {
 		ap_expected_set_clear(&set);
-		return r == -EBADMSG ? ap_log_error(r, "'%s/expected' is malformed", s->path) : r;
+		return r == -EBADMSG ? bad_line(s, "expected", n, "is malformed") : r;
 	}
 	*ret = set;
 	return 0;
@@ -1156,7 +1313,7 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret)
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e)
 {
 	struct ap_buf b = { 0 };
-	int r = ap_buf_printf(&b, "commit %s\n", e->commit);
+	int r = ap_buf_printf(&b, "commit %s\nconfig %s\n", e->commit, e->config);
 
 	for (size_t i = 0; r >= 0 && i < e->n; i++) {
 		const struct ap_expected *x = &e->v[i];

@@ -71,7 +71,7 @@ const char *ap_trust_status_to_string(enum ap_trust_status s)
 	static const char *const names[] = {
 		[AP_TRUST_GOOD] = "good", [AP_TRUST_UNSIGNED] = "unsigned",
 		[AP_TRUST_UNKNOWN_KEY] = "unknown key", [AP_TRUST_BAD_SIGNATURE] = "bad signature",
-		[AP_TRUST_KEY_NOT_VALID] = "key not valid",
+		[AP_TRUST_KEY_NOT_VALID] = "key not valid", [AP_TRUST_BAD_DATE] = "bad date",
 	};
 
 	return (unsigned)s < ELEMENTSOF(names) ? names[s] : "?";
@@ -182,7 +182,7 @@ void ap_trust_judge_ssh_find(const char *output, struct ap_trust_verdict *ret)
 	*ret = (struct ap_trust_verdict){ 0 };
 	if (ssh_key_time_problem(output))
 		return verdict(ret, AP_TRUST_KEY_NOT_VALID, "the SSH key's allowed_signers entry "
-			       "is not valid at the commit time (valid-after/valid-before)");
+			       "is not valid now (valid-after/valid-before)");
 	verdict(ret, AP_TRUST_UNKNOWN_KEY, "the SSH key is not in allowed_signers");
 }
 
@@ -207,8 +207,8 @@ void ap_trust_judge_ssh_verify(int exit_status, const char *output, const char *
 		return verdict(ret, AP_TRUST_KEY_NOT_VALID, "the SSH key of '%.80s' is not allowed "
 			       "for namespace git (namespaces= in allowed_signers)", principal);
 	if (ssh_key_time_problem(output))
-		return verdict(ret, AP_TRUST_KEY_NOT_VALID, "the SSH key of '%.80s' is not valid at "
-			       "the commit time (valid-after/valid-before)", principal);
+		return verdict(ret, AP_TRUST_KEY_NOT_VALID, "the SSH key of '%.80s' is not valid "
+			       "now (valid-after/valid-before)", principal);
 	verdict(ret, AP_TRUST_BAD_SIGNATURE, "bad SSH signature (it does not match the commit)");
 }
 
@@ -220,6 +220,29 @@ int ap_trust_ssh_time(long long t, char ret[16])
 	if (!gmtime_r(&tt, &tm) || strftime(ret, 16, "%Y%m%d%H%M%SZ", &tm) != 15)
 		return -EINVAL;
 	return 0;
+}
+
+/* 10000-01-01T00:00:00Z: ssh-keygen, strftime("%Y") and people read four-digit years. */
+#define YEAR_10000 253402300800LL
+
+bool ap_trust_judge_date(const struct ap_trust_commit *c, unsigned long long skew_s,
+			 struct ap_trust_verdict *ret)
+{
+	char when[16], floor[16];
+
+	*ret = (struct ap_trust_verdict){ 0 };
+	if (c->time < 0 || c->time >= YEAR_10000) {
+		verdict(ret, AP_TRUST_BAD_DATE, "its committer date (%lld) is outside the years "
+			"1970..9999", c->time);
+		return true;
+	}
+	if (!c->has_floor || c->time >= c->floor || (unsigned long long)(c->floor - c->time) <= skew_s)
+		return false;
+	if (ap_trust_ssh_time(c->time, when) < 0 || ap_trust_ssh_time(c->floor, floor) < 0)
+		snprintf(when, sizeof(when), "?"), snprintf(floor, sizeof(floor), "?");
+	verdict(ret, AP_TRUST_BAD_DATE, "it is dated %.8s, %lld s before the commit it follows "
+		"(%.8s); trust.max_date_skew allows %llu s", when, c->floor - c->time, floor, skew_s);
+	return true;
 }
 
 bool ap_trust_keyring_is_armored(const char *data, size_t len)
@@ -283,13 +306,14 @@ int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids
 	if (strncmp(l, CACHE_MAGIC, ml) != 0 || strncmp(l + ml, key_hash, hl) != 0 ||
 	    l[ml + hl] != '\n')
 		return 0; /* other keys, another format, or damaged: trust none of it */
-	for (l += ml + hl + 1; *l; ) {
+	l += ml + hl + 1;
+	for (int line = 2; *l; line++) {
 		size_t n = strcspn(l, "\n");
 		char id[AP_OID_HEXSZ + 1];
 		int r;
 
 		if (!is_commit_id(l, n) || l[n] != '\n')
-			return 0;
+			return line; /* damaged: trust none of it either */
 		memcpy(id, l, AP_OID_HEXSZ);
 		id[AP_OID_HEXSZ] = '\0';
 		if ((r = ap_strv_push(&ids, id)) < 0)
@@ -329,6 +353,7 @@ struct ap_trust {
 	char **fresh;              /* found good in this run */
 	char *tmp;                 /* private 0700 dir for the verifiers, made on first use */
 	int tmpfd;
+	long long now;             /* keys are valid or not at this time */
 };
 
 /* Splits an absolute path at its last '/' and reads it beneath its directory (a symlink
@@ -385,6 +410,9 @@ static int load_cache(struct ap_trust *t)
 		return ap_log_error(r, "failed to read '%s': %s", path, strerror(-r));
 	if ((r = ap_trust_cache_parse(text, t->key_hash, &t->cached)) < 0)
 		return r;
+	if (r > 0)
+		ap_log_warning("'%s' is damaged at line %d: the commits it listed are verified again",
+			       path, r);
 	n = ap_strv_length(t->cached);
 	if (!(t->sorted = calloc(n + 1, sizeof(char *))))
 		return -ENOMEM;
@@ -394,7 +422,8 @@ static int load_cache(struct ap_trust *t)
 	return 0;
 }
 
-int ap_trust_open(const struct ap_trust_config *c, const char *state_dir, struct ap_trust **ret)
+int ap_trust_open(const struct ap_trust_config *c, const char *state_dir, long long now,
+		  struct ap_trust **ret)
 {
 	struct ap_trust *t = calloc(1, sizeof(*t));
 	int r;
@@ -405,6 +434,7 @@ int ap_trust_open(const struct ap_trust_config *c, const char *state_dir, struct
 	}
 	t->c = c;
 	t->tmpfd = -1;
+	t->now = now;
 	r = read_key_file("ssh_allowed_signers", c->ssh_allowed_signers, &t->signers, &t->signers_len);
 	if (r >= 0)
 		r = read_key_file("openpgp_keyring", c->openpgp_keyring, &t->keyring, &t->keyring_len);
@@ -559,8 +589,9 @@ static int principals_of(const char *output, const char *signers, char ***ret)
 	return 0;
 }
 
-/* find-principals names the allowed principals of the signing key (at the commit time),
- * then verify checks the signature for each until one is good. */
+/* find-principals names the allowed principals of the signing key, then verify checks the
+ * signature for each until one is good. Both at the current time: git passes the committer
+ * date, which whoever signs chooses, so a retired key could back-date its way in. */
 static int verify_ssh(struct ap_trust *t, long long when, struct ap_trust_verdict *ret)
 {
 	_cleanup_free_ char *signers = tmp_path(t, "allowed_signers"), *sig = tmp_path(t, "sig");
@@ -635,7 +666,8 @@ int ap_trust_verify(struct ap_trust *t, const struct ap_trust_commit *c,
 	enum ap_sig_kind kind = ap_trust_sig_kind(c->signature, c->signature_len);
 	int r;
 
-	if (verdict_without_verifier(t, c, kind, ret))
+	if (ap_trust_judge_date(c, t->c->max_date_skew_usec / 1000000, ret) ||
+	    verdict_without_verifier(t, c, kind, ret))
 		return 0;
 	r = ensure_tmp(t);
 	if (r >= 0)
@@ -645,7 +677,7 @@ int ap_trust_verify(struct ap_trust *t, const struct ap_trust_commit *c,
 	if (r < 0)
 		return ap_log_error(r, "failed to write commit %.12s for its signature check: %s",
 				    c->id, strerror(-r));
-	r = kind == AP_SIG_SSH ? verify_ssh(t, c->time, ret) : verify_openpgp(t, ret);
+	r = kind == AP_SIG_SSH ? verify_ssh(t, t->now, ret) : verify_openpgp(t, ret);
 	if (r >= 0 && ret->status == AP_TRUST_GOOD)
 		r = ap_strv_push(&t->fresh, c->id);
 	return r;

@@ -247,6 +247,21 @@ static void test_full(void **state)
 	ap_config_free(c);
 }
 
+/* The digest drift keys its expected files on: the same file gives the same digest, a rule
+ * removed gives another. */
+static void test_digest(void **state)
+{
+	struct ap_config *a = load_ok(REPO, false), *b = load_ok(REPO, false);
+	struct ap_config *c = load_ok(REPO "files:\n  - src: env/\n    dest: /etc/app/\n", false);
+	struct ap_config *u = load_ok(REPO, true);
+
+	assert_int_equal(strlen(a->digest), 64);
+	assert_string_equal(a->digest, b->digest);
+	assert_string_not_equal(a->digest, c->digest);
+	assert_string_not_equal(a->digest, u->digest); /* another scope, other directories */
+	ap_config_free(a), ap_config_free(b), ap_config_free(c), ap_config_free(u);
+}
+
 static void test_defaults_system(void **state)
 {
 	struct ap_config *c = load_ok(REPO, false);
@@ -832,6 +847,7 @@ int main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_hosts),
+		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_defaults_system),
 		cmocka_unit_test(test_trust_defaults),
 		cmocka_unit_test(test_defaults_user),

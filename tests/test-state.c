@@ -45,6 +45,18 @@ static struct ap_state *open_state(void **s)
 	return st;
 }
 
+/* Writes a state file as a person or a damaged disk might leave it. */
+static void put_state(void **s, const char *name, const char *text)
+{
+	char *path = ap_strdupf("%s/state/%s", (char *)*s, name);
+	FILE *fp = fopen(path, "we");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+	free(path);
+}
+
 static void test_applied(void **s)
 {
 	struct ap_state *st = open_state(s);
@@ -184,6 +196,15 @@ static void test_fileset_old_manifest(void **s)
 	fputs("0 present 0644 relative/path\n", fp);
 	fclose(fp);
 	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, false, &f), -EBADMSG);
+	/* numbers are digits only: a negative uid is not "the user autopull runs as" */
+	put_state(s, "backup/" OID_A "/manifest", "0 present 0644 -5 - 1 4 /etc/x.conf\n");
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, false, &f), -EBADMSG);
+	put_state(s, "backup/" OID_A "/manifest", "-1 present 0644 /etc/x.conf\n");
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, false, &f), -EBADMSG);
+	put_state(s, "backup/" OID_A "/manifest", "0 present 0644 0 0 1 4 /etc/x.conf\n");
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, false, &f), 0);
+	assert_int_equal(ap_state_fileset_find(f, "/etc/x.conf")->uid, 0);
+	ap_state_fileset_free(f);
 	free(dir), free(m);
 	ap_state_free(st);
 }
@@ -238,6 +259,124 @@ static void test_guard_files(void **s)
 	free(why);
 	assert_int_equal(ap_state_clear_tripped(st), 0);
 	assert_int_equal(ap_state_read_tripped(st, &why), -ENOENT);
+	ap_state_free(st);
+}
+
+/* A list of rolled-back commits that cannot be trusted is an error, not "not listed": a
+ * damaged line may be the commit's own. Numbers are digits only: no sign, no overflow. */
+static void test_bad_strict(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_bad *v = NULL;
+	char *why = NULL;
+	size_t n = 0;
+
+	put_state(s, "bad", OID_A " 1700000000000000 unit failed\n");
+	assert_int_equal(ap_state_find_bad(st, OID_A, &why), 1);
+	assert_string_equal(why, "unit failed");
+	free(why), why = NULL;
+	put_state(s, "bad", OID_B " 1 ok\n" OID_A " -1 wrapped\n");
+	assert_int_equal(ap_state_find_bad(st, OID_A, &why), -EBADMSG);
+	assert_null(why);
+	assert_int_equal(ap_state_find_bad(st, OID_B, &why), -EBADMSG);
+	put_state(s, "bad", OID_A " 99999999999999999999 overflow\n");
+	assert_int_equal(ap_state_find_bad(st, OID_A, NULL), -EBADMSG);
+	put_state(s, "bad", OID_A " 12x not a number\n");
+	assert_int_equal(ap_state_find_bad(st, OID_A, NULL), -EBADMSG);
+	put_state(s, "bad", "\n" OID_A " 1 an empty line before\n");
+	assert_int_equal(ap_state_find_bad(st, OID_A, NULL), -EBADMSG);
+	put_state(s, "bad", OID_A); /* cut short */
+	assert_int_equal(ap_state_find_bad(st, OID_A, NULL), -EBADMSG);
+	/* status shows the lines it can read */
+	put_state(s, "bad", OID_B " 5 ok\ngarbage\n");
+	assert_int_equal(ap_state_list_bad(st, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].realtime_usec, 5);
+	ap_bad_free(v, n);
+	/* unreadable: an error too */
+	put_state(s, "bad", "");
+	assert_int_equal(ap_state_find_bad(st, OID_A, NULL), 0);
+	{
+		char *path = ap_strdupf("%s/state/bad", (char *)*s);
+
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(mkdir(path, 0700), 0);
+		assert_true(ap_state_find_bad(st, OID_A, NULL) < 0);
+		assert_int_equal(rmdir(path), 0);
+		free(path);
+	}
+	ap_state_free(st);
+}
+
+static void test_pin_and_numbers_strict(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_pin pin = { 0 };
+	struct ap_last_apply la;
+	struct ap_counter *c = NULL;
+	size_t n = 0;
+
+	put_state(s, "pin", OID_A " 42 hold\n");
+	assert_int_equal(ap_state_read_pin(st, &pin), 0);
+	assert_int_equal(pin.realtime_usec, 42);
+	assert_string_equal(pin.reason, "hold");
+	ap_pin_clear(&pin);
+	put_state(s, "pin", OID_A " -42 hold\n");
+	assert_int_equal(ap_state_read_pin(st, &pin), -EBADMSG);
+	put_state(s, "pin", OID_A " +42 hold\n");
+	assert_int_equal(ap_state_read_pin(st, &pin), -EBADMSG);
+	put_state(s, "pin", OID_A " 42 hold\n" OID_B " 43 another\n");
+	assert_int_equal(ap_state_read_pin(st, &pin), -EBADMSG);
+	put_state(s, "pin", "0123 42 short id\n");
+	assert_int_equal(ap_state_read_pin(st, &pin), -EBADMSG);
+	put_state(s, "last-apply", "-1 1\n");
+	assert_int_equal(ap_state_read_last_apply(st, &la), -EBADMSG);
+	put_state(s, "last-apply", "10 2\n");
+	assert_int_equal(ap_state_read_last_apply(st, &la), -EBADMSG);
+	put_state(s, "last-apply", "10 1\n");
+	assert_int_equal(ap_state_read_last_apply(st, &la), 0);
+	assert_true(la.ok && la.realtime_usec == 10);
+	put_state(s, "counters", "a 3\nb -1\nc 18446744073709551616\nd 18446744073709551615\n");
+	assert_int_equal(ap_state_read_counters(st, &c, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(c[0].name, "a");
+	assert_string_equal(c[1].name, "d");
+	assert_true(c[1].value == UINT64_MAX);
+	free(c);
+	ap_state_free(st);
+}
+
+/* The expected set names the configuration it was computed under; one without (an older
+ * autopull's) reads with an empty digest, so it never matches and is computed again. */
+static void test_expected(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_expected_set e = { 0 }, back = { 0 };
+	struct ap_expected x = { .path = "/etc/x/a.conf", .repo_path = "x/a.conf", .root_len = 6,
+				 .mode = 04755, .owner = "root" };
+
+	snprintf(e.commit, sizeof(e.commit), "%s", OID_A);
+	memset(e.config, 'c', sizeof(e.config) - 1);
+	snprintf(x.oid, sizeof(x.oid), "%s", OID_B);
+	e.v = &x, e.n = 1;
+	assert_int_equal(ap_state_write_expected(st, &e), 0);
+	assert_int_equal(ap_state_read_expected(st, &back), 0);
+	assert_string_equal(back.config, e.config);
+	assert_int_equal(back.n, 1);
+	assert_int_equal(back.v[0].mode, 04755);
+	assert_int_equal(back.v[0].root_len, 6);
+	assert_null(back.v[0].group);
+	ap_expected_set_clear(&back);
+	put_state(s, "expected", "commit " OID_A "\n" OID_B " 0644 - - 6 x/a.conf /etc/x/a.conf\n");
+	assert_int_equal(ap_state_read_expected(st, &back), 0);
+	assert_string_equal(back.config, "");
+	ap_expected_set_clear(&back);
+	put_state(s, "expected", "commit " OID_A "\n" OID_B " 0644 - - -6 x/a.conf /etc/x/a.conf\n");
+	assert_int_equal(ap_state_read_expected(st, &back), -EBADMSG);
+	put_state(s, "expected", "commit " OID_A "\n" OID_B " 0644 - - 6 x/a.conf /etc/x/a.conf extra\n");
+	assert_int_equal(ap_state_read_expected(st, &back), -EBADMSG);
+	put_state(s, "expected", "commit " OID_A "\nconfig short\n");
+	assert_int_equal(ap_state_read_expected(st, &back), -EBADMSG);
 	ap_state_free(st);
 }
 
@@ -331,6 +470,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fileset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fileset_old_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pin_and_numbers_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_temps, setup, teardown),
 		cmocka_unit_test(test_parse_owned),

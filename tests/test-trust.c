@@ -442,11 +442,11 @@ static void test_cache_format(void **state)
 	assert_int_equal(ap_trust_cache_parse(text, other, &none), 0);
 	assert_null(none);
 	bad = ap_strdupf("%sxyz\n", text);
-	assert_int_equal(ap_trust_cache_parse(bad, hash, &damaged), 0);
+	assert_int_equal(ap_trust_cache_parse(bad, hash, &damaged), 4);
 	assert_null(damaged);
 	free(bad);
 	bad = strndup(text, strlen(text) - 1); /* a cut last line */
-	assert_int_equal(ap_trust_cache_parse(bad, hash, &damaged), 0);
+	assert_int_equal(ap_trust_cache_parse(bad, hash, &damaged), 3);
 	assert_null(damaged);
 }
 
@@ -541,7 +541,7 @@ static void test_ssh_verdicts(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	v = check(t, "payload.alice.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	assert_false(v.cached);
@@ -550,12 +550,14 @@ static void test_ssh_verdicts(void **state)
 	assert_int_equal(v.status, AP_TRUST_BAD_SIGNATURE);
 	v = check(t, "payload.mallory.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_UNKNOWN_KEY);
-	/* old@ may sign until 2020 (valid-before): checked at the commit time, not now */
+	/* old@ may sign until 2020 (valid-before): checked now, whatever date the commit
+	 * claims, or a retired key back-dates its way in */
 	v = check(t, "payload.old.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
-	assert_non_null(strstr(v.why, "not valid at the commit time"));
+	assert_non_null(strstr(v.why, "not valid now"));
 	v = check(t, "payload.old.sig", IN_2019, false);
-	assert_int_equal(v.status, AP_TRUST_GOOD);
+	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
+	assert_non_null(strstr(v.why, "not valid now"));
 	v = check(t, "payload.other.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
 	assert_non_null(strstr(v.why, "namespace"));
@@ -568,13 +570,73 @@ static void test_ssh_verdicts(void **state)
 	fixture_free(f);
 }
 
+/* The same key, opened at a time before its valid-before: good, whatever the commit says. */
+static void test_ssh_key_checked_now(void **state)
+{
+	struct fixture *f = fixture_new("allowed_signers", NULL);
+	struct ap_trust *t = NULL;
+	struct ap_trust_verdict v;
+
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, IN_2019, &t), 0);
+	v = check(t, "payload.old.sig", IN_2019, false);
+	assert_int_equal(v.status, AP_TRUST_GOOD);
+	ap_trust_free(t);
+	fixture_free(f);
+}
+
+/* Impossible dates are refused before any verifier runs (ssh-keygen cannot even be told
+ * such a time); a cached commit is no exception. */
+static void test_ssh_bad_dates(void **state)
+{
+	struct fixture *f = fixture_new("allowed_signers", NULL);
+	struct ap_trust *t = NULL;
+	struct ap_trust_verdict v;
+
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	v = check(t, "payload.alice.sig", 253402300800LL, false);
+	assert_int_equal(v.status, AP_TRUST_BAD_DATE);
+	assert_non_null(strstr(v.why, "1970..9999"));
+	v = check(t, "payload.alice.sig", -1, false);
+	assert_int_equal(v.status, AP_TRUST_BAD_DATE);
+	v = check(t, "payload.alice.sig", 253402300799LL, false);
+	assert_int_equal(v.status, AP_TRUST_GOOD);
+	v = check(t, "payload.alice.sig", 253402300800LL, false); /* now in the cache */
+	assert_int_equal(v.status, AP_TRUST_BAD_DATE);
+	ap_trust_free(t);
+	fixture_free(f);
+}
+
+static void test_judge_date(void **state)
+{
+	struct ap_trust_commit c = { .id = id, .author = "A <a@b>", .time = NOW };
+	struct ap_trust_verdict v;
+
+	assert_false(ap_trust_judge_date(&c, 86400, &v));
+	c.has_floor = true, c.floor = NOW + 86400;
+	assert_false(ap_trust_judge_date(&c, 86400, &v)); /* exactly the skew allowed */
+	c.floor = NOW + 86401;
+	assert_true(ap_trust_judge_date(&c, 86400, &v));
+	assert_int_equal(v.status, AP_TRUST_BAD_DATE);
+	assert_non_null(strstr(v.why, "86401 s before the commit it follows"));
+	assert_non_null(strstr(v.why, "trust.max_date_skew"));
+	c.floor = IN_2019; /* newer than what it follows: fine */
+	assert_false(ap_trust_judge_date(&c, 0, &v));
+	c.time = -86400 * 365LL * 1000;
+	assert_true(ap_trust_judge_date(&c, 0, &v));
+	c.time = 0, c.has_floor = false;
+	assert_false(ap_trust_judge_date(&c, 0, &v));
+	c.time = 253402300800LL;
+	assert_true(ap_trust_judge_date(&c, 0, &v));
+	assert_int_equal(v.status, AP_TRUST_BAD_DATE);
+}
+
 static void test_openpgp_verdicts(void **state)
 {
 	struct fixture *f = fixture_new(NULL, "bob.gpg");
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	v = check(t, "payload.pgp0.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	assert_non_null(strstr(v.signer, gpg_fpr[0]));
@@ -595,14 +657,14 @@ static void test_openpgp_expired_revoked(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	v = check(t, "payload.pgp2.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
 	assert_non_null(strstr(v.why, "expired"));
 	ap_trust_free(t);
 	fixture_free(f);
 	f = fixture_new(NULL, "dan.gpg");
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	v = check(t, "payload.pgp3.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
 	assert_non_null(strstr(v.why, "revoked"));
@@ -615,15 +677,15 @@ static void test_armored_keyring_refused(void **state)
 	struct fixture *f = fixture_new(NULL, "bob.asc");
 	struct ap_trust *t = NULL;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), -EINVAL);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), -EINVAL);
 	assert_null(t);
 	fixture_free(f);
 	f = fixture_new("missing_signers", NULL);
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), -ENOENT);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), -ENOENT);
 	fixture_free(f);
 	put("empty_signers", "", 0);
 	f = fixture_new("empty_signers", NULL);
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), -EINVAL);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), -EINVAL);
 	fixture_free(f);
 }
 
@@ -637,7 +699,7 @@ static void test_cache_file(void **state)
 	struct stat st;
 	size_t len;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	assert_int_equal(ap_trust_save(t), 0); /* nothing new: no file */
 	{
 		_cleanup_free_ char *p = path_of("state/verified");
@@ -658,7 +720,7 @@ static void test_cache_file(void **state)
 		assert_int_equal(st.st_mode & 07777, 0600);
 	}
 	/* Reopened: the same id is good from the cache, whatever its signature now says. */
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	v = check(t, NULL, NOW, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	assert_true(v.cached);
@@ -669,7 +731,7 @@ static void test_cache_file(void **state)
 	free(f->signers);
 	f->signers = path_of("allowed_signers2");
 	f->cfg.ssh_allowed_signers = f->signers;
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
 	v = check(t, NULL, NOW, false);
 	assert_int_equal(v.status, AP_TRUST_UNSIGNED);
 	assert_false(v.cached);
@@ -691,6 +753,9 @@ int main(void)
 		cmocka_unit_test(test_cache_bounded),
 		cmocka_unit_test(test_format_verdict),
 		cmocka_unit_test(test_ssh_verdicts),
+		cmocka_unit_test(test_ssh_key_checked_now),
+		cmocka_unit_test(test_ssh_bad_dates),
+		cmocka_unit_test(test_judge_date),
 		cmocka_unit_test(test_openpgp_verdicts),
 		cmocka_unit_test(test_openpgp_expired_revoked),
 		cmocka_unit_test(test_armored_keyring_refused),

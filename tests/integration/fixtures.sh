@@ -47,6 +47,21 @@ fx_service() {
 	} | fx_write "systemd/$name"
 }
 
+# fx_vservice UNIT VERSION [broken]: a service that appends VERSION to $FX_LOG/<name>.versions
+# at every start and then sleeps; "broken" exits 1 at once and restarts (it never settles).
+fx_vservice() {
+	{
+		printf '[Unit]\nDescription=%s %s\nStartLimitIntervalSec=0\n\n[Service]\n' "$1" "$2"
+		if [ "${3:-}" = broken ]; then
+			printf 'ExecStart=/bin/sh -c "echo %s >> %s/%s.versions; exit 1"\n' "$2" "$FX_LOG" "${1%.service}"
+			printf 'Restart=always\nRestartSec=300ms\n'
+		else
+			printf 'ExecStart=/bin/sh -c "echo %s >> %s/%s.versions; exec sleep infinity"\n' "$2" "$FX_LOG" "${1%.service}"
+		fi
+		printf '\n[Install]\nWantedBy=default.target\n'
+	} | fx_write "systemd/$1"
+}
+
 # fx_oneshot NAME [DESCRIPTION]: systemd/NAME, Type=oneshot /bin/true, no [Install].
 fx_oneshot() {
 	printf '[Unit]\nDescription=%s\nStartLimitIntervalSec=0\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n' \

@@ -37,18 +37,7 @@ metric() {
 
 # versioned service NAME VERSION [broken]: writes its version to a file when it starts, so
 # that the test can tell which definition runs; broken exits 1 right away and restarts.
-vsvc() {
-	{
-		printf '[Unit]\nDescription=%s %s\nStartLimitIntervalSec=0\n\n[Service]\n' "$1" "$2"
-		if [ "${3:-}" = broken ]; then
-			printf 'ExecStart=/bin/sh -c "echo %s >> %s/%s.versions; exit 1"\n' "$2" "$FX_LOG" "${1%.service}"
-			printf 'Restart=always\nRestartSec=300ms\n'
-		else
-			printf 'ExecStart=/bin/sh -c "echo %s >> %s/%s.versions; exec sleep infinity"\n' "$2" "$FX_LOG" "${1%.service}"
-		fi
-		printf '\n[Install]\nWantedBy=default.target\n'
-	} | fx_write "systemd/$1"
-}
+vsvc() { fx_vservice "$@"; }
 
 start() {
 	ap_case "$1"

@@ -15,17 +15,6 @@ FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
 not() { ! "$@"; }
 applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-# refused REASON: autopull_refused_total{reason=REASON} in the metrics file.
-refused_metric() {
-	"$AP_PY" - "$AP_STATE_DIR/metrics.prom" "$1" <<-'PY'
-	import sys
-	from prometheus_client.parser import text_string_to_metric_families
-	for f in text_string_to_metric_families(open(sys.argv[1]).read()):
-	    for s in f.samples:
-	        if s.name == "autopull_refused_total" and s.labels.get("reason") == sys.argv[2]:
-	            print(int(s.value))
-	PY
-}
 
 # start NAME [EXTRA_YAML]: fresh slate; web.service committed (signed by alice) and applied.
 start() {
@@ -143,7 +132,7 @@ t_signed_ssh() {
 	ap_git "$FX_ORIGIN" reset -q --hard "$v2"
 	fx_service web.service install "web v3 by retired"
 	tk_commit_as retired "retired" >/dev/null
-	refused retired 4 "key not valid: the SSH key's allowed_signers entry is not valid at the commit time"
+	refused retired 4 "key not valid: the SSH key's allowed_signers entry is not valid now"
 	ap_git "$FX_ORIGIN" reset -q --hard "$v2"
 	applies good
 	check "v2 applied" [ "$(applied)" = "$v2" ]

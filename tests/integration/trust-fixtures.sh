@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Fixtures for t-50-trust.sh: signing keys made at test time, an sshd and an HTTPS git
-# server on loopback, and a black-holed port. Sourced by t-50 after lib.sh.
+# Fixtures for t-50-trust.sh and t-52-trust-dates.sh: signing keys made at test time, an sshd and an HTTPS git
+# server on loopback, and a black-holed port. Sourced by them after lib.sh.
 #
 #   ssh signing keys     $TK/alice (allowed), $TK/mallory (unknown), $TK/retired (allowed
 #                        only before 2020 by valid-before) in $TK/allowed_signers
@@ -39,6 +39,18 @@ tk_keys() {
 	# gpg as of a day when Carol's key was valid, for signing with it
 	printf '#!/bin/sh\nexec gpg --faked-system-time 20200101T010000! "$@"\n' >"$TK/oldgpg"
 	chmod 0755 "$TK/oldgpg"
+}
+
+# refused_metric REASON: autopull_refused_total{reason=REASON} in the metrics file.
+refused_metric() {
+	"$AP_PY" - "$AP_STATE_DIR/metrics.prom" "$1" <<-'PY'
+	import sys
+	from prometheus_client.parser import text_string_to_metric_families
+	for f in text_string_to_metric_families(open(sys.argv[1]).read()):
+	    for s in f.samples:
+	        if s.name == "autopull_refused_total" and s.labels.get("reason") == sys.argv[2]:
+	            print(int(s.value))
+	PY
 }
 
 tk_fpr() { tk_as_user gpg --with-colons --list-keys "$1" | awk -F: '/^fpr/ { print $10; exit }'; }
