@@ -42,6 +42,11 @@ char *ap_strdupvf(const char *fmt, va_list ap) _printf_(1, 0);
 bool ap_startswith(const char *s, const char *prefix);
 bool ap_endswith(const char *s, const char *suffix);
 bool ap_streq_ptr(const char *a, const char *b);
+/* Whether unit name matches pattern (a name or a glob of one) as systemd matches unit
+ * patterns: fnmatch() with FNM_NOESCAPE, because a backslash in a unit name is part of an
+ * escape such as "\x2d", never a glob escape. Every unit glob (guard.watch, restart:,
+ * reload:, `autopull log UNIT`) goes through here. */
+bool ap_unit_glob_match(const char *pattern, const char *name);
 
 /* A repository path is safe when it is relative, has no empty, "." or ".." component,
  * no NUL (implied) and no control characters, and is at most PATH_MAX bytes long. */

@@ -2,6 +2,7 @@
  * No I/O beyond asking whether an fd is a terminal. */
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,6 +111,11 @@ bool ap_streq_ptr(const char *a, const char *b)
 	if (!a || !b)
 		return a == b;
 	return strcmp(a, b) == 0;
+}
+
+bool ap_unit_glob_match(const char *pattern, const char *name)
+{
+	return fnmatch(pattern, name, FNM_NOESCAPE) == 0;
 }
 
 /* Checks every '/'-separated component of p (which starts at a component). */

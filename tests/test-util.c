@@ -1,4 +1,4 @@
-/* Tests for util.c: durations at and beyond the largest accepted value. */
+/* Tests for util.c: durations at and beyond the largest accepted value; unit globs. */
 #include <errno.h>
 #include <string.h>
 
@@ -65,11 +65,26 @@ static void test_duration_edges(void **state)
 	assert_duration("99999999999999999999x", -ERANGE, 0);
 }
 
+/* A backslash in a unit glob is a character of the name ("\x2d" is systemd's escape of
+ * '-'), not a glob escape: systemd matches unit patterns with FNM_NOESCAPE. */
+static void test_unit_glob_noescape(void **state)
+{
+	assert_true(ap_unit_glob_match("foo\\x2d*.service", "foo\\x2dbar.service"));
+	assert_true(ap_unit_glob_match("foo\\x2dbar.service", "foo\\x2dbar.service"));
+	assert_true(ap_unit_glob_match("*\\x2d?ar.service", "foo\\x2dbar.service"));
+	assert_false(ap_unit_glob_match("foo\\x2d*.service", "foox2dbar.service"));
+	assert_false(ap_unit_glob_match("foo\\*.service", "foo*.service"));
+	assert_true(ap_unit_glob_match("foo\\*.service", "foo\\bar.service"));
+	assert_true(ap_unit_glob_match("app-[0-9].service", "app-1.service"));
+	assert_false(ap_unit_glob_match("app-*.service", "app-1.socket"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration_units),
 		cmocka_unit_test(test_duration_edges),
+		cmocka_unit_test(test_unit_glob_noescape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
