@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # What autopull shows and writes about things it does not control, against the real user
-# manager: unit globs match names with systemd's escapes ("\x2d") as systemd does. Sourced by
-# run.sh after lib.sh (and fixtures.sh).
+# manager: unit globs match names with systemd's escapes ("\x2d") as systemd does; a push
+# endpoint that echoes the request does not get the token into the log, and a token sent
+# over plain http:// to another host is warned about. Sourced by run.sh after lib.sh (and
+# fixtures.sh).
 
 FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
@@ -58,4 +60,63 @@ t_glob_noescape() {
 		"$AP_TMP/glob-log-other.out" "not any(e['to'] == '$v2' for e in d)"
 }
 
+# receiver TAG PORT ARGS...: receiver.py on 127.0.0.1:PORT, logging to $RCV/TAG.jsonl.
+RCV=$AP_TMP/receiver
+receiver() {
+	local tag=$1 port=$2 i=0; shift 2
+	install -d -o "$AP_UID" -g "$AP_GID" "$RCV" || return 1
+	(ap_user_exec "$AP_PY" "$AP_BINDIR/receiver.py" --port "$port" --log "$RCV/$tag.jsonl" \
+		--ready-file "$RCV/$tag.ready" "$@") >"$RCV/$tag.log" 2>&1 </dev/null 9>&- &
+	ap_track "$tag" $!
+	while [ ! -e "$RCV/$tag.ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	[ -e "$RCV/$tag.ready" ] || { ap_fail "$AP_CASE: receiver $tag did not start"; return 1; }
+}
+
+t_push_token_not_logged() {
+	local token=aptest-s3cret-7f3a9 port
+	start "a push endpoint that echoes the request: the token stays out of the log" || return
+	printf '%s\n' "$token" | ap_user_write "$AP_HOME/push.token"
+	chmod 0600 "$AP_HOME/push.token"
+	for port in $(shuf -i 20000-29999 -n 10); do ap_port_free "$port" && break; done
+	receiver echo "$port" --status 500 --echo || return 1
+	config "    restart: [other.service]" "  watch: [other.service]
+  push: http://127.0.0.1:$port/api/v1/import/prometheus
+  push_token_file: $AP_HOME/push.token"
+	svc other.service
+	fx_envfile v1
+	fx_commit v1 >/dev/null || { ap_fail "$AP_CASE: commit v1"; return 1; }
+	ap_autopull push-hb --user -c "$AP_CFG" heartbeat
+	check "the endpoint got the token (so its answer quoted it)" \
+		grep -qF "Bearer $token" "$RCV/echo.jsonl"
+	check "the failed push is a warning with the status and the answer's length" \
+		grep -qE "failed to push the metrics to '[^']*': HTTP 500, [0-9]+-byte answer not shown" \
+		"$AP_TMP/push-hb.err"
+	check "the token is nowhere in autopull's stderr or stdout" \
+		eval '! grep -qF "$token" "$AP_TMP/push-hb.err" "$AP_TMP/push-hb.out"'
+	check "no 'Bearer' in autopull's stderr" eval '! grep -qF Bearer "$AP_TMP/push-hb.err"'
+	ap_untrack_stop echo
+	ap_check_eq "$AP_CASE: the failure is counted" "push_failures 1" \
+		"$(grep '^push_failures ' "$AP_STATE_DIR/counters" 2>/dev/null)"
+	ap_autopull push-plain-loopback --user -c "$AP_CFG" check-config
+	check "http:// to 127.0.0.1 with a token: no warning" \
+		eval '! grep -q unencrypted "$AP_TMP/push-plain-loopback.err"'
+
+	# 192.0.2.0/24 is TEST-NET-1: never routed, nothing is sent by check-config or status
+	config "    restart: [other.service]" "  push: http://192.0.2.7:8428/api/v1/import/prometheus
+  push_token_file: $AP_HOME/push.token"
+	ap_autopull push-plain-cc --user -c "$AP_CFG" check-config
+	ap_expect_rc "$AP_CASE: check-config with a token over plain http:// still passes" 0 push-plain-cc
+	check "check-config warns that the token goes unencrypted to 192.0.2.7" \
+		grep -qE "push credentials go to 'http://192\.0\.2\.7:8428/[^']*' unencrypted" \
+		"$AP_TMP/push-plain-cc.err"
+	ap_autopull push-plain-status --user -c "$AP_CFG" status
+	check "loading the config for status warns too" \
+		grep -qF "unencrypted" "$AP_TMP/push-plain-status.err"
+	config "    restart: [other.service]" "  push: https://192.0.2.7:8428/api/v1/import/prometheus
+  push_token_file: $AP_HOME/push.token"
+	ap_autopull push-https-cc --user -c "$AP_CFG" check-config
+	check "https:// with a token: no warning" eval '! grep -q unencrypted "$AP_TMP/push-https-cc.err"'
+}
+
 t_glob_noescape
+t_push_token_not_logged
