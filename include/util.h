@@ -61,6 +61,26 @@ struct ap_buf {
 };
 int ap_buf_append(struct ap_buf *b, const void *p, size_t n);
 int ap_buf_printf(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
+
+/* Text for a terminal or a log, from strings autopull does not control (commit subjects and
+ * authors, paths, file contents, unit names, state files). Copies s into out (size bytes,
+ * NUL-terminated) with a newline, tab and carriage return written as "\n", "\t", "\r" (flags
+ * may keep newlines and tabs as they are), and every other C0 control character, DEL, C1
+ * control character (U+0080..U+009F) and byte that is not part of valid UTF-8 as "\xHH" (a
+ * C1 character as its two bytes), so that no escape sequence reaches a
+ * terminal, one line stays one line and the text is valid UTF-8. A backslash is kept as it
+ * is (unit names are full of "\x2d"): the escaping is for reading, not meant to be
+ * reversed. Stops before a character or an escape that would not fit whole; returns the
+ * length written. 4 * strlen(s) + 1 bytes always suffice. The logger and every human output
+ * use this. */
+enum { AP_ESCAPE_KEEP_NEWLINE = 1 << 0, AP_ESCAPE_KEEP_TAB = 1 << 1 };
+size_t ap_escape(const char *s, unsigned flags, char *out, size_t size);
+/* Appends s escaped (ap_escape). */
+int ap_buf_escape(struct ap_buf *b, const char *s, unsigned flags);
+/* Appends one line of human output: formatted, escaped whole (so a newline in an argument
+ * cannot start another line) and ended with '\n'. fmt itself has no newline. */
+int ap_buf_linef(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
+
 /* Appends s as a JSON string literal (with quotes). */
 int ap_buf_json_string(struct ap_buf *b, const char *s);
 /* The same, or null for NULL or "" (an optional value that is not there). */

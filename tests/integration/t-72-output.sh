@@ -1,9 +1,11 @@
 # shellcheck shell=bash
 # What autopull shows and writes about things it does not control, against the real user
-# manager: unit globs match names with systemd's escapes ("\x2d") as systemd does; a push
-# endpoint that echoes the request does not get the token into the log, and a token sent
-# over plain http:// to another host is warned about. Sourced by run.sh after lib.sh (and
-# fixtures.sh).
+# manager: commit subjects, authors, paths, file contents and reasons with terminal escape
+# sequences and Latin-1 bytes reach no terminal raw (status, log, diff, the dry-run plan);
+# unit globs match names with systemd's escapes
+# ("\x2d") as systemd does; a push endpoint that echoes the request does not get the token
+# into the log, and a token sent over plain http:// to another host is warned about. Sourced
+# by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
@@ -118,5 +120,82 @@ t_push_token_not_logged() {
 	check "https:// with a token: no warning" eval '! grep -q unencrypted "$AP_TMP/push-https-cc.err"'
 }
 
+# clean FILE [tabs]: FILE is strict UTF-8 with no control character (C0 but newline, and tab
+# with "tabs"; DEL; C1), so nothing in it can steer a terminal.
+clean() {
+	"$AP_PY" - "$@" <<-'PY'
+	import sys
+	data = open(sys.argv[1], "rb").read()
+	try:
+	    text = data.decode("utf-8", "strict")
+	except UnicodeDecodeError as e:
+	    sys.exit("%s: not UTF-8: %s" % (sys.argv[1], e))
+	keep = "\n\t" if len(sys.argv) > 2 else "\n"
+	bad = [c for c in text if (ord(c) < 0x20 and c not in keep) or 0x7f <= ord(c) <= 0x9f]
+	if bad:
+	    sys.exit("%s: control characters %r" % (sys.argv[1], bad[:5]))
+	PY
+}
+
+t_hostile_text() {
+	# OSC 52 (writes the clipboard), a screen clear, CSI as a C1 character, Latin-1 bytes
+	local osc=$'\e]52;c;aGFjaw==\a' cls=$'\e[2J\e[H' csi=$'\xc2\x9b' l1=$'\xe9'
+	local author subject reason newfile v1 v2
+	author="Ren${l1} ${osc}Mallory" subject="deploy ${cls}${csi}31m caf${l1}"
+	# (the state's line format already blanks C0 in a reason: C1 and Latin-1 get through)
+	reason="frozen ${csi}2J by Ren${l1}" newfile="env/caf${l1}${csi}.env"
+	start "commit text with escape sequences and Latin-1: escaped for people" || return
+	config "    restart: [other.service]"
+	svc other.service
+	printf 'APP=1 %s\n' "$osc" | fx_write env/app.env
+	chown -R "$AP_UID:$AP_GID" "$FX_ORIGIN"
+	# git re-encodes a message that is not UTF-8 unless told that it is Latin-1
+	ap_git "$FX_ORIGIN" add -A &&
+		ap_git "$FX_ORIGIN" -c "user.name=$author" -c i18n.commitEncoding=ISO-8859-1 \
+			commit -q -m "$subject" ||
+		{ ap_fail "$AP_CASE: hostile commit"; return 1; }
+	v1=$(ap_repo_head "$FX_ORIGIN")
+	check "precondition: the commit holds the raw bytes of the subject" \
+		eval '[ "$(ap_git "$FX_ORIGIN" cat-file commit HEAD | tail -n 1)" = "$subject" ]'
+	fx_apply hostile-v1 || return 1
+
+	printf 'new %s\n' "$cls" | fx_write "$newfile"
+	v2=$(fx_commit "v2 ${osc}") || { ap_fail "$AP_CASE: commit v2"; return 1; }
+	ap_autopull hostile-dry --user -c "$AP_CFG" --dry-run
+	ap_expect_rc "$AP_CASE: --dry-run" 0 hostile-dry
+	check "--dry-run: the plan names the new file, escaped" \
+		grep -qF 'caf\xe9\xc2\x9b.env' "$AP_TMP/hostile-dry.out"
+	check "--dry-run: stdout is UTF-8 without control characters" clean "$AP_TMP/hostile-dry.out"
+	check "--dry-run: stderr too" clean "$AP_TMP/hostile-dry.err"
+
+	# the host's copy drifts, with an escape sequence of its own
+	printf 'X=%s\n' "$cls" >>"$FX_ETC/env/app.env"
+	ap_autopull hostile-pin --user -c "$AP_CFG" pin "$v1" --reason "$reason"
+	ap_expect_rc "$AP_CASE: pin with a reason holding escapes" 0 hostile-pin
+
+	ap_autopull hostile-status --user -c "$AP_CFG" status
+	ap_expect_rc "$AP_CASE: status" 0 hostile-status
+	check "status shows the subject and the author, escaped" \
+		grep -qF 'deploy \x1b[2J\x1b[H\xc2\x9b31m caf\xe9" by Ren\xe9 \x1b]52;c;aGFjaw==\x07Mallory' \
+		"$AP_TMP/hostile-status.out"
+	check "status: stdout is UTF-8 without control characters" clean "$AP_TMP/hostile-status.out"
+	check "status: stderr too" clean "$AP_TMP/hostile-status.err"
+
+	ap_autopull hostile-log --user -c "$AP_CFG" log
+	ap_expect_rc "$AP_CASE: log" 0 hostile-log
+	check "log shows the pin's reason, escaped" \
+		grep -qF 'frozen \xc2\x9b2J by Ren\xe9' "$AP_TMP/hostile-log.out"
+	check "log: stdout is UTF-8 without control characters" clean "$AP_TMP/hostile-log.out"
+
+	ap_autopull hostile-diff --user -c "$AP_CFG" diff
+	ap_expect_rc "$AP_CASE: diff" 0 hostile-diff
+	check "diff shows both sides' escape sequences, escaped" \
+		eval 'grep -qF -- " APP=1 \\x1b]52;c;aGFjaw==\\x07" "$AP_TMP/hostile-diff.out" &&
+		      grep -qF -- "+X=\\x1b[2J\\x1b[H" "$AP_TMP/hostile-diff.out"'
+	check "diff: stdout is UTF-8 without control characters but tabs" \
+		clean "$AP_TMP/hostile-diff.out" tabs
+}
+
+t_hostile_text
 t_glob_noescape
 t_push_token_not_logged
