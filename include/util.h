@@ -81,7 +81,10 @@ int ap_buf_escape(struct ap_buf *b, const char *s, unsigned flags);
  * cannot start another line) and ended with '\n'. fmt itself has no newline. */
 int ap_buf_linef(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
 
-/* Appends s as a JSON string literal (with quotes). */
+/* Appends s as a JSON string literal (with quotes), always valid UTF-8: '"' and '\\' are
+ * escaped, control characters (C0, DEL, C1) are written as "\u00XX", and a byte that is not
+ * part of valid UTF-8 as "\u00XX" of its value (read as Latin-1, so nothing is dropped and a
+ * Latin-1 name reads right). Every JSON string autopull prints goes through here. */
 int ap_buf_json_string(struct ap_buf *b, const char *s);
 /* The same, or null for NULL or "" (an optional value that is not there). */
 int ap_buf_json_string_or_null(struct ap_buf *b, const char *s);

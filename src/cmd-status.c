@@ -213,8 +213,12 @@ static int json_head(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"pin\": ");
 	if (r >= 0 && s->have_pin) {
-		r = ap_buf_printf(b, "{\"commit\": \"%s\", \"since\": %llu", s->pin.commit,
-				  (unsigned long long)(s->pin.realtime_usec / 1000000));
+		r = ap_buf_append(b, "{", 1);
+		if (r >= 0)
+			r = json_str(b, "commit", s->pin.commit, false);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"since\": %llu",
+					  (unsigned long long)(s->pin.realtime_usec / 1000000));
 		if (r >= 0)
 			r = json_str(b, "reason", s->pin.reason, true);
 		if (r >= 0)
@@ -256,8 +260,12 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"bad\": [");
 	for (size_t i = 0; r >= 0 && i < s->n_bad; i++) {
-		r = ap_buf_printf(b, "%s{\"commit\": \"%s\", \"time\": %llu", i ? ", " : "",
-				  s->bad[i].commit, (unsigned long long)(s->bad[i].realtime_usec / 1000000));
+		r = ap_buf_printf(b, "%s{", i ? ", " : "");
+		if (r >= 0)
+			r = json_str(b, "commit", s->bad[i].commit, false);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"time\": %llu",
+					  (unsigned long long)(s->bad[i].realtime_usec / 1000000));
 		if (r >= 0)
 			r = json_str(b, "why", s->bad[i].why, true);
 		if (r >= 0)
@@ -266,14 +274,25 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = ap_buf_printf(b, "], \"journal\": ");
 	if (r >= 0 && s->have_journal) {
-		r = ap_buf_printf(b, "{\"mode\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"owed\": [",
-				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.from, s->j.to);
-		for (size_t i = 0, k = 0; r >= 0 && i < s->j.n_units; i++)
-			if (s->j.units[i].state != AP_STEP_DONE)
-				r = ap_buf_printf(b, "%s{\"unit\": \"%s\", \"action\": \"%s\", \"state\": \"%s\"}",
-						  k++ ? ", " : "", s->j.units[i].unit,
+		r = ap_buf_printf(b, "{\"mode\": \"%s\"",
+				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply");
+		if (r >= 0)
+			r = json_str(b, "from", s->j.from, true);
+		if (r >= 0)
+			r = json_str(b, "to", s->j.to, true);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"owed\": [");
+		for (size_t i = 0, k = 0; r >= 0 && i < s->j.n_units; i++) {
+			if (s->j.units[i].state == AP_STEP_DONE)
+				continue;
+			r = ap_buf_printf(b, "%s{", k++ ? ", " : "");
+			if (r >= 0)
+				r = json_str(b, "unit", s->j.units[i].unit, false);
+			if (r >= 0)
+				r = ap_buf_printf(b, ", \"action\": \"%s\", \"state\": \"%s\"}",
 						  ap_unit_action_to_string(s->j.units[i].action),
 						  ap_step_to_string(s->j.units[i].state));
+		}
 		if (r >= 0)
 			r = ap_buf_printf(b, "]}");
 	} else if (r >= 0)

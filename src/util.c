@@ -298,17 +298,25 @@ int ap_buf_linef(struct ap_buf *b, const char *fmt, ...)
 
 int ap_buf_json_string(struct ap_buf *b, const char *s)
 {
+	const unsigned char *c = (const unsigned char *)s;
 	int r = ap_buf_append(b, "\"", 1);
 
-	for (const unsigned char *c = (const unsigned char *)s; r >= 0 && *c; c++) {
+	while (r >= 0 && *c) {
+		unsigned cp = 0;
+		size_t len = utf8_char(c, &cp);
+
 		if (*c == '"' || *c == '\\') {
 			char e[2] = { '\\', (char)*c };
 			r = ap_buf_append(b, e, 2);
-		} else if (*c < 0x20) {
-			r = ap_buf_printf(b, "\\u%04x", *c);
+		} else if (len == 0) {
+			r = ap_buf_printf(b, "\\u%04x", *c); /* not UTF-8: the byte as Latin-1 */
+			len = 1;
+		} else if (is_control(cp)) {
+			r = ap_buf_printf(b, "\\u%04x", cp);
 		} else {
-			r = ap_buf_append(b, c, 1);
+			r = ap_buf_append(b, c, len);
 		}
+		c += len;
 	}
 	return r < 0 ? r : ap_buf_append(b, "\"", 1);
 }

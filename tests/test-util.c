@@ -1,5 +1,5 @@
 /* Tests for util.c: durations at and beyond the largest accepted value; unit globs; the
- * escaping of human output. */
+ * escaping of human output and the JSON string writer. */
 #include <errno.h>
 #include <string.h>
 
@@ -134,6 +134,26 @@ static void test_linef(void **state)
 	ap_buf_free(&b);
 }
 
+static void assert_json(const char *s, const char *want)
+{
+	struct ap_buf b = { 0 };
+
+	assert_int_equal(ap_buf_json_string(&b, s), 0);
+	assert_string_equal(b.data, want);
+	ap_buf_free(&b);
+}
+
+/* JSON output is valid UTF-8 whatever the input: bytes that are not UTF-8 become \u00XX
+ * (read as Latin-1), controls too; valid UTF-8 passes as it is. */
+static void test_json_string(void **state)
+{
+	assert_json("a\"b\\c", "\"a\\\"b\\\\c\"");
+	assert_json("\x1b]52;c;aGk=\a\n\x7f", "\"\\u001b]52;c;aGk=\\u0007\\u000a\\u007f\"");
+	assert_json("Ren\xe9 M\xfcller", "\"Ren\\u00e9 M\\u00fcller\"");
+	assert_json("\xc2\x9b\xc3\xa9\xe2\x82\xac", "\"\\u009b\xc3\xa9\xe2\x82\xac\"");
+	assert_json("\xed\xa0\x80\xf0\x9f\x98\x80", "\"\\u00ed\\u00a0\\u0080\xf0\x9f\x98\x80\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_escape_buffer),
 		cmocka_unit_test(test_linef),
+		cmocka_unit_test(test_json_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

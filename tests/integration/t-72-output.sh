@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # What autopull shows and writes about things it does not control, against the real user
 # manager: commit subjects, authors, paths, file contents and reasons with terminal escape
-# sequences and Latin-1 bytes reach no terminal raw (status, log, diff, the dry-run plan);
-# unit globs match names with systemd's escapes
+# sequences and Latin-1 bytes reach no terminal raw (status, log, diff, the dry-run plan) and
+# leave every --json document valid UTF-8; unit globs match names with systemd's escapes
 # ("\x2d") as systemd does; a push endpoint that echoes the request does not get the token
 # into the log, and a token sent over plain http:// to another host is warned about. Sourced
 # by run.sh after lib.sh (and fixtures.sh).
@@ -137,6 +137,20 @@ clean() {
 	PY
 }
 
+# json_ok FILE EXPR: FILE is strict UTF-8 and JSON, and EXPR (python, over d) is true.
+json_ok() {
+	"$AP_PY" - "$@" <<-'PY'
+	import json, sys
+	data = open(sys.argv[1], "rb").read()
+	try:
+	    d = json.loads(data.decode("utf-8", "strict"))
+	except (UnicodeDecodeError, ValueError) as e:
+	    sys.exit("%s: %s" % (sys.argv[1], e))
+	if not eval(sys.argv[2]):
+	    sys.exit("%s: not %s" % (sys.argv[1], sys.argv[2]))
+	PY
+}
+
 t_hostile_text() {
 	# OSC 52 (writes the clipboard), a screen clear, CSI as a C1 character, Latin-1 bytes
 	local osc=$'\e]52;c;aGFjaw==\a' cls=$'\e[2J\e[H' csi=$'\xc2\x9b' l1=$'\xe9'
@@ -144,7 +158,7 @@ t_hostile_text() {
 	author="Ren${l1} ${osc}Mallory" subject="deploy ${cls}${csi}31m caf${l1}"
 	# (the state's line format already blanks C0 in a reason: C1 and Latin-1 get through)
 	reason="frozen ${csi}2J by Ren${l1}" newfile="env/caf${l1}${csi}.env"
-	start "commit text with escape sequences and Latin-1: escaped for people" || return
+	start "commit text with escape sequences and Latin-1: escaped for people, UTF-8 in JSON" || return
 	config "    restart: [other.service]"
 	svc other.service
 	printf 'APP=1 %s\n' "$osc" | fx_write env/app.env
@@ -167,6 +181,11 @@ t_hostile_text() {
 		grep -qF 'caf\xe9\xc2\x9b.env' "$AP_TMP/hostile-dry.out"
 	check "--dry-run: stdout is UTF-8 without control characters" clean "$AP_TMP/hostile-dry.out"
 	check "--dry-run: stderr too" clean "$AP_TMP/hostile-dry.err"
+	ap_autopull hostile-dry-json --user -c "$AP_CFG" --dry-run --json
+	ap_expect_rc "$AP_CASE: --dry-run --json" 0 hostile-dry-json
+	check "--dry-run --json: valid UTF-8 JSON, the file's bytes as \\u00XX (Latin-1)" \
+		json_ok "$AP_TMP/hostile-dry-json.out" \
+		"any(f['path'] == 'env/caf\u00e9\u009b.env' for f in d['files'])"
 
 	# the host's copy drifts, with an escape sequence of its own
 	printf 'X=%s\n' "$cls" >>"$FX_ETC/env/app.env"
@@ -180,12 +199,21 @@ t_hostile_text() {
 		"$AP_TMP/hostile-status.out"
 	check "status: stdout is UTF-8 without control characters" clean "$AP_TMP/hostile-status.out"
 	check "status: stderr too" clean "$AP_TMP/hostile-status.err"
+	ap_autopull hostile-status-json --user -c "$AP_CFG" status --json
+	ap_expect_rc "$AP_CASE: status --json" 0 hostile-status-json
+	check "status --json: valid UTF-8 JSON with subject, author and reason as Latin-1 reads them" \
+		json_ok "$AP_TMP/hostile-status-json.out" \
+		"d['subject'] == 'deploy \x1b[2J\x1b[H\u009b31m caf\u00e9' and d['author'].startswith('Ren\u00e9 \x1b]52;c;aGFjaw==\x07Mallory') and d['pin']['reason'] == 'frozen \u009b2J by Ren\u00e9'"
 
 	ap_autopull hostile-log --user -c "$AP_CFG" log
 	ap_expect_rc "$AP_CASE: log" 0 hostile-log
 	check "log shows the pin's reason, escaped" \
 		grep -qF 'frozen \xc2\x9b2J by Ren\xe9' "$AP_TMP/hostile-log.out"
 	check "log: stdout is UTF-8 without control characters" clean "$AP_TMP/hostile-log.out"
+	ap_autopull hostile-log-json --user -c "$AP_CFG" log --json
+	ap_expect_rc "$AP_CASE: log --json" 0 hostile-log-json
+	check "log --json: valid UTF-8 JSON with the reason" json_ok "$AP_TMP/hostile-log-json.out" \
+		"any(e['reason'] == 'frozen \u009b2J by Ren\u00e9' for e in d)"
 
 	ap_autopull hostile-diff --user -c "$AP_CFG" diff
 	ap_expect_rc "$AP_CASE: diff" 0 hostile-diff
