@@ -1,5 +1,6 @@
 /* Small helpers shared by every module: cleanup attributes, string vectors, bounded
- * formatting. Nothing here does I/O. */
+ * formatting, the one escaping of output (ap_escape, ap_buf_json_string). Nothing here does
+ * I/O. */
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>

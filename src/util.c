@@ -1,5 +1,6 @@
-/* String vectors, bounded formatting, path checks, durations, clocks and relative times.
- * No I/O beyond asking whether an fd is a terminal. */
+/* String vectors, bounded formatting, the escaping of text for terminals, logs and JSON, unit
+ * globs, path checks, durations, clocks and relative times. No I/O beyond asking whether an
+ * fd is a terminal. */
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
