@@ -192,6 +192,13 @@ t_hostile_text() {
 	ap_autopull hostile-pin --user -c "$AP_CFG" pin "$v1" --reason "$reason"
 	ap_expect_rc "$AP_CASE: pin with a reason holding escapes" 0 hostile-pin
 
+	ap_autopull hostile-pinned --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply while pinned" 0 hostile-pinned
+	check "apply while pinned shows the reason, escaped" \
+		grep -qF ': frozen \xc2\x9b2J by Ren\xe9; ' "$AP_TMP/hostile-pinned.out"
+	check "apply while pinned: stdout is UTF-8 without control characters" \
+		clean "$AP_TMP/hostile-pinned.out"
+
 	ap_autopull hostile-status --user -c "$AP_CFG" status
 	ap_expect_rc "$AP_CASE: status" 0 hostile-status
 	check "status shows the subject and the author, escaped" \
