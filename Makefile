@@ -122,6 +122,7 @@ fuzz-path_MODS      := plan unitfile config fsutil digest
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
 fuzz-state_MODS     := state journal events unitfile fsutil
+fuzz-escape_MODS    :=
 
 build/fuzz/obj/%.o: src/%.c | build/fuzz/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c -o $@ $<

@@ -63,7 +63,7 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 		uint64_t now_mono, uint64_t now_real, uint64_t window_usec, unsigned max_restarts,
 		struct ap_hb_verdict *ret);
 
-/* True when unit matches a guard.watch entry (fnmatch glob). */
+/* True when unit matches a guard.watch entry (ap_unit_glob_match). */
 bool ap_hb_watch_matches(char *const *watch, const char *unit);
 
 /* Prometheus text exposition of the latest sample of each unit plus autopull's own facts.

@@ -19,7 +19,8 @@ struct ap_http_request {
 };
 
 /* POSTs rq->body to rq->url. Returns 0 when the answer is 2xx; otherwise a negative errno,
- * with what happened in why (curl's words, or "HTTP 400: " and the answer's first bytes):
+ * with what happened in why (curl's words, or "HTTP 400" and the answer's length: never the
+ * answer itself, which could echo the request with its credentials):
  *   -ETIMEDOUT     the deadline passed
  *   -ECONNREFUSED  nothing listens there
  *   -EHOSTUNREACH  the name does not resolve or the host cannot be reached

@@ -1,7 +1,7 @@
 /* Diagnostics go to stderr, one line each, lower case without a full stop. Under systemd
  * (INVOCATION_ID or JOURNAL_STREAM set) lines carry sd-daemon "<N>" priority prefixes.
- * Control characters in a message (from repository strings) are escaped, so one call is
- * always one line of at most about 8 KiB.
+ * Control characters and bytes that are not UTF-8 in a message (from repository strings)
+ * are escaped (ap_escape), so one call is always one line of at most about 8 KiB.
  *
  * Entries (ap_log_entry) are what an operator searches the journal for: an apply, a refusal,
  * a rollback, a pin. They go to the journal natively, with fields, whenever its socket
@@ -13,10 +13,6 @@ enum { AP_LOG_ERR = 3, AP_LOG_WARNING = 4, AP_LOG_NOTICE = 5, AP_LOG_INFO = 6, A
 
 void ap_log_init(void);
 void ap_log_set_max_level(int level);
-/* Copies s into out (size bytes, NUL-terminated) with C0 control characters and DEL escaped:
- * "\n", "\t", "\r", else "\xHH". Stops before an escape that would not fit whole. Returns
- * the length written. 4 * strlen(s) + 1 bytes always suffice. */
-size_t ap_log_escape(const char *s, char *out, size_t size);
 /* One journal entry: message_id is 32 hex digits; fields are "KEY=value" (KEY of [A-Z0-9_],
  * not starting with '_'; NULL-terminated, may be NULL). Values and the message are escaped
  * like diagnostics. Sent whatever the log level (it is the record of what was done); on

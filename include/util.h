@@ -1,5 +1,6 @@
 /* Small helpers shared by every module: cleanup attributes, string vectors, bounded
- * formatting. Nothing here does I/O. */
+ * formatting, the one escaping of output (ap_escape, ap_buf_json_string). Nothing here does
+ * I/O. */
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
@@ -42,6 +43,11 @@ char *ap_strdupvf(const char *fmt, va_list ap) _printf_(1, 0);
 bool ap_startswith(const char *s, const char *prefix);
 bool ap_endswith(const char *s, const char *suffix);
 bool ap_streq_ptr(const char *a, const char *b);
+/* Whether unit name matches pattern (a name or a glob of one) as systemd matches unit
+ * patterns: fnmatch() with FNM_NOESCAPE, because a backslash in a unit name is part of an
+ * escape such as "\x2d", never a glob escape. Every unit glob (guard.watch, restart:,
+ * reload:, `autopull log UNIT`) goes through here. */
+bool ap_unit_glob_match(const char *pattern, const char *name);
 
 /* A repository path is safe when it is relative, has no empty, "." or ".." component,
  * no NUL (implied) and no control characters, and is at most PATH_MAX bytes long. */
@@ -56,7 +62,30 @@ struct ap_buf {
 };
 int ap_buf_append(struct ap_buf *b, const void *p, size_t n);
 int ap_buf_printf(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
-/* Appends s as a JSON string literal (with quotes). */
+
+/* Text for a terminal or a log, from strings autopull does not control (commit subjects and
+ * authors, paths, file contents, unit names, state files). Copies s into out (size bytes,
+ * NUL-terminated) with a newline, tab and carriage return written as "\n", "\t", "\r" (flags
+ * may keep newlines and tabs as they are), and every other C0 control character, DEL, C1
+ * control character (U+0080..U+009F) and byte that is not part of valid UTF-8 as "\xHH" (a
+ * C1 character as its two bytes), so that no escape sequence reaches a
+ * terminal, one line stays one line and the text is valid UTF-8. A backslash is kept as it
+ * is (unit names are full of "\x2d"): the escaping is for reading, not meant to be
+ * reversed. Stops before a character or an escape that would not fit whole; returns the
+ * length written. 4 * strlen(s) + 1 bytes always suffice. The logger and every human output
+ * use this. */
+enum { AP_ESCAPE_KEEP_NEWLINE = 1 << 0, AP_ESCAPE_KEEP_TAB = 1 << 1 };
+size_t ap_escape(const char *s, unsigned flags, char *out, size_t size);
+/* Appends s escaped (ap_escape). */
+int ap_buf_escape(struct ap_buf *b, const char *s, unsigned flags);
+/* Appends one line of human output: formatted, escaped whole (so a newline in an argument
+ * cannot start another line) and ended with '\n'. fmt itself has no newline. */
+int ap_buf_linef(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
+
+/* Appends s as a JSON string literal (with quotes), always valid UTF-8: '"' and '\\' are
+ * escaped, control characters (C0, DEL, C1) are written as "\u00XX", and a byte that is not
+ * part of valid UTF-8 as "\u00XX" of its value (read as Latin-1, so nothing is dropped and a
+ * Latin-1 name reads right). Every JSON string autopull prints goes through here. */
 int ap_buf_json_string(struct ap_buf *b, const char *s);
 /* The same, or null for NULL or "" (an optional value that is not there). */
 int ap_buf_json_string_or_null(struct ap_buf *b, const char *s);

@@ -138,14 +138,23 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 			fputs(b.data, stdout);
 		ap_buf_free(&b);
 	} else {
-		printf("%s: %s (%s scope, %zu file rule(s)", c.cfg->path, k.n ? "PROBLEMS" : "ok",
-		       ap_scope_to_string(c.cfg->scope), c.cfg->n_files);
-		if (c.cfg->other_host_rules)
-			printf(" and %zu for other hosts", c.cfg->other_host_rules);
-		printf(", units from");
-		for (size_t i = 0; c.cfg->units && c.cfg->units[i]; i++)
-			printf(" '%s'", *c.cfg->units[i] ? c.cfg->units[i] : "/");
-		printf(")\n");
+		struct ap_buf l = { 0 }, b = { 0 };
+		int r = ap_buf_printf(&l, "%s: %s (%s scope, %zu file rule(s)", c.cfg->path,
+				      k.n ? "PROBLEMS" : "ok", ap_scope_to_string(c.cfg->scope),
+				      c.cfg->n_files);
+
+		if (r >= 0 && c.cfg->other_host_rules)
+			r = ap_buf_printf(&l, " and %zu for other hosts", c.cfg->other_host_rules);
+		if (r >= 0)
+			r = ap_buf_printf(&l, ", units from");
+		for (size_t i = 0; r >= 0 && c.cfg->units && c.cfg->units[i]; i++)
+			r = ap_buf_printf(&l, " '%s'", *c.cfg->units[i] ? c.cfg->units[i] : "/");
+		if (r >= 0)
+			r = ap_buf_linef(&b, "%s)", l.data);
+		if (r >= 0)
+			fputs(b.data, stdout);
+		ap_buf_free(&l);
+		ap_buf_free(&b);
 	}
 	ap_buf_free(&k.problems);
 	ap_ctx_done(&c);

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-static int show_bytes(struct ap_ctx *c, const struct ap_expected *e)
+static int show_bytes(struct ap_ctx *c, const struct ap_expected *e, struct ap_buf *out)
 {
 	struct ap_host_file hf = { 0 };
 	_cleanup_free_ char *want = NULL, *diff = NULL, *a = NULL, *b = NULL;
@@ -28,8 +28,10 @@ static int show_bytes(struct ap_ctx *c, const struct ap_expected *e)
 	if (r >= 0)
 		r = ap_repo_text_diff(want, want_len, a, hf.present ? hf.data : "",
 				      hf.present ? hf.len : 0, b, &diff);
+	/* Both sides are text nobody vetted (the repository's, the host's): newlines and tabs
+	 * are the diff's own, every other control character is escaped. */
 	if (r >= 0)
-		fputs(diff, stdout);
+		r = ap_buf_escape(out, diff, AP_ESCAPE_KEEP_NEWLINE | AP_ESCAPE_KEEP_TAB);
 	ap_host_file_clear(&hf);
 	return r;
 }
@@ -38,9 +40,10 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 {
 	struct ap_expected_set set = { 0 };
 	struct ap_drift d = { 0 };
+	struct ap_buf b = { 0 };
 	char applied[AP_OID_HEXSZ + 1];
 	struct ap_ctx c;
-	int code = ap_ctx_open(o, 0, &c);
+	int code = ap_ctx_open(o, 0, &c), r = 0;
 
 	if (code != AP_EXIT_OK)
 		return code;
@@ -53,24 +56,28 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 	if (!ap_ctx_repo(&c) || ap_drift_expected(&c, applied, &set) < 0 ||
 	    ap_drift_check(&c, applied, &d) < 0)
 		goto out;
-	for (size_t i = 0; i < d.n; i++) {
+	/* Paths and file contents are escaped (ap_buf_linef, ap_buf_escape). */
+	for (size_t i = 0; r >= 0 && i < d.n; i++) {
 		const struct ap_expected *e = NULL;
 
 		for (size_t k = 0; k < set.n && !e; k++)
 			if (strcmp(set.v[k].path, d.v[i].path) == 0)
 				e = &set.v[k];
-		printf("# %s (from %s at %.12s): %s differs\n", d.v[i].path, d.v[i].repo_path, applied,
-		       d.v[i].what);
-		if (e && strstr(d.v[i].what, "mode"))
-			printf("#   mode should be %04o\n", (unsigned)e->mode);
-		if (e && (strstr(d.v[i].what, "bytes") || strstr(d.v[i].what, "missing")) &&
-		    show_bytes(&c, e) < 0)
-			goto out;
+		r = ap_buf_linef(&b, "# %s (from %s at %.12s): %s differs", d.v[i].path,
+				 d.v[i].repo_path, applied, d.v[i].what);
+		if (r >= 0 && e && strstr(d.v[i].what, "mode"))
+			r = ap_buf_linef(&b, "#   mode should be %04o", (unsigned)e->mode);
+		if (r >= 0 && e && (strstr(d.v[i].what, "bytes") || strstr(d.v[i].what, "missing")))
+			r = show_bytes(&c, e, &b);
 	}
-	if (d.n == 0)
-		printf("no drift: every managed file is as %.12s has it\n", applied);
-	code = AP_EXIT_OK;
+	if (r >= 0 && d.n == 0)
+		r = ap_buf_linef(&b, "no drift: every managed file is as %.12s has it", applied);
+	if (b.len && fwrite(b.data, 1, b.len, stdout) != b.len)
+		r = -EIO;
+	if (r >= 0)
+		code = AP_EXIT_OK;
 out:
+	ap_buf_free(&b);
 	ap_drift_clear(&d);
 	ap_expected_set_clear(&set);
 	ap_ctx_done(&c);

@@ -1,6 +1,7 @@
 /* autopull log [UNIT...]: what autopull did on this host, oldest first (the newest -n N), as
  * columns for people or a JSON array; with units (globs allowed), only the events that acted
  * on one of them. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,11 +11,15 @@
 #include "heartbeat.h"
 #include "util.h"
 
-static void human(const struct ap_event *v, size_t n)
+/* Results, units and reasons come from the state directory (a reason may be anything an
+ * operator typed, a refusal quotes the repository): every line is escaped (ap_buf_linef). */
+static int human(const struct ap_event *v, size_t n)
 {
-	printf("%-19s  %-8s %-15s %-27s %8s  %-7s %s\n", "TIME", "EVENT", "RESULT", "FROM -> TO",
-	       "SECONDS", "TRIGGER", "UNITS / REASON");
-	for (size_t i = 0; i < n; i++) {
+	struct ap_buf b = { 0 };
+	int r = ap_buf_linef(&b, "%-19s  %-8s %-15s %-27s %8s  %-7s %s", "TIME", "EVENT", "RESULT",
+			     "FROM -> TO", "SECONDS", "TRIGGER", "UNITS / REASON");
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
 		const struct ap_event *e = &v[i];
 		time_t t = (time_t)(e->realtime_usec / 1000000);
 		struct tm tm;
@@ -24,11 +29,16 @@ static void human(const struct ap_event *v, size_t n)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 		snprintf(range, sizeof(range), "%.12s -> %.12s", *e->from ? e->from : "-",
 			 *e->to ? e->to : "-");
-		printf("%-19s  %-8s %-15s %-27s %8.1f  %-7s %s%s%s\n", when,
-		       ap_event_kind_to_string(e->kind), *e->result ? e->result : "-", range,
-		       e->duration_ms / 1000.0, *e->trigger ? e->trigger : "-", e->units ? e->units : "",
-		       e->units && e->reason ? "  " : "", e->reason ? e->reason : "");
+		r = ap_buf_linef(&b, "%-19s  %-8s %-15s %-27s %8.1f  %-7s %s%s%s", when,
+				 ap_event_kind_to_string(e->kind), *e->result ? e->result : "-", range,
+				 e->duration_ms / 1000.0, *e->trigger ? e->trigger : "-",
+				 e->units ? e->units : "", e->units && e->reason ? "  " : "",
+				 e->reason ? e->reason : "");
 	}
+	if (r >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+		r = -EIO;
+	ap_buf_free(&b);
+	return r;
 }
 
 static int member(struct ap_buf *b, const char *key, const char *v)
@@ -123,7 +133,7 @@ int ap_cmd_log(const struct ap_opts *o, char **args)
 	if (code == AP_EXIT_OK && o->json)
 		code = json(v + skip, n - skip) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	else if (code == AP_EXIT_OK)
-		human(v + skip, n - skip);
+		code = human(v + skip, n - skip) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	ap_events_free(v, n);
 	ap_ctx_done(&c);
 	return code;

@@ -72,87 +72,111 @@ static void gather(struct status *s)
 
 /* --- people ------------------------------------------------------------------------------ */
 
-static const char *paint(bool colour, bool good, const char *word, char *buf, size_t size)
-{
-	if (!colour)
-		return word;
-	snprintf(buf, size, "\033[%sm%s\033[0m", good ? "1;32" : "1;31", word);
-	return buf;
-}
+/* Every line goes through ap_buf_linef: subjects, authors, reasons and paths come from the
+ * repository or the state directory and are escaped, never sent to the terminal raw. */
 
-static void human_last(const struct status *s)
+static int human_last(struct ap_buf *b, const struct status *s)
 {
 	char ago[32];
 
-	if (!s->last) {
-		printf("  last:     no apply recorded\n");
-		return;
-	}
+	if (!s->last)
+		return ap_buf_linef(b, "  last:     no apply recorded");
 	ap_format_ago(s->last->realtime_usec, s->now, ago, sizeof(ago));
-	printf("  last:     %s %s %s in %.1f s (%s)%s%s\n", ap_event_kind_to_string(s->last->kind),
-	       s->last->result, ago, s->last->duration_ms / 1000.0, s->last->trigger,
-	       s->last->units ? ": " : "", s->last->units ? s->last->units : "");
+	return ap_buf_linef(b, "  last:     %s %s %s in %.1f s (%s)%s%s",
+			    ap_event_kind_to_string(s->last->kind), s->last->result, ago,
+			    s->last->duration_ms / 1000.0, s->last->trigger, s->last->units ? ": " : "",
+			    s->last->units ? s->last->units : "");
 }
 
-static void human_guard(const struct status *s, bool colour)
+/* The verdict word may be painted; the colour codes are ours and added after escaping. */
+static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 {
-	char w[64];
+	const char *word = s->guard.ok ? "ok" : "REFUSING";
+	int r;
 
-	if (!s->have_guard) {
-		printf("  guard:    unknown (the service manager cannot be reached)\n");
-		return;
-	}
-	printf("  guard:    %s%s%s\n", paint(colour, s->guard.ok, s->guard.ok ? "ok" : "REFUSING", w, sizeof(w)),
-	       s->guard.tripped ? ": tripped: " : "", s->guard.tripped ? s->guard.tripped : "");
-	for (size_t i = 0; i < s->guard.n; i++)
+	if (!s->have_guard)
+		return ap_buf_linef(b, "  guard:    unknown (the service manager cannot be reached)");
+	r = colour ? ap_buf_printf(b, "  guard:    \033[%sm%s\033[0m", s->guard.ok ? "1;32" : "1;31",
+				   word)
+		   : ap_buf_printf(b, "  guard:    %s", word);
+	if (r >= 0)
+		r = ap_buf_linef(b, "%s%s", s->guard.tripped ? ": tripped: " : "",
+				 s->guard.tripped ? s->guard.tripped : "");
+	for (size_t i = 0; r >= 0 && i < s->guard.n; i++)
 		if (s->guard.v[i].looping || s->guard.v[i].stale)
-			printf("            %s %s: %s\n", s->guard.v[i].unit,
-			       s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+			r = ap_buf_linef(b, "            %s %s: %s", s->guard.v[i].unit,
+					 s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+	return r;
 }
 
-static void human(const struct status *s)
+static int human_head(struct ap_buf *b, const struct status *s)
 {
 	const struct ap_ctx *c = s->c;
-	bool colour = ap_use_colour(STDOUT_FILENO);
 	char ago[32];
+	int r = ap_buf_linef(b, "autopull: %s scope, %s", ap_scope_to_string(c->cfg->scope),
+			     c->cfg->path);
 
-	printf("autopull: %s scope, %s\n", ap_scope_to_string(c->cfg->scope), c->cfg->path);
-	if (!*s->applied)
-		printf("  applied:  nothing yet\n");
-	else if (s->have_info) {
+	if (r >= 0 && !*s->applied)
+		r = ap_buf_linef(b, "  applied:  nothing yet");
+	else if (r >= 0 && s->have_info) {
 		ap_format_ago((unsigned long long)s->info.time * 1000000, s->now, ago, sizeof(ago));
-		printf("  applied:  %.12s \"%s\" by %s, committed %s\n", s->applied, s->info.subject,
-		       s->info.author, ago);
-	} else
-		printf("  applied:  %.12s\n", s->applied);
-	if (s->have_tip)
-		printf("  branch:   %s at %.12s, %zu commit(s) pending (as of the last fetch)\n",
-		       c->cfg->branch, s->tip, s->have_pending ? s->pending : 0);
-	if (s->have_pin) {
+		r = ap_buf_linef(b, "  applied:  %.12s \"%s\" by %s, committed %s", s->applied,
+				 s->info.subject, s->info.author, ago);
+	} else if (r >= 0)
+		r = ap_buf_linef(b, "  applied:  %.12s", s->applied);
+	if (r >= 0 && s->have_tip)
+		r = ap_buf_linef(b, "  branch:   %s at %.12s, %zu commit(s) pending (as of the last fetch)",
+				 c->cfg->branch, s->tip, s->have_pending ? s->pending : 0);
+	if (r >= 0 && s->have_pin) {
 		ap_format_ago(s->pin.realtime_usec, s->now, ago, sizeof(ago));
-		printf("  pinned:   at %.12s since %s: %s ('autopull unpin' resumes deploys)\n",
-		       s->pin.commit, ago, s->pin.reason);
+		r = ap_buf_linef(b, "  pinned:   at %.12s since %s: %s ('autopull unpin' resumes deploys)",
+				 s->pin.commit, ago, s->pin.reason);
 	}
-	human_last(s);
-	human_guard(s, colour);
-	for (size_t i = 0; i < s->n_bad; i++) {
+	return r;
+}
+
+static int human_rest(struct ap_buf *b, const struct status *s)
+{
+	char ago[32];
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < s->n_bad; i++) {
 		ap_format_ago(s->bad[i].realtime_usec, s->now, ago, sizeof(ago));
-		printf("  bad:      %.12s rolled back %s: %s\n", s->bad[i].commit, ago, s->bad[i].why);
+		r = ap_buf_linef(b, "  bad:      %.12s rolled back %s: %s", s->bad[i].commit, ago,
+				 s->bad[i].why);
 	}
-	if (s->have_journal) {
-		printf("  journal:  unfinished %s of %.12s\n",
-		       s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.to);
-		for (size_t i = 0; i < s->j.n_units; i++)
+	if (r >= 0 && s->have_journal) {
+		r = ap_buf_linef(b, "  journal:  unfinished %s of %.12s",
+				 s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.to);
+		for (size_t i = 0; r >= 0 && i < s->j.n_units; i++)
 			if (s->j.units[i].state != AP_STEP_DONE)
-				printf("            owed: %s %s (%s)\n",
-				       ap_unit_action_to_string(s->j.units[i].action), s->j.units[i].unit,
-				       ap_step_to_string(s->j.units[i].state));
+				r = ap_buf_linef(b, "            owed: %s %s (%s)",
+						 ap_unit_action_to_string(s->j.units[i].action),
+						 s->j.units[i].unit, ap_step_to_string(s->j.units[i].state));
 	}
-	if (s->have_drift && s->drift.n == 0)
-		printf("  drift:    none\n");
-	for (size_t i = 0; s->have_drift && i < s->drift.n; i++)
-		printf("  %s %s (%s): %s\n", i ? "          " : "drift:   ", s->drift.v[i].path,
-		       s->drift.v[i].repo_path, s->drift.v[i].what);
+	if (r >= 0 && s->have_drift && s->drift.n == 0)
+		r = ap_buf_linef(b, "  drift:    none");
+	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++)
+		r = ap_buf_linef(b, "  %s %s (%s): %s", i ? "          " : "drift:   ", s->drift.v[i].path,
+				 s->drift.v[i].repo_path, s->drift.v[i].what);
+	return r;
+}
+
+static int human(const struct status *s)
+{
+	struct ap_buf b = { 0 };
+	int r = human_head(&b, s);
+
+	if (r >= 0)
+		r = human_last(&b, s);
+	if (r >= 0)
+		r = human_guard(&b, s, ap_use_colour(STDOUT_FILENO));
+	if (r >= 0)
+		r = human_rest(&b, s);
+	if (r >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+		r = -EIO;
+	ap_buf_free(&b);
+	return r;
 }
 
 /* --- programs ------------------------------------------------------------------------------ */
@@ -189,8 +213,12 @@ static int json_head(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"pin\": ");
 	if (r >= 0 && s->have_pin) {
-		r = ap_buf_printf(b, "{\"commit\": \"%s\", \"since\": %llu", s->pin.commit,
-				  (unsigned long long)(s->pin.realtime_usec / 1000000));
+		r = ap_buf_append(b, "{", 1);
+		if (r >= 0)
+			r = json_str(b, "commit", s->pin.commit, false);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"since\": %llu",
+					  (unsigned long long)(s->pin.realtime_usec / 1000000));
 		if (r >= 0)
 			r = json_str(b, "reason", s->pin.reason, true);
 		if (r >= 0)
@@ -232,8 +260,12 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"bad\": [");
 	for (size_t i = 0; r >= 0 && i < s->n_bad; i++) {
-		r = ap_buf_printf(b, "%s{\"commit\": \"%s\", \"time\": %llu", i ? ", " : "",
-				  s->bad[i].commit, (unsigned long long)(s->bad[i].realtime_usec / 1000000));
+		r = ap_buf_printf(b, "%s{", i ? ", " : "");
+		if (r >= 0)
+			r = json_str(b, "commit", s->bad[i].commit, false);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"time\": %llu",
+					  (unsigned long long)(s->bad[i].realtime_usec / 1000000));
 		if (r >= 0)
 			r = json_str(b, "why", s->bad[i].why, true);
 		if (r >= 0)
@@ -242,14 +274,25 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = ap_buf_printf(b, "], \"journal\": ");
 	if (r >= 0 && s->have_journal) {
-		r = ap_buf_printf(b, "{\"mode\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"owed\": [",
-				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.from, s->j.to);
-		for (size_t i = 0, k = 0; r >= 0 && i < s->j.n_units; i++)
-			if (s->j.units[i].state != AP_STEP_DONE)
-				r = ap_buf_printf(b, "%s{\"unit\": \"%s\", \"action\": \"%s\", \"state\": \"%s\"}",
-						  k++ ? ", " : "", s->j.units[i].unit,
+		r = ap_buf_printf(b, "{\"mode\": \"%s\"",
+				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply");
+		if (r >= 0)
+			r = json_str(b, "from", s->j.from, true);
+		if (r >= 0)
+			r = json_str(b, "to", s->j.to, true);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"owed\": [");
+		for (size_t i = 0, k = 0; r >= 0 && i < s->j.n_units; i++) {
+			if (s->j.units[i].state == AP_STEP_DONE)
+				continue;
+			r = ap_buf_printf(b, "%s{", k++ ? ", " : "");
+			if (r >= 0)
+				r = json_str(b, "unit", s->j.units[i].unit, false);
+			if (r >= 0)
+				r = ap_buf_printf(b, ", \"action\": \"%s\", \"state\": \"%s\"}",
 						  ap_unit_action_to_string(s->j.units[i].action),
 						  ap_step_to_string(s->j.units[i].state));
+		}
 		if (r >= 0)
 			r = ap_buf_printf(b, "]}");
 	} else if (r >= 0)
@@ -301,10 +344,7 @@ int ap_cmd_status(const struct ap_opts *o, char **args)
 		return code;
 	s.c = &c;
 	gather(&s);
-	if (o->json)
-		code = json(&s) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	else
-		human(&s);
+	code = (o->json ? json(&s) : human(&s)) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	status_done(&s);
 	ap_ctx_done(&c);
 	return code;

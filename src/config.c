@@ -2,6 +2,7 @@
  * the schema tables, value checks, per-scope defaults and FILE:LINE:COL diagnostics. This is
  * the only file that sees libyaml. It does not decide what the rules mean for a deploy
  * (that is plan.c) and never touches the paths it names. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -611,6 +613,36 @@ static int p_map(struct ctx *c, yaml_node_t *n, const struct field *f, void *bas
 
 #define PUSH_TIMEOUT_MAX_USEC (60ULL * 1000000)
 
+/* Whether an http:// URL (push_url_ok) leaves the host: anything but localhost, 127.0.0.0/8
+ * and [::1]. */
+static bool url_plain_remote(const char *url)
+{
+	const char *rest = url + strlen("http://");
+	char host[256];
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t n;
+
+	if (!ap_startswith(url, "http://"))
+		return false;
+	if (rest[0] == '[') /* [IPv6]:port */
+		n = strcspn(rest + 1, "]/?#"), rest++;
+	else
+		n = strcspn(rest, ":/?#");
+	if (n >= sizeof(host))
+		return true;
+	memcpy(host, rest, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0 ||
+	    (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0))
+		return false;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) != 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return !IN6_IS_ADDR_LOOPBACK(&a6);
+	return true;
+}
+
 /* The push settings belong together: one kind of credentials, none without a URL, and a
  * deadline short enough that a dead endpoint cannot hold up the heartbeat. */
 static int p_guard(struct ctx *c, yaml_node_t *n, const struct field *f, void *base)
@@ -626,6 +658,11 @@ static int p_guard(struct ctx *c, yaml_node_t *n, const struct field *f, void *b
 		return fail(c, n, "guard: push credentials or push_ca_file without push (the URL)");
 	if (g->push_timeout_usec == 0 || g->push_timeout_usec > PUSH_TIMEOUT_MAX_USEC)
 		return fail(c, n, "guard: push_timeout must be more than 0 and at most 60s");
+	/* Allowed (a test endpoint, a private network), but anyone on the way can read it. */
+	if ((g->push_token_file || g->push_basic_auth_file) && url_plain_remote(g->push_url))
+		ap_log_warning("%s:%zu:%zu: guard: the push credentials go to '%s' unencrypted "
+			       "(http:// to another host than this one); use https://", c->file,
+			       n->start_mark.line + 1, n->start_mark.column + 1, g->push_url);
 	return 0;
 }
 

@@ -958,11 +958,15 @@ static int record_noop(struct run *r)
 	if (r->o->json)
 		return print_plan_result(r, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	if (r->pin.commit[0] && !r->o->commit) {
+		struct ap_buf b = { 0 };
 		char ago[32];
 
+		/* the reason is whatever the pin's author typed: escaped like all human output */
 		ap_format_ago(r->pin.realtime_usec, ap_now_realtime_usec(), ago, sizeof(ago));
-		printf("pinned at %.12s since %s: %s; 'autopull unpin' resumes deploys\n",
-		       r->pin.commit, ago, r->pin.reason);
+		if (ap_buf_linef(&b, "pinned at %.12s since %s: %s; 'autopull unpin' resumes deploys",
+				 r->pin.commit, ago, r->pin.reason) >= 0)
+			fputs(b.data, stdout);
+		ap_buf_free(&b);
 	} else
 		printf("nothing to do: %.12s is applied\n", r->plan->to);
 	return AP_EXIT_OK;

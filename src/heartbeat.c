@@ -1,7 +1,6 @@
 /* Restart-loop arithmetic, the sample history format and the metrics text (see
  * heartbeat.h for how restarts are counted). Pure: no I/O, no clock reads, no logging. */
 #include <errno.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -265,7 +264,7 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 bool ap_hb_watch_matches(char *const *watch, const char *unit)
 {
 	for (size_t i = 0; watch && watch[i]; i++)
-		if (fnmatch(watch[i], unit, 0) == 0)
+		if (ap_unit_glob_match(watch[i], unit))
 			return true;
 	return false;
 }

@@ -17,24 +17,19 @@
 #include "http.h"
 #include "util.h"
 
-#define ANSWER_KEEP 160 /* bytes of a non-2xx answer quoted in why */
-
-/* The answer's first bytes, for the message of a refused push; the rest is read and
- * dropped so that the server is not left waiting. */
+/* The answer of the server is counted and dropped, never kept: an endpoint that echoes the
+ * request (a debugging proxy, a misconfigured gateway) would quote the Authorization header,
+ * and a message is logged. Reading it all means the server is not left waiting. */
 struct answer {
-	char text[ANSWER_KEEP + 1];
 	size_t len;
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *userdata)
 {
 	struct answer *a = userdata;
-	size_t bytes = size * n, take = bytes < ANSWER_KEEP - a->len ? bytes : ANSWER_KEEP - a->len;
 
-	memcpy(a->text + a->len, p, take);
-	a->len += take;
-	a->text[a->len] = '\0';
-	return bytes;
+	a->len += size * n;
+	return size * n;
 }
 
 /* The functions used, typed by the header's own prototypes. */
@@ -165,14 +160,6 @@ static CURLcode set_options(CURL *h, const struct ap_http_request *rq, struct cu
 	return rc;
 }
 
-/* An answer quoted in a message stays on one line. */
-static void flatten(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = ' ';
-}
-
 /* Content-Type, and an empty "Expect:" so that curl does not wait for a 100-continue. */
 static struct curl_slist *make_headers(const char *content_type)
 {
@@ -195,8 +182,8 @@ static int result(CURLcode rc, long status, struct answer *a, const char *errbuf
 		return curl_to_errno(rc);
 	}
 	if (status < 200 || status > 299) {
-		flatten(a->text);
-		snprintf(why, why_size, "HTTP %ld%s%s", status, a->len ? ": " : "", a->text);
+		snprintf(why, why_size, "HTTP %ld, %zu-byte answer not shown (it could quote the "
+			 "request and its credentials)", status, a->len);
 		return -EBADMSG;
 	}
 	snprintf(why, why_size, "HTTP %ld", status);
@@ -206,7 +193,7 @@ static int result(CURLcode rc, long status, struct answer *a, const char *errbuf
 int ap_http_post(const struct ap_http_request *rq, long *ret_status, char *why, size_t why_size)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct answer a = { .len = 0 };
+	struct answer a = { 0 };
 	struct curl_slist *headers;
 	long status = 0;
 	CURLcode rc;

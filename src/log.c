@@ -4,11 +4,10 @@
  * socket is there, and to stderr otherwise: never lost silently.
  *
  * Messages carry strings from the repository (paths, unit names, validator output), so the
- * formatted message is escaped before it is written: every C0 control character and DEL
- * becomes a C-style escape ("\n", "\t", "\r", else "\xHH"). One call is then always one line,
- * and no repository string can forge a second log line or send escape sequences to a
- * terminal. A backslash is kept as it is (unit names are full of "\x2d"), so the escaping is
- * for reading, not meant to be reversed. */
+ * formatted message is escaped before it is written (ap_escape, the same as every human
+ * output): control characters and bytes that are not UTF-8 become C-style escapes ("\n",
+ * "\t", "\r", else "\xHH"). One call is then always one line of valid UTF-8, and no
+ * repository string can forge a second log line or send escape sequences to a terminal. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,31 +41,6 @@ void ap_log_set_max_level(int level)
 	max_level = level;
 }
 
-size_t ap_log_escape(const char *s, char *out, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	if (size == 0)
-		return 0;
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		char e[4] = { (char)*c };
-		size_t k = 1;
-
-		if (*c == '\n' || *c == '\t' || *c == '\r') {
-			e[0] = '\\', e[1] = *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r', k = 2;
-		} else if (*c < 0x20 || *c == 0x7f) {
-			e[0] = '\\', e[1] = 'x', e[2] = hex[*c >> 4], e[3] = hex[*c & 15], k = 4;
-		}
-		if (n + k >= size)
-			break; /* whole escapes only */
-		memcpy(out + n, e, k);
-		n += k;
-	}
-	out[n] = '\0';
-	return n;
-}
-
 /* Formats into msg (MSG_MAX), cut with "..." when longer. */
 static void format_msg(char *msg, const char *fmt, va_list ap) _printf_(2, 0);
 static void format_msg(char *msg, const char *fmt, va_list ap)
@@ -83,7 +57,7 @@ static void write_line(int level, const char *msg)
 {
 	char line[4 * MSG_MAX];
 
-	(void)ap_log_escape(msg, line, sizeof(line));
+	(void)ap_escape(msg, 0, line, sizeof(line));
 	if (use_prefix)
 		fprintf(stderr, "<%d>autopull: %s\n", level, line);
 	else
@@ -130,7 +104,7 @@ static char *escaped_field(const char *f)
 	if (!out)
 		return NULL;
 	memcpy(out, f, k);
-	(void)ap_log_escape(value, out + k, size - k);
+	(void)ap_escape(value, 0, out + k, size - k);
 	return out;
 }
 
@@ -143,7 +117,7 @@ static int send_entry(int level, const char *message_id, char *const *fields, co
 	int r;
 
 	memcpy(body, "MESSAGE=", 8);
-	(void)ap_log_escape(msg, body + 8, sizeof(body) - 8);
+	(void)ap_escape(msg, 0, body + 8, sizeof(body) - 8);
 	(void)snprintf(head[0], sizeof(head[0]), "PRIORITY=%d", level);
 	(void)snprintf(head[1], sizeof(head[1]), "MESSAGE_ID=%.32s", message_id);
 	(void)snprintf(head[2], sizeof(head[2]), "SYSLOG_IDENTIFIER=autopull");

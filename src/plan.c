@@ -2,7 +2,6 @@
  * reason for each, which units to restart, reload, start, stop, enable or leave alone.
  * Pure: no I/O, no logging. The executor (engine) decides how; this decides what. */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -365,7 +364,7 @@ static int want_glob(struct builder *b, const char *pattern, enum ap_unit_action
 	if (!b->st->known)
 		return want_one(b, pattern, a, reason, "units matching the glob unknown: no manager");
 	for (size_t i = 0; r >= 0 && i < b->st->n; i++)
-		if (fnmatch(pattern, b->st->v[i].name, 0) == 0)
+		if (ap_unit_glob_match(pattern, b->st->v[i].name))
 			r = want(b, b->st->v[i].name, a, reason, NULL);
 	return r;
 }

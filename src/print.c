@@ -1,5 +1,6 @@
 /* Plan output. The JSON shape is an interface (documented in README.md): fields may be
- * added, never renamed. The human form says why each thing happens. */
+ * added, never renamed; its strings are valid UTF-8 (ap_buf_json_string). The human form says
+ * why each thing happens, each line escaped (ap_buf_linef). */
 #include <errno.h>
 #include <string.h>
 
@@ -110,36 +111,48 @@ static const char *short_oid(const char *oid)
 	return *oid ? oid : "(nothing)";
 }
 
+/* Ends the line built in l: escaped whole into b (paths, unit names, notes and reasons may
+ * come from the repository), l emptied. */
+static int human_line(struct ap_buf *b, struct ap_buf *l, int r)
+{
+	if (r >= 0)
+		r = ap_buf_linef(b, "%s", l->data ? l->data : "");
+	ap_buf_free(l);
+	return r;
+}
+
 static int human_file(struct ap_buf *b, const struct ap_file_op *f)
 {
-	int r = ap_buf_printf(b, "  %-7s %-7s %s", ap_change_kind_to_string(f->change),
+	struct ap_buf l = { 0 };
+	int r = ap_buf_printf(&l, "  %-7s %-7s %s", ap_change_kind_to_string(f->change),
 			      ap_file_kind_to_string(f->kind), f->path);
 
 	if (r >= 0 && f->old_path)
-		r = ap_buf_printf(b, " (was %s)", f->old_path);
+		r = ap_buf_printf(&l, " (was %s)", f->old_path);
 	if (r >= 0 && f->install)
-		r = ap_buf_printf(b, " -> %s (%04o)", f->dest, (unsigned)f->mode);
+		r = ap_buf_printf(&l, " -> %s (%04o)", f->dest, (unsigned)f->mode);
 	if (r >= 0 && f->remove)
-		r = ap_buf_printf(b, "%sremove %s", f->install ? "; " : " -> ",
+		r = ap_buf_printf(&l, "%sremove %s", f->install ? "; " : " -> ",
 				  f->old_dest ? f->old_dest : f->dest);
-	return r < 0 ? r : ap_buf_append(b, "\n", 1);
+	return human_line(b, &l, r);
 }
 
 /* width: the longest unit name of the plan, so that long names keep the columns. */
 static int human_unit(struct ap_buf *b, const struct ap_unit_action *u, int width)
 {
-	int r = ap_buf_printf(b, "  %-12s %-*s %s", ap_unit_action_to_string(u->action), width,
+	struct ap_buf l = { 0 };
+	int r = ap_buf_printf(&l, "  %-12s %-*s %s", ap_unit_action_to_string(u->action), width,
 			      u->unit, u->if_active ? "(if active) " : "");
 
 	if (r >= 0 && u->state)
-		r = ap_buf_printf(b, "[%s] ", u->state);
+		r = ap_buf_printf(&l, "[%s] ", u->state);
 	if (r >= 0)
-		r = ap_buf_printf(b, "because ");
+		r = ap_buf_printf(&l, "because ");
 	for (size_t i = 0; r >= 0 && u->reasons && u->reasons[i]; i++)
-		r = ap_buf_printf(b, "%s%s", i ? ", " : "", u->reasons[i]);
+		r = ap_buf_printf(&l, "%s%s", i ? ", " : "", u->reasons[i]);
 	if (r >= 0 && u->note)
-		r = ap_buf_printf(b, " (%s)", u->note);
-	return r < 0 ? r : ap_buf_append(b, "\n", 1);
+		r = ap_buf_printf(&l, " (%s)", u->note);
+	return human_line(b, &l, r);
 }
 
 int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
@@ -164,7 +177,7 @@ int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 	if (r >= 0 && p->unmapped)
 		r = ap_buf_printf(b, "unmapped (under a units: dir, not a unit, no files: rule):\n");
 	for (size_t i = 0; r >= 0 && p->unmapped && p->unmapped[i]; i++)
-		r = ap_buf_printf(b, "  %s\n", p->unmapped[i]);
+		r = ap_buf_linef(b, "  %s", p->unmapped[i]);
 	if (r >= 0 && ap_strv_length(p->unmapped) == 0 && p->n_files == 0 && p->n_units == 0)
 		r = ap_buf_printf(b, "nothing to do\n");
 	return r;

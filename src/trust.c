@@ -282,11 +282,11 @@ int ap_trust_format_verdict(const struct ap_trust_commit *c, const struct ap_tru
 	copy_line(author, sizeof(author), c->author, strlen(c->author));
 	if (gmtime_r(&t, &tm))
 		strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm);
+	/* One escaped line (the dry run prints it): the author is the committer's text. */
 	if (v->cached)
-		return ap_buf_printf(out, "%.12s %s (%s): good (verified before)\n", c->id, author,
-				     date);
-	return ap_buf_printf(out, "%.12s %s (%s): %s: %s\n", c->id, author, date,
-			     ap_trust_status_to_string(v->status), v->why);
+		return ap_buf_linef(out, "%.12s %s (%s): good (verified before)", c->id, author, date);
+	return ap_buf_linef(out, "%.12s %s (%s): %s: %s", c->id, author, date,
+			    ap_trust_status_to_string(v->status), v->why);
 }
 
 /* --- the cache format ------------------------------------------------------------------- */

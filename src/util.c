@@ -1,7 +1,9 @@
-/* String vectors, bounded formatting, path checks, durations, clocks and relative times.
- * No I/O beyond asking whether an fd is a terminal. */
+/* String vectors, bounded formatting, the escaping of text for terminals, logs and JSON, unit
+ * globs, path checks, durations, clocks and relative times. No I/O beyond asking whether an
+ * fd is a terminal. */
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +114,11 @@ bool ap_streq_ptr(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+bool ap_unit_glob_match(const char *pattern, const char *name)
+{
+	return fnmatch(pattern, name, FNM_NOESCAPE) == 0;
+}
+
 /* Checks every '/'-separated component of p (which starts at a component). */
 static bool components_ok(const char *p)
 {
@@ -189,19 +196,128 @@ int ap_buf_printf(struct ap_buf *b, const char *fmt, ...)
 	return r;
 }
 
+/* The length (1 to 4) of the UTF-8 sequence at s when it is the shortest encoding of a code
+ * point that is not a surrogate, else 0; the code point in *ret_cp. s is NUL-terminated, and
+ * NUL is never a continuation byte, so this does not read past the end. */
+static size_t utf8_char(const unsigned char *s, unsigned *ret_cp)
+{
+	unsigned cp;
+	size_t n;
+
+	if (s[0] < 0x80) {
+		*ret_cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*ret_cp = cp;
+	return n;
+}
+
+/* C0, DEL and C1: what a terminal may act on rather than show. */
+static bool is_control(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+size_t ap_escape(const char *s, unsigned flags, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *c = (const unsigned char *)s;
+	size_t n = 0;
+
+	if (size == 0)
+		return 0;
+	while (*c) {
+		unsigned cp = 0;
+		size_t len = utf8_char(c, &cp), k = 0;
+		char e[8];
+
+		if ((*c == '\n' && (flags & AP_ESCAPE_KEEP_NEWLINE)) ||
+		    (*c == '\t' && (flags & AP_ESCAPE_KEEP_TAB)) || (len > 0 && !is_control(cp))) {
+			memcpy(e, c, len), k = len;
+		} else if (*c == '\n' || *c == '\t' || *c == '\r') {
+			e[0] = '\\', e[1] = *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r', k = 2;
+		} else {
+			/* a control character (C1 is two bytes) or a byte that is not UTF-8 */
+			len = len ? len : 1;
+			for (size_t i = 0; i < len; i++, k += 4)
+				e[k] = '\\', e[k + 1] = 'x', e[k + 2] = hex[c[i] >> 4],
+				e[k + 3] = hex[c[i] & 15];
+		}
+		if (n + k >= size)
+			break; /* whole characters and escapes only */
+		memcpy(out + n, e, k);
+		n += k;
+		c += len;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+int ap_buf_escape(struct ap_buf *b, const char *s, unsigned flags)
+{
+	size_t size = 4 * strlen(s) + 1;
+	char *e = malloc(size);
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	r = ap_buf_append(b, e, ap_escape(s, flags, e, size));
+	free(e);
+	return r;
+}
+
+int ap_buf_linef(struct ap_buf *b, const char *fmt, ...)
+{
+	_cleanup_free_ char *line = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	line = ap_strdupvf(fmt, ap);
+	va_end(ap);
+	if (!line)
+		return -ENOMEM;
+	r = ap_buf_escape(b, line, 0);
+	return r < 0 ? r : ap_buf_append(b, "\n", 1);
+}
+
 int ap_buf_json_string(struct ap_buf *b, const char *s)
 {
+	const unsigned char *c = (const unsigned char *)s;
 	int r = ap_buf_append(b, "\"", 1);
 
-	for (const unsigned char *c = (const unsigned char *)s; r >= 0 && *c; c++) {
+	while (r >= 0 && *c) {
+		unsigned cp = 0;
+		size_t len = utf8_char(c, &cp);
+
 		if (*c == '"' || *c == '\\') {
 			char e[2] = { '\\', (char)*c };
 			r = ap_buf_append(b, e, 2);
-		} else if (*c < 0x20) {
-			r = ap_buf_printf(b, "\\u%04x", *c);
+		} else if (len == 0) {
+			r = ap_buf_printf(b, "\\u%04x", *c); /* not UTF-8: the byte as Latin-1 */
+			len = 1;
+		} else if (is_control(cp)) {
+			r = ap_buf_printf(b, "\\u%04x", cp);
 		} else {
-			r = ap_buf_append(b, c, 1);
+			r = ap_buf_append(b, c, len);
 		}
+		c += len;
 	}
 	return r < 0 ? r : ap_buf_append(b, "\"", 1);
 }

@@ -520,17 +520,18 @@ int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 			r = g->tripped ? ap_buf_json_string(out, g->tripped) : ap_buf_append(out, "null", 4);
 		return r < 0 ? r : ap_buf_append(out, "}", 1);
 	}
+	/* Unit names, reasons and the tripped record (a state file) are escaped (ap_buf_linef). */
 	r = ap_buf_printf(out, "guard: %s\n", g->ok ? "ok" : "REFUSING");
 	if (r >= 0 && g->tripped)
-		r = ap_buf_printf(out, "  tripped: %s\n", g->tripped);
+		r = ap_buf_linef(out, "  tripped: %s", g->tripped);
 	for (size_t i = 0; i < g->n; i++)
 		if (strlen(g->v[i].unit) > (size_t)width)
 			width = (int)strlen(g->v[i].unit);
 	for (size_t i = 0; r >= 0 && i < g->n; i++) {
 		const struct ap_hb_verdict *v = &g->v[i];
-		r = ap_buf_printf(out, "  %-*s %s%s%s\n", width, v->unit,
-				  v->looping ? "LOOPING" : v->stale ? "STALE" : "ok",
-				  *v->why ? ": " : "", v->why);
+		r = ap_buf_linef(out, "  %-*s %s%s%s", width, v->unit,
+				 v->looping ? "LOOPING" : v->stale ? "STALE" : "ok", *v->why ? ": " : "",
+				 v->why);
 	}
 	return r;
 }

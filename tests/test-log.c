@@ -80,6 +80,8 @@ static void test_control_chars_escaped(void **state)
 	assert_logged("\x01\x1f\x7f", "autopull: bad '\\x01\\x1f\\x7f'\n");
 	/* printable ASCII, UTF-8 and backslashes (unit names: "foo\x2dbar") pass unchanged */
 	assert_logged("f\\x2d \xc3\xa9~", "autopull: bad 'f\\x2d \xc3\xa9~'\n");
+	/* a C1 control (CSI, U+009B) and a Latin-1 byte: the line stays UTF-8 without them */
+	assert_logged("\xc2\x9b" "2J Ren\xe9", "autopull: bad '\\xc2\\x9b2J Ren\\xe9'\n");
 }
 
 /* A message of nothing but newlines is still one bounded line. */
@@ -120,22 +122,6 @@ static void test_prefix_and_level(void **state)
 	ap_log_init();
 }
 
-static void test_escape_buffer(void **state)
-{
-	char out[8];
-
-	assert_int_equal(ap_log_escape("ab\ncd", out, sizeof(out)), 6);
-	assert_string_equal(out, "ab\\ncd");
-	/* an escape that does not fit whole is left out, not cut in half */
-	assert_int_equal(ap_log_escape("abcde\x1b", out, sizeof(out)), 5);
-	assert_string_equal(out, "abcde");
-	assert_int_equal(ap_log_escape("\x7f\x7f", out, sizeof(out)), 4);
-	assert_string_equal(out, "\\x7f");
-	assert_int_equal(ap_log_escape("x", out, 1), 0);
-	assert_string_equal(out, "");
-	assert_int_equal(ap_log_escape("x", out, 0), 0);
-}
-
 /* Without a journal socket an entry is a line on stderr, its fields escaped nowhere (they
  * are for the journal only), its message escaped like any other. */
 static void test_entry_without_journal(void **state)
@@ -164,7 +150,6 @@ int main(void)
 		cmocka_unit_test(test_control_chars_escaped),
 		cmocka_unit_test(test_one_line_bounded),
 		cmocka_unit_test(test_prefix_and_level),
-		cmocka_unit_test(test_escape_buffer),
 		cmocka_unit_test(test_entry_without_journal),
 	};
 

@@ -1,4 +1,5 @@
-/* Tests for util.c: durations at and beyond the largest accepted value. */
+/* Tests for util.c: durations at and beyond the largest accepted value; unit globs; the
+ * escaping of human output and the JSON string writer. */
 #include <errno.h>
 #include <string.h>
 
@@ -65,11 +66,104 @@ static void test_duration_edges(void **state)
 	assert_duration("99999999999999999999x", -ERANGE, 0);
 }
 
+/* A backslash in a unit glob is a character of the name ("\x2d" is systemd's escape of
+ * '-'), not a glob escape: systemd matches unit patterns with FNM_NOESCAPE. */
+static void test_unit_glob_noescape(void **state)
+{
+	assert_true(ap_unit_glob_match("foo\\x2d*.service", "foo\\x2dbar.service"));
+	assert_true(ap_unit_glob_match("foo\\x2dbar.service", "foo\\x2dbar.service"));
+	assert_true(ap_unit_glob_match("*\\x2d?ar.service", "foo\\x2dbar.service"));
+	assert_false(ap_unit_glob_match("foo\\x2d*.service", "foox2dbar.service"));
+	assert_false(ap_unit_glob_match("foo\\*.service", "foo*.service"));
+	assert_true(ap_unit_glob_match("foo\\*.service", "foo\\bar.service"));
+	assert_true(ap_unit_glob_match("app-[0-9].service", "app-1.service"));
+	assert_false(ap_unit_glob_match("app-*.service", "app-1.socket"));
+}
+
+static void assert_escaped(const char *s, unsigned flags, const char *want)
+{
+	char out[256];
+
+	assert_int_equal(ap_escape(s, flags, out, sizeof(out)), strlen(want));
+	assert_string_equal(out, want);
+}
+
+/* What reaches a terminal or a log: no control character, valid UTF-8, one line. */
+static void test_escape(void **state)
+{
+	assert_escaped("ab\ncd\t\r", 0, "ab\\ncd\\t\\r");
+	assert_escaped("a\nb\tc\r", AP_ESCAPE_KEEP_NEWLINE | AP_ESCAPE_KEEP_TAB, "a\nb\tc\\r");
+	/* OSC 52 (clipboard write), a screen clear, BEL, DEL */
+	assert_escaped("\x1b]52;c;aGk=\a\x1b[2J\x7f", 0, "\\x1b]52;c;aGk=\\x07\\x1b[2J\\x7f");
+	/* C1 controls: CSI (U+009B) and NEL (U+0085) encoded in UTF-8 */
+	assert_escaped("\xc2\x9b" "2J\xc2\x85", 0, "\\xc2\\x9b2J\\xc2\\x85");
+	/* not UTF-8: Latin-1, a lone continuation byte, an overlong '/', a surrogate, past
+	 * U+10FFFF, a sequence cut short */
+	assert_escaped("Ren\xe9", 0, "Ren\\xe9");
+	assert_escaped("\x80\xc0\xaf\xed\xa0\x80", 0, "\\x80\\xc0\\xaf\\xed\\xa0\\x80");
+	assert_escaped("\xf4\x90\x80\x80\xe2\x82", 0, "\\xf4\\x90\\x80\\x80\\xe2\\x82");
+	/* valid UTF-8 (2, 3 and 4 bytes, U+00A0 right after C1) and backslashes pass */
+	assert_escaped("\xc3\xa9\xc2\xa0\xe2\x82\xac\xf0\x9f\x98\x80 a\\x2d", 0,
+		       "\xc3\xa9\xc2\xa0\xe2\x82\xac\xf0\x9f\x98\x80 a\\x2d");
+}
+
+static void test_escape_buffer(void **state)
+{
+	char out[8];
+
+	assert_int_equal(ap_escape("ab\ncd", 0, out, sizeof(out)), 6);
+	assert_string_equal(out, "ab\\ncd");
+	/* an escape or a character that does not fit whole is left out, not cut in half */
+	assert_int_equal(ap_escape("abcde\x1b", 0, out, sizeof(out)), 5);
+	assert_string_equal(out, "abcde");
+	assert_int_equal(ap_escape("abcde\xe2\x82\xac", 0, out, sizeof(out)), 5);
+	assert_string_equal(out, "abcde");
+	assert_int_equal(ap_escape("\x7f\x7f", 0, out, sizeof(out)), 4);
+	assert_string_equal(out, "\\x7f");
+	assert_int_equal(ap_escape("x", 0, out, 1), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(ap_escape("x", 0, out, 0), 0);
+}
+
+static void test_linef(void **state)
+{
+	struct ap_buf b = { 0 };
+
+	assert_int_equal(ap_buf_linef(&b, "  applied: \"%s\" by %s", "x\ny\x1b[2J", "Ren\xe9"), 0);
+	assert_string_equal(b.data, "  applied: \"x\\ny\\x1b[2J\" by Ren\\xe9\n");
+	ap_buf_free(&b);
+}
+
+static void assert_json(const char *s, const char *want)
+{
+	struct ap_buf b = { 0 };
+
+	assert_int_equal(ap_buf_json_string(&b, s), 0);
+	assert_string_equal(b.data, want);
+	ap_buf_free(&b);
+}
+
+/* JSON output is valid UTF-8 whatever the input: bytes that are not UTF-8 become \u00XX
+ * (read as Latin-1), controls too; valid UTF-8 passes as it is. */
+static void test_json_string(void **state)
+{
+	assert_json("a\"b\\c", "\"a\\\"b\\\\c\"");
+	assert_json("\x1b]52;c;aGk=\a\n\x7f", "\"\\u001b]52;c;aGk=\\u0007\\u000a\\u007f\"");
+	assert_json("Ren\xe9 M\xfcller", "\"Ren\\u00e9 M\\u00fcller\"");
+	assert_json("\xc2\x9b\xc3\xa9\xe2\x82\xac", "\"\\u009b\xc3\xa9\xe2\x82\xac\"");
+	assert_json("\xed\xa0\x80\xf0\x9f\x98\x80", "\"\\u00ed\\u00a0\\u0080\xf0\x9f\x98\x80\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration_units),
 		cmocka_unit_test(test_duration_edges),
+		cmocka_unit_test(test_unit_glob_noescape),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_escape_buffer),
+		cmocka_unit_test(test_linef),
+		cmocka_unit_test(test_json_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

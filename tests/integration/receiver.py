@@ -2,12 +2,13 @@
 """A recording HTTP(S) endpoint for the autopull integration tests (python3 stdlib only).
 
 Every POST is appended to --log as one JSON line {"path", "headers", "body"} and answered
-with --status (204 by default). With --hang it accepts connections and never answers (a
-push target that times out). With --tls CERT KEY it speaks HTTPS. It stands in for a
-metrics endpoint (guard.push) and for vmalert's notifier (Alertmanager's /api/v2/alerts).
-Serves only 127.0.0.1.
+with --status (204 by default); with --echo the answer's body is the request line and
+headers (an endpoint that quotes the request, credentials included). With --hang it
+accepts connections and never answers (a push target that times out). With --tls CERT KEY
+it speaks HTTPS. It stands in for a metrics endpoint (guard.push) and for vmalert's
+notifier (Alertmanager's /api/v2/alerts). Serves only 127.0.0.1.
 
-Usage: receiver.py --port PORT --log FILE [--status N] [--hang] [--tls CERT KEY]
+Usage: receiver.py --port PORT --log FILE [--status N] [--echo] [--hang] [--tls CERT KEY]
                    [--ready-file FILE]
 Exit status 98 if the port cannot be bound.
 """
@@ -41,9 +42,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                  "body": body.decode("utf-8", "replace")}
         with self.server.lock, open(opts.log, "a") as f:
             f.write(json.dumps(entry) + "\n")
+        answer = b""
+        if opts.echo:
+            answer = (self.requestline + "\n" + str(self.headers)).encode("latin-1", "replace")
         self.send_response(opts.status)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
 
 def main():
@@ -51,6 +56,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--status", type=int, default=204)
+    p.add_argument("--echo", action="store_true")
     p.add_argument("--hang", action="store_true")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--ready-file")
