@@ -40,5 +40,11 @@ void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap
 int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
 		    char **ret_why);
 
+/* What lets applies through again for the looping verdict i: for a failed unit what clears
+ * it (it will not restart by itself), else when the window forgets its restarts. One
+ * sentence, no newline, appended to out. */
+int ap_watch_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
+			unsigned long long now_real, struct ap_buf *out);
+
 /* The verdict as text lines or as a JSON object (the value of "guard"). */
 int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out);

@@ -229,9 +229,17 @@ static int run_reload_units(struct exec *x)
 		    PICK_NOT_DONE, true);
 }
 
+/* A unit started again is one that was failed: reset-failed first, or the start limit that
+ * stopped its loop refuses the start too (start-limit-hit). */
 static int run_start(struct exec *x)
 {
-	return jobs(x, AP_JOB_START, AP_ACTION_ENABLE_START, AP_ACTION_START, PICK_NOT_DONE, true);
+	_cleanup_strv_free_ char **again = NULL;
+	int r = pick(x->j, AP_ACTION_START, AP_ACTION_START, PICK_NOT_DONE, &again);
+
+	if (r >= 0 && again)
+		r = x->ops->reset_failed(x->ops->userdata, again);
+	return r < 0 ? r : jobs(x, AP_JOB_START, AP_ACTION_ENABLE_START, AP_ACTION_START,
+				PICK_NOT_DONE, true);
 }
 
 /* New units are stopped first, before they lose their enablement and their files. */

@@ -104,10 +104,18 @@ static void human_guard(const struct status *s, bool colour)
 	}
 	printf("  guard:    %s%s%s\n", paint(colour, s->guard.ok, s->guard.ok ? "ok" : "REFUSING", w, sizeof(w)),
 	       s->guard.tripped ? ": tripped: " : "", s->guard.tripped ? s->guard.tripped : "");
-	for (size_t i = 0; i < s->guard.n; i++)
-		if (s->guard.v[i].looping || s->guard.v[i].stale)
-			printf("            %s %s: %s\n", s->guard.v[i].unit,
-			       s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+	for (size_t i = 0; i < s->guard.n; i++) {
+		struct ap_buf b = { 0 };
+
+		if (!s->guard.v[i].looping && !s->guard.v[i].stale)
+			continue;
+		printf("            %s %s: %s\n", s->guard.v[i].unit,
+		       s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+		if (s->guard.v[i].looping &&
+		    ap_watch_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &b) >= 0)
+			printf("              %s\n", b.data);
+		ap_buf_free(&b);
+	}
 }
 
 static void human(const struct status *s)

@@ -515,11 +515,15 @@ out:
 	return r;
 }
 
-/* Turns restarts/reloads of inactive units into "none" and records the seen state. */
+/* Turns restarts/reloads of inactive units into "none", of failed ones into "start", and
+ * records the seen state. A failed unit was meant to run (someone started it, the manager
+ * gave up on it) and its files changed: most often the commit is the fix, and leaving it
+ * dead would leave the guard refusing until someone starts it by hand. */
 static int apply_states(struct builder *b, struct ap_unit_action *u)
 {
 	const struct ap_unit_state *s = ap_unit_states_find(b->st, u->unit);
 	bool conditional = u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD;
+	bool failed = s && strcmp(s->active_state, "failed") == 0;
 
 	if (!b->st->known) {
 		u->if_active = conditional;
@@ -529,9 +533,10 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	if (!u->state)
 		return -ENOMEM;
 	if (conditional && !state_is_active(s)) {
-		u->action = AP_ACTION_NONE;
+		u->action = failed ? AP_ACTION_START : AP_ACTION_NONE;
 		free(u->note);
-		u->note = strdup("inactive: the next start uses the new files");
+		u->note = strdup(failed ? "failed: started again on the new files"
+					: "inactive: the next start uses the new files");
 		if (!u->note)
 			return -ENOMEM;
 	}

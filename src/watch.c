@@ -470,6 +470,24 @@ int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long set
 	return r;
 }
 
+int ap_watch_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
+			unsigned long long now_real, struct ap_buf *out)
+{
+	const struct ap_hb_verdict *v = &g->v[i];
+	char when[32] = "once it stops restarting";
+
+	if (v->failed)
+		return ap_buf_printf(out, "it is failed and will not restart by itself: a fix applied "
+				     "with 'autopull apply --override-guard --reason TEXT' starts it on the "
+				     "new files, or after a repair by hand 'systemctl%s reset-failed %s' "
+				     "lets applies through", scope == AP_SCOPE_USER ? " --user" : "",
+				     v->unit);
+	if (g->clears && g->clears[i])
+		ap_format_ago(g->clears[i], now_real, when, sizeof(when));
+	return ap_buf_printf(out, "the guard lets applies through again %s if it stops restarting "
+			     "(window %llus)", when, g->window_s);
+}
+
 static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_buf *out)
 {
 	bool first = true;
@@ -483,8 +501,8 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 		if (r >= 0)
 			r = ap_buf_json_string(out, v->unit);
 		if (r >= 0 && !stale)
-			r = ap_buf_printf(out, ", \"restarts\": %u, \"window_s\": %llu", v->restarts,
-					  g->window_s);
+			r = ap_buf_printf(out, ", \"restarts\": %u, \"window_s\": %llu, \"failed\": %s",
+					  v->restarts, g->window_s, v->failed ? "true" : "false");
 		if (r >= 0)
 			r = ap_buf_printf(out, ", \"why\": ");
 		if (r >= 0)

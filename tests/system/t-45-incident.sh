@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# The incident path in system scope: a watched unit that crash-looped into "failed" makes the
+# shipped service refuse with a hint that can come true (what clears a failed unit); the fix
+# commit applied with --override-guard starts the failed unit on its new files, says that it
+# came back, and lets the guard pass again. Sourced by run.sh after lib.sh.
+
+service() { sys_start_unit "$1" infrastructure-auto-pull.service; }
+
+# crashy VERSION [fixed]: crashy.service, which crashes at once unless /etc/aptest/crashy.ok
+# exists (the host dependency that breaks); fixed: the version that no longer needs it. Each
+# start appends VERSION to $SX_LOG/crashy.versions. Few starts in the limit, so that the loop
+# ends in "failed" (start-limit-hit) within a second.
+crashy() {
+	local need='[ -e /etc/aptest/crashy.ok ] || exit 1; '
+	[ "${2:-}" = fixed ] && need=
+	{
+		printf '[Unit]\nDescription=crashy %s\nStartLimitIntervalSec=1min\nStartLimitBurst=4\n\n' "$1"
+		printf '[Service]\nExecStart=/bin/sh -c "mkdir -p %s; echo %s >> %s/crashy.versions; %sexec sleep infinity"\n' \
+			"$SX_LOG" "$1" "$SX_LOG" "$need"
+		printf 'Restart=always\nRestartSec=100ms\n\n[Install]\nWantedBy=multi-user.target\n'
+	} | sx_write systemd/crashy.service
+}
+
+versions() { sys_sh cat "$SX_LOG/crashy.versions" 2>/dev/null | tail -n 1; }
+
+start() {
+	ap_case "$1"
+	sx_reset
+	sx_origin
+	sx_config "" "guard:
+  watch: [crashy.service]
+  max_restarts: 2
+  window: 1m
+  settle: 2s"
+	sys_sh mkdir -p /etc/aptest
+	sys_sh touch /etc/aptest/crashy.ok
+	crashy v1
+	V1=$(sx_commit v1)
+	service v1
+	ap_expect_rc "$AP_CASE: v1 applied by the service" 0 v1 || return 1
+	check "crashy.service active on v1" sys_wait_prop crashy.service ActiveState active 5
+}
+
+# break_crashy: its dependency goes away and the running process dies: the manager restarts it
+# until the start limit, and it ends "failed".
+break_crashy() {
+	sys_sh rm -f /etc/aptest/crashy.ok
+	sys_ctl kill -s KILL crashy.service
+	check "crashy.service crash-loops into failed" sys_wait_prop crashy.service ActiveState failed 10
+	check "after automatic restarts (NRestarts=$(sys_prop crashy.service NRestarts))" \
+		[ "$(sys_prop crashy.service NRestarts)" -gt 0 ]
+}
+
+t_failed_fix() {
+	local v2 old_inv
+	start "a failed unit: the refusal says what clears it; the fix starts it again" || return
+	break_crashy
+	crashy v2 fixed
+	v2=$(sx_commit "v2: crashy no longer needs the file")
+	service refused
+	ap_expect_rc "$AP_CASE: the timer's service refuses" 3 refused
+	sed 's/^/        | /' "$AP_TMP/refused.err" | grep -i "crashy\|apply" | head -n 6
+	check "the refusal names crashy.service as failed" \
+		grep -q "crashy.service.*failed" "$AP_TMP/refused.err"
+	check "it promises no clearing by itself" \
+		not grep -q "again in\|if it stops restarting\|again .* ago" "$AP_TMP/refused.err"
+	check "it names the fix commit with --override-guard" \
+		grep -q "failed.*apply --override-guard --reason" "$AP_TMP/refused.err"
+	check "it names systemctl reset-failed crashy.service" \
+		grep -q "systemctl reset-failed crashy.service" "$AP_TMP/refused.err"
+	sys_autopull refused-status status
+	check "status says the same" grep -q "reset-failed crashy.service" "$AP_TMP/refused-status.out"
+	check "still failed, applied still v1" [ "$(sys_prop crashy.service ActiveState)/$(sx_applied)" = "failed/$V1" ]
+	old_inv=$(inv crashy.service)
+	sys_autopull override --override-guard --reason "ship the crashy fix" apply
+	sed 's/^/        | /' "$AP_TMP/override.out"
+	ap_expect_rc "$AP_CASE: apply --override-guard" 0 override
+	check "the plan starts the failed unit" \
+		grep -q "^  start  *crashy.service  *\[failed\] because systemd/crashy.service" "$AP_TMP/override.out"
+	check "the plan says why" grep -q "crashy.service.*(failed: started again on the new files)" \
+		"$AP_TMP/override.out"
+	check "applied = v2" [ "$(sx_applied)" = "$v2" ]
+	check "crashy.service is active" sys_wait_prop crashy.service ActiveState active 5
+	check "a new invocation" [ "$(inv crashy.service)" != "$old_inv" ]
+	check "on the new definition (v2)" [ "$(versions)" = v2 ]
+	check "the result says it came back" \
+		grep -q "crashy.service was failed: active after the settle" "$AP_TMP/override.out"
+	sys_autopull after-status status
+	sed 's/^/        | /' "$AP_TMP/after-status.out"
+	check "the guard lets applies through again" grep -q "^  guard:    ok" "$AP_TMP/after-status.out"
+	service after
+	ap_expect_rc "$AP_CASE: the next run of the service" 0 after
+}
+
+t_still_failing() {
+	local v2
+	start "the override's fix does not fix it: the result says it is still failing" || return
+	break_crashy
+	crashy v2
+	v2=$(sx_commit "v2: not a fix")
+	sys_autopull override --override-guard --reason "try v2" apply
+	sed 's/^/        | /' "$AP_TMP/override.out" | head -n 12
+	check "the apply fails (exit 1)" [ "$AP_RC" = 1 ]
+	check "the plan started it" grep -q "^  start  *crashy.service  *\[failed\]" "$AP_TMP/override.out"
+	check "the result names crashy.service failing" \
+		grep -q "unit 'crashy.service' \(failed\|is restarting in a loop\)" "$AP_TMP/override.err"
+	check "v2 was started once at least" grep -q v2 "$SYS_ROOT$SX_LOG/crashy.versions"
+	check "applied stays v1" [ "$(sx_applied)" = "$V1" ]
+	check "v2 is marked bad" grep -q "^$v2 " "$SYS_ROOT$SX_STATE/bad"
+}
+
+sx_pristine
+t_failed_fix
+t_still_failing
