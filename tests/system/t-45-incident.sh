@@ -2,7 +2,8 @@
 # The incident path in system scope: a watched unit that crash-looped into "failed" makes the
 # shipped service refuse with a hint that can come true (what clears a failed unit); the fix
 # commit applied with --override-guard starts the failed unit on its new files, says that it
-# came back, and lets the guard pass again. Sourced by run.sh after lib.sh.
+# came back, and lets the guard pass again; after a refused commit, `status` shows the stuck
+# attempt above the last success. Sourced by run.sh after lib.sh.
 
 service() { sys_start_unit "$1" infrastructure-auto-pull.service; }
 
@@ -109,6 +110,40 @@ t_still_failing() {
 	check "v2 is marked bad" grep -q "^$v2 " "$SYS_ROOT$SX_STATE/bad"
 }
 
+t_status_stuck() {
+	local v2
+	start "status shows a stuck branch above the last success" || return
+	printf 'INVALID\n' | sx_write caddy/Caddyfile
+	v2=$(sx_commit "v2: a broken Caddyfile")
+	service bad1
+	ap_expect_rc "$AP_CASE: refused (first tick)" 4 bad1
+	service bad2
+	ap_expect_rc "$AP_CASE: refused (second tick)" 4 bad2
+	sys_autopull st status
+	sed 's/^/        | /' "$AP_TMP/st.out"
+	check "an attempt line above the last one" \
+		awk '/^  attempt: /{a=NR} /^  last: /{l=NR} END{exit !(a && l && a < l)}' "$AP_TMP/st.out"
+	check "it says refused, why and for which commit" \
+		grep -q "^  attempt:  refused (invalid) ${v2:0:12}, 2 run(s) since .*: a file or unit failed validation" \
+		"$AP_TMP/st.out"
+	check "the last success is still shown" grep -q "^  last:     apply ok" "$AP_TMP/st.out"
+	sys_autopull stj --json status
+	ap_jq "$AP_CASE: --json: last_attempt refused, invalid, 2 runs" "$AP_TMP/stj.out" \
+		"d['last_attempt']['kind'] == 'refused' and d['last_attempt']['result'] == 'invalid' and d['last_attempt']['runs'] == 2 and d['last_attempt']['to'] == '$v2' and d['last_attempt']['since'] <= d['last_attempt']['time']"
+	ap_jq "$AP_CASE: --json: last_apply is the success" "$AP_TMP/stj.out" \
+		"d['last_apply']['result'] == 'ok' and d['last_apply']['to'] == '$V1'"
+	sx_rm caddy/Caddyfile
+	sx_commit "v3: no Caddyfile" >/dev/null
+	service good
+	ap_expect_rc "$AP_CASE: the next good commit" 0 good
+	sys_autopull st2 --json status
+	ap_jq "$AP_CASE: --json: no stuck attempt once an apply succeeds" "$AP_TMP/st2.out" \
+		"d['last_attempt'] is None"
+	sys_autopull st3 status
+	check "no attempt line" not grep -q "^  attempt:" "$AP_TMP/st3.out"
+}
+
 sx_pristine
 t_failed_fix
 t_still_failing
+t_status_stuck
