@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The rough edges an operator meets during an incident, against the real user manager:
 # `autopull diff` prints git's headers (a/REPO_PATH, b/HOST_PATH) and exits 1 on drift (0
-# without, as diff(1)). Sourced by run.sh after lib.sh (and fixtures.sh).
+# without, as diff(1)); the bash completion offers for pin and --commit only commits that were
+# applied, not refused ones. Sourced by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
@@ -22,6 +23,17 @@ start() {
 	fx_apply v1
 }
 
+# comp WORDS...: the completion function run as bash would for WORDS (the cursor on the last
+# word), as the test user with the built binary first in PATH; COMPREPLY one per line.
+comp() {
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	ap_as_user env PATH="${AP_BIN%/*}:/usr/bin:/bin" bash --norc --noprofile -c '
+		. "$1"; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+		_autopull autopull "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' comp "$AP_TMP/completion.bash" "$@"
+}
+
 # -------------------------------------------------------------------------------------------
 t_diff() {
 	local host=${AP_UNIT_DIR#/}/web.service
@@ -39,4 +51,30 @@ t_diff() {
 	check "the hand-added line" grep -qx "+Environment=HOTFIX=1" "$AP_TMP/drift.out"
 }
 
+t_completion() {
+	local v2 v3
+	start "completion: pin and --commit offer applied commits only" || return
+	install -m 0644 "$AP_ROOT/completion/autopull.bash" "$AP_TMP/completion.bash"
+	printf '[Service]\nExecStart=relative/path\n' | fx_write systemd/broken.service
+	v2=$(fx_commit "v2: a unit that cannot be installed")
+	ap_autopull refused --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: v2 is refused" 4 refused
+	fx_rm systemd/broken.service
+	fx_service web.service install "web v3"
+	v3=$(fx_commit "v3: fixed")
+	fx_apply v3
+	check "the history holds the refusal of v2" \
+		grep -q "refused .*to=$v2" "$AP_STATE_DIR/events"
+	check "pin REV: v3 and v1, not the refused v2" \
+		[ "$(comp autopull --user -c "$AP_CFG" pin '')" = "${v3:0:12}
+${V1:0:12}" ]
+	check "--commit REV: the same and HEAD~1" \
+		[ "$(comp autopull --user -c "$AP_CFG" apply --commit '')" = "${v3:0:12}
+${V1:0:12}
+HEAD~1" ]
+	check "a prefix of the refused one completes to nothing" \
+		[ -z "$(comp autopull --user -c "$AP_CFG" pin "${v2:0:7}")" ]
+}
+
 t_diff
+t_completion
