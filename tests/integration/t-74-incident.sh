@@ -2,11 +2,14 @@
 # The rough edges an operator meets during an incident, against the real user manager:
 # `autopull diff` prints git's headers (a/REPO_PATH, b/HOST_PATH) and exits 1 on drift (0
 # without, as diff(1)); the bash completion offers for pin and --commit only commits that were
-# applied, not refused ones. Sourced by run.sh after lib.sh (and fixtures.sh).
+# applied, not refused ones; the heartbeat under a timer says nothing while no verdict
+# changes and one line when one does (a loop that ends "failed" and is reset). Sourced by
+# run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
 not() { ! "$@"; }
+lines() { grep -c '' "$1"; }
 
 start() {
 	ap_case "$1"
@@ -76,5 +79,49 @@ HEAD~1" ]
 		[ -z "$(comp autopull --user -c "$AP_CFG" pin "${v2:0:7}")" ]
 }
 
+t_heartbeat() {
+	local i=0
+	start "heartbeat: quiet while nothing changes, one line when something does" || return
+	ap_autopull hb1 --user -c "$AP_CFG" heartbeat
+	ap_expect_rc "$AP_CASE: first heartbeat" 0 hb1
+	check "the apply sampled before it: nothing new, nothing said" [ ! -s "$AP_TMP/hb1.out" ]
+	ap_autopull hb2 --user -c "$AP_CFG" heartbeat
+	ap_expect_rc "$AP_CASE: second heartbeat" 0 hb2
+	check "nothing changed: nothing said" [ ! -s "$AP_TMP/hb2.out" ]
+	check "and nothing on stderr" [ ! -s "$AP_TMP/hb2.err" ]
+	check "the sample is still recorded" [ "$(grep -c ' web.service ' "$AP_STATE_DIR/heartbeat")" -ge 2 ]
+	printf '[Unit]\nDescription=loop\nStartLimitIntervalSec=1min\nStartLimitBurst=3\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=100ms\n' |
+		ap_user_write "$AP_UNIT_DIR/loop1.service"
+	ap_systemctl daemon-reload
+	ap_systemctl start loop1.service
+	while [ "$(ap_unit_prop loop1.service ActiveState)" != failed ] && [ $i -lt 100 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	check "loop1.service crash-looped into failed" [ "$(ap_unit_prop loop1.service ActiveState)" = failed ]
+	ap_autopull hb3 --user -c "$AP_CFG" heartbeat
+	sed 's/^/        | /' "$AP_TMP/hb3.out"
+	check "it loops: one line" [ "$(lines "$AP_TMP/hb3.out")" = 1 ]
+	check "REFUSING, naming the unit" grep -q "^guard: REFUSING; loop1.service LOOPING: failed after" "$AP_TMP/hb3.out"
+	ap_autopull hb4 --user -c "$AP_CFG" heartbeat
+	check "still failed: nothing said" [ ! -s "$AP_TMP/hb4.out" ]
+	ap_autopull hb4j --user -c "$AP_CFG" --json heartbeat
+	ap_jq "$AP_CASE: --json still prints the verdict" "$AP_TMP/hb4j.out" \
+		"d['guard']['looping'][0]['unit'] == 'loop1.service' and d['guard']['looping'][0]['failed']"
+	fx_envfile v2
+	fx_commit v2 >/dev/null
+	ap_autopull refused --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply refuses" 3 refused
+	check "the refusal says: systemctl --user reset-failed loop1.service" \
+		grep -q "systemctl --user reset-failed loop1.service" "$AP_TMP/refused.err"
+	ap_systemctl reset-failed loop1.service
+	ap_autopull hb5 --user -c "$AP_CFG" heartbeat
+	check "reset: one line, guard: ok" [ "$(cat "$AP_TMP/hb5.out")" = "guard: ok" ]
+	ap_autopull after --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: the guard lets applies through" 0 after
+	rm -f "$AP_UNIT_DIR/loop1.service"
+	ap_systemctl daemon-reload
+}
+
 t_diff
 t_completion
+t_heartbeat
