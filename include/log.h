@@ -13,6 +13,9 @@ enum { AP_LOG_ERR = 3, AP_LOG_WARNING = 4, AP_LOG_NOTICE = 5, AP_LOG_INFO = 6, A
 
 void ap_log_init(void);
 void ap_log_set_max_level(int level);
+/* True when standard output is the journal stream (JOURNAL_STREAM names it) and entries reach
+ * the journal natively: a line printed would repeat the entry said beside it. */
+bool ap_log_stdout_is_journal(void);
 /* Copies s into out (size bytes, NUL-terminated) with C0 control characters and DEL escaped:
  * "\n", "\t", "\r", else "\xHH". Stops before an escape that would not fit whole. Returns
  * the length written. 4 * strlen(s) + 1 bytes always suffice. */

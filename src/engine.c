@@ -489,10 +489,12 @@ static void closing_line(struct run *r, const struct ap_journal *j)
 			n[j->units[i].action]++;
 	if (r->o->json)
 		return;
-	printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n", j->to,
-	       (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART], n[AP_ACTION_RELOAD],
-	       n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
-	       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
+	/* Under the timer the journal entry of the apply already says it, with its fields. */
+	if (!ap_log_stdout_is_journal())
+		printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n",
+		       j->to, (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART],
+		       n[AP_ACTION_RELOAD], n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
+		       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
 	/* The plan started these because they were failed: did the new files bring them back? */
 	for (size_t i = 0; r->plan && i < r->plan->n_units; i++) {
 		const struct ap_unit_action *u = &r->plan->units[i];

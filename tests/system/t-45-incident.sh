@@ -2,7 +2,8 @@
 # The incident path in system scope: a watched unit that crash-looped into "failed" makes the
 # shipped service refuse with a hint that can come true (what clears a failed unit); the fix
 # commit applied with --override-guard starts the failed unit on its new files, says that it
-# came back, and lets the guard pass again; after a refused commit, `status` shows the stuck
+# came back, and lets the guard pass again; the service's journal says "applied" once; after a
+# refused commit, `status` shows the stuck
 # attempt above the last success. Sourced by run.sh after lib.sh.
 
 service() { sys_start_unit "$1" infrastructure-auto-pull.service; }
@@ -39,6 +40,8 @@ start() {
 	V1=$(sx_commit v1)
 	service v1
 	ap_expect_rc "$AP_CASE: v1 applied by the service" 0 v1 || return 1
+	check "its journal says 'applied' once (the entry; no second line on stdout)" \
+		[ "$(grep -c "applied ${V1:0:12}" "$AP_TMP/v1.err")" = 1 ]
 	check "crashy.service active on v1" sys_wait_prop crashy.service ActiveState active 5
 }
 
