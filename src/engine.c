@@ -495,19 +495,20 @@ static void closing_line(struct run *r, const struct ap_journal *j)
 		       j->to, (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART],
 		       n[AP_ACTION_RELOAD], n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
 		       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
-	/* The plan started these because they were failed: did the new files bring them back? */
+	/* The plan started these because they were failed: did the new files bring them back?
+	 * The settle's verdict, not a look now: a crashing unit is "active" for a moment. */
 	for (size_t i = 0; r->plan && i < r->plan->n_units; i++) {
 		const struct ap_unit_action *u = &r->plan->units[i];
 		const struct ap_journal_unit *ju = ap_journal_find_unit(j, u->unit);
-		struct ap_unit_props p = { 0 };
+		_cleanup_free_ char *named = ap_strdupf("unit '%s' ", u->unit);
 
 		if (u->action != AP_ACTION_START || !ap_streq_ptr(u->state, "failed") || !ju ||
-		    ju->state != AP_STEP_DONE || !get_bus(r))
+		    ju->state != AP_STEP_DONE)
 			continue;
-		if (ap_bus_get_unit_props(r->c->bus, u->unit, &p) >= 0)
-			printf("  %s was failed: %s after the settle (NRestarts=%u)\n", u->unit,
-			       p.active_state, p.n_restarts);
-		ap_unit_props_clear(&p);
+		if (named && j->why && ap_startswith(j->why, named))
+			printf("  %s was failed: still failing after the settle: %s\n", u->unit, j->why);
+		else
+			printf("  %s was failed: came back, up after the settle\n", u->unit);
 	}
 	fflush(stdout);
 }
