@@ -129,17 +129,20 @@ static void human_last(const struct status *s)
 static void human_attempt(const struct status *s)
 {
 	const struct ap_event *e = s->attempt;
-	char since[32], ago[32];
+	char since[32], ago[32], reason[1024] = "";
 
 	if (!e)
 		return;
+	/* A reason can quote the repository (a path, a validator's words): no raw control bytes. */
+	if (e->reason)
+		ap_log_escape(e->reason, reason, sizeof(reason));
 	ap_format_ago(s->attempt_since, s->now, since, sizeof(since));
 	ap_format_ago(e->realtime_usec, s->now, ago, sizeof(ago));
 	printf("  attempt:  %s %s%s%s %.12s, %zu run(s) since %s, the last %s%s%s\n",
 	       e->kind == AP_EVENT_REFUSED ? "refused" : ap_event_kind_to_string(e->kind),
 	       e->kind == AP_EVENT_REFUSED ? "(" : "", e->result,
 	       e->kind == AP_EVENT_REFUSED ? ")" : "", *e->to ? e->to : "-", s->attempt_runs, since,
-	       ago, e->reason ? ": " : "", e->reason ? e->reason : "");
+	       ago, *reason ? ": " : "", reason);
 }
 
 static void human_guard(const struct status *s, bool colour)
