@@ -3,8 +3,9 @@
 # `autopull diff` prints git's headers (a/REPO_PATH, b/HOST_PATH) and exits 1 on drift (0
 # without, as diff(1)); the bash completion offers for pin and --commit only commits that were
 # applied, not refused ones; the heartbeat under a timer says nothing while no verdict
-# changes and one line when one does (a loop that ends "failed" and is reset). Sourced by
-# run.sh after lib.sh (and fixtures.sh).
+# changes and one line when one does (a loop that ends "failed" and is reset); the stuck
+# attempt in `status` prints its reason escaped. Sourced by run.sh after lib.sh (and
+# fixtures.sh).
 
 FX_SETTLE=0s
 check() { ap_check "$AP_CASE: $1" "${@:2}"; }
@@ -122,6 +123,20 @@ t_heartbeat() {
 	ap_systemctl daemon-reload
 }
 
+t_status_escape() {
+	local now
+	start "status: the stuck attempt's reason reaches the terminal escaped" || return
+	now=$(date +%s%6N)
+	# A refusal whose reason quotes something with an escape sequence in it (ESC [ 3 1 m).
+	printf '%s refused from=%s to=%s result=invalid ms=1 trigger=timer units=- reason=bad%%1B%%5B31mfile\n' \
+		"$now" "$V1" "$V1" >>"$AP_STATE_DIR/events"
+	ap_autopull st --user -c "$AP_CFG" status
+	check "the attempt is shown" grep -q "^  attempt:  refused (invalid)" "$AP_TMP/st.out"
+	check "no raw ESC byte" not grep -q $'\e' "$AP_TMP/st.out"
+	check "the escape is spelled out" grep -qF 'bad\x1b[31mfile' "$AP_TMP/st.out"
+}
+
 t_diff
 t_completion
 t_heartbeat
+t_status_escape
