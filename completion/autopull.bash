@@ -1,7 +1,8 @@
 # bash completion for autopull(8); installed as bash-completion/completions/autopull.
 #
 # Completes the verbs, the options (and -c FILE with file names), revisions for --commit,
-# --from and `pin`: the commits earlier applies went to, newest first, and unit names for
+# --from and `pin`: the commits earlier applies went to and that applied (not a refused, a
+# failed or a rolled-back one: pinning a bad commit is no way out), newest first, and unit names for
 # `log UNIT...`: the units applies acted on. Both are read with `autopull log --json` (the
 # state directory's history; nothing is fetched, locked or planned). The lists below are the ones `autopull --help` prints; the tests compare them.
 # Needs nothing from the bash-completion package.
@@ -11,12 +12,16 @@ _autopull_opts_arg="-c --config -n --lines --commit --from --wait --reason"
 _autopull_opts="--user --dry-run --json --no-fetch --allow-empty --override-guard
 --allow-rewind -v --verbose -q --quiet -h --help --version"
 
-# _autopull_revs CONFIG_ARGS...: the "to" commits of the history (short ids), newest first,
-# each once. CONFIG_ARGS (-c FILE, --user) choose the configuration as on the command line.
+# _autopull_revs CONFIG_ARGS...: the "to" commits of the applies and reverts of the history
+# that succeeded (short ids), newest first, each once. CONFIG_ARGS (-c FILE, --user) choose
+# the configuration as on the command line. A string value cannot hold the unescaped quotes
+# of the pattern, so a reason cannot fake an event.
 _autopull_revs() {
 	local json ids id seen=" "
-	json=$(timeout 2 autopull "$@" log --json -n 50 2>/dev/null) || return 0
-	ids=$(printf '%s\n' "$json" | grep -o '"to": "[0-9a-f]\{12,\}"' | cut -d'"' -f4)
+	json=$(timeout 2 autopull "$@" log --json -n 1000 2>/dev/null) || return 0
+	ids=$(printf '%s\n' "$json" |
+		grep -o '"event": "\(apply\|revert\)", "result": "ok", "from": \(null\|"[0-9a-f]*"\), "to": "[0-9a-f]\{12,\}"' |
+		sed 's/.*"to": "\([0-9a-f]*\)"$/\1/')
 	for id in $(printf '%s\n' "$ids" | tac); do
 		id=${id:0:12}
 		case $seen in *" $id "*) continue ;; esac

@@ -10,3 +10,8 @@ enum {
 				* no such repository or branch): fix the remote or the config */
 	AP_EXIT_TEMPFAIL = 75, /* try again later: remote unreachable, lock held */
 };
+/* autopull diff exits as diff(1) and git diff --exit-code do. */
+enum {
+	AP_EXIT_DIFFERS = 1,      /* the host differs from the applied commit */
+	AP_EXIT_DIFF_TROUBLE = 2, /* it could not compare */
+};

@@ -7,7 +7,9 @@
  * samples of one unit the automatic restarts are n2 - n1 when n2 >= n1 within one boot, and
  * n2 otherwise (the counter was reset in between and counted afresh). An explicit restart
  * therefore never counts by itself. The first sample of a unit counts its whole NRestarts
- * unless the unit has been active since before the window. Sample times are compared on the monotonic clock within
+ * unless the unit has been active since before the window. A unit seen in state "failed"
+ * and then not failed was started or reset by someone (the manager does not restart a
+ * failed unit): the restarts before that no longer count. Sample times are compared on the monotonic clock within
  * one boot (immune to clock steps) and on the realtime clock across boots. A sample dated
  * after "now" by that clock (the realtime clock stepped back, another boot's clock ahead)
  * is ignored by ap_hb_judge and dropped by ap_hb_history_prune. */
@@ -53,6 +55,9 @@ void ap_hb_history_prune(struct ap_hb_history *h, const char *boot_id, uint64_t 
 struct ap_hb_verdict {
 	char unit[256];
 	bool looping, stale;
+	/* looping and now in state "failed": the manager restarts it no more, so the window
+	 * never clears it; a start (a fix applied with --override-guard) or reset-failed does */
+	bool failed;
 	unsigned restarts;   /* automatic restarts within the window */
 	char why[160];
 };

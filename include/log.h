@@ -13,6 +13,9 @@ enum { AP_LOG_ERR = 3, AP_LOG_WARNING = 4, AP_LOG_NOTICE = 5, AP_LOG_INFO = 6, A
 
 void ap_log_init(void);
 void ap_log_set_max_level(int level);
+/* True when standard output is the journal stream (JOURNAL_STREAM names it) and entries reach
+ * the journal natively: a line printed would repeat the entry said beside it. */
+bool ap_log_stdout_is_journal(void);
 /* One journal entry: message_id is 32 hex digits; fields are "KEY=value" (KEY of [A-Z0-9_],
  * not starting with '_'; NULL-terminated, may be NULL). Values and the message are escaped
  * like diagnostics. Sent whatever the log level (it is the record of what was done); on

@@ -19,6 +19,9 @@ struct ap_guard_result {
 	/* per verdict: when the window stops counting the newest restart seen (realtime usec;
 	 * 0 when not looping): with no more restarts, the guard lets applies through then */
 	unsigned long long *clears;
+	/* recorded: some verdict differs from the one of the heartbeat before (a unit began or
+	 * stopped looping or being stale, or is new); false when not recording */
+	bool changed;
 };
 void ap_guard_result_free(struct ap_guard_result *g);
 
@@ -39,6 +42,15 @@ void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap
  * -EIO with *ret_why naming the first unit that failed, looped or never became active. */
 int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
 		    char **ret_why);
+
+/* What lets applies through again for the looping verdict i: for a failed unit what clears
+ * it (it will not restart by itself), else when the window forgets its restarts. One
+ * sentence, no newline, appended to out. */
+int ap_watch_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
+			unsigned long long now_real, struct ap_buf *out);
+
+/* The verdict as one line: "guard: ok", or REFUSING and each unit looping or stale. */
+int ap_watch_format_line(const struct ap_guard_result *g, struct ap_buf *out);
 
 /* The verdict as text lines or as a JSON object (the value of "guard"). */
 int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out);

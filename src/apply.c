@@ -249,9 +249,17 @@ static int run_reload_units(struct exec *x)
 		    PICK_NOT_DONE, true);
 }
 
+/* A unit started again is one that was failed: reset-failed first, or the start limit that
+ * stopped its loop refuses the start too (start-limit-hit). */
 static int run_start(struct exec *x)
 {
-	return jobs(x, AP_JOB_START, AP_ACTION_ENABLE_START, AP_ACTION_START, PICK_NOT_DONE, true);
+	_cleanup_strv_free_ char **again = NULL;
+	int r = pick(x->j, AP_ACTION_START, AP_ACTION_START, PICK_NOT_DONE, &again);
+
+	if (r >= 0 && again)
+		r = x->ops->reset_failed(x->ops->userdata, again);
+	return r < 0 ? r : jobs(x, AP_JOB_START, AP_ACTION_ENABLE_START, AP_ACTION_START,
+				PICK_NOT_DONE, true);
 }
 
 /* New units are stopped first, before they lose their enablement and their files. */
@@ -261,28 +269,40 @@ static int undo_start(struct exec *x)
 		    PICK_DONE | PICK_NEW, false);
 }
 
-/* The units this apply started, restarted or reloaded: the settle window watches them. */
+/* The units this apply restarted, reloaded or started anew: the settle window watches them. */
 static int acted_on(const struct ap_journal *j, char ***ret)
 {
 	int r = pick(j, AP_ACTION_RESTART, AP_ACTION_RELOAD, PICK_DONE, ret);
 
-	return r < 0 ? r : pick(j, AP_ACTION_ENABLE_START, AP_ACTION_START, PICK_DONE, ret);
+	return r < 0 ? r : pick(j, AP_ACTION_ENABLE_START, AP_ACTION_ENABLE_START, PICK_DONE, ret);
 }
 
+/* A unit started again ("start": it was failed) was down before this commit: one that stays
+ * down was not broken by it, and putting the old files back would not bring it up. So it gets
+ * a window of its own, and one that does not settle is reported (j->why of an apply that
+ * went through), not rolled back: a commit that also changes other things is not held back. */
 static int run_settle(struct exec *x)
 {
-	_cleanup_strv_free_ char **units = NULL;
+	_cleanup_strv_free_ char **units = NULL, **again = NULL;
 	_cleanup_free_ char *why = NULL;
 	int r = acted_on(x->j, &units);
 
-	if (r < 0 || !units)
-		return r;
-	r = x->ops->settle(x->ops->userdata, units, &why);
+	if (r >= 0 && units)
+		r = x->ops->settle(x->ops->userdata, units, &why);
 	if (r == -EIO) {
 		free(x->j->why);
 		x->j->why = TAKE_PTR(why);
 	}
-	return r;
+	if (r >= 0)
+		r = pick(x->j, AP_ACTION_START, AP_ACTION_START, PICK_DONE, &again);
+	if (r < 0 || !again)
+		return r;
+	r = x->ops->settle(x->ops->userdata, again, &why);
+	if (r != -EIO)
+		return r;
+	free(x->j->why);
+	x->j->why = TAKE_PTR(why);
+	return 0;
 }
 
 static int run_record(struct exec *x)

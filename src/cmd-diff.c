@@ -1,6 +1,7 @@
 /* autopull diff: how the managed files on the host differ from the applied commit — a
  * unified diff for changed bytes, one line for a mode, owner or group that differs. Reads
- * only; drift: revert in the configuration puts them back on the next apply. */
+ * only; drift: revert in the configuration puts them back on the next apply. Exits as
+ * diff(1) and git diff --exit-code do: 0 no drift, 1 drift, 2 it could not compare. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,19 +16,16 @@
 static int show_bytes(struct ap_ctx *c, const struct ap_expected *e, struct ap_buf *out)
 {
 	struct ap_host_file hf = { 0 };
-	_cleanup_free_ char *want = NULL, *diff = NULL, *a = NULL, *b = NULL;
+	_cleanup_free_ char *want = NULL, *diff = NULL;
 	size_t want_len = 0;
 	int r = ap_repo_read_blob(c->repo, e->oid, AP_MAX_BLOB_SIZE, &want, &want_len);
 
 	if (r >= 0)
 		r = ap_install_read_host(e->path, e->root_len, true, &hf);
-	a = ap_strdupf("a/%s", e->repo_path);
-	b = ap_strdupf("b%s", e->path);
-	if (r >= 0 && (!a || !b))
-		r = -ENOMEM;
+	/* The patch adds git's "a/" and "b/" itself: a/caddy/Caddyfile, b/etc/caddy/Caddyfile. */
 	if (r >= 0)
-		r = ap_repo_text_diff(want, want_len, a, hf.present ? hf.data : "",
-				      hf.present ? hf.len : 0, b, &diff);
+		r = ap_repo_text_diff(want, want_len, e->repo_path, hf.present ? hf.data : "",
+				      hf.present ? hf.len : 0, e->path + (*e->path == '/'), &diff);
 	/* Both sides are text nobody vetted (the repository's, the host's): newlines and tabs
 	 * are the diff's own, every other control character is escaped. */
 	if (r >= 0)
@@ -47,7 +45,7 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 
 	if (code != AP_EXIT_OK)
 		return code;
-	code = AP_EXIT_FAILED;
+	code = AP_EXIT_DIFF_TROUBLE;
 	if (ap_state_read_applied(c.st, applied) < 0) {
 		printf("nothing applied yet\n");
 		code = AP_EXIT_OK;
@@ -75,7 +73,7 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 	if (b.len && fwrite(b.data, 1, b.len, stdout) != b.len)
 		r = -EIO;
 	if (r >= 0)
-		code = AP_EXIT_OK;
+		code = d.n ? AP_EXIT_DIFFERS : AP_EXIT_OK;
 out:
 	ap_buf_free(&b);
 	ap_drift_clear(&d);

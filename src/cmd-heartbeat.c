@@ -1,6 +1,9 @@
 /* autopull heartbeat: one sample of the watched units into the history and the metrics, run
- * every 30 s by autopull-heartbeat.timer. */
+ * every 30 s by autopull-heartbeat.timer. Under the timer its output is the journal's: one
+ * line when a verdict changed, nothing when none did (2880 runs a day). A person at a
+ * terminal gets the whole verdict, --json the document. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "exitcode.h"
@@ -20,9 +23,14 @@ int ap_cmd_heartbeat(const struct ap_opts *o, char **args)
 		goto out;
 	if (o->json && ap_buf_printf(&b, "{\"guard\": ") < 0)
 		goto out;
-	if (ap_watch_format(&g, o->json, &b) < 0 || (o->json && ap_buf_printf(&b, "}\n") < 0))
+	if (!o->json && !isatty(STDOUT_FILENO)) {
+		if (g.changed && ap_watch_format_line(&g, &b) < 0)
+			goto out;
+	} else if (ap_watch_format(&g, o->json, &b) < 0 ||
+		   (o->json && ap_buf_printf(&b, "}\n") < 0))
 		goto out;
-	fputs(b.data, stdout);
+	if (b.data)
+		fputs(b.data, stdout);
 	code = AP_EXIT_OK;
 out:
 	ap_buf_free(&b);

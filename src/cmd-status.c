@@ -25,6 +25,10 @@ struct status {
 	struct ap_event *events;
 	size_t n_events;
 	const struct ap_event *last;
+	/* The newest run that did not apply, when nothing was applied since: a stuck branch. */
+	const struct ap_event *attempt;
+	uint64_t attempt_since; /* the first run of that streak */
+	size_t attempt_runs;
 	struct ap_guard_result guard;
 	struct ap_bad *bad;
 	size_t n_bad;
@@ -41,6 +45,33 @@ static void status_done(struct status *s)
 	ap_bad_free(s->bad, s->n_bad);
 	ap_journal_clear(&s->j);
 	ap_drift_clear(&s->drift);
+}
+
+static bool is_attempt(const struct ap_event *e)
+{
+	return e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT || e->kind == AP_EVENT_REFUSED;
+}
+
+/* The runs since the last successful apply that refused or failed, newest first. They stop
+ * counting once the applied commit moved on (a later commit had nothing to do: no event). */
+static void find_attempt(struct status *s)
+{
+	for (size_t i = s->n_events; i-- > 0;) {
+		const struct ap_event *e = &s->events[i];
+
+		if (!is_attempt(e))
+			continue;
+		if (e->kind != AP_EVENT_REFUSED && strcmp(e->result, "ok") == 0)
+			break;
+		if (!s->attempt)
+			s->attempt = e;
+		s->attempt_since = e->realtime_usec;
+		s->attempt_runs++;
+	}
+	if (s->attempt && strcmp(s->attempt->from, s->applied) != 0) {
+		s->attempt = NULL;
+		s->attempt_runs = 0;
+	}
 }
 
 /* Each part is best effort: a status that fails because one part cannot be read is no help
@@ -62,6 +93,7 @@ static void gather(struct status *s)
 	for (size_t i = s->n_events; i-- > 0 && !s->last;)
 		if (s->events[i].kind == AP_EVENT_APPLY || s->events[i].kind == AP_EVENT_REVERT)
 			s->last = &s->events[i];
+	find_attempt(s);
 	if (ap_ctx_bus(c))
 		s->have_guard = ap_watch_heartbeat(c->bus, c->st, c->cfg, false, &s->guard) >= 0;
 	(void)ap_state_list_bad(c->st, &s->bad, &s->n_bad);
@@ -88,6 +120,24 @@ static int human_last(struct ap_buf *b, const struct status *s)
 			    s->last->units ? s->last->units : "");
 }
 
+static int human_attempt(struct ap_buf *b, const struct status *s)
+{
+	const struct ap_event *e = s->attempt;
+	char since[32], ago[32];
+
+	if (!e)
+		return 0;
+	ap_format_ago(s->attempt_since, s->now, since, sizeof(since));
+	ap_format_ago(e->realtime_usec, s->now, ago, sizeof(ago));
+	/* A reason can quote the repository (a path, a validator's words): the line is escaped. */
+	return ap_buf_linef(b, "  attempt:  %s %s%s%s %.12s, %zu run(s) since %s, the last %s%s%s",
+			    e->kind == AP_EVENT_REFUSED ? "refused" : ap_event_kind_to_string(e->kind),
+			    e->kind == AP_EVENT_REFUSED ? "(" : "", e->result,
+			    e->kind == AP_EVENT_REFUSED ? ")" : "", *e->to ? e->to : "-",
+			    s->attempt_runs, since, ago, e->reason ? ": " : "",
+			    e->reason ? e->reason : "");
+}
+
 /* The verdict word may be painted; the colour codes are ours and added after escaping. */
 static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 {
@@ -102,10 +152,18 @@ static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 	if (r >= 0)
 		r = ap_buf_linef(b, "%s%s", s->guard.tripped ? ": tripped: " : "",
 				 s->guard.tripped ? s->guard.tripped : "");
-	for (size_t i = 0; r >= 0 && i < s->guard.n; i++)
-		if (s->guard.v[i].looping || s->guard.v[i].stale)
-			r = ap_buf_linef(b, "            %s %s: %s", s->guard.v[i].unit,
-					 s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+	for (size_t i = 0; r >= 0 && i < s->guard.n; i++) {
+		struct ap_buf hint = { 0 };
+
+		if (!s->guard.v[i].looping && !s->guard.v[i].stale)
+			continue;
+		r = ap_buf_linef(b, "            %s %s: %s", s->guard.v[i].unit,
+				 s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
+		if (r >= 0 && s->guard.v[i].looping &&
+		    ap_watch_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 && hint.data)
+			r = ap_buf_linef(b, "              %s", hint.data);
+		ap_buf_free(&hint);
+	}
 	return r;
 }
 
@@ -168,6 +226,8 @@ static int human(const struct status *s)
 	int r = human_head(&b, s);
 
 	if (r >= 0)
+		r = human_attempt(&b, s);
+	if (r >= 0)
 		r = human_last(&b, s);
 	if (r >= 0)
 		r = human_guard(&b, s, ap_use_colour(STDOUT_FILENO));
@@ -228,6 +288,16 @@ static int json_head(struct ap_buf *b, const struct status *s)
 	return r;
 }
 
+/* The members an apply and an attempt share: result, from, to. */
+static int json_outcome(struct ap_buf *b, const struct ap_event *e)
+{
+	int r = json_str(b, "result", e->result, true);
+
+	if (r >= 0)
+		r = json_str(b, "from", *e->from ? e->from : NULL, true);
+	return r < 0 ? r : json_str(b, "to", *e->to ? e->to : NULL, true);
+}
+
 static int json_last(struct ap_buf *b, const struct ap_event *e)
 {
 	int r = ap_buf_printf(b, ", \"last_apply\": ");
@@ -237,17 +307,31 @@ static int json_last(struct ap_buf *b, const struct ap_event *e)
 	r = ap_buf_printf(b, "{\"time\": %llu, \"kind\": \"%s\"",
 			  (unsigned long long)(e->realtime_usec / 1000000), ap_event_kind_to_string(e->kind));
 	if (r >= 0)
-		r = json_str(b, "result", e->result, true);
-	if (r >= 0)
-		r = json_str(b, "from", *e->from ? e->from : NULL, true);
-	if (r >= 0)
-		r = json_str(b, "to", *e->to ? e->to : NULL, true);
+		r = json_outcome(b, e);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"duration_ms\": %llu", (unsigned long long)e->duration_ms);
 	if (r >= 0)
 		r = json_str(b, "trigger", e->trigger, true);
 	if (r >= 0)
 		r = json_str(b, "units", e->units, true);
+	return r < 0 ? r : ap_buf_append(b, "}", 1);
+}
+
+static int json_attempt(struct ap_buf *b, const struct status *s)
+{
+	const struct ap_event *e = s->attempt;
+	int r = ap_buf_printf(b, ", \"last_attempt\": ");
+
+	if (r < 0 || !e)
+		return r < 0 ? r : ap_buf_append(b, "null", 4);
+	r = ap_buf_printf(b, "{\"time\": %llu, \"since\": %llu, \"runs\": %zu, \"kind\": \"%s\"",
+			  (unsigned long long)(e->realtime_usec / 1000000),
+			  (unsigned long long)(s->attempt_since / 1000000), s->attempt_runs,
+			  ap_event_kind_to_string(e->kind));
+	if (r >= 0)
+		r = json_outcome(b, e);
+	if (r >= 0)
+		r = json_str(b, "reason", e->reason, true);
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
@@ -322,6 +406,8 @@ static int json(const struct status *s)
 
 	if (r >= 0)
 		r = json_head(&b, s);
+	if (r >= 0)
+		r = json_attempt(&b, s);
 	if (r >= 0)
 		r = json_last(&b, s->last);
 	if (r >= 0)

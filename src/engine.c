@@ -459,15 +459,13 @@ static int check_guard(struct run *r)
 		fputs(b.data, stderr);
 	ap_buf_free(&b);
 	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++) {
-		char when[32] = "once it stops restarting";
-
 		if (!r->guard.v[i].looping)
 			continue;
-		if (r->guard.clears && r->guard.clears[i])
-			ap_format_ago(r->guard.clears[i], ap_now_realtime_usec(), when, sizeof(when));
-		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; the guard "
-				     "lets applies through again %s if it stops restarting (window %llus)",
-			     to, r->guard.v[i].unit, r->guard.v[i].why, when, r->guard.window_s);
+		if (ap_watch_clear_hint(&r->guard, i, r->c->cfg->scope, ap_now_realtime_usec(), &b) < 0)
+			return AP_EXIT_FAILED;
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s", to,
+			     r->guard.v[i].unit, r->guard.v[i].why, b.data);
+		ap_buf_free(&b);
 	}
 	if (tripped)
 		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", to,
@@ -497,10 +495,27 @@ static void closing_line(struct run *r, const struct ap_journal *j)
 			n[j->units[i].action]++;
 	if (r->o->json)
 		return;
-	printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n", j->to,
-	       (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART], n[AP_ACTION_RELOAD],
-	       n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
-	       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
+	/* Under the timer the journal entry of the apply already says it, with its fields. */
+	if (!ap_log_stdout_is_journal())
+		printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n",
+		       j->to, (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART],
+		       n[AP_ACTION_RELOAD], n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
+		       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
+	/* The plan started these because they were failed: did the new files bring them back?
+	 * The settle's verdict, not a look now: a crashing unit is "active" for a moment. */
+	for (size_t i = 0; r->plan && i < r->plan->n_units; i++) {
+		const struct ap_unit_action *u = &r->plan->units[i];
+		const struct ap_journal_unit *ju = ap_journal_find_unit(j, u->unit);
+		_cleanup_free_ char *named = ap_strdupf("unit '%s' ", u->unit);
+
+		if (u->action != AP_ACTION_START || !ap_streq_ptr(u->state, "failed") || !ju ||
+		    ju->state != AP_STEP_DONE)
+			continue;
+		if (named && j->why && ap_startswith(j->why, named))
+			printf("  %s was failed: still failing after the settle: %s\n", u->unit, j->why);
+		else
+			printf("  %s was failed: came back, up after the settle\n", u->unit);
+	}
 	fflush(stdout);
 }
 

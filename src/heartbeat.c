@@ -209,6 +209,11 @@ bool ap_hb_sample_exited_clean(const struct ap_hb_sample *s)
 	return strcmp(s->result, "success") == 0 && s->exec_main_status == 0;
 }
 
+static bool is_failed(const struct ap_hb_sample *s)
+{
+	return strcmp(s->active_state, "failed") == 0;
+}
+
 int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boot_id,
 		uint64_t now_mono, uint64_t now_real, uint64_t window_usec, unsigned max_restarts,
 		struct ap_hb_verdict *ret)
@@ -222,6 +227,10 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 
 		if (strcmp(s->unit, unit) != 0 || in_future(s, boot_id, now_mono, now_real))
 			continue;
+		/* The manager gave up on a failed unit: whatever brought it out of "failed" (a
+		 * start, reset-failed) was someone's decision, and the loop before it is over. */
+		if (prev && is_failed(prev) && !is_failed(s))
+			v.restarts = 0;
 		if (age(s, boot_id, now_mono, now_real) <= window_usec)
 			v.restarts += prev ? restarts_between(prev, s) : first_restarts(s, now_real, window_usec);
 		prev = last = s;
@@ -230,7 +239,11 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 		*ret = v;
 		return -ENOENT;
 	}
-	if (v.restarts > max_restarts) {
+	if (is_failed(last) && last->n_restarts > 0) {
+		v.looping = v.failed = true;
+		snprintf(v.why, sizeof(v.why), "failed after %u automatic restarts (result %s, status %d)",
+			 last->n_restarts, word(last->result), last->exec_main_status);
+	} else if (v.restarts > max_restarts) {
 		v.looping = true;
 		snprintf(v.why, sizeof(v.why), "%u automatic restarts in the last %" PRIu64 "s (max %u)",
 			 v.restarts, window_usec / 1000000, max_restarts);
@@ -238,11 +251,8 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 		v.looping = true;
 		snprintf(v.why, sizeof(v.why), "waiting to restart again (NRestarts=%u, result %s)",
 			 last->n_restarts, word(last->result));
-	} else if (strcmp(last->active_state, "failed") == 0 && last->n_restarts > 0) {
-		v.looping = true;
-		snprintf(v.why, sizeof(v.why), "failed after %u automatic restarts (result %s, status %d)",
-			 last->n_restarts, word(last->result), last->exec_main_status);
 	}
+	v.failed = v.looping && is_failed(last);
 	if (ap_endswith(unit, ".timer") && strcmp(last->active_state, "active") != 0) {
 		/* A stopped timer never fires again (and the manager forgets its last trigger). */
 		v.stale = true;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 /* CODE_FILE=src/log.c on every entry would say nothing. */
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
@@ -34,6 +35,19 @@ void ap_log_init(void)
 
 	use_prefix = secure_getenv("INVOCATION_ID") || secure_getenv("JOURNAL_STREAM");
 	journal_ok = stat(JOURNAL_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+bool ap_log_stdout_is_journal(void)
+{
+	const char *v = secure_getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int n = -1;
+
+	if (!journal_ok || !v || sscanf(v, "%llu:%llu%n", &dev, &ino, &n) != 2 || v[n] != '\0')
+		return false;
+	return fstat(STDOUT_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
 }
 
 void ap_log_set_max_level(int level)

@@ -639,7 +639,10 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 }
 
 /* Turns restarts/reloads of inactive units, and actions the manager would refuse, into
- * "none" and records the seen state. */
+ * "none", of failed ones into "start", and records the seen state. A failed unit was meant
+ * to run (someone started it, the manager gave up on it) and its files changed: most often
+ * the commit is the fix, and leaving it dead would leave the guard refusing until someone
+ * starts it by hand. */
 static int apply_states(struct builder *b, struct ap_unit_action *u)
 {
 	const struct ap_unit_state *s = ap_unit_states_find(b->st, u->unit);
@@ -647,6 +650,7 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	const char *why;
 	int r;
 	bool conditional = u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD;
+	bool failed = s && strcmp(s->active_state, "failed") == 0;
 
 	if (!b->st->known) {
 		u->if_active = conditional;
@@ -655,8 +659,15 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	u->state = strdup(s ? s->active_state : "inactive");
 	if (!u->state)
 		return -ENOMEM;
-	if (conditional && !state_is_active(s))
-		return set_none(u, "inactive: the next start uses the new files");
+	if (conditional && !state_is_active(s)) {
+		if (!failed)
+			return set_none(u, "inactive: the next start uses the new files");
+		u->action = AP_ACTION_START;
+		free(u->note);
+		u->note = strdup("failed: started again on the new files");
+		if (!u->note)
+			return -ENOMEM;
+	}
 	if (s && (r = apply_policy(u, s)) < 0)
 		return r;
 	if ((why = refusal_of(b, u, s)))

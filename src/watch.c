@@ -337,6 +337,32 @@ static void explain_setup_failures(const struct ap_hb_history *fresh, struct ap_
 	}
 }
 
+/* Whether a verdict differs from the one as of the unit's previous sample (what the heartbeat
+ * before saw): the history judged at that sample's time leaves the new sample out. A unit with
+ * no earlier sample in this boot is a change. */
+static bool verdicts_changed(const struct ap_config *c, const struct ap_hb_history *h,
+			     const char *boot_id, const struct ap_guard_result *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		const struct ap_hb_sample *prev = NULL, *last = NULL;
+		struct ap_hb_verdict was;
+
+		for (size_t k = 0; k < h->n; k++)
+			if (strcmp(h->v[k].unit, g->v[i].unit) == 0) {
+				prev = last;
+				last = &h->v[k];
+			}
+		if (!prev || strcmp(prev->boot_id, boot_id) != 0 ||
+		    ap_hb_judge(h, g->v[i].unit, boot_id, prev->mono_usec, prev->real_usec,
+				c->guard.window_usec, c->guard.max_restarts, &was) < 0)
+			return true;
+		if (was.looping != g->v[i].looping || was.failed != g->v[i].failed ||
+		    was.stale != g->v[i].stale)
+			return true;
+	}
+	return false;
+}
+
 int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
@@ -365,6 +391,8 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		explain_setup_failures(&fresh, &g);
 	if (r >= 0)
 		r = clear_times(c, &h, &g);
+	if (r >= 0)
+		g.changed = record && verdicts_changed(c, &h, boot_id, &g);
 	if (r >= 0 && record) {
 		sample_failed(b, units, boot_id, &failed);
 		/* Metrics are for people and dashboards: a path they cannot be written to is worth
@@ -476,6 +504,24 @@ int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long set
 	return r;
 }
 
+int ap_watch_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
+			unsigned long long now_real, struct ap_buf *out)
+{
+	const struct ap_hb_verdict *v = &g->v[i];
+	char when[32] = "once it stops restarting";
+
+	if (v->failed)
+		return ap_buf_printf(out, "it is failed and will not restart by itself: a fix applied "
+				     "with 'autopull apply --override-guard --reason TEXT' starts it on the "
+				     "new files, or after a repair by hand 'systemctl%s reset-failed %s' "
+				     "lets applies through", scope == AP_SCOPE_USER ? " --user" : "",
+				     v->unit);
+	if (g->clears && g->clears[i])
+		ap_format_ago(g->clears[i], now_real, when, sizeof(when));
+	return ap_buf_printf(out, "the guard lets applies through again %s if it stops restarting "
+			     "(window %llus)", when, g->window_s);
+}
+
 static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_buf *out)
 {
 	bool first = true;
@@ -489,8 +535,8 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 		if (r >= 0)
 			r = ap_buf_json_string(out, v->unit);
 		if (r >= 0 && !stale)
-			r = ap_buf_printf(out, ", \"restarts\": %u, \"window_s\": %llu", v->restarts,
-					  g->window_s);
+			r = ap_buf_printf(out, ", \"restarts\": %u, \"window_s\": %llu, \"failed\": %s",
+					  v->restarts, g->window_s, v->failed ? "true" : "false");
 		if (r >= 0)
 			r = ap_buf_printf(out, ", \"why\": ");
 		if (r >= 0)
@@ -500,6 +546,19 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 		first = false;
 	}
 	return r < 0 ? r : ap_buf_append(out, "]", 1);
+}
+
+int ap_watch_format_line(const struct ap_guard_result *g, struct ap_buf *out)
+{
+	int r = ap_buf_printf(out, "guard: %s", g->ok ? "ok" : "REFUSING");
+
+	if (r >= 0 && g->tripped)
+		r = ap_buf_printf(out, "; tripped: %s", g->tripped);
+	for (size_t i = 0; r >= 0 && i < g->n; i++)
+		if (g->v[i].looping || g->v[i].stale)
+			r = ap_buf_printf(out, "; %s %s: %s", g->v[i].unit,
+					  g->v[i].looping ? "LOOPING" : "STALE", g->v[i].why);
+	return r < 0 ? r : ap_buf_append(out, "\n", 1);
 }
 
 int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)

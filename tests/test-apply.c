@@ -355,6 +355,48 @@ static void test_reload_fails(void **state)
 	fake_done(&f);
 }
 
+/* A unit started because it was failed: its failed state is reset first (or the start limit
+ * that ended its loop refuses the start); it settles in a window of its own, and one that stays
+ * down is not the commit's doing: no rollback. */
+static void test_failed_unit_started_again(void **state)
+{
+	static struct ap_change ch = { .kind = AP_CHANGE_MODIFY };
+	static struct ap_file_op file = { .change = AP_CHANGE_MODIFY, .install = true,
+					  .path = "systemd/f.service", .dest = "/etc/f.service",
+					  .change_ref = &ch };
+	static struct ap_unit_action units[] = {
+		{ .unit = "a.service", .action = AP_ACTION_RESTART },
+		{ .unit = "f.service", .action = AP_ACTION_START },
+	};
+	static struct ap_plan p = { .from = OID_A, .to = OID_B, .files = &file, .n_files = 1,
+				    .daemon_reload = true, .units = units, .n_units = 2 };
+	static struct ap_plan only_f = { .from = OID_A, .to = OID_B, .files = &file, .n_files = 1,
+					 .daemon_reload = true, .units = &units[1], .n_units = 1 };
+	struct fake f = { 0 };
+	struct ap_journal j;
+	struct ap_apply_ops ops = ops_for(&f);
+	enum ap_apply_outcome out;
+
+	assert_int_equal(ap_apply_journal_new(&p, OID_A, NULL, &j), 0);
+	assert_int_equal(ap_apply_run(&j, &p, &ops, &out), 0);
+	assert_int_equal(out, AP_APPLY_OK);
+	assert_string_equal(log_of(&f), "backup install reload try-restart:a.service "
+					"reset_failed:f.service start:f.service settle:a.service "
+					"settle:f.service record:a.service clear");
+	ap_journal_clear(&j);
+	fake_done(&f);
+
+	f = (struct fake){ .settle_fails = 1 };
+	ops = ops_for(&f);
+	assert_int_equal(ap_apply_journal_new(&only_f, OID_A, NULL, &j), 0);
+	assert_int_equal(ap_apply_run(&j, &only_f, &ops, &out), 0);
+	assert_int_equal(out, AP_APPLY_OK); /* still down: reported by the engine, not undone */
+	assert_null(strstr(log_of(&f), "restore"));
+	assert_string_equal(j.why, "unit 'x' failed"); /* for the engine to report */
+	ap_journal_clear(&j);
+	fake_done(&f);
+}
+
 /* The changed units did not settle: new units stop and go away while their files exist,
  * the files come back, removed units come back, changed ones restart on the old files. */
 static void test_rollback_order(void **state)
@@ -685,6 +727,7 @@ int main(void)
 		cmocka_unit_test(test_failed_job_retries_only_what_is_owed),
 		cmocka_unit_test(test_refused_job_is_not_owed),
 		cmocka_unit_test(test_reload_fails),
+		cmocka_unit_test(test_failed_unit_started_again),
 		cmocka_unit_test(test_rollback_order),
 		cmocka_unit_test(test_rollback_does_not_settle),
 		cmocka_unit_test(test_interrupted_rollback_resumes),

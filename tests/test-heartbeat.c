@@ -247,6 +247,41 @@ static void test_failed_and_auto_restart_states(void **s)
 	/* a clean exit with a non-zero status recorded is not clean */
 	snprintf(c.result, sizeof(c.result), "success");
 	assert_true(judge(&c, 1, BOOT_A, 20 * S, R(20 * S)).looping);
+	assert_false(out.failed);
+}
+
+/* Out of "failed" by a start (the fix) or reset-failed: the loop before it is over. */
+static void test_failed_then_started_counts_anew(void **s)
+{
+	const struct ap_hb_sample started[] = {
+		smp(BOOT_A, 10 * S, R(10 * S), "i1", 0, "active", "running"),
+		smp(BOOT_A, 20 * S, R(20 * S), "i5", 4, "failed", "failed"),
+		smp(BOOT_A, 30 * S, R(30 * S), "i6", 0, "active", "running"),
+	};
+	const struct ap_hb_sample reset[] = {
+		smp(BOOT_A, 20 * S, R(20 * S), "i5", 8, "failed", "failed"),
+		smp(BOOT_A, 30 * S, R(30 * S), "i5", 0, "inactive", "dead"),
+	};
+	const struct ap_hb_sample again[] = {
+		smp(BOOT_A, 20 * S, R(20 * S), "i5", 8, "failed", "failed"),
+		smp(BOOT_A, 30 * S, R(30 * S), "i6", 0, "active", "running"),
+		smp(BOOT_A, 40 * S, R(40 * S), "i9", 4, "activating", "auto-restart"),
+	};
+	/* before the start: failed, whatever the count in the window, and never clears by itself */
+	struct ap_hb_verdict out = judge(started, 3, BOOT_A, 25 * S, R(25 * S));
+
+	assert_true(out.looping);
+	assert_true(out.failed);
+	assert_non_null(strstr(out.why, "failed after 4 automatic restarts"));
+	out = judge(started, 3, BOOT_A, 40 * S, R(40 * S));
+	assert_false(out.looping);
+	assert_int_equal(out.restarts, 0);
+	out = judge(reset, 2, BOOT_A, 40 * S, R(40 * S));
+	assert_false(out.looping);
+	out = judge(again, 3, BOOT_A, 50 * S, R(50 * S)); /* a new loop after it counts */
+	assert_true(out.looping);
+	assert_false(out.failed);
+	assert_int_equal(out.restarts, 4);
 }
 
 static void test_stale_timer(void **s)
@@ -510,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_explicit_restart_is_not_a_loop),
 		cmocka_unit_test(test_restarts_after_reset_are_counted),
 		cmocka_unit_test(test_reboot_resets_counter),
+		cmocka_unit_test(test_failed_then_started_counts_anew),
 		cmocka_unit_test(test_clock_step_uses_monotonic),
 		cmocka_unit_test(test_window_edges),
 		cmocka_unit_test(test_future_samples_ignored),

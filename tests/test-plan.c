@@ -159,6 +159,25 @@ static void test_modified_active_and_inactive(void **s)
 	DONE();
 }
 
+/* A failed unit whose files changed was meant to run: it is started on the new files,
+ * whether its unit file, a drop-in or a file it restarts or reloads for changed. */
+static void test_modified_failed_unit_is_started(void **s)
+{
+	static struct ap_unit_state v[] = {
+		{ "web.service", "loaded", "failed", "failed" },
+		{ "worker.service", "loaded", "failed", "failed" },
+	};
+	static const struct ap_unit_states failed = { v, ELEMENTSOF(v), true };
+
+	BUILD(&failed, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "env/a", NULL, B, B, "x", "y" });
+	assert_unit(p, "web.service", "start");
+	assert_string_equal(unit(p, "web.service")->state, "failed");
+	assert_string_equal(unit(p, "web.service")->note, "failed: started again on the new files");
+	assert_unit(p, "worker.service", "start");
+	DONE();
+}
+
 static void test_unknown_states_are_conditional(void **s)
 {
 	BUILD(&no_states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 });
@@ -684,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_new_unit_with_install),
 		cmocka_unit_test(test_new_unit_without_install),
 		cmocka_unit_test(test_modified_active_and_inactive),
+		cmocka_unit_test(test_modified_failed_unit_is_started),
 		cmocka_unit_test(test_unknown_states_are_conditional),
 		cmocka_unit_test(test_timer_and_dropin),
 		cmocka_unit_test(test_template_instances),

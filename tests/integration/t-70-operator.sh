@@ -149,7 +149,7 @@ t_drift() {
 	ap_jq "$AP_CASE: status lists both drifted files" "$AP_TMP/st.out" \
 		"sorted((x['repo_path'], x['what']) for x in d['drift']) == [('env/app.env', 'mode'), ('systemd/web.service', 'bytes')]"
 	ap_autopull diff --user -c "$AP_CFG" diff
-	ap_expect_rc "$AP_CASE: diff" 0 diff
+	ap_expect_rc "$AP_CASE: diff (drift: exit 1, as diff(1))" 1 diff
 	check "diff shows the hand-added line" grep -qx "+Environment=HOTFIX=1" "$AP_TMP/diff.out"
 	check "diff names the mode" grep -q "mode should be 0644" "$AP_TMP/diff.out"
 	fx_apply tick || return
