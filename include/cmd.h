@@ -12,3 +12,4 @@ int ap_cmd_unpin(const struct ap_opts *o, char **args);
 int ap_cmd_diff(const struct ap_opts *o, char **args);
 int ap_cmd_check_config(const struct ap_opts *o, char **args);
 int ap_cmd_heartbeat(const struct ap_opts *o, char **args);
+int ap_cmd_trust(const struct ap_opts *o, char **args);

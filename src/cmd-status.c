@@ -28,6 +28,8 @@ struct status {
 	struct ap_guard_result guard;
 	struct ap_bad *bad;
 	size_t n_bad;
+	struct ap_bad *skips; /* autopull trust skip */
+	size_t n_skips;
 	struct ap_journal j;
 	struct ap_drift drift;
 };
@@ -39,6 +41,7 @@ static void status_done(struct status *s)
 	ap_events_free(s->events, s->n_events);
 	ap_guard_result_free(&s->guard);
 	ap_bad_free(s->bad, s->n_bad);
+	ap_bad_free(s->skips, s->n_skips);
 	ap_journal_clear(&s->j);
 	ap_drift_clear(&s->drift);
 }
@@ -65,6 +68,7 @@ static void gather(struct status *s)
 	if (ap_ctx_bus(c))
 		s->have_guard = ap_watch_heartbeat(c->bus, c->st, c->cfg, false, &s->guard) >= 0;
 	(void)ap_state_list_bad(c->st, &s->bad, &s->n_bad);
+	(void)ap_state_list_overrides(c->st, "trust-skip", &s->skips, &s->n_skips);
 	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
 	if (*s->applied)
 		s->have_drift = ap_drift_check(c, s->applied, &s->drift) >= 0;
@@ -138,6 +142,11 @@ static void human(const struct status *s)
 	for (size_t i = 0; i < s->n_bad; i++) {
 		ap_format_ago(s->bad[i].realtime_usec, s->now, ago, sizeof(ago));
 		printf("  bad:      %.12s rolled back %s: %s\n", s->bad[i].commit, ago, s->bad[i].why);
+	}
+	for (size_t i = 0; i < s->n_skips; i++) {
+		ap_format_ago(s->skips[i].realtime_usec, s->now, ago, sizeof(ago));
+		printf("  skipped:  %.12s let through the signature check %s: %s\n",
+		       s->skips[i].commit, ago, s->skips[i].why);
 	}
 	if (s->have_journal) {
 		printf("  journal:  unfinished %s of %.12s\n",
@@ -223,6 +232,22 @@ static int json_last(struct ap_buf *b, const struct ap_event *e)
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
+/* `, "key": [{"commit", "time", "why"}]` */
+static int json_commits(struct ap_buf *b, const char *key, const struct ap_bad *v, size_t n)
+{
+	int r = ap_buf_printf(b, ", \"%s\": [", key);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = ap_buf_printf(b, "%s{\"commit\": \"%s\", \"time\": %llu", i ? ", " : "",
+				  v[i].commit, (unsigned long long)(v[i].realtime_usec / 1000000));
+		if (r >= 0)
+			r = json_str(b, "why", v[i].why, true);
+		if (r >= 0)
+			r = ap_buf_append(b, "}", 1);
+	}
+	return r < 0 ? r : ap_buf_append(b, "]", 1);
+}
+
 static int json_rest(struct ap_buf *b, const struct status *s)
 {
 	int r = ap_buf_printf(b, ", \"guard\": ");
@@ -230,17 +255,11 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = s->have_guard ? ap_watch_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
 	if (r >= 0)
-		r = ap_buf_printf(b, ", \"bad\": [");
-	for (size_t i = 0; r >= 0 && i < s->n_bad; i++) {
-		r = ap_buf_printf(b, "%s{\"commit\": \"%s\", \"time\": %llu", i ? ", " : "",
-				  s->bad[i].commit, (unsigned long long)(s->bad[i].realtime_usec / 1000000));
-		if (r >= 0)
-			r = json_str(b, "why", s->bad[i].why, true);
-		if (r >= 0)
-			r = ap_buf_append(b, "}", 1);
-	}
+		r = json_commits(b, "bad", s->bad, s->n_bad);
 	if (r >= 0)
-		r = ap_buf_printf(b, "], \"journal\": ");
+		r = json_commits(b, "trust_skips", s->skips, s->n_skips);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"journal\": ");
 	if (r >= 0 && s->have_journal) {
 		r = ap_buf_printf(b, "{\"mode\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"owed\": [",
 				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply", s->j.from, s->j.to);
