@@ -232,8 +232,7 @@ static int json_last(struct ap_buf *b, const struct ap_event *e)
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
-/* `, "key": [{"commit", "time", "why"}]` */
-static int json_commits(struct ap_buf *b, const char *key, const struct ap_bad *v, size_t n)
+int ap_cmd_json_commits(struct ap_buf *b, const char *key, const struct ap_bad *v, size_t n)
 {
 	int r = ap_buf_printf(b, ", \"%s\": [", key);
 
@@ -255,9 +254,9 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = s->have_guard ? ap_watch_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
 	if (r >= 0)
-		r = json_commits(b, "bad", s->bad, s->n_bad);
+		r = ap_cmd_json_commits(b, "bad", s->bad, s->n_bad);
 	if (r >= 0)
-		r = json_commits(b, "trust_skips", s->skips, s->n_skips);
+		r = ap_cmd_json_commits(b, "trust_skips", s->skips, s->n_skips);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"journal\": ");
 	if (r >= 0 && s->have_journal) {

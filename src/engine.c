@@ -176,16 +176,17 @@ static void note(struct run *r, enum ap_event_kind kind, const char *result, con
 	hooks_for(r, &e);
 }
 
-/* A refusal, with the error line that decided it as its reason (log.h), or fallback when
- * nothing was logged. An apply records it; a dry run reports it the same way (--json:
- * "refused") and exits with the same code, but records nothing. */
-static void refuse(struct run *r, const char *kind, const char *to, const char *fallback)
+/* A refusal, with why as its reason, or (why NULL) the error line that decided it (log.h),
+ * or fallback when nothing was logged. An apply records it; a dry run reports it the same way
+ * (--json: "refused") and exits with the same code, but records nothing. */
+static void refuse(struct run *r, const char *kind, const char *to, const char *why,
+		   const char *fallback)
 {
 	char logged[sizeof(r->why)];
 
 	ap_log_reason_end(logged, sizeof(logged));
 	r->refused = kind;
-	snprintf(r->why, sizeof(r->why), "%s", *logged ? logged : fallback);
+	snprintf(r->why, sizeof(r->why), "%s", why ? why : *logged ? logged : fallback);
 	if (!r->o->dry_run)
 		note(r, AP_EVENT_REFUSED, kind, to, r->why, NULL);
 }
@@ -749,7 +750,7 @@ static int check_source(struct run *r, const char *applied, const char *target)
 			      r->o->commit != NULL || r->pin.commit[0]);
 	ap_log_reason_begin();
 	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(r, applied, target)) != AP_EXIT_OK) {
-		refuse(r, "rewind", target, "history was rewritten");
+		refuse(r, "rewind", target, NULL, "history was rewritten");
 		return code;
 	}
 	ap_trust_range(&r->c->cfg->trust, m, applied, &range);
@@ -759,7 +760,7 @@ static int check_source(struct run *r, const char *applied, const char *target)
 		char verdict[sizeof(r->why)];
 
 		snprintf(verdict, sizeof(verdict), "%s", r->why);
-		refuse(r, "untrusted", target, verdict);
+		refuse(r, "untrusted", target, verdict, NULL);
 	} else
 		ap_log_reason_end(NULL, 0);
 	return code;
@@ -876,7 +877,7 @@ static int prepare(struct run *r)
 	if (code == AP_EXIT_OK && (code = preflight(r)) != AP_EXIT_OK)
 		refusal = "preflight", why = "a destination cannot be written";
 	if (refusal)
-		refuse(r, refusal, r->plan->to, why);
+		refuse(r, refusal, r->plan->to, NULL, why);
 	else
 		ap_log_reason_end(NULL, 0);
 	if (refusal && r->o->json && !r->o->dry_run)

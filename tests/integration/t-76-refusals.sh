@@ -53,6 +53,16 @@ noisy_validator() {
 	chmod 0755 "$VALIDATOR"
 }
 
+# complete_words WORDS...: what the bash completion offers for the command line WORDS (the
+# last one being completed), run as the test user with autopull on its PATH.
+complete_words() {
+	install -m 0644 "$AP_ROOT/completion/autopull.bash" "$AP_TMP/completion.bash"
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	ap_as_user env PATH="${AP_BIN%/*}:/usr/bin:/bin" bash --norc --noprofile -c '. "$1"; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _autopull
+		printf "%s\n" "${COMPREPLY[@]}"' comp "$AP_TMP/completion.bash" "$@"
+}
+
 start() {
 	ap_case "$1"
 	fx_reset
@@ -164,6 +174,8 @@ t_trust_skip() {
 	fx_snapshot ts-mid
 	check "host byte-identical" cmp -s "$AP_TMP/ts-before.snap" "$AP_TMP/ts-mid.snap"
 
+	check "bash completion offers the refused commit for 'trust skip'" \
+		grep -qx "${bad:0:12}" <(complete_words autopull --user -c "$AP_CFG" trust skip '')
 	ap_autopull ts-noreason --user -c "$AP_CFG" trust skip "$bad"
 	ap_expect_rc "$AP_CASE: trust skip without --reason" 2 ts-noreason
 	ap_autopull ts-elsewhere --user -c "$AP_CFG" --reason x trust skip 0000000000000000000000000000000000000000
@@ -177,6 +189,9 @@ t_trust_skip() {
 		"e['event'] == 'override' and e['result'] == 'trust-skip' and e['to'] == '$bad' and e['reason'] == 'signing key lost; reviewed by hand'"
 	ap_autopull ts-list --user -c "$AP_CFG" trust skip
 	check "listed by 'trust skip'" grep -q "^$bad  skipped .*: signing key lost" "$AP_TMP/ts-list.out"
+	ap_autopull ts-listj --user -c "$AP_CFG" --json trust skip
+	ap_jq "$AP_CASE: and by 'trust skip --json'" "$AP_TMP/ts-listj.out" \
+		"d['trust_skips'][0]['commit'] == '$bad' and d['trust_skips'][0]['why'].startswith('signing key lost')"
 	ap_autopull ts-status --user -c "$AP_CFG" status
 	check "shown in status" grep -q "skipped: *${bad:0:12} let through the signature check .*signing key lost" \
 		"$AP_TMP/ts-status.out"
