@@ -141,10 +141,20 @@ t_takeover() {
 	check_eq_inv worker.service "$worker"
 
 	fx_rm env/manual.env
+	fx_service web.service install "web v2"
 	fx_commit drop-manual >/dev/null
 	ap_autopull ok-dry --user -c "$AP_CFG" --dry-run --json
 	ap_expect_rc "$AP_CASE: a plan that applies: dry run exits 0" 0 ok-dry
 	ap_jq "$AP_CASE: and has no 'refused'" "$AP_TMP/ok-dry.out" "'refused' not in d"
+	# The repository's own CI plans without a manager: nothing for the guard to sample.
+	install -d -m 0700 -o "$AP_UID" -g "$AP_GID" "$AP_HOME/no-runtime"
+	ap_as_user env XDG_RUNTIME_DIR="$AP_HOME/no-runtime" timeout -k 5 "$AP_CMD_TIMEOUT" \
+		"$AP_BIN" --user -c "$AP_CFG" --dry-run --json >"$AP_TMP/nomgr.out" 2>"$AP_TMP/nomgr.err" </dev/null
+	echo $? >"$AP_TMP/nomgr.rc"
+	ap_expect_rc "$AP_CASE: without a manager a dry run still plans" 0 nomgr
+	ap_jq "$AP_CASE: web.service restart, conditional" "$AP_TMP/nomgr.out" \
+		"'refused' not in d and any(u['unit'] == 'web.service' for u in d['units'])"
+	rmdir "$AP_HOME/no-runtime"
 }
 
 TRUST_SSH="trust:
