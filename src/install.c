@@ -523,7 +523,7 @@ static void report_validator(const struct ap_file_op *f, const struct ap_spawn_r
 
 	for (size_t i = 0; k >= 0 && i < n && i < VALIDATOR_SUMMARY_LINES; i++)
 		k = ap_buf_printf(&b, "%s%s", i ? " | " : "", v[n - 1 - i]);
-	ap_log_error(-EINVAL, "validation of '%s' (to '%s') failed (%s %d): %s", f->path, f->dest,
+	ap_log_error(-EINVAL, "validation of '%s' failed (%s %d): %s", f->path,
 		     res->timed_out ? "timed out, status" : "exit", res->exit_status,
 		     k >= 0 && b.data ? b.data : "(no output)");
 	ap_buf_free(&b);

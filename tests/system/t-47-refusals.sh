@@ -73,7 +73,7 @@ mark
 sys_start_unit svc infrastructure-auto-pull.service
 ap_expect_rc "$AP_CASE: the service's run is refused" 4 svc
 check "the summary puts the error first" \
-	grep -q "validation of 'caddy/Caddyfile' (to '/etc/caddy/Caddyfile') failed (exit 1): Error: adapting config using caddyfile: Caddyfile:2: unrecognized directive: respnd | " \
+	grep -q "validation of 'caddy/Caddyfile' failed (exit 1): Error: adapting config using caddyfile: Caddyfile:2: unrecognized directive: respnd | " \
 	"$AP_TMP/svc.err"
 check "the validator's output is lines in the journal" \
 	grep -q "on 'caddy/Caddyfile': {\"level\":\"info\"" "$AP_TMP/svc.err"
