@@ -144,9 +144,12 @@ static void human(const struct status *s)
 		printf("  bad:      %.12s rolled back %s: %s\n", s->bad[i].commit, ago, s->bad[i].why);
 	}
 	for (size_t i = 0; i < s->n_skips; i++) {
+		char why[1024];
+
+		(void)ap_log_escape(s->skips[i].why, why, sizeof(why));
 		ap_format_ago(s->skips[i].realtime_usec, s->now, ago, sizeof(ago));
 		printf("  skipped:  %.12s let through the signature check %s: %s\n",
-		       s->skips[i].commit, ago, s->skips[i].why);
+		       s->skips[i].commit, ago, why);
 	}
 	if (s->have_journal) {
 		printf("  journal:  unfinished %s of %.12s\n",

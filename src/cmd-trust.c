@@ -39,8 +39,11 @@ static int list(struct ap_ctx *c)
 	if (n == 0)
 		printf("no commit is let through the signature check\n");
 	for (size_t i = 0; i < n; i++) {
+		char why[1024]; /* an operator's words, printed without raw control bytes */
+
+		(void)ap_log_escape(v[i].why, why, sizeof(why));
 		ap_format_ago(v[i].realtime_usec, now, ago, sizeof(ago));
-		printf("%s  skipped %s: %s\n", v[i].commit, ago, v[i].why);
+		printf("%s  skipped %s: %s\n", v[i].commit, ago, why);
 	}
 	ap_bad_free(v, n);
 	return AP_EXIT_OK;
@@ -78,7 +81,7 @@ static int skip(struct ap_ctx *c, const char *rev, const char *reason)
 		return AP_EXIT_FAILED;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(v[i].commit, id) == 0) {
-			printf("%.12s is let through the signature check already (%s)\n", id, v[i].why);
+			printf("%.12s is let through the signature check already\n", id);
 			ap_bad_free(v, n);
 			return AP_EXIT_OK;
 		}

@@ -366,8 +366,12 @@ static int print_plan_result(struct run *r, const char *result, const struct ap_
 		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
 	if (k >= 0 && !r->o->json && r->have_guard)
 		k = ap_buf_append(&b, g.data, g.len);
-	if (k >= 0 && !r->o->json && r->refused)
-		k = ap_buf_printf(&b, "refused (%s): %s\n", r->refused, r->why);
+	if (k >= 0 && !r->o->json && r->refused) {
+		char why[4 * sizeof(r->why)]; /* it quotes the repository: no raw control bytes */
+
+		(void)ap_log_escape(r->why, why, sizeof(why));
+		k = ap_buf_printf(&b, "refused (%s): %s\n", r->refused, why);
+	}
 	ap_buf_free(&g);
 
 	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)

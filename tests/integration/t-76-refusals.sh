@@ -40,7 +40,7 @@ noisy_validator() {
 	#!/bin/sh
 	echo '{"level":"info","ts":1,"msg":"using config from file","file":"'"\$1"'"}' >&2
 	yes '{"level":"debug","msg":"loading module"}' | head -n 3000
-	echo '{"level":"warn","msg":"Caddyfile input is not formatted; run caddy fmt"}' >&2
+	printf '{"level":"warn","msg":"Caddyfile input is not formatted; run caddy fmt"}\033[0m\n' >&2
 	printf 'HOME=%s XDG_CONFIG_HOME=%s XDG_DATA_HOME=%s XDG_CACHE_HOME=%s\n' "\$HOME" \
 		"\$XDG_CONFIG_HOME" "\$XDG_DATA_HOME" "\$XDG_CACHE_HOME" >"$FX_LOG/validator.env"
 	for d in "\$HOME" "\$XDG_CONFIG_HOME" "\$XDG_DATA_HOME" "\$XDG_CACHE_HOME"; do
@@ -91,6 +91,11 @@ t_validator() {
 	fx_snapshot val-before
 
 	dry_refused val-dry invalid caddy/Caddyfile "unrecognized directive: respnd"
+	ap_autopull val-dryh --user -c "$AP_CFG" --dry-run
+	ap_expect_rc "$AP_CASE: a human dry run exits 4 too" 4 val-dryh
+	check "its plan ends with the refusal and the validator's error" \
+		grep -q "^refused (invalid): validation of 'caddy/Caddyfile' failed (exit 1): Error: .*respnd" "$AP_TMP/val-dryh.out"
+	check "with the validator's control bytes escaped" not grep -q $'\x1b' "$AP_TMP/val-dryh.out"
 
 	ap_autopull val --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: refused" 4 val
