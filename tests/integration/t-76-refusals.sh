@@ -21,12 +21,12 @@ last() {
 	ap_jq "$AP_CASE: $1" "$AP_TMP/log-$2.out" "(lambda e: $3)(d[-1])"
 }
 
-# dry_refused NAME KIND WORDS...: `--dry-run --json` exits 4 like the apply, and its "refused"
-# has KIND and each of WORDS in its reason.
+# dry_refused NAME RC KIND WORDS...: `--dry-run --json` exits RC like the apply, and its
+# "refused" has KIND and each of WORDS in its reason.
 dry_refused() {
-	local name=$1 kind=$2 w expr; shift 2
+	local name=$1 rc=$2 kind=$3 w expr; shift 3
 	ap_autopull "$name" --user -c "$AP_CFG" --dry-run --json
-	ap_expect_rc "$AP_CASE: the dry run exits 4, as the apply" 4 "$name"
+	ap_expect_rc "$AP_CASE: the dry run exits $rc, as the apply" "$rc" "$name"
 	expr="d['refused']['kind'] == '$kind'"
 	for w in "$@"; do expr+=" and '$w' in d['refused']['reason']"; done
 	ap_jq "$AP_CASE: dry-run JSON: refused ($kind), saying: $*" "$AP_TMP/$name.out" "$expr"
@@ -90,7 +90,7 @@ t_validator() {
 	fx_commit typo >/dev/null
 	fx_snapshot val-before
 
-	dry_refused val-dry invalid caddy/Caddyfile "unrecognized directive: respnd"
+	dry_refused val-dry 4 invalid caddy/Caddyfile "unrecognized directive: respnd"
 	ap_autopull val-dryh --user -c "$AP_CFG" --dry-run
 	ap_expect_rc "$AP_CASE: a human dry run exits 4 too" 4 val-dryh
 	check "its plan ends with the refusal and the validator's error" \
@@ -136,7 +136,7 @@ t_takeover() {
 	check "the dry run still prints the plan" grep -q "env/manual.env" "$AP_TMP/take-dry.out"
 	check "and says it would be refused, and why" \
 		grep -q "^refused (preflight): .*manual.env.*takeover: true" "$AP_TMP/take-dry.out"
-	dry_refused take-dryj preflight manual.env "takeover: true"
+	dry_refused take-dryj 4 preflight manual.env "takeover: true"
 
 	ap_autopull take --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: apply refused" 4 take
@@ -164,6 +164,39 @@ t_takeover() {
 	rmdir "$AP_HOME/no-runtime"
 }
 
+t_guard() {
+	local web
+	FX_SETTLE= start "a looping watched unit: the dry run exits 3 like the apply, and records nothing" "guard:
+  watch: [\"loop*.service\"]
+  max_restarts: 2
+  window: 1m
+  settle: 0s" || return
+	fx_service web.service install
+	printf '[Unit]\nDescription=loop\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=300ms\n' |
+		fx_write systemd/loop1.service
+	fx_commit v1 >/dev/null
+	fx_apply v1 || return
+	ap_systemctl start loop1.service
+	ap_wait_prop loop1.service NRestarts 4 10 >/dev/null 2>&1
+	for i in 1 2 3; do ap_autopull "hb$i" --user -c "$AP_CFG" heartbeat; sleep 0.5; done
+	fx_service web.service install "web v2"
+	fx_commit v2 >/dev/null
+	web=$(inv web.service)
+	cp "$AP_STATE_DIR/heartbeat" "$AP_TMP/heartbeat.before"
+	dry_refused g-dry 3 guard loop1.service
+	ap_autopull g-dryh --user -c "$AP_CFG" --dry-run
+	ap_expect_rc "$AP_CASE: the human dry run exits 3" 3 g-dryh
+	check "no history of samples added by the dry runs" cmp -s "$AP_STATE_DIR/heartbeat" "$AP_TMP/heartbeat.before"
+	ap_autopull g-dryo --user -c "$AP_CFG" --dry-run --override-guard --reason "the fix"
+	ap_expect_rc "$AP_CASE: with --override-guard the dry run exits 0, as the apply would" 0 g-dryo
+	check "and records no override" not grep -qs guard "$AP_STATE_DIR/overrides"
+	ap_autopull g --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: the apply exits 3" 3 g
+	last "the history names the looping unit" g "e['result'] == 'guard' and 'loop1.service' in e['reason']"
+	check "web.service not restarted" [ "$(inv web.service)" = "$web" ]
+	ap_systemctl stop loop1.service
+}
+
 TRUST_SSH="trust:
   ssh_allowed_signers: $TK/allowed_signers
   require: every-commit"
@@ -187,7 +220,7 @@ t_trust_skip() {
 		grep -q "autopull trust skip ${bad:0:12} --reason TEXT" "$AP_TMP/ts1.err"
 	last "the history names the commit and why, not a bare id" ts1 \
 		"e['result'] == 'untrusted' and '${bad:0:12}' in e['reason'] and 'unsigned' in e['reason']"
-	dry_refused ts1-dry untrusted "${bad:0:12}" unsigned
+	dry_refused ts1-dry 4 untrusted "${bad:0:12}" unsigned
 	fx_snapshot ts-mid
 	check "host byte-identical" cmp -s "$AP_TMP/ts-before.snap" "$AP_TMP/ts-mid.snap"
 
@@ -246,6 +279,7 @@ ap_case "fixture keys"
 tk_keys || ap_die "cannot make the fixture keys"
 t_validator
 t_takeover
+t_guard
 t_trust_skip
 tk_stop_agent
 fx_reset
