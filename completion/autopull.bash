@@ -2,12 +2,13 @@
 #
 # Completes the verbs, the options (and -c FILE with file names), revisions for --commit,
 # --from and `pin`: the commits earlier applies went to and that applied (not a refused, a
-# failed or a rolled-back one: pinning a bad commit is no way out), newest first, and unit names for
+# failed or a rolled-back one: pinning a bad commit is no way out), newest first, the commits
+# untrusted refusals named for `trust skip`, and unit names for
 # `log UNIT...`: the units applies acted on. Both are read with `autopull log --json` (the
 # state directory's history; nothing is fetched, locked or planned). The lists below are the ones `autopull --help` prints; the tests compare them.
 # Needs nothing from the bash-completion package.
 
-_autopull_verbs="apply status log pin unpin diff check-config heartbeat"
+_autopull_verbs="apply status log pin unpin diff check-config heartbeat trust"
 _autopull_opts_arg="-c --config -n --lines --commit --from --wait --reason"
 _autopull_opts="--user --dry-run --json --no-fetch --allow-empty --override-guard
 --allow-rewind -v --verbose -q --quiet -h --help --version"
@@ -28,6 +29,13 @@ _autopull_revs() {
 		seen+="$id "
 		printf '%s\n' "$id"
 	done
+}
+
+# _autopull_untrusted CONFIG_ARGS...: the commits untrusted refusals named (for trust skip).
+_autopull_untrusted() {
+	local json
+	json=$(timeout 2 autopull "$@" log --json -n 200 2>/dev/null) || return 0
+	printf '%s\n' "$json" | grep -o '"reason": "commit [0-9a-f]\{12\}' | cut -d' ' -f3 | sort -u
 }
 
 # _autopull_units CONFIG_ARGS...: the units the history's events acted on, each once.
@@ -94,6 +102,10 @@ _autopull() {
 		mapfile -t COMPREPLY < <(compgen -W "$_autopull_verbs" -- "$cur")
 	elif [[ $verb == log ]]; then
 		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_units "${cfg[@]}")" -- "$cur")
+	elif [[ $verb == trust ]] && ((nargs == 0)); then
+		mapfile -t COMPREPLY < <(compgen -W "skip" -- "$cur")
+	elif [[ $verb == trust ]] && ((nargs == 1)); then
+		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_untrusted "${cfg[@]}")" -- "$cur")
 	elif [[ $verb == pin ]] && ((nargs == 0)); then
 		compopt -o nosort 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_revs "${cfg[@]}")" -- "$cur")

@@ -3,6 +3,7 @@
  * returns an exit code (exitcode.h). */
 #pragma once
 #include "context.h"
+#include "util.h"
 
 int ap_cmd_apply(const struct ap_opts *o, char **args);
 int ap_cmd_status(const struct ap_opts *o, char **args);
@@ -12,3 +13,7 @@ int ap_cmd_unpin(const struct ap_opts *o, char **args);
 int ap_cmd_diff(const struct ap_opts *o, char **args);
 int ap_cmd_check_config(const struct ap_opts *o, char **args);
 int ap_cmd_heartbeat(const struct ap_opts *o, char **args);
+int ap_cmd_trust(const struct ap_opts *o, char **args);
+
+/* `, "key": [{"commit", "time", "why"}]` (status and trust skip --json). */
+int ap_cmd_json_commits(struct ap_buf *b, const char *key, const struct ap_bad *v, size_t n);

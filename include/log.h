@@ -24,6 +24,11 @@ void ap_log_entry(int level, const char *message_id, char *const *fields, const 
 	_printf_(4, 5);
 /* Logs and returns err (a negative errno) so that callers can `return ap_log_error(r, …)`. */
 int ap_log_full(int level, int err, const char *fmt, ...) _printf_(3, 4);
+/* A refusal's reason is the error line that decided it, logged where it was decided: between
+ * begin and end the first error-level message is kept (whatever the log level) and copied
+ * into ret (size bytes; "" when none was logged). */
+void ap_log_reason_begin(void);
+void ap_log_reason_end(char *ret, size_t size);
 #define ap_log_error(err, ...) ap_log_full(AP_LOG_ERR, (err), __VA_ARGS__)
 #define ap_log_warning(...) ap_log_full(AP_LOG_WARNING, 0, __VA_ARGS__)
 #define ap_log_notice(...) ap_log_full(AP_LOG_NOTICE, 0, __VA_ARGS__)

@@ -10,7 +10,8 @@
 struct ap_spawn_result {
 	int exit_status;   /* exit code, or 128+signal when killed by a signal */
 	int timed_out;     /* 1 when killed because of the timeout */
-	char *output;      /* captured stdout+stderr, NUL-terminated, truncated at the cap */
+	char *output;      /* captured stdout+stderr, NUL-terminated; past the cap, its first
+			    * half and its newest bytes (the middle is dropped) */
 	size_t output_len;
 };
 void ap_spawn_result_clear(struct ap_spawn_result *r);

@@ -9,7 +9,8 @@
  *   backup/<sha>/   the previous state of every path the apply of <sha> touched (a file set)
  *   adopted/        originals of host files autopull took over (a file set; never pruned)
  *   bad             commits whose apply was rolled back: "<sha> <usec> <why>"
- *   overrides       "<usec> <kind> <sha> <reason>" for every --override-guard (kind "guard")
+ *   overrides       "<usec> <kind> <sha> <reason>" for every override: --override-guard
+ *                   ("guard"), --allow-rewind ("rewind"), autopull trust skip ("trust-skip")
  *   restarted       the units the last apply restarted or reloaded
  *   last-apply      "<usec> <0|1>" of the last apply
  *   guard-tripped   why a rollback failed; applies refuse while it exists
@@ -101,6 +102,10 @@ int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why);
 /* An operator's override of a refusal, with the reason given ("guard", ...). */
 int ap_state_add_override(struct ap_state *s, const char *kind, const char *commit,
 			  const char *reason);
+/* The overrides of one kind, oldest first, as commit, time and reason ("trust-skip": the
+ * commits 'autopull trust skip' lets through the signature check). */
+int ap_state_list_overrides(struct ap_state *s, const char *kind, struct ap_bad **ret,
+			    size_t *ret_n);
 /* How many commits were marked bad / overrides recorded, and the newest time of each (0 when
  * none), for the metrics. */
 int ap_state_summary_bad(struct ap_state *s, unsigned *ret_n, uint64_t *ret_last_usec);

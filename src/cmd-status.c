@@ -32,6 +32,8 @@ struct status {
 	struct ap_guard_result guard;
 	struct ap_bad *bad;
 	size_t n_bad;
+	struct ap_bad *skips; /* autopull trust skip */
+	size_t n_skips;
 	struct ap_journal j;
 	struct ap_drift drift;
 };
@@ -43,6 +45,7 @@ static void status_done(struct status *s)
 	ap_events_free(s->events, s->n_events);
 	ap_guard_result_free(&s->guard);
 	ap_bad_free(s->bad, s->n_bad);
+	ap_bad_free(s->skips, s->n_skips);
 	ap_journal_clear(&s->j);
 	ap_drift_clear(&s->drift);
 }
@@ -97,6 +100,7 @@ static void gather(struct status *s)
 	if (ap_ctx_bus(c))
 		s->have_guard = ap_watch_heartbeat(c->bus, c->st, c->cfg, false, &s->guard) >= 0;
 	(void)ap_state_list_bad(c->st, &s->bad, &s->n_bad);
+	(void)ap_state_list_overrides(c->st, "trust-skip", &s->skips, &s->n_skips);
 	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
 	if (*s->applied)
 		s->have_drift = ap_drift_check(c, s->applied, &s->drift) >= 0;
@@ -202,6 +206,11 @@ static int human_rest(struct ap_buf *b, const struct status *s)
 		ap_format_ago(s->bad[i].realtime_usec, s->now, ago, sizeof(ago));
 		r = ap_buf_linef(b, "  bad:      %.12s rolled back %s: %s", s->bad[i].commit, ago,
 				 s->bad[i].why);
+	}
+	for (size_t i = 0; r >= 0 && i < s->n_skips; i++) {
+		ap_format_ago(s->skips[i].realtime_usec, s->now, ago, sizeof(ago));
+		r = ap_buf_linef(b, "  skipped:  %.12s let through the signature check %s: %s",
+				 s->skips[i].commit, ago, s->skips[i].why);
 	}
 	if (r >= 0 && s->have_journal) {
 		r = ap_buf_linef(b, "  journal:  unfinished %s of %.12s",
@@ -335,6 +344,21 @@ static int json_attempt(struct ap_buf *b, const struct status *s)
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
+int ap_cmd_json_commits(struct ap_buf *b, const char *key, const struct ap_bad *v, size_t n)
+{
+	int r = ap_buf_printf(b, ", \"%s\": [", key);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = ap_buf_printf(b, "%s{\"commit\": \"%s\", \"time\": %llu", i ? ", " : "",
+				  v[i].commit, (unsigned long long)(v[i].realtime_usec / 1000000));
+		if (r >= 0)
+			r = json_str(b, "why", v[i].why, true);
+		if (r >= 0)
+			r = ap_buf_append(b, "}", 1);
+	}
+	return r < 0 ? r : ap_buf_append(b, "]", 1);
+}
+
 static int json_rest(struct ap_buf *b, const struct status *s)
 {
 	int r = ap_buf_printf(b, ", \"guard\": ");
@@ -342,21 +366,11 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0)
 		r = s->have_guard ? ap_watch_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
 	if (r >= 0)
-		r = ap_buf_printf(b, ", \"bad\": [");
-	for (size_t i = 0; r >= 0 && i < s->n_bad; i++) {
-		r = ap_buf_printf(b, "%s{", i ? ", " : "");
-		if (r >= 0)
-			r = json_str(b, "commit", s->bad[i].commit, false);
-		if (r >= 0)
-			r = ap_buf_printf(b, ", \"time\": %llu",
-					  (unsigned long long)(s->bad[i].realtime_usec / 1000000));
-		if (r >= 0)
-			r = json_str(b, "why", s->bad[i].why, true);
-		if (r >= 0)
-			r = ap_buf_append(b, "}", 1);
-	}
+		r = ap_cmd_json_commits(b, "bad", s->bad, s->n_bad);
 	if (r >= 0)
-		r = ap_buf_printf(b, "], \"journal\": ");
+		r = ap_cmd_json_commits(b, "trust_skips", s->skips, s->n_skips);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"journal\": ");
 	if (r >= 0 && s->have_journal) {
 		r = ap_buf_printf(b, "{\"mode\": \"%s\"",
 				  s->j.mode == AP_JOURNAL_ROLLBACK ? "rollback" : "apply");

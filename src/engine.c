@@ -55,6 +55,8 @@ struct run {
 	bool noted;                /* an event was recorded: the metrics must follow */
 	bool reverting;            /* this apply puts drifted files back */
 	char tip[AP_OID_HEXSZ + 1]; /* the branch tip, once fetched */
+	const char *refused;       /* this run's refusal (events.h results), NULL when none */
+	char why[1024];            /* and its reason: the history, the journal, --json */
 };
 
 static void run_done(struct run *r)
@@ -175,6 +177,21 @@ static void note(struct run *r, enum ap_event_kind kind, const char *result, con
 	if (kind == AP_EVENT_APPLY && ap_startswith(result, "roll"))
 		(void)ap_state_count(r->c->st, "rollback");
 	hooks_for(r, &e);
+}
+
+/* A refusal, with why as its reason, or (why NULL) the error line that decided it (log.h),
+ * or fallback when nothing was logged. An apply records it; a dry run reports it the same way
+ * (--json: "refused") and exits with the same code, but records nothing. */
+static void refuse(struct run *r, const char *kind, const char *to, const char *why,
+		   const char *fallback)
+{
+	char logged[sizeof(r->why)];
+
+	ap_log_reason_end(logged, sizeof(logged));
+	r->refused = kind;
+	snprintf(r->why, sizeof(r->why), "%s", why ? why : *logged ? logged : fallback);
+	if (!r->o->dry_run)
+		note(r, AP_EVENT_REFUSED, kind, to, r->why, NULL);
 }
 
 /* --- planning ------------------------------------------------------------------------ */
@@ -321,6 +338,19 @@ static int fetch_exit_code(int k, bool no_fetch)
 	return AP_EXIT_FAILED;
 }
 
+/* `, "refused": {"kind": …, "reason": …}` when this run was refused. */
+static int refused_json(const struct run *r, struct ap_buf *b)
+{
+	int k;
+
+	if (!r->refused)
+		return 0;
+	k = ap_buf_printf(b, ", \"refused\": {\"kind\": \"%s\", \"reason\": ", r->refused);
+	if (k >= 0)
+		k = ap_buf_json_string(b, r->why);
+	return k < 0 ? k : ap_buf_printf(b, "}");
+}
+
 /* The plan, for people before it runs, or for programs as one JSON document once the result
  * is known (result NULL: a dry run). */
 static int print_plan_result(struct run *r, const char *result, const struct ap_journal *j)
@@ -337,10 +367,15 @@ static int print_plan_result(struct run *r, const char *result, const struct ap_
 				  (ap_now_monotonic_usec() - r->start) / 1000);
 	if (k >= 0 && r->o->json && j)
 		k = ap_print_journal_units_json(j, &g);
+	if (k >= 0 && r->o->json)
+		k = refused_json(r, &g);
 	if (k >= 0)
 		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
 	if (k >= 0 && !r->o->json && r->have_guard)
 		k = ap_buf_append(&b, g.data, g.len);
+	/* the reason quotes the repository: the line is escaped */
+	if (k >= 0 && !r->o->json && r->refused)
+		k = ap_buf_linef(&b, "refused (%s): %s", r->refused, r->why);
 	ap_buf_free(&g);
 
 	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
@@ -399,8 +434,6 @@ static int preflight(struct run *r)
 		ap_log_error(k, "refusing to apply %.12s; the host is unchanged", r->plan->to);
 	else if (k < 0)
 		ap_log_error(k, "cannot apply %.12s now; the host is unchanged", r->plan->to);
-	if (r->o->dry_run)
-		return AP_EXIT_OK; /* reported; a dry run changes nothing either way */
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
@@ -437,8 +470,13 @@ static int check_guard(struct run *r)
 
 	if (k < 0 && k != -ENOENT && !(tripped = strdup("the guard's state cannot be read")))
 		return AP_EXIT_FAILED;
+	/* A dry run without a manager (the repository's own CI) plans with conditional unit
+	 * actions (query_states); the guard has nothing to sample there either. */
+	if (r->o->dry_run && !tripped && !get_bus(r))
+		return AP_EXIT_OK;
 	if (get_bus(r))
-		sampled = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, true, &r->guard);
+		sampled = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, !r->o->dry_run,
+					     &r->guard);
 	r->have_guard = sampled >= 0;
 	if (r->have_guard)
 		forget_new_units_stale(r);
@@ -446,6 +484,8 @@ static int check_guard(struct run *r)
 		return AP_EXIT_OK;
 	if (r->o->override_guard) {
 		ap_log_warning("guard overridden for %.12s: %s", to, r->o->reason);
+		if (r->o->dry_run)
+			return AP_EXIT_OK;
 		note(r, AP_EVENT_OVERRIDE, "guard", to, r->o->reason, NULL);
 		k = ap_state_add_override(r->c->st, "guard", to, r->o->reason);
 		if (k >= 0 && tripped)
@@ -618,6 +658,9 @@ static int refuse_source(struct run *r, const char *reason, const char *commit, 
 	va_end(ap);
 	ap_log_error(-EPERM, "refusing %.12s: %s; nothing was changed", commit,
 		     msg ? msg : why);
+	/* a dry run reports it the same way (--json: "refused") and records nothing */
+	r->refused = reason;
+	snprintf(r->why, sizeof(r->why), "%s", why);
 	if (!r->o->dry_run)
 		note(r, AP_EVENT_REFUSED, reason, commit, why, NULL);
 	return AP_EXIT_INVALID;
@@ -629,11 +672,22 @@ struct source_walk {
 	FILE *out;                  /* where a dry run lists every verdict */
 	bool has_applied_time;
 	long long applied_time;     /* the applied commit's date, when moving forward from it */
+	const char *target;         /* its own signature is never skipped */
+	struct ap_bad *skips;       /* commits 'autopull trust skip' lets through */
+	size_t n_skips;
 	char current[AP_OID_HEXSZ + 1]; /* the commit being verified */
 	char bad[AP_OID_HEXSZ + 1]; /* the first commit that failed */
 	char line[512];             /* its verdict, for people */
 	char reason[320];           /* the same without what the repository says (the author) */
 };
+
+static const struct ap_bad *find_skip(const struct source_walk *w, const char *id)
+{
+	for (size_t i = 0; strcmp(id, w->target) != 0 && i < w->n_skips; i++)
+		if (strcmp(w->skips[i].commit, id) == 0)
+			return &w->skips[i];
+	return NULL;
+}
 
 static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 {
@@ -645,6 +699,7 @@ static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 				     .payload = rc->signed_data, .payload_len = rc->signed_len };
 	struct ap_trust_verdict v;
 	struct ap_buf b = { 0 };
+	const struct ap_bad *skip;
 	int k;
 
 	if (w->has_applied_time && (!c.has_floor || w->applied_time > c.floor))
@@ -655,7 +710,11 @@ static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 		k = ap_trust_format_verdict(&c, &v, &b);
 	if (k >= 0 && w->dry_run)
 		fprintf(w->out, "source: %s", b.data);
-	if (k >= 0 && v.status != AP_TRUST_GOOD && !*w->bad) {
+	skip = k >= 0 && v.status != AP_TRUST_GOOD ? find_skip(w, rc->id) : NULL;
+	if (skip)
+		ap_log_warning("letting commit %.*s through: 'autopull trust skip' (%s)",
+			       (int)b.len - 1, b.data, skip->why);
+	else if (k >= 0 && v.status != AP_TRUST_GOOD && !*w->bad) {
 		memcpy(w->bad, rc->id, sizeof(w->bad));
 		snprintf(w->line, sizeof(w->line), "%.*s", (int)b.len - 1, b.data);
 		snprintf(w->reason, sizeof(w->reason), "%s %s: %s", rc->id,
@@ -719,7 +778,8 @@ static int check_signatures(struct run *r, const struct ap_trust_range *range, e
 {
 	const struct ap_trust_config *t = &r->c->cfg->trust;
 	/* stdout stays one JSON document with --json */
-	struct source_walk w = { .dry_run = r->o->dry_run, .out = r->o->json ? stderr : stdout };
+	struct source_walk w = { .dry_run = r->o->dry_run, .out = r->o->json ? stderr : stdout,
+				 .target = target };
 	int k;
 
 	/* ap_trust_range() hands out trust.since itself on a first run */
@@ -733,15 +793,25 @@ static int check_signatures(struct run *r, const struct ap_trust_range *range, e
 			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
 	applied_time(r, m, applied, &w);
+	if (ap_state_list_overrides(r->c->st, "trust-skip", &w.skips, &w.n_skips) < 0) {
+		ap_trust_free(w.trust);
+		return AP_EXIT_FAILED;
+	}
 	k = ap_repo_walk(r->c->repo, range->from, target, range->first_parent, source_commit, &w);
 	if (k >= 0 && !r->o->dry_run)
 		(void)ap_trust_save(w.trust); /* the good ones stay good, whatever came after */
 	ap_trust_free(w.trust);
+	ap_bad_free(w.skips, w.n_skips);
 	if (k < 0)
 		return walk_failed(r, &w, target, k);
-	if (*w.bad)
-		return refuse_source(r, "untrusted", target, w.reason, "commit %s", w.line);
-	return AP_EXIT_OK;
+	if (!*w.bad)
+		return AP_EXIT_OK;
+	k = refuse_source(r, "untrusted", target, w.reason, "commit %s", w.line);
+	if (strcmp(w.bad, target) != 0)
+		ap_log_error(-EPERM, "a signed commit on top does not vouch for %.12s; to let this one "
+			     "commit through: autopull trust skip %.12s --reason TEXT (recorded, shown "
+			     "in status; see autopull(8))", w.bad, w.bad);
+	return k;
 }
 
 static int check_source(struct run *r, const char *applied, const char *target)
@@ -871,26 +941,30 @@ static int read_state(struct run *r)
 	return k < 0 && k != -ENOENT ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* The checks of a plan that is about to run; a refusal is recorded. */
+/* The checks of a plan that is about to run, for an apply and a dry run alike (a dry run
+ * exits with the code the apply would have); a refusal is recorded with the error that
+ * decided it. */
 static int prepare(struct run *r)
 {
-	int code = check_guard(r);
-	const char *refusal = code == AP_EXIT_GUARD ? "guard" : NULL, *why = NULL;
+	const char *refusal = NULL, *why = NULL;
+	int code;
 
-	if (refusal)
-		why = "a watched unit loops or is stale; 'autopull status' names it";
+	ap_log_reason_begin();
+	if ((code = check_guard(r)) == AP_EXIT_GUARD)
+		refusal = "guard", why = "a watched unit loops or is stale; 'autopull status' names it";
 	if (code == AP_EXIT_OK && (code = validate(r)) == AP_EXIT_INVALID)
-		refusal = "invalid", why = "a file or unit failed validation (logged above)";
+		refusal = "invalid", why = "a file or unit failed validation";
 	if (code == AP_EXIT_OK && (code = check_not_emptying(r)) == AP_EXIT_INVALID)
 		refusal = "emptying", why = "the commit removes every managed file";
 	if (code == AP_EXIT_OK && (code = preflight(r)) != AP_EXIT_OK)
-		refusal = "preflight", why = "a destination cannot be written (logged above)";
-	if (refusal) {
-		note(r, AP_EVENT_REFUSED, refusal, r->plan->to, why, NULL);
-		if (r->o->json)
-			(void)print_plan_result(r, "refused", NULL);
-	}
-	if (code == AP_EXIT_OK && print_plan(r) < 0)
+		refusal = "preflight", why = "a destination cannot be written";
+	if (refusal)
+		refuse(r, refusal, r->plan->to, NULL, why);
+	else
+		ap_log_reason_end(NULL, 0);
+	if (refusal && r->o->json && !r->o->dry_run)
+		(void)print_plan_result(r, "refused", NULL);
+	if ((code == AP_EXIT_OK || r->o->dry_run) && print_plan(r) < 0 && code == AP_EXIT_OK)
 		code = AP_EXIT_FAILED;
 	return code;
 }
@@ -1001,14 +1075,13 @@ static int apply_fresh(struct run *r, const char *target)
 		memcpy(base, r->applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
-	if (r->o->dry_run) {
+	if (r->o->dry_run && plan_is_noop(r->plan)) {
 		sample_guard(r, false);
-		(void)preflight(r);
 		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	if (plan_is_noop(r->plan))
 		return record_noop(r);
-	if ((code = prepare(r)) != AP_EXIT_OK)
+	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
 	if (ap_apply_journal_new(r->plan, r->applied, NULL, &j) < 0)
 		return AP_EXIT_FAILED;
@@ -1145,6 +1218,23 @@ static int after_tick(struct run *r)
 	return code;
 }
 
+/* The one JSON document of a run that ended before a plan could be printed. */
+static void print_outcome(struct run *r, int code)
+{
+	struct ap_buf b = { 0 };
+	int k = ap_buf_printf(&b, "{\"result\": \"%s\", \"exit\": %d",
+			      r->refused ? "refused" : code == AP_EXIT_OK ? "ok"
+					 : code == AP_EXIT_TEMPFAIL ? "try-later" : "failed", code);
+
+	if (k >= 0)
+		k = refused_json(r, &b);
+	if (k >= 0)
+		k = ap_buf_printf(&b, "}\n");
+	if (k >= 0)
+		fputs(b.data, stdout);
+	ap_buf_free(&b);
+}
+
 int ap_engine_apply(struct ap_ctx *c)
 {
 	struct run r = { .c = c, .o = c->o };
@@ -1158,9 +1248,8 @@ int ap_engine_apply(struct ap_ctx *c)
 	if (r.noted && ap_ctx_bus(c))
 		ap_watch_after_apply(c->bus, c->st, c->cfg);
 	/* --json promises one document whatever happened; the log says why. */
-	if (c->o->json && !r.printed && !c->o->dry_run)
-		printf("{\"result\": \"%s\", \"exit\": %d}\n",
-		       code == AP_EXIT_OK ? "ok" : code == AP_EXIT_TEMPFAIL ? "try-later" : "failed", code);
+	if (c->o->json && !r.printed)
+		print_outcome(&r, code);
 	run_done(&r);
 	return code;
 }

@@ -567,6 +567,74 @@ static int verify_units(struct stage *s, enum ap_scope scope)
 	return failed || reported ? -EINVAL : 0;
 }
 
+/* A validator's output lines are kept, at most this many (the last ones: tools print their
+ * environment first and the error last), and the summary quotes this many, newest first. */
+#define VALIDATOR_LINES_MAX 20
+#define VALIDATOR_SUMMARY_LINES 3
+
+/* The non-blank lines of out, the last VALIDATOR_LINES_MAX of them, in order; out is cut up. */
+static size_t output_lines(char *out, const char *v[static VALIDATOR_LINES_MAX])
+{
+	size_t n = 0;
+
+	for (char *save = NULL, *l = strtok_r(out, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
+		if (l[strspn(l, " \t")] == '\0')
+			continue;
+		if (n == VALIDATOR_LINES_MAX) {
+			memmove(v, v + 1, (VALIDATOR_LINES_MAX - 1) * sizeof(*v));
+			n--;
+		}
+		v[n++] = l;
+	}
+	return n;
+}
+
+/* One error line that names the file and says what the validator said last (the newest lines
+ * first: that is where tools put the error), then the kept output as lines of its own, in
+ * order, for the journal. */
+static void report_validator(const struct ap_file_op *f, const struct ap_spawn_result *res)
+{
+	const char *v[VALIDATOR_LINES_MAX];
+	size_t n = res->output ? output_lines(res->output, v) : 0;
+	struct ap_buf b = { 0 };
+	int k = 0;
+
+	for (size_t i = 0; k >= 0 && i < n && i < VALIDATOR_SUMMARY_LINES; i++)
+		k = ap_buf_printf(&b, "%s%s", i ? " | " : "", v[n - 1 - i]);
+	ap_log_error(-EINVAL, "validation of '%s' failed (%s %d): %s", f->path,
+		     res->timed_out ? "timed out, status" : "exit", res->exit_status,
+		     k >= 0 && b.data ? b.data : "(no output)");
+	ap_buf_free(&b);
+	for (size_t i = 0; i < n; i++)
+		ap_log_notice("validator '%s' on '%s': %s", f->validate[0], f->path, v[i]);
+}
+
+/* Tools look for a home, a config and a cache dir (caddy warns first thing without them):
+ * they get their own in the private stage, so that they neither complain nor read root's. */
+static int validator_env(const struct stage *s, char ***ret)
+{
+	static const char *const dirs[] = { "", "/.config", "/.local", "/.local/share", "/.cache" };
+	static const char *const vars[] = { "HOME", "XDG_CONFIG_HOME", NULL, "XDG_DATA_HOME",
+					    "XDG_CACHE_HOME" };
+	int r = ap_strv_push(ret, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+
+	if (r >= 0)
+		r = ap_strv_push(ret, "LANG=C.UTF-8");
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(dirs); i++) {
+		_cleanup_free_ char *d = ap_strdupf("%s/.home%s", s->dir, dirs[i]), *kv = NULL;
+
+		if (!d)
+			return -ENOMEM;
+		if (mkdir(d, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		if (!vars[i])
+			continue;
+		kv = ap_strdupf("%s=%s", vars[i], d);
+		r = kv ? ap_strv_push(ret, kv) : -ENOMEM;
+	}
+	return r;
+}
+
 static int run_validator(const struct stage *s, const struct ap_file_op *f,
 			 const struct ap_install_source *src, size_t idx)
 {
@@ -575,7 +643,7 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f,
 	const char *data;
 	size_t len;
 	_cleanup_close_ int dfd = -1;
-	_cleanup_strv_free_ char **argv = NULL;
+	_cleanup_strv_free_ char **argv = NULL, **env = NULL;
 	struct ap_spawn_result res = { 0 };
 	const char *ignored;
 	int r;
@@ -592,17 +660,14 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f,
 	if (r >= 0)
 		r = path ? ap_spawn_expand_argv(f->validate, path, &argv) : -ENOMEM;
 	if (r >= 0)
-		r = ap_spawn_run(argv, NULL, AP_VALIDATE_TIMEOUT_USEC, &res);
+		r = validator_env(s, &env);
+	if (r >= 0)
+		r = ap_spawn_run(argv, env, AP_VALIDATE_TIMEOUT_USEC, &res);
 	if (r < 0)
 		return ap_log_error(r == -ENOENT ? -EINVAL : r, "validator '%s' for '%s' could not run: %s",
 				    f->validate[0], f->path, strerror(-r));
 	if (res.exit_status != 0 || res.timed_out) {
-		char *nl = res.output ? strchr(res.output, '\n') : NULL;
-		if (nl && nl[1] == '\0')
-			*nl = '\0';
-		ap_log_error(-EINVAL, "validation of '%s' failed (%s %d): %s", f->path,
-			     res.timed_out ? "timed out, status" : "exit", res.exit_status,
-			     res.output && *res.output ? res.output : "(no output)");
+		report_validator(f, &res);
 		r = -EINVAL;
 	}
 	ap_spawn_result_clear(&res);

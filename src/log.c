@@ -29,6 +29,10 @@
 static int max_level = AP_LOG_INFO;
 static bool use_prefix, journal_ok;
 
+/* The first error since ap_log_reason_begin(): what a refusal records as its reason. */
+static char reason[MSG_MAX];
+static bool reason_open;
+
 void ap_log_init(void)
 {
 	struct stat st;
@@ -82,14 +86,32 @@ int ap_log_full(int level, int err, const char *fmt, ...)
 {
 	char msg[MSG_MAX];
 	va_list ap;
+	bool keep = reason_open && level <= AP_LOG_ERR && !*reason;
 
-	if (level > max_level)
+	if (level > max_level && !keep)
 		return err;
 	va_start(ap, fmt);
 	format_msg(msg, fmt, ap);
 	va_end(ap);
-	write_line(level, msg);
+	if (keep)
+		memcpy(reason, msg, sizeof(reason));
+	if (level <= max_level)
+		write_line(level, msg);
 	return err;
+}
+
+void ap_log_reason_begin(void)
+{
+	reason[0] = '\0';
+	reason_open = true;
+}
+
+void ap_log_reason_end(char *ret, size_t size)
+{
+	if (size > 0)
+		(void)snprintf(ret, size, "%s", reason);
+	reason[0] = '\0';
+	reason_open = false;
 }
 
 static bool valid_key(const char *f, size_t n)

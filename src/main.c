@@ -28,7 +28,8 @@ static void help(void)
 	       "  unpin          deploy the branch tip again\n"
 	       "  diff           how managed files on the host differ from the applied commit\n"
 	       "  check-config   validate the configuration file and exit\n"
-	       "  heartbeat      sample the watched units, update the history and the metrics\n\n"
+	       "  heartbeat      sample the watched units, update the history and the metrics\n"
+	       "  trust skip REV let commit REV through the signature check; needs --reason\n\n"
 	       "options:\n"
 	       "  -c, --config FILE   configuration file (default /etc/autopull/autopull.yaml,\n"
 	       "                      with --user $XDG_CONFIG_HOME/autopull/autopull.yaml)\n"
@@ -62,7 +63,8 @@ static void help(void)
 	       "refused, exit 4, unless --allow-rewind or repo.allow_rewind: true); with trust: in\n"
 	       "the configuration, every commit in applied..tip (require: every-commit, the\n"
 	       "default), its first-parent chain (first-parent) or the tip alone (tip) must carry\n"
-	       "a valid signature by a key in trust.ssh_allowed_signers or trust.openpgp_keyring.\n\n"
+	       "a valid signature by a key in trust.ssh_allowed_signers or trust.openpgp_keyring;\n"
+	       "a commit that cannot be signed any more is let through with 'trust skip'.\n\n"
 	       "exit codes: 0 applied or nothing to do, 1 apply failed, 2 usage or configuration\n"
 	       "error, 3 refused by the guard, 4 validation failed or source refused (host\n"
 	       "unchanged), 5 the remote refused us or did not verify (authentication, host key,\n"
@@ -173,6 +175,7 @@ static const struct verb {
 	{ "diff", 0, 0, ap_cmd_diff },
 	{ "check-config", 0, 0, ap_cmd_check_config },
 	{ "heartbeat", 0, 0, ap_cmd_heartbeat },
+	{ "trust", 1, 2, ap_cmd_trust },
 };
 
 int main(int argc, char **argv)

@@ -157,13 +157,26 @@ static int poll_timeout_ms(unsigned long long deadline, unsigned long long now, 
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-/* Keeps up to AP_SPAWN_MAX_OUTPUT bytes of chunk; the rest is dropped, not left unread, so
- * a chatty child never blocks on a full pipe. */
+/* Keeps at most AP_SPAWN_MAX_OUTPUT bytes: the first half and the newest rest, since tools
+ * print their environment first and the error last. The middle is dropped, not left unread,
+ * so a chatty child never blocks on a full pipe. */
 static int keep_output(struct ap_buf *out, const char *chunk, size_t n)
 {
-	size_t room = out->len < AP_SPAWN_MAX_OUTPUT ? AP_SPAWN_MAX_OUTPUT - out->len : 0;
+	const size_t head = AP_SPAWN_MAX_OUTPUT / 2, tail = AP_SPAWN_MAX_OUTPUT - head;
+	size_t drop;
+	int r;
 
-	return ap_buf_append(out, chunk, n < room ? n : room);
+	if (n > tail) {
+		chunk += n - tail;
+		n = tail;
+	}
+	r = ap_buf_append(out, chunk, n);
+	if (r < 0 || out->len <= AP_SPAWN_MAX_OUTPUT)
+		return r;
+	drop = out->len - AP_SPAWN_MAX_OUTPUT;
+	memmove(out->data + head, out->data + head + drop, out->len - head - drop + 1);
+	out->len -= drop;
+	return 0;
 }
 
 /* One read from the (non-blocking) pipe: 1 at EOF, 0 otherwise. */

@@ -797,12 +797,62 @@ void ap_bad_free(struct ap_bad *v, size_t n)
 	free(v);
 }
 
-int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
+/* Appends commit (40 hex digits), usec and why to the list *v of *n. */
+static int bad_push(struct ap_bad **v, size_t *n, const char *commit, uint64_t usec,
+		    const char *why)
+{
+	struct ap_bad *w = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!w)
+		return -ENOMEM;
+	*v = w;
+	w[*n] = (struct ap_bad){ .realtime_usec = usec, .why = strdup(why) };
+	memcpy(w[*n].commit, commit, AP_OID_HEXSZ);
+	w[*n].commit[AP_OID_HEXSZ] = '\0';
+	return w[(*n)++].why ? 0 : -ENOMEM;
+}
+
+/* A line of "bad": "<sha> <usec> <why>". A damaged line is left out: status shows what it
+ * can; an apply refuses (ap_state_find_bad). */
+static bool parse_bad(const char *l, const void *unused, const char **ret_sha, uint64_t *ret_usec,
+		      const char **ret_why)
+{
+	unsigned long long usec;
+	const char *why = parse_bad_line(l, &usec);
+
+	if (!why)
+		return false;
+	*ret_sha = l, *ret_usec = usec, *ret_why = why;
+	return true;
+}
+
+/* A line of "overrides" of the kind: "<usec> <kind> <sha> <reason>". */
+static bool parse_override(const char *l, const void *kind, const char **ret_sha,
+			   uint64_t *ret_usec, const char **ret_why)
+{
+	size_t klen = strlen(kind);
+	unsigned long long usec;
+	const char *sha, *p = parse_word_number(l, UINT64_MAX, &usec);
+
+	if (!p || strncmp(p, kind, klen) != 0 || p[klen] != ' ')
+		return false;
+	sha = p + klen + 1;
+	if (!is_oid(sha, strcspn(sha, " ")) || sha[AP_OID_HEXSZ] != ' ')
+		return false;
+	*ret_sha = sha, *ret_usec = usec, *ret_why = sha + AP_OID_HEXSZ + 1;
+	return true;
+}
+
+/* The lines of file name that parse gives a commit, time and reason for, oldest first. */
+static int list_commits(struct ap_state *s, const char *name,
+			bool (*parse)(const char *, const void *, const char **, uint64_t *,
+				      const char **),
+			const void *userdata, struct ap_bad **ret, size_t *ret_n)
 {
 	_cleanup_free_ char *text = NULL;
 	struct ap_bad *v = NULL;
 	size_t n = 0;
-	int r = read_file(s, "bad", STATE_MAX_FILE, &text);
+	int r = read_file(s, name, STATE_MAX_FILE, &text);
 
 	*ret = NULL;
 	*ret_n = 0;
@@ -810,23 +860,11 @@ int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
 		return 0;
 	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
 	     l = strtok_r(NULL, "\n", &save)) {
-		unsigned long long usec;
-		const char *why = parse_bad_line(l, &usec);
-		struct ap_bad *w;
+		const char *sha, *why;
+		uint64_t usec;
 
-		if (!why)
-			continue; /* status shows what it can; an apply refuses (find_bad) */
-		w = realloc(v, (n + 1) * sizeof(*v));
-		if (!w) {
-			r = -ENOMEM;
-			break;
-		}
-		v = w;
-		v[n] = (struct ap_bad){ .realtime_usec = usec, .why = strdup(why) };
-		memcpy(v[n].commit, l, AP_OID_HEXSZ);
-		v[n].commit[AP_OID_HEXSZ] = '\0';
-		if (!v[n++].why)
-			r = -ENOMEM;
+		if (parse(l, userdata, &sha, &usec, &why))
+			r = bad_push(&v, &n, sha, usec, why);
 	}
 	if (r < 0) {
 		ap_bad_free(v, n);
@@ -835,6 +873,11 @@ int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
 	*ret = v;
 	*ret_n = n;
 	return 0;
+}
+
+int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n)
+{
+	return list_commits(s, "bad", parse_bad, NULL, ret, ret_n);
 }
 
 /* Lines of a log file and the newest realtime usec in word usec_word of them. */
@@ -881,6 +924,12 @@ int ap_state_add_override(struct ap_state *s, const char *kind, const char *comm
 		return -ENOMEM;
 	line = ap_strdupf("%llu %s %.40s %s\n", ap_now_realtime_usec(), kind, commit, clean);
 	return line ? append_line(s, "overrides", line) : -ENOMEM;
+}
+
+int ap_state_list_overrides(struct ap_state *s, const char *kind, struct ap_bad **ret,
+			    size_t *ret_n)
+{
+	return list_commits(s, "overrides", parse_override, kind, ret, ret_n);
 }
 
 int ap_state_read_restarted(struct ap_state *s, char ***ret)

@@ -180,6 +180,8 @@ static void test_spawn_output_capped(void **state)
 	assert_int_equal(r.output_len, AP_SPAWN_MAX_OUTPUT);
 	assert_int_equal(strlen(r.output), AP_SPAWN_MAX_OUTPUT);
 	assert_memory_equal(r.output, "y\ny\n", 4);
+	/* the newest bytes are kept too: a tool's error comes last */
+	assert_string_equal(r.output + r.output_len - 4, "end\n");
 	ap_spawn_result_clear(&r);
 }
 

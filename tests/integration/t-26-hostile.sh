@@ -605,7 +605,8 @@ t_validators() {
 	next "validator that fails with a lot of output"
 	H_CADDY="    validate: [sh, -c, 'yes \"caddy: bad directive\" | head -c 200000; exit 1']" hconfig
 	fx_caddyfile v2; hcommit caddy-v2
-	refused v-fails 4 "validation of 'caddy/Caddyfile' failed \(exit 1\): caddy: bad directive"
+	# the summary quotes the last lines first; head -c cut the very last one short
+	refused v-fails 4 "validation of 'caddy/Caddyfile' failed \(exit 1\): caddy: bad d[a-z]* \| caddy: bad directive \| "
 	check "the message is bounded" [ "$(wc -c <"$AP_TMP/v-fails.err")" -lt 100000 ]
 	hconfig
 }
