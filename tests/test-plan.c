@@ -164,8 +164,9 @@ static void test_modified_active_and_inactive(void **s)
 static void test_modified_failed_unit_is_started(void **s)
 {
 	static struct ap_unit_state v[] = {
-		{ "web.service", "loaded", "failed", "failed" },
-		{ "worker.service", "loaded", "failed", "failed" },
+		{ .name = "web.service", .load_state = "loaded", .active_state = "failed", .sub_state = "failed" },
+		{ .name = "worker.service", .load_state = "loaded", .active_state = "failed",
+		  .sub_state = "failed" },
 	};
 	static const struct ap_unit_states failed = { v, ELEMENTSOF(v), true };
 
