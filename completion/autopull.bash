@@ -35,7 +35,8 @@ _autopull_revs() {
 _autopull_untrusted() {
 	local json
 	json=$(timeout 2 autopull "$@" log --json -n 200 2>/dev/null) || return 0
-	printf '%s\n' "$json" | grep -o '"reason": "commit [0-9a-f]\{12\}' | cut -d' ' -f3 | sort -u
+	printf '%s\n' "$json" | grep -o '"result": "untrusted"[^}]*"reason": "[0-9a-f]\{40\} ' |
+		sed 's/.*"reason": "\([0-9a-f]\{12\}\).*/\1/' | sort -u
 }
 
 # _autopull_units CONFIG_ARGS...: the units the history's events acted on, each once.

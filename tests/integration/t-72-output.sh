@@ -223,7 +223,7 @@ t_hostile_text() {
 		"any(e['reason'] == 'frozen \u009b2J by Ren\u00e9' for e in d)"
 
 	ap_autopull hostile-diff --user -c "$AP_CFG" diff
-	ap_expect_rc "$AP_CASE: diff" 0 hostile-diff
+	ap_expect_rc "$AP_CASE: diff (1: the host differs)" 1 hostile-diff
 	check "diff shows both sides' escape sequences, escaped" \
 		eval 'grep -qF -- " APP=1 \\x1b]52;c;aGFjaw==\\x07" "$AP_TMP/hostile-diff.out" &&
 		      grep -qF -- "+X=\\x1b[2J\\x1b[H" "$AP_TMP/hostile-diff.out"'

@@ -129,7 +129,7 @@ t_status_stuck() {
 	check "an attempt line above the last one" \
 		awk '/^  attempt: /{a=NR} /^  last: /{l=NR} END{exit !(a && l && a < l)}' "$AP_TMP/st.out"
 	check "it says refused, why and for which commit" \
-		grep -q "^  attempt:  refused (invalid) ${v2:0:12}, 2 run(s) since .*: a file or unit failed validation" \
+		grep -q "^  attempt:  refused (invalid) ${v2:0:12}, 2 run(s) since .*: validation of 'caddy/Caddyfile' failed" \
 		"$AP_TMP/st.out"
 	check "the last success is still shown" grep -q "^  last:     apply ok" "$AP_TMP/st.out"
 	sys_autopull stj --json status
