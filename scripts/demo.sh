@@ -77,9 +77,10 @@ declare -A before
 for u in web.service api.service worker.service cleanup.timer; do before[$u]=$(ap_unit_prop $u InvocationID); done
 
 say "commit a change to one unit (web.service) and one config file (config/api.conf)"
-svc web.service "demo web server v2"
+# An [Service] line restarts the unit; a change of Description= alone would only be loaded.
+svc web.service "demo web server v2" "Environment=WEB_VERSION=2"
 printf 'listen = 8080\nworkers = 4\n' | put config/api.conf
-commit "v2: web description, api workers"
+commit "v2: web environment and description, api workers"
 ap_git "$repo" show --stat --format='%h %s' HEAD | sed 's/^/  /'
 say "autopull --user --dry-run"
 autopull --dry-run
