@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "effects.h"
+#include "fileset.h"
 #include "log.h"
 #include "sdexit.h"
 #include "util.h"

@@ -25,6 +25,7 @@
 #include "effects.h"
 #include "engine.h"
 #include "exitcode.h"
+#include "fileset.h"
 #include "install.h"
 #include "log.h"
 #include "plan.h"
