@@ -123,6 +123,7 @@ fuzz-path_MODS      := plan unitfile config fsutil digest
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
 fuzz-state_MODS     := state state-log fileset records journal events unitfile fsutil
+fuzz-records_MODS   := records
 fuzz-escape_MODS    :=
 
 build/fuzz/obj/%.o: src/%.c | build/fuzz/obj
