@@ -33,7 +33,7 @@
 #include "repo.h"
 #include "spawn.h"
 #include "state.h"
-#include "trust.h"
+#include "trust-io.h"
 #include "unitfile.h"
 #include "unitpolicy.h"
 #include "util.h"
@@ -790,7 +790,7 @@ static int check_signatures(struct run *r, const struct ap_trust_range *range, e
 			     t->since, target, r->c->cfg->branch);
 		return AP_EXIT_USAGE;
 	}
-	if (ap_trust_open(t, r->c->cfg->state_dir, (long long)(ap_now_realtime_usec() / 1000000),
+	if (ap_trust_open(t, r->c->st, (long long)(ap_now_realtime_usec() / 1000000),
 			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
 	applied_time(r, m, applied, &w);
