@@ -21,3 +21,8 @@ int ap_drift_expected(struct ap_ctx *c, const char *commit, struct ap_expected_s
 
 /* Compares the host with the expected files of commit. */
 int ap_drift_check(struct ap_ctx *c, const char *commit, struct ap_drift *ret);
+
+/* The drifted files as changes from the host's bytes to the expected ones, so that the
+ * planner decides what a put-back asks of the units (a unit file that drifted restarts). */
+int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set,
+		     struct ap_changes *ret);

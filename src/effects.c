@@ -13,6 +13,7 @@
 
 #include "effects.h"
 #include "log.h"
+#include "record.h"
 #include "sdexit.h"
 #include "util.h"
 #include "watch.h"
@@ -420,38 +421,16 @@ static int settle(void *u, char *const *units, char **ret_why)
 static int record(void *u, const struct ap_journal *j, char *const *restarted)
 {
 	struct ap_effects *e = u;
-	int r = ap_state_write_applied(e->st, j->to);
 
-	/* Restarted units are watched by later heartbeats too; units started for the first time
-	 * are not, or a first run would make every heartbeat sample every unit of the repo. */
-	return r < 0 ? r : ap_state_write_restarted(e->st, restarted);
+	return ap_record_applied(e->st, j, restarted);
 }
 
 static int record_rollback(void *u, const struct ap_journal *j, const char *why, bool settled,
 			   const char *settle_why)
 {
 	struct ap_effects *e = u;
-	_cleanup_free_ char *tripped = NULL;
-	int r = ap_state_find_bad(e->st, j->to, NULL);
 
-	/* A damaged line elsewhere in the list must not lose this entry (it was logged). */
-	if (r == 0 || r == -EBADMSG)
-		r = ap_state_add_bad(e->st, j->to, why);
-	/* An apply that superseded an unfinished one rolls back to that one's files, whose
-	 * actions ran again in this apply: that commit is what the host runs now. */
-	if (r >= 0 && settled && *j->from && strcmp(j->from, j->base) != 0)
-		r = ap_state_write_applied(e->st, j->from);
-	if (r < 0)
-		return r;
-	if (settled) {
-		ap_log_error(-EIO, "rolled back %.12s and marked it bad (%s); the host runs %.12s again",
-			     j->to, why, *j->from ? j->from : "(nothing)");
-		return 0;
-	}
-	tripped = ap_strdupf("rollback of %.12s failed: %s", j->to, settle_why ? settle_why : "?");
-	ap_log_error(-EIO, "ROLLBACK FAILED for %.12s: %s; applies refuse until 'autopull apply "
-			   "--override-guard --reason TEXT'", j->to, settle_why ? settle_why : "?");
-	return tripped ? ap_state_write_tripped(e->st, tripped) : -ENOMEM;
+	return ap_record_rolled_back(e->st, j, why, settled, settle_why);
 }
 
 /* --- the test hook --------------------------------------------------------------------------- */

@@ -28,7 +28,9 @@
 #include "install.h"
 #include "log.h"
 #include "plan.h"
+#include "planning.h"
 #include "print.h"
+#include "record.h"
 #include "repo.h"
 #include "spawn.h"
 #include "state.h"
@@ -49,10 +51,9 @@ struct run {
 	char applied[AP_OID_HEXSZ + 1]; /* "" when nothing was applied yet */
 	struct ap_journal j;
 	bool journal;
-	unsigned long long start;  /* monotonic, for the duration of the event */
+	struct ap_record rec;      /* what this run did, written once at its end */
 	struct ap_pin pin;         /* the pin in force (pin.commit "" when none) */
 	bool printed;              /* --json: the one document is out */
-	bool noted;                /* an event was recorded: the metrics must follow */
 	bool reverting;            /* this apply puts drifted files back */
 	char tip[AP_OID_HEXSZ + 1]; /* the branch tip, once fetched */
 	const char *refused;       /* this run's refusal (events.h results), NULL when none */
@@ -68,115 +69,12 @@ static void run_done(struct run *r)
 	if (r->plan)
 		ap_plan_free(r->plan);
 	ap_changes_free(&r->changes);
+	ap_record_done(&r->rec);
 }
 
 static struct ap_bus *get_bus(struct run *r)
 {
 	return ap_ctx_bus(r->c);
-}
-
-/* Who started this run: the timer (systemd 251+ passes TRIGGER_UNIT), the service started
- * some other way, or a person. */
-static const char *trigger(void)
-{
-	const char *t = secure_getenv("TRIGGER_UNIT");
-
-	if (t && ap_endswith(t, ".timer"))
-		return "timer";
-	return secure_getenv("INVOCATION_ID") ? "service" : "manual";
-}
-
-/* The units a journal acted on, for the event ("restart=a,b;start=c"). */
-static char *units_of(const struct ap_journal *j)
-{
-	_cleanup_free_ enum ap_unit_action_kind *a = j ? calloc(j->n_units + 1, sizeof(*a)) : NULL;
-	_cleanup_free_ char **u = j ? calloc(j->n_units + 1, sizeof(*u)) : NULL;
-	char *ret = NULL;
-	size_t n = 0;
-
-	for (size_t i = 0; a && u && i < j->n_units; i++)
-		if (j->units[i].state == AP_STEP_DONE) {
-			a[n] = j->units[i].action;
-			u[n++] = j->units[i].unit;
-		}
-	if (a && u)
-		(void)ap_event_units(u, a, n, &ret);
-	return ret;
-}
-
-#define HOOK_TIMEOUT_USEC (60ULL * 1000000)
-
-/* The operator's hook for an event (hooks: in the configuration), run like a validator: its
- * argv, a clean environment with the event in it, a deadline. A hook that fails is a
- * warning: it must not change what the apply did. */
-static void run_hook(struct run *r, char *const *argv, const char *event, const struct ap_event *e)
-{
-	_cleanup_strv_free_ char **env = NULL;
-	struct ap_spawn_result res = { 0 };
-	char *vars[] = {
-		ap_strdupf("AUTOPULL_EVENT=%s", event), ap_strdupf("AUTOPULL_RESULT=%s", e->result),
-		ap_strdupf("AUTOPULL_COMMIT=%s", e->to), ap_strdupf("AUTOPULL_FROM=%s", e->from),
-		ap_strdupf("AUTOPULL_REASON=%s", e->reason ? e->reason : ""),
-		ap_strdupf("AUTOPULL_UNITS=%s", e->units ? e->units : ""),
-		ap_strdupf("AUTOPULL_CONFIG=%s", r->c->cfg->path),
-		strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-		strdup("LANG=C.UTF-8"),
-	};
-	int k = 0;
-
-	for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
-		if (k >= 0)
-			k = vars[i] ? ap_strv_push(&env, vars[i]) : -ENOMEM;
-		free(vars[i]);
-	}
-	if (!argv || k < 0)
-		return;
-	k = ap_spawn_run(argv, env, HOOK_TIMEOUT_USEC, &res);
-	if (k < 0)
-		ap_log_warning("hook %s '%s' could not run: %s", event, argv[0], strerror(-k));
-	else if (res.exit_status != 0 || res.timed_out)
-		ap_log_warning("hook %s '%s' %s %d: %s", event, argv[0],
-			       res.timed_out ? "timed out, status" : "exited with", res.exit_status,
-			       res.output && *res.output ? res.output : "(no output)");
-	ap_spawn_result_clear(&res);
-}
-
-static void hooks_for(struct run *r, const struct ap_event *e)
-{
-	const struct ap_hooks *h = &r->c->cfg->hooks;
-
-	if (e->kind == AP_EVENT_REFUSED)
-		run_hook(r, h->on_refused, "refused", e);
-	else if ((e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT) &&
-		 ap_startswith(e->result, "roll"))
-		run_hook(r, h->on_rollback, "rollback", e);
-	else if ((e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT) &&
-		 (strcmp(e->result, "failed") == 0 || strcmp(e->result, "restored") == 0))
-		run_hook(r, h->on_failure, "failure", e);
-}
-
-/* Records what this run did in the history and the counters. Best effort: a state dir that
- * cannot take the line must not turn a done apply into a failed one (state.c logs it). */
-static void note(struct run *r, enum ap_event_kind kind, const char *result, const char *to,
-		 const char *reason, const struct ap_journal *j)
-{
-	_cleanup_free_ char *units = units_of(j), *counter = NULL;
-	struct ap_event e = { .realtime_usec = ap_now_realtime_usec(), .kind = kind,
-			      .duration_ms = (ap_now_monotonic_usec() - r->start) / 1000,
-			      .units = units, .reason = (char *)reason };
-
-	snprintf(e.from, sizeof(e.from), "%s", r->applied);
-	snprintf(e.to, sizeof(e.to), "%s", to ? to : "");
-	snprintf(e.result, sizeof(e.result), "%s", result);
-	snprintf(e.trigger, sizeof(e.trigger), "%s", trigger());
-	ap_ctx_event(r->c, &e);
-	r->noted = true;
-	counter = ap_strdupf("%s:%s", ap_event_kind_to_string(kind), result);
-	if (counter)
-		(void)ap_state_count(r->c->st, counter);
-	if (kind == AP_EVENT_APPLY && ap_startswith(result, "roll"))
-		(void)ap_state_count(r->c->st, "rollback");
-	hooks_for(r, &e);
 }
 
 /* A refusal, with why as its reason, or (why NULL) the error line that decided it (log.h),
@@ -191,118 +89,31 @@ static void refuse(struct run *r, const char *kind, const char *to, const char *
 	r->refused = kind;
 	snprintf(r->why, sizeof(r->why), "%s", why ? why : *logged ? logged : fallback);
 	if (!r->o->dry_run)
-		note(r, AP_EVENT_REFUSED, kind, to, r->why, NULL);
+		ap_record_event(&r->rec, AP_EVENT_REFUSED, kind, to, r->why, NULL);
 }
 
 /* --- planning ------------------------------------------------------------------------ */
 
-/* Loads the blob contents the planner needs: unit files (for [Install] and
- * X-AutoPull-OnChange=), and the old version of modified ones. Other files are only checked
- * for size here and read one at a time when staged or installed (read_source). */
-static int load_blobs(struct run *r)
+static struct ap_planning planning_of(struct run *r)
 {
-	for (size_t i = 0; i < r->changes.n; i++) {
-		struct ap_change *ch = &r->changes.v[i];
-		struct ap_path_map m = { 0 };
-		bool mapped, blob;
-		size_t size = 0;
-		int k;
-
-		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(r->c->cfg, ch->path, &m) < 0)
-			continue;
-		mapped = m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN || m.kind == AP_MAP_FILE;
-		blob = ch->new_mode == AP_GIT_MODE_BLOB || ch->new_mode == AP_GIT_MODE_EXEC;
-		k = mapped && blob ? ap_repo_blob_size(r->c->repo, ch->new_oid, &size) : 0;
-		if (k >= 0 && size > AP_MAX_BLOB_SIZE)
-			k = -EFBIG;
-		if (k >= 0 && blob && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN))
-			k = ap_repo_read_blob(r->c->repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
-					      &ch->new_len);
-		if (k >= 0 && (m.kind == AP_MAP_UNIT || m.kind == AP_MAP_DROPIN) &&
-		    ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
-			k = ap_repo_read_blob(r->c->repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
-					      &ch->old_len);
-		ap_path_map_clear(&m);
-		if (k == -EFBIG)
-			return ap_log_error(k, "'%s' is larger than %u bytes; refusing to install it",
-					    ch->path, AP_MAX_BLOB_SIZE);
-		if (k < 0)
-			return k;
-	}
-	return 0;
+	return (struct ap_planning){ .cfg = r->c->cfg, .repo = r->c->repo, .bus = get_bus(r),
+				     .dry_run = r->o->dry_run };
 }
 
-static int read_source(void *userdata, const struct ap_change *ch, char **ret, size_t *ret_len)
-{
-	struct run *r = userdata;
-
-	return ap_repo_read_blob(r->c->repo, ch->new_oid, AP_MAX_BLOB_SIZE, ret, ret_len);
-}
-
-static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
-{
-	struct run *r = userdata;
-
-	if (ch->new_data) {
-		*ret = ch->new_len;
-		return 0;
-	}
-	return ap_repo_blob_size(r->c->repo, ch->new_oid, ret);
-}
-
-static int query_states(struct run *r, const char *to, struct ap_unit_states *states)
-{
-	_cleanup_strv_free_ char **patterns = NULL;
-	int k = ap_plan_units_needed(r->c->cfg, &r->changes, &patterns);
-
-	if (k < 0 || !patterns)
-		return k;
-	if (!get_bus(r)) {
-		if (!r->o->dry_run)
-			return -ENOTCONN;
-		ap_log_warning("no service manager reachable: unit actions are conditional");
-		return 0;
-	}
-	k = ap_bus_list_units(r->c->bus, patterns, states);
-	if (k >= 0)
-		k = ap_bus_read_refusals(r->c->bus, states);
-	if (k >= 0)
-		k = ap_unitpolicy_read(r->c->repo, r->c->cfg, to, states);
-	if (k < 0)
-		return k;
-	states->known = true;
-	return 0;
-}
-
-/* Diff, blobs, unit states, plan. Returns an exit code. */
+/* Plans from → to (planning.h), with changes already in r->changes when given (drift).
+ * Returns an exit code. */
 static int make_plan(struct run *r, const char *from, const char *to)
 {
-	struct ap_unit_states states = { 0 };
-	_cleanup_strv_free_ char **prefixes = NULL;
-	_cleanup_free_ char *error = NULL;
+	struct ap_planning in = planning_of(r);
 	int k;
 
-	ap_changes_free(&r->changes);
 	if (r->plan) {
 		ap_plan_free(r->plan);
 		r->plan = NULL;
 	}
-	k = ap_plan_prefixes(r->c->cfg, &prefixes);
-	if (k >= 0)
-		k = ap_repo_diff_paths(r->c->repo, *from ? from : NULL, to, prefixes, &r->changes);
-	if (k >= 0)
-		k = load_blobs(r);
-	if (k == -EFBIG)
+	k = ap_planning_build(&in, from, to, &r->changes, &r->plan);
+	if (k == -EFBIG || k == -EINVAL)
 		return AP_EXIT_INVALID;
-	if (k >= 0)
-		k = query_states(r, to, &states);
-	if (k >= 0)
-		k = ap_plan_build(r->c->cfg, &r->changes, &states, from, to, &r->plan, &error);
-	ap_unit_states_free(&states);
-	if (k == -EINVAL && error) {
-		ap_log_error(k, "%s", error);
-		return AP_EXIT_INVALID;
-	}
 	/* No manager to ask (a user without a session yet, a system still booting): later. */
 	if (k == -ENOTCONN)
 		return AP_EXIT_TEMPFAIL;
@@ -364,7 +175,7 @@ static int print_plan_result(struct run *r, const char *result, const struct ap_
 		k = ap_buf_printf(&g, "null");
 	if (k >= 0 && r->o->json && result)
 		k = ap_buf_printf(&g, ", \"result\": \"%s\", \"duration_ms\": %llu", result,
-				  (ap_now_monotonic_usec() - r->start) / 1000);
+				  (ap_now_monotonic_usec() - r->rec.start) / 1000);
 	if (k >= 0 && r->o->json && j)
 		k = ap_print_journal_units_json(j, &g);
 	if (k >= 0 && r->o->json)
@@ -409,10 +220,11 @@ static int check_not_emptying(struct run *r)
 
 static int validate(struct run *r)
 {
-	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	struct ap_install_source src;
 	_cleanup_free_ char *stage = NULL;
 	int k = ap_state_scratch_dir(r->c->st, &stage);
 
+	ap_planning_source(r->c->repo, &src);
 	if (k >= 0)
 		k = ap_install_validate(r->plan, &src, r->c->cfg->scope, r->c->cfg->unit_dir, stage);
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
@@ -422,10 +234,13 @@ static int validate(struct run *r)
  * found here leaves the host as it was. */
 static int preflight(struct run *r)
 {
-	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	struct ap_install_source src;
 	struct ap_preflight pf = { 0 };
-	int k = ap_install_preflight(r->plan, r->owned, &src,
-				     r->o->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0, &pf);
+	int k;
+
+	ap_planning_source(r->c->repo, &src);
+	k = ap_install_preflight(r->plan, r->owned, &src, r->o->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0,
+				 &pf);
 
 	if (k >= 0 && !r->o->dry_run)
 		k = ap_state_check_space(r->c->st, pf.backup_bytes, pf.backup_files);
@@ -486,11 +301,8 @@ static int check_guard(struct run *r)
 		ap_log_warning("guard overridden for %.12s: %s", to, r->o->reason);
 		if (r->o->dry_run)
 			return AP_EXIT_OK;
-		note(r, AP_EVENT_OVERRIDE, "guard", to, r->o->reason, NULL);
-		k = ap_state_add_override(r->c->st, "guard", to, r->o->reason);
-		if (k >= 0 && tripped)
-			k = ap_state_clear_tripped(r->c->st);
-		return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+		ap_record_override(&r->rec, "guard", to, r->o->reason);
+		return tripped && ap_record_untrip(r->c->st) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	if (sampled < 0)
 		ap_log_error(sampled, "refusing to apply %.12s: the guard cannot sample the watched "
@@ -538,7 +350,7 @@ static void closing_line(struct run *r, const struct ap_journal *j)
 	/* Under the timer the journal entry of the apply already says it, with its fields. */
 	if (!ap_log_stdout_is_journal())
 		printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n",
-		       j->to, (ap_now_monotonic_usec() - r->start) / 1e6, n[AP_ACTION_RESTART],
+		       j->to, (ap_now_monotonic_usec() - r->rec.start) / 1e6, n[AP_ACTION_RESTART],
 		       n[AP_ACTION_RELOAD], n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
 		       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
 	/* The plan started these because they were failed: did the new files bring them back?
@@ -561,7 +373,7 @@ static void closing_line(struct run *r, const struct ap_journal *j)
 
 static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 {
-	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
+	struct ap_install_source src;
 	struct ap_effects e = { .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = &src,
 				.owned = TAKE_PTR(r->owned), .quiet_jobs = r->o->json,
 				.crash = secure_getenv("AUTOPULL_TEST_CRASH") };
@@ -569,6 +381,7 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	struct ap_apply_ops ops;
 	int k;
 
+	ap_planning_source(r->c->repo, &src);
 	ap_effects_ops(&e, &ops);
 	k = e.bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0 : -ENOTCONN;
 	if (k >= 0)
@@ -576,10 +389,9 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	r->owned = e.owned;
 	if (k < 0)
 		out = AP_APPLY_FAILED;
-	(void)ap_state_write_last_apply(r->c->st, &(struct ap_last_apply){
-		.realtime_usec = ap_now_realtime_usec(), .ok = out == AP_APPLY_OK });
+	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
 	/* Why it failed (the settle's verdict) says more than why it was pinned. */
-	note(r, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
+	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
 	     out != AP_APPLY_OK && j->why ? j->why : r->pin.commit[0] ? r->pin.reason : NULL, j);
 	if (r->o->json && r->plan)
 		(void)print_plan_result(r, outcome_name(out), j);
@@ -662,7 +474,7 @@ static int refuse_source(struct run *r, const char *reason, const char *commit, 
 	r->refused = reason;
 	snprintf(r->why, sizeof(r->why), "%s", why);
 	if (!r->o->dry_run)
-		note(r, AP_EVENT_REFUSED, reason, commit, why, NULL);
+		ap_record_event(&r->rec, AP_EVENT_REFUSED, reason, commit, why, NULL);
 	return AP_EXIT_INVALID;
 }
 
@@ -738,9 +550,8 @@ static int allow_rewind(struct run *r, const char *applied, const char *target)
 		       r->o->allow_rewind ? r->o->reason : "repo.allow_rewind: true");
 	if (!r->o->allow_rewind || r->o->dry_run)
 		return AP_EXIT_OK;
-	note(r, AP_EVENT_OVERRIDE, "rewind", target, r->o->reason, NULL);
-	return ap_state_add_override(r->c->st, "rewind", target, r->o->reason) >= 0 ? AP_EXIT_OK
-										    : AP_EXIT_FAILED;
+	ap_record_override(&r->rec, "rewind", target, r->o->reason);
+	return AP_EXIT_OK;
 }
 
 /* A walk that gave no verdict. The operator's side (a verifier not installed or not
@@ -852,9 +663,8 @@ static int pin(struct run *r, const char *commit)
 			    .reason = (char *)(r->o->reason ? r->o->reason : "apply --commit") };
 
 	memcpy(p.commit, commit, sizeof(p.commit));
-	if (ap_state_write_pin(r->c->st, &p) < 0)
+	if (ap_record_pin(&r->rec, &p) < 0)
 		return AP_EXIT_FAILED;
-	note(r, AP_EVENT_PIN, "ok", commit, p.reason, NULL);
 	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
 		      commit, p.reason);
 	ap_pin_clear(&r->pin);
@@ -1040,9 +850,7 @@ static int resume(struct run *r, const char *target)
 
 static int record_noop(struct run *r)
 {
-	/* A tick where nothing moved writes nothing: no fsync on the hot path. */
-	if (strcmp(r->applied, r->plan->to) != 0 &&
-	    ap_state_write_applied(r->c->st, r->plan->to) < 0)
+	if (ap_record_noop(r->c->st, r->applied, r->plan->to) < 0)
 		return AP_EXIT_FAILED;
 	if (r->o->json)
 		return print_plan_result(r, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
@@ -1095,8 +903,7 @@ static int apply_locked(struct run *r)
 	char target[AP_OID_HEXSZ + 1];
 	int code = read_state(r);
 
-	r->start = ap_now_monotonic_usec();
-
+	memcpy(r->rec.from, r->applied, sizeof(r->rec.from));
 	if (code != AP_EXIT_OK)
 		return code;
 	/* A dry run changes nothing: it shows the plan as if the undo had happened. */
@@ -1121,74 +928,31 @@ static int apply_locked(struct run *r)
 
 /* --- after the apply: what the tick saw, and drift -------------------------------------- */
 
-/* The drifted files as changes from the host's bytes to the applied commit's, so that the
- * planner decides what a put-back asks of units (a unit file that drifted restarts). */
-static int drift_changes(struct run *r, const struct ap_drift *d, const struct ap_expected_set *set)
-{
-	r->changes.v = calloc(d->n, sizeof(*r->changes.v));
-	if (!r->changes.v)
-		return -ENOMEM;
-	for (size_t i = 0; i < d->n; i++)
-		for (size_t k = 0; k < set->n; k++) {
-			const struct ap_expected *e = &set->v[k];
-			struct ap_change *ch = &r->changes.v[r->changes.n];
-			struct ap_host_file hf = { 0 };
-
-			if (strcmp(e->path, d->v[i].path) != 0)
-				continue;
-			*ch = (struct ap_change){ .kind = AP_CHANGE_MODIFY, .path = strdup(e->repo_path),
-						  .new_mode = e->mode & 0111 ? AP_GIT_MODE_EXEC
-									     : AP_GIT_MODE_BLOB };
-			ch->old_mode = ch->new_mode;
-			snprintf(ch->new_oid, sizeof(ch->new_oid), "%s", e->oid);
-			r->changes.n++;
-			if (!ch->path)
-				return -ENOMEM;
-			if (ap_install_read_host(e->path, e->root_len, true, &hf) >= 0 && hf.present) {
-				ch->old_data = TAKE_PTR(hf.data);
-				ch->old_len = hf.len;
-			}
-			ap_host_file_clear(&hf);
-			break;
-		}
-	return 0;
-}
-
 /* drift: revert — an apply from the applied commit to itself whose changes are the drifted
  * files: the same checks, journal, rollback and record as any apply. */
 static int revert_drift(struct run *r, const struct ap_drift *d)
 {
 	struct ap_expected_set set = { 0 };
-	struct ap_unit_states states = { 0 };
 	struct ap_journal j = { 0 };
-	_cleanup_free_ char *error = NULL;
-	int code = AP_EXIT_FAILED, k = ap_drift_expected(r->c, r->applied, &set);
+	int code, k = ap_drift_expected(r->c, r->applied, &set);
 
 	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
 		       d->v[0].path, d->v[0].what);
-	if (r->plan)
-		ap_plan_free(r->plan);
-	r->plan = NULL;
 	ap_changes_free(&r->changes);
 	r->reverting = true;
 	if (k >= 0)
-		k = drift_changes(r, d, &set);
-	if (k >= 0)
-		k = load_blobs(r);
-	if (k >= 0)
-		k = query_states(r, r->applied, &states);
-	if (k >= 0)
-		k = ap_plan_build(r->c->cfg, &r->changes, &states, r->applied, r->applied, &r->plan,
-				  &error);
-	if (k >= 0 && (code = prepare(r)) == AP_EXIT_OK &&
+		k = ap_drift_changes(d, &set, &r->changes);
+	ap_expected_set_clear(&set);
+	if (k < 0) {
+		ap_log_error(k, "failed to put back the drifted files: %s", strerror(-k));
+		return AP_EXIT_FAILED;
+	}
+	code = make_plan(r, r->applied, r->applied);
+	if (code == AP_EXIT_OK && (code = prepare(r)) == AP_EXIT_OK &&
 	    ap_apply_journal_new(r->plan, r->applied, NULL, &j) >= 0)
 		code = execute(r, &j, r->plan);
-	if (k < 0)
-		ap_log_error(k, "failed to put back the drifted files: %s", error ? error : strerror(-k));
 	ap_journal_clear(&j);
-	ap_unit_states_free(&states);
-	ap_expected_set_clear(&set);
-	return k < 0 ? AP_EXIT_FAILED : code;
+	return code;
 }
 
 /* Records what this tick saw for the metrics (commits pending, drift) and, with
@@ -1213,7 +977,7 @@ static int after_tick(struct run *r)
 		code = revert_drift(r, &d);
 	if (code == AP_EXIT_OK && r->reverting && ap_drift_check(r->c, r->applied, &d) >= 0)
 		t.drift = (long)d.n;
-	(void)ap_state_write_tick(r->c->st, &t);
+	ap_record_tick(&r->rec, &t);
 	ap_drift_clear(&d);
 	return code;
 }
@@ -1240,12 +1004,13 @@ int ap_engine_apply(struct ap_ctx *c)
 	struct run r = { .c = c, .o = c->o };
 	int code = ap_ctx_lock(c);
 
+	ap_record_begin(&r.rec, c, NULL);
 	if (code == AP_EXIT_OK)
 		code = ap_ctx_repo(c) ? apply_locked(&r) : AP_EXIT_FAILED;
 	if (code == AP_EXIT_OK && !c->o->dry_run)
 		code = after_tick(&r);
 	/* The metrics (and guard.push) carry this run's result at once. */
-	if (r.noted && ap_ctx_bus(c))
+	if (ap_record_commit(&r.rec) && ap_ctx_bus(c))
 		ap_watch_after_apply(c->bus, c->st, c->cfg);
 	/* --json promises one document whatever happened; the log says why. */
 	if (c->o->json && !r.printed)

@@ -9,7 +9,7 @@
 #include "fsutil.h"
 #include "sdexit.h"
 #include "log.h"
-#include "push.h"
+#include "record.h"
 #include "watch.h"
 
 #define HISTORY_FILE "heartbeat"
@@ -105,114 +105,6 @@ static int watched_units(struct ap_bus *b, struct ap_state *st, const struct ap_
 		return r;
 	*ret = TAKE_PTR(units);
 	return 0;
-}
-
-static void read_last_apply(struct ap_state *st, struct ap_hb_facts *f)
-{
-	struct ap_last_apply la;
-
-	f->last_apply_success = -1;
-	if (ap_state_read_last_apply(st, &la) >= 0) {
-		f->last_apply_real_usec = la.realtime_usec;
-		f->last_apply_success = la.ok;
-	}
-}
-
-/* The guard's facts for the metrics: its verdict, rollbacks, overrides, failed pushes. */
-static void read_guard_facts(struct ap_state *st, const struct ap_guard_result *g,
-			     struct ap_hb_facts *f)
-{
-	f->guard_ok = g->ok;
-	f->guard_tripped = g->tripped != NULL;
-	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
-	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
-	f->push_failures = ap_push_failures(st);
-}
-
-/* The apply history's facts: counters, pin, and what the last tick saw. */
-struct history_facts {
-	struct ap_counter *counters;
-	size_t n;
-	char **names;
-	uint64_t *values;
-};
-
-static void read_history_facts(struct ap_state *st, struct history_facts *hf, struct ap_hb_facts *f)
-{
-	struct ap_pin pin = { 0 };
-	struct ap_tick t;
-	int k = ap_state_read_pin(st, &pin);
-
-	f->pinned = k >= 0 ? 1 : k == -ENOENT ? 0 : -1;
-	ap_pin_clear(&pin);
-	ap_state_read_tick(st, &t);
-	f->pending_commits = t.pending;
-	f->drift_files = t.drift;
-	if (ap_state_read_counters(st, &hf->counters, &hf->n) < 0 || hf->n == 0)
-		return;
-	hf->names = calloc(hf->n, sizeof(char *));
-	hf->values = calloc(hf->n, sizeof(uint64_t));
-	if (!hf->names || !hf->values)
-		return;
-	for (size_t i = 0; i < hf->n; i++) {
-		hf->names[i] = hf->counters[i].name;
-		hf->values[i] = hf->counters[i].value;
-	}
-	f->counter_names = hf->names;
-	f->counter_values = hf->values;
-	f->n_counters = hf->n;
-}
-
-static void history_facts_free(struct history_facts *hf)
-{
-	free(hf->counters);
-	free(hf->names);
-	free(hf->values);
-}
-
-static int write_metrics(struct ap_state *st, const struct ap_config *c,
-			 const struct ap_hb_history *h, const struct ap_hb_history *failed,
-			 const struct ap_guard_result *g)
-{
-	_cleanup_free_ char *text = NULL, *path = NULL;
-	char host[256] = "", applied[AP_OID_HEXSZ + 1] = "";
-	struct ap_hb_facts f = { .host = host, .applied_commit = applied, .failed = failed->v,
-				 .n_failed = failed->n };
-	struct history_facts hf = { 0 };
-	char *slash;
-	int dfd, r;
-
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		copy(host, sizeof(host), "unknown");
-	if (ap_state_read_applied(st, applied) < 0)
-		applied[0] = '\0';
-	read_last_apply(st, &f);
-	read_guard_facts(st, g, &f);
-	read_history_facts(st, &hf, &f);
-	r = ap_hb_render_metrics(h, g->v, g->n, &f, ap_now_realtime_usec(), &text);
-	history_facts_free(&hf);
-	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
-				     : ap_strdupf("%s/metrics.prom", c->state_dir);
-	if (r < 0 || !path)
-		return r < 0 ? r : -ENOMEM;
-	slash = strrchr(path, '/');
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*path ? path : "/", 1, 0755);
-	/* Every writer of the metrics holds the history lock: a temp file here is a killed one's. */
-	if (dfd >= 0)
-		(void)ap_fs_remove_stale_temps(dfd, slash + 1);
-	/* A scrape reads either version whole; a power cut may bring back the one before. */
-	r = dfd < 0 ? dfd : ap_fs_write_atomic_flags(dfd, slash + 1, text, strlen(text), 0644,
-						     (uid_t)-1, (gid_t)-1, AP_FS_NO_DIRSYNC);
-	if (dfd >= 0)
-		close(dfd);
-	*slash = '/';
-	if (r < 0)
-		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
-	/* The same samples, whether or not the file could be written; a failed push is only
-	 * a warning (push.c). */
-	(void)ap_push_metrics(st, &c->guard, text);
-	return r;
 }
 
 /* The stored history. One that cannot be read or parses to nothing is moved aside: a guard
@@ -397,7 +289,7 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		sample_failed(b, units, boot_id, &failed);
 		/* Metrics are for people and dashboards: a path they cannot be written to is worth
 		 * a warning, never a guard that stops judging. */
-		if (write_metrics(st, c, &h, &failed, &g) < 0)
+		if (ap_record_metrics(st, c, &h, &failed, g.v, g.n, g.ok, g.tripped != NULL) < 0)
 			ap_log_warning("the guard works on without metrics");
 	}
 	if (lock >= 0)
