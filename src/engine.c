@@ -31,6 +31,7 @@
 #include "planning.h"
 #include "print.h"
 #include "record.h"
+#include "report.h"
 #include "repo.h"
 #include "spawn.h"
 #include "state.h"
@@ -46,18 +47,15 @@ struct run {
 	struct ap_changes changes; /* the plan borrows file contents from here */
 	struct ap_plan *plan;
 	struct ap_guard_result guard;
-	bool have_guard;
 	char **owned;
 	char applied[AP_OID_HEXSZ + 1]; /* "" when nothing was applied yet */
 	struct ap_journal j;
 	bool journal;
 	struct ap_record rec;      /* what this run did, written once at its end */
 	struct ap_pin pin;         /* the pin in force (pin.commit "" when none) */
-	bool printed;              /* --json: the one document is out */
 	bool reverting;            /* this apply puts drifted files back */
 	char tip[AP_OID_HEXSZ + 1]; /* the branch tip, once fetched */
-	const char *refused;       /* this run's refusal (events.h results), NULL when none */
-	char why[1024];            /* and its reason: the history, the journal, --json */
+	struct ap_report rep;      /* what it prints */
 };
 
 static void run_done(struct run *r)
@@ -83,13 +81,13 @@ static struct ap_bus *get_bus(struct run *r)
 static void refuse(struct run *r, const char *kind, const char *to, const char *why,
 		   const char *fallback)
 {
-	char logged[sizeof(r->why)];
+	char logged[sizeof(r->rep.why)];
 
 	ap_log_reason_end(logged, sizeof(logged));
-	r->refused = kind;
-	snprintf(r->why, sizeof(r->why), "%s", why ? why : *logged ? logged : fallback);
+	r->rep.refused = kind;
+	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : *logged ? logged : fallback);
 	if (!r->o->dry_run)
-		ap_record_event(&r->rec, AP_EVENT_REFUSED, kind, to, r->why, NULL);
+		ap_record_event(&r->rec, AP_EVENT_REFUSED, kind, to, r->rep.why, NULL);
 }
 
 /* --- planning ------------------------------------------------------------------------ */
@@ -112,6 +110,7 @@ static int make_plan(struct run *r, const char *from, const char *to)
 		r->plan = NULL;
 	}
 	k = ap_planning_build(&in, from, to, &r->changes, &r->plan);
+	r->rep.plan = r->plan;
 	if (k == -EFBIG || k == -EINVAL)
 		return AP_EXIT_INVALID;
 	/* No manager to ask (a user without a session yet, a system still booting): later. */
@@ -147,60 +146,6 @@ static int fetch_exit_code(int k, bool no_fetch)
 	if (k == -EBADMSG)
 		return AP_EXIT_INVALID; /* the source is refused; a retry gets the same objects */
 	return AP_EXIT_FAILED;
-}
-
-/* `, "refused": {"kind": …, "reason": …}` when this run was refused. */
-static int refused_json(const struct run *r, struct ap_buf *b)
-{
-	int k;
-
-	if (!r->refused)
-		return 0;
-	k = ap_buf_printf(b, ", \"refused\": {\"kind\": \"%s\", \"reason\": ", r->refused);
-	if (k >= 0)
-		k = ap_buf_json_string(b, r->why);
-	return k < 0 ? k : ap_buf_printf(b, "}");
-}
-
-/* The plan, for people before it runs, or for programs as one JSON document once the result
- * is known (result NULL: a dry run). */
-static int print_plan_result(struct run *r, const char *result, const struct ap_journal *j)
-{
-	struct ap_buf b = { 0 }, g = { 0 };
-	int k = ap_buf_printf(&g, r->o->json ? "\"guard\": " : "");
-
-	if (k >= 0 && r->have_guard)
-		k = ap_watch_format(&r->guard, r->o->json, &g);
-	else if (k >= 0 && r->o->json)
-		k = ap_buf_printf(&g, "null");
-	if (k >= 0 && r->o->json && result)
-		k = ap_buf_printf(&g, ", \"result\": \"%s\", \"duration_ms\": %llu", result,
-				  (ap_now_monotonic_usec() - r->rec.start) / 1000);
-	if (k >= 0 && r->o->json && j)
-		k = ap_print_journal_units_json(j, &g);
-	if (k >= 0 && r->o->json)
-		k = refused_json(r, &g);
-	if (k >= 0)
-		k = r->o->json ? ap_print_plan_json(r->plan, g.data, &b) : ap_print_plan_human(r->plan, &b);
-	if (k >= 0 && !r->o->json && r->have_guard)
-		k = ap_buf_append(&b, g.data, g.len);
-	/* the reason quotes the repository: the line is escaped */
-	if (k >= 0 && !r->o->json && r->refused)
-		k = ap_buf_linef(&b, "refused (%s): %s", r->refused, r->why);
-	ap_buf_free(&g);
-
-	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
-		k = -EIO;
-	fflush(stdout);
-	ap_buf_free(&b);
-	r->printed |= r->o->json;
-	return k;
-}
-
-static int print_plan(struct run *r)
-{
-	/* --json prints one document, with the result, at the end. */
-	return r->o->json && !r->o->dry_run ? 0 : print_plan_result(r, NULL, NULL);
 }
 
 static int check_not_emptying(struct run *r)
@@ -268,8 +213,9 @@ static void forget_new_units_stale(struct run *r)
 static void sample_guard(struct run *r, bool record)
 {
 	if (get_bus(r))
-		r->have_guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, record, &r->guard) >= 0;
-	if (r->have_guard)
+		r->rep.guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, record, &r->guard) >= 0
+				       ? &r->guard : NULL;
+	if (r->rep.guard)
 		forget_new_units_stale(r);
 }
 
@@ -292,8 +238,8 @@ static int check_guard(struct run *r)
 	if (get_bus(r))
 		sampled = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, !r->o->dry_run,
 					     &r->guard);
-	r->have_guard = sampled >= 0;
-	if (r->have_guard)
+	r->rep.guard = sampled >= 0 ? &r->guard : NULL;
+	if (r->rep.guard)
 		forget_new_units_stale(r);
 	if (!tripped && sampled >= 0 && r->guard.ok)
 		return AP_EXIT_OK;
@@ -337,40 +283,6 @@ static const char *outcome_name(enum ap_apply_outcome out)
 	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
 }
 
-/* "applied 1a2b3c4d5e6f in 1.2 s: 2 restarted, 1 reloaded, 1 started" */
-static void closing_line(struct run *r, const struct ap_journal *j)
-{
-	unsigned n[AP_ACTION_REENABLE + 1] = { 0 };
-
-	for (size_t i = 0; i < j->n_units; i++)
-		if (j->units[i].state == AP_STEP_DONE && j->units[i].action <= AP_ACTION_REENABLE)
-			n[j->units[i].action]++;
-	if (r->o->json)
-		return;
-	/* Under the timer the journal entry of the apply already says it, with its fields. */
-	if (!ap_log_stdout_is_journal())
-		printf("applied %.12s in %.1f s: %u restarted, %u reloaded, %u started, %u stopped\n",
-		       j->to, (ap_now_monotonic_usec() - r->rec.start) / 1e6, n[AP_ACTION_RESTART],
-		       n[AP_ACTION_RELOAD], n[AP_ACTION_START] + n[AP_ACTION_ENABLE_START],
-		       n[AP_ACTION_STOP] + n[AP_ACTION_DISABLE_STOP]);
-	/* The plan started these because they were failed: did the new files bring them back?
-	 * The settle's verdict, not a look now: a crashing unit is "active" for a moment. */
-	for (size_t i = 0; r->plan && i < r->plan->n_units; i++) {
-		const struct ap_unit_action *u = &r->plan->units[i];
-		const struct ap_journal_unit *ju = ap_journal_find_unit(j, u->unit);
-		_cleanup_free_ char *named = ap_strdupf("unit '%s' ", u->unit);
-
-		if (u->action != AP_ACTION_START || !ap_streq_ptr(u->state, "failed") || !ju ||
-		    ju->state != AP_STEP_DONE)
-			continue;
-		if (named && j->why && ap_startswith(j->why, named))
-			printf("  %s was failed: still failing after the settle: %s\n", u->unit, j->why);
-		else
-			printf("  %s was failed: came back, up after the settle\n", u->unit);
-	}
-	fflush(stdout);
-}
-
 static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 {
 	struct ap_install_source src;
@@ -394,10 +306,10 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
 	     out != AP_APPLY_OK && j->why ? j->why : r->pin.commit[0] ? r->pin.reason : NULL, j);
 	if (r->o->json && r->plan)
-		(void)print_plan_result(r, outcome_name(out), j);
+		(void)ap_report_plan(&r->rep, outcome_name(out), j);
 	switch (out) {
 	case AP_APPLY_OK:
-		closing_line(r, j);
+		ap_report_applied(&r->rep, j);
 		return AP_EXIT_OK;
 	case AP_APPLY_RESTORED:
 		ap_log_error(-EIO, "apply of %.12s failed: its files were put back; the applied "
@@ -471,8 +383,8 @@ static int refuse_source(struct run *r, const char *reason, const char *commit, 
 	ap_log_error(-EPERM, "refusing %.12s: %s; nothing was changed", commit,
 		     msg ? msg : why);
 	/* a dry run reports it the same way (--json: "refused") and records nothing */
-	r->refused = reason;
-	snprintf(r->why, sizeof(r->why), "%s", why);
+	r->rep.refused = reason;
+	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why);
 	if (!r->o->dry_run)
 		ap_record_event(&r->rec, AP_EVENT_REFUSED, reason, commit, why, NULL);
 	return AP_EXIT_INVALID;
@@ -773,8 +685,8 @@ static int prepare(struct run *r)
 	else
 		ap_log_reason_end(NULL, 0);
 	if (refusal && r->o->json && !r->o->dry_run)
-		(void)print_plan_result(r, "refused", NULL);
-	if ((code == AP_EXIT_OK || r->o->dry_run) && print_plan(r) < 0 && code == AP_EXIT_OK)
+		(void)ap_report_plan(&r->rep, "refused", NULL);
+	if ((code == AP_EXIT_OK || r->o->dry_run) && ap_report_plan_before(&r->rep) < 0 && code == AP_EXIT_OK)
 		code = AP_EXIT_FAILED;
 	return code;
 }
@@ -827,14 +739,14 @@ static int resume(struct run *r, const char *target)
 		return code;
 	if (r->o->dry_run) {
 		sample_guard(r, false);
-		return show_owed(r) < 0 || print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+		return show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->j.to,
 		      forward ? "" : " on the way to ", forward ? "" : target);
 	if (forward) {
 		k = resolve_owed(r, &r->j);
 		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
-		if (code == AP_EXIT_OK && (show_owed(r) < 0 || print_plan(r) < 0))
+		if (code == AP_EXIT_OK && (show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0))
 			code = AP_EXIT_FAILED;
 		return code == AP_EXIT_OK ? execute(r, &r->j, NULL) : code;
 	}
@@ -853,19 +765,8 @@ static int record_noop(struct run *r)
 	if (ap_record_noop(r->c->st, r->applied, r->plan->to) < 0)
 		return AP_EXIT_FAILED;
 	if (r->o->json)
-		return print_plan_result(r, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	if (r->pin.commit[0] && !r->o->commit) {
-		struct ap_buf b = { 0 };
-		char ago[32];
-
-		/* the reason is whatever the pin's author typed: escaped like all human output */
-		ap_format_ago(r->pin.realtime_usec, ap_now_realtime_usec(), ago, sizeof(ago));
-		if (ap_buf_linef(&b, "pinned at %.12s since %s: %s; 'autopull unpin' resumes deploys",
-				 r->pin.commit, ago, r->pin.reason) >= 0)
-			fputs(b.data, stdout);
-		ap_buf_free(&b);
-	} else
-		printf("nothing to do: %.12s is applied\n", r->plan->to);
+		return ap_report_plan(&r->rep, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	ap_report_nothing_to_do(&r->rep, r->pin.commit[0] && !r->o->commit ? &r->pin : NULL);
 	return AP_EXIT_OK;
 }
 
@@ -885,7 +786,7 @@ static int apply_fresh(struct run *r, const char *target)
 		return code;
 	if (r->o->dry_run && plan_is_noop(r->plan)) {
 		sample_guard(r, false);
-		return print_plan(r) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+		return ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	if (plan_is_noop(r->plan))
 		return record_noop(r);
@@ -982,29 +883,14 @@ static int after_tick(struct run *r)
 	return code;
 }
 
-/* The one JSON document of a run that ended before a plan could be printed. */
-static void print_outcome(struct run *r, int code)
-{
-	struct ap_buf b = { 0 };
-	int k = ap_buf_printf(&b, "{\"result\": \"%s\", \"exit\": %d",
-			      r->refused ? "refused" : code == AP_EXIT_OK ? "ok"
-					 : code == AP_EXIT_TEMPFAIL ? "try-later" : "failed", code);
-
-	if (k >= 0)
-		k = refused_json(r, &b);
-	if (k >= 0)
-		k = ap_buf_printf(&b, "}\n");
-	if (k >= 0)
-		fputs(b.data, stdout);
-	ap_buf_free(&b);
-}
-
 int ap_engine_apply(struct ap_ctx *c)
 {
 	struct run r = { .c = c, .o = c->o };
 	int code = ap_ctx_lock(c);
 
 	ap_record_begin(&r.rec, c, NULL);
+	r.rep = (struct ap_report){ .json = c->o->json, .dry_run = c->o->dry_run,
+				    .start = r.rec.start };
 	if (code == AP_EXIT_OK)
 		code = ap_ctx_repo(c) ? apply_locked(&r) : AP_EXIT_FAILED;
 	if (code == AP_EXIT_OK && !c->o->dry_run)
@@ -1013,8 +899,8 @@ int ap_engine_apply(struct ap_ctx *c)
 	if (ap_record_commit(&r.rec) && ap_ctx_bus(c))
 		ap_watch_after_apply(c->bus, c->st, c->cfg);
 	/* --json promises one document whatever happened; the log says why. */
-	if (c->o->json && !r.printed)
-		print_outcome(&r, code);
+	if (c->o->json && !r.rep.printed)
+		ap_report_outcome(&r.rep, code);
 	run_done(&r);
 	return code;
 }
