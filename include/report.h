@@ -6,7 +6,7 @@
 #include "journal.h"
 #include "model.h"
 #include "state.h"
-#include "watch.h"
+#include "guard.h"
 
 struct ap_report {
 	bool json, dry_run;

@@ -31,7 +31,7 @@ for m in config repo plan install bus heartbeat state journal http trust events 
 done
 # The executor sees the world only through its ops struct (apply.h), so its failure paths can
 # be tested with fakes: no layer-1 module of effects in apply.c.
-for o in config repo plan install bus heartbeat state watch effects engine; do
+for o in config repo plan install bus heartbeat state guard effects engine; do
 	if grep -q "#include \"$o.h\"" src/apply.c; then
 		echo "lint: src/apply.c includes $o.h (effects go through struct ap_apply_ops)" >&2; fail=1
 	fi

@@ -16,7 +16,7 @@
 #include "record.h"
 #include "sdexit.h"
 #include "util.h"
-#include "watch.h"
+#include "guard.h"
 
 #define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
 
@@ -410,7 +410,7 @@ static int settle(void *u, char *const *units, char **ret_why)
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "autopull: watching %zu unit(s) for %.0f s (guard.settle)...\n",
 			ap_strv_length(units), e->cfg->guard.settle_usec / 1e6);
-	r = ap_watch_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	r = ap_guard_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
 	if (r < 0 && r != -EIO)
 		ap_log_error(r, "failed to watch the restarted units: %s", strerror(-r));
 	return r;

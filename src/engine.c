@@ -39,7 +39,7 @@
 #include "unitfile.h"
 #include "unitpolicy.h"
 #include "util.h"
-#include "watch.h"
+#include "guard.h"
 
 struct run {
 	struct ap_ctx *c;
@@ -184,79 +184,30 @@ static int preflight(struct run *r)
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* A timer this apply is about to enable and start has never fired: not stale. */
-static void forget_new_units_stale(struct run *r)
-{
-	for (size_t i = 0; r->plan && i < r->guard.n; i++)
-		for (size_t k = 0; k < r->plan->n_units; k++)
-			if (r->plan->units[k].action == AP_ACTION_ENABLE_START &&
-			    strcmp(r->plan->units[k].unit, r->guard.v[i].unit) == 0) {
-				r->guard.v[i].stale = false;
-				snprintf(r->guard.v[i].why, sizeof(r->guard.v[i].why),
-					 "this apply enables and starts it");
-			}
-}
-
 static void sample_guard(struct run *r, bool record)
 {
 	if (get_bus(r))
-		r->rep.guard = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, record, &r->guard) >= 0
-				       ? &r->guard : NULL;
-	if (r->rep.guard)
-		forget_new_units_stale(r);
+		r->rep.guard = ap_guard_sample(r->c->bus, r->c->st, r->c->cfg, record, r->plan,
+					       &r->guard) >= 0 ? &r->guard : NULL;
 }
 
-/* Refuses to pile a deploy onto a sick host (exit 3). Fails closed: a guard that cannot take
- * its sample, or that a failed rollback left tripped, refuses too, until --override-guard
- * says why. */
+/* Refuses to pile a deploy onto a sick host (guard.h); an override is recorded. */
 static int check_guard(struct run *r)
 {
-	_cleanup_free_ char *tripped = NULL;
-	int k = ap_state_read_tripped(r->c->st, &tripped), sampled = -ENOTCONN;
-	struct ap_buf b = { 0 };
-	const char *to = r->plan ? r->plan->to : r->j.to;
+	const struct ap_guard_check in = {
+		.bus = get_bus(r), .st = r->c->st, .cfg = r->c->cfg, .plan = r->plan,
+		.to = r->plan ? r->plan->to : r->j.to, .dry_run = r->o->dry_run,
+		.override = r->o->override_guard, .reason = r->o->reason };
+	bool sampled = false, tripped = false;
+	int k = ap_guard_check(&in, &r->guard, &sampled, &tripped);
 
-	if (k < 0 && k != -ENOENT && !(tripped = strdup("the guard's state cannot be read")))
-		return AP_EXIT_FAILED;
-	/* A dry run without a manager (the repository's own CI) plans with conditional unit
-	 * actions (query_states); the guard has nothing to sample there either. */
-	if (r->o->dry_run && !tripped && !get_bus(r))
-		return AP_EXIT_OK;
-	if (get_bus(r))
-		sampled = ap_watch_heartbeat(r->c->bus, r->c->st, r->c->cfg, !r->o->dry_run,
-					     &r->guard);
-	r->rep.guard = sampled >= 0 ? &r->guard : NULL;
-	if (r->rep.guard)
-		forget_new_units_stale(r);
-	if (!tripped && sampled >= 0 && r->guard.ok)
-		return AP_EXIT_OK;
-	if (r->o->override_guard) {
-		ap_log_warning("guard overridden for %.12s: %s", to, r->o->reason);
-		if (r->o->dry_run)
-			return AP_EXIT_OK;
-		ap_record_override(&r->rec, "guard", to, r->o->reason);
-		return tripped && ap_record_untrip(r->c->st) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	}
-	if (sampled < 0)
-		ap_log_error(sampled, "refusing to apply %.12s: the guard cannot sample the watched "
-				      "units (%s)", to, strerror(-sampled));
-	if (sampled >= 0 && ap_watch_format(&r->guard, false, &b) >= 0)
-		fputs(b.data, stderr);
-	ap_buf_free(&b);
-	for (size_t i = 0; sampled >= 0 && i < r->guard.n; i++) {
-		if (!r->guard.v[i].looping)
-			continue;
-		if (ap_watch_clear_hint(&r->guard, i, r->c->cfg->scope, ap_now_realtime_usec(), &b) < 0)
+	r->rep.guard = sampled ? &r->guard : NULL;
+	if (k == AP_GUARD_OVERRIDDEN && !r->o->dry_run) {
+		ap_record_override(&r->rec, "guard", in.to, r->o->reason);
+		if (tripped && ap_record_untrip(r->c->st) < 0)
 			return AP_EXIT_FAILED;
-		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s", to,
-			     r->guard.v[i].unit, r->guard.v[i].why, b.data);
-		ap_buf_free(&b);
 	}
-	if (tripped)
-		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", to,
-			     tripped);
-	ap_log_error(-EBUSY, "to apply anyway: autopull apply --override-guard --reason TEXT");
-	return AP_EXIT_GUARD;
+	return k == AP_GUARD_REFUSED ? AP_EXIT_GUARD : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
 /* --- executing --------------------------------------------------------------------------- */
@@ -656,7 +607,7 @@ int ap_engine_apply(struct ap_ctx *c)
 		code = after_tick(&r);
 	/* The metrics (and guard.push) carry this run's result at once. */
 	if (ap_record_commit(&r.rec) && ap_ctx_bus(c))
-		ap_watch_after_apply(c->bus, c->st, c->cfg);
+		ap_guard_after_apply(c->bus, c->st, c->cfg);
 	/* --json promises one document whatever happened; the log says why. */
 	if (c->o->json && !r.rep.printed)
 		ap_report_outcome(&r.rep, code);

@@ -29,7 +29,7 @@ int ap_report_plan(struct ap_report *rp, const char *result, const struct ap_jou
 	int k = ap_buf_printf(&g, rp->json ? "\"guard\": " : "");
 
 	if (k >= 0 && rp->guard)
-		k = ap_watch_format(rp->guard, rp->json, &g);
+		k = ap_guard_format(rp->guard, rp->json, &g);
 	else if (k >= 0 && rp->json)
 		k = ap_buf_printf(&g, "null");
 	if (k >= 0 && rp->json && result)

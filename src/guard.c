@@ -1,5 +1,5 @@
-/* Sampling, history, metrics and settling (see watch.h). The arithmetic lives in
- * heartbeat.c; this file only gathers samples and stores results. */
+/* Sampling, history, the apply's verdict and settling (see guard.h). The arithmetic lives in
+ * heartbeat.c; this file gathers samples, stores the history and decides. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include "sdexit.h"
 #include "log.h"
 #include "record.h"
-#include "watch.h"
+#include "guard.h"
 
 #define HISTORY_FILE "heartbeat"
 #define HISTORY_MAX_SAMPLES 50000
@@ -255,7 +255,7 @@ static bool verdicts_changed(const struct ap_config *c, const struct ap_hb_histo
 	return false;
 }
 
-int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
+int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
 	_cleanup_strv_free_ char **units = NULL;
@@ -305,11 +305,88 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	return 0;
 }
 
-void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c)
+/* A timer this apply is about to enable and start has never fired: not stale. */
+static void forget_new_units_stale(const struct ap_plan *plan, struct ap_guard_result *g)
+{
+	for (size_t i = 0; plan && i < g->n; i++)
+		for (size_t k = 0; k < plan->n_units; k++)
+			if (plan->units[k].action == AP_ACTION_ENABLE_START &&
+			    strcmp(plan->units[k].unit, g->v[i].unit) == 0) {
+				g->v[i].stale = false;
+				snprintf(g->v[i].why, sizeof(g->v[i].why),
+					 "this apply enables and starts it");
+			}
+}
+
+int ap_guard_sample(struct ap_bus *b, struct ap_state *st, const struct ap_config *c, bool record,
+		    const struct ap_plan *plan, struct ap_guard_result *ret)
+{
+	int k = ap_guard_heartbeat(b, st, c, record, ret);
+
+	if (k >= 0)
+		forget_new_units_stale(plan, ret);
+	return k;
+}
+
+/* Names each looping unit with what clears it, and the tripped guard. */
+static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_result *g,
+		       int sampled, const char *tripped)
+{
+	struct ap_buf b = { 0 };
+
+	if (sampled < 0)
+		ap_log_error(sampled, "refusing to apply %.12s: the guard cannot sample the watched "
+				      "units (%s)", in->to, strerror(-sampled));
+	if (sampled >= 0 && ap_guard_format(g, false, &b) >= 0)
+		fputs(b.data, stderr);
+	ap_buf_free(&b);
+	for (size_t i = 0; sampled >= 0 && i < g->n; i++) {
+		if (!g->v[i].looping)
+			continue;
+		if (ap_guard_clear_hint(g, i, in->cfg->scope, ap_now_realtime_usec(), &b) < 0)
+			return -ENOMEM;
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s", in->to,
+			     g->v[i].unit, g->v[i].why, b.data);
+		ap_buf_free(&b);
+	}
+	if (tripped)
+		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", in->to,
+			     tripped);
+	ap_log_error(-EBUSY, "to apply anyway: autopull apply --override-guard --reason TEXT");
+	return AP_GUARD_REFUSED;
+}
+
+int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled,
+		   bool *ret_tripped)
+{
+	_cleanup_free_ char *tripped = NULL;
+	int k = ap_state_read_tripped(in->st, &tripped), sampled = -ENOTCONN;
+
+	*ret_sampled = *ret_tripped = false;
+	if (k < 0 && k != -ENOENT && !(tripped = strdup("the guard's state cannot be read")))
+		return -ENOMEM;
+	*ret_tripped = tripped != NULL;
+	/* A dry run without a manager (the repository's own CI) plans with conditional unit
+	 * actions (planning.h); the guard has nothing to sample there either. */
+	if (in->dry_run && !tripped && !in->bus)
+		return AP_GUARD_PASS;
+	if (in->bus)
+		sampled = ap_guard_sample(in->bus, in->st, in->cfg, !in->dry_run, in->plan, ret);
+	*ret_sampled = sampled >= 0;
+	if (!tripped && sampled >= 0 && ret->ok)
+		return AP_GUARD_PASS;
+	if (in->override) {
+		ap_log_warning("guard overridden for %.12s: %s", in->to, in->reason);
+		return AP_GUARD_OVERRIDDEN;
+	}
+	return log_refusal(in, ret, sampled, tripped);
+}
+
+void ap_guard_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c)
 {
 	struct ap_guard_result g = { 0 };
 
-	if (b && ap_watch_heartbeat(b, st, c, true, &g) >= 0)
+	if (b && ap_guard_heartbeat(b, st, c, true, &g) >= 0)
 		ap_guard_result_free(&g);
 }
 
@@ -367,7 +444,7 @@ static int check_units(struct ap_bus *b, char *const *units, long long *base, bo
 	return 0;
 }
 
-int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
+int ap_guard_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
 		    char **ret_why)
 {
 	unsigned long long deadline = ap_now_monotonic_usec() + settle_usec;
@@ -396,7 +473,7 @@ int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long set
 	return r;
 }
 
-int ap_watch_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
+int ap_guard_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
 			unsigned long long now_real, struct ap_buf *out)
 {
 	const struct ap_hb_verdict *v = &g->v[i];
@@ -440,7 +517,7 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 	return r < 0 ? r : ap_buf_append(out, "]", 1);
 }
 
-int ap_watch_format_line(const struct ap_guard_result *g, struct ap_buf *out)
+int ap_guard_format_line(const struct ap_guard_result *g, struct ap_buf *out)
 {
 	int r = ap_buf_printf(out, "guard: %s", g->ok ? "ok" : "REFUSING");
 
@@ -453,7 +530,7 @@ int ap_watch_format_line(const struct ap_guard_result *g, struct ap_buf *out)
 	return r < 0 ? r : ap_buf_append(out, "\n", 1);
 }
 
-int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)
+int ap_guard_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)
 {
 	int width = 20, r = 0;
 
