@@ -473,3 +473,55 @@ void ap_effects_ops(struct ap_effects *e, struct ap_apply_ops *ret)
 		.record = record, .record_rollback = record_rollback, .crash_point = crash_point,
 	};
 }
+
+int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct ap_plan *p,
+		       enum ap_apply_outcome *ret)
+{
+	struct ap_apply_ops ops;
+	int k = e->bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0 : -ENOTCONN;
+
+	*ret = AP_APPLY_FAILED;
+	ap_effects_ops(e, &ops);
+	if (k >= 0)
+		k = ap_apply_run(j, p, &ops, ret);
+	if (k < 0)
+		*ret = AP_APPLY_FAILED;
+	return k;
+}
+
+int ap_effects_finish(struct ap_effects *e, struct ap_journal *j)
+{
+	bool rollback = j->mode == AP_JOURNAL_ROLLBACK;
+	enum ap_apply_outcome out;
+	struct ap_apply_ops ops;
+
+	ap_effects_ops(e, &ops);
+	if (rollback)
+		ap_log_notice("finishing the interrupted rollback of %.12s", j->to);
+	else
+		ap_log_notice("the apply of %.12s was interrupted before all its files were written; "
+			      "putting them back", j->to);
+	return e->bus || j->n_units == 0 ? ap_apply_undo(j, &ops, rollback, j->why, &out) : -ENOTCONN;
+}
+
+int ap_effects_resolve_owed(struct ap_bus *b, struct ap_journal *j)
+{
+	for (size_t i = 0; i < j->n_units; i++) {
+		struct ap_journal_unit *u = &j->units[i];
+		struct ap_unit_props p = { 0 };
+		int k;
+
+		if (u->state == AP_STEP_DONE ||
+		    (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
+			continue;
+		if (!b)
+			return -ENOTCONN;
+		k = ap_bus_get_unit_props(b, u->unit, &p);
+		if (k >= 0)
+			ap_apply_resolve_unit(u, p.active_state);
+		ap_unit_props_clear(&p);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}

@@ -212,82 +212,43 @@ static int check_guard(struct run *r)
 
 /* --- executing --------------------------------------------------------------------------- */
 
-static const char *outcome_name(enum ap_apply_outcome out)
+static struct ap_effects effects_of(struct run *r, const struct ap_install_source *src)
 {
-	static const char *const names[] = {
-		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed", [AP_APPLY_RESTORED] = "restored",
-		[AP_APPLY_ROLLED_BACK] = "rolled-back", [AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
-	};
-	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
+	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = src,
+				    .owned = TAKE_PTR(r->owned), .quiet_jobs = r->o->json,
+				    .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
 }
 
 static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 {
 	struct ap_install_source src;
-	struct ap_effects e = { .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = &src,
-				.owned = TAKE_PTR(r->owned), .quiet_jobs = r->o->json,
-				.crash = secure_getenv("AUTOPULL_TEST_CRASH") };
-	enum ap_apply_outcome out = AP_APPLY_FAILED;
-	struct ap_apply_ops ops;
-	int k;
+	struct ap_effects e = effects_of(r, (ap_planning_source(r->c->repo, &src), &src));
+	enum ap_apply_outcome out;
+	int k = ap_effects_execute(&e, j, p, &out);
+	const char *name = ap_report_outcome_name(out);
 
-	ap_planning_source(r->c->repo, &src);
-	ap_effects_ops(&e, &ops);
-	k = e.bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0 : -ENOTCONN;
-	if (k >= 0)
-		k = ap_apply_run(j, p, &ops, &out);
 	r->owned = e.owned;
-	if (k < 0)
-		out = AP_APPLY_FAILED;
 	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
 	/* Why it failed (the settle's verdict) says more than why it was pinned. */
-	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, outcome_name(out), j->to,
-	     out != AP_APPLY_OK && j->why ? j->why : r->pin.commit[0] ? r->pin.reason : NULL, j);
+	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, name, j->to,
+			out != AP_APPLY_OK && j->why ? j->why : r->pin.commit[0] ? r->pin.reason : NULL,
+			j);
 	if (r->o->json && r->plan)
-		(void)ap_report_plan(&r->rep, outcome_name(out), j);
-	switch (out) {
-	case AP_APPLY_OK:
-		ap_report_applied(&r->rep, j);
-		return AP_EXIT_OK;
-	case AP_APPLY_RESTORED:
-		ap_log_error(-EIO, "apply of %.12s failed: its files were put back; the applied "
-				   "commit stays %.12s", j->to, *r->applied ? r->applied : "(none)");
-		return AP_EXIT_FAILED;
-	case AP_APPLY_FAILED:
-		for (size_t i = 0; i < j->n_units; i++)
-			if (j->units[i].state != AP_STEP_DONE)
-				ap_log_error(-EIO, "owed for the next run: %s %s",
-					     ap_unit_action_to_string(j->units[i].action), j->units[i].unit);
-		ap_log_error(k < 0 ? k : -EIO, "apply of %.12s failed; the applied commit stays %.12s",
-			     j->to, *r->applied ? r->applied : "(none)");
-		return AP_EXIT_FAILED;
-	default:
-		return AP_EXIT_FAILED; /* rolled back: logged by the rollback */
-	}
+		(void)ap_report_plan(&r->rep, name, j);
+	ap_report_result(&r->rep, j, out, k, r->applied);
+	return out == AP_APPLY_OK ? AP_EXIT_OK : AP_EXIT_FAILED;
 }
 
 /* A rollback that was interrupted is finished; an apply killed before all its files were
  * written is undone (and an older journal it had superseded comes back, apply.c). */
 static int finish_interrupted(struct run *r)
 {
-	struct ap_effects e = { .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r),
-				.owned = TAKE_PTR(r->owned), .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
+	struct ap_effects e = effects_of(r, NULL);
 	bool rollback = r->j.mode == AP_JOURNAL_ROLLBACK;
-	enum ap_apply_outcome out;
-	struct ap_apply_ops ops;
-	int k;
+	int k = ap_effects_finish(&e, &r->j);
 
-	ap_effects_ops(&e, &ops);
-	if (rollback)
-		ap_log_notice("finishing the interrupted rollback of %.12s", r->j.to);
-	else
-		ap_log_notice("the apply of %.12s was interrupted before all its files were written; "
-			      "putting them back", r->j.to);
-	k = e.bus || r->j.n_units == 0 ? ap_apply_undo(&r->j, &ops, rollback, r->j.why, &out)
-				       : -ENOTCONN;
 	r->owned = e.owned;
 	ap_journal_clear(&r->j);
-	r->journal = false;
 	if (k >= 0)
 		k = ap_state_read_journal(r->c->st, &r->j);
 	r->journal = k >= 0;
@@ -405,29 +366,6 @@ static int prepare(struct run *r)
 	return code;
 }
 
-/* Owed restarts and reloads depend on what became of their units (apply.h). */
-static int resolve_owed(struct run *r, struct ap_journal *j)
-{
-	for (size_t i = 0; i < j->n_units; i++) {
-		struct ap_journal_unit *u = &j->units[i];
-		struct ap_unit_props p = { 0 };
-		int k;
-
-		if (u->state == AP_STEP_DONE ||
-		    (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
-			continue;
-		if (!get_bus(r))
-			return -ENOTCONN;
-		k = ap_bus_get_unit_props(r->c->bus, u->unit, &p);
-		if (k >= 0)
-			ap_apply_resolve_unit(u, p.active_state);
-		ap_unit_props_clear(&p);
-		if (k < 0)
-			return k;
-	}
-	return 0;
-}
-
 /* Adds the journal's owed actions to the plan, so that a dry run shows them. */
 static int show_owed(struct run *r)
 {
@@ -458,7 +396,7 @@ static int resume(struct run *r, const char *target)
 	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->j.to,
 		      forward ? "" : " on the way to ", forward ? "" : target);
 	if (forward) {
-		k = resolve_owed(r, &r->j);
+		k = ap_effects_resolve_owed(get_bus(r), &r->j);
 		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
 		if (code == AP_EXIT_OK && (show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0))
 			code = AP_EXIT_FAILED;
@@ -466,7 +404,7 @@ static int resume(struct run *r, const char *target)
 	}
 	k = ap_apply_journal_new(r->plan, r->j.base, &r->j, &next);
 	if (k >= 0)
-		k = resolve_owed(r, &next);
+		k = ap_effects_resolve_owed(get_bus(r), &next);
 	code = k < 0 ? AP_EXIT_FAILED : show_owed(r) < 0 ? AP_EXIT_FAILED : prepare(r);
 	if (code == AP_EXIT_OK)
 		code = execute(r, &next, r->plan);

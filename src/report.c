@@ -127,3 +127,36 @@ void ap_report_outcome(const struct ap_report *rp, int code)
 		fputs(b.data, stdout);
 	ap_buf_free(&b);
 }
+
+const char *ap_report_outcome_name(enum ap_apply_outcome out)
+{
+	static const char *const names[] = {
+		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed", [AP_APPLY_RESTORED] = "restored",
+		[AP_APPLY_ROLLED_BACK] = "rolled-back", [AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
+	};
+	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
+}
+
+void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,
+		      enum ap_apply_outcome out, int k, const char *applied)
+{
+	switch (out) {
+	case AP_APPLY_OK:
+		ap_report_applied(rp, j);
+		break;
+	case AP_APPLY_RESTORED:
+		ap_log_error(-EIO, "apply of %.12s failed: its files were put back; the applied "
+				   "commit stays %.12s", j->to, *applied ? applied : "(none)");
+		break;
+	case AP_APPLY_FAILED:
+		for (size_t i = 0; i < j->n_units; i++)
+			if (j->units[i].state != AP_STEP_DONE)
+				ap_log_error(-EIO, "owed for the next run: %s %s",
+					     ap_unit_action_to_string(j->units[i].action), j->units[i].unit);
+		ap_log_error(k < 0 ? k : -EIO, "apply of %.12s failed; the applied commit stays %.12s",
+			     j->to, *applied ? applied : "(none)");
+		break;
+	default:
+		break; /* rolled back: logged by the rollback */
+	}
+}
