@@ -205,3 +205,17 @@ int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set
 		}
 	return 0;
 }
+
+void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struct ap_tick *t,
+		   struct ap_drift *d)
+{
+	size_t n;
+
+	if (*tip && ap_repo_count_commits(c->repo, applied, tip, &n) >= 0)
+		t->pending = (long)n;
+	if (ap_drift_check(c, applied, d) >= 0)
+		t->drift = (long)d->n;
+	if (d->n > 0 && !c->cfg->drift_revert)
+		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
+			       "'autopull diff' shows how", d->n, applied, d->v[0].path, d->v[0].what);
+}

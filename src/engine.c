@@ -19,6 +19,7 @@
 
 #include "apply.h"
 #include "bus.h"
+#include "checks.h"
 #include "config.h"
 #include "context.h"
 #include "drift.h"
@@ -119,70 +120,7 @@ static int make_plan(struct run *r, const char *from, const char *to)
 	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-static bool needs_bus(const struct ap_plan *p)
-{
-	for (size_t i = 0; i < p->n_units; i++)
-		if (p->units[i].action != AP_ACTION_NONE)
-			return true;
-	return p->daemon_reload;
-}
-
-static bool plan_is_noop(const struct ap_plan *p)
-{
-	return p->n_files == 0 && !needs_bus(p);
-}
-
 /* --- checks before the first change ------------------------------------------------------ */
-
-
-static int check_not_emptying(struct run *r)
-{
-	size_t removed, remaining;
-
-	if (r->o->allow_empty)
-		return AP_EXIT_OK;
-	ap_install_count(r->plan, r->owned, &removed, &remaining);
-	if (removed > 0 && remaining == 0) {
-		ap_log_error(-EPERM, "refusing to remove every installed file (%zu); pass "
-				     "--allow-empty if the repository is meant to be empty", removed);
-		return AP_EXIT_INVALID;
-	}
-	return AP_EXIT_OK;
-}
-
-static int validate(struct run *r)
-{
-	struct ap_install_source src;
-	_cleanup_free_ char *stage = NULL;
-	int k = ap_state_scratch_dir(r->c->st, &stage);
-
-	ap_planning_source(r->c->repo, &src);
-	if (k >= 0)
-		k = ap_install_validate(r->plan, &src, r->c->cfg->scope, r->c->cfg->unit_dir, stage);
-	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-}
-
-/* Every destination writable, nothing in the way, room for files and backups: a problem
- * found here leaves the host as it was. */
-static int preflight(struct run *r)
-{
-	struct ap_install_source src;
-	struct ap_preflight pf = { 0 };
-	int k;
-
-	ap_planning_source(r->c->repo, &src);
-	k = ap_install_preflight(r->plan, r->owned, &src, r->o->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0,
-				 &pf);
-
-	if (k >= 0 && !r->o->dry_run)
-		k = ap_state_check_space(r->c->st, pf.backup_bytes, pf.backup_files);
-	ap_preflight_clear(&pf);
-	if (k == -EINVAL)
-		ap_log_error(k, "refusing to apply %.12s; the host is unchanged", r->plan->to);
-	else if (k < 0)
-		ap_log_error(k, "cannot apply %.12s now; the host is unchanged", r->plan->to);
-	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-}
 
 static void sample_guard(struct run *r, bool record)
 {
@@ -343,18 +281,19 @@ static int read_state(struct run *r)
  * decided it. */
 static int prepare(struct run *r)
 {
+	struct ap_install_source src;
+	const struct ap_checks in = { .cfg = r->c->cfg, .st = r->c->st, .src = &src, .plan = r->plan,
+				      .owned = r->owned, .dry_run = r->o->dry_run,
+				      .allow_empty = r->o->allow_empty };
 	const char *refusal = NULL, *why = NULL;
 	int code;
 
+	ap_planning_source(r->c->repo, &src);
 	ap_log_reason_begin();
 	if ((code = check_guard(r)) == AP_EXIT_GUARD)
 		refusal = "guard", why = "a watched unit loops or is stale; 'autopull status' names it";
-	if (code == AP_EXIT_OK && (code = validate(r)) == AP_EXIT_INVALID)
-		refusal = "invalid", why = "a file or unit failed validation";
-	if (code == AP_EXIT_OK && (code = check_not_emptying(r)) == AP_EXIT_INVALID)
-		refusal = "emptying", why = "the commit removes every managed file";
-	if (code == AP_EXIT_OK && (code = preflight(r)) != AP_EXIT_OK)
-		refusal = "preflight", why = "a destination cannot be written";
+	if (code == AP_EXIT_OK)
+		code = ap_checks_run(&in, &refusal, &why);
 	if (refusal)
 		refuse(r, refusal, r->plan->to, NULL, why);
 	else
@@ -436,11 +375,11 @@ static int apply_fresh(struct run *r, const char *target)
 		memcpy(base, r->applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
-	if (r->o->dry_run && plan_is_noop(r->plan)) {
+	if (r->o->dry_run && ap_plan_is_noop(r->plan)) {
 		sample_guard(r, false);
 		return ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
-	if (plan_is_noop(r->plan))
+	if (ap_plan_is_noop(r->plan))
 		return record_noop(r);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
@@ -510,18 +449,11 @@ static int after_tick(struct run *r)
 {
 	struct ap_tick t = { -1, -1 };
 	struct ap_drift d = { 0 };
-	size_t n;
 	int code = AP_EXIT_OK;
 
 	if (ap_state_read_applied(r->c->st, r->applied) < 0)
 		return AP_EXIT_OK;
-	if (*r->tip && ap_repo_count_commits(r->c->repo, r->applied, r->tip, &n) >= 0)
-		t.pending = (long)n;
-	if (ap_drift_check(r->c, r->applied, &d) >= 0)
-		t.drift = (long)d.n;
-	if (d.n > 0 && !r->c->cfg->drift_revert)
-		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
-			       "'autopull diff' shows how", d.n, r->applied, d.v[0].path, d.v[0].what);
+	ap_drift_tick(r->c, r->applied, r->tip, &t, &d);
 	if (d.n > 0 && r->c->cfg->drift_revert)
 		code = revert_drift(r, &d);
 	if (code == AP_EXIT_OK && r->reverting && ap_drift_check(r->c, r->applied, &d) >= 0)

@@ -737,3 +737,13 @@ int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_ki
 		find_unit(p, unit)->owed = true;
 	return r;
 }
+
+bool ap_plan_is_noop(const struct ap_plan *p)
+{
+	if (p->n_files > 0 || p->daemon_reload)
+		return false;
+	for (size_t i = 0; i < p->n_units; i++)
+		if (p->units[i].action != AP_ACTION_NONE)
+			return false;
+	return true;
+}
