@@ -1,6 +1,7 @@
-/* The verbs. apply: lock → state → finish what an interrupted run left → fetch → diff → plan
- * → guard → validate → preflight → execute (apply.c) → exit code. The only place that
- * combines the layer-1 modules, and the place where errors become exit codes (exitcode.h).
+/* The apply, as a sequence of stages: lock → state → finish what an interrupted run left →
+ * source (source.c) → planning (planning.c) → guard (guard.c) → checks (checks.c) → execute
+ * (effects.c, apply.c) → record (record.c) → report (report.c). Each stage takes typed input
+ * and returns an exit code (exitcode.h); this file only orders them and carries their results.
  *
  * What a journal found at the start means (journal.h):
  *   rollback mode         a rollback was interrupted: finish it.
@@ -11,36 +12,25 @@
  *                         journal's commit to the new tip and do what is owed with it, so that
  *                         a fix always applies and nothing owed is lost. */
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "apply.h"
-#include "bus.h"
 #include "checks.h"
-#include "config.h"
 #include "context.h"
 #include "drift.h"
 #include "effects.h"
 #include "engine.h"
 #include "exitcode.h"
-#include "install.h"
+#include "guard.h"
 #include "log.h"
 #include "plan.h"
 #include "planning.h"
-#include "print.h"
 #include "record.h"
 #include "report.h"
-#include "repo.h"
 #include "source.h"
 #include "state.h"
-#include "trust.h"
-#include "unitfile.h"
-#include "unitpolicy.h"
 #include "util.h"
-#include "guard.h"
 
 struct run {
 	struct ap_ctx *c;
@@ -208,8 +198,6 @@ static int pin(struct run *r, const char *commit)
 	memcpy(p.commit, commit, sizeof(p.commit));
 	if (ap_record_pin(&r->rec, &p) < 0)
 		return AP_EXIT_FAILED;
-	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
-		      commit, p.reason);
 	ap_pin_clear(&r->pin);
 	r->pin = (struct ap_pin){ .realtime_usec = p.realtime_usec, .reason = strdup(p.reason) };
 	memcpy(r->pin.commit, commit, sizeof(p.commit));

@@ -233,9 +233,12 @@ int ap_record_pin(struct ap_record *rec, const struct ap_pin *p)
 {
 	int k = ap_state_write_pin(rec->c->st, p);
 
-	if (k >= 0)
-		ap_record_event(rec, AP_EVENT_PIN, "ok", p->commit, p->reason, NULL);
-	return k;
+	if (k < 0)
+		return k;
+	ap_record_event(rec, AP_EVENT_PIN, "ok", p->commit, p->reason, NULL);
+	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
+		      p->commit, p->reason);
+	return 0;
 }
 
 /* A tick where nothing moved writes nothing: no fsync on the hot path. */
