@@ -24,6 +24,11 @@ check_only mbedtls/ src/digest.c
 # use whom; this only enforces it.
 layers=$(awk -v table=doc/ARCHITECTURE.md -f scripts/layers.awk src/*.c src/*.h include/*.h) || true
 if [ -n "$layers" ]; then printf '%s\n' "$layers" >&2; fail=1; fi
+# A test is named by its number (run.sh t-20, the reports): no two files in a directory share one.
+for d in tests/integration tests/system; do
+	dup=$(ls $d | sed -n 's/^t-\([0-9]*\)-.*\.sh$/\1/p' | sort | uniq -d)
+	for n in $dup; do echo "lint: test number $n used twice in $d/:" $d/t-$n-*.sh >&2; fail=1; done
+done
 # Test and bench scripts write only below the harness's own directories ($AP_RUN, $AP_BINDIR,
 # $AP_SYS_RUN, $AP_TMP), which every run makes anew: a literal /tmp/ path could be a leftover
 # of an earlier run that a test silently depends on. Allowed: the lines that set those
