@@ -5,6 +5,7 @@
 #include "checks.h"
 #include "exitcode.h"
 #include "log.h"
+#include "state-fileset.h"
 #include "util.h"
 
 static int check_not_emptying(const struct ap_checks *in)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "effects.h"
+#include "state-fileset.h"
 #include "log.h"
 #include "record.h"
 #include "sdexit.h"
