@@ -52,12 +52,12 @@ struct ap_guard_check {
 	bool dry_run;
 	bool override;              /* --override-guard, with reason */
 	const char *reason;
+	const char *tripped;        /* why a failed rollback tripped the guard, or NULL */
+	int tripped_error;          /* the tripped state cannot be read: refuse as if tripped */
 };
 enum ap_guard_decision { AP_GUARD_PASS, AP_GUARD_OVERRIDDEN, AP_GUARD_REFUSED };
-/* Returns a decision or -ENOMEM; *ret_sampled: ret holds a verdict; *ret_tripped: the guard
- * was tripped (an override lets the caller clear it). */
-int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled,
-		   bool *ret_tripped);
+/* Returns a decision; *ret_sampled: ret holds a verdict. */
+int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled);
 
 /* After an apply: one more heartbeat, so that the metrics file and the push (guard.push)
  * carry the apply's result and the units' state after it. Errors are logged there and do not

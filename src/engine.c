@@ -38,12 +38,8 @@ struct run {
 	struct ap_changes changes; /* the plan borrows file contents from here */
 	struct ap_plan *plan;
 	struct ap_guard_result guard;
-	char **owned;
-	char applied[AP_OID_HEXSZ + 1]; /* "" when nothing was applied yet */
-	struct ap_journal j;
-	bool journal;
+	struct ap_state_snapshot s; /* what the run decides on, loaded once (state.h) */
 	struct ap_record rec;      /* what this run did, written once at its end */
-	struct ap_pin pin;         /* the pin in force (pin.commit "" when none) */
 	bool reverting;            /* this apply puts drifted files back */
 	char tip[AP_OID_HEXSZ + 1]; /* the branch tip, once fetched */
 	struct ap_report rep;      /* what it prints */
@@ -51,9 +47,7 @@ struct run {
 
 static void run_done(struct run *r)
 {
-	ap_pin_clear(&r->pin);
-	ap_journal_clear(&r->j);
-	ap_strv_free(r->owned);
+	ap_state_snapshot_clear(&r->s);
 	ap_guard_result_free(&r->guard);
 	if (r->plan)
 		ap_plan_free(r->plan);
@@ -124,15 +118,16 @@ static int check_guard(struct run *r)
 {
 	const struct ap_guard_check in = {
 		.bus = get_bus(r), .st = r->c->st, .cfg = r->c->cfg, .plan = r->plan,
-		.to = r->plan ? r->plan->to : r->j.to, .dry_run = r->o->dry_run,
-		.override = r->o->override_guard, .reason = r->o->reason };
-	bool sampled = false, tripped = false;
-	int k = ap_guard_check(&in, &r->guard, &sampled, &tripped);
+		.to = r->plan ? r->plan->to : r->s.journal.to, .dry_run = r->o->dry_run,
+		.override = r->o->override_guard, .reason = r->o->reason, .tripped = r->s.tripped,
+		.tripped_error = r->s.tripped_error };
+	bool sampled = false;
+	int k = ap_guard_check(&in, &r->guard, &sampled);
 
 	r->rep.guard = sampled ? &r->guard : NULL;
 	if (k == AP_GUARD_OVERRIDDEN && !r->o->dry_run) {
 		ap_record_override(&r->rec, "guard", in.to, r->o->reason);
-		if (tripped && ap_record_untrip(r->c->st) < 0)
+		if ((in.tripped || in.tripped_error < 0) && ap_record_untrip(r->c->st) < 0)
 			return AP_EXIT_FAILED;
 	}
 	return k == AP_GUARD_REFUSED ? AP_EXIT_GUARD : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
@@ -143,7 +138,7 @@ static int check_guard(struct run *r)
 static struct ap_effects effects_of(struct run *r, const struct ap_install_source *src)
 {
 	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = src,
-				    .owned = TAKE_PTR(r->owned), .quiet_jobs = r->o->json,
+				    .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
 				    .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
 }
 
@@ -155,15 +150,15 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	int k = ap_effects_execute(&e, j, p, &out);
 	const char *name = ap_report_outcome_name(out);
 
-	r->owned = e.owned;
+	r->s.owned = e.owned;
 	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
 	/* Why it failed (the settle's verdict) says more than why it was pinned. */
 	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, name, j->to,
-			out != AP_APPLY_OK && j->why ? j->why : r->pin.commit[0] ? r->pin.reason : NULL,
+			out != AP_APPLY_OK && j->why ? j->why : r->s.pin.commit[0] ? r->s.pin.reason : NULL,
 			j);
 	if (r->o->json && r->plan)
 		(void)ap_report_plan(&r->rep, name, j);
-	ap_report_result(&r->rep, j, out, k, r->applied);
+	ap_report_result(&r->rep, j, out, k, r->s.applied);
 	return out == AP_APPLY_OK ? AP_EXIT_OK : AP_EXIT_FAILED;
 }
 
@@ -172,14 +167,14 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 static int finish_interrupted(struct run *r)
 {
 	struct ap_effects e = effects_of(r, NULL);
-	bool rollback = r->j.mode == AP_JOURNAL_ROLLBACK;
-	int k = ap_effects_finish(&e, &r->j);
+	bool rollback = r->s.journal.mode == AP_JOURNAL_ROLLBACK;
+	int k = ap_effects_finish(&e, &r->s.journal);
 
-	r->owned = e.owned;
-	ap_journal_clear(&r->j);
+	r->s.owned = e.owned;
+	ap_journal_clear(&r->s.journal);
 	if (k >= 0)
-		k = ap_state_read_journal(r->c->st, &r->j);
-	r->journal = k >= 0;
+		k = ap_state_read_journal(r->c->st, &r->s.journal);
+	r->s.has_journal = k >= 0;
 	if (k < 0 && k != -ENOENT)
 		return ap_log_error(k, "failed to finish the interrupted run: %s", strerror(-k)),
 		       AP_EXIT_FAILED;
@@ -198,10 +193,11 @@ static int pin(struct run *r, const char *commit)
 	memcpy(p.commit, commit, sizeof(p.commit));
 	if (ap_record_pin(&r->rec, &p) < 0)
 		return AP_EXIT_FAILED;
-	ap_pin_clear(&r->pin);
-	r->pin = (struct ap_pin){ .realtime_usec = p.realtime_usec, .reason = strdup(p.reason) };
-	memcpy(r->pin.commit, commit, sizeof(p.commit));
-	return r->pin.reason ? AP_EXIT_OK : AP_EXIT_FAILED;
+	ap_pin_clear(&r->s.pin);
+	r->s.pin = (struct ap_pin){ .realtime_usec = p.realtime_usec, .reason = strdup(p.reason) };
+	memcpy(r->s.pin.commit, commit, sizeof(p.commit));
+	r->s.pinned = true;
+	return r->s.pin.reason ? AP_EXIT_OK : AP_EXIT_FAILED;
 }
 
 /* The target, checked (source.h); a refusal or an override is recorded like any. */
@@ -209,9 +205,9 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 {
 	/* What the host's files are at: an unfinished apply's commit once its files are in. */
 	const struct ap_source_in in = {
-		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .pin = &r->pin,
-		.applied = r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES) ? r->j.to
-										 : r->applied };
+		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .pin = &r->s.pin,
+		.applied = r->s.has_journal && ap_journal_is_done(&r->s.journal, AP_PHASE_FILES) ? r->s.journal.to
+										 : r->s.applied };
 	struct ap_source out = { 0 };
 	int code = ap_source_choose(&in, &out);
 
@@ -230,38 +226,19 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
  * (state.c names the file, the line and the repair). */
 static int is_bad(struct run *r, const char *target, bool warn)
 {
-	_cleanup_free_ char *why = NULL;
-	int k;
+	const struct ap_bad *bad;
 
-	if (r->o->commit || strcmp(target, r->applied) == 0)
+	if (r->o->commit || strcmp(target, r->s.applied) == 0)
 		return 0;
-	k = ap_state_find_bad(r->c->st, target, &why);
-	if (k < 0)
-		ap_log_error(k, "refusing to apply %.12s: the list of rolled-back commits cannot be "
-			     "read; nothing was changed", target);
-	if (k > 0 && warn)
+	if (r->s.bad_error < 0)
+		return ap_log_error(r->s.bad_error, "refusing to apply %.12s: the list of rolled-back "
+				    "commits cannot be read; nothing was changed", target);
+	bad = ap_state_snapshot_find_bad(&r->s, target);
+	if (bad && warn)
 		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
-			       "or run 'autopull apply --commit %.12s' to retry it", target, why,
+			       "or run 'autopull apply --commit %.12s' to retry it", target, bad->why,
 			       target);
-	return k;
-}
-
-static int read_state(struct run *r)
-{
-	int k = ap_state_read_applied(r->c->st, r->applied);
-
-	if (k == -ENOENT)
-		r->applied[0] = '\0';
-	else if (k < 0)
-		return AP_EXIT_FAILED;
-	if (ap_state_read_owned(r->c->st, &r->owned) < 0)
-		return AP_EXIT_FAILED;
-	k = ap_state_read_pin(r->c->st, &r->pin);
-	if (k < 0 && k != -ENOENT)
-		return AP_EXIT_FAILED;
-	k = ap_state_read_journal(r->c->st, &r->j);
-	r->journal = k >= 0;
-	return k < 0 && k != -ENOENT ? AP_EXIT_FAILED : AP_EXIT_OK;
+	return bad != NULL;
 }
 
 /* The checks of a plan that is about to run, for an apply and a dry run alike (a dry run
@@ -271,7 +248,7 @@ static int prepare(struct run *r)
 {
 	struct ap_install_source src;
 	const struct ap_checks in = { .cfg = r->c->cfg, .st = r->c->st, .src = &src, .plan = r->plan,
-				      .owned = r->owned, .dry_run = r->o->dry_run,
+				      .owned = r->s.owned, .dry_run = r->o->dry_run,
 				      .allow_empty = r->o->allow_empty };
 	const char *refusal = NULL, *why = NULL;
 	int code;
@@ -296,12 +273,12 @@ static int prepare(struct run *r)
 /* Adds the journal's owed actions to the plan, so that a dry run shows them. */
 static int show_owed(struct run *r)
 {
-	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", r->j.to);
+	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", r->s.journal.to);
 	int k = reason ? 0 : -ENOMEM;
 
-	for (size_t i = 0; k >= 0 && i < r->j.n_units; i++)
-		if (r->j.units[i].state != AP_STEP_DONE)
-			k = ap_plan_add_owed(r->plan, r->j.units[i].unit, r->j.units[i].action, reason);
+	for (size_t i = 0; k >= 0 && i < r->s.journal.n_units; i++)
+		if (r->s.journal.units[i].state != AP_STEP_DONE)
+			k = ap_plan_add_owed(r->plan, r->s.journal.units[i].unit, r->s.journal.units[i].action, reason);
 	return k;
 }
 
@@ -309,10 +286,10 @@ static int show_owed(struct run *r)
  * the branch moved on. */
 static int resume(struct run *r, const char *target)
 {
-	int bad = strcmp(target, r->j.to) == 0 ? 0 : is_bad(r, target, false);
-	bool forward = strcmp(target, r->j.to) == 0 || bad > 0;
+	int bad = strcmp(target, r->s.journal.to) == 0 ? 0 : is_bad(r, target, false);
+	bool forward = strcmp(target, r->s.journal.to) == 0 || bad > 0;
 	struct ap_journal next = { 0 };
-	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, r->j.to, forward ? r->j.to : target), k;
+	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, r->s.journal.to, forward ? r->s.journal.to : target), k;
 
 	if (code != AP_EXIT_OK)
 		return code;
@@ -320,16 +297,16 @@ static int resume(struct run *r, const char *target)
 		sample_guard(r, false);
 		return show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
-	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->j.to,
+	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->s.journal.to,
 		      forward ? "" : " on the way to ", forward ? "" : target);
 	if (forward) {
-		k = ap_effects_resolve_owed(get_bus(r), &r->j);
+		k = ap_effects_resolve_owed(get_bus(r), &r->s.journal);
 		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
 		if (code == AP_EXIT_OK && (show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0))
 			code = AP_EXIT_FAILED;
-		return code == AP_EXIT_OK ? execute(r, &r->j, NULL) : code;
+		return code == AP_EXIT_OK ? execute(r, &r->s.journal, NULL) : code;
 	}
-	k = ap_apply_journal_new(r->plan, r->j.base, &r->j, &next);
+	k = ap_apply_journal_new(r->plan, r->s.journal.base, &r->s.journal, &next);
 	if (k >= 0)
 		k = ap_effects_resolve_owed(get_bus(r), &next);
 	code = k < 0 ? AP_EXIT_FAILED : show_owed(r) < 0 ? AP_EXIT_FAILED : prepare(r);
@@ -341,11 +318,11 @@ static int resume(struct run *r, const char *target)
 
 static int record_noop(struct run *r)
 {
-	if (ap_record_noop(r->c->st, r->applied, r->plan->to) < 0)
+	if (ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0)
 		return AP_EXIT_FAILED;
 	if (r->o->json)
 		return ap_report_plan(&r->rep, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	ap_report_nothing_to_do(&r->rep, r->pin.commit[0] && !r->o->commit ? &r->pin : NULL);
+	ap_report_nothing_to_do(&r->rep, r->s.pin.commit[0] && !r->o->commit ? &r->s.pin : NULL);
 	return AP_EXIT_OK;
 }
 
@@ -360,7 +337,7 @@ static int apply_fresh(struct run *r, const char *target)
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
 	if (!r->o->from)
-		memcpy(base, r->applied, sizeof(base));
+		memcpy(base, r->s.applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run && ap_plan_is_noop(r->plan)) {
@@ -371,7 +348,7 @@ static int apply_fresh(struct run *r, const char *target)
 		return record_noop(r);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
-	if (ap_apply_journal_new(r->plan, r->applied, NULL, &j) < 0)
+	if (ap_apply_journal_new(r->plan, r->s.applied, NULL, &j) < 0)
 		return AP_EXIT_FAILED;
 	code = execute(r, &j, r->plan);
 	ap_journal_clear(&j);
@@ -381,14 +358,14 @@ static int apply_fresh(struct run *r, const char *target)
 static int apply_locked(struct run *r)
 {
 	char target[AP_OID_HEXSZ + 1];
-	int code = read_state(r);
+	int code = ap_state_load(r->c->st, &r->s) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 
-	memcpy(r->rec.from, r->applied, sizeof(r->rec.from));
+	memcpy(r->rec.from, r->s.applied, sizeof(r->rec.from));
 	if (code != AP_EXIT_OK)
 		return code;
 	/* A dry run changes nothing: it shows the plan as if the undo had happened. */
-	if (r->journal && !r->o->dry_run &&
-	    (r->j.mode == AP_JOURNAL_ROLLBACK || !ap_journal_is_done(&r->j, AP_PHASE_FILES)) &&
+	if (r->s.has_journal && !r->o->dry_run &&
+	    (r->s.journal.mode == AP_JOURNAL_ROLLBACK || !ap_journal_is_done(&r->s.journal, AP_PHASE_FILES)) &&
 	    (code = finish_interrupted(r)) != AP_EXIT_OK)
 		return code;
 	if ((code = choose_source(r, target)) != AP_EXIT_OK)
@@ -397,7 +374,7 @@ static int apply_locked(struct run *r)
 	 * on every tick until someone unpins. */
 	if (r->o->commit && r->o->pin && (code = pin(r, target)) != AP_EXIT_OK)
 		return code;
-	if (r->journal && ap_journal_is_done(&r->j, AP_PHASE_FILES) && !r->o->from)
+	if (r->s.has_journal && ap_journal_is_done(&r->s.journal, AP_PHASE_FILES) && !r->o->from)
 		return resume(r, target);
 	return apply_fresh(r, target);
 }
@@ -410,7 +387,7 @@ static int revert_drift(struct run *r, const struct ap_drift *d)
 {
 	struct ap_expected_set set = { 0 };
 	struct ap_journal j = { 0 };
-	int code, k = ap_drift_expected(r->c, r->applied, &set);
+	int code, k = ap_drift_expected(r->c, r->s.applied, &set);
 
 	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
 		       d->v[0].path, d->v[0].what);
@@ -423,9 +400,9 @@ static int revert_drift(struct run *r, const struct ap_drift *d)
 		ap_log_error(k, "failed to put back the drifted files: %s", strerror(-k));
 		return AP_EXIT_FAILED;
 	}
-	code = make_plan(r, r->applied, r->applied);
+	code = make_plan(r, r->s.applied, r->s.applied);
 	if (code == AP_EXIT_OK && (code = prepare(r)) == AP_EXIT_OK &&
-	    ap_apply_journal_new(r->plan, r->applied, NULL, &j) >= 0)
+	    ap_apply_journal_new(r->plan, r->s.applied, NULL, &j) >= 0)
 		code = execute(r, &j, r->plan);
 	ap_journal_clear(&j);
 	return code;
@@ -439,12 +416,12 @@ static int after_tick(struct run *r)
 	struct ap_drift d = { 0 };
 	int code = AP_EXIT_OK;
 
-	if (ap_state_read_applied(r->c->st, r->applied) < 0)
+	if (ap_state_read_applied(r->c->st, r->s.applied) < 0)
 		return AP_EXIT_OK;
-	ap_drift_tick(r->c, r->applied, r->tip, &t, &d);
+	ap_drift_tick(r->c, r->s.applied, r->tip, &t, &d);
 	if (d.n > 0 && r->c->cfg->drift_revert)
 		code = revert_drift(r, &d);
-	if (code == AP_EXIT_OK && r->reverting && ap_drift_check(r->c, r->applied, &d) >= 0)
+	if (code == AP_EXIT_OK && r->reverting && ap_drift_check(r->c, r->s.applied, &d) >= 0)
 		t.drift = (long)d.n;
 	ap_record_tick(&r->rec, &t);
 	ap_drift_clear(&d);

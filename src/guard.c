@@ -356,16 +356,12 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 	return AP_GUARD_REFUSED;
 }
 
-int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled,
-		   bool *ret_tripped)
+int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled)
 {
-	_cleanup_free_ char *tripped = NULL;
-	int k = ap_state_read_tripped(in->st, &tripped), sampled = -ENOTCONN;
+	const char *tripped = in->tripped_error < 0 ? "the guard's state cannot be read" : in->tripped;
+	int sampled = -ENOTCONN;
 
-	*ret_sampled = *ret_tripped = false;
-	if (k < 0 && k != -ENOENT && !(tripped = strdup("the guard's state cannot be read")))
-		return -ENOMEM;
-	*ret_tripped = tripped != NULL;
+	*ret_sampled = false;
 	/* A dry run without a manager (the repository's own CI) plans with conditional unit
 	 * actions (planning.h); the guard has nothing to sample there either. */
 	if (in->dry_run && !tripped && !in->bus)
