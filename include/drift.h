@@ -30,3 +30,7 @@ int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set
  * tip ("" when not fetched) and the drifted files (d, warned about unless drift: revert). */
 void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struct ap_tick *t,
 		   struct ap_drift *d);
+/* drift: revert — the changes that put the drifted files d back to the applied commit's
+ * (ap_drift_changes of its expected files). Logged, errors too. */
+int ap_drift_revert_changes(struct ap_ctx *c, const char *applied, const struct ap_drift *d,
+			    struct ap_changes *ret);

@@ -3,6 +3,7 @@
  * object that apply executes. */
 #pragma once
 #include "config.h"
+#include "journal.h"
 #include "model.h"
 
 enum ap_map_kind {
@@ -55,3 +56,6 @@ const char *ap_plan_refusal(enum ap_unit_action_kind a, const struct ap_unit_sta
 
 /* Nothing to install and nothing to ask of the manager. */
 bool ap_plan_is_noop(const struct ap_plan *p);
+/* Adds what a journal still owes (its units not done) to the plan, so that a dry run and a
+ * resumed apply show them ("journal of <commit>"). */
+int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j);

@@ -28,3 +28,10 @@ struct ap_source {
 };
 
 int ap_source_choose(const struct ap_source_in *in, struct ap_source *out);
+
+/* A commit whose apply was rolled back is skipped until the branch moves on or a chosen commit
+ * (--commit) names it. Returns 1 (skip it; warned about with warn), 0, or <0 when the list
+ * cannot be read: then nobody can tell whether the commit was rolled back, and applying it
+ * again is what the list exists to stop (state.c names the file, the line and the repair). */
+int ap_source_is_bad(const struct ap_state_snapshot *s, const char *target, bool chosen,
+		     bool warn);

@@ -219,3 +219,19 @@ void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struc
 		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
 			       "'autopull diff' shows how", d->n, applied, d->v[0].path, d->v[0].what);
 }
+
+int ap_drift_revert_changes(struct ap_ctx *c, const char *applied, const struct ap_drift *d,
+			    struct ap_changes *ret)
+{
+	struct ap_expected_set set = { 0 };
+	int k = ap_drift_expected(c, applied, &set);
+
+	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
+		       d->v[0].path, d->v[0].what);
+	if (k >= 0)
+		k = ap_drift_changes(d, &set, ret);
+	ap_expected_set_clear(&set);
+	if (k < 0)
+		ap_log_error(k, "failed to put back the drifted files: %s", strerror(-k));
+	return k;
+}

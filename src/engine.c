@@ -220,27 +220,6 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 	return code;
 }
 
-/* A commit whose apply was rolled back is skipped until the branch moves on or --commit
- * names it. Returns 1 (skip it), 0, or <0 when the list cannot be read: then nobody can tell
- * whether the commit was rolled back, and applying it again is what the list exists to stop
- * (state.c names the file, the line and the repair). */
-static int is_bad(struct run *r, const char *target, bool warn)
-{
-	const struct ap_bad *bad;
-
-	if (r->o->commit || strcmp(target, r->s.applied) == 0)
-		return 0;
-	if (r->s.bad_error < 0)
-		return ap_log_error(r->s.bad_error, "refusing to apply %.12s: the list of rolled-back "
-				    "commits cannot be read; nothing was changed", target);
-	bad = ap_state_snapshot_find_bad(&r->s, target);
-	if (bad && warn)
-		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
-			       "or run 'autopull apply --commit %.12s' to retry it", target, bad->why,
-			       target);
-	return bad != NULL;
-}
-
 /* The checks of a plan that is about to run, for an apply and a dry run alike (a dry run
  * exits with the code the apply would have); a refusal is recorded with the error that
  * decided it. */
@@ -270,23 +249,11 @@ static int prepare(struct run *r)
 	return code;
 }
 
-/* Adds the journal's owed actions to the plan, so that a dry run shows them. */
-static int show_owed(struct run *r)
-{
-	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", r->s.journal.to);
-	int k = reason ? 0 : -ENOMEM;
-
-	for (size_t i = 0; k >= 0 && i < r->s.journal.n_units; i++)
-		if (r->s.journal.units[i].state != AP_STEP_DONE)
-			k = ap_plan_add_owed(r->plan, r->s.journal.units[i].unit, r->s.journal.units[i].action, reason);
-	return k;
-}
-
 /* The files are at the journal's commit: do what is owed, with a plan to the new target when
  * the branch moved on. */
 static int resume(struct run *r, const char *target)
 {
-	int bad = strcmp(target, r->s.journal.to) == 0 ? 0 : is_bad(r, target, false);
+	int bad = strcmp(target, r->s.journal.to) == 0 ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, false);
 	bool forward = strcmp(target, r->s.journal.to) == 0 || bad > 0;
 	struct ap_journal next = { 0 };
 	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, r->s.journal.to, forward ? r->s.journal.to : target), k;
@@ -295,21 +262,21 @@ static int resume(struct run *r, const char *target)
 		return code;
 	if (r->o->dry_run) {
 		sample_guard(r, false);
-		return show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+		return ap_plan_add_owed_journal(r->plan, &r->s.journal) < 0 || ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}
 	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->s.journal.to,
 		      forward ? "" : " on the way to ", forward ? "" : target);
 	if (forward) {
 		k = ap_effects_resolve_owed(get_bus(r), &r->s.journal);
 		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
-		if (code == AP_EXIT_OK && (show_owed(r) < 0 || ap_report_plan_before(&r->rep) < 0))
+		if (code == AP_EXIT_OK && (ap_plan_add_owed_journal(r->plan, &r->s.journal) < 0 || ap_report_plan_before(&r->rep) < 0))
 			code = AP_EXIT_FAILED;
 		return code == AP_EXIT_OK ? execute(r, &r->s.journal, NULL) : code;
 	}
 	k = ap_apply_journal_new(r->plan, r->s.journal.base, &r->s.journal, &next);
 	if (k >= 0)
 		k = ap_effects_resolve_owed(get_bus(r), &next);
-	code = k < 0 ? AP_EXIT_FAILED : show_owed(r) < 0 ? AP_EXIT_FAILED : prepare(r);
+	code = k < 0 ? AP_EXIT_FAILED : ap_plan_add_owed_journal(r->plan, &r->s.journal) < 0 ? AP_EXIT_FAILED : prepare(r);
 	if (code == AP_EXIT_OK)
 		code = execute(r, &next, r->plan);
 	ap_journal_clear(&next);
@@ -326,13 +293,23 @@ static int record_noop(struct run *r)
 	return AP_EXIT_OK;
 }
 
+/* A new journal for the plan, from the applied commit, run. */
+static int run_plan(struct run *r)
+{
+	struct ap_journal j = { 0 };
+	int code = ap_apply_journal_new(r->plan, r->s.applied, NULL, &j) < 0 ? AP_EXIT_FAILED
+									       : execute(r, &j, r->plan);
+
+	ap_journal_clear(&j);
+	return code;
+}
+
 static int apply_fresh(struct run *r, const char *target)
 {
 	char base[AP_OID_HEXSZ + 1];
-	struct ap_journal j = { 0 };
 	int code;
 
-	if (!r->o->from && (code = is_bad(r, target, true)) != 0)
+	if (!r->o->from && (code = ap_source_is_bad(&r->s, target, r->o->commit != NULL, true)) != 0)
 		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
@@ -348,11 +325,7 @@ static int apply_fresh(struct run *r, const char *target)
 		return record_noop(r);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
-	if (ap_apply_journal_new(r->plan, r->s.applied, NULL, &j) < 0)
-		return AP_EXIT_FAILED;
-	code = execute(r, &j, r->plan);
-	ap_journal_clear(&j);
-	return code;
+	return run_plan(r);
 }
 
 static int apply_locked(struct run *r)
@@ -385,27 +358,16 @@ static int apply_locked(struct run *r)
  * files: the same checks, journal, rollback and record as any apply. */
 static int revert_drift(struct run *r, const struct ap_drift *d)
 {
-	struct ap_expected_set set = { 0 };
-	struct ap_journal j = { 0 };
-	int code, k = ap_drift_expected(r->c, r->s.applied, &set);
+	int code;
 
-	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
-		       d->v[0].path, d->v[0].what);
 	ap_changes_free(&r->changes);
 	r->reverting = true;
-	if (k >= 0)
-		k = ap_drift_changes(d, &set, &r->changes);
-	ap_expected_set_clear(&set);
-	if (k < 0) {
-		ap_log_error(k, "failed to put back the drifted files: %s", strerror(-k));
+	if (ap_drift_revert_changes(r->c, r->s.applied, d, &r->changes) < 0)
 		return AP_EXIT_FAILED;
-	}
-	code = make_plan(r, r->s.applied, r->s.applied);
-	if (code == AP_EXIT_OK && (code = prepare(r)) == AP_EXIT_OK &&
-	    ap_apply_journal_new(r->plan, r->s.applied, NULL, &j) >= 0)
-		code = execute(r, &j, r->plan);
-	ap_journal_clear(&j);
-	return code;
+	if ((code = make_plan(r, r->s.applied, r->s.applied)) != AP_EXIT_OK ||
+	    (code = prepare(r)) != AP_EXIT_OK)
+		return code;
+	return run_plan(r);
 }
 
 /* Records what this tick saw for the metrics (commits pending, drift) and, with

@@ -747,3 +747,14 @@ bool ap_plan_is_noop(const struct ap_plan *p)
 			return false;
 	return true;
 }
+
+int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j)
+{
+	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", j->to);
+	int k = reason ? 0 : -ENOMEM;
+
+	for (size_t i = 0; k >= 0 && i < j->n_units; i++)
+		if (j->units[i].state != AP_STEP_DONE)
+			k = ap_plan_add_owed(p, j->units[i].unit, j->units[i].action, reason);
+	return k;
+}

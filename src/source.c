@@ -262,6 +262,23 @@ static int find_target(const struct ap_source_in *in, struct ap_source *out, cha
 	return AP_EXIT_OK;
 }
 
+int ap_source_is_bad(const struct ap_state_snapshot *s, const char *target, bool chosen, bool warn)
+{
+	const struct ap_bad *bad;
+
+	if (chosen || strcmp(target, s->applied) == 0)
+		return 0;
+	if (s->bad_error < 0)
+		return ap_log_error(s->bad_error, "refusing to apply %.12s: the list of rolled-back "
+				    "commits cannot be read; nothing was changed", target);
+	bad = ap_state_snapshot_find_bad(s, target);
+	if (bad && warn)
+		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
+			       "or run 'autopull apply --commit %.12s' to retry it", target, bad->why,
+			       target);
+	return bad != NULL;
+}
+
 int ap_source_choose(const struct ap_source_in *in, struct ap_source *out)
 {
 	int code = find_target(in, out, out->target);
