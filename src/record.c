@@ -229,15 +229,24 @@ bool ap_record_commit(struct ap_record *rec)
 
 /* --- written at once ------------------------------------------------------------------------ */
 
-int ap_record_pin(struct ap_record *rec, const struct ap_pin *p)
+int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason,
+		  struct ap_pin *inforce)
 {
-	int k = ap_state_write_pin(rec->c->st, p);
+	struct ap_pin p = { .realtime_usec = ap_now_realtime_usec(), .reason = strdup(reason) };
+	int k = p.reason ? 0 : -ENOMEM;
 
-	if (k < 0)
+	snprintf(p.commit, sizeof(p.commit), "%s", commit);
+	if (k >= 0)
+		k = ap_state_write_pin(rec->c->st, &p);
+	if (k < 0) {
+		ap_pin_clear(&p);
 		return k;
-	ap_record_event(rec, AP_EVENT_PIN, "ok", p->commit, p->reason, NULL);
+	}
+	ap_record_event(rec, AP_EVENT_PIN, "ok", commit, reason, NULL);
 	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
-		      p->commit, p->reason);
+		      commit, reason);
+	ap_pin_clear(inforce);
+	*inforce = p;
 	return 0;
 }
 
