@@ -53,7 +53,8 @@ int ap_record_noop(struct ap_state *st, const char *applied, const char *to);
 int ap_record_applied(struct ap_state *st, const struct ap_journal *j, char *const *restarted);
 int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const char *why,
 			  bool settled, const char *settle_why);
-int ap_record_untrip(struct ap_state *st);
+/* An override clears a tripped guard (nothing to do when it was not tripped). */
+int ap_record_untrip(struct ap_state *st, bool tripped);
 
 /* An override given outside a run (autopull trust skip): its line, event and counter.
  * Unlike a run's, it fails when the line cannot be written: the override is the verb's work. */

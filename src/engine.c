@@ -9,7 +9,6 @@
 
 #include "apply.h"
 #include "checks.h"
-#include "context.h"
 #include "drift.h"
 #include "effects.h"
 #include "engine.h"
@@ -47,11 +46,6 @@ static void run_done(struct run *r)
 	ap_record_done(&r->rec);
 }
 
-static struct ap_bus *get_bus(struct run *r)
-{
-	return ap_ctx_bus(r->c);
-}
-
 /* A refusal, with why as its reason, or (why NULL) the error line that decided it (log.h),
  * or fallback when nothing was logged. An apply records it; a dry run reports it the same way
  * (--json: "refused") and exits with the same code, but records nothing. */
@@ -67,12 +61,10 @@ static void refuse(struct run *r, const char *kind, const char *to, const char *
 		ap_record_event(&r->rec, AP_EVENT_REFUSED, kind, to, r->rep.why, NULL);
 }
 
-/* --- planning ------------------------------------------------------------------------ */
-
 /* Plans from → to (planning.h), with changes already in r->changes when given (drift). */
 static int make_plan(struct run *r, const char *from, const char *to)
 {
-	const struct ap_planning in = { .cfg = r->c->cfg, .repo = r->c->repo, .bus = get_bus(r),
+	const struct ap_planning in = { .cfg = r->c->cfg, .repo = r->c->repo, .bus = ap_ctx_bus(r->c),
 					.dry_run = r->o->dry_run };
 	int k;
 
@@ -83,11 +75,9 @@ static int make_plan(struct run *r, const char *from, const char *to)
 	return ap_exit_code_of(k);
 }
 
-/* --- checks before the first change ------------------------------------------------------ */
-
 static void sample_guard(struct run *r, bool record)
 {
-	if (get_bus(r))
+	if (ap_ctx_bus(r->c))
 		r->rep.guard = ap_guard_sample(r->c->bus, r->c->st, r->c->cfg, record, r->plan,
 					       &r->guard) >= 0 ? &r->guard : NULL;
 }
@@ -96,7 +86,7 @@ static void sample_guard(struct run *r, bool record)
 static int check_guard(struct run *r)
 {
 	const struct ap_guard_check in = {
-		.bus = get_bus(r), .st = r->c->st, .cfg = r->c->cfg, .plan = r->plan,
+		.bus = ap_ctx_bus(r->c), .st = r->c->st, .cfg = r->c->cfg, .plan = r->plan,
 		.to = r->plan ? r->plan->to : r->s.journal.to, .dry_run = r->o->dry_run,
 		.override = r->o->override_guard, .reason = r->o->reason, .tripped = r->s.tripped,
 		.tripped_error = r->s.tripped_error };
@@ -106,17 +96,15 @@ static int check_guard(struct run *r)
 	r->rep.guard = sampled ? &r->guard : NULL;
 	if (k == AP_GUARD_OVERRIDDEN && !r->o->dry_run) {
 		ap_record_override(&r->rec, "guard", in.to, r->o->reason);
-		if ((in.tripped || in.tripped_error < 0) && ap_record_untrip(r->c->st) < 0)
+		if (ap_record_untrip(r->c->st, in.tripped || in.tripped_error < 0) < 0)
 			return AP_EXIT_FAILED;
 	}
 	return k == AP_GUARD_REFUSED ? AP_EXIT_GUARD : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* --- executing --------------------------------------------------------------------------- */
-
 static struct ap_effects effects_of(struct run *r, const struct ap_install_source *src)
 {
-	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = src,
+	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = ap_ctx_bus(r->c), .src = src,
 				    .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
 				    .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
 }
@@ -152,8 +140,6 @@ static int finish_interrupted(struct run *r)
 	r->s.owned = e.owned;
 	return k < 0 || rollback ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
-
-/* --- apply ----------------------------------------------------------------------------- */
 
 /* The journal found at the start has all its files in. */
 static bool files_in(const struct run *r)
@@ -202,11 +188,7 @@ static int prepare(struct run *r)
 		refuse(r, refusal, r->plan->to, NULL, why);
 	else
 		ap_log_reason_end(NULL, 0);
-	if (refusal && r->o->json && !r->o->dry_run)
-		(void)ap_report_plan(&r->rep, "refused", NULL);
-	if ((code == AP_EXIT_OK || r->o->dry_run) && ap_report_plan_before(&r->rep) < 0)
-		code = code == AP_EXIT_OK ? AP_EXIT_FAILED : code;
-	return code;
+	return ap_report_checked(&r->rep, code);
 }
 
 /* The plan, with what the journal still owes, before it runs. */
@@ -232,14 +214,14 @@ static int resume(struct run *r, const char *target)
 	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", j->to,
 		      forward ? "" : " on the way to ", forward ? "" : target);
 	if (forward) {
-		k = ap_effects_resolve_owed(get_bus(r), j);
+		k = ap_effects_resolve_owed(ap_ctx_bus(r->c), j);
 		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
 		code = code == AP_EXIT_OK ? show_owed(r) : code;
 		return code == AP_EXIT_OK ? execute(r, j, NULL) : code;
 	}
 	k = ap_apply_journal_new(r->plan, j->base, j, &next);
 	if (k >= 0)
-		k = ap_effects_resolve_owed(get_bus(r), &next);
+		k = ap_effects_resolve_owed(ap_ctx_bus(r->c), &next);
 	if (k >= 0)
 		k = ap_plan_add_owed_journal(r->plan, j);
 	code = k < 0 ? AP_EXIT_FAILED : prepare(r);
@@ -247,16 +229,6 @@ static int resume(struct run *r, const char *target)
 		code = execute(r, &next, r->plan);
 	ap_journal_clear(&next);
 	return code;
-}
-
-static int record_noop(struct run *r)
-{
-	if (ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0)
-		return AP_EXIT_FAILED;
-	if (r->o->json)
-		return ap_report_plan(&r->rep, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	ap_report_nothing_to_do(&r->rep, r->s.pin.commit[0] && !r->o->commit ? &r->s.pin : NULL);
-	return AP_EXIT_OK;
 }
 
 /* A new journal for the plan, from the applied commit, run. */
@@ -272,24 +244,22 @@ static int run_plan(struct run *r)
 
 static int apply_fresh(struct run *r, const char *target)
 {
+	const struct ap_pin *pinned = r->s.pin.commit[0] && !r->o->commit ? &r->s.pin : NULL;
 	char base[AP_OID_HEXSZ + 1];
-	int code;
+	int code = r->o->from ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, true);
 
-	code = r->o->from ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, true);
 	if (code != 0)
 		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
+	memcpy(base, r->s.applied, sizeof(base));
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
-	if (!r->o->from)
-		memcpy(base, r->s.applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
-	if (r->o->dry_run && ap_plan_is_noop(r->plan)) {
-		sample_guard(r, false);
-		return ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	}
+	if (r->o->dry_run && ap_plan_is_noop(r->plan))
+		return sample_guard(r, false), ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	if (ap_plan_is_noop(r->plan))
-		return record_noop(r);
+		return ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0
+			       ? AP_EXIT_FAILED : ap_report_nothing_to_do(&r->rep, pinned);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
 	return run_plan(r);
@@ -313,14 +283,13 @@ static int apply_locked(struct run *r)
 	/* Only a source that passed its checks is pinned: a refused one would be refused again
 	 * on every tick until someone unpins. */
 	if (r->o->commit && r->o->pin &&
-	    ap_record_pin(&r->rec, target, r->o->reason ? r->o->reason : "apply --commit", &r->s.pin) < 0)
+	    ap_record_pin(&r->rec, target, r->o->reason ? r->o->reason : "apply --commit",
+			  &r->s.pin) < 0)
 		return AP_EXIT_FAILED;
 	if (files_in(r) && !r->o->from)
 		return resume(r, target);
 	return apply_fresh(r, target);
 }
-
-/* --- after the apply: what the tick saw, and drift -------------------------------------- */
 
 /* drift: revert — an apply from the applied commit to itself whose changes are the drifted
  * files: the same checks, journal, rollback and record as any apply. */

@@ -291,9 +291,9 @@ int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const
 	return tripped ? ap_state_write_tripped(st, tripped) : -ENOMEM;
 }
 
-int ap_record_untrip(struct ap_state *st)
+int ap_record_untrip(struct ap_state *st, bool tripped)
 {
-	return ap_state_clear_tripped(st);
+	return tripped ? ap_state_clear_tripped(st) : 0;
 }
 
 /* --- metrics --------------------------------------------------------------------------------- */

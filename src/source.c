@@ -30,10 +30,10 @@ static int fetch_exit_code(int k, bool no_fetch)
 /* The one way a source is refused, whatever refused it: the message naming the commit and
  * the reason; the caller records the `refused` event (reason is its result and the metric's
  * label, why its reason). Returns the exit code of a refused source. */
-static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason, const char *commit, const char *why,
-			 const char *fmt, ...) _printf_(6, 7);
-static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason, const char *commit, const char *why,
-			 const char *fmt, ...)
+static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason,
+			 const char *commit, const char *why, const char *fmt, ...) _printf_(6, 7);
+static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason,
+			 const char *commit, const char *why, const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;
 	va_list ap;
@@ -108,7 +108,8 @@ static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 }
 
 /* A rewritten history is applied only when the operator said so, with a reason. */
-static int allow_rewind(const struct ap_source_in *in, struct ap_source *out, const char *applied, const char *target)
+static int allow_rewind(const struct ap_source_in *in, struct ap_source *out, const char *applied,
+			const char *target)
 {
 	if (!in->o->allow_rewind && !in->cfg->allow_rewind)
 		return refuse_source(in, out, "rewind", target, "history was rewritten",
@@ -126,10 +127,11 @@ static int allow_rewind(const struct ap_source_in *in, struct ap_source *out, co
 }
 
 /* A walk that gave no verdict. The operator's side (a verifier not installed or not
- * executable) is configuration, a verifier that hangs may pass, the machine running out is a failure; any
- * other failure while reading or checking a commit refuses the source, recorded like a bad
- * signature, so that a crafted commit cannot stop deploys without an alert. */
-static int walk_failed(const struct ap_source_in *in, struct ap_source *out, const struct source_walk *w, const char *target, int k)
+ * executable) is configuration, a verifier that hangs may pass, the machine running out is a
+ * failure; any other failure while reading or checking a commit refuses the source, recorded
+ * like a bad signature, so that a crafted commit cannot stop deploys without an alert. */
+static int walk_failed(const struct ap_source_in *in, struct ap_source *out,
+		       const struct source_walk *w, const char *target, int k)
 {
 	if (k == -ENOENT || k == -EACCES)
 		return AP_EXIT_USAGE;
@@ -143,7 +145,7 @@ static int walk_failed(const struct ap_source_in *in, struct ap_source *out, con
 }
 
 /* The applied commit's date bounds the dates of the commits that follow it. */
-static void applied_time(const struct ap_source_in *in, struct ap_source *out, enum ap_source_move m, const char *applied,
+static void applied_time(const struct ap_source_in *in, enum ap_source_move m, const char *applied,
 			 struct source_walk *w)
 {
 	struct ap_commit_info info = { 0 };
@@ -155,7 +157,8 @@ static void applied_time(const struct ap_source_in *in, struct ap_source *out, e
 	ap_commit_info_clear(&info);
 }
 
-static int check_signatures(const struct ap_source_in *in, struct ap_source *out, const struct ap_trust_range *range, enum ap_source_move m,
+static int check_signatures(const struct ap_source_in *in, struct ap_source *out,
+			    const struct ap_trust_range *range, enum ap_source_move m,
 			    const char *applied, const char *target)
 {
 	const struct ap_trust_config *t = &in->cfg->trust;
@@ -174,7 +177,7 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 	if (ap_trust_open(t, in->cfg->state_dir, (long long)(ap_now_realtime_usec() / 1000000),
 			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
-	applied_time(in, out, m, applied, &w);
+	applied_time(in, m, applied, &w);
 	if (ap_state_list_overrides(in->st, "trust-skip", &w.skips, &w.n_skips) < 0) {
 		ap_trust_free(w.trust);
 		return AP_EXIT_FAILED;
@@ -196,7 +199,8 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 	return k;
 }
 
-static int check_source(const struct ap_source_in *in, struct ap_source *out, const char *applied, const char *target)
+static int check_source(const struct ap_source_in *in, struct ap_source *out, const char *applied,
+			const char *target)
 {
 	char from[AP_OID_HEXSZ + 1] = "";
 	int fwd = 1, back = 0, code = AP_EXIT_OK;
@@ -224,7 +228,8 @@ static int check_source(const struct ap_source_in *in, struct ap_source *out, co
 	return code;
 }
 
-static int find_target(const struct ap_source_in *in, struct ap_source *out, char ret[AP_OID_HEXSZ + 1])
+static int find_target(const struct ap_source_in *in, struct ap_source *out,
+		       char ret[AP_OID_HEXSZ + 1])
 {
 	const struct ap_opts *o = in->o;
 	const struct ap_remote_opts ro = { .url = in->cfg->repo_url, .branch = in->cfg->branch,
