@@ -89,6 +89,7 @@ test-unitfile_MODS := unitfile
 test-journal_MODS := journal unitfile
 test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
+test-engine_MODS  := engine journal unitfile
 test-http_MODS    := http
 test-push_MODS    := push http state state-log state-fileset records fsutil journal unitfile events
 test-sandbox_MODS := sandbox config fsutil digest
