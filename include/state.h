@@ -6,8 +6,8 @@
  *   applied         the last commit whose actions all finished
  *   journal         the apply under way (journal.h)
  *   owned           every host path autopull installed, one per line
- *   backup/<sha>/   the previous state of every path the apply of <sha> touched (fileset.h)
- *   adopted/        originals of host files autopull took over (fileset.h; never pruned)
+ *   backup/<sha>/   the previous state of every path the apply of <sha> touched (state-fileset.h)
+ *   adopted/        originals of host files autopull took over (state-fileset.h; never pruned)
  *   bad             commits whose apply was rolled back: "<sha> <usec> <why>"
  *   overrides       "<usec> <kind> <sha> <reason>" for every override: --override-guard
  *                   ("guard"), --allow-rewind ("rewind"), autopull trust skip ("trust-skip")
@@ -23,7 +23,7 @@
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
  *   verified        the commits found well signed (trust.h)
  *
- * The line formats are in records.h, the backup store in fileset.h. A run reads what it
+ * The line formats are in records.h, the backup store in state-fileset.h. A run reads what it
  * decides on once, with ap_state_load(); the other readers serve the read-only verbs and the
  * metrics. It never touches managed host files. */
 #pragma once
@@ -59,12 +59,17 @@ struct ap_state_snapshot {
 	struct ap_pin pin;
 	bool has_journal;               /* an apply was under way */
 	struct ap_journal journal;
-	struct ap_bad *bad;             /* every line of bad: a damaged one fails the load */
+	struct ap_bad *bad;             /* every line of bad */
 	size_t n_bad;
+	int bad_error;                  /* bad cannot be read or understood (-errno, logged):
+					 * no commit can be told to be unlisted */
 	char *tripped;                  /* why the guard is tripped; NULL when it is not */
+	int tripped_error;              /* guard-tripped cannot be read (-errno, logged): the
+					 * guard refuses as if tripped, an override clears it */
 };
-/* Reads applied, owned, pin, journal, bad and guard-tripped. A file that cannot be read or
- * understood fails the whole load (logged, naming the file and line): -EBADMSG, -EACCES... */
+/* Reads applied, owned, pin, journal, bad and guard-tripped. A file among the first four that
+ * cannot be read or understood fails the whole load (logged, naming the file and line):
+ * -EBADMSG, -EACCES...; bad and guard-tripped carry their error in the snapshot instead. */
 int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret);
 void ap_state_snapshot_clear(struct ap_state_snapshot *snap);
 /* The line of bad for commit, or NULL. */

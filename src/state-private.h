@@ -1,4 +1,4 @@
-/* What fileset.c and state-log.c share with state.c and nobody else: the open state
+/* What state-fileset.c and state-log.c share with state.c and nobody else: the open state
  * directory and its plain-file helpers (every write an atomic replace). */
 #pragma once
 #include <stddef.h>

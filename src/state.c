@@ -1,6 +1,6 @@
 /* autopull's own state files under state_dir (see state.h for the layout): the directory, its
  * locks, and one typed reader and writer per file. The formats live in records.c (and
- * journal.c, events.c), the backup store in fileset.c; this file does the I/O and says what
+ * journal.c, events.c), the backup store in state-fileset.c; this file does the I/O and says what
  * to do about a file that cannot be read. Writes go through ap_fs_write_atomic only; this
  * module never opens a managed host file.
  *
@@ -711,10 +711,13 @@ int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret)
 		r = optional(ap_state_read_pin(s, &snap.pin), &snap.pinned);
 	if (r >= 0)
 		r = optional(ap_state_read_journal(s, &snap.journal), &snap.has_journal);
-	if (r >= 0)
-		r = read_bad_strict(s, &snap.bad, &snap.n_bad);
-	if (r >= 0)
-		r = optional(ap_state_read_tripped(s, &snap.tripped), NULL);
+	/* The two that refuse on their own when damaged (logged, naming the file and line): the
+	 * run decides what a list it cannot read means (see struct ap_state_snapshot). */
+	if (r >= 0) {
+		snap.bad_error = read_bad_strict(s, &snap.bad, &snap.n_bad);
+		snap.bad_error = snap.bad_error == -ENOENT ? 0 : snap.bad_error;
+		snap.tripped_error = optional(ap_state_read_tripped(s, &snap.tripped), NULL);
+	}
 	if (r < 0) {
 		ap_state_snapshot_clear(&snap);
 		return r;

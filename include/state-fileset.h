@@ -12,7 +12,7 @@
  * Earlier versions wrote "<id> present <mode> <path>" / "<id> absent - <path>": read as owned,
  * owner unknown (left as it is on restore) and beneath "/".
  *
- * It never touches managed host files: install.c reads and writes those, fileset.c stores the
+ * It never touches managed host files: install.c reads and writes those, state-fileset.c stores the
  * copies it is given. */
 #pragma once
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-/* The backup store (see fileset.h): file sets of saved host files under the state directory,
+/* The backup store (see state-fileset.h): file sets of saved host files under the state directory,
  * each a manifest plus one copy per present file, and the pruning and free-space check of
  * backup/. Copies are written with ap_fs_write_atomic beneath the set's own directory.
  *
@@ -14,7 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "fileset.h"
+#include "state-fileset.h"
 #include "fsutil.h"
 #include "log.h"
 #include "records.h"
