@@ -19,11 +19,12 @@ check_only systemd/sd-bus src/bus.c
 check_only curl/ src/http.c
 check_only mbedtls/ src/digest.c
 # layer 1 modules never include each other's headers (only model/util/log/fsutil/spawn)
-for m in config repo plan install bus heartbeat state journal http trust events sandbox; do
+for m in config repo plan install validate preflight bus heartbeat state journal http trust events sandbox; do
 	[ -f src/$m.c ] || continue
-	for o in config repo plan install bus heartbeat state journal http trust events sandbox engine; do
+	for o in config repo plan install validate preflight bus heartbeat state journal http trust events sandbox engine; do
 		[ "$o" = "$m" ] && continue
-		case "$m:$o" in plan:config|install:config|bus:config|heartbeat:config|state:journal|trust:config) continue;; esac
+		# validate and preflight check what an install would do, through install's own walk
+		case "$m:$o" in plan:config|install:config|bus:config|heartbeat:config|state:journal|trust:config|validate:install|preflight:install) continue;; esac
 		if grep -q "#include \"$o.h\"" src/$m.c; then
 			echo "lint: src/$m.c includes $o.h (layer-1 modules talk through engine)" >&2; fail=1
 		fi
@@ -31,7 +32,7 @@ for m in config repo plan install bus heartbeat state journal http trust events 
 done
 # The executor sees the world only through its ops struct (apply.h), so its failure paths can
 # be tested with fakes: no layer-1 module of effects in apply.c.
-for o in config repo plan install bus heartbeat state watch effects engine; do
+for o in config repo plan install validate preflight bus heartbeat state watch effects engine; do
 	if grep -q "#include \"$o.h\"" src/apply.c; then
 		echo "lint: src/apply.c includes $o.h (effects go through struct ap_apply_ops)" >&2; fail=1
 	fi

@@ -28,6 +28,7 @@
 #include "install.h"
 #include "log.h"
 #include "plan.h"
+#include "preflight.h"
 #include "print.h"
 #include "repo.h"
 #include "spawn.h"
@@ -36,6 +37,7 @@
 #include "unitfile.h"
 #include "unitpolicy.h"
 #include "util.h"
+#include "validate.h"
 #include "watch.h"
 
 struct run {
@@ -414,7 +416,7 @@ static int validate(struct run *r)
 	int k = ap_state_scratch_dir(r->c->st, &stage);
 
 	if (k >= 0)
-		k = ap_install_validate(r->plan, &src, r->c->cfg->scope, r->c->cfg->unit_dir, stage);
+		k = ap_validate_plan(r->plan, &src, r->c->cfg->scope, r->c->cfg->unit_dir, stage);
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
@@ -424,7 +426,7 @@ static int preflight(struct run *r)
 {
 	const struct ap_install_source src = { .read = read_source, .size = size_source, .userdata = r };
 	struct ap_preflight pf = { 0 };
-	int k = ap_install_preflight(r->plan, r->owned, &src,
+	int k = ap_preflight_check(r->plan, r->owned, &src,
 				     r->o->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0, &pf);
 
 	if (k >= 0 && !r->o->dry_run)
