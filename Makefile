@@ -91,6 +91,7 @@ test-apply_MODS   := apply journal unitfile
 test-http_MODS    := http
 test-push_MODS    := push http state fsutil journal unitfile events
 test-sandbox_MODS := sandbox config fsutil digest
+test-validate_MODS := validate fsutil unitfile
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
