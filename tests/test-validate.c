@@ -24,6 +24,8 @@
 #include "util.h"
 #include "validate.h"
 
+#include "capture.h"
+
 /* --- stubs of spawn.c ---------------------------------------------------------------- */
 
 /* What a program does when run: spawn_error < 0 means it could not be started. output may
@@ -180,25 +182,13 @@ static int validate(struct fixture *fx, struct ap_file_op *files, size_t n, enum
 		    const struct ap_install_source *src)
 {
 	struct ap_plan p = { .files = files, .n_files = n };
-	_cleanup_free_ char *path = ap_strdupf("%s/log", fx->dir);
-	int fd, saved, r;
-	size_t len;
+	struct capture cap;
+	int r;
 
-	assert_non_null(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	fflush(stderr);
-	saved = dup(STDERR_FILENO);
-	assert_true(saved >= 0);
-	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	capture_start(&cap, fx->dir);
 	r = ap_validate_plan(&p, src, scope, fx->units, fx->stage);
-	fflush(stderr);
-	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
-	close(saved);
-	close(fd);
 	free(fx->log);
-	fx->log = NULL;
-	assert_int_equal(ap_fs_read_file(path, 1 << 20, &fx->log, &len), 0);
+	fx->log = capture_end(&cap);
 	return r;
 }
 
