@@ -93,6 +93,7 @@ test-push_MODS    := push http state fsutil journal unitfile events
 test-sandbox_MODS := sandbox config fsutil digest
 test-validate_MODS := validate fsutil unitfile
 test-preflight_MODS := preflight fsutil
+test-install_MODS := install fsutil
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
