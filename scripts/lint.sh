@@ -12,7 +12,7 @@ check_only() { # header allowed-file
 	if [ -n "$bad" ]; then echo "lint: <$1> included outside $2: $bad" >&2; fail=1; fi
 }
 check_only git2 "src/repo\(-fetch\)\?.c"
-check_only yaml.h src/config.c
+check_only yaml.h src/config-walk.c
 check_only systemd/ "src/\(bus\|log\).c"
 check_only systemd/sd-journal src/log.c     # native journal entries (log.h)
 check_only systemd/sd-bus src/bus.c
