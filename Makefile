@@ -91,7 +91,7 @@ test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 test-engine_MODS  := engine journal unitfile
 test-http_MODS    := http
-test-push_MODS    := push http state state-log state-fileset records fsutil journal unitfile events
+test-push_MODS    := push http fsutil
 test-sandbox_MODS := sandbox config fsutil digest
 
 define test_rule
