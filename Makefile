@@ -75,7 +75,7 @@ TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
 test-config_MODS  := config fsutil digest
 test-repo_MODS    := repo repo-fetch digest
-test-trust_MODS   := trust digest fsutil spawn
+test-trust_MODS   := trust trust-io digest fsutil spawn state records journal unitfile
 test-plan_MODS    := plan unitfile print journal
 test-fsutil_MODS  := fsutil
 test-spawn_MODS   := spawn
@@ -127,6 +127,7 @@ fuzz-path_MODS      := plan unitfile config fsutil digest
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
 fuzz-state_MODS     := state state-log state-fileset records journal events unitfile fsutil
+fuzz-records_MODS   := records
 fuzz-escape_MODS    :=
 
 build/fuzz/obj/%.o: src/%.c | build/fuzz/obj

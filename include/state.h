@@ -151,3 +151,8 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
 int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
 void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);
+
+/* The cache of verified commits, as text (its format is trust.c's): read at most max bytes,
+ * -ENOENT quietly; written durably. */
+int ap_state_read_verified(struct ap_state *s, size_t max, char **ret);
+int ap_state_write_verified(struct ap_state *s, const char *text);

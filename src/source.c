@@ -10,7 +10,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "source.h"
-#include "trust.h"
+#include "trust-io.h"
 #include "util.h"
 
 /* repo.h says which fetch failures pass by themselves and which need an operator. */
@@ -174,7 +174,7 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 			     t->since, target, in->cfg->branch);
 		return AP_EXIT_USAGE;
 	}
-	if (ap_trust_open(t, in->cfg->state_dir, (long long)(ap_now_realtime_usec() / 1000000),
+	if (ap_trust_open(t, in->st, (long long)(ap_now_realtime_usec() / 1000000),
 			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
 	applied_time(in, m, applied, &w);

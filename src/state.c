@@ -38,6 +38,7 @@ static const struct {
 	{ "guard-tripped", "'autopull apply --override-guard --reason TEXT' clears it" },
 	{ "expected", "it is computed again from the applied commit" },
 	{ "last-apply", "delete it: the next apply writes it again" },
+	{ "verified", "delete it: the commits it listed are verified again" },
 };
 
 static const char *repair_of(const char *name)
@@ -665,6 +666,18 @@ void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret)
 
 	if (ap_state_file_read(s, "tick", 256, &text) < 0 || ap_records_tick_parse(text, ret, NULL) < 0)
 		*ret = (struct ap_tick){ -1, -1 };
+}
+
+/* --- the trust cache ------------------------------------------------------------------------ */
+
+int ap_state_read_verified(struct ap_state *s, size_t max, char **ret)
+{
+	return ap_state_file_read(s, "verified", max, ret);
+}
+
+int ap_state_write_verified(struct ap_state *s, const char *text)
+{
+	return ap_state_file_write(s, "verified", text);
 }
 
 /* --- one load ------------------------------------------------------------------------------ */
