@@ -1,8 +1,8 @@
 /* The bare mirror of the infrastructure repository; with repo-fetch.c (the network half)
- * the only files that include <git2.h>. It owns libgit2's global state (init/shutdown,
- * the pinned config search paths), revision lookups, the commit walk that hands signatures
- * to the trust checks, the OID-skipping tree diff with exact rename pairing, and bounded
- * blob reads. Every libgit2 error is translated here to a negative errno and logged once.
+ * and repo-git.c (libgit2's global state, error translation) the only files that include
+ * <git2.h>. It owns opening the mirror, revision lookups, the commit walk that hands
+ * signatures to the trust checks, the OID-skipping tree diff with exact rename pairing, and
+ * bounded blob reads. Every libgit2 error is translated to a negative errno and logged once.
  * It deliberately never checks out a work tree, never reads a user's or the system's git
  * config, never runs git or ssh, and does not decide what a change means for the host
  * (that is plan.c's job) or whether a signature is good (trust.c's). */
@@ -28,60 +28,7 @@
 /* Paths quoted in messages about over-long or over-deep trees are cut to this. */
 #define LOG_PATH_MAX 120
 
-/* --- error translation ------------------------------------------------------------ */
-
-const char *repo_git_msg(void)
-{
-	const git_error *e = git_error_last();
-
-	return e && e->message ? e->message : "unknown error";
-}
-
-int repo_git_errno(int gerr)
-{
-	const git_error *e = git_error_last();
-
-	if (e && e->klass == GIT_ERROR_NOMEMORY)
-		return -ENOMEM;
-	switch (gerr) {
-	case GIT_ENOTFOUND:
-		return -ENOENT;
-	case GIT_EEXISTS:
-		return -EEXIST;
-	case GIT_EAMBIGUOUS:
-	case GIT_EINVALIDSPEC:
-	case GIT_EINVALID:
-		return -EINVAL;
-	case GIT_ELOCKED:
-		return -EBUSY;
-	case GIT_EOWNER:
-		return -EPERM;
-	default:
-		return -EIO;
-	}
-}
-
-void repo_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id)
-{
-	git_oid_tostr(ret, AP_OID_HEXSZ + 1, id);
-}
-
 /* --- open and close --------------------------------------------------------------- */
-
-/* No system, global, XDG or ProgramData config may steer a deploy (a root ~/.gitconfig
- * with url.insteadOf or http.proxy would). libgit2 resets these at the last shutdown,
- * so every open pins them again. */
-static int pin_search_paths(void)
-{
-	static const int levels[] = { GIT_CONFIG_LEVEL_PROGRAMDATA, GIT_CONFIG_LEVEL_SYSTEM,
-				      GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL };
-
-	for (size_t i = 0; i < ELEMENTSOF(levels); i++)
-		if (git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "") < 0)
-			return ap_log_error(-EIO, "failed to clear the git config search path: %s",
-					    repo_git_msg());
-	return 0;
-}
 
 static int dir_is_empty(const char *dir)
 {
@@ -121,18 +68,14 @@ int ap_repo_open(const char *dir, struct ap_repo **ret)
 	struct ap_repo *r = NULL;
 	int k;
 
-	if (git_libgit2_init() < 0)
-		return ap_log_error(-EIO, "failed to initialise libgit2: %s", repo_git_msg());
-	k = pin_search_paths();
-	if (k >= 0)
-		k = repo_net_init();
-	if (k >= 0)
-		k = open_or_create(dir, &git);
+	if ((k = repo_git_init()) < 0)
+		return k;
+	k = open_or_create(dir, &git);
 	if (k >= 0 && !(r = calloc(1, sizeof(*r))))
 		k = -ENOMEM;
 	if (k < 0) {
 		git_repository_free(git);
-		git_libgit2_shutdown();
+		repo_git_shutdown();
 		return k;
 	}
 	r->git = git;
@@ -146,7 +89,7 @@ void ap_repo_free(struct ap_repo *r)
 		return;
 	git_repository_free(r->git);
 	free(r);
-	git_libgit2_shutdown();
+	repo_git_shutdown();
 }
 
 /* --- revisions ------------------------------------------------------------------------ */
