@@ -13,9 +13,9 @@ check_only() { # header allowed-file
 }
 check_only git2 "src/repo\(-fetch\|-git\)\?.c"
 check_only yaml.h src/config.c
-check_only systemd/ "src/\(bus\|log\).c"
+check_only systemd/ "src/\(bus\|bus-props\|log\).c"
 check_only systemd/sd-journal src/log.c     # native journal entries (log.h)
-check_only systemd/sd-bus src/bus.c
+check_only systemd/sd-bus "src/bus\(-props\)\?.c"
 check_only curl/ src/http.c
 check_only mbedtls/ src/digest.c
 # layer 1 modules never include each other's headers (only model/util/log/fsutil/spawn)
