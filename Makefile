@@ -73,11 +73,11 @@ LIVE_TESTS := test-bus
 ALL_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
 TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
-test-config_MODS  := config fsutil digest
+test-config_MODS  := config fsutil fsutil-safe digest
 test-repo_MODS    := repo repo-fetch repo-git digest
 test-trust_MODS   := trust digest fsutil spawn
 test-plan_MODS    := plan unitfile print journal
-test-fsutil_MODS  := fsutil
+test-fsutil_MODS  := fsutil fsutil-safe
 test-spawn_MODS   := spawn
 test-log_MODS     :=
 test-util_MODS    :=
@@ -90,7 +90,7 @@ test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 test-http_MODS    := http
 test-push_MODS    := push http state fsutil journal unitfile events
-test-sandbox_MODS := sandbox config fsutil digest
+test-sandbox_MODS := sandbox config fsutil fsutil-safe digest
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
@@ -117,8 +117,8 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE $(WARN) -Wno-unused-command-line-argument \
                 -iquote include -iquote tests/fuzz $(FUZZ_SAN)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
-fuzz-config_MODS    := config fsutil digest
-fuzz-path_MODS      := plan unitfile config fsutil digest
+fuzz-config_MODS    := config fsutil fsutil-safe digest
+fuzz-path_MODS      := plan unitfile config fsutil fsutil-safe digest
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
 fuzz-state_MODS     := state journal events unitfile fsutil
