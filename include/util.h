@@ -69,6 +69,11 @@ bool ap_unit_glob_match(const char *pattern, const char *name);
 bool ap_path_is_safe_relative(const char *p);
 /* Absolute, normalised (no "//", ".", ".." components). */
 bool ap_path_is_normalized_absolute(const char *p);
+/* The directory path is in: a copy of path up to its last '/', or "/" when that is the root
+ * ("/etc/caddy/Caddyfile" -> "/etc/caddy", "/motd" -> "/", "a/b" -> "a"). The name after
+ * it is strrchr(path, '/') + 1. NULL when out of memory, or (errno EINVAL) when path has no
+ * '/'. */
+char *ap_path_parent(const char *path);
 
 /* Growable byte buffer used for output and captured stderr. */
 struct ap_buf {

@@ -224,15 +224,12 @@ static int check_dirs(const char *what, const char *path, const char *dir, char 
 
 int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg)
 {
-	char buf[PATH_MAX];
-	char *slash;
+	_cleanup_free_ char *parent = NULL;
 
-	if (!ap_path_is_normalized_absolute(dir) || strlen(dir) >= sizeof(buf))
+	if (!ap_path_is_normalized_absolute(dir))
 		return -EINVAL;
-	memcpy(buf, dir, strlen(dir) + 1);
-	slash = strrchr(buf, '/');
-	slash[slash == buf ? 1 : 0] = '\0';
-	return check_dirs(what, dir, buf, ret_msg);
+	parent = ap_path_parent(dir);
+	return parent ? check_dirs(what, dir, parent, ret_msg) : -ENOMEM;
 }
 
 int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg)

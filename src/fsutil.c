@@ -551,19 +551,17 @@ int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size
 
 int ap_fs_read_file(const char *abs_path, size_t max, char **ret, size_t *ret_len)
 {
-	_cleanup_free_ char *dir = abs_path ? strdup(abs_path) : NULL;
-	char *slash = dir ? strrchr(dir, '/') : NULL;
+	_cleanup_free_ char *dir = NULL;
 	int dfd, r;
 
 	if (!abs_path || abs_path[0] != '/')
 		return -EINVAL;
-	if (!slash)
+	if (!(dir = ap_path_parent(abs_path)))
 		return -ENOMEM;
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*dir ? dir : "/", 0, 0);
+	dfd = ap_fs_open_dir(dir, 0, 0);
 	if (dfd < 0)
 		return dfd;
-	r = ap_fs_read_beneath(dfd, slash + 1, max, ret, ret_len);
+	r = ap_fs_read_beneath(dfd, strrchr(abs_path, '/') + 1, max, ret, ret_len);
 	(void)close(dfd);
 	return r;
 }

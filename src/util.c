@@ -193,6 +193,17 @@ bool ap_path_is_normalized_absolute(const char *p)
 	return n == 1 || components_ok(p + 1);
 }
 
+char *ap_path_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+}
+
 int ap_buf_append(struct ap_buf *b, const void *p, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {

@@ -1,5 +1,6 @@
 /* Tests for util.c: durations at and beyond the largest accepted value; unit globs; the
- * escaping of human output and the JSON string writer; building string vectors. */
+ * escaping of human output and the JSON string writer; building string vectors; the parent
+ * directory of a path. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -187,6 +188,28 @@ static void test_strv_builder(void **state)
 	assert_null(none);
 }
 
+static void assert_parent(const char *path, const char *want)
+{
+	_cleanup_free_ char *p = ap_path_parent(path);
+
+	if (!want) {
+		assert_null(p);
+		assert_int_equal(errno, EINVAL);
+	} else
+		assert_string_equal(p, want);
+}
+
+/* The root is a directory of its own, never "": callers open what this returns. */
+static void test_path_parent(void **state)
+{
+	assert_parent("/etc/caddy/Caddyfile", "/etc/caddy");
+	assert_parent("/etc/caddy/", "/etc/caddy");
+	assert_parent("/motd", "/");
+	assert_parent("/", "/");
+	assert_parent("a/b", "a");
+	assert_parent("motd", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_linef),
 		cmocka_unit_test(test_json_string),
 		cmocka_unit_test(test_strv_builder),
+		cmocka_unit_test(test_path_parent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
