@@ -11,7 +11,7 @@ check_only() { # header allowed-file
 	bad=$(grep -l "#include <$1" src/*.c include/*.h | grep -v "^$2\$" || true)
 	if [ -n "$bad" ]; then echo "lint: <$1> included outside $2: $bad" >&2; fail=1; fi
 }
-check_only git2 "src/repo\(-fetch\|-git\)\?.c"
+check_only git2 "src/repo\(-fetch\|-git\|-tree\)\?.c"
 check_only yaml.h src/config.c
 check_only systemd/ "src/\(bus\|bus-props\|log\).c"
 check_only systemd/sd-journal src/log.c     # native journal entries (log.h)

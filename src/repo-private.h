@@ -1,6 +1,6 @@
-/* What repo.c and repo-fetch.c share: the mirror handle, and from repo-git.c libgit2's
- * global state and error translation. Only the repo files include <git2.h>; nothing
- * outside the repo module sees this. */
+/* What the repo files share: the mirror handle, the commit lookup (repo.c), and from
+ * repo-git.c libgit2's global state and error translation. Only the repo files include
+ * <git2.h>; nothing outside the repo module sees this. */
 #pragma once
 #include <git2.h>
 
@@ -21,3 +21,7 @@ const char *repo_git_msg(void);
 /* libgit2's error code (and last error class) as a negative errno. */
 int repo_git_errno(int gerr);
 void repo_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id);
+
+/* The commit rev names (any revspec), peeled; -ENOENT with a logged error when it names
+ * none. The caller frees it with git_commit_free(). */
+int repo_lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret);
