@@ -1,7 +1,9 @@
 /* The guard at run time: samples units over the bus, keeps the heartbeat history in
- * state_dir, judges it (heartbeat.c), writes the metrics file, and watches freshly
- * restarted units for the settle window. Layer 2 like engine: it combines bus, state and
- * heartbeat, and is called by engine only. */
+ * state_dir, judges it (heartbeat.c), writes the metrics file and hands it to the push
+ * (push.c), watches freshly restarted units for the settle window, and formats a verdict.
+ * Layer 2 like engine: it combines bus, state and heartbeat. Called by the engine (the guard
+ * before an apply, a sample after it), the executor's effects (settling, effects.c) and the
+ * heartbeat and status verbs. */
 #pragma once
 #include <stdbool.h>
 #include "bus.h"
