@@ -82,14 +82,15 @@ test-spawn_MODS   := spawn
 test-log_MODS     :=
 test-util_MODS    :=
 test-bus_MODS     := bus
-test-state_MODS   := state fsutil journal unitfile events
+test-state_MODS   := state state-log state-fileset records fsutil journal unitfile events
+test-records_MODS := records
 test-heartbeat_MODS := heartbeat
 test-unitfile_MODS := unitfile
 test-journal_MODS := journal unitfile
 test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 test-http_MODS    := http
-test-push_MODS    := push http state fsutil journal unitfile events
+test-push_MODS    := push http state state-log state-fileset records fsutil journal unitfile events
 test-sandbox_MODS := sandbox config fsutil digest
 
 define test_rule
@@ -121,7 +122,7 @@ fuzz-config_MODS    := config fsutil digest
 fuzz-path_MODS      := plan unitfile config fsutil digest
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
-fuzz-state_MODS     := state journal events unitfile fsutil
+fuzz-state_MODS     := state state-log state-fileset records journal events unitfile fsutil
 fuzz-escape_MODS    :=
 
 build/fuzz/obj/%.o: src/%.c | build/fuzz/obj

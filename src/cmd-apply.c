@@ -1,5 +1,5 @@
 /* autopull apply (and --dry-run): the transaction lives in engine.c; a manual apply of a
- * chosen commit pins it (engine.c honours and writes the pin through state.c). */
+ * chosen commit pins it (engine.c decides it, record.c writes it, source.c honours it). */
 #include "cmd.h"
 #include "engine.h"
 #include "exitcode.h"

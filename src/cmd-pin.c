@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "exitcode.h"
 #include "log.h"
+#include "record.h"
 #include "util.h"
 
 int ap_cmd_pin(const struct ap_opts *o, char **args)
@@ -58,7 +59,7 @@ int ap_cmd_unpin(const struct ap_opts *o, char **args)
 				.reason = (char *)o->reason };
 	snprintf(ev.from, sizeof(ev.from), "%s", pin.commit);
 	snprintf(ev.trigger, sizeof(ev.trigger), "manual");
-	ap_ctx_event(&c, &ev);
+	ap_record_event_now(&c, &ev);
 	printf("unpinned%s%.12s: the next apply deploys the tip of '%s'\n",
 	       *pin.commit ? " from " : "", pin.commit, c.cfg->branch);
 out:

@@ -738,3 +738,24 @@ int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_ki
 		find_unit(p, unit)->owed = true;
 	return r;
 }
+
+bool ap_plan_is_noop(const struct ap_plan *p)
+{
+	if (p->n_files > 0 || p->daemon_reload)
+		return false;
+	for (size_t i = 0; i < p->n_units; i++)
+		if (p->units[i].action != AP_ACTION_NONE)
+			return false;
+	return true;
+}
+
+int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j)
+{
+	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", j->to);
+	int k = reason ? 0 : -ENOMEM;
+
+	for (size_t i = 0; k >= 0 && i < j->n_units; i++)
+		if (j->units[i].state != AP_STEP_DONE)
+			k = ap_plan_add_owed(p, j->units[i].unit, j->units[i].action, reason);
+	return k;
+}

@@ -9,7 +9,7 @@
 #include "events.h"
 #include "fuzz.h"
 #include "journal.h"
-#include "state.h"
+#include "records.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,7 +57,7 @@ static void owned(const char *text)
 {
 	char **v = NULL;
 
-	if (ap_state_parse_owned(text, &v) < 0)
+	if (ap_records_owned_parse(text, &v, NULL) < 0)
 		return;
 	for (size_t i = 0; v && v[i]; i++)
 		FUZZ_CHECK(ap_path_is_normalized_absolute(v[i]) && strcmp(v[i], "/") != 0);
