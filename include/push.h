@@ -1,8 +1,8 @@
 /* The metrics push (guard.push): the metrics text POSTed to VictoriaMetrics'
  * /api/v1/import/prometheus (or a Pushgateway) after every heartbeat and apply, and the count
- * of pushes that failed. Layer 2 beside watch: it joins the config, the state dir and the
- * HTTP client. A failed push is a warning and a counter, never an error of its caller: the
- * guard and the apply work the same without it. */
+ * of pushes that failed. Layer 2, called by record.c with the metrics it wrote: it joins the
+ * config, the state dir and the HTTP client. A failed push is a warning and a counter, never
+ * an error of its caller: the guard and the apply work the same without it. */
 #pragma once
 #include <stdint.h>
 #include "config.h"
