@@ -1,8 +1,10 @@
 /* autopull's own state under state_dir, one typed function pair per file. Every write is an
- * atomic replace (fsutil); nobody else reads or writes these files. The mirror repo.git lives
- * beside them but belongs to repo.c.
+ * atomic replace (fsutil); nobody else reads or writes the files listed here but "verified",
+ * which trust.c keeps itself. Beside them, but not this module's: the mirror repo.git
+ * (repo.c) and, unless guard.metrics says otherwise, metrics.prom (record.c).
  *
  *   lock            flock()ed by every run; holds the holder's pid
+ *   stage/          the private directory where install.c stages and validates new files
  *   applied         the last commit whose actions all finished
  *   journal         the apply under way (journal.h)
  *   owned           every host path autopull installed, one per line
@@ -17,7 +19,8 @@
  *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
  *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
  *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
- *   counters        "<name> <value>" monotonic counters for the metrics
+ *   counters        "<name> <value>" monotonic counters for the metrics (counters.lock
+ *                   serialises their writers)
  *   expected        what every managed file should be (drift), per commit and configuration:
  *                   see struct ap_expected
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
