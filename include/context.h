@@ -43,6 +43,3 @@ int ap_ctx_lock(struct ap_ctx *c);
 /* The manager (NULL when it cannot be reached, logged once) and the mirror (NULL, logged). */
 struct ap_bus *ap_ctx_bus(struct ap_ctx *c);
 struct ap_repo *ap_ctx_repo(struct ap_ctx *c);
-/* Records an event: a line in the history (autopull log) and an entry in the journal (or on
- * stderr without one). Best effort: a run's result never depends on it (failures logged). */
-void ap_ctx_event(struct ap_ctx *c, const struct ap_event *e);

@@ -21,3 +21,16 @@ int ap_drift_expected(struct ap_ctx *c, const char *commit, struct ap_expected_s
 
 /* Compares the host with the expected files of commit. */
 int ap_drift_check(struct ap_ctx *c, const char *commit, struct ap_drift *ret);
+
+/* The drifted files as changes from the host's bytes to the expected ones, so that the
+ * planner decides what a put-back asks of the units (a unit file that drifted restarts). */
+int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set,
+		     struct ap_changes *ret);
+/* What a tick sees after its apply, for the metrics: the commits pending on the branch up to
+ * tip ("" when not fetched) and the drifted files (d, warned about unless drift: revert). */
+void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struct ap_tick *t,
+		   struct ap_drift *d);
+/* drift: revert — the changes that put the drifted files d back to the applied commit's
+ * (ap_drift_changes of its expected files). Logged, errors too. */
+int ap_drift_revert_changes(struct ap_ctx *c, const char *applied, const struct ap_drift *d,
+			    struct ap_changes *ret);

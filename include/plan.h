@@ -3,6 +3,7 @@
  * object that apply executes. */
 #pragma once
 #include "config.h"
+#include "journal.h"
 #include "model.h"
 
 enum ap_map_kind {
@@ -52,3 +53,9 @@ int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_ki
 /* Why the manager would refuse action a on a unit in state s when a client asks for it
  * (RefuseManualStart=, RefuseManualStop=, masked), as the plan's note; NULL when it would not. */
 const char *ap_plan_refusal(enum ap_unit_action_kind a, const struct ap_unit_state *s);
+
+/* Nothing to install and nothing to ask of the manager. */
+bool ap_plan_is_noop(const struct ap_plan *p);
+/* Adds what a journal still owes (its units not done) to the plan, so that a dry run and a
+ * resumed apply show them ("journal of <commit>"). */
+int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j);

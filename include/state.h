@@ -1,13 +1,15 @@
 /* autopull's own state under state_dir, one typed function pair per file. Every write is an
- * atomic replace (fsutil); nobody else reads or writes these files. The mirror repo.git lives
- * beside them but belongs to repo.c.
+ * atomic replace (fsutil); nobody else reads or writes the files listed here but "verified",
+ * which trust.c keeps itself. Beside them, but not this module's: the mirror repo.git
+ * (repo.c) and, unless guard.metrics says otherwise, metrics.prom (record.c).
  *
  *   lock            flock()ed by every run; holds the holder's pid
+ *   stage/          the private directory where install.c stages and validates new files
  *   applied         the last commit whose actions all finished
  *   journal         the apply under way (journal.h)
  *   owned           every host path autopull installed, one per line
- *   backup/<sha>/   the previous state of every path the apply of <sha> touched (a file set)
- *   adopted/        originals of host files autopull took over (a file set; never pruned)
+ *   backup/<sha>/   the previous state of every path the apply of <sha> touched (state-fileset.h)
+ *   adopted/        originals of host files autopull took over (state-fileset.h; never pruned)
  *   bad             commits whose apply was rolled back: "<sha> <usec> <why>"
  *   overrides       "<usec> <kind> <sha> <reason>" for every override: --override-guard
  *                   ("guard"), --allow-rewind ("rewind"), autopull trust skip ("trust-skip")
@@ -17,19 +19,23 @@
  *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
  *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
  *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
- *   counters        "<name> <value>" monotonic counters for the metrics
+ *   counters        "<name> <value>" monotonic counters for the metrics (counters.lock
+ *                   serialises their writers)
  *   expected        what every managed file should be (drift), per commit and configuration:
  *                   see struct ap_expected
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
+ *   verified        the commits found well signed (trust.h)
  *
- * It never touches managed host files: install.c reads and writes those, state.c stores the
- * copies it is given. */
+ * The line formats are in records.h, the backup store in state-fileset.h. A run reads what it
+ * decides on once, with ap_state_load(); the other readers serve the read-only verbs and the
+ * metrics. It never touches managed host files. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 #include "events.h"
 #include "journal.h"
 #include "model.h"
+#include "records.h"
 
 struct ap_state;
 
@@ -47,6 +53,32 @@ int ap_state_lock(struct ap_state *s, unsigned wait_sec);
  * whatever a killed run left there is removed first. The caller removes it when done. */
 int ap_state_scratch_dir(struct ap_state *s, char **ret);
 
+/* What a run decides on, read in one call under the lock: every file that can refuse or
+ * redirect an apply. */
+struct ap_state_snapshot {
+	char applied[AP_OID_HEXSZ + 1]; /* "" when nothing was applied yet */
+	char **owned;                   /* NULL when empty */
+	bool pinned;
+	struct ap_pin pin;
+	bool has_journal;               /* an apply was under way */
+	struct ap_journal journal;
+	struct ap_bad *bad;             /* every line of bad */
+	size_t n_bad;
+	int bad_error;                  /* bad cannot be read or understood (-errno, logged):
+					 * no commit can be told to be unlisted */
+	char *tripped;                  /* why the guard is tripped; NULL when it is not */
+	int tripped_error;              /* guard-tripped cannot be read (-errno, logged): the
+					 * guard refuses as if tripped, an override clears it */
+};
+/* Reads applied, owned, pin, journal, bad and guard-tripped. A file among the first four that
+ * cannot be read or understood fails the whole load (logged, naming the file and line):
+ * -EBADMSG, -EACCES...; bad and guard-tripped carry their error in the snapshot instead. */
+int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret);
+void ap_state_snapshot_clear(struct ap_state_snapshot *snap);
+/* The line of bad for commit, or NULL. */
+const struct ap_bad *ap_state_snapshot_find_bad(const struct ap_state_snapshot *snap,
+						const char *commit);
+
 /* -ENOENT when nothing was applied yet. */
 int ap_state_read_applied(struct ap_state *s, char ret[AP_OID_HEXSZ + 1]);
 int ap_state_write_applied(struct ap_state *s, const char *oid);
@@ -59,44 +91,10 @@ int ap_state_clear_journal(struct ap_state *s);
 /* The inventory of host paths autopull installed (sorted, unique; NULL when empty). */
 int ap_state_read_owned(struct ap_state *s, char ***ret);
 int ap_state_write_owned(struct ap_state *s, char *const *owned);
-/* The inventory's parser, pure: -EBADMSG for a line that is not a normalised absolute path. */
-int ap_state_parse_owned(const char *text, char ***ret);
-
-/* A file set: saved host files under state_dir/<name>/ (a manifest plus one copy per present
- * file). The first copy of a path wins: a re-run keeps the state from before the first try. */
-struct ap_fileset;
-/* name: "backup/<sha>" (ap_state_backup_name) or "adopted". -ENOENT when missing and !create. */
-int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, struct ap_fileset **ret);
-void ap_state_fileset_free(struct ap_fileset *f);
-static inline void ap_state_fileset_freep(struct ap_fileset **f) { if (*f) ap_state_fileset_free(*f); }
-size_t ap_state_fileset_count(const struct ap_fileset *f);
-/* Entries as saved, without data. */
-const struct ap_host_file *ap_state_fileset_entry(const struct ap_fileset *f, size_t i);
-const struct ap_host_file *ap_state_fileset_find(const struct ap_fileset *f, const char *path);
-/* Saves hf (its data when present) unless the set has the path already. */
-int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf);
-/* Writes the manifest if anything was added. */
-int ap_state_fileset_commit(struct ap_fileset *f);
-/* The saved bytes of an entry. */
-int ap_state_fileset_read(struct ap_fileset *f, const struct ap_host_file *e, char **ret,
-			  size_t *ret_len);
-/* "backup/<sha>" in buf. */
-const char *ap_state_backup_name(const char *commit, char buf[static 48]);
-/* Removes every backup/<sha>/ but those of keep (NULL-terminated). */
-int ap_state_backup_prune(struct ap_state *s, const char *const *keep);
-/* Fails with -ENOSPC (logged) when the state directory's file system lacks room for bytes
- * more bytes in files more files. */
-int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files);
 
 /* Commits whose apply was rolled back. find: 1 (and the reason) when listed, 0 when not. */
 int ap_state_add_bad(struct ap_state *s, const char *commit, const char *why);
-struct ap_bad {
-	char commit[AP_OID_HEXSZ + 1];
-	uint64_t realtime_usec;
-	char *why;
-};
 int ap_state_list_bad(struct ap_state *s, struct ap_bad **ret, size_t *ret_n);
-void ap_bad_free(struct ap_bad *v, size_t n);
 int ap_state_find_bad(struct ap_state *s, const char *commit, char **ret_why);
 
 /* An operator's override of a refusal, with the reason given ("guard", ...). */
@@ -115,10 +113,6 @@ int ap_state_summary_overrides(struct ap_state *s, unsigned *ret_n, uint64_t *re
 int ap_state_read_restarted(struct ap_state *s, char ***ret);
 int ap_state_write_restarted(struct ap_state *s, char *const *units);
 
-struct ap_last_apply {
-	uint64_t realtime_usec;
-	bool ok;
-};
 int ap_state_read_last_apply(struct ap_state *s, struct ap_last_apply *ret);
 int ap_state_write_last_apply(struct ap_state *s, const struct ap_last_apply *la);
 
@@ -142,16 +136,10 @@ int ap_state_add_event(struct ap_state *s, const struct ap_event *e);
 int ap_state_read_events(struct ap_state *s, struct ap_event **ret, size_t *ret_n);
 void ap_events_free(struct ap_event *v, size_t n);
 
-struct ap_pin {
-	char commit[AP_OID_HEXSZ + 1];
-	uint64_t realtime_usec;
-	char *reason;
-};
 /* -ENOENT when not pinned. */
 int ap_state_read_pin(struct ap_state *s, struct ap_pin *ret);
 int ap_state_write_pin(struct ap_state *s, const struct ap_pin *p);
 int ap_state_clear_pin(struct ap_state *s);
-void ap_pin_clear(struct ap_pin *p);
 
 /* Monotonic counters ("apply:ok", "refused:guard", "rollback", "push_failures") for the
  * metrics. They have a lock of their own (counters.lock): a heartbeat counts while an apply
@@ -159,35 +147,15 @@ void ap_pin_clear(struct ap_pin *p);
 int ap_state_count(struct ap_state *s, const char *name);
 /* The value of one counter (0 when it never counted). */
 uint64_t ap_state_counter(struct ap_state *s, const char *name);
-struct ap_counter {
-	char name[64];
-	uint64_t value;
-};
 int ap_state_read_counters(struct ap_state *s, struct ap_counter **ret, size_t *ret_n);
 
-/* What a managed file should be, as of the applied commit: for drift. */
-struct ap_expected {
-	char *path;            /* host path */
-	char *repo_path;
-	size_t root_len;
-	char oid[AP_OID_HEXSZ + 1]; /* git blob id of the bytes */
-	mode_t mode;
-	char *owner, *group;   /* NULL: the user autopull runs as */
-};
-struct ap_expected_set {
-	char commit[AP_OID_HEXSZ + 1]; /* the commit these describe */
-	char config[65];               /* under this configuration (its digest) */
-	struct ap_expected *v;
-	size_t n;
-};
-void ap_expected_set_clear(struct ap_expected_set *e);
 /* -ENOENT when never written. */
 int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
-/* What the last apply tick saw, for the metrics: commits pending on the branch and managed
- * files that drifted (-1: not known). */
-struct ap_tick {
-	long pending, drift;
-};
 int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
 void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);
+
+/* The cache of verified commits, as text (its format is trust.c's): read at most max bytes,
+ * -ENOENT quietly; written durably. */
+int ap_state_read_verified(struct ap_state *s, size_t max, char **ret);
+int ap_state_write_verified(struct ap_state *s, const char *text);

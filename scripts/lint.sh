@@ -1,41 +1,33 @@
 #!/bin/sh
-# Source checks run by `make check`: banned functions and the include layering
-# (each foreign library is included by exactly one module).
+# Source checks run by `make check`: banned functions, the include layering (each foreign
+# library is included by exactly one module; who may include which project header is the
+# table in doc/ARCHITECTURE.md), test file numbers and literal /tmp/ paths in test scripts.
 set -eu
 fail=0
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|system|popen|getenv)[[:space:]]*\('
 if grep -nE "$banned" src/*.c include/*.h | grep -v 'secure_getenv'; then
 	echo "lint: banned function used (see above)" >&2; fail=1
 fi
-check_only() { # header allowed-file
-	bad=$(grep -l "#include <$1" src/*.c include/*.h | grep -v "^$2\$" || true)
+check_only() { # header allowed-files (a module is the files sharing its name's prefix: repo-*.c)
+	bad=$(grep -l "#include <$1" src/*.c src/*.h include/*.h | grep -v "^$2\$" || true)
 	if [ -n "$bad" ]; then echo "lint: <$1> included outside $2: $bad" >&2; fail=1; fi
 }
-check_only git2 "src/repo\(-fetch\)\?.c"
+check_only git2 "src/repo\(-[a-z]*\)\?\.[ch]"
 check_only yaml.h src/config-walk.c
-check_only systemd/ "src/\(bus\|log\).c"
+check_only systemd/ "src/\(bus\(-[a-z]*\)\?\|log\)\.[ch]"
 check_only systemd/sd-journal src/log.c     # native journal entries (log.h)
-check_only systemd/sd-bus src/bus.c
+check_only systemd/sd-bus "src/bus\(-[a-z]*\)\?\.[ch]"
 check_only curl/ src/http.c
 check_only mbedtls/ src/digest.c
-# layer 1 modules never include each other's headers (only model/util/log/fsutil/spawn)
-for m in config repo plan install validate preflight bus heartbeat state journal http trust events sandbox; do
-	[ -f src/$m.c ] || continue
-	for o in config repo plan install validate preflight bus heartbeat state journal http trust events sandbox engine; do
-		[ "$o" = "$m" ] && continue
-		# validate and preflight check what an install would do, through install's own walk
-		case "$m:$o" in plan:config|install:config|bus:config|heartbeat:config|state:journal|trust:config|validate:install|preflight:install) continue;; esac
-		if grep -q "#include \"$o.h\"" src/$m.c; then
-			echo "lint: src/$m.c includes $o.h (layer-1 modules talk through engine)" >&2; fail=1
-		fi
-	done
-done
-# The executor sees the world only through its ops struct (apply.h), so its failure paths can
-# be tested with fakes: no layer-1 module of effects in apply.c.
-for o in config repo plan install validate preflight bus heartbeat state watch effects engine; do
-	if grep -q "#include \"$o.h\"" src/apply.c; then
-		echo "lint: src/apply.c includes $o.h (effects go through struct ap_apply_ops)" >&2; fail=1
-	fi
+# The layers (doc/ARCHITECTURE.md): every file in src/ and include/ has a row there giving its
+# layer and the project headers it may include. The table is the one place that says who may
+# use whom; this only enforces it.
+layers=$(awk -v table=doc/ARCHITECTURE.md -f scripts/layers.awk src/*.c src/*.h include/*.h) || true
+if [ -n "$layers" ]; then printf '%s\n' "$layers" >&2; fail=1; fi
+# A test is named by its number (run.sh t-20, the reports): no two files in a directory share one.
+for d in tests/integration tests/system; do
+	dup=$(ls $d | sed -n 's/^t-\([0-9]*\)-.*\.sh$/\1/p' | sort | uniq -d)
+	for n in $dup; do echo "lint: test number $n used twice in $d/:" $d/t-$n-*.sh >&2; fail=1; done
 done
 # Test and bench scripts write only below the harness's own directories ($AP_RUN, $AP_BINDIR,
 # $AP_SYS_RUN, $AP_TMP), which every run makes anew: a literal /tmp/ path could be a leftover

@@ -7,7 +7,7 @@
 
 #include "cmd.h"
 #include "exitcode.h"
-#include "watch.h"
+#include "guard.h"
 
 int ap_cmd_heartbeat(const struct ap_opts *o, char **args)
 {
@@ -19,14 +19,14 @@ int ap_cmd_heartbeat(const struct ap_opts *o, char **args)
 	if (code != AP_EXIT_OK)
 		goto out;
 	code = AP_EXIT_FAILED;
-	if (!ap_ctx_bus(&c) || ap_watch_heartbeat(c.bus, c.st, c.cfg, true, &g) < 0)
+	if (!ap_ctx_bus(&c) || ap_guard_heartbeat(c.bus, c.st, c.cfg, true, &g) < 0)
 		goto out;
 	if (o->json && ap_buf_printf(&b, "{\"guard\": ") < 0)
 		goto out;
 	if (!o->json && !isatty(STDOUT_FILENO)) {
-		if (g.changed && ap_watch_format_line(&g, &b) < 0)
+		if (g.changed && ap_guard_format_line(&g, &b) < 0)
 			goto out;
-	} else if (ap_watch_format(&g, o->json, &b) < 0 ||
+	} else if (ap_guard_format(&g, o->json, &b) < 0 ||
 		   (o->json && ap_buf_printf(&b, "}\n") < 0))
 		goto out;
 	if (b.data)

@@ -12,7 +12,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "util.h"
-#include "watch.h"
+#include "guard.h"
 
 struct status {
 	struct ap_ctx *c;
@@ -98,7 +98,7 @@ static void gather(struct status *s)
 			s->last = &s->events[i];
 	find_attempt(s);
 	if (ap_ctx_bus(c))
-		s->have_guard = ap_watch_heartbeat(c->bus, c->st, c->cfg, false, &s->guard) >= 0;
+		s->have_guard = ap_guard_heartbeat(c->bus, c->st, c->cfg, false, &s->guard) >= 0;
 	(void)ap_state_list_bad(c->st, &s->bad, &s->n_bad);
 	(void)ap_state_list_overrides(c->st, "trust-skip", &s->skips, &s->n_skips);
 	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
@@ -164,7 +164,7 @@ static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 		r = ap_buf_linef(b, "            %s %s: %s", s->guard.v[i].unit,
 				 s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
 		if (r >= 0 && s->guard.v[i].looping &&
-		    ap_watch_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 && hint.data)
+		    ap_guard_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 && hint.data)
 			r = ap_buf_linef(b, "              %s", hint.data);
 		ap_buf_free(&hint);
 	}
@@ -364,7 +364,7 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	int r = ap_buf_printf(b, ", \"guard\": ");
 
 	if (r >= 0)
-		r = s->have_guard ? ap_watch_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
+		r = s->have_guard ? ap_guard_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
 	if (r >= 0)
 		r = ap_cmd_json_commits(b, "bad", s->bad, s->n_bad);
 	if (r >= 0)

@@ -14,6 +14,7 @@
 #include "cmd.h"
 #include "exitcode.h"
 #include "log.h"
+#include "record.h"
 #include "util.h"
 
 static int list(struct ap_ctx *c)
@@ -70,8 +71,6 @@ static int skip(struct ap_ctx *c, const char *rev, const char *reason)
 {
 	struct ap_bad *v = NULL;
 	char id[AP_OID_HEXSZ + 1];
-	struct ap_event e = { .realtime_usec = ap_now_realtime_usec(), .kind = AP_EVENT_OVERRIDE,
-			      .reason = (char *)reason };
 	size_t n = 0;
 	int code = resolve(c, rev, id);
 
@@ -86,13 +85,8 @@ static int skip(struct ap_ctx *c, const char *rev, const char *reason)
 			return AP_EXIT_OK;
 		}
 	ap_bad_free(v, n);
-	if (ap_state_add_override(c->st, "trust-skip", id, reason) < 0)
+	if (ap_record_override_now(c, "trust-skip", id, reason) < 0)
 		return AP_EXIT_FAILED;
-	snprintf(e.to, sizeof(e.to), "%s", id);
-	snprintf(e.result, sizeof(e.result), "trust-skip");
-	snprintf(e.trigger, sizeof(e.trigger), "manual");
-	ap_ctx_event(c, &e);
-	(void)ap_state_count(c->st, "override:trust-skip");
 	printf("%.12s is let through the signature check from now on (%s); the tip of an apply "
 	       "must still be signed\n", id, reason);
 	return AP_EXIT_OK;

@@ -81,17 +81,3 @@ struct ap_repo *ap_ctx_repo(struct ap_ctx *c)
 		c->repo = NULL;
 	return c->repo;
 }
-
-void ap_ctx_event(struct ap_ctx *c, const struct ap_event *e)
-{
-	struct ap_event_entry x;
-
-	(void)ap_state_add_event(c->st, e);
-	if (ap_event_entry(e, c->cfg->scope == AP_SCOPE_USER, &x) < 0) {
-		ap_log_error(-ENOMEM, "out of memory for the journal entry of %s %s",
-			     ap_event_kind_to_string(e->kind), e->result);
-		return;
-	}
-	ap_log_entry(x.level, x.message_id, x.fields, "%s", x.message);
-	ap_event_entry_clear(&x);
-}

@@ -12,6 +12,7 @@
 #include "install.h"
 #include "log.h"
 #include "plan.h"
+#include "planning.h"
 #include "util.h"
 
 void ap_drift_clear(struct ap_drift *d)
@@ -61,23 +62,17 @@ static int expected_of_plan(const struct ap_plan *p, struct ap_expected_set *ret
  * are not read: the tree entries carry the ids. */
 static int compute_expected(struct ap_ctx *c, const char *commit, struct ap_expected_set *ret)
 {
-	_cleanup_strv_free_ char **prefixes = NULL;
+	struct ap_planning in = { .cfg = c->cfg, .repo = ap_ctx_repo(c), .files_only = true };
 	struct ap_changes ch = { 0 };
 	struct ap_plan *p = NULL;
-	char *error = NULL;
-	int r = ap_ctx_repo(c) ? ap_plan_prefixes(c->cfg, &prefixes) : -EIO;
+	int r = in.repo ? ap_planning_build(&in, "", commit, &ch, &p) : -EIO;
 
-	if (r >= 0)
-		r = ap_repo_diff_paths(c->repo, NULL, commit, prefixes, &ch);
-	if (r >= 0)
-		r = ap_plan_build(c->cfg, &ch, NULL, "", commit, &p, &error);
 	if (r >= 0)
 		r = expected_of_plan(p, ret);
 	if (r >= 0) {
 		snprintf(ret->commit, sizeof(ret->commit), "%s", commit);
 		snprintf(ret->config, sizeof(ret->config), "%s", c->cfg->digest);
 	}
-	free(error);
 	if (p)
 		ap_plan_free(p);
 	ap_changes_free(&ch);
@@ -177,4 +172,66 @@ int ap_drift_check(struct ap_ctx *c, const char *commit, struct ap_drift *ret)
 	}
 	*ret = d;
 	return 0;
+}
+
+int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set,
+		     struct ap_changes *ret)
+{
+	ret->v = calloc(d->n, sizeof(*ret->v));
+	if (!ret->v)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n; i++)
+		for (size_t k = 0; k < set->n; k++) {
+			const struct ap_expected *e = &set->v[k];
+			struct ap_change *ch = &ret->v[ret->n];
+			struct ap_host_file hf = { 0 };
+
+			if (strcmp(e->path, d->v[i].path) != 0)
+				continue;
+			*ch = (struct ap_change){ .kind = AP_CHANGE_MODIFY, .path = strdup(e->repo_path),
+						  .new_mode = e->mode & 0111 ? AP_GIT_MODE_EXEC
+									     : AP_GIT_MODE_BLOB };
+			ch->old_mode = ch->new_mode;
+			snprintf(ch->new_oid, sizeof(ch->new_oid), "%s", e->oid);
+			ret->n++;
+			if (!ch->path)
+				return -ENOMEM;
+			if (ap_install_read_host(e->path, e->root_len, true, &hf) >= 0 && hf.present) {
+				ch->old_data = TAKE_PTR(hf.data);
+				ch->old_len = hf.len;
+			}
+			ap_host_file_clear(&hf);
+			break;
+		}
+	return 0;
+}
+
+void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struct ap_tick *t,
+		   struct ap_drift *d)
+{
+	size_t n;
+
+	if (*tip && ap_repo_count_commits(c->repo, applied, tip, &n) >= 0)
+		t->pending = (long)n;
+	if (ap_drift_check(c, applied, d) >= 0)
+		t->drift = (long)d->n;
+	if (d->n > 0 && !c->cfg->drift_revert)
+		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
+			       "'autopull diff' shows how", d->n, applied, d->v[0].path, d->v[0].what);
+}
+
+int ap_drift_revert_changes(struct ap_ctx *c, const char *applied, const struct ap_drift *d,
+			    struct ap_changes *ret)
+{
+	struct ap_expected_set set = { 0 };
+	int k = ap_drift_expected(c, applied, &set);
+
+	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
+		       d->v[0].path, d->v[0].what);
+	if (k >= 0)
+		k = ap_drift_changes(d, &set, ret);
+	ap_expected_set_clear(&set);
+	if (k < 0)
+		ap_log_error(k, "failed to put back the drifted files: %s", strerror(-k));
+	return k;
 }

@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include "effects.h"
+#include "state-fileset.h"
 #include "log.h"
+#include "record.h"
 #include "sdexit.h"
 #include "util.h"
-#include "watch.h"
+#include "guard.h"
 
 #define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
 
@@ -409,7 +411,7 @@ static int settle(void *u, char *const *units, char **ret_why)
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "autopull: watching %zu unit(s) for %.0f s (guard.settle)...\n",
 			ap_strv_length(units), e->cfg->guard.settle_usec / 1e6);
-	r = ap_watch_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	r = ap_guard_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
 	if (r < 0 && r != -EIO)
 		ap_log_error(r, "failed to watch the restarted units: %s", strerror(-r));
 	return r;
@@ -420,38 +422,16 @@ static int settle(void *u, char *const *units, char **ret_why)
 static int record(void *u, const struct ap_journal *j, char *const *restarted)
 {
 	struct ap_effects *e = u;
-	int r = ap_state_write_applied(e->st, j->to);
 
-	/* Restarted units are watched by later heartbeats too; units started for the first time
-	 * are not, or a first run would make every heartbeat sample every unit of the repo. */
-	return r < 0 ? r : ap_state_write_restarted(e->st, restarted);
+	return ap_record_applied(e->st, j, restarted);
 }
 
 static int record_rollback(void *u, const struct ap_journal *j, const char *why, bool settled,
 			   const char *settle_why)
 {
 	struct ap_effects *e = u;
-	_cleanup_free_ char *tripped = NULL;
-	int r = ap_state_find_bad(e->st, j->to, NULL);
 
-	/* A damaged line elsewhere in the list must not lose this entry (it was logged). */
-	if (r == 0 || r == -EBADMSG)
-		r = ap_state_add_bad(e->st, j->to, why);
-	/* An apply that superseded an unfinished one rolls back to that one's files, whose
-	 * actions ran again in this apply: that commit is what the host runs now. */
-	if (r >= 0 && settled && *j->from && strcmp(j->from, j->base) != 0)
-		r = ap_state_write_applied(e->st, j->from);
-	if (r < 0)
-		return r;
-	if (settled) {
-		ap_log_error(-EIO, "rolled back %.12s and marked it bad (%s); the host runs %.12s again",
-			     j->to, why, *j->from ? j->from : "(nothing)");
-		return 0;
-	}
-	tripped = ap_strdupf("rollback of %.12s failed: %s", j->to, settle_why ? settle_why : "?");
-	ap_log_error(-EIO, "ROLLBACK FAILED for %.12s: %s; applies refuse until 'autopull apply "
-			   "--override-guard --reason TEXT'", j->to, settle_why ? settle_why : "?");
-	return tripped ? ap_state_write_tripped(e->st, tripped) : -ENOMEM;
+	return ap_record_rolled_back(e->st, j, why, settled, settle_why);
 }
 
 /* --- the test hook --------------------------------------------------------------------------- */
@@ -493,4 +473,65 @@ void ap_effects_ops(struct ap_effects *e, struct ap_apply_ops *ret)
 		.reset_failed = reset_failed, .run_jobs = run_jobs, .settle = settle,
 		.record = record, .record_rollback = record_rollback, .crash_point = crash_point,
 	};
+}
+
+int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct ap_plan *p,
+		       enum ap_apply_outcome *ret)
+{
+	struct ap_apply_ops ops;
+	int k = e->bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0 : -ENOTCONN;
+
+	*ret = AP_APPLY_FAILED;
+	ap_effects_ops(e, &ops);
+	if (k >= 0)
+		k = ap_apply_run(j, p, &ops, ret);
+	if (k < 0)
+		*ret = AP_APPLY_FAILED;
+	return k;
+}
+
+int ap_effects_finish(struct ap_effects *e, struct ap_journal *j, bool *ret_has_journal)
+{
+	bool rollback = j->mode == AP_JOURNAL_ROLLBACK;
+	enum ap_apply_outcome out;
+	struct ap_apply_ops ops;
+	int k;
+
+	ap_effects_ops(e, &ops);
+	if (rollback)
+		ap_log_notice("finishing the interrupted rollback of %.12s", j->to);
+	else
+		ap_log_notice("the apply of %.12s was interrupted before all its files were written; "
+			      "putting them back", j->to);
+	k = e->bus || j->n_units == 0 ? ap_apply_undo(j, &ops, rollback, j->why, &out) : -ENOTCONN;
+	ap_journal_clear(j);
+	/* An older journal the undone one had superseded comes back (apply.c). */
+	if (k >= 0)
+		k = ap_state_read_journal(e->st, j);
+	*ret_has_journal = k >= 0;
+	if (k < 0 && k != -ENOENT)
+		return ap_log_error(k, "failed to finish the interrupted run: %s", strerror(-k));
+	return 0;
+}
+
+int ap_effects_resolve_owed(struct ap_bus *b, struct ap_journal *j)
+{
+	for (size_t i = 0; i < j->n_units; i++) {
+		struct ap_journal_unit *u = &j->units[i];
+		struct ap_unit_props p = { 0 };
+		int k;
+
+		if (u->state == AP_STEP_DONE ||
+		    (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
+			continue;
+		if (!b)
+			return -ENOTCONN;
+		k = ap_bus_get_unit_props(b, u->unit, &p);
+		if (k >= 0)
+			ap_apply_resolve_unit(u, p.active_state);
+		ap_unit_props_clear(&p);
+		if (k < 0)
+			return k;
+	}
+	return 0;
 }

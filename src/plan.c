@@ -1,6 +1,7 @@
 /* The planner: maps changed repository paths to host destinations and decides, with a
  * reason for each, which units to restart, reload, start, stop, enable or leave alone.
- * Pure: no I/O, no logging. The executor (engine) decides how; this decides what. */
+ * Pure: no I/O, no logging. The executor (apply.c) decides how and in which order; this
+ * decides what. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -736,4 +737,25 @@ int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_ki
 	if (r >= 0)
 		find_unit(p, unit)->owed = true;
 	return r;
+}
+
+bool ap_plan_is_noop(const struct ap_plan *p)
+{
+	if (p->n_files > 0 || p->daemon_reload)
+		return false;
+	for (size_t i = 0; i < p->n_units; i++)
+		if (p->units[i].action != AP_ACTION_NONE)
+			return false;
+	return true;
+}
+
+int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j)
+{
+	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", j->to);
+	int k = reason ? 0 : -ENOMEM;
+
+	for (size_t i = 0; k >= 0 && i < j->n_units; i++)
+		if (j->units[i].state != AP_STEP_DONE)
+			k = ap_plan_add_owed(p, j->units[i].unit, j->units[i].action, reason);
+	return k;
 }

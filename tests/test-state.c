@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "state-fileset.h"
 #include "fsutil.h"
 #include "state.h"
 #include "util.h"
@@ -346,6 +347,81 @@ static void test_pin_and_numbers_strict(void **s)
 	ap_state_free(st);
 }
 
+/* One load reads everything an apply decides on; a damaged file fails the whole load and
+ * leaves nothing half-read. */
+static void test_load(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_state_snapshot snap = { 0 };
+	char *owned[] = { "/etc/b", "/etc/a", NULL };
+	struct ap_journal j = { 0 };
+
+	assert_int_equal(ap_state_load(st, &snap), 0);
+	assert_string_equal(snap.applied, "");
+	assert_null(snap.owned);
+	assert_false(snap.pinned || snap.has_journal);
+	assert_int_equal(snap.n_bad, 0);
+	assert_null(snap.tripped);
+	ap_state_snapshot_clear(&snap);
+
+	assert_int_equal(ap_state_write_applied(st, OID_A), 0);
+	assert_int_equal(ap_state_write_owned(st, owned), 0);
+	assert_int_equal(ap_state_write_pin(st, &(struct ap_pin){ .commit = OID_A, .reason = "hold" }), 0);
+	snprintf(j.to, sizeof(j.to), "%s", OID_B);
+	assert_int_equal(ap_state_write_journal(st, &j), 0);
+	assert_int_equal(ap_state_add_bad(st, OID_B, "it failed"), 0);
+	assert_int_equal(ap_state_write_tripped(st, "rollback failed"), 0);
+	assert_int_equal(ap_state_load(st, &snap), 0);
+	assert_string_equal(snap.applied, OID_A);
+	assert_string_equal(snap.owned[0], "/etc/a");
+	assert_true(snap.pinned && strcmp(snap.pin.reason, "hold") == 0);
+	assert_true(snap.has_journal && strcmp(snap.journal.to, OID_B) == 0);
+	assert_int_equal(snap.n_bad, 1);
+	assert_string_equal(ap_state_snapshot_find_bad(&snap, OID_B)->why, "it failed");
+	assert_null(ap_state_snapshot_find_bad(&snap, OID_A));
+	assert_string_equal(snap.tripped, "rollback failed\n");
+	ap_state_snapshot_clear(&snap);
+
+	/* A damaged rolled-back list does not fail the load: the run decides what it means. */
+	put_state(s, "bad", OID_B " 1 ok\n" OID_A " -1 negative\n");
+	assert_int_equal(ap_state_load(st, &snap), 0);
+	assert_int_equal(snap.bad_error, -EBADMSG);
+	assert_int_equal(snap.tripped_error, 0);
+	ap_state_snapshot_clear(&snap);
+	put_state(s, "bad", "");
+	put_state(s, "pin", OID_A " 99999999999999999999 overflow\n");
+	assert_int_equal(ap_state_load(st, &snap), -EBADMSG);
+	ap_state_free(st);
+}
+
+/* The tick file feeds the metrics: a value that is not -1 or a decimal number in range
+ * reads as unknown, never as a wrapped or saturated number. */
+static void test_tick_strict(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_tick t;
+
+	assert_int_equal(ap_state_write_tick(st, &(struct ap_tick){ 3, 0 }), 0);
+	ap_state_read_tick(st, &t);
+	assert_true(t.pending == 3 && t.drift == 0);
+	put_state(s, "tick", "pending -1\ndrift -1\n");
+	ap_state_read_tick(st, &t);
+	assert_true(t.pending == -1 && t.drift == -1);
+	put_state(s, "tick", "pending 99999999999999999999\ndrift 0\n");
+	ap_state_read_tick(st, &t);
+	assert_true(t.pending == -1 && t.drift == -1);
+	put_state(s, "tick", "pending -5\ndrift 2\n");
+	ap_state_read_tick(st, &t);
+	assert_true(t.pending == -1 && t.drift == -1);
+	put_state(s, "tick", "pending 3\ndrift 4x\n");
+	ap_state_read_tick(st, &t);
+	assert_true(t.pending == -1 && t.drift == -1);
+	put_state(s, "tick", "pending +3\ndrift 4\n");
+	ap_state_read_tick(st, &t);
+	assert_true(t.pending == -1 && t.drift == -1);
+	ap_state_free(st);
+}
+
 /* The expected set names the configuration it was computed under; one without (an older
  * autopull's) reads with an empty digest, so it never matches and is computed again. */
 static void test_expected(void **s)
@@ -420,14 +496,14 @@ static void test_parse_owned(void **s)
 {
 	char **v = NULL;
 
-	assert_int_equal(ap_state_parse_owned("/etc/a\n/etc/b\n/etc/a\n", &v), 0);
+	assert_int_equal(ap_records_owned_parse("/etc/a\n/etc/b\n/etc/a\n", &v, NULL), 0);
 	assert_int_equal(ap_strv_length(v), 2);
 	ap_strv_free(v);
 	v = NULL;
-	assert_int_equal(ap_state_parse_owned("/etc/../x\n", &v), -EBADMSG);
-	assert_int_equal(ap_state_parse_owned("relative\n", &v), -EBADMSG);
-	assert_int_equal(ap_state_parse_owned("/\n", &v), -EBADMSG);
-	assert_int_equal(ap_state_parse_owned("", &v), 0);
+	assert_int_equal(ap_records_owned_parse("/etc/../x\n", &v, NULL), -EBADMSG);
+	assert_int_equal(ap_records_owned_parse("relative\n", &v, NULL), -EBADMSG);
+	assert_int_equal(ap_records_owned_parse("/\n", &v, NULL), -EBADMSG);
+	assert_int_equal(ap_records_owned_parse("", &v, NULL), 0);
 	assert_null(v);
 }
 
@@ -473,6 +549,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin_and_numbers_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tick_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_temps, setup, teardown),
 		cmocka_unit_test(test_parse_owned),

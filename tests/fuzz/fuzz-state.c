@@ -9,7 +9,7 @@
 #include "events.h"
 #include "fuzz.h"
 #include "journal.h"
-#include "state.h"
+#include "records.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,7 +57,7 @@ static void owned(const char *text)
 {
 	char **v = NULL;
 
-	if (ap_state_parse_owned(text, &v) < 0)
+	if (ap_records_owned_parse(text, &v, NULL) < 0)
 		return;
 	for (size_t i = 0; v && v[i]; i++)
 		FUZZ_CHECK(ap_path_is_normalized_absolute(v[i]) && strcmp(v[i], "/") != 0);
@@ -66,14 +66,10 @@ static void owned(const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text;
+	char *text = fuzz_selected_text(data, size);
 
-	if (size < 1)
-		return 0;
-	text = strndup((const char *)data + 1, size - 1); /* the parsers read C strings */
 	if (!text)
 		return 0;
-	ap_log_set_max_level(0);
 	switch (data[0] % 3) {
 	case 0: journal(text); break;
 	case 1: event(text); break;

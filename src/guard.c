@@ -1,5 +1,5 @@
-/* Sampling, history, metrics and settling (see watch.h). The arithmetic lives in
- * heartbeat.c; this file only gathers samples and stores results. */
+/* Sampling, history, the apply's verdict and settling (see guard.h). The arithmetic lives in
+ * heartbeat.c; this file gathers samples, stores the history and decides. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,8 +9,8 @@
 #include "fsutil.h"
 #include "sdexit.h"
 #include "log.h"
-#include "push.h"
-#include "watch.h"
+#include "record.h"
+#include "guard.h"
 
 #define HISTORY_FILE "heartbeat"
 #define HISTORY_MAX_SAMPLES 50000
@@ -105,114 +105,6 @@ static int watched_units(struct ap_bus *b, struct ap_state *st, const struct ap_
 		return r;
 	*ret = TAKE_PTR(units);
 	return 0;
-}
-
-static void read_last_apply(struct ap_state *st, struct ap_hb_facts *f)
-{
-	struct ap_last_apply la;
-
-	f->last_apply_success = -1;
-	if (ap_state_read_last_apply(st, &la) >= 0) {
-		f->last_apply_real_usec = la.realtime_usec;
-		f->last_apply_success = la.ok;
-	}
-}
-
-/* The guard's facts for the metrics: its verdict, rollbacks, overrides, failed pushes. */
-static void read_guard_facts(struct ap_state *st, const struct ap_guard_result *g,
-			     struct ap_hb_facts *f)
-{
-	f->guard_ok = g->ok;
-	f->guard_tripped = g->tripped != NULL;
-	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
-	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
-	f->push_failures = ap_push_failures(st);
-}
-
-/* The apply history's facts: counters, pin, and what the last tick saw. */
-struct history_facts {
-	struct ap_counter *counters;
-	size_t n;
-	char **names;
-	uint64_t *values;
-};
-
-static void read_history_facts(struct ap_state *st, struct history_facts *hf, struct ap_hb_facts *f)
-{
-	struct ap_pin pin = { 0 };
-	struct ap_tick t;
-	int k = ap_state_read_pin(st, &pin);
-
-	f->pinned = k >= 0 ? 1 : k == -ENOENT ? 0 : -1;
-	ap_pin_clear(&pin);
-	ap_state_read_tick(st, &t);
-	f->pending_commits = t.pending;
-	f->drift_files = t.drift;
-	if (ap_state_read_counters(st, &hf->counters, &hf->n) < 0 || hf->n == 0)
-		return;
-	hf->names = calloc(hf->n, sizeof(char *));
-	hf->values = calloc(hf->n, sizeof(uint64_t));
-	if (!hf->names || !hf->values)
-		return;
-	for (size_t i = 0; i < hf->n; i++) {
-		hf->names[i] = hf->counters[i].name;
-		hf->values[i] = hf->counters[i].value;
-	}
-	f->counter_names = hf->names;
-	f->counter_values = hf->values;
-	f->n_counters = hf->n;
-}
-
-static void history_facts_free(struct history_facts *hf)
-{
-	free(hf->counters);
-	free(hf->names);
-	free(hf->values);
-}
-
-static int write_metrics(struct ap_state *st, const struct ap_config *c,
-			 const struct ap_hb_history *h, const struct ap_hb_history *failed,
-			 const struct ap_guard_result *g)
-{
-	_cleanup_free_ char *text = NULL, *path = NULL;
-	char host[256] = "", applied[AP_OID_HEXSZ + 1] = "";
-	struct ap_hb_facts f = { .host = host, .applied_commit = applied, .failed = failed->v,
-				 .n_failed = failed->n };
-	struct history_facts hf = { 0 };
-	char *slash;
-	int dfd, r;
-
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		copy(host, sizeof(host), "unknown");
-	if (ap_state_read_applied(st, applied) < 0)
-		applied[0] = '\0';
-	read_last_apply(st, &f);
-	read_guard_facts(st, g, &f);
-	read_history_facts(st, &hf, &f);
-	r = ap_hb_render_metrics(h, g->v, g->n, &f, ap_now_realtime_usec(), &text);
-	history_facts_free(&hf);
-	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
-				     : ap_strdupf("%s/metrics.prom", c->state_dir);
-	if (r < 0 || !path)
-		return r < 0 ? r : -ENOMEM;
-	slash = strrchr(path, '/');
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*path ? path : "/", 1, 0755);
-	/* Every writer of the metrics holds the history lock: a temp file here is a killed one's. */
-	if (dfd >= 0)
-		(void)ap_fs_remove_stale_temps(dfd, slash + 1);
-	/* A scrape reads either version whole; a power cut may bring back the one before. */
-	r = dfd < 0 ? dfd : ap_fs_write_atomic_flags(dfd, slash + 1, text, strlen(text), 0644,
-						     (uid_t)-1, (gid_t)-1, AP_FS_NO_DIRSYNC);
-	if (dfd >= 0)
-		close(dfd);
-	*slash = '/';
-	if (r < 0)
-		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
-	/* The same samples, whether or not the file could be written; a failed push is only
-	 * a warning (push.c). */
-	(void)ap_push_metrics(st, &c->guard, text);
-	return r;
 }
 
 /* The stored history. One that cannot be read or parses to nothing is moved aside: a guard
@@ -363,7 +255,7 @@ static bool verdicts_changed(const struct ap_config *c, const struct ap_hb_histo
 	return false;
 }
 
-int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
+int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
 	_cleanup_strv_free_ char **units = NULL;
@@ -397,7 +289,7 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		sample_failed(b, units, boot_id, &failed);
 		/* Metrics are for people and dashboards: a path they cannot be written to is worth
 		 * a warning, never a guard that stops judging. */
-		if (write_metrics(st, c, &h, &failed, &g) < 0)
+		if (ap_record_metrics(st, c, &h, &failed, g.v, g.n, g.ok, g.tripped != NULL) < 0)
 			ap_log_warning("the guard works on without metrics");
 	}
 	if (lock >= 0)
@@ -413,11 +305,84 @@ int ap_watch_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	return 0;
 }
 
-void ap_watch_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c)
+/* A timer this apply is about to enable and start has never fired: not stale. */
+static void forget_new_units_stale(const struct ap_plan *plan, struct ap_guard_result *g)
+{
+	for (size_t i = 0; plan && i < g->n; i++)
+		for (size_t k = 0; k < plan->n_units; k++)
+			if (plan->units[k].action == AP_ACTION_ENABLE_START &&
+			    strcmp(plan->units[k].unit, g->v[i].unit) == 0) {
+				g->v[i].stale = false;
+				snprintf(g->v[i].why, sizeof(g->v[i].why),
+					 "this apply enables and starts it");
+			}
+}
+
+int ap_guard_sample(struct ap_bus *b, struct ap_state *st, const struct ap_config *c, bool record,
+		    const struct ap_plan *plan, struct ap_guard_result *ret)
+{
+	int k = ap_guard_heartbeat(b, st, c, record, ret);
+
+	if (k >= 0)
+		forget_new_units_stale(plan, ret);
+	return k;
+}
+
+/* Names each looping unit with what clears it, and the tripped guard. */
+static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_result *g,
+		       int sampled, const char *tripped)
+{
+	struct ap_buf b = { 0 };
+
+	if (sampled < 0)
+		ap_log_error(sampled, "refusing to apply %.12s: the guard cannot sample the watched "
+				      "units (%s)", in->to, strerror(-sampled));
+	if (sampled >= 0 && ap_guard_format(g, false, &b) >= 0)
+		fputs(b.data, stderr);
+	ap_buf_free(&b);
+	for (size_t i = 0; sampled >= 0 && i < g->n; i++) {
+		if (!g->v[i].looping)
+			continue;
+		if (ap_guard_clear_hint(g, i, in->cfg->scope, ap_now_realtime_usec(), &b) < 0)
+			return -ENOMEM;
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s", in->to,
+			     g->v[i].unit, g->v[i].why, b.data);
+		ap_buf_free(&b);
+	}
+	if (tripped)
+		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", in->to,
+			     tripped);
+	ap_log_error(-EBUSY, "to apply anyway: autopull apply --override-guard --reason TEXT");
+	return AP_GUARD_REFUSED;
+}
+
+int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled)
+{
+	const char *tripped = in->tripped_error < 0 ? "the guard's state cannot be read" : in->tripped;
+	int sampled = -ENOTCONN;
+
+	*ret_sampled = false;
+	/* A dry run without a manager (the repository's own CI) plans with conditional unit
+	 * actions (planning.h); the guard has nothing to sample there either. */
+	if (in->dry_run && !tripped && !in->bus)
+		return AP_GUARD_PASS;
+	if (in->bus)
+		sampled = ap_guard_sample(in->bus, in->st, in->cfg, !in->dry_run, in->plan, ret);
+	*ret_sampled = sampled >= 0;
+	if (!tripped && sampled >= 0 && ret->ok)
+		return AP_GUARD_PASS;
+	if (in->override) {
+		ap_log_warning("guard overridden for %.12s: %s", in->to, in->reason);
+		return AP_GUARD_OVERRIDDEN;
+	}
+	return log_refusal(in, ret, sampled, tripped);
+}
+
+void ap_guard_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c)
 {
 	struct ap_guard_result g = { 0 };
 
-	if (b && ap_watch_heartbeat(b, st, c, true, &g) >= 0)
+	if (b && ap_guard_heartbeat(b, st, c, true, &g) >= 0)
 		ap_guard_result_free(&g);
 }
 
@@ -475,7 +440,7 @@ static int check_units(struct ap_bus *b, char *const *units, long long *base, bo
 	return 0;
 }
 
-int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
+int ap_guard_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
 		    char **ret_why)
 {
 	unsigned long long deadline = ap_now_monotonic_usec() + settle_usec;
@@ -504,7 +469,7 @@ int ap_watch_settle(struct ap_bus *b, char *const *units, unsigned long long set
 	return r;
 }
 
-int ap_watch_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
+int ap_guard_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
 			unsigned long long now_real, struct ap_buf *out)
 {
 	const struct ap_hb_verdict *v = &g->v[i];
@@ -548,7 +513,7 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 	return r < 0 ? r : ap_buf_append(out, "]", 1);
 }
 
-int ap_watch_format_line(const struct ap_guard_result *g, struct ap_buf *out)
+int ap_guard_format_line(const struct ap_guard_result *g, struct ap_buf *out)
 {
 	int r = ap_buf_printf(out, "guard: %s", g->ok ? "ok" : "REFUSING");
 
@@ -561,7 +526,7 @@ int ap_watch_format_line(const struct ap_guard_result *g, struct ap_buf *out)
 	return r < 0 ? r : ap_buf_append(out, "\n", 1);
 }
 
-int ap_watch_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)
+int ap_guard_format(const struct ap_guard_result *g, bool json, struct ap_buf *out)
 {
 	int width = 20, r = 0;
 

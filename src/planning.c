@@ -1,0 +1,120 @@
+/* The one planning pipeline (planning.h). Blob contents are read only where the planner
+ * needs them (unit files and drop-ins, for [Install], X-AutoPull-OnChange= and the metadata
+ * comparison); other files are only sized here and read one at a time when staged or
+ * installed (ap_planning_source). */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "plan.h"
+#include "planning.h"
+#include "unitpolicy.h"
+#include "util.h"
+
+static int read_change(struct ap_repo *repo, struct ap_change *ch, const struct ap_path_map *m)
+{
+	bool unit = m->kind == AP_MAP_UNIT || m->kind == AP_MAP_DROPIN;
+	bool mapped = unit || m->kind == AP_MAP_FILE;
+	bool blob = ch->new_mode == AP_GIT_MODE_BLOB || ch->new_mode == AP_GIT_MODE_EXEC;
+	size_t size = 0;
+	int k = mapped && blob ? ap_repo_blob_size(repo, ch->new_oid, &size) : 0;
+
+	if (k >= 0 && size > AP_MAX_BLOB_SIZE)
+		k = -EFBIG;
+	if (k >= 0 && blob && unit)
+		k = ap_repo_read_blob(repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data, &ch->new_len);
+	if (k >= 0 && unit && ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
+		k = ap_repo_read_blob(repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data, &ch->old_len);
+	if (k == -EFBIG)
+		return ap_log_error(k, "'%s' is larger than %u bytes; refusing to install it",
+				    ch->path, AP_MAX_BLOB_SIZE);
+	return k;
+}
+
+static int load_blobs(const struct ap_planning *in, struct ap_changes *changes)
+{
+	for (size_t i = 0; i < changes->n; i++) {
+		struct ap_change *ch = &changes->v[i];
+		struct ap_path_map m = { 0 };
+		int k;
+
+		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(in->cfg, ch->path, &m) < 0)
+			continue;
+		k = read_change(in->repo, ch, &m);
+		ap_path_map_clear(&m);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
+static int query_states(const struct ap_planning *in, const struct ap_changes *changes,
+			const char *to, struct ap_unit_states *states)
+{
+	_cleanup_strv_free_ char **patterns = NULL;
+	int k = ap_plan_units_needed(in->cfg, changes, &patterns);
+
+	if (k < 0 || !patterns)
+		return k;
+	if (!in->bus) {
+		if (!in->dry_run)
+			return -ENOTCONN;
+		ap_log_warning("no service manager reachable: unit actions are conditional");
+		return 0;
+	}
+	k = ap_bus_list_units(in->bus, patterns, states);
+	if (k >= 0)
+		k = ap_bus_read_refusals(in->bus, states);
+	if (k >= 0)
+		k = ap_unitpolicy_read(in->repo, in->cfg, to, states);
+	if (k < 0)
+		return k;
+	states->known = true;
+	return 0;
+}
+
+int ap_planning_build(const struct ap_planning *in, const char *from, const char *to,
+		      struct ap_changes *changes, struct ap_plan **ret)
+{
+	struct ap_unit_states states = { 0 };
+	_cleanup_strv_free_ char **prefixes = NULL;
+	_cleanup_free_ char *error = NULL;
+	int k = 0;
+
+	if (changes->n == 0) {
+		k = ap_plan_prefixes(in->cfg, &prefixes);
+		if (k >= 0)
+			k = ap_repo_diff_paths(in->repo, *from ? from : NULL, to, prefixes, changes);
+	}
+	if (k >= 0 && !in->files_only)
+		k = load_blobs(in, changes);
+	if (k >= 0 && !in->files_only)
+		k = query_states(in, changes, to, &states);
+	if (k >= 0)
+		k = ap_plan_build(in->cfg, changes, in->files_only ? NULL : &states, from, to, ret,
+				  &error);
+	ap_unit_states_free(&states);
+	/* the expected set of a commit that was never applied has no one to tell */
+	if (k == -EINVAL && error && !in->files_only)
+		ap_log_error(k, "%s", error);
+	return k;
+}
+
+static int read_source(void *userdata, const struct ap_change *ch, char **ret, size_t *ret_len)
+{
+	return ap_repo_read_blob(userdata, ch->new_oid, AP_MAX_BLOB_SIZE, ret, ret_len);
+}
+
+static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
+{
+	if (ch->new_data) {
+		*ret = ch->new_len;
+		return 0;
+	}
+	return ap_repo_blob_size(userdata, ch->new_oid, ret);
+}
+
+void ap_planning_source(struct ap_repo *repo, struct ap_install_source *ret)
+{
+	*ret = (struct ap_install_source){ .read = read_source, .size = size_source, .userdata = repo };
+}

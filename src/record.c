@@ -1,0 +1,420 @@
+/* What a run did, written in one place (record.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "push.h"
+#include "record.h"
+#include "spawn.h"
+#include "util.h"
+
+struct ap_record_override {
+	char kind[16];
+	char to[AP_OID_HEXSZ + 1];
+	char *reason;
+};
+
+void ap_record_begin(struct ap_record *rec, struct ap_ctx *c, const char *applied)
+{
+	*rec = (struct ap_record){ .c = c, .start = ap_now_monotonic_usec() };
+	snprintf(rec->from, sizeof(rec->from), "%s", applied ? applied : "");
+}
+
+void ap_record_done(struct ap_record *rec)
+{
+	for (size_t i = 0; i < rec->n_events; i++)
+		ap_event_clear(&rec->events[i]);
+	free(rec->events);
+	for (size_t i = 0; i < rec->n_overrides; i++)
+		free(rec->overrides[i].reason);
+	free(rec->overrides);
+	*rec = (struct ap_record){ 0 };
+}
+
+/* Who started this run: the timer (systemd 251+ passes TRIGGER_UNIT), the service started
+ * some other way, or a person. */
+static const char *trigger(void)
+{
+	const char *t = secure_getenv("TRIGGER_UNIT");
+
+	if (t && ap_endswith(t, ".timer"))
+		return "timer";
+	return secure_getenv("INVOCATION_ID") ? "service" : "manual";
+}
+
+/* The units a journal acted on, for the event ("restart=a,b;start=c"). */
+static char *units_of(const struct ap_journal *j)
+{
+	_cleanup_free_ enum ap_unit_action_kind *a = j ? calloc(j->n_units + 1, sizeof(*a)) : NULL;
+	_cleanup_free_ char **u = j ? calloc(j->n_units + 1, sizeof(*u)) : NULL;
+	char *ret = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; a && u && i < j->n_units; i++)
+		if (j->units[i].state == AP_STEP_DONE) {
+			a[n] = j->units[i].action;
+			u[n++] = j->units[i].unit;
+		}
+	if (a && u)
+		(void)ap_event_units(u, a, n, &ret);
+	return ret;
+}
+
+void ap_record_event(struct ap_record *rec, enum ap_event_kind kind, const char *result,
+		     const char *to, const char *reason, const struct ap_journal *j)
+{
+	struct ap_event *v = reallocarray(rec->events, rec->n_events + 1, sizeof(*v)), *e;
+
+	if (!v) {
+		ap_log_error(-ENOMEM, "out of memory for the %s event", result);
+		return;
+	}
+	rec->events = v;
+	e = &v[rec->n_events++];
+	*e = (struct ap_event){ .realtime_usec = ap_now_realtime_usec(), .kind = kind,
+				.duration_ms = (ap_now_monotonic_usec() - rec->start) / 1000,
+				.units = units_of(j), .reason = reason ? strdup(reason) : NULL };
+	snprintf(e->from, sizeof(e->from), "%s", rec->from);
+	snprintf(e->to, sizeof(e->to), "%s", to ? to : "");
+	snprintf(e->result, sizeof(e->result), "%s", result);
+	snprintf(e->trigger, sizeof(e->trigger), "%s", trigger());
+}
+
+void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
+			const char *reason)
+{
+	struct ap_record_override *v = reallocarray(rec->overrides, rec->n_overrides + 1, sizeof(*v));
+
+	ap_record_event(rec, AP_EVENT_OVERRIDE, kind, to, reason, NULL);
+	if (!v) {
+		ap_log_error(-ENOMEM, "out of memory for the %s override", kind);
+		return;
+	}
+	rec->overrides = v;
+	v[rec->n_overrides] = (struct ap_record_override){ .reason = strdup(reason ? reason : "") };
+	snprintf(v[rec->n_overrides].kind, sizeof(v->kind), "%s", kind);
+	snprintf(v[rec->n_overrides].to, sizeof(v->to), "%s", to ? to : "");
+	rec->n_overrides++;
+}
+
+void ap_record_last_apply(struct ap_record *rec, bool ok)
+{
+	rec->have_last_apply = true;
+	rec->last_apply = (struct ap_last_apply){ .realtime_usec = ap_now_realtime_usec(), .ok = ok };
+}
+
+void ap_record_tick(struct ap_record *rec, const struct ap_tick *t)
+{
+	rec->have_tick = true;
+	rec->tick = *t;
+}
+
+void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e)
+{
+	struct ap_event_entry x;
+
+	(void)ap_state_add_event(c->st, e);
+	if (ap_event_entry(e, c->cfg->scope == AP_SCOPE_USER, &x) < 0) {
+		ap_log_error(-ENOMEM, "out of memory for the journal entry of %s %s",
+			     ap_event_kind_to_string(e->kind), e->result);
+		return;
+	}
+	ap_log_entry(x.level, x.message_id, x.fields, "%s", x.message);
+	ap_event_entry_clear(&x);
+}
+
+int ap_record_override_now(struct ap_ctx *c, const char *kind, const char *to, const char *reason)
+{
+	struct ap_record rec;
+	int k = ap_state_add_override(c->st, kind, to, reason);
+
+	if (k < 0)
+		return k;
+	ap_record_begin(&rec, c, NULL);
+	ap_record_event(&rec, AP_EVENT_OVERRIDE, kind, to, reason, NULL);
+	(void)ap_record_commit(&rec);
+	ap_record_done(&rec);
+	return 0;
+}
+
+/* --- hooks --------------------------------------------------------------------------------- */
+
+#define HOOK_TIMEOUT_USEC (60ULL * 1000000)
+
+/* The operator's hook for an event (hooks: in the configuration), run like a validator: its
+ * argv, a clean environment with the event in it, a deadline. A hook that fails is a
+ * warning: it must not change what the apply did. */
+static void run_hook(const struct ap_config *cfg, char *const *argv, const char *event,
+		     const struct ap_event *e)
+{
+	_cleanup_strv_free_ char **env = NULL;
+	struct ap_spawn_result res = { 0 };
+	char *vars[] = {
+		ap_strdupf("AUTOPULL_EVENT=%s", event), ap_strdupf("AUTOPULL_RESULT=%s", e->result),
+		ap_strdupf("AUTOPULL_COMMIT=%s", e->to), ap_strdupf("AUTOPULL_FROM=%s", e->from),
+		ap_strdupf("AUTOPULL_REASON=%s", e->reason ? e->reason : ""),
+		ap_strdupf("AUTOPULL_UNITS=%s", e->units ? e->units : ""),
+		ap_strdupf("AUTOPULL_CONFIG=%s", cfg->path),
+		strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+		strdup("LANG=C.UTF-8"),
+	};
+	int k = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+		if (k >= 0)
+			k = vars[i] ? ap_strv_push(&env, vars[i]) : -ENOMEM;
+		free(vars[i]);
+	}
+	if (!argv || k < 0)
+		return;
+	k = ap_spawn_run(argv, env, HOOK_TIMEOUT_USEC, &res);
+	if (k < 0)
+		ap_log_warning("hook %s '%s' could not run: %s", event, argv[0], strerror(-k));
+	else if (res.exit_status != 0 || res.timed_out)
+		ap_log_warning("hook %s '%s' %s %d: %s", event, argv[0],
+			       res.timed_out ? "timed out, status" : "exited with", res.exit_status,
+			       res.output && *res.output ? res.output : "(no output)");
+	ap_spawn_result_clear(&res);
+}
+
+static void hooks_for(const struct ap_config *cfg, const struct ap_event *e)
+{
+	const struct ap_hooks *h = &cfg->hooks;
+	bool apply = e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT;
+
+	if (e->kind == AP_EVENT_REFUSED)
+		run_hook(cfg, h->on_refused, "refused", e);
+	else if (apply && ap_startswith(e->result, "roll"))
+		run_hook(cfg, h->on_rollback, "rollback", e);
+	else if (apply && (strcmp(e->result, "failed") == 0 || strcmp(e->result, "restored") == 0))
+		run_hook(cfg, h->on_failure, "failure", e);
+}
+
+/* --- commit -------------------------------------------------------------------------------- */
+
+static void count(struct ap_state *st, const struct ap_event *e)
+{
+	_cleanup_free_ char *counter = ap_strdupf("%s:%s", ap_event_kind_to_string(e->kind),
+						  e->result);
+
+	if (counter)
+		(void)ap_state_count(st, counter);
+	if (e->kind == AP_EVENT_APPLY && ap_startswith(e->result, "roll"))
+		(void)ap_state_count(st, "rollback");
+}
+
+bool ap_record_commit(struct ap_record *rec)
+{
+	struct ap_ctx *c = rec->c;
+
+	for (size_t i = 0; i < rec->n_events; i++) {
+		ap_record_event_now(c, &rec->events[i]);
+		count(c->st, &rec->events[i]);
+	}
+	for (size_t i = 0; i < rec->n_overrides; i++)
+		(void)ap_state_add_override(c->st, rec->overrides[i].kind, rec->overrides[i].to,
+					    rec->overrides[i].reason);
+	if (rec->have_last_apply)
+		(void)ap_state_write_last_apply(c->st, &rec->last_apply);
+	if (rec->have_tick)
+		(void)ap_state_write_tick(c->st, &rec->tick);
+	for (size_t i = 0; i < rec->n_events; i++)
+		hooks_for(c->cfg, &rec->events[i]);
+	return rec->n_events > 0;
+}
+
+/* --- written at once ------------------------------------------------------------------------ */
+
+int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason,
+		  struct ap_pin *inforce)
+{
+	struct ap_pin p = { .realtime_usec = ap_now_realtime_usec(), .reason = strdup(reason) };
+	int k = p.reason ? 0 : -ENOMEM;
+
+	snprintf(p.commit, sizeof(p.commit), "%s", commit);
+	if (k >= 0)
+		k = ap_state_write_pin(rec->c->st, &p);
+	if (k < 0) {
+		ap_pin_clear(&p);
+		return k;
+	}
+	ap_record_event(rec, AP_EVENT_PIN, "ok", commit, reason, NULL);
+	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
+		      commit, reason);
+	ap_pin_clear(inforce);
+	*inforce = p;
+	return 0;
+}
+
+int ap_record_unpin(struct ap_ctx *c, const char *commit, const char *reason)
+{
+	struct ap_event e = { .realtime_usec = ap_now_realtime_usec(), .kind = AP_EVENT_UNPIN,
+			      .reason = (char *)reason };
+	int k = ap_state_clear_pin(c->st);
+
+	if (k < 0)
+		return k;
+	snprintf(e.from, sizeof(e.from), "%s", commit);
+	snprintf(e.trigger, sizeof(e.trigger), "manual");
+	ap_record_event_now(c, &e);
+	return 0;
+}
+
+/* A tick where nothing moved writes nothing: no fsync on the hot path. */
+int ap_record_noop(struct ap_state *st, const char *applied, const char *to)
+{
+	return strcmp(applied, to) == 0 ? 0 : ap_state_write_applied(st, to);
+}
+
+int ap_record_applied(struct ap_state *st, const struct ap_journal *j, char *const *restarted)
+{
+	int r = ap_state_write_applied(st, j->to);
+
+	/* Restarted units are watched by later heartbeats too; units started for the first time
+	 * are not, or a first run would make every heartbeat sample every unit of the repo. */
+	return r < 0 ? r : ap_state_write_restarted(st, restarted);
+}
+
+int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const char *why,
+			  bool settled, const char *settle_why)
+{
+	_cleanup_free_ char *tripped = NULL;
+	int r = ap_state_find_bad(st, j->to, NULL);
+
+	/* A damaged line elsewhere in the list must not lose this entry (it was logged). */
+	if (r == 0 || r == -EBADMSG)
+		r = ap_state_add_bad(st, j->to, why);
+	/* An apply that superseded an unfinished one rolls back to that one's files, whose
+	 * actions ran again in this apply: that commit is what the host runs now. */
+	if (r >= 0 && settled && *j->from && strcmp(j->from, j->base) != 0)
+		r = ap_state_write_applied(st, j->from);
+	if (r < 0)
+		return r;
+	if (settled) {
+		ap_log_error(-EIO, "rolled back %.12s and marked it bad (%s); the host runs %.12s again",
+			     j->to, why, *j->from ? j->from : "(nothing)");
+		return 0;
+	}
+	tripped = ap_strdupf("rollback of %.12s failed: %s", j->to, settle_why ? settle_why : "?");
+	ap_log_error(-EIO, "ROLLBACK FAILED for %.12s: %s; applies refuse until 'autopull apply "
+			   "--override-guard --reason TEXT'", j->to, settle_why ? settle_why : "?");
+	return tripped ? ap_state_write_tripped(st, tripped) : -ENOMEM;
+}
+
+int ap_record_untrip(struct ap_state *st, bool tripped)
+{
+	return tripped ? ap_state_clear_tripped(st) : 0;
+}
+
+/* --- metrics --------------------------------------------------------------------------------- */
+
+static void read_last_apply(struct ap_state *st, struct ap_hb_facts *f)
+{
+	struct ap_last_apply la;
+
+	f->last_apply_success = -1;
+	if (ap_state_read_last_apply(st, &la) >= 0) {
+		f->last_apply_real_usec = la.realtime_usec;
+		f->last_apply_success = la.ok;
+	}
+}
+
+/* The guard's facts for the metrics: its verdict, rollbacks, overrides, failed pushes. */
+static void read_guard_facts(struct ap_state *st, struct ap_hb_facts *f)
+{
+	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
+	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
+	f->push_failures = ap_state_counter(st, "push_failures");
+}
+
+/* The apply history's facts: counters, pin, and what the last tick saw. */
+struct history_facts {
+	struct ap_counter *counters;
+	size_t n;
+	char **names;
+	uint64_t *values;
+};
+
+static void read_history_facts(struct ap_state *st, struct history_facts *hf, struct ap_hb_facts *f)
+{
+	struct ap_pin pin = { 0 };
+	struct ap_tick t;
+	int k = ap_state_read_pin(st, &pin);
+
+	f->pinned = k >= 0 ? 1 : k == -ENOENT ? 0 : -1;
+	ap_pin_clear(&pin);
+	ap_state_read_tick(st, &t);
+	f->pending_commits = t.pending;
+	f->drift_files = t.drift;
+	if (ap_state_read_counters(st, &hf->counters, &hf->n) < 0 || hf->n == 0)
+		return;
+	hf->names = calloc(hf->n, sizeof(char *));
+	hf->values = calloc(hf->n, sizeof(uint64_t));
+	if (!hf->names || !hf->values)
+		return;
+	for (size_t i = 0; i < hf->n; i++) {
+		hf->names[i] = hf->counters[i].name;
+		hf->values[i] = hf->counters[i].value;
+	}
+	f->counter_names = hf->names;
+	f->counter_values = hf->values;
+	f->n_counters = hf->n;
+}
+
+static void history_facts_free(struct history_facts *hf)
+{
+	free(hf->counters);
+	free(hf->names);
+	free(hf->values);
+}
+
+int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const struct ap_hb_history *h,
+		      const struct ap_hb_history *failed, const struct ap_hb_verdict *v, size_t n,
+		      bool guard_ok, bool guard_tripped)
+{
+	_cleanup_free_ char *text = NULL, *path = NULL;
+	char host[256] = "", applied[AP_OID_HEXSZ + 1] = "";
+	struct ap_hb_facts f = { .host = host, .applied_commit = applied, .failed = failed->v,
+				 .n_failed = failed->n, .guard_ok = guard_ok,
+				 .guard_tripped = guard_tripped };
+	struct history_facts hf = { 0 };
+	char *slash;
+	int dfd, r;
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "unknown");
+	if (ap_state_read_applied(st, applied) < 0)
+		applied[0] = '\0';
+	read_last_apply(st, &f);
+	read_guard_facts(st, &f);
+	read_history_facts(st, &hf, &f);
+	r = ap_hb_render_metrics(h, v, n, &f, ap_now_realtime_usec(), &text);
+	history_facts_free(&hf);
+	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
+				     : ap_strdupf("%s/metrics.prom", c->state_dir);
+	if (r < 0 || !path)
+		return r < 0 ? r : -ENOMEM;
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	dfd = ap_fs_open_dir(*path ? path : "/", 1, 0755);
+	/* Every writer of the metrics holds the history lock: a temp file here is a killed one's. */
+	if (dfd >= 0)
+		(void)ap_fs_remove_stale_temps(dfd, slash + 1);
+	/* A scrape reads either version whole; a power cut may bring back the one before. */
+	r = dfd < 0 ? dfd : ap_fs_write_atomic_flags(dfd, slash + 1, text, strlen(text), 0644,
+						     (uid_t)-1, (gid_t)-1, AP_FS_NO_DIRSYNC);
+	if (dfd >= 0)
+		close(dfd);
+	*slash = '/';
+	if (r < 0)
+		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
+	/* The same samples, whether or not the file could be written; a failed push is only
+	 * a warning (push.c). */
+	if (ap_push_metrics(&c->guard, text) < 0)
+		(void)ap_state_count(st, "push_failures"); /* logged by state.c */
+	return r;
+}

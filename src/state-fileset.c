@@ -1,0 +1,312 @@
+/* The backup store (see state-fileset.h): file sets of saved host files under the state directory,
+ * each a manifest plus one copy per present file, and the pruning and free-space check of
+ * backup/. Copies are written with ap_fs_write_atomic beneath the set's own directory.
+ *
+ * Deliberately not here: reading or writing the managed host files (install.c), deciding
+ * which backups to keep (the engine). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "state-fileset.h"
+#include "fsutil.h"
+#include "log.h"
+#include "records.h"
+#include "state-private.h"
+#include "util.h"
+
+/* --- file sets (backups, adopted originals) -------------------------------------------------
+ *
+ * manifest lines: "<id> present <mode> <uid> <gid> <owned> <root_len> <path>"
+ *             or: "<id> absent - - - <owned> <root_len> <path>"
+ *             or: "<id> absentdir - - - 0 <root_len> <path>" (a directory the apply creates)
+ * Earlier versions wrote "<id> present <mode> <path>" / "<id> absent - <path>": read as owned,
+ * owner unknown (left as it is on restore) and beneath "/". */
+
+struct ap_fileset {
+	struct ap_state *s;
+	char *name;
+	int dfd;
+	struct ap_host_file *v;
+	size_t n;
+	bool dirty;
+};
+
+void ap_state_fileset_free(struct ap_fileset *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		ap_host_file_clear(&f->v[i]);
+	free(f->v);
+	if (f->dfd >= 0)
+		close(f->dfd);
+	free(f->name);
+	free(f);
+}
+
+static int push_entry(struct ap_fileset *f, struct ap_host_file *e)
+{
+	struct ap_host_file *v = realloc(f->v, (f->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	f->v = v;
+	v[f->n++] = *e;
+	*e = (struct ap_host_file){ 0 };
+	return 0;
+}
+
+/* "-" (the user autopull runs as) or a uid/gid. */
+static int parse_id(const char *w, unsigned *ret)
+{
+	unsigned long long v;
+
+	if (strcmp(w, "-") == 0) {
+		*ret = (unsigned)-1;
+		return 0;
+	}
+	if (!ap_records_number(w, (unsigned)-2, &v))
+		return -EBADMSG;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+/* "<id> <kind> <mode> <uid> <gid> <owned> <root_len> <path>", or before owners were kept
+ * "<id> <kind> <mode> <path>". The path is the rest of the line and starts with '/', which no
+ * other word does. */
+static int parse_manifest_line(char *l, struct ap_host_file *e)
+{
+	char *w[7], *path = l;
+	unsigned long long id, owned = 1, root_len = 0;
+	unsigned uid = (unsigned)-1, gid = (unsigned)-1;
+	size_t n = 0;
+
+	while (n < ELEMENTSOF(w) && path && *path != '/')
+		w[n++] = strsep(&path, " ");
+	if (!path || *path != '/' || (n != 3 && n != 7) ||
+	    !ap_records_number(w[0], (unsigned)-1, &id))
+		return -EBADMSG;
+	if (n == 7 && (parse_id(w[3], &uid) < 0 || parse_id(w[4], &gid) < 0 ||
+		       !ap_records_number(w[5], 1, &owned) ||
+		       !ap_records_number(w[6], SIZE_MAX, &root_len)))
+		return -EBADMSG;
+	e->dir = strcmp(w[1], "absentdir") == 0;
+	e->present = strcmp(w[1], "present") == 0;
+	/* A created directory may be the configured root or above it: no relation to check. */
+	if (!ap_path_is_normalized_absolute(path) || (e->present && !ap_records_is_mode(w[2])) ||
+	    (!e->dir && (root_len >= strlen(path) || (root_len && path[root_len] != '/'))) ||
+	    (!e->present && strcmp(w[1], "absent") != 0 && !e->dir))
+		return -EBADMSG;
+	e->uid = (uid_t)uid;
+	e->gid = (gid_t)gid;
+	e->id = (unsigned)id;
+	e->mode = e->present ? (mode_t)strtoul(w[2], NULL, 8) & 07777 : 0;
+	e->owned = (unsigned)owned;
+	e->root_len = (size_t)root_len;
+	e->path = strdup(path);
+	return e->path ? 0 : -ENOMEM;
+}
+
+static int load_manifest(struct ap_fileset *f)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = ap_fs_read_beneath(f->dfd, "manifest", AP_STATE_MAX_FILE, &text, &len);
+
+	if (r == -ENOENT)
+		return 0;
+	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
+	     l = strtok_r(NULL, "\n", &save)) {
+		struct ap_host_file e = { 0 };
+
+		r = parse_manifest_line(l, &e);
+		if (r >= 0)
+			r = push_entry(f, &e);
+		ap_host_file_clear(&e);
+	}
+	if (r < 0)
+		ap_log_error(r, "failed to read '%s/%s/manifest': %s", f->s->path, f->name, strerror(-r));
+	return r;
+}
+
+int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, struct ap_fileset **ret)
+{
+	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = calloc(1, sizeof(*f));
+	int r;
+
+	if (!f || !(f->name = strdup(name)))
+		return -ENOMEM;
+	f->s = s;
+	f->dfd = create ? ap_fs_mkdirs_beneath(s->dirfd, name, 0700)
+			: ap_fs_open_beneath(s->dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+	if (f->dfd == -ENOENT && !create)
+		return -ENOENT;
+	if (f->dfd < 0)
+		return ap_log_error(f->dfd, "failed to open '%s/%s': %s", s->path, name, strerror(-f->dfd));
+	if (create)
+		(void)ap_fs_remove_stale_temps(f->dfd, NULL); /* only ours are in there */
+	r = load_manifest(f);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(f);
+	return 0;
+}
+
+size_t ap_state_fileset_count(const struct ap_fileset *f)
+{
+	return f->n;
+}
+
+const struct ap_host_file *ap_state_fileset_entry(const struct ap_fileset *f, size_t i)
+{
+	return i < f->n ? &f->v[i] : NULL;
+}
+
+const struct ap_host_file *ap_state_fileset_find(const struct ap_fileset *f, const char *path)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->v[i].path, path) == 0)
+			return &f->v[i];
+	return NULL;
+}
+
+int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
+{
+	struct ap_host_file e = { .root_len = hf->root_len, .present = hf->present,
+				  .mode = hf->mode, .uid = hf->uid, .gid = hf->gid,
+				  .owned = hf->owned, .dir = hf->dir, .id = 0 };
+	char name[32];
+	int r;
+
+	if (ap_state_fileset_find(f, hf->path))
+		return 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].id >= e.id)
+			e.id = f->v[i].id + 1;
+	snprintf(name, sizeof(name), "%u", e.id);
+	if (hf->present) {
+		r = ap_fs_write_atomic(f->dfd, name, hf->data ? hf->data : "", hf->len, 0600,
+				       (uid_t)-1, (gid_t)-1);
+		if (r < 0)
+			return ap_log_error(r, "failed to save '%s' into '%s/%s': %s", hf->path,
+					    f->s->path, f->name, strerror(-r));
+	}
+	e.path = strdup(hf->path);
+	if (!e.path)
+		return -ENOMEM;
+	f->dirty = true;
+	return push_entry(f, &e);
+}
+
+int ap_state_fileset_commit(struct ap_fileset *f)
+{
+	struct ap_buf m = { 0 };
+	int r = ap_buf_append(&m, "", 0);
+
+	if (!f->dirty)
+		return 0;
+	for (size_t i = 0; r >= 0 && i < f->n; i++) {
+		const struct ap_host_file *e = &f->v[i];
+
+		char uid[24] = "-", gid[24] = "-";
+
+		if (e->uid != (uid_t)-1)
+			snprintf(uid, sizeof(uid), "%u", (unsigned)e->uid);
+		if (e->gid != (gid_t)-1)
+			snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
+		if (e->present)
+			r = ap_buf_printf(&m, "%u present %04o %s %s %d %zu %s\n", e->id,
+					  (unsigned)e->mode, uid, gid, e->owned, e->root_len, e->path);
+		else
+			r = ap_buf_printf(&m, "%u %s - - - %d %zu %s\n", e->id,
+					  e->dir ? "absentdir" : "absent", e->owned, e->root_len, e->path);
+	}
+	if (r >= 0)
+		r = ap_fs_write_atomic(f->dfd, "manifest", m.data, m.len, 0600, (uid_t)-1, (gid_t)-1);
+	ap_buf_free(&m);
+	if (r < 0)
+		return ap_log_error(r, "failed to write '%s/%s/manifest': %s", f->s->path, f->name,
+				    strerror(-r));
+	f->dirty = false;
+	return 0;
+}
+
+int ap_state_fileset_read(struct ap_fileset *f, const struct ap_host_file *e, char **ret,
+			  size_t *ret_len)
+{
+	char name[32];
+	int r;
+
+	snprintf(name, sizeof(name), "%u", e->id);
+	r = ap_fs_read_beneath(f->dfd, name, AP_MAX_BLOB_SIZE, ret, ret_len);
+	if (r < 0)
+		ap_log_error(r, "failed to read the saved copy of '%s' in '%s/%s': %s", e->path,
+			     f->s->path, f->name, strerror(-r));
+	return r;
+}
+
+const char *ap_state_backup_name(const char *commit, char buf[static 48])
+{
+	snprintf(buf, 48, "backup/%.40s", commit);
+	return buf;
+}
+
+static bool keep_has(const char *const *keep, const char *name)
+{
+	for (size_t i = 0; keep && keep[i]; i++)
+		if (*keep[i] && strcmp(keep[i], name) == 0)
+			return true;
+	return false;
+}
+
+int ap_state_backup_prune(struct ap_state *s, const char *const *keep)
+{
+	int fd = ap_fs_open_beneath(s->dirfd, "backup", O_RDONLY | O_DIRECTORY, 0), r = 0;
+	DIR *d;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		r = fd < 0 ? fd : -errno;
+		if (fd >= 0)
+			close(fd);
+		return ap_log_error(r, "failed to open '%s/backup': %s", s->path, strerror(-r));
+	}
+	for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+		_cleanup_free_ char *path = NULL;
+
+		if (de->d_name[0] == '.' || keep_has(keep, de->d_name))
+			continue;
+		path = ap_strdupf("%s/backup/%s", s->path, de->d_name);
+		r = path ? ap_fs_rm_rf(path) : -ENOMEM;
+		if (r < 0)
+			ap_log_error(r, "failed to remove old backup '%s': %s", path ? path : de->d_name,
+				     strerror(-r));
+	}
+	closedir(d);
+	return r;
+}
+
+int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files)
+{
+	struct statvfs v;
+	uint64_t avail, need = bytes + files * 4096 + 64 * 1024; /* + manifest, journal */
+
+	if (fstatvfs(s->dirfd, &v) < 0)
+		return ap_log_error(-errno, "failed to check the free space of '%s': %m", s->path);
+	avail = (uint64_t)v.f_bavail * v.f_frsize;
+	if (avail < need || (v.f_files && v.f_favail < files + 8))
+		return ap_log_error(-ENOSPC, "'%s' has %" PRIu64 " bytes and %llu inodes free; the "
+					     "backup of this apply needs %" PRIu64 " bytes and %" PRIu64
+					     " inodes", s->path, avail,
+				    (unsigned long long)v.f_favail, need, files + 8);
+	return 0;
+}
+
