@@ -1,8 +1,10 @@
 /* autopull's own state under state_dir, one typed function pair per file. Every write is an
- * atomic replace (fsutil); nobody else reads or writes these files. The mirror repo.git lives
- * beside them but belongs to repo.c.
+ * atomic replace (fsutil); nobody else reads or writes the files listed here but "verified",
+ * which trust.c keeps itself. Beside them, but not this module's: the mirror repo.git
+ * (repo.c) and, unless guard.metrics says otherwise, metrics.prom (record.c).
  *
  *   lock            flock()ed by every run; holds the holder's pid
+ *   stage/          the private directory where install.c stages and validates new files
  *   applied         the last commit whose actions all finished
  *   journal         the apply under way (journal.h)
  *   owned           every host path autopull installed, one per line
@@ -17,7 +19,8 @@
  *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
  *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
  *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
- *   counters        "<name> <value>" monotonic counters for the metrics
+ *   counters        "<name> <value>" monotonic counters for the metrics (counters.lock
+ *                   serialises their writers)
  *   expected        what every managed file should be (drift), per commit and configuration:
  *                   see struct ap_expected
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
@@ -66,10 +69,15 @@ struct ap_state_snapshot {
 	char *tripped;                  /* why the guard is tripped; NULL when it is not */
 	int tripped_error;              /* guard-tripped cannot be read (-errno, logged): the
 					 * guard refuses as if tripped, an override clears it */
+	struct ap_bad *skips;           /* the commits 'autopull trust skip' lets through */
+	size_t n_skips;
+	int skips_error;                /* overrides cannot be read (-errno): a signature check
+					 * cannot run, nothing else minds */
 };
-/* Reads applied, owned, pin, journal, bad and guard-tripped. A file among the first four that
+/* Reads applied, owned, pin, journal, bad, guard-tripped and the trust-skip overrides. A file among the first four that
  * cannot be read or understood fails the whole load (logged, naming the file and line):
- * -EBADMSG, -EACCES...; bad and guard-tripped carry their error in the snapshot instead. */
+ * -EBADMSG, -EACCES...; bad, guard-tripped and the trust-skip overrides carry their error in
+ * the snapshot instead. */
 int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret);
 void ap_state_snapshot_clear(struct ap_state_snapshot *snap);
 /* The line of bad for commit, or NULL. */

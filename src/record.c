@@ -250,6 +250,20 @@ int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason,
 	return 0;
 }
 
+int ap_record_unpin(struct ap_ctx *c, const char *commit, const char *reason)
+{
+	struct ap_event e = { .realtime_usec = ap_now_realtime_usec(), .kind = AP_EVENT_UNPIN,
+			      .reason = (char *)reason };
+	int k = ap_state_clear_pin(c->st);
+
+	if (k < 0)
+		return k;
+	snprintf(e.from, sizeof(e.from), "%s", commit);
+	snprintf(e.trigger, sizeof(e.trigger), "manual");
+	ap_record_event_now(c, &e);
+	return 0;
+}
+
 /* A tick where nothing moved writes nothing: no fsync on the hot path. */
 int ap_record_noop(struct ap_state *st, const char *applied, const char *to)
 {
@@ -314,7 +328,7 @@ static void read_guard_facts(struct ap_state *st, struct ap_hb_facts *f)
 {
 	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
 	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
-	f->push_failures = ap_push_failures(st);
+	f->push_failures = ap_state_counter(st, "push_failures");
 }
 
 /* The apply history's facts: counters, pin, and what the last tick saw. */
@@ -400,6 +414,7 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
 	/* The same samples, whether or not the file could be written; a failed push is only
 	 * a warning (push.c). */
-	(void)ap_push_metrics(st, &c->guard, text);
+	if (ap_push_metrics(&c->guard, text) < 0)
+		(void)ap_state_count(st, "push_failures"); /* logged by state.c */
 	return r;
 }

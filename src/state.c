@@ -689,6 +689,7 @@ void ap_state_snapshot_clear(struct ap_state_snapshot *snap)
 	ap_journal_clear(&snap->journal);
 	ap_bad_free(snap->bad, snap->n_bad);
 	free(snap->tripped);
+	ap_bad_free(snap->skips, snap->n_skips);
 	*snap = (struct ap_state_snapshot){ 0 };
 }
 
@@ -717,6 +718,8 @@ int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret)
 		snap.bad_error = read_bad_strict(s, &snap.bad, &snap.n_bad);
 		snap.bad_error = snap.bad_error == -ENOENT ? 0 : snap.bad_error;
 		snap.tripped_error = optional(ap_state_read_tripped(s, &snap.tripped), NULL);
+		snap.skips_error = ap_state_list_overrides(s, "trust-skip", &snap.skips,
+							   &snap.n_skips);
 	}
 	if (r < 0) {
 		ap_state_snapshot_clear(&snap);

@@ -33,7 +33,7 @@ struct ap_trust {
 	char key_hash[AP_SHA256_HEXSZ + 1];
 	char **cached;             /* ids from the cache file, in file order */
 	char **sorted;             /* the same, sorted, for bsearch (borrowed strings) */
-	char **fresh;              /* found good in this run */
+	struct ap_strv_builder fresh; /* found good in this run */
 	char *tmp;                 /* private 0700 dir for the verifiers, made on first use */
 	int tmpfd;
 	long long now;             /* keys are valid or not at this time */
@@ -145,7 +145,7 @@ void ap_trust_free(struct ap_trust *t)
 	free(t->tmp);
 	free(t->sorted);
 	ap_strv_free(t->cached);
-	ap_strv_free(t->fresh);
+	ap_strv_builder_clear(&t->fresh);
 	free(t->signers);
 	free(t->keyring);
 	free(t);
@@ -334,23 +334,23 @@ int ap_trust_verify(struct ap_trust *t, const struct ap_trust_commit *c,
 				    c->id, strerror(-r));
 	r = kind == AP_SIG_SSH ? verify_ssh(t, t->now, ret) : verify_openpgp(t, ret);
 	if (r >= 0 && ret->status == AP_TRUST_GOOD)
-		r = ap_strv_push(&t->fresh, c->id);
+		r = ap_strv_builder_push(&t->fresh, c->id);
 	return r;
 }
 
 int ap_trust_save(struct ap_trust *t)
 {
-	_cleanup_strv_free_ char **all = NULL;
+	_cleanup_strv_builder_ struct ap_strv_builder all = { 0 };
 	_cleanup_free_ char *text = NULL;
 	int r = 0;
 
-	if (!t->fresh)
+	if (t->fresh.len == 0)
 		return 0;
 	for (size_t i = 0; r >= 0 && t->cached && t->cached[i]; i++)
-		r = ap_strv_push(&all, t->cached[i]);
-	for (size_t i = 0; r >= 0 && t->fresh[i]; i++)
-		r = ap_strv_push(&all, t->fresh[i]);
+		r = ap_strv_builder_push(&all, t->cached[i]);
+	for (size_t i = 0; r >= 0 && i < t->fresh.len; i++)
+		r = ap_strv_builder_push(&all, t->fresh.v[i]);
 	if (r >= 0)
-		r = ap_trust_cache_format(all, t->key_hash, &text);
+		r = ap_trust_cache_format(all.v, t->key_hash, &text);
 	return r < 0 ? r : ap_state_write_verified(t->st, text);
 }

@@ -289,7 +289,7 @@ static bool is_commit_id(const char *s, size_t n)
 
 int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids)
 {
-	_cleanup_strv_free_ char **ids = NULL;
+	_cleanup_strv_builder_ struct ap_strv_builder ids = { 0 };
 	size_t ml = strlen(CACHE_MAGIC), hl = strlen(key_hash);
 	const char *l = text;
 
@@ -307,11 +307,11 @@ int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids
 			return line; /* damaged: trust none of it either */
 		memcpy(id, l, AP_OID_HEXSZ);
 		id[AP_OID_HEXSZ] = '\0';
-		if ((r = ap_strv_push(&ids, id)) < 0)
+		if ((r = ap_strv_builder_push(&ids, id)) < 0)
 			return r;
 		l += n + 1;
 	}
-	*ret_ids = TAKE_PTR(ids);
+	*ret_ids = ap_strv_builder_take(&ids);
 	return 0;
 }
 

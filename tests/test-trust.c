@@ -454,18 +454,19 @@ static void test_cache_format(void **state)
 static void test_cache_bounded(void **state)
 {
 	const char *hash = "1111111111111111111111111111111111111111111111111111111111111111";
-	_cleanup_strv_free_ char **ids = NULL, **back = NULL;
+	_cleanup_strv_builder_ struct ap_strv_builder ids = { 0 };
+	_cleanup_strv_free_ char **back = NULL;
 	_cleanup_free_ char *text = NULL;
 	char one[41];
 
 	for (unsigned i = 0; i < AP_TRUST_CACHE_MAX + 5; i++) {
 		snprintf(one, sizeof(one), "%040x", i);
-		assert_int_equal(ap_strv_push(&ids, one), 0);
+		assert_int_equal(ap_strv_builder_push(&ids, one), 0);
 	}
-	assert_int_equal(ap_trust_cache_format(ids, hash, &text), 0);
+	assert_int_equal(ap_trust_cache_format(ids.v, hash, &text), 0);
 	assert_int_equal(ap_trust_cache_parse(text, hash, &back), 0);
 	assert_int_equal(ap_strv_length(back), AP_TRUST_CACHE_MAX);
-	assert_string_equal(back[0], ids[5]); /* the oldest went first */
+	assert_string_equal(back[0], ids.v[5]); /* the oldest went first */
 }
 
 /* The verdicts that need no verifier, in the order they are decided. */
