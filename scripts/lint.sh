@@ -34,7 +34,7 @@ done
 # of an earlier run that a test silently depends on. Allowed: the lines that set those
 # variables' defaults, mktemp templates, and paths inside the test container (marked so).
 tmp_ok='(AP_RUN|AP_SYS_RUN|AP_BINDIR)(:)?=/tmp/|mktemp [^|]*/tmp/[A-Za-z0-9._-]*XXXXXX|# in the container$'
-bad=$(ls tests/integration/*.sh tests/system/*.sh bench/*.sh scripts/*.sh .ci/run |
+bad=$(ls tests/*.sh tests/integration/*.sh tests/system/*.sh bench/*.sh scripts/*.sh .ci/run |
 	grep -vx scripts/lint.sh | xargs grep -nE '/tmp/' |
 	grep -vE '^[^:]+:[0-9]+:[[:space:]]*#' | grep -vE "$tmp_ok" || true)
 if [ -n "$bad" ]; then
