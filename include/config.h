@@ -1,4 +1,4 @@
-/* The YAML configuration (libyaml is used only by config.c). Strict: unknown keys,
+/* The YAML configuration (libyaml is used only by config-walk.c). Strict: unknown keys,
  * duplicate keys, aliases, merge keys, wrong types, bad modes and unsafe paths are errors
  * reported once as "FILE:LINE:COL: message". The loaded config is immutable. */
 #pragma once

@@ -32,7 +32,8 @@ void ap_effects_crash_point(const char *want, const char *point);
 int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct ap_plan *p,
 		       enum ap_apply_outcome *ret);
 /* Finishes an interrupted rollback, or puts back the files of an apply killed before all its
- * files were written (ap_apply_undo). */
-int ap_effects_finish(struct ap_effects *e, struct ap_journal *j);
+ * files were written (ap_apply_undo); j is then the journal left in state (an older one the
+ * undone one had superseded), *ret_has_journal whether there is one. Errors logged. */
+int ap_effects_finish(struct ap_effects *e, struct ap_journal *j, bool *ret_has_journal);
 /* Owed restarts and reloads depend on what became of their units (apply.h): asks the manager. */
 int ap_effects_resolve_owed(struct ap_bus *b, struct ap_journal *j);

@@ -1,5 +1,7 @@
 /* The few exit codes autopull uses; documented in README.md and doc/autopull.8. */
 #pragma once
+#include <errno.h>
+
 enum {
 	AP_EXIT_OK = 0,        /* applied, or nothing to do */
 	AP_EXIT_FAILED = 1,    /* an action failed; the applied commit is unchanged */
@@ -15,3 +17,15 @@ enum {
 	AP_EXIT_DIFFERS = 1,      /* the host differs from the applied commit */
 	AP_EXIT_DIFF_TROUBLE = 2, /* it could not compare */
 };
+
+/* The one mapping of a stage's error to an exit code: a repository that asks for what must not
+ * be installed or fails validation (-EINVAL, -EFBIG) is refused, no manager to ask (a user
+ * without a session yet, a system still booting) is for later, anything else failed. */
+static inline int ap_exit_code_of(int k)
+{
+	if (k >= 0)
+		return AP_EXIT_OK;
+	if (k == -EINVAL || k == -EFBIG)
+		return AP_EXIT_INVALID;
+	return k == -ENOTCONN ? AP_EXIT_TEMPFAIL : AP_EXIT_FAILED;
+}

@@ -12,7 +12,16 @@
  *   why <text>              rollback only: why
  *   unit <action> <pending|done|failed> <new|owed> <name>
  *
- * The format of earlier versions ("from/to/installed/reload/unit <action> <name>") is read too. */
+ * The format of earlier versions ("from/to/installed/reload/unit <action> <name>") is read too.
+ *
+ * What a journal found at the start of a run means (engine.c):
+ *   rollback mode         a rollback was interrupted: finish it.
+ *   files not all written the run was killed before all its files were written: put them back
+ *                         (the host returns to the state before it) and plan afresh.
+ *   files written         the host's files are at the journal's commit: if the branch still
+ *                         points there, do what is owed; if it moved on, plan from the
+ *                         journal's commit to the new tip and do what is owed with it, so that
+ *                         a fix always applies and nothing owed is lost. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

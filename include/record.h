@@ -46,12 +46,17 @@ void ap_record_last_apply(struct ap_record *rec, bool ok);
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *t);
 
 /* Written at once (see above). */
-int ap_record_pin(struct ap_record *rec, const struct ap_pin *p);
+/* Pins deploys at commit (a manual apply of a chosen commit), and makes it the pin in force. */
+int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason,
+		  struct ap_pin *inforce);
+/* autopull unpin: the pin goes, with its event (from: the commit it held). */
+int ap_record_unpin(struct ap_ctx *c, const char *commit, const char *reason);
 int ap_record_noop(struct ap_state *st, const char *applied, const char *to);
 int ap_record_applied(struct ap_state *st, const struct ap_journal *j, char *const *restarted);
 int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const char *why,
 			  bool settled, const char *settle_why);
-int ap_record_untrip(struct ap_state *st);
+/* An override clears a tripped guard (nothing to do when it was not tripped). */
+int ap_record_untrip(struct ap_state *st, bool tripped);
 
 /* An override given outside a run (autopull trust skip): its line, event and counter.
  * Unlike a run's, it fails when the line cannot be written: the override is the verb's work. */

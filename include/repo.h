@@ -1,6 +1,6 @@
-/* The bare mirror of the infrastructure repository under state_dir (libgit2 is used only by
- * repo.c and repo-fetch.c): fetch with a no-op check, resolve revisions, diff two commits with
- * an OID-skipping tree walk, read blobs. It never checks out a work tree. */
+/* The bare mirror of the infrastructure repository under state_dir (libgit2 is used only
+ * by the repo files): fetch with a no-op check, resolve revisions, diff two commits with an
+ * OID-skipping tree walk, read blobs. It never checks out a work tree. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

@@ -27,8 +27,11 @@ int ap_report_plan_before(struct ap_report *rp);
 /* "applied 1a2b3c4d5e6f in 1.2 s: 2 restarted, 1 reloaded, 1 started", and what became of
  * the failed units the plan started. */
 void ap_report_applied(const struct ap_report *rp, const struct ap_journal *j);
-/* Nothing moved: says so, or that deploys are pinned (pin not NULL). */
-void ap_report_nothing_to_do(const struct ap_report *rp, const struct ap_pin *pin);
+/* Nothing moved: says so, or that deploys are pinned (pin not NULL). Returns an exit code. */
+int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin);
+/* After the checks of a plan (exit code code): the refused run's JSON document, or the plan
+ * before it runs (a dry run prints it whatever the checks said). Returns the exit code. */
+int ap_report_checked(struct ap_report *rp, int code);
 /* The one JSON document of a run that ended before a plan could be printed. */
 void ap_report_outcome(const struct ap_report *rp, int code);
 /* "ok", "failed", "restored", "rolled-back", "rollback-failed": the event's result. */

@@ -69,10 +69,15 @@ struct ap_state_snapshot {
 	char *tripped;                  /* why the guard is tripped; NULL when it is not */
 	int tripped_error;              /* guard-tripped cannot be read (-errno, logged): the
 					 * guard refuses as if tripped, an override clears it */
+	struct ap_bad *skips;           /* the commits 'autopull trust skip' lets through */
+	size_t n_skips;
+	int skips_error;                /* overrides cannot be read (-errno): a signature check
+					 * cannot run, nothing else minds */
 };
-/* Reads applied, owned, pin, journal, bad and guard-tripped. A file among the first four that
+/* Reads applied, owned, pin, journal, bad, guard-tripped and the trust-skip overrides. A file among the first four that
  * cannot be read or understood fails the whole load (logged, naming the file and line):
- * -EBADMSG, -EACCES...; bad and guard-tripped carry their error in the snapshot instead. */
+ * -EBADMSG, -EACCES...; bad, guard-tripped and the trust-skip overrides carry their error in
+ * the snapshot instead. */
 int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret);
 void ap_state_snapshot_clear(struct ap_state_snapshot *snap);
 /* The line of bad for commit, or NULL. */
@@ -154,3 +159,8 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
 int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
 void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);
+
+/* The cache of verified commits, as text (its format is trust.c's): read at most max bytes,
+ * -ENOENT quietly; written durably. */
+int ap_state_read_verified(struct ap_state *s, size_t max, char **ret);
+int ap_state_write_verified(struct ap_state *s, const char *text);

@@ -37,6 +37,21 @@ int ap_strv_push(char ***v, const char *s);
 int ap_strv_push_unique(char ***v, const char *s);
 int ap_strv_copy(char *const *v, char ***ret);
 
+/* A vector being built entry by entry, with its length and capacity: a push is amortised
+ * O(1) where ap_strv_push counts the vector and reallocates it every time, so building n
+ * entries costs O(n), not O(n^2). v is a valid vector at every step (NULL while empty,
+ * else NULL-terminated) and may be read as one; it belongs to the builder until taken. */
+struct ap_strv_builder {
+	char **v;
+	size_t len, cap; /* cap: pointers allocated, the terminator's included */
+};
+/* Appends a copy of s. Returns 0 or -ENOMEM; the vector is unchanged on failure. */
+int ap_strv_builder_push(struct ap_strv_builder *b, const char *s);
+/* The vector built (NULL when empty); b is empty again. */
+char **ap_strv_builder_take(struct ap_strv_builder *b);
+void ap_strv_builder_clear(struct ap_strv_builder *b);
+#define _cleanup_strv_builder_ _cleanup_(ap_strv_builder_clear)
+
 /* asprintf that returns NULL on failure (vasprintf leaves its pointer undefined then). */
 char *ap_strdupf(const char *fmt, ...) _printf_(1, 2);
 char *ap_strdupvf(const char *fmt, va_list ap) _printf_(1, 0);
@@ -54,6 +69,11 @@ bool ap_unit_glob_match(const char *pattern, const char *name);
 bool ap_path_is_safe_relative(const char *p);
 /* Absolute, normalised (no "//", ".", ".." components). */
 bool ap_path_is_normalized_absolute(const char *p);
+/* The directory path is in: a copy of path up to its last '/', or "/" when that is the root
+ * ("/etc/caddy/Caddyfile" -> "/etc/caddy", "/motd" -> "/", "a/b" -> "a"). The name after
+ * it is strrchr(path, '/') + 1. NULL when out of memory, or (errno EINVAL) when path has no
+ * '/'. */
+char *ap_path_parent(const char *path);
 
 /* Growable byte buffer used for output and captured stderr. */
 struct ap_buf {

@@ -34,7 +34,6 @@ int ap_cmd_pin(const struct ap_opts *o, char **args)
 int ap_cmd_unpin(const struct ap_opts *o, char **args)
 {
 	struct ap_pin pin = { 0 };
-	struct ap_event ev;
 	struct ap_ctx c;
 	int code = ap_ctx_open(o, 0, &c), k;
 
@@ -51,15 +50,10 @@ int ap_cmd_unpin(const struct ap_opts *o, char **args)
 		code = AP_EXIT_FAILED;
 		goto out;
 	}
-	if (ap_state_clear_pin(c.st) < 0) {
+	if (ap_record_unpin(&c, pin.commit, o->reason) < 0) {
 		code = AP_EXIT_FAILED;
 		goto out;
 	}
-	ev = (struct ap_event){ .realtime_usec = ap_now_realtime_usec(), .kind = AP_EVENT_UNPIN,
-				.reason = (char *)o->reason };
-	snprintf(ev.from, sizeof(ev.from), "%s", pin.commit);
-	snprintf(ev.trigger, sizeof(ev.trigger), "manual");
-	ap_record_event_now(&c, &ev);
 	printf("unpinned%s%.12s: the next apply deploys the tip of '%s'\n",
 	       *pin.commit ? " from " : "", pin.commit, c.cfg->branch);
 out:

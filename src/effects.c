@@ -490,11 +490,12 @@ int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct 
 	return k;
 }
 
-int ap_effects_finish(struct ap_effects *e, struct ap_journal *j)
+int ap_effects_finish(struct ap_effects *e, struct ap_journal *j, bool *ret_has_journal)
 {
 	bool rollback = j->mode == AP_JOURNAL_ROLLBACK;
 	enum ap_apply_outcome out;
 	struct ap_apply_ops ops;
+	int k;
 
 	ap_effects_ops(e, &ops);
 	if (rollback)
@@ -502,7 +503,15 @@ int ap_effects_finish(struct ap_effects *e, struct ap_journal *j)
 	else
 		ap_log_notice("the apply of %.12s was interrupted before all its files were written; "
 			      "putting them back", j->to);
-	return e->bus || j->n_units == 0 ? ap_apply_undo(j, &ops, rollback, j->why, &out) : -ENOTCONN;
+	k = e->bus || j->n_units == 0 ? ap_apply_undo(j, &ops, rollback, j->why, &out) : -ENOTCONN;
+	ap_journal_clear(j);
+	/* An older journal the undone one had superseded comes back (apply.c). */
+	if (k >= 0)
+		k = ap_state_read_journal(e->st, j);
+	*ret_has_journal = k >= 0;
+	if (k < 0 && k != -ENOENT)
+		return ap_log_error(k, "failed to finish the interrupted run: %s", strerror(-k));
+	return 0;
 }
 
 int ap_effects_resolve_owed(struct ap_bus *b, struct ap_journal *j)

@@ -2,22 +2,13 @@
  * source (source.c) → planning (planning.c) → guard (guard.c) → checks (checks.c) → execute
  * (effects.c, apply.c) → record (record.c) → report (report.c). Each stage takes typed input
  * and returns an exit code (exitcode.h); this file only orders them and carries their results.
- *
- * What a journal found at the start means (journal.h):
- *   rollback mode         a rollback was interrupted: finish it.
- *   files not all written the run was killed before all its files were written: put them back
- *                         (the host returns to the state before it) and plan afresh.
- *   files written         the host's files are at the journal's commit: if the branch still
- *                         points there, do what is owed; if it moved on, plan from the
- *                         journal's commit to the new tip and do what is owed with it, so that
- *                         a fix always applies and nothing owed is lost. */
+ * A journal found at the start is finished or resumed as journal.h says. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "apply.h"
 #include "checks.h"
-#include "context.h"
 #include "drift.h"
 #include "effects.h"
 #include "engine.h"
@@ -55,11 +46,6 @@ static void run_done(struct run *r)
 	ap_record_done(&r->rec);
 }
 
-static struct ap_bus *get_bus(struct run *r)
-{
-	return ap_ctx_bus(r->c);
-}
-
 /* A refusal, with why as its reason, or (why NULL) the error line that decided it (log.h),
  * or fallback when nothing was logged. An apply records it; a dry run reports it the same way
  * (--json: "refused") and exits with the same code, but records nothing. */
@@ -75,40 +61,23 @@ static void refuse(struct run *r, const char *kind, const char *to, const char *
 		ap_record_event(&r->rec, AP_EVENT_REFUSED, kind, to, r->rep.why, NULL);
 }
 
-/* --- planning ------------------------------------------------------------------------ */
-
-static struct ap_planning planning_of(struct run *r)
-{
-	return (struct ap_planning){ .cfg = r->c->cfg, .repo = r->c->repo, .bus = get_bus(r),
-				     .dry_run = r->o->dry_run };
-}
-
-/* Plans from → to (planning.h), with changes already in r->changes when given (drift).
- * Returns an exit code. */
+/* Plans from → to (planning.h), with changes already in r->changes when given (drift). */
 static int make_plan(struct run *r, const char *from, const char *to)
 {
-	struct ap_planning in = planning_of(r);
+	const struct ap_planning in = { .cfg = r->c->cfg, .repo = r->c->repo, .bus = ap_ctx_bus(r->c),
+					.dry_run = r->o->dry_run };
 	int k;
 
-	if (r->plan) {
-		ap_plan_free(r->plan);
-		r->plan = NULL;
-	}
+	if (r->plan)
+		ap_plan_free(TAKE_PTR(r->plan));
 	k = ap_planning_build(&in, from, to, &r->changes, &r->plan);
 	r->rep.plan = r->plan;
-	if (k == -EFBIG || k == -EINVAL)
-		return AP_EXIT_INVALID;
-	/* No manager to ask (a user without a session yet, a system still booting): later. */
-	if (k == -ENOTCONN)
-		return AP_EXIT_TEMPFAIL;
-	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+	return ap_exit_code_of(k);
 }
-
-/* --- checks before the first change ------------------------------------------------------ */
 
 static void sample_guard(struct run *r, bool record)
 {
-	if (get_bus(r))
+	if (ap_ctx_bus(r->c))
 		r->rep.guard = ap_guard_sample(r->c->bus, r->c->st, r->c->cfg, record, r->plan,
 					       &r->guard) >= 0 ? &r->guard : NULL;
 }
@@ -117,7 +86,7 @@ static void sample_guard(struct run *r, bool record)
 static int check_guard(struct run *r)
 {
 	const struct ap_guard_check in = {
-		.bus = get_bus(r), .st = r->c->st, .cfg = r->c->cfg, .plan = r->plan,
+		.bus = ap_ctx_bus(r->c), .st = r->c->st, .cfg = r->c->cfg, .plan = r->plan,
 		.to = r->plan ? r->plan->to : r->s.journal.to, .dry_run = r->o->dry_run,
 		.override = r->o->override_guard, .reason = r->o->reason, .tripped = r->s.tripped,
 		.tripped_error = r->s.tripped_error };
@@ -127,17 +96,15 @@ static int check_guard(struct run *r)
 	r->rep.guard = sampled ? &r->guard : NULL;
 	if (k == AP_GUARD_OVERRIDDEN && !r->o->dry_run) {
 		ap_record_override(&r->rec, "guard", in.to, r->o->reason);
-		if ((in.tripped || in.tripped_error < 0) && ap_record_untrip(r->c->st) < 0)
+		if (ap_record_untrip(r->c->st, in.tripped || in.tripped_error < 0) < 0)
 			return AP_EXIT_FAILED;
 	}
 	return k == AP_GUARD_REFUSED ? AP_EXIT_GUARD : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* --- executing --------------------------------------------------------------------------- */
-
 static struct ap_effects effects_of(struct run *r, const struct ap_install_source *src)
 {
-	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = get_bus(r), .src = src,
+	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = ap_ctx_bus(r->c), .src = src,
 				    .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
 				    .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
 }
@@ -168,36 +135,16 @@ static int finish_interrupted(struct run *r)
 {
 	struct ap_effects e = effects_of(r, NULL);
 	bool rollback = r->s.journal.mode == AP_JOURNAL_ROLLBACK;
-	int k = ap_effects_finish(&e, &r->s.journal);
+	int k = ap_effects_finish(&e, &r->s.journal, &r->s.has_journal);
 
 	r->s.owned = e.owned;
-	ap_journal_clear(&r->s.journal);
-	if (k >= 0)
-		k = ap_state_read_journal(r->c->st, &r->s.journal);
-	r->s.has_journal = k >= 0;
-	if (k < 0 && k != -ENOENT)
-		return ap_log_error(k, "failed to finish the interrupted run: %s", strerror(-k)),
-		       AP_EXIT_FAILED;
-	return rollback ? AP_EXIT_FAILED : AP_EXIT_OK;
+	return k < 0 || rollback ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* --- apply ----------------------------------------------------------------------------- */
-
-/* A manual apply of a chosen commit (and autopull pin) freezes deploys there, so that the next
- * tick does not undo a rollback. */
-static int pin(struct run *r, const char *commit)
+/* The journal found at the start has all its files in. */
+static bool files_in(const struct run *r)
 {
-	struct ap_pin p = { .realtime_usec = ap_now_realtime_usec(),
-			    .reason = (char *)(r->o->reason ? r->o->reason : "apply --commit") };
-
-	memcpy(p.commit, commit, sizeof(p.commit));
-	if (ap_record_pin(&r->rec, &p) < 0)
-		return AP_EXIT_FAILED;
-	ap_pin_clear(&r->s.pin);
-	r->s.pin = (struct ap_pin){ .realtime_usec = p.realtime_usec, .reason = strdup(p.reason) };
-	memcpy(r->s.pin.commit, commit, sizeof(p.commit));
-	r->s.pinned = true;
-	return r->s.pin.reason ? AP_EXIT_OK : AP_EXIT_FAILED;
+	return r->s.has_journal && ap_journal_is_done(&r->s.journal, AP_PHASE_FILES);
 }
 
 /* The target, checked (source.h); a refusal or an override is recorded like any. */
@@ -205,9 +152,8 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 {
 	/* What the host's files are at: an unfinished apply's commit once its files are in. */
 	const struct ap_source_in in = {
-		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .pin = &r->s.pin,
-		.applied = r->s.has_journal && ap_journal_is_done(&r->s.journal, AP_PHASE_FILES) ? r->s.journal.to
-										 : r->s.applied };
+		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .s = &r->s,
+		.applied = files_in(r) ? r->s.journal.to : r->s.applied };
 	struct ap_source out = { 0 };
 	int code = ap_source_choose(&in, &out);
 
@@ -242,55 +188,47 @@ static int prepare(struct run *r)
 		refuse(r, refusal, r->plan->to, NULL, why);
 	else
 		ap_log_reason_end(NULL, 0);
-	if (refusal && r->o->json && !r->o->dry_run)
-		(void)ap_report_plan(&r->rep, "refused", NULL);
-	if ((code == AP_EXIT_OK || r->o->dry_run) && ap_report_plan_before(&r->rep) < 0 && code == AP_EXIT_OK)
-		code = AP_EXIT_FAILED;
-	return code;
+	return ap_report_checked(&r->rep, code);
+}
+
+/* The plan, with what the journal still owes, before it runs. */
+static int show_owed(struct run *r)
+{
+	int k = ap_plan_add_owed_journal(r->plan, &r->s.journal);
+
+	return k < 0 || ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
 /* The files are at the journal's commit: do what is owed, with a plan to the new target when
- * the branch moved on. */
+ * the branch moved on (and that target is not one that was rolled back). */
 static int resume(struct run *r, const char *target)
 {
-	int bad = strcmp(target, r->s.journal.to) == 0 ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, false);
-	bool forward = strcmp(target, r->s.journal.to) == 0 || bad > 0;
-	struct ap_journal next = { 0 };
-	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, r->s.journal.to, forward ? r->s.journal.to : target), k;
+	struct ap_journal *j = &r->s.journal, next = { 0 };
+	bool same = strcmp(target, j->to) == 0;
+	int bad = same ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, false), k;
+	bool forward = same || bad > 0;
+	int code = bad < 0 ? AP_EXIT_FAILED : make_plan(r, j->to, forward ? j->to : target);
 
-	if (code != AP_EXIT_OK)
-		return code;
-	if (r->o->dry_run) {
-		sample_guard(r, false);
-		return ap_plan_add_owed_journal(r->plan, &r->s.journal) < 0 || ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	}
-	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", r->s.journal.to,
+	if (code != AP_EXIT_OK || r->o->dry_run)
+		return code != AP_EXIT_OK ? code : (sample_guard(r, false), show_owed(r));
+	ap_log_notice("resuming the unfinished apply of %.12s%s%.12s", j->to,
 		      forward ? "" : " on the way to ", forward ? "" : target);
 	if (forward) {
-		k = ap_effects_resolve_owed(get_bus(r), &r->s.journal);
+		k = ap_effects_resolve_owed(ap_ctx_bus(r->c), j);
 		code = k < 0 ? AP_EXIT_FAILED : check_guard(r);
-		if (code == AP_EXIT_OK && (ap_plan_add_owed_journal(r->plan, &r->s.journal) < 0 || ap_report_plan_before(&r->rep) < 0))
-			code = AP_EXIT_FAILED;
-		return code == AP_EXIT_OK ? execute(r, &r->s.journal, NULL) : code;
+		code = code == AP_EXIT_OK ? show_owed(r) : code;
+		return code == AP_EXIT_OK ? execute(r, j, NULL) : code;
 	}
-	k = ap_apply_journal_new(r->plan, r->s.journal.base, &r->s.journal, &next);
+	k = ap_apply_journal_new(r->plan, j->base, j, &next);
 	if (k >= 0)
-		k = ap_effects_resolve_owed(get_bus(r), &next);
-	code = k < 0 ? AP_EXIT_FAILED : ap_plan_add_owed_journal(r->plan, &r->s.journal) < 0 ? AP_EXIT_FAILED : prepare(r);
+		k = ap_effects_resolve_owed(ap_ctx_bus(r->c), &next);
+	if (k >= 0)
+		k = ap_plan_add_owed_journal(r->plan, j);
+	code = k < 0 ? AP_EXIT_FAILED : prepare(r);
 	if (code == AP_EXIT_OK)
 		code = execute(r, &next, r->plan);
 	ap_journal_clear(&next);
 	return code;
-}
-
-static int record_noop(struct run *r)
-{
-	if (ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0)
-		return AP_EXIT_FAILED;
-	if (r->o->json)
-		return ap_report_plan(&r->rep, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	ap_report_nothing_to_do(&r->rep, r->s.pin.commit[0] && !r->o->commit ? &r->s.pin : NULL);
-	return AP_EXIT_OK;
 }
 
 /* A new journal for the plan, from the applied commit, run. */
@@ -306,23 +244,22 @@ static int run_plan(struct run *r)
 
 static int apply_fresh(struct run *r, const char *target)
 {
+	const struct ap_pin *pinned = r->s.pin.commit[0] && !r->o->commit ? &r->s.pin : NULL;
 	char base[AP_OID_HEXSZ + 1];
-	int code;
+	int code = r->o->from ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, true);
 
-	if (!r->o->from && (code = ap_source_is_bad(&r->s, target, r->o->commit != NULL, true)) != 0)
+	if (code != 0)
 		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
+	memcpy(base, r->s.applied, sizeof(base));
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
-	if (!r->o->from)
-		memcpy(base, r->s.applied, sizeof(base));
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
-	if (r->o->dry_run && ap_plan_is_noop(r->plan)) {
-		sample_guard(r, false);
-		return ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
-	}
+	if (r->o->dry_run && ap_plan_is_noop(r->plan))
+		return sample_guard(r, false), ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	if (ap_plan_is_noop(r->plan))
-		return record_noop(r);
+		return ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0
+			       ? AP_EXIT_FAILED : ap_report_nothing_to_do(&r->rep, pinned);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
 	return run_plan(r);
@@ -338,21 +275,21 @@ static int apply_locked(struct run *r)
 		return code;
 	/* A dry run changes nothing: it shows the plan as if the undo had happened. */
 	if (r->s.has_journal && !r->o->dry_run &&
-	    (r->s.journal.mode == AP_JOURNAL_ROLLBACK || !ap_journal_is_done(&r->s.journal, AP_PHASE_FILES)) &&
+	    (r->s.journal.mode == AP_JOURNAL_ROLLBACK || !files_in(r)) &&
 	    (code = finish_interrupted(r)) != AP_EXIT_OK)
 		return code;
 	if ((code = choose_source(r, target)) != AP_EXIT_OK)
 		return code;
 	/* Only a source that passed its checks is pinned: a refused one would be refused again
 	 * on every tick until someone unpins. */
-	if (r->o->commit && r->o->pin && (code = pin(r, target)) != AP_EXIT_OK)
-		return code;
-	if (r->s.has_journal && ap_journal_is_done(&r->s.journal, AP_PHASE_FILES) && !r->o->from)
+	if (r->o->commit && r->o->pin &&
+	    ap_record_pin(&r->rec, target, r->o->reason ? r->o->reason : "apply --commit",
+			  &r->s.pin) < 0)
+		return AP_EXIT_FAILED;
+	if (files_in(r) && !r->o->from)
 		return resume(r, target);
 	return apply_fresh(r, target);
 }
-
-/* --- after the apply: what the tick saw, and drift -------------------------------------- */
 
 /* drift: revert — an apply from the applied commit to itself whose changes are the drifted
  * files: the same checks, journal, rollback and record as any apply. */

@@ -2,7 +2,8 @@
  * chains without following symlinks, the one atomic replace, reads, unlinks, recursive
  * removal of our own temp dirs and mkdtemp. Every fd is O_CLOEXEC.
  *
- * Deliberately not here: logging (the caller knows which file of which deploy failed and
+ * Deliberately not here: whether root may trust a directory someone else could have
+ * written (fsutil-safe.c), logging (the caller knows which file of which deploy failed and
  * logs once), policy about which paths are allowed (config/plan decide), backups and
  * rollback (install.c), and any rename other than the one in ap_fs_write_atomic() and the
  * move-aside of an unreadable state file. */
@@ -12,7 +13,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fsutil-private.h"
 #include "fsutil.h"
 #include "util.h"
 
@@ -37,22 +38,9 @@
 #define TEMP_NAME_MAX (NAME_MAX - 3 - TEMP_SUFFIX_LEN)
 #define TEMP_TRIES 64
 
-/* Symlinks followed in one configured directory, as the kernel's MAXSYMLINKS. */
-#define AP_FS_MAX_HOPS 40
-
-static bool is_dot(const char *s)
-{
-	return s[0] == '.' && s[1] == '\0';
-}
-
-static bool is_dotdot(const char *s)
-{
-	return s[0] == '.' && s[1] == '.' && s[2] == '\0';
-}
-
 /* Copies the next '/'-separated component of *p into name and moves *p past it and its
  * slashes. Returns the component length, 0 at the end, -ENAMETOOLONG. */
-static int next_component(const char **p, char name[static NAME_MAX + 1])
+int fs_next_component(const char **p, char name[static NAME_MAX + 1])
 {
 	const char *s = *p, *e;
 	size_t n;
@@ -76,8 +64,8 @@ static bool has_dotdot(const char *p)
 	char name[NAME_MAX + 1];
 	int n;
 
-	while ((n = next_component(&p, name)) > 0)
-		if (is_dotdot(name))
+	while ((n = fs_next_component(&p, name)) > 0)
+		if (fs_is_dotdot(name))
 			return true;
 	return false;
 }
@@ -121,7 +109,7 @@ static int nofollow_errno(int dirfd, const char *name)
 
 /* Opens directory name in dirfd without following a symlink. With create, a missing one is
  * made first; another process creating it in between (EEXIST) is as good as us doing it. */
-static int open_dir_step(int dirfd, const char *name, int create, mode_t mode)
+int fs_open_dir_step(int dirfd, const char *name, int create, mode_t mode)
 {
 	int fd = openat(dirfd, name, DIR_FLAGS);
 
@@ -146,12 +134,12 @@ static int walk_dirs(int dirfd, const char *start, const char *rel, int create, 
 	cur = openat(dirfd, start, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cur < 0)
 		return -errno;
-	while ((n = next_component(&rel, name)) > 0) {
+	while ((n = fs_next_component(&rel, name)) > 0) {
 		int next;
 
-		if (is_dot(name))
+		if (fs_is_dot(name))
 			continue;
-		next = is_dotdot(name) ? -EINVAL : open_dir_step(cur, name, create, mode);
+		next = fs_is_dotdot(name) ? -EINVAL : fs_open_dir_step(cur, name, create, mode);
 		(void)close(cur); /* read-only directory fd: nothing to lose */
 		if (next < 0)
 			return next;
@@ -251,173 +239,20 @@ int ap_fs_open_dir(const char *abs_path, int create, mode_t mode)
 	return walk_dirs(AT_FDCWD, "/", abs_path + 1, create, mode);
 }
 
-bool ap_fs_dir_is_safe(const struct stat *st, uid_t trusted)
-{
-	if (st->st_uid != 0 && st->st_uid != trusted)
-		return false;
-	/* /tmp: others may add entries but only remove their own, and root owns it. */
-	if (st->st_mode & (S_IWGRP | S_IWOTH))
-		return (st->st_mode & S_ISVTX) && st->st_uid == 0;
-	return true;
-}
-
-/* Appends rel to the absolute, symlink-free path in out, folding "." and "..". Folding ".."
- * by hand is right only because every component already in out is a real directory. */
-static int append_lexically(char out[static PATH_MAX], const char *rel)
-{
-	char name[NAME_MAX + 1];
-	int n;
-
-	while ((n = next_component(&rel, name)) > 0) {
-		size_t len = strlen(out);
-
-		if (is_dot(name))
-			continue;
-		if (is_dotdot(name)) {
-			char *slash = strrchr(out, '/');
-
-			slash[slash == out ? 1 : 0] = '\0';
-			continue;
-		}
-		if (len + 1 + (size_t)n >= PATH_MAX)
-			return -ENAMETOOLONG;
-		if (len > 1)
-			out[len++] = '/';
-		memcpy(out + len, name, (size_t)n + 1);
-	}
-	return n;
-}
-
-/* The symlink name in the directory dfd (whose stat is dst) may be followed: only the caller
- * (or root) could have put it there, in a directory nobody else can change. */
-static bool link_is_trusted(int dfd, const struct stat *dst, const char *name)
-{
-	struct stat st;
-
-	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
-	       (st.st_uid == 0 || st.st_uid == geteuid()) && ap_fs_dir_is_safe(dst, geteuid());
-}
-
-/* path[0..end) names the symlink name in dfd: replaces it by its target in path (made
- * absolute and folded), keeping what follows, and moves *follow to the same component. */
-static int splice_link(int dfd, const char *name, char path[static PATH_MAX], size_t start,
-		       size_t end, size_t *follow)
-{
-	char target[PATH_MAX], out[PATH_MAX], rest[PATH_MAX];
-	ssize_t k = readlinkat(dfd, name, target, sizeof(target) - 1);
-	size_t keep;
-	int r;
-
-	if (k <= 0)
-		return k < 0 ? -errno : -ELOOP;
-	target[k] = '\0';
-	snprintf(rest, sizeof(rest), "%s", path + end);
-	/* out starts as the directory the link is in ("/" for an absolute target) */
-	snprintf(out, PATH_MAX, "%.*s", target[0] == '/' || start <= 1 ? 1 : (int)start - 1, path);
-	r = append_lexically(out, target);
-	if (r < 0)
-		return r;
-	keep = *follow > end ? *follow - end : 0;
-	*follow = strlen(out) + keep;
-	r = append_lexically(out, rest);
-	if (r < 0)
-		return r;
-	memcpy(path, out, strlen(out) + 1);
-	return 0;
-}
-
-/* Checks the directory fd (path[0..end)) for ap_fs_open_dir_safe: -EPERM and *u filled when it
- * is not safe. */
-static int check_dir(int fd, const char *path, size_t end, uid_t *trusted, unsigned flags,
-		     struct ap_fs_unsafe *u)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (flags & AP_FS_WALK_NO_CHECK)
-		return 0;
-	if ((flags & AP_FS_WALK_ANY_USER) && *trusted == (uid_t)-1 && st.st_uid != 0)
-		*trusted = st.st_uid;
-	if (st.st_uid != 0)
-		u->tree_uid = st.st_uid;
-	if (ap_fs_dir_is_safe(&st, *trusted))
-		return 0;
-	snprintf(u->path, sizeof(u->path), "%.*s", end ? (int)end : 1, end ? path : "/");
-	u->uid = st.st_uid;
-	u->mode = st.st_mode & 07777;
-	return -EPERM;
-}
-
-int ap_fs_open_dir_safe(const char *abs_path, size_t follow_len, uid_t trusted, unsigned flags,
-			mode_t mode, struct ap_fs_unsafe *u)
-{
-	char path[PATH_MAX], name[NAME_MAX + 1];
-	size_t follow = follow_len;
-	int hops = 0;
-
-	*u = (struct ap_fs_unsafe){ .uid = (uid_t)-1 };
-	if (!abs_path || !ap_path_is_normalized_absolute(abs_path))
-		return -EINVAL;
-	memcpy(path, abs_path, strlen(abs_path) + 1);
-restart:;
-	uid_t t = trusted;
-	const char *p = path + 1;
-	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0, r;
-
-	u->tree_uid = 0;
-	if (fd < 0)
-		return -errno;
-	r = check_dir(fd, path, 0, &t, flags, u);
-	for (;;) {
-		size_t start = (size_t)(p - path), end;
-		struct stat dst;
-		int next;
-
-		if (r < 0 || (n = next_component(&p, name)) <= 0)
-			break;
-		end = start + (size_t)n;
-		next = open_dir_step(fd, name, flags & AP_FS_WALK_CREATE, mode);
-		if (next == -ELOOP && end <= follow && ++hops <= AP_FS_MAX_HOPS &&
-		    fstat(fd, &dst) == 0 && link_is_trusted(fd, &dst, name)) {
-			r = splice_link(fd, name, path, start, end, &follow);
-			(void)close(fd);
-			if (r < 0)
-				return r;
-			goto restart;
-		}
-		if (next < 0) {
-			snprintf(u->path, sizeof(u->path), "%.*s", (int)end, path);
-			r = next;
-			break;
-		}
-		(void)close(fd);
-		fd = next;
-		r = check_dir(fd, path, end, &t, flags, u);
-	}
-	if (r >= 0 && n < 0)
-		r = n;
-	if (r < 0) {
-		(void)close(fd);
-		return r;
-	}
-	return fd;
-}
-
 int ap_fs_mkdirs_beneath(int dirfd, const char *dir, mode_t mode)
 {
 	if (!dir)
 		return -EINVAL;
 	/* "" and "." mean dirfd itself (a file at the top of the root); anything else must be a
 	 * clean relative path, so ".." and absolute paths never reach the walk. */
-	if (*dir && !is_dot(dir) && !ap_path_is_safe_relative(dir))
+	if (*dir && !fs_is_dot(dir) && !ap_path_is_safe_relative(dir))
 		return -EINVAL;
 	return walk_dirs(dirfd, ".", dir, 1, mode);
 }
 
 static bool is_single_component(const char *name)
 {
-	return name && *name && !strchr(name, '/') && !is_dot(name) && !is_dotdot(name) &&
+	return name && *name && !strchr(name, '/') && !fs_is_dot(name) && !fs_is_dotdot(name) &&
 	       strlen(name) <= NAME_MAX;
 }
 
@@ -716,19 +551,17 @@ int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size
 
 int ap_fs_read_file(const char *abs_path, size_t max, char **ret, size_t *ret_len)
 {
-	_cleanup_free_ char *dir = abs_path ? strdup(abs_path) : NULL;
-	char *slash = dir ? strrchr(dir, '/') : NULL;
+	_cleanup_free_ char *dir = NULL;
 	int dfd, r;
 
 	if (!abs_path || abs_path[0] != '/')
 		return -EINVAL;
-	if (!slash)
+	if (!(dir = ap_path_parent(abs_path)))
 		return -ENOMEM;
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*dir ? dir : "/", 0, 0);
+	dfd = ap_fs_open_dir(dir, 0, 0);
 	if (dfd < 0)
 		return dfd;
-	r = ap_fs_read_beneath(dfd, slash + 1, max, ret, ret_len);
+	r = ap_fs_read_beneath(dfd, strrchr(abs_path, '/') + 1, max, ret, ret_len);
 	(void)close(dfd);
 	return r;
 }
@@ -809,7 +642,7 @@ static int rm_children(int pfd, const char *name, dev_t dev)
 				r = -errno;
 			break;
 		}
-		if (is_dot(de->d_name) || is_dotdot(de->d_name))
+		if (fs_is_dot(de->d_name) || fs_is_dotdot(de->d_name))
 			continue;
 		k = rm_entry(fd, de->d_name, &dev); /* fd is owned by d */
 		if (k < 0 && r >= 0)
@@ -907,87 +740,4 @@ int ap_fs_mkdtemp(const char *prefix, char **ret)
 		return r;
 	*ret = TAKE_PTR(p);
 	return 0;
-}
-
-int ap_fs_unsafe_describe(const struct ap_fs_unsafe *u, int r, char **ret)
-{
-	char buf[1024];
-	struct passwd pw, *pwr = NULL;
-
-	if (r == -ELOOP)
-		*ret = ap_strdupf("'%s' is a symlink that root did not make; refusing to follow it",
-				  u->path);
-	else if (r != -EPERM)
-		*ret = ap_strdupf("cannot open '%s': %s", u->path, strerror(-r));
-	else if (u->mode & (S_IWGRP | S_IWOTH))
-		*ret = ap_strdupf("directory '%s' can be written by %s (mode %04o); fix: chmod go-w '%s'",
-				  u->path, u->mode & S_IWOTH ? "anyone" : "its group",
-				  (unsigned)u->mode, u->path);
-	else {
-		if (getpwuid_r(u->uid, &pw, buf, sizeof(buf), &pwr) != 0)
-			pwr = NULL;
-		*ret = ap_strdupf("directory '%s' is owned by %s (uid %u), who can swap what lies "
-				  "below it", u->path, pwr ? pwr->pw_name : "an unknown user",
-				  (unsigned)u->uid);
-	}
-	return *ret ? 0 : -ENOMEM;
-}
-
-/* The directories from "/" to dir, above what names (path): -EPERM and *ret_msg with the fix. */
-static int check_dirs(const char *what, const char *path, const char *dir, char **ret_msg)
-{
-	_cleanup_free_ char *why = NULL;
-	struct ap_fs_unsafe u;
-	int fd = ap_fs_open_dir_safe(dir, 0, geteuid(), 0, 0, &u);
-
-	if (fd >= 0) {
-		(void)close(fd);
-		return 0;
-	}
-	if (fd != -EPERM)
-		return 0; /* missing (made later) or a symlink: whoever opens it refuses it */
-	if (u.mode & (S_IWGRP | S_IWOTH))
-		why = ap_strdupf("directory '%s' can be written by %s (mode %04o); fix: chmod go-w '%s'",
-				 u.path, u.mode & S_IWOTH ? "anyone" : "its group", (unsigned)u.mode,
-				 u.path);
-	else
-		why = ap_strdupf("directory '%s' is owned by uid %u; fix: chown %u '%s'", u.path,
-				 (unsigned)u.uid, (unsigned)geteuid(), u.path);
-	*ret_msg = why ? ap_strdupf("%s '%s': %s", what, path, why) : NULL;
-	return *ret_msg ? -EPERM : -ENOMEM;
-}
-
-int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg)
-{
-	char buf[PATH_MAX];
-	char *slash;
-
-	if (!ap_path_is_normalized_absolute(dir) || strlen(dir) >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, dir, strlen(dir) + 1);
-	slash = strrchr(buf, '/');
-	slash[slash == buf ? 1 : 0] = '\0';
-	return check_dirs(what, dir, buf, ret_msg);
-}
-
-int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg)
-{
-	_cleanup_free_ char *real = realpath(path, NULL);
-	mode_t bad = flags & AP_FS_FILE_SECRET ? 0027 : 0022;
-	struct stat st;
-
-	if (!real || stat(real, &st) < 0)
-		return -errno;
-	if (st.st_uid != 0 && st.st_uid != geteuid())
-		*ret_msg = ap_strdupf("%s '%s' is owned by uid %u, not by uid %u; fix: chown %u '%s'",
-				      what, path, (unsigned)st.st_uid, (unsigned)geteuid(),
-				      (unsigned)geteuid(), real);
-	else if (st.st_mode & bad)
-		*ret_msg = ap_strdupf("%s '%s' can be %s by others (mode %04o); fix: chmod %s '%s'",
-				      what, path, flags & AP_FS_FILE_SECRET ? "read" : "written",
-				      (unsigned)(st.st_mode & 07777),
-				      flags & AP_FS_FILE_SECRET ? "g-w,o-rwx" : "go-w", real);
-	else
-		return ap_fs_check_parents(what, real, ret_msg);
-	return *ret_msg ? -EPERM : -ENOMEM;
 }

@@ -45,16 +45,6 @@ static void secret_free(char *s)
 	free(s);
 }
 
-uint64_t ap_push_failures(struct ap_state *st)
-{
-	return ap_state_counter(st, "push_failures");
-}
-
-static void count_failure(struct ap_state *st)
-{
-	(void)ap_state_count(st, "push_failures"); /* logged by state.c */
-}
-
 static int post(const struct ap_guard_config *g, const char *text, char *why, size_t why_size)
 {
 	struct ap_http_request rq = { .url = g->push_url,
@@ -80,7 +70,7 @@ static int post(const struct ap_guard_config *g, const char *text, char *why, si
 	return r;
 }
 
-int ap_push_metrics(struct ap_state *st, const struct ap_guard_config *g, const char *text)
+int ap_push_metrics(const struct ap_guard_config *g, const char *text)
 {
 	char why[512] = "";
 	int r;
@@ -93,6 +83,5 @@ int ap_push_metrics(struct ap_state *st, const struct ap_guard_config *g, const 
 		return 0;
 	}
 	ap_log_warning("failed to push the metrics to '%s': %s", g->push_url, why);
-	count_failure(st);
 	return r;
 }

@@ -229,15 +229,38 @@ bool ap_record_commit(struct ap_record *rec)
 
 /* --- written at once ------------------------------------------------------------------------ */
 
-int ap_record_pin(struct ap_record *rec, const struct ap_pin *p)
+int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason,
+		  struct ap_pin *inforce)
 {
-	int k = ap_state_write_pin(rec->c->st, p);
+	struct ap_pin p = { .realtime_usec = ap_now_realtime_usec(), .reason = strdup(reason) };
+	int k = p.reason ? 0 : -ENOMEM;
+
+	snprintf(p.commit, sizeof(p.commit), "%s", commit);
+	if (k >= 0)
+		k = ap_state_write_pin(rec->c->st, &p);
+	if (k < 0) {
+		ap_pin_clear(&p);
+		return k;
+	}
+	ap_record_event(rec, AP_EVENT_PIN, "ok", commit, reason, NULL);
+	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
+		      commit, reason);
+	ap_pin_clear(inforce);
+	*inforce = p;
+	return 0;
+}
+
+int ap_record_unpin(struct ap_ctx *c, const char *commit, const char *reason)
+{
+	struct ap_event e = { .realtime_usec = ap_now_realtime_usec(), .kind = AP_EVENT_UNPIN,
+			      .reason = (char *)reason };
+	int k = ap_state_clear_pin(c->st);
 
 	if (k < 0)
 		return k;
-	ap_record_event(rec, AP_EVENT_PIN, "ok", p->commit, p->reason, NULL);
-	ap_log_notice("pinned at %.12s (%s): ticks keep this commit until 'autopull unpin'",
-		      p->commit, p->reason);
+	snprintf(e.from, sizeof(e.from), "%s", commit);
+	snprintf(e.trigger, sizeof(e.trigger), "manual");
+	ap_record_event_now(c, &e);
 	return 0;
 }
 
@@ -282,9 +305,9 @@ int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const
 	return tripped ? ap_state_write_tripped(st, tripped) : -ENOMEM;
 }
 
-int ap_record_untrip(struct ap_state *st)
+int ap_record_untrip(struct ap_state *st, bool tripped)
 {
-	return ap_state_clear_tripped(st);
+	return tripped ? ap_state_clear_tripped(st) : 0;
 }
 
 /* --- metrics --------------------------------------------------------------------------------- */
@@ -305,7 +328,7 @@ static void read_guard_facts(struct ap_state *st, struct ap_hb_facts *f)
 {
 	(void)ap_state_summary_bad(st, &f->bad_commits, &f->last_rollback_real_usec);
 	(void)ap_state_summary_overrides(st, &f->overrides, &f->last_override_real_usec);
-	f->push_failures = ap_push_failures(st);
+	f->push_failures = ap_state_counter(st, "push_failures");
 }
 
 /* The apply history's facts: counters, pin, and what the last tick saw. */
@@ -391,6 +414,7 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
 	/* The same samples, whether or not the file could be written; a failed push is only
 	 * a warning (push.c). */
-	(void)ap_push_metrics(st, &c->guard, text);
+	if (ap_push_metrics(&c->guard, text) < 0)
+		(void)ap_state_count(st, "push_failures"); /* logged by state.c */
 	return r;
 }

@@ -420,7 +420,10 @@ static int net_new(git_stream **out, const char *host, const char *port)
 	return 0;
 }
 
-int repo_net_init(void)
+/* Puts the socket stream (connect and I/O timeouts) under libgit2's transports. Done at
+ * every fetch: the last git_libgit2_shutdown() forgets registrations, and only a fetch
+ * connects anywhere. */
+static int register_stream(void)
 {
 	static git_stream_registration reg = { .version = GIT_STREAM_VERSION, .init = net_new };
 
@@ -595,7 +598,7 @@ static int fetch_prepare(const struct fetch_ctx *f, const char *track)
 
 	if (git_reference_name_is_valid(&valid, track) < 0 || !valid)
 		return ap_log_error(-EINVAL, "invalid branch name '%s'", o->branch);
-	if ((k = check_ssh_key(f)) < 0 || (k = check_owner(f)) < 0)
+	if ((k = check_ssh_key(f)) < 0 || (k = check_owner(f)) < 0 || (k = register_stream()) < 0)
 		return k;
 	if (git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, o->trust_owner ? 0 : 1) < 0)
 		return ap_log_error(-EIO, "failed to set owner validation: %s", repo_git_msg());

@@ -1,5 +1,6 @@
-/* What repo.c and repo-fetch.c share: the mirror handle and libgit2 error translation.
- * Only these two files include <git2.h>; nothing outside the repo module sees this. */
+/* What the repo files share: the mirror handle, the commit lookup (repo.c), and from
+ * repo-git.c libgit2's global state and error translation. Only the repo files include
+ * <git2.h>; nothing outside the repo module sees this. */
 #pragma once
 #include <git2.h>
 
@@ -9,12 +10,18 @@ struct ap_repo {
 	git_repository *git;
 };
 
+/* git_libgit2_init() with the config search paths pinned empty (no system, global or XDG
+ * config may steer a deploy; the last shutdown forgets them, so every init pins again).
+ * Logs its error. Each success is paired with one repo_git_shutdown(). */
+int repo_git_init(void);
+void repo_git_shutdown(void);
+
 /* The message of libgit2's last error, or "unknown error". */
 const char *repo_git_msg(void);
 /* libgit2's error code (and last error class) as a negative errno. */
 int repo_git_errno(int gerr);
 void repo_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id);
 
-/* Puts autopull's socket stream (connect and I/O timeouts) under libgit2's transports.
- * Called after every git_libgit2_init(): the last shutdown forgets registrations. */
-int repo_net_init(void);
+/* The commit rev names (any revspec), peeled; -ENOENT with a logged error when it names
+ * none. The caller frees it with git_commit_free(). */
+int repo_lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret);

@@ -95,14 +95,16 @@ void ap_report_applied(const struct ap_report *rp, const struct ap_journal *j)
 	fflush(stdout);
 }
 
-void ap_report_nothing_to_do(const struct ap_report *rp, const struct ap_pin *pin)
+int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin)
 {
 	struct ap_buf b = { 0 };
 	char ago[32];
 
+	if (rp->json)
+		return ap_report_plan(rp, "nothing-to-do", NULL) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	if (!pin) {
 		printf("nothing to do: %.12s is applied\n", rp->plan->to);
-		return;
+		return AP_EXIT_OK;
 	}
 	/* the reason is whatever the pin's author typed: escaped like all human output */
 	ap_format_ago(pin->realtime_usec, ap_now_realtime_usec(), ago, sizeof(ago));
@@ -110,6 +112,16 @@ void ap_report_nothing_to_do(const struct ap_report *rp, const struct ap_pin *pi
 			 pin->commit, ago, pin->reason) >= 0)
 		fputs(b.data, stdout);
 	ap_buf_free(&b);
+	return AP_EXIT_OK;
+}
+
+int ap_report_checked(struct ap_report *rp, int code)
+{
+	if (rp->refused && rp->json && !rp->dry_run)
+		(void)ap_report_plan(rp, "refused", NULL);
+	if ((code == AP_EXIT_OK || rp->dry_run) && ap_report_plan_before(rp) < 0)
+		return code == AP_EXIT_OK ? AP_EXIT_FAILED : code;
+	return code;
 }
 
 void ap_report_outcome(const struct ap_report *rp, int code)

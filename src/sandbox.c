@@ -55,14 +55,6 @@ static const char *blocked_by(const char *path, enum ap_sandbox_unit u)
 	return NULL;
 }
 
-/* The directory a file path is in ("/" for "/x"). */
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return strndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
-}
-
 static int add(struct ap_sandbox *s, enum ap_sandbox_unit u, char *path, mode_t mode,
 	       const char *fmt, ...) _printf_(5, 6);
 static int add(struct ap_sandbox *s, enum ap_sandbox_unit u, char *path, mode_t mode,
@@ -109,7 +101,7 @@ static int add_rules(struct ap_sandbox *s, const struct ap_config *c)
 		size_t n = strlen(f->dest);
 		/* a directory rule writes beneath dest itself, a file rule beside dest */
 		char *dir = ap_endswith(f->dest, "/") ? strndup(f->dest, n > 1 ? n - 1 : n) :
-							   dir_of(f->dest);
+							   ap_path_parent(f->dest);
 
 		size_t before = s->n_needs;
 
@@ -133,7 +125,7 @@ int ap_sandbox_build(const struct ap_config *c, enum ap_sandbox_unit u, struct a
 	if (r >= 0)
 		r = add(&s, u, strdup(c->state_dir), 0700, "state_dir");
 	if (r >= 0 && c->guard.metrics_file)
-		r = add(&s, u, dir_of(c->guard.metrics_file), 0755, "guard.metrics (%s)",
+		r = add(&s, u, ap_path_parent(c->guard.metrics_file), 0755, "guard.metrics (%s)",
 			c->guard.metrics_file);
 	if (r >= 0 && u == AP_SANDBOX_APPLY)
 		r = add_rules(&s, c);

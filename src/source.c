@@ -10,7 +10,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "source.h"
-#include "trust.h"
+#include "trust-io.h"
 #include "util.h"
 
 /* repo.h says which fetch failures pass by themselves and which need an operator. */
@@ -30,10 +30,10 @@ static int fetch_exit_code(int k, bool no_fetch)
 /* The one way a source is refused, whatever refused it: the message naming the commit and
  * the reason; the caller records the `refused` event (reason is its result and the metric's
  * label, why its reason). Returns the exit code of a refused source. */
-static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason, const char *commit, const char *why,
-			 const char *fmt, ...) _printf_(6, 7);
-static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason, const char *commit, const char *why,
-			 const char *fmt, ...)
+static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason,
+			 const char *commit, const char *why, const char *fmt, ...) _printf_(6, 7);
+static int refuse_source(const struct ap_source_in *in, struct ap_source *out, const char *reason,
+			 const char *commit, const char *why, const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;
 	va_list ap;
@@ -56,7 +56,7 @@ struct source_walk {
 	bool has_applied_time;
 	long long applied_time;     /* the applied commit's date, when moving forward from it */
 	const char *target;         /* its own signature is never skipped */
-	struct ap_bad *skips;       /* commits 'autopull trust skip' lets through */
+	const struct ap_bad *skips; /* commits 'autopull trust skip' lets through */
 	size_t n_skips;
 	char current[AP_OID_HEXSZ + 1]; /* the commit being verified */
 	char bad[AP_OID_HEXSZ + 1]; /* the first commit that failed */
@@ -108,7 +108,8 @@ static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 }
 
 /* A rewritten history is applied only when the operator said so, with a reason. */
-static int allow_rewind(const struct ap_source_in *in, struct ap_source *out, const char *applied, const char *target)
+static int allow_rewind(const struct ap_source_in *in, struct ap_source *out, const char *applied,
+			const char *target)
 {
 	if (!in->o->allow_rewind && !in->cfg->allow_rewind)
 		return refuse_source(in, out, "rewind", target, "history was rewritten",
@@ -126,10 +127,11 @@ static int allow_rewind(const struct ap_source_in *in, struct ap_source *out, co
 }
 
 /* A walk that gave no verdict. The operator's side (a verifier not installed or not
- * executable) is configuration, a verifier that hangs may pass, the machine running out is a failure; any
- * other failure while reading or checking a commit refuses the source, recorded like a bad
- * signature, so that a crafted commit cannot stop deploys without an alert. */
-static int walk_failed(const struct ap_source_in *in, struct ap_source *out, const struct source_walk *w, const char *target, int k)
+ * executable) is configuration, a verifier that hangs may pass, the machine running out is a
+ * failure; any other failure while reading or checking a commit refuses the source, recorded
+ * like a bad signature, so that a crafted commit cannot stop deploys without an alert. */
+static int walk_failed(const struct ap_source_in *in, struct ap_source *out,
+		       const struct source_walk *w, const char *target, int k)
 {
 	if (k == -ENOENT || k == -EACCES)
 		return AP_EXIT_USAGE;
@@ -143,7 +145,7 @@ static int walk_failed(const struct ap_source_in *in, struct ap_source *out, con
 }
 
 /* The applied commit's date bounds the dates of the commits that follow it. */
-static void applied_time(const struct ap_source_in *in, struct ap_source *out, enum ap_source_move m, const char *applied,
+static void applied_time(const struct ap_source_in *in, enum ap_source_move m, const char *applied,
 			 struct source_walk *w)
 {
 	struct ap_commit_info info = { 0 };
@@ -155,12 +157,14 @@ static void applied_time(const struct ap_source_in *in, struct ap_source *out, e
 	ap_commit_info_clear(&info);
 }
 
-static int check_signatures(const struct ap_source_in *in, struct ap_source *out, const struct ap_trust_range *range, enum ap_source_move m,
+static int check_signatures(const struct ap_source_in *in, struct ap_source *out,
+			    const struct ap_trust_range *range, enum ap_source_move m,
 			    const char *applied, const char *target)
 {
 	const struct ap_trust_config *t = &in->cfg->trust;
 	/* stdout stays one JSON document with --json */
 	struct source_walk w = { .dry_run = in->o->dry_run, .out = in->o->json ? stderr : stdout,
+				 .skips = in->s->skips, .n_skips = in->s->n_skips,
 				 .target = target };
 	int k;
 
@@ -171,19 +175,19 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 			     t->since, target, in->cfg->branch);
 		return AP_EXIT_USAGE;
 	}
-	if (ap_trust_open(t, in->cfg->state_dir, (long long)(ap_now_realtime_usec() / 1000000),
+	if (ap_trust_open(t, in->st, (long long)(ap_now_realtime_usec() / 1000000),
 			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
-	applied_time(in, out, m, applied, &w);
-	if (ap_state_list_overrides(in->st, "trust-skip", &w.skips, &w.n_skips) < 0) {
+	applied_time(in, m, applied, &w);
+	if (in->s->skips_error < 0) {
 		ap_trust_free(w.trust);
-		return AP_EXIT_FAILED;
+		return ap_log_error(in->s->skips_error, "refusing to check the signatures of %.12s: "
+				    "the trust-skip overrides cannot be read", target), AP_EXIT_FAILED;
 	}
 	k = ap_repo_walk(in->repo, range->from, target, range->first_parent, source_commit, &w);
 	if (k >= 0 && !in->o->dry_run)
 		(void)ap_trust_save(w.trust); /* the good ones stay good, whatever came after */
 	ap_trust_free(w.trust);
-	ap_bad_free(w.skips, w.n_skips);
 	if (k < 0)
 		return walk_failed(in, out, &w, target, k);
 	if (!*w.bad)
@@ -196,7 +200,8 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 	return k;
 }
 
-static int check_source(const struct ap_source_in *in, struct ap_source *out, const char *applied, const char *target)
+static int check_source(const struct ap_source_in *in, struct ap_source *out, const char *applied,
+			const char *target)
 {
 	char from[AP_OID_HEXSZ + 1] = "";
 	int fwd = 1, back = 0, code = AP_EXIT_OK;
@@ -215,7 +220,7 @@ static int check_source(const struct ap_source_in *in, struct ap_source *out, co
 		return AP_EXIT_FAILED;
 	/* a pin is a chosen commit, like --commit: going back to it is a rollback */
 	m = ap_trust_classify(applied, target, fwd > 0, back > 0,
-			      in->o->commit != NULL || in->pin->commit[0]);
+			      in->o->commit != NULL || in->s->pin.commit[0]);
 	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(in, out, applied, target)) != AP_EXIT_OK)
 		return code;
 	ap_trust_range(&in->cfg->trust, m, applied, &range);
@@ -224,7 +229,8 @@ static int check_source(const struct ap_source_in *in, struct ap_source *out, co
 	return code;
 }
 
-static int find_target(const struct ap_source_in *in, struct ap_source *out, char ret[AP_OID_HEXSZ + 1])
+static int find_target(const struct ap_source_in *in, struct ap_source *out,
+		       char ret[AP_OID_HEXSZ + 1])
 {
 	const struct ap_opts *o = in->o;
 	const struct ap_remote_opts ro = { .url = in->cfg->repo_url, .branch = in->cfg->branch,
@@ -244,8 +250,8 @@ static int find_target(const struct ap_source_in *in, struct ap_source *out, cha
 	if (k < 0)
 		return fetch_exit_code(k, o->no_fetch);
 	memcpy(out->tip, tip, sizeof(tip));
-	if (!o->commit && in->pin->commit[0]) {
-		memcpy(ret, in->pin->commit, sizeof(in->pin->commit));
+	if (!o->commit && in->s->pin.commit[0]) {
+		memcpy(ret, in->s->pin.commit, sizeof(in->s->pin.commit));
 		return AP_EXIT_OK;
 	}
 	if (!o->commit) {

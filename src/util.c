@@ -66,15 +66,48 @@ int ap_strv_push_unique(char ***v, const char *s)
 
 int ap_strv_copy(char *const *v, char ***ret)
 {
-	char **n = NULL;
+	_cleanup_strv_builder_ struct ap_strv_builder b = { 0 };
 
 	for (size_t i = 0; v && v[i]; i++)
-		if (ap_strv_push(&n, v[i]) < 0) {
-			ap_strv_free(n);
+		if (ap_strv_builder_push(&b, v[i]) < 0)
+			return -ENOMEM;
+	*ret = ap_strv_builder_take(&b);
+	return 0;
+}
+
+int ap_strv_builder_push(struct ap_strv_builder *b, const char *s)
+{
+	char *copy = strdup(s);
+
+	if (!copy)
+		return -ENOMEM;
+	if (b->len + 1 >= b->cap) { /* room for s and the terminator: double */
+		size_t cap = b->cap ? 2 * b->cap : 16;
+		char **nv = cap > b->cap ? reallocarray(b->v, cap, sizeof(char *)) : NULL;
+
+		if (!nv) {
+			free(copy);
 			return -ENOMEM;
 		}
-	*ret = n;
+		b->v = nv;
+		b->cap = cap;
+	}
+	b->v[b->len++] = copy;
+	b->v[b->len] = NULL;
 	return 0;
+}
+
+char **ap_strv_builder_take(struct ap_strv_builder *b)
+{
+	char **v = b->v;
+
+	*b = (struct ap_strv_builder){ 0 };
+	return v;
+}
+
+void ap_strv_builder_clear(struct ap_strv_builder *b)
+{
+	ap_strv_free(ap_strv_builder_take(b));
 }
 
 char *ap_strdupvf(const char *fmt, va_list ap)
@@ -158,6 +191,17 @@ bool ap_path_is_normalized_absolute(const char *p)
 		if (iscntrl((unsigned char)*c))
 			return false;
 	return n == 1 || components_ok(p + 1);
+}
+
+char *ap_path_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
 }
 
 int ap_buf_append(struct ap_buf *b, const void *p, size_t n)

@@ -1,6 +1,7 @@
 /* The metrics push around the HTTP call: unusable credential files and a dead endpoint are
- * warnings that count in the persisted failure counter; no push configured is no push. (The
- * push that lands is tested against a real VictoriaMetrics in tests/integration/t-60.) */
+ * errors (record.c counts them); no push configured is no push. (The push that lands, and the
+ * count of those that failed, are tested against a real VictoriaMetrics in
+ * tests/integration/t-60.) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,7 +21,6 @@
 
 struct fixture {
 	char *dir;
-	struct ap_state *st;
 	char url[64]; /* a loopback port nothing listens on */
 };
 
@@ -29,7 +29,6 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
-	char *sub;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (!f || fd < 0 || ap_fs_mkdtemp("test-push", &f->dir) < 0)
@@ -40,10 +39,6 @@ static int setup(void **state)
 	close(fd);
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/api/v1/import/prometheus",
 		 ntohs(a.sin_port));
-	sub = ap_strdupf("%s/state", f->dir);
-	if (!sub || ap_state_open(sub, &f->st) < 0)
-		return -1;
-	free(sub);
 	ap_log_set_max_level(AP_LOG_ERR); /* the warnings are expected */
 	*state = f;
 	return 0;
@@ -53,7 +48,6 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	ap_state_free(f->st);
 	ap_fs_rm_rf(f->dir);
 	free(f->dir);
 	free(f);
@@ -73,22 +67,17 @@ static char *put(struct fixture *f, const char *name, const char *content)
 
 static void test_no_push_configured(void **state)
 {
-	struct fixture *f = *state;
 	const struct ap_guard_config g = { .push_timeout_usec = 1000000 };
 
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), 0);
-	assert_int_equal(ap_push_failures(f->st), 0);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), 0);
 }
 
-static void test_dead_endpoint_counts(void **state)
+static void test_dead_endpoint(void **state)
 {
 	struct fixture *f = *state;
 	struct ap_guard_config g = { .push_url = f->url, .push_timeout_usec = 2000000 };
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -ECONNREFUSED);
-	assert_int_equal(ap_push_failures(f->st), 1);
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -ECONNREFUSED);
-	assert_int_equal(ap_push_failures(f->st), 2);
-	assert_int_equal(ap_state_counter(f->st, "push_failures"), 2);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -ECONNREFUSED);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -ECONNREFUSED);
 }
 
 /* A credential that cannot be used is a failed push, before anything is sent. */
@@ -101,15 +90,14 @@ static void test_bad_credentials(void **state)
 
 	assert_int_equal(symlink(ctl, link), 0);
 	g.push_token_file = empty;
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -ENODATA);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -ENODATA);
 	g.push_token_file = ctl;
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -EBADMSG);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -EBADMSG);
 	g.push_token_file = NULL;
 	g.push_basic_auth_file = missing;
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -ENOENT);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -ENOENT);
 	g.push_basic_auth_file = link;
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -ELOOP);
-	assert_int_equal(ap_push_failures(f->st), 4);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -ELOOP);
 	free(empty);
 	free(ctl);
 	free(missing);
@@ -125,7 +113,7 @@ static void test_token_first_line(void **state)
 				     .push_timeout_usec = 2000000 };
 
 	/* read fine, so the failure is the connection's */
-	assert_int_equal(ap_push_metrics(f->st, &g, "a 1\n"), -ECONNREFUSED);
+	assert_int_equal(ap_push_metrics(&g, "a 1\n"), -ECONNREFUSED);
 	free(tok);
 }
 
@@ -134,7 +122,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_no_push_configured, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_endpoint_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_endpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_first_line, setup, teardown),
 	};

@@ -1,6 +1,8 @@
 /* Tests for util.c: durations at and beyond the largest accepted value; unit globs; the
- * escaping of human output and the JSON string writer. */
+ * escaping of human output and the JSON string writer; building string vectors; the parent
+ * directory of a path. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <setjmp.h>
@@ -154,6 +156,60 @@ static void test_json_string(void **state)
 	assert_json("\xed\xa0\x80\xf0\x9f\x98\x80", "\"\\u00ed\\u00a0\\u0080\xf0\x9f\x98\x80\"");
 }
 
+/* The builder is a vector at every step, and it grows by doubling: n pushes reallocate
+ * O(log n) times, which is what makes building a large vector (the trust cache's 100,000
+ * ids) linear. Counted by the distinct capacities seen, not timed. */
+static void test_strv_builder(void **state)
+{
+	_cleanup_strv_builder_ struct ap_strv_builder b = { 0 };
+	_cleanup_strv_free_ char **copy = NULL, **none = NULL;
+	size_t grew = 0, last_cap = 0;
+	char one[16];
+
+	assert_null(ap_strv_builder_take(&b));
+	for (unsigned i = 0; i < 100000; i++) {
+		snprintf(one, sizeof(one), "%u", i);
+		assert_int_equal(ap_strv_builder_push(&b, one), 0);
+		assert_int_equal(b.len, i + 1);
+		assert_null(b.v[b.len]);
+		assert_true(b.cap > b.len);
+		grew += b.cap != last_cap;
+		last_cap = b.cap;
+	}
+	assert_true(grew <= 14); /* 16 << 13 > 100000 */
+	assert_int_equal(ap_strv_length(b.v), 100000);
+	assert_string_equal(b.v[0], "0");
+	assert_string_equal(b.v[99999], "99999");
+
+	assert_int_equal(ap_strv_copy(b.v, &copy), 0);
+	assert_int_equal(ap_strv_length(copy), 100000);
+	assert_string_equal(copy[4242], "4242");
+	assert_int_equal(ap_strv_copy(NULL, &none), 0);
+	assert_null(none);
+}
+
+static void assert_parent(const char *path, const char *want)
+{
+	_cleanup_free_ char *p = ap_path_parent(path);
+
+	if (!want) {
+		assert_null(p);
+		assert_int_equal(errno, EINVAL);
+	} else
+		assert_string_equal(p, want);
+}
+
+/* The root is a directory of its own, never "": callers open what this returns. */
+static void test_path_parent(void **state)
+{
+	assert_parent("/etc/caddy/Caddyfile", "/etc/caddy");
+	assert_parent("/etc/caddy/", "/etc/caddy");
+	assert_parent("/motd", "/");
+	assert_parent("/", "/");
+	assert_parent("a/b", "a");
+	assert_parent("motd", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +220,8 @@ int main(void)
 		cmocka_unit_test(test_escape_buffer),
 		cmocka_unit_test(test_linef),
 		cmocka_unit_test(test_json_string),
+		cmocka_unit_test(test_strv_builder),
+		cmocka_unit_test(test_path_parent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
