@@ -7,8 +7,6 @@
 # `make` names a missing library through pkg-config and never calls apt-get. Sourced by
 # run.sh after lib.sh.
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
 MAN8=$AP_ROOT/doc/autopull.8
 MAN5=$AP_ROOT/doc/autopull.yaml.5
 COMPLETION=$AP_ROOT/completion/autopull.bash
