@@ -61,6 +61,7 @@ struct ap_trust_config {
 						* may be dated; default 1 day */
 };
 
+/* fleet: the hosts of one group take turns through slots kept in etcd (fleet.h). */
 struct ap_fleet_config {
 	bool enabled;            /* fleet: present */
 	char **etcd;             /* endpoints, NULL-terminated */
