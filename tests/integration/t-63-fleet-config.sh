@@ -7,8 +7,6 @@
 # lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
 # Port 9 (discard): nothing in this file may talk to etcd, so nothing must answer there.
 ETCD=http://127.0.0.1:9
 
