@@ -120,6 +120,8 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	const char *name = ap_apply_outcome_to_string(out);
 
 	r->s.owned = e.owned;
+	if (e.fleet)
+		ap_record_fleet(&r->rec, k == -EAGAIN, e.fleet_wait_usec);
 	if (k == -EAGAIN) /* no fleet slot: nothing was done */
 		return AP_EXIT_TEMPFAIL;
 	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
@@ -276,7 +278,7 @@ static int apply_fresh(struct run *r, const char *target)
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
 	if ((code = ap_rollout_gate(fleet_of(r), target, true, dry, &ended)) != 0 || ended)
-		return code;
+		return ended ? ap_record_fleet(&r->rec, true, 0), code : code;
 	return run_plan(r);
 }
 

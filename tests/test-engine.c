@@ -203,6 +203,7 @@ void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 }
 void ap_record_last_apply(struct ap_record *rec, bool ok) { called("last-apply(%s)", ok ? "ok" : "failed"); }
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *tick) { called("tick"); }
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec) { called("fleet-fact(%s)", blocked ? "blocked" : "ran"); }
 int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason, struct ap_pin *inforce)
 {
 	called("pin");
@@ -426,7 +427,8 @@ static void test_fleet_waits(void **state)
 	t.fleet = true;
 	t.ended_start = true;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source fleet(bad) plan guard checks print fleet(start) drift tick commit(0)");
+	expect_log("load source fleet(bad) plan guard checks print fleet(start) fleet-fact(blocked) "
+		   "drift tick commit(0)");
 }
 
 /* etcd unreachable: try later, nothing planned. */
@@ -445,7 +447,8 @@ static void test_fleet_no_slot(void **state)
 	t.fleet = true;
 	t.no_slot = true;
 	assert_int_equal(run(), AP_EXIT_TEMPFAIL);
-	expect_log("load source fleet(bad) plan guard checks print fleet(start) execute commit(0)");
+	expect_log("load source fleet(bad) plan guard checks print fleet(start) execute "
+		   "fleet-fact(blocked) commit(0)");
 }
 
 /* A chosen commit is the operator's: the fleet is not asked about it (stubbed: f NULL). */
@@ -455,8 +458,8 @@ static void test_fleet_chosen_commit(void **state)
 	t.ended_bad = true;
 	opts.commit = OID_B;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source plan guard checks print execute last-apply(ok) event(ok) drift tick "
-		   "commit(1) metrics");
+	expect_log("load source plan guard checks print execute fleet-fact(ran) last-apply(ok) "
+		   "event(ok) drift tick commit(1) metrics");
 }
 
 int main(void)
