@@ -305,5 +305,12 @@ void ap_config_free(struct ap_config *c)
 	free(c->trust.ssh_allowed_signers);
 	free(c->trust.openpgp_keyring);
 	free(c->trust.since);
+	ap_strv_free(c->fleet.etcd);
+	free(c->fleet.ca_file);
+	free(c->fleet.cert_file);
+	free(c->fleet.key_file);
+	free(c->fleet.group);
+	free(c->fleet.host);
+	ap_strv_free(c->fleet.canary_hosts);
 	free(c);
 }
