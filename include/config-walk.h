@@ -17,6 +17,8 @@ enum {
 	AP_CONFIG_REQUIRED = 1 << 0, /* the key must be present */
 	AP_CONFIG_NONEMPTY = 1 << 1, /* a list must have at least one entry */
 	AP_CONFIG_EMPTY_OK = 1 << 2, /* "" is a valid string (units: the repo root) */
+	AP_CONFIG_OR_LIST = 1 << 3,  /* a scalar field that also takes a list (canary: 2 or [a, b]) */
+	AP_CONFIG_UNIQUE = 1 << 4,   /* no entry of a list twice */
 };
 
 struct ap_config_node; /* a node of the document (opaque) */
@@ -81,6 +83,8 @@ int ap_config_str(struct ap_config_walk *c, struct ap_config_node *n,
 /* The entries of sequence n: how many, whether entry i is of type t (without taking it), and
  * entry i checked to be of type want (what names it in messages). */
 size_t ap_config_seq_len(const struct ap_config_node *n);
+/* Whether n is of type t (for an AP_CONFIG_OR_LIST field's parser). */
+bool ap_config_is(const struct ap_config_node *n, enum ap_config_type t);
 bool ap_config_seq_is(struct ap_config_walk *c, const struct ap_config_node *n, size_t i,
 		      enum ap_config_type t);
 int ap_config_seq_get(struct ap_config_walk *c, const struct ap_config_node *n, size_t i,

@@ -1,7 +1,7 @@
 /* autopull's own state under state_dir, one typed function pair per file. Every write is an
- * atomic replace (fsutil); nobody else reads or writes the files listed here but "verified",
- * which trust.c keeps itself. Beside them, but not this module's: the mirror repo.git
- * (repo.c) and, unless guard.metrics says otherwise, metrics.prom (record.c).
+ * atomic replace (fsutil); nobody else reads or writes the files listed here. Beside them,
+ * but not this module's: the mirror repo.git (the repo module) and, unless guard.metrics says
+ * otherwise, metrics.prom (record.c).
  *
  *   lock            flock()ed by every run; holds the holder's pid
  *   stage/          the private directory where install.c stages and validates new files

@@ -53,9 +53,9 @@ static bool url_ok(const char *s)
 	return false;
 }
 
-/* Where metrics are pushed: http(s) with a host, and no user:password@ in it (credentials
- * come from files, so that the URL can be logged). */
-static bool push_url_ok(const char *s)
+/* Where metrics are pushed, or etcd: http(s) with a host, and no user:password@ in it
+ * (credentials come from files, so that the URL can be logged). */
+static bool http_url_ok(const char *s)
 {
 	const char *rest = ap_startswith(s, "http://")	  ? s + strlen("http://")
 			   : ap_startswith(s, "https://") ? s + strlen("https://")
@@ -136,6 +136,16 @@ static bool unit_name_check(const char *s, bool glob)
 static bool unit_glob_ok(const char *s)
 {
 	return unit_name_check(s, true);
+}
+
+/* A fleet's group or host: it becomes one component of an etcd key (/autopull/GROUP/...)
+ * and is shown to operators, so nothing that could separate or forge one. */
+static bool fleet_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= 253 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 /* A host name or a glob of one: letters, digits, '-', '.', and glob characters. */
@@ -283,23 +293,39 @@ static int p_mode(struct ap_config_walk *c, struct ap_config_node *n,
 	return 0;
 }
 
-static int p_uint(struct ap_config_walk *c, struct ap_config_node *n,
-		  const struct ap_config_field *f, void *base)
+/* A decimal number from min to max, digits only (no sign, no fraction). */
+static bool number_in(const char *s, unsigned min, unsigned max, unsigned *ret)
 {
-	char buf[AP_CONFIG_SHOWN_MAX], *end;
 	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end || errno || v < min || v > max)
+		return false;
+	*ret = (unsigned)v;
+	return true;
+}
+
+static int number_field(struct ap_config_walk *c, struct ap_config_node *n,
+			const struct ap_config_field *f, unsigned min, unsigned max, unsigned *ret)
+{
+	char buf[AP_CONFIG_SHOWN_MAX];
 	const char *s = NULL;
 	int r = ap_config_str(c, n, f, &s);
 
 	if (r < 0)
 		return r;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (s[0] < '0' || s[0] > '9' || *end || errno || v > UINT_MAX)
-		return ap_config_fail(c, n, "%s: '%s' is not a number between 0 and %u", f->key,
-			    ap_config_shown(n, buf), UINT_MAX);
-	*AP_CONFIG_FIELD(base, f, unsigned) = (unsigned)v;
+	if (!number_in(s, min, max, ret))
+		return ap_config_fail(c, n, "%s: '%s' is not a number from %u to %u", f->key,
+				      ap_config_shown(n, buf), min, max);
 	return 0;
+}
+
+static int p_uint(struct ap_config_walk *c, struct ap_config_node *n,
+		  const struct ap_config_field *f, void *base)
+{
+	return number_field(c, n, f, 0, UINT_MAX, AP_CONFIG_FIELD(base, f, unsigned));
 }
 
 /* Only the words YAML 1.2 reads as booleans, lower case: "yes" or "on" would be a guess. */
@@ -339,8 +365,8 @@ static int p_require(struct ap_config_walk *c, struct ap_config_node *n,
 			      ap_config_shown(n, buf));
 }
 
-static int p_duration(struct ap_config_walk *c, struct ap_config_node *n,
-		      const struct ap_config_field *f, void *base)
+static int duration(struct ap_config_walk *c, struct ap_config_node *n,
+		    const struct ap_config_field *f, unsigned long long *ret)
 {
 	char buf[AP_CONFIG_SHOWN_MAX];
 	const char *s = NULL;
@@ -348,10 +374,28 @@ static int p_duration(struct ap_config_walk *c, struct ap_config_node *n,
 
 	if (r < 0)
 		return r;
-	if (ap_parse_duration(s, AP_CONFIG_FIELD(base, f, unsigned long long)) < 0)
+	if (ap_parse_duration(s, ret) < 0)
 		return ap_config_fail(c, n, "%s: '%s' is not a duration (such as 500ms, 10s, 5m, 2h, 1d)",
 			    f->key, ap_config_shown(n, buf));
 	return 0;
+}
+
+static int p_duration(struct ap_config_walk *c, struct ap_config_node *n,
+		      const struct ap_config_field *f, void *base)
+{
+	return duration(c, n, f, AP_CONFIG_FIELD(base, f, unsigned long long));
+}
+
+/* The same into a uint64_t (struct ap_fleet_config). */
+static int p_usec64(struct ap_config_walk *c, struct ap_config_node *n,
+		    const struct ap_config_field *f, void *base)
+{
+	unsigned long long v;
+	int r = duration(c, n, f, &v);
+
+	if (r >= 0)
+		*AP_CONFIG_FIELD(base, f, uint64_t) = v;
+	return r;
 }
 
 /* A list of checked strings. An explicit [] is stored as an empty vector, not NULL, so that
@@ -379,6 +423,9 @@ static int p_seq(struct ap_config_walk *c, struct ap_config_node *n,
 		r = ap_config_str(c, e, f, &s);
 		if (r < 0)
 			return r;
+		for (size_t j = 0; (f->flags & AP_CONFIG_UNIQUE) && j < i; j++)
+			if (strcmp(v[j], s) == 0)
+				return ap_config_fail(c, e, "%s: '%s' is named twice", f->key, v[j]);
 		v[i] = strdup(s);
 		if (!v[i])
 			return -ENOMEM;
@@ -525,6 +572,87 @@ static int p_trust(struct ap_config_walk *c, struct ap_config_node *n,
 	return 0;
 }
 
+#define FLEET_MAX_SLOTS 1024U /* slot/0 .. slot/1023: a host looks at each while it waits */
+#define FLEET_NAME_WHY "is not a name of letters, digits, '_', '.' and '-' (at most 253)"
+
+/* max_parallel: 0 slots would make every host wait for ever. */
+static int p_max_parallel(struct ap_config_walk *c, struct ap_config_node *n,
+			  const struct ap_config_field *f, void *base)
+{
+	return number_field(c, n, f, 1, FLEET_MAX_SLOTS, AP_CONFIG_FIELD(base, f, unsigned));
+}
+
+/* canary: how many hosts go first (any of them), or which ones (their count is the number). */
+static int p_canary(struct ap_config_walk *c, struct ap_config_node *n,
+		    const struct ap_config_field *f, void *base)
+{
+	struct ap_fleet_config *fl = base;
+	const struct ap_config_field hosts = {
+		.key = f->key, .offset = offsetof(struct ap_fleet_config, canary_hosts),
+		.flags = AP_CONFIG_NONEMPTY | AP_CONFIG_UNIQUE, .check = fleet_name_ok,
+		.why = FLEET_NAME_WHY,
+	};
+	char buf[AP_CONFIG_SHOWN_MAX];
+	const char *s = NULL;
+	int r;
+
+	if (ap_config_is(n, AP_CONFIG_SEQUENCE)) {
+		r = p_seq(c, n, &hosts, base);
+		if (r >= 0)
+			fl->canary = (unsigned)ap_strv_length(fl->canary_hosts);
+		return r;
+	}
+	r = ap_config_str(c, n, f, &s);
+	if (r < 0)
+		return r;
+	if (!number_in(s, 0, FLEET_MAX_SLOTS, &fl->canary))
+		return ap_config_fail(c, n, "%s: '%s' is not a number of hosts (0 to %u) or a list of "
+				      "host names", f->key, ap_config_shown(n, buf), FLEET_MAX_SLOTS);
+	return 0;
+}
+
+/* etcd leases count whole seconds; with 1 s a keepalive could never come in time. */
+static int p_lease_ttl(struct ap_config_walk *c, struct ap_config_node *n,
+		       const struct ap_config_field *f, void *base)
+{
+	char buf[AP_CONFIG_SHOWN_MAX];
+	int r = p_usec64(c, n, f, base);
+	uint64_t v = *AP_CONFIG_FIELD(base, f, uint64_t);
+
+	if (r >= 0 && (v < 2000000 || v % 1000000))
+		return ap_config_fail(c, n, "%s: '%s' must be whole seconds, at least 2s", f->key,
+				      ap_config_shown(n, buf));
+	return r;
+}
+
+/* The TLS files belong together and to https://; the host defaults to the name the
+ * configuration is loaded for, which must then be usable as a fleet name too. */
+static int p_fleet(struct ap_config_walk *c, struct ap_config_node *n,
+		   const struct ap_config_field *f, void *base)
+{
+	struct ap_fleet_config *fl = AP_CONFIG_FIELD(base, f, struct ap_fleet_config);
+	bool https = false;
+	int r = ap_config_walk_mapping(c, n, f->sub, fl);
+
+	if (r < 0)
+		return r;
+	if (!fl->cert_file != !fl->key_file)
+		return ap_config_fail(c, n, "fleet: cert_file and key_file go together (a client "
+				      "certificate and its key)");
+	for (size_t i = 0; fl->etcd[i]; i++)
+		https = https || ap_startswith(fl->etcd[i], "https://");
+	if ((fl->ca_file || fl->cert_file) && !https)
+		return ap_config_fail(c, n, "fleet: ca_file, cert_file and key_file need an https:// "
+				      "endpoint in etcd");
+	if (!fl->host && !fleet_name_ok(c->host))
+		return ap_config_fail(c, n, "fleet: this host's name '%.64s' %s; set host:", c->host,
+				      FLEET_NAME_WHY);
+	if (!fl->host && !(fl->host = strdup(c->host)))
+		return -ENOMEM;
+	fl->enabled = true;
+	return 0;
+}
+
 /* dest must name a directory exactly when src does, or files would land at odd places. A
  * setuid/setgid mode must be asked for twice: a typo in a mode must not make a root shell,
  * and the shipped service refuses such modes (RestrictSUIDSGID=) unless the rule says so. */
@@ -628,6 +756,26 @@ static const struct ap_config_field trust_fields[] = {
 	  .offset = offsetof(struct ap_trust_config, max_date_skew_usec) },
 };
 
+static const struct ap_config_field fleet_fields[] = {
+	SEQ("etcd", struct ap_fleet_config, etcd, p_seq, AP_CONFIG_REQUIRED | AP_CONFIG_NONEMPTY,
+	    http_url_ok, "is not an http(s):// URL without user:password@"),
+	STR("ca_file", struct ap_fleet_config, ca_file, 0, abs_file_ok, "is not an absolute file path"),
+	STR("cert_file", struct ap_fleet_config, cert_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("key_file", struct ap_fleet_config, key_file, 0, abs_file_ok,
+	    "is not an absolute file path"),
+	STR("group", struct ap_fleet_config, group, AP_CONFIG_REQUIRED, fleet_name_ok, FLEET_NAME_WHY),
+	STR("host", struct ap_fleet_config, host, 0, fleet_name_ok, FLEET_NAME_WHY),
+	{ .key = "max_parallel", .type = AP_CONFIG_SCALAR, .parse = p_max_parallel,
+	  .offset = offsetof(struct ap_fleet_config, max_parallel) },
+	{ .key = "canary", .type = AP_CONFIG_SCALAR, .parse = p_canary,
+	  .offset = offsetof(struct ap_fleet_config, canary), .flags = AP_CONFIG_OR_LIST },
+	{ .key = "lock_timeout", .type = AP_CONFIG_SCALAR, .parse = p_usec64,
+	  .offset = offsetof(struct ap_fleet_config, lock_timeout_usec) },
+	{ .key = "lease_ttl", .type = AP_CONFIG_SCALAR, .parse = p_lease_ttl,
+	  .offset = offsetof(struct ap_fleet_config, lease_ttl_usec) },
+};
+
 static const struct ap_config_field rule_fields[] = {
 	STR("src", struct ap_file_rule, src, AP_CONFIG_REQUIRED, src_ok,
 	    "is not a safe relative repository path"),
@@ -680,7 +828,7 @@ static const struct ap_config_field guard_fields[] = {
 	  .offset = offsetof(struct ap_guard_config, settle_usec) },
 	STR("metrics", struct ap_guard_config, metrics_file, 0, abs_file_ok,
 	    "is not an absolute file path"),
-	STR("push", struct ap_guard_config, push_url, 0, push_url_ok,
+	STR("push", struct ap_guard_config, push_url, 0, http_url_ok,
 	    "is not an http(s):// URL without user:password@"),
 	STR("push_token_file", struct ap_guard_config, push_token_file, 0, abs_file_ok,
 	    "is not an absolute file path"),
@@ -703,6 +851,9 @@ static const struct ap_config_schema guard_schema = {
 };
 static const struct ap_config_schema trust_schema = {
 	"trust", trust_fields, ELEMENTSOF(trust_fields)
+};
+static const struct ap_config_schema fleet_schema = {
+	"fleet", fleet_fields, ELEMENTSOF(fleet_fields)
 };
 
 static const struct ap_config_field top_fields[] = {
@@ -730,6 +881,8 @@ static const struct ap_config_field top_fields[] = {
 	  .offset = offsetof(struct ap_config, hooks), .sub = &hooks_schema },
 	{ .key = "trust", .type = AP_CONFIG_MAPPING, .parse = p_trust,
 	  .offset = offsetof(struct ap_config, trust), .sub = &trust_schema },
+	{ .key = "fleet", .type = AP_CONFIG_MAPPING, .parse = p_fleet,
+	  .offset = offsetof(struct ap_config, fleet), .sub = &fleet_schema },
 };
 
 const struct ap_config_schema ap_config_schema = {
@@ -739,7 +892,7 @@ const struct ap_config_schema ap_config_schema = {
 /* Duplicate keys are tracked in a bit mask, one bit per field. */
 _Static_assert(ELEMENTSOF(top_fields) <= 32 && ELEMENTSOF(repo_fields) <= 32 &&
 		       ELEMENTSOF(rule_fields) <= 32 && ELEMENTSOF(guard_fields) <= 32 &&
-		       ELEMENTSOF(trust_fields) <= 32,
+		       ELEMENTSOF(trust_fields) <= 32 && ELEMENTSOF(fleet_fields) <= 32,
 	       "a schema table has more fields than the duplicate mask has bits");
 
 void ap_config_rule_free(struct ap_file_rule *r)

@@ -213,6 +213,11 @@ int ap_config_str(struct ap_config_walk *c, struct ap_config_node *node,
 	return 0;
 }
 
+bool ap_config_is(const struct ap_config_node *n, enum ap_config_type t)
+{
+	return Y(n)->type == yaml_type(t);
+}
+
 size_t ap_config_seq_len(const struct ap_config_node *n)
 {
 	return (size_t)(Y(n)->data.sequence.items.top - Y(n)->data.sequence.items.start);
@@ -255,6 +260,7 @@ static int walk_pair(struct ap_config_walk *c, const yaml_node_pair_t *p,
 	char buf[AP_CONFIG_SHOWN_MAX];
 	const struct ap_config_field *f;
 	yaml_node_t *k, *v;
+	yaml_node_type_t want;
 	uint32_t bit;
 	int r;
 
@@ -268,7 +274,11 @@ static int walk_pair(struct ap_config_walk *c, const yaml_node_pair_t *p,
 	if (*found & bit)
 		return fail(c, k, "duplicate key '%s' in %s", f->key, s->where);
 	*found |= bit;
-	r = node_get(c, p->value, yaml_type(f->type), f->key, &v);
+	want = yaml_type(f->type);
+	v = yaml_document_get_node(c->doc->doc, p->value);
+	if ((f->flags & AP_CONFIG_OR_LIST) && v && v->type == YAML_SEQUENCE_NODE)
+		want = YAML_SEQUENCE_NODE;
+	r = node_get(c, p->value, want, f->key, &v);
 	if (r < 0)
 		return r;
 	return f->parse(c, N(v), f, base);

@@ -179,6 +179,9 @@ static int check_file_owners(const struct ap_config *c)
 		  AP_FS_FILE_SECRET },
 		{ "guard: push_basic_auth_file", offsetof(struct ap_config, guard.push_basic_auth_file),
 		  AP_FS_FILE_SECRET },
+		{ "fleet: ca_file", offsetof(struct ap_config, fleet.ca_file), 0 },
+		{ "fleet: cert_file", offsetof(struct ap_config, fleet.cert_file), 0 },
+		{ "fleet: key_file", offsetof(struct ap_config, fleet.key_file), AP_FS_FILE_SECRET },
 	};
 	bool bad = false;
 
@@ -242,6 +245,9 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 					       .window_usec = 5ULL * 60 * 1000000,
 					       .settle_usec = 10ULL * 1000000,
 					       .push_timeout_usec = 5ULL * 1000000 };
+	cfg->fleet = (struct ap_fleet_config){ .max_parallel = 1,
+					       .lock_timeout_usec = 10ULL * 60 * 1000000,
+					       .lease_ttl_usec = 30ULL * 1000000 };
 	r = ap_config_yaml_walk(path, buf, len, host, &ap_config_schema, cfg);
 	if (r < 0)
 		return r;

@@ -1,11 +1,11 @@
 /* autopull's own state files under state_dir (see state.h for the layout): the directory, its
- * locks, and one typed reader and writer per file. The formats live in records.c (and
- * journal.c, events.c), the backup store in state-fileset.c; this file does the I/O and says what
- * to do about a file that cannot be read. Writes go through ap_fs_write_atomic only; this
- * module never opens a managed host file.
+ * locks, and one typed reader and writer per file. The formats live in records.c (and journal.c,
+ * events.c), the backup store in state-fileset.c; this file does the I/O and says what to do about
+ * a file that cannot be read. Writes go through ap_fs_write_atomic only; this module never opens a
+ * managed host file.
  *
- * Deliberately not here: deciding what a journal means (apply.c), reading host files for a
- * backup (install.c), the heartbeat arithmetic (heartbeat.c). */
+ * Deliberately not here: deciding what a journal means (engine.c, see journal.h), reading host
+ * files for a backup (install.c), the heartbeat arithmetic (heartbeat.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * a small host tree in its own temp dir.
  *
  * Not covered here: the write itself (test-install.c), the state directory's room for the
- * backups that the preflight counts (ap_state_check_space, test-state.c). */
+ * backups that the preflight counts (ap_state_check_space: t-26-hostile's full tmpfs). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -1,7 +1,7 @@
 /* Fuzzes the parsers of the small state files (records.h): pin, bad, overrides, counters,
- * expected, tick, last-apply and owned. The first byte picks the parser. Invariants: what
- * parses formats to text that parses again and formats to the same bytes, a refusal names a
- * line of the text, and nothing crashes. */
+ * expected, tick, last-apply, owned and file-set manifests. The first byte picks the parser.
+ * Invariants: what parses formats to text that parses again and formats to the same bytes, a
+ * refusal names a line of the text, and nothing crashes. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -152,6 +152,28 @@ static void small(const char *text, unsigned which)
 	free(a), free(b);
 }
 
+static void manifest(const char *text)
+{
+	struct ap_host_file *v = NULL, *back = NULL;
+	size_t n = 0, n_back = 0;
+	struct ap_records_error e;
+	char *a = NULL, *b = NULL;
+	int r = ap_records_manifest_parse(text, &v, &n, &e);
+
+	check_error(r, &e, text);
+	if (r < 0)
+		return;
+	FUZZ_CHECK(ap_records_manifest_format(v, n, &a) == 0);
+	FUZZ_CHECK(ap_records_manifest_parse(a, &back, &n_back, &e) == 0);
+	FUZZ_CHECK(ap_records_manifest_format(back, n_back, &b) == 0);
+	FUZZ_CHECK(n_back == n && strcmp(a, b) == 0);
+	for (size_t i = 0; i < n; i++)
+		FUZZ_CHECK(v[i].path[0] == '/' && (v[i].dir || v[i].root_len < strlen(v[i].path)));
+	free(a), free(b);
+	ap_records_manifest_free(v, n);
+	ap_records_manifest_free(back, n_back);
+}
+
 static void owned(const char *text)
 {
 	struct ap_records_error e;
@@ -180,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!text)
 		return 0;
-	switch (data[0] % 9) {
+	switch (data[0] % 10) {
 	case 0: pin(text); break;
 	case 1: commits(text, false, true); break;
 	case 2: commits(text, true, false); break;
@@ -189,7 +211,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5: small(text, 0); break;
 	case 6: small(text, 1); break;
 	case 7: owned(text); break;
-	default: commits(text, false, false); break;
+	case 8: commits(text, false, false); break;
+	default: manifest(text); break;
 	}
 	free(text);
 	return 0;

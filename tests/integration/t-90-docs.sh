@@ -7,8 +7,6 @@
 # `make` names a missing library through pkg-config and never calls apt-get. Sourced by
 # run.sh after lib.sh.
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
 MAN8=$AP_ROOT/doc/autopull.8
 MAN5=$AP_ROOT/doc/autopull.yaml.5
 COMPLETION=$AP_ROOT/completion/autopull.bash
@@ -81,14 +79,15 @@ ap_case "autopull.yaml(5): every key of the schema, and only those"
 schema_keys >"$AP_TMP/schema.keys"
 check "the schema tables were read ($(wc -l <"$AP_TMP/schema.keys") keys)" \
 	[ "$(wc -l <"$AP_TMP/schema.keys")" -ge 45 ]
-for map in top:KEYS repo:repo units_entry:units rule:files guard:guard trust:trust hooks:hooks; do
+for map in top:KEYS repo:repo units_entry:units rule:files guard:guard trust:trust hooks:hooks \
+	fleet:fleet; do
 	table=${map%%:*} sec=${map#*:}
 	same_set "section $sec = config-schema.c's ${table}_fields" \
 		"$(awk -v t="$table" '$1 == t { print $2 }' "$AP_TMP/schema.keys")" \
 		"$(man_terms "$MAN5" "$sec")"
 done
 check "no schema table without a section" \
-	[ -z "$(cut -d' ' -f1 "$AP_TMP/schema.keys" | sort -u | grep -vx 'top\|repo\|units_entry\|rule\|guard\|trust\|hooks')" ]
+	[ -z "$(cut -d' ' -f1 "$AP_TMP/schema.keys" | sort -u | grep -vx 'top\|repo\|units_entry\|rule\|guard\|trust\|hooks\|fleet')" ]
 # Every key of the top level, repo, files and guard states its default, or that it is
 # required.
 awk 'function flush() { if (want && term != "" && text !~ /[Dd]efault|required/) print sec ":" term; term = "" }
