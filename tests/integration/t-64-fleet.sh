@@ -102,13 +102,15 @@ fleet_run() {
 	ap_autopull "$name" --user -c "$FLEET_DIR/$(printf 'a%02d' "$i")/config.yaml" "$@" apply
 }
 
-# fleet_all NAME [FIRST]: every agent from FIRST (default 0) applies at once; waits for all.
+# fleet_all NAME [FIRST]: every agent from FIRST (default 0) applies at once; waits for all
+# of them (by pid: etcd runs in the background of this shell too).
 fleet_all() {
-	local i
+	local i pids=()
 	for i in $(seq "${2:-0}" $((FLEET_N - 1))); do
 		fleet_run "$1-$i" "$i" &
+		pids+=($!)
 	done
-	wait
+	wait "${pids[@]}"
 }
 
 # fleet_rcs NAME [FIRST]: the exit codes of fleet_all NAME, sorted and counted ("20x0").
@@ -290,16 +292,17 @@ t_etcd_down() {
 t_etcd_restarted() {
 	ap_case "etcd restarted mid-rollout"
 	fleet_setup || return
-	local c2 i ok=0 port
+	local c2 i ok=0 port mid
 	fleet_commit v1 >/dev/null || return
 	fleet_all r-init
 	c2=$(fleet_commit v2) || return
 	fleet_all r-mid &
+	mid=$!
 	sleep 1
 	port=$ETCD_PORT
 	etcd_stop
-	etcd_start "$port" || { ap_fail "$AP_CASE: etcd did not come back"; wait; return; }
-	wait
+	etcd_start "$port" || { ap_fail "$AP_CASE: etcd did not come back"; wait "$mid"; return; }
+	wait "$mid"
 	for i in $(seq 0 $((FLEET_N - 1))); do
 		[ "$(fleet_applied "$i")" = "$c2" ] || fleet_run "r-again-$i" "$i"
 	done
