@@ -97,6 +97,7 @@ test-sandbox_MODS := sandbox config config-schema config-walk fsutil fsutil-safe
 test-validate_MODS := validate fsutil fsutil-safe unitfile
 test-preflight_MODS := preflight fsutil fsutil-safe
 test-install_MODS := install fsutil fsutil-safe
+test-cmd-fleet_MODS := cmd-fleet
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
