@@ -210,8 +210,8 @@ static int pick_commit(struct ap_ctx *c, char ret[AP_OID_HEXSZ + 1], const char 
 static int status(struct ap_ctx *c)
 {
 	const struct ap_fleet_config *fc = &c->cfg->fleet;
-	_cleanup_(ap_fleet_freep) struct ap_fleet *f = NULL;
 	struct ap_fleet_status s = { 0 };
+	struct ap_fleet *f;
 	char commit[AP_OID_HEXSZ + 1] = "";
 	const char *whence = NULL;
 	struct ap_buf b = { 0 };
@@ -224,9 +224,9 @@ static int status(struct ap_ctx *c)
 	code = pick_commit(c, commit, &whence);
 	if (code != AP_EXIT_OK)
 		return code;
-	k = ap_fleet_open(fc, &f);
-	if (k < 0)
-		return k == -ENOMEM ? AP_EXIT_FAILED : AP_EXIT_USAGE;
+	f = ap_ctx_fleet(c);
+	if (!f) /* fleet.c refused the settings (logged) */
+		return AP_EXIT_USAGE;
 	/* fleet.c logged what went wrong, with the endpoint */
 	k = ap_fleet_status(f, *commit ? commit : NULL, &s);
 	if (k < 0)

@@ -39,9 +39,9 @@ static struct ap_fleet_bad bad[] = {
 static struct {
 	struct ap_config cfg;
 	const char *tip;        /* NULL: nothing fetched */
-	int open, status;       /* ap_fleet_open's and ap_fleet_status's returns */
+	int open, status;       /* whether the handle opens (< 0: not), ap_fleet_status's return */
 	struct ap_fleet_status st;
-	int status_calls, cleared, freed;
+	int status_calls, cleared;
 	char asked[64];         /* the commit ap_fleet_status was asked for, "(null)" */
 } t;
 
@@ -68,17 +68,9 @@ int ap_repo_resolve_on_branch(struct ap_repo *r, const char *branch, const char 
 	snprintf(ret, AP_OID_HEXSZ + 1, "%s", OID_B);
 	return 0;
 }
-int ap_fleet_open(const struct ap_fleet_config *c, struct ap_fleet **ret)
+struct ap_fleet *ap_ctx_fleet(struct ap_ctx *c)
 {
-	if (t.open < 0)
-		return t.open;
-	*ret = (struct ap_fleet *)&t;
-	return 0;
-}
-void ap_fleet_free(struct ap_fleet *f)
-{
-	if (f)
-		t.freed++;
+	return c->fleet = t.open < 0 || !c->cfg->fleet.enabled ? NULL : (struct ap_fleet *)&t;
 }
 int ap_fleet_status(struct ap_fleet *f, const char *commit, struct ap_fleet_status *ret)
 {
@@ -197,7 +189,6 @@ static void test_text(void **state)
 	assert_string_equal(err, "");
 	assert_string_equal(t.asked, OID_A); /* the tip's canaries were asked for */
 	assert_int_equal(t.cleared, 1);
-	assert_int_equal(t.freed, 1);
 	free(out);
 	free(err);
 }
@@ -354,7 +345,6 @@ static void test_exit_codes(void **state)
 	t.status = -EHOSTUNREACH;
 	assert_int_equal(run("status", true, NULL, &out, &err), AP_EXIT_TEMPFAIL);
 	assert_string_equal(out, "");
-	assert_int_equal(t.freed, 1);
 	free(out);
 	free(err);
 	t.status = -EPROTO;
