@@ -1,7 +1,8 @@
 /* autopull fleet status [--json]: what the group of this host's fleet: section looks like in
  * etcd: who holds a slot and for which commit, each host's last commit and result, the
  * commits that halted the group, and how far the canaries of one commit got (the branch tip
- * as last fetched, or --commit REV). It only reads: no slot is taken, nothing is marked.
+ * as last fetched, or --commit REV). It only reads: no slot is taken, nothing is marked, and
+ * not even the state directory is created.
  *
  * Deliberately not here: talking to etcd (fleet.c, through fleet.h alone) and deciding
  * anything for an apply. Everything in the output that came from etcd is escaped: another host
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "exitcode.h"
@@ -184,9 +186,10 @@ static int fleet_json(struct ap_buf *b, const struct ap_fleet_config *c,
 
 /* The commit whose canaries to show: --commit REV (a full id as it is: this host need not have
  * fetched it; else resolved on the branch), or the tip as last fetched (none when nothing was
- * fetched yet). */
+ * fetched yet). The mirror is opened only when it is there: this verb creates nothing. */
 static int pick_commit(struct ap_ctx *c, char ret[AP_OID_HEXSZ + 1], const char **ret_whence)
 {
+	_cleanup_free_ char *mirror = ap_strdupf("%s/repo.git", c->cfg->state_dir);
 	const char *rev = c->o->commit;
 	int k;
 
@@ -195,6 +198,14 @@ static int pick_commit(struct ap_ctx *c, char ret[AP_OID_HEXSZ + 1], const char 
 		*ret_whence = "--commit";
 		memcpy(ret, rev, AP_OID_HEXSZ + 1);
 		return AP_EXIT_OK;
+	}
+	if (!mirror)
+		return AP_EXIT_FAILED;
+	if (access(mirror, F_OK) < 0 && errno == ENOENT) {
+		if (rev)
+			ap_log_error(-ENOENT, "nothing was fetched here yet to find '%s' in: give a full "
+					      "commit id", rev);
+		return rev ? AP_EXIT_USAGE : AP_EXIT_OK;
 	}
 	if (!ap_ctx_repo(c))
 		return c->o->commit ? AP_EXIT_FAILED : AP_EXIT_OK;
@@ -251,7 +262,7 @@ int ap_cmd_fleet(const struct ap_opts *o, char **args)
 		ap_log_error(-EINVAL, "unknown fleet command '%s' (known: status)", args[0]);
 		return AP_EXIT_USAGE;
 	}
-	code = ap_ctx_open(o, 0, &c);
+	code = ap_ctx_open(o, AP_CTX_CONFIG_ONLY, &c);
 	if (code != AP_EXIT_OK)
 		return code;
 	code = status(&c);

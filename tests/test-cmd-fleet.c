@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -41,7 +42,7 @@ static struct {
 	const char *tip;        /* NULL: nothing fetched */
 	int open, status;       /* whether the handle opens (< 0: not), ap_fleet_status's return */
 	struct ap_fleet_status st;
-	int status_calls, cleared;
+	int status_calls, cleared, repo_calls;
 	char asked[64];         /* the commit ap_fleet_status was asked for, "(null)" */
 } t;
 
@@ -52,7 +53,11 @@ int ap_ctx_open(const struct ap_opts *o, unsigned flags, struct ap_ctx *ret)
 	return AP_EXIT_OK;
 }
 void ap_ctx_done(struct ap_ctx *c) {}
-struct ap_repo *ap_ctx_repo(struct ap_ctx *c) { return c->repo = (struct ap_repo *)&t; }
+struct ap_repo *ap_ctx_repo(struct ap_ctx *c)
+{
+	t.repo_calls++;
+	return c->repo = (struct ap_repo *)&t;
+}
 int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HEXSZ + 1])
 {
 	if (!t.tip)
@@ -139,6 +144,7 @@ static int setup(void **state)
 	memset(&t, 0, sizeof(t));
 	t.cfg.path = "/etc/autopull/autopull.yaml";
 	t.cfg.branch = "main";
+	t.cfg.state_dir = tmpdir; /* with a repo.git: fetched before */
 	t.cfg.fleet = (struct ap_fleet_config){ .enabled = true, .etcd = etcd, .group = "web",
 						.host = "web1", .max_parallel = 2, .canary = 1 };
 	t.tip = OID_A;
@@ -150,17 +156,26 @@ static int setup(void **state)
 	return 0;
 }
 
+static char *mirror(void) { return ap_strdupf("%s/repo.git", tmpdir); }
+
 static int group_setup(void **state)
 {
-	return mkdtemp(tmpdir) ? 0 : -1;
+	_cleanup_free_ char *m = NULL;
+
+	if (!mkdtemp(tmpdir) || !(m = mirror()))
+		return -1;
+	return mkdir(m, 0700);
 }
 
 static int group_teardown(void **state)
 {
 	_cleanup_free_ char *out = ap_strdupf("%s/out", tmpdir), *err = ap_strdupf("%s/err", tmpdir);
 
+	_cleanup_free_ char *m = mirror();
+
 	unlink(out);
 	unlink(err);
+	rmdir(m);
 	return rmdir(tmpdir);
 }
 
@@ -287,6 +302,33 @@ static void test_no_tip(void **state)
 	free(err);
 }
 
+/* A host that never fetched has no mirror: none is opened (or created), no canaries shown,
+ * and only a full id can be asked for. */
+static void test_no_mirror(void **state)
+{
+	_cleanup_free_ char *m = mirror();
+	char *out, *err;
+
+	assert_int_equal(rmdir(m), 0);
+	assert_int_equal(run("status", false, NULL, &out, &err), AP_EXIT_OK);
+	assert_int_equal(t.repo_calls, 0);
+	assert_string_equal(t.asked, "(null)");
+	assert_non_null(strstr(out, "no commit to show them for (nothing fetched yet"));
+	free(out);
+	free(err);
+	assert_int_equal(run("status", false, "HEAD~1", &out, &err), AP_EXIT_USAGE);
+	assert_non_null(strstr(err, "nothing was fetched here yet to find 'HEAD~1' in: give a full "
+				    "commit id"));
+	free(out);
+	free(err);
+	assert_int_equal(run("status", false, OID_B, &out, &err), AP_EXIT_OK);
+	assert_string_equal(t.asked, OID_B);
+	assert_int_equal(t.repo_calls, 0);
+	free(out);
+	free(err);
+	assert_int_equal(mkdir(m, 0700), 0);
+}
+
 /* --commit REV: that commit's canaries (a full id need not be in the mirror); a REV not on the
  * branch is a usage error, before etcd is asked. */
 static void test_commit_option(void **state)
@@ -374,6 +416,7 @@ int main(void)
 		cmocka_unit_test_setup(test_waiting_and_empty, setup),
 		cmocka_unit_test_setup(test_hostile_etcd, setup),
 		cmocka_unit_test_setup(test_no_tip, setup),
+		cmocka_unit_test_setup(test_no_mirror, setup),
 		cmocka_unit_test_setup(test_commit_option, setup),
 		cmocka_unit_test_setup(test_no_canaries, setup),
 		cmocka_unit_test_setup(test_exit_codes, setup),

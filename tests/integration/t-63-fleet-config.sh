@@ -229,6 +229,7 @@ t_status() {
 		grep -qF "  $(short "$b") by web2: app.service did not settle \\x1b[2J\\x1b]0;owned\\x07" "$AP_TMP/st-text.out"
 	check "no escape byte reaches the terminal" not grep -q $'\x1b' "$AP_TMP/st-text.out"
 	check "1 of 1 canaries healthy" grep -qF "1 of 1 healthy; every host may start it" "$AP_TMP/st-text.out"
+	check "fleet status created nothing (no state directory)" [ ! -e "$AP_STATE_DIR" ]
 	etcd_stop
 	ap_autopull st-down --user -c "$AP_CFG" fleet status
 	ap_expect_rc "$AP_CASE: etcd down: exit 75" 75 st-down
