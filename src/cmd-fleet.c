@@ -20,20 +20,11 @@
 
 #define SHORT 12 /* commit ids in the text output */
 
-static size_t strv_len(char *const *v)
-{
-	size_t n = 0;
-
-	while (v && v[n])
-		n++;
-	return n;
-}
-
 /* Whether the hosts that are not canaries may start commit: no canaries, or as many healthy
  * reports as there are to be canaries (the gate of ap_fleet_may_start, as etcd shows it). */
 static bool canaries_done(const struct ap_fleet_config *c, const struct ap_fleet_status *s)
 {
-	return c->canary == 0 || strv_len(s->healthy) >= c->canary;
+	return c->canary == 0 || ap_strv_length(s->healthy) >= c->canary;
 }
 
 /* One line: prefix, then " a b c" (or " none"). */
@@ -44,7 +35,7 @@ static int text_list(struct ap_buf *b, const char *prefix, char *const *v)
 
 	for (size_t i = 0; r >= 0 && v && v[i]; i++)
 		r = ap_buf_printf(&l, " %s", v[i]);
-	if (r >= 0 && !strv_len(v))
+	if (r >= 0 && !ap_strv_length(v))
 		r = ap_buf_printf(&l, " none");
 	if (r >= 0)
 		r = ap_buf_linef(b, "%s", l.data);
@@ -63,7 +54,7 @@ static int text_canaries(struct ap_buf *b, const struct ap_fleet_config *c,
 		return ap_buf_linef(b, "canaries: %u; no commit to show them for (nothing fetched yet; "
 				       "try --commit REV)", c->canary);
 	r = ap_buf_linef(b, "canaries of %.*s (%s): %zu of %u healthy; %s", SHORT, commit, whence,
-			 strv_len(s->healthy), c->canary,
+			 ap_strv_length(s->healthy), c->canary,
 			 canaries_done(c, s) ? "every host may start it"
 					     : "the other hosts wait");
 	if (r >= 0)
