@@ -727,6 +727,13 @@ int ap_fleet_slot_release(struct ap_fleet *f)
 		return 0;
 	}
 	snprintf(key, sizeof(key), "slot/%d", f->slot);
+	pthread_mutex_lock(&f->lock);
+	r = f->keepalive_error;
+	pthread_mutex_unlock(&f->lock);
+	if (r == -ENOLINK)
+		ap_log_warning("fleet: the lease of '%s%s' expired while it was held (etcd away "
+			       "longer than lease_ttl): another host may have had the slot",
+			       f->prefix, key);
 	r = delete_if_leased(f, key, f->lease);
 	/* without an answer the lease still frees the slot at its expiry */
 	if (r >= 0)
