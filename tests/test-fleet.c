@@ -276,6 +276,24 @@ static void test_etcd_down(void **state)
 	assert_int_equal(ap_fleet_slot_release(f), 0);
 }
 
+/* etcd accepts connections but never answers (stopped): the request's deadline makes it
+ * -EHOSTUNREACH too. */
+static void test_etcd_frozen(void **state)
+{
+	struct ap_fleet_config c = config("frozen", "h", 1);
+	_cleanup_(ap_fleet_freep) struct ap_fleet *f = open_fleet(&c);
+	uint64_t waited = 0;
+	int r;
+
+	assert_int_equal(kill(etcd.pid, SIGSTOP), 0);
+	r = ap_fleet_slot_acquire(f, C1, 0, &waited);
+	assert_int_equal(kill(etcd.pid, SIGCONT), 0);
+	assert_int_equal(r, -EHOSTUNREACH);
+	print_message("frozen etcd detected after %.1f s\n", (double)waited / SEC);
+	assert_int_equal(ap_fleet_slot_acquire(f, C1, 10 * SEC, NULL), 0);
+	assert_int_equal(ap_fleet_slot_release(f), 0);
+}
+
 /* The first endpoint is dead: the second answers. */
 static void test_next_endpoint(void **state)
 {
@@ -629,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_open_refuses_bad_config),
 		cmocka_unit_test(test_bad_commit_refused),
 		cmocka_unit_test(test_etcd_down),
+		cmocka_unit_test(test_etcd_frozen),
 		cmocka_unit_test(test_next_endpoint),
 		cmocka_unit_test(test_third_host_waits),
 		cmocka_unit_test(test_slot_race),
