@@ -4,8 +4,8 @@
  * Request bodies are formatted here: every string in them is base64 (keys and values) or a
  * decimal number, so nothing needs JSON escaping. Answers are parsed with json-c (included
  * nowhere else) with a bounded depth and size. The gateway writes 64-bit numbers as strings
- * and leaves out fields whose value is zero or false (proto3), so a missing "count" is 0 and
- * a missing "succeeded" is false.
+ * and leaves out fields whose value is zero, false or empty (proto3), so a missing
+ * "succeeded" is false, a missing "kvs" is no key and a missing "TTL" is a lease gone.
  *
  * Threads: the lease keep-alive runs in its own thread while a lease is held; it touches only
  * the lease id, its own endpoint index and the fields under f->lock. */
@@ -173,12 +173,14 @@ static int request_at(const struct ap_fleet *f, size_t *endpoint, uint64_t timeo
 			ap_buf_free(&answer);
 			break;
 		}
+		bool not_2xx = r == -EBADMSG;
+
 		r = parse_answer(&answer, &o, w, sizeof(w));
 		ap_buf_free(&answer);
-		if (r < 0 && status != 200) {
+		if (r < 0 && not_2xx) {
 			snprintf(w, sizeof(w), "HTTP %ld", status);
 			r = -EBADMSG;
-		} else if (r >= 0 && status != 200) {
+		} else if (r >= 0 && not_2xx) {
 			r = answer_error(o, status, w, sizeof(w));
 			json_object_put(o);
 		}
