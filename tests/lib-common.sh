@@ -15,5 +15,17 @@ quiet() { "$@" >/dev/null 2>&1; }
 short() { printf '%.12s' "$1"; }
 # inv UNIT: the unit's InvocationID, which changes exactly when the unit (re)starts.
 inv() { ap_unit_prop "$1" InvocationID; }
+# repo_write DIR PATH: stdin → DIR/PATH in a fixture work repo (parents created). A unit
+# file's Description= is mirrored into an X-APTest-Description= line: the tests bump a unit's
+# version through its Description=, which alone autopull applies with a daemon-reload and no
+# restart.
+repo_write() {
+	mkdir -p "$(dirname "$1/$2")" || return 1
+	case $2 in
+	*.service|*.socket|*.timer|*.path) awk '{ print } /^Description=/ { print "X-APTest-" $0 }' >"$1/$2" ;;
+	*) cat >"$1/$2" ;;
+	esac
+}
+
 # applied: the commit autopull recorded as applied (empty if none).
 applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }

@@ -11,16 +11,8 @@ FX_BARE=${FX_BARE:-$AP_HOME/srv/origin.git}
 FX_ETC=$AP_HOME/etc                     # destinations of the file rules
 FX_LOG=$AP_HOME/log                     # StandardOutput of the test units
 
-# fx_write PATH: stdin → $FX_ORIGIN/PATH (parents created). A unit file's Description= is
-# mirrored into an X-APTest-Description= line: the tests bump a unit's version through its
-# Description=, which alone autopull applies with a daemon-reload and no restart.
-fx_write() {
-	mkdir -p "$(dirname "$FX_ORIGIN/$1")" || return 1
-	case $1 in
-	*.service|*.socket|*.timer|*.path) awk '{ print } /^Description=/ { print "X-APTest-" $0 }' >"$FX_ORIGIN/$1" ;;
-	*) cat >"$FX_ORIGIN/$1" ;;
-	esac
-}
+# fx_write PATH: stdin → $FX_ORIGIN/PATH (repo_write: a unit's Description= is mirrored).
+fx_write() { repo_write "$FX_ORIGIN" "$1"; }
 
 fx_rm() { rm -rf "${FX_ORIGIN:?}/$1"; }
 

@@ -226,15 +226,8 @@ sx_origin() {
 	git init -q --bare -b main "$SX_BARE" && sx_git remote add origin "$SX_BARE"
 }
 
-# sx_write PATH: stdin → PATH in the work repo. A unit file's Description= is mirrored into
-# X-APTest-Description= (see fx_write in tests/integration/fixtures.sh).
-sx_write() {
-	mkdir -p "$(dirname "$SX_WORK/$1")" || return 1
-	case $1 in
-	*.service|*.socket|*.timer|*.path) awk '{ print } /^Description=/ { print "X-APTest-" $0 }' >"$SX_WORK/$1" ;;
-	*) cat >"$SX_WORK/$1" ;;
-	esac
-}
+# sx_write PATH: stdin → PATH in the work repo (repo_write: a unit's Description= is mirrored).
+sx_write() { repo_write "$SX_WORK" "$1"; }
 sx_rm() { rm -rf "${SX_WORK:?}/$1"; }
 
 # sx_commit MSG: commit everything and push; prints the new sha.
