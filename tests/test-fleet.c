@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "capture.h"
 #include "digest.h"
 #include "fleet.h"
 #include "http.h"
@@ -384,6 +385,59 @@ static void test_killed_host_slot_expires(void **state)
 	assert_int_equal(ap_fleet_slot_release(b), 0);
 }
 
+/* Revokes every lease etcd has, as etcd does with a lease whose keep-alives stopped reaching
+ * it for its TTL. */
+static void revoke_all_leases(void)
+{
+	char url[96], why[256], body[64];
+	struct ap_buf answer = { 0 };
+	struct ap_http_request rq = { .url = url, .content_type = "application/json", .body = "{}",
+				      .len = 2, .timeout_usec = 5 * SEC, .answer = &answer,
+				      .answer_max = 65536 };
+	const char *p;
+	int n = 0;
+
+	snprintf(url, sizeof(url), "%s/v3/lease/leases", etcd.client);
+	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), 0);
+	assert_int_equal(ap_buf_append(&answer, "", 1), 0);
+	snprintf(url, sizeof(url), "%s/v3/lease/revoke", etcd.client);
+	for (p = answer.data; (p = strstr(p, "\"ID\":\"")); p += 6, n++) {
+		struct ap_http_request rv = { .url = url, .content_type = "application/json",
+					      .body = body, .timeout_usec = 5 * SEC };
+
+		rv.len = (size_t)snprintf(body, sizeof(body), "{\"ID\":\"%llu\"}",
+					  strtoull(p + 6, NULL, 10));
+		assert_int_equal(ap_http_post(&rv, NULL, why, sizeof(why)), 0);
+	}
+	assert_true(n > 0);
+	ap_buf_free(&answer);
+}
+
+/* The holder's lease ends while it works (etcd revoked it): the slot goes with it, another
+ * host may take it, and the holder says so when it releases. */
+static void test_lease_lost_while_held(void **state)
+{
+	struct ap_fleet_config ca = config("lost", "a", 1), cb = config("lost", "b", 1);
+	_cleanup_(ap_fleet_freep) struct ap_fleet *a = open_fleet(&ca);
+	_cleanup_(ap_fleet_freep) struct ap_fleet *b = open_fleet(&cb);
+	_cleanup_free_ char *said = NULL;
+	struct capture cap;
+	char got[256];
+
+	assert_int_equal(ap_fleet_slot_acquire(a, C1, 0, NULL), 0);
+	revoke_all_leases();
+	sleep_ms(1500); /* two keep-alive periods (TTL/3) */
+	assert_int_equal(ap_fleet_slot_acquire(b, C1, 0, NULL), 0);
+	capture_start(&cap, etcd.dir);
+	assert_int_equal(ap_fleet_slot_release(a), 0);
+	said = capture_end(&cap);
+	assert_non_null(strstr(said, "fleet: the lease of '/autopull/lost/slot/0' expired while it "
+				     "was held"));
+	holders(b, got, sizeof(got));
+	assert_string_equal(got, "0=b 1a2b"); /* a's release did not take b's slot */
+	assert_int_equal(ap_fleet_slot_release(b), 0);
+}
+
 static void test_bad_round_trip(void **state)
 {
 	struct ap_fleet_config ca = config("bad", "a", 1), cb = config("bad", "b", 1);
@@ -651,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_slot_race),
 		cmocka_unit_test(test_killed_host_slot_expires),
 		cmocka_unit_test(test_keepalive_holds_slot),
+		cmocka_unit_test(test_lease_lost_while_held),
 		cmocka_unit_test(test_bad_round_trip),
 		cmocka_unit_test(test_record_host),
 		cmocka_unit_test(test_canary_count),
