@@ -38,6 +38,7 @@
 #define PARALLEL_MAX 1024
 #define BACKOFF_MIN_USEC (100 * 1000ULL)
 #define BACKOFF_MAX_USEC (2 * USEC_PER_SEC)
+#define KEEPALIVE_RETRY_USEC (200 * 1000ULL)
 #define WHY_MAX 512
 
 struct ap_fleet {
@@ -475,8 +476,10 @@ static struct timespec monotonic_after(uint64_t usec)
 	return ts;
 }
 
-/* Renews the lease every TTL/3 until told to stop. It does not log (a failure is kept in
- * keepalive_error; a lease lost shows when the slot is released or taken). */
+/* Renews the lease every TTL/3 until told to stop; after a failed renewal it tries again
+ * sooner (KEEPALIVE_RETRY_USEC), so that one lost request on a loaded machine does not cost
+ * the lease. It does not log (a failure is kept in keepalive_error; a lease lost shows when
+ * the slot is released). */
 static void *keepalive_main(void *userdata)
 {
 	struct ap_fleet *f = userdata;
@@ -486,7 +489,9 @@ static void *keepalive_main(void *userdata)
 
 	pthread_mutex_lock(&f->lock);
 	while (!f->stop) {
-		struct timespec at = monotonic_after(period);
+		bool retry = f->keepalive_error < 0 && f->keepalive_error != -ENOLINK &&
+			     period > KEEPALIVE_RETRY_USEC;
+		struct timespec at = monotonic_after(retry ? KEEPALIVE_RETRY_USEC : period);
 		int r;
 
 		while (!f->stop && pthread_cond_timedwait(&f->wake, &f->lock, &at) != ETIMEDOUT)
