@@ -24,7 +24,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR
 # Only the targets that run tests or the demo install packages (scripts/deps.sh: apt-get as
 # root on Debian, else it prints the missing packages). Plain `make` and `make install` only
 # ask pkg-config, so other distributions build with their own packages.
-DEPS_GOALS := deps check demo bench integration system-tests unit-tests asan-tests fuzz fuzz-build \
+DEPS_GOALS := deps check demo bench bench-fleet integration system-tests unit-tests asan-tests fuzz fuzz-build \
               fuzz-smoke check-long deb
 ifneq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
@@ -91,7 +91,7 @@ test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 test-engine_MODS  := engine journal unitfile
 test-http_MODS    := http
-test-fleet_MODS   := fleet http digest
+test-fleet_MODS   := fleet http digest fsutil fsutil-safe
 test-push_MODS    := push http fsutil fsutil-safe
 test-sandbox_MODS := sandbox config config-schema config-walk fsutil fsutil-safe digest
 test-validate_MODS := validate fsutil fsutil-safe unitfile
@@ -182,6 +182,11 @@ demo: autopull
 
 bench: autopull
 	bash bench/run.sh
+	bash bench/fleet-sim.sh
+
+# A rollout across 100 simulated hosts on a real etcd (bench/fleet-sim.sh).
+bench-fleet: autopull
+	bash bench/fleet-sim.sh
 
 install: autopull
 	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
@@ -223,6 +228,6 @@ deb:
 clean:
 	rm -rf build autopull
 
-.PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench install \
+.PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench bench-fleet install \
 	uninstall deb clean fuzz fuzz-build fuzz-smoke
 -include $(wildcard build/obj/*.d build/asan/*.d build/fuzz/obj/*.d)

@@ -52,6 +52,7 @@ int ap_fleet_mark_started(struct ap_fleet *f, const char *commit);
  * canary count (no host list) a host that goes as a canary has claimed canary/COMMIT/I and
  * written started/COMMIT/HOST in one transaction, so two hosts cannot both be the last one. */
 int ap_fleet_may_start(struct ap_fleet *f, const char *commit, char *ret_why, size_t size);
+/* host/HOST = "COMMIT RESULT USEC"; result is one word of [A-Za-z0-9_.-] ("applied"). */
 int ap_fleet_record_host(struct ap_fleet *f, const char *commit, const char *result);
 
 /* For `autopull fleet status [--json]`. Strings are as etcd holds them: escape them for

@@ -4,8 +4,8 @@
  * Request bodies are formatted here: every string in them is base64 (keys and values) or a
  * decimal number, so nothing needs JSON escaping. Answers are parsed with json-c (included
  * nowhere else) with a bounded depth and size. The gateway writes 64-bit numbers as strings
- * and leaves out fields whose value is zero or false (proto3), so a missing "count" is 0 and
- * a missing "succeeded" is false.
+ * and leaves out fields whose value is zero, false or empty (proto3), so a missing
+ * "succeeded" is false, a missing "kvs" is no key and a missing "TTL" is a lease gone.
  *
  * Threads: the lease keep-alive runs in its own thread while a lease is held; it touches only
  * the lease id, its own endpoint index and the fields under f->lock. */
@@ -38,6 +38,8 @@
 #define PARALLEL_MAX 1024
 #define BACKOFF_MIN_USEC (100 * 1000ULL)
 #define BACKOFF_MAX_USEC (2 * USEC_PER_SEC)
+#define WATCH_USEC (10 * USEC_PER_SEC)        /* one watch; the slots are read again after it */
+#define KEEPALIVE_RETRY_USEC (200 * 1000ULL)
 #define WHY_MAX 512
 
 struct ap_fleet {
@@ -56,6 +58,7 @@ struct ap_fleet {
 	int keepalive_error;            /* under lock: the last keep-alive's result */
 	size_t keepalive_endpoint;      /* the thread's own: f->endpoint is the caller's */
 	bool quiet;                     /* etcd away while waiting: said once already */
+	int64_t seen_rev;               /* the revision the last read of the keys saw */
 };
 
 static bool name_ok(const char *s)
@@ -173,12 +176,14 @@ static int request_at(const struct ap_fleet *f, size_t *endpoint, uint64_t timeo
 			ap_buf_free(&answer);
 			break;
 		}
+		bool not_2xx = r == -EBADMSG;
+
 		r = parse_answer(&answer, &o, w, sizeof(w));
 		ap_buf_free(&answer);
-		if (r < 0 && status != 200) {
+		if (r < 0 && not_2xx) {
 			snprintf(w, sizeof(w), "HTTP %ld", status);
 			r = -EBADMSG;
-		} else if (r >= 0 && status != 200) {
+		} else if (r >= 0 && not_2xx) {
 			r = answer_error(o, status, w, sizeof(w));
 			json_object_put(o);
 		}
@@ -334,6 +339,8 @@ static int range(struct ap_fleet *f, const char *key, bool prefix, kv_fn fn, voi
 	r = call(f, "/v3/kv/range", &b, r, &o, "read", full, false);
 	if (r < 0)
 		return r;
+	if (json_object_object_get_ex(o, "header", &kvs))
+		f->seen_rev = get_i64(kvs, "revision");
 	if (json_object_object_get_ex(o, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
 		for (size_t i = 0; r >= 0 && i < json_object_array_length(kvs); i++) {
 			json_object *kv = json_object_array_get_idx(kvs, i);
@@ -473,8 +480,10 @@ static struct timespec monotonic_after(uint64_t usec)
 	return ts;
 }
 
-/* Renews the lease every TTL/3 until told to stop. It does not log (a failure is kept in
- * keepalive_error; a lease lost shows when the slot is released or taken). */
+/* Renews the lease every TTL/3 until told to stop; after a failed renewal it tries again
+ * sooner (KEEPALIVE_RETRY_USEC), so that one lost request on a loaded machine does not cost
+ * the lease. It does not log (a failure is kept in keepalive_error; a lease lost shows when
+ * the slot is released). */
 static void *keepalive_main(void *userdata)
 {
 	struct ap_fleet *f = userdata;
@@ -484,7 +493,9 @@ static void *keepalive_main(void *userdata)
 
 	pthread_mutex_lock(&f->lock);
 	while (!f->stop) {
-		struct timespec at = monotonic_after(period);
+		bool retry = f->keepalive_error < 0 && f->keepalive_error != -ENOLINK &&
+			     period > KEEPALIVE_RETRY_USEC;
+		struct timespec at = monotonic_after(retry ? KEEPALIVE_RETRY_USEC : period);
 		int r;
 
 		while (!f->stop && pthread_cond_timedwait(&f->wake, &f->lock, &at) != ETIMEDOUT)
@@ -664,6 +675,43 @@ static int try_slots(struct ap_fleet *f, const char *commit)
 	return 0;
 }
 
+/* Waits until a slot key changes after the revision the last read saw (a slot released, or
+ * its lease expired), through etcd's watch, at most timeout_usec: 1 when one changed, 0 when
+ * none did, <0 when the watch cannot be used (the caller then sleeps instead). Not logged:
+ * the next round of slots says what is wrong. */
+static int watch_slots(struct ap_fleet *f, uint64_t timeout_usec)
+{
+	char full[KEY_MAX], end[KEY_MAX], why[WHY_MAX];
+	const char *ep = f->c->etcd[f->endpoint];
+	size_t eplen = strlen(ep);
+	_cleanup_free_ char *url = NULL;
+	struct ap_buf b = { 0 }, answer = { 0 };
+	int r = full_key(f, "slot/", full);
+
+	while (eplen > 0 && ep[eplen - 1] == '/')
+		eplen--;
+	url = ap_strdupf("%.*s/v3/watch", (int)eplen, ep);
+
+	if (r < 0 || f->seen_rev <= 0 || !url)
+		return r < 0 ? r : -ENOENT;
+	prefix_end(full, end, sizeof(end));
+	r = jsonf(&b, "{\"create_request\":{\"key\":\"%b\",\"range_end\":\"%b\","
+		  "\"start_revision\":\"%l\"}}", full, end, f->seen_rev + 1);
+	if (r >= 0) {
+		/* the stream's first line says the watch exists; a second is an event */
+		struct ap_http_request rq = {
+			.url = url, .content_type = "application/json", .body = b.data,
+			.len = b.len, .ca_file = f->c->ca_file, .cert_file = f->c->cert_file,
+			.key_file = f->c->key_file, .timeout_usec = timeout_usec,
+			.answer = &answer, .answer_max = ANSWER_MAX, .answer_lines = 2,
+		};
+		r = ap_http_post(&rq, NULL, why, sizeof(why));
+	}
+	ap_buf_free(&b);
+	ap_buf_free(&answer);
+	return r == -ETIMEDOUT ? 0 : r < 0 ? r : 1;
+}
+
 static void sleep_usec(uint64_t usec)
 {
 	struct timespec at = monotonic_after(usec);
@@ -703,6 +751,11 @@ int ap_fleet_slot_acquire(struct ap_fleet *f, const char *commit, uint64_t timeo
 			r = away ? -EHOSTUNREACH : -ETIMEDOUT;
 			break;
 		}
+		/* Watching the slots wakes a waiting host as soon as one is free; a watch that
+		 * cannot be used leaves the backoff, which also bounds every wait. */
+		if (!away && watch_slots(f, timeout_usec - waited < WATCH_USEC
+						    ? timeout_usec - waited : WATCH_USEC) >= 0)
+			continue;
 		sleep_usec(backoff < timeout_usec - waited ? backoff : timeout_usec - waited);
 		backoff = backoff * 2 < BACKOFF_MAX_USEC ? backoff * 2 : BACKOFF_MAX_USEC;
 	}
@@ -727,6 +780,13 @@ int ap_fleet_slot_release(struct ap_fleet *f)
 		return 0;
 	}
 	snprintf(key, sizeof(key), "slot/%d", f->slot);
+	pthread_mutex_lock(&f->lock);
+	r = f->keepalive_error;
+	pthread_mutex_unlock(&f->lock);
+	if (r == -ENOLINK)
+		ap_log_warning("fleet: the lease of '%s%s' expired while it was held (etcd away "
+			       "longer than lease_ttl): another host may have had the slot",
+			       f->prefix, key);
 	r = delete_if_leased(f, key, f->lease);
 	/* without an answer the lease still frees the slot at its expiry */
 	if (r >= 0)
