@@ -93,12 +93,15 @@ test-engine_MODS  := engine journal unitfile
 test-http_MODS    := http
 test-push_MODS    := push http fsutil
 test-sandbox_MODS := sandbox config fsutil fsutil-safe digest
+test-validate_MODS := validate fsutil fsutil-safe unitfile
+test-preflight_MODS := preflight fsutil fsutil-safe
+test-install_MODS := install fsutil fsutil-safe
 
 define test_rule
-build/tests/$(1): tests/$(1).c $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
-	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
-build/tests-asan/$(1): tests/$(1).c $(patsubst %,build/asan/%.o,$(BASE) $($(1)_MODS)) | build/tests-asan
-	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(ASAN) $$(PKG_CFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
+build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
+	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(PKG_CFLAGS) -o $$@ $$(filter %.c %.o,$$^) $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
+build/tests-asan/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/asan/%.o,$(BASE) $($(1)_MODS)) | build/tests-asan
+	$$(CC) $$(CFLAGS) $$(TEST_CFLAGS) $$(ASAN) $$(PKG_CFLAGS) -o $$@ $$(filter %.c %.o,$$^) $$(PKG_LIBS) $$(CMOCKA_LIBS) $$($(1)_LDFLAGS)
 endef
 $(foreach t,$(ALL_TESTS),$(eval $(call test_rule,$(t))))
 

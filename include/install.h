@@ -1,13 +1,15 @@
-/* Validation and installation of a plan's files. Validation stages every new file in a
- * private temp dir and runs systemd-analyze verify (units, drop-ins) and the rules'
- * validate: argv (files) before anything on the host changes. Installation writes each file
- * with one atomic replace beneath its configured directory and removes deleted files that
- * autopull owns. It does not talk to the service manager. */
+/* Installation of a plan's files: each file is written with one atomic replace beneath its
+ * configured directory, deleted files that autopull owns are removed, and host files are read
+ * and put back for backups and rollbacks. The walk to a destination and the user it is written
+ * as are exported for validate.c and preflight.c, which must check what an install would do.
+ * It does not talk to the service manager. */
 #pragma once
+#include <sys/stat.h>
+
 #include "config.h"
 #include "model.h"
 
-#define AP_VALIDATE_TIMEOUT_USEC (60ULL * 1000000)
+struct ap_fs_unsafe;
 
 /* Where a file's new bytes come from when the change does not carry them: read one file at
  * a time, so that a large first run does not hold every file in memory. size, optional, tells
@@ -17,27 +19,6 @@ struct ap_install_source {
 	int (*size)(void *userdata, const struct ap_change *ch, size_t *ret);
 	void *userdata;
 };
-
-/* -EINVAL when a file fails validation (each failure logged, naming the repo path). Drop-ins
- * are verified together with their unit, found in unit_dir or the scope's vendor dirs. Files
- * are staged in stage_dir, an empty private directory of the caller's (removed afterwards). */
-int ap_install_validate(const struct ap_plan *p, const struct ap_install_source *src,
-			enum ap_scope scope, const char *unit_dir, const char *stage_dir);
-
-/* Before the first change on the host: every destination directory can be created and
- * written (an empty file is created and removed in each), nothing but a regular file is in the
- * way, an existing file autopull did not install is replaced only with takeover (or when it
- * already has the new bytes), and the new files fit (statvfs, per file system). Each problem is
- * logged. -EINVAL: the plan is refused (fix the repo, config or host); another -errno: the host
- * cannot take it now. CHECK_ONLY creates and probes nothing (dry runs). */
-enum { AP_PREFLIGHT_CHECK_ONLY = 1 << 0 };
-struct ap_preflight {
-	uint64_t backup_bytes, backup_files; /* what saving the touched files costs */
-	char **adopt;                        /* existing files this apply takes over */
-};
-int ap_install_preflight(const struct ap_plan *p, char *const *owned,
-			 const struct ap_install_source *src, unsigned flags, struct ap_preflight *ret);
-void ap_preflight_clear(struct ap_preflight *p);
 
 struct ap_install_hooks {
 	const struct ap_install_source *src;
@@ -75,3 +56,29 @@ int ap_install_owner_ids(const char *owner, const char *group, uid_t *ret_uid, g
 int ap_install_first_missing_dir(const char *path, size_t root_len, char **ret);
 /* Removes dir (created by an apply) and the directories below it if they hold nothing else. */
 int ap_install_remove_created_dir(const char *dir, size_t root_len);
+
+/* --- the way to a destination, shared with validate.c and preflight.c ------------------ */
+
+/* The new bytes of f: carried by the change (unit files, which the planner reads), or read
+ * now from src into *ret_buf (freed by the caller). -ENODATA without src. */
+int ap_install_content(const struct ap_file_op *f, const struct ap_install_source *src,
+		       char **ret_buf, const char **ret_data, size_t *ret_len);
+/* ap_install_owner_ids of f's owner: and group:, logging which file names a missing one. */
+int ap_install_owner_of(const struct ap_file_op *f, uid_t *ret_uid, gid_t *ret_gid);
+/* Who may own the directories above a file: the rule's owner, or the user autopull runs as
+ * (root: nobody else). */
+uid_t ap_install_trusted_for(uid_t owner);
+/* The directory path lies in, opened as an install walks to it (ap_fs_open_dir_safe from "/",
+ * symlinks followed only within path[0..root_len), every directory root's or trusted's, per
+ * flags AP_FS_WALK_*); *u says what was refused or missing. */
+int ap_install_open_dir(const char *path, size_t root_len, uid_t trusted, unsigned flags,
+			struct ap_fs_unsafe *u);
+/* The same without creating anything or checking owners (reads); *ret_base points at path's
+ * last component. -ENOENT when the directory is missing. */
+int ap_install_open_existing_dir(const char *path, size_t root_len, const char **ret_base);
+/* What is at base in dfd: 0 and *st for a regular file, -ENOENT, or a refusal (-ELOOP for a
+ * symlink, -EISDIR for a directory, -EINVAL for anything else). */
+int ap_install_stat_file(int dfd, const char *base, struct stat *st);
+/* Proves that files can be created in dfd as the install would create them there: as
+ * tree_uid when the directory's tree belongs to that user (ap_fs_unsafe.tree_uid). */
+int ap_install_probe_writable(int dfd, uid_t tree_uid);

@@ -5,8 +5,10 @@
 #include "checks.h"
 #include "exitcode.h"
 #include "log.h"
+#include "preflight.h"
 #include "state-fileset.h"
 #include "util.h"
+#include "validate.h"
 
 static int check_not_emptying(const struct ap_checks *in)
 {
@@ -29,15 +31,15 @@ static int validate(const struct ap_checks *in)
 	int k = ap_state_scratch_dir(in->st, &stage);
 
 	if (k >= 0)
-		k = ap_install_validate(in->plan, in->src, in->cfg->scope, in->cfg->unit_dir, stage);
+		k = ap_validate_plan(in->plan, in->src, in->cfg->scope, in->cfg->unit_dir, stage);
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
 static int preflight(const struct ap_checks *in)
 {
 	struct ap_preflight pf = { 0 };
-	int k = ap_install_preflight(in->plan, in->owned, in->src,
-				     in->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0, &pf);
+	int k = ap_preflight_check(in->plan, in->owned, in->src,
+				   in->dry_run ? AP_PREFLIGHT_CHECK_ONLY : 0, &pf);
 
 	if (k >= 0 && !in->dry_run)
 		k = ap_state_check_space(in->st, pf.backup_bytes, pf.backup_files);

@@ -3,7 +3,7 @@
  * ap_spawn_run (setsid()ed and double-forked daemons included). Each test that writes files
  * gets a temp dir under $TMPDIR or /tmp.
  *
- * Not covered here: which validators run for which file (install.c). */
+ * Not covered here: which validators run for which file (validate.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

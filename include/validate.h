@@ -1,0 +1,18 @@
+/* Validation of a plan's new files before anything on the host changes: every file to install
+ * is staged in a private directory, unit files and drop-ins are verified together with
+ * systemd-analyze verify, and each rule's validate: argv runs on its staged copy (both through
+ * spawn.c: an argv, a clean environment, a timeout). */
+#pragma once
+#include "config.h"
+#include "install.h"
+#include "model.h"
+
+#define AP_VALIDATE_TIMEOUT_USEC (60ULL * 1000000)
+
+/* -EINVAL when a file fails validation (each failure logged, naming the repo path): a
+ * validator or systemd-analyze that exits non-zero or times out, a validator that cannot be
+ * found, an owner that does not exist. Drop-ins are verified together with their unit, found
+ * in unit_dir or the scope's vendor dirs. Files are staged in stage_dir, an empty private
+ * directory of the caller's (removed afterwards). Another -errno: staging failed (logged). */
+int ap_validate_plan(const struct ap_plan *p, const struct ap_install_source *src,
+		     enum ap_scope scope, const char *unit_dir, const char *stage_dir);
