@@ -1,8 +1,9 @@
-/* The YAML configuration (libyaml is used only by config.c). Strict: unknown keys,
+/* The YAML configuration (libyaml is used only by config-walk.c). Strict: unknown keys,
  * duplicate keys, aliases, merge keys, wrong types, bad modes and unsafe paths are errors
  * reported once as "FILE:LINE:COL: message". The loaded config is immutable. */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 enum ap_scope { AP_SCOPE_SYSTEM, AP_SCOPE_USER };
@@ -60,6 +61,18 @@ struct ap_trust_config {
 						* may be dated; default 1 day */
 };
 
+/* fleet: the hosts of one group take turns through slots kept in etcd (fleet.h). */
+struct ap_fleet_config {
+	bool enabled;            /* fleet: present */
+	char **etcd;             /* endpoints, NULL-terminated */
+	char *ca_file, *cert_file, *key_file;
+	char *group, *host;      /* host: defaults to the hostname at load time */
+	unsigned max_parallel;   /* >= 1 */
+	unsigned canary;         /* number of canary hosts (0: none) */
+	char **canary_hosts;     /* or NULL; when set, canary = their count and only they go first */
+	uint64_t lock_timeout_usec, lease_ttl_usec;
+};
+
 struct ap_config {
 	char *path;        /* file it was loaded from */
 	char digest[65];   /* SHA-256 (hex) of what the loaded configuration depends on */
@@ -84,6 +97,7 @@ struct ap_config {
 	struct ap_hooks hooks;
 	size_t other_host_rules; /* files: rules for other hosts (dropped) */
 	struct ap_trust_config trust;
+	struct ap_fleet_config fleet;
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or

@@ -1,6 +1,7 @@
 /* The executor's real effects: struct ap_apply_ops filled with install.c for files, bus.c for
- * the manager, state.c for the journal, backups and records, watch.c for settling. Layer 2,
- * like engine.c, which owns everything the context borrows. */
+ * the manager, state.c for the journal and the owned list, state-fileset.c for backups,
+ * record.c for the applied or rolled-back commit, guard.c for settling. Layer 2, like
+ * engine.c, which owns everything the context borrows. */
 #pragma once
 #include <stdbool.h>
 #include "apply.h"

@@ -1,6 +1,6 @@
-/* The apply transaction: lock → finish what an interrupted run left → fetch → diff → plan →
- * guard → validate → preflight → execute (apply.c) → record. The place where the layer-1
- * modules meet for an apply, and where its errors become exit codes (exitcode.h). */
+/* The apply transaction as a sequence of stages: lock → state → finish what an interrupted
+ * run left → source → planning → guard → checks → execute (apply.c) → record → report
+ * (see engine.c). Each stage ends in an exit code (exitcode.h). */
 #pragma once
 #include "context.h"
 

@@ -1,7 +1,8 @@
-/* File primitives for the modules that write (install, state). Everything named by
- * repository content is opened beneath a directory fd with openat2(RESOLVE_BENEATH |
- * RESOLVE_NO_SYMLINKS), so neither ".." nor a symlink can lead outside it. All fds are
- * O_CLOEXEC. The one atomic-replace function lives here; nobody else renames. */
+/* File primitives for the modules that touch files: install and state above all, and the key
+ * files, the metrics file and the generator's drop-ins. Everything named by repository content is
+ * opened beneath a directory fd with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so neither
+ * ".." nor a symlink can lead outside it. All fds are O_CLOEXEC. The one atomic-replace function
+ * lives here; nobody else renames. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

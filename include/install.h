@@ -42,7 +42,8 @@ void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_r
 /* The host file at path (beneath its configured directory path[0..root_len), whose own
  * symlinks are followed like when installing): present or not, mode, owner, and its bytes
  * when with_data. -ELOOP/-EISDIR/-EINVAL when something else than a file is there. */
-int ap_install_read_host(const char *path, size_t root_len, bool with_data, struct ap_host_file *ret);
+int ap_install_read_host(const char *path, size_t root_len, bool with_data,
+			 struct ap_host_file *ret);
 /* Makes path as hf says: the bytes, mode and owner, or absent. Writes nothing when it is so
  * already. */
 int ap_install_put_back(const struct ap_host_file *hf);

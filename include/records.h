@@ -11,6 +11,7 @@
  *   tick         "pending <n>" "drift <n>"                  n: -1 (not known) or a count
  *   last-apply   "<usec> <0|1>"
  *   owned        one normalised absolute path per line
+ *   manifest     of a file set (state-fileset.h): one saved host file per line
  *
  * These formats carry no version line: the files were written without one, and adding one
  * would change the bytes existing state directories hold. Each begins with a typed word (a
@@ -119,6 +120,13 @@ int ap_records_last_apply_format(const struct ap_last_apply *la, char **ret);
 /* The inventory of host paths autopull installed: sorted, unique (NULL when empty). */
 int ap_records_owned_parse(const char *text, char ***ret, struct ap_records_error *err);
 int ap_records_owned_format(char *const *owned, char **ret);
+
+/* The manifest of a file set (see state-fileset.h for its lines), entries in file order;
+ * empty lines are skipped. */
+int ap_records_manifest_parse(const char *text, struct ap_host_file **ret, size_t *ret_n,
+			      struct ap_records_error *err);
+int ap_records_manifest_format(const struct ap_host_file *v, size_t n, char **ret);
+void ap_records_manifest_free(struct ap_host_file *v, size_t n);
 
 /* A decimal number that makes up all of w and is at most max. */
 bool ap_records_number(const char *w, unsigned long long max, unsigned long long *ret);

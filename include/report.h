@@ -1,6 +1,6 @@
 /* What a run prints, once: the plan with the guard's verdict and the result, an apply's
  * closing line, and the one JSON document of a run that ended before its plan. Layer 2: it
- * renders with print.c and watch.c's verdict format; the engine owns what it points to. */
+ * renders with print.c and guard.c's verdict format; the engine owns what it points to. */
 #pragma once
 #include <stdbool.h>
 #include "apply.h"

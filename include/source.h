@@ -15,7 +15,7 @@ struct ap_source_in {
 	struct ap_repo *repo;
 	struct ap_state *st;
 	const struct ap_opts *o;
-	const struct ap_pin *pin;  /* the pin in force (commit "" when none) */
+	const struct ap_state_snapshot *s; /* what the run loaded: the pin, the trust skips */
 	const char *applied;       /* what the host's files are at ("" when nothing yet) */
 };
 

@@ -1,8 +1,10 @@
 /* autopull's own state under state_dir, one typed function pair per file. Every write is an
- * atomic replace (fsutil); nobody else reads or writes these files. The mirror repo.git lives
- * beside them but belongs to repo.c.
+ * atomic replace (fsutil); nobody else reads or writes the files listed here. Beside them,
+ * but not this module's: the mirror repo.git (the repo module) and, unless guard.metrics says
+ * otherwise, metrics.prom (record.c).
  *
  *   lock            flock()ed by every run; holds the holder's pid
+ *   stage/          the private directory where install.c stages and validates new files
  *   applied         the last commit whose actions all finished
  *   journal         the apply under way (journal.h)
  *   owned           every host path autopull installed, one per line
@@ -17,7 +19,8 @@
  *   heartbeat       the guard's sample history (heartbeat.lock serialises its writers)
  *   events          what autopull did (events.h), the newest AP_EVENTS_MAX
  *   pin             "<sha> <usec> <reason>": deploys are frozen at <sha>
- *   counters        "<name> <value>" monotonic counters for the metrics
+ *   counters        "<name> <value>" monotonic counters for the metrics (counters.lock
+ *                   serialises their writers)
  *   expected        what every managed file should be (drift), per commit and configuration:
  *                   see struct ap_expected
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
@@ -66,10 +69,15 @@ struct ap_state_snapshot {
 	char *tripped;                  /* why the guard is tripped; NULL when it is not */
 	int tripped_error;              /* guard-tripped cannot be read (-errno, logged): the
 					 * guard refuses as if tripped, an override clears it */
+	struct ap_bad *skips;           /* the commits 'autopull trust skip' lets through */
+	size_t n_skips;
+	int skips_error;                /* overrides cannot be read (-errno): a signature check
+					 * cannot run, nothing else minds */
 };
-/* Reads applied, owned, pin, journal, bad and guard-tripped. A file among the first four that
+/* Reads applied, owned, pin, journal, bad, guard-tripped and the trust-skip overrides. A file among the first four that
  * cannot be read or understood fails the whole load (logged, naming the file and line):
- * -EBADMSG, -EACCES...; bad and guard-tripped carry their error in the snapshot instead. */
+ * -EBADMSG, -EACCES...; bad, guard-tripped and the trust-skip overrides carry their error in
+ * the snapshot instead. */
 int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret);
 void ap_state_snapshot_clear(struct ap_state_snapshot *snap);
 /* The line of bad for commit, or NULL. */
@@ -151,3 +159,8 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
 int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
 void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);
+
+/* The cache of verified commits, as text (its format is trust.c's): read at most max bytes,
+ * -ENOENT quietly; written durably. */
+int ap_state_read_verified(struct ap_state *s, size_t max, char **ret);
+int ap_state_write_verified(struct ap_state *s, const char *text);

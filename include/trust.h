@@ -15,7 +15,7 @@
  * trust.c gets plain data (commit id, author, time, signature, signed payload) from the
  * engine, which reads them with repo.c; it never sees libgit2. The pure parts (how a move
  * is classified, which range is checked, what a verifier's output means, the cache and
- * formats) are separate from the part that spawns the verifiers and touches files. */
+ * formats) are here; the part that spawns the verifiers and touches files is trust-io.h. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -111,6 +111,12 @@ bool ap_trust_keyring_is_armored(const char *data, size_t len);
 int ap_trust_key_hash(const char *signers, size_t signers_len, const char *keyring,
 		      size_t keyring_len, char ret[65]);
 
+/* The verdicts that need no verifier: found good before under the same keys (cached),
+ * unsigned, or signed with a kind of key none is configured for. Returns true with ret set
+ * when it is final. */
+bool ap_trust_judge_without_verifier(bool cached, enum ap_sig_kind kind, bool has_signers,
+				     bool has_keyring, struct ap_trust_verdict *ret);
+
 /* One line for people: "<id12> <author> (<date>): <why>". */
 int ap_trust_format_verdict(const struct ap_trust_commit *c, const struct ap_trust_verdict *v,
 			    struct ap_buf *out);
@@ -125,24 +131,3 @@ int ap_trust_format_verdict(const struct ap_trust_commit *c, const struct ap_tru
 int ap_trust_cache_parse(const char *text, const char *key_hash, char ***ret_ids);
 /* Keeps the newest AP_TRUST_CACHE_MAX ids. */
 int ap_trust_cache_format(char *const *ids, const char *key_hash, char **ret);
-
-/* --- the imperative shell ---------------------------------------------------------- */
-
-struct ap_trust;
-
-/* Reads the key files and the cache under state_dir. Keys are checked at now (seconds since
- * the epoch: valid-after/valid-before of allowed_signers). Errors are logged:
- * -ENOENT/-EACCES (a key file cannot be read), -EINVAL (an armored keyring, an empty file). */
-int ap_trust_open(const struct ap_trust_config *c, const char *state_dir, long long now,
-		  struct ap_trust **ret);
-void ap_trust_free(struct ap_trust *t);
-static inline void ap_trust_freep(struct ap_trust **t) { if (*t) ap_trust_free(*t); }
-
-/* Verifies one commit (from the cache when it was found good before under the same keys; its
- * date is judged first either way). Returns 0 with a verdict, or <0 when no verdict could be
- * had (logged): -ENOENT (verifier not installed), -ETIMEDOUT, -ENOMEM, -EIO. */
-int ap_trust_verify(struct ap_trust *t, const struct ap_trust_commit *c,
-		    struct ap_trust_verdict *ret);
-
-/* Rewrites state_dir/verified when commits were found good since it was read. */
-int ap_trust_save(struct ap_trust *t);

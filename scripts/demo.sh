@@ -20,6 +20,8 @@ ap_bindir_add "$ROOT/autopull" >/dev/null || ap_die "cannot install the binary"
 ap_user_setup "$AP_USER"
 ap_install_cleanup
 ap_manager_start "$AP_USER"
+# shellcheck source=../tests/integration/fixtures.sh
+. "$ROOT/tests/integration/fixtures.sh"       # now that the demo user exists
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 repo=$AP_HOME/infra
@@ -46,13 +48,7 @@ printf 'listen = 8080\nworkers = 2\n' | put config/api.conf
 printf 'Notes for humans; not deployed.\n' | put systemd/README.txt
 commit "v1: web, api, worker, cleanup timer"
 as mkdir -p "$AP_HOME/.config/autopull"
-cat <<EOC | ap_user_write "$AP_HOME/.config/autopull/autopull.yaml"
-repo:
-  url: file://$repo
-  branch: main
-scope: user
-units: [systemd/]
-files:
+{ fx_config_head "file://$repo"; cat <<EOC; } | ap_user_write "$AP_HOME/.config/autopull/autopull.yaml"
   - src: config/api.conf
     dest: $AP_HOME/etc/api/api.conf
     mode: "0640"

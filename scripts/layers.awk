@@ -5,7 +5,11 @@
 function trim(s) { gsub(/^[ \t`]+|[ \t`]+$/, "", s); return s }
 # The module a file or header belongs to: its name up to the first '-' (repo-fetch.c, repo.h
 # and repo-private.h are the repo module; cmd-apply.c and cmd.h the verbs).
-function module(name) { sub(/^.*\//, "", name); sub(/\.[ch]$/, "", name); sub(/-.*/, "", name); return name }
+function module(name)
+{
+	sub(/^.*\//, "", name); sub(/\.[ch]$/, "", name); sub(/-.*/, "", name)
+	return name
+}
 function header(path) { sub(/^.*\//, "", path); sub(/\.h$/, "", path); return path }
 function bad(msg) { print "lint: " msg; nbad++ }
 
@@ -44,9 +48,11 @@ END {
 			h = use[f, i]
 			if (!(h in hlayer)) { bad(table ": " f " may use " h ".h, which has no row"); continue }
 			if (hlayer[h] > layer[f])
-				bad(table ": " f " (layer " layer[f] ") may use " h ".h (layer " hlayer[h] "): arrows point down only")
+				bad(table ": " f " (layer " layer[f] ") may use " h ".h (layer " hlayer[h] \
+				    "): arrows point down only")
 			else if (layer[f] == 1 && hlayer[h] == 1 && module(h) != module(f) && h != "config")
-				bad(table ": " f " may use " h ".h: layer-1 modules talk through the engine, never to each other")
+				bad(table ": " f " may use " h ".h: layer-1 modules talk through the " \
+				    "engine, never to each other")
 		}
 	}
 	exit (nbad > 0)

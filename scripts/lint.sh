@@ -13,7 +13,7 @@ check_only() { # header allowed-files (a module is the files sharing its name's 
 	if [ -n "$bad" ]; then echo "lint: <$1> included outside $2: $bad" >&2; fail=1; fi
 }
 check_only git2 "src/repo\(-[a-z]*\)\?\.[ch]"
-check_only yaml.h src/config.c
+check_only yaml.h src/config-walk.c
 check_only systemd/ "src/\(bus\(-[a-z]*\)\?\|log\)\.[ch]"
 check_only systemd/sd-journal src/log.c     # native journal entries (log.h)
 check_only systemd/sd-bus "src/bus\(-[a-z]*\)\?\.[ch]"
@@ -29,12 +29,20 @@ for d in tests/integration tests/system; do
 	dup=$(ls $d | sed -n 's/^t-\([0-9]*\)-.*\.sh$/\1/p' | sort | uniq -d)
 	for n in $dup; do echo "lint: test number $n used twice in $d/:" $d/t-$n-*.sh >&2; fail=1; done
 done
+# The words every test file uses (check, not, inv...) are defined in tests/lib-common.sh only.
+words=$(sed -n 's/^\([a-z_]*\)() {.*/\1/p' tests/lib-common.sh | paste -sd '|' -)
+bad=$(grep -nE "^[[:space:]]*($words)\(\)" tests/integration/*.sh tests/system/*.sh scripts/*.sh || true)
+if [ -n "$bad" ]; then
+	printf '%s\n' "$bad" >&2
+	echo "lint: a test script defines a word of tests/lib-common.sh again (use the shared one)" >&2
+	fail=1
+fi
 # Test and bench scripts write only below the harness's own directories ($AP_RUN, $AP_BINDIR,
 # $AP_SYS_RUN, $AP_TMP), which every run makes anew: a literal /tmp/ path could be a leftover
 # of an earlier run that a test silently depends on. Allowed: the lines that set those
 # variables' defaults, mktemp templates, and paths inside the test container (marked so).
 tmp_ok='(AP_RUN|AP_SYS_RUN|AP_BINDIR)(:)?=/tmp/|mktemp [^|]*/tmp/[A-Za-z0-9._-]*XXXXXX|# in the container$'
-bad=$(ls tests/integration/*.sh tests/system/*.sh bench/*.sh scripts/*.sh .ci/run |
+bad=$(ls tests/*.sh tests/integration/*.sh tests/system/*.sh bench/*.sh scripts/*.sh .ci/run |
 	grep -vx scripts/lint.sh | xargs grep -nE '/tmp/' |
 	grep -vE '^[^:]+:[0-9]+:[[:space:]]*#' | grep -vE "$tmp_ok" || true)
 if [ -n "$bad" ]; then

@@ -1,4 +1,5 @@
-/* autopull apply (and --dry-run): the transaction lives in engine.c. */
+/* autopull apply (and --dry-run): the transaction lives in engine.c; a manual apply of a
+ * chosen commit pins it (engine.c decides it, record.c writes it, source.c honours it). */
 #include "cmd.h"
 #include "engine.h"
 #include "exitcode.h"
@@ -10,7 +11,7 @@ int ap_cmd_apply(const struct ap_opts *o, char **args)
 	int code;
 
 	/* A manual apply of a chosen commit is a rollback or a hold: later ticks must not undo
-	 * it (pin.c). */
+	 * it (the pin, see cmd-pin.c). */
 	opts.pin = o->commit && !o->dry_run;
 	code = ap_ctx_open(&opts, 0, &c);
 	if (code == AP_EXIT_OK)

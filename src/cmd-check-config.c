@@ -4,6 +4,7 @@
  * (generator.c). Nothing is created or changed. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -109,6 +110,90 @@ static void check_rules(struct check *k, const struct ap_config *cfg)
 	}
 }
 
+/* fleet: the TLS files can be read (config.c checked who may change them); etcd itself is
+ * not asked: check-config stays off the network. */
+static void check_fleet(struct check *k, const struct ap_fleet_config *f)
+{
+	const char *const files[][2] = { { "ca_file", f->ca_file }, { "cert_file", f->cert_file },
+					 { "key_file", f->key_file } };
+
+	for (size_t i = 0; f->enabled && i < ELEMENTSOF(files); i++)
+		if (files[i][1] && access(files[i][1], R_OK) < 0)
+			problem(k, "fleet: %s '%s' cannot be read by uid %u: %s", files[i][0],
+				files[i][1], (unsigned)geteuid(), strerror(errno));
+}
+
+/* 600s, 1500ms: as the configuration could have said it. */
+static int buf_duration(struct ap_buf *b, uint64_t usec)
+{
+	if (usec % 1000000 == 0)
+		return ap_buf_printf(b, "%llus", (unsigned long long)(usec / 1000000));
+	return ap_buf_printf(b, "%llums", (unsigned long long)(usec / 1000));
+}
+
+/* The fleet settings in effect, defaults filled in: "fleet": {...} or null. */
+static int fleet_json(struct ap_buf *b, const struct ap_fleet_config *f)
+{
+	int r = ap_buf_printf(b, ", \"fleet\": ");
+
+	if (r < 0 || !f->enabled)
+		return r < 0 ? r : ap_buf_printf(b, "null");
+	r = ap_buf_printf(b, "{\"etcd\": [");
+	for (size_t i = 0; r >= 0 && f->etcd[i]; i++)
+		if ((r = ap_buf_printf(b, "%s", i ? ", " : "")) >= 0)
+			r = ap_buf_json_string(b, f->etcd[i]);
+	if (r >= 0 && (r = ap_buf_printf(b, "], \"group\": ")) >= 0)
+		r = ap_buf_json_string(b, f->group);
+	if (r >= 0 && (r = ap_buf_printf(b, ", \"host\": ")) >= 0)
+		r = ap_buf_json_string(b, f->host);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"max_parallel\": %u, \"canary\": %u, \"canary_hosts\": ",
+				  f->max_parallel, f->canary);
+	for (size_t i = 0; r >= 0 && f->canary_hosts && f->canary_hosts[i]; i++)
+		if ((r = ap_buf_printf(b, "%s", i ? ", " : "[")) >= 0)
+			r = ap_buf_json_string(b, f->canary_hosts[i]);
+	if (r >= 0)
+		r = ap_buf_printf(b, "%s, \"lock_timeout_usec\": %llu, \"lease_ttl_usec\": %llu, "
+				     "\"ca_file\": ", f->canary_hosts ? "]" : "null",
+				  (unsigned long long)f->lock_timeout_usec,
+				  (unsigned long long)f->lease_ttl_usec);
+	if (r >= 0)
+		r = ap_buf_json_string_or_null(b, f->ca_file);
+	if (r >= 0 && (r = ap_buf_printf(b, ", \"cert_file\": ")) >= 0)
+		r = ap_buf_json_string_or_null(b, f->cert_file);
+	if (r >= 0 && (r = ap_buf_printf(b, ", \"key_file\": ")) >= 0)
+		r = ap_buf_json_string_or_null(b, f->key_file);
+	return r < 0 ? r : ap_buf_printf(b, "}");
+}
+
+/* One line: "fleet: group 'web' as host 'web1', max_parallel 2, canary 1, lock_timeout 600s,
+ * lease_ttl 30s, etcd http://a:2379 https://b:2379". */
+static int fleet_line(struct ap_buf *out, const struct ap_fleet_config *f)
+{
+	struct ap_buf l = { 0 };
+	int r = ap_buf_printf(&l, "fleet: group '%s' as host '%s', max_parallel %u, canary ", f->group,
+			      f->host, f->max_parallel);
+
+	for (size_t i = 0; r >= 0 && f->canary_hosts && f->canary_hosts[i]; i++)
+		r = ap_buf_printf(&l, "%s'%s'", i ? " " : "", f->canary_hosts[i]);
+	if (r >= 0 && !f->canary_hosts)
+		r = ap_buf_printf(&l, "%u", f->canary);
+	if (r >= 0 && (r = ap_buf_printf(&l, ", lock_timeout ")) >= 0)
+		r = buf_duration(&l, f->lock_timeout_usec);
+	if (r >= 0 && (r = ap_buf_printf(&l, ", lease_ttl ")) >= 0)
+		r = buf_duration(&l, f->lease_ttl_usec);
+	if (r >= 0)
+		r = ap_buf_printf(&l, ", etcd");
+	for (size_t i = 0; r >= 0 && f->etcd[i]; i++)
+		r = ap_buf_printf(&l, " %s", f->etcd[i]);
+	if (r >= 0 && f->cert_file)
+		r = ap_buf_printf(&l, " (client certificate %s)", f->cert_file);
+	if (r >= 0)
+		r = ap_buf_linef(out, "%s", l.data);
+	ap_buf_free(&l);
+	return r;
+}
+
 static void sandbox_problem(void *userdata, const char *msg)
 {
 	problem(userdata, "%s", msg);
@@ -125,16 +210,18 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 	check_rules(&k, c.cfg);
 	check_writable(&k, c.cfg->unit_dir, "unit directory");
 	check_writable(&k, c.cfg->state_dir, "state directory");
+	check_fleet(&k, &c.cfg->fleet);
 	(void)ap_generator_check(c.cfg, sandbox_problem, &k); /* counted in k.n */
 	if (o->json) {
 		struct ap_buf b = { 0 };
 
 		if (ap_buf_printf(&b, "{\"config\": ") >= 0 && ap_buf_json_string(&b, c.cfg->path) >= 0 &&
 		    ap_buf_printf(&b, ", \"scope\": \"%s\", \"ok\": %s, \"file_rules\": %zu, "
-				      "\"other_host_rules\": %zu, \"problems\": [%s]}\n",
+				      "\"other_host_rules\": %zu, \"problems\": [%s]",
 				  ap_scope_to_string(c.cfg->scope), k.n ? "false" : "true",
 				  c.cfg->n_files, c.cfg->other_host_rules,
-				  k.problems.data ? k.problems.data : "") >= 0)
+				  k.problems.data ? k.problems.data : "") >= 0 &&
+		    fleet_json(&b, &c.cfg->fleet) >= 0 && ap_buf_printf(&b, "}\n") >= 0)
 			fputs(b.data, stdout);
 		ap_buf_free(&b);
 	} else {
@@ -151,6 +238,8 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 			r = ap_buf_printf(&l, " '%s'", *c.cfg->units[i] ? c.cfg->units[i] : "/");
 		if (r >= 0)
 			r = ap_buf_linef(&b, "%s)", l.data);
+		if (r >= 0 && c.cfg->fleet.enabled)
+			r = fleet_line(&b, &c.cfg->fleet);
 		if (r >= 0)
 			fputs(b.data, stdout);
 		ap_buf_free(&l);

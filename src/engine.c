@@ -152,7 +152,7 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 {
 	/* What the host's files are at: an unfinished apply's commit once its files are in. */
 	const struct ap_source_in in = {
-		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .pin = &r->s.pin,
+		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .s = &r->s,
 		.applied = files_in(r) ? r->s.journal.to : r->s.applied };
 	struct ap_source out = { 0 };
 	int code = ap_source_choose(&in, &out);

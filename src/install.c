@@ -192,7 +192,8 @@ static int write_one(const struct ap_file_op *f, const struct ap_install_source 
 
 	if (r < 0)
 		return r;
-	dfd = enter_dest(f->dest, f->root_len, ap_install_trusted_for(uid), gid, AP_FS_WALK_CREATE, &as_user);
+	dfd = enter_dest(f->dest, f->root_len, ap_install_trusted_for(uid), gid, AP_FS_WALK_CREATE,
+			 &as_user);
 	if (dfd < 0)
 		return dfd;
 	/* A run killed inside the atomic write left its temp file here. */
@@ -218,7 +219,8 @@ static int sync_dirs(const struct ap_plan *p)
 
 		if (!f->install || !dir || ap_strv_contains(done, dir))
 			continue;
-		dfd = ap_install_open_dir(f->dest, f->root_len, 0, AP_FS_WALK_NO_CHECK, &(struct ap_fs_unsafe){ 0 });
+		dfd = ap_install_open_dir(f->dest, f->root_len, 0, AP_FS_WALK_NO_CHECK,
+					  &(struct ap_fs_unsafe){ 0 });
 		r = dfd < 0 ? dfd : ap_fs_sync_dir(dfd);
 		if (r >= 0)
 			r = ap_strv_push(&done, dir);
@@ -363,7 +365,8 @@ int ap_install_stat_file(int dfd, const char *base, struct stat *st)
 				     : S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
 }
 
-int ap_install_read_host(const char *path, size_t root_len, bool with_data, struct ap_host_file *ret)
+int ap_install_read_host(const char *path, size_t root_len, bool with_data,
+			 struct ap_host_file *ret)
 {
 	struct ap_host_file hf = { .root_len = root_len, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	_cleanup_close_ int dfd = ap_install_open_existing_dir(path, root_len, &(const char *){ NULL });
@@ -416,8 +419,8 @@ int ap_install_put_back(const struct ap_host_file *hf)
 		return 0;
 	}
 	ap_host_file_clear(&now);
-	dfd = enter_dest(hf->path, hf->root_len, ap_install_trusted_for(hf->uid), hf->gid, AP_FS_WALK_CREATE,
-			 &as_user);
+	dfd = enter_dest(hf->path, hf->root_len, ap_install_trusted_for(hf->uid), hf->gid,
+			 AP_FS_WALK_CREATE, &as_user);
 	if (dfd < 0)
 		return dfd;
 	r = ap_fs_write_atomic(dfd, strrchr(hf->path, '/') + 1, hf->data ? hf->data : "", hf->len,

@@ -1,6 +1,7 @@
 /* The planner: maps changed repository paths to host destinations and decides, with a
  * reason for each, which units to restart, reload, start, stop, enable or leave alone.
- * Pure: no I/O, no logging. The executor (engine) decides how; this decides what. */
+ * Pure: no I/O, no logging. The executor (apply.c) decides how and in which order; this
+ * decides what. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -496,7 +496,12 @@ int ap_records_expected_parse(const char *text, struct ap_expected_set *ret,
 int ap_records_expected_format(const struct ap_expected_set *e, char **ret)
 {
 	struct ap_buf b = { 0 };
-	int r = ap_buf_printf(&b, "commit %s\nconfig %s\n", e->commit, e->config);
+	int r = ap_buf_printf(&b, "commit %s\n", e->commit);
+
+	/* A set without a configuration digest (an older one, read back) is written as it was
+	 * read: "config " alone would not parse. */
+	if (r >= 0 && *e->config)
+		r = ap_buf_printf(&b, "config %s\n", e->config);
 
 	for (size_t i = 0; r >= 0 && i < e->n; i++) {
 		const struct ap_expected *x = &e->v[i];
@@ -626,6 +631,130 @@ int ap_records_owned_format(char *const *owned, char **ret)
 	r = ap_buf_append(&b, "", 0);
 	for (size_t i = 0; r >= 0 && sorted && sorted[i]; i++)
 		r = ap_buf_printf(&b, "%s\n", sorted[i]);
+	if (r < 0) {
+		ap_buf_free(&b);
+		return r;
+	}
+	*ret = b.data;
+	return 0;
+}
+
+/* --- file-set manifests ----------------------------------------------------------------------- */
+
+/* "-" (the user autopull runs as) or a uid/gid. */
+static int parse_id(const char *w, unsigned *ret)
+{
+	unsigned long long v;
+
+	if (strcmp(w, "-") == 0) {
+		*ret = (unsigned)-1;
+		return 0;
+	}
+	if (!ap_records_number(w, (unsigned)-2, &v))
+		return -EBADMSG;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+/* "<id> <kind> <mode> <uid> <gid> <owned> <root_len> <path>", or before owners were kept
+ * "<id> <kind> <mode> <path>". The path is the rest of the line and starts with '/', which no
+ * other word does. */
+static int parse_manifest_line(char *l, struct ap_host_file *e)
+{
+	char *w[7], *path = l;
+	unsigned long long id, owned = 1, root_len = 0;
+	unsigned uid = (unsigned)-1, gid = (unsigned)-1;
+	size_t n = 0;
+
+	while (n < ELEMENTSOF(w) && path && *path != '/')
+		w[n++] = strsep(&path, " ");
+	if (!path || *path != '/' || (n != 3 && n != 7) ||
+	    !ap_records_number(w[0], (unsigned)-1, &id))
+		return -EBADMSG;
+	if (n == 7 && (parse_id(w[3], &uid) < 0 || parse_id(w[4], &gid) < 0 ||
+		       !ap_records_number(w[5], 1, &owned) ||
+		       !ap_records_number(w[6], SIZE_MAX, &root_len)))
+		return -EBADMSG;
+	e->dir = strcmp(w[1], "absentdir") == 0;
+	e->present = strcmp(w[1], "present") == 0;
+	/* A created directory may be the configured root or above it: no relation to check. */
+	if (!ap_path_is_normalized_absolute(path) || (e->present && !ap_records_is_mode(w[2])) ||
+	    (!e->dir && (root_len >= strlen(path) || (root_len && path[root_len] != '/'))) ||
+	    (!e->present && strcmp(w[1], "absent") != 0 && !e->dir))
+		return -EBADMSG;
+	e->uid = (uid_t)uid;
+	e->gid = (gid_t)gid;
+	e->id = (unsigned)id;
+	e->mode = e->present ? (mode_t)strtoul(w[2], NULL, 8) & 07777 : 0;
+	e->owned = (unsigned)owned;
+	e->root_len = (size_t)root_len;
+	e->path = strdup(path);
+	return e->path ? 0 : -ENOMEM;
+}
+
+void ap_records_manifest_free(struct ap_host_file *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ap_host_file_clear(&v[i]);
+	free(v);
+}
+
+int ap_records_manifest_parse(const char *text, struct ap_host_file **ret, size_t *ret_n,
+			      struct ap_records_error *err)
+{
+	struct ap_host_file *v = NULL;
+	size_t n = 0;
+	struct lines ls;
+	char *l;
+	int r = lines_open(&ls, text, err);
+
+	while (r >= 0 && (l = lines_next(&ls))) {
+		struct ap_host_file e = { 0 }, *w;
+
+		if (!*l)
+			continue;
+		r = parse_manifest_line(l, &e);
+		if (r == -EBADMSG)
+			r = fail(err, ls.no, "is malformed");
+		if (r >= 0 && !(w = realloc(v, (n + 1) * sizeof(*v))))
+			r = -ENOMEM;
+		if (r >= 0) {
+			v = w;
+			v[n++] = e;
+		} else {
+			ap_host_file_clear(&e);
+		}
+	}
+	lines_close(&ls);
+	if (r < 0) {
+		ap_records_manifest_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int ap_records_manifest_format(const struct ap_host_file *v, size_t n, char **ret)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_append(&b, "", 0);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		const struct ap_host_file *e = &v[i];
+		char uid[24] = "-", gid[24] = "-";
+
+		if (e->uid != (uid_t)-1)
+			snprintf(uid, sizeof(uid), "%u", (unsigned)e->uid);
+		if (e->gid != (gid_t)-1)
+			snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
+		if (e->present)
+			r = ap_buf_printf(&b, "%u present %04o %s %s %d %zu %s\n", e->id,
+					  (unsigned)e->mode, uid, gid, e->owned, e->root_len, e->path);
+		else
+			r = ap_buf_printf(&b, "%u %s - - - %d %zu %s\n", e->id,
+					  e->dir ? "absentdir" : "absent", e->owned, e->root_len, e->path);
+	}
 	if (r < 0) {
 		ap_buf_free(&b);
 		return r;

@@ -10,7 +10,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "source.h"
-#include "trust.h"
+#include "trust-io.h"
 #include "util.h"
 
 /* repo.h says which fetch failures pass by themselves and which need an operator. */
@@ -56,7 +56,7 @@ struct source_walk {
 	bool has_applied_time;
 	long long applied_time;     /* the applied commit's date, when moving forward from it */
 	const char *target;         /* its own signature is never skipped */
-	struct ap_bad *skips;       /* commits 'autopull trust skip' lets through */
+	const struct ap_bad *skips; /* commits 'autopull trust skip' lets through */
 	size_t n_skips;
 	char current[AP_OID_HEXSZ + 1]; /* the commit being verified */
 	char bad[AP_OID_HEXSZ + 1]; /* the first commit that failed */
@@ -164,6 +164,7 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 	const struct ap_trust_config *t = &in->cfg->trust;
 	/* stdout stays one JSON document with --json */
 	struct source_walk w = { .dry_run = in->o->dry_run, .out = in->o->json ? stderr : stdout,
+				 .skips = in->s->skips, .n_skips = in->s->n_skips,
 				 .target = target };
 	int k;
 
@@ -174,19 +175,19 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 			     t->since, target, in->cfg->branch);
 		return AP_EXIT_USAGE;
 	}
-	if (ap_trust_open(t, in->cfg->state_dir, (long long)(ap_now_realtime_usec() / 1000000),
+	if (ap_trust_open(t, in->st, (long long)(ap_now_realtime_usec() / 1000000),
 			  &w.trust) < 0)
 		return AP_EXIT_USAGE;
 	applied_time(in, m, applied, &w);
-	if (ap_state_list_overrides(in->st, "trust-skip", &w.skips, &w.n_skips) < 0) {
+	if (in->s->skips_error < 0) {
 		ap_trust_free(w.trust);
-		return AP_EXIT_FAILED;
+		return ap_log_error(in->s->skips_error, "refusing to check the signatures of %.12s: "
+				    "the trust-skip overrides cannot be read", target), AP_EXIT_FAILED;
 	}
 	k = ap_repo_walk(in->repo, range->from, target, range->first_parent, source_commit, &w);
 	if (k >= 0 && !in->o->dry_run)
 		(void)ap_trust_save(w.trust); /* the good ones stay good, whatever came after */
 	ap_trust_free(w.trust);
-	ap_bad_free(w.skips, w.n_skips);
 	if (k < 0)
 		return walk_failed(in, out, &w, target, k);
 	if (!*w.bad)
@@ -219,7 +220,7 @@ static int check_source(const struct ap_source_in *in, struct ap_source *out, co
 		return AP_EXIT_FAILED;
 	/* a pin is a chosen commit, like --commit: going back to it is a rollback */
 	m = ap_trust_classify(applied, target, fwd > 0, back > 0,
-			      in->o->commit != NULL || in->pin->commit[0]);
+			      in->o->commit != NULL || in->s->pin.commit[0]);
 	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(in, out, applied, target)) != AP_EXIT_OK)
 		return code;
 	ap_trust_range(&in->cfg->trust, m, applied, &range);
@@ -249,8 +250,8 @@ static int find_target(const struct ap_source_in *in, struct ap_source *out,
 	if (k < 0)
 		return fetch_exit_code(k, o->no_fetch);
 	memcpy(out->tip, tip, sizeof(tip));
-	if (!o->commit && in->pin->commit[0]) {
-		memcpy(ret, in->pin->commit, sizeof(in->pin->commit));
+	if (!o->commit && in->s->pin.commit[0]) {
+		memcpy(ret, in->s->pin.commit, sizeof(in->s->pin.commit));
 		return AP_EXIT_OK;
 	}
 	if (!o->commit) {

@@ -27,7 +27,7 @@
  *             or: "<id> absent - - - <owned> <root_len> <path>"
  *             or: "<id> absentdir - - - 0 <root_len> <path>" (a directory the apply creates)
  * Earlier versions wrote "<id> present <mode> <path>" / "<id> absent - <path>": read as owned,
- * owner unknown (left as it is on restore) and beneath "/". */
+ * owner unknown (left as it is on restore) and beneath "/". records.c parses and formats them. */
 
 struct ap_fileset {
 	struct ap_state *s;
@@ -63,74 +63,18 @@ static int push_entry(struct ap_fileset *f, struct ap_host_file *e)
 	return 0;
 }
 
-/* "-" (the user autopull runs as) or a uid/gid. */
-static int parse_id(const char *w, unsigned *ret)
-{
-	unsigned long long v;
-
-	if (strcmp(w, "-") == 0) {
-		*ret = (unsigned)-1;
-		return 0;
-	}
-	if (!ap_records_number(w, (unsigned)-2, &v))
-		return -EBADMSG;
-	*ret = (unsigned)v;
-	return 0;
-}
-
-/* "<id> <kind> <mode> <uid> <gid> <owned> <root_len> <path>", or before owners were kept
- * "<id> <kind> <mode> <path>". The path is the rest of the line and starts with '/', which no
- * other word does. */
-static int parse_manifest_line(char *l, struct ap_host_file *e)
-{
-	char *w[7], *path = l;
-	unsigned long long id, owned = 1, root_len = 0;
-	unsigned uid = (unsigned)-1, gid = (unsigned)-1;
-	size_t n = 0;
-
-	while (n < ELEMENTSOF(w) && path && *path != '/')
-		w[n++] = strsep(&path, " ");
-	if (!path || *path != '/' || (n != 3 && n != 7) ||
-	    !ap_records_number(w[0], (unsigned)-1, &id))
-		return -EBADMSG;
-	if (n == 7 && (parse_id(w[3], &uid) < 0 || parse_id(w[4], &gid) < 0 ||
-		       !ap_records_number(w[5], 1, &owned) ||
-		       !ap_records_number(w[6], SIZE_MAX, &root_len)))
-		return -EBADMSG;
-	e->dir = strcmp(w[1], "absentdir") == 0;
-	e->present = strcmp(w[1], "present") == 0;
-	/* A created directory may be the configured root or above it: no relation to check. */
-	if (!ap_path_is_normalized_absolute(path) || (e->present && !ap_records_is_mode(w[2])) ||
-	    (!e->dir && (root_len >= strlen(path) || (root_len && path[root_len] != '/'))) ||
-	    (!e->present && strcmp(w[1], "absent") != 0 && !e->dir))
-		return -EBADMSG;
-	e->uid = (uid_t)uid;
-	e->gid = (gid_t)gid;
-	e->id = (unsigned)id;
-	e->mode = e->present ? (mode_t)strtoul(w[2], NULL, 8) & 07777 : 0;
-	e->owned = (unsigned)owned;
-	e->root_len = (size_t)root_len;
-	e->path = strdup(path);
-	return e->path ? 0 : -ENOMEM;
-}
-
 static int load_manifest(struct ap_fileset *f)
 {
 	_cleanup_free_ char *text = NULL;
+	struct ap_records_error e;
 	size_t len;
 	int r = ap_fs_read_beneath(f->dfd, "manifest", AP_STATE_MAX_FILE, &text, &len);
 
 	if (r == -ENOENT)
 		return 0;
-	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
-	     l = strtok_r(NULL, "\n", &save)) {
-		struct ap_host_file e = { 0 };
-
-		r = parse_manifest_line(l, &e);
-		if (r >= 0)
-			r = push_entry(f, &e);
-		ap_host_file_clear(&e);
-	}
+	if (r >= 0 && (r = ap_records_manifest_parse(text, &f->v, &f->n, &e)) == -EBADMSG)
+		return ap_log_error(r, "'%s/%s/manifest' line %u %s", f->s->path, f->name, e.line,
+				    e.what);
 	if (r < 0)
 		ap_log_error(r, "failed to read '%s/%s/manifest': %s", f->s->path, f->name, strerror(-r));
 	return r;
@@ -207,30 +151,15 @@ int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
 
 int ap_state_fileset_commit(struct ap_fileset *f)
 {
-	struct ap_buf m = { 0 };
-	int r = ap_buf_append(&m, "", 0);
+	_cleanup_free_ char *text = NULL;
+	int r;
 
 	if (!f->dirty)
 		return 0;
-	for (size_t i = 0; r >= 0 && i < f->n; i++) {
-		const struct ap_host_file *e = &f->v[i];
-
-		char uid[24] = "-", gid[24] = "-";
-
-		if (e->uid != (uid_t)-1)
-			snprintf(uid, sizeof(uid), "%u", (unsigned)e->uid);
-		if (e->gid != (gid_t)-1)
-			snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
-		if (e->present)
-			r = ap_buf_printf(&m, "%u present %04o %s %s %d %zu %s\n", e->id,
-					  (unsigned)e->mode, uid, gid, e->owned, e->root_len, e->path);
-		else
-			r = ap_buf_printf(&m, "%u %s - - - %d %zu %s\n", e->id,
-					  e->dir ? "absentdir" : "absent", e->owned, e->root_len, e->path);
-	}
+	r = ap_records_manifest_format(f->v, f->n, &text);
 	if (r >= 0)
-		r = ap_fs_write_atomic(f->dfd, "manifest", m.data, m.len, 0600, (uid_t)-1, (gid_t)-1);
-	ap_buf_free(&m);
+		r = ap_fs_write_atomic(f->dfd, "manifest", text, strlen(text), 0600, (uid_t)-1,
+				       (gid_t)-1);
 	if (r < 0)
 		return ap_log_error(r, "failed to write '%s/%s/manifest': %s", f->s->path, f->name,
 				    strerror(-r));

@@ -1,11 +1,11 @@
 /* autopull's own state files under state_dir (see state.h for the layout): the directory, its
- * locks, and one typed reader and writer per file. The formats live in records.c (and
- * journal.c, events.c), the backup store in state-fileset.c; this file does the I/O and says what
- * to do about a file that cannot be read. Writes go through ap_fs_write_atomic only; this
- * module never opens a managed host file.
+ * locks, and one typed reader and writer per file. The formats live in records.c (and journal.c,
+ * events.c), the backup store in state-fileset.c; this file does the I/O and says what to do about
+ * a file that cannot be read. Writes go through ap_fs_write_atomic only; this module never opens a
+ * managed host file.
  *
- * Deliberately not here: deciding what a journal means (apply.c), reading host files for a
- * backup (install.c), the heartbeat arithmetic (heartbeat.c). */
+ * Deliberately not here: deciding what a journal means (engine.c, see journal.h), reading host
+ * files for a backup (install.c), the heartbeat arithmetic (heartbeat.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,6 +38,7 @@ static const struct {
 	{ "guard-tripped", "'autopull apply --override-guard --reason TEXT' clears it" },
 	{ "expected", "it is computed again from the applied commit" },
 	{ "last-apply", "delete it: the next apply writes it again" },
+	{ "verified", "delete it: the commits it listed are verified again" },
 };
 
 static const char *repair_of(const char *name)
@@ -667,6 +668,18 @@ void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret)
 		*ret = (struct ap_tick){ -1, -1 };
 }
 
+/* --- the trust cache ------------------------------------------------------------------------ */
+
+int ap_state_read_verified(struct ap_state *s, size_t max, char **ret)
+{
+	return ap_state_file_read(s, "verified", max, ret);
+}
+
+int ap_state_write_verified(struct ap_state *s, const char *text)
+{
+	return ap_state_file_write(s, "verified", text);
+}
+
 /* --- one load ------------------------------------------------------------------------------ */
 
 void ap_state_snapshot_clear(struct ap_state_snapshot *snap)
@@ -676,6 +689,7 @@ void ap_state_snapshot_clear(struct ap_state_snapshot *snap)
 	ap_journal_clear(&snap->journal);
 	ap_bad_free(snap->bad, snap->n_bad);
 	free(snap->tripped);
+	ap_bad_free(snap->skips, snap->n_skips);
 	*snap = (struct ap_state_snapshot){ 0 };
 }
 
@@ -704,6 +718,8 @@ int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret)
 		snap.bad_error = read_bad_strict(s, &snap.bad, &snap.n_bad);
 		snap.bad_error = snap.bad_error == -ENOENT ? 0 : snap.bad_error;
 		snap.tripped_error = optional(ap_state_read_tripped(s, &snap.tripped), NULL);
+		snap.skips_error = ap_state_list_overrides(s, "trust-skip", &snap.skips,
+							   &snap.n_skips);
 	}
 	if (r < 0) {
 		ap_state_snapshot_clear(&snap);

@@ -118,6 +118,14 @@ static void env_reset(void)
 }
 
 #define REPO "repo:\n  url: /srv/infra.git\n"
+/* fleet: on lines 3-5; its further keys go on line 6. */
+#define FLEET_ETCD REPO "fleet:\n  etcd: [http://127.0.0.1:2379]\n"
+#define FLEET FLEET_ETCD "  group: web\n"
+#define FLEET_TLS REPO "fleet:\n  etcd: [https://etcd.example:2379]\n  group: web\n"
+#define LONG_NAME "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 64 */ \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 257 */
 
 /* Per-host variants: rules and unit directories for other hosts are dropped, %H and %l in
  * src become this host's names. */
@@ -306,6 +314,98 @@ static void test_trust_defaults(void **state)
 	c = load_ok(REPO "trust: {ssh_allowed_signers: /etc/s, require: tip}\n", false);
 	assert_int_equal(c->trust.require, AP_TRUST_TIP);
 	ap_config_free(c);
+}
+
+/* Without fleet: nothing of it is set; with it, the defaults of what it leaves out, and the
+ * host is this host's name. */
+static void test_fleet_defaults(void **state)
+{
+	struct ap_config *c = load_ok(REPO, false);
+	char host[256] = "";
+
+	assert_false(c->fleet.enabled);
+	assert_null(c->fleet.etcd);
+	assert_null(c->fleet.group);
+	assert_null(c->fleet.host);
+	assert_null(c->fleet.canary_hosts);
+	ap_config_free(c);
+
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	c = load_ok(FLEET, false);
+	assert_true(c->fleet.enabled);
+	assert_strv(c->fleet.etcd, (const char *const[]){ "http://127.0.0.1:2379" }, 1);
+	assert_string_equal(c->fleet.group, "web");
+	assert_string_equal(c->fleet.host, host);
+	assert_int_equal(c->fleet.max_parallel, 1);
+	assert_int_equal(c->fleet.canary, 0);
+	assert_null(c->fleet.canary_hosts);
+	assert_true(c->fleet.lock_timeout_usec == 10ULL * 60 * 1000000);
+	assert_true(c->fleet.lease_ttl_usec == 30ULL * 1000000);
+	assert_null(c->fleet.ca_file);
+	assert_null(c->fleet.cert_file);
+	assert_null(c->fleet.key_file);
+	ap_config_free(c);
+}
+
+/* Every key set; canary as a number and as a list of hosts (its count is the number). The
+ * default host is the name the configuration is loaded for. */
+static void test_fleet_full(void **state)
+{
+	const char *text = REPO "fleet:\n  etcd: [\"https://e1:2379\", \"http://10.0.0.2:2379/\"]\n"
+			   "  ca_file: /etc/autopull/etcd-ca.pem\n  cert_file: /etc/autopull/c.pem\n"
+			   "  key_file: /etc/autopull/k.pem\n  group: web_eu-1.a\n  max_parallel: 1024\n"
+			   "  canary: [web1, Web-2.example_x]\n  lock_timeout: 0\n  lease_ttl: 2s\n";
+	char *path = write_file(text, strlen(text));
+	struct ap_config *c = NULL;
+
+	assert_int_equal(ap_config_load_host(path, false, "web1.example.org", &c), 0);
+	assert_true(c->fleet.enabled);
+	assert_strv(c->fleet.etcd, (const char *const[]){ "https://e1:2379", "http://10.0.0.2:2379/" }, 2);
+	assert_string_equal(c->fleet.ca_file, "/etc/autopull/etcd-ca.pem");
+	assert_string_equal(c->fleet.cert_file, "/etc/autopull/c.pem");
+	assert_string_equal(c->fleet.key_file, "/etc/autopull/k.pem");
+	assert_string_equal(c->fleet.group, "web_eu-1.a");
+	assert_string_equal(c->fleet.host, "web1.example.org");
+	assert_int_equal(c->fleet.max_parallel, 1024);
+	assert_int_equal(c->fleet.canary, 2);
+	assert_strv(c->fleet.canary_hosts, (const char *const[]){ "web1", "Web-2.example_x" }, 2);
+	assert_true(c->fleet.lock_timeout_usec == 0);
+	assert_true(c->fleet.lease_ttl_usec == 2ULL * 1000000);
+	ap_config_free(c);
+
+	c = load_ok(FLEET "  host: db-1\n  canary: 3\n  max_parallel: 2\n  lease_ttl: 1m\n", false);
+	assert_string_equal(c->fleet.host, "db-1");
+	assert_int_equal(c->fleet.canary, 3);
+	assert_null(c->fleet.canary_hosts);
+	assert_int_equal(c->fleet.max_parallel, 2);
+	assert_true(c->fleet.lease_ttl_usec == 60ULL * 1000000);
+	ap_config_free(c);
+	c = load_ok(FLEET "  canary: 0\n", false);
+	assert_int_equal(c->fleet.canary, 0);
+	assert_null(c->fleet.canary_hosts);
+	ap_config_free(c);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+}
+
+/* A host name that cannot be a fleet host name (gethostname() gives what the admin set) is an
+ * error only when fleet: leaves host: out. */
+static void test_fleet_host_default(void **state)
+{
+	char *path = write_file(FLEET, strlen(FLEET));
+	const char *named = FLEET "  host: web1\n";
+	char *path2 = write_file(named, strlen(named));
+	struct ap_config *c = NULL;
+
+	assert_int_equal(ap_config_load_host(path, false, "web 1", &c), -EINVAL);
+	assert_null(c);
+	assert_int_equal(ap_config_load_host(path2, false, "web 1", &c), 0);
+	assert_string_equal(c->fleet.host, "web1");
+	ap_config_free(c);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(path2), 0);
+	free(path);
+	free(path2);
 }
 
 /* Per-scope defaults from the environment: {XDG_STATE_HOME, XDG_CONFIG_HOME, HOME}. */
@@ -635,6 +735,68 @@ static struct bad bad_configs[] = {
 	{ "trust unknown key", REPO "trust: {openpgp_keyring: /k, keys: x}\n", 3, 30,
 	  "unknown key 'keys' in trust" },
 	{ "trust list", REPO "trust: [a]\n", 3, 8, "trust: expected a mapping, found a list" },
+	{ "fleet a string", REPO "fleet: web\n", 3, 8, "fleet: expected a mapping, found a string" },
+	{ "fleet empty", REPO "fleet: {}\n", 3, 8, "missing required key 'etcd' in fleet" },
+	{ "fleet without etcd", REPO "fleet:\n  group: web\n", 4, 3,
+	  "missing required key 'etcd' in fleet" },
+	{ "fleet etcd empty", REPO "fleet: {etcd: [], group: web}\n", 3, 15, "etcd: must not be empty" },
+	{ "fleet etcd a string", REPO "fleet: {etcd: http://e:2379, group: web}\n", 3, 15,
+	  "etcd: expected a list, found a string" },
+	{ "fleet etcd not http", REPO "fleet: {etcd: [\"unix:///run/etcd.sock\"], group: web}\n", 3, 16,
+	  "etcd: 'unix:///run/etcd.sock' is not an http(s):// URL" },
+	{ "fleet etcd second not http", REPO "fleet:\n  etcd: [http://a:2379, \"e:2379\"]\n  group: w\n",
+	  4, 25, "etcd: 'e:2379' is not an http(s):// URL" },
+	{ "fleet etcd without host", REPO "fleet: {etcd: [\"http://\"], group: web}\n", 3, 16,
+	  "is not an http(s):// URL" },
+	{ "fleet etcd with password", REPO "fleet: {etcd: [\"https://root:pw@e:2379\"], group: w}\n", 3,
+	  16, "without user:password@" },
+	{ "fleet without group", REPO "fleet:\n  etcd: [http://e:2379]\n", 4, 3,
+	  "missing required key 'group' in fleet" },
+	{ "fleet group slash", FLEET_ETCD "  group: web/eu\n", 5, 10,
+	  "group: 'web/eu' is not a name of letters, digits, '_', '.' and '-'" },
+	{ "fleet group space", FLEET_ETCD "  group: \"web eu\"\n", 5, 10, "is not a name of letters" },
+	{ "fleet group too long", FLEET_ETCD "  group: " LONG_NAME "\n", 5, 10,
+	  "is not a name of letters" },
+	{ "fleet host charset", FLEET "  host: \"db 1\"\n", 6, 9,
+	  "host: 'db 1' is not a name of letters, digits, '_', '.' and '-'" },
+	{ "fleet host glob", FLEET "  host: \"web*\"\n", 6, 9, "is not a name of letters" },
+	{ "fleet max_parallel zero", FLEET "  max_parallel: 0\n", 6, 17,
+	  "max_parallel: '0' is not a number from 1 to 1024" },
+	{ "fleet max_parallel too many", FLEET "  max_parallel: 1025\n", 6, 17,
+	  "is not a number from 1 to 1024" },
+	{ "fleet max_parallel negative", FLEET "  max_parallel: -1\n", 6, 17,
+	  "is not a number from 1 to 1024" },
+	{ "fleet canary negative", FLEET "  canary: -1\n", 6, 11,
+	  "canary: '-1' is not a number of hosts (0 to 1024) or a list of host names" },
+	{ "fleet canary word", FLEET "  canary: web1\n", 6, 11, "is not a number of hosts" },
+	{ "fleet canary too many", FLEET "  canary: 1025\n", 6, 11, "is not a number of hosts" },
+	{ "fleet canary empty list", FLEET "  canary: []\n", 6, 11, "canary: must not be empty" },
+	{ "fleet canary bad host", FLEET "  canary: [web1, \"a b\"]\n", 6, 18,
+	  "canary: 'a b' is not a name of letters" },
+	{ "fleet canary twice", FLEET "  canary: [web1, web2, web1]\n", 6, 24,
+	  "canary: 'web1' is named twice" },
+	{ "fleet canary mapping", FLEET "  canary: {web1: 1}\n", 6, 11,
+	  "canary: expected a string, found a mapping" },
+	{ "fleet canary list of lists", FLEET "  canary: [[web1]]\n", 6, 12,
+	  "canary: expected a string, found a list" },
+	{ "fleet cert without key", FLEET_TLS "  cert_file: /etc/c.pem\n", 4, 3,
+	  "fleet: cert_file and key_file go together" },
+	{ "fleet key without cert", FLEET_TLS "  key_file: /etc/k.pem\n", 4, 3,
+	  "fleet: cert_file and key_file go together" },
+	{ "fleet tls without https", FLEET "  ca_file: /etc/ca.pem\n", 4, 3,
+	  "fleet: ca_file, cert_file and key_file need an https:// endpoint in etcd" },
+	{ "fleet relative ca_file", FLEET_TLS "  ca_file: ca.pem\n", 6, 12,
+	  "ca_file: 'ca.pem' is not an absolute file path" },
+	{ "fleet lease_ttl short", FLEET "  lease_ttl: 1s\n", 6, 14,
+	  "lease_ttl: '1s' must be whole seconds, at least 2s" },
+	{ "fleet lease_ttl zero", FLEET "  lease_ttl: 0\n", 6, 14, "must be whole seconds, at least 2s" },
+	{ "fleet lease_ttl fraction", FLEET "  lease_ttl: 2500ms\n", 6, 14,
+	  "must be whole seconds, at least 2s" },
+	{ "fleet lease_ttl word", FLEET "  lease_ttl: long\n", 6, 14, "'long' is not a duration" },
+	{ "fleet lock_timeout word", FLEET "  lock_timeout: soon\n", 6, 17,
+	  "lock_timeout: 'soon' is not a duration" },
+	{ "fleet unknown key", FLEET "  slots: 2\n", 6, 3, "unknown key 'slots' in fleet" },
+	{ "fleet duplicate key", FLEET "  group: db\n", 6, 3, "duplicate key 'group' in fleet" },
 };
 
 static void test_bad_config(void **state)
@@ -842,6 +1004,27 @@ static void test_trusted_file_modes(void **state)
 	assert_int_equal(unlink(tok), 0);
 }
 
+/* fleet: the client key is a secret; the CA and certificate decide whom the host believes. */
+static void test_fleet_file_modes(void **state)
+{
+	_cleanup_free_ char *key = ap_strdupf("%s/etcd.key", tmpdir), *ca = ap_strdupf("%s/ca", tmpdir);
+	_cleanup_free_ char *text = NULL;
+	char err[4096];
+
+	(void)state;
+	make_file(key, 0644);
+	make_file(ca, 0666);
+	text = ap_strdupf(FLEET_TLS "  ca_file: %s\n  cert_file: /etc/c.pem\n  key_file: %s\n", ca,
+			  key);
+	assert_refused(text, "fleet: key_file '", "can be read by others (mode 0644); fix: chmod");
+	assert_refused(text, "fleet: ca_file '", "can be written by others (mode 0666); fix: chmod");
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_int_equal(chmod(ca, 0644), 0);
+	assert_int_equal(load_mode(text, 0644, err, sizeof(err)), 0);
+	assert_int_equal(unlink(key), 0);
+	assert_int_equal(unlink(ca), 0);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -850,6 +1033,9 @@ int main(void)
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_defaults_system),
 		cmocka_unit_test(test_trust_defaults),
+		cmocka_unit_test(test_fleet_defaults),
+		cmocka_unit_test(test_fleet_full),
+		cmocka_unit_test(test_fleet_host_default),
 		cmocka_unit_test(test_defaults_user),
 		cmocka_unit_test(test_force_user),
 		cmocka_unit_test(test_user_without_home),
@@ -863,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_scope_to_string),
 		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_trusted_file_modes),
+		cmocka_unit_test(test_fleet_file_modes),
 	};
 	struct CMUnitTest tests[ELEMENTSOF(fixed) + ELEMENTSOF(bad_configs)];
 	size_t n = 0;

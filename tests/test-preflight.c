@@ -4,7 +4,7 @@
  * a small host tree in its own temp dir.
  *
  * Not covered here: the write itself (test-install.c), the state directory's room for the
- * backups that the preflight counts (ap_state_check_space, test-state.c). */
+ * backups that the preflight counts (ap_state_check_space: t-26-hostile's full tmpfs). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -280,7 +280,8 @@ static void test_no_room_for_files(void **state)
 static void test_backup_cost_counted(void **state)
 {
 	struct fixture *fx = *state;
-	static const struct op ops[] = { { .rel = "etc/a.conf", .data = "new a\n" }, { .rel = "etc/b.conf", .data = NULL },
+	static const struct op ops[] = { { .rel = "etc/a.conf", .data = "new a\n" },
+					 { .rel = "etc/b.conf", .data = NULL },
 					 { .rel = "etc/new.conf", .data = "new\n" } };
 	static const char *const owned[] = { "etc/a.conf", "etc/b.conf", NULL };
 
@@ -311,7 +312,8 @@ static void test_symlink_in_the_way(void **state)
 static void test_dest_not_a_file(void **state)
 {
 	struct fixture *fx = *state;
-	static const struct op ops[] = { { .rel = "etc/app.conf", .data = "new\n" }, { .rel = "etc/dir", .data = "new\n" } };
+	static const struct op ops[] = { { .rel = "etc/app.conf", .data = "new\n" },
+					 { .rel = "etc/dir", .data = "new\n" } };
 	static const char *const owned[] = { "etc/app.conf", "etc/dir", NULL };
 	_cleanup_free_ char *link = ap_strdupf("%s/etc/app.conf", fx->root);
 	_cleanup_free_ char *dir = ap_strdupf("%s/etc/dir", fx->root);
@@ -350,7 +352,9 @@ static void test_takeover(void **state)
 static void test_unknown_owner(void **state)
 {
 	struct fixture *fx = *state;
-	static const struct op ops[] = { { .rel = "etc/app.conf", .data = "new\n", .owner = "nosuchuser" } };
+	static const struct op ops[] = {
+		{ .rel = "etc/app.conf", .data = "new\n", .owner = "nosuchuser" }
+	};
 
 	put(fx, "etc/other", "x");
 	assert_int_equal(preflight(fx, ops, 1, NULL, 0, NULL), -EINVAL);
@@ -362,7 +366,8 @@ static void test_unknown_owner(void **state)
 static void test_every_problem_logged(void **state)
 {
 	struct fixture *fx = *state;
-	static const struct op ops[] = { { .rel = "etc/a.conf", .data = "new\n" }, { .rel = "etc/b.conf", .data = "new\n" } };
+	static const struct op ops[] = { { .rel = "etc/a.conf", .data = "new\n" },
+					 { .rel = "etc/b.conf", .data = "new\n" } };
 
 	put(fx, "etc/a.conf", "operator's a\n");
 	put(fx, "etc/b.conf", "operator's b\n");

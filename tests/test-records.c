@@ -162,6 +162,13 @@ static void test_expected(void **state)
 	assert_string_equal(back.v[0].group, "adm");
 	ap_expected_set_clear(&back);
 	free(text), free(again);
+	/* a set read from an older file has no digest: it is written back as it was read */
+	memset(set.config, 0, sizeof(set.config));
+	assert_int_equal(ap_records_expected_format(&set, &text), 0);
+	assert_int_equal(ap_records_expected_parse(text, &back, &e), 0);
+	assert_string_equal(back.config, "");
+	ap_expected_set_clear(&back);
+	free(text);
 
 	static const struct {
 		const char *text;
@@ -257,6 +264,63 @@ static void test_owned(void **state)
 	free(text);
 }
 
+static void test_manifest(void **state)
+{
+	struct ap_host_file in[3] = {
+		{ .id = 0, .path = "/etc/x/a.conf", .root_len = 6, .present = true, .mode = 04755,
+		  .uid = 0, .gid = 4, .owned = true },
+		{ .id = 1, .path = "/etc/x/gone", .root_len = 6, .uid = (uid_t)-1, .gid = (gid_t)-1 },
+		{ .id = 2, .path = "/etc/x", .root_len = 0, .dir = true, .uid = (uid_t)-1,
+		  .gid = (gid_t)-1 },
+	}, *v = NULL;
+	struct ap_records_error e;
+	size_t n = 0;
+	char *text = NULL, *again = NULL;
+
+	assert_int_equal(ap_records_manifest_format(in, 3, &text), 0);
+	assert_string_equal(text, "0 present 4755 0 4 1 6 /etc/x/a.conf\n"
+				  "1 absent - - - 0 6 /etc/x/gone\n"
+				  "2 absentdir - - - 0 0 /etc/x\n");
+	assert_int_equal(ap_records_manifest_parse(text, &v, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_true(v[0].present && v[0].mode == 04755 && v[0].gid == 4 && v[0].owned);
+	assert_true(!v[1].present && v[1].uid == (uid_t)-1 && !v[1].owned);
+	assert_true(v[2].dir);
+	assert_int_equal(ap_records_manifest_format(v, n, &again), 0);
+	assert_string_equal(text, again);
+	ap_records_manifest_free(v, n);
+	free(text), free(again);
+	/* the format before owners were kept: owned, owner unknown, beneath "/" */
+	assert_int_equal(ap_records_manifest_parse("3 present 0644 /etc/a\n\n4 absent - /etc/b\n",
+						   &v, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_true(v[0].owned && v[0].uid == (uid_t)-1 && v[0].root_len == 0);
+	ap_records_manifest_free(v, n);
+
+	static const struct {
+		const char *text;
+		unsigned line;
+	} bad[] = {
+		{ "-1 present 0644 /etc/a\n", 1 },
+		{ "4294967296 present 0644 /etc/a\n", 1 },
+		{ "0 present 0644 -1 - 1 0 /etc/a\n", 1 },
+		{ "0 present 0644 4294967295 - 1 0 /etc/a\n", 1 },
+		{ "0 present 0644 - - 2 0 /etc/a\n", 1 },
+		{ "0 present 0644 - - 1 " HUGE " /etc/a\n", 1 },
+		{ "0 present 0644 - - 1 5 /etc/a\n", 1 },
+		{ "0 present 0648 /etc/a\n", 1 },
+		{ "0 present 0644 - -\n", 1 },
+		{ "0 present 0644 /etc/a\n1 moved - /etc/b\n", 2 },
+		{ "0 present 0644 /etc/a\n\n1 absent - etc/b\n", 3 },
+		{ "autopull-manifest 2\n0 present 0644 /etc/a\n", 1 },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		e = (struct ap_records_error){ 0 };
+		assert_int_equal(ap_records_manifest_parse(bad[i].text, &v, &n, &e), -EBADMSG);
+		assert_int_equal(e.line, bad[i].line);
+	}
+}
+
 static void test_numbers(void **state)
 {
 	unsigned long long v;
@@ -282,7 +346,7 @@ int main(void)
 		cmocka_unit_test(test_overrides),    cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_expected),     cmocka_unit_test(test_tick),
 		cmocka_unit_test(test_last_apply),   cmocka_unit_test(test_owned),
-		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_manifest),   cmocka_unit_test(test_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

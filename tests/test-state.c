@@ -58,6 +58,15 @@ static void put_state(void **s, const char *name, const char *text)
 	free(path);
 }
 
+static int mkdir_state(void **s, const char *name)
+{
+	char *path = ap_strdupf("%s/state/%s", (char *)*s, name);
+	int r = mkdir(path, 0700);
+
+	free(path);
+	return r;
+}
+
 static void test_applied(void **s)
 {
 	struct ap_state *st = open_state(s);
@@ -382,15 +391,21 @@ static void test_load(void **s)
 	assert_string_equal(snap.tripped, "rollback failed\n");
 	ap_state_snapshot_clear(&snap);
 
-	/* A damaged rolled-back list does not fail the load: the run decides what it means. */
+	/* a damaged bad list or guard-tripped is the run's to judge: the load carries the error */
 	put_state(s, "bad", OID_B " 1 ok\n" OID_A " -1 negative\n");
+	assert_int_equal(ap_state_clear_tripped(st), 0);
+	assert_int_equal(mkdir_state(s, "guard-tripped"), 0);
 	assert_int_equal(ap_state_load(st, &snap), 0);
 	assert_int_equal(snap.bad_error, -EBADMSG);
-	assert_int_equal(snap.tripped_error, 0);
+	assert_int_equal(snap.n_bad, 0);
+	assert_true(snap.tripped_error < 0);
+	assert_null(snap.tripped);
 	ap_state_snapshot_clear(&snap);
 	put_state(s, "bad", "");
+	/* the others fail the whole load, leaving nothing half-read */
 	put_state(s, "pin", OID_A " 99999999999999999999 overflow\n");
 	assert_int_equal(ap_state_load(st, &snap), -EBADMSG);
+	assert_null(snap.owned);
 	ap_state_free(st);
 }
 

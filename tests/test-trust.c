@@ -21,7 +21,8 @@
 #include <cmocka.h>
 
 #include "fsutil.h"
-#include "trust.h"
+#include "state.h"
+#include "trust-io.h"
 #include "util.h"
 
 static char tmp[PATH_MAX];
@@ -468,6 +469,25 @@ static void test_cache_bounded(void **state)
 	assert_string_equal(back[0], ids.v[5]); /* the oldest went first */
 }
 
+/* The verdicts that need no verifier, in the order they are decided. */
+static void test_without_verifier(void **state)
+{
+	struct ap_trust_verdict v;
+
+	assert_true(ap_trust_judge_without_verifier(true, AP_SIG_NONE, false, false, &v));
+	assert_true(v.status == AP_TRUST_GOOD && v.cached);
+	assert_true(ap_trust_judge_without_verifier(false, AP_SIG_NONE, true, true, &v));
+	assert_true(v.status == AP_TRUST_UNSIGNED && !v.cached);
+	assert_true(ap_trust_judge_without_verifier(false, AP_SIG_OTHER, true, true, &v));
+	assert_int_equal(v.status, AP_TRUST_UNKNOWN_KEY);
+	assert_true(ap_trust_judge_without_verifier(false, AP_SIG_SSH, false, true, &v));
+	assert_non_null(strstr(v.why, "trust.ssh_allowed_signers is not set"));
+	assert_true(ap_trust_judge_without_verifier(false, AP_SIG_OPENPGP, true, false, &v));
+	assert_non_null(strstr(v.why, "trust.openpgp_keyring is not set"));
+	assert_false(ap_trust_judge_without_verifier(false, AP_SIG_SSH, true, false, &v));
+	assert_false(ap_trust_judge_without_verifier(false, AP_SIG_OPENPGP, false, true, &v));
+}
+
 static void test_format_verdict(void **state)
 {
 	struct ap_trust_commit c = { .id = id, .author = "Mallory\n<m@example.org>", .time = 1700000000 };
@@ -490,6 +510,7 @@ static void test_format_verdict(void **state)
 struct fixture {
 	struct ap_trust_config cfg;
 	char *state, *signers, *keyring;
+	struct ap_state *st;
 };
 
 static struct fixture *fixture_new(const char *signers, const char *keyring)
@@ -500,6 +521,7 @@ static struct fixture *fixture_new(const char *signers, const char *keyring)
 	f->state = path_of("state");
 	(void)ap_fs_rm_rf(f->state);
 	assert_int_equal(mkdir(f->state, 0700), 0);
+	assert_int_equal(ap_state_open(f->state, &f->st), 0);
 	f->signers = signers ? path_of(signers) : NULL;
 	f->keyring = keyring ? path_of(keyring) : NULL;
 	f->cfg = (struct ap_trust_config){ .enabled = true, .ssh_allowed_signers = f->signers,
@@ -509,6 +531,7 @@ static struct fixture *fixture_new(const char *signers, const char *keyring)
 
 static void fixture_free(struct fixture *f)
 {
+	ap_state_free(f->st);
 	free(f->state);
 	free(f->signers);
 	free(f->keyring);
@@ -542,7 +565,7 @@ static void test_ssh_verdicts(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, "payload.alice.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	assert_false(v.cached);
@@ -578,7 +601,7 @@ static void test_ssh_key_checked_now(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, IN_2019, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, IN_2019, &t), 0);
 	v = check(t, "payload.old.sig", IN_2019, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	ap_trust_free(t);
@@ -593,7 +616,7 @@ static void test_ssh_bad_dates(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, "payload.alice.sig", 253402300800LL, false);
 	assert_int_equal(v.status, AP_TRUST_BAD_DATE);
 	assert_non_null(strstr(v.why, "1970..9999"));
@@ -637,7 +660,7 @@ static void test_openpgp_verdicts(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, "payload.pgp0.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	assert_non_null(strstr(v.signer, gpg_fpr[0]));
@@ -658,14 +681,14 @@ static void test_openpgp_expired_revoked(void **state)
 	struct ap_trust *t = NULL;
 	struct ap_trust_verdict v;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, "payload.pgp2.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
 	assert_non_null(strstr(v.why, "expired"));
 	ap_trust_free(t);
 	fixture_free(f);
 	f = fixture_new(NULL, "dan.gpg");
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, "payload.pgp3.sig", NOW, false);
 	assert_int_equal(v.status, AP_TRUST_KEY_NOT_VALID);
 	assert_non_null(strstr(v.why, "revoked"));
@@ -678,15 +701,15 @@ static void test_armored_keyring_refused(void **state)
 	struct fixture *f = fixture_new(NULL, "bob.asc");
 	struct ap_trust *t = NULL;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), -EINVAL);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), -EINVAL);
 	assert_null(t);
 	fixture_free(f);
 	f = fixture_new("missing_signers", NULL);
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), -ENOENT);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), -ENOENT);
 	fixture_free(f);
 	put("empty_signers", "", 0);
 	f = fixture_new("empty_signers", NULL);
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), -EINVAL);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), -EINVAL);
 	fixture_free(f);
 }
 
@@ -700,7 +723,7 @@ static void test_cache_file(void **state)
 	struct stat st;
 	size_t len;
 
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	assert_int_equal(ap_trust_save(t), 0); /* nothing new: no file */
 	{
 		_cleanup_free_ char *p = path_of("state/verified");
@@ -721,7 +744,7 @@ static void test_cache_file(void **state)
 		assert_int_equal(st.st_mode & 07777, 0600);
 	}
 	/* Reopened: the same id is good from the cache, whatever its signature now says. */
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, NULL, NOW, false);
 	assert_int_equal(v.status, AP_TRUST_GOOD);
 	assert_true(v.cached);
@@ -732,7 +755,7 @@ static void test_cache_file(void **state)
 	free(f->signers);
 	f->signers = path_of("allowed_signers2");
 	f->cfg.ssh_allowed_signers = f->signers;
-	assert_int_equal(ap_trust_open(&f->cfg, f->state, NOW, &t), 0);
+	assert_int_equal(ap_trust_open(&f->cfg, f->st, NOW, &t), 0);
 	v = check(t, NULL, NOW, false);
 	assert_int_equal(v.status, AP_TRUST_UNSIGNED);
 	assert_false(v.cached);
@@ -753,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_cache_format),
 		cmocka_unit_test(test_cache_bounded),
 		cmocka_unit_test(test_format_verdict),
+		cmocka_unit_test(test_without_verifier),
 		cmocka_unit_test(test_ssh_verdicts),
 		cmocka_unit_test(test_ssh_key_checked_now),
 		cmocka_unit_test(test_ssh_bad_dates),

@@ -304,11 +304,11 @@ static void test_every_failure_reported(void **state)
 static void test_verify_fails(void **state)
 {
 	struct fixture *fx = *state;
-	static const struct prog progs[] = {
-		{ "systemd-analyze", 0, 1, 0,
-		  "%s:4: Invalid user/group name or numeric ID: r00t\n"
-		  "web.service: Failed to create web.service/start: Unit web.service has a bad unit file setting.\n" },
-		{ NULL } };
+	static const struct prog progs[] = { { "systemd-analyze", 0, 1, 0,
+					     "%s:4: Invalid user/group name or numeric ID: r00t\n"
+					     "web.service: Failed to create web.service/start: "
+					     "Unit web.service has a bad unit file setting.\n" },
+					    { NULL } };
 	struct ap_change ch = CHANGE("[Service]\nExecStart=/bin/true\n\nUser=r00t\n");
 	struct ap_file_op f = unit_file("units/web.service", "/etc/systemd/system/web.service",
 					AP_KIND_UNIT, &ch);

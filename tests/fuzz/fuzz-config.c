@@ -1,4 +1,4 @@
-/* Fuzzes the YAML config loader (config.c, libyaml behind it). Invariants: a rejected file
+/* Fuzzes the YAML config loader (config*.c, libyaml behind it). Invariants: a rejected file
  * returns one of the documented errors and leaves *ret alone; an accepted one has every
  * path in the shape config.h promises, and loads the same way with --user forced. */
 #include <errno.h>

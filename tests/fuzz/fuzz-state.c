@@ -66,14 +66,10 @@ static void owned(const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text;
+	char *text = fuzz_selected_text(data, size);
 
-	if (size < 1)
-		return 0;
-	text = strndup((const char *)data + 1, size - 1); /* the parsers read C strings */
 	if (!text)
 		return 0;
-	ap_log_set_max_level(0);
 	switch (data[0] % 3) {
 	case 0: journal(text); break;
 	case 1: event(text); break;

@@ -1,6 +1,7 @@
 /* Shared by the libFuzzer targets in this directory: loading a config from bytes, and a
  * check that stops the fuzzer with a message (assert() would vanish under NDEBUG). */
 #pragma once
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,16 @@ static inline int fuzz_config_load(const void *data, size_t size, bool force_use
 	r = ap_config_load(path, force_user, ret);
 	close(fd);
 	return r;
+}
+
+/* For targets whose first byte picks the parser: the rest of the input as the C string the
+ * parsers read (NULL when there is none), with the logs quiet. */
+static inline char *fuzz_selected_text(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return NULL;
+	ap_log_set_max_level(0);
+	return strndup((const char *)data + 1, size - 1);
 }
 
 /* A fixed environment: the config's per-scope defaults come from it. No log lines. */

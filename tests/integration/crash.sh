@@ -18,8 +18,6 @@ CFG0=$AP_HOME/.config/autopull/settle0.yaml   # the same state, no settle window
 CRASH_SETTLE=${CRASH_SETTLE:-500ms}
 ROLLBACK_SETTLE=2s
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
 reloads() { { wc -l <"$FX_LOG/${1%.service}.reloads"; } 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------------------------------------
@@ -44,24 +42,21 @@ csvc() {
 # the user scope (chown to another user is not permitted), after other files were written.
 crash_config() {
 	local settle=$1 file=$2 owner=${3:+    owner: $3}
-	cat <<-EOF | ap_user_write "$file"
-	repo:
-	  url: file://$FX_ORIGIN
-	  branch: main
-	scope: user
-	units: [systemd/]
-	files:
-	  - src: conf/app.conf
-	    dest: $FX_ETC/conf/app.conf
-	    reload: [rl.service]
-	  - src: env/
-	    dest: $FX_ETC/env/
-	  - src: own/
-	    dest: $FX_ETC/own/
-	$owner
-	guard:
-	  settle: $settle
-	EOF
+	{
+		fx_config_head "file://$FX_ORIGIN"
+		cat <<-EOF
+		  - src: conf/app.conf
+		    dest: $FX_ETC/conf/app.conf
+		    reload: [rl.service]
+		  - src: env/
+		    dest: $FX_ETC/env/
+		  - src: own/
+		    dest: $FX_ETC/own/
+		$owner
+		guard:
+		  settle: $settle
+		EOF
+	} | ap_user_write "$file"
 }
 
 # The commits, made once: V1 the base; V2 the change under test; V3 a newer commit on top of

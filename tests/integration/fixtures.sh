@@ -11,16 +11,8 @@ FX_BARE=${FX_BARE:-$AP_HOME/srv/origin.git}
 FX_ETC=$AP_HOME/etc                     # destinations of the file rules
 FX_LOG=$AP_HOME/log                     # StandardOutput of the test units
 
-# fx_write PATH: stdin → $FX_ORIGIN/PATH (parents created). A unit file's Description= is
-# mirrored into an X-APTest-Description= line: the tests bump a unit's version through its
-# Description=, which alone autopull applies with a daemon-reload and no restart.
-fx_write() {
-	mkdir -p "$(dirname "$FX_ORIGIN/$1")" || return 1
-	case $1 in
-	*.service|*.socket|*.timer|*.path) awk '{ print } /^Description=/ { print "X-APTest-" $0 }' >"$FX_ORIGIN/$1" ;;
-	*) cat >"$FX_ORIGIN/$1" ;;
-	esac
-}
+# fx_write PATH: stdin → $FX_ORIGIN/PATH (repo_write: a unit's Description= is mirrored).
+fx_write() { repo_write "$FX_ORIGIN" "$1"; }
 
 fx_rm() { rm -rf "${FX_ORIGIN:?}/$1"; }
 
@@ -109,9 +101,26 @@ fx_base() {
 	fx_envfile v1
 }
 
+# fx_svc_tree SVC: the tree the apply and failure tests start from, with their own service
+# writer SVC (called as SVC NAME DESCRIPTION install): web (+drop-in, reloads on the
+# Caddyfile), worker (restarts on env/), tick.timer + tick.service.
+fx_svc_tree() {
+	"$1" web.service "web v1" install
+	fx_dropin web.service 10-env.conf v1
+	"$1" worker.service "worker v1" install
+	fx_timer tick.timer
+	fx_oneshot tick.service
+	fx_caddyfile v1
+	fx_envfile v1
+}
+
 # The guard's settle window after restarts defaults to 10 s in autopull; every baseline apply
 # would wait that long. The fixtures use FX_SETTLE (1s); set FX_SETTLE= to leave the key out.
 FX_SETTLE=${FX_SETTLE-1s}
+
+# fx_config_head URL: the first lines of a user-scope configuration: the repository at URL
+# (branch main), the units in systemd/, and "files:", for the rules to follow.
+fx_config_head() { printf 'repo:\n  url: %s\n  branch: main\nscope: user\nunits: [systemd/]\nfiles:\n' "$1"; }
 
 # fx_config [URL] [FILE] [EXTRA_YAML]: the config of the brief (plus guard.settle, see
 # above). URL defaults to the origin over file://, FILE to $AP_CFG. EXTRA_YAML is appended
@@ -119,13 +128,8 @@ FX_SETTLE=${FX_SETTLE-1s}
 fx_config() {
 	local url=${1:-file://$FX_ORIGIN} file=${2:-$AP_CFG}
 	{
+		fx_config_head "$url"
 		cat <<-EOF
-		repo:
-		  url: $url
-		  branch: main
-		scope: user
-		units: [systemd/]
-		files:
 		  - src: caddy/Caddyfile
 		    dest: $FX_ETC/caddy/Caddyfile
 		    reload: [web.service]

@@ -661,6 +661,9 @@ ap_case() {
 	printf -- '-- %s\n' "$1"
 }
 
+# shellcheck source=../lib-common.sh
+. "$AP_ROOT/tests/lib-common.sh"
+
 # Fixture content (needs the test user's paths, so only once the user exists).
 if [ -n "${AP_HOME:-}" ]; then
 	# shellcheck source=fixtures.sh

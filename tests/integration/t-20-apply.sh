@@ -10,11 +10,8 @@ WANTS=$AP_UNIT_DIR/default.target.wants
 # Restarts are checked by InvocationID here; the settle window is t-30's subject.
 FX_SETTLE=0s
 
-inv() { ap_unit_prop "$1" InvocationID; }
 reloads() { cat "$FX_LOG/${1%.service}.reloads" 2>/dev/null | wc -l; }
 same_file() { cmp -s "$1" "$2"; }
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
 
 # svc NAME [DESCRIPTION] [install]: a sleep-infinity service whose ExecReload leaves a mark.
 svc() {
@@ -26,25 +23,14 @@ svc() {
 	} | fx_write "systemd/$1"
 }
 
-# The tree every case starts from: web (+drop-in, reloads on Caddyfile), worker (restarts
-# on env/), tick.timer + tick.service, all enabled and running after the first apply.
-apply_base() {
-	svc web.service "web v1" install
-	fx_dropin web.service 10-env.conf v1
-	svc worker.service "worker v1" install
-	fx_timer tick.timer
-	fx_oneshot tick.service
-	fx_caddyfile v1
-	fx_envfile v1
-}
-
-# start NAME: fresh slate, base committed and applied once. Sets V1.
+# start NAME: fresh slate, the base tree (fx_svc_tree) committed and applied once, all its
+# units enabled and running. Sets V1.
 start() {
 	ap_case "$1"
 	fx_reset
 	fx_origin file || { ap_fail "$1: fixture origin"; return 1; }
 	fx_config "$FX_URL"
-	apply_base
+	fx_svc_tree svc
 	V1=$(fx_commit v1) || { ap_fail "$1: commit v1"; return 1; }
 	fx_apply "${1//[^A-Za-z0-9]/-}-v1"
 }
@@ -55,8 +41,6 @@ snapshot() {
 		sort | while read -r p m l; do echo "$p $m $l $(sha256sum <"$p" 2>/dev/null | cut -c1-16)"; done) \
 		>"$AP_TMP/$1.snap"
 }
-
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
 
 # -------------------------------------------------------------------------------------------
 t_first_apply() {

@@ -6,11 +6,8 @@
 # defect of an earlier version. Sourced by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-inv() { ap_unit_prop "$1" InvocationID; }
-short() { printf '%.12s' "$1"; }
+# shellcheck source=failures.sh
+. "$AP_DIR/failures.sh"
 
 svc() {
 	{
@@ -21,23 +18,13 @@ svc() {
 	} | fx_write "systemd/$1"
 }
 
-base_tree() {
-	svc web.service "web v1" install
-	fx_dropin web.service 10-env.conf v1
-	svc worker.service "worker v1" install
-	fx_timer tick.timer
-	fx_oneshot tick.service
-	fx_caddyfile v1
-	fx_envfile v1
-}
-
 # start NAME [EXTRA_YAML]: fresh slate, base committed and applied. Sets V1.
 start() {
 	ap_case "$1"
 	fx_reset
 	fx_origin file || { ap_fail "$1: fixture origin"; return 1; }
 	if [ -n "${2:-}" ]; then FX_SETTLE= fx_config "$FX_URL" "" "$2"; else fx_config "$FX_URL"; fi
-	base_tree
+	fx_svc_tree svc
 	V1=$(fx_commit v1) || { ap_fail "$1: commit v1"; return 1; }
 	fx_apply "${1//[^A-Za-z0-9]/-}-v1"
 }
@@ -382,7 +369,7 @@ run_systemd_size() {
 }
 
 t_reload_refused() {
-	local web v2 j=$AP_STATE_DIR/journal
+	local web v2
 	start "12: a daemon-reload the manager refuses: the files stay, the reload is owed" || return
 	web=$(inv web.service)
 	svc web.service "web v2" install
@@ -397,17 +384,7 @@ t_reload_refused() {
 	check "the new unit file is installed" grep -qx "Description=web v2" "$AP_UNIT_DIR/web.service"
 	check "the manager still has the old one (NeedDaemonReload=yes)" \
 		[ "$(ap_unit_prop web.service NeedDaemonReload)" = yes ]
-	check "web not restarted" [ "$(inv web.service)" = "$web" ]
-	check "applied still V1" [ "$(applied)" = "$V1" ]
-	check "the journal: files written, reload not done" \
-		eval 'grep -qE "^done( [a-z-]+)* files( |$)" "$j" && ! grep -qE "^done( [a-z-]+)* reload( |$)" "$j"'
-	ap_autopull reload-again --user -c "$AP_CFG" apply
-	ap_expect_rc "$AP_CASE: the next run, with room on /run/systemd" 0 reload-again
-	check "the manager has the new definition" [ "$(ap_unit_prop web.service Description)" = "web v2" \
-		-a "$(ap_unit_prop web.service NeedDaemonReload)" = no ]
-	check "web restarted (new InvocationID)" [ "$(inv web.service)" != "$web" ]
-	check "applied = v2" [ "$(applied)" = "$v2" ]
-	check "no journal left" [ ! -e "$j" ]
+	reload_owed_checks "$web" "$V1" "$v2" reload-again ap_autopull reload-again --user -c "$AP_CFG" apply
 }
 
 # web.service runs only while the host has $AP_HOME/web-ok, as a service that needs a

@@ -28,9 +28,6 @@ MNT=$AP_HOME/mnt                       # mount points (outside $FX_ETC, which fx
 RO_DIR=$AP_HOME/ro                     # root-owned 0555 destination
 HOSTILE_MOUNTS=()
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-
 umount_all() {
 	local m
 	for m in "${HOSTILE_MOUNTS[@]}"; do umount "$m" 2>/dev/null; done

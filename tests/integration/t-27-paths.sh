@@ -6,9 +6,6 @@
 # against the link's target and applied. Sourced by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
 
 # setup NAME DIR MODE: fresh slate; DIR made by root with MODE; a rule writing DIR/app.conf.
 setup() {

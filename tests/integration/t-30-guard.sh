@@ -5,9 +5,6 @@
 # service is rolled back, marked bad and skipped until a newer commit; a stale timer is
 # reported. Sourced by run.sh after lib.sh (and fixtures.sh).
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-inv() { ap_unit_prop "$1" InvocationID; }
 METRICS=$AP_STATE_DIR/metrics.prom
 
 # A real Prometheus text-format parser (python3-prometheus-client).

@@ -12,10 +12,6 @@
 . "$AP_DIR/trust-fixtures.sh"
 FX_SETTLE=0s
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-
 # start NAME [EXTRA_YAML]: fresh slate; web.service committed (signed by alice) and applied.
 start() {
 	ap_case "$1"

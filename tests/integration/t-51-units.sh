@@ -8,10 +8,6 @@
 DATA_UNITS=$AP_HOME/.local/share/systemd/user
 WAIT=30
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-quiet() { "$@" >/dev/null 2>&1; }
-
 wait_applied() {
 	local i=0
 	while [ "$(applied)" != "$1" ] && [ $i -lt $((WAIT * 10)) ]; do sleep 0.1; i=$((i + 1)); done

@@ -12,9 +12,6 @@
 FX_SETTLE=0s
 HOOKS=$AP_HOME/hooks52
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-
 # dated KEY DATE MSG: commit everything in the origin signed with the ssh key KEY (or "-"
 # for unsigned) with committer date DATE (git's formats, "@<seconds> +0000"); prints the sha.
 dated() {
@@ -140,7 +137,6 @@ t_refused_commit_no_pin() {
 	ap_expect_rc "$AP_CASE: a source that passes is pinned as before" 0 pin-good
 	check "pin written for the good one" grep -q "^$V1 " "$AP_STATE_DIR/pin"
 }
-not() { ! "$@"; }
 
 # -------------------------------------------------------------------------------------------
 if [ ! -x "$AP_BIN" ]; then

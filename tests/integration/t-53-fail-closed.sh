@@ -7,9 +7,6 @@
 # leaves it alone instead of "putting it back" on every tick.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
 S=$AP_STATE_DIR
 
 # vsvc UNIT VERSION [broken]: a service that logs its version at every start; "broken" exits 1

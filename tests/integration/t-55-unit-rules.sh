@@ -7,10 +7,6 @@
 # restart:. Judged by InvocationID, ActiveState and real connections.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-inv() { ap_unit_prop "$1" InvocationID; }
-not() { ! "$@"; }
 # shellcheck source=unitrules.sh
 . "$AP_DIR/unitrules.sh"
 note() { plan_note "$@"; }

@@ -13,7 +13,6 @@
 # a deploy's reset on a series older than its window. Sourced by run.sh after lib.sh (and
 # fixtures.sh).
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
 check_eq() { ap_check_eq "$AP_CASE: $1" "$2" "$3"; }
 obs() { "$AP_PY" "$AP_DIR/obs.py" "$@"; }
 # vmalert runs as the test user: it reads a copy of the shipped rules (the checkout may sit

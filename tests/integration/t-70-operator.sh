@@ -5,10 +5,6 @@
 # metrics of the apply history. Sourced by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-inv() { ap_unit_prop "$1" InvocationID; }
-short() { printf '%.12s' "$1"; }
 METRICS=$AP_STATE_DIR/metrics.prom
 
 svc() {
@@ -51,7 +47,6 @@ on_tty() {
 	ap_as_user script -qec "$*" /dev/null >"$AP_TMP/$name.tty" 2>&1 </dev/null
 }
 has_esc() { grep -q $'\e\[' "$1"; }
-not() { ! "$@"; }
 
 # -------------------------------------------------------------------------------------------
 t_status_and_log() {

@@ -8,8 +8,6 @@
 # by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-inv() { ap_unit_prop "$1" InvocationID; }
 
 # svc NAME: an enabled sleep-infinity service.
 svc() {

@@ -8,8 +8,6 @@
 # fixtures.sh).
 
 FX_SETTLE=0s
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
 lines() { grep -c '' "$1"; }
 
 start() {

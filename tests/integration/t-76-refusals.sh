@@ -11,10 +11,6 @@
 . "$AP_DIR/trust-fixtures.sh"
 FX_SETTLE=0s
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
-inv() { ap_unit_prop "$1" InvocationID; }
 # last EXPR: a Python expression on the newest event of `autopull log --json` (e).
 last() {
 	ap_autopull "log-$2" --user -c "$AP_CFG" --json log
@@ -32,27 +28,10 @@ dry_refused() {
 	ap_jq "$AP_CASE: dry-run JSON: refused ($kind), saying: $*" "$AP_TMP/$name.out" "$expr"
 }
 
-# A validator like caddy's: environment noise first, the error at the very end; it also says
-# which home it was given and whether it could write there.
+# shellcheck source=refusals.sh
+. "$AP_DIR/refusals.sh"
 VALIDATOR=$AP_BINDIR/noisy-validate
-noisy_validator() {
-	cat >"$VALIDATOR" <<-EOS
-	#!/bin/sh
-	echo '{"level":"info","ts":1,"msg":"using config from file","file":"'"\$1"'"}' >&2
-	yes '{"level":"debug","msg":"loading module"}' | head -n 3000
-	printf '{"level":"warn","msg":"Caddyfile input is not formatted; run caddy fmt"}\033[0m\n' >&2
-	printf 'HOME=%s XDG_CONFIG_HOME=%s XDG_DATA_HOME=%s XDG_CACHE_HOME=%s\n' "\$HOME" \
-		"\$XDG_CONFIG_HOME" "\$XDG_DATA_HOME" "\$XDG_CACHE_HOME" >"$FX_LOG/validator.env"
-	for d in "\$HOME" "\$XDG_CONFIG_HOME" "\$XDG_DATA_HOME" "\$XDG_CACHE_HOME"; do
-		[ -n "\$d" ] && touch "\$d/probe" 2>/dev/null || echo "no writable dir: '\$d'" >>"$FX_LOG/validator.env"
-	done
-	if grep -q respnd "\$1"; then
-		echo 'Error: adapting config using caddyfile: Caddyfile:2: unrecognized directive: respnd'
-		exit 1
-	fi
-	EOS
-	chmod 0755 "$VALIDATOR"
-}
+noisy_validator() { validator_text "$FX_LOG/validator.env" >"$VALIDATOR" && chmod 0755 "$VALIDATOR"; }
 
 # complete_words WORDS...: what the bash completion offers for the command line WORDS (the
 # last one being completed), run as the test user with autopull on its PATH.
@@ -81,12 +60,9 @@ t_validator() {
 	fx_caddyfile v1
 	fx_commit v1 >/dev/null
 	fx_apply v1 || return
-	check "the validator ran with a home of its own in the private stage" \
-		grep -qx "HOME=$AP_STATE_DIR/stage/.home XDG_CONFIG_HOME=$AP_STATE_DIR/stage/.home/.config XDG_DATA_HOME=$AP_STATE_DIR/stage/.home/.local/share XDG_CACHE_HOME=$AP_STATE_DIR/stage/.home/.cache" \
-		"$FX_LOG/validator.env"
-	check "it could write to each of them" not grep -q "no writable dir" "$FX_LOG/validator.env"
+	validator_home_checks "$AP_STATE_DIR" "$FX_LOG/validator.env"
 	web=$(inv web.service)
-	printf ':8080 {\n\trespnd "hello"\n}\n' | fx_write caddy/Caddyfile
+	caddyfile_typo 8080 hello | fx_write caddy/Caddyfile
 	fx_commit typo >/dev/null
 	fx_snapshot val-before
 

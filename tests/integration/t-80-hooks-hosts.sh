@@ -3,8 +3,6 @@
 # per-host rules and unit directories (hosts:, %H, %l) against this machine's real host name.
 # Sourced by run.sh after lib.sh (and fixtures.sh).
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-applied() { cat "$AP_STATE_DIR/applied" 2>/dev/null; }
 HOOKS=$AP_HOME/hooks
 
 svc() {

@@ -1,14 +1,12 @@
 # shellcheck shell=bash
 # The documentation and the build as a user meets them: both man pages render without a groff
-# warning; autopull.yaml(5) documents exactly the keys of config.c's schema tables and its
+# warning; autopull.yaml(5) documents exactly the keys of config-schema.c's schema tables and its
 # examples load; autopull(8) documents exactly the verbs and options of `autopull --help` and
 # the exit codes of exitcode.h; the bash completion offers the same verbs and options, file
 # names after -c and the history's commits after --commit and pin (and changes nothing);
 # `make` names a missing library through pkg-config and never calls apt-get. Sourced by
 # run.sh after lib.sh.
 
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
 MAN8=$AP_ROOT/doc/autopull.8
 MAN5=$AP_ROOT/doc/autopull.yaml.5
 COMPLETION=$AP_ROOT/completion/autopull.bash
@@ -34,15 +32,15 @@ man_section() {
 				    insec = (name == sec); next } insec' "$1"
 }
 
-# schema_keys: "TABLE KEY" for every key of every schema table in src/config.c.
+# schema_keys: "TABLE KEY" for every key of every schema table in src/config-schema.c.
 schema_keys() {
 	awk '
-		/^static const struct field [a-z_]+_fields\[\] = \{/ { t = $5; sub(/_fields.*/, "", t); next }
+		/^static const struct ap_config_field [a-z_]+_fields\[\] = \{/ { t = $5; sub(/_fields.*/, "", t); next }
 		t != "" && /^\};/ { t = ""; next }
 		t != "" { s = $0
 			  while (match(s, /(STR|SEQ)\("[a-z_]+"|\.key = "[a-z_]+"/)) {
 				k = substr(s, RSTART, RLENGTH); sub(/^[^"]*"/, "", k); sub(/"$/, "", k)
-				print t, k; s = substr(s, RSTART + RLENGTH) } }' "$AP_ROOT/src/config.c"
+				print t, k; s = substr(s, RSTART + RLENGTH) } }' "$AP_ROOT/src/config-schema.c"
 }
 
 # same_set DESC WANT GOT: two word lists hold the same words (order and repeats aside).
@@ -81,14 +79,15 @@ ap_case "autopull.yaml(5): every key of the schema, and only those"
 schema_keys >"$AP_TMP/schema.keys"
 check "the schema tables were read ($(wc -l <"$AP_TMP/schema.keys") keys)" \
 	[ "$(wc -l <"$AP_TMP/schema.keys")" -ge 45 ]
-for map in top:KEYS repo:repo units_entry:units rule:files guard:guard trust:trust hooks:hooks; do
+for map in top:KEYS repo:repo units_entry:units rule:files guard:guard trust:trust hooks:hooks \
+	fleet:fleet; do
 	table=${map%%:*} sec=${map#*:}
-	same_set "section $sec = config.c's ${table}_fields" \
+	same_set "section $sec = config-schema.c's ${table}_fields" \
 		"$(awk -v t="$table" '$1 == t { print $2 }' "$AP_TMP/schema.keys")" \
 		"$(man_terms "$MAN5" "$sec")"
 done
 check "no schema table without a section" \
-	[ -z "$(cut -d' ' -f1 "$AP_TMP/schema.keys" | sort -u | grep -vx 'top\|repo\|units_entry\|rule\|guard\|trust\|hooks')" ]
+	[ -z "$(cut -d' ' -f1 "$AP_TMP/schema.keys" | sort -u | grep -vx 'top\|repo\|units_entry\|rule\|guard\|trust\|hooks\|fleet')" ]
 # Every key of the top level, repo, files and guard states its default, or that it is
 # required.
 awk 'function flush() { if (want && term != "" && text !~ /[Dd]efault|required/) print sec ":" term; term = "" }

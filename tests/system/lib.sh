@@ -8,7 +8,8 @@
 # Commands run inside with nsenter; host files reach it through /proc/LEADER/root. Also the
 # fixture origin repo (on the host, bind-mounted read-only at /srv/git) and the test config.
 # Uses the integration harness's bookkeeping (tests/integration/lib.sh): results, processes
-# tracked by pid + start time, cgroup helpers. Does not: create users on the host.
+# tracked by pid + start time, cgroup helpers, and the words of the test files
+# (tests/lib-common.sh: check, not, inv...). Does not: create users on the host.
 
 : "${AP_SYS_NAME:=apsys}"                 # machine name and cgroup slice; one per concurrent run
 : "${AP_SYS_RUN:=/tmp/$AP_SYS_NAME-run}"  # boot script, overlay, payload, origin, results
@@ -128,7 +129,8 @@ sys_sh() {
 
 sys_ctl() { sys_sh systemctl --no-pager --no-ask-password "$@"; }
 sys_prop() { sys_ctl show -p "$2" --value -- "$1"; }
-inv() { sys_prop "$1" InvocationID; }
+# ap_unit_prop UNIT PROP: here PID 1 of the container is the manager of the tests (inv).
+ap_unit_prop() { sys_prop "$@"; }
 
 # sys_wait_prop UNIT PROP VALUE [SECONDS]
 sys_wait_prop() {
@@ -161,6 +163,40 @@ sys_start_unit() {
 	sys_sh journalctl -q -o cat -u "$2" ${cursor:+--after-cursor="$cursor"} >"$AP_TMP/$1.err" 2>&1
 }
 
+# The MESSAGE_IDs of autopull's journal entries (doc/autopull.catalog).
+ID_APPLIED=a978748bdd5c4aae8e527f2decae3d0c
+ID_ROLLED_BACK=6da2f327fe6347cbb5a0a71c8081210b
+ID_REFUSED=ff05618c7fd24baeb162196823065dd1
+ID_PINNED=02237c9df7274f5e91955f80c87b781a
+ID_UNPINNED=73147e8265cd4f369a99766cbc0f813f
+ID_OVERRIDE=36ac976ddc2b4a9d8b67eb1b88d42acd
+
+# sys_mark: a cursor in the container's journal; sys_entries NAME ID: the entries with
+# MESSAGE_ID=ID after the mark, as JSON lines in $AP_TMP/NAME.json (polled up to 5 s: journald
+# takes datagrams asynchronously). The match is done here: journalctl's --after-cursor with a
+# field match misses entries when the cursor's own entry does not match.
+sys_mark() { CURSOR=$(sys_sh journalctl -n 0 --show-cursor -q 2>/dev/null | sed -n 's/^-- cursor: //p'); }
+sys_entries() {
+	local i=0
+	while [ $i -lt 50 ]; do
+		sys_sh journalctl -q -o json --after-cursor="$CURSOR" 2>/dev/null |
+			grep -F "\"MESSAGE_ID\":\"$2\"" >"$AP_TMP/$1.json"
+		[ -s "$AP_TMP/$1.json" ] && return 0
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+# sys_field NAME KEY: the values of KEY in NAME's entries, one per line (repeated fields too).
+sys_field() {
+	python3 - "$AP_TMP/$1.json" "$2" <<-'EOF'
+	import json, sys
+	for line in open(sys.argv[1]):
+	    v = json.loads(line).get(sys.argv[2])
+	    for x in (v if isinstance(v, list) else [v] if v is not None else []):
+	        print(x)
+	EOF
+}
+
 # sys_write PATH: stdin → PATH inside the container (parents created).
 sys_write() {
 	mkdir -p "$(dirname "$SYS_ROOT$1")" && cat >"$SYS_ROOT$1"
@@ -176,6 +212,9 @@ SX_URL=file:///srv/git/origin.git
 SX_CFG=/etc/autopull/autopull.yaml
 SX_STATE=/var/lib/autopull
 SX_LOG=/var/log/aptest          # what the fixture units write (inside)
+# The state directory seen from here (applied, journal): through the root of the container's
+# PID 1, which run.sh exports before it starts a test.
+if [ -n "${SYS_ROOT:-}" ]; then AP_STATE_DIR=$SYS_ROOT$SX_STATE; fi
 
 sx_git() { timeout "$AP_CMD_TIMEOUT" git -C "$SX_WORK" -c user.name=systest \
 	-c user.email=systest@example.invalid -c commit.gpgsign=false "$@"; }
@@ -187,15 +226,8 @@ sx_origin() {
 	git init -q --bare -b main "$SX_BARE" && sx_git remote add origin "$SX_BARE"
 }
 
-# sx_write PATH: stdin → PATH in the work repo. A unit file's Description= is mirrored into
-# X-APTest-Description= (see fx_write in tests/integration/fixtures.sh).
-sx_write() {
-	mkdir -p "$(dirname "$SX_WORK/$1")" || return 1
-	case $1 in
-	*.service|*.socket|*.timer|*.path) awk '{ print } /^Description=/ { print "X-APTest-" $0 }' >"$SX_WORK/$1" ;;
-	*) cat >"$SX_WORK/$1" ;;
-	esac
-}
+# sx_write PATH: stdin → PATH in the work repo (repo_write: a unit's Description= is mirrored).
+sx_write() { repo_write "$SX_WORK" "$1"; }
 sx_rm() { rm -rf "${SX_WORK:?}/$1"; }
 
 # sx_commit MSG: commit everything and push; prints the new sha.
@@ -263,13 +295,11 @@ sx_reset() {
 	sys_ctl restart caddy.service app.service
 }
 
-sx_applied() { cat "$SYS_ROOT$SX_STATE/applied" 2>/dev/null; }
-
 # sx_wait_applied SHA [SECONDS]: until the applied commit is SHA (default 30 s).
 sx_wait_applied() {
 	local i=0 limit=$(( ${2:-30} * 10 ))
-	while [ "$(sx_applied)" != "$1" ] && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
-	[ "$(sx_applied)" = "$1" ]
+	while [ "$(applied)" != "$1" ] && [ $i -lt $limit ]; do sleep 0.1; i=$((i + 1)); done
+	[ "$(applied)" = "$1" ]
 }
 
 # sx_timers_setup: for the tests of the timers firing by themselves: a clean slate, an origin
@@ -302,7 +332,3 @@ sx_snapshot() {
 		-printf "%p %m %u %l\n" 2>/dev/null | sort | while read -r p m u l; do
 		echo "$p $m $u $l $(sha256sum <"$p" 2>/dev/null | cut -c1-16)"; done' >"$AP_TMP/$1.snap"
 }
-
-check() { ap_check "$AP_CASE: $1" "${@:2}"; }
-not() { ! "$@"; }
-quiet() { "$@" >/dev/null 2>&1; }

@@ -53,7 +53,7 @@ t_first_run() {
 	app_inv=$(inv app.service) caddy_inv=$(inv caddy.service)
 	sys_autopull first apply
 	ap_expect_rc "$AP_CASE: apply as root in system scope" 0 first || return
-	check "applied commit recorded" [ "$(sx_applied)" = "$V1" ]
+	check "applied commit recorded" [ "$(applied)" = "$V1" ]
 	check "unit file installed byte for byte" same systemd/web.service /etc/systemd/system/web.service
 	check "drop-in installed" same systemd/web.service.d/10-env.conf /etc/systemd/system/web.service.d/10-env.conf
 	check "Caddyfile installed (the directory created)" same caddy/Caddyfile /etc/caddy/Caddyfile
@@ -183,7 +183,7 @@ t_dry_run() {
 		"F['caddy/Caddyfile']['dest'] == '/etc/caddy/Caddyfile'"
 	sx_snapshot dry-after
 	check "the dry run changed nothing" cmp -s "$AP_TMP/dry-before.snap" "$AP_TMP/dry-after.snap"
-	check "applied unchanged" [ "$(sx_applied)" = "$V1" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
 }
 
 # PID 1's private socket hidden: autopull must go through the system bus (dbus-daemon); with
@@ -204,7 +204,7 @@ t_bus_fallback() {
 	check "the message names the private socket" grep -q "/run/systemd/private" "$AP_TMP/nobus.err"
 	sx_snapshot bus-after
 	check "host unchanged" cmp -s "$AP_TMP/bus-before.snap" "$AP_TMP/bus-after.snap"
-	check "applied unchanged" [ "$(sx_applied)" = "$V1" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	sys_sh systemd-run --wait --pipe --quiet -p InaccessiblePaths=/run/systemd/private \
 		autopull -v apply >"$AP_TMP/bus.out" 2>"$AP_TMP/bus.err"
 	echo $? >"$AP_TMP/bus.rc"
@@ -212,7 +212,7 @@ t_bus_fallback() {
 	check "it tried the private socket, then the bus" \
 		grep -q "cannot connect to '/run/systemd/private', trying the bus" "$AP_TMP/bus.err"
 	check "web.service restarted over the bus" [ "$(inv web.service)" != "$web" ]
-	check "applied = v2" [ "$(sx_applied)" = "$V2" ]
+	check "applied = v2" [ "$(applied)" = "$V2" ]
 }
 
 t_validation() {
@@ -232,7 +232,7 @@ t_validation() {
 	check "the validator's message is shown" grep -q "invalid Caddyfile" "$AP_TMP/badcaddy.err"
 	sx_snapshot val-after
 	check "host byte-identical" cmp -s "$AP_TMP/val-before.snap" "$AP_TMP/val-after.snap"
-	check "applied unchanged" [ "$(sx_applied)" = "$V1" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	check "web.service still runs v1" [ "$(sys_prop web.service Description)" = "web v1" ]
 }
 

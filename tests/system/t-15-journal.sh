@@ -5,37 +5,6 @@
 # UNIT, control characters escaped, and one entry per event when the timer's service runs
 # autopull (no copy through stderr). Sourced by run.sh after lib.sh.
 
-ID_APPLIED=a978748bdd5c4aae8e527f2decae3d0c
-ID_ROLLED_BACK=6da2f327fe6347cbb5a0a71c8081210b
-ID_REFUSED=ff05618c7fd24baeb162196823065dd1
-ID_PINNED=02237c9df7274f5e91955f80c87b781a
-ID_UNPINNED=73147e8265cd4f369a99766cbc0f813f
-
-# mark: a cursor; entries NAME ID: the entries with MESSAGE_ID=ID after the mark, as JSON
-# lines in $AP_TMP/NAME.json (polled up to 5 s: journald takes datagrams asynchronously).
-# The match is done here: journalctl's --after-cursor with a field match misses entries when
-# the cursor's own entry does not match.
-mark() { CURSOR=$(sys_sh journalctl -n 0 --show-cursor -q 2>/dev/null | sed -n 's/^-- cursor: //p'); }
-entries() {
-	local i=0
-	while [ $i -lt 50 ]; do
-		sys_sh journalctl -q -o json --after-cursor="$CURSOR" 2>/dev/null |
-			grep -F "\"MESSAGE_ID\":\"$2\"" >"$AP_TMP/$1.json"
-		[ -s "$AP_TMP/$1.json" ] && return 0
-		sleep 0.1; i=$((i + 1))
-	done
-	return 1
-}
-# field NAME KEY: the values of KEY in NAME's entries, one per line (repeated fields too).
-field() {
-	python3 - "$AP_TMP/$1.json" "$2" <<-'EOF'
-	import json, sys
-	for line in open(sys.argv[1]):
-	    v = json.loads(line).get(sys.argv[2])
-	    for x in (v if isinstance(v, list) else [v] if v is not None else []):
-	        print(x)
-	EOF
-}
 count() { wc -l <"$AP_TMP/$1.json"; }
 
 ap_case "journal"
@@ -47,31 +16,31 @@ sx_config "" "guard:
 sx_service web.service install "web v1"
 sx_service worker.service install "worker v1"
 V1=$(sx_commit v1)
-mark
+sys_mark
 sys_autopull j1 apply
 ap_expect_rc "$AP_CASE: first apply" 0 j1
-check "an 'applied' entry" entries j1 $ID_APPLIED
+check "an 'applied' entry" sys_entries j1 $ID_APPLIED
 check "one entry for one apply" [ "$(count j1)" = 1 ]
-check "AUTOPULL_COMMIT is the commit" [ "$(field j1 AUTOPULL_COMMIT)" = "$V1" ]
-check "AUTOPULL_ACTION=applied" [ "$(field j1 AUTOPULL_ACTION)" = applied ]
-check "AUTOPULL_TRIGGER=manual" [ "$(field j1 AUTOPULL_TRIGGER)" = manual ]
-check "UNIT= names both started units" [ "$(field j1 UNIT | sort | tr '\n' ' ')" = "web.service worker.service " ]
-check "PRIORITY=5 (notice)" [ "$(field j1 PRIORITY)" = 5 ]
-check "SYSLOG_IDENTIFIER=autopull" [ "$(field j1 SYSLOG_IDENTIFIER)" = autopull ]
-check "no CODE_FILE (it would name autopull's source)" [ -z "$(field j1 CODE_FILE)" ]
+check "AUTOPULL_COMMIT is the commit" [ "$(sys_field j1 AUTOPULL_COMMIT)" = "$V1" ]
+check "AUTOPULL_ACTION=applied" [ "$(sys_field j1 AUTOPULL_ACTION)" = applied ]
+check "AUTOPULL_TRIGGER=manual" [ "$(sys_field j1 AUTOPULL_TRIGGER)" = manual ]
+check "UNIT= names both started units" [ "$(sys_field j1 UNIT | sort | tr '\n' ' ')" = "web.service worker.service " ]
+check "PRIORITY=5 (notice)" [ "$(sys_field j1 PRIORITY)" = 5 ]
+check "SYSLOG_IDENTIFIER=autopull" [ "$(sys_field j1 SYSLOG_IDENTIFIER)" = autopull ]
+check "no CODE_FILE (it would name autopull's source)" [ -z "$(sys_field j1 CODE_FILE)" ]
 check "the entry is not also on stderr" not grep -q "applied $(printf %.12s "$V1")" "$AP_TMP/j1.err"
 
 ap_case "journal: a one-unit change"
 sx_service web.service install "web v2"
 V2=$(sx_commit v2)
-mark
+sys_mark
 sys_autopull j2 apply
 ap_expect_rc "$AP_CASE: apply" 0 j2
-check "an 'applied' entry" entries j2 $ID_APPLIED
-check "AUTOPULL_FROM is the commit before" [ "$(field j2 AUTOPULL_FROM)" = "$V1" ]
-check "AUTOPULL_COMMIT is the new one" [ "$(field j2 AUTOPULL_COMMIT)" = "$V2" ]
-check "UNIT= is only web.service" [ "$(field j2 UNIT)" = web.service ]
-check "AUTOPULL_UNITS says restart" [ "$(field j2 AUTOPULL_UNITS)" = restart=web.service ]
+check "an 'applied' entry" sys_entries j2 $ID_APPLIED
+check "AUTOPULL_FROM is the commit before" [ "$(sys_field j2 AUTOPULL_FROM)" = "$V1" ]
+check "AUTOPULL_COMMIT is the new one" [ "$(sys_field j2 AUTOPULL_COMMIT)" = "$V2" ]
+check "UNIT= is only web.service" [ "$(sys_field j2 UNIT)" = web.service ]
+check "AUTOPULL_UNITS says restart" [ "$(sys_field j2 AUTOPULL_UNITS)" = restart=web.service ]
 sys_sh journalctl -q -o cat -u web.service --after-cursor="$CURSOR" >"$AP_TMP/j2-unit.out" 2>&1
 check "journalctl -u web.service shows the apply that restarted it" \
 	grep -q "^applied $(printf %.12s "$V2") " "$AP_TMP/j2-unit.out"
@@ -79,18 +48,18 @@ sys_sh journalctl -q -o cat -u worker.service --after-cursor="$CURSOR" >"$AP_TMP
 check "journalctl -u worker.service does not" not grep -q "^applied" "$AP_TMP/j2-other.out"
 
 ap_case "journal: pin and unpin"
-mark
+sys_mark
 sys_autopull j3 pin "$V1" --reason "$(printf 'incident 42\tsecond part')"
 ap_expect_rc "$AP_CASE: pin" 0 j3
-check "a 'pinned' entry" entries j3 $ID_PINNED
-check "AUTOPULL_COMMIT is the pinned commit" [ "$(field j3 AUTOPULL_COMMIT)" = "$V1" ]
-check "the reason, its tab escaped" [ "$(field j3 AUTOPULL_REASON)" = 'incident 42\tsecond part' ]
-check "the pin's apply has its own entry" entries j3a $ID_APPLIED
-mark
+check "a 'pinned' entry" sys_entries j3 $ID_PINNED
+check "AUTOPULL_COMMIT is the pinned commit" [ "$(sys_field j3 AUTOPULL_COMMIT)" = "$V1" ]
+check "the reason, its tab escaped" [ "$(sys_field j3 AUTOPULL_REASON)" = 'incident 42\tsecond part' ]
+check "the pin's apply has its own entry" sys_entries j3a $ID_APPLIED
+sys_mark
 sys_autopull j4 unpin
 ap_expect_rc "$AP_CASE: unpin" 0 j4
-check "an 'unpinned' entry" entries j4 $ID_UNPINNED
-check "AUTOPULL_FROM is where it was pinned" [ "$(field j4 AUTOPULL_FROM)" = "$V1" ]
+check "an 'unpinned' entry" sys_entries j4 $ID_UNPINNED
+check "AUTOPULL_FROM is where it was pinned" [ "$(sys_field j4 AUTOPULL_FROM)" = "$V1" ]
 sys_autopull j4b apply
 ap_expect_rc "$AP_CASE: back to the tip" 0 j4b
 
@@ -98,13 +67,13 @@ ap_case "journal: a refusal"
 printf '[Unit]\nDescription=broken\n[Service]\nExecStart=relative/path\n[Install]\nWantedBy=multi-user.target\n' |
 	sx_write systemd/broken.service
 V3=$(sx_commit broken)
-mark
+sys_mark
 sys_autopull j5 apply
 ap_expect_rc "$AP_CASE: the unit fails verification" 4 j5
-check "a 'refused' entry" entries j5 $ID_REFUSED
-check "AUTOPULL_RESULT=invalid" [ "$(field j5 AUTOPULL_RESULT)" = invalid ]
-check "AUTOPULL_COMMIT is the refused commit" [ "$(field j5 AUTOPULL_COMMIT)" = "$V3" ]
-check "PRIORITY=4 (warning)" [ "$(field j5 PRIORITY)" = 4 ]
+check "a 'refused' entry" sys_entries j5 $ID_REFUSED
+check "AUTOPULL_RESULT=invalid" [ "$(sys_field j5 AUTOPULL_RESULT)" = invalid ]
+check "AUTOPULL_COMMIT is the refused commit" [ "$(sys_field j5 AUTOPULL_COMMIT)" = "$V3" ]
+check "PRIORITY=4 (warning)" [ "$(sys_field j5 PRIORITY)" = 4 ]
 check "the errors are still on stderr" grep -q "broken.service" "$AP_TMP/j5.err"
 sx_rm systemd/broken.service
 sx_commit "fix" >/dev/null
@@ -114,15 +83,15 @@ sx_service web.service install "web v4"
 sed -i 's#^ExecStart=.*#ExecStart=/bin/false#; s#^\[Service\]#[Service]\nRestart=always\nRestartSec=100ms#' \
 	"$SX_WORK/systemd/web.service"
 V4=$(sx_commit crashing)
-mark
+sys_mark
 sys_autopull j6 apply
 ap_expect_rc "$AP_CASE: the unit fails to settle" 1 j6
-check "a 'rolled-back' entry" entries j6 $ID_ROLLED_BACK
-check "AUTOPULL_ACTION=rolled-back" [ "$(field j6 AUTOPULL_ACTION)" = rolled-back ]
-check "AUTOPULL_COMMIT is the bad commit" [ "$(field j6 AUTOPULL_COMMIT)" = "$V4" ]
-check "AUTOPULL_REASON says why" [ -n "$(field j6 AUTOPULL_REASON)" ]
+check "a 'rolled-back' entry" sys_entries j6 $ID_ROLLED_BACK
+check "AUTOPULL_ACTION=rolled-back" [ "$(sys_field j6 AUTOPULL_ACTION)" = rolled-back ]
+check "AUTOPULL_COMMIT is the bad commit" [ "$(sys_field j6 AUTOPULL_COMMIT)" = "$V4" ]
+check "AUTOPULL_REASON says why" [ -n "$(sys_field j6 AUTOPULL_REASON)" ]
 check "web.service runs the old definition" sys_wait_prop web.service Description "web v2" 5
-check "no 'applied' entry for it" not entries j6a $ID_APPLIED
+check "no 'applied' entry for it" not sys_entries j6a $ID_APPLIED
 
 ap_case "journal: under the service"
 sys_ctl stop web.service >/dev/null 2>&1
@@ -134,12 +103,12 @@ V5=$(sx_commit v5)
 sx_config "" "guard:
   settle: 2s
   max_restarts: 1000"
-mark
+sys_mark
 sys_start_unit j7 infrastructure-auto-pull.service
-check "the service applied v5" [ "$(sx_applied)" = "$V5" ]
-check "an 'applied' entry" entries j7 $ID_APPLIED
+check "the service applied v5" [ "$(applied)" = "$V5" ]
+check "an 'applied' entry" sys_entries j7 $ID_APPLIED
 check "exactly one" [ "$(count j7)" = 1 ]
-check "AUTOPULL_TRIGGER is not manual" [ "$(field j7 AUTOPULL_TRIGGER)" != manual ]
+check "AUTOPULL_TRIGGER is not manual" [ "$(sys_field j7 AUTOPULL_TRIGGER)" != manual ]
 sys_sh journalctl -q -o cat --after-cursor="$CURSOR" >"$AP_TMP/j7-all.out" 2>&1
 check "the message is in the journal once" \
 	[ "$(grep -c "^applied $(printf %.12s "$V5") (from" "$AP_TMP/j7-all.out")" = 1 ]

@@ -73,11 +73,11 @@ t_refuse() {
 	check "its log names the looping unit" grep -q "loop1.service" "$AP_TMP/refused.err"
 	sx_snapshot refuse-after
 	check "nothing changed on the host" cmp -s "$AP_TMP/refuse-before.snap" "$AP_TMP/refuse-after.snap"
-	check "applied unchanged" [ "$(sx_applied)" = "$V1" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	check "svc.service still runs v1" [ "$(versions svc.service)" = v1 ]
 	sys_autopull override --override-guard --reason "ship the fix for loop1" apply
 	ap_expect_rc "$AP_CASE: --override-guard by hand" 0 override
-	check "applied = v2" [ "$(sx_applied)" = "$v2" ]
+	check "applied = v2" [ "$(applied)" = "$v2" ]
 	check "the reason is recorded" grep -q "ship the fix for loop1" "$SYS_ROOT$SX_STATE/overrides"
 	sys_ctl stop loop1.service
 }
@@ -98,7 +98,7 @@ t_rollback() {
 	check "the old unit file is back" grep -q "echo v1" "$SYS_ROOT/etc/systemd/system/svc.service"
 	check "svc.service active again" sys_wait_prop svc.service ActiveState active 5
 	check "on the old definition" runs svc.service v1
-	check "applied unchanged" [ "$(sx_applied)" = "$V1" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	check "the commit is marked bad" grep -q "^$v2 " "$SYS_ROOT$SX_STATE/bad"
 	service skip
 	ap_expect_rc "$AP_CASE: the next run" 0 skip

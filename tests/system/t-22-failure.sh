@@ -6,7 +6,9 @@
 # a way that shows only when it starts again) trips the guard, which refuses the next commit
 # until --override-guard. Sourced by run.sh after lib.sh.
 
-journal() { cat "$SYS_ROOT$SX_STATE/journal" 2>/dev/null; }
+# shellcheck source=../integration/failures.sh
+. "$SYS_DIR/../integration/failures.sh"
+
 unit_file() { cat "$SYS_ROOT/etc/systemd/system/$1" 2>/dev/null; }
 
 # start NAME SETTLE: a clean host, web.service v1 committed and applied. Sets V1.
@@ -49,17 +51,7 @@ t_reload_refused() {
 	check "the restart is named as owed" grep -q "owed for the next run: restart web.service" "$AP_TMP/refused.err"
 	check "the new unit file is installed" eval 'unit_file web.service | grep -qx "Description=web v2"'
 	check "PID 1 still has the old one (NeedDaemonReload=yes)" [ "$(sys_prop web.service NeedDaemonReload)" = yes ]
-	check "web not restarted" [ "$(inv web.service)" = "$web" ]
-	check "applied still V1" [ "$(sx_applied)" = "$V1" ]
-	check "the journal: files written, reload not done" \
-		eval 'journal | grep -qE "^done( [a-z-]+)* files( |$)" && ! journal | grep -qE "^done( [a-z-]+)* reload( |$)"'
-	sys_autopull again apply
-	ap_expect_rc "$AP_CASE: the next run, with room on /run" 0 again
-	check "PID 1 has the new definition" [ "$(sys_prop web.service Description)" = "web v2" \
-		-a "$(sys_prop web.service NeedDaemonReload)" = no ]
-	check "web restarted (new InvocationID)" [ "$(inv web.service)" != "$web" ]
-	check "applied = v2" [ "$(sx_applied)" = "$v2" ]
-	check "no journal left" [ ! -e "$SYS_ROOT$SX_STATE/journal" ]
+	reload_owed_checks "$web" "$V1" "$v2" again sys_autopull again apply
 }
 
 # needs_file DESCRIPTION: web.service that runs only while /etc/aptest-web-ok exists, as a
@@ -99,12 +91,12 @@ t_rollback_does_not_settle() {
 	check "says the rollback failed, naming the commit" grep -q "ROLLBACK FAILED for ${v3:0:12}" "$AP_TMP/rbf.err"
 	check "the guard is tripped" grep -q "rollback of ${v3:0:12} failed" "$SYS_ROOT$SX_STATE/guard-tripped"
 	check "the commit is marked bad" grep -q "^$v3 " "$SYS_ROOT$SX_STATE/bad"
-	check "applied stays v2" [ "$(sx_applied)" = "$v2" ]
+	check "applied stays v2" [ "$(applied)" = "$v2" ]
 	check "the files are v2's again" eval 'unit_file web.service | grep -qx "Description=web v2 needs web-ok"'
 	check "PID 1 runs v2's definition" [ "$(sys_prop web.service Description)" = "web v2 needs web-ok" ]
 	check "web was restarted by the rollback" [ "$(inv web.service)" != "$web" ]
 	check "and restarts in a loop (NRestarts counts, not active)" restarting web.service
-	check "no journal left" [ ! -e "$SYS_ROOT$SX_STATE/journal" ]
+	check "no journal left" [ ! -e "$AP_STATE_DIR/journal" ]
 	sx_service web.service install "web v4"
 	sx_commit v4 >/dev/null
 	sx_snapshot rbf-before

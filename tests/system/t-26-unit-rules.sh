@@ -17,7 +17,7 @@ unit() { unit_text multi-user.target "$@" | sx_write "systemd/$1"; }
 applies() {
 	sys_autopull "$1" apply
 	ap_expect_rc "$AP_CASE: $3" 0 "$1"
-	check "recorded as applied" [ "$(sx_applied)" = "$2" ]
+	check "recorded as applied" [ "$(applied)" = "$2" ]
 }
 
 # next_commit_applies NAME: an unrelated commit (the Caddyfile) applies.

@@ -49,7 +49,7 @@ t_example() {
 	service example
 	ap_expect_rc "$AP_CASE: infrastructure-auto-pull.service" 0 example || return
 	check "the service's result is success" [ "$(sys_prop infrastructure-auto-pull.service Result)" = success ]
-	check "applied = v1" [ "$(sx_applied)" = "$V1" ]
+	check "applied = v1" [ "$(applied)" = "$V1" ]
 	check "Caddyfile installed into /etc/caddy" cmp -s "$SX_WORK/caddy/Caddyfile" "$SYS_ROOT/etc/caddy/Caddyfile"
 	check "sudoers snippet installed 0440 (visudo validated it)" \
 		[ "$(stat -c %a "$SYS_ROOT/etc/sudoers.d/aptest")" = 440 ]
@@ -86,7 +86,7 @@ t_stale() {
 	check "the service fails (exit $(cat "$AP_TMP/stale-run.rc"))" not [ "$(cat "$AP_TMP/stale-run.rc")" = 0 ]
 	check "its log says why" grep -q "Read-only file system" "$AP_TMP/stale-run.err"
 	check "nothing was installed there" [ ! -e "$SYS_ROOT/etc/aptest-extra/one.conf" ]
-	check "applied unchanged" [ "$(sx_applied)" = "$V1" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	sys_ctl daemon-reload
 	sys_autopull fresh check-config
 	ap_expect_rc "$AP_CASE: check-config after daemon-reload" 0 fresh
@@ -94,7 +94,7 @@ t_stale() {
 	ap_expect_rc "$AP_CASE: the service after daemon-reload" 0 fresh-run
 	check "the new destination was created and written" cmp -s "$SX_WORK/extra/one.conf" \
 		"$SYS_ROOT/etc/aptest-extra/one.conf"
-	check "applied = v2" [ "$(sx_applied)" = "$V2" ]
+	check "applied = v2" [ "$(applied)" = "$V2" ]
 }
 
 # Only the granted directories: a validator (which runs in the same sandbox) cannot write

@@ -59,7 +59,7 @@ t_home_no_owner() {
 		grep -q "refusing to write '$AHOME/.ssh/authorized_keys'.*'$AHOME' is owned by $ALICE" \
 		"$AP_TMP/first.err"
 	check "nothing written into $AHOME/.ssh" [ -z "$(sys_sh ls -A "$AHOME/.ssh")" ]
-	check "nothing applied" [ -z "$(sx_applied)" ]
+	check "nothing applied" [ -z "$(applied)" ]
 	swap_ssh
 	sys_autopull swapped apply
 	ap_expect_rc "$AP_CASE: with ~/.ssh a symlink to /root/.ssh" 4 swapped
@@ -186,7 +186,7 @@ t_trust_files() {
 	sx_commit v1 >/dev/null
 	sys_sh chmod 0666 "$SX_CFG"
 	cc_and_apply cfg666 2 "the configuration '$SX_CFG' can be written by others (mode 0666); fix: chmod go-w '$SX_CFG'"
-	check "nothing applied" [ -z "$(sx_applied)" ]
+	check "nothing applied" [ -z "$(applied)" ]
 	sys_sh chmod 0644 "$SX_CFG"
 	sys_sh chown "$ALICE" "$SX_CFG"
 	cc_and_apply cfgown 2 "fix: chown 0 '$SX_CFG'"

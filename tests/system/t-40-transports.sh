@@ -96,14 +96,14 @@ t_https() {
 	service noca
 	check "without the CA the service fails (exit $(cat "$AP_TMP/noca.rc"))" not [ "$(cat "$AP_TMP/noca.rc")" = 0 ]
 	check "on the certificate" grep -qi "certificate" "$AP_TMP/noca.err"
-	check "applied unchanged" [ -z "$(sx_applied)" ]
+	check "applied unchanged" [ -z "$(applied)" ]
 	sys_write /etc/autopull/ca.crt <"$TLS/ca.crt"
 	sys_autopull cc check-config
 	ap_expect_rc "$AP_CASE: check-config" 0 cc
 	caddy=$(inv caddy.service)
 	service https
 	ap_expect_rc "$AP_CASE: the shipped service over https" 0 https || return
-	check "applied = v1" [ "$(sx_applied)" = "$V1" ]
+	check "applied = v1" [ "$(applied)" = "$V1" ]
 	check "Caddyfile installed" cmp -s "$SX_WORK/caddy/Caddyfile" "$SYS_ROOT/etc/caddy/Caddyfile"
 	check "caddy.service reloaded, not restarted" [ "$(inv caddy.service)" = "$caddy" ]
 	check "the apply's guard sample wrote metrics in the README's node_exporter directory" \
@@ -126,7 +126,7 @@ t_ssh() {
 	V2=$(sx_commit v2)
 	service ssh
 	ap_expect_rc "$AP_CASE: the shipped service over ssh" 0 ssh || return
-	check "applied = v2" [ "$(sx_applied)" = "$V2" ]
+	check "applied = v2" [ "$(applied)" = "$V2" ]
 	check "web.service runs v2" [ "$(sys_prop web.service Description)" = "web v2" ]
 	printf '[localhost]:%s ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n' \
 		"$SSH_PORT" | sys_write /etc/autopull/known_hosts
@@ -136,7 +136,7 @@ t_ssh() {
 	check "an unknown host key fails the service (exit $(cat "$AP_TMP/badhost.rc"))" \
 		not [ "$(cat "$AP_TMP/badhost.rc")" = 0 ]
 	check "on the host key" grep -qi "host.\?key" "$AP_TMP/badhost.err"
-	check "applied unchanged" [ "$(sx_applied)" = "$V2" ]
+	check "applied unchanged" [ "$(applied)" = "$V2" ]
 	sys_ctl stop aptest-sshd.service
 }
 

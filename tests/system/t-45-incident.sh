@@ -74,7 +74,7 @@ t_failed_fix() {
 		grep -q "systemctl reset-failed crashy.service" "$AP_TMP/refused.err"
 	sys_autopull refused-status status
 	check "status says the same" grep -q "reset-failed crashy.service" "$AP_TMP/refused-status.out"
-	check "still failed, applied still v1" [ "$(sys_prop crashy.service ActiveState)/$(sx_applied)" = "failed/$V1" ]
+	check "still failed, applied still v1" [ "$(sys_prop crashy.service ActiveState)/$(applied)" = "failed/$V1" ]
 	old_inv=$(inv crashy.service)
 	sys_autopull override --override-guard --reason "ship the crashy fix" apply
 	sed 's/^/        | /' "$AP_TMP/override.out"
@@ -83,7 +83,7 @@ t_failed_fix() {
 		grep -q "^  start  *crashy.service  *\[failed\] because systemd/crashy.service" "$AP_TMP/override.out"
 	check "the plan says why" grep -q "crashy.service.*(failed: started again on the new files)" \
 		"$AP_TMP/override.out"
-	check "applied = v2" [ "$(sx_applied)" = "$v2" ]
+	check "applied = v2" [ "$(applied)" = "$v2" ]
 	check "crashy.service is active" sys_wait_prop crashy.service ActiveState active 5
 	check "a new invocation" [ "$(inv crashy.service)" != "$old_inv" ]
 	check "on the new definition (v2)" [ "$(versions)" = v2 ]
@@ -109,7 +109,7 @@ t_still_failing() {
 	check "v2 was started" grep -q v2 "$SYS_ROOT$SX_LOG/crashy.versions"
 	check "the result says it is still failing" \
 		grep -q "crashy.service was failed: still failing after the settle: unit .crashy.service. " "$AP_TMP/override.out"
-	check "not rolled back: applied = v2 (it was down before the commit)" [ "$(sx_applied)" = "$v2" ]
+	check "not rolled back: applied = v2 (it was down before the commit)" [ "$(applied)" = "$v2" ]
 	check "not marked bad" not grep -qs "^$v2 " "$SYS_ROOT$SX_STATE/bad"
 	sys_autopull still-status status
 	check "the guard still refuses" grep -q "^  guard:    REFUSING" "$AP_TMP/still-status.out"

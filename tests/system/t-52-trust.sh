@@ -93,7 +93,7 @@ unchanged() {
 	check "$1: web.service not restarted" [ "$(inv web.service)" = "$INV" ]
 	check "$1: web.service still v1" [ "$(sys_prop web.service Description)" = "web v1" ]
 	check "$1: unit file bytes unchanged" sh -c "cmp -s '$AP_TMP/web-v1.unit' '$SYS_ROOT/etc/systemd/system/web.service'"
-	check "$1: applied stays v1" [ "$(sx_applied)" = "$V1" ]
+	check "$1: applied stays v1" [ "$(applied)" = "$V1" ]
 }
 
 t_backdated() {
