@@ -11,7 +11,7 @@ SYSCONFDIR ?= /etc
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 CC      ?= cc
-PKGS    := libgit2 libsystemd yaml-0.1
+PKGS    := libgit2 libsystemd yaml-0.1 json-c
 # Headers only: http.c loads libcurl when a push needs it (see there why it is not linked).
 DLOPEN_PKGS := libcurl
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
@@ -34,7 +34,7 @@ endif
 else ifeq ($(filter clean uninstall deb,$(MAKECMDGOALS)),)
 PKG_MISSING := $(shell for p in $(PKGS) $(DLOPEN_PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 ifneq ($(strip $(PKG_MISSING)),)
-$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev libcurl4-openssl-dev)
+$(error missing libraries (pkg-config): $(PKG_MISSING); on Debian: apt-get install pkg-config libgit2-dev libsystemd-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev)
 endif
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(DLOPEN_PKGS))
@@ -91,6 +91,7 @@ test-events_MODS  := events
 test-apply_MODS   := apply journal unitfile
 test-engine_MODS  := engine journal unitfile
 test-http_MODS    := http
+test-fleet_MODS   := fleet http digest fsutil fsutil-safe
 test-push_MODS    := push http fsutil fsutil-safe
 test-sandbox_MODS := sandbox config config-schema config-walk fsutil fsutil-safe digest
 test-validate_MODS := validate fsutil fsutil-safe unitfile

@@ -71,3 +71,6 @@ int ap_apply_undo(struct ap_journal *j, const struct ap_apply_ops *ops, bool rol
  * started (a try-restart would skip it), an inactive one needs nothing (its next start uses
  * the new files). */
 void ap_apply_resolve_unit(struct ap_journal_unit *u, const char *active_state);
+
+/* "ok", "failed", "restored", "rolled-back", "rollback-failed": the event's result. */
+const char *ap_apply_outcome_to_string(enum ap_apply_outcome out);

@@ -6,6 +6,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "fleet.h"
 #include "repo.h"
 #include "state.h"
 
@@ -31,6 +32,8 @@ struct ap_ctx {
 	struct ap_repo *repo;
 	struct ap_bus *bus;
 	bool bus_tried;
+	struct ap_fleet *fleet;
+	bool fleet_tried;
 };
 
 /* Loads the configuration (with a hint when there is none) and opens the state directory
@@ -41,5 +44,7 @@ void ap_ctx_done(struct ap_ctx *c);
 /* Takes the run lock (exit code: 75 when another run holds it). */
 int ap_ctx_lock(struct ap_ctx *c);
 /* The manager (NULL when it cannot be reached, logged once) and the mirror (NULL, logged). */
+/* The fleet handle when fleet: is configured (no network until used), else NULL. */
+struct ap_fleet *ap_ctx_fleet(struct ap_ctx *c);
 struct ap_bus *ap_ctx_bus(struct ap_ctx *c);
 struct ap_repo *ap_ctx_repo(struct ap_ctx *c);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include "apply.h"
 #include "bus.h"
+#include "fleet.h"
 #include "config.h"
 #include "install.h"
 #include "state.h"
@@ -19,6 +20,8 @@ struct ap_effects {
 	bool quiet_jobs;     /* job results go to the log, not to stdout (--json) */
 	const char *crash;   /* AUTOPULL_TEST_CRASH, or NULL */
 	unsigned files_done; /* for the "after-file:N" crash points */
+	struct ap_fleet *fleet;    /* fleet: the slot around the run (rollout.h), or NULL */
+	uint64_t fleet_wait_usec;  /* how long the run waited for its slot */
 };
 
 void ap_effects_ops(struct ap_effects *e, struct ap_apply_ops *ret);
@@ -28,7 +31,8 @@ void ap_effects_ops(struct ap_effects *e, struct ap_apply_ops *ret);
 void ap_effects_crash_point(const char *want, const char *point);
 
 /* Runs a journal (apply.h) with the real effects: -ENOTCONN without a manager when units are
- * owed; *ret is the outcome (AP_APPLY_FAILED on any error). e->owned stays current. */
+ * owed; *ret is the outcome (AP_APPLY_FAILED on any error). e->owned stays current. With a
+ * fleet, the run holds a slot throughout: -EAGAIN when it got none, and nothing was done. */
 int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct ap_plan *p,
 		       enum ap_apply_outcome *ret);
 /* Finishes an interrupted rollback, or puts back the files of an apply killed before all its

@@ -107,6 +107,9 @@ struct ap_hb_facts {
 	int pinned;             /* 1 while deploys are pinned, -1 unknown */
 	long pending_commits;   /* commits on the branch not applied yet, -1 unknown */
 	long drift_files;       /* managed files that differ from the applied commit, -1 unknown */
+	bool fleet_known;       /* the last run had a fleet: the two below are exported */
+	long fleet_blocked;     /* it was held back (no slot, canaries not healthy yet): 0 or 1 */
+	double fleet_wait_s;    /* how long it waited for its slot */
 	/* Units in state failed, sampled beside the watched ones: exported, never judged. A
 	 * unit that is also watched is exported once, as a watched unit. */
 	const struct ap_hb_sample *failed;

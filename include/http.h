@@ -1,9 +1,11 @@
-/* The HTTP client for the requests autopull makes itself (the metrics push): the only
+/* The HTTP client for the requests autopull makes itself (the metrics push, etcd): the only
  * module that includes libcurl. One POST with a total deadline, http and https only, no
  * redirects, no proxy, no signals; credentials are passed in, never logged and never put in
  * an error message. It does not log: the caller decides what a failure means. */
 #pragma once
 #include <stddef.h>
+
+struct ap_buf;
 
 enum ap_http_auth { AP_HTTP_AUTH_NONE, AP_HTTP_AUTH_BEARER, AP_HTTP_AUTH_BASIC };
 
@@ -15,6 +17,11 @@ struct ap_http_request {
 	enum ap_http_auth auth;
 	const char *secret;               /* the token, or "user:password" */
 	const char *ca_file;              /* NULL: the system's CA bundle */
+	const char *cert_file, *key_file; /* a client certificate and its key, or NULL */
+	/* NULL: the answer is dropped. Else it is appended here, whatever the status, at most
+	 * answer_max bytes (-EMSGSIZE beyond); only for requests that carry no secret. */
+	struct ap_buf *answer;
+	size_t answer_max;
 	unsigned long long timeout_usec;  /* the whole request, connecting included */
 };
 
@@ -28,6 +35,7 @@ struct ap_http_request {
  *   -EPROTO        TLS failed (certificate, CA file, handshake)
  *   -EBADMSG       the server answered, but not with 2xx (ret_status has the code)
  *   -EINVAL        a malformed URL or another scheme than http/https
+ *   -EMSGSIZE      the answer is longer than answer_max
  *   -ENOMEM, -EIO  out of memory, anything else
  * ret_status (may be NULL) gets the HTTP status, 0 when there was no answer. */
 int ap_http_post(const struct ap_http_request *rq, long *ret_status, char *why, size_t why_size);

@@ -24,9 +24,10 @@ struct ap_record {
 	size_t n_events;
 	struct ap_record_override *overrides;
 	size_t n_overrides;
-	bool have_last_apply, have_tick;
+	bool have_last_apply, have_tick, have_fleet;
 	struct ap_last_apply last_apply;
 	struct ap_tick tick;
+	struct ap_fleet_tick fleet;
 };
 
 void ap_record_begin(struct ap_record *rec, struct ap_ctx *c, const char *applied);
@@ -44,6 +45,8 @@ void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 			const char *reason);
 void ap_record_last_apply(struct ap_record *rec, bool ok);
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *t);
+/* What this run saw of its fleet: held back (no slot, canaries) and its wait for a slot. */
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec);
 
 /* Written at once (see above). */
 /* Pins deploys at commit (a manual apply of a chosen commit), and makes it the pin in force. */

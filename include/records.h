@@ -109,6 +109,16 @@ struct ap_tick {
 int ap_records_tick_parse(const char *text, struct ap_tick *ret, struct ap_records_error *err);
 int ap_records_tick_format(const struct ap_tick *t, char **ret);
 
+/* What the last run saw of its fleet (fleet:), for the metrics: whether it was held back (no
+ * slot in time, or its commit's canaries not healthy yet) and how long it waited for its slot
+ * in ms (-1: not known). "blocked <n>\nwait-ms <n>\n". */
+struct ap_fleet_tick {
+	long blocked, wait_ms;
+};
+int ap_records_fleet_parse(const char *text, struct ap_fleet_tick *ret,
+			   struct ap_records_error *err);
+int ap_records_fleet_format(const struct ap_fleet_tick *t, char **ret);
+
 struct ap_last_apply {
 	uint64_t realtime_usec;
 	bool ok;

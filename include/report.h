@@ -34,8 +34,6 @@ int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin);
 int ap_report_checked(struct ap_report *rp, int code);
 /* The one JSON document of a run that ended before a plan could be printed. */
 void ap_report_outcome(const struct ap_report *rp, int code);
-/* "ok", "failed", "restored", "rolled-back", "rollback-failed": the event's result. */
-const char *ap_report_outcome_name(enum ap_apply_outcome out);
 /* An apply's end: the closing line when it went through, else what failed and what is owed
  * (k: the executor's error, if any). A rollback was logged by the rollback. */
 void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,

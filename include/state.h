@@ -24,6 +24,7 @@
  *   expected        what every managed file should be (drift), per commit and configuration:
  *                   see struct ap_expected
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
+ *   fleet           "blocked <n>\nwait-ms <n>": what the last run saw of its fleet (fleet:)
  *   verified        the commits found well signed (trust.h)
  *
  * The line formats are in records.h, the backup store in state-fileset.h. A run reads what it
@@ -159,6 +160,9 @@ int ap_state_read_expected(struct ap_state *s, struct ap_expected_set *ret);
 int ap_state_write_expected(struct ap_state *s, const struct ap_expected_set *e);
 int ap_state_write_tick(struct ap_state *s, const struct ap_tick *t);
 void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret);
+/* What the last run saw of its fleet (records.h); read: -ENOENT without a fleet. */
+int ap_state_write_fleet(struct ap_state *s, const struct ap_fleet_tick *t);
+int ap_state_read_fleet(struct ap_state *s, struct ap_fleet_tick *ret);
 
 /* The cache of verified commits, as text (its format is trust.c's): read at most max bytes,
  * -ENOENT quietly; written durably. */

@@ -607,3 +607,12 @@ void ap_apply_resolve_unit(struct ap_journal_unit *u, const char *active_state)
 		u->state = AP_STEP_DONE;
 	}
 }
+
+const char *ap_apply_outcome_to_string(enum ap_apply_outcome out)
+{
+	static const char *const names[] = {
+		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed", [AP_APPLY_RESTORED] = "restored",
+		[AP_APPLY_ROLLED_BACK] = "rolled-back", [AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
+	};
+	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
+}

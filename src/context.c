@@ -42,6 +42,7 @@ int ap_ctx_open(const struct ap_opts *o, unsigned flags, struct ap_ctx *ret)
 
 void ap_ctx_done(struct ap_ctx *c)
 {
+	ap_fleet_free(c->fleet);
 	if (c->bus)
 		ap_bus_free(c->bus);
 	if (c->repo)
@@ -68,6 +69,16 @@ struct ap_bus *ap_ctx_bus(struct ap_ctx *c)
 			c->bus = NULL;
 	}
 	return c->bus;
+}
+
+struct ap_fleet *ap_ctx_fleet(struct ap_ctx *c)
+{
+	if (!c->fleet_tried && c->cfg->fleet.enabled) {
+		c->fleet_tried = true;
+		if (ap_fleet_open(&c->cfg->fleet, &c->fleet) < 0)
+			c->fleet = NULL;
+	}
+	return c->fleet;
 }
 
 struct ap_repo *ap_ctx_repo(struct ap_ctx *c)

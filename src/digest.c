@@ -1,4 +1,4 @@
-/* SHA-256, HMAC-SHA1 and base64 decoding (see digest.h). mbedTLS's crypto library is the
+/* SHA-256, HMAC-SHA1 and base64 (see digest.h). mbedTLS's crypto library is the
  * one libgit2 loads anyway, so this costs no new library at run time. Deliberately not
  * here: anything that reads files or decides what a digest means. */
 #include <errno.h>
@@ -35,10 +35,35 @@ int ap_digest_hmac_sha1(const void *key, size_t key_len, const void *data, size_
 	return 0;
 }
 
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int ap_digest_base64_encode(const void *data, size_t len, char *ret, size_t size)
+{
+	const unsigned char *p = data;
+	size_t n = 0;
+
+	if (size < 4 * ((len + 2) / 3) + 1)
+		return -ENOBUFS;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		ret[n++] = b64_alphabet[(v >> 18) & 63];
+		ret[n++] = b64_alphabet[(v >> 12) & 63];
+		ret[n++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+		ret[n++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
+	}
+	ret[n] = '\0';
+	return 0;
+}
+
 static int b64_value(char c)
 {
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *alphabet = b64_alphabet;
 	const char *p = c ? strchr(alphabet, c) : NULL;
 
 	return p ? (int)(p - alphabet) : -1;

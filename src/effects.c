@@ -15,6 +15,7 @@
 #include "state-fileset.h"
 #include "log.h"
 #include "record.h"
+#include "rollout.h"
 #include "sdexit.h"
 #include "util.h"
 #include "guard.h"
@@ -483,10 +484,16 @@ int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct 
 
 	*ret = AP_APPLY_FAILED;
 	ap_effects_ops(e, &ops);
+	if (k >= 0 && e->fleet)
+		k = ap_rollout_enter(e->fleet, &e->cfg->fleet, j->to, &e->fleet_wait_usec);
+	if (k == -EAGAIN)
+		return k;
 	if (k >= 0)
 		k = ap_apply_run(j, p, &ops, ret);
 	if (k < 0)
 		*ret = AP_APPLY_FAILED;
+	if (e->fleet)
+		ap_rollout_leave(e->fleet, j->to, *ret, ap_apply_outcome_to_string(*ret), j->why);
 	return k;
 }
 

@@ -19,6 +19,7 @@
 #include "planning.h"
 #include "record.h"
 #include "report.h"
+#include "rollout.h"
 #include "source.h"
 #include "state.h"
 #include "util.h"
@@ -106,7 +107,8 @@ static struct ap_effects effects_of(struct run *r, const struct ap_install_sourc
 {
 	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = ap_ctx_bus(r->c), .src = src,
 				    .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
-				    .crash = secure_getenv("AUTOPULL_TEST_CRASH") };
+				    .crash = secure_getenv("AUTOPULL_TEST_CRASH"),
+				    .fleet = ap_ctx_fleet(r->c) };
 }
 
 static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
@@ -115,9 +117,13 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	struct ap_effects e = effects_of(r, (ap_planning_source(r->c->repo, &src), &src));
 	enum ap_apply_outcome out;
 	int k = ap_effects_execute(&e, j, p, &out);
-	const char *name = ap_report_outcome_name(out);
+	const char *name = ap_apply_outcome_to_string(out);
 
 	r->s.owned = e.owned;
+	if (e.fleet)
+		ap_record_fleet(&r->rec, k == -EAGAIN, e.fleet_wait_usec);
+	if (k == -EAGAIN) /* no fleet slot: nothing was done */
+		return AP_EXIT_TEMPFAIL;
 	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
 	/* Why it failed (the settle's verdict) says more than why it was pinned. */
 	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, name, j->to,
@@ -231,6 +237,12 @@ static int resume(struct run *r, const char *target)
 	return code;
 }
 
+/* A chosen commit (--commit, --from) is the operator's: the fleet only gives it a slot. */
+static struct ap_fleet *fleet_of(struct run *r)
+{
+	return r->o->commit || r->o->from ? NULL : ap_ctx_fleet(r->c);
+}
+
 /* A new journal for the plan, from the applied commit, run. */
 static int run_plan(struct run *r)
 {
@@ -246,10 +258,13 @@ static int apply_fresh(struct run *r, const char *target)
 {
 	const struct ap_pin *pinned = r->s.pin.commit[0] && !r->o->commit ? &r->s.pin : NULL;
 	char base[AP_OID_HEXSZ + 1];
+	bool ended, dry = r->o->dry_run;
 	int code = r->o->from ? 0 : ap_source_is_bad(&r->s, target, r->o->commit != NULL, true);
 
 	if (code != 0)
 		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
+	if ((code = ap_rollout_gate(fleet_of(r), target, false, dry, &ended)) != 0 || ended)
+		return code;
 	memcpy(base, r->s.applied, sizeof(base));
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
 		return AP_EXIT_USAGE;
@@ -262,6 +277,8 @@ static int apply_fresh(struct run *r, const char *target)
 			       ? AP_EXIT_FAILED : ap_report_nothing_to_do(&r->rep, pinned);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
+	if ((code = ap_rollout_gate(fleet_of(r), target, true, dry, &ended)) != 0 || ended)
+		return ended ? ap_record_fleet(&r->rec, true, 0), code : code;
 	return run_plan(r);
 }
 

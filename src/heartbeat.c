@@ -564,6 +564,14 @@ static int history_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 		r = host_metric(b, "autopull_drift_files", "gauge",
 				"Managed files whose bytes, mode or owner differ from the applied commit.",
 				f->host, (double)f->drift_files);
+	if (r >= 0 && f->fleet_known)
+		r = host_metric(b, "autopull_fleet_blocked", "gauge",
+				"Whether the last run was held back by its fleet (no slot, or canaries).",
+				f->host, (double)f->fleet_blocked);
+	if (r >= 0 && f->fleet_known)
+		r = host_metric(b, "autopull_fleet_slot_wait_seconds", "gauge",
+				"How long the last run waited for its fleet slot.", f->host,
+				f->fleet_wait_s);
 	return r;
 }
 

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,11 +18,16 @@
 #include "http.h"
 #include "util.h"
 
-/* The answer of the server is counted and dropped, never kept: an endpoint that echoes the
- * request (a debugging proxy, a misconfigured gateway) would quote the Authorization header,
- * and a message is logged. Reading it all means the server is not left waiting. */
+/* The answer of the server is counted and dropped unless the caller asks for it (a request
+ * without credentials, such as etcd's): an endpoint that echoes the request (a debugging
+ * proxy, a misconfigured gateway) would quote the Authorization header, and a message is
+ * logged. Reading it all means the server is not left waiting. A kept answer is bounded by
+ * the caller's answer_max. */
 struct answer {
 	size_t len;
+	struct ap_buf *keep;
+	size_t max;
+	bool too_long;
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *userdata)
@@ -29,6 +35,14 @@ static size_t on_data(char *p, size_t size, size_t n, void *userdata)
 	struct answer *a = userdata;
 
 	a->len += size * n;
+	if (a->keep) {
+		if (a->len > a->max) {
+			a->too_long = true;
+			return 0; /* curl stops with CURLE_WRITE_ERROR */
+		}
+		if (ap_buf_append(a->keep, p, size * n) < 0)
+			return 0;
+	}
 	return size * n;
 }
 
@@ -47,31 +61,20 @@ static struct {
 
 #define SYM(f, slot) { #f, (void **)&curl.slot }
 
-/* Loads libcurl and runs curl_global_init once (it is not thread-safe; autopull is
- * single-threaded). The library stays loaded until exit. */
-static int load(char *why, size_t why_size)
-{
-	static const struct {
-		const char *name;
-		void **slot;
-	} syms[] = {
-		SYM(curl_global_init, global_init),     SYM(curl_easy_init, easy_init),
-		SYM(curl_easy_setopt, easy_setopt),     SYM(curl_easy_perform, easy_perform),
-		SYM(curl_easy_getinfo, easy_getinfo),   SYM(curl_easy_cleanup, easy_cleanup),
-		SYM(curl_easy_strerror, easy_strerror), SYM(curl_slist_append, slist_append),
-		SYM(curl_slist_free_all, slist_free_all),
-	};
-	static bool done;
-	void *dl;
+struct curl_sym {
+	const char *name;
+	void **slot;
+};
 
-	if (done)
-		return 0;
-	dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+static int load_locked(const struct curl_sym *syms, size_t n, char *why, size_t why_size)
+{
+	void *dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+
 	if (!dl) {
 		snprintf(why, why_size, "cannot load libcurl: %s", dlerror());
 		return -EOPNOTSUPP;
 	}
-	for (size_t i = 0; i < ELEMENTSOF(syms); i++)
+	for (size_t i = 0; i < n; i++)
 		if (!(*syms[i].slot = dlsym(dl, syms[i].name))) {
 			snprintf(why, why_size, "libcurl has no %s", syms[i].name);
 			dlclose(dl);
@@ -81,9 +84,35 @@ static int load(char *why, size_t why_size)
 		snprintf(why, why_size, "cannot initialise libcurl");
 		return -ENOMEM;
 	}
-	done = true;
 	return 0;
 }
+
+/* Loads libcurl and runs curl_global_init once (it is not thread-safe: the lock keeps a
+ * second thread, fleet's lease keep-alive, out). The library stays loaded until exit. */
+static int load(char *why, size_t why_size)
+{
+	static const struct curl_sym syms[] = {
+		SYM(curl_global_init, global_init),     SYM(curl_easy_init, easy_init),
+		SYM(curl_easy_setopt, easy_setopt),     SYM(curl_easy_perform, easy_perform),
+		SYM(curl_easy_getinfo, easy_getinfo),   SYM(curl_easy_cleanup, easy_cleanup),
+		SYM(curl_easy_strerror, easy_strerror), SYM(curl_slist_append, slist_append),
+		SYM(curl_slist_free_all, slist_free_all),
+	};
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static bool done;
+	int r;
+
+	if (pthread_mutex_lock(&lock) != 0) {
+		snprintf(why, why_size, "cannot lock libcurl's loading");
+		return -EDEADLK;
+	}
+	r = done ? 0 : load_locked(syms, ELEMENTSOF(syms), why, why_size);
+	if (r == 0)
+		done = true;
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
 
 static int curl_to_errno(CURLcode rc)
 {
@@ -150,6 +179,10 @@ static CURLcode set_options(CURL *h, const struct ap_http_request *rq, struct cu
 	SETOPT(h, rc, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
 	if (rq->ca_file)
 		SETOPT(h, rc, CURLOPT_CAINFO, rq->ca_file);
+	if (rq->cert_file)
+		SETOPT(h, rc, CURLOPT_SSLCERT, rq->cert_file);
+	if (rq->key_file)
+		SETOPT(h, rc, CURLOPT_SSLKEY, rq->key_file);
 	if (rq->auth == AP_HTTP_AUTH_BEARER) {
 		SETOPT(h, rc, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
 		SETOPT(h, rc, CURLOPT_XOAUTH2_BEARER, rq->secret);
@@ -177,6 +210,10 @@ static struct curl_slist *make_headers(const char *content_type)
 static int result(CURLcode rc, long status, struct answer *a, const char *errbuf, char *why,
 		  size_t why_size)
 {
+	if (a->too_long) {
+		snprintf(why, why_size, "the answer is longer than %zu bytes", a->max);
+		return -EMSGSIZE;
+	}
 	if (rc != CURLE_OK) {
 		snprintf(why, why_size, "%s", *errbuf ? errbuf : curl.easy_strerror(rc));
 		return curl_to_errno(rc);
@@ -193,7 +230,7 @@ static int result(CURLcode rc, long status, struct answer *a, const char *errbuf
 int ap_http_post(const struct ap_http_request *rq, long *ret_status, char *why, size_t why_size)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct answer a = { 0 };
+	struct answer a = { .keep = rq->answer, .max = rq->answer_max };
 	struct curl_slist *headers;
 	long status = 0;
 	CURLcode rc;

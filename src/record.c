@@ -113,6 +113,12 @@ void ap_record_tick(struct ap_record *rec, const struct ap_tick *t)
 	rec->tick = *t;
 }
 
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec)
+{
+	rec->have_fleet = true;
+	rec->fleet = (struct ap_fleet_tick){ .blocked = blocked, .wait_ms = (long)(wait_usec / 1000) };
+}
+
 void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e)
 {
 	struct ap_event_entry x;
@@ -220,6 +226,8 @@ bool ap_record_commit(struct ap_record *rec)
 					    rec->overrides[i].reason);
 	if (rec->have_last_apply)
 		(void)ap_state_write_last_apply(c->st, &rec->last_apply);
+	if (rec->have_fleet)
+		(void)ap_state_write_fleet(c->st, &rec->fleet);
 	if (rec->have_tick)
 		(void)ap_state_write_tick(c->st, &rec->tick);
 	for (size_t i = 0; i < rec->n_events; i++)
@@ -342,6 +350,7 @@ struct history_facts {
 static void read_history_facts(struct ap_state *st, struct history_facts *hf, struct ap_hb_facts *f)
 {
 	struct ap_pin pin = { 0 };
+	struct ap_fleet_tick ft;
 	struct ap_tick t;
 	int k = ap_state_read_pin(st, &pin);
 
@@ -350,6 +359,9 @@ static void read_history_facts(struct ap_state *st, struct history_facts *hf, st
 	ap_state_read_tick(st, &t);
 	f->pending_commits = t.pending;
 	f->drift_files = t.drift;
+	f->fleet_known = ap_state_read_fleet(st, &ft) >= 0 && ft.blocked >= 0 && ft.wait_ms >= 0;
+	f->fleet_blocked = f->fleet_known ? ft.blocked : 0;
+	f->fleet_wait_s = f->fleet_known ? ft.wait_ms / 1000.0 : 0;
 	if (ap_state_read_counters(st, &hf->counters, &hf->n) < 0 || hf->n == 0)
 		return;
 	hf->names = calloc(hf->n, sizeof(char *));

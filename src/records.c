@@ -565,6 +565,33 @@ int ap_records_tick_format(const struct ap_tick *t, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+int ap_records_fleet_parse(const char *text, struct ap_fleet_tick *ret,
+			   struct ap_records_error *err)
+{
+	_cleanup_free_ char *copy = NULL;
+	struct ap_fleet_tick t;
+	char *cur, *l;
+
+	clear_error(err);
+	if (copy_text(text, &copy) < 0)
+		return -ENOMEM;
+	cur = copy;
+	if (!(l = cut_line(&cur)) || !parse_tick_line(l, "blocked", &t.blocked))
+		return fail(err, 1, "is not 'blocked <n>'");
+	if (!(l = cut_line(&cur)) || !parse_tick_line(l, "wait-ms", &t.wait_ms))
+		return fail(err, 2, "is not 'wait-ms <n>'");
+	if (cut_line(&cur))
+		return fail(err, 3, "is one line too many");
+	*ret = t;
+	return 0;
+}
+
+int ap_records_fleet_format(const struct ap_fleet_tick *t, char **ret)
+{
+	*ret = ap_strdupf("blocked %ld\nwait-ms %ld\n", t->blocked, t->wait_ms);
+	return *ret ? 0 : -ENOMEM;
+}
+
 int ap_records_last_apply_parse(const char *text, struct ap_last_apply *ret,
 				struct ap_records_error *err)
 {

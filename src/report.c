@@ -140,15 +140,6 @@ void ap_report_outcome(const struct ap_report *rp, int code)
 	ap_buf_free(&b);
 }
 
-const char *ap_report_outcome_name(enum ap_apply_outcome out)
-{
-	static const char *const names[] = {
-		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed", [AP_APPLY_RESTORED] = "restored",
-		[AP_APPLY_ROLLED_BACK] = "rolled-back", [AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
-	};
-	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
-}
-
 void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,
 		      enum ap_apply_outcome out, int k, const char *applied)
 {

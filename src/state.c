@@ -135,7 +135,7 @@ static int flock_wait(int fd, unsigned wait_sec, unsigned poll_usec)
 /* The files the run lock protects; heartbeat's own are cleaned under its lock. */
 static const char *const locked_files[] = { "applied", "journal", "owned", "bad", "overrides",
 					    "restarted", "last-apply", "guard-tripped", "events",
-					    "pin", "expected", "tick" };
+					    "pin", "expected", "tick", "fleet" };
 
 int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 {
@@ -666,6 +666,23 @@ void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret)
 
 	if (ap_state_file_read(s, "tick", 256, &text) < 0 || ap_records_tick_parse(text, ret, NULL) < 0)
 		*ret = (struct ap_tick){ -1, -1 };
+}
+
+int ap_state_write_fleet(struct ap_state *s, const struct ap_fleet_tick *t)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = ap_records_fleet_format(t, &text);
+
+	return r < 0 ? r : ap_state_file_report(s, "fleet", text);
+}
+
+/* Only for the metrics, like the tick: -ENOENT on a host without a fleet. */
+int ap_state_read_fleet(struct ap_state *s, struct ap_fleet_tick *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = ap_state_file_read(s, "fleet", 256, &text);
+
+	return r < 0 ? r : ap_records_fleet_parse(text, ret, NULL);
 }
 
 /* --- the trust cache ------------------------------------------------------------------------ */

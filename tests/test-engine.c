@@ -22,6 +22,7 @@
 #include "planning.h"
 #include "record.h"
 #include "report.h"
+#include "rollout.h"
 #include "source.h"
 #include "state.h"
 #include "util.h"
@@ -48,6 +49,10 @@ static struct {
 	int events;               /* ap_record_event calls */
 	const char *last_result;  /* the last event's result */
 	size_t drift;             /* drifted files ap_drift_tick finds */
+	bool fleet;               /* fleet: configured */
+	int gate_bad, gate_start; /* ap_rollout_gate's exit code before planning / after checks */
+	bool ended_bad, ended_start; /* ... and whether the run ends there */
+	bool no_slot;             /* ap_effects_execute gets no fleet slot */
 } t;
 
 static void called(const char *fmt, ...) _printf_(1, 2);
@@ -67,6 +72,17 @@ static int fake_bus;
 int ap_ctx_lock(struct ap_ctx *c) { return AP_EXIT_OK; }
 struct ap_repo *ap_ctx_repo(struct ap_ctx *c) { return c->repo = (struct ap_repo *)&fake_bus; }
 struct ap_bus *ap_ctx_bus(struct ap_ctx *c) { return c->bus = (struct ap_bus *)&fake_bus; }
+struct ap_fleet *ap_ctx_fleet(struct ap_ctx *c) { return t.fleet ? (struct ap_fleet *)&fake_bus : NULL; }
+
+/* --- fleet ---------------------------------------------------------------------------------- */
+int ap_rollout_gate(struct ap_fleet *f, const char *commit, bool start, bool dry_run, bool *ended)
+{
+	if (!f)
+		return *ended = false, AP_EXIT_OK;
+	called("fleet(%s)", start ? "start" : "bad");
+	*ended = start ? t.ended_start : t.ended_bad;
+	return start ? t.gate_start : t.gate_bad;
+}
 
 /* --- state ---------------------------------------------------------------------------------- */
 int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret)
@@ -151,6 +167,8 @@ int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct 
 {
 	called("execute");
 	*ret = t.outcome;
+	if (t.no_slot && e->fleet)
+		return *ret = AP_APPLY_FAILED, -EAGAIN;
 	return t.outcome == AP_APPLY_OK ? 0 : -EIO;
 }
 int ap_effects_finish(struct ap_effects *e, struct ap_journal *j, bool *ret_has_journal)
@@ -185,6 +203,7 @@ void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 }
 void ap_record_last_apply(struct ap_record *rec, bool ok) { called("last-apply(%s)", ok ? "ok" : "failed"); }
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *tick) { called("tick"); }
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec) { called("fleet-fact(%s)", blocked ? "blocked" : "ran"); }
 int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason, struct ap_pin *inforce)
 {
 	called("pin");
@@ -202,7 +221,7 @@ int ap_report_checked(struct ap_report *rp, int code)
 }
 int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin) { called("nothing"); return 0; }
 void ap_report_outcome(const struct ap_report *rp, int code) {}
-const char *ap_report_outcome_name(enum ap_apply_outcome out) { return out == AP_APPLY_OK ? "ok" : "failed"; }
+const char *ap_apply_outcome_to_string(enum ap_apply_outcome out) { return out == AP_APPLY_OK ? "ok" : "failed"; }
 void ap_report_result(const struct ap_report *rp, const struct ap_journal *j, enum ap_apply_outcome out,
 		      int k, const char *applied) {}
 
@@ -393,6 +412,56 @@ static void test_pin_after_source(void **state)
 	expect_log("load source event(untrusted) commit(1) metrics");
 }
 
+/* The fleet marked the commit bad: it is not planned, nothing recorded, exit 0. */
+static void test_fleet_bad(void **state)
+{
+	t.fleet = true;
+	t.ended_bad = true;
+	assert_int_equal(run(), AP_EXIT_OK);
+	expect_log("load source fleet(bad) drift tick commit(0)");
+}
+
+/* Its canaries have not reported it healthy: checked, not executed, exit 0. */
+static void test_fleet_waits(void **state)
+{
+	t.fleet = true;
+	t.ended_start = true;
+	assert_int_equal(run(), AP_EXIT_OK);
+	expect_log("load source fleet(bad) plan guard checks print fleet(start) fleet-fact(blocked) "
+		   "drift tick commit(0)");
+}
+
+/* etcd unreachable: try later, nothing planned. */
+static void test_fleet_unreachable(void **state)
+{
+	t.fleet = true;
+	t.gate_bad = AP_EXIT_TEMPFAIL;
+	assert_int_equal(run(), AP_EXIT_TEMPFAIL);
+	expect_log("load source fleet(bad) commit(0)");
+}
+
+/* No slot within the lock timeout: nothing was done, so nothing is recorded as applied or
+ * failed; the next tick tries again. */
+static void test_fleet_no_slot(void **state)
+{
+	t.fleet = true;
+	t.no_slot = true;
+	assert_int_equal(run(), AP_EXIT_TEMPFAIL);
+	expect_log("load source fleet(bad) plan guard checks print fleet(start) execute "
+		   "fleet-fact(blocked) commit(0)");
+}
+
+/* A chosen commit is the operator's: the fleet is not asked about it (stubbed: f NULL). */
+static void test_fleet_chosen_commit(void **state)
+{
+	t.fleet = true;
+	t.ended_bad = true;
+	opts.commit = OID_B;
+	assert_int_equal(run(), AP_EXIT_OK);
+	expect_log("load source plan guard checks print execute fleet-fact(ran) last-apply(ok) "
+		   "event(ok) drift tick commit(1) metrics");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +481,11 @@ int main(void)
 		cmocka_unit_test_setup(test_resume_forward, setup),
 		cmocka_unit_test_setup(test_drift_revert, setup),
 		cmocka_unit_test_setup(test_pin_after_source, setup),
+		cmocka_unit_test_setup(test_fleet_bad, setup),
+		cmocka_unit_test_setup(test_fleet_waits, setup),
+		cmocka_unit_test_setup(test_fleet_unreachable, setup),
+		cmocka_unit_test_setup(test_fleet_no_slot, setup),
+		cmocka_unit_test_setup(test_fleet_chosen_commit, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

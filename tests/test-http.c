@@ -254,10 +254,52 @@ static void test_large_body(void **state)
 	free(body);
 }
 
+/* A caller that asks for the answer gets it whatever the status, and never more than it
+ * allows. */
+static struct ap_http_request keeping(char *url, struct ap_buf *answer, size_t max)
+{
+	return (struct ap_http_request){ .url = url, .content_type = "application/json",
+					 .body = "{}", .len = 2, .timeout_usec = 2000000,
+					 .answer = answer, .answer_max = max };
+}
+
+static void test_answer_too_long(void **state)
+{
+	struct server s = serve("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789");
+	struct ap_buf answer = { 0 };
+	char url[64];
+	struct ap_http_request rq = keeping(url, &answer, 9);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
+	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), -EMSGSIZE);
+	assert_true(answer.len <= 9);
+	finish(&s);
+	ap_buf_free(&answer);
+}
+
+static void test_answer_kept(void **state)
+{
+	struct server s = serve("HTTP/1.1 404 Not Found\r\nContent-Length: 13\r\n\r\n{\"error\":\"x\"}");
+	struct ap_buf answer = { 0 };
+	long status = 0;
+	char url[64];
+	struct ap_http_request rq = keeping(url, &answer, 13);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
+	assert_int_equal(ap_http_post(&rq, &status, why, sizeof(why)), -EBADMSG);
+	assert_int_equal(status, 404);
+	assert_int_equal(answer.len, 13);
+	assert_memory_equal(answer.data, "{\"error\":\"x\"}", 13);
+	finish(&s);
+	ap_buf_free(&answer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_answer_too_long),
+		cmocka_unit_test(test_answer_kept),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_closed_without_answer),
 		cmocka_unit_test(test_error_answer_is_not_quoted),

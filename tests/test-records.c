@@ -192,6 +192,35 @@ static void test_expected(void **state)
 	}
 }
 
+/* The fleet facts: same strictness as the tick. */
+static void test_fleet(void **state)
+{
+	struct ap_fleet_tick t = { 1, 2500 }, back;
+	struct ap_records_error e;
+	char *text = NULL;
+	static const struct {
+		const char *text;
+		unsigned line;
+	} bad[] = {
+		{ "blocked -2\nwait-ms 0\n", 1 },
+		{ "blocked " HUGE "\nwait-ms 0\n", 1 },
+		{ "blocked 1\nwait-ms -7\n", 2 },
+		{ "blocked 1\n", 2 },
+		{ "blocked 1\nwait-ms 2\nmore 3\n", 3 },
+		{ "pending 1\ndrift 2\n", 1 },
+	};
+
+	assert_int_equal(ap_records_fleet_format(&t, &text), 0);
+	assert_string_equal(text, "blocked 1\nwait-ms 2500\n");
+	assert_int_equal(ap_records_fleet_parse(text, &back, &e), 0);
+	assert_true(back.blocked == 1 && back.wait_ms == 2500);
+	free(text);
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		assert_int_equal(ap_records_fleet_parse(bad[i].text, &back, &e), -EBADMSG);
+		assert_int_equal(e.line, bad[i].line);
+	}
+}
+
 static void test_tick(void **state)
 {
 	struct ap_tick t = { -1, 12 }, back;
@@ -345,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_pin),	     cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_overrides),    cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_expected),     cmocka_unit_test(test_tick),
+		cmocka_unit_test(test_fleet),
 		cmocka_unit_test(test_last_apply),   cmocka_unit_test(test_owned),
 		cmocka_unit_test(test_manifest),   cmocka_unit_test(test_numbers),
 	};

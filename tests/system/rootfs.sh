@@ -21,10 +21,10 @@ SUITE=bookworm
 # server, started only by the ssh test), and the Build-Depends of debian/control with
 # build-essential and debhelper: the package test builds the .deb inside, on a machine that has
 # none of the test packages (dpkg-checkbuilddeps fails there if this list falls behind).
-PACKAGES="systemd systemd-sysv dbus libgit2-1.5 libyaml-0-2 libsystemd0 libcurl4 git procps
+PACKAGES="systemd systemd-sysv dbus libgit2-1.5 libyaml-0-2 libjson-c5 libsystemd0 libcurl4 git procps
 iproute2 sudo ca-certificates openssh-server
 build-essential debhelper pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libyaml-dev
-libcurl4-openssl-dev"
+libcurl4-openssl-dev libjson-c-dev"
 # Units that would only add noise or time to a test boot.
 MASK="apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer
 fstrim.timer man-db.timer ssh.service ssh.socket getty@.service console-getty.service"
