@@ -1,11 +1,12 @@
 /* Small helpers shared by every module: cleanup attributes, string vectors, bounded
  * formatting, the one escaping of output (ap_escape, ap_buf_json_string). Nothing here does
- * I/O. */
+ * I/O but closing an fd on cleanup. */
 #pragma once
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
@@ -23,6 +24,15 @@ static inline void *ap_take_ptr_(void *pp)
 
 static inline void freep(void *p) { free(*(void **)p); }
 #define _cleanup_free_ _cleanup_(freep)
+/* For fds that have nothing left to lose (directories, read-only files, fds of an operation
+ * that already failed): close()'s error is ignored. A written file's close is checked by its
+ * writer (ap_fs_write_atomic). */
+static inline void ap_closep(int *fd)
+{
+	if (*fd >= 0)
+		(void)close(*fd);
+}
+#define _cleanup_close_ _cleanup_(ap_closep)
 
 /* A NULL-terminated vector of heap strings; NULL is the empty vector. */
 typedef char **strv_t;

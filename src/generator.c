@@ -18,12 +18,6 @@
 #include "sandbox.h"
 #include "util.h"
 
-static void closep(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-}
-
 bool ap_generator_invoked_as(const char *argv0)
 {
 	const char *base = argv0 ? strrchr(argv0, '/') : NULL;
@@ -75,7 +69,7 @@ static int write_dropin(const char *dir, const struct ap_config *c, enum ap_sand
 {
 	_cleanup_(ap_sandbox_done) struct ap_sandbox s = { 0 };
 	_cleanup_free_ char *text = NULL, *d = NULL;
-	_cleanup_(closep) int fd = -1;
+	_cleanup_close_ int fd = -1;
 	int r;
 
 	_cleanup_strv_free_ char **whys = NULL;
@@ -158,7 +152,7 @@ static bool unit_installed(const char *unit)
 /* The drop-in in effect for unit u: what it grants. present is false when there is none. */
 static int read_dropin(enum ap_sandbox_unit u, bool *present, char ***granted, unsigned *flags)
 {
-	_cleanup_(closep) int dfd = open(AP_GENERATOR_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dfd = open(AP_GENERATOR_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_free_ char *rel = ap_strdupf("%s.d/%s", ap_sandbox_unit_name(u), AP_SANDBOX_DROPIN);
 	_cleanup_free_ char *text = NULL;
 	size_t len;

@@ -25,13 +25,6 @@
 #include "log.h"
 #include "util.h"
 
-static void closep(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-}
-#define _cleanup_close_ _cleanup_(closep)
-
 /* The directory path lies in, walked from "/" (ap_fs_open_dir_safe): a symlink is followed
  * only within the configured directory path[0..root_len) and only when root could have made
  * it (/lib -> usr/lib); every directory on the way is root's or trusted's. */

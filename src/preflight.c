@@ -22,13 +22,6 @@
 #include "preflight.h"
 #include "util.h"
 
-static void closep(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-}
-#define _cleanup_close_ _cleanup_(closep)
-
 struct fs_need {
 	unsigned long fsid;
 	uint64_t bytes, files, avail_bytes, avail_files;

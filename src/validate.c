@@ -21,13 +21,6 @@
 #include "util.h"
 #include "validate.h"
 
-static void closep(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-}
-#define _cleanup_close_ _cleanup_(closep)
-
 /* Opens the parent directory of rel beneath rootfd (creating it) and points *ret_base at
  * rel's last component. */
 static int open_parent(int rootfd, const char *rel, const char **ret_base)
