@@ -33,7 +33,7 @@ struct ap_record {
 void ap_record_begin(struct ap_record *rec, struct ap_ctx *c, const char *applied);
 /* Writes what was collected, in order, then runs the operator's hooks. Best effort: a state
  * dir that cannot take a line must not turn a done apply into a failed one (logged there).
- * Returns whether an event was written (the metrics must follow). */
+ * Returns whether an event or the fleet's facts were written (the metrics must follow). */
 bool ap_record_commit(struct ap_record *rec);
 void ap_record_done(struct ap_record *rec);
 
@@ -45,8 +45,9 @@ void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 			const char *reason);
 void ap_record_last_apply(struct ap_record *rec, bool ok);
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *t);
-/* What this run saw of its fleet: held back (no slot, canaries) and its wait for a slot. */
-void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec);
+/* What this run saw of its fleet: held back (no slot, canaries), its wait for a slot, and
+ * what it waits for (NULL: nothing said). */
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec, const char *why);
 
 /* Written at once (see above). */
 /* Pins deploys at commit (a manual apply of a chosen commit), and makes it the pin in force. */

@@ -109,11 +109,13 @@ struct ap_tick {
 int ap_records_tick_parse(const char *text, struct ap_tick *ret, struct ap_records_error *err);
 int ap_records_tick_format(const struct ap_tick *t, char **ret);
 
-/* What the last run saw of its fleet (fleet:), for the metrics: whether it was held back (no
- * slot in time, or its commit's canaries not healthy yet) and how long it waited for its slot
- * in ms (-1: not known). "blocked <n>\nwait-ms <n>\n". */
+/* What the last run saw of its fleet (fleet:), for the metrics and status: whether it was
+ * held back (no slot in time, or its commit's canaries not healthy yet), how long it waited
+ * for its slot in ms (-1: not known), and what it waits for (one line, may be empty).
+ * "blocked <n>\nwait-ms <n>\n[why <text>\n]". */
 struct ap_fleet_tick {
 	long blocked, wait_ms;
+	char why[512];
 };
 int ap_records_fleet_parse(const char *text, struct ap_fleet_tick *ret,
 			   struct ap_records_error *err);

@@ -11,15 +11,17 @@
 #include "apply.h"
 #include "config.h"
 #include "fleet.h"
+#include "record.h"
 
 /* The fleet's word on commit, as an exit code: before it is planned (start false), whether
  * the fleet marked it bad (warned, naming the host and its reason); after its checks (start
  * true), whether this host may start it or must wait for the commit's canaries (one line on
  * stdout saying for what; a host that goes as a canary claimed its place, which a dry run
  * never does). *ended: the run ends here with exit 0. No etcd endpoint answering is exit 75
- * (a dry run warns and goes on). f NULL (no fleet, or a chosen commit): go on. */
-int ap_rollout_gate(struct ap_fleet *f, const char *commit, bool start, bool dry_run,
-		    bool *ended);
+ * (a dry run warns and goes on). f NULL (no fleet, or a chosen commit): go on. A wait is
+ * recorded (rec: for the metrics and status). */
+int ap_rollout_gate(struct ap_fleet *f, struct ap_record *rec, const char *commit, bool start,
+		    bool dry_run, bool *ended);
 
 /* The slot for commit, waiting up to c->lock_timeout. -EAGAIN when none was had (no etcd, or
  * no slot in time; logged): nothing was changed. *ret_waited_usec: how long it waited. */

@@ -36,6 +36,8 @@ struct status {
 	size_t n_skips;
 	struct ap_journal j;
 	struct ap_drift drift;
+	bool have_fleet;
+	struct ap_fleet_tick fleet; /* what the last run saw of its fleet */
 };
 
 static void status_done(struct status *s)
@@ -102,6 +104,7 @@ static void gather(struct status *s)
 	(void)ap_state_list_bad(c->st, &s->bad, &s->n_bad);
 	(void)ap_state_list_overrides(c->st, "trust-skip", &s->skips, &s->n_skips);
 	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
+	s->have_fleet = c->cfg->fleet.enabled && ap_state_read_fleet(c->st, &s->fleet) >= 0;
 	if (*s->applied)
 		s->have_drift = ap_drift_check(c, s->applied, &s->drift) >= 0;
 }
@@ -221,6 +224,13 @@ static int human_rest(struct ap_buf *b, const struct status *s)
 						 ap_unit_action_to_string(s->j.units[i].action),
 						 s->j.units[i].unit, ap_step_to_string(s->j.units[i].state));
 	}
+	/* the same line the run printed; the host names in it come from etcd: escaped */
+	if (r >= 0 && s->have_fleet && s->fleet.blocked > 0)
+		r = ap_buf_linef(b, "  fleet:    held back at the last run: %s",
+				 *s->fleet.why ? s->fleet.why : "no slot");
+	else if (r >= 0 && s->have_fleet)
+		r = ap_buf_linef(b, "  fleet:    the last run waited %.1f s for its slot",
+				 s->fleet.wait_ms / 1000.0);
 	if (r >= 0 && s->have_drift && s->drift.n == 0)
 		r = ap_buf_linef(b, "  drift:    none");
 	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++)
@@ -395,6 +405,13 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 			r = ap_buf_printf(b, "]}");
 	} else if (r >= 0)
 		r = ap_buf_append(b, "null", 4);
+	if (r >= 0 && s->have_fleet)
+		r = ap_buf_printf(b, ", \"fleet\": {\"blocked\": %s, \"slot_wait_s\": %.3f",
+				  s->fleet.blocked > 0 ? "true" : "false", s->fleet.wait_ms / 1000.0);
+	if (r >= 0 && s->have_fleet)
+		r = json_str(b, "why", s->fleet.why, true);
+	if (r >= 0 && s->have_fleet)
+		r = ap_buf_append(b, "}", 1);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"drift\": %s", s->have_drift ? "[" : "null");
 	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++) {

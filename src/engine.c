@@ -121,7 +121,8 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 
 	r->s.owned = e.owned;
 	if (e.fleet)
-		ap_record_fleet(&r->rec, k == -EAGAIN, e.fleet_wait_usec);
+		ap_record_fleet(&r->rec, k == -EAGAIN, e.fleet_wait_usec,
+				k == -EAGAIN ? "no fleet slot was free in time" : NULL);
 	if (k == -EAGAIN) /* no fleet slot: nothing was done */
 		return AP_EXIT_TEMPFAIL;
 	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
@@ -263,7 +264,7 @@ static int apply_fresh(struct run *r, const char *target)
 
 	if (code != 0)
 		return code > 0 ? AP_EXIT_OK : AP_EXIT_FAILED;
-	if ((code = ap_rollout_gate(fleet_of(r), target, false, dry, &ended)) != 0 || ended)
+	if ((code = ap_rollout_gate(fleet_of(r), &r->rec, target, false, dry, &ended)) || ended)
 		return code;
 	memcpy(base, r->s.applied, sizeof(base));
 	if (r->o->from && ap_repo_resolve(r->c->repo, r->o->from, base) < 0)
@@ -277,8 +278,8 @@ static int apply_fresh(struct run *r, const char *target)
 			       ? AP_EXIT_FAILED : ap_report_nothing_to_do(&r->rep, pinned);
 	if ((code = prepare(r)) != AP_EXIT_OK || r->o->dry_run)
 		return code;
-	if ((code = ap_rollout_gate(fleet_of(r), target, true, dry, &ended)) != 0 || ended)
-		return ended ? ap_record_fleet(&r->rec, true, 0), code : code;
+	if ((code = ap_rollout_gate(fleet_of(r), &r->rec, target, true, dry, &ended)) || ended)
+		return code;
 	return run_plan(r);
 }
 

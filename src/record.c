@@ -113,10 +113,11 @@ void ap_record_tick(struct ap_record *rec, const struct ap_tick *t)
 	rec->tick = *t;
 }
 
-void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec)
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec, const char *why)
 {
 	rec->have_fleet = true;
 	rec->fleet = (struct ap_fleet_tick){ .blocked = blocked, .wait_ms = (long)(wait_usec / 1000) };
+	snprintf(rec->fleet.why, sizeof(rec->fleet.why), "%s", why ? why : "");
 }
 
 void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e)
@@ -232,7 +233,8 @@ bool ap_record_commit(struct ap_record *rec)
 		(void)ap_state_write_tick(c->st, &rec->tick);
 	for (size_t i = 0; i < rec->n_events; i++)
 		hooks_for(c->cfg, &rec->events[i]);
-	return rec->n_events > 0;
+	/* a host held back by its fleet records no event, but its metrics say so at once */
+	return rec->n_events > 0 || rec->have_fleet;
 }
 
 /* --- written at once ------------------------------------------------------------------------ */

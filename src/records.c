@@ -539,24 +539,38 @@ static bool parse_tick_line(const char *l, const char *key, long *ret)
 	return true;
 }
 
-int ap_records_tick_parse(const char *text, struct ap_tick *ret, struct ap_records_error *err)
+/* Two "<key> <n>" lines (bad ones named by what1, what2), then, when why is given, an
+ * optional "why <text>" line. */
+static int parse_two(const char *text, const char *k1, long *v1, const char *what1,
+		     const char *k2, long *v2, const char *what2, char *why, size_t why_size,
+		     struct ap_records_error *err)
 {
 	_cleanup_free_ char *copy = NULL;
-	struct ap_tick t;
 	char *cur, *l;
 
 	clear_error(err);
 	if (copy_text(text, &copy) < 0)
 		return -ENOMEM;
 	cur = copy;
-	if (!(l = cut_line(&cur)) || !parse_tick_line(l, "pending", &t.pending))
-		return fail(err, 1, "is not 'pending <n>'");
-	if (!(l = cut_line(&cur)) || !parse_tick_line(l, "drift", &t.drift))
-		return fail(err, 2, "is not 'drift <n>'");
+	if (!(l = cut_line(&cur)) || !parse_tick_line(l, k1, v1))
+		return fail(err, 1, what1);
+	if (!(l = cut_line(&cur)) || !parse_tick_line(l, k2, v2))
+		return fail(err, 2, what2);
+	l = why ? cut_line(&cur) : NULL;
+	if (l && !ap_startswith(l, "why "))
+		return fail(err, 3, "is not 'why <text>'");
+	if (why)
+		snprintf(why, why_size, "%s", l ? l + 4 : "");
 	if (cut_line(&cur))
-		return fail(err, 3, "is one line too many");
-	*ret = t;
+		return fail(err, l ? 4 : 3, "is one line too many");
 	return 0;
+}
+
+int ap_records_tick_parse(const char *text, struct ap_tick *ret, struct ap_records_error *err)
+{
+	/* *ret may be half-written when the text is refused: the readers say "not known" then */
+	return parse_two(text, "pending", &ret->pending, "is not 'pending <n>'", "drift",
+			 &ret->drift, "is not 'drift <n>'", NULL, 0, err);
 }
 
 int ap_records_tick_format(const struct ap_tick *t, char **ret)
@@ -568,27 +582,16 @@ int ap_records_tick_format(const struct ap_tick *t, char **ret)
 int ap_records_fleet_parse(const char *text, struct ap_fleet_tick *ret,
 			   struct ap_records_error *err)
 {
-	_cleanup_free_ char *copy = NULL;
-	struct ap_fleet_tick t;
-	char *cur, *l;
-
-	clear_error(err);
-	if (copy_text(text, &copy) < 0)
-		return -ENOMEM;
-	cur = copy;
-	if (!(l = cut_line(&cur)) || !parse_tick_line(l, "blocked", &t.blocked))
-		return fail(err, 1, "is not 'blocked <n>'");
-	if (!(l = cut_line(&cur)) || !parse_tick_line(l, "wait-ms", &t.wait_ms))
-		return fail(err, 2, "is not 'wait-ms <n>'");
-	if (cut_line(&cur))
-		return fail(err, 3, "is one line too many");
-	*ret = t;
-	return 0;
+	return parse_two(text, "blocked", &ret->blocked, "is not 'blocked <n>'", "wait-ms",
+			 &ret->wait_ms, "is not 'wait-ms <n>'", ret->why, sizeof(ret->why), err);
 }
 
 int ap_records_fleet_format(const struct ap_fleet_tick *t, char **ret)
 {
-	*ret = ap_strdupf("blocked %ld\nwait-ms %ld\n", t->blocked, t->wait_ms);
+	/* the why is one line: what came from etcd is cut at a line break */
+	*ret = *t->why ? ap_strdupf("blocked %ld\nwait-ms %ld\nwhy %.*s\n", t->blocked, t->wait_ms,
+				    (int)strcspn(t->why, "\r\n"), t->why)
+		       : ap_strdupf("blocked %ld\nwait-ms %ld\n", t->blocked, t->wait_ms);
 	return *ret ? 0 : -ENOMEM;
 }
 

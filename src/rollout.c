@@ -24,7 +24,7 @@ static int check_bad(struct ap_fleet *f, const char *commit)
 	return AP_ROLLOUT_SKIP;
 }
 
-static int may_start(struct ap_fleet *f, const char *commit)
+static int may_start(struct ap_fleet *f, struct ap_record *rec, const char *commit)
 {
 	char why[512] = "";
 	struct ap_buf b = { 0 };
@@ -32,6 +32,7 @@ static int may_start(struct ap_fleet *f, const char *commit)
 
 	if (k != 0)
 		return k < 0 ? k : AP_ROLLOUT_GO;
+	ap_record_fleet(rec, true, 0, *why ? why : "the fleet's canaries");
 	/* one line, escaped: the host names come from etcd */
 	if (ap_buf_linef(&b, "waiting: %s", *why ? why : "the fleet's canaries") >= 0)
 		fputs(b.data, stdout);
@@ -40,12 +41,12 @@ static int may_start(struct ap_fleet *f, const char *commit)
 	return AP_ROLLOUT_WAIT;
 }
 
-int ap_rollout_gate(struct ap_fleet *f, const char *commit, bool start, bool dry_run,
-		    bool *ended)
+int ap_rollout_gate(struct ap_fleet *f, struct ap_record *rec, const char *commit, bool start,
+		    bool dry_run, bool *ended)
 {
 	/* a dry run claims no canary place */
 	int k = !f || (start && dry_run) ? AP_ROLLOUT_GO
-		: start ? may_start(f, commit) : check_bad(f, commit);
+		: start ? may_start(f, rec, commit) : check_bad(f, commit);
 
 	*ended = k == AP_ROLLOUT_SKIP || k == AP_ROLLOUT_WAIT;
 	if (k == -EHOSTUNREACH && dry_run)

@@ -75,11 +75,14 @@ struct ap_bus *ap_ctx_bus(struct ap_ctx *c) { return c->bus = (struct ap_bus *)&
 struct ap_fleet *ap_ctx_fleet(struct ap_ctx *c) { return t.fleet ? (struct ap_fleet *)&fake_bus : NULL; }
 
 /* --- fleet ---------------------------------------------------------------------------------- */
-int ap_rollout_gate(struct ap_fleet *f, const char *commit, bool start, bool dry_run, bool *ended)
+int ap_rollout_gate(struct ap_fleet *f, struct ap_record *rec, const char *commit, bool start,
+		    bool dry_run, bool *ended)
 {
 	if (!f)
 		return *ended = false, AP_EXIT_OK;
 	called("fleet(%s)", start ? "start" : "bad");
+	if (start && t.ended_start)
+		ap_record_fleet(rec, true, 0, "waiting");
 	*ended = start ? t.ended_start : t.ended_bad;
 	return start ? t.gate_start : t.gate_bad;
 }
@@ -203,7 +206,7 @@ void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 }
 void ap_record_last_apply(struct ap_record *rec, bool ok) { called("last-apply(%s)", ok ? "ok" : "failed"); }
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *tick) { called("tick"); }
-void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec) { called("fleet-fact(%s)", blocked ? "blocked" : "ran"); }
+void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec, const char *why) { called("fleet-fact(%s)", blocked ? "blocked" : "ran"); }
 int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason, struct ap_pin *inforce)
 {
 	called("pin");

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -195,7 +196,7 @@ static void test_expected(void **state)
 /* The fleet facts: same strictness as the tick. */
 static void test_fleet(void **state)
 {
-	struct ap_fleet_tick t = { 1, 2500 }, back;
+	struct ap_fleet_tick t = { .blocked = 1, .wait_ms = 2500 }, back;
 	struct ap_records_error e;
 	char *text = NULL;
 	static const struct {
@@ -208,12 +209,21 @@ static void test_fleet(void **state)
 		{ "blocked 1\n", 2 },
 		{ "blocked 1\nwait-ms 2\nmore 3\n", 3 },
 		{ "pending 1\ndrift 2\n", 1 },
+		{ "blocked 1\nwait-ms 2\nwhat 3\n", 3 },
+		{ "blocked 1\nwait-ms 2\nwhy x\nmore\n", 4 },
 	};
 
 	assert_int_equal(ap_records_fleet_format(&t, &text), 0);
 	assert_string_equal(text, "blocked 1\nwait-ms 2500\n");
 	assert_int_equal(ap_records_fleet_parse(text, &back, &e), 0);
-	assert_true(back.blocked == 1 && back.wait_ms == 2500);
+	assert_true(back.blocked == 1 && back.wait_ms == 2500 && !*back.why);
+	free(text);
+	/* the why is one line, whatever etcd said */
+	snprintf(t.why, sizeof(t.why), "waiting for web1\nblocked 0");
+	assert_int_equal(ap_records_fleet_format(&t, &text), 0);
+	assert_string_equal(text, "blocked 1\nwait-ms 2500\nwhy waiting for web1\n");
+	assert_int_equal(ap_records_fleet_parse(text, &back, &e), 0);
+	assert_string_equal(back.why, "waiting for web1");
 	free(text);
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		assert_int_equal(ap_records_fleet_parse(bad[i].text, &back, &e), -EBADMSG);

@@ -213,6 +213,11 @@ t_canary_halts() {
 	done
 	check "the others wait for the canary, exit 0, unchanged ($waited/3; $(fleet_rcs can-wait 1))" \
 		test "$waited" = 3 -a "$(fleet_rcs can-wait 1)" = "3x0"
+	ap_autopull can-status --user -c "$FLEET_DIR/a01/config.yaml" status
+	check "status says what it waits for" grep -q "held back at the last run: waiting for" \
+		"$AP_TMP/can-status.out"
+	check "the metrics say it is held back" \
+		grep -Eq '^autopull_fleet_blocked\{host="[^"]*"\} 1(\.0+)?$' "$FLEET_DIR/a01/state/metrics.prom"
 	fleet_run can-apply 0
 	check "the canary rolls the broken commit back (exit $AP_RC)" test "$AP_RC" = 1
 	check "the canary marked it bad for the group" test -n "$(ectl get "/autopull/t64/bad/$c2" --print-value-only)"
