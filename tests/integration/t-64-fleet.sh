@@ -192,6 +192,9 @@ t_concurrent() {
 	check "the units' start times: at most $FLEET_PAR within one settle (peak $FLEET_START_PEAK)" \
 		test "${FLEET_START_PEAK:-99}" -le "$FLEET_PAR"
 	check "no slot is held after the rollout" test -z "$(ectl get --prefix /autopull/t64/slot/ --keys-only)"
+	ap_autopull fstatus --user -c "$FLEET_DIR/a00/config.yaml" fleet status --json
+	ap_jq "$AP_CASE: fleet status: $FLEET_N hosts on $c2, each ok, no slot held" "$AP_TMP/fstatus.out" \
+		"len(d['hosts']) == $FLEET_N and all(h['commit'] == '$c2' and h['result'] == 'ok' for h in d['hosts']) and d['slots'] == []"
 	ap_log "fleet: $FLEET_N agents, max_parallel $FLEET_PAR: slot peak $FLEET_SLOT_PEAK, start peak $FLEET_START_PEAK"
 	: "$c1"
 	fleet_teardown
