@@ -61,15 +61,11 @@ int ap_rollout_enter(struct ap_fleet *f, const struct ap_fleet_config *c, const 
 {
 	int k = ap_fleet_slot_acquire(f, commit, c->lock_timeout_usec, ret_waited_usec);
 
+	/* fleet.c logged why etcd failed; a timeout is an outcome, worded here */
 	if (k == -ETIMEDOUT)
 		ap_log_error(k, "no free slot of %u in fleet group '%s' within %llu s: %.12s is not "
 			     "applied now; the next run tries again", c->max_parallel, c->group,
 			     (unsigned long long)(c->lock_timeout_usec / 1000000), commit);
-	else if (k == -EHOSTUNREACH)
-		ap_log_error(k, "no etcd endpoint of fleet group '%s' answers: %.12s is not applied "
-			     "now (a fleet host never changes without a slot)", c->group, commit);
-	else if (k < 0)
-		ap_log_error(k, "cannot take a slot in fleet group '%s': %s", c->group, strerror(-k));
 	return k < 0 ? -EAGAIN : 0;
 }
 
