@@ -72,7 +72,7 @@ static void check_writable(struct check *k, const char *dir, const char *what)
 /* The directories above a rule's destination: only root's (or the owner: user's). */
 static void check_dest_safe(struct check *k, const struct ap_file_rule *r)
 {
-	_cleanup_free_ char *dir = strndup(r->dest, (size_t)(strrchr(r->dest, '/') - r->dest));
+	_cleanup_free_ char *dir = ap_path_parent(r->dest);
 	_cleanup_free_ char *why = NULL;
 	struct ap_fs_unsafe u;
 	uid_t uid = (uid_t)-1;
@@ -81,7 +81,7 @@ static void check_dest_safe(struct check *k, const struct ap_file_rule *r)
 
 	if (!dir || (r->owner && ap_install_owner_ids(r->owner, NULL, &uid, &gid) < 0))
 		return;
-	fd = ap_fs_open_dir_safe(*dir ? dir : "/", strlen(dir), uid != (uid_t)-1 ? uid : geteuid(),
+	fd = ap_fs_open_dir_safe(dir, strlen(dir), uid != (uid_t)-1 ? uid : geteuid(),
 				 0, 0, &u);
 	if (fd >= 0)
 		close(fd);
