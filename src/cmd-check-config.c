@@ -190,7 +190,7 @@ static int fleet_line(struct ap_buf *out, const struct ap_fleet_config *f)
 		r = ap_buf_printf(&l, " (client certificate %s)", f->cert_file);
 	if (r >= 0)
 		r = ap_buf_linef(out, "%s", l.data);
-	ap_buf_free(&l);
+	ap_buf_clear(&l);
 	return r;
 }
 
@@ -223,7 +223,7 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 				  k.problems.data ? k.problems.data : "") >= 0 &&
 		    fleet_json(&b, &c.cfg->fleet) >= 0 && ap_buf_printf(&b, "}\n") >= 0)
 			fputs(b.data, stdout);
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 	} else {
 		struct ap_buf l = { 0 }, b = { 0 };
 		int r = ap_buf_printf(&l, "%s: %s (%s scope, %zu file rule(s)", c.cfg->path,
@@ -242,10 +242,10 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 			r = fleet_line(&b, &c.cfg->fleet);
 		if (r >= 0)
 			fputs(b.data, stdout);
-		ap_buf_free(&l);
-		ap_buf_free(&b);
+		ap_buf_clear(&l);
+		ap_buf_clear(&b);
 	}
-	ap_buf_free(&k.problems);
+	ap_buf_clear(&k.problems);
 	ap_ctx_done(&c);
 	/* A destination another user can steer is a refused source, not a typo. */
 	return k.n > k.unsafe ? AP_EXIT_USAGE : k.n ? AP_EXIT_INVALID : AP_EXIT_OK;
