@@ -24,7 +24,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote include -DTESTS_DIR=\"$(CURDIR
 # Only the targets that run tests or the demo install packages (scripts/deps.sh: apt-get as
 # root on Debian, else it prints the missing packages). Plain `make` and `make install` only
 # ask pkg-config, so other distributions build with their own packages.
-DEPS_GOALS := deps check demo bench integration system-tests unit-tests asan-tests fuzz fuzz-build \
+DEPS_GOALS := deps check demo bench bench-fleet integration system-tests unit-tests asan-tests fuzz fuzz-build \
               fuzz-smoke check-long deb
 ifneq ($(filter $(DEPS_GOALS),$(MAKECMDGOALS)),)
 DEPCHECK := $(shell sh scripts/deps.sh >&2 || echo fail)
@@ -97,6 +97,7 @@ test-sandbox_MODS := sandbox config config-schema config-walk fsutil fsutil-safe
 test-validate_MODS := validate fsutil fsutil-safe unitfile
 test-preflight_MODS := preflight fsutil fsutil-safe
 test-install_MODS := install fsutil fsutil-safe
+test-cmd-fleet_MODS := cmd-fleet
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
@@ -181,6 +182,11 @@ demo: autopull
 
 bench: autopull
 	bash bench/run.sh
+	bash bench/fleet-sim.sh
+
+# A rollout across 100 simulated hosts on a real etcd (bench/fleet-sim.sh).
+bench-fleet: autopull
+	bash bench/fleet-sim.sh
 
 install: autopull
 	install -Dm0755 autopull $(DESTDIR)$(BINDIR)/autopull
@@ -222,6 +228,6 @@ deb:
 clean:
 	rm -rf build autopull
 
-.PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench install \
+.PHONY: all deps check unit-tests asan-tests integration system-tests lint demo bench bench-fleet install \
 	uninstall deb clean fuzz fuzz-build fuzz-smoke
 -include $(wildcard build/obj/*.d build/asan/*.d build/fuzz/obj/*.d)

@@ -3,12 +3,12 @@
 # Completes the verbs, the options (and -c FILE with file names), revisions for --commit,
 # --from and `pin`: the commits earlier applies went to and that applied (not a refused, a
 # failed or a rolled-back one: pinning a bad commit is no way out), newest first, the commits
-# untrusted refusals named for `trust skip`, and unit names for
+# untrusted refusals named for `trust skip`, `status` after `fleet`, and unit names for
 # `log UNIT...`: the units applies acted on. Both are read with `autopull log --json` (the
 # state directory's history; nothing is fetched, locked or planned). The lists below are the ones `autopull --help` prints; the tests compare them.
 # Needs nothing from the bash-completion package.
 
-_autopull_verbs="apply status log pin unpin diff check-config heartbeat trust"
+_autopull_verbs="apply status log pin unpin diff check-config heartbeat trust fleet"
 _autopull_opts_arg="-c --config -n --lines --commit --from --wait --reason"
 _autopull_opts="--user --dry-run --json --no-fetch --allow-empty --override-guard
 --allow-rewind -v --verbose -q --quiet -h --help --version"
@@ -105,6 +105,8 @@ _autopull() {
 		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_units "${cfg[@]}")" -- "$cur")
 	elif [[ $verb == trust ]] && ((nargs == 0)); then
 		mapfile -t COMPREPLY < <(compgen -W "skip" -- "$cur")
+	elif [[ $verb == fleet ]] && ((nargs == 0)); then
+		mapfile -t COMPREPLY < <(compgen -W "status" -- "$cur")
 	elif [[ $verb == trust ]] && ((nargs == 1)); then
 		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_untrusted "${cfg[@]}")" -- "$cur")
 	elif [[ $verb == pin ]] && ((nargs == 0)); then

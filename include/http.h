@@ -22,6 +22,9 @@ struct ap_http_request {
 	 * answer_max bytes (-EMSGSIZE beyond); only for requests that carry no secret. */
 	struct ap_buf *answer;
 	size_t answer_max;
+	/* > 0: the answer is a stream (etcd's watch) that is complete after this many lines; the
+	 * request ends there, successfully, without waiting for the server to close it. */
+	unsigned answer_lines;
 	unsigned long long timeout_usec;  /* the whole request, connecting included */
 };
 

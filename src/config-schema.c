@@ -68,6 +68,13 @@ static bool http_url_ok(const char *s)
 	return authority > 0 && !memchr(rest, '@', authority);
 }
 
+/* An etcd client endpoint: fleet.c appends /v3/... to it, which a query or a fragment would
+ * swallow. */
+static bool etcd_url_ok(const char *s)
+{
+	return http_url_ok(s) && !strpbrk(s, "?#");
+}
+
 /* A simple git ref name (git check-ref-format): what a branch can be called. */
 static bool ref_ok(const char *s)
 {
@@ -758,7 +765,8 @@ static const struct ap_config_field trust_fields[] = {
 
 static const struct ap_config_field fleet_fields[] = {
 	SEQ("etcd", struct ap_fleet_config, etcd, p_seq, AP_CONFIG_REQUIRED | AP_CONFIG_NONEMPTY,
-	    http_url_ok, "is not an http(s):// URL without user:password@"),
+	    etcd_url_ok, "is not an http(s):// URL of an endpoint (no user:password@, query or "
+	    "fragment)"),
 	STR("ca_file", struct ap_fleet_config, ca_file, 0, abs_file_ok, "is not an absolute file path"),
 	STR("cert_file", struct ap_fleet_config, cert_file, 0, abs_file_ok,
 	    "is not an absolute file path"),

@@ -38,6 +38,7 @@
 #define PARALLEL_MAX 1024
 #define BACKOFF_MIN_USEC (100 * 1000ULL)
 #define BACKOFF_MAX_USEC (2 * USEC_PER_SEC)
+#define WATCH_USEC (10 * USEC_PER_SEC)        /* one watch; the slots are read again after it */
 #define KEEPALIVE_RETRY_USEC (200 * 1000ULL)
 #define WHY_MAX 512
 
@@ -57,6 +58,7 @@ struct ap_fleet {
 	int keepalive_error;            /* under lock: the last keep-alive's result */
 	size_t keepalive_endpoint;      /* the thread's own: f->endpoint is the caller's */
 	bool quiet;                     /* etcd away while waiting: said once already */
+	int64_t seen_rev;               /* the revision the last read of the keys saw */
 };
 
 static bool name_ok(const char *s)
@@ -337,6 +339,8 @@ static int range(struct ap_fleet *f, const char *key, bool prefix, kv_fn fn, voi
 	r = call(f, "/v3/kv/range", &b, r, &o, "read", full, false);
 	if (r < 0)
 		return r;
+	if (json_object_object_get_ex(o, "header", &kvs))
+		f->seen_rev = get_i64(kvs, "revision");
 	if (json_object_object_get_ex(o, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
 		for (size_t i = 0; r >= 0 && i < json_object_array_length(kvs); i++) {
 			json_object *kv = json_object_array_get_idx(kvs, i);
@@ -671,6 +675,43 @@ static int try_slots(struct ap_fleet *f, const char *commit)
 	return 0;
 }
 
+/* Waits until a slot key changes after the revision the last read saw (a slot released, or
+ * its lease expired), through etcd's watch, at most timeout_usec: 1 when one changed, 0 when
+ * none did, <0 when the watch cannot be used (the caller then sleeps instead). Not logged:
+ * the next round of slots says what is wrong. */
+static int watch_slots(struct ap_fleet *f, uint64_t timeout_usec)
+{
+	char full[KEY_MAX], end[KEY_MAX], why[WHY_MAX];
+	const char *ep = f->c->etcd[f->endpoint];
+	size_t eplen = strlen(ep);
+	_cleanup_free_ char *url = NULL;
+	struct ap_buf b = { 0 }, answer = { 0 };
+	int r = full_key(f, "slot/", full);
+
+	while (eplen > 0 && ep[eplen - 1] == '/')
+		eplen--;
+	url = ap_strdupf("%.*s/v3/watch", (int)eplen, ep);
+
+	if (r < 0 || f->seen_rev <= 0 || !url)
+		return r < 0 ? r : -ENOENT;
+	prefix_end(full, end, sizeof(end));
+	r = jsonf(&b, "{\"create_request\":{\"key\":\"%b\",\"range_end\":\"%b\","
+		  "\"start_revision\":\"%l\"}}", full, end, f->seen_rev + 1);
+	if (r >= 0) {
+		/* the stream's first line says the watch exists; a second is an event */
+		struct ap_http_request rq = {
+			.url = url, .content_type = "application/json", .body = b.data,
+			.len = b.len, .ca_file = f->c->ca_file, .cert_file = f->c->cert_file,
+			.key_file = f->c->key_file, .timeout_usec = timeout_usec,
+			.answer = &answer, .answer_max = ANSWER_MAX, .answer_lines = 2,
+		};
+		r = ap_http_post(&rq, NULL, why, sizeof(why));
+	}
+	ap_buf_clear(&b);
+	ap_buf_clear(&answer);
+	return r == -ETIMEDOUT ? 0 : r < 0 ? r : 1;
+}
+
 static void sleep_usec(uint64_t usec)
 {
 	struct timespec at = monotonic_after(usec);
@@ -710,6 +751,11 @@ int ap_fleet_slot_acquire(struct ap_fleet *f, const char *commit, uint64_t timeo
 			r = away ? -EHOSTUNREACH : -ETIMEDOUT;
 			break;
 		}
+		/* Watching the slots wakes a waiting host as soon as one is free; a watch that
+		 * cannot be used leaves the backoff, which also bounds every wait. */
+		if (!away && watch_slots(f, timeout_usec - waited < WATCH_USEC
+						    ? timeout_usec - waited : WATCH_USEC) >= 0)
+			continue;
 		sleep_usec(backoff < timeout_usec - waited ? backoff : timeout_usec - waited);
 		backoff = backoff * 2 < BACKOFF_MAX_USEC ? backoff * 2 : BACKOFF_MAX_USEC;
 	}

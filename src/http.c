@@ -28,6 +28,8 @@ struct answer {
 	struct ap_buf *keep;
 	size_t max;
 	bool too_long;
+	unsigned lines;  /* stop after this many lines (0: read to the end) */
+	bool enough;     /* ... and they came */
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *userdata)
@@ -43,6 +45,11 @@ static size_t on_data(char *p, size_t size, size_t n, void *userdata)
 		if (ap_buf_append(a->keep, p, size * n) < 0)
 			return 0;
 	}
+	for (size_t i = 0; a->lines && i < size * n; i++)
+		if (p[i] == '\n' && --a->lines == 0) {
+			a->enough = true;
+			return 0; /* curl stops with CURLE_WRITE_ERROR, which is success here */
+		}
 	return size * n;
 }
 
@@ -230,7 +237,7 @@ static int result(CURLcode rc, long status, struct answer *a, const char *errbuf
 int ap_http_post(const struct ap_http_request *rq, long *ret_status, char *why, size_t why_size)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct answer a = { .keep = rq->answer, .max = rq->answer_max };
+	struct answer a = { .keep = rq->answer, .max = rq->answer_max, .lines = rq->answer_lines };
 	struct curl_slist *headers;
 	long status = 0;
 	CURLcode rc;
@@ -251,6 +258,8 @@ int ap_http_post(const struct ap_http_request *rq, long *ret_status, char *why, 
 	rc = h ? set_options(h, rq, headers, &a, errbuf) : CURLE_OUT_OF_MEMORY;
 	if (rc == CURLE_OK)
 		rc = curl.easy_perform(h);
+	if (rc == CURLE_WRITE_ERROR && a.enough)
+		rc = CURLE_OK;
 	if (rc == CURLE_OK)
 		rc = curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	/* The handle goes first: it points at headers and errbuf until then. */

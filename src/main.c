@@ -29,17 +29,19 @@ static void help(void)
 	       "  diff           how managed files on the host differ from the applied commit\n"
 	       "  check-config   validate the configuration file and exit\n"
 	       "  heartbeat      sample the watched units, update the history and the metrics\n"
-	       "  trust skip REV let commit REV through the signature check; needs --reason\n\n"
+	       "  trust skip REV let commit REV through the signature check; needs --reason\n"
+	       "  fleet status   the group in etcd: slots, hosts, bad commits, canaries\n\n"
 	       "options:\n"
 	       "  -c, --config FILE   configuration file (default /etc/autopull/autopull.yaml,\n"
 	       "                      with --user $XDG_CONFIG_HOME/autopull/autopull.yaml)\n"
 	       "      --user          manage the calling user's service manager\n"
 	       "      --dry-run       print the plan and why; change nothing on the host\n"
 	       "      --json          one JSON document on stdout (apply, status, log, check-config,\n"
-	       "                      heartbeat)\n"
+	       "                      heartbeat, fleet status)\n"
 	       "  -n, --lines N       log: the newest N events (default 20)\n"
 	       "      --commit REV    apply (or plan) this commit of the branch instead of its tip;\n"
-	       "                      applying it pins it (see pin); REV: an id, main~1, HEAD~2\n"
+	       "                      applying it pins it (see pin); REV: an id, main~1, HEAD~2;\n"
+	       "                      fleet status: whose canary progress to show\n"
 	       "      --from REV      plan from this commit instead of the applied one\n"
 	       "      --no-fetch      work from the local mirror (remote down)\n"
 	       "      --allow-empty   allow a plan that removes every installed file\n"
@@ -176,6 +178,7 @@ static const struct verb {
 	{ "check-config", 0, 0, ap_cmd_check_config },
 	{ "heartbeat", 0, 0, ap_cmd_heartbeat },
 	{ "trust", 1, 2, ap_cmd_trust },
+	{ "fleet", 1, 1, ap_cmd_fleet },
 };
 
 int main(int argc, char **argv)

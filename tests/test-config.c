@@ -749,7 +749,12 @@ static struct bad bad_configs[] = {
 	{ "fleet etcd without host", REPO "fleet: {etcd: [\"http://\"], group: web}\n", 3, 16,
 	  "is not an http(s):// URL" },
 	{ "fleet etcd with password", REPO "fleet: {etcd: [\"https://root:pw@e:2379\"], group: w}\n", 3,
-	  16, "without user:password@" },
+	  16, "(no user:password@" },
+	{ "fleet etcd with query", REPO "fleet: {etcd: [\"http://e:2379/?a=b\"], group: w}\n", 3, 16,
+	  "etcd: 'http://e:2379/?a=b' is not an http(s):// URL of an endpoint (no user:password@, "
+	  "query or fragment)" },
+	{ "fleet etcd with fragment", REPO "fleet: {etcd: [\"https://e:2379#top\"], group: w}\n", 3,
+	  16, "(no user:password@, query or fragment)" },
 	{ "fleet without group", REPO "fleet:\n  etcd: [http://e:2379]\n", 4, 3,
 	  "missing required key 'group' in fleet" },
 	{ "fleet group slash", FLEET_ETCD "  group: web/eu\n", 5, 10,

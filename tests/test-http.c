@@ -68,6 +68,9 @@ static size_t read_request(int c, char *buf, size_t size)
 	return len;
 }
 
+/* The server keeps the connection open after its answer (a stream that never ends). */
+static bool hold;
+
 /* answer: the raw HTTP answer, "" to close without one, NULL to never answer. */
 static struct server serve(const char *answer)
 {
@@ -89,6 +92,8 @@ static struct server serve(const char *answer)
 			pause();
 		if (write(c, answer, strlen(answer)) < 0)
 			_exit(3);
+		if (hold)
+			pause();
 		_exit(0);
 	}
 	close(fd);
@@ -294,12 +299,43 @@ static void test_answer_kept(void **state)
 	ap_buf_clear(&answer);
 }
 
+/* A stream (etcd's watch) is read up to the lines asked for, then the request ends well;
+ * without a line count the same stream runs into the deadline. */
+static void test_answer_lines(void **state)
+{
+	static const char stream[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+				     "{\"created\":true}\n{\"events\":[]}\n";
+	struct ap_buf answer = { 0 };
+	struct server s;
+	char url[64];
+	struct ap_http_request rq = keeping(url, &answer, 4096);
+
+	hold = true;
+	s = serve(stream);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
+	rq.answer_lines = 2;
+	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), 0);
+	assert_non_null(strstr(answer.data, "\"events\""));
+	finish(&s);
+	ap_buf_clear(&answer);
+
+	s = serve(stream);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
+	rq.answer_lines = 0;
+	rq.timeout_usec = 300000;
+	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), -ETIMEDOUT);
+	finish(&s);
+	ap_buf_clear(&answer);
+	hold = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_answer_too_long),
 		cmocka_unit_test(test_answer_kept),
+		cmocka_unit_test(test_answer_lines),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_closed_without_answer),
 		cmocka_unit_test(test_error_answer_is_not_quoted),

@@ -1,10 +1,11 @@
 # shellcheck shell=bash
-# The fleet: section as the operator meets it, against the real user manager and without any
-# etcd (none is asked): check-config shows the settings in effect with their defaults, in
-# text and JSON; a bad fleet: section, a client key others can read and TLS files that cannot
-# be read exit 2 with the place and the fix, and an apply with such a configuration changes
-# nothing on the host (files, the applied commit, the running units). Sourced by run.sh after
-# lib.sh (and fixtures.sh).
+# The fleet: section as the operator meets it, against the real user manager: check-config
+# shows the settings in effect with their defaults, in text and JSON, without asking etcd; a
+# bad fleet: section, a client key others can read and TLS files that cannot be read exit 2
+# with the place and the fix, and an apply with such a configuration changes nothing on the
+# host (files, the applied commit, the running units); `fleet status` shows what a real etcd
+# (started here, stopped by pid) holds for the group, escaped, and exits 75 when it is gone.
+# Sourced by run.sh after lib.sh (and fixtures.sh).
 
 FX_SETTLE=0s
 # Port 9 (discard): nothing in this file may talk to etcd, so nothing must answer there.
@@ -51,7 +52,7 @@ t_check_config() {
 	ap_autopull ccn --user -c "$AP_CFG" --json check-config
 	ap_jq "$AP_CASE: without fleet: \"fleet\": null" "$AP_TMP/ccn.out" "d['fleet'] is None"
 	ap_autopull ccn2 --user -c "$AP_CFG" check-config
-	check "without fleet: no fleet line" eval '! grep -q "^fleet" "$AP_TMP/ccn2.out"'
+	check "without fleet: no fleet line" not grep -q "^fleet" "$AP_TMP/ccn2.out"
 }
 
 t_files() {
@@ -143,6 +144,99 @@ t_bad_fleet() {
 	ap_check_eq "$AP_CASE: worker.service NRestarts" "0" "$(ap_unit_prop worker.service NRestarts)"
 }
 
+# etcd_start: a real etcd (Debian etcd-server) on free ports of 127.0.0.1 with its data in
+# $AP_TMP, tracked by pid like the HTTP server; sets ETCD_URL. etcd_stop stops it (SIGTERM,
+# then SIGKILL) and removes the data.
+etcd_start() {
+	local port pid i
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		port=$((20000 + RANDOM % 9000 * 2))
+		if ! ap_port_free "$port" || ! ap_port_free $((port + 1)); then continue; fi
+		rm -rf "$AP_TMP/etcd"
+		(ap_cgroup_enter "$AP_HARNESS_CG" "$BASHPID"
+		 exec /usr/bin/etcd --name t63 --data-dir "$AP_TMP/etcd" \
+			--listen-client-urls "http://127.0.0.1:$port" \
+			--advertise-client-urls "http://127.0.0.1:$port" \
+			--listen-peer-urls "http://127.0.0.1:$((port + 1))" \
+			--initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+			--initial-cluster "t63=http://127.0.0.1:$((port + 1))") \
+			>"$AP_TMP/etcd.log" 2>&1 </dev/null 9>&- &
+		pid=$!
+		ap_track etcd "$pid"
+		ETCD_URL=http://127.0.0.1:$port
+		i=0
+		while ap_pid_alive "$pid" && [ $i -lt 200 ]; do
+			etcd_call /health '' >/dev/null 2>&1 && return 0
+			sleep 0.05; i=$((i + 1))
+		done
+		ap_untrack_stop etcd 5
+	done
+	ap_log "aptest: etcd did not start; log:"
+	tail -n 20 "$AP_TMP/etcd.log" >&2
+	return 1
+}
+
+etcd_stop() { ap_untrack_stop etcd 5; rm -rf "$AP_TMP/etcd"; }
+
+# etcd_call PATH JSON: a request to etcd's v3 JSON gateway (GET when JSON is empty).
+etcd_call() {
+	"$AP_PY" - "$ETCD_URL$1" "$2" <<-'EOF'
+	import sys, urllib.request
+	data = sys.argv[2].encode() if sys.argv[2] else None
+	with urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=data), timeout=5) as r:
+	    sys.stdout.write(r.read().decode())
+	EOF
+}
+
+# etcd_put KEY VALUE: VALUE with printf's escapes (\033 ...), as another host could write it.
+etcd_put() {
+	# shellcheck disable=SC2059 # the value's escapes are meant
+	etcd_call /v3/kv/put "{\"key\": \"$(printf %s "$1" | base64 -w0)\", \"value\": \"$(printf "$2" | base64 -w0)\"}" >/dev/null
+}
+
+t_status() {
+	local a=0123456789abcdef0123456789abcdef01234567 b=89abcdef0123456789abcdef0123456789abcdef
+	ap_case "fleet status against a real etcd"
+	fx_reset
+	fx_origin file || return
+	etcd_start || { ap_fail "$AP_CASE: etcd did not start"; return; }
+	etcd_put /autopull/web/slot/1 "web2 $a"
+	etcd_put /autopull/web/host/web1 "$a applied 1796400000000000"
+	etcd_put /autopull/web/host/web2 "$b rolled-back 1796300000000000"
+	etcd_put "/autopull/web/bad/$b" 'web2 app.service did not settle \033[2J\033]0;owned\a'
+	etcd_put "/autopull/web/started/$a/web1" 1796400000000000
+	etcd_put "/autopull/web/healthy/$a/web1" 1796400000000000
+	etcd_put /autopull/db/slot/0 "db1 $b"   # another group: not shown
+	fleet_config "  etcd: [$ETCD_URL]
+  group: web
+  host: web1
+  max_parallel: 2
+  canary: 1"
+	ap_autopull st --user -c "$AP_CFG" --json --commit "$a" fleet status
+	ap_expect_rc "$AP_CASE: fleet status --json" 0 st
+	ap_jq "$AP_CASE: the slot web2 holds, and only this group's" "$AP_TMP/st.out" \
+		"d['slots'] == [{'slot': 1, 'host': 'web2', 'commit': '$a'}]"
+	ap_jq "$AP_CASE: each host's commit, result and time" "$AP_TMP/st.out" \
+		"[(h['host'], h['result'], h['time_usec']) for h in d['hosts']] == [('web1', 'applied', 1796400000000000), ('web2', 'rolled-back', 1796300000000000)]"
+	ap_jq "$AP_CASE: the bad commit with its host and reason, escape bytes kept as data" \
+		"$AP_TMP/st.out" "d['bad'] == [{'commit': '$b', 'host': 'web2', 'reason': 'app.service did not settle \x1b[2J\x1b]0;owned\x07'}]"
+	ap_jq "$AP_CASE: canary progress of --commit" "$AP_TMP/st.out" \
+		"d['canary_progress']['commit'] == '$a' and d['canary_progress']['healthy'] == ['web1'] and d['canary_progress']['others_may_start']"
+	ap_autopull st-text --user -c "$AP_CFG" --commit "$a" fleet status
+	ap_expect_rc "$AP_CASE: fleet status" 0 st-text
+	check "the text names the slot" grep -qxF "  slot 1: web2 applying $(short "$a")" "$AP_TMP/st-text.out"
+	check "the text names the bad commit, its escapes shown, not sent" \
+		grep -qF "  $(short "$b") by web2: app.service did not settle \\x1b[2J\\x1b]0;owned\\x07" "$AP_TMP/st-text.out"
+	check "no escape byte reaches the terminal" not grep -q $'\x1b' "$AP_TMP/st-text.out"
+	check "1 of 1 canaries healthy" grep -qF "1 of 1 healthy; every host may start it" "$AP_TMP/st-text.out"
+	check "fleet status created nothing (no state directory)" [ ! -e "$AP_STATE_DIR" ]
+	etcd_stop
+	ap_autopull st-down --user -c "$AP_CFG" fleet status
+	ap_expect_rc "$AP_CASE: etcd down: exit 75" 75 st-down
+	ap_check_eq "$AP_CASE: etcd down: nothing on stdout" "" "$(cat "$AP_TMP/st-down.out")"
+	check "etcd down: the endpoint is named" grep -qF "$ETCD_URL" "$AP_TMP/st-down.err"
+}
+
 # -------------------------------------------------------------------------------------------
 if [ ! -x "$AP_BIN" ]; then
 	ap_fail "no autopull binary at $AP_BIN"
@@ -151,4 +245,5 @@ fi
 t_check_config
 t_files
 t_bad_fleet
+t_status
 fx_reset
