@@ -9,4 +9,4 @@
 extern const struct ap_config_schema ap_config_schema;
 
 /* Frees what a file rule holds (not the rule itself). */
-void ap_config_rule_free(struct ap_file_rule *r);
+void ap_config_rule_clear(struct ap_file_rule *r);

@@ -25,7 +25,7 @@ struct ap_guard_result {
 	 * stopped looping or being stale, or is new); false when not recording */
 	bool changed;
 };
-void ap_guard_result_free(struct ap_guard_result *g);
+void ap_guard_result_clear(struct ap_guard_result *g);
 
 /* Takes one sample of every watched unit (guard.watch names and globs, plus the units the
  * last apply restarted) and judges it together with the stored history. With record, the

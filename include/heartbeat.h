@@ -40,7 +40,7 @@ struct ap_hb_history {
 	struct ap_hb_sample *v;
 	size_t n;
 };
-void ap_hb_history_free(struct ap_hb_history *h);
+void ap_hb_history_clear(struct ap_hb_history *h);
 int ap_hb_history_append(struct ap_hb_history *h, const struct ap_hb_sample *s);
 
 /* One line per sample; unknown or malformed lines are skipped (a partial history only makes

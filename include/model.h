@@ -43,7 +43,7 @@ struct ap_changes {
 	size_t n;
 };
 
-void ap_changes_free(struct ap_changes *c);
+void ap_changes_clear(struct ap_changes *c);
 const char *ap_change_kind_to_string(enum ap_change_kind k); /* add modify delete mode rename type */
 
 /* --- unit states, read from the manager ---------------------------------------- */
@@ -62,7 +62,7 @@ struct ap_unit_states {
 	size_t n;
 	bool known; /* false: no bus was reachable, every state is unknown */
 };
-void ap_unit_states_free(struct ap_unit_states *s);
+void ap_unit_states_clear(struct ap_unit_states *s);
 const struct ap_unit_state *ap_unit_states_find(const struct ap_unit_states *s, const char *name);
 
 /* --- the plan -------------------------------------------------------------------- */

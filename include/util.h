@@ -119,7 +119,7 @@ int ap_buf_linef(struct ap_buf *b, const char *fmt, ...) _printf_(2, 3);
 int ap_buf_json_string(struct ap_buf *b, const char *s);
 /* The same, or null for NULL or "" (an optional value that is not there). */
 int ap_buf_json_string_or_null(struct ap_buf *b, const char *s);
-void ap_buf_free(struct ap_buf *b);
+void ap_buf_clear(struct ap_buf *b);
 
 /* Monotonic and realtime clocks in microseconds. */
 unsigned long long ap_now_monotonic_usec(void);

@@ -71,7 +71,7 @@ static char *quote_list(char *const *v)
 	for (size_t i = 0; r >= 0 && v && v[i]; i++)
 		r = ap_buf_printf(&out, "%s'%s'", i ? ", " : "", v[i]);
 	if (r < 0 || !out.data) {
-		ap_buf_free(&out);
+		ap_buf_clear(&out);
 		return NULL;
 	}
 	return out.data;
@@ -93,7 +93,7 @@ static char *unix_address(const char *path)
 			r = ap_buf_printf(&a, "%%%02x", (unsigned)(unsigned char)*c);
 	}
 	if (r < 0) {
-		ap_buf_free(&a);
+		ap_buf_clear(&a);
 		return NULL;
 	}
 	return a.data;

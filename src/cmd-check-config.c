@@ -72,7 +72,7 @@ static void check_writable(struct check *k, const char *dir, const char *what)
 /* The directories above a rule's destination: only root's (or the owner: user's). */
 static void check_dest_safe(struct check *k, const struct ap_file_rule *r)
 {
-	_cleanup_free_ char *dir = strndup(r->dest, (size_t)(strrchr(r->dest, '/') - r->dest));
+	_cleanup_free_ char *dir = ap_path_parent(r->dest);
 	_cleanup_free_ char *why = NULL;
 	struct ap_fs_unsafe u;
 	uid_t uid = (uid_t)-1;
@@ -81,7 +81,7 @@ static void check_dest_safe(struct check *k, const struct ap_file_rule *r)
 
 	if (!dir || (r->owner && ap_install_owner_ids(r->owner, NULL, &uid, &gid) < 0))
 		return;
-	fd = ap_fs_open_dir_safe(*dir ? dir : "/", strlen(dir), uid != (uid_t)-1 ? uid : geteuid(),
+	fd = ap_fs_open_dir_safe(dir, strlen(dir), uid != (uid_t)-1 ? uid : geteuid(),
 				 0, 0, &u);
 	if (fd >= 0)
 		close(fd);
@@ -190,7 +190,7 @@ static int fleet_line(struct ap_buf *out, const struct ap_fleet_config *f)
 		r = ap_buf_printf(&l, " (client certificate %s)", f->cert_file);
 	if (r >= 0)
 		r = ap_buf_linef(out, "%s", l.data);
-	ap_buf_free(&l);
+	ap_buf_clear(&l);
 	return r;
 }
 
@@ -223,7 +223,7 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 				  k.problems.data ? k.problems.data : "") >= 0 &&
 		    fleet_json(&b, &c.cfg->fleet) >= 0 && ap_buf_printf(&b, "}\n") >= 0)
 			fputs(b.data, stdout);
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 	} else {
 		struct ap_buf l = { 0 }, b = { 0 };
 		int r = ap_buf_printf(&l, "%s: %s (%s scope, %zu file rule(s)", c.cfg->path,
@@ -242,10 +242,10 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 			r = fleet_line(&b, &c.cfg->fleet);
 		if (r >= 0)
 			fputs(b.data, stdout);
-		ap_buf_free(&l);
-		ap_buf_free(&b);
+		ap_buf_clear(&l);
+		ap_buf_clear(&b);
 	}
-	ap_buf_free(&k.problems);
+	ap_buf_clear(&k.problems);
 	ap_ctx_done(&c);
 	/* A destination another user can steer is a refused source, not a typo. */
 	return k.n > k.unsafe ? AP_EXIT_USAGE : k.n ? AP_EXIT_INVALID : AP_EXIT_OK;

@@ -75,7 +75,7 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 	if (r >= 0)
 		code = d.n ? AP_EXIT_DIFFERS : AP_EXIT_OK;
 out:
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	ap_drift_clear(&d);
 	ap_expected_set_clear(&set);
 	ap_ctx_done(&c);

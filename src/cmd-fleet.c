@@ -39,7 +39,7 @@ static int text_list(struct ap_buf *b, const char *prefix, char *const *v)
 		r = ap_buf_printf(&l, " none");
 	if (r >= 0)
 		r = ap_buf_linef(b, "%s", l.data);
-	ap_buf_free(&l);
+	ap_buf_clear(&l);
 	return r;
 }
 
@@ -239,7 +239,7 @@ static int status(struct ap_ctx *c)
 		k = fleet_text(&b, fc, &s, *commit ? commit : NULL, whence, ap_now_realtime_usec());
 	if (k >= 0)
 		fputs(b.data, stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	ap_fleet_status_clear(&s);
 	return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }

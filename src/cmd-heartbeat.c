@@ -33,8 +33,8 @@ int ap_cmd_heartbeat(const struct ap_opts *o, char **args)
 		fputs(b.data, stdout);
 	code = AP_EXIT_OK;
 out:
-	ap_buf_free(&b);
-	ap_guard_result_free(&g);
+	ap_buf_clear(&b);
+	ap_guard_result_clear(&g);
 	ap_ctx_done(&c);
 	return code;
 }

@@ -37,7 +37,7 @@ static int human(const struct ap_event *v, size_t n)
 	}
 	if (r >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
 		r = -EIO;
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 
@@ -80,7 +80,7 @@ static int json(const struct ap_event *v, size_t n)
 		r = ap_buf_printf(&b, "]\n");
 	if (r >= 0)
 		fputs(b.data, stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 

@@ -45,7 +45,7 @@ static void status_done(struct status *s)
 	ap_commit_info_clear(&s->info);
 	ap_pin_clear(&s->pin);
 	ap_events_free(s->events, s->n_events);
-	ap_guard_result_free(&s->guard);
+	ap_guard_result_clear(&s->guard);
 	ap_bad_free(s->bad, s->n_bad);
 	ap_bad_free(s->skips, s->n_skips);
 	ap_journal_clear(&s->j);
@@ -169,7 +169,7 @@ static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 		if (r >= 0 && s->guard.v[i].looping &&
 		    ap_guard_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 && hint.data)
 			r = ap_buf_linef(b, "              %s", hint.data);
-		ap_buf_free(&hint);
+		ap_buf_clear(&hint);
 	}
 	return r;
 }
@@ -254,7 +254,7 @@ static int human(const struct status *s)
 		r = human_rest(&b, s);
 	if (r >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
 		r = -EIO;
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 
@@ -447,7 +447,7 @@ static int json(const struct status *s)
 		r = ap_buf_printf(&b, "}\n");
 	if (r >= 0)
 		fputs(b.data, stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 

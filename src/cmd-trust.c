@@ -33,7 +33,7 @@ static int list(struct ap_ctx *c)
 		k = ap_cmd_json_commits(&b, "trust_skips", v, n);
 		if (k >= 0)
 			printf("{%s}\n", b.data + 2);
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		ap_bad_free(v, n);
 		return k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	}

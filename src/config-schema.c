@@ -204,7 +204,7 @@ static int expand_specifiers(struct ap_config_walk *c, struct ap_config_node *n,
 		r = ap_config_fail(c, n, "src '%.64s' becomes the unsafe path '%.64s' on this host", *path,
 			 b.data ? b.data : "");
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	free(*path);
@@ -686,7 +686,7 @@ static int select_rules(struct ap_config_walk *c, struct ap_config *cfg)
 			cfg->files[kept++] = cfg->files[i];
 			continue;
 		}
-		ap_config_rule_free(&cfg->files[i]);
+		ap_config_rule_clear(&cfg->files[i]);
 		cfg->other_host_rules++;
 	}
 	cfg->n_files = kept;
@@ -903,7 +903,7 @@ _Static_assert(ELEMENTSOF(top_fields) <= 32 && ELEMENTSOF(repo_fields) <= 32 &&
 		       ELEMENTSOF(trust_fields) <= 32 && ELEMENTSOF(fleet_fields) <= 32,
 	       "a schema table has more fields than the duplicate mask has bits");
 
-void ap_config_rule_free(struct ap_file_rule *r)
+void ap_config_rule_clear(struct ap_file_rule *r)
 {
 	ap_strv_free(r->hosts);
 	free(r->src);

@@ -218,7 +218,7 @@ static int config_digest(const unsigned char *buf, size_t len, const char *host,
 		r = ap_buf_append(&b, buf, len);
 	if (r >= 0)
 		r = ap_digest_sha256_hex(b.data, b.len, cfg->digest);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 
@@ -297,7 +297,7 @@ void ap_config_free(struct ap_config *c)
 	free(c->unit_dir);
 	ap_strv_free(c->units);
 	for (size_t i = 0; c->files && i < c->n_files; i++)
-		ap_config_rule_free(&c->files[i]);
+		ap_config_rule_clear(&c->files[i]);
 	free(c->files);
 	ap_strv_free(c->guard.watch);
 	ap_strv_free(c->hooks.on_failure);

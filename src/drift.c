@@ -75,7 +75,7 @@ static int compute_expected(struct ap_ctx *c, const char *commit, struct ap_expe
 	}
 	if (p)
 		ap_plan_free(p);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 	if (r < 0)
 		ap_expected_set_clear(ret);
 	return r;

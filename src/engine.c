@@ -40,10 +40,10 @@ struct run {
 static void run_done(struct run *r)
 {
 	ap_state_snapshot_clear(&r->s);
-	ap_guard_result_free(&r->guard);
+	ap_guard_result_clear(&r->guard);
 	if (r->plan)
 		ap_plan_free(r->plan);
-	ap_changes_free(&r->changes);
+	ap_changes_clear(&r->changes);
 	ap_record_done(&r->rec);
 }
 
@@ -315,7 +315,7 @@ static int revert_drift(struct run *r, const struct ap_drift *d)
 {
 	int code;
 
-	ap_changes_free(&r->changes);
+	ap_changes_clear(&r->changes);
 	r->reverting = true;
 	if (ap_drift_revert_changes(r->c, r->s.applied, d, &r->changes) < 0)
 		return AP_EXIT_FAILED;

@@ -83,7 +83,7 @@ static int decode(const char *v, char **ret)
 	if (r >= 0 && b.len > VALUE_MAX)
 		r = -EBADMSG;
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -114,7 +114,7 @@ int ap_event_format(const struct ap_event *e, char **ret)
 	if (r >= 0)
 		r = ap_buf_append(&b, "\n", 1);
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -241,7 +241,7 @@ int ap_event_units(char *const *units, const enum ap_unit_action_kind *actions, 
 		}
 	}
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data; /* NULL when nothing was appended */

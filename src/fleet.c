@@ -162,7 +162,7 @@ static int request_at(const struct ap_fleet *f, size_t *endpoint, uint64_t timeo
 		};
 		r = ap_http_post(&rq, &status, w, sizeof(w));
 		if (unreachable(r, status)) {
-			ap_buf_free(&answer);
+			ap_buf_clear(&answer);
 			if (ap_buf_printf(&tried, "%s%s: %s", tried.len ? "; " : "", ep, w) < 0) {
 				r = -ENOMEM;
 				break;
@@ -173,13 +173,13 @@ static int request_at(const struct ap_fleet *f, size_t *endpoint, uint64_t timeo
 		*endpoint = i;
 		if (r < 0 && r != -EBADMSG) {
 			snprintf(why, why_size, "%s: %s", ep, w);
-			ap_buf_free(&answer);
+			ap_buf_clear(&answer);
 			break;
 		}
 		bool not_2xx = r == -EBADMSG;
 
 		r = parse_answer(&answer, &o, w, sizeof(w));
-		ap_buf_free(&answer);
+		ap_buf_clear(&answer);
 		if (r < 0 && not_2xx) {
 			snprintf(w, sizeof(w), "HTTP %ld", status);
 			r = -EBADMSG;
@@ -196,7 +196,7 @@ static int request_at(const struct ap_fleet *f, size_t *endpoint, uint64_t timeo
 	}
 	if (r == -EHOSTUNREACH)
 		snprintf(why, why_size, "no etcd endpoint answers (%s)", tried.data ? tried.data : "");
-	ap_buf_free(&tried);
+	ap_buf_clear(&tried);
 	return r;
 }
 
@@ -307,7 +307,7 @@ static int call(struct ap_fleet *f, const char *path, struct ap_buf *b, int r, j
 
 	if (r >= 0)
 		r = request(f, path, b, &o, why, sizeof(why));
-	ap_buf_free(b);
+	ap_buf_clear(b);
 	if (r < 0)
 		return r == -ENOLINK && quiet_nolink ? r : failed(f, r, what, full, why);
 	if (ret)
@@ -449,7 +449,7 @@ static int lease_keepalive(const struct ap_fleet *f, size_t *endpoint, int64_t l
 	if (r >= 0)
 		r = request_at(f, endpoint, timeout_usec, "/v3/lease/keepalive", &b, &o, why,
 			       sizeof(why));
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	if (r < 0)
 		return r;
 	/* a stream of one message: {"result":{"ID":…,"TTL":…}}; TTL 0 or missing: no lease */
@@ -707,8 +707,8 @@ static int watch_slots(struct ap_fleet *f, uint64_t timeout_usec)
 		};
 		r = ap_http_post(&rq, NULL, why, sizeof(why));
 	}
-	ap_buf_free(&b);
-	ap_buf_free(&answer);
+	ap_buf_clear(&b);
+	ap_buf_clear(&answer);
 	return r == -ETIMEDOUT ? 0 : r < 0 ? r : 1;
 }
 
@@ -923,7 +923,7 @@ static void why_waiting(char *ret_why, size_t size, size_t missing, size_t of, c
 			break;
 	snprintf(ret_why, size, "waiting for %zu of %zu canary host(s) to report %s healthy "
 		 "(canary: %s)", missing, of, c, list.data ? list.data : "none yet");
-	ap_buf_free(&list);
+	ap_buf_clear(&list);
 }
 
 /* canary: [a, b]: the listed hosts go; the others wait for every one of them. */

@@ -515,7 +515,7 @@ static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
 	if (r >= 0 && !b.data)
 		r = ap_buf_append(&b, "", 0); /* an empty file still yields "" */
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;

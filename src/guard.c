@@ -18,7 +18,7 @@
 #define SETTLE_POLL_USEC (100 * 1000)
 #define FAILED_UNITS_MAX 256 /* failed units exported beside the watched ones */
 
-void ap_guard_result_free(struct ap_guard_result *g)
+void ap_guard_result_clear(struct ap_guard_result *g)
 {
 	free(g->clears);
 	free(g->v);
@@ -96,7 +96,7 @@ static int watched_units(struct ap_bus *b, struct ap_state *st, const struct ap_
 		r = ap_bus_list_units(b, globs, &loaded);
 	for (size_t i = 0; r >= 0 && i < loaded.n; i++)
 		r = ap_strv_push_unique(&units, loaded.v[i].name);
-	ap_unit_states_free(&loaded);
+	ap_unit_states_clear(&loaded);
 	if (r >= 0)
 		r = ap_state_read_restarted(st, &restarted);
 	for (size_t i = 0; r >= 0 && restarted && restarted[i]; i++)
@@ -178,7 +178,7 @@ static void sample_failed(struct ap_bus *b, char *const *watched, const char *bo
 		    ap_hb_history_append(ret, &s) < 0)
 			break;
 	}
-	ap_unit_states_free(&failed);
+	ap_unit_states_clear(&failed);
 }
 
 /* When each looping unit's newest automatic restart leaves the window: the newest sample of
@@ -294,11 +294,11 @@ int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	}
 	if (lock >= 0)
 		close(lock);
-	ap_hb_history_free(&fresh);
-	ap_hb_history_free(&h);
-	ap_hb_history_free(&failed);
+	ap_hb_history_clear(&fresh);
+	ap_hb_history_clear(&h);
+	ap_hb_history_clear(&failed);
 	if (r < 0) {
-		ap_guard_result_free(&g);
+		ap_guard_result_clear(&g);
 		return r;
 	}
 	*ret = g;
@@ -339,7 +339,7 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 				      "units (%s)", in->to, strerror(-sampled));
 	if (sampled >= 0 && ap_guard_format(g, false, &b) >= 0)
 		fputs(b.data, stderr);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	for (size_t i = 0; sampled >= 0 && i < g->n; i++) {
 		if (!g->v[i].looping)
 			continue;
@@ -347,7 +347,7 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 			return -ENOMEM;
 		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s", in->to,
 			     g->v[i].unit, g->v[i].why, b.data);
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 	}
 	if (tripped)
 		ap_log_error(-EBUSY, "refusing to apply %.12s: the guard is tripped: %s", in->to,
@@ -383,7 +383,7 @@ void ap_guard_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap
 	struct ap_guard_result g = { 0 };
 
 	if (b && ap_guard_heartbeat(b, st, c, true, &g) >= 0)
-		ap_guard_result_free(&g);
+		ap_guard_result_clear(&g);
 }
 
 /* Why unit is unhealthy now, or NULL. base_restarts is NRestarts when the window opened

@@ -8,7 +8,7 @@
 #include "heartbeat.h"
 #include "util.h"
 
-void ap_hb_history_free(struct ap_hb_history *h)
+void ap_hb_history_clear(struct ap_hb_history *h)
 {
 	free(h->v);
 	*h = (struct ap_hb_history){ 0 };
@@ -67,7 +67,7 @@ int ap_hb_history_parse(const char *text, struct ap_hb_history *ret)
 			memcpy(line, l, (size_t)(e - l));
 			line[e - l] = '\0';
 			if (parse_line(line, &s) == 0 && ap_hb_history_append(&h, &s) < 0) {
-				ap_hb_history_free(&h);
+				ap_hb_history_clear(&h);
 				return -ENOMEM;
 			}
 		}
@@ -92,7 +92,7 @@ int ap_hb_history_format(const struct ap_hb_history *h, char **ret)
 				  s->active_enter_real_usec, s->last_trigger_real_usec, s->interval_usec);
 	}
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -591,7 +591,7 @@ int ap_hb_render_metrics(const struct ap_hb_history *h, const struct ap_hb_verdi
 	if (r >= 0)
 		r = history_metrics(&b, f);
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;

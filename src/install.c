@@ -31,11 +31,11 @@
 int ap_install_open_dir(const char *path, size_t root_len, uid_t trusted, unsigned flags,
 			struct ap_fs_unsafe *u)
 {
-	_cleanup_free_ char *dir = strndup(path, (size_t)(strrchr(path, '/') - path));
+	_cleanup_free_ char *dir = ap_path_parent(path);
 
 	if (!dir)
 		return -ENOMEM;
-	return ap_fs_open_dir_safe(*dir ? dir : "/", root_len, trusted, flags, 0755, u);
+	return ap_fs_open_dir_safe(dir, root_len, trusted, flags, 0755, u);
 }
 
 static void leave_user(void)
@@ -206,7 +206,7 @@ static int sync_dirs(const struct ap_plan *p)
 
 	for (size_t i = 0; i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
-		_cleanup_free_ char *dir = f->install ? strndup(f->dest, strrchr(f->dest, '/') - f->dest) : NULL;
+		_cleanup_free_ char *dir = f->install ? ap_path_parent(f->dest) : NULL;
 		_cleanup_close_ int dfd = -1;
 		int r;
 
@@ -467,13 +467,13 @@ static int remove_empty_tree(int pfd, const char *name)
 
 int ap_install_remove_created_dir(const char *dir, size_t root_len)
 {
-	_cleanup_free_ char *parent = strndup(dir, (size_t)(strrchr(dir, '/') - dir));
+	_cleanup_free_ char *parent = ap_path_parent(dir);
 	_cleanup_close_ int pfd = -1;
 	int r;
 
 	if (!parent)
 		return -ENOMEM;
-	pfd = ap_fs_open_dir_safe(*parent ? parent : "/", root_len, 0, AP_FS_WALK_NO_CHECK, 0,
+	pfd = ap_fs_open_dir_safe(parent, root_len, 0, AP_FS_WALK_NO_CHECK, 0,
 				  &(struct ap_fs_unsafe){ 0 });
 	r = pfd < 0 ? pfd : 0;
 	if (r == -ENOENT)

@@ -307,7 +307,7 @@ int ap_journal_format(const struct ap_journal *j, char **ret)
 				  ap_step_to_string(j->units[i].state),
 				  j->units[i].owed ? "owed" : "new", j->units[i].unit);
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;

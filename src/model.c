@@ -5,7 +5,7 @@
 #include "model.h"
 #include "util.h"
 
-void ap_changes_free(struct ap_changes *c)
+void ap_changes_clear(struct ap_changes *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->v[i].path);
@@ -87,7 +87,7 @@ void ap_host_file_clear(struct ap_host_file *f)
 	*f = (struct ap_host_file){ 0 };
 }
 
-void ap_unit_states_free(struct ap_unit_states *s)
+void ap_unit_states_clear(struct ap_unit_states *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->v[i].name);
@@ -109,6 +109,8 @@ const struct ap_unit_state *ap_unit_states_find(const struct ap_unit_states *s, 
 
 void ap_plan_free(struct ap_plan *p)
 {
+	if (!p)
+		return;
 	for (size_t i = 0; i < p->n_files; i++) {
 		struct ap_file_op *f = &p->files[i];
 		free(f->path);

@@ -93,7 +93,7 @@ int ap_planning_build(const struct ap_planning *in, const char *from, const char
 	if (k >= 0)
 		k = ap_plan_build(in->cfg, changes, in->files_only ? NULL : &states, from, to, ret,
 				  &error);
-	ap_unit_states_free(&states);
+	ap_unit_states_clear(&states);
 	/* the expected set of a commit that was never applied has no one to tell */
 	if (k == -EINVAL && error && !in->files_only)
 		ap_log_error(k, "%s", error);

@@ -140,10 +140,10 @@ static int open_nearest_dir(const char *dest, size_t root_len, char **ret_path)
 	int fd = ap_install_open_dir(dest, root_len, 0, AP_FS_WALK_NO_CHECK, &u);
 
 	if (fd >= 0)
-		*ret_path = strndup(dest, (size_t)(strrchr(dest, '/') - dest));
+		*ret_path = ap_path_parent(dest);
 	else if (fd == -ENOENT) {
 		/* u.path is the first missing directory: its parent exists */
-		*ret_path = strndup(u.path, (size_t)(strrchr(u.path, '/') - u.path));
+		*ret_path = ap_path_parent(u.path);
 		fd = *ret_path ? ap_install_open_dir(u.path, root_len, 0, AP_FS_WALK_NO_CHECK, &u) : -ENOMEM;
 		if (fd < 0) {
 			free(*ret_path);
@@ -155,10 +155,6 @@ static int open_nearest_dir(const char *dest, size_t root_len, char **ret_path)
 	if (fd >= 0 && !*ret_path) {
 		close(fd);
 		return -ENOMEM;
-	}
-	if (fd >= 0 && !**ret_path) {
-		free(*ret_path);
-		*ret_path = strdup("/");
 	}
 	return fd;
 }
@@ -229,7 +225,7 @@ static int check_dest_dirs(struct preflight *c, const struct ap_file_op *f, cons
 static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const char *dest,
 			  size_t root_len, bool install)
 {
-	_cleanup_free_ char *dir = strndup(dest, (size_t)(strrchr(dest, '/') - dest));
+	_cleanup_free_ char *dir = ap_path_parent(dest);
 	_cleanup_close_ int dfd = -1;
 	const char *base;
 	struct stat st;

@@ -117,7 +117,7 @@ static int human_line(struct ap_buf *b, struct ap_buf *l, int r)
 {
 	if (r >= 0)
 		r = ap_buf_linef(b, "%s", l->data ? l->data : "");
-	ap_buf_free(l);
+	ap_buf_clear(l);
 	return r;
 }
 

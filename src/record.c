@@ -379,7 +379,7 @@ static void read_history_facts(struct ap_state *st, struct history_facts *hf, st
 	f->n_counters = hf->n;
 }
 
-static void history_facts_free(struct history_facts *hf)
+static void history_facts_clear(struct history_facts *hf)
 {
 	free(hf->counters);
 	free(hf->names);
@@ -407,7 +407,7 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 	read_guard_facts(st, &f);
 	read_history_facts(st, &hf, &f);
 	r = ap_hb_render_metrics(h, v, n, &f, ap_now_realtime_usec(), &text);
-	history_facts_free(&hf);
+	history_facts_clear(&hf);
 	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
 				     : ap_strdupf("%s/metrics.prom", c->state_dir);
 	if (r < 0 || !path)

@@ -404,7 +404,7 @@ int ap_records_counters_format(const struct ap_counter *v, size_t n, char **ret)
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		r = ap_buf_printf(&b, "%s %llu\n", v[i].name, (unsigned long long)v[i].value);
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -511,7 +511,7 @@ int ap_records_expected_format(const struct ap_expected_set *e, char **ret)
 				  x->repo_path, x->path);
 	}
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -662,7 +662,7 @@ int ap_records_owned_format(char *const *owned, char **ret)
 	for (size_t i = 0; r >= 0 && sorted && sorted[i]; i++)
 		r = ap_buf_printf(&b, "%s\n", sorted[i]);
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -786,7 +786,7 @@ int ap_records_manifest_format(const struct ap_host_file *v, size_t n, char **re
 					  e->dir ? "absentdir" : "absent", e->owned, e->root_len, e->path);
 	}
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;

@@ -311,7 +311,7 @@ static void walk_free(struct walk *w)
 	if (!w)
 		return;
 	c = (struct ap_changes){ .v = w->v, .n = w->n };
-	ap_changes_free(&c);
+	ap_changes_clear(&c);
 	free(w);
 }
 

@@ -46,12 +46,12 @@ int ap_report_plan(struct ap_report *rp, const char *result, const struct ap_jou
 	/* the reason quotes the repository: the line is escaped */
 	if (k >= 0 && !rp->json && rp->refused)
 		k = ap_buf_linef(&b, "refused (%s): %s", rp->refused, rp->why);
-	ap_buf_free(&g);
+	ap_buf_clear(&g);
 
 	if (k >= 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
 		k = -EIO;
 	fflush(stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	rp->printed |= rp->json;
 	return k;
 }
@@ -111,7 +111,7 @@ int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin)
 	if (ap_buf_linef(&b, "pinned at %.12s since %s: %s; 'autopull unpin' resumes deploys",
 			 pin->commit, ago, pin->reason) >= 0)
 		fputs(b.data, stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return AP_EXIT_OK;
 }
 
@@ -137,7 +137,7 @@ void ap_report_outcome(const struct ap_report *rp, int code)
 		k = ap_buf_printf(&b, "}\n");
 	if (k >= 0)
 		fputs(b.data, stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,

@@ -37,7 +37,7 @@ static int may_start(struct ap_fleet *f, struct ap_record *rec, const char *comm
 	if (ap_buf_linef(&b, "waiting: %s", *why ? why : "the fleet's canaries") >= 0)
 		fputs(b.data, stdout);
 	fflush(stdout);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return AP_ROLLOUT_WAIT;
 }
 

@@ -234,7 +234,7 @@ int ap_sandbox_render(const struct ap_sandbox *s, enum ap_sandbox_unit u, const 
 				  "PrivateNetwork=no\nIPAddressDeny=\n"
 				  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n");
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;
@@ -262,7 +262,7 @@ static int unquote(const char *v, size_t len, char **ret)
 	if (r >= 0 && !b.data)
 		r = -EINVAL;
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;

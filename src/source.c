@@ -103,7 +103,7 @@ static int source_commit(void *userdata, const struct ap_repo_commit *rc)
 		snprintf(w->reason, sizeof(w->reason), "%s %s: %s", rc->id,
 			 ap_trust_status_to_string(v.status), v.why);
 	}
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return k < 0 ? k : *w->bad && !w->dry_run;
 }
 

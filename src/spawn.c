@@ -498,7 +498,7 @@ int ap_spawn_run_input(char *const argv[], char *const env[], unsigned long long
 	if (r >= 0 && !out.data)
 		r = ap_buf_append(&out, "", 0); /* output is always a string */
 	if (r < 0) {
-		ap_buf_free(&out);
+		ap_buf_clear(&out);
 		return r;
 	}
 	res.output = out.data;
@@ -539,7 +539,7 @@ int ap_spawn_expand_argv(char *const tmpl[], const char *path, char ***ret)
 
 		if (r >= 0)
 			r = ap_strv_push(&v, b.data ? b.data : "");
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		if (r < 0)
 			return r;
 	}

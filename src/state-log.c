@@ -101,7 +101,7 @@ int ap_state_add_event(struct ap_state *s, const struct ap_event *e)
 		r = ap_buf_append(&b, line, strlen(line) + 1);
 	if (r >= 0)
 		r = ap_state_file_report(s, "events", b.data);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 

@@ -483,7 +483,7 @@ int ap_state_write_restarted(struct ap_state *s, char *const *units)
 		r = ap_buf_printf(&b, "%s\n", units[i]);
 	if (r >= 0)
 		r = ap_state_file_write(s, "restarted", b.data);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 

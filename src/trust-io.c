@@ -39,32 +39,14 @@ struct ap_trust {
 	long long now;             /* keys are valid or not at this time */
 };
 
-/* Splits an absolute path at its last '/' and reads it beneath its directory (a symlink
- * as the file itself is refused: a trust anchor is not swapped by a link). */
-static int read_abs(const char *path, size_t max, char **ret, size_t *ret_len)
-{
-	_cleanup_free_ char *dir = strdup(path);
-	char *slash = dir ? strrchr(dir, '/') : NULL;
-	int dfd, r;
-
-	if (!slash)
-		return dir ? -EINVAL : -ENOMEM;
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*dir ? dir : "/", 0, 0);
-	if (dfd < 0)
-		return dfd;
-	r = ap_fs_read_beneath(dfd, slash + 1, max, ret, ret_len);
-	close(dfd);
-	return r;
-}
-
 static int read_key_file(const char *key, const char *path, char **ret, size_t *ret_len)
 {
 	int r;
 
 	if (!path)
 		return 0;
-	r = read_abs(path, KEY_FILE_MAX, ret, ret_len);
+	/* A symlink as the file itself is refused: a trust anchor is not swapped by a link. */
+	r = ap_fs_read_file(path, KEY_FILE_MAX, ret, ret_len);
 	if (r < 0)
 		return ap_log_error(r, "failed to read trust.%s '%s': %s", key, path, strerror(-r));
 	if (*ret_len == 0)

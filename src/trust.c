@@ -259,7 +259,7 @@ int ap_trust_key_hash(const char *signers, size_t signers_len, const char *keyri
 		r = ap_buf_append(&b, keyring, keyring_len);
 	if (r >= 0)
 		r = ap_digest_sha256_hex(b.data, b.len, ret);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	return r;
 }
 
@@ -324,7 +324,7 @@ int ap_trust_cache_format(char *const *ids, const char *key_hash, char **ret)
 	for (size_t i = skip; r >= 0 && i < n; i++)
 		r = ap_buf_printf(&b, "%s\n", ids[i]);
 	if (r < 0) {
-		ap_buf_free(&b);
+		ap_buf_clear(&b);
 		return r;
 	}
 	*ret = b.data;

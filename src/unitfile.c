@@ -525,8 +525,8 @@ bool ap_unitfile_only_comments_changed(const char *old, size_t old_len, const ch
 		if (na != nb || memcmp(la, lb, na) != 0)
 			break;
 	}
-	ap_buf_free(&a.line);
-	ap_buf_free(&b.line);
+	ap_buf_clear(&a.line);
+	ap_buf_clear(&b.line);
 	return same;
 }
 

@@ -75,7 +75,7 @@ int ap_unitpolicy_read(struct ap_repo *repo, const struct ap_config *c, const ch
 	r = ap_repo_diff_paths(repo, NULL, commit, paths, &ch);
 	for (size_t i = 0; r >= 0 && i < s->n; i++)
 		r = policy_of(repo, c, &ch, s->v[i].name, &s->v[i].onchange);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 	if (r < 0)
 		return ap_log_error(r, "failed to read the units' X-AutoPull-OnChange= at %.12s: %s",
 				    commit, strerror(-r));

@@ -371,7 +371,7 @@ int ap_buf_json_string_or_null(struct ap_buf *b, const char *s)
 	return s && *s ? ap_buf_json_string(b, s) : ap_buf_append(b, "null", 4);
 }
 
-void ap_buf_free(struct ap_buf *b)
+void ap_buf_clear(struct ap_buf *b)
 {
 	free(b->data);
 	*b = (struct ap_buf){ 0 };

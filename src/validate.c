@@ -292,7 +292,7 @@ static void report_validator(const struct ap_file_op *f, const struct ap_spawn_r
 	ap_log_error(-EINVAL, "validation of '%s' failed (%s %d): %s", f->path,
 		     res->timed_out ? "timed out, status" : "exit", res->exit_status,
 		     k >= 0 && b.data ? b.data : "(no output)");
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	for (size_t i = 0; i < n; i++)
 		ap_log_notice("validator '%s' on '%s': %s", f->validate[0], f->path, v[i]);
 }

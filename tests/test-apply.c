@@ -47,7 +47,7 @@ static void note_units(struct fake *f, const char *what, char *const *units)
 	for (size_t i = 0; units && units[i]; i++)
 		ap_buf_printf(&b, "%s%s", i ? "," : "", units[i]);
 	note(f, "%s:%s", what, b.data ? b.data : "");
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 static int fails(struct fake *f, const char *what)
@@ -192,7 +192,7 @@ static struct ap_plan *plan_abcd(void)
 
 static void fake_done(struct fake *f)
 {
-	ap_buf_free(&f->log);
+	ap_buf_clear(&f->log);
 	free(f->saved);
 }
 
@@ -288,7 +288,7 @@ static void test_failed_job_retries_only_what_is_owed(void **state)
 	assert_int_equal(ap_journal_find_unit(&back, "b.service")->state, AP_STEP_FAILED);
 	assert_true(ap_journal_is_done(&back, AP_PHASE_FILES));
 	/* the next run: files are done, no plan needed */
-	ap_buf_free(&f.log);
+	ap_buf_clear(&f.log);
 	f.log = (struct ap_buf){ 0 };
 	f.job_fail = NULL;
 	assert_int_equal(ap_apply_run(&back, NULL, &ops, &out), 0);
@@ -344,7 +344,7 @@ static void test_reload_fails(void **state)
 	assert_int_equal(ap_journal_parse(f.saved, &back, NULL), 0);
 	assert_true(ap_journal_is_done(&back, AP_PHASE_ENABLE));
 	assert_false(ap_journal_is_done(&back, AP_PHASE_RELOAD));
-	ap_buf_free(&f.log);
+	ap_buf_clear(&f.log);
 	f.log = (struct ap_buf){ 0 };
 	f.fail = NULL;
 	assert_int_equal(ap_apply_run(&back, NULL, &ops, &out), 0);
@@ -481,7 +481,7 @@ static void test_interrupted_rollback_reloads(void **state)
 	ops.crash_point = f_crash;
 	assert_int_equal(ap_apply_undo(&j, &ops, true, j.why, &out), 0);
 	assert_non_null(strstr(crash_log.data, "undo-disable undo-finish undo-backup"));
-	ap_buf_free(&crash_log);
+	ap_buf_clear(&crash_log);
 	ap_journal_clear(&j);
 	fake_done(&f);
 	f = (struct fake){ 0 };
@@ -492,13 +492,13 @@ static void test_interrupted_rollback_reloads(void **state)
 	assert_string_equal(log_of(&f), "restore:89abcde reload restart:a.service "
 					"settle:a.service bad:89abcde:settled clear");
 	/* killed once the manager ran the old files: nothing left to reload */
-	ap_buf_free(&f.log);
+	ap_buf_clear(&f.log);
 	f.log = (struct ap_buf){ 0 };
 	assert_int_equal(ap_journal_parse(text, &back, NULL), 0);
 	back.done = 0;
 	assert_int_equal(ap_apply_undo(&back, &ops, true, back.why, &out), 0);
 	assert_string_equal(log_of(&f), "restart:a.service settle:a.service bad:89abcde:settled clear");
-	ap_buf_free(&crash_log);
+	ap_buf_clear(&crash_log);
 	ap_journal_clear(&back);
 	ap_journal_clear(&j);
 	fake_done(&f);
@@ -586,7 +586,7 @@ static void test_record_fails(void **state)
 	assert_int_equal(ap_apply_run(&j, plan_abcd(), &ops, &out), 0);
 	assert_int_equal(out, AP_APPLY_FAILED);
 	assert_int_equal(ap_journal_parse(f.saved, &back, NULL), 0);
-	ap_buf_free(&f.log);
+	ap_buf_clear(&f.log);
 	f.log = (struct ap_buf){ 0 };
 	f.fail = NULL;
 	assert_int_equal(ap_apply_run(&back, NULL, &ops, &out), 0);
@@ -684,8 +684,8 @@ static void test_crash_points(void **state)
 			ap_buf_printf(&want, "%s%s", want.len ? " " : "", ap_apply_crash_points[i]);
 	/* before-record comes inside the record phase, after after-settle */
 	assert_string_equal(crash_log.data, want.data);
-	ap_buf_free(&want);
-	ap_buf_free(&crash_log);
+	ap_buf_clear(&want);
+	ap_buf_clear(&crash_log);
 	ap_journal_clear(&j);
 	fake_done(&f);
 }
@@ -712,8 +712,8 @@ static void test_crash_points_of_a_rollback(void **state)
 	undo = strstr(crash_log.data, "undo-");
 	assert_non_null(undo);
 	assert_string_equal(undo, want.data);
-	ap_buf_free(&want);
-	ap_buf_free(&crash_log);
+	ap_buf_clear(&want);
+	ap_buf_clear(&crash_log);
 	ap_journal_clear(&j);
 	fake_done(&f);
 }

@@ -83,7 +83,7 @@ static void write_unit(const char *name, const char *text)
 		c = at + 3;
 	}
 	write_file(path, content.data);
-	ap_buf_free(&content);
+	ap_buf_clear(&content);
 	for (size_t i = 0; i < n_written; i++)
 		if (strcmp(written[i], name) == 0)
 			return;
@@ -182,7 +182,7 @@ static int group_teardown(void **state)
 		for (size_t i = 0; i < s.n && n < MAX_UNITS; i++)
 			jobs[n++] = (struct ap_job){ .unit = s.v[i].name, .kind = AP_JOB_STOP };
 	(void)ap_bus_run_jobs(bus, jobs, n, JOB_TIMEOUT);
-	ap_unit_states_free(&s);
+	ap_unit_states_clear(&s);
 	for (size_t i = 0; i < n_written; i++) {
 		_cleanup_free_ char *path = ap_strdupf("%s/%s", unit_dir, written[i]);
 		if (path)
@@ -441,12 +441,12 @@ static void test_list_units(void **state)
 	/* appends to what is there */
 	assert_int_equal(ap_bus_list_units(bus, none, &s), 0);
 	assert_int_equal(s.n, 2);
-	ap_unit_states_free(&s);
+	ap_unit_states_clear(&s);
 	/* no patterns: nothing, rather than every unit */
 	assert_int_equal(ap_bus_list_units(bus, NULL, &s), 0);
 	assert_true(s.known);
 	assert_int_equal(s.n, 0);
-	ap_unit_states_free(&s);
+	ap_unit_states_clear(&s);
 }
 
 static void test_props_n_restarts(void **state)
@@ -534,7 +534,7 @@ static void test_many_jobs(void **state)
 	assert_int_equal(s.n, N_MANY);
 	for (size_t i = 0; i < s.n; i++)
 		assert_string_equal(s.v[i].active_state, "active");
-	ap_unit_states_free(&s);
+	ap_unit_states_clear(&s);
 	many_jobs(AP_JOB_TRY_RESTART, "TryRestartUnit");
 	many_jobs(AP_JOB_STOP, "StopUnit");
 }

@@ -834,7 +834,7 @@ static void test_too_deep(void **state)
 	assert_int_equal(load_bad(b.data, b.len, err, sizeof(err)), -EINVAL);
 	/* level 1 is the top mapping, so the 32nd '[' (column 8 + 31) is level 33 */
 	assert_non_null(strstr(err, ":3:39: nesting is deeper than 32 levels"));
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 static void test_too_large(void **state)

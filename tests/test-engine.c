@@ -154,7 +154,7 @@ int ap_guard_sample(struct ap_bus *b, struct ap_state *st, const struct ap_confi
 	called("sample%s", record ? "(record)" : "");
 	return -ENOTCONN;
 }
-void ap_guard_result_free(struct ap_guard_result *g) {}
+void ap_guard_result_clear(struct ap_guard_result *g) {}
 void ap_guard_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c) { called("metrics"); }
 int ap_checks_run(const struct ap_checks *in, const char **ret_refusal, const char **ret_why)
 {
@@ -252,7 +252,7 @@ static struct ap_opts opts;
 
 static int setup(void **state)
 {
-	ap_buf_free(&t.log);
+	ap_buf_clear(&t.log);
 	memset(&t, 0, sizeof(t));
 	t.applied = OID_A;
 	memset(&opts, 0, sizeof(opts));

@@ -167,7 +167,7 @@ static void test_entry_units_bounded(void **state)
 	assert_int_equal(units, AP_EVENT_ENTRY_UNITS_MAX);
 	assert_true(has_field(x.fields, "UNIT=u000.service"));
 	ap_event_entry_clear(&x);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 static void test_unit_names(void **state)

@@ -43,7 +43,7 @@ static struct ap_hb_verdict judge(const struct ap_hb_sample *v, size_t n, const 
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(ap_hb_history_append(&h, &v[i]), 0);
 	assert_int_equal(ap_hb_judge(&h, "web.service", boot, now_mono, now_real, WINDOW, 3, &out), 0);
-	ap_hb_history_free(&h);
+	ap_hb_history_clear(&h);
 	return out;
 }
 
@@ -169,7 +169,7 @@ static void test_future_samples_ignored(void **s)
 	assert_int_equal(ap_hb_judge(&h, "web.service", BOOT_B, 10 * S, R(65 * S), WINDOW, 3, &out),
 			 -ENOENT);
 	assert_false(out.looping);
-	ap_hb_history_free(&h);
+	ap_hb_history_clear(&h);
 }
 
 /* Pruning drops future samples for good, so they cannot come back into the window once the
@@ -200,7 +200,7 @@ static void test_prune_drops_future_samples(void **s)
 				     &out), 0);
 	assert_int_equal(out.restarts, 0);
 	assert_false(out.looping);
-	ap_hb_history_free(&h);
+	ap_hb_history_clear(&h);
 }
 
 static void test_window_edges(void **s)
@@ -309,7 +309,7 @@ static void test_stopped_timer_is_stale(void **s)
 	assert_int_equal(ap_hb_judge(&h, "tick.timer", BOOT_A, 20 * S, R(20 * S), WINDOW, 3, &out), 0);
 	assert_true(out.stale);
 	assert_non_null(strstr(out.why, "inactive"));
-	ap_hb_history_free(&h);
+	ap_hb_history_clear(&h);
 }
 
 static void test_unknown_unit(void **s)
@@ -343,8 +343,8 @@ static void test_history_roundtrip_and_prune(void **s)
 	assert_int_equal(back.n, 0);
 	free(text);
 	free(bad);
-	ap_hb_history_free(&h);
-	ap_hb_history_free(&back);
+	ap_hb_history_clear(&h);
+	ap_hb_history_clear(&back);
 }
 
 static void test_prune_compacts_steady_runs(void **s)
@@ -365,7 +365,7 @@ static void test_prune_compacts_steady_runs(void **s)
 	assert_int_equal(ap_hb_judge(&h, "web.service", BOOT_A, 30 * S, R(30 * S), WINDOW, 3, &after), 0);
 	assert_int_equal(after.restarts, before.restarts);
 	assert_int_equal(after.restarts, 3);
-	ap_hb_history_free(&h);
+	ap_hb_history_clear(&h);
 }
 
 static void test_watch_globs(void **s)
@@ -387,7 +387,7 @@ static char *render(const struct ap_hb_sample *v, size_t n, const struct ap_hb_v
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(ap_hb_history_append(&h, &v[i]), 0);
 	assert_int_equal(ap_hb_render_metrics(&h, verdicts, n_verdicts, f, now_real, &text), 0);
-	ap_hb_history_free(&h);
+	ap_hb_history_clear(&h);
 	return text;
 }
 

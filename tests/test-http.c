@@ -279,7 +279,7 @@ static void test_answer_too_long(void **state)
 	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), -EMSGSIZE);
 	assert_true(answer.len <= 9);
 	finish(&s);
-	ap_buf_free(&answer);
+	ap_buf_clear(&answer);
 }
 
 static void test_answer_kept(void **state)
@@ -296,7 +296,7 @@ static void test_answer_kept(void **state)
 	assert_int_equal(answer.len, 13);
 	assert_memory_equal(answer.data, "{\"error\":\"x\"}", 13);
 	finish(&s);
-	ap_buf_free(&answer);
+	ap_buf_clear(&answer);
 }
 
 /* A stream (etcd's watch) is read up to the lines asked for, then the request ends well;
@@ -317,7 +317,7 @@ static void test_answer_lines(void **state)
 	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), 0);
 	assert_non_null(strstr(answer.data, "\"events\""));
 	finish(&s);
-	ap_buf_free(&answer);
+	ap_buf_clear(&answer);
 
 	s = serve(stream);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
@@ -325,7 +325,7 @@ static void test_answer_lines(void **state)
 	rq.timeout_usec = 300000;
 	assert_int_equal(ap_http_post(&rq, NULL, why, sizeof(why)), -ETIMEDOUT);
 	finish(&s);
-	ap_buf_free(&answer);
+	ap_buf_clear(&answer);
 	hold = false;
 }
 

@@ -55,7 +55,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	int r = ap_fs_rm_rf(f->dir);
 
-	ap_buf_free(&f->done);
+	ap_buf_clear(&f->done);
 	ap_strv_free(f->owned);
 	free(f->dir);
 	free(f->root);

@@ -121,7 +121,7 @@ static void assert_file(const struct ap_plan *p, size_t i, const char *change, c
 #define DONE()                                                                             \
 	do {                                                                               \
 		ap_plan_free(p);                                                           \
-		ap_changes_free(&ch);                                                      \
+		ap_changes_clear(&ch);                                                     \
 	} while (0)
 #define B AP_GIT_MODE_BLOB
 #define X AP_GIT_MODE_EXEC
@@ -307,7 +307,7 @@ static void test_rule_glob(void **s)
 	assert_unit(p, "foo@*.service", "restart");
 	assert_true(p->units[0].if_active);
 	ap_plan_free(p);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 /* A unit file systemd would read differently from what the repository shows is refused. */
@@ -328,7 +328,7 @@ static void test_unit_text_refused(void **s)
 	assert_non_null(strstr(error, "systemd/nul.service"));
 	assert_non_null(strstr(error, "NUL byte"));
 	free(error);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 /* A comment-only change installs the file and restarts nothing. */
@@ -357,7 +357,7 @@ static void test_invalid_unit_name(void **s)
 		assert_int_equal(ap_plan_build(&cfg, &ch, &states, "a", "b", &p, &error), -EINVAL);
 		assert_non_null(strstr(error, "is not a valid unit name"));
 		free(error);
-		ap_changes_free(&ch);
+		ap_changes_clear(&ch);
 	}
 }
 
@@ -439,7 +439,7 @@ static void expect_refusal(const struct chg *c, const char *needle)
 	assert_non_null(err);
 	assert_non_null(strstr(err, needle));
 	free(err);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 static void test_refusals(void **s)
@@ -579,7 +579,7 @@ static void test_socket_service_state_needed(void **s)
 	assert_string_equal(v[0], "echo.service");
 	assert_string_equal(v[1], "echo.socket");
 	ap_strv_free(v);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 /* Description=/Documentation= alone: a daemon-reload, no restart; anything else restarts. */
@@ -636,7 +636,7 @@ static void test_units_needed(void **s)
 	assert_string_equal(v[0], "foo@*.service");
 	assert_string_equal(v[1], "web.service");
 	ap_strv_free(v);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 static void test_owed_actions_merge(void **s)
@@ -672,7 +672,7 @@ static void assert_golden(const struct ap_plan *p, const char *name)
 	fclose(f);
 	assert_string_equal(b.data, want);
 	free(want);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 static void test_golden_json(void **s)
@@ -698,9 +698,21 @@ static void test_golden_first_run_without_bus(void **s)
 	DONE();
 }
 
+/* Destructors of what is handed out by pointer take NULL, as free() does, so that every
+ * cleanup path can call them unconditionally. */
+static void test_free_null(void **state)
+{
+	struct ap_changes none = { 0 };
+
+	ap_plan_free(NULL);
+	ap_changes_clear(&none);
+	ap_changes_clear(&none); /* cleared twice: the first left it empty */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_new_unit_with_install),
 		cmocka_unit_test(test_new_unit_without_install),
 		cmocka_unit_test(test_modified_active_and_inactive),

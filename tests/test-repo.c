@@ -341,7 +341,7 @@ static void check_diff(const char *from, const char *to, const struct exp *e, si
 		if (i > 0)
 			assert_true(strcmp(ch.v[i - 1].path, ch.v[i].path) < 0);
 	}
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 #define B AP_GIT_MODE_BLOB
@@ -385,10 +385,10 @@ static void test_diff_paths(void **state)
 	assert_int_equal(ch.n, ELEMENTSOF(want));
 	for (size_t i = 0; i < ch.n; i++)
 		assert_string_equal(ch.v[i].path, want[i]);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 	assert_int_equal(ap_repo_diff_paths(mirror, NULL, c[C_BASE], nothing, &ch), 0);
 	assert_int_equal(ch.n, 0);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 static void test_diff_modify(void **state)
@@ -471,7 +471,7 @@ static void test_diff_no_change(void **state)
 	CHECK(c[C_RENAME_PAIRS], c[C_EMPTY], );
 	assert_int_equal(ap_repo_diff(mirror, c[C_BASE], c[C_BASE], &ch), 0);
 	assert_int_equal(ch.n, 0);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 /* Many kinds at once: still one sorted list, renames across the whole range. */
@@ -522,7 +522,7 @@ static void test_diff_never_opens_unchanged_subtrees(void **state)
 	assert_string_equal(ch.v[0].path, "dir1/f");
 	assert_true(ap_repo_list_files(r, b, &files) < 0);
 	assert_null(files);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 	ap_repo_free(r);
 }
 
@@ -607,7 +607,7 @@ static void test_read_symlink_blob(void **state)
 	assert_int_equal(ap_repo_read_blob(mirror, ch.v[0].new_oid, 100, &data, &len), 0);
 	assert_string_equal(data, "etc/app.conf"); /* the link target, raw */
 	free(data);
-	ap_changes_free(&ch);
+	ap_changes_clear(&ch);
 }
 
 static void test_list_files(void **state)

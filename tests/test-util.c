@@ -133,7 +133,7 @@ static void test_linef(void **state)
 
 	assert_int_equal(ap_buf_linef(&b, "  applied: \"%s\" by %s", "x\ny\x1b[2J", "Ren\xe9"), 0);
 	assert_string_equal(b.data, "  applied: \"x\\ny\\x1b[2J\" by Ren\\xe9\n");
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 static void assert_json(const char *s, const char *want)
@@ -142,7 +142,7 @@ static void assert_json(const char *s, const char *want)
 
 	assert_int_equal(ap_buf_json_string(&b, s), 0);
 	assert_string_equal(b.data, want);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 /* JSON output is valid UTF-8 whatever the input: bytes that are not UTF-8 become \u00XX

@@ -164,7 +164,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	int r = ap_fs_rm_rf(f->dir);
 
-	ap_buf_free(&spawn.argv);
+	ap_buf_clear(&spawn.argv);
 	ap_strv_free(spawn.env);
 	spawn.env = NULL;
 	free(spawn.seen);
@@ -400,7 +400,7 @@ static void test_stage_path_cannot_escape(void **state)
 	assert_int_equal(spawn.calls, 0);
 	assert_int_equal(access(outside, F_OK), -1);
 	assert_stage_gone(fx);
-	ap_buf_free(&dest);
+	ap_buf_clear(&dest);
 }
 
 /* --- what a passing validation sees ------------------------------------------------------ */

@@ -131,7 +131,7 @@ static void check_json(const char *s, size_t n)
 		i += len;
 	}
 	FUZZ_CHECK(i == n);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

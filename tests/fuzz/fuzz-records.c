@@ -78,7 +78,7 @@ static void commits(const char *text, bool overrides, bool strict)
 	for (size_t i = 0; i < n; i++)
 		FUZZ_CHECK(strcmp(back[i].commit, v[i].commit) == 0 &&
 			   back[i].realtime_usec == v[i].realtime_usec);
-	ap_buf_free(&b);
+	ap_buf_clear(&b);
 	ap_bad_free(v, n);
 	ap_bad_free(back, n_back);
 }
