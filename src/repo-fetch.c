@@ -211,7 +211,8 @@ static int check_ssh_key(const struct fetch_ctx *f)
 	if (!f->o->ssh_key || !ap_startswith(f->o->url, "ssh://"))
 		return 0;
 	if (stat(f->o->ssh_key, &st) < 0)
-		return ap_log_error(-errno, "cannot use repo.ssh_key '%s': %m", f->o->ssh_key);
+		return ap_log_error(-errno, "cannot use repo.ssh_key '%s': %s", f->o->ssh_key,
+				    strerror(errno));
 	if (st.st_mode & 0077)
 		return ap_log_error(-EPERM, "repo.ssh_key '%s' is accessible by others (mode %04o); "
 				    "ssh refuses such keys, and so does autopull: chmod 600 '%s'",
@@ -246,8 +247,9 @@ static int check_owner(const struct fetch_ctx *f)
 	/* A path that is not there (yet) may be a file system not mounted yet: worth a retry.
 	 * One that is there but holds no repository is not (fetch_failed). */
 	if (stat(path, &st) < 0)
-		return ap_log_error(-EHOSTUNREACH, "failed to fetch '%s': '%s' is not there (%m); "
-				    "will retry (check repo.url if it stays so)", f->url, path);
+		return ap_log_error(-EHOSTUNREACH, "failed to fetch '%s': '%s' is not there (%s); "
+				    "will retry (check repo.url if it stays so)", f->url, path,
+				    strerror(errno));
 	if (st.st_uid == me && !(stat(dotgit, &st) == 0 && st.st_uid != me))
 		return 0;
 	if (f->o->trust_owner)

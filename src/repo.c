@@ -47,7 +47,7 @@ static int open_or_create(const char *dir, git_repository **ret)
 	int k;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return ap_log_error(-errno, "failed to create '%s': %m", dir);
+		return ap_log_error(-errno, "failed to create '%s': %s", dir, strerror(errno));
 	k = git_repository_open_bare(ret, dir);
 	if (k == GIT_ENOTFOUND && dir_is_empty(dir) > 0)
 		k = git_repository_init(ret, dir, 1);

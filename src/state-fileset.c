@@ -229,7 +229,8 @@ int ap_state_check_space(struct ap_state *s, uint64_t bytes, uint64_t files)
 	uint64_t avail, need = bytes + files * 4096 + 64 * 1024; /* + manifest, journal */
 
 	if (fstatvfs(s->dirfd, &v) < 0)
-		return ap_log_error(-errno, "failed to check the free space of '%s': %m", s->path);
+		return ap_log_error(-errno, "failed to check the free space of '%s': %s", s->path,
+				    strerror(errno));
 	avail = (uint64_t)v.f_bavail * v.f_frsize;
 	if (avail < need || (v.f_files && v.f_favail < files + 8))
 		return ap_log_error(-ENOSPC, "'%s' has %" PRIu64 " bytes and %llu inodes free; the "

@@ -155,7 +155,7 @@ int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 		return ap_log_error(r, "failed to lock '%s/lock': %s", s->path, strerror(-r));
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
-		return ap_log_error(-errno, "failed to write '%s/lock': %m", s->path);
+		return ap_log_error(-errno, "failed to write '%s/lock': %s", s->path, strerror(errno));
 	/* A run killed inside an atomic write leaves its temp file; we hold the lock now, so
 	 * no other writer of these files is alive. */
 	for (size_t i = 0; i < ELEMENTSOF(locked_files); i++)
