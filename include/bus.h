@@ -31,7 +31,8 @@ int ap_bus_reload(struct ap_bus *b);
  * timeout_usec passed. Fills each job's result. Returns 0 when all are "done", else the
  * first negative error; each failure is logged with its unit and result. A stop of a
  * unit that does not exist counts as done. */
-int ap_bus_run_jobs(struct ap_bus *b, struct ap_job *jobs, size_t n, unsigned long long timeout_usec);
+int ap_bus_run_jobs(struct ap_bus *b, struct ap_job *jobs, size_t n,
+		    unsigned long long timeout_usec);
 
 /* EnableUnitFiles / DisableUnitFiles (runtime=false, force=false). No reload. */
 int ap_bus_enable(struct ap_bus *b, char *const *units);

@@ -1,4 +1,5 @@
-/* Digests and the one encoding (base64) the trust and host-key checks and etcd's JSON need, from mbedTLS's crypto
+/* Digests and the one encoding (base64) the trust and host-key checks and etcd's JSON need, from
+ * mbedTLS's crypto
  * library (the one libgit2 already loads; <mbedtls/…> is included only by digest.c).
  * Pure: no I/O, no logging. */
 #pragma once

@@ -3,7 +3,8 @@
  * about after an incident: applies with their result, refusals, rollbacks, overrides, pins.
  * A tick with nothing to do is not an event.
  *
- *   <usec> <kind> from=<sha|-> to=<sha|-> result=<word> ms=<n> trigger=<word> units=<list> reason=<text>
+ * <usec> <kind> from=<sha|-> to=<sha|-> result=<word> ms=<n> trigger=<word> units=<list>
+ * reason=<text>
  *
  * Values are percent-encoded (anything but [A-Za-z0-9._@:,;/+=-]), so a line always splits on
  * spaces; units is "restart=a.service,b.service;reload=c.service" (or "-"). */

@@ -9,7 +9,8 @@
  * therefore never counts by itself. The first sample of a unit counts its whole NRestarts
  * unless the unit has been active since before the window. A unit seen in state "failed"
  * and then not failed was started or reset by someone (the manager does not restart a
- * failed unit): the restarts before that no longer count. Sample times are compared on the monotonic clock within
+ * failed unit): the restarts before that no longer count. Sample times are compared on the
+ * monotonic clock within
  * one boot (immune to clock steps) and on the realtime clock across boots. A sample dated
  * after "now" by that clock (the realtime clock stepped back, another boot's clock ahead)
  * is ignored by ap_hb_judge and dropped by ap_hb_history_prune. */

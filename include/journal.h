@@ -34,7 +34,8 @@
 enum ap_phase {
 	AP_PHASE_BACKUP,       /* the previous bytes of every touched path are saved */
 	AP_PHASE_DISABLE,      /* units whose files go away are disabled while the files exist */
-	AP_PHASE_STOP,         /* ...and stopped, before their files go (and their failed state reset) */
+	AP_PHASE_STOP,
+		/* ...and stopped, before their files go (and their failed state reset) */
 	AP_PHASE_FILES,        /* files installed and removed */
 	AP_PHASE_ENABLE,       /* new units enabled, units whose [Install] changed re-enabled */
 	AP_PHASE_RELOAD,       /* one daemon-reload */

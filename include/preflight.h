@@ -20,5 +20,6 @@ struct ap_preflight {
  * -errno: the host cannot take it now (-ENOSPC: the files do not fit). *ret is filled either
  * way; free it with ap_preflight_clear. */
 int ap_preflight_check(const struct ap_plan *p, char *const *owned,
-		       const struct ap_install_source *src, unsigned flags, struct ap_preflight *ret);
+		       const struct ap_install_source *src, unsigned flags,
+		       struct ap_preflight *ret);
 void ap_preflight_clear(struct ap_preflight *p);

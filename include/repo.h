@@ -42,7 +42,8 @@ static inline void ap_repo_freep(struct ap_repo **r) { if (*r) ap_repo_free(*r);
  *   -EREMOTEIO     the server refused the request otherwise (HTTP 4xx)
  *   -EBADMSG       the repository holds a tree or commit that does not parse (a tree
  *                  entry without a name): no retry fetches it, the repository needs a fix */
-int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_tip[AP_OID_HEXSZ + 1]);
+int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o,
+		  char ret_tip[AP_OID_HEXSZ + 1]);
 
 /* Tip of refs/remotes/origin/<branch> in the mirror; -ENOENT if never fetched. */
 int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HEXSZ + 1]);

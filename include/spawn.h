@@ -19,7 +19,8 @@ void ap_spawn_result_clear(struct ap_spawn_result *r);
 /* A timeout of 0 means none; it bounds the wait for the output and for the exit. The child
  * runs in a new session; when it has exited or timed out, everything it started (even
  * setsid()ed, double-forked processes) is killed with SIGKILL and reaped. The caller must have
- * no other children (they would be killed too). argv[0] is looked up in a fixed PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
+ * no other children (they would be killed too). argv[0] is looked up in a fixed PATH
+ * (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
  * /sbin:/bin) unless it contains a '/'. env is NULL-terminated "K=V" strings (NULL: the
  * child gets only PATH and LANG=C.UTF-8). Returns 0 when the child ran (whatever its exit
  * status), <0 when it could not be spawned (-ENOENT: not found) or a process it started

@@ -27,7 +27,8 @@ struct ap_state;
  * file). The first copy of a path wins: a re-run keeps the state from before the first try. */
 struct ap_fileset;
 /* name: "backup/<sha>" (ap_state_backup_name) or "adopted". -ENOENT when missing and !create. */
-int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, struct ap_fileset **ret);
+int ap_state_fileset_open(struct ap_state *s, const char *name, bool create,
+			  struct ap_fileset **ret);
 void ap_state_fileset_free(struct ap_fileset *f);
 static inline void ap_state_fileset_freep(struct ap_fileset **f) { if (*f) ap_state_fileset_free(*f); }
 size_t ap_state_fileset_count(const struct ap_fileset *f);

@@ -75,7 +75,8 @@ struct ap_state_snapshot {
 	int skips_error;                /* overrides cannot be read (-errno): a signature check
 					 * cannot run, nothing else minds */
 };
-/* Reads applied, owned, pin, journal, bad, guard-tripped and the trust-skip overrides. A file among the first four that
+/* Reads applied, owned, pin, journal, bad, guard-tripped and the trust-skip overrides. A file among
+ * the first four that
  * cannot be read or understood fails the whole load (logged, naming the file and line):
  * -EBADMSG, -EACCES...; bad, guard-tripped and the trust-skip overrides carry their error in
  * the snapshot instead. */

@@ -73,7 +73,8 @@ enum ap_trust_status {
 	AP_TRUST_UNKNOWN_KEY,   /* no allowed key made it (or no verifier for its kind) */
 	AP_TRUST_BAD_SIGNATURE, /* does not match the commit */
 	AP_TRUST_KEY_NOT_VALID, /* allowed key, but not for this principal, namespace or time */
-	AP_TRUST_BAD_DATE,      /* committer date outside 1970..9999, or older than what it follows */
+	AP_TRUST_BAD_DATE,
+		/* committer date outside 1970..9999, or older than what it follows */
 };
 const char *ap_trust_status_to_string(enum ap_trust_status s);
 

@@ -133,6 +133,7 @@ unsigned long long ap_now_realtime_usec(void);
 int ap_parse_duration(const char *s, unsigned long long *ret_usec);
 
 /* "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago" (or "in …" for the future). */
-void ap_format_ago(unsigned long long then_usec, unsigned long long now_usec, char *buf, size_t size);
+void ap_format_ago(unsigned long long then_usec, unsigned long long now_usec, char *buf,
+		   size_t size);
 /* Colour for people: only on a terminal, never with NO_COLOR set. */
 bool ap_use_colour(int fd);

@@ -191,7 +191,8 @@ static int run_stop(struct exec *x)
 	int r = pick(x->j, AP_ACTION_DISABLE_STOP, AP_ACTION_DISABLE_STOP, PICK_NOT_DONE, &todo);
 
 	if (r >= 0)
-		r = jobs(x, AP_JOB_STOP, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP, PICK_NOT_DONE, true);
+		r = jobs(x, AP_JOB_STOP, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP, PICK_NOT_DONE,
+			 true);
 	for (size_t i = 0; r >= 0 && todo && todo[i]; i++)
 		if (ap_journal_find_unit(x->j, todo[i])->state == AP_STEP_DONE)
 			r = ap_strv_push(&gone, todo[i]);
@@ -240,7 +241,8 @@ static int run_reload(struct exec *x)
 
 static int run_restart(struct exec *x)
 {
-	return jobs(x, AP_JOB_TRY_RESTART, AP_ACTION_RESTART, AP_ACTION_RESTART, PICK_NOT_DONE, true);
+	return jobs(x, AP_JOB_TRY_RESTART, AP_ACTION_RESTART, AP_ACTION_RESTART, PICK_NOT_DONE,
+		    true);
 }
 
 static int run_reload_units(struct exec *x)
@@ -366,7 +368,8 @@ static int finish_undo(struct exec *x, bool rollback, bool reload)
 	if (rollback)
 		r = jobs(x, AP_JOB_RESTART, AP_ACTION_RESTART, AP_ACTION_RELOAD, PICK_DONE, false);
 	if (r >= 0)
-		r = jobs(x, AP_JOB_START, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP, PICK_DONE | PICK_NEW,
+		r = jobs(x, AP_JOB_START, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP,
+			 PICK_DONE | PICK_NEW,
 			 false);
 	return r;
 }
@@ -377,7 +380,8 @@ static int settle_back(struct exec *x, char **ret_why)
 	int r = pick(x->j, AP_ACTION_RESTART, AP_ACTION_RELOAD, PICK_DONE, &units);
 
 	if (r >= 0)
-		r = pick(x->j, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP, PICK_DONE | PICK_NEW, &units);
+		r = pick(x->j, AP_ACTION_DISABLE_STOP, AP_ACTION_STOP, PICK_DONE | PICK_NEW,
+			 &units);
 	if (r < 0 || !units)
 		return r;
 	return x->ops->settle(x->ops->userdata, units, ret_why);
@@ -487,7 +491,8 @@ int ap_apply_undo(struct ap_journal *j, const struct ap_apply_ops *ops, bool rol
 	if (r < 0 && r != -EIO)
 		return r;
 	*ret = r == -EIO ? AP_APPLY_ROLLBACK_FAILED : AP_APPLY_ROLLED_BACK;
-	r = ops->record_rollback(ops->userdata, j, j->why ? j->why : "", *ret == AP_APPLY_ROLLED_BACK,
+	r = ops->record_rollback(ops->userdata, j, j->why ? j->why : "",
+				 *ret == AP_APPLY_ROLLED_BACK,
 				 settle_why);
 	return r < 0 ? r : ops->clear_journal(ops->userdata);
 }
@@ -534,7 +539,8 @@ int ap_apply_run(struct ap_journal *j, const struct ap_plan *p, const struct ap_
 		if (ap_journal_is_done(j, ph->id) && !owes_jobs(j, ph))
 			continue;
 		/* A unit that failed its job is not watched or recorded: it stays owed. */
-		if (ph->id == AP_PHASE_SETTLE && (x.units_failed || !ap_journal_units_finished(j))) {
+		if (ph->id == AP_PHASE_SETTLE && (x.units_failed ||
+						  !ap_journal_units_finished(j))) {
 			*ret = AP_APPLY_FAILED;
 			return save(&x) < 0 ? -EIO : 0;
 		}
@@ -598,7 +604,8 @@ int ap_apply_journal_new(const struct ap_plan *p, const char *base, const struct
 
 void ap_apply_resolve_unit(struct ap_journal_unit *u, const char *active_state)
 {
-	if (u->state == AP_STEP_DONE || (u->action != AP_ACTION_RESTART && u->action != AP_ACTION_RELOAD))
+	if (u->state == AP_STEP_DONE || (u->action != AP_ACTION_RESTART &&
+					 u->action != AP_ACTION_RELOAD))
 		return;
 	if (strcmp(active_state, "failed") == 0) {
 		u->action = AP_ACTION_START;
@@ -611,8 +618,10 @@ void ap_apply_resolve_unit(struct ap_journal_unit *u, const char *active_state)
 const char *ap_apply_outcome_to_string(enum ap_apply_outcome out)
 {
 	static const char *const names[] = {
-		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed", [AP_APPLY_RESTORED] = "restored",
-		[AP_APPLY_ROLLED_BACK] = "rolled-back", [AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
+		[AP_APPLY_OK] = "ok", [AP_APPLY_FAILED] = "failed",
+			[AP_APPLY_RESTORED] = "restored",
+		[AP_APPLY_ROLLED_BACK] = "rolled-back",
+			[AP_APPLY_ROLLBACK_FAILED] = "rollback-failed",
 	};
 	return (unsigned)out < ELEMENTSOF(names) ? names[out] : "failed";
 }

@@ -88,7 +88,8 @@ static int read_timer_interval(sd_bus_message *m, unsigned long long *ret)
 	int r = sd_bus_message_enter_container(m, 'a', "(stt)");
 
 	while (r >= 0 && (r = sd_bus_message_read(m, "(stt)", &base, &value, &next)) > 0)
-		if ((strcmp(base, "OnUnitActiveUSec") == 0 || strcmp(base, "OnUnitInactiveUSec") == 0) &&
+		if ((strcmp(base, "OnUnitActiveUSec") == 0 || strcmp(base,
+								     "OnUnitInactiveUSec") == 0) &&
 		    value > best)
 			best = value;
 	if (r < 0)
@@ -133,7 +134,8 @@ static int read_value(sd_bus_message *m, const struct unit_prop *p, void *field)
 static const struct unit_prop *find_prop(const char *iface, const char *name)
 {
 	for (size_t i = 0; i < ELEMENTSOF(unit_props); i++)
-		if (strcmp(unit_props[i].iface, iface) == 0 && strcmp(unit_props[i].name, name) == 0)
+		if (strcmp(unit_props[i].iface, iface) == 0 && strcmp(unit_props[i].name,
+								      name) == 0)
 			return &unit_props[i];
 	return NULL;
 }
@@ -167,7 +169,8 @@ static int read_interface(struct ap_bus *b, const char *path, const char *iface,
 		if (r >= 0 && !p)
 			r = sd_bus_message_skip(reply, "v");
 		else if (r >= 0) {
-			r = sd_bus_message_enter_container(reply, 'v', variant_signature(p->type, sig));
+			r = sd_bus_message_enter_container(reply, 'v', variant_signature(p->type,
+											 sig));
 			if (r >= 0)
 				r = read_value(reply, p, (char *)props + p->offset);
 			if (r >= 0)
@@ -212,7 +215,8 @@ int ap_bus_unit_triggers(struct ap_bus *b, const char *unit, char ***ret)
 	int r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
 
 	if (r >= 0)
-		r = sd_bus_get_property_strv(b->bus, SD_DEST, path, SD_UNIT, "Triggers", &error, &v);
+		r = sd_bus_get_property_strv(b->bus, SD_DEST, path, SD_UNIT, "Triggers", &error,
+					     &v);
 	if (r < 0)
 		return ap_log_error(r, "failed to read what unit '%s' triggers: %s", unit,
 		                    bus_error_message(&error, r));

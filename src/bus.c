@@ -155,7 +155,8 @@ static int connect_manager(enum ap_scope scope, sd_bus **ret)
 		if (r >= 0)
 			return 0;
 		/* A stale socket of a manager that is gone: the bus may still know a new one. */
-		ap_log_debug("cannot connect to '%s', trying the bus: %s", socket_path, strerror(-r));
+		ap_log_debug("cannot connect to '%s', trying the bus: %s", socket_path,
+			     strerror(-r));
 	}
 	return scope == AP_SCOPE_USER ? sd_bus_open_user(ret) : sd_bus_open_system(ret);
 }
@@ -207,7 +208,8 @@ int ap_bus_open(enum ap_scope scope, struct ap_bus **ret)
 	r = bus_setup(b, scope, &error);
 	/* sd-bus says "No medium found" when it has no address to try at all. */
 	if (r == -ENOMEDIUM)
-		return ap_log_error(r, "failed to connect to the %s manager: no address to reach it "
+		return ap_log_error(r,
+				    "failed to connect to the %s manager: no address to reach it "
 		                    "(%s)", name, scope == AP_SCOPE_USER
 		                    ? "XDG_RUNTIME_DIR is not set: run in the user's session, or set it"
 		                    : "no /run/systemd/private and no system bus");
@@ -693,7 +695,8 @@ int ap_bus_reset_failed(struct ap_bus *b, char *const *units)
 
 		/* A unit that is not loaded has no failed state to forget. */
 		if (r < 0 && r != -ENOENT)
-			failed = ap_log_error(r, "failed to reset the failed state of unit '%s': %s",
+			failed = ap_log_error(r,
+					      "failed to reset the failed state of unit '%s': %s",
 			                      units[i], bus_error_message(&error, r));
 	}
 	return failed;

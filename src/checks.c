@@ -19,7 +19,8 @@ static int check_not_emptying(const struct ap_checks *in)
 	ap_install_count(in->plan, in->owned, &removed, &remaining);
 	if (removed > 0 && remaining == 0) {
 		ap_log_error(-EPERM, "refusing to remove every installed file (%zu); pass "
-				     "--allow-empty if the repository is meant to be empty", removed);
+				     "--allow-empty if the repository is meant to be empty",
+				     removed);
 		return AP_EXIT_INVALID;
 	}
 	return AP_EXIT_OK;

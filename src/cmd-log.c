@@ -30,7 +30,8 @@ static int human(const struct ap_event *v, size_t n)
 		snprintf(range, sizeof(range), "%.12s -> %.12s", *e->from ? e->from : "-",
 			 *e->to ? e->to : "-");
 		r = ap_buf_linef(&b, "%-19s  %-8s %-15s %-27s %8.1f  %-7s %s%s%s", when,
-				 ap_event_kind_to_string(e->kind), *e->result ? e->result : "-", range,
+				 ap_event_kind_to_string(e->kind), *e->result ? e->result : "-",
+				 range,
 				 e->duration_ms / 1000.0, *e->trigger ? e->trigger : "-",
 				 e->units ? e->units : "", e->units && e->reason ? "  " : "",
 				 e->reason ? e->reason : "");
@@ -66,7 +67,8 @@ static int json(const struct ap_event *v, size_t n)
 		if (r >= 0)
 			r = member(&b, "to", e->to);
 		if (r >= 0)
-			r = ap_buf_printf(&b, ", \"duration_ms\": %llu", (unsigned long long)e->duration_ms);
+			r = ap_buf_printf(&b, ", \"duration_ms\": %llu",
+					  (unsigned long long)e->duration_ms);
 		if (r >= 0)
 			r = member(&b, "trigger", e->trigger);
 		if (r >= 0)

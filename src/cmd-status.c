@@ -54,7 +54,8 @@ static void status_done(struct status *s)
 
 static bool is_attempt(const struct ap_event *e)
 {
-	return e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT || e->kind == AP_EVENT_REFUSED;
+	return e->kind == AP_EVENT_APPLY || e->kind == AP_EVENT_REVERT ||
+		e->kind == AP_EVENT_REFUSED;
 }
 
 /* The runs since the last successful apply that refused or failed, newest first. They stop
@@ -92,7 +93,8 @@ static void gather(struct status *s)
 	if (ap_ctx_repo(c))
 		s->have_tip = ap_repo_branch_tip(c->repo, c->cfg->branch, s->tip) >= 0;
 	if (s->have_tip)
-		s->have_pending = ap_repo_count_commits(c->repo, s->applied, s->tip, &s->pending) >= 0;
+		s->have_pending = ap_repo_count_commits(c->repo, s->applied, s->tip,
+							&s->pending) >= 0;
 	s->have_pin = ap_state_read_pin(c->st, &s->pin) >= 0;
 	(void)ap_state_read_events(c->st, &s->events, &s->n_events);
 	for (size_t i = s->n_events; i-- > 0 && !s->last;)
@@ -123,7 +125,8 @@ static int human_last(struct ap_buf *b, const struct status *s)
 	ap_format_ago(s->last->realtime_usec, s->now, ago, sizeof(ago));
 	return ap_buf_linef(b, "  last:     %s %s %s in %.1f s (%s)%s%s",
 			    ap_event_kind_to_string(s->last->kind), s->last->result, ago,
-			    s->last->duration_ms / 1000.0, s->last->trigger, s->last->units ? ": " : "",
+			    s->last->duration_ms / 1000.0, s->last->trigger, s->last->units ? ": "
+			    : "",
 			    s->last->units ? s->last->units : "");
 }
 
@@ -138,7 +141,8 @@ static int human_attempt(struct ap_buf *b, const struct status *s)
 	ap_format_ago(e->realtime_usec, s->now, ago, sizeof(ago));
 	/* A reason can quote the repository (a path, a validator's words): the line is escaped. */
 	return ap_buf_linef(b, "  attempt:  %s %s%s%s %.12s, %zu run(s) since %s, the last %s%s%s",
-			    e->kind == AP_EVENT_REFUSED ? "refused" : ap_event_kind_to_string(e->kind),
+			    e->kind == AP_EVENT_REFUSED ? "refused"
+			    : ap_event_kind_to_string(e->kind),
 			    e->kind == AP_EVENT_REFUSED ? "(" : "", e->result,
 			    e->kind == AP_EVENT_REFUSED ? ")" : "", *e->to ? e->to : "-",
 			    s->attempt_runs, since, ago, e->reason ? ": " : "",
@@ -152,8 +156,10 @@ static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 	int r;
 
 	if (!s->have_guard)
-		return ap_buf_linef(b, "  guard:    unknown (the service manager cannot be reached)");
-	r = colour ? ap_buf_printf(b, "  guard:    \033[%sm%s\033[0m", s->guard.ok ? "1;32" : "1;31",
+		return ap_buf_linef(b,
+				    "  guard:    unknown (the service manager cannot be reached)");
+	r = colour ? ap_buf_printf(b, "  guard:    \033[%sm%s\033[0m", s->guard.ok ? "1;32"
+				   : "1;31",
 				   word)
 		   : ap_buf_printf(b, "  guard:    %s", word);
 	if (r >= 0)
@@ -167,7 +173,8 @@ static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 		r = ap_buf_linef(b, "            %s %s: %s", s->guard.v[i].unit,
 				 s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
 		if (r >= 0 && s->guard.v[i].looping &&
-		    ap_guard_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 && hint.data)
+		    ap_guard_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 &&
+		    hint.data)
 			r = ap_buf_linef(b, "              %s", hint.data);
 		ap_buf_clear(&hint);
 	}
@@ -222,7 +229,8 @@ static int human_rest(struct ap_buf *b, const struct status *s)
 			if (s->j.units[i].state != AP_STEP_DONE)
 				r = ap_buf_linef(b, "            owed: %s %s (%s)",
 						 ap_unit_action_to_string(s->j.units[i].action),
-						 s->j.units[i].unit, ap_step_to_string(s->j.units[i].state));
+						 s->j.units[i].unit,
+						 ap_step_to_string(s->j.units[i].state));
 	}
 	/* the same line the run printed; the host names in it come from etcd: escaped */
 	if (r >= 0 && s->have_fleet && s->fleet.blocked > 0)
@@ -234,7 +242,8 @@ static int human_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0 && s->have_drift && s->drift.n == 0)
 		r = ap_buf_linef(b, "  drift:    none");
 	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++)
-		r = ap_buf_linef(b, "  %s %s (%s): %s", i ? "          " : "drift:   ", s->drift.v[i].path,
+		r = ap_buf_linef(b, "  %s %s (%s): %s", i ? "          " : "drift:   ",
+				 s->drift.v[i].path,
 				 s->drift.v[i].repo_path, s->drift.v[i].what);
 	return r;
 }
@@ -324,7 +333,8 @@ static int json_last(struct ap_buf *b, const struct ap_event *e)
 	if (r < 0 || !e)
 		return r < 0 ? r : ap_buf_append(b, "null", 4);
 	r = ap_buf_printf(b, "{\"time\": %llu, \"kind\": \"%s\"",
-			  (unsigned long long)(e->realtime_usec / 1000000), ap_event_kind_to_string(e->kind));
+			  (unsigned long long)(e->realtime_usec / 1000000),
+			  ap_event_kind_to_string(e->kind));
 	if (r >= 0)
 		r = json_outcome(b, e);
 	if (r >= 0)
@@ -374,7 +384,8 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	int r = ap_buf_printf(b, ", \"guard\": ");
 
 	if (r >= 0)
-		r = s->have_guard ? ap_guard_format(&s->guard, true, b) : ap_buf_append(b, "null", 4);
+		r = s->have_guard ? ap_guard_format(&s->guard, true, b) : ap_buf_append(b, "null",
+											4);
 	if (r >= 0)
 		r = ap_cmd_json_commits(b, "bad", s->bad, s->n_bad);
 	if (r >= 0)
@@ -407,7 +418,8 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 		r = ap_buf_append(b, "null", 4);
 	if (r >= 0 && s->have_fleet)
 		r = ap_buf_printf(b, ", \"fleet\": {\"blocked\": %s, \"slot_wait_s\": %.3f",
-				  s->fleet.blocked > 0 ? "true" : "false", s->fleet.wait_ms / 1000.0);
+				  s->fleet.blocked > 0 ? "true" : "false",
+				  s->fleet.wait_ms / 1000.0);
 	if (r >= 0 && s->have_fleet)
 		r = json_str(b, "why", s->fleet.why, true);
 	if (r >= 0 && s->have_fleet)

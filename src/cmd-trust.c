@@ -98,7 +98,8 @@ int ap_cmd_trust(const struct ap_opts *o, char **args)
 	int code;
 
 	if (strcmp(args[0], "skip") != 0) {
-		fprintf(stderr, "autopull: unknown trust command '%s' (see autopull --help)\n", args[0]);
+		fprintf(stderr, "autopull: unknown trust command '%s' (see autopull --help)\n",
+			args[0]);
 		return AP_EXIT_USAGE;
 	}
 	if (args[1] && (!o->reason || !*o->reason)) {

@@ -19,14 +19,17 @@ static int load_config(const struct ap_opts *o, struct ap_config **ret)
 	if (!path) {
 		r = ap_config_default_path(o->user ? AP_SCOPE_USER : AP_SCOPE_SYSTEM, &def);
 		if (r < 0)
-			return ap_log_error(r, "cannot find the configuration file: %s", strerror(-r));
+			return ap_log_error(r, "cannot find the configuration file: %s",
+					    strerror(-r));
 		path = def;
 	}
 	r = ap_config_load(path, o->user, ret);
 	if (r == -ENOENT)
 		ap_log_error(r, "hint: %s; copy %s there, or pass -c FILE%s", o->config_path
-				    ? "check the path given with -c" : "there is no configuration yet",
-			     EXAMPLE_CONFIG, o->user ? "" : " (or --user for your own service manager)");
+				    ? "check the path given with -c"
+				    : "there is no configuration yet",
+			     EXAMPLE_CONFIG, o->user ? ""
+			     : " (or --user for your own service manager)");
 	return r;
 }
 

@@ -1,5 +1,6 @@
 /* Drift (see drift.h). The expected files of a commit are computed once per applied commit
- * and configuration from the mirror (a plan from the empty tree, files only) and stored; a check then costs one
+ * and configuration from the mirror (a plan from the empty tree, files only) and stored; a check
+ * then costs one
  * read and one hash per managed file.
  *
  * Deliberately not here: putting files back (a revert is an apply, engine.c). */
@@ -188,7 +189,8 @@ int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set
 
 			if (strcmp(e->path, d->v[i].path) != 0)
 				continue;
-			*ch = (struct ap_change){ .kind = AP_CHANGE_MODIFY, .path = strdup(e->repo_path),
+			*ch = (struct ap_change){ .kind = AP_CHANGE_MODIFY,
+						  .path = strdup(e->repo_path),
 						  .new_mode = e->mode & 0111 ? AP_GIT_MODE_EXEC
 									     : AP_GIT_MODE_BLOB };
 			ch->old_mode = ch->new_mode;
@@ -196,7 +198,8 @@ int ap_drift_changes(const struct ap_drift *d, const struct ap_expected_set *set
 			ret->n++;
 			if (!ch->path)
 				return -ENOMEM;
-			if (ap_install_read_host(e->path, e->root_len, true, &hf) >= 0 && hf.present) {
+			if (ap_install_read_host(e->path, e->root_len, true, &hf) >= 0 &&
+			    hf.present) {
 				ch->old_data = TAKE_PTR(hf.data);
 				ch->old_len = hf.len;
 			}
@@ -217,7 +220,8 @@ void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struc
 		t->drift = (long)d->n;
 	if (d->n > 0 && !c->cfg->drift_revert)
 		ap_log_warning("%zu managed file(s) differ from %.12s, the first '%s' (%s); "
-			       "'autopull diff' shows how", d->n, applied, d->v[0].path, d->v[0].what);
+			       "'autopull diff' shows how", d->n, applied, d->v[0].path,
+			       d->v[0].what);
 }
 
 int ap_drift_revert_changes(struct ap_ctx *c, const char *applied, const struct ap_drift *d,
@@ -226,7 +230,8 @@ int ap_drift_revert_changes(struct ap_ctx *c, const char *applied, const struct 
 	struct ap_expected_set set = { 0 };
 	int k = ap_drift_expected(c, applied, &set);
 
-	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)", d->n,
+	ap_log_warning("putting back %zu drifted file(s) (drift: revert), the first '%s' (%s)",
+		       d->n,
 		       d->v[0].path, d->v[0].what);
 	if (k >= 0)
 		k = ap_drift_changes(d, &set, ret);

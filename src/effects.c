@@ -46,7 +46,8 @@ static int save_missing_dir(struct ap_fileset *backup, const char *path, size_t 
 
 	if (r < 0 || !dir || ap_state_fileset_find(backup, dir))
 		return r;
-	return ap_state_fileset_add(backup, &(struct ap_host_file){ .path = dir, .root_len = root_len,
+	return ap_state_fileset_add(backup, &(struct ap_host_file){ .path = dir,
+								    .root_len = root_len,
 								   .dir = true });
 }
 
@@ -203,7 +204,8 @@ static int restore(void *u, const char *commit)
 	struct ap_effects *e = u;
 	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = NULL;
 	char name[48];
-	int r = ap_state_fileset_open(e->st, ap_state_backup_name(commit, name), false, &f), failed = 0;
+	int r = ap_state_fileset_open(e->st, ap_state_backup_name(commit, name), false, &f),
+		failed = 0;
 
 	if (r == -ENOENT)
 		return 0; /* no backup: nothing was changed yet */
@@ -224,7 +226,8 @@ static int restore(void *u, const char *commit)
 		if (r >= 0)
 			r = owned_set(e, b->path, b->owned);
 		if (r < 0)
-			failed = ap_log_error(r, "failed to restore '%s': %s", b->path, strerror(-r));
+			failed = ap_log_error(r, "failed to restore '%s': %s", b->path,
+					      strerror(-r));
 		else
 			ap_log_debug("restored %s", b->path);
 	}
@@ -292,7 +295,8 @@ static bool props_state(struct ap_effects *e, const char *unit, bool up)
 	struct ap_unit_props p = { 0 };
 	bool ok = ap_bus_get_unit_props(e->bus, unit, &p) >= 0 &&
 		  (up ? strcmp(p.active_state, "active") == 0
-		      : strcmp(p.active_state, "inactive") != 0 && strcmp(p.active_state, "failed") != 0);
+		      : strcmp(p.active_state, "inactive") != 0 && strcmp(p.active_state,
+									  "failed") != 0);
 
 	ap_unit_props_clear(&p);
 	return ok;
@@ -393,9 +397,11 @@ static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 		if (jobs[i].error)
 			explain_failed_job(e, &jobs[i]);
 		if (e->quiet_jobs)
-			ap_log_info("%s %s: %s", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit, res);
+			ap_log_info("%s %s: %s", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit,
+				    res);
 		else
-			printf("%s %s: %s\n", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit, res);
+			printf("%s %s: %s\n", ap_job_kind_to_string(jobs[i].kind), jobs[i].unit,
+			       res);
 	}
 	fflush(stdout);
 	return r;
@@ -439,7 +445,8 @@ static int record_rollback(void *u, const struct ap_journal *j, const char *why,
 
 void ap_effects_crash_point(const char *want, const char *point)
 {
-	/* Test-only, like AUTOPULL_TEST_CRASH: AUTOPULL_TEST_CRASH_LOG names a file that gets a line
+	/* Test-only, like AUTOPULL_TEST_CRASH: AUTOPULL_TEST_CRASH_LOG names a file that gets a
+	 * line
 	 * per point passed, so that a test counts only kills at points a run really reaches. */
 	const char *path = secure_getenv("AUTOPULL_TEST_CRASH_LOG");
 
@@ -480,7 +487,8 @@ int ap_effects_execute(struct ap_effects *e, struct ap_journal *j, const struct 
 		       enum ap_apply_outcome *ret)
 {
 	struct ap_apply_ops ops;
-	int k = e->bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0 : -ENOTCONN;
+	int k = e->bus || (j->n_units == 0 && ap_journal_is_done(j, AP_PHASE_RELOAD)) ? 0
+		: -ENOTCONN;
 
 	*ret = AP_APPLY_FAILED;
 	ap_effects_ops(e, &ops);

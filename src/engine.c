@@ -65,7 +65,8 @@ static void refuse(struct run *r, const char *kind, const char *to, const char *
 /* Plans from → to (planning.h), with changes already in r->changes when given (drift). */
 static int make_plan(struct run *r, const char *from, const char *to)
 {
-	const struct ap_planning in = { .cfg = r->c->cfg, .repo = r->c->repo, .bus = ap_ctx_bus(r->c),
+	const struct ap_planning in = { .cfg = r->c->cfg, .repo = r->c->repo,
+					.bus = ap_ctx_bus(r->c),
 					.dry_run = r->o->dry_run };
 	int k;
 
@@ -105,7 +106,8 @@ static int check_guard(struct run *r)
 
 static struct ap_effects effects_of(struct run *r, const struct ap_install_source *src)
 {
-	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = ap_ctx_bus(r->c), .src = src,
+	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = ap_ctx_bus(r->c),
+				    .src = src,
 				    .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
 				    .crash = secure_getenv("AUTOPULL_TEST_CRASH"),
 				    .fleet = ap_ctx_fleet(r->c) };
@@ -128,7 +130,8 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
 	/* Why it failed (the settle's verdict) says more than why it was pinned. */
 	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, name, j->to,
-			out != AP_APPLY_OK && j->why ? j->why : r->s.pin.commit[0] ? r->s.pin.reason : NULL,
+			out != AP_APPLY_OK && j->why ? j->why : r->s.pin.commit[0] ? r->s.pin.reason
+				: NULL,
 			j);
 	if (r->o->json && r->plan)
 		(void)ap_report_plan(&r->rep, name, j);
@@ -179,7 +182,8 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 static int prepare(struct run *r)
 {
 	struct ap_install_source src;
-	const struct ap_checks in = { .cfg = r->c->cfg, .st = r->c->st, .src = &src, .plan = r->plan,
+	const struct ap_checks in = { .cfg = r->c->cfg, .st = r->c->st, .src = &src,
+				      .plan = r->plan,
 				      .owned = r->s.owned, .dry_run = r->o->dry_run,
 				      .allow_empty = r->o->allow_empty };
 	const char *refusal = NULL, *why = NULL;
@@ -188,7 +192,8 @@ static int prepare(struct run *r)
 	ap_planning_source(r->c->repo, &src);
 	ap_log_reason_begin();
 	if ((code = check_guard(r)) == AP_EXIT_GUARD)
-		refusal = "guard", why = "a watched unit loops or is stale; 'autopull status' names it";
+		refusal = "guard",
+			why = "a watched unit loops or is stale; 'autopull status' names it";
 	if (code == AP_EXIT_OK)
 		code = ap_checks_run(&in, &refusal, &why);
 	if (refusal)
@@ -249,7 +254,8 @@ static int run_plan(struct run *r)
 {
 	struct ap_journal j = { 0 };
 	int code = ap_apply_journal_new(r->plan, r->s.applied, NULL, &j) < 0 ? AP_EXIT_FAILED
-									       : execute(r, &j, r->plan);
+									       : execute(r, &j,
+											 r->plan);
 
 	ap_journal_clear(&j);
 	return code;
@@ -272,7 +278,8 @@ static int apply_fresh(struct run *r, const char *target)
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run && ap_plan_is_noop(r->plan))
-		return sample_guard(r, false), ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
+		return sample_guard(r, false), ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED
+			: AP_EXIT_OK;
 	if (ap_plan_is_noop(r->plan))
 		return ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0
 			       ? AP_EXIT_FAILED : ap_report_nothing_to_do(&r->rep, pinned);

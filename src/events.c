@@ -168,7 +168,8 @@ static int parse_u64(const char *v, uint64_t *ret)
 /* The fields after the time and the kind, in their fixed order. */
 static int parse_fields(char *rest, struct ap_event *e)
 {
-	static const char *const keys[] = { "from", "to", "result", "ms", "trigger", "units", "reason" };
+	static const char *const keys[] = { "from", "to", "result", "ms", "trigger", "units",
+					    "reason" };
 	char *save = NULL, *w = strtok_r(rest, " ", &save);
 	int r = 0;
 
@@ -228,7 +229,8 @@ int ap_event_units(char *const *units, const enum ap_unit_action_kind *actions, 
 	struct ap_buf b = { 0 };
 	int r = 0;
 
-	for (enum ap_unit_action_kind a = AP_ACTION_NONE + 1; r >= 0 && a <= AP_ACTION_REENABLE; a++) {
+	for (enum ap_unit_action_kind a = AP_ACTION_NONE + 1; r >= 0 &&
+	     a <= AP_ACTION_REENABLE; a++) {
 		bool first = true;
 
 		for (size_t i = 0; r >= 0 && i < n; i++) {
@@ -264,9 +266,11 @@ static struct outcome outcome_of(const struct ap_event *e)
 		if (ok)
 			return (struct outcome){ "applied", AP_MSGID_APPLIED, AP_LOG_NOTICE };
 		if (strcmp(e->result, "rolled-back") == 0)
-			return (struct outcome){ "rolled-back", AP_MSGID_ROLLED_BACK, AP_LOG_WARNING };
+			return (struct outcome){ "rolled-back", AP_MSGID_ROLLED_BACK,
+						 AP_LOG_WARNING };
 		if (strcmp(e->result, "rollback-failed") == 0)
-			return (struct outcome){ "rollback-failed", AP_MSGID_ROLLED_BACK, AP_LOG_ERR };
+			return (struct outcome){ "rollback-failed", AP_MSGID_ROLLED_BACK,
+						 AP_LOG_ERR };
 		return (struct outcome){ "apply-failed", AP_MSGID_APPLY_FAILED, AP_LOG_ERR };
 	case AP_EVENT_REFUSED:
 		return (struct outcome){ "refused", AP_MSGID_REFUSED, AP_LOG_WARNING };
@@ -297,7 +301,8 @@ static char *message_of(const struct ap_event *e, const struct outcome *o)
 			return ap_strdupf("rolled back %.12s to %.12s%s%s", e->to,
 					  *e->from ? e->from : "nothing", sep, why);
 		return ap_strdupf("apply of %.12s %s%s%s", e->to,
-				  strcmp(e->result, "rollback-failed") == 0 ? "could not be rolled back"
+				  strcmp(e->result, "rollback-failed") == 0
+				  ? "could not be rolled back"
 				  : strcmp(e->result, "restored") == 0 ? "failed, files put back"
 								      : "failed",
 				  sep, why);
@@ -308,11 +313,13 @@ static char *message_of(const struct ap_event *e, const struct outcome *o)
 	case AP_EVENT_PIN:
 		return ap_strdupf("pinned at %.12s%s%s", e->to, sep, why);
 	case AP_EVENT_UNPIN:
-		return ap_strdupf("unpinned%s%.12s%s%s", *e->from ? " from " : "", e->from, sep, why);
+		return ap_strdupf("unpinned%s%.12s%s%s", *e->from ? " from " : "", e->from, sep,
+				  why);
 	case AP_EVENT_REVERT:
 	default:
 		return ap_strdupf("%s drifted files to %.12s%s%s",
-				  strcmp(o->action, "reverted") == 0 ? "put back" : "failed to put back",
+				  strcmp(o->action, "reverted") == 0 ? "put back"
+				  : "failed to put back",
 				  e->to, sep, why);
 	}
 }
@@ -368,7 +375,8 @@ static int push_units(char ***v, const char *units, bool user)
 int ap_event_entry(const struct ap_event *e, bool user, struct ap_event_entry *ret)
 {
 	struct outcome o = outcome_of(e);
-	struct ap_event_entry x = { .level = o.level, .message_id = o.id, .message = message_of(e, &o) };
+	struct ap_event_entry x = { .level = o.level, .message_id = o.id, .message = message_of(e,
+		&o) };
 	char ms[24];
 	int r = x.message ? 0 : -ENOMEM;
 

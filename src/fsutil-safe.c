@@ -213,7 +213,8 @@ static int check_dirs(const char *what, const char *path, const char *dir, char 
 		return 0; /* missing (made later) or a symlink: whoever opens it refuses it */
 	if (u.mode & (S_IWGRP | S_IWOTH))
 		why = ap_strdupf("directory '%s' can be written by %s (mode %04o); fix: chmod go-w '%s'",
-				 u.path, u.mode & S_IWOTH ? "anyone" : "its group", (unsigned)u.mode,
+				 u.path, u.mode & S_IWOTH ? "anyone" : "its group",
+				 (unsigned)u.mode,
 				 u.path);
 	else
 		why = ap_strdupf("directory '%s' is owned by uid %u; fix: chown %u '%s'", u.path,

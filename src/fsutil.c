@@ -451,7 +451,8 @@ int ap_fs_remove_stale_temps(int dirfd, const char *name)
 		struct stat st;
 
 		if (!is_temp_name(de->d_name, name) ||
-		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (unlinkat(dirfd, de->d_name, 0) < 0 && errno != ENOENT) {
 			r = -errno;
@@ -480,7 +481,8 @@ int ap_fs_move_aside(int dirfd, const char *name, const char *suffix)
 {
 	char to[NAME_MAX + 1];
 
-	if (!is_single_component(name) || snprintf(to, sizeof(to), "%s%s", name, suffix) >= (int)sizeof(to) ||
+	if (!is_single_component(name) || snprintf(to, sizeof(to), "%s%s", name,
+						   suffix) >= (int)sizeof(to) ||
 	    !is_single_component(to))
 		return -EINVAL;
 	if (renameat(dirfd, name, dirfd, to) < 0)

@@ -110,7 +110,8 @@ int ap_generator_main(int argc, char **argv)
 		}
 	}
 	if (argc != 2 && argc != 4) {
-		ap_log_error(-EINVAL, "usage: %s NORMAL-DIR [EARLY-DIR LATE-DIR]", AP_GENERATOR_NAME);
+		ap_log_error(-EINVAL, "usage: %s NORMAL-DIR [EARLY-DIR LATE-DIR]",
+			     AP_GENERATOR_NAME);
 		return 1;
 	}
 	/* The user units have no file system sandbox to widen. */
@@ -122,7 +123,8 @@ int ap_generator_main(int argc, char **argv)
 		return 0; /* installed, not configured yet */
 	if (ap_config_load(path, false, &c) < 0) {
 		ap_log_error(-EINVAL, "%s: configuration error (see above): no sandbox drop-in "
-			     "written; the services will fail on the same error", AP_GENERATOR_NAME);
+			     "written; the services will fail on the same error",
+			     AP_GENERATOR_NAME);
 		return 1;
 	}
 	if (c->scope != AP_SCOPE_SYSTEM)
@@ -153,7 +155,8 @@ static bool unit_installed(const char *unit)
 static int read_dropin(enum ap_sandbox_unit u, bool *present, char ***granted, unsigned *flags)
 {
 	_cleanup_close_ int dfd = open(AP_GENERATOR_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_free_ char *rel = ap_strdupf("%s.d/%s", ap_sandbox_unit_name(u), AP_SANDBOX_DROPIN);
+	_cleanup_free_ char *rel = ap_strdupf("%s.d/%s", ap_sandbox_unit_name(u),
+					      AP_SANDBOX_DROPIN);
 	_cleanup_free_ char *text = NULL;
 	size_t len;
 	int r;
@@ -167,7 +170,8 @@ static int read_dropin(enum ap_sandbox_unit u, bool *present, char ***granted, u
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0 || (r = ap_sandbox_parse(text, granted, flags)) < 0)
-		return ap_log_error(r, "cannot read '%s/%s': %s", AP_GENERATOR_DIR, rel, strerror(-r));
+		return ap_log_error(r, "cannot read '%s/%s': %s", AP_GENERATOR_DIR, rel,
+				    strerror(-r));
 	*present = true;
 	return 0;
 }
@@ -229,10 +233,13 @@ static void check_unit(const struct ap_config *c, enum ap_sandbox_unit u, bool d
 		if (n->blocked && strcmp(n->blocked, "an unsafe path") == 0)
 			continue; /* check-config refuses the rule itself */
 		if (n->blocked)
-			say(rep, "%s cannot write '%s', needed by %s: %s gives the service its own; "
-				 "fix: choose a directory outside it", unit, n->path, n->why, n->blocked);
+			say(rep,
+			    "%s cannot write '%s', needed by %s: %s gives the service its own; "
+				 "fix: choose a directory outside it", unit, n->path, n->why,
+				 n->blocked);
 		else if (!ap_sandbox_covers(granted, n->path))
-			say(rep, "%s cannot write '%s', needed by %s: %s", unit, n->path, n->why, fix);
+			say(rep, "%s cannot write '%s', needed by %s: %s", unit, n->path, n->why,
+			    fix);
 	}
 	if (s.setid && !(flags & AP_SANDBOX_SETID))
 		say(rep, "%s cannot set setuid/setgid modes (allow_setid: true): %s", unit, fix);

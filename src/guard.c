@@ -62,7 +62,8 @@ static int sample_unit(struct ap_bus *b, const char *unit, const char *boot_id,
 				      .last_trigger_real_usec = p.last_trigger_usec,
 				      .interval_usec = p.timer_interval_usec };
 	/* A calendar timer has no monotonic interval: the gap to its next elapse stands in. */
-	if (!ret->interval_usec && p.next_elapse_realtime > p.last_trigger_usec && p.last_trigger_usec)
+	if (!ret->interval_usec && p.next_elapse_realtime > p.last_trigger_usec &&
+	    p.last_trigger_usec)
 		ret->interval_usec = p.next_elapse_realtime - p.last_trigger_usec;
 	copy(ret->unit, sizeof(ret->unit), unit);
 	copy(ret->boot_id, sizeof(ret->boot_id), boot_id);
@@ -146,7 +147,8 @@ static int update_history(struct ap_state *st, const struct ap_config *c, const 
 }
 
 static int judge_all(const struct ap_config *c, const struct ap_hb_history *h,
-		     const struct ap_hb_history *fresh, const char *boot_id, struct ap_guard_result *g)
+		     const struct ap_hb_history *fresh, const char *boot_id,
+		     struct ap_guard_result *g)
 {
 	g->v = calloc(fresh->n ? fresh->n : 1, sizeof(*g->v));
 	if (!g->v)
@@ -154,7 +156,8 @@ static int judge_all(const struct ap_config *c, const struct ap_hb_history *h,
 	g->ok = !g->tripped;
 	g->window_s = c->guard.window_usec / 1000000;
 	for (size_t i = 0; i < fresh->n; i++) {
-		ap_hb_judge(h, fresh->v[i].unit, boot_id, ap_now_monotonic_usec(), ap_now_realtime_usec(),
+		ap_hb_judge(h, fresh->v[i].unit, boot_id, ap_now_monotonic_usec(),
+			    ap_now_realtime_usec(),
 			    c->guard.window_usec, c->guard.max_restarts, &g->v[g->n]);
 		g->ok &= !g->v[g->n].looping;
 		g->n++;
@@ -200,7 +203,8 @@ static int clear_times(const struct ap_config *c, const struct ap_hb_history *h,
 
 			if (strcmp(s->unit, g->v[i].unit) != 0)
 				continue;
-			if ((strcmp(s->sub_state, "auto-restart") == 0 && !ap_hb_sample_exited_clean(s)) ||
+			if ((strcmp(s->sub_state, "auto-restart") == 0 &&
+			     !ap_hb_sample_exited_clean(s)) ||
 			    (prev && s->n_restarts > prev->n_restarts) || (!prev && s->n_restarts))
 				last = s->real_usec;
 			prev = s;
@@ -222,7 +226,8 @@ static void explain_setup_failures(const struct ap_hb_history *fresh, struct ap_
 			continue;
 		/* Cut to fit: the reason in front matters more than the counts behind it. */
 		if (snprintf(why, sizeof(why), "cannot be started (status %s): %.*s",
-			     ap_exit_status_format(fresh->v[i].exec_main_status, status, sizeof(status)),
+			     ap_exit_status_format(fresh->v[i].exec_main_status, status,
+						   sizeof(status)),
 			     (int)(sizeof(why) - 64), v->why) < 0)
 			continue;
 		memcpy(v->why, why, sizeof(why));
@@ -335,7 +340,8 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 	struct ap_buf b = { 0 };
 
 	if (sampled < 0)
-		ap_log_error(sampled, "refusing to apply %.12s: the guard cannot sample the watched "
+		ap_log_error(sampled,
+			     "refusing to apply %.12s: the guard cannot sample the watched "
 				      "units (%s)", in->to, strerror(-sampled));
 	if (sampled >= 0 && ap_guard_format(g, false, &b) >= 0)
 		fputs(b.data, stderr);
@@ -345,7 +351,8 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 			continue;
 		if (ap_guard_clear_hint(g, i, in->cfg->scope, ap_now_realtime_usec(), &b) < 0)
 			return -ENOMEM;
-		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s", in->to,
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s",
+			     in->to,
 			     g->v[i].unit, g->v[i].why, b.data);
 		ap_buf_clear(&b);
 	}
@@ -358,7 +365,8 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 
 int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled)
 {
-	const char *tripped = in->tripped_error < 0 ? "the guard's state cannot be read" : in->tripped;
+	const char *tripped = in->tripped_error < 0 ? "the guard's state cannot be read"
+		: in->tripped;
 	int sampled = -ENOTCONN;
 
 	*ret_sampled = false;
@@ -398,14 +406,16 @@ static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned
 	bool clean = ap_streq_ptr(p->result, "success") && p->exec_main_status == 0;
 	bool waiting = strcmp(p->sub_state, "auto-restart") == 0;
 	bool up = strcmp(p->active_state, "active") == 0 ||
-		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result, "success")) ||
+		  (strcmp(p->active_state, "inactive") == 0 && ap_streq_ptr(p->result,
+									    "success")) ||
 		  (waiting && clean);
 	/* A status the manager made itself means the program never ran: not a crash loop. */
 	bool setup = ap_exit_status_is_setup(p->exec_main_status);
 	const char *what = strcmp(p->active_state, "failed") == 0
 				   ? (setup ? "could not be started" : "failed")
 			   : waiting && !clean
-				   ? (setup ? "could not be started and is retrying" : "is restarting in a loop")
+				   ? (setup ? "could not be started and is retrying"
+				      : "is restarting in a loop")
 			   : p->n_restarts > base_restarts ? "restarted by itself"
 			   : final && !up ? "never became active"
 					  : NULL;
@@ -476,10 +486,12 @@ int ap_guard_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope
 	char when[32] = "once it stops restarting";
 
 	if (v->failed)
-		return ap_buf_printf(out, "it is failed and will not restart by itself: a fix applied "
+		return ap_buf_printf(out,
+				     "it is failed and will not restart by itself: a fix applied "
 				     "with 'autopull apply --override-guard --reason TEXT' starts it on the "
 				     "new files, or after a repair by hand 'systemctl%s reset-failed %s' "
-				     "lets applies through", scope == AP_SCOPE_USER ? " --user" : "",
+				     "lets applies through", scope == AP_SCOPE_USER ? " --user"
+				     : "",
 				     v->unit);
 	if (g->clears && g->clears[i])
 		ap_format_ago(g->clears[i], now_real, when, sizeof(when));
@@ -500,7 +512,8 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 		if (r >= 0)
 			r = ap_buf_json_string(out, v->unit);
 		if (r >= 0 && !stale)
-			r = ap_buf_printf(out, ", \"restarts\": %u, \"window_s\": %llu, \"failed\": %s",
+			r = ap_buf_printf(out,
+					  ", \"restarts\": %u, \"window_s\": %llu, \"failed\": %s",
 					  v->restarts, g->window_s, v->failed ? "true" : "false");
 		if (r >= 0)
 			r = ap_buf_printf(out, ", \"why\": ");
@@ -541,7 +554,8 @@ int ap_guard_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 		if (r >= 0)
 			r = ap_buf_printf(out, ", \"tripped\": ");
 		if (r >= 0)
-			r = g->tripped ? ap_buf_json_string(out, g->tripped) : ap_buf_append(out, "null", 4);
+			r = g->tripped ? ap_buf_json_string(out, g->tripped) : ap_buf_append(out,
+				"null", 4);
 		return r < 0 ? r : ap_buf_append(out, "}", 1);
 	}
 	/* Unit names, reasons and the tripped record (a state file) are escaped (ap_buf_linef). */
@@ -554,7 +568,8 @@ int ap_guard_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 	for (size_t i = 0; r >= 0 && i < g->n; i++) {
 		const struct ap_hb_verdict *v = &g->v[i];
 		r = ap_buf_linef(out, "  %-*s %s%s%s", width, v->unit,
-				 v->looping ? "LOOPING" : v->stale ? "STALE" : "ok", *v->why ? ": " : "",
+				 v->looping ? "LOOPING" : v->stale ? "STALE" : "ok", *v->why ? ": "
+				 : "",
 				 v->why);
 	}
 	return r;

@@ -89,7 +89,8 @@ int ap_hb_history_format(const struct ap_hb_history *h, char **ret)
 				  s->unit, word(s->boot_id), s->mono_usec, s->real_usec,
 				  word(s->invocation_id), s->n_restarts, word(s->active_state),
 				  word(s->sub_state), word(s->result), s->exec_main_status,
-				  s->active_enter_real_usec, s->last_trigger_real_usec, s->interval_usec);
+				  s->active_enter_real_usec, s->last_trigger_real_usec,
+				  s->interval_usec);
 	}
 	if (r < 0) {
 		ap_buf_clear(&b);
@@ -195,7 +196,8 @@ static unsigned restarts_between(const struct ap_hb_sample *a, const struct ap_h
 /* The first sample of a unit has no predecessor to subtract. Its NRestarts count unless the
  * unit has been up since before the window (each automatic restart re-enters "active", so
  * then every one of them is older than the window). Errs towards refusing once. */
-static unsigned first_restarts(const struct ap_hb_sample *s, uint64_t now_real, uint64_t window_usec)
+static unsigned first_restarts(const struct ap_hb_sample *s, uint64_t now_real,
+			       uint64_t window_usec)
 {
 	bool settled = strcmp(s->active_state, "active") == 0 && s->active_enter_real_usec &&
 		       now_real > s->active_enter_real_usec &&
@@ -241,13 +243,16 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 	}
 	if (is_failed(last) && last->n_restarts > 0) {
 		v.looping = v.failed = true;
-		snprintf(v.why, sizeof(v.why), "failed after %u automatic restarts (result %s, status %d)",
+		snprintf(v.why, sizeof(v.why),
+			 "failed after %u automatic restarts (result %s, status %d)",
 			 last->n_restarts, word(last->result), last->exec_main_status);
 	} else if (v.restarts > max_restarts) {
 		v.looping = true;
-		snprintf(v.why, sizeof(v.why), "%u automatic restarts in the last %" PRIu64 "s (max %u)",
+		snprintf(v.why, sizeof(v.why),
+			 "%u automatic restarts in the last %" PRIu64 "s (max %u)",
 			 v.restarts, window_usec / 1000000, max_restarts);
-	} else if (strcmp(last->sub_state, "auto-restart") == 0 && !ap_hb_sample_exited_clean(last)) {
+	} else if (strcmp(last->sub_state, "auto-restart") == 0 &&
+		   !ap_hb_sample_exited_clean(last)) {
 		v.looping = true;
 		snprintf(v.why, sizeof(v.why), "waiting to restart again (NRestarts=%u, result %s)",
 			 last->n_restarts, word(last->result));
@@ -257,13 +262,15 @@ int ap_hb_judge(const struct ap_hb_history *h, const char *unit, const char *boo
 		/* A stopped timer never fires again (and the manager forgets its last trigger). */
 		v.stale = true;
 		if (!v.looping)
-			snprintf(v.why, sizeof(v.why), "timer is %s: it will not fire", word(last->active_state));
+			snprintf(v.why, sizeof(v.why), "timer is %s: it will not fire",
+				 word(last->active_state));
 	} else if (last->interval_usec && last->last_trigger_real_usec &&
 	    now_real > last->last_trigger_real_usec &&
 	    now_real - last->last_trigger_real_usec > 2 * last->interval_usec) {
 		v.stale = true;
 		if (!v.looping)
-			snprintf(v.why, sizeof(v.why), "last triggered %" PRIu64 "s ago, interval %" PRIu64 "s",
+			snprintf(v.why, sizeof(v.why),
+				 "last triggered %" PRIu64 "s ago, interval %" PRIu64 "s",
 				 (now_real - last->last_trigger_real_usec) / 1000000,
 				 last->interval_usec / 1000000);
 	}
@@ -330,21 +337,24 @@ enum metric {
 static const struct {
 	const char *name, *type, *help;
 } metrics[M_MAX] = {
-	[M_ACTIVE] = { "systemd_unit_active", "gauge", "Whether the unit is active (1) or not (0)." },
+	[M_ACTIVE] = { "systemd_unit_active", "gauge",
+		       "Whether the unit is active (1) or not (0)." },
 	[M_STATE] = { "systemd_unit_state", "gauge",
 		      "1 for the unit's ActiveState, 0 for the other states." },
 	[M_SUB_STATE] = { "systemd_unit_sub_state_info", "gauge",
 			  "The unit's SubState (info: the newest series is the current one)." },
 	[M_RESTARTS] = { "systemd_unit_restart_count_total", "counter",
 			 "Automatic restarts of the unit (NRestarts) since its last explicit start." },
-	[M_STATUS] = { "systemd_unit_last_exit_status", "gauge", "Exit status of the main process." },
+	[M_STATUS] = { "systemd_unit_last_exit_status", "gauge",
+		       "Exit status of the main process." },
 	[M_SINCE] = { "systemd_unit_seconds_since_active", "gauge",
 		      "Seconds since the unit last entered the active state; for a timer, since it last triggered." },
 	[M_TRIGGER] = { "systemd_timer_last_trigger_seconds", "gauge",
 			"When the timer last triggered (Unix time)." },
 	[M_INTERVAL] = { "systemd_timer_interval_seconds", "gauge",
 			 "The timer's interval, or the gap to its next calendar elapse." },
-	[M_LOOPING] = { "autopull_unit_looping", "gauge", "Whether the guard sees a restart loop." },
+	[M_LOOPING] = { "autopull_unit_looping", "gauge",
+			"Whether the guard sees a restart loop." },
 	[M_STALE] = { "autopull_timer_stale", "gauge",
 		      "Whether the timer is stopped or last triggered more than twice its interval ago." },
 };
@@ -468,7 +478,8 @@ static int apply_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 		r = family_head(b, "autopull_applied_commit_info", "gauge",
 				"The commit autopull applied last.");
 		if (r >= 0)
-			r = sample_line(b, "autopull_applied_commit_info", info, ELEMENTSOF(info), 1);
+			r = sample_line(b, "autopull_applied_commit_info", info, ELEMENTSOF(info),
+					1);
 	}
 	if (r >= 0 && f->last_apply_real_usec)
 		r = host_metric(b, "autopull_last_apply_timestamp_seconds", "gauge",
@@ -476,7 +487,8 @@ static int apply_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 				(double)f->last_apply_real_usec / 1e6);
 	if (r >= 0 && f->last_apply_success >= 0)
 		r = host_metric(b, "autopull_last_apply_success", "gauge",
-				"Whether the last apply succeeded.", f->host, f->last_apply_success);
+				"Whether the last apply succeeded.", f->host,
+					f->last_apply_success);
 	return r;
 }
 
@@ -487,9 +499,11 @@ static int guard_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 		double value;
 	} rows[] = {
 		{ "autopull_guard_ok", "gauge",
-		  "Whether the guard lets an apply proceed (nothing looping, not tripped).", f->guard_ok },
+		  "Whether the guard lets an apply proceed (nothing looping, not tripped).",
+		  f->guard_ok },
 		{ "autopull_guard_tripped", "gauge",
-		  "Whether a failed rollback left the guard tripped until an override.", f->guard_tripped },
+		  "Whether a failed rollback left the guard tripped until an override.",
+		  f->guard_tripped },
 		{ "autopull_bad_commits_total", "counter",
 		  "Commits whose apply was rolled back and marked bad.", f->bad_commits },
 		{ "autopull_last_rollback_timestamp_seconds", "gauge",
@@ -506,7 +520,8 @@ static int guard_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(rows); i++)
-		r = host_metric(b, rows[i].name, rows[i].type, rows[i].help, f->host, rows[i].value);
+		r = host_metric(b, rows[i].name, rows[i].type, rows[i].help, f->host,
+				rows[i].value);
 	return r;
 }
 
@@ -540,7 +555,8 @@ static int history_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 {
 	static const char *const results[] = { "ok", "failed", "restored", "rolled-back",
 					       "rollback-failed" };
-	static const char *const reasons[] = { "guard", "invalid", "preflight", "emptying", "rewind",
+	static const char *const reasons[] = { "guard", "invalid", "preflight", "emptying",
+					       "rewind",
 					       "untrusted" };
 	int r = labelled_counter(b, f, "autopull_apply_total", "Applies by result.", "result",
 				 "apply", results, ELEMENTSOF(results));
@@ -554,7 +570,8 @@ static int history_metrics(struct ap_buf *b, const struct ap_hb_facts *f)
 				"Applies rolled back because a unit did not settle.", f->host,
 				(double)counter(f, "rollback"));
 	if (r >= 0 && f->pinned >= 0)
-		r = host_metric(b, "autopull_pinned", "gauge", "Whether deploys are pinned.", f->host,
+		r = host_metric(b, "autopull_pinned", "gauge", "Whether deploys are pinned.",
+				f->host,
 				f->pinned);
 	if (r >= 0 && f->pending_commits >= 0)
 		r = host_metric(b, "autopull_pending_commits", "gauge",

@@ -193,7 +193,8 @@ static int write_one(const struct ap_file_op *f, const struct ap_install_source 
 	(void)ap_fs_remove_stale_temps(dfd, base);
 	r = ap_install_content(f, src, &buf, &data, &len);
 	if (r >= 0)
-		r = ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid, AP_FS_NO_DIRSYNC);
+		r = ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid,
+					     AP_FS_NO_DIRSYNC);
 	if (as_user)
 		leave_user();
 	return r;
@@ -218,7 +219,8 @@ static int sync_dirs(const struct ap_plan *p)
 		if (r >= 0)
 			r = ap_strv_push(&done, dir);
 		if (r < 0)
-			return ap_log_error(r, "failed to sync directory '%s': %s", dir, strerror(-r));
+			return ap_log_error(r, "failed to sync directory '%s': %s", dir,
+					    strerror(-r));
 	}
 	return 0;
 }
@@ -297,7 +299,8 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 			continue;
 		r = write_one(f, h->src);
 		if (r < 0)
-			return ap_log_error(r, "failed to install '%s' to '%s': %s", f->path, f->dest,
+			return ap_log_error(r, "failed to install '%s' to '%s': %s", f->path,
+					    f->dest,
 					    strerror(-r));
 		if ((r = ap_strv_push_unique(owned, f->dest)) < 0)
 			return r;
@@ -345,7 +348,8 @@ void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_r
 int ap_install_open_existing_dir(const char *path, size_t root_len, const char **ret_base)
 {
 	*ret_base = strrchr(path, '/') + 1;
-	return ap_install_open_dir(path, root_len, 0, AP_FS_WALK_NO_CHECK, &(struct ap_fs_unsafe){ 0 });
+	return ap_install_open_dir(path, root_len, 0, AP_FS_WALK_NO_CHECK,
+				   &(struct ap_fs_unsafe){ 0 });
 }
 
 /* What is at base in dfd: 0 and *st for a regular file, -ENOENT, or a refusal (-ELOOP for a
@@ -362,7 +366,8 @@ int ap_install_read_host(const char *path, size_t root_len, bool with_data,
 			 struct ap_host_file *ret)
 {
 	struct ap_host_file hf = { .root_len = root_len, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	_cleanup_close_ int dfd = ap_install_open_existing_dir(path, root_len, &(const char *){ NULL });
+	_cleanup_close_ int dfd = ap_install_open_existing_dir(path, root_len,
+							       &(const char *){ NULL });
 	const char *base = strrchr(path, '/') + 1;
 	struct stat st;
 	int r = dfd;

@@ -108,13 +108,15 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "user", no_argument, NULL, OPT_USER },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN }, { "json", no_argument, NULL, OPT_JSON },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN }, { "json", no_argument, NULL,
+								 OPT_JSON },
 		{ "lines", required_argument, NULL, 'n' },
 		{ "commit", required_argument, NULL, OPT_COMMIT },
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "no-fetch", no_argument, NULL, OPT_NO_FETCH },
 		{ "allow-empty", no_argument, NULL, OPT_ALLOW_EMPTY },
-		{ "wait", required_argument, NULL, OPT_WAIT }, { "verbose", no_argument, NULL, 'v' },
+		{ "wait", required_argument, NULL, OPT_WAIT }, { "verbose", no_argument, NULL,
+								 'v' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "override-guard", no_argument, NULL, OPT_OVERRIDE_GUARD },
@@ -140,7 +142,8 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		case OPT_ALLOW_EMPTY: o->allow_empty = true; break;
 		case OPT_WAIT:
 			if (parse_uint(optarg, &o->wait_sec) < 0)
-				return usage_error("--wait needs a number of seconds, not '%s'", optarg);
+				return usage_error("--wait needs a number of seconds, not '%s'",
+						   optarg);
 			break;
 		case 'v': ap_log_set_max_level(AP_LOG_DEBUG); break;
 		case 'q': ap_log_set_max_level(AP_LOG_WARNING); break;
@@ -202,7 +205,8 @@ int main(int argc, char **argv)
 		if (nargs < verbs[i].min_args)
 			return usage_error("%s needs an argument", name);
 		if (nargs > verbs[i].max_args)
-			return usage_error("unexpected argument '%s'", argv[optind + verbs[i].max_args]);
+			return usage_error("unexpected argument '%s'",
+					   argv[optind + verbs[i].max_args]);
 		return verbs[i].fn(&o, argv + optind);
 	}
 	return usage_error("unknown verb '%s'", name);

@@ -20,7 +20,8 @@ void ap_changes_clear(struct ap_changes *c)
 const char *ap_change_kind_to_string(enum ap_change_kind k)
 {
 	static const char *const names[] = {
-		[AP_CHANGE_ADD] = "add", [AP_CHANGE_MODIFY] = "modify", [AP_CHANGE_DELETE] = "delete",
+		[AP_CHANGE_ADD] = "add", [AP_CHANGE_MODIFY] = "modify",
+			[AP_CHANGE_DELETE] = "delete",
 		[AP_CHANGE_MODE] = "mode", [AP_CHANGE_RENAME] = "rename", [AP_CHANGE_TYPE] = "type",
 	};
 	return (unsigned)k < ELEMENTSOF(names) ? names[k] : "?";
@@ -75,7 +76,8 @@ const char *ap_job_kind_to_string(enum ap_job_kind k)
 	static const char *const names[] = {
 		[AP_JOB_START] = "start", [AP_JOB_STOP] = "stop",
 		[AP_JOB_TRY_RESTART] = "try-restart",
-		[AP_JOB_RELOAD_OR_TRY_RESTART] = "reload-or-try-restart", [AP_JOB_RESTART] = "restart",
+		[AP_JOB_RELOAD_OR_TRY_RESTART] = "reload-or-try-restart",
+			[AP_JOB_RESTART] = "restart",
 	};
 	return (unsigned)k < ELEMENTSOF(names) ? names[k] : "?";
 }

@@ -266,7 +266,8 @@ static int want(struct builder *b, const char *unit, enum ap_unit_action_kind a,
 	}
 	if (a == AP_ACTION_DISABLE_STOP)
 		return want_one(b, unit, a, reason, NULL);
-	return any ? 0 : want_one(b, unit, AP_ACTION_NONE, reason, "template without loaded instances");
+	return any ? 0 : want_one(b, unit, AP_ACTION_NONE, reason,
+				  "template without loaded instances");
 }
 
 static int fail(struct builder *b, const char *fmt, ...) _printf_(2, 3);
@@ -363,7 +364,8 @@ static int want_glob(struct builder *b, const char *pattern, enum ap_unit_action
 	if (!strpbrk(pattern, "*?["))
 		return want(b, pattern, a, reason, NULL);
 	if (!b->st->known)
-		return want_one(b, pattern, a, reason, "units matching the glob unknown: no manager");
+		return want_one(b, pattern, a, reason,
+				"units matching the glob unknown: no manager");
 	for (size_t i = 0; r >= 0 && i < b->st->n; i++)
 		if (ap_unit_glob_match(pattern, b->st->v[i].name))
 			r = want(b, b->st->v[i].name, a, reason, NULL);
@@ -384,7 +386,8 @@ static int rule_units(struct builder *b, const struct ap_file_rule *rule, const 
 static int restart_for(struct builder *b, const char *unit, const char *reason)
 {
 	if (!ap_unit_name_is_restartable(unit))
-		return want(b, unit, AP_ACTION_NONE, reason, "units of this type are not restarted");
+		return want(b, unit, AP_ACTION_NONE, reason,
+			    "units of this type are not restarted");
 	return want(b, unit, AP_ACTION_RESTART, reason, NULL);
 }
 
@@ -394,19 +397,22 @@ static int unit_added(struct builder *b, const struct ap_change *ch, const char 
 		return want(b, unit, AP_ACTION_NONE, ch->path, "template: instances start by name");
 	if (ch->new_data && ap_unitfile_has_install(ch->new_data, ch->new_len))
 		return want(b, unit, AP_ACTION_ENABLE_START, ch->path, NULL);
-	return want(b, unit, AP_ACTION_NONE, ch->path, "no [Install] section: installed, not started");
+	return want(b, unit, AP_ACTION_NONE, ch->path,
+		    "no [Install] section: installed, not started");
 }
 
 static bool only_comments(const struct ap_change *ch)
 {
 	return ch->old_data && ch->new_data &&
-	       ap_unitfile_only_comments_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len);
+	       ap_unitfile_only_comments_changed(ch->old_data, ch->old_len, ch->new_data,
+						 ch->new_len);
 }
 
 static bool only_metadata(const struct ap_change *ch)
 {
 	return ch->old_data && ch->new_data &&
-	       ap_unitfile_only_metadata_changed(ch->old_data, ch->old_len, ch->new_data, ch->new_len);
+	       ap_unitfile_only_metadata_changed(ch->old_data, ch->old_len, ch->new_data,
+						 ch->new_len);
 }
 
 #define ONLY_METADATA "only Description=/Documentation= changed: the daemon-reload is enough"
@@ -425,7 +431,8 @@ static int unit_modified(struct builder *b, const struct ap_change *ch, const ch
 	oc = ch->new_data ? ap_unitfile_onchange(ch->new_data, ch->new_len) : AP_ONCHANGE_RESTART;
 	switch (oc) {
 	case AP_ONCHANGE_INVALID:
-		return fail(b, "invalid X-AutoPull-OnChange= in '%s' (want restart, reload or none)",
+		return fail(b,
+			    "invalid X-AutoPull-OnChange= in '%s' (want restart, reload or none)",
 			    ch->path);
 	case AP_ONCHANGE_NONE:
 		return want(b, unit, AP_ACTION_NONE, ch->path, "X-AutoPull-OnChange=none");
@@ -530,7 +537,8 @@ static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_pa
 			    np);
 	/* Named like a unit but not a valid name ("my app.service"): a mistake, not some file. */
 	if (np && nm->kind == AP_MAP_UNMAPPED && unit_name_mistake(np))
-		return fail(b, "'%s' is not a valid unit name; rename it (systemd would not load it)",
+		return fail(b,
+			    "'%s' is not a valid unit name; rename it (systemd would not load it)",
 			    np);
 	/* A symlink was never installed, so its removal asks nothing of the host. */
 	if (op && !is_blob_mode(ch->old_mode))
@@ -554,7 +562,8 @@ static int plan_change(struct builder *b, const struct ap_change *ch)
 	kind = effective_kind(ch, nmapped, omapped);
 	r = add_file_op(b, ch, kind, nmapped ? &nm : NULL, omapped ? &om : NULL);
 	if (r >= 0 && omapped)
-		r = old_side_effects(b, &om, ch->kind == AP_CHANGE_RENAME ? ch->old_path : ch->path);
+		r = old_side_effects(b, &om, ch->kind == AP_CHANGE_RENAME ? ch->old_path
+				     : ch->path);
 	if (r >= 0 && nmapped)
 		r = new_side_effects(b, ch, kind, &nm);
 out:

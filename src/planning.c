@@ -22,9 +22,11 @@ static int read_change(struct ap_repo *repo, struct ap_change *ch, const struct 
 	if (k >= 0 && size > AP_MAX_BLOB_SIZE)
 		k = -EFBIG;
 	if (k >= 0 && blob && unit)
-		k = ap_repo_read_blob(repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data, &ch->new_len);
+		k = ap_repo_read_blob(repo, ch->new_oid, AP_MAX_BLOB_SIZE, &ch->new_data,
+				      &ch->new_len);
 	if (k >= 0 && unit && ch->kind == AP_CHANGE_MODIFY && !ch->old_data)
-		k = ap_repo_read_blob(repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data, &ch->old_len);
+		k = ap_repo_read_blob(repo, ch->old_oid, AP_MAX_BLOB_SIZE, &ch->old_data,
+				      &ch->old_len);
 	if (k == -EFBIG)
 		return ap_log_error(k, "'%s' is larger than %u bytes; refusing to install it",
 				    ch->path, AP_MAX_BLOB_SIZE);
@@ -84,7 +86,8 @@ int ap_planning_build(const struct ap_planning *in, const char *from, const char
 	if (changes->n == 0) {
 		k = ap_plan_prefixes(in->cfg, &prefixes);
 		if (k >= 0)
-			k = ap_repo_diff_paths(in->repo, *from ? from : NULL, to, prefixes, changes);
+			k = ap_repo_diff_paths(in->repo, *from ? from : NULL, to, prefixes,
+					       changes);
 	}
 	if (k >= 0 && !in->files_only)
 		k = load_blobs(in, changes);
@@ -116,5 +119,6 @@ static int size_source(void *userdata, const struct ap_change *ch, size_t *ret)
 
 void ap_planning_source(struct ap_repo *repo, struct ap_install_source *ret)
 {
-	*ret = (struct ap_install_source){ .read = read_source, .size = size_source, .userdata = repo };
+	*ret = (struct ap_install_source){ .read = read_source, .size = size_source,
+					   .userdata = repo };
 }

@@ -144,7 +144,8 @@ static int open_nearest_dir(const char *dest, size_t root_len, char **ret_path)
 	else if (fd == -ENOENT) {
 		/* u.path is the first missing directory: its parent exists */
 		*ret_path = ap_path_parent(u.path);
-		fd = *ret_path ? ap_install_open_dir(u.path, root_len, 0, AP_FS_WALK_NO_CHECK, &u) : -ENOMEM;
+		fd = *ret_path ? ap_install_open_dir(u.path, root_len, 0, AP_FS_WALK_NO_CHECK, &u)
+			: -ENOMEM;
 		if (fd < 0) {
 			free(*ret_path);
 			*ret_path = NULL;
@@ -171,7 +172,8 @@ static int check_owner(struct preflight *c, const struct ap_file_op *f)
 	if (!f->owner && !f->group)
 		return 0;
 	if (ap_install_owner_ids(f->owner, f->group, &uid, &gid) < 0)
-		return refuse(c, "'%s': owner '%s' or group '%s' does not exist on this host", f->path,
+		return refuse(c, "'%s': owner '%s' or group '%s' does not exist on this host",
+			      f->path,
 			      f->owner ? f->owner : "-", f->group ? f->group : "-");
 	if (geteuid() == 0)
 		return 0;
@@ -254,7 +256,8 @@ static int preflight_dest(struct preflight *c, const struct ap_file_op *f, const
 			r = need_space(c, dfd, have, size);
 		return dfd < 0 ? (dfd == -ELOOP || dfd == -ENOTDIR
 					  ? refuse(c, "'%s' (from '%s'): a symlink or a file is in the way of "
-						      "its directory; refusing to follow it", dest, f->path)
+						      "its directory; refusing to follow it", dest,
+						      f->path)
 					  : env_error(c, dfd, "open the directory of", dest))
 			       : r;
 	}
@@ -302,7 +305,8 @@ static int check_fs_space(struct preflight *c)
 }
 
 int ap_preflight_check(const struct ap_plan *p, char *const *owned,
-		       const struct ap_install_source *src, unsigned flags, struct ap_preflight *ret)
+		       const struct ap_install_source *src, unsigned flags,
+		       struct ap_preflight *ret)
 {
 	struct preflight c = { .p = p, .owned = owned, .src = src, .flags = flags, .out = ret };
 	int r = 0;

@@ -44,7 +44,8 @@ static int json_file(struct ap_buf *b, const struct ap_file_op *f)
 		r = json_member(b, "old_dest", f->old_dest);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"change\": \"%s\", \"kind\": \"%s\"",
-				  ap_change_kind_to_string(f->change), ap_file_kind_to_string(f->kind));
+				  ap_change_kind_to_string(f->change),
+				  ap_file_kind_to_string(f->kind));
 	if (r >= 0 && f->install)
 		r = ap_buf_printf(b, ", \"mode\": \"%04o\"", (unsigned)f->mode);
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
@@ -58,7 +59,8 @@ static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
 		r = ap_buf_json_string(b, u->unit);
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"action\": \"%s\", \"if_active\": %s, \"state\": ",
-				  ap_unit_action_to_string(u->action), u->if_active ? "true" : "false");
+				  ap_unit_action_to_string(u->action), u->if_active ? "true"
+				  : "false");
 	if (r >= 0)
 		r = ap_buf_json_string_or_null(b, u->state);
 	if (r >= 0)
@@ -175,7 +177,8 @@ int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 	for (size_t i = 0; r >= 0 && i < p->n_units; i++)
 		r = human_unit(b, &p->units[i], width);
 	if (r >= 0 && p->unmapped)
-		r = ap_buf_printf(b, "unmapped (under a units: dir, not a unit, no files: rule):\n");
+		r = ap_buf_printf(b,
+				  "unmapped (under a units: dir, not a unit, no files: rule):\n");
 	for (size_t i = 0; r >= 0 && p->unmapped && p->unmapped[i]; i++)
 		r = ap_buf_linef(b, "  %s", p->unmapped[i]);
 	if (r >= 0 && ap_strv_length(p->unmapped) == 0 && p->n_files == 0 && p->n_units == 0)
@@ -192,7 +195,8 @@ int ap_print_journal_units_json(const struct ap_journal *j, struct ap_buf *b)
 		if (r >= 0)
 			r = ap_buf_json_string(b, j->units[i].unit);
 		if (r >= 0)
-			r = ap_buf_printf(b, ", \"action\": \"%s\", \"state\": \"%s\", \"owed\": %s}",
+			r = ap_buf_printf(b,
+					  ", \"action\": \"%s\", \"state\": \"%s\", \"owed\": %s}",
 					  ap_unit_action_to_string(j->units[i].action),
 					  ap_step_to_string(j->units[i].state),
 					  j->units[i].owed ? "true" : "false");

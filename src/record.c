@@ -87,7 +87,8 @@ void ap_record_event(struct ap_record *rec, enum ap_event_kind kind, const char 
 void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 			const char *reason)
 {
-	struct ap_record_override *v = reallocarray(rec->overrides, rec->n_overrides + 1, sizeof(*v));
+	struct ap_record_override *v = reallocarray(rec->overrides, rec->n_overrides + 1,
+						    sizeof(*v));
 
 	ap_record_event(rec, AP_EVENT_OVERRIDE, kind, to, reason, NULL);
 	if (!v) {
@@ -104,7 +105,8 @@ void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 void ap_record_last_apply(struct ap_record *rec, bool ok)
 {
 	rec->have_last_apply = true;
-	rec->last_apply = (struct ap_last_apply){ .realtime_usec = ap_now_realtime_usec(), .ok = ok };
+	rec->last_apply = (struct ap_last_apply){ .realtime_usec = ap_now_realtime_usec(),
+						  .ok = ok };
 }
 
 void ap_record_tick(struct ap_record *rec, const struct ap_tick *t)
@@ -116,7 +118,8 @@ void ap_record_tick(struct ap_record *rec, const struct ap_tick *t)
 void ap_record_fleet(struct ap_record *rec, bool blocked, uint64_t wait_usec, const char *why)
 {
 	rec->have_fleet = true;
-	rec->fleet = (struct ap_fleet_tick){ .blocked = blocked, .wait_ms = (long)(wait_usec / 1000) };
+	rec->fleet = (struct ap_fleet_tick){ .blocked = blocked,
+					     .wait_ms = (long)(wait_usec / 1000) };
 	snprintf(rec->fleet.why, sizeof(rec->fleet.why), "%s", why ? why : "");
 }
 
@@ -305,7 +308,8 @@ int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const
 	if (r < 0)
 		return r;
 	if (settled) {
-		ap_log_error(-EIO, "rolled back %.12s and marked it bad (%s); the host runs %.12s again",
+		ap_log_error(-EIO,
+			     "rolled back %.12s and marked it bad (%s); the host runs %.12s again",
 			     j->to, why, *j->from ? j->from : "(nothing)");
 		return 0;
 	}

@@ -302,7 +302,8 @@ int ap_records_bad_format(const char *commit, uint64_t usec, const char *why, ch
 {
 	_cleanup_free_ char *clean = ap_records_one_line(why);
 
-	*ret = clean ? ap_strdupf("%.40s %llu %s\n", commit, (unsigned long long)usec, clean) : NULL;
+	*ret = clean ? ap_strdupf("%.40s %llu %s\n", commit, (unsigned long long)usec, clean)
+		: NULL;
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -780,10 +781,12 @@ int ap_records_manifest_format(const struct ap_host_file *v, size_t n, char **re
 			snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
 		if (e->present)
 			r = ap_buf_printf(&b, "%u present %04o %s %s %d %zu %s\n", e->id,
-					  (unsigned)e->mode, uid, gid, e->owned, e->root_len, e->path);
+					  (unsigned)e->mode, uid, gid, e->owned, e->root_len,
+					  e->path);
 		else
 			r = ap_buf_printf(&b, "%u %s - - - %d %zu %s\n", e->id,
-					  e->dir ? "absentdir" : "absent", e->owned, e->root_len, e->path);
+					  e->dir ? "absentdir" : "absent", e->owned, e->root_len,
+					  e->path);
 	}
 	if (r < 0) {
 		ap_buf_clear(&b);

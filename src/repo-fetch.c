@@ -45,7 +45,8 @@ static bool hashed_host_matches(const char *entry, const char *name)
 	const char *s = entry + 3, *bar = strchr(s, '|');
 	size_t salt_len, want_len;
 
-	if (!bar || ap_digest_base64_decode(s, (size_t)(bar - s), salt, sizeof(salt), &salt_len) < 0 ||
+	if (!bar || ap_digest_base64_decode(s, (size_t)(bar - s), salt, sizeof(salt),
+					    &salt_len) < 0 ||
 	    ap_digest_base64_decode(bar + 1, strlen(bar + 1), want, sizeof(want), &want_len) < 0 ||
 	    want_len != AP_SHA1_SIZE ||
 	    ap_digest_hmac_sha1(salt, salt_len, name, strlen(name), got) < 0)
@@ -91,7 +92,8 @@ static int known_hosts_line(char *line, const char *name, const git_cert_hostkey
 		revoked = true;
 		hosts = strtok_r(NULL, " \t\r\n", &save);
 	}
-	if (!hosts || !strtok_r(NULL, " \t\r\n", &save) || !(b64 = strtok_r(NULL, " \t\r\n", &save)))
+	if (!hosts || !strtok_r(NULL, " \t\r\n", &save) || !(b64 = strtok_r(NULL, " \t\r\n",
+									    &save)))
 		return 0;
 	if (!host_list_has(hosts, name) || !key_matches(b64, hk))
 		return 0;
@@ -214,7 +216,8 @@ static int check_ssh_key(const struct fetch_ctx *f)
 		return ap_log_error(-errno, "cannot use repo.ssh_key '%s': %s", f->o->ssh_key,
 				    strerror(errno));
 	if (st.st_mode & 0077)
-		return ap_log_error(-EPERM, "repo.ssh_key '%s' is accessible by others (mode %04o); "
+		return ap_log_error(-EPERM,
+				    "repo.ssh_key '%s' is accessible by others (mode %04o); "
 				    "ssh refuses such keys, and so does autopull: chmod 600 '%s'",
 				    f->o->ssh_key, (unsigned)(st.st_mode & 07777), f->o->ssh_key);
 	return 0;
@@ -327,8 +330,10 @@ static int net_connect_one(const struct addrinfo *ai, unsigned long long deadlin
 static int net_connect(git_stream *stream)
 {
 	struct net_stream *st = (struct net_stream *)stream;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *info = NULL;
-	unsigned long long deadline = net_connect_usec ? ap_now_monotonic_usec() + net_connect_usec : 0;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM },
+		*info = NULL;
+	unsigned long long deadline = net_connect_usec ? ap_now_monotonic_usec() + net_connect_usec
+		: 0;
 	int k, fd = -EHOSTUNREACH;
 
 	k = getaddrinfo(st->host, st->port, &hints, &info);
@@ -344,7 +349,8 @@ static int net_connect(git_stream *stream)
 		git_error_set(GIT_ERROR_NET, "connecting to %s port %s timed out after %.1f s "
 			      "(repo.connect_timeout)", st->host, st->port, net_connect_usec / 1e6);
 	else if (fd < 0)
-		git_error_set(GIT_ERROR_NET, "failed to connect to %s port %s: %s", st->host, st->port,
+		git_error_set(GIT_ERROR_NET, "failed to connect to %s port %s: %s", st->host,
+			      st->port,
 			      strerror(-fd));
 	if (fd < 0)
 		return -1;
@@ -430,7 +436,8 @@ static int register_stream(void)
 	static git_stream_registration reg = { .version = GIT_STREAM_VERSION, .init = net_new };
 
 	if (git_stream_register(GIT_STREAM_STANDARD, &reg) < 0)
-		return ap_log_error(-EIO, "failed to install the socket stream: %s", repo_git_msg());
+		return ap_log_error(-EIO, "failed to install the socket stream: %s",
+				    repo_git_msg());
 	return 0;
 }
 
@@ -475,24 +482,29 @@ static int fetch_failed(const struct fetch_ctx *f, int gerr)
 	if (e && e->klass == GIT_ERROR_NOMEMORY)
 		return -ENOMEM;
 	if (gerr == GIT_EAUTH || status == 401 || status == 403)
-		return ap_log_error(-EACCES, "failed to fetch '%s': authentication failed (%s); check "
+		return ap_log_error(-EACCES,
+				    "failed to fetch '%s': authentication failed (%s); check "
 				    "repo.ssh_key and that its public key may read the repository, "
 				    "or the credentials in repo.url", f->url, msg);
 	if (gerr == GIT_ECERTIFICATE && f->cert_type == GIT_CERT_HOSTKEY_LIBSSH2)
-		return ap_log_error(-EKEYREJECTED, "failed to fetch '%s': the ssh host key does not "
+		return ap_log_error(-EKEYREJECTED,
+				    "failed to fetch '%s': the ssh host key does not "
 				    "verify (%s); check repo.known_hosts (only if the server's key "
 				    "changed on purpose)", f->url, msg);
 	if (gerr == GIT_ECERTIFICATE)
-		return ap_log_error(-EKEYREJECTED, "failed to fetch '%s': the TLS certificate does not "
+		return ap_log_error(-EKEYREJECTED,
+				    "failed to fetch '%s': the TLS certificate does not "
 				    "verify (%s); set repo.ca_file to the CA that issued it, and use "
 				    "the host name the certificate names", f->url, msg);
 	if (status == 404 || status == 410 ||
 	    (local_path(f->o->url) && (gerr == GIT_ENOTFOUND || (e && e->klass == GIT_ERROR_REPOSITORY))))
-		return ap_log_error(-ENOENT, "failed to fetch '%s': no repository there (%s); check "
+		return ap_log_error(-ENOENT,
+				    "failed to fetch '%s': no repository there (%s); check "
 				    "repo.url", f->url, msg);
 	/* The objects arrived whole and one of them is malformed: the same bytes come again. */
 	if (e && (e->klass == GIT_ERROR_TREE || e->klass == GIT_ERROR_OBJECT))
-		return ap_log_error(-EBADMSG, "failed to fetch '%s': the repository holds an object "
+		return ap_log_error(-EBADMSG,
+				    "failed to fetch '%s': the repository holds an object "
 				    "that does not parse (%s); it needs a fix there, not a retry",
 				    f->url, msg);
 	if (status >= 400 && status < 500 && status != 408 && status != 429)

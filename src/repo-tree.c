@@ -56,7 +56,8 @@ static int emit(struct walk *w, enum ap_change_kind kind, const git_tree_entry *
 	struct ap_change *c;
 
 	if (w->n >= AP_MAX_CHANGES)
-		return ap_log_error(-E2BIG, "%s has more than %d paths", w->subject, AP_MAX_CHANGES);
+		return ap_log_error(-E2BIG, "%s has more than %d paths", w->subject,
+				    AP_MAX_CHANGES);
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 64;
 		struct ap_change *v = reallocarray(w->v, cap, sizeof(*v));
@@ -186,7 +187,8 @@ static int walk_trees(struct walk *w, const git_tree *a, const git_tree *b, unsi
 	int k = 0;
 
 	if (depth > MAX_TREE_DEPTH)
-		return ap_log_error(-ELOOP, "tree '%.*s...' in %s is nested more than %d levels deep",
+		return ap_log_error(-ELOOP,
+				    "tree '%.*s...' in %s is nested more than %d levels deep",
 				    log_len(w), w->path, w->subject, MAX_TREE_DEPTH);
 	while (k >= 0 && (i < na || j < nb)) {
 		const git_tree_entry *ea = i < na ? git_tree_entry_byindex(a, i) : NULL;
@@ -227,7 +229,8 @@ static int cmp_rename_key(const struct ap_change *a, const struct ap_change *b)
 
 static int cmp_rename_order(const void *x, const void *y)
 {
-	const struct ap_change *a = *(struct ap_change *const *)x, *b = *(struct ap_change *const *)y;
+	const struct ap_change *a = *(struct ap_change *const *)x,
+		*b = *(struct ap_change *const *)y;
 	int c = cmp_rename_key(a, b);
 
 	return c != 0 ? c : strcmp(a->path, b->path);

@@ -101,7 +101,8 @@ int ap_repo_branch_tip(struct ap_repo *r, const char *branch, char ret[AP_OID_HE
 	if (k == GIT_ENOTFOUND)
 		return -ENOENT;
 	if (k < 0)
-		return ap_log_error(repo_git_errno(k), "failed to read '%s': %s", track, repo_git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to read '%s': %s", track,
+				    repo_git_msg());
 	repo_oid_hex(ret, &id);
 	return 0;
 }
@@ -118,7 +119,8 @@ int repo_lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret)
 	if (k == GIT_ENOTFOUND || k == GIT_EAMBIGUOUS || k == GIT_EINVALIDSPEC || k == GIT_EPEEL)
 		return ap_log_error(-ENOENT, "'%s' does not name a commit", rev);
 	if (k < 0)
-		return ap_log_error(repo_git_errno(k), "failed to resolve '%s': %s", rev, repo_git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to resolve '%s': %s", rev,
+				    repo_git_msg());
 	*ret = (git_commit *)peeled;
 	return 0;
 }
@@ -141,7 +143,8 @@ int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *com
 	git_commit *a = NULL, *c = NULL;
 	int k;
 
-	if ((k = repo_lookup_commit(r, ancestor, &a)) < 0 || (k = repo_lookup_commit(r, commit, &c)) < 0)
+	if ((k = repo_lookup_commit(r, ancestor, &a)) < 0 || (k = repo_lookup_commit(r, commit,
+										     &c)) < 0)
 		goto cleanup;
 	if (git_oid_equal(git_commit_id(a), git_commit_id(c))) {
 		k = 1;
@@ -149,7 +152,8 @@ int ap_repo_is_ancestor(struct ap_repo *r, const char *ancestor, const char *com
 	}
 	k = git_graph_descendant_of(r->git, git_commit_id(c), git_commit_id(a));
 	if (k < 0)
-		k = ap_log_error(repo_git_errno(k), "failed to compare '%s' with '%s': %s", ancestor,
+		k = ap_log_error(repo_git_errno(k), "failed to compare '%s' with '%s': %s",
+				 ancestor,
 				 commit, repo_git_msg());
 cleanup:
 	git_commit_free(a);
@@ -245,14 +249,16 @@ int ap_repo_walk(struct ap_repo *r, const char *from, const char *to, bool first
 	git_revwalk *w = NULL;
 	int k;
 
-	if ((k = repo_lookup_commit(r, to, &b)) < 0 || (from && (k = repo_lookup_commit(r, from, &a)) < 0))
+	if ((k = repo_lookup_commit(r, to, &b)) < 0 || (from && (k = repo_lookup_commit(r, from,
+											&a)) < 0))
 		goto cleanup;
 	if (!from)
 		k = visit_commit(r, git_commit_id(b), fn, userdata);
 	else if ((k = git_revwalk_new(&w, r->git)) < 0)
 		k = ap_log_error(repo_git_errno(k), "failed to walk commits: %s", repo_git_msg());
 	else
-		k = walk_range(r, w, git_commit_id(a), git_commit_id(b), first_parent, fn, userdata);
+		k = walk_range(r, w, git_commit_id(a), git_commit_id(b), first_parent, fn,
+			       userdata);
 cleanup:
 	git_revwalk_free(w);
 	git_commit_free(a);
@@ -275,7 +281,8 @@ static int blob_size(struct ap_repo *r, const git_oid *id, const char *hex, size
 	if (k == GIT_ENOTFOUND)
 		return ap_log_error(-ENOENT, "blob '%s' not found", hex);
 	if (k < 0)
-		return ap_log_error(repo_git_errno(k), "failed to read blob '%s': %s", hex, repo_git_msg());
+		return ap_log_error(repo_git_errno(k), "failed to read blob '%s': %s", hex,
+				    repo_git_msg());
 	if (type != GIT_OBJECT_BLOB)
 		return ap_log_error(-EINVAL, "object '%s' is not a blob", hex);
 	return 0;
@@ -309,7 +316,8 @@ int ap_repo_read_blob(struct ap_repo *r, const char *oid, size_t max, char **ret
 		goto cleanup;
 	}
 	if ((k = git_blob_lookup(&blob, r->git, &id)) < 0) {
-		k = ap_log_error(repo_git_errno(k), "failed to read blob '%s': %s", oid, repo_git_msg());
+		k = ap_log_error(repo_git_errno(k), "failed to read blob '%s': %s", oid,
+				 repo_git_msg());
 		goto cleanup;
 	}
 	size = (size_t)git_blob_rawsize(blob);
@@ -347,7 +355,8 @@ int ap_repo_commit_info(struct ap_repo *r, const char *oid, struct ap_commit_inf
 	a = git_commit_author(c);
 	msg = git_commit_summary(c);
 	*ret = (struct ap_commit_info){ .subject = strdup(msg ? msg : ""),
-					.author = ap_strdupf("%s <%s>", a && a->name ? a->name : "?",
+					.author = ap_strdupf("%s <%s>", a && a->name ? a->name
+							     : "?",
 							     a && a->email ? a->email : "?"),
 					.time = (int64_t)git_commit_time(c) };
 	git_commit_free(c);
@@ -375,7 +384,8 @@ int ap_repo_count_commits(struct ap_repo *r, const char *from, const char *to, s
 		n++;
 	git_revwalk_free(w);
 	if (k < 0 && k != GIT_ITEROVER)
-		return ap_log_error(repo_git_errno(k), "failed to count the commits up to %.12s: %s", to,
+		return ap_log_error(repo_git_errno(k),
+				    "failed to count the commits up to %.12s: %s", to,
 				    repo_git_msg());
 	*ret = n;
 	return 0;
@@ -414,7 +424,8 @@ int ap_repo_text_diff(const char *old, size_t old_len, const char *old_label, co
 {
 	git_patch *p = NULL;
 	git_buf b = { 0 };
-	int k = git_patch_from_buffers(&p, old, old_len, old_label, new_text, new_len, new_label, NULL);
+	int k = git_patch_from_buffers(&p, old, old_len, old_label, new_text, new_len, new_label,
+				       NULL);
 
 	if (k >= 0)
 		k = git_patch_to_buf(&b, p);

@@ -40,7 +40,8 @@ int ap_report_plan(struct ap_report *rp, const char *result, const struct ap_jou
 	if (k >= 0 && rp->json)
 		k = refused_json(rp, &g);
 	if (k >= 0)
-		k = rp->json ? ap_print_plan_json(rp->plan, g.data, &b) : ap_print_plan_human(rp->plan, &b);
+		k = rp->json ? ap_print_plan_json(rp->plan, g.data, &b)
+			: ap_print_plan_human(rp->plan, &b);
 	if (k >= 0 && !rp->json && rp->guard)
 		k = ap_buf_append(&b, g.data, g.len);
 	/* the reason quotes the repository: the line is escaped */
@@ -88,7 +89,8 @@ void ap_report_applied(const struct ap_report *rp, const struct ap_journal *j)
 		    ju->state != AP_STEP_DONE)
 			continue;
 		if (named && j->why && ap_startswith(j->why, named))
-			printf("  %s was failed: still failing after the settle: %s\n", u->unit, j->why);
+			printf("  %s was failed: still failing after the settle: %s\n", u->unit,
+			       j->why);
 		else
 			printf("  %s was failed: came back, up after the settle\n", u->unit);
 	}
@@ -155,8 +157,10 @@ void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,
 		for (size_t i = 0; i < j->n_units; i++)
 			if (j->units[i].state != AP_STEP_DONE)
 				ap_log_error(-EIO, "owed for the next run: %s %s",
-					     ap_unit_action_to_string(j->units[i].action), j->units[i].unit);
-		ap_log_error(k < 0 ? k : -EIO, "apply of %.12s failed; the applied commit stays %.12s",
+					     ap_unit_action_to_string(j->units[i].action),
+					     j->units[i].unit);
+		ap_log_error(k < 0 ? k : -EIO,
+			     "apply of %.12s failed; the applied commit stays %.12s",
 			     j->to, *applied ? applied : "(none)");
 		break;
 	default:

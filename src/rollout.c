@@ -63,7 +63,8 @@ int ap_rollout_enter(struct ap_fleet *f, const struct ap_fleet_config *c, const 
 
 	/* fleet.c logged why etcd failed; a timeout is an outcome, worded here */
 	if (k == -ETIMEDOUT)
-		ap_log_error(k, "no free slot of %u in fleet group '%s' within %llu s: %.12s is not "
+		ap_log_error(k,
+			     "no free slot of %u in fleet group '%s' within %llu s: %.12s is not "
 			     "applied now; the next run tries again", c->max_parallel, c->group,
 			     (unsigned long long)(c->lock_timeout_usec / 1000000), commit);
 	return k < 0 ? -EAGAIN : 0;

@@ -105,7 +105,8 @@ static int add_rules(struct ap_sandbox *s, const struct ap_config *c)
 
 		size_t before = s->n_needs;
 
-		r = add(s, AP_SANDBOX_APPLY, dir, 0755, "files rule '%s' (dest '%s')", f->src, f->dest);
+		r = add(s, AP_SANDBOX_APPLY, dir, 0755, "files rule '%s' (dest '%s')", f->src,
+			f->dest);
 		if (r >= 0 && s->n_needs > before)
 			s->needs[before].owner = f->owner;
 		s->setid = s->setid || f->allow_setid;
@@ -193,7 +194,8 @@ static int render_mkdir(struct ap_buf *b, const struct ap_sandbox *s, mode_t mod
 		if (s->needs[i].blocked || s->needs[i].mode != mode || covered_by_other(s, i))
 			continue;
 		if (!any)
-			r = ap_buf_printf(b, "ExecStartPre=+/bin/mkdir -p -m %04o --", (unsigned)mode);
+			r = ap_buf_printf(b, "ExecStartPre=+/bin/mkdir -p -m %04o --",
+					  (unsigned)mode);
 		any = true;
 		if (r >= 0)
 			r = ap_buf_append(b, " ", 1);

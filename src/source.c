@@ -171,7 +171,8 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 	/* ap_trust_range() hands out trust.since itself on a first run */
 	if (range->from && range->from == t->since &&
 	    ap_repo_is_ancestor(in->repo, t->since, target) != 1) {
-		ap_log_error(-EINVAL, "trust.since %.12s is not an ancestor of %.12s on branch '%s'",
+		ap_log_error(-EINVAL,
+			     "trust.since %.12s is not an ancestor of %.12s on branch '%s'",
 			     t->since, target, in->cfg->branch);
 		return AP_EXIT_USAGE;
 	}
@@ -181,8 +182,10 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 	applied_time(in, m, applied, &w);
 	if (in->s->skips_error < 0) {
 		ap_trust_free(w.trust);
-		return ap_log_error(in->s->skips_error, "refusing to check the signatures of %.12s: "
-				    "the trust-skip overrides cannot be read", target), AP_EXIT_FAILED;
+		return ap_log_error(in->s->skips_error,
+				    "refusing to check the signatures of %.12s: "
+				    "the trust-skip overrides cannot be read", target),
+				    AP_EXIT_FAILED;
 	}
 	k = ap_repo_walk(in->repo, range->from, target, range->first_parent, source_commit, &w);
 	if (k >= 0 && !in->o->dry_run)
@@ -194,7 +197,8 @@ static int check_signatures(const struct ap_source_in *in, struct ap_source *out
 		return AP_EXIT_OK;
 	k = refuse_source(in, out, "untrusted", target, w.reason, "commit %s", w.line);
 	if (strcmp(w.bad, target) != 0)
-		ap_log_error(-EPERM, "a signed commit on top does not vouch for %.12s; to let this one "
+		ap_log_error(-EPERM,
+			     "a signed commit on top does not vouch for %.12s; to let this one "
 			     "commit through: autopull trust skip %.12s --reason TEXT (recorded, shown "
 			     "in status; see autopull(8))", w.bad, w.bad);
 	return k;
@@ -210,7 +214,8 @@ static int check_source(const struct ap_source_in *in, struct ap_source *out, co
 
 	/* --from plans between two commits of the infra repo's own CI: its range is checked,
 	 * but it has no applied commit to have rewritten. */
-	if (in->o->from && ap_repo_resolve_on_branch(in->repo, in->cfg->branch, in->o->from, from) < 0)
+	if (in->o->from && ap_repo_resolve_on_branch(in->repo, in->cfg->branch, in->o->from,
+						     from) < 0)
 		return AP_EXIT_USAGE;
 	if (*from)
 		applied = from;
@@ -221,7 +226,8 @@ static int check_source(const struct ap_source_in *in, struct ap_source *out, co
 	/* a pin is a chosen commit, like --commit: going back to it is a rollback */
 	m = ap_trust_classify(applied, target, fwd > 0, back > 0,
 			      in->o->commit != NULL || in->s->pin.commit[0]);
-	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(in, out, applied, target)) != AP_EXIT_OK)
+	if (m == AP_MOVE_REWIND && !*from && (code = allow_rewind(in, out, applied,
+								  target)) != AP_EXIT_OK)
 		return code;
 	ap_trust_range(&in->cfg->trust, m, applied, &range);
 	if (range.check)
@@ -262,7 +268,8 @@ static int find_target(const struct ap_source_in *in, struct ap_source *out,
 		return AP_EXIT_USAGE;
 	k = ap_repo_is_ancestor(in->repo, ret, tip);
 	if (k == 0)
-		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit, in->cfg->branch);
+		ap_log_error(-EINVAL, "commit '%s' is not on branch '%s'", o->commit,
+			     in->cfg->branch);
 	if (k <= 0)
 		return k == 0 ? AP_EXIT_USAGE : AP_EXIT_FAILED;
 	return AP_EXIT_OK;
@@ -275,12 +282,14 @@ int ap_source_is_bad(const struct ap_state_snapshot *s, const char *target, bool
 	if (chosen || strcmp(target, s->applied) == 0)
 		return 0;
 	if (s->bad_error < 0)
-		return ap_log_error(s->bad_error, "refusing to apply %.12s: the list of rolled-back "
+		return ap_log_error(s->bad_error,
+				    "refusing to apply %.12s: the list of rolled-back "
 				    "commits cannot be read; nothing was changed", target);
 	bad = ap_state_snapshot_find_bad(s, target);
 	if (bad && warn)
 		ap_log_warning("skipping %.12s: its apply was rolled back (%s); push a newer commit, "
-			       "or run 'autopull apply --commit %.12s' to retry it", target, bad->why,
+			       "or run 'autopull apply --commit %.12s' to retry it", target,
+			       bad->why,
 			       target);
 	return bad != NULL;
 }

@@ -279,7 +279,8 @@ static size_t parse_pid_list(char *buf, size_t len, pid_t *pids, size_t max)
 	if (len == CHILDREN_BUF - 1)
 		while (len > 0 && buf[len - 1] != ' ')
 			buf[--len] = '\0';
-	for (char *t = strtok_r(buf, " \n", &save); t && n < max; t = strtok_r(NULL, " \n", &save)) {
+	for (char *t = strtok_r(buf, " \n", &save); t && n < max; t = strtok_r(NULL, " \n",
+									       &save)) {
 		long v = strtol(t, NULL, 10);
 
 		if (v > 0 && v <= INT_MAX)

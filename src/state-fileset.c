@@ -76,11 +76,13 @@ static int load_manifest(struct ap_fileset *f)
 		return ap_log_error(r, "'%s/%s/manifest' line %u %s", f->s->path, f->name, e.line,
 				    e.what);
 	if (r < 0)
-		ap_log_error(r, "failed to read '%s/%s/manifest': %s", f->s->path, f->name, strerror(-r));
+		ap_log_error(r, "failed to read '%s/%s/manifest': %s", f->s->path, f->name,
+			     strerror(-r));
 	return r;
 }
 
-int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, struct ap_fileset **ret)
+int ap_state_fileset_open(struct ap_state *s, const char *name, bool create,
+			  struct ap_fileset **ret)
 {
 	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = calloc(1, sizeof(*f));
 	int r;
@@ -93,7 +95,8 @@ int ap_state_fileset_open(struct ap_state *s, const char *name, bool create, str
 	if (f->dfd == -ENOENT && !create)
 		return -ENOENT;
 	if (f->dfd < 0)
-		return ap_log_error(f->dfd, "failed to open '%s/%s': %s", s->path, name, strerror(-f->dfd));
+		return ap_log_error(f->dfd, "failed to open '%s/%s': %s", s->path, name,
+				    strerror(-f->dfd));
 	if (create)
 		(void)ap_fs_remove_stale_temps(f->dfd, NULL); /* only ours are in there */
 	r = load_manifest(f);
@@ -216,7 +219,8 @@ int ap_state_backup_prune(struct ap_state *s, const char *const *keep)
 		path = ap_strdupf("%s/backup/%s", s->path, de->d_name);
 		r = path ? ap_fs_rm_rf(path) : -ENOMEM;
 		if (r < 0)
-			ap_log_error(r, "failed to remove old backup '%s': %s", path ? path : de->d_name,
+			ap_log_error(r, "failed to remove old backup '%s': %s", path ? path
+				     : de->d_name,
 				     strerror(-r));
 	}
 	closedir(d);

@@ -22,7 +22,8 @@ int ap_state_discard_history(struct ap_state *s, const char *why)
 	int r = ap_fs_move_aside(s->dirfd, "heartbeat", ".old");
 
 	if (r < 0 && r != -ENOENT)
-		return ap_log_error(r, "failed to move '%s/heartbeat' aside: %s", s->path, strerror(-r));
+		return ap_log_error(r, "failed to move '%s/heartbeat' aside: %s", s->path,
+				    strerror(-r));
 	ap_log_warning("heartbeat history '%s/heartbeat' %s; moved it to heartbeat.old and started "
 		       "a new one", s->path, why);
 	return 0;
@@ -123,7 +124,8 @@ int ap_state_read_events(struct ap_state *s, struct ap_event **ret, size_t *ret_
 
 		lineno++;
 		if (ap_event_parse(l, &e) < 0) {
-			ap_log_warning("'%s/events' line %zu is malformed; skipped", s->path, lineno);
+			ap_log_warning("'%s/events' line %zu is malformed; skipped", s->path,
+				       lineno);
 			continue;
 		}
 		w = realloc(v, (n + 1) * sizeof(*v));

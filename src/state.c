@@ -155,7 +155,8 @@ int ap_state_lock(struct ap_state *s, unsigned wait_sec)
 		return ap_log_error(r, "failed to lock '%s/lock': %s", s->path, strerror(-r));
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
-		return ap_log_error(-errno, "failed to write '%s/lock': %s", s->path, strerror(errno));
+		return ap_log_error(-errno, "failed to write '%s/lock': %s", s->path,
+				    strerror(errno));
 	/* A run killed inside an atomic write leaves its temp file; we hold the lock now, so
 	 * no other writer of these files is alive. */
 	for (size_t i = 0; i < ELEMENTSOF(locked_files); i++)
@@ -168,7 +169,8 @@ int ap_state_lock_history(struct ap_state *s, unsigned wait_sec)
 	int fd = ap_fs_open_beneath(s->dirfd, "heartbeat.lock", O_RDWR | O_CREAT, 0600), r;
 
 	if (fd < 0)
-		return ap_log_error(fd, "failed to open '%s/heartbeat.lock': %s", s->path, strerror(-fd));
+		return ap_log_error(fd, "failed to open '%s/heartbeat.lock': %s", s->path,
+				    strerror(-fd));
 	r = flock_wait(fd, wait_sec, 20 * 1000);
 	if (r < 0) {
 		close(fd);
@@ -613,13 +615,15 @@ int ap_state_count(struct ap_state *s, const char *name)
 		return -EINVAL;
 	fd = ap_fs_open_beneath(s->dirfd, "counters.lock", O_RDWR | O_CREAT, 0600);
 	if (fd < 0)
-		return ap_log_error(fd, "failed to open '%s/counters.lock': %s", s->path, strerror(-fd));
+		return ap_log_error(fd, "failed to open '%s/counters.lock': %s", s->path,
+				    strerror(-fd));
 	r = flock_wait(fd, 5, 10 * 1000);
 	if (r >= 0) {
 		(void)ap_fs_remove_stale_temps(s->dirfd, "counters");
 		r = count_locked(s, name);
 	} else
-		ap_log_error(r, "failed to count '%s' in '%s': the counters stay locked", name, s->path);
+		ap_log_error(r, "failed to count '%s' in '%s': the counters stay locked", name,
+			     s->path);
 	close(fd);
 	return r;
 }
@@ -664,7 +668,8 @@ void ap_state_read_tick(struct ap_state *s, struct ap_tick *ret)
 {
 	_cleanup_free_ char *text = NULL;
 
-	if (ap_state_file_read(s, "tick", 256, &text) < 0 || ap_records_tick_parse(text, ret, NULL) < 0)
+	if (ap_state_file_read(s, "tick", 256, &text) < 0 || ap_records_tick_parse(text, ret,
+										   NULL) < 0)
 		*ret = (struct ap_tick){ -1, -1 };
 }
 

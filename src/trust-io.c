@@ -96,9 +96,11 @@ int ap_trust_open(const struct ap_trust_config *c, struct ap_state *st, long lon
 	t->c = c;
 	t->tmpfd = -1;
 	t->now = now;
-	r = read_key_file("ssh_allowed_signers", c->ssh_allowed_signers, &t->signers, &t->signers_len);
+	r = read_key_file("ssh_allowed_signers", c->ssh_allowed_signers, &t->signers,
+			  &t->signers_len);
 	if (r >= 0)
-		r = read_key_file("openpgp_keyring", c->openpgp_keyring, &t->keyring, &t->keyring_len);
+		r = read_key_file("openpgp_keyring", c->openpgp_keyring, &t->keyring,
+				  &t->keyring_len);
 	if (r >= 0 && t->keyring && ap_trust_keyring_is_armored(t->keyring, t->keyring_len))
 		r = ap_log_error(-EINVAL, "trust.openpgp_keyring '%s' is ASCII-armored; gpgv reads "
 				 "binary keyrings only: use 'gpg --dearmor' or 'gpg --export' without "
@@ -136,7 +138,8 @@ void ap_trust_free(struct ap_trust *t)
 /* A private file in the verifiers' temp dir, 0600. No fsync: it lives for one check. */
 static int write_private(struct ap_trust *t, const char *name, const char *data, size_t len)
 {
-	int fd = openat(t->tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = openat(t->tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			0600);
 	int r = 0;
 
 	if (fd < 0)
@@ -218,7 +221,8 @@ static int verify_openpgp(struct ap_trust *t, struct ap_trust_verdict *ret)
 	if (!home || !ring || !sig || !data)
 		return -ENOMEM;
 	/* An absolute --keyring: a bare name would be looked up in the home dir. */
-	r = run_verifier((const char *const[]){ "gpgv", "--homedir", home, "--status-fd", "1", "--keyring",
+	r = run_verifier((const char *const[]){ "gpgv", "--homedir", home, "--status-fd", "1",
+						"--keyring",
 				     ring, sig, data, NULL },
 			 NULL, &res);
 	if (r < 0)
@@ -266,7 +270,8 @@ static int verify_ssh(struct ap_trust *t, long long when, struct ap_trust_verdic
 	if (ap_trust_ssh_time(when, stamp) < 0)
 		return -EINVAL;
 	snprintf(opt, sizeof(opt), "-Overify-time=%s", stamp);
-	r = run_verifier((const char *const[]){ "ssh-keygen", "-Y", "find-principals", "-s", sig, "-f",
+	r = run_verifier((const char *const[]){ "ssh-keygen", "-Y", "find-principals", "-s", sig,
+						"-f",
 				     signers, opt, NULL },
 			 NULL, &res);
 	if (r < 0)
@@ -276,7 +281,8 @@ static int verify_ssh(struct ap_trust *t, long long when, struct ap_trust_verdic
 		ap_trust_judge_ssh_find(res.output, ret);
 	ap_spawn_result_clear(&res);
 	for (size_t i = 0; r >= 0 && principals && principals[i]; i++) {
-		r = run_verifier((const char *const[]){ "ssh-keygen", "-Y", "verify", "-f", signers, "-I",
+		r = run_verifier((const char *const[]){ "ssh-keygen", "-Y", "verify", "-f", signers,
+							"-I",
 					     principals[i], "-n", "git", "-s", sig, opt, NULL },
 				 data, &res);
 		if (r < 0)

@@ -22,7 +22,8 @@
 const char *ap_source_move_to_string(enum ap_source_move m)
 {
 	static const char *const names[] = {
-		[AP_MOVE_FIRST] = "first", [AP_MOVE_SAME] = "same", [AP_MOVE_FORWARD] = "fast-forward",
+		[AP_MOVE_FIRST] = "first", [AP_MOVE_SAME] = "same",
+			[AP_MOVE_FORWARD] = "fast-forward",
 		[AP_MOVE_ROLLBACK] = "rollback", [AP_MOVE_REWIND] = "history-rewritten",
 	};
 
@@ -136,7 +137,8 @@ void ap_trust_judge_gpgv(int exit_status, const char *output, struct ap_trust_ve
 	if (count_status(output, "NEWSIG") > 1)
 		return verdict(ret, AP_TRUST_BAD_SIGNATURE, "more than one OpenPGP signature");
 	if ((s = gpg_status(output, "BADSIG")))
-		return verdict(ret, AP_TRUST_BAD_SIGNATURE, "bad OpenPGP signature (it does not match "
+		return verdict(ret, AP_TRUST_BAD_SIGNATURE,
+			       "bad OpenPGP signature (it does not match "
 			       "the commit)");
 	if ((s = gpg_status(output, "REVKEYSIG")) || (s = gpg_status(output, "EXPKEYSIG"))) {
 		copy_line(uid, sizeof(uid), s, strlen(s));
@@ -147,7 +149,8 @@ void ap_trust_judge_gpgv(int exit_status, const char *output, struct ap_trust_ve
 		return verdict(ret, AP_TRUST_KEY_NOT_VALID, "OpenPGP signature expired");
 	if ((s = gpg_status(output, "NO_PUBKEY")) || (s = gpg_status(output, "ERRSIG"))) {
 		copy_line(uid, sizeof(uid), s, strcspn(s, " \n"));
-		return verdict(ret, AP_TRUST_UNKNOWN_KEY, "OpenPGP key %s is not in the keyring", uid);
+		return verdict(ret, AP_TRUST_UNKNOWN_KEY, "OpenPGP key %s is not in the keyring",
+			       uid);
 	}
 	if (exit_status != 0 || !good || !valid)
 		return verdict(ret, AP_TRUST_BAD_SIGNATURE, "gpgv did not confirm the signature "
@@ -227,12 +230,14 @@ bool ap_trust_judge_date(const struct ap_trust_commit *c, unsigned long long ske
 			"1970..9999", c->time);
 		return true;
 	}
-	if (!c->has_floor || c->time >= c->floor || (unsigned long long)(c->floor - c->time) <= skew_s)
+	if (!c->has_floor || c->time >= c->floor ||
+	    (unsigned long long)(c->floor - c->time) <= skew_s)
 		return false;
 	if (ap_trust_ssh_time(c->time, when) < 0 || ap_trust_ssh_time(c->floor, floor) < 0)
 		snprintf(when, sizeof(when), "?"), snprintf(floor, sizeof(floor), "?");
 	verdict(ret, AP_TRUST_BAD_DATE, "it is dated %.8s, %lld s before the commit it follows "
-		"(%.8s); trust.max_date_skew allows %llu s", when, c->floor - c->time, floor, skew_s);
+		"(%.8s); trust.max_date_skew allows %llu s", when, c->floor - c->time, floor,
+			skew_s);
 	return true;
 }
 
@@ -275,7 +280,8 @@ int ap_trust_format_verdict(const struct ap_trust_commit *c, const struct ap_tru
 		strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm);
 	/* One escaped line (the dry run prints it): the author is the committer's text. */
 	if (v->cached)
-		return ap_buf_linef(out, "%.12s %s (%s): good (verified before)", c->id, author, date);
+		return ap_buf_linef(out, "%.12s %s (%s): good (verified before)", c->id, author,
+				    date);
 	return ap_buf_linef(out, "%.12s %s (%s): %s: %s", c->id, author, date,
 			    ap_trust_status_to_string(v->status), v->why);
 }

@@ -224,7 +224,8 @@ void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool
 		size_t vlen;
 		int b;
 
-		if (strcmp(it.section, "Unit") != 0 || (!start && !key_is(l, n, "RefuseManualStop")))
+		if (strcmp(it.section, "Unit") != 0 || (!start && !key_is(l, n,
+									  "RefuseManualStop")))
 			continue;
 		val = memchr(l, '=', n) + 1;
 		vlen = n - (size_t)(val - l);

@@ -77,7 +77,8 @@ int ap_unitpolicy_read(struct ap_repo *repo, const struct ap_config *c, const ch
 		r = policy_of(repo, c, &ch, s->v[i].name, &s->v[i].onchange);
 	ap_changes_clear(&ch);
 	if (r < 0)
-		return ap_log_error(r, "failed to read the units' X-AutoPull-OnChange= at %.12s: %s",
+		return ap_log_error(r,
+				    "failed to read the units' X-AutoPull-OnChange= at %.12s: %s",
 				    commit, strerror(-r));
 	return 0;
 }

@@ -425,7 +425,8 @@ int ap_parse_duration(const char *s, unsigned long long *ret_usec)
 	return -EINVAL;
 }
 
-void ap_format_ago(unsigned long long then_usec, unsigned long long now_usec, char *buf, size_t size)
+void ap_format_ago(unsigned long long then_usec, unsigned long long now_usec, char *buf,
+		   size_t size)
 {
 	bool future = then_usec > now_usec;
 	unsigned long long s = (future ? then_usec - now_usec : now_usec - then_usec) / 1000000;

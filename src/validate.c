@@ -139,7 +139,8 @@ static int stage_unit_for_dropin(struct stage *s, const struct ap_file_op *f, en
 				 const char *unit_dir)
 {
 	const char *const *dirs = scope == AP_SCOPE_USER ? user_unit_dirs : system_unit_dirs;
-	size_t n = scope == AP_SCOPE_USER ? ELEMENTSOF(user_unit_dirs) : ELEMENTSOF(system_unit_dirs);
+	size_t n = scope == AP_SCOPE_USER ? ELEMENTSOF(user_unit_dirs)
+		: ELEMENTSOF(system_unit_dirs);
 	_cleanup_free_ char *data = NULL;
 	size_t len;
 	int r;
@@ -180,7 +181,8 @@ static size_t report_unit_lines(const struct stage *s, char *out, bool failed)
 {
 	size_t reported = 0;
 
-	for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+	for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n",
+										 &save)) {
 		bool strict = strstr(l, "Unknown key") || strstr(l, "Unknown section");
 		const char *at;
 		const struct staged *u;
@@ -205,7 +207,8 @@ static size_t report_unit_lines(const struct stage *s, char *out, bool failed)
  * (gpg-agent's alone ~130 ms here) and cannot change whether a unit file is valid. */
 static int verify_env(const struct stage *s, char ***ret)
 {
-	_cleanup_free_ char *run = ap_strdupf("%s/.run", s->dir), *gen = ap_strdupf("%s/.gen", s->dir);
+	_cleanup_free_ char *run = ap_strdupf("%s/.run", s->dir), *gen = ap_strdupf("%s/.gen",
+										    s->dir);
 	_cleanup_free_ char *xdg = NULL, *envgen = NULL, *home = NULL;
 	const char *h = secure_getenv("HOME");
 	int r = 0;
@@ -249,7 +252,8 @@ static int verify_units(struct stage *s, enum ap_scope scope)
 	failed = res.exit_status != 0 || res.timed_out;
 	reported = report_unit_lines(s, res.output ? res.output : (char[]){ "" }, failed);
 	if (failed && reported == 0)
-		ap_log_error(-EINVAL, "validation of unit files failed: systemd-analyze verify %s %d",
+		ap_log_error(-EINVAL,
+			     "validation of unit files failed: systemd-analyze verify %s %d",
 			     res.timed_out ? "timed out, status" : "exited with", res.exit_status);
 	ap_spawn_result_clear(&res);
 	return failed || reported ? -EINVAL : 0;
@@ -265,7 +269,8 @@ static size_t output_lines(char *out, const char *v[static VALIDATOR_LINES_MAX])
 {
 	size_t n = 0;
 
-	for (char *save = NULL, *l = strtok_r(out, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
+	for (char *save = NULL, *l = strtok_r(out, "\r\n", &save); l; l = strtok_r(NULL, "\r\n",
+										   &save)) {
 		if (l[strspn(l, " \t")] == '\0')
 			continue;
 		if (n == VALIDATOR_LINES_MAX) {
@@ -304,7 +309,8 @@ static int validator_env(const struct stage *s, char ***ret)
 	static const char *const dirs[] = { "", "/.config", "/.local", "/.local/share", "/.cache" };
 	static const char *const vars[] = { "HOME", "XDG_CONFIG_HOME", NULL, "XDG_DATA_HOME",
 					    "XDG_CACHE_HOME" };
-	int r = ap_strv_push(ret, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	int r = ap_strv_push(ret,
+			     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 
 	if (r >= 0)
 		r = ap_strv_push(ret, "LANG=C.UTF-8");
@@ -352,7 +358,8 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f,
 	if (r >= 0)
 		r = ap_spawn_run(argv, env, AP_VALIDATE_TIMEOUT_USEC, &res);
 	if (r < 0)
-		return ap_log_error(r == -ENOENT ? -EINVAL : r, "validator '%s' for '%s' could not run: %s",
+		return ap_log_error(r == -ENOENT ? -EINVAL : r,
+				    "validator '%s' for '%s' could not run: %s",
 				    f->validate[0], f->path, strerror(-r));
 	if (res.exit_status != 0 || res.timed_out) {
 		report_validator(f, &res);
@@ -374,7 +381,8 @@ static int stage_file(struct stage *s, const struct ap_file_op *f,
 }
 
 static int stage_units(struct stage *s, const struct ap_plan *p,
-		       const struct ap_install_source *src, enum ap_scope scope, const char *unit_dir)
+		       const struct ap_install_source *src, enum ap_scope scope,
+		       const char *unit_dir)
 {
 	int r = 0;
 
