@@ -16,12 +16,13 @@ cleanup() {
 	rm -rf "$bin"
 }
 trap cleanup EXIT
-make -s build/obj/fleet.o build/obj/http.o build/obj/digest.o build/obj/util.o \
-	build/obj/log.o build/obj/model.o
+make -s build/obj/fleet.o build/obj/fleet-etcd.o build/obj/fleet-status.o build/obj/http.o \
+	build/obj/digest.o build/obj/util.o build/obj/log.o build/obj/model.o
 # shellcheck disable=SC2046 # the flags are words
 cc -O2 -std=c11 -D_GNU_SOURCE -iquote include -o "$bin/fleet-sim" bench/fleet-sim.c \
-	build/obj/fleet.o build/obj/http.o build/obj/digest.o build/obj/util.o build/obj/log.o \
-	build/obj/model.o $(pkg-config --cflags --libs json-c libsystemd) -lmbedcrypto -lpthread -ldl
+	build/obj/fleet.o build/obj/fleet-etcd.o build/obj/fleet-status.o build/obj/http.o \
+	build/obj/digest.o build/obj/util.o build/obj/log.o build/obj/model.o \
+	$(pkg-config --cflags --libs json-c libsystemd) -lmbedcrypto -lpthread -ldl
 
 # etcd on free ports of 127.0.0.1 (a few tries: a port can be taken between check and bind)
 free() { python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }

@@ -2,7 +2,8 @@
  * so that at most max_parallel of them are inside the change-and-settle phase at once; the
  * first `canary` hosts to start a commit go first and the rest wait until that many report it
  * healthy; a commit one host rolled back is marked bad for all. Everything lives under
- * /autopull/GROUP/ in etcd (v3 JSON gateway, over http.c); json-c is included only by fleet.c.
+ * /autopull/GROUP/ in etcd (v3 JSON gateway, over http.c); json-c is included only by
+ * fleet-etcd.c.
  *
  * Keys: slot/N ("HOST COMMIT", on this host's lease), bad/COMMIT ("HOST REASON"),
  * healthy/COMMIT/HOST and started/COMMIT/HOST (realtime usec), canary/COMMIT/I (HOST: the
