@@ -73,7 +73,7 @@ LIVE_TESTS := test-bus
 ALL_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
 TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
-test-config_MODS  := config config-schema config-walk fsutil fsutil-safe digest
+test-config_MODS  := config config-schema config-fleet config-walk fsutil fsutil-safe digest
 test-repo_MODS    := repo repo-fetch repo-git repo-tree digest
 test-trust_MODS   := trust trust-io digest fsutil fsutil-safe spawn state records journal unitfile
 test-plan_MODS    := plan unitfile print journal
@@ -93,7 +93,7 @@ test-engine_MODS  := engine journal unitfile
 test-http_MODS    := http
 test-fleet_MODS   := fleet fleet-etcd fleet-status http digest fsutil fsutil-safe
 test-push_MODS    := push http fsutil fsutil-safe
-test-sandbox_MODS := sandbox config config-schema config-walk fsutil fsutil-safe digest
+test-sandbox_MODS := sandbox config config-schema config-fleet config-walk fsutil fsutil-safe digest
 test-validate_MODS := validate fsutil fsutil-safe unitfile
 test-preflight_MODS := preflight fsutil fsutil-safe
 test-install_MODS := install fsutil fsutil-safe
@@ -124,8 +124,8 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE $(WARN) -Wno-unused-command-line-argument \
                 -iquote include -iquote tests/fuzz $(FUZZ_SAN)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
-fuzz-config_MODS    := config config-schema config-walk fsutil fsutil-safe digest
-fuzz-path_MODS      := plan unitfile config config-schema config-walk fsutil fsutil-safe digest
+fuzz-config_MODS    := config config-schema config-fleet config-walk fsutil fsutil-safe digest
+fuzz-path_MODS      := plan unitfile config config-schema config-fleet config-walk fsutil fsutil-safe digest
 fuzz-unitfile_MODS  := unitfile
 fuzz-heartbeat_MODS := heartbeat
 fuzz-state_MODS     := state state-log state-fileset records journal events unitfile fsutil fsutil-safe

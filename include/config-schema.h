@@ -1,5 +1,6 @@
-/* The configuration's schema (config-schema.c): the tables config.c has config-walk.c walk a
- * document with into struct ap_config, and the one destructor the schema and the loader share. */
+/* The configuration's schema (config-schema.c, the fleet: section in config-fleet.c): the
+ * tables config.c has config-walk.c walk a document with into struct ap_config, and the one
+ * destructor the schema and the loader share. */
 #pragma once
 #include "config-walk.h"
 #include "config.h"

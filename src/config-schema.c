@@ -5,20 +5,21 @@
  * a line.
  *
  * Deliberately not here: the YAML itself (config-walk.c), reading the file, the defaults and
- * the owners of the files the configuration names (config.c). */
+ * the owners of the files the configuration names (config.c), the fleet: section
+ * (config-fleet.c, with what the two share in config-private.h). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "config-private.h"
 #include "config-schema.h"
 #include "config-walk.h"
 #include "config.h"
@@ -55,7 +56,7 @@ static bool url_ok(const char *s)
 
 /* Where metrics are pushed, or etcd: http(s) with a host, and no user:password@ in it
  * (credentials come from files, so that the URL can be logged). */
-static bool http_url_ok(const char *s)
+bool config_http_url_ok(const char *s)
 {
 	const char *rest = ap_startswith(s, "http://")	  ? s + strlen("http://")
 			   : ap_startswith(s, "https://") ? s + strlen("https://")
@@ -66,13 +67,6 @@ static bool http_url_ok(const char *s)
 		return false;
 	authority = strcspn(rest, "/?#");
 	return authority > 0 && !memchr(rest, '@', authority);
-}
-
-/* An etcd client endpoint: fleet.c appends /v3/... to it, which a query or a fragment would
- * swallow. */
-static bool etcd_url_ok(const char *s)
-{
-	return http_url_ok(s) && !strpbrk(s, "?#");
 }
 
 /* A simple git ref name (git check-ref-format): what a branch can be called. */
@@ -95,7 +89,7 @@ static bool commit_id_ok(const char *s)
 	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
 }
 
-static bool abs_file_ok(const char *s)
+bool config_abs_file_ok(const char *s)
 {
 	return ap_path_is_normalized_absolute(s) && !ap_endswith(s, "/");
 }
@@ -145,16 +139,6 @@ static bool unit_glob_ok(const char *s)
 	return unit_name_check(s, true);
 }
 
-/* A fleet's group or host: it becomes one component of an etcd key (/autopull/GROUP/...)
- * and is shown to operators, so nothing that could separate or forge one. */
-static bool fleet_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && n <= 253 &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
-}
-
 /* A host name or a glob of one: letters, digits, '-', '.', and glob characters. */
 static bool host_glob_ok(const char *s)
 {
@@ -195,14 +179,14 @@ static int expand_specifiers(struct ap_config_walk *c, struct ap_config_node *n,
 		else if (*p == '%')
 			r = ap_buf_append(&b, "%", 1);
 		else
-			r = ap_config_fail(c, n, "src '%.64s': unknown specifier '%%%c' (known: %%H, %%l, %%%%)",
-				 *path, *p ? *p : ' ');
+			r = ap_config_fail(c, n, "src '%.64s': unknown specifier '%%%c' (known: "
+					   "%%H, %%l, %%%%)", *path, *p ? *p : ' ');
 		if (!*p)
 			break;
 	}
 	if (r >= 0 && !ap_path_is_safe_relative(b.data ? b.data : ""))
-		r = ap_config_fail(c, n, "src '%.64s' becomes the unsafe path '%.64s' on this host", *path,
-			 b.data ? b.data : "");
+		r = ap_config_fail(c, n, "src '%.64s' becomes the unsafe path '%.64s' on this host",
+				   *path, b.data ? b.data : "");
 	if (r < 0) {
 		ap_buf_clear(&b);
 		return r;
@@ -214,7 +198,7 @@ static int expand_specifiers(struct ap_config_walk *c, struct ap_config_node *n,
 
 /* Parsers: each stores one value at f->offset in base. */
 
-static int p_str(struct ap_config_walk *c, struct ap_config_node *n,
+int config_parse_str(struct ap_config_walk *c, struct ap_config_node *n,
 		 const struct ap_config_field *f, void *base)
 {
 	const char *s = NULL;
@@ -230,7 +214,7 @@ static int p_str(struct ap_config_walk *c, struct ap_config_node *n,
 static int p_dir(struct ap_config_walk *c, struct ap_config_node *n,
 		 const struct ap_config_field *f, void *base)
 {
-	int r = p_str(c, n, f, base);
+	int r = config_parse_str(c, n, f, base);
 	char *s;
 	size_t len;
 
@@ -257,7 +241,8 @@ static int p_scope(struct ap_config_walk *c, struct ap_config_node *n,
 	else if (strcmp(s, "user") == 0)
 		*AP_CONFIG_FIELD(base, f, enum ap_scope) = AP_SCOPE_USER;
 	else
-		return ap_config_fail(c, n, "scope: '%s' is not 'system' or 'user'", ap_config_shown(n, buf));
+		return ap_config_fail(c, n, "scope: '%s' is not 'system' or 'user'",
+				      ap_config_shown(n, buf));
 	return 0;
 }
 
@@ -275,7 +260,8 @@ static int p_drift(struct ap_config_walk *c, struct ap_config_node *n,
 	else if (strcmp(s, "revert") == 0)
 		*AP_CONFIG_FIELD(base, f, bool) = true;
 	else
-		return ap_config_fail(c, n, "drift: '%s' is not 'warn' or 'revert'", ap_config_shown(n, buf));
+		return ap_config_fail(c, n, "drift: '%s' is not 'warn' or 'revert'",
+				      ap_config_shown(n, buf));
 	return 0;
 }
 
@@ -301,7 +287,7 @@ static int p_mode(struct ap_config_walk *c, struct ap_config_node *n,
 }
 
 /* A decimal number from min to max, digits only (no sign, no fraction). */
-static bool number_in(const char *s, unsigned min, unsigned max, unsigned *ret)
+bool config_number_in(const char *s, unsigned min, unsigned max, unsigned *ret)
 {
 	unsigned long long v;
 	char *end;
@@ -314,7 +300,7 @@ static bool number_in(const char *s, unsigned min, unsigned max, unsigned *ret)
 	return true;
 }
 
-static int number_field(struct ap_config_walk *c, struct ap_config_node *n,
+int config_number(struct ap_config_walk *c, struct ap_config_node *n,
 			const struct ap_config_field *f, unsigned min, unsigned max, unsigned *ret)
 {
 	char buf[AP_CONFIG_SHOWN_MAX];
@@ -323,7 +309,7 @@ static int number_field(struct ap_config_walk *c, struct ap_config_node *n,
 
 	if (r < 0)
 		return r;
-	if (!number_in(s, min, max, ret))
+	if (!config_number_in(s, min, max, ret))
 		return ap_config_fail(c, n, "%s: '%s' is not a number from %u to %u", f->key,
 				      ap_config_shown(n, buf), min, max);
 	return 0;
@@ -332,7 +318,7 @@ static int number_field(struct ap_config_walk *c, struct ap_config_node *n,
 static int p_uint(struct ap_config_walk *c, struct ap_config_node *n,
 		  const struct ap_config_field *f, void *base)
 {
-	return number_field(c, n, f, 0, UINT_MAX, AP_CONFIG_FIELD(base, f, unsigned));
+	return config_number(c, n, f, 0, UINT_MAX, AP_CONFIG_FIELD(base, f, unsigned));
 }
 
 /* Only the words YAML 1.2 reads as booleans, lower case: "yes" or "on" would be a guess. */
@@ -346,7 +332,8 @@ static int p_bool(struct ap_config_walk *c, struct ap_config_node *n,
 	if (r < 0)
 		return r;
 	if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
-		return ap_config_fail(c, n, "%s: '%s' is not true or false", f->key, ap_config_shown(n, buf));
+		return ap_config_fail(c, n, "%s: '%s' is not true or false", f->key,
+				      ap_config_shown(n, buf));
 	*AP_CONFIG_FIELD(base, f, bool) = s[0] == 't';
 	return 0;
 }
@@ -372,7 +359,7 @@ static int p_require(struct ap_config_walk *c, struct ap_config_node *n,
 			      ap_config_shown(n, buf));
 }
 
-static int duration(struct ap_config_walk *c, struct ap_config_node *n,
+int config_duration(struct ap_config_walk *c, struct ap_config_node *n,
 		    const struct ap_config_field *f, unsigned long long *ret)
 {
 	char buf[AP_CONFIG_SHOWN_MAX];
@@ -382,32 +369,20 @@ static int duration(struct ap_config_walk *c, struct ap_config_node *n,
 	if (r < 0)
 		return r;
 	if (ap_parse_duration(s, ret) < 0)
-		return ap_config_fail(c, n, "%s: '%s' is not a duration (such as 500ms, 10s, 5m, 2h, 1d)",
-			    f->key, ap_config_shown(n, buf));
+		return ap_config_fail(c, n, "%s: '%s' is not a duration (such as 500ms, 10s, 5m, "
+				      "2h, 1d)", f->key, ap_config_shown(n, buf));
 	return 0;
 }
 
 static int p_duration(struct ap_config_walk *c, struct ap_config_node *n,
 		      const struct ap_config_field *f, void *base)
 {
-	return duration(c, n, f, AP_CONFIG_FIELD(base, f, unsigned long long));
-}
-
-/* The same into a uint64_t (struct ap_fleet_config). */
-static int p_usec64(struct ap_config_walk *c, struct ap_config_node *n,
-		    const struct ap_config_field *f, void *base)
-{
-	unsigned long long v;
-	int r = duration(c, n, f, &v);
-
-	if (r >= 0)
-		*AP_CONFIG_FIELD(base, f, uint64_t) = v;
-	return r;
+	return config_duration(c, n, f, AP_CONFIG_FIELD(base, f, unsigned long long));
 }
 
 /* A list of checked strings. An explicit [] is stored as an empty vector, not NULL, so that
  * it stays distinct from "not set" (which gets the default). */
-static int p_seq(struct ap_config_walk *c, struct ap_config_node *n,
+int config_parse_seq(struct ap_config_walk *c, struct ap_config_node *n,
 		 const struct ap_config_field *f, void *base)
 {
 	size_t count = ap_config_seq_len(n);
@@ -419,7 +394,8 @@ static int p_seq(struct ap_config_walk *c, struct ap_config_node *n,
 	v = calloc(count + 1, sizeof(char *));
 	if (!v)
 		return -ENOMEM;
-	*AP_CONFIG_FIELD(base, f, char **) = v; /* partly filled is fine: ap_config_free() frees it */
+	/* Partly filled is fine: ap_config_free() frees it. */
+	*AP_CONFIG_FIELD(base, f, char **) = v;
 	for (size_t i = 0; i < count; i++) {
 		struct ap_config_node *e;
 		const char *s;
@@ -432,7 +408,8 @@ static int p_seq(struct ap_config_walk *c, struct ap_config_node *n,
 			return r;
 		for (size_t j = 0; (f->flags & AP_CONFIG_UNIQUE) && j < i; j++)
 			if (strcmp(v[j], s) == 0)
-				return ap_config_fail(c, e, "%s: '%s' is named twice", f->key, v[j]);
+				return ap_config_fail(c, e, "%s: '%s' is named twice", f->key,
+						      v[j]);
 		v[i] = strdup(s);
 		if (!v[i])
 			return -ENOMEM;
@@ -552,15 +529,19 @@ static int p_guard(struct ap_config_walk *c, struct ap_config_node *n,
 	if (r < 0)
 		return r;
 	if (g->push_token_file && g->push_basic_auth_file)
-		return ap_config_fail(c, n, "guard: push_token_file and push_basic_auth_file exclude each other");
+		return ap_config_fail(c, n, "guard: push_token_file and push_basic_auth_file "
+				      "exclude each other");
 	if (!g->push_url && (g->push_token_file || g->push_basic_auth_file || g->push_ca_file))
-		return ap_config_fail(c, n, "guard: push credentials or push_ca_file without push (the URL)");
+		return ap_config_fail(c, n, "guard: push credentials or push_ca_file without push "
+				      "(the URL)");
 	if (g->push_timeout_usec == 0 || g->push_timeout_usec > PUSH_TIMEOUT_MAX_USEC)
-		return ap_config_fail(c, n, "guard: push_timeout must be more than 0 and at most 60s");
+		return ap_config_fail(c, n, "guard: push_timeout must be more than 0 and at most "
+				      "60s");
 	/* Allowed (a test endpoint, a private network), but anyone on the way can read it. */
 	if ((g->push_token_file || g->push_basic_auth_file) && url_plain_remote(g->push_url))
-		ap_config_warn(c, n, "guard: the push credentials go to '%s' unencrypted (http:// to "
-				     "another host than this one); use https://", g->push_url);
+		ap_config_warn(c, n, "guard: the push credentials go to '%s' unencrypted "
+			       "(http:// to another host than this one); use https://",
+			       g->push_url);
 	return 0;
 }
 
@@ -574,89 +555,9 @@ static int p_trust(struct ap_config_walk *c, struct ap_config_node *n,
 	if (r < 0)
 		return r;
 	if (!t->ssh_allowed_signers && !t->openpgp_keyring)
-		return ap_config_fail(c, n, "trust: needs ssh_allowed_signers or openpgp_keyring (or both)");
+		return ap_config_fail(c, n, "trust: needs ssh_allowed_signers or openpgp_keyring "
+				      "(or both)");
 	t->enabled = true;
-	return 0;
-}
-
-#define FLEET_MAX_SLOTS 1024U /* slot/0 .. slot/1023: a host looks at each while it waits */
-#define FLEET_NAME_WHY "is not a name of letters, digits, '_', '.' and '-' (at most 253)"
-
-/* max_parallel: 0 slots would make every host wait for ever. */
-static int p_max_parallel(struct ap_config_walk *c, struct ap_config_node *n,
-			  const struct ap_config_field *f, void *base)
-{
-	return number_field(c, n, f, 1, FLEET_MAX_SLOTS, AP_CONFIG_FIELD(base, f, unsigned));
-}
-
-/* canary: how many hosts go first (any of them), or which ones (their count is the number). */
-static int p_canary(struct ap_config_walk *c, struct ap_config_node *n,
-		    const struct ap_config_field *f, void *base)
-{
-	struct ap_fleet_config *fl = base;
-	const struct ap_config_field hosts = {
-		.key = f->key, .offset = offsetof(struct ap_fleet_config, canary_hosts),
-		.flags = AP_CONFIG_NONEMPTY | AP_CONFIG_UNIQUE, .check = fleet_name_ok,
-		.why = FLEET_NAME_WHY,
-	};
-	char buf[AP_CONFIG_SHOWN_MAX];
-	const char *s = NULL;
-	int r;
-
-	if (ap_config_is(n, AP_CONFIG_SEQUENCE)) {
-		r = p_seq(c, n, &hosts, base);
-		if (r >= 0)
-			fl->canary = (unsigned)ap_strv_length(fl->canary_hosts);
-		return r;
-	}
-	r = ap_config_str(c, n, f, &s);
-	if (r < 0)
-		return r;
-	if (!number_in(s, 0, FLEET_MAX_SLOTS, &fl->canary))
-		return ap_config_fail(c, n, "%s: '%s' is not a number of hosts (0 to %u) or a list of "
-				      "host names", f->key, ap_config_shown(n, buf), FLEET_MAX_SLOTS);
-	return 0;
-}
-
-/* etcd leases count whole seconds; with 1 s a keepalive could never come in time. */
-static int p_lease_ttl(struct ap_config_walk *c, struct ap_config_node *n,
-		       const struct ap_config_field *f, void *base)
-{
-	char buf[AP_CONFIG_SHOWN_MAX];
-	int r = p_usec64(c, n, f, base);
-	uint64_t v = *AP_CONFIG_FIELD(base, f, uint64_t);
-
-	if (r >= 0 && (v < 2000000 || v % 1000000))
-		return ap_config_fail(c, n, "%s: '%s' must be whole seconds, at least 2s", f->key,
-				      ap_config_shown(n, buf));
-	return r;
-}
-
-/* The TLS files belong together and to https://; the host defaults to the name the
- * configuration is loaded for, which must then be usable as a fleet name too. */
-static int p_fleet(struct ap_config_walk *c, struct ap_config_node *n,
-		   const struct ap_config_field *f, void *base)
-{
-	struct ap_fleet_config *fl = AP_CONFIG_FIELD(base, f, struct ap_fleet_config);
-	bool https = false;
-	int r = ap_config_walk_mapping(c, n, f->sub, fl);
-
-	if (r < 0)
-		return r;
-	if (!fl->cert_file != !fl->key_file)
-		return ap_config_fail(c, n, "fleet: cert_file and key_file go together (a client "
-				      "certificate and its key)");
-	for (size_t i = 0; fl->etcd[i]; i++)
-		https = https || ap_startswith(fl->etcd[i], "https://");
-	if ((fl->ca_file || fl->cert_file) && !https)
-		return ap_config_fail(c, n, "fleet: ca_file, cert_file and key_file need an https:// "
-				      "endpoint in etcd");
-	if (!fl->host && !fleet_name_ok(c->host))
-		return ap_config_fail(c, n, "fleet: this host's name '%.64s' %s; set host:", c->host,
-				      FLEET_NAME_WHY);
-	if (!fl->host && !(fl->host = strdup(c->host)))
-		return -ENOMEM;
-	fl->enabled = true;
 	return 0;
 }
 
@@ -667,12 +568,12 @@ static int rule_check(struct ap_config_walk *c, struct ap_config_node *m,
 		      const struct ap_file_rule *rule)
 {
 	if (ap_endswith(rule->src, "/") != ap_endswith(rule->dest, "/"))
-		return ap_config_fail(c, m, "file rule '%.64s': src and dest must both end in '/' (a "
-			    "directory rule) or neither", rule->src);
+		return ap_config_fail(c, m, "file rule '%.64s': src and dest must both end in "
+				      "'/' (a directory rule) or neither", rule->src);
 	if (rule->has_mode && (rule->mode & (S_ISUID | S_ISGID)) && !rule->allow_setid)
-		return ap_config_fail(c, m, "file rule '%.64s': mode %04o sets the setuid/setgid bit; add "
-			    "'allow_setid: true' to the rule if that is meant", rule->src,
-			    (unsigned)rule->mode);
+		return ap_config_fail(c, m, "file rule '%.64s': mode %04o sets the setuid/setgid "
+				      "bit; add 'allow_setid: true' to the rule if that is meant",
+				      rule->src, (unsigned)rule->mode);
 	return 0;
 }
 
@@ -725,21 +626,13 @@ static int p_files(struct ap_config_walk *c, struct ap_config_node *n,
 
 /* The schema. */
 
-#define STR(k, st, fld, fl, chk, w) \
-	{ .key = k, .type = AP_CONFIG_SCALAR, .parse = p_str, .offset = offsetof(st, fld), \
-	  .flags = fl, .check = chk, .why = w }
-#define SEQ(k, st, fld, fn, fl, chk, w) \
-	{ .key = k, .type = AP_CONFIG_SEQUENCE, .parse = fn, .offset = offsetof(st, fld), \
-	  .flags = fl, .check = chk, .why = w }
-
 static const struct ap_config_field repo_fields[] = {
 	STR("url", struct ap_config, repo_url, AP_CONFIG_REQUIRED, url_ok,
 	    "is not a file://, http(s):// or ssh:// URL or an absolute path"),
 	STR("branch", struct ap_config, branch, 0, ref_ok, "is not a valid branch name"),
-	STR("ssh_key", struct ap_config, ssh_key, 0, abs_file_ok, "is not an absolute file path"),
-	STR("known_hosts", struct ap_config, known_hosts, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("ca_file", struct ap_config, ca_file, 0, abs_file_ok, "is not an absolute file path"),
+	ABS_FILE("ssh_key", struct ap_config, ssh_key),
+	ABS_FILE("known_hosts", struct ap_config, known_hosts),
+	ABS_FILE("ca_file", struct ap_config, ca_file),
 	{ .key = "allow_rewind", .type = AP_CONFIG_SCALAR, .parse = p_bool,
 	  .offset = offsetof(struct ap_config, allow_rewind) },
 	{ .key = "trust_owner", .type = AP_CONFIG_SCALAR, .parse = p_bool,
@@ -751,37 +644,14 @@ static const struct ap_config_field repo_fields[] = {
 };
 
 static const struct ap_config_field trust_fields[] = {
-	STR("ssh_allowed_signers", struct ap_trust_config, ssh_allowed_signers, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("openpgp_keyring", struct ap_trust_config, openpgp_keyring, 0, abs_file_ok,
-	    "is not an absolute file path"),
+	ABS_FILE("ssh_allowed_signers", struct ap_trust_config, ssh_allowed_signers),
+	ABS_FILE("openpgp_keyring", struct ap_trust_config, openpgp_keyring),
 	{ .key = "require", .type = AP_CONFIG_SCALAR, .parse = p_require,
 	  .offset = offsetof(struct ap_trust_config, require) },
 	STR("since", struct ap_trust_config, since, 0, commit_id_ok,
 	    "is not a full commit id (40 lower-case hex digits)"),
 	{ .key = "max_date_skew", .type = AP_CONFIG_SCALAR, .parse = p_duration,
 	  .offset = offsetof(struct ap_trust_config, max_date_skew_usec) },
-};
-
-static const struct ap_config_field fleet_fields[] = {
-	SEQ("etcd", struct ap_fleet_config, etcd, p_seq, AP_CONFIG_REQUIRED | AP_CONFIG_NONEMPTY,
-	    etcd_url_ok, "is not an http(s):// URL of an endpoint (no user:password@, query or "
-	    "fragment)"),
-	STR("ca_file", struct ap_fleet_config, ca_file, 0, abs_file_ok, "is not an absolute file path"),
-	STR("cert_file", struct ap_fleet_config, cert_file, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("key_file", struct ap_fleet_config, key_file, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("group", struct ap_fleet_config, group, AP_CONFIG_REQUIRED, fleet_name_ok, FLEET_NAME_WHY),
-	STR("host", struct ap_fleet_config, host, 0, fleet_name_ok, FLEET_NAME_WHY),
-	{ .key = "max_parallel", .type = AP_CONFIG_SCALAR, .parse = p_max_parallel,
-	  .offset = offsetof(struct ap_fleet_config, max_parallel) },
-	{ .key = "canary", .type = AP_CONFIG_SCALAR, .parse = p_canary,
-	  .offset = offsetof(struct ap_fleet_config, canary), .flags = AP_CONFIG_OR_LIST },
-	{ .key = "lock_timeout", .type = AP_CONFIG_SCALAR, .parse = p_usec64,
-	  .offset = offsetof(struct ap_fleet_config, lock_timeout_usec) },
-	{ .key = "lease_ttl", .type = AP_CONFIG_SCALAR, .parse = p_lease_ttl,
-	  .offset = offsetof(struct ap_fleet_config, lease_ttl_usec) },
 };
 
 static const struct ap_config_field rule_fields[] = {
@@ -795,21 +665,19 @@ static const struct ap_config_field rule_fields[] = {
 	STR("group", struct ap_file_rule, group, 0, NULL, NULL),
 	{ .key = "allow_setid", .type = AP_CONFIG_SCALAR, .parse = p_bool,
 	  .offset = offsetof(struct ap_file_rule, allow_setid) },
-	SEQ("validate", struct ap_file_rule, validate, p_seq, AP_CONFIG_NONEMPTY, NULL, NULL),
-	SEQ("reload", struct ap_file_rule, reload, p_seq, 0, unit_glob_ok,
-	    "is not a unit name or glob"),
-	SEQ("restart", struct ap_file_rule, restart, p_seq, 0, unit_glob_ok,
-	    "is not a unit name or glob"),
+	SEQ("validate", struct ap_file_rule, validate, AP_CONFIG_NONEMPTY, NULL, NULL),
+	SEQ("reload", struct ap_file_rule, reload, 0, unit_glob_ok, "is not a unit name or glob"),
+	SEQ("restart", struct ap_file_rule, restart, 0, unit_glob_ok, "is not a unit name or glob"),
 	{ .key = "takeover", .type = AP_CONFIG_SCALAR, .parse = p_bool,
 	  .offset = offsetof(struct ap_file_rule, takeover) },
-	SEQ("hosts", struct ap_file_rule, hosts, p_seq, AP_CONFIG_NONEMPTY, host_glob_ok,
+	SEQ("hosts", struct ap_file_rule, hosts, AP_CONFIG_NONEMPTY, host_glob_ok,
 	    "is not a host name or glob"),
 };
 
 static const struct ap_config_field units_entry_fields[] = {
 	STR("dir", struct units_entry, dir, AP_CONFIG_REQUIRED | AP_CONFIG_EMPTY_OK, units_dir_ok,
 	    "is not a safe relative repository directory"),
-	SEQ("hosts", struct units_entry, hosts, p_seq, AP_CONFIG_NONEMPTY, host_glob_ok,
+	SEQ("hosts", struct units_entry, hosts, AP_CONFIG_NONEMPTY, host_glob_ok,
 	    "is not a host name or glob"),
 };
 static const struct ap_config_schema units_entry_schema = {
@@ -817,33 +685,28 @@ static const struct ap_config_schema units_entry_schema = {
 };
 
 static const struct ap_config_field hooks_fields[] = {
-	SEQ("on_failure", struct ap_hooks, on_failure, p_seq, AP_CONFIG_NONEMPTY, NULL, NULL),
-	SEQ("on_rollback", struct ap_hooks, on_rollback, p_seq, AP_CONFIG_NONEMPTY, NULL, NULL),
-	SEQ("on_refused", struct ap_hooks, on_refused, p_seq, AP_CONFIG_NONEMPTY, NULL, NULL),
+	SEQ("on_failure", struct ap_hooks, on_failure, AP_CONFIG_NONEMPTY, NULL, NULL),
+	SEQ("on_rollback", struct ap_hooks, on_rollback, AP_CONFIG_NONEMPTY, NULL, NULL),
+	SEQ("on_refused", struct ap_hooks, on_refused, AP_CONFIG_NONEMPTY, NULL, NULL),
 };
 static const struct ap_config_schema hooks_schema = {
 	"hooks", hooks_fields, ELEMENTSOF(hooks_fields)
 };
 
 static const struct ap_config_field guard_fields[] = {
-	SEQ("watch", struct ap_guard_config, watch, p_seq, 0, unit_glob_ok,
-	    "is not a unit name or glob"),
+	SEQ("watch", struct ap_guard_config, watch, 0, unit_glob_ok, "is not a unit name or glob"),
 	{ .key = "max_restarts", .type = AP_CONFIG_SCALAR, .parse = p_uint,
 	  .offset = offsetof(struct ap_guard_config, max_restarts) },
 	{ .key = "window", .type = AP_CONFIG_SCALAR, .parse = p_duration,
 	  .offset = offsetof(struct ap_guard_config, window_usec) },
 	{ .key = "settle", .type = AP_CONFIG_SCALAR, .parse = p_duration,
 	  .offset = offsetof(struct ap_guard_config, settle_usec) },
-	STR("metrics", struct ap_guard_config, metrics_file, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("push", struct ap_guard_config, push_url, 0, http_url_ok,
+	ABS_FILE("metrics", struct ap_guard_config, metrics_file),
+	STR("push", struct ap_guard_config, push_url, 0, config_http_url_ok,
 	    "is not an http(s):// URL without user:password@"),
-	STR("push_token_file", struct ap_guard_config, push_token_file, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("push_basic_auth_file", struct ap_guard_config, push_basic_auth_file, 0, abs_file_ok,
-	    "is not an absolute file path"),
-	STR("push_ca_file", struct ap_guard_config, push_ca_file, 0, abs_file_ok,
-	    "is not an absolute file path"),
+	ABS_FILE("push_token_file", struct ap_guard_config, push_token_file),
+	ABS_FILE("push_basic_auth_file", struct ap_guard_config, push_basic_auth_file),
+	ABS_FILE("push_ca_file", struct ap_guard_config, push_ca_file),
 	{ .key = "push_timeout", .type = AP_CONFIG_SCALAR, .parse = p_duration,
 	  .offset = offsetof(struct ap_guard_config, push_timeout_usec) },
 };
@@ -860,9 +723,6 @@ static const struct ap_config_schema guard_schema = {
 static const struct ap_config_schema trust_schema = {
 	"trust", trust_fields, ELEMENTSOF(trust_fields)
 };
-static const struct ap_config_schema fleet_schema = {
-	"fleet", fleet_fields, ELEMENTSOF(fleet_fields)
-};
 
 static const struct ap_config_field top_fields[] = {
 	{ .key = "repo", .type = AP_CONFIG_MAPPING, .parse = p_map, .offset = 0,
@@ -875,8 +735,9 @@ static const struct ap_config_field top_fields[] = {
 	{ .key = "unit_dir", .type = AP_CONFIG_SCALAR, .parse = p_dir,
 	  .offset = offsetof(struct ap_config, unit_dir), .check = abs_ok,
 	  .why = "is not an absolute normalised path" },
-	SEQ("units", struct ap_config, units, p_units, AP_CONFIG_EMPTY_OK, units_dir_ok,
-	    "is not a safe relative repository directory"),
+	{ .key = "units", .type = AP_CONFIG_SEQUENCE, .parse = p_units,
+	  .offset = offsetof(struct ap_config, units), .flags = AP_CONFIG_EMPTY_OK,
+	  .check = units_dir_ok, .why = "is not a safe relative repository directory" },
 	{ .key = "files", .type = AP_CONFIG_SEQUENCE, .parse = p_files,
 	  .offset = offsetof(struct ap_config, files), .sub = &rule_schema },
 	{ .key = "guard", .type = AP_CONFIG_MAPPING, .parse = p_guard,
@@ -889,8 +750,8 @@ static const struct ap_config_field top_fields[] = {
 	  .offset = offsetof(struct ap_config, hooks), .sub = &hooks_schema },
 	{ .key = "trust", .type = AP_CONFIG_MAPPING, .parse = p_trust,
 	  .offset = offsetof(struct ap_config, trust), .sub = &trust_schema },
-	{ .key = "fleet", .type = AP_CONFIG_MAPPING, .parse = p_fleet,
-	  .offset = offsetof(struct ap_config, fleet), .sub = &fleet_schema },
+	{ .key = "fleet", .type = AP_CONFIG_MAPPING, .parse = config_parse_fleet,
+	  .offset = offsetof(struct ap_config, fleet), .sub = &config_fleet_schema },
 };
 
 const struct ap_config_schema ap_config_schema = {
@@ -900,7 +761,7 @@ const struct ap_config_schema ap_config_schema = {
 /* Duplicate keys are tracked in a bit mask, one bit per field. */
 _Static_assert(ELEMENTSOF(top_fields) <= 32 && ELEMENTSOF(repo_fields) <= 32 &&
 		       ELEMENTSOF(rule_fields) <= 32 && ELEMENTSOF(guard_fields) <= 32 &&
-		       ELEMENTSOF(trust_fields) <= 32 && ELEMENTSOF(fleet_fields) <= 32,
+		       ELEMENTSOF(trust_fields) <= 32,
 	       "a schema table has more fields than the duplicate mask has bits");
 
 void ap_config_rule_clear(struct ap_file_rule *r)

@@ -400,7 +400,8 @@ static int walk_document(const char *file, yaml_document_t *doc, const char *hos
 			 const char *short_host, const struct ap_config_schema *schema, void *base)
 {
 	struct ap_config_doc d = { .doc = doc };
-	struct ap_config_walk c = { .file = file, .host = host, .short_host = short_host, .doc = &d };
+	struct ap_config_walk c = { .file = file, .host = host, .short_host = short_host,
+				    .doc = &d };
 	yaml_node_t *root = yaml_document_get_root_node(doc);
 	int r;
 

@@ -1,11 +1,11 @@
 # shellcheck shell=bash
 # The documentation and the build as a user meets them: both man pages render without a groff
-# warning; autopull.yaml(5) documents exactly the keys of config-schema.c's schema tables and its
-# examples load; autopull(8) documents exactly the verbs and options of `autopull --help` and
-# the exit codes of exitcode.h; the bash completion offers the same verbs and options, file
-# names after -c and the history's commits after --commit and pin (and changes nothing);
-# `make` names a missing library through pkg-config and never calls apt-get. Sourced by
-# run.sh after lib.sh.
+# warning; autopull.yaml(5) documents exactly the keys of the schema tables (config-schema.c,
+# config-fleet.c) and its examples load; autopull(8) documents exactly the verbs and options
+# of `autopull --help` and the exit codes of exitcode.h; the bash completion offers the same
+# verbs and options, file names after -c and the history's commits after --commit and pin
+# (and changes nothing); `make` names a missing library through pkg-config and never calls
+# apt-get. Sourced by run.sh after lib.sh.
 
 MAN8=$AP_ROOT/doc/autopull.8
 MAN5=$AP_ROOT/doc/autopull.yaml.5
@@ -32,15 +32,17 @@ man_section() {
 				    insec = (name == sec); next } insec' "$1"
 }
 
-# schema_keys: "TABLE KEY" for every key of every schema table in src/config-schema.c.
+# schema_keys: "TABLE KEY" for every key of every schema table in src/config-schema.c and
+# src/config-fleet.c (the fleet: section).
 schema_keys() {
 	awk '
 		/^static const struct ap_config_field [a-z_]+_fields\[\] = \{/ { t = $5; sub(/_fields.*/, "", t); next }
 		t != "" && /^\};/ { t = ""; next }
 		t != "" { s = $0
-			  while (match(s, /(STR|SEQ)\("[a-z_]+"|\.key = "[a-z_]+"/)) {
+			  while (match(s, /(STR|SEQ|ABS_FILE)\("[a-z_]+"|\.key = "[a-z_]+"/)) {
 				k = substr(s, RSTART, RLENGTH); sub(/^[^"]*"/, "", k); sub(/"$/, "", k)
-				print t, k; s = substr(s, RSTART + RLENGTH) } }' "$AP_ROOT/src/config-schema.c"
+				print t, k; s = substr(s, RSTART + RLENGTH) } }' \
+		"$AP_ROOT/src/config-schema.c" "$AP_ROOT/src/config-fleet.c"
 }
 
 # same_set DESC WANT GOT: two word lists hold the same words (order and repeats aside).
@@ -82,7 +84,7 @@ check "the schema tables were read ($(wc -l <"$AP_TMP/schema.keys") keys)" \
 for map in top:KEYS repo:repo units_entry:units rule:files guard:guard trust:trust hooks:hooks \
 	fleet:fleet; do
 	table=${map%%:*} sec=${map#*:}
-	same_set "section $sec = config-schema.c's ${table}_fields" \
+	same_set "section $sec = the schema's ${table}_fields" \
 		"$(awk -v t="$table" '$1 == t { print $2 }' "$AP_TMP/schema.keys")" \
 		"$(man_terms "$MAN5" "$sec")"
 done
