@@ -550,6 +550,21 @@ static bool mirror_has(struct ap_repo *r, const char *track, const git_oid *tip)
 /* The refspec is forced: the mirror follows the remote wherever it goes, and the old
  * objects stay. Whether the new tip may be applied (a fast-forward of the applied commit,
  * signed) is decided against the applied commit, not against the previous tracking ref. */
+/* A run killed while libgit2 updated the tracking ref leaves the ref's lock file, and every
+ * later fetch would fail on it: the deploys would stop for good. The caller holds the run lock
+ * (state.h), so no other fetch is under way and a lock file here is a killed run's. */
+static void remove_stale_locks(struct ap_repo *r, const char *track)
+{
+	const char *gitdir = git_repository_path(r->git), *names[] = { track, "packed-refs" };
+
+	for (size_t i = 0; gitdir && i < ELEMENTSOF(names); i++) {
+		_cleanup_free_ char *p = ap_strdupf("%s%s.lock", gitdir, names[i]);
+
+		if (p && unlink(p) == 0)
+			ap_log_notice("removed '%s', left by a run killed while it fetched", p);
+	}
+}
+
 static int download(struct ap_repo *r, git_remote *remote, struct fetch_ctx *f,
 		    const char *head, const char *track, const git_oid *tip)
 {
@@ -568,6 +583,7 @@ static int download(struct ap_repo *r, git_remote *remote, struct fetch_ctx *f,
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	if ((k = git_remote_download(remote, &refspecs, &fo)) < 0)
 		return fetch_failed(f, k);
+	remove_stale_locks(r, track);
 	ap_log_debug("received %u objects from '%s'", git_remote_stats(remote)->received_objects,
 		     f->url);
 	if (git_remote_update_tips(remote, &f->cb, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE,

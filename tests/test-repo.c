@@ -704,11 +704,25 @@ static void test_fetch(void **state)
 	assert_int_equal(count_packs(m), 2);
 	assert_int_equal(ap_repo_is_ancestor(r, c1, c2), 1);
 
+	/* a run killed while it updated the ref left its lock file: the next fetch goes through */
+	{
+		_cleanup_free_ char *lock = ap_strdupf("%s/refs/remotes/origin/main.lock", m);
+		int fd = lock ? open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
+
+		assert_true(fd >= 0);
+		close(fd);
+		put(o, "units/x.service", "v3");
+		commit(o, "three", c2);
+		assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+		assert_string_equal(tip, c2);
+		assert_int_equal(access(lock, F_OK), -1);
+	}
+
 	/* force-pushed back to a commit the mirror already has: the ref moves, nothing is sent */
 	git(o, "update-ref", "refs/heads/main", c1, NULL);
 	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
 	assert_string_equal(tip, c1);
-	assert_int_equal(count_packs(m), 2);
+	assert_int_equal(count_packs(m), 3);
 	assert_int_equal(ap_repo_branch_tip(r, "main", ref), 0);
 	assert_string_equal(ref, c1);
 	ap_repo_free(r);

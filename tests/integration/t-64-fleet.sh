@@ -120,6 +120,15 @@ fleet_rcs() {
 		sort | uniq -c | awk '{ printf "%s%sx%s", sep, $1, $2; sep = " " }'
 }
 
+# fleet_show_failed NAME: the stderr of each agent of fleet_all NAME that did not exit 0.
+fleet_show_failed() {
+	local i
+	for i in $(seq "${2:-0}" $((FLEET_N - 1))); do
+		[ "$(cat "$AP_TMP/$1-$i.rc")" = 0 ] && continue
+		sed -n "1,8s/^/        a$i stderr: /p" "$AP_TMP/$1-$i.err"
+	done
+}
+
 fleet_applied() { cat "$FLEET_DIR/$(printf 'a%02d' "$1")/state/applied" 2>/dev/null; }
 fleet_starts() { cat "$FX_LOG/$(printf 'a%02d' "$1").starts" 2>/dev/null | wc -l; }
 
@@ -177,10 +186,12 @@ t_concurrent() {
 	local c1 c2 i ok=0
 	c1=$(fleet_commit v1) || return
 	fleet_all first
-	check "every agent's first apply exits 0 ($(fleet_rcs first))" test "$(fleet_rcs first)" = "${FLEET_N}x0"
+	check "every agent's first apply exits 0 ($(fleet_rcs first))" test "$(fleet_rcs first)" = "${FLEET_N}x0" ||
+		fleet_show_failed first
 	c2=$(fleet_commit v2) || return
 	fleet_all second
-	check "every agent applies the next commit ($(fleet_rcs second))" test "$(fleet_rcs second)" = "${FLEET_N}x0"
+	check "every agent applies the next commit ($(fleet_rcs second))" test "$(fleet_rcs second)" = "${FLEET_N}x0" ||
+		fleet_show_failed second
 	for i in $(seq 0 $((FLEET_N - 1))); do
 		[ "$(fleet_applied "$i")" = "$c2" ] && [ "$(fleet_starts "$i")" = 2 ] && ok=$((ok + 1))
 	done
