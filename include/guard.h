@@ -56,6 +56,8 @@ struct ap_guard_check {
 	int tripped_error;          /* the tripped state cannot be read: refuse as if tripped */
 };
 enum ap_guard_decision { AP_GUARD_PASS, AP_GUARD_OVERRIDDEN, AP_GUARD_REFUSED };
+/* A refusal's reason when no error line says more (the event, --json). */
+#define AP_GUARD_REFUSAL "a watched unit loops or is stale; 'autopull status' names it"
 /* Returns a decision; *ret_sampled: ret holds a verdict. */
 int ap_guard_check(const struct ap_guard_check *in, struct ap_guard_result *ret, bool *ret_sampled);
 

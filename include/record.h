@@ -8,6 +8,7 @@
  * hold before the apply it freezes). Layer 2, like engine.c. */
 #pragma once
 #include <stdbool.h>
+#include "apply.h"
 #include "context.h"
 #include "events.h"
 #include "heartbeat.h"
@@ -40,6 +41,10 @@ void ap_record_done(struct ap_record *rec);
 /* One event (events.h); j, when given, names the units the apply acted on. */
 void ap_record_event(struct ap_record *rec, enum ap_event_kind kind, const char *result,
 		     const char *to, const char *reason, const struct ap_journal *j);
+/* An apply's (or a put-back's, revert) outcome: its event, with why it failed or else why it
+ * was pinned, and the last-apply fact. */
+void ap_record_outcome(struct ap_record *rec, bool revert, enum ap_apply_outcome out,
+		       const struct ap_journal *j, const char *pinned);
 /* An operator's override (guard, rewind): its event and its line in the overrides list. */
 void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 			const char *reason);
@@ -59,8 +64,10 @@ int ap_record_noop(struct ap_state *st, const char *applied, const char *to);
 int ap_record_applied(struct ap_state *st, const struct ap_journal *j, char *const *restarted);
 int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const char *why,
 			  bool settled, const char *settle_why);
-/* An override clears a tripped guard (nothing to do when it was not tripped). */
-int ap_record_untrip(struct ap_state *st, bool tripped);
+/* --override-guard: the override, and a tripped guard cleared at once (an unreadable
+ * tripped state counts as tripped). */
+int ap_record_guard_override(struct ap_record *rec, const char *to, const char *reason,
+			     bool tripped);
 
 /* An override given outside a run (autopull trust skip): its line, event and counter.
  * Unlike a run's, it fails when the line cannot be written: the override is the verb's work. */

@@ -29,12 +29,17 @@ int ap_report_plan_before(struct ap_report *rp);
 void ap_report_applied(const struct ap_report *rp, const struct ap_journal *j);
 /* Nothing moved: says so, or that deploys are pinned (pin not NULL). Returns an exit code. */
 int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin);
+/* The run is refused (kind: events.h results) with why, or (why NULL) the error line that
+ * decided it (log.h's reason), or fallback when nothing was logged. */
+void ap_report_refused(struct ap_report *rp, const char *kind, const char *why,
+		       const char *fallback);
 /* After the checks of a plan (exit code code): the refused run's JSON document, or the plan
  * before it runs (a dry run prints it whatever the checks said). Returns the exit code. */
 int ap_report_checked(struct ap_report *rp, int code);
 /* The one JSON document of a run that ended before a plan could be printed. */
 void ap_report_outcome(const struct ap_report *rp, int code);
-/* An apply's end: the closing line when it went through, else what failed and what is owed
- * (k: the executor's error, if any). A rollback was logged by the rollback. */
-void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,
+/* An apply's end: with --json the one document with the result; else the closing line when it
+ * went through, or what failed and what is owed (k: the executor's error, if any). A rollback
+ * was logged by the rollback. */
+void ap_report_result(struct ap_report *rp, const struct ap_journal *j,
 		      enum ap_apply_outcome out, int k, const char *applied);

@@ -82,6 +82,11 @@ struct ap_state_snapshot {
  * the snapshot instead. */
 int ap_state_load(struct ap_state *s, struct ap_state_snapshot *ret);
 void ap_state_snapshot_clear(struct ap_state_snapshot *snap);
+/* The journal found has all its files in (the host's files are at its commit). */
+static inline bool ap_state_snapshot_files_in(const struct ap_state_snapshot *snap)
+{
+	return snap->has_journal && ap_journal_is_done(&snap->journal, AP_PHASE_FILES);
+}
 /* The line of bad for commit, or NULL. */
 const struct ap_bad *ap_state_snapshot_find_bad(const struct ap_state_snapshot *snap,
 						const char *commit);

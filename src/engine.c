@@ -41,8 +41,7 @@ static void run_done(struct run *r)
 {
 	ap_state_snapshot_clear(&r->s);
 	ap_guard_result_clear(&r->guard);
-	if (r->plan)
-		ap_plan_free(r->plan);
+	ap_plan_free(r->plan);
 	ap_changes_clear(&r->changes);
 	ap_record_done(&r->rec);
 }
@@ -53,11 +52,7 @@ static void run_done(struct run *r)
 static void refuse(struct run *r, const char *kind, const char *to, const char *why,
 		   const char *fallback)
 {
-	char logged[sizeof(r->rep.why)];
-
-	ap_log_reason_end(logged, sizeof(logged));
-	r->rep.refused = kind;
-	snprintf(r->rep.why, sizeof(r->rep.why), "%s", why ? why : *logged ? logged : fallback);
+	ap_report_refused(&r->rep, kind, why, fallback);
 	if (!r->o->dry_run)
 		ap_record_event(&r->rec, AP_EVENT_REFUSED, kind, to, r->rep.why, NULL);
 }
@@ -70,8 +65,7 @@ static int make_plan(struct run *r, const char *from, const char *to)
 					.dry_run = r->o->dry_run };
 	int k;
 
-	if (r->plan)
-		ap_plan_free(TAKE_PTR(r->plan));
+	ap_plan_free(TAKE_PTR(r->plan));
 	k = ap_planning_build(&in, from, to, &r->changes, &r->plan);
 	r->rep.plan = r->plan;
 	return ap_exit_code_of(k);
@@ -96,19 +90,16 @@ static int check_guard(struct run *r)
 	int k = ap_guard_check(&in, &r->guard, &sampled);
 
 	r->rep.guard = sampled ? &r->guard : NULL;
-	if (k == AP_GUARD_OVERRIDDEN && !r->o->dry_run) {
-		ap_record_override(&r->rec, "guard", in.to, r->o->reason);
-		if (ap_record_untrip(r->c->st, in.tripped || in.tripped_error < 0) < 0)
-			return AP_EXIT_FAILED;
-	}
+	if (k == AP_GUARD_OVERRIDDEN && !r->o->dry_run &&
+	    ap_record_guard_override(&r->rec, in.to, r->o->reason, in.tripped || in.tripped_error) < 0)
+		return AP_EXIT_FAILED;
 	return k == AP_GUARD_REFUSED ? AP_EXIT_GUARD : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
 static struct ap_effects effects_of(struct run *r, const struct ap_install_source *src)
 {
 	return (struct ap_effects){ .cfg = r->c->cfg, .st = r->c->st, .bus = ap_ctx_bus(r->c),
-				    .src = src,
-				    .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
+				    .src = src, .owned = TAKE_PTR(r->s.owned), .quiet_jobs = r->o->json,
 				    .crash = secure_getenv("AUTOPULL_TEST_CRASH"),
 				    .fleet = ap_ctx_fleet(r->c) };
 }
@@ -119,7 +110,6 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 	struct ap_effects e = effects_of(r, (ap_planning_source(r->c->repo, &src), &src));
 	enum ap_apply_outcome out;
 	int k = ap_effects_execute(&e, j, p, &out);
-	const char *name = ap_apply_outcome_to_string(out);
 
 	r->s.owned = e.owned;
 	if (e.fleet)
@@ -127,14 +117,8 @@ static int execute(struct run *r, struct ap_journal *j, const struct ap_plan *p)
 				k == -EAGAIN ? "no fleet slot was free in time" : NULL);
 	if (k == -EAGAIN) /* no fleet slot: nothing was done */
 		return AP_EXIT_TEMPFAIL;
-	ap_record_last_apply(&r->rec, out == AP_APPLY_OK);
-	/* Why it failed (the settle's verdict) says more than why it was pinned. */
-	ap_record_event(&r->rec, r->reverting ? AP_EVENT_REVERT : AP_EVENT_APPLY, name, j->to,
-			out != AP_APPLY_OK && j->why ? j->why : r->s.pin.commit[0] ? r->s.pin.reason
-				: NULL,
-			j);
-	if (r->o->json && r->plan)
-		(void)ap_report_plan(&r->rep, name, j);
+	ap_record_outcome(&r->rec, r->reverting, out, j,
+			  r->s.pin.commit[0] ? r->s.pin.reason : NULL);
 	ap_report_result(&r->rep, j, out, k, r->s.applied);
 	return out == AP_APPLY_OK ? AP_EXIT_OK : AP_EXIT_FAILED;
 }
@@ -151,19 +135,13 @@ static int finish_interrupted(struct run *r)
 	return k < 0 || rollback ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-/* The journal found at the start has all its files in. */
-static bool files_in(const struct run *r)
-{
-	return r->s.has_journal && ap_journal_is_done(&r->s.journal, AP_PHASE_FILES);
-}
-
 /* The target, checked (source.h); a refusal or an override is recorded like any. */
 static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 {
 	/* What the host's files are at: an unfinished apply's commit once its files are in. */
 	const struct ap_source_in in = {
 		.cfg = r->c->cfg, .repo = r->c->repo, .st = r->c->st, .o = r->o, .s = &r->s,
-		.applied = files_in(r) ? r->s.journal.to : r->s.applied };
+		.applied = ap_state_snapshot_files_in(&r->s) ? r->s.journal.to : r->s.applied };
 	struct ap_source out = { 0 };
 	int code = ap_source_choose(&in, &out);
 
@@ -182,8 +160,7 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 static int prepare(struct run *r)
 {
 	struct ap_install_source src;
-	const struct ap_checks in = { .cfg = r->c->cfg, .st = r->c->st, .src = &src,
-				      .plan = r->plan,
+	const struct ap_checks in = { .cfg = r->c->cfg, .st = r->c->st, .src = &src, .plan = r->plan,
 				      .owned = r->s.owned, .dry_run = r->o->dry_run,
 				      .allow_empty = r->o->allow_empty };
 	const char *refusal = NULL, *why = NULL;
@@ -192,8 +169,7 @@ static int prepare(struct run *r)
 	ap_planning_source(r->c->repo, &src);
 	ap_log_reason_begin();
 	if ((code = check_guard(r)) == AP_EXIT_GUARD)
-		refusal = "guard",
-			why = "a watched unit loops or is stale; 'autopull status' names it";
+		refusal = "guard", why = AP_GUARD_REFUSAL;
 	if (code == AP_EXIT_OK)
 		code = ap_checks_run(&in, &refusal, &why);
 	if (refusal)
@@ -278,8 +254,7 @@ static int apply_fresh(struct run *r, const char *target)
 	if ((code = make_plan(r, base, target)) != AP_EXIT_OK)
 		return code;
 	if (r->o->dry_run && ap_plan_is_noop(r->plan))
-		return sample_guard(r, false), ap_report_plan_before(&r->rep) < 0 ? AP_EXIT_FAILED
-			: AP_EXIT_OK;
+		return sample_guard(r, false), ap_report_checked(&r->rep, AP_EXIT_OK);
 	if (ap_plan_is_noop(r->plan))
 		return ap_record_noop(r->c->st, r->s.applied, r->plan->to) < 0
 			       ? AP_EXIT_FAILED : ap_report_nothing_to_do(&r->rep, pinned);
@@ -300,7 +275,7 @@ static int apply_locked(struct run *r)
 		return code;
 	/* A dry run changes nothing: it shows the plan as if the undo had happened. */
 	if (r->s.has_journal && !r->o->dry_run &&
-	    (r->s.journal.mode == AP_JOURNAL_ROLLBACK || !files_in(r)) &&
+	    (r->s.journal.mode == AP_JOURNAL_ROLLBACK || !ap_state_snapshot_files_in(&r->s)) &&
 	    (code = finish_interrupted(r)) != AP_EXIT_OK)
 		return code;
 	if ((code = choose_source(r, target)) != AP_EXIT_OK)
@@ -311,7 +286,7 @@ static int apply_locked(struct run *r)
 	    ap_record_pin(&r->rec, target, r->o->reason ? r->o->reason : "apply --commit",
 			  &r->s.pin) < 0)
 		return AP_EXIT_FAILED;
-	if (files_in(r) && !r->o->from)
+	if (ap_state_snapshot_files_in(&r->s) && !r->o->from)
 		return resume(r, target);
 	return apply_fresh(r, target);
 }

@@ -84,6 +84,16 @@ void ap_record_event(struct ap_record *rec, enum ap_event_kind kind, const char 
 	snprintf(e->trigger, sizeof(e->trigger), "%s", trigger());
 }
 
+void ap_record_outcome(struct ap_record *rec, bool revert, enum ap_apply_outcome out,
+		       const struct ap_journal *j, const char *pinned)
+{
+	ap_record_last_apply(rec, out == AP_APPLY_OK);
+	/* Why it failed (the settle's verdict) says more than why it was pinned. */
+	ap_record_event(rec, revert ? AP_EVENT_REVERT : AP_EVENT_APPLY,
+			ap_apply_outcome_to_string(out), j->to,
+			out != AP_APPLY_OK && j->why ? j->why : pinned, j);
+}
+
 void ap_record_override(struct ap_record *rec, const char *kind, const char *to,
 			const char *reason)
 {
@@ -319,9 +329,11 @@ int ap_record_rolled_back(struct ap_state *st, const struct ap_journal *j, const
 	return tripped ? ap_state_write_tripped(st, tripped) : -ENOMEM;
 }
 
-int ap_record_untrip(struct ap_state *st, bool tripped)
+int ap_record_guard_override(struct ap_record *rec, const char *to, const char *reason,
+			     bool tripped)
 {
-	return tripped ? ap_state_clear_tripped(st) : 0;
+	ap_record_override(rec, "guard", to, reason);
+	return tripped ? ap_state_clear_tripped(rec->c->st) : 0;
 }
 
 /* --- metrics --------------------------------------------------------------------------------- */

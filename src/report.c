@@ -117,6 +117,16 @@ int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin)
 	return AP_EXIT_OK;
 }
 
+void ap_report_refused(struct ap_report *rp, const char *kind, const char *why,
+		       const char *fallback)
+{
+	char logged[sizeof(rp->why)];
+
+	ap_log_reason_end(logged, sizeof(logged));
+	rp->refused = kind;
+	snprintf(rp->why, sizeof(rp->why), "%s", why ? why : *logged ? logged : fallback);
+}
+
 int ap_report_checked(struct ap_report *rp, int code)
 {
 	if (rp->refused && rp->json && !rp->dry_run)
@@ -142,9 +152,11 @@ void ap_report_outcome(const struct ap_report *rp, int code)
 	ap_buf_clear(&b);
 }
 
-void ap_report_result(const struct ap_report *rp, const struct ap_journal *j,
+void ap_report_result(struct ap_report *rp, const struct ap_journal *j,
 		      enum ap_apply_outcome out, int k, const char *applied)
 {
+	if (rp->json && rp->plan)
+		(void)ap_report_plan(rp, ap_apply_outcome_to_string(out), j);
 	switch (out) {
 	case AP_APPLY_OK:
 		ap_report_applied(rp, j);

@@ -213,7 +213,21 @@ int ap_record_pin(struct ap_record *rec, const char *commit, const char *reason,
 	return 0;
 }
 int ap_record_noop(struct ap_state *st, const char *applied, const char *to) { called("noop"); return 0; }
-int ap_record_untrip(struct ap_state *st, bool tripped) { return 0; }
+int ap_record_guard_override(struct ap_record *rec, const char *to, const char *reason,
+			     bool tripped)
+{
+	called("override(guard)");
+	t.events++;
+	return 0;
+}
+void ap_record_outcome(struct ap_record *rec, bool revert, enum ap_apply_outcome out,
+		       const struct ap_journal *j, const char *pinned)
+{
+	const char *name = out == AP_APPLY_OK ? "ok" : "failed";
+
+	called("last-apply(%s) event(%s)", name, name);
+	t.events++;
+}
 
 /* --- report ------------------------------------------------------------------------------------ */
 int ap_report_plan(struct ap_report *rp, const char *result, const struct ap_journal *j) { return 0; }
@@ -225,8 +239,14 @@ int ap_report_checked(struct ap_report *rp, int code)
 int ap_report_nothing_to_do(struct ap_report *rp, const struct ap_pin *pin) { called("nothing"); return 0; }
 void ap_report_outcome(const struct ap_report *rp, int code) {}
 const char *ap_apply_outcome_to_string(enum ap_apply_outcome out) { return out == AP_APPLY_OK ? "ok" : "failed"; }
-void ap_report_result(const struct ap_report *rp, const struct ap_journal *j, enum ap_apply_outcome out,
+void ap_report_result(struct ap_report *rp, const struct ap_journal *j, enum ap_apply_outcome out,
 		      int k, const char *applied) {}
+void ap_report_refused(struct ap_report *rp, const char *kind, const char *why,
+		       const char *fallback)
+{
+	rp->refused = kind;
+	snprintf(rp->why, sizeof(rp->why), "%s", why ? why : fallback ? fallback : "");
+}
 
 /* --- drift and repo ------------------------------------------------------------------------------ */
 void ap_drift_tick(struct ap_ctx *c, const char *applied, const char *tip, struct ap_tick *tick,
