@@ -227,42 +227,38 @@ static int p_dir(struct ap_config_walk *c, struct ap_config_node *n,
 	return 0;
 }
 
-static int p_scope(struct ap_config_walk *c, struct ap_config_node *n,
-		   const struct ap_config_field *f, void *base)
+/* A value that is one of two words: 0 for a, 1 for b, or the error naming both. */
+static int two_words(struct ap_config_walk *c, struct ap_config_node *n,
+		     const struct ap_config_field *f, const char *a, const char *b)
 {
 	char buf[AP_CONFIG_SHOWN_MAX];
 	const char *s = NULL;
 	int r = ap_config_str(c, n, f, &s);
 
-	if (r < 0)
-		return r;
-	if (strcmp(s, "system") == 0)
-		*AP_CONFIG_FIELD(base, f, enum ap_scope) = AP_SCOPE_SYSTEM;
-	else if (strcmp(s, "user") == 0)
-		*AP_CONFIG_FIELD(base, f, enum ap_scope) = AP_SCOPE_USER;
-	else
-		return ap_config_fail(c, n, "scope: '%s' is not 'system' or 'user'",
-				      ap_config_shown(n, buf));
-	return 0;
+	if (r < 0 || strcmp(s, a) == 0 || strcmp(s, b) == 0)
+		return r < 0 ? r : strcmp(s, b) == 0;
+	return ap_config_fail(c, n, "%s: '%s' is not '%s' or '%s'", f->key,
+			      ap_config_shown(n, buf), a, b);
+}
+
+static int p_scope(struct ap_config_walk *c, struct ap_config_node *n,
+		   const struct ap_config_field *f, void *base)
+{
+	int r = two_words(c, n, f, "system", "user");
+
+	if (r >= 0)
+		*AP_CONFIG_FIELD(base, f, enum ap_scope) = r ? AP_SCOPE_USER : AP_SCOPE_SYSTEM;
+	return r < 0 ? r : 0;
 }
 
 static int p_drift(struct ap_config_walk *c, struct ap_config_node *n,
 		   const struct ap_config_field *f, void *base)
 {
-	char buf[AP_CONFIG_SHOWN_MAX];
-	const char *s = NULL;
-	int r = ap_config_str(c, n, f, &s);
+	int r = two_words(c, n, f, "warn", "revert");
 
-	if (r < 0)
-		return r;
-	if (strcmp(s, "warn") == 0)
-		*AP_CONFIG_FIELD(base, f, bool) = false;
-	else if (strcmp(s, "revert") == 0)
-		*AP_CONFIG_FIELD(base, f, bool) = true;
-	else
-		return ap_config_fail(c, n, "drift: '%s' is not 'warn' or 'revert'",
-				      ap_config_shown(n, buf));
-	return 0;
+	if (r >= 0)
+		*AP_CONFIG_FIELD(base, f, bool) = r;
+	return r < 0 ? r : 0;
 }
 
 /* Octal as chmod writes it: 3 or 4 digits, quoted or not ("0644", 644, 4755). */
