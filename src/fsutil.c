@@ -474,7 +474,10 @@ int ap_fs_probe_writable(int dirfd)
 	if (fd < 0)
 		return fd;
 	(void)close(fd); /* empty and about to be removed */
-	return unlinkat(dirfd, tmp, 0) < 0 ? -errno : 0;
+	/* Another autopull (another scope or state directory) probing the same directory may
+	 * have removed it as a stale probe already: it was created, so the directory is
+	 * writable all the same. */
+	return unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 int ap_fs_move_aside(int dirfd, const char *name, const char *suffix)

@@ -9,7 +9,7 @@
 
 FLEET_N=${FLEET_N:-20}
 FLEET_PAR=3
-FLEET_SETTLE_MS=1000
+FLEET_SETTLE_MS=2000
 FLEET_TTL=3s
 FLEET_DIR=$AP_HOME/fleet
 ETCD_DIR=$AP_RUN/etcd
@@ -258,7 +258,8 @@ t_canary_gates() {
 	check "it reported the commit healthy" test -n "$(ectl get "/autopull/t64/healthy/$c2/a02" --print-value-only)"
 	fleet_all g-rest
 	for i in 0 1; do
-		check "a$i follows the healthy canary" test "$(fleet_applied "$i")" = "$c2"
+		check "a$i follows the healthy canary" test "$(fleet_applied "$i")" = "$c2" ||
+			sed -n "1,10s/^/        a$i: /p" "$AP_TMP/g-rest-$i.out" "$AP_TMP/g-rest-$i.err"
 	done
 	: "$c1"
 	fleet_teardown
