@@ -406,13 +406,13 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 		      const struct ap_hb_history *failed, const struct ap_hb_verdict *v, size_t n,
 		      bool guard_ok, bool guard_tripped)
 {
-	_cleanup_free_ char *text = NULL, *path = NULL;
+	_cleanup_free_ char *text = NULL, *path = NULL, *dir = NULL;
 	char host[256] = "", applied[AP_OID_HEXSZ + 1] = "";
 	struct ap_hb_facts f = { .host = host, .applied_commit = applied, .failed = failed->v,
 				 .n_failed = failed->n, .guard_ok = guard_ok,
 				 .guard_tripped = guard_tripped };
 	struct history_facts hf = { 0 };
-	char *slash;
+	const char *name;
 	int dfd, r;
 
 	if (gethostname(host, sizeof(host) - 1) < 0)
@@ -426,20 +426,19 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 	history_facts_clear(&hf);
 	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
 				     : ap_strdupf("%s/metrics.prom", c->state_dir);
-	if (r < 0 || !path)
+	dir = path ? ap_path_parent(path) : NULL;
+	if (r < 0 || !dir)
 		return r < 0 ? r : -ENOMEM;
-	slash = strrchr(path, '/');
-	*slash = '\0';
-	dfd = ap_fs_open_dir(*path ? path : "/", 1, 0755);
+	name = strrchr(path, '/') + 1;
+	dfd = ap_fs_open_dir(dir, 1, 0755);
 	/* Every writer of the metrics holds the history lock: a temp file here is a killed one's. */
 	if (dfd >= 0)
-		(void)ap_fs_remove_stale_temps(dfd, slash + 1);
+		(void)ap_fs_remove_stale_temps(dfd, name);
 	/* A scrape reads either version whole; a power cut may bring back the one before. */
-	r = dfd < 0 ? dfd : ap_fs_write_atomic_flags(dfd, slash + 1, text, strlen(text), 0644,
+	r = dfd < 0 ? dfd : ap_fs_write_atomic_flags(dfd, name, text, strlen(text), 0644,
 						     (uid_t)-1, (gid_t)-1, AP_FS_NO_DIRSYNC);
 	if (dfd >= 0)
 		close(dfd);
-	*slash = '/';
 	if (r < 0)
 		ap_log_error(r, "failed to write metrics to '%s': %s", path, strerror(-r));
 	/* The same samples, whether or not the file could be written; a failed push is only
