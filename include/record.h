@@ -75,6 +75,11 @@ int ap_record_override_now(struct ap_ctx *c, const char *kind, const char *to, c
 /* An event recorded outside a run (cmd-trust, cmd-pin): history line and journal entry. */
 void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e);
 
+/* A health probe's verdict for unit (kind: "http", "exec", "tcp"): the unit's line of the
+ * probes' record (autopull_unit_healthy, and autopull_probe_failures_total counts a failure).
+ * Takes the history lock; logged on failure. */
+int ap_record_probe(struct ap_state *st, const char *unit, const char *kind, bool healthy);
+
 /* The metrics file (guard.metrics_file or state_dir/metrics.prom) and its push, from the
  * heartbeat's samples and verdicts. The caller holds the history lock. */
 int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const struct ap_hb_history *h,

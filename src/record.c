@@ -402,6 +402,107 @@ static void history_facts_clear(struct history_facts *hf)
 	free(hf->values);
 }
 
+/* --- probes --------------------------------------------------------------------------------- */
+
+/* One line of the probes' record: "<0|1> <failures> <kind> <unit>" (unit last: no spaces). */
+struct probe_line {
+	int healthy;
+	unsigned long long failures;
+	char kind[8];
+	char unit[256];
+};
+
+static bool probe_line_parse(const char *line, struct probe_line *ret)
+{
+	return sscanf(line, "%d %llu %7s %255s", &ret->healthy, &ret->failures, ret->kind,
+		      ret->unit) == 4 && (ret->healthy == 0 || ret->healthy == 1);
+}
+
+/* The record with unit's line replaced (a new kind starts its count again) or added. */
+static int probes_update(const char *text, const char *unit, const char *kind, bool healthy,
+			 struct ap_buf *out)
+{
+	struct probe_line now = { .healthy = healthy, .failures = !healthy };
+	_cleanup_free_ char *copy = strdup(text);
+	char *save = NULL;
+	int r = copy ? 0 : -ENOMEM;
+
+	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; r >= 0 && l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		struct probe_line p;
+
+		if (!probe_line_parse(l, &p))
+			continue; /* a damaged line only loses that unit's count */
+		if (strcmp(p.unit, unit) == 0) {
+			if (strcmp(p.kind, kind) == 0)
+				now.failures += p.failures;
+			continue;
+		}
+		r = ap_buf_printf(out, "%s\n", l);
+	}
+	return r < 0 ? r : ap_buf_printf(out, "%d %llu %s %s\n", now.healthy, now.failures, kind,
+					  unit);
+}
+
+int ap_record_probe(struct ap_state *st, const char *unit, const char *kind, bool healthy)
+{
+	_cleanup_free_ char *text = NULL;
+	struct ap_buf out = { 0 };
+	int lock, r;
+
+	if (strpbrk(unit, " \n") || strlen(unit) > 255)
+		return -EINVAL;
+	lock = ap_state_lock_history(st, 10);
+	if (lock < 0)
+		return ap_log_error(lock, "failed to record the probe of '%s': %s", unit,
+				    strerror(-lock));
+	r = ap_state_read_probes(st, &text);
+	if (r == -ENOENT)
+		r = 0;
+	if (r >= 0)
+		r = probes_update(text ? text : "", unit, kind, healthy, &out);
+	if (r >= 0)
+		r = ap_state_write_probes(st, out.data);
+	close(lock);
+	ap_buf_clear(&out);
+	if (r < 0)
+		ap_log_error(r, "failed to record the probe of '%s': %s", unit, strerror(-r));
+	return r;
+}
+
+/* autopull_probe_failures_total{unit,kind} and autopull_unit_healthy{unit}, from the record. */
+static int probe_metrics(struct ap_state *st, struct ap_buf *b)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = ap_state_read_probes(st, &text);
+
+	if (r == -ENOENT)
+		return 0;
+	for (int pass = 0; r >= 0 && pass < 2; pass++) {
+		const char *l = text;
+
+		r = ap_buf_printf(b, pass ? "# HELP autopull_unit_healthy Whether the unit's last "
+				  "health probe passed.\n# TYPE autopull_unit_healthy gauge\n"
+					  : "# HELP autopull_probe_failures_total Health probes a "
+				  "unit failed.\n# TYPE autopull_probe_failures_total counter\n");
+		for (; r >= 0 && l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+			struct probe_line p;
+
+			if (!probe_line_parse(l, &p))
+				continue;
+			r = ap_buf_printf(b, "%s{unit=", pass ? "autopull_unit_healthy"
+						  : "autopull_probe_failures_total");
+			if (r >= 0)
+				r = ap_buf_json_string(b, p.unit);
+			if (r >= 0 && !pass)
+				r = ap_buf_printf(b, ",kind=\"%s\"} %llu\n", p.kind, p.failures);
+			else if (r >= 0)
+				r = ap_buf_printf(b, "} %d\n", p.healthy);
+		}
+	}
+	return r;
+}
+
 int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const struct ap_hb_history *h,
 		      const struct ap_hb_history *failed, const struct ap_hb_verdict *v, size_t n,
 		      bool guard_ok, bool guard_tripped)
@@ -424,6 +525,14 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 	read_history_facts(st, &hf, &f);
 	r = ap_hb_render_metrics(h, v, n, &f, ap_now_realtime_usec(), &text);
 	history_facts_clear(&hf);
+	if (r >= 0) {
+		struct ap_buf b = { .data = TAKE_PTR(text) };
+
+		b.len = strlen(b.data);
+		b.cap = b.len + 1;
+		r = probe_metrics(st, &b);
+		text = b.data;
+	}
 	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
 				     : ap_strdupf("%s/metrics.prom", c->state_dir);
 	dir = path ? ap_path_parent(path) : NULL;
