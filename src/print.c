@@ -6,7 +6,7 @@
 
 #include "print.h"
 
-static int json_strv(struct ap_buf *b, char *const *v)
+int ap_print_json_strv(struct ap_buf *b, char *const *v)
 {
 	int r = ap_buf_append(b, "[", 1);
 
@@ -70,7 +70,7 @@ static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"reasons\": ");
 	if (r >= 0)
-		r = json_strv(b, u->reasons);
+		r = ap_print_json_strv(b, u->reasons);
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
@@ -102,7 +102,7 @@ int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf
 	if (r >= 0)
 		r = ap_buf_printf(b, "],\n \"unmapped\": ");
 	if (r >= 0)
-		r = json_strv(b, p->unmapped);
+		r = ap_print_json_strv(b, p->unmapped);
 	if (r >= 0 && extra)
 		r = ap_buf_printf(b, ",\n %s", extra);
 	return r < 0 ? r : ap_buf_printf(b, "}\n");
