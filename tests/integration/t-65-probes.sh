@@ -188,7 +188,25 @@ t_tcp_from_unit_file() {
 	check "the new port is served" [ "$(PORT=$other healthz)" = 200 ]
 }
 
+t_malformed_refused() {
+	local inv1
+	start "5: a malformed X-AutoPull-Health= is refused before anything changes" "" || return
+	inv1=$(inv hc.service)
+	hc_unit "X-AutoPull-Health=ping 127.0.0.1"
+	echo "500 $PORT" | fx_write hc/conf
+	fx_commit v2-malformed >/dev/null
+	fx_snapshot before
+	ap_autopull bad --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: refused as invalid" 4 bad
+	check "the message names the file, the line and the problem" \
+		grep -q "systemd/hc.service:5: X-AutoPull-Health=: the kind is not exec, http or tcp" "$AP_TMP/bad.err"
+	fx_snapshot after
+	check "host unchanged" cmp -s "$AP_TMP/before.snap" "$AP_TMP/after.snap"
+	check "hc.service not restarted" [ "$(inv hc.service)" = "$inv1" ]
+}
+
 t_http_500_rolls_back
 t_exec_hangs
 t_healthy_applies
 t_tcp_from_unit_file
+t_malformed_refused
