@@ -471,7 +471,7 @@ int ap_record_probe(struct ap_state *st, const char *unit, const char *kind, boo
 }
 
 /* autopull_probe_failures_total{unit,kind} and autopull_unit_healthy{unit}, from the record. */
-static int probe_metrics(struct ap_state *st, struct ap_buf *b)
+static int probe_metrics(struct ap_state *st, const char *host, struct ap_buf *b)
 {
 	_cleanup_free_ char *text = NULL;
 	int r = ap_state_read_probes(st, &text);
@@ -495,7 +495,13 @@ static int probe_metrics(struct ap_state *st, struct ap_buf *b)
 			if (r >= 0)
 				r = ap_buf_json_string(b, p.unit);
 			if (r >= 0 && !pass)
-				r = ap_buf_printf(b, ",kind=\"%s\"} %llu\n", p.kind, p.failures);
+				r = ap_buf_printf(b, ",kind=\"%s\"", p.kind);
+			if (r >= 0)
+				r = ap_buf_printf(b, ",host=");
+			if (r >= 0)
+				r = ap_buf_json_string(b, host);
+			if (r >= 0 && !pass)
+				r = ap_buf_printf(b, "} %llu\n", p.failures);
 			else if (r >= 0)
 				r = ap_buf_printf(b, "} %d\n", p.healthy);
 		}
@@ -530,7 +536,7 @@ int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const stru
 
 		b.len = strlen(b.data);
 		b.cap = b.len + 1;
-		r = probe_metrics(st, &b);
+		r = probe_metrics(st, host, &b);
 		text = b.data;
 	}
 	path = c->guard.metrics_file ? strdup(c->guard.metrics_file)
