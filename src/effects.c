@@ -415,6 +415,7 @@ static int probe_units(struct ap_effects *e, char *const *units, char **ret_why)
 {
 	for (size_t i = 0; units && units[i]; i++) {
 		struct ap_probe p = { 0 };
+		char result[AP_PROBE_RESULT_MAX] = "";
 		int r = ap_probe_for_unit(e->cfg, units[i], &p);
 
 		if (r == -EINVAL) {
@@ -426,8 +427,12 @@ static int probe_units(struct ap_effects *e, char *const *units, char **ret_why)
 			return r;
 		if (r == 0)
 			continue;
-		r = ap_probe_wait(&p, units[i], ret_why);
-		(void)ap_record_probe(e->st, units[i], ap_probe_kind_to_string(p.kind), r >= 0);
+		r = ap_probe_wait(&p, units[i], result, ret_why);
+		(void)ap_record_probe(e->st, &(struct ap_record_probe_result){
+						     .unit = units[i],
+						     .kind = ap_probe_kind_to_string(p.kind),
+						     .healthy = r >= 0, .result = result,
+						     .window_usec = e->cfg->guard.window_usec });
 		ap_probe_clear(&p);
 		if (r < 0)
 			return r;

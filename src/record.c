@@ -404,26 +404,69 @@ static void history_facts_clear(struct history_facts *hf)
 
 /* --- probes --------------------------------------------------------------------------------- */
 
-/* One line of the probes' record: "<0|1> <failures> <kind> <unit>" (unit last: no spaces). */
+#define PROBE_TIMES_MAX 32 /* failure times kept per unit (the guard counts them in its window) */
+
+/* One line of the probes' record: "<0|1> <failures> <kind> <times> <unit>\t<last result>",
+ * times the realtime usec of the recent failures ("-": none), comma-separated; the unit has no
+ * white space, the result no tab (ap_probe_sanitize). */
 struct probe_line {
 	int healthy;
 	unsigned long long failures;
 	char kind[8];
+	char times[PROBE_TIMES_MAX * 21];
 	char unit[256];
+	const char *result; /* into the parsed line */
 };
 
 static bool probe_line_parse(const char *line, struct probe_line *ret)
 {
-	return sscanf(line, "%d %llu %7s %255s", &ret->healthy, &ret->failures, ret->kind,
-		      ret->unit) == 4 && (ret->healthy == 0 || ret->healthy == 1);
+	const char *tab = strchr(line, '\t');
+	int n = 0;
+
+	if (sscanf(line, "%d %llu %7s %671s %255s%n", &ret->healthy, &ret->failures, ret->kind,
+		   ret->times, ret->unit, &n) != 5 || (ret->healthy != 0 && ret->healthy != 1))
+		return false;
+	ret->result = tab && tab == line + n ? tab + 1 : "";
+	return true;
+}
+
+/* The failure times of p newer than since, and now's when it failed: "-" for none. */
+static int probe_times(const struct probe_line *p, unsigned long long since,
+		       unsigned long long now, struct ap_buf *out)
+{
+	_cleanup_free_ char *copy = strdup(p ? p->times : "-");
+	unsigned long long v[PROBE_TIMES_MAX + 1];
+	size_t n = 0, first = 0;
+	char *save = NULL;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		unsigned long long x = strtoull(t, NULL, 10);
+
+		if (x > since && n < PROBE_TIMES_MAX)
+			v[n++] = x;
+	}
+	if (now)
+		v[n++] = now;
+	if (n > PROBE_TIMES_MAX)
+		first = n - PROBE_TIMES_MAX;
+	for (size_t i = first; r >= 0 && i < n; i++)
+		r = ap_buf_printf(out, "%s%llu", i > first ? "," : "", v[i]);
+	return r < 0 ? r : n == first ? ap_buf_printf(out, "-") : 0;
 }
 
 /* The record with unit's line replaced (a new kind starts its count again) or added. */
-static int probes_update(const char *text, const char *unit, const char *kind, bool healthy,
+static int probes_update(const char *text, const struct ap_record_probe_result *in,
 			 struct ap_buf *out)
 {
-	struct probe_line now = { .healthy = healthy, .failures = !healthy };
+	unsigned long long now = ap_now_realtime_usec();
+	unsigned long long since = now > in->window_usec ? now - in->window_usec : 0;
+	struct probe_line old = { 0 };
 	_cleanup_free_ char *copy = strdup(text);
+	char result[AP_RECORD_PROBE_RESULT_MAX];
+	bool found = false;
 	char *save = NULL;
 	int r = copy ? 0 : -ENOMEM;
 
@@ -433,41 +476,82 @@ static int probes_update(const char *text, const char *unit, const char *kind, b
 
 		if (!probe_line_parse(l, &p))
 			continue; /* a damaged line only loses that unit's count */
-		if (strcmp(p.unit, unit) == 0) {
-			if (strcmp(p.kind, kind) == 0)
-				now.failures += p.failures;
+		if (strcmp(p.unit, in->unit) == 0) {
+			found = strcmp(p.kind, in->kind) == 0;
+			if (found)
+				old = p;
 			continue;
 		}
 		r = ap_buf_printf(out, "%s\n", l);
 	}
-	return r < 0 ? r : ap_buf_printf(out, "%d %llu %s %s\n", now.healthy, now.failures, kind,
-					  unit);
+	snprintf(result, sizeof(result), "%s", in->result ? in->result : "");
+	for (char *c = result; *c; c++)
+		if (*c == '\t' || *c == '\n')
+			*c = ' ';
+	if (r >= 0)
+		r = ap_buf_printf(out, "%d %llu %s ", in->healthy,
+				  (found ? old.failures : 0) + !in->healthy, in->kind);
+	if (r >= 0)
+		r = probe_times(found ? &old : NULL, since, in->healthy ? 0 : now, out);
+	return r < 0 ? r : ap_buf_printf(out, " %s\t%s\n", in->unit, result);
 }
 
-int ap_record_probe(struct ap_state *st, const char *unit, const char *kind, bool healthy)
+int ap_record_probe(struct ap_state *st, const struct ap_record_probe_result *in)
 {
 	_cleanup_free_ char *text = NULL;
 	struct ap_buf out = { 0 };
 	int lock, r;
 
-	if (strpbrk(unit, " \n") || strlen(unit) > 255)
+	if (strpbrk(in->unit, " \t\n") || strlen(in->unit) > 255 || strlen(in->kind) > 7)
 		return -EINVAL;
 	lock = ap_state_lock_history(st, 10);
 	if (lock < 0)
-		return ap_log_error(lock, "failed to record the probe of '%s': %s", unit,
+		return ap_log_error(lock, "failed to record the probe of '%s': %s", in->unit,
 				    strerror(-lock));
 	r = ap_state_read_probes(st, &text);
 	if (r == -ENOENT)
 		r = 0;
 	if (r >= 0)
-		r = probes_update(text ? text : "", unit, kind, healthy, &out);
+		r = probes_update(text ? text : "", in, &out);
 	if (r >= 0)
 		r = ap_state_write_probes(st, out.data);
 	close(lock);
 	ap_buf_clear(&out);
 	if (r < 0)
-		ap_log_error(r, "failed to record the probe of '%s': %s", unit, strerror(-r));
+		ap_log_error(r, "failed to record the probe of '%s': %s", in->unit, strerror(-r));
 	return r;
+}
+
+int ap_record_probe_read(struct ap_state *st, const char *unit, unsigned long long since_real,
+			 struct ap_record_probe_state *ret)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = ap_state_read_probes(st, &text);
+
+	if (r < 0)
+		return r;
+	for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		struct probe_line p;
+		char *save = NULL;
+
+		if (!probe_line_parse(l, &p) || strcmp(p.unit, unit) != 0)
+			continue;
+		*ret = (struct ap_record_probe_state){ .healthy = p.healthy };
+		snprintf(ret->kind, sizeof(ret->kind), "%s", p.kind);
+		snprintf(ret->result, sizeof(ret->result), "%.*s", (int)strcspn(p.result, "\n"),
+			 p.result);
+		for (char *t = strtok_r(p.times, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			unsigned long long x = strtoull(t, NULL, 10);
+
+			if (x > since_real) {
+				ret->failures_in_window++;
+				ret->last_failure_real = x > ret->last_failure_real
+								 ? x : ret->last_failure_real;
+			}
+		}
+		return 0;
+	}
+	return -ENOENT;
 }
 
 /* autopull_probe_failures_total{unit,kind} and autopull_unit_healthy{unit}, from the record. */

@@ -6,30 +6,8 @@
 # file's X-AutoPull-Health= catches a service that listens on the wrong port. Sourced by
 # run.sh after lib.sh (and fixtures.sh).
 
-METRICS=$AP_STATE_DIR/metrics.prom
-
-# metric NAME UNIT [KIND]: the value of NAME{unit=UNIT[,kind=KIND]} (Prometheus's own parser).
-metric() {
-	"$AP_PY" - "$METRICS" "$@" <<-'PY'
-	import sys
-	from prometheus_client.parser import text_string_to_metric_families
-	for f in text_string_to_metric_families(open(sys.argv[1]).read()):
-	    for s in f.samples:
-	        if s.name == sys.argv[2] and s.labels.get("unit") == sys.argv[3] and \
-	           (len(sys.argv) < 5 or s.labels.get("kind") == sys.argv[4]):
-	            print(int(s.value))
-	PY
-}
-
-# A free port for the health server (and a second one nothing listens on).
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 10000))
-		ap_port_free "$p" && { echo "$p"; return 0; }
-	done
-	return 1
-}
+# shellcheck source=probes.sh
+. "$AP_DIR/probes.sh"
 
 # The health server: answers GET /healthz with the status, on the port, that its config file
 # (installed by autopull) names: "STATUS PORT". Read at start.
