@@ -293,6 +293,23 @@ static void test_push_network(void **state)
 	free(out);
 }
 
+/* guard.probe: a probe must reach the service's own address, not a private loopback. */
+static void test_probe_network(void **state)
+{
+	static const char text[] = REPO "guard:\n  probe: true\n";
+	char *out = render(text, AP_SANDBOX_HEARTBEAT), **paths = NULL;
+	unsigned flags = 0;
+
+	assert_non_null(strstr(out, "\nPrivateNetwork=no\nIPAddressDeny=\n"));
+	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
+	assert_int_equal(flags, AP_SANDBOX_NETWORK);
+	ap_strv_free(paths);
+	free(out);
+	out = render(REPO "guard:\n  probe: false\n", AP_SANDBOX_HEARTBEAT);
+	assert_null(strstr(out, "PrivateNetwork"));
+	free(out);
+}
+
 static void test_covers(void **state)
 {
 	char *granted[] = { "/etc/caddy", "/var/lib/autopull", NULL }, *root[] = { "/", NULL };
@@ -319,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_setid),
 		cmocka_unit_test(test_push_network),
+		cmocka_unit_test(test_probe_network),
 		cmocka_unit_test(test_covers),
 	};
 
