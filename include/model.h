@@ -61,6 +61,9 @@ struct ap_unit_states {
 	struct ap_unit_state *v;
 	size_t n;
 	bool known; /* false: no bus was reachable, every state is unknown */
+	/* The unit running this autopull (ap_bus_own_unit), or NULL: restarting it from inside
+	 * would kill the apply half-way, so the plan leaves it to its next run. */
+	char *self;
 };
 void ap_unit_states_clear(struct ap_unit_states *s);
 const struct ap_unit_state *ap_unit_states_find(const struct ap_unit_states *s, const char *name);

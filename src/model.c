@@ -98,6 +98,7 @@ void ap_unit_states_clear(struct ap_unit_states *s)
 		free(s->v[i].sub_state);
 	}
 	free(s->v);
+	free(s->self);
 	*s = (struct ap_unit_states){ 0 };
 }
 

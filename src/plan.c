@@ -648,6 +648,19 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 	return ap_plan_refusal(u->action, &st);
 }
 
+#define OWN_UNIT "own unit: takes effect on the next run"
+
+/* The unit this autopull runs as (a timer's service): a restart, reload, start or stop of it
+ * from inside would end the apply half-way, with the commit not recorded. Its files are
+ * installed and the daemon-reload loads them, so its next run uses the new definition. A stop
+ * of a removed one is left alone too; its timer, also removed, starts it no more. */
+static bool own_unit(const struct builder *b, const struct ap_unit_action *u)
+{
+	return b->st->self && strcmp(b->st->self, u->unit) == 0 &&
+	       u->action != AP_ACTION_NONE && u->action != AP_ACTION_REENABLE &&
+	       u->action != AP_ACTION_ENABLE_START;
+}
+
 /* Turns restarts/reloads of inactive units, and actions the manager would refuse, into
  * "none", of failed ones into "start", and records the seen state. A failed unit was meant
  * to run (someone started it, the manager gave up on it) and its files changed: most often
@@ -671,6 +684,8 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	u->state = strdup(s ? s->active_state : "inactive");
 	if (!u->state)
 		return -ENOMEM;
+	if (own_unit(b, u))
+		return set_none(u, OWN_UNIT);
 	if (conditional && !state_is_active(s)) {
 		if (!failed)
 			return set_none(u, "inactive: the next start uses the new files");

@@ -99,6 +99,8 @@ static int query_states(const struct ap_planning *in, const struct ap_changes *c
 		k = ap_bus_read_refusals(in->bus, states);
 	if (k >= 0)
 		k = ap_unitpolicy_read(in->repo, in->cfg, to, states);
+	if (k >= 0)
+		k = ap_bus_own_unit(in->bus, &states->self);
 	if (k < 0)
 		return k;
 	states->known = true;

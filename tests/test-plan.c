@@ -40,8 +40,9 @@ static struct ap_unit_state state_v[] = {
 	{ ST("backup.timer", "loaded", "active", "waiting") },
 	{ ST("old.service", "loaded", "active", "running") },
 };
-static const struct ap_unit_states states = { state_v, ELEMENTSOF(state_v), true };
-static const struct ap_unit_states no_states = { NULL, 0, false };
+static const struct ap_unit_states states = { .v = state_v, .n = ELEMENTSOF(state_v),
+					       .known = true };
+static const struct ap_unit_states no_states = { .v = NULL, .n = 0, .known = false };
 
 #define SVC "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/sleep infinity\n"
 #define SVC2 "[Unit]\nDescription=y\n[Service]\nExecStart=/bin/sleep 1000\n"
@@ -168,7 +169,7 @@ static void test_modified_failed_unit_is_started(void **s)
 		{ .name = "worker.service", .load_state = "loaded", .active_state = "failed",
 		  .sub_state = "failed" },
 	};
-	static const struct ap_unit_states failed = { v, ELEMENTSOF(v), true };
+	static const struct ap_unit_states failed = { .v = v, .n = ELEMENTSOF(v), .known = true };
 
 	BUILD(&failed, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
 	      { AP_CHANGE_MODIFY, "env/a", NULL, B, B, "x", "y" });
@@ -176,6 +177,33 @@ static void test_modified_failed_unit_is_started(void **s)
 	assert_string_equal(unit(p, "web.service")->state, "failed");
 	assert_string_equal(unit(p, "web.service")->note, "failed: started again on the new files");
 	assert_unit(p, "worker.service", "start");
+	DONE();
+}
+
+/* The service running this autopull (found by its pid, whatever its name) is installed and
+ * reloaded but not restarted from inside itself; its timer restarts as any unit does, and a
+ * restart asked for by a file rule or a drop-in is held back the same way. */
+static void test_own_unit_not_restarted(void **s)
+{
+	static struct ap_unit_state v[] = {
+		{ ST("web.service", "loaded", "activating", "start") },
+		{ ST("worker.service", "loaded", "activating", "start") },
+		{ ST("backup.timer", "loaded", "active", "waiting") },
+	};
+	struct ap_unit_states own = { .v = v, .n = ELEMENTSOF(v), .known = true,
+				      .self = (char *)"web.service" };
+
+	BUILD(&own, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "systemd/backup.timer", NULL, B, B,
+		"[Timer]\nOnCalendar=daily\n", "[Timer]\nOnCalendar=hourly\n" },
+	      { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, "a", "b" },
+	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 });
+	assert_true(p->daemon_reload);
+	assert_file(p, 0, "modify", "unit", "/u/web.service");
+	assert_unit(p, "web.service", "none");
+	assert_string_equal(unit(p, "web.service")->note, "own unit: takes effect on the next run");
+	assert_unit(p, "backup.timer", "restart");
+	assert_unit(p, "worker.service", "restart");
 	DONE();
 }
 
@@ -391,7 +419,7 @@ static void test_template_skips_per_connection(void **s)
 		{ ST("sshd@3-10.0.0.1:22-10.0.0.9:51234.service", "loaded", "active", "running") },
 		{ ST("sshd@ops.service", "loaded", "active", "running") },
 	};
-	const struct ap_unit_states sts = { st, ELEMENTSOF(st), true };
+	const struct ap_unit_states sts = { .v = st, .n = ELEMENTSOF(st), .known = true };
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/sshd@.service", NULL, B, B, SVC, SVC2 });
 	assert_unit(p, "sshd@ops.service", "restart");
@@ -487,7 +515,7 @@ static void test_manager_refusals_known_beforehand(void **s)
 		{ ST("foo@a.service", "loaded", "active", "running"), .refuse_start = true,
 		  .can_reload = true },
 	};
-	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const struct ap_unit_states sts = { .v = v, .n = ELEMENTSOF(v), .known = true };
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
 	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 },
@@ -515,7 +543,7 @@ static void test_unit_optout_wins_over_rule(void **s)
 		{ ST("web.service", "loaded", "active", "running"), .onchange = AP_ONCHANGE_NONE },
 		{ ST("old.service", "loaded", "active", "running") },
 	};
-	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const struct ap_unit_states sts = { .v = v, .n = ELEMENTSOF(v), .known = true };
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "env/app.env", NULL, B, B, NULL, "x" },
 	      { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
@@ -576,7 +604,7 @@ static void test_socket_with_running_service(void **s)
 		{ ST("echo.service", "loaded", "active", "running") },
 		{ ST("idle.socket", "loaded", "active", "listening") },
 	};
-	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const struct ap_unit_states sts = { .v = v, .n = ELEMENTSOF(v), .known = true };
 	const char *sock1 = "[Socket]\nListenStream=/run/a\n", *sock2 = "[Socket]\nListenStream=/run/b\n";
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/echo.socket", NULL, B, B, sock1, sock2 },
@@ -767,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_socket_service_state_needed),
 		cmocka_unit_test(test_metadata_only_change),
 		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
+		cmocka_unit_test(test_own_unit_not_restarted),
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),
 		cmocka_unit_test(test_owed_actions_merge),
