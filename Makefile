@@ -98,6 +98,8 @@ test-validate_MODS := validate fsutil fsutil-safe unitfile
 test-preflight_MODS := preflight fsutil fsutil-safe
 test-install_MODS := install fsutil fsutil-safe
 test-cmd-fleet_MODS := cmd-fleet
+test-review_MODS  := print print-review journal unitfile
+test-probe_MODS   := probe http spawn unitfile config config-schema config-fleet config-walk fsutil fsutil-safe digest
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests

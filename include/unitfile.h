@@ -55,6 +55,10 @@ int ap_unitfile_check_text(const char *data, size_t len, const char **ret_reason
  * or a carriage return anywhere (a continuation could carry more than metadata). */
 bool ap_unitfile_only_metadata_changed(const char *old, size_t old_len, const char *new_text,
 				       size_t new_len);
+/* X-AutoPull-Health= in [Unit] (the last one wins, as in systemd; an empty one resets):
+ * 1 with its value (stripped, a copy) in *ret and its line number (from 1) in *ret_line,
+ * 0 when absent, -ENOMEM. */
+int ap_unitfile_health(const char *text, size_t len, char **ret, unsigned *ret_line);
 /* RefuseManualStart= and RefuseManualStop= of [Unit], as systemd parses them: each flag is
  * set to the last valid assignment and left alone without one. */
 void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool *refuse_stop);

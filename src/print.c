@@ -6,7 +6,7 @@
 
 #include "print.h"
 
-static int json_strv(struct ap_buf *b, char *const *v)
+int ap_print_json_strv(struct ap_buf *b, char *const *v)
 {
 	int r = ap_buf_append(b, "[", 1);
 
@@ -61,7 +61,7 @@ static int json_note_reasons(struct ap_buf *b, const char *note, char *const *re
 	if (r >= 0)
 		r = ap_buf_printf(b, ", \"reasons\": ");
 	if (r >= 0)
-		r = json_strv(b, reasons);
+		r = ap_print_json_strv(b, reasons);
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
@@ -125,7 +125,7 @@ int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf
 	if (r >= 0)
 		r = ap_buf_printf(b, "],\n \"unmapped\": ");
 	if (r >= 0)
-		r = json_strv(b, p->unmapped);
+		r = ap_print_json_strv(b, p->unmapped);
 	if (r >= 0 && extra)
 		r = ap_buf_printf(b, ",\n %s", extra);
 	return r < 0 ? r : ap_buf_printf(b, "}\n");
