@@ -5,6 +5,7 @@
  * lives here; nobody else renames. */
 #pragma once
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -34,6 +35,14 @@ enum { AP_FS_NO_DIRSYNC = 1 << 0, AP_FS_NO_SYNC = 1 << 1 };
 int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size_t len,
 			     mode_t mode, uid_t uid, gid_t gid, unsigned flags);
 int ap_fs_sync_dir(int dirfd);
+
+/* The two halves of ap_fs_write_atomic_flags, for writing several files, making them
+ * durable at once (ap_fs_sync_fs) and only then putting them in place: the temp file, written
+ * and closed (its name in ret_tmp; removed again on failure), and its rename to name (the
+ * temp file removed when that fails). */
+int ap_fs_write_temp(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+		     uid_t uid, gid_t gid, unsigned flags, char ret_tmp[static NAME_MAX + 1]);
+int ap_fs_rename_temp(int dirfd, const char *tmp, const char *name);
 
 /* Makes everything written to the file system of fd durable, directory entries included
  * (syncfs): one call for many files written with AP_FS_NO_SYNC, when what says they are

@@ -46,6 +46,13 @@ struct ap_state;
 int ap_state_open(const char *dir, struct ap_state **ret);
 void ap_state_free(struct ap_state *s);
 static inline void ap_state_freep(struct ap_state **s) { if (*s) ap_state_free(*s); }
+
+/* From begin to commit, the reports (events, counters, last apply, tick, ...: what a run
+ * records of its outcome) are kept in memory, read back from there, and then written all at
+ * once with one sync instead of one per file. ap_state_free commits what is still kept.
+ * Errors logged. */
+void ap_state_reports_begin(struct ap_state *s);
+int ap_state_reports_commit(struct ap_state *s);
 const char *ap_state_path(const struct ap_state *s);
 
 /* Takes the exclusive lock, waiting up to wait_sec seconds. -EAGAIN (logged with the

@@ -376,8 +376,8 @@ int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len
 	return ap_fs_write_atomic_flags(dirfd, name, data, len, mode, uid, gid, 0);
 }
 
-int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size_t len,
-			     mode_t mode, uid_t uid, gid_t gid, unsigned flags)
+int ap_fs_write_temp(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+		     uid_t uid, gid_t gid, unsigned flags, char ret_tmp[static NAME_MAX + 1])
 {
 	char tmp[NAME_MAX + 1];
 	int fd, r;
@@ -396,12 +396,33 @@ int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size
 	/* close() can be the first to report a write error (NFS, quotas). */
 	if (close(fd) < 0 && r >= 0)
 		r = -errno;
-	if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-		r = -errno;
 	if (r < 0) {
 		(void)unlinkat(dirfd, tmp, 0); /* already failing; keep the first error */
 		return r;
 	}
+	memcpy(ret_tmp, tmp, sizeof(tmp));
+	return 0;
+}
+
+int ap_fs_rename_temp(int dirfd, const char *tmp, const char *name)
+{
+	int r = renameat(dirfd, tmp, dirfd, name) < 0 ? -errno : 0;
+
+	if (r < 0)
+		(void)unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size_t len,
+			     mode_t mode, uid_t uid, gid_t gid, unsigned flags)
+{
+	char tmp[NAME_MAX + 1];
+	int r = ap_fs_write_temp(dirfd, name, data, len, mode, uid, gid, flags, tmp);
+
+	if (r >= 0)
+		r = ap_fs_rename_temp(dirfd, tmp, name);
+	if (r < 0)
+		return r;
 	/* The new content is in place; a failed directory fsync only means it may not survive
 	 * a crash, which the caller must still hear about. */
 	return flags & (AP_FS_NO_DIRSYNC | AP_FS_NO_SYNC) ? 0 : ap_fs_sync_dir(dirfd);

@@ -231,6 +231,8 @@ bool ap_record_commit(struct ap_record *rec)
 {
 	struct ap_ctx *c = rec->c;
 
+	/* The outcome in one write: events, counters and the last apply are synced together. */
+	ap_state_reports_begin(c->st);
 	for (size_t i = 0; i < rec->n_events; i++) {
 		ap_record_event_now(c, &rec->events[i]);
 		count(c->st, &rec->events[i]);
@@ -244,6 +246,8 @@ bool ap_record_commit(struct ap_record *rec)
 		(void)ap_state_write_fleet(c->st, &rec->fleet);
 	if (rec->have_tick)
 		(void)ap_state_write_tick(c->st, &rec->tick);
+	/* Before the hooks, which may read what was recorded. */
+	(void)ap_state_reports_commit(c->st);
 	for (size_t i = 0; i < rec->n_events; i++)
 		hooks_for(c->cfg, &rec->events[i]);
 	/* a host held back by its fleet records no event, but its metrics say so at once */

@@ -68,7 +68,7 @@ int ap_state_open(const char *dir, struct ap_state **ret)
 
 	if (!s)
 		return -ENOMEM;
-	s->lockfd = -1;
+	s->lockfd = s->counters_lockfd = -1;
 	s->path = strdup(dir);
 	if (!s->path) {
 		free(s);
@@ -86,10 +86,22 @@ int ap_state_open(const char *dir, struct ap_state **ret)
 	return 0;
 }
 
+static void reports_clear(struct ap_state *s)
+{
+	for (size_t i = 0; i < s->n_reports; i++) {
+		free(s->reports[i].name);
+		free(s->reports[i].text);
+	}
+	free(s->reports);
+	s->reports = NULL;
+	s->n_reports = 0;
+}
+
 void ap_state_free(struct ap_state *s)
 {
 	if (!s)
 		return;
+	(void)ap_state_reports_commit(s);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
 	if (s->dirfd >= 0)
@@ -216,19 +228,123 @@ int ap_state_file_write(struct ap_state *s, const char *name, const char *text)
 	return write_file_flags(s, name, text, 0);
 }
 
+static struct ap_state_report *report_find(struct ap_state *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_reports; i++)
+		if (strcmp(s->reports[i].name, name) == 0)
+			return &s->reports[i];
+	return NULL;
+}
+
+/* Kept for the batch: the newest text of each name. */
+static int report_keep(struct ap_state *s, const char *name, const char *text)
+{
+	struct ap_state_report *v = report_find(s, name);
+	char *t = strdup(text);
+
+	if (!t)
+		return -ENOMEM;
+	if (v) {
+		free(v->text);
+		v->text = t;
+		return 0;
+	}
+	v = realloc(s->reports, (s->n_reports + 1) * sizeof(*v));
+	if (!v || !(v[s->n_reports].name = strdup(name))) {
+		free(t);
+		if (v)
+			s->reports = v;
+		return -ENOMEM;
+	}
+	s->reports = v;
+	v[s->n_reports++].text = t;
+	return 0;
+}
+
 /* What only reports or caches: never torn, but a power cut may bring back the version
  * before (the next state write syncs the directory). Saves an fsync per file per tick. */
 int ap_state_file_report(struct ap_state *s, const char *name, const char *text)
 {
+	int r = s->batching ? report_keep(s, name, text) : 0;
+
+	if (r < 0)
+		return ap_log_error(r, "failed to keep '%s/%s': %s", s->path, name, strerror(-r));
+	if (s->batching)
+		return 0;
 	return write_file_flags(s, name, text, AP_FS_NO_DIRSYNC);
+}
+
+static int counters_lock(struct ap_state *s)
+{
+	int fd = ap_fs_open_beneath(s->dirfd, "counters.lock", O_RDWR | O_CREAT, 0600), r;
+
+	if (fd < 0)
+		return ap_log_error(fd, "failed to open '%s/counters.lock': %s", s->path,
+				    strerror(-fd));
+	r = flock_wait(fd, 5, 10 * 1000);
+	if (r < 0) {
+		close(fd);
+		return ap_log_error(r, "failed to lock the counters in '%s': %s", s->path,
+				    strerror(-r));
+	}
+	(void)ap_fs_remove_stale_temps(s->dirfd, "counters");
+	return fd;
+}
+
+/* The counters stay locked until the commit: a heartbeat counting meanwhile waits instead of
+ * having its count overwritten by ours. Without the lock, nothing is kept: every report is
+ * written at once, as without a batch. */
+void ap_state_reports_begin(struct ap_state *s)
+{
+	int fd = counters_lock(s);
+
+	s->batching = fd >= 0;
+	s->counters_lockfd = fd;
+}
+
+/* Every kept report as a temp file, one syncfs for all of them, then the renames: never
+ * torn, as one by one, for one sync instead of one per file. */
+int ap_state_reports_commit(struct ap_state *s)
+{
+	char (*tmp)[NAME_MAX + 1] = s->n_reports ? calloc(s->n_reports, sizeof(*tmp)) : NULL;
+	size_t n = 0;
+	int r = s->n_reports && !tmp ? -ENOMEM : 0;
+
+	s->batching = false;
+	for (; r >= 0 && n < s->n_reports; n++) {
+		const struct ap_state_report *p = &s->reports[n];
+
+		r = ap_fs_write_temp(s->dirfd, p->name, p->text, strlen(p->text), 0600, (uid_t)-1,
+				     (gid_t)-1, AP_FS_NO_SYNC, tmp[n]);
+	}
+	if (r >= 0 && n > 0)
+		r = ap_fs_sync_fs(s->dirfd);
+	for (size_t i = 0; i < n; i++) {
+		if (r < 0)
+			(void)unlinkat(s->dirfd, tmp[i], 0); /* already failing */
+		else
+			r = ap_fs_rename_temp(s->dirfd, tmp[i], s->reports[i].name);
+	}
+	if (r < 0)
+		ap_log_error(r, "failed to write the reports in '%s': %s", s->path, strerror(-r));
+	if (s->counters_lockfd >= 0)
+		close(s->counters_lockfd);
+	s->counters_lockfd = -1;
+	free(tmp);
+	reports_clear(s);
+	return r;
 }
 
 /* -ENOENT quietly; other errors logged. */
 int ap_state_file_read(struct ap_state *s, const char *name, size_t max, char **ret)
 {
+	const struct ap_state_report *p = s->batching ? report_find(s, name) : NULL;
 	size_t len;
-	int r = ap_fs_read_beneath(s->dirfd, name, max, ret, &len);
+	int r;
 
+	if (p)
+		return (*ret = strdup(p->text)) ? 0 : -ENOMEM;
+	r = ap_fs_read_beneath(s->dirfd, name, max, ret, &len);
 	if (r < 0 && r != -ENOENT)
 		ap_log_error(r, "failed to read '%s/%s': %s (it must be a regular file autopull's "
 			     "user can read; %s)", s->path, name, strerror(-r), repair_of(name));
@@ -623,17 +739,12 @@ int ap_state_count(struct ap_state *s, const char *name)
 
 	if (!ap_records_counter_name_ok(name))
 		return -EINVAL;
-	fd = ap_fs_open_beneath(s->dirfd, "counters.lock", O_RDWR | O_CREAT, 0600);
+	if (s->counters_lockfd >= 0)
+		return count_locked(s, name); /* a batch holds the lock */
+	fd = counters_lock(s);
 	if (fd < 0)
-		return ap_log_error(fd, "failed to open '%s/counters.lock': %s", s->path,
-				    strerror(-fd));
-	r = flock_wait(fd, 5, 10 * 1000);
-	if (r >= 0) {
-		(void)ap_fs_remove_stale_temps(s->dirfd, "counters");
-		r = count_locked(s, name);
-	} else
-		ap_log_error(r, "failed to count '%s' in '%s': the counters stay locked", name,
-			     s->path);
+		return fd;
+	r = count_locked(s, name);
 	close(fd);
 	return r;
 }

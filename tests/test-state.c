@@ -471,6 +471,50 @@ static void test_expected(void **s)
 	ap_state_free(st);
 }
 
+static bool state_has(void **s, const char *name)
+{
+	char *path = ap_strdupf("%s/state/%s", (char *)*s, name);
+	bool r = access(path, F_OK) == 0;
+
+	free(path);
+	return r;
+}
+
+/* Reports kept for one write are read back from memory (a counter counted twice in a run
+ * counts 2), appear on disk only at the commit, and leave no temp file behind. */
+static void test_reports_batch(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_counter *v = NULL;
+	size_t n = 0;
+
+	ap_state_reports_begin(st);
+	assert_int_equal(ap_state_count(st, "applies"), 0);
+	assert_int_equal(ap_state_count(st, "applies"), 0);
+	assert_false(state_has(s, "counters"));
+	assert_int_equal(ap_state_read_counters(st, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].value, 2);
+	free(v);
+	assert_int_equal(ap_state_reports_commit(st), 0);
+	assert_true(state_has(s, "counters"));
+	ap_state_free(st);
+	st = open_state(s);
+	assert_int_equal(ap_state_read_counters(st, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].value, 2);
+	free(v);
+	/* Without a batch, a report is written at once. */
+	assert_int_equal(ap_state_count(st, "applies"), 0);
+	ap_state_free(st);
+	st = open_state(s);
+	assert_int_equal(ap_state_read_counters(st, &v, &n), 0);
+	assert_int_equal(v[0].value, 3);
+	free(v);
+	assert_int_equal(ap_state_reports_commit(st), 0); /* nothing kept: nothing to do */
+	ap_state_free(st);
+}
+
 /* A history too large to read is moved aside, not fatal forever. */
 static void test_history_rotation(void **s)
 {
@@ -556,6 +600,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_applied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reports_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fileset, setup, teardown),

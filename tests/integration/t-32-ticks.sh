@@ -26,21 +26,24 @@ installed_as_origin() {
 	done
 }
 
-# syncs NAME: apply under strace, counting the sync calls of autopull and its children into
-# SYNCS (empty when the apply failed).
+# syncs NAME: apply under strace, tracing the sync calls and renames of autopull and its
+# children (with the paths of their fds) into $AP_TMP/strace/NAME; the number of sync calls
+# into SYNCS (empty when the apply failed).
 syncs() {
-	# strace runs as the test user and writes its summary there.
+	# strace runs as the test user and writes its trace there.
 	install -d -o "$AP_UID" -g "$AP_GID" "$AP_TMP/strace"
-	ap_as_user timeout -k 5 "$AP_CMD_TIMEOUT" strace -f -c -o "$AP_TMP/strace/$1" \
-		-e trace=fsync,fdatasync,syncfs,sync,sync_file_range "$AP_BIN" --user -c "$AP_CFG" apply \
-		>"$AP_TMP/$1.out" 2>"$AP_TMP/$1.err" </dev/null
+	ap_as_user timeout -k 5 "$AP_CMD_TIMEOUT" strace -f -y -o "$AP_TMP/strace/$1" \
+		-e trace=fsync,fdatasync,syncfs,sync,sync_file_range,rename,renameat,renameat2 \
+		"$AP_BIN" --user -c "$AP_CFG" apply >"$AP_TMP/$1.out" 2>"$AP_TMP/$1.err" </dev/null
 	AP_RC=$?
 	echo "$AP_RC" >"$AP_TMP/$1.rc"
 	SYNCS=
 	ap_expect_rc "$AP_CASE: apply $1" 0 "$1" || return
-	# "% time, seconds, usecs/call, calls[, errors] total"
-	SYNCS=$(awk '$NF == "total" { print $4 }' "$AP_TMP/strace/$1")
+	SYNCS=$(grep -cE '^[0-9]+ +(fsync|fdatasync|syncfs|sync|sync_file_range)\(' "$AP_TMP/strace/$1")
 }
+
+# traced NAME REGEX: lines of NAME's trace matching REGEX.
+traced() { grep -cE "$2" "$AP_TMP/strace/$1"; }
 
 # change REV LAST: env/01..LAST changed to REV, committed and applied under strace (SYNCS);
 # the host must then be at the new commit with worker.service restarted.
@@ -78,10 +81,26 @@ t_syncs_flat() {
 	check "as many syncs for $N_ENV changed files as for 2 ($many vs $few)" [ "$many" = "$few" ]
 }
 
+# The outcome of a run (events, counters, last apply) is made durable in one go: none of its
+# temp files is fsynced on its own, and each is renamed into place.
+t_outcome_one_write() {
+	local f
+	ap_case "the outcome of a run is recorded with one sync"
+	change v4 1
+	check "the trace has the run's renames" [ "$(traced ticks-v4 'renameat')" -gt 0 ]
+	for f in events counters last-apply; do
+		check "no fsync of $f on its own" [ "$(traced ticks-v4 "^[0-9]+ +fsync\\(.*/\\.#$f\\.")" = 0 ]
+		check "$f renamed into place" [ "$(traced ticks-v4 "renameat.*\"\\.#$f\\..*\"$f\"")" -ge 1 ]
+	done
+	# The backup's copies, the installed file, the outcome.
+	check "three syncfs in all" [ "$(traced ticks-v4 'syncfs\(')" = 3 ]
+}
+
 # -------------------------------------------------------------------------------------------
 if [ ! -x "$AP_BIN" ]; then
 	ap_fail "no autopull binary at $AP_BIN"
 	exit 1
 fi
 t_syncs_flat
+t_outcome_one_write
 fx_reset
