@@ -78,7 +78,6 @@ void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e);
 /* A health probe's verdict for a unit: its line of the probes' record (autopull_unit_healthy,
  * autopull_probe_failures_total, and the failure times the guard counts within window_usec).
  * Takes the history lock; logged on failure. */
-#define AP_RECORD_PROBE_RESULT_MAX 256
 struct ap_record_probe_result {
 	const char *unit;
 	const char *kind;          /* "http", "exec", "tcp" */
@@ -92,7 +91,7 @@ int ap_record_probe(struct ap_state *st, const struct ap_record_probe_result *in
 struct ap_record_probe_state {
 	bool healthy;
 	char kind[8];
-	char result[AP_RECORD_PROBE_RESULT_MAX];
+	char result[256];
 	unsigned failures_in_window;
 	unsigned long long last_failure_real;
 };
