@@ -483,7 +483,7 @@ int ap_record_probe(struct ap_state *st, const struct ap_record_probe_result *in
 }
 
 int ap_record_probe_read(struct ap_state *st, const char *unit, unsigned long long since_real,
-			 struct ap_record_probe_state *ret)
+			 unsigned long long mark_real, struct ap_record_probe_state *ret)
 {
 	_cleanup_free_ struct ap_probe_line *v = NULL;
 	size_t n = 0;
@@ -498,6 +498,7 @@ int ap_record_probe_read(struct ap_state *st, const char *unit, unsigned long lo
 		for (size_t k = 0; k < v[i].n_times; k++)
 			if (v[i].times[k] > since_real) {
 				ret->failures_in_window++;
+				ret->failures_before += v[i].times[k] < mark_real;
 				if (v[i].times[k] > ret->last_failure_real)
 					ret->last_failure_real = v[i].times[k];
 			}
