@@ -84,7 +84,7 @@ int ap_records_counters_format(const struct ap_counter *v, size_t n, char **ret)
 struct ap_probe_line {
 	bool healthy;
 	uint64_t failures;
-	char kind[8];
+	char kind[8];     /* lower-case letters */
 	uint64_t times[AP_RECORDS_PROBE_TIMES_MAX];
 	size_t n_times;
 	char unit[256];   /* no white space */

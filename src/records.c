@@ -425,6 +425,9 @@ static int buf_take(struct ap_buf *b, int r, char **ret)
 	return 0;
 }
 
+/* A probe's kind is a word of lower-case letters ("http", "exec", "tcp"). */
+#define PROBE_KIND_CHARS "abcdefghijklmnopqrstuvwxyz"
+
 /* "<0|1> <failures> <kind> <times|-> <unit>\t<result>" */
 static bool parse_probe_line(const char *l, struct ap_probe_line *p)
 {
@@ -438,7 +441,7 @@ static bool parse_probe_line(const char *l, struct ap_probe_line *p)
 	if (!(l = parse_word_number(l + 2, UINT64_MAX, &v)))
 		return false;
 	p->failures = v;
-	n = strcspn(l, " ");
+	n = strspn(l, PROBE_KIND_CHARS);
 	if (n == 0 || n >= sizeof(p->kind) || l[n] != ' ')
 		return false;
 	memcpy(p->kind, l, n);
@@ -511,8 +514,10 @@ int ap_records_probes_format(const struct ap_probe_line *v, size_t n, char **ret
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		const struct ap_probe_line *p = &v[i];
 
-		if (!*p->unit || strpbrk(p->unit, " \t\n") || !*p->kind ||
-		    strpbrk(p->kind, " \t\n") || strlen(p->kind) >= sizeof(p->kind) ||
+		size_t kind = strnlen(p->kind, sizeof(p->kind));
+
+		if (!*p->unit || strpbrk(p->unit, " \t\n") || kind == 0 ||
+		    kind == sizeof(p->kind) || strspn(p->kind, PROBE_KIND_CHARS) != kind ||
 		    p->n_times > AP_RECORDS_PROBE_TIMES_MAX) {
 			r = -EINVAL;
 			break;

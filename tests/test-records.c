@@ -153,6 +153,8 @@ static void test_probes(void **state)
 						 "1 0 http - d.service x\n"
 						 "1 0 waytoolongkind - e.service\tx\n"
 						 "1 0 http 1," BIG " f.service\tx\n"
+						 "1 0 g\t\t - h.service\tx\n"
+						 "1 0 HTTP - i.service\tx\n"
 						 "0 3 tcp 9 g.service\t\n", &v, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(v[0].unit, "g.service");

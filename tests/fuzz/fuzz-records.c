@@ -1,4 +1,4 @@
-/* Fuzzes the parsers of the small state files (records.h): pin, bad, overrides, counters,
+/* Fuzzes the parsers of the small state files (records.h): pin, bad, overrides, counters, probes,
  * expected, tick, last-apply, owned and file-set manifests. The first byte picks the parser.
  * Invariants: what parses formats to text that parses again and formats to the same bytes, a
  * refusal names a line of the text, and nothing crashes. */
@@ -196,6 +196,26 @@ static void owned(const char *text)
 	ap_strv_free(back);
 }
 
+/* The probes file: whatever it parses to formats, parses back whole and formats the same. */
+static void probes(const char *text)
+{
+	struct ap_probe_line *v = NULL, *back = NULL;
+	size_t n = 0, n_back = 0;
+	struct ap_records_error e;
+	char *a = NULL, *b = NULL;
+
+	FUZZ_CHECK(ap_records_probes_parse(text, &v, &n, &e) == 0);
+	check_error(e.line ? -EBADMSG : 0, &e, text);
+	FUZZ_CHECK(ap_records_probes_format(v, n, &a) == 0);
+	FUZZ_CHECK(ap_records_probes_parse(a, &back, &n_back, &e) == 0 && e.line == 0);
+	FUZZ_CHECK(ap_records_probes_format(back, n_back, &b) == 0);
+	FUZZ_CHECK(n_back == n && strcmp(a, b) == 0);
+	free(v);
+	free(back);
+	free(a);
+	free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = fuzz_selected_text(data, size);
@@ -206,7 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: pin(text); break;
 	case 1: commits(text, false, true); break;
 	case 2: commits(text, true, false); break;
-	case 3: counters(text); break;
+	case 3: counters(text); probes(text); break;
 	case 4: expected(text); break;
 	case 5: small(text, 0); break;
 	case 6: small(text, 1); break;
