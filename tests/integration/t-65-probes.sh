@@ -138,6 +138,9 @@ t_healthy_applies() {
 	check "metrics: no probe failure" [ "$(metric autopull_probe_failures_total hc.service http)" = 0 ]
 	ap_autopull cc --user -c "$AP_CFG" check-config
 	check "check-config shows the probe" grep -q "hc\*.service: http http://127.0.0.1:$PORT/healthz" "$AP_TMP/cc.out"
+	ap_autopull ccj --user -c "$AP_CFG" check-config --json
+	ap_jq "$AP_CASE: check-config --json lists it" "$AP_TMP/ccj.out" \
+		"d['health'] == [{'unit': 'hc*.service', 'probe': 'http http://127.0.0.1:$PORT/healthz', 'timeout_usec': 5000000, 'interval_usec': 100000, 'successes': 3}] and d['guard_probe'] is False"
 }
 
 t_tcp_from_unit_file() {
