@@ -48,6 +48,7 @@ start() {
 		[ -n "$2" ] && printf '%s\n' "${2//@PORT@/$PORT}"
 	} | ap_user_write "$AP_CFG"
 	hc_server
+	echo ready | ap_user_write "$FX_LOG/ready"
 	local line=${3:-}
 	hc_unit "${line//@PORT@/$PORT}"
 	echo "200 $PORT" | fx_write hc/conf
@@ -186,8 +187,28 @@ t_malformed_refused() {
 	check "hc.service not restarted" [ "$(inv hc.service)" = "$inv1" ]
 }
 
+t_rollback_fails_too() {
+	start "6: a probe that fails on the old files too: ROLLBACK FAILED, the guard is tripped" "health:
+  hc.service: {exec: [/usr/bin/test, -e, $FX_LOG/ready], timeout: 1s, interval: 200ms}" || return
+	# The probe depends on something outside the repository, which goes away.
+	check "v1 was healthy" [ -e "$FX_LOG/ready" ] || return
+	rm -f "$FX_LOG/ready"
+	printf '200 %s\n# v2\n' "$PORT" | fx_write hc/conf
+	fx_commit v2 >/dev/null
+	ap_autopull both --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: the apply fails" 1 both
+	check "the rollback's own probe failure is named" grep -q "ROLLBACK FAILED.*hc.service' failed its health probe (exec /usr/bin/test -e $FX_LOG/ready)" "$AP_TMP/both.err"
+	check "the guard is tripped" [ -s "$AP_STATE_DIR/guard-tripped" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
+	printf '200 %s\n# v3\n' "$PORT" | fx_write hc/conf
+	fx_commit v3 >/dev/null
+	ap_autopull next --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: a newer commit is refused by the tripped guard" 3 next
+}
+
 t_http_500_rolls_back
 t_exec_hangs
 t_healthy_applies
 t_tcp_from_unit_file
 t_malformed_refused
+t_rollback_fails_too
