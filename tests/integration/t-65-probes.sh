@@ -206,9 +206,33 @@ t_rollback_fails_too() {
 	ap_expect_rc "$AP_CASE: a newer commit is refused by the tripped guard" 3 next
 }
 
+t_linked_unit() {
+	local inv1
+	start "7: a restarted unit whose file is a symlink (systemctl link) has no probe, and applies" "" || return
+	printf '[Unit]\nDescription=linked\n[Service]\nExecStart=/bin/sleep infinity\n' |
+		ap_user_write "$FX_LOG/linked.service"
+	ap_as_user ln -s "$FX_LOG/linked.service" "$AP_UNIT_DIR/linked.service"
+	ap_systemctl daemon-reload
+	ap_systemctl start linked.service
+	inv1=$(inv linked.service)
+	{
+		fx_config_head "$FX_URL"
+		printf '  - src: hc/conf\n    dest: %s/hc/conf\n    restart: [hc.service, linked.service]\n' "$FX_ETC"
+		printf 'guard:\n  settle: 1s\n'
+	} | ap_user_write "$AP_CFG"
+	printf '200 %s\n# v2\n' "$PORT" | fx_write hc/conf
+	fx_commit v2 >/dev/null
+	ap_autopull linked --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: applied" 0 linked
+	check "linked.service was restarted" [ "$(inv linked.service)" != "$inv1" ]
+	ap_systemctl stop linked.service
+	rm -f "$AP_UNIT_DIR/linked.service"
+}
+
 t_http_500_rolls_back
 t_exec_hangs
 t_healthy_applies
 t_tcp_from_unit_file
 t_malformed_refused
 t_rollback_fails_too
+t_linked_unit
