@@ -222,7 +222,8 @@ static struct ap_unit_state policy_v[] = {
 	{ ST("web.service", "", "", ""), .onchange = AP_ONCHANGE_RELOAD },
 	{ ST("worker.service", "", "", ""), .onchange = AP_ONCHANGE_NONE },
 };
-static const struct ap_unit_states policy_only = { policy_v, ELEMENTSOF(policy_v), false };
+static const struct ap_unit_states policy_only = { .v = policy_v, .n = ELEMENTSOF(policy_v),
+						    .known = false };
 
 static void test_unknown_states_keep_the_units_policy(void **s)
 {
