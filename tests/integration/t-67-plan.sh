@@ -51,6 +51,16 @@ as_host() {
 	unshare --uts bash -c 'hostname "$1" && shift && ap_autopull "$@"' _ "$host" "$@"
 }
 
+# without_analyze NAME ARGS...: ap_autopull NAME ARGS on a runner without systemd-analyze (in
+# a mount namespace of its own, /dev/null over it: not an executable file).
+without_analyze() {
+	export -f ap_autopull ap_as_user ap_user_exec
+	export AP_UID AP_GID AP_HOME AP_RUNTIME AP_USER AP_BIN AP_CMD_TIMEOUT AP_TMP
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	unshare -m bash -c 'mount --bind /dev/null "$1" && shift && ap_autopull "$@"' _ \
+		"$(command -v systemd-analyze)" "$@"
+}
+
 # The configuration: the fixtures' rules, a per-host file (%H) that restarts worker.service,
 # and a units directory for the db hosts only.
 config() {
@@ -127,6 +137,18 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a symlink in a mapped path is a refusal" 4 link
 	check "each host lists it" test "$(grep -c "^- 'systemd/evil.service' is a symlink" "$AP_TMP/link.out")" = 2
 	check "the summary counts it" grep -q '^| db1 | 0 | 0 / 0 / 0 / 0 | 1 |$' "$AP_TMP/link.out"
+
+	rm "$FX_ORIGIN/systemd/evil.service"
+	printf '[Unit]\nDescription=bad\n\n[Bogus]\nFoo=1\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
+		fx_write systemd/bad.service
+	V=$(fx_commit bad-unit)
+	plan bad --from "$V1" --commit "$V" --host web1
+	ap_expect_rc "$AP_CASE: a unit systemd-analyze verify rejects is a refusal" 4 bad
+	check "the refusal names the unit's repository path" grep -q "^- validation of 'systemd/bad.service' failed: .*Bogus" "$AP_TMP/bad.out"
+	check "says verify failed" grep -q "^Validation: failed: systemd-analyze verify" "$AP_TMP/bad.out"
+	without_analyze noanalyze --user -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$V" --host web1
+	ap_expect_rc "$AP_CASE: without systemd-analyze the range is not refused here" 0 noanalyze
+	check "says why the validation was skipped" grep -q "^Validation: skipped: systemd-analyze is not installed here" "$AP_TMP/noanalyze.out"
 	fx_snapshot after
 	check "the host is unchanged" cmp -s "$AP_TMP/before.snap" "$AP_TMP/after.snap"
 	check "no unit was restarted" test "$(ap_unit_prop web.service InvocationID)" = "$INV"
