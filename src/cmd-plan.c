@@ -119,7 +119,7 @@ static int verify(struct host_plan *h, struct ap_repo *repo)
 static int plan_host(const struct ap_opts *o, const char *cfg_path, struct ap_repo *repo,
 		     const char *from, const char *to, struct host_plan *h)
 {
-	struct ap_planning in = { .repo = repo, .dry_run = true };
+	struct ap_planning in = { .repo = repo, .dry_run = true, .offline = true };
 	char why[REASON_MAX];
 	int k;
 

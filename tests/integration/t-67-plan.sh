@@ -168,6 +168,7 @@ t_three_hosts() {
 	v2=$(fx_commit v2) || return
 	plan md --from "$V1" --commit "$v2" --host web1 --host web2 --host db1
 	ap_expect_rc "$AP_CASE: plan --format markdown" 0 md || return
+	check "no manager is no warning: plan needs none" not test -s "$AP_TMP/md.err"
 	plan js --from "$V1" --commit "$v2" --host web1 --host web2 --host db1 --format json
 	ap_expect_rc "$AP_CASE: plan --format json" 0 js || return
 	cp "$AP_TMP/md.out" "$AP_TMP/plan.md"
