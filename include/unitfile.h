@@ -61,6 +61,10 @@ bool ap_unitfile_only_metadata_changed(const char *old, size_t old_len, const ch
 int ap_unitfile_health(const char *text, size_t len, char **ret, unsigned *ret_line);
 /* RefuseManualStart= and RefuseManualStop= of [Unit], as systemd parses them: each flag is
  * set to the last valid assignment and left alone without one. */
+/* The last User= of the [Service] section into ret (size bytes): 1 when there is one the host
+ * must know (not with DynamicUser=yes, not one with a specifier), 0 when none,
+ * -ENAMETOOLONG. */
+int ap_unitfile_user(const char *text, size_t len, char *ret, size_t size);
 void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool *refuse_stop);
 /* True when old and new are equal once their [Install] sections are ignored. */
 bool ap_unitfile_only_install_changed(const char *old, size_t old_len, const char *new_text,

@@ -265,6 +265,38 @@ void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool
 	}
 }
 
+int ap_unitfile_user(const char *text, size_t len, char *ret, size_t size)
+{
+	struct line_iter it = { .p = text, .end = text + len };
+	bool dynamic = false;
+	const char *l, *user = NULL;
+	size_t n, ulen = 0;
+
+	while (next_line(&it, &l, &n)) {
+		const char *val;
+		size_t vlen;
+		int b;
+
+		if (strcmp(it.section, "Service") != 0)
+			continue;
+		if (key_is(l, n, "User")) {
+			user = value_of(l, n, &ulen);
+		} else if (key_is(l, n, "DynamicUser")) {
+			val = value_of(l, n, &vlen);
+			if ((b = parse_bool(val, vlen)) >= 0)
+				dynamic = b;
+		}
+	}
+	/* the manager makes a DynamicUser= one itself; a specifier is resolved by the manager */
+	if (!user || ulen == 0 || dynamic || memchr(user, '%', ulen))
+		return 0;
+	if (ulen >= size)
+		return -ENAMETOOLONG;
+	memcpy(ret, user, ulen);
+	ret[ulen] = '\0';
+	return 1;
+}
+
 /* True when old and new have the same lines in the same sections once the lines skip()
  * accepts are dropped from both. */
 static bool same_except(const char *old, size_t old_len, const char *new_text, size_t new_len,

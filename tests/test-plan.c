@@ -207,6 +207,65 @@ static void test_own_unit_not_restarted(void **s)
 	DONE();
 }
 
+/* tmpfiles.d (user-tmpfiles.d in user scope) and sysusers.d (system scope): an added or
+ * changed file runs its tool, checked first by a validator of its own; a removed one runs
+ * nothing and says so; a file anywhere else is just a file. */
+static void test_setup_actions(void **s)
+{
+	static struct ap_file_rule r[] = {
+		{ .src = "tmpfiles/", .dest = "/h/.config/user-tmpfiles.d/" },
+		{ .src = "sysusers/", .dest = "/etc/sysusers.d/" },
+		{ .src = "systmp/", .dest = "/etc/tmpfiles.d/" },
+		{ .src = "own/app.conf", .dest = "/etc/tmpfiles.d/own.conf",
+		  .validate = validate_argv },
+	};
+	struct ap_config user = cfg, sys = cfg;
+	const struct chg c[] = {
+		{ AP_CHANGE_MODIFY, "tmpfiles/app.conf", NULL, B, B, "a", "b" },
+		{ AP_CHANGE_DELETE, "tmpfiles/old.conf", NULL, B, 0, "a", NULL },
+		{ AP_CHANGE_MODE, "tmpfiles/mode.conf", NULL, B, X, "a", "a" },
+		{ AP_CHANGE_ADD, "sysusers/app.conf", NULL, 0, B, NULL, "u app - -" },
+		{ AP_CHANGE_ADD, "systmp/app.conf", NULL, 0, B, NULL, "d /run/app" },
+		{ AP_CHANGE_ADD, "own/app.conf", NULL, 0, B, NULL, "d /run/own" },
+	};
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+
+	user.files = sys.files = r;
+	user.n_files = sys.n_files = ELEMENTSOF(r);
+	sys.scope = AP_SCOPE_SYSTEM;
+	make_changes(c, ELEMENTSOF(c), &ch);
+
+	assert_int_equal(ap_plan_build(&user, &ch, &states, "a", "b", &p, NULL), 0);
+	assert_int_equal(p->n_setup, 2);
+	assert_int_equal(p->setup[0].kind, AP_SETUP_TMPFILES_CREATE);
+	assert_string_equal(p->setup[0].file, "/h/.config/user-tmpfiles.d/app.conf");
+	assert_string_equal(p->setup[0].reason, "tmpfiles/app.conf");
+	assert_null(p->setup[0].note);
+	assert_int_equal(p->setup[1].kind, AP_SETUP_NONE);
+	assert_string_equal(p->setup[1].file, "/h/.config/user-tmpfiles.d/old.conf");
+	assert_string_equal(p->setup[1].note, "tmpfiles.d file removed: what it created stays");
+	assert_string_equal(p->files[0].validate[0], "systemd-tmpfiles");
+	assert_string_equal(p->files[0].validate[1], "--user");
+	assert_null(p->files[3].validate); /* user scope: sysusers.d is just a file */
+	ap_plan_free(p);
+
+	assert_int_equal(ap_plan_build(&sys, &ch, &states, "a", "b", &p, NULL), 0);
+	assert_int_equal(p->n_setup, 3);
+	assert_int_equal(p->setup[0].kind, AP_SETUP_SYSUSERS);
+	assert_string_equal(p->setup[0].file, "/etc/sysusers.d/app.conf");
+	assert_int_equal(p->setup[1].kind, AP_SETUP_TMPFILES_CREATE);
+	assert_string_equal(p->setup[1].file, "/etc/tmpfiles.d/app.conf");
+	assert_int_equal(p->setup[2].kind, AP_SETUP_TMPFILES_CREATE);
+	assert_string_equal(p->setup[2].file, "/etc/tmpfiles.d/own.conf");
+	assert_string_equal(p->files[3].validate[0], "systemd-sysusers");
+	assert_string_equal(p->files[3].validate[1], "--dry-run");
+	assert_string_equal(p->files[4].validate[1], "--create");
+	assert_string_equal(p->files[5].validate[0], validate_argv[0]); /* the rule's own */
+	ap_plan_free(p);
+	ap_changes_clear(&ch);
+}
+
 static void test_unknown_states_are_conditional(void **s)
 {
 	BUILD(&no_states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 });
@@ -222,8 +281,7 @@ static struct ap_unit_state policy_v[] = {
 	{ ST("web.service", "", "", ""), .onchange = AP_ONCHANGE_RELOAD },
 	{ ST("worker.service", "", "", ""), .onchange = AP_ONCHANGE_NONE },
 };
-static const struct ap_unit_states policy_only = { .v = policy_v, .n = ELEMENTSOF(policy_v),
-						    .known = false };
+static const struct ap_unit_states policy_only = { .v = policy_v, .n = ELEMENTSOF(policy_v) };
 
 static void test_unknown_states_keep_the_units_policy(void **s)
 {
@@ -797,6 +855,7 @@ int main(void)
 		cmocka_unit_test(test_metadata_only_change),
 		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
 		cmocka_unit_test(test_own_unit_not_restarted),
+		cmocka_unit_test(test_setup_actions),
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),
 		cmocka_unit_test(test_owed_actions_merge),

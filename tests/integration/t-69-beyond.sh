@@ -91,3 +91,82 @@ check "the next run used the new definition" \
 check "the next run succeeded" [ "$(ap_unit_prop "$SELF" Result)" = success ]
 check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
 fx_reset
+
+# --- user-tmpfiles.d -----------------------------------------------------------------------
+TMPF_DIR=$AP_HOME/.config/user-tmpfiles.d
+APP_DIR=$AP_HOME/app-run
+
+# tmpf_config: the fixture config with a rule for tmpfiles/ → ~/.config/user-tmpfiles.d/
+# that restarts app.service.
+tmpf_config() {
+	{
+		fx_config_head "$FX_URL"
+		printf '  - src: tmpfiles/\n    dest: %s/\n    restart: [app.service]\n' "$TMPF_DIR"
+		printf 'guard:\n  settle: 1s\n'
+	} | ap_user_write "$AP_CFG"
+}
+
+# app_unit VERSION [needs]: app.service; with "needs" its ExecStartPre refuses to start unless
+# $APP_DIR is a directory of mode 0750 (what the tmpfiles.d line makes).
+app_unit() {
+	{
+		printf '[Unit]\nDescription=app %s\nStartLimitIntervalSec=0\n\n[Service]\n' "$1"
+		[ "${2:-}" = needs ] &&
+			printf 'ExecStartPre=/bin/sh -c "test $(stat -c %%%%a %s) = 750"\n' "$APP_DIR"
+		printf 'ExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=default.target\n'
+	} | fx_write systemd/app.service
+}
+
+ap_case "user tmpfiles.d: the directory exists before the service that needs it starts"
+fx_reset
+fx_origin file || ap_fail "$AP_CASE: fixture origin"
+tmpf_config
+app_unit v1
+fx_commit v1 >/dev/null
+fx_apply tmpf-v1 || true
+check "v1: app.service runs" [ "$(ap_unit_prop app.service ActiveState)" = active ]
+A1=$(inv app.service)
+
+app_unit v2 needs
+printf 'd %s 0750 - - -\n' "$APP_DIR" | fx_write tmpfiles/app.conf
+V2=$(fx_commit v2)
+fx_dryrun tmpf-dry
+ap_jq "$AP_CASE: the plan runs tmpfiles-create (JSON)" "$AP_TMP/tmpf-dry.out" \
+	"d['setup'] == [{'action': 'tmpfiles-create', 'file': '$TMPF_DIR/app.conf', 'note': None, 'reasons': ['tmpfiles/app.conf']}]"
+ap_autopull tmpf-dry-text --user -c "$AP_CFG" --dry-run
+check "the printed plan names it" grep -q "tmpfiles-create *$TMPF_DIR/app.conf because tmpfiles/app.conf" \
+	"$AP_TMP/tmpf-dry-text.out"
+check "a dry run creates nothing" [ ! -e "$APP_DIR" ]
+ap_autopull tmpf-v2 --user -c "$AP_CFG" apply
+ap_expect_rc "$AP_CASE: apply" 0 tmpf-v2
+check "v2 recorded" [ "$(applied)" = "$V2" ]
+check "the directory was created with its mode" [ "$(stat -c %a "$APP_DIR" 2>/dev/null)" = 750 ]
+check "owned by the user" [ "$(stat -c %U "$APP_DIR" 2>/dev/null)" = "$AP_USER" ]
+check "app.service restarted on it (new InvocationID)" [ "$(inv app.service)" != "$A1" ]
+check "app.service is active" [ "$(ap_unit_prop app.service ActiveState)" = active ]
+
+ap_case "user tmpfiles.d: an invalid line is refused before anything changes"
+printf 'd %s/x 0750 - - -\nK not-a-type\n' "$APP_DIR" | fx_write tmpfiles/app.conf
+fx_commit bad >/dev/null
+fx_snapshot tmpf-before
+ap_autopull tmpf-bad --user -c "$AP_CFG" apply
+ap_expect_rc "$AP_CASE: refused" 4 tmpf-bad
+check "the error names the file" grep -q "tmpfiles/app.conf" "$AP_TMP/tmpf-bad.err"
+fx_snapshot tmpf-after
+check "host unchanged" cmp -s "$AP_TMP/tmpf-before.snap" "$AP_TMP/tmpf-after.snap"
+check "nothing created" [ ! -e "$APP_DIR/x" ]
+
+ap_case "user tmpfiles.d: a removed file leaves what it created"
+fx_rm tmpfiles/app.conf
+app_unit v3
+fx_commit v3 >/dev/null
+fx_dryrun tmpf-rm-dry
+ap_jq "$AP_CASE: the plan says what stays (JSON)" "$AP_TMP/tmpf-rm-dry.out" \
+	"d['setup'][0]['action'] == 'none' and d['setup'][0]['note'] == 'tmpfiles.d file removed: what it created stays'"
+ap_autopull tmpf-rm --user -c "$AP_CFG" apply
+ap_expect_rc "$AP_CASE: apply" 0 tmpf-rm
+check "the file is gone" [ ! -e "$TMPF_DIR/app.conf" ]
+check "the directory stays" [ -d "$APP_DIR" ]
+check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
+fx_reset
+rm -rf "${APP_DIR:?}"
