@@ -16,3 +16,11 @@
  * directory of the caller's (removed afterwards). Another -errno: staging failed (logged). */
 int ap_validate_plan(const struct ap_plan *p, const struct ap_install_source *src,
 		     enum ap_scope scope, const char *unit_dir, const char *stage_dir);
+/* The same elsewhere than on the host: with AP_VALIDATE_COMMANDS_ELSEWHERE a unit's program
+ * that is not installed here (systemd-analyze: "is not executable: No such file or
+ * directory") is no failure, as the host has it (autopull plan on a CI runner);
+ * *ret_missing (may be NULL) counts them. */
+enum { AP_VALIDATE_COMMANDS_ELSEWHERE = 1 << 0 };
+int ap_validate_plan_where(const struct ap_plan *p, const struct ap_install_source *src,
+			   enum ap_scope scope, const char *unit_dir, const char *stage_dir,
+			   unsigned flags, size_t *ret_missing);

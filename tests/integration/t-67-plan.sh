@@ -146,6 +146,13 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a unit systemd-analyze verify rejects is a refusal" 4 bad
 	check "the refusal names the unit's repository path" grep -q "^- validation of 'systemd/bad.service' failed: .*Bogus" "$AP_TMP/bad.out"
 	check "says verify failed" grep -q "^Validation: failed: systemd-analyze verify" "$AP_TMP/bad.out"
+	printf '[Unit]\nDescription=elsewhere\n\n[Service]\nExecStart=/usr/bin/no-such-daemon --serve\n' |
+		fx_write systemd/elsewhere.service
+	rm "$FX_ORIGIN/systemd/bad.service"
+	V=$(fx_commit not-on-the-runner)
+	plan elsewhere --from "$V1" --commit "$V" --host web1
+	ap_expect_rc "$AP_CASE: a program the runner lacks is not a refusal (the host has it)" 0 elsewhere
+	check "says it was not checked here" grep -q "^Validation: passed: systemd-analyze verify (1 program(s) the units run are not installed here" "$AP_TMP/elsewhere.out"
 	without_analyze noanalyze --user -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$V" --host web1
 	ap_expect_rc "$AP_CASE: without systemd-analyze the range is not refused here" 0 noanalyze
 	check "says why the validation was skipped" grep -q "^Validation: skipped: systemd-analyze is not installed here" "$AP_TMP/noanalyze.out"
