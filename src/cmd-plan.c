@@ -158,8 +158,8 @@ static int print_review(const struct ap_opts *o, const char *from, const char *t
 						 .refusals = hp[i].refusals,
 						 .validation = hp[i].validation };
 	if (k >= 0)
-		k = o->format && strcmp(o->format, "json") == 0 ? ap_review_json(&r, &b)
-			: ap_review_markdown(&r, &b);
+		k = o->json || (o->format && strcmp(o->format, "json") == 0)
+			? ap_review_json(&r, &b) : ap_review_markdown(&r, &b);
 	if (k >= 0 && (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0))
 		k = -EIO;
 	if (k < 0)
@@ -222,6 +222,10 @@ int ap_cmd_plan(const struct ap_opts *o, char **args)
 
 	if (!o->from || !o->commit) {
 		ap_log_error(-EINVAL, "plan needs --from REV and --commit REV (the range to plan)");
+		return AP_EXIT_USAGE;
+	}
+	if (o->json && o->format && strcmp(o->format, "json") != 0) {
+		ap_log_error(-EINVAL, "--json and --format %s contradict each other", o->format);
 		return AP_EXIT_USAGE;
 	}
 	if (host_names(o, hp, &n) < 0)

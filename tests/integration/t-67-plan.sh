@@ -178,6 +178,10 @@ t_three_hosts() {
 	check "no manager is no warning: plan needs none" not test -s "$AP_TMP/md.err"
 	plan js --from "$V1" --commit "$v2" --host web1 --host web2 --host db1 --format json
 	ap_expect_rc "$AP_CASE: plan --format json" 0 js || return
+	ap_autopull js2 --user --json -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$v2" --host web1 --host web2 --host db1
+	check "--json is --format json" cmp -s "$AP_TMP/js.out" "$AP_TMP/js2.out"
+	ap_autopull js3 --user --json -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$v2" --format markdown
+	ap_expect_rc "$AP_CASE: --json with --format markdown" 2 js3
 	cp "$AP_TMP/md.out" "$AP_TMP/plan.md"
 	for h in "${HOSTS[@]}"; do
 		as_host "$h" "dry-$h" --user -c "$AP_CFG" --dry-run --json --from "$V1" --commit "$v2"
