@@ -86,6 +86,16 @@ static int md_summary_row(struct ap_buf *b, const struct ap_review_host *h)
 	return k;
 }
 
+/* " (note)", or nothing when there is none. */
+static int md_note(struct ap_buf *b, const char *note)
+{
+	int k = note ? ap_buf_printf(b, " (") : 0;
+
+	if (k >= 0 && note)
+		k = md(b, note);
+	return k < 0 || !note ? k : ap_buf_printf(b, ")");
+}
+
 static int md_file(struct ap_buf *b, const struct ap_file_op *f)
 {
 	int k = ap_buf_printf(b, "| %s | %s | ", ap_change_kind_to_string(f->change),
@@ -125,12 +135,23 @@ static int md_unit(struct ap_buf *b, const struct ap_unit_action *u)
 		if (k >= 0)
 			k = md(b, u->reasons[i]);
 	}
-	if (k >= 0 && u->note)
-		k = ap_buf_printf(b, " (");
-	if (k >= 0 && u->note)
-		k = md(b, u->note);
-	if (k >= 0 && u->note)
-		k = ap_buf_printf(b, ")");
+	if (k >= 0)
+		k = md_note(b, u->note);
+	return k < 0 ? k : ap_buf_printf(b, " |\n");
+}
+
+static int md_setup(struct ap_buf *b, const struct ap_setup_action *a)
+{
+	int k = ap_buf_printf(b, "| %s | ", ap_setup_kind_to_string(a->kind));
+
+	if (k >= 0)
+		k = md(b, a->file);
+	if (k >= 0)
+		k = ap_buf_printf(b, " | ");
+	if (k >= 0)
+		k = md(b, a->reason);
+	if (k >= 0)
+		k = md_note(b, a->note);
 	return k < 0 ? k : ap_buf_printf(b, " |\n");
 }
 
@@ -145,6 +166,11 @@ static int md_plan(struct ap_buf *b, const struct ap_plan *p)
 		k = md_file(b, &p->files[i]);
 	if (k >= 0 && p->daemon_reload)
 		k = ap_buf_printf(b, "\ndaemon-reload: yes (unit files or drop-ins change)\n");
+	if (k >= 0 && p->n_setup)
+		k = ap_buf_printf(b, "\nSetup (after the files, before any unit starts):\n\n"
+				  "| action | file | because |\n|---|---|---|\n");
+	for (size_t i = 0; k >= 0 && i < p->n_setup; i++)
+		k = md_setup(b, &p->setup[i]);
 	if (k >= 0 && p->n_units)
 		k = ap_buf_printf(b, "\nUnits:\n\n| action | unit | when | because |\n"
 				  "|---|---|---|---|\n");

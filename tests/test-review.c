@@ -38,9 +38,13 @@ static struct ap_unit_action units[] = {
 	{ .unit = "tmpl@.service", .action = AP_ACTION_NONE, .reasons = reasons,
 	  .note = "template: instances start by name" },
 };
+static struct ap_setup_action setup[] = {
+	{ .kind = AP_SETUP_TMPFILES_CREATE, .file = "/etc/tmpfiles.d/a|b.conf",
+	  .reason = "tmpfiles/a|b.conf", .note = "x<y" },
+};
 static struct ap_plan plan = { .from = FROM, .to = TO, .files = files, .n_files = 3,
 			       .daemon_reload = true, .units = units, .n_units = 5,
-			       .unmapped = unmapped };
+			       .setup = setup, .n_setup = 1, .unmapped = unmapped };
 static struct ap_plan empty = { .from = FROM, .to = TO };
 static char *refusals[] = { "'systemd/x|y.service' is a symlink\nsecond line", NULL };
 
@@ -100,6 +104,8 @@ static void test_hostile_names_cannot_break_the_table(void **state)
 	assert_non_null(strstr(b.data, "| web\\|1 | 3 | 1 / 1 / 1 / 1 | 0 |"));
 	assert_non_null(strstr(b.data, "| restart | we\\|b\\`&lt;b&gt;.service | if running |"));
 	assert_non_null(strstr(b.data, "- systemd/notes\\|&lt;i&gt;.txt\n"));
+	assert_non_null(strstr(b.data, "| tmpfiles-create | /etc/tmpfiles.d/a\\|b.conf | "
+				       "tmpfiles/a\\|b.conf (x&lt;y) |\n"));
 	ap_buf_clear(&b);
 }
 
