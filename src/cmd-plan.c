@@ -61,13 +61,13 @@ static bool plan_has_validators(const struct ap_plan *p)
 }
 
 /* systemd-analyze verify of the plan's unit files and drop-ins, in a private stage; the
- * rules' validate: commands are the host's tools and are left to the host. */
+ * rules' owners and validate: commands are the host's users and tools, left to the host. */
 static int verify(struct host_plan *h, struct ap_repo *repo)
 {
 	_cleanup_free_ char *analyze = NULL, *tmpl = NULL;
 	const char *tmp = secure_getenv("TMPDIR");
 	struct ap_install_source src;
-	char ***saved = NULL, why[REASON_MAX];
+	char why[REASON_MAX];
 	size_t missing = 0;
 	const char *host_only = plan_has_validators(h->plan)
 		? "; validate: commands run on each host only" : "";
@@ -84,27 +84,17 @@ static int verify(struct host_plan *h, struct ap_repo *repo)
 		return h->validation ? 0 : -ENOMEM;
 	}
 	tmpl = ap_strdupf("%s/autopull-plan.XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
-	saved = calloc(h->plan->n_files + 1, sizeof(*saved));
-	if (!tmpl || !saved) {
-		free(saved);
+	if (!tmpl)
 		return -ENOMEM;
-	}
-	if (!mkdtemp(tmpl)) {
-		free(saved);
+	if (!mkdtemp(tmpl))
 		return ap_log_error(-errno, "cannot create a directory for the validation: %s",
 				    strerror(errno));
-	}
-	for (size_t i = 0; i < h->plan->n_files; i++)
-		saved[i] = TAKE_PTR(h->plan->files[i].validate);
 	ap_planning_source(repo, &src);
 	ap_log_reason_begin();
-	/* the runner need not have the programs the units run: the host does */
+	/* the runner need not have the programs, users and validators of the host */
 	k = ap_validate_plan_where(h->plan, &src, h->cfg->scope, h->cfg->unit_dir, tmpl,
-				   AP_VALIDATE_COMMANDS_ELSEWHERE, &missing);
+				   AP_VALIDATE_ELSEWHERE, &missing);
 	ap_log_reason_end(why, sizeof(why));
-	for (size_t i = 0; i < h->plan->n_files; i++)
-		h->plan->files[i].validate = saved[i];
-	free(saved);
 	(void)rmdir(tmpl); /* the validation removes its stage; nothing to do if it did */
 	if (k == -EINVAL) {
 		h->validation = ap_strdupf("failed: systemd-analyze verify on this runner%s",

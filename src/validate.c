@@ -49,7 +49,7 @@ struct stage {
 	int fd;
 	struct staged *units; /* unit files handed to systemd-analyze */
 	size_t n_units;
-	bool commands_elsewhere; /* AP_VALIDATE_COMMANDS_ELSEWHERE */
+	bool elsewhere;          /* AP_VALIDATE_ELSEWHERE */
 	size_t missing;          /* commands not installed here, then not counted as failures */
 };
 
@@ -182,7 +182,7 @@ static const struct staged *line_unit(const struct stage *s, const char *l, cons
 
 /* Reports the output lines that explain a failure (all of them when the verifier failed,
  * else only the unknown keys and sections that autopull treats as errors), with the repo path
- * in place of the staged one; with commands_elsewhere a program that is not installed here is
+ * in place of the staged one; elsewhere than on the host a program that is not installed here is
  * counted, not reported. Returns how many lines were reported. */
 static size_t report_unit_lines(struct stage *s, char *out, bool failed)
 {
@@ -196,7 +196,7 @@ static size_t report_unit_lines(struct stage *s, char *out, bool failed)
 
 		if (!failed && !strict)
 			continue;
-		if (s->commands_elsewhere && strstr(l, NOT_INSTALLED)) {
+		if (s->elsewhere && strstr(l, NOT_INSTALLED)) {
 			ap_log_debug("not verified here: %s", l);
 			s->missing++;
 			continue;
@@ -451,7 +451,7 @@ int ap_validate_plan_where(const struct ap_plan *p, const struct ap_install_sour
 			   unsigned flags, size_t *ret_missing)
 {
 	struct stage s = { .fd = -1,
-			   .commands_elsewhere = flags & AP_VALIDATE_COMMANDS_ELSEWHERE };
+			   .elsewhere = flags & AP_VALIDATE_ELSEWHERE };
 	bool invalid = false;
 	uid_t uid;
 	gid_t gid;
@@ -468,6 +468,9 @@ int ap_validate_plan_where(const struct ap_plan *p, const struct ap_install_sour
 		const struct ap_file_op *f = &p->files[i];
 		int k = 0;
 
+		/* the host's users and tools: elsewhere they need not exist */
+		if (s.elsewhere)
+			continue;
 		if (f->install && f->owner)
 			k = ap_install_owner_of(f, &uid, &gid);
 		if (k >= 0 && f->install && f->validate)

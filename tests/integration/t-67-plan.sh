@@ -149,10 +149,16 @@ t_failures() {
 	printf '[Unit]\nDescription=elsewhere\n\n[Service]\nExecStart=/usr/bin/no-such-daemon --serve\n' |
 		fx_write systemd/elsewhere.service
 	rm "$FX_ORIGIN/systemd/bad.service"
+	printf 'x\n' | fx_write owned/x.conf
 	V=$(fx_commit not-on-the-runner)
+	# a rule for the host's own user and validator, neither of which the runner has
+	cp "$AP_CFG" "$AP_TMP/cfg.saved"
+	sed -i "s|^guard:|  - src: owned/\n    dest: $FX_ETC/owned/\n    owner: no-such-user-here\n    validate: [no-such-checker, '%s']\nguard:|" "$AP_CFG"
 	plan elsewhere --from "$V1" --commit "$V" --host web1
-	ap_expect_rc "$AP_CASE: a program the runner lacks is not a refusal (the host has it)" 0 elsewhere
-	check "says it was not checked here" grep -q "^Validation: passed: systemd-analyze verify (1 program(s) the units run are not installed here" "$AP_TMP/elsewhere.out"
+	ap_expect_rc "$AP_CASE: a program, user or validator the runner lacks is not a refusal (the host has them)" 0 elsewhere
+	check "says the program was not checked here" grep -q "^Validation: passed: systemd-analyze verify (1 program(s) the units run are not installed here" "$AP_TMP/elsewhere.out"
+	check "says validate: runs on the host" grep -q "validate: commands run on each host only" "$AP_TMP/elsewhere.out"
+	cp "$AP_TMP/cfg.saved" "$AP_CFG"
 	without_analyze noanalyze --user -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$V" --host web1
 	ap_expect_rc "$AP_CASE: without systemd-analyze the range is not refused here" 0 noanalyze
 	check "says why the validation was skipped" grep -q "^Validation: skipped: systemd-analyze is not installed here" "$AP_TMP/noanalyze.out"
