@@ -112,18 +112,23 @@ static int copy_packs(const char *src_dir, const char *dest_dir, void *buf)
 	return n;
 }
 
-/* A run killed while it indexed leaves libgit2's temporary pack ("pack_git2_*"); the
- * caller holds the run lock, so any such file is a dead run's. */
+/* A run killed while it indexed leaves libgit2's temporary pack ("pack_git2_*") and may
+ * leave a lock file of its index; the caller holds the run lock, so any such file is a dead
+ * run's. */
 static void remove_temp_packs(const char *dir)
 {
 	_cleanup_(closedirp) DIR *d = opendir(dir);
 	struct dirent *de;
 
-	while (d && (de = readdir(d)))
-		if (ap_startswith(de->d_name, "pack_git2_") &&
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if ((ap_startswith(de->d_name, "pack_git2_") ||
+		     (n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0)) &&
 		    unlinkat(dirfd(d), de->d_name, 0) == 0)
 			ap_log_notice("removed '%s/%s', left by a run killed while it fetched", dir,
 				      de->d_name);
+	}
 }
 
 /* --- is the tip complete? ------------------------------------------------------------ */

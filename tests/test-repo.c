@@ -749,7 +749,7 @@ static void only_pack(const char *repo, char *ret, size_t size)
 static void test_fetch_first_run_packed(void **state)
 {
 	_cleanup_free_ char *o = tmp_path("po"), *m = tmp_path("pm.git"), *m2 = tmp_path("pm2.git");
-	_cleanup_free_ char *url = file_url("po"), *dot = tmp_path("po/.git"), *tmpl = NULL;
+	_cleanup_free_ char *url = file_url("po"), *dot = tmp_path("po/.git");
 	struct ap_remote_opts opts = { .url = url, .branch = "main" };
 	char c1[AP_OID_HEXSZ + 1], c2[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1], id[64];
 	char src_pack[256], got_pack[256], *data = NULL;
@@ -777,12 +777,10 @@ static void test_fetch_first_run_packed(void **state)
 	free(data);
 	ap_repo_free(r);
 
-	/* a loose commit on top of the pack; a killed first run left a temporary pack */
+	/* a loose commit on top of the pack */
 	put(o, "data/d3/f8.conf", "v2");
 	commit(o, "two", c2);
 	assert_int_equal(ap_repo_open(m2, &r), 0);
-	tmpl = ap_strdupf("%s/objects/pack/tmp_pack_XXXXXX", m2);
-	assert_true(mkstemp(tmpl) >= 0);
 	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
 	assert_string_equal(tip, c2);
 	git_out(o, id, sizeof(id), "rev-parse", "HEAD:data/d3/f8.conf", NULL);
@@ -791,6 +789,54 @@ static void test_fetch_first_run_packed(void **state)
 	free(data);
 	assert_int_equal(ap_repo_is_ancestor(r, c1, c2), 1);
 	assert_int_equal(ap_repo_fetch(r, &opts, tip), 0);
+	ap_repo_free(r);
+}
+
+/* Creates path (an empty file) and its directories. */
+static void touch(char *path)
+{
+	int fd;
+
+	mkdir_p(path);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0);
+	close(fd);
+}
+
+/* A first run killed while it indexed (libgit2's temporary pack, the index's lock) or while
+ * it wrote the ref (the ref's lock), or after the packs and before the ref: the next run
+ * completes it. */
+static void test_fetch_first_run_killed(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("ko"), *m = tmp_path("km.git"), *url = file_url("ko");
+	_cleanup_free_ char *dot = tmp_path("ko/.git"), *tmp_pack = NULL, *idx_lock = NULL;
+	_cleanup_free_ char *ref_lock = NULL;
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1], name[256];
+	struct ap_repo *r;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "units/a.service", NULL);
+	commit(o, "one", c1);
+	git(o, "repack", "-adq", NULL);
+	only_pack(dot, name, sizeof(name));
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	tmp_pack = ap_strdupf("%s/objects/pack/pack_git2_a1b2c3", m);
+	idx_lock = ap_strdupf("%s/objects/pack/%.*s.idx.lock", m, (int)strlen(name) - 5, name);
+	ref_lock = ap_strdupf("%s/refs/remotes/origin/main.lock", m);
+	touch(tmp_pack);
+	touch(idx_lock);
+	touch(ref_lock);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	assert_int_equal(access(tmp_pack, F_OK), -1);
+	assert_int_equal(access(idx_lock, F_OK), -1);
+	assert_int_equal(access(ref_lock, F_OK), -1);
+
+	git(m, "update-ref", "-d", "refs/remotes/origin/main", NULL);
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	assert_int_equal(count_packs(m), 1);
 	ap_repo_free(r);
 }
 
@@ -1261,6 +1307,7 @@ int main(void)
 		cmocka_unit_test(test_open),
 		cmocka_unit_test(test_fetch),
 		cmocka_unit_test(test_fetch_first_run_packed),
+		cmocka_unit_test(test_fetch_first_run_killed),
 		cmocka_unit_test(test_fetch_corrupt_object),
 		cmocka_unit_test(test_fetch_damaged_pack),
 		cmocka_unit_test(test_fetch_errors),
