@@ -139,10 +139,19 @@ for repo in $REPOS; do
 	host_empty
 done
 
+# Building 10 N entries of every growing list against N: the ratio says linear or not (a
+# target, reported; bench/linear.c checks itself on a quadratic builder first).
+say "linear lists"
+LINEAR_N=10000
+[ $QUICK = 1 ] && LINEAR_N=2000
+"$ROOT/build/bench/linear" -n "$LINEAR_N" >"$AP_RUN/linear.md" 2>"$AP_RUN/linear.err"
+case $? in 0 | 1) cat "$AP_RUN/linear.md" ;; *) fail "bench/linear failed: $(head -c 300 "$AP_RUN/linear.err")" ;; esac
+grep -q 'the check is blind' "$AP_RUN/linear.err" && fail "bench/linear: the quadratic self-check passed as linear"
+
 say "report"
 "$AP_PY" "$BENCH_DIR/report.py" --samples "$SAMPLES" --env "$AP_RUN/env.json" \
 	--callgrind "$AP_RUN/callgrind.jsonl" --callgrind-dir "$AP_RUN/callgrind" \
-	--failures "$FAILURES" --md "$BENCH_DIR/results/$OUT_NAME.md" \
+	--failures "$FAILURES" --linear "$AP_RUN/linear.md" --md "$BENCH_DIR/results/$OUT_NAME.md" \
 	--json "$BENCH_DIR/results/$OUT_NAME.json" || fail "report.py failed"
 echo "whole bench: $(( ($(ap_now_ms) - T_START) / 1000 )) s; results in bench/results/$OUT_NAME.{md,json}"
 if [ "$N_FAIL" -gt 0 ]; then
