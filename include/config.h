@@ -23,6 +23,7 @@ struct ap_file_rule {
 	char **restart;
 	bool takeover;   /* may replace an existing file autopull did not install */
 	char **hosts;    /* host names or globs this rule is for; NULL: every host */
+	bool decrypt;    /* decrypt: age — the repository holds it age-encrypted (secrets.h) */
 };
 
 /* argv lists run when an apply fails, rolls back or is refused (NULL: none). */
@@ -98,6 +99,9 @@ struct ap_config {
 	size_t other_host_rules; /* files: rules for other hosts (dropped) */
 	struct ap_trust_config trust;
 	struct ap_fleet_config fleet;
+	/* secrets: the age identity that decrypts the rules with decrypt: age (default
+	 * /etc/autopull/age.key, user scope $XDG_CONFIG_HOME/autopull/age.key). */
+	char *secrets_identity;
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or
