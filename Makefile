@@ -98,6 +98,7 @@ test-validate_MODS := validate fsutil fsutil-safe unitfile
 test-preflight_MODS := preflight fsutil fsutil-safe
 test-install_MODS := install fsutil fsutil-safe
 test-cmd-fleet_MODS := cmd-fleet
+test-secrets_MODS := secrets fsutil fsutil-safe spawn plan unitfile repo repo-fetch repo-git repo-tree digest
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests

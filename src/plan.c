@@ -296,6 +296,8 @@ static mode_t install_mode(const struct ap_path_map *m, uint32_t git_mode)
 {
 	if (m->kind == AP_MAP_FILE && m->rule->has_mode)
 		return m->rule->mode;
+	if (m->kind == AP_MAP_FILE && m->rule->decrypt) /* a secret is its owner's alone */
+		return 0600;
 	return m->kind == AP_MAP_FILE && git_mode == AP_GIT_MODE_EXEC ? 0755 : 0644;
 }
 
