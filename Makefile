@@ -94,10 +94,12 @@ test-http_MODS    := http
 test-fleet_MODS   := fleet fleet-etcd fleet-status http digest fsutil fsutil-safe
 test-push_MODS    := push http fsutil fsutil-safe
 test-sandbox_MODS := sandbox config config-schema config-fleet config-walk fsutil fsutil-safe digest
-test-validate_MODS := validate fsutil fsutil-safe unitfile
+test-validate_MODS := validate fsutil fsutil-safe unitfile unitusers probe http config config-schema config-fleet config-walk digest
 test-preflight_MODS := preflight fsutil fsutil-safe
 test-install_MODS := install fsutil fsutil-safe
 test-cmd-fleet_MODS := cmd-fleet
+test-review_MODS  := print print-review journal unitfile
+test-probe_MODS   := probe http spawn unitfile config config-schema config-fleet config-walk fsutil fsutil-safe digest
 test-secrets_MODS := secrets fsutil fsutil-safe spawn plan unitfile repo repo-fetch repo-git repo-tree digest
 
 define test_rule

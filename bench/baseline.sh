@@ -16,11 +16,12 @@
 # a journal for crash recovery, symlink/path-safety checks on repo content.
 #
 # It runs as the unit owner. On this machine systemctl only works inside the user manager's
-# mount namespace (PLATFORM.md §0), so bench/run.sh starts the whole script through
-# `nsenter -t <manager> -m setpriv … env -i …`: one wrapper per run, counted in its time.
+# mount namespace (PLATFORM.md §0), so bench/run.sh runs it from one worker started there
+# once (bench/shell-worker.sh), as a timer on a host would: no wrapper per run.
 #
 # CONF is a shell file setting: URL BRANCH STATE UNIT_DIR UNITS_SRC FILE_SRC FILE_DEST
-# FILE_RELOAD (the one file rule of the bench config: FILE_SRC → FILE_DEST, reload FILE_RELOAD).
+# FILE_RELOAD (the one file rule of the bench config: FILE_SRC → FILE_DEST, reload FILE_RELOAD)
+# and optionally GIT_PROTO (git's protocol.version; the bench sets 0, what libgit2 speaks).
 # Exit codes as autopull's: 0 done or nothing to do, 1 failed, 2 usage, 75 remote/lock.
 set -u -o pipefail
 
@@ -37,7 +38,8 @@ track=refs/remotes/origin/$BRANCH
 if [ ! -d "$mirror" ]; then
 	git init -q --bare "$mirror" || exit 1
 fi
-git --git-dir="$mirror" fetch -q --no-tags "$URL" "+refs/heads/$BRANCH:$track" || exit 75
+git ${GIT_PROTO:+-c protocol.version="$GIT_PROTO"} --git-dir="$mirror" fetch -q --no-tags "$URL" \
+	"+refs/heads/$BRANCH:$track" || exit 75
 new=$(git --git-dir="$mirror" rev-parse --verify -q "$track^{commit}") || exit 1
 old=
 [ -f "$STATE/applied" ] && read -r old <"$STATE/applied"

@@ -60,9 +60,12 @@ bench_start() {
 
 	ap_bindir_fresh
 	ap_bindir_add "$ROOT/autopull" >/dev/null || { echo "bench: cannot install the binary" >&2; exit 2; }
-	install -m 0755 "$BENCH_DIR/baseline.sh" "$BENCH_BIN/baseline.sh"
-	APTIME=$BENCH_BIN/aptime
+	install -m 0755 "$BENCH_DIR/baseline.sh" "$BENCH_DIR/shell-worker.sh" "$BENCH_BIN/"
+	APTIME=$BENCH_BIN/aptime FLOOR=$BENCH_BIN/floor
 	cc -O2 -Wall -Wextra -o "$APTIME" "$BENCH_DIR/aptime.c" || { echo "bench: cannot build aptime" >&2; exit 2; }
+	# shellcheck disable=SC2046 # pkg-config prints several words
+	cc -O2 -Wall -Wextra -o "$FLOOR" "$BENCH_DIR/floor.c" $(pkg-config --cflags --libs libsystemd) ||
+		{ echo "bench: cannot build floor" >&2; exit 2; }
 
 	ap_user_setup "$AP_USER"
 	ap_install_cleanup bench_cleanup
@@ -84,11 +87,35 @@ bench_start() {
 	FILE_DEST=$BH/etc/caddy/Caddyfile
 	RELOADS=$BH/log/caddy.reloads
 	MIRROR=$BH/state/git-mirror             # the git floor's bare mirror
-	# The wrapper every systemctl needs here (PLATFORM.md §0); the shell baseline runs once
-	# inside it, as an operator's script would have to on this machine.
+	# The wrapper every systemctl needs here (PLATFORM.md §0). The shell baseline does not pay
+	# it per run: one worker started inside it runs every baseline tick (shell_worker_start).
 	NS_WRAP=(nsenter -t "$AP_MANAGER_PID" -m setpriv --reuid="$AP_UID" --regid="$AP_GID" --init-groups
 		env -i HOME="$AP_HOME" USER="$AP_USER" LOGNAME="$AP_USER" XDG_RUNTIME_DIR="$AP_RUNTIME"
 		PATH=/usr/bin:/bin LANG=C.UTF-8)
+	shell_worker_start
+}
+
+# shell_worker_start: bench/shell-worker.sh inside the manager's namespace as the user, fed
+# through two FIFOs in a directory of the user (fd 7 requests, fd 8 results); its output
+# files (WORKER_OUT, WORKER_ERR) are the user's too. Stopped by pid with everything else.
+shell_worker_start() {
+	local wd=$BH/worker
+	install -d -m 0700 -o "$AP_UID" -g "$AP_GID" "$wd"
+	rm -f "$wd/req" "$wd/resp"
+	ap_as_user mkfifo -m 0600 "$wd/req" "$wd/resp" || ap_die "cannot make the worker's FIFOs"
+	WORKER_OUT=$wd/run.out WORKER_ERR=$wd/run.err
+	"${NS_WRAP[@]}" bash "$BENCH_BIN/shell-worker.sh" "$APTIME" "$wd/req" "$wd/resp" \
+		>>"$AP_RUN/worker.log" 2>&1 </dev/null 9>&- &
+	ap_track shell-worker $!
+	exec 7>"$wd/req" 8<"$wd/resp"
+}
+
+# worker_run ARGS...: one aptime run by the worker; prints its JSON line.
+worker_run() {
+	local IFS=$'\t' res
+	printf '%s\n' "$*" >&7 || return 1
+	read -r -t $((CMD_TIMEOUT + 30)) res <&8 || return 1
+	printf '%s\n' "$res"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +187,7 @@ prepare_repo() {
 		FILE_SRC=caddy/Caddyfile
 		FILE_DEST=$FILE_DEST
 		FILE_RELOAD=caddy.service
+		GIT_PROTO=0
 		EOF
 	done
 	read -r _ nfiles _ nunits _ ndropins <"$meta/counts"
@@ -289,17 +317,43 @@ check_applied() {
 # ---------------------------------------------------------------------------------------------
 # One measured run
 
-# tool_argv TOOL REPO TRANSPORT: sets ARGV to the aptime arguments of TOOL.
+# tool_argv TOOL REPO TRANSPORT [SCENARIO]: sets ARGV to the aptime arguments of TOOL.
 tool_argv() {
 	local url
 	url=$(url_for "$2" "$3")
 	case $1 in
 	autopull) ARGV=(-u "$AP_USER" -- "$AP_BIN" --user -c "$BH/conf/ap-$3.yaml" apply) ;;
 	autopull-settle) ARGV=(-u "$AP_USER" -- "$AP_BIN" --user -c "$BH/conf/ap-$3-settle.yaml" apply) ;;
-	shell) ARGV=(-d "$AP_HOME" -- "${NS_WRAP[@]}" bash "$BENCH_BIN/baseline.sh" "$BH/conf/sh-$3.conf") ;;
-	git-ls-remote) ARGV=(-u "$AP_USER" -- git ls-remote "$url" refs/heads/main) ;;
-	git-fetch) ARGV=(-u "$AP_USER" -- git --git-dir="$MIRROR" fetch -q --no-tags "$url"
+	shell) ARGV=(-d "$AP_HOME" -- bash "$BENCH_BIN/baseline.sh" "$BH/conf/sh-$3.conf") ;;
+	git-ls-remote) ARGV=(-u "$AP_USER" -- git -c protocol.version=0 ls-remote "$url" refs/heads/main) ;;
+	git-fetch) ARGV=(-u "$AP_USER" -- git -c protocol.version=0 --git-dir="$MIRROR" fetch -q --no-tags "$url"
 		"+refs/heads/main:refs/remotes/origin/main") ;;
+	# shellcheck disable=SC2046 # one word per option and unit
+	floor) ARGV=(-u "$AP_USER" -- "$FLOOR" -g "$MIRROR" -u "$url" -p 0 $(floor_jobs "$2" "$4")) ;;
+	esac
+}
+
+# floor_jobs REPO SCENARIO: the floor helper's bus work for the tick (bench/floor.c).
+floor_jobs() {
+	local u
+	case $2 in
+	unit1 | units20) echo -r; while read -r u; do echo "-R $u"; done <"$AP_RUN/meta/$1/$2.list" ;;
+	config) echo "-L caddy.service" ;;
+	first) echo -r; for u in "${UNITS[@]}"; do echo "-S $u"; done ;;
+	esac
+}
+
+# floor_files REPO SCENARIO: the files of the tick put in place, untimed (the floor installs
+# nothing itself), on the host restored for the tick.
+floor_files() {
+	local exp=$AP_RUN/expect/$1/$(target_of "$2") u
+	case $2 in
+	first) cp -a "$AP_RUN/golden/$1/units/." "$AP_UNIT_DIR/" && cp -a "$AP_RUN/golden/$1/etc" "$BH/etc" ;;
+	unit1 | units20)
+		while read -r u; do
+			install -m 0644 -o "$AP_UID" -g "$AP_GID" "$exp/systemd/$u" "$AP_UNIT_DIR/$u" || return 1
+		done <"$AP_RUN/meta/$1/$2.list" ;;
+	config) install -m 0644 -o "$AP_UID" -g "$AP_GID" "$exp/caddy/Caddyfile" "$FILE_DEST" ;;
 	esac
 }
 
@@ -310,19 +364,27 @@ tick() {
 	local tag="$repo/$sc/$tr/$tool#$round"
 	sha=$(sha_of "$repo" "$(target_of "$sc")")
 	case $tool in
-	autopull | autopull-settle | shell)
+	autopull | autopull-settle | shell | floor)
 		key=ap-$tr
 		[ "$tool" = shell ] && key=sh-$tr
+		[ "$tool" = floor ] && key=git-mirror
 		if [ "$sc" = first ]; then host_empty; else host_restore "$repo"; fi || fail "$tag: restore failed"
 		state_restore "$repo" "$key" "$sc"
 		unit_snapshot "$TMP/pre.units"
-		PRE_RELOADS=$(reload_count) ;;
+		PRE_RELOADS=$(reload_count)
+		if [ "$tool" = floor ]; then floor_files "$repo" "$sc" || fail "$tag: cannot put the files in place"; fi ;;
 	git-fetch) state_restore "$repo" git-mirror "$sc" ;;
 	esac
-	tool_argv "$tool" "$repo" "$tr"
-	local flags=(-t "$CMD_TIMEOUT" -o "$TMP/run.out" -e "$TMP/run.err")
+	tool_argv "$tool" "$repo" "$tr" "$sc"
+	local out=$TMP/run.out err=$TMP/run.err
+	[ "$tool" = shell ] && out=$WORKER_OUT err=$WORKER_ERR
+	local flags=(-t "$CMD_TIMEOUT" -o "$out" -e "$err")
 	[ "$mode" = hwm ] && flags+=(-H)
-	res=$("$APTIME" "${flags[@]}" "${ARGV[@]}")
+	if [ "$tool" = shell ]; then
+		res=$(worker_run "${flags[@]}" "${ARGV[@]}")
+	else
+		res=$("$APTIME" "${flags[@]}" "${ARGV[@]}")
+	fi
 	# aptime prints one JSON object; anything else (it could not run) is a failed run.
 	if [[ $res =~ ^\{.*\"rc\":\ ([0-9]+).*\}$ ]]; then
 		rc=${BASH_REMATCH[1]}
@@ -330,7 +392,7 @@ tick() {
 		rc=999 res='{"ms": 0, "rc": 999, "maxrss_kb": 0, "timed_out": false}'
 	fi
 	if [ "$rc" != 0 ]; then
-		fail "$tag: exit $rc: $(head -c 600 "$TMP/run.err")"
+		fail "$tag: exit $rc: $(head -c 600 "$err")"
 	else
 		case $tool in
 		autopull | autopull-settle)
@@ -339,9 +401,10 @@ tick() {
 		shell)
 			check_host "$repo" "$sc" "$tool"
 			check_applied "$tag" "$BH/state/$key/applied" "$sha" ;;
-		git-fetch)
-			[ "$(ap_git "$MIRROR" rev-parse refs/remotes/origin/main 2>/dev/null)" = "$sha" ] ||
-				fail "$tag: the mirror's refs/remotes/origin/main is not ${sha:0:12}" ;;
+		floor)
+			check_host "$repo" "$sc" "$tool"
+			check_mirror "$tag" "$sha" ;;
+		git-fetch) check_mirror "$tag" "$sha" ;;
 		git-ls-remote)
 			grep -q "^$sha	refs/heads/main\$" "$TMP/run.out" ||
 				fail "$tag: ls-remote did not print ${sha:0:12} refs/heads/main" ;;
@@ -352,10 +415,15 @@ tick() {
 		"$mode" "$repo" "$sc" "$tr" "$tool" "$round" "$ok" "$res" >>"$SAMPLES"
 }
 
-tools_for() { # SCENARIO: the tools measured in it; the git floor last
+check_mirror() { # TAG SHA: the floor's mirror fetched the target commit
+	[ "$(ap_git "$MIRROR" rev-parse refs/remotes/origin/main 2>/dev/null)" = "$2" ] ||
+		fail "$1: the mirror's refs/remotes/origin/main is not ${2:0:12}"
+}
+
+tools_for() { # SCENARIO: the tools measured in it
 	case $1 in
-	noop) echo "autopull shell git-ls-remote git-fetch" ;;
-	*) echo "autopull shell git-fetch" ;;
+	noop) echo "autopull shell floor git-ls-remote git-fetch" ;;
+	*) echo "autopull shell floor git-fetch" ;;
 	esac
 }
 
@@ -405,7 +473,12 @@ make_golden() {
 		[ "${key%%-*}" = sh ] && tool=shell
 		state_restore "$repo" "$key" first
 		tool_argv "$tool" "$repo" "${key#*-}"
-		"$APTIME" -t "$CMD_TIMEOUT" -o "$TMP/golden.out" -e "$TMP/golden.err" "${ARGV[@]}" >/dev/null
+		if [ "$tool" = shell ]; then
+			worker_run -t "$CMD_TIMEOUT" -o "$WORKER_OUT" -e "$WORKER_ERR" "${ARGV[@]}" >/dev/null
+			cp "$WORKER_ERR" "$TMP/golden.err"
+		else
+			"$APTIME" -t "$CMD_TIMEOUT" -o "$TMP/golden.out" -e "$TMP/golden.err" "${ARGV[@]}" >/dev/null
+		fi
 		check_applied "$repo/golden/$key" "$BH/state/$key/applied" "$(sha_of "$repo" base)"
 		[ "$N_FAIL" = "$f0" ] || { cat "$TMP/golden.err" >&2; return 1; }
 		cp -a "$BH/state/$key" "$g/$key" || return 1

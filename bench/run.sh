@@ -93,8 +93,10 @@ bench_start
 		"$(dpkg-query -W -f='${Version}' 'libgit2-1.5' 2>/dev/null)"
 	printf '"autopull_commit":"%s","autopull_dirty":%s,' "$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null)" \
 		"$([ -n "$(git -C "$ROOT" status --porcelain -- src include 2>/dev/null)" ] && echo true || echo false)"
-	printf '"loadavg":"%s","quick":%s,"rounds":%d,"repos":"%s","transports":"%s"}\n' \
+	printf '"loadavg":"%s","quick":%s,"rounds":%d,"repos":"%s","transports":"%s",' \
 		"$(cut -d' ' -f1-3 /proc/loadavg)" "$([ $QUICK = 1 ] && echo true || echo false)" "$ROUNDS" "$REPOS" "$TRANSPORTS"
+	# BENCH_NOTE: one line for the table's header, e.g. that the machine was shared.
+	printf '"note":"%s"}\n' "$(printf '%s' "${BENCH_NOTE:-}" | tr -d '"\\')"
 } >"$AP_RUN/env.json"
 
 for repo in $REPOS; do

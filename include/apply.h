@@ -16,6 +16,8 @@ struct ap_apply_ops {
 	/* Saves the state of every path the plan touches (and the originals it takes over). */
 	int (*backup)(void *u, const struct ap_plan *p, const char *commit);
 	int (*install)(void *u, const struct ap_plan *p);
+	/* Runs the plan's setup actions (systemd-sysusers, systemd-tmpfiles --create), in order. */
+	int (*setup)(void *u, const struct ap_plan *p);
 	/* Puts back every path saved by the backup of commit (a missing backup: nothing to do). */
 	int (*restore)(void *u, const char *commit);
 	int (*enable)(void *u, char *const *units);

@@ -57,5 +57,9 @@ struct ap_unit_props {
 };
 int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_props *ret);
 void ap_unit_props_clear(struct ap_unit_props *p);
+/* The unit whose cgroup holds this process (GetUnitByPID), e.g. the service a timer started
+ * autopull as; *ret NULL when the manager runs no unit of ours (autopull started from a shell
+ * of another manager's session). */
+int ap_bus_own_unit(struct ap_bus *b, char **ret);
 /* The units unit triggers (a socket's service, a timer's unit); *ret NULL when none. */
 int ap_bus_unit_triggers(struct ap_bus *b, const char *unit, char ***ret);

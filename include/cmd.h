@@ -15,6 +15,7 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args);
 int ap_cmd_heartbeat(const struct ap_opts *o, char **args);
 int ap_cmd_trust(const struct ap_opts *o, char **args);
 int ap_cmd_fleet(const struct ap_opts *o, char **args);
+int ap_cmd_plan(const struct ap_opts *o, char **args);
 
 /* `, "key": [{"commit", "time", "why"}]` (status and trust skip --json). */
 int ap_cmd_json_commits(struct ap_buf *b, const char *key, const struct ap_bad *v, size_t n);

@@ -89,6 +89,12 @@ bool ap_config_seq_is(struct ap_config_walk *c, const struct ap_config_node *n, 
 		      enum ap_config_type t);
 int ap_config_seq_get(struct ap_config_walk *c, const struct ap_config_node *n, size_t i,
 		      enum ap_config_type want, const char *what, struct ap_config_node **ret);
+/* The pairs of mapping n whose keys are names, not fields (health:): how many, and pair i,
+ * its key checked like field f's value, its value of type want. */
+size_t ap_config_map_len(const struct ap_config_node *n);
+int ap_config_map_get(struct ap_config_walk *c, const struct ap_config_node *n, size_t i,
+		      const struct ap_config_field *f, enum ap_config_type want, const char **ret_key,
+		      struct ap_config_node **ret_value);
 /* Walks mapping n with schema s into base: unknown, repeated and missing required keys are
  * errors. */
 int ap_config_walk_mapping(struct ap_config_walk *c, struct ap_config_node *n,

@@ -26,6 +26,28 @@ struct ap_file_rule {
 	bool decrypt;    /* decrypt: age — the repository holds it age-encrypted (secrets.h) */
 };
 
+/* A health probe (probe.h runs it): exactly one of exec, http, tcp is set. */
+enum ap_probe_kind { AP_PROBE_EXEC, AP_PROBE_HTTP, AP_PROBE_TCP };
+struct ap_probe {
+	enum ap_probe_kind kind;
+	char **exec;       /* argv, exit 0 = healthy */
+	char *http;        /* http(s) URL, 2xx = healthy */
+	char *tcp;         /* HOST:PORT, a connection = healthy */
+	unsigned long long timeout_usec;  /* one attempt; default 5 s */
+	unsigned long long interval_usec; /* between attempts; default 1 s */
+	unsigned successes;               /* consecutive passes needed; default 1 */
+};
+#define AP_PROBE_DEFAULT_TIMEOUT_USEC (5ULL * 1000000)
+#define AP_PROBE_DEFAULT_INTERVAL_USEC (1ULL * 1000000)
+void ap_probe_clear(struct ap_probe *p);
+
+/* health: one entry per unit name or glob, in the order of the file (the first that matches
+ * a unit is its probe). */
+struct ap_health_rule {
+	char *unit;
+	struct ap_probe probe;
+};
+
 /* argv lists run when an apply fails, rolls back or is refused (NULL: none). */
 struct ap_hooks {
 	char **on_failure, **on_rollback, **on_refused;
@@ -43,6 +65,7 @@ struct ap_guard_config {
 	char *push_url;
 	char *push_token_file, *push_basic_auth_file, *push_ca_file;
 	unsigned long long push_timeout_usec;
+	bool probe; /* guard.probe: the heartbeat runs the watched units' probes too */
 };
 
 /* trust: which commits may be applied (trust.c decides; this is only the shape). */
@@ -99,6 +122,8 @@ struct ap_config {
 	size_t other_host_rules; /* files: rules for other hosts (dropped) */
 	struct ap_trust_config trust;
 	struct ap_fleet_config fleet;
+	struct ap_health_rule *health; /* health: */
+	size_t n_health;
 	/* secrets: the age identity that decrypts the rules with decrypt: age (default
 	 * /etc/autopull/age.key, user scope $XDG_CONFIG_HOME/autopull/age.key). */
 	char *secrets_identity;

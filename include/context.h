@@ -10,6 +10,8 @@
 #include "repo.h"
 #include "state.h"
 
+#define AP_OPTS_MAX_HOSTS 64
+
 struct ap_opts {
 	const char *config_path; /* NULL: the scope's default */
 	bool user;               /* --user: force user scope */
@@ -23,6 +25,11 @@ struct ap_opts {
 	unsigned lines;          /* log -n */
 	bool pin;                /* the apply pins its target (pin, apply --commit) */
 	bool allow_rewind;       /* --allow-rewind: apply a tip that rewrote the history */
+	/* plan: the repository checkout (--repo), the output (--format markdown|json) and
+	 * the hosts to plan for (--host, repeated; none: this host). */
+	const char *repo, *format;
+	const char *hosts[AP_OPTS_MAX_HOSTS];
+	size_t n_hosts;
 };
 
 struct ap_ctx {

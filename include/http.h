@@ -3,6 +3,7 @@
  * redirects, no proxy, no signals; credentials are passed in, never logged and never put in
  * an error message. It does not log: the caller decides what a failure means. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ap_buf;
@@ -26,9 +27,10 @@ struct ap_http_request {
 	 * request ends there, successfully, without waiting for the server to close it. */
 	unsigned answer_lines;
 	unsigned long long timeout_usec;  /* the whole request, connecting included */
+	bool get;                         /* a GET without a body (a health probe), not a POST */
 };
 
-/* POSTs rq->body to rq->url. Returns 0 when the answer is 2xx; otherwise a negative errno,
+/* POSTs rq->body to rq->url (GETs rq->url with rq->get). Returns 0 when the answer is 2xx; otherwise a negative errno,
  * with what happened in why (curl's words, or "HTTP 400" and the answer's length: never the
  * answer itself, which could echo the request with its credentials):
  *   -ETIMEDOUT     the deadline passed

@@ -61,6 +61,9 @@ struct ap_unit_states {
 	struct ap_unit_state *v;
 	size_t n;
 	bool known; /* false: no bus was reachable, every state is unknown */
+	/* The unit running this autopull (ap_bus_own_unit), or NULL: restarting it from inside
+	 * would kill the apply half-way, so the plan leaves it to its next run. */
+	char *self;
 };
 void ap_unit_states_clear(struct ap_unit_states *s);
 const struct ap_unit_state *ap_unit_states_find(const struct ap_unit_states *s, const char *name);
@@ -112,6 +115,22 @@ struct ap_unit_action {
 	bool owed;        /* carried over from the journal of an unfinished apply */
 };
 
+/* What a tmpfiles.d or sysusers.d file asks for once it is installed (after the files, before
+ * any unit is enabled, reloaded or started): the users first, then the directories. */
+enum ap_setup_kind {
+	AP_SETUP_SYSUSERS,        /* systemd-sysusers FILE (system scope) */
+	AP_SETUP_TMPFILES_CREATE, /* systemd-tmpfiles [--user] --create FILE */
+	AP_SETUP_NONE,            /* a removed file: shown with why nothing runs */
+};
+const char *ap_setup_kind_to_string(enum ap_setup_kind k); /* sysusers tmpfiles-create none */
+
+struct ap_setup_action {
+	enum ap_setup_kind kind;
+	char *file;       /* host path of the installed (or removed) file */
+	char *reason;     /* the repository path that caused it */
+	const char *note; /* static text, or NULL */
+};
+
 struct ap_plan {
 	char from[AP_OID_HEXSZ + 1]; /* "" on first run */
 	char to[AP_OID_HEXSZ + 1];
@@ -121,6 +140,8 @@ struct ap_plan {
 	struct ap_unit_action *units;
 	size_t n_units;
 	char **unmapped;
+	struct ap_setup_action *setup; /* sysusers first, then tmpfiles (ap_plan_build) */
+	size_t n_setup;
 };
 void ap_plan_free(struct ap_plan *p);
 static inline void ap_plan_freep(struct ap_plan **p) { if (*p) ap_plan_free(*p); }

@@ -23,6 +23,9 @@ struct ap_remote_opts {
 /* Opens the bare mirror at dir, creating it (mode 0700) when missing. Pins libgit2's
  * config search paths to empty so no ~/.gitconfig can steer a deploy. */
 int ap_repo_open(const char *dir, struct ap_repo **ret);
+/* Opens an existing repository (a work tree or a bare one) at path, creating nothing: a CI
+ * runner's checkout for `autopull plan`. -ENOENT (logged) when there is none. */
+int ap_repo_open_existing(const char *path, struct ap_repo **ret);
 void ap_repo_free(struct ap_repo *r);
 static inline void ap_repo_freep(struct ap_repo **r) { if (*r) ap_repo_free(*r); }
 

@@ -55,8 +55,16 @@ int ap_unitfile_check_text(const char *data, size_t len, const char **ret_reason
  * or a carriage return anywhere (a continuation could carry more than metadata). */
 bool ap_unitfile_only_metadata_changed(const char *old, size_t old_len, const char *new_text,
 				       size_t new_len);
+/* X-AutoPull-Health= in [Unit] (the last one wins, as in systemd; an empty one resets):
+ * 1 with its value (stripped, a copy) in *ret and its line number (from 1) in *ret_line,
+ * 0 when absent, -ENOMEM. */
+int ap_unitfile_health(const char *text, size_t len, char **ret, unsigned *ret_line);
 /* RefuseManualStart= and RefuseManualStop= of [Unit], as systemd parses them: each flag is
  * set to the last valid assignment and left alone without one. */
+/* The last User= of the [Service] section into ret (size bytes): 1 when there is one the host
+ * must know (not with DynamicUser=yes, not one with a specifier), 0 when none,
+ * -ENAMETOOLONG. */
+int ap_unitfile_user(const char *text, size_t len, char *ret, size_t size);
 void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool *refuse_stop);
 /* True when old and new are equal once their [Install] sections are ignored. */
 bool ap_unitfile_only_install_changed(const char *old, size_t old_len, const char *new_text,

@@ -10,7 +10,7 @@ pkgs="build-essential pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libya
 libcmocka-dev git systemd util-linux python3 python3-prometheus-client valgrind
 libcurl4-openssl-dev victoria-metrics openssl python3-yaml openssh-client gpgv gnupg
 openssh-server iproute2 systemd-container debootstrap clang libclang-rt-14-dev man-db groff-base
-lintian debhelper dpkg-dev libjson-c-dev etcd-server etcd-client
+lintian debhelper dpkg-dev libjson-c-dev etcd-server etcd-client python3-markdown
 age"
 missing=""
 for p in $pkgs; do

@@ -199,9 +199,20 @@ static int run_stop(struct exec *x)
 	return r < 0 || !gone ? r : x->ops->reset_failed(x->ops->userdata, gone);
 }
 
+/* The setup actions (tmpfiles.d, sysusers.d) belong to the file phase: a kill before they ran
+ * leaves the files phase not done, so the next run puts the files back and plans afresh, with
+ * them; a failure of one puts the files back like a failed write. What a tool created (a
+ * directory, a user) stays, as it would after a boot. */
 static int run_files(struct exec *x)
 {
-	return x->p ? x->ops->install(x->ops->userdata, x->p) : -ENODATA;
+	int r;
+
+	if (!x->p)
+		return -ENODATA;
+	r = x->ops->install(x->ops->userdata, x->p);
+	if (r >= 0 && x->p->n_setup > 0)
+		r = x->ops->setup(x->ops->userdata, x->p);
+	return r;
 }
 
 static int undo_files(struct exec *x)

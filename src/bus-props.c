@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
@@ -248,4 +249,32 @@ void ap_unit_props_clear(struct ap_unit_props *p)
 	free(p->result);
 	free(p->invocation_id);
 	*p = (struct ap_unit_props){ 0 };
+}
+
+int ap_bus_own_unit(struct ap_bus *b, char **ret)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *path;
+	char *id = NULL;
+	int r;
+
+	/* By our own pid, not by a name: whatever the unit is called in the repository, the one
+	 * whose cgroup holds this process is the one a restart would kill. */
+	r = sd_bus_call_method(b->bus, SD_DEST, SD_PATH, SD_MANAGER, "GetUnitByPID", &error,
+			       &reply, "u", (uint32_t)getpid());
+	if (r < 0 && (sd_bus_error_has_name(&error, SD_DEST ".NoUnitForPID") ||
+		      sd_bus_error_has_name(&error, "org.freedesktop.DBus.Error.UnixProcessIdUnknown"))) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "o", &path);
+	if (r >= 0)
+		r = sd_bus_get_property_string(b->bus, SD_DEST, path, SD_UNIT, "Id", &error, &id);
+	if (r < 0)
+		return ap_log_error(r, "failed to ask the %s manager which unit runs autopull: %s",
+				    b->scope, bus_error_message(&error, r));
+	*ret = id;
+	return 0;
 }

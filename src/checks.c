@@ -7,6 +7,7 @@
 #include "log.h"
 #include "preflight.h"
 #include "state-fileset.h"
+#include "unitusers.h"
 #include "util.h"
 #include "validate.h"
 
@@ -33,6 +34,8 @@ static int validate(const struct ap_checks *in)
 
 	if (k >= 0)
 		k = ap_validate_plan(in->plan, in->src, in->cfg->scope, in->cfg->unit_dir, stage);
+	if (k >= 0)
+		k = ap_unitusers_check(in->plan, in->src, in->cfg->scope);
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 

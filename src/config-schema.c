@@ -556,6 +556,100 @@ static int p_guard(struct ap_config_walk *c, struct ap_config_node *n,
 	return 0;
 }
 
+#define PROBE_SUCCESSES_MAX 100
+#define PROBE_TIMEOUT_MAX_USEC (10ULL * 60 * 1000000)
+
+/* HOST:PORT for a tcp: probe: a name or an address ([v6] in brackets) and a port 1-65535. */
+static bool host_port_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	unsigned port;
+
+	if (!colon || colon == s || strlen(s) > 255 || has_control(s))
+		return false;
+	if (s[0] == '[' && colon[-1] != ']')
+		return false;
+	return config_number_in(colon + 1, 1, 65535, &port);
+}
+
+static bool probe_url_ok(const char *s)
+{
+	const char *rest = ap_startswith(s, "http://")	  ? s + strlen("http://")
+			   : ap_startswith(s, "https://") ? s + strlen("https://")
+							  : NULL;
+
+	return rest && strcspn(rest, "/?#") > 0 && strlen(s) <= MAX_URL && !has_control(s);
+}
+
+static const struct ap_config_field probe_fields[] = {
+	SEQ("exec", struct ap_probe, exec, AP_CONFIG_NONEMPTY, NULL, NULL),
+	STR("http", struct ap_probe, http, 0, probe_url_ok, "is not an http:// or https:// URL"),
+	STR("tcp", struct ap_probe, tcp, 0, host_port_ok, "is not HOST:PORT"),
+	{ .key = "timeout", .type = AP_CONFIG_SCALAR, .parse = p_duration,
+	  .offset = offsetof(struct ap_probe, timeout_usec) },
+	{ .key = "interval", .type = AP_CONFIG_SCALAR, .parse = p_duration,
+	  .offset = offsetof(struct ap_probe, interval_usec) },
+	{ .key = "successes", .type = AP_CONFIG_SCALAR, .parse = p_uint,
+	  .offset = offsetof(struct ap_probe, successes) },
+};
+static const struct ap_config_schema probe_schema = {
+	"a health probe", probe_fields, ELEMENTSOF(probe_fields)
+};
+
+/* One probe: exactly one kind, a timeout that cannot hold a settle window up for long. */
+static int probe_entry(struct ap_config_walk *c, struct ap_config_node *n, struct ap_probe *p)
+{
+	int r, kinds;
+
+	*p = (struct ap_probe){ .timeout_usec = AP_PROBE_DEFAULT_TIMEOUT_USEC,
+				.interval_usec = AP_PROBE_DEFAULT_INTERVAL_USEC, .successes = 1 };
+	r = ap_config_walk_mapping(c, n, &probe_schema, p);
+	if (r < 0)
+		return r;
+	kinds = !!p->exec + !!p->http + !!p->tcp;
+	if (kinds != 1)
+		return ap_config_fail(c, n, "a health probe needs exactly one of exec, http, tcp "
+				      "(found %d)", kinds);
+	p->kind = p->exec ? AP_PROBE_EXEC : p->http ? AP_PROBE_HTTP : AP_PROBE_TCP;
+	if (p->timeout_usec == 0 || p->timeout_usec > PROBE_TIMEOUT_MAX_USEC)
+		return ap_config_fail(c, n, "a health probe's timeout must be more than 0 and at "
+				      "most 10m");
+	if (p->successes == 0 || p->successes > PROBE_SUCCESSES_MAX)
+		return ap_config_fail(c, n, "a health probe's successes must be from 1 to %u",
+				      PROBE_SUCCESSES_MAX);
+	return 0;
+}
+
+/* health: {UNIT or GLOB: PROBE, ...}; base is the whole config. */
+static int p_health(struct ap_config_walk *c, struct ap_config_node *n,
+		    const struct ap_config_field *f, void *base)
+{
+	struct ap_config *cfg = base;
+	size_t count = ap_config_map_len(n);
+
+	cfg->health = calloc(count ? count : 1, sizeof(*cfg->health));
+	if (!cfg->health)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		struct ap_config_node *v;
+		const char *unit;
+		int r = ap_config_map_get(c, n, i, f, AP_CONFIG_MAPPING, &unit, &v);
+
+		for (size_t k = 0; r >= 0 && k < cfg->n_health; k++)
+			if (strcmp(cfg->health[k].unit, unit) == 0)
+				r = ap_config_fail(c, v, "health: '%s' is named twice", unit);
+		if (r >= 0 && !(cfg->health[i].unit = strdup(unit)))
+			r = -ENOMEM;
+		if (r < 0)
+			return r;
+		cfg->n_health++;
+		r = probe_entry(c, v, &cfg->health[i].probe);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* A trust: mapping without a key source could only ever refuse. */
 static int p_trust(struct ap_config_walk *c, struct ap_config_node *n,
 		   const struct ap_config_field *f, void *base)
@@ -722,6 +816,8 @@ static const struct ap_config_field guard_fields[] = {
 	ABS_FILE("push_ca_file", struct ap_guard_config, push_ca_file),
 	{ .key = "push_timeout", .type = AP_CONFIG_SCALAR, .parse = p_duration,
 	  .offset = offsetof(struct ap_guard_config, push_timeout_usec) },
+	{ .key = "probe", .type = AP_CONFIG_SCALAR, .parse = p_bool,
+	  .offset = offsetof(struct ap_guard_config, probe) },
 };
 
 static const struct ap_config_schema repo_schema = {
@@ -771,6 +867,9 @@ static const struct ap_config_field top_fields[] = {
 	  .offset = offsetof(struct ap_config, trust), .sub = &trust_schema },
 	{ .key = "fleet", .type = AP_CONFIG_MAPPING, .parse = config_parse_fleet,
 	  .offset = offsetof(struct ap_config, fleet), .sub = &config_fleet_schema },
+	{ .key = "health", .type = AP_CONFIG_MAPPING, .parse = p_health,
+	  .offset = offsetof(struct ap_config, health), .check = unit_glob_ok,
+	  .why = "is not a unit name or glob" },
 	{ .key = "secrets", .type = AP_CONFIG_MAPPING, .parse = p_map, .offset = 0,
 	  .sub = &secrets_schema },
 };
@@ -782,7 +881,7 @@ const struct ap_config_schema ap_config_schema = {
 /* Duplicate keys are tracked in a bit mask, one bit per field. */
 _Static_assert(ELEMENTSOF(top_fields) <= 32 && ELEMENTSOF(repo_fields) <= 32 &&
 		       ELEMENTSOF(rule_fields) <= 32 && ELEMENTSOF(guard_fields) <= 32 &&
-		       ELEMENTSOF(trust_fields) <= 32,
+		       ELEMENTSOF(trust_fields) <= 32 && ELEMENTSOF(probe_fields) <= 32,
 	       "a schema table has more fields than the duplicate mask has bits");
 
 void ap_config_rule_clear(struct ap_file_rule *r)

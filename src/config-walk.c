@@ -242,6 +242,28 @@ int ap_config_seq_get(struct ap_config_walk *c, const struct ap_config_node *n, 
 	return r;
 }
 
+size_t ap_config_map_len(const struct ap_config_node *n)
+{
+	return (size_t)(Y(n)->data.mapping.pairs.top - Y(n)->data.mapping.pairs.start);
+}
+
+int ap_config_map_get(struct ap_config_walk *c, const struct ap_config_node *n, size_t i,
+		      const struct ap_config_field *f, enum ap_config_type want, const char **ret_key,
+		      struct ap_config_node **ret_value)
+{
+	const yaml_node_pair_t *p = &Y(n)->data.mapping.pairs.start[i];
+	yaml_node_t *k, *v;
+	int r = node_get(c, p->key, YAML_SCALAR_NODE, f->key, &k);
+
+	if (r >= 0)
+		r = ap_config_str(c, N(k), f, ret_key);
+	if (r >= 0)
+		r = node_get(c, p->value, yaml_type(want), *ret_key, &v);
+	if (r >= 0)
+		*ret_value = N(v);
+	return r;
+}
+
 static const struct ap_config_field *field_find(const struct ap_config_schema *s,
 						const yaml_node_t *k)
 {

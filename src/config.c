@@ -320,10 +320,23 @@ int ap_config_load(const char *path, bool force_user, struct ap_config **ret)
 	return ap_config_load_host(path, force_user, host, ret);
 }
 
+void ap_probe_clear(struct ap_probe *p)
+{
+	ap_strv_free(p->exec);
+	free(p->http);
+	free(p->tcp);
+	*p = (struct ap_probe){ 0 };
+}
+
 void ap_config_free(struct ap_config *c)
 {
 	if (!c)
 		return;
+	for (size_t i = 0; c->health && i < c->n_health; i++) {
+		free(c->health[i].unit);
+		ap_probe_clear(&c->health[i].probe);
+	}
+	free(c->health);
 	free(c->path);
 	free(c->repo_url);
 	free(c->branch);

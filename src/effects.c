@@ -17,8 +17,10 @@
 #include "record.h"
 #include "rollout.h"
 #include "sdexit.h"
+#include "spawn.h"
 #include "util.h"
 #include "guard.h"
+#include "probe.h"
 
 #define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
 
@@ -236,6 +238,75 @@ static int restore(void *u, const char *commit)
 	return failed ? failed : r;
 }
 
+/* --- tmpfiles.d and sysusers.d ------------------------------------------------------------ */
+
+#define SETUP_TIMEOUT_USEC (2ULL * 60 * 1000000)
+
+/* The tool's environment: a clean one, plus in user scope what --user resolves %h, %t and the
+ * user's directories with. */
+static int setup_env(const struct ap_effects *e, char ***ret)
+{
+	static const char *const keep[] = { "HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME",
+					    "XDG_STATE_HOME", "XDG_CACHE_HOME" };
+	int r = ap_strv_push(ret, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+
+	if (r >= 0)
+		r = ap_strv_push(ret, "LANG=C.UTF-8");
+	for (size_t i = 0; r >= 0 && e->cfg->scope == AP_SCOPE_USER && i < ELEMENTSOF(keep); i++) {
+		const char *v = secure_getenv(keep[i]);
+		_cleanup_free_ char *kv = v ? ap_strdupf("%s=%s", keep[i], v) : NULL;
+
+		if (v)
+			r = kv ? ap_strv_push(ret, kv) : -ENOMEM;
+	}
+	return r;
+}
+
+/* One tool on one installed file, contained like a validator (spawn.c): argv, no shell. Its
+ * last output line names what failed (systemd's tools say "FILE:LINE: why"). */
+static int setup_one(struct ap_effects *e, const struct ap_setup_action *a, char *const *env)
+{
+	char *const tmpfiles[] = { (char *)"systemd-tmpfiles", (char *)"--create", a->file, NULL };
+	char *const tmpfiles_user[] = { (char *)"systemd-tmpfiles", (char *)"--user",
+					(char *)"--create", a->file, NULL };
+	char *const sysusers[] = { (char *)"systemd-sysusers", a->file, NULL };
+	char *const *argv = a->kind == AP_SETUP_SYSUSERS	   ? sysusers
+			    : e->cfg->scope == AP_SCOPE_USER ? tmpfiles_user
+							       : tmpfiles;
+	struct ap_spawn_result res = { 0 };
+	const char *tool = argv[0];
+	int r = ap_spawn_run(argv, env, SETUP_TIMEOUT_USEC, &res);
+
+	if (r < 0)
+		return ap_log_error(r, "failed to run %s on '%s': %s", tool, a->file, strerror(-r));
+	if (res.exit_status != 0 || res.timed_out) {
+		char *out = res.output ? res.output : (char[]){ "" };
+		size_t n = strlen(out);
+
+		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+			out[--n] = '\0';
+		r = ap_log_error(-EIO, "%s on '%s' failed (%s %d): %s", tool, a->file,
+				 res.timed_out ? "timed out, status" : "exit", res.exit_status,
+				 strrchr(out, '\n') ? strrchr(out, '\n') + 1 : out);
+	} else {
+		ap_log_info("%s %s: done", ap_setup_kind_to_string(a->kind), a->file);
+	}
+	ap_spawn_result_clear(&res);
+	return r;
+}
+
+static int setup(void *u, const struct ap_plan *p)
+{
+	struct ap_effects *e = u;
+	_cleanup_strv_free_ char **env = NULL;
+	int r = setup_env(e, &env);
+
+	for (size_t i = 0; r >= 0 && i < p->n_setup; i++)
+		if (p->setup[i].kind != AP_SETUP_NONE)
+			r = setup_one(e, &p->setup[i], env);
+	return r;
+}
+
 /* --- the manager ---------------------------------------------------------------------- */
 
 static int enable(void *u, char *const *units)
@@ -407,18 +478,51 @@ static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 	return r;
 }
 
+/* Each unit with a probe (health: or X-AutoPull-Health=) must pass it once the window is
+ * over: the unit had the whole window to come up. A failed probe is recorded for the metrics
+ * and fails the settle like a unit that went down. */
+static int probe_units(struct ap_effects *e, char *const *units, char **ret_why)
+{
+	for (size_t i = 0; units && units[i]; i++) {
+		struct ap_probe p = { 0 };
+		char result[AP_PROBE_RESULT_MAX] = "";
+		int r = ap_probe_for_unit(e->cfg, units[i], &p);
+
+		if (r == -EINVAL) {
+			*ret_why = ap_strdupf("unit '%s' has a malformed X-AutoPull-Health=",
+					      units[i]);
+			return *ret_why ? -EIO : -ENOMEM;
+		}
+		if (r < 0)
+			return r;
+		if (r == 0)
+			continue;
+		r = ap_probe_wait(&p, units[i], result, ret_why);
+		(void)ap_record_probe(e->st, &(struct ap_record_probe_result){
+						     .unit = units[i],
+						     .kind = ap_probe_kind_to_string(p.kind),
+						     .healthy = r >= 0, .result = result,
+						     .window_usec = e->cfg->guard.window_usec });
+		ap_probe_clear(&p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int settle(void *u, char *const *units, char **ret_why)
 {
 	struct ap_effects *e = u;
-	int r;
+	int r = 0;
 
-	if (e->cfg->guard.settle_usec == 0)
-		return 0;
 	/* A person at a terminal sees why nothing happens for a while. */
-	if (isatty(STDERR_FILENO))
+	if (isatty(STDERR_FILENO) && e->cfg->guard.settle_usec)
 		fprintf(stderr, "autopull: watching %zu unit(s) for %.0f s (guard.settle)...\n",
 			ap_strv_length(units), e->cfg->guard.settle_usec / 1e6);
-	r = ap_guard_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	if (e->cfg->guard.settle_usec)
+		r = ap_guard_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	if (r >= 0)
+		r = probe_units(e, units, ret_why);
 	if (r < 0 && r != -EIO)
 		ap_log_error(r, "failed to watch the restarted units: %s", strerror(-r));
 	return r;
@@ -476,7 +580,8 @@ void ap_effects_ops(struct ap_effects *e, struct ap_apply_ops *ret)
 {
 	*ret = (struct ap_apply_ops){
 		.userdata = e, .save_journal = save_journal, .clear_journal = clear_journal,
-		.backup = backup, .install = install, .restore = restore, .enable = enable,
+		.backup = backup, .install = install, .setup = setup, .restore = restore,
+		.enable = enable,
 		.reenable = reenable, .disable = disable, .reload = reload,
 		.reset_failed = reset_failed, .run_jobs = run_jobs, .settle = settle,
 		.record = record, .record_rollback = record_rollback, .crash_point = crash_point,

@@ -181,9 +181,13 @@ static CURLcode set_options(CURL *h, const struct ap_http_request *rq, struct cu
 	SETOPT(h, rc, CURLOPT_HTTPHEADER, headers);
 	SETOPT(h, rc, CURLOPT_WRITEFUNCTION, on_data);
 	SETOPT(h, rc, CURLOPT_WRITEDATA, a);
-	SETOPT(h, rc, CURLOPT_POST, 1L);
-	SETOPT(h, rc, CURLOPT_POSTFIELDS, rq->body);
-	SETOPT(h, rc, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
+	if (rq->get) {
+		SETOPT(h, rc, CURLOPT_HTTPGET, 1L);
+	} else {
+		SETOPT(h, rc, CURLOPT_POST, 1L);
+		SETOPT(h, rc, CURLOPT_POSTFIELDS, rq->body);
+		SETOPT(h, rc, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
+	}
 	if (rq->ca_file)
 		SETOPT(h, rc, CURLOPT_CAINFO, rq->ca_file);
 	if (rq->cert_file)
@@ -206,7 +210,11 @@ static struct curl_slist *make_headers(const char *content_type)
 	struct curl_slist *l, *more;
 	char ctype[128];
 
-	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
+	/* A GET has no body, so no Content-Type. */
+	if (content_type)
+		snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
+	else
+		snprintf(ctype, sizeof(ctype), "Accept: */*");
 	l = curl.slist_append(NULL, ctype);
 	more = l ? curl.slist_append(l, "Expect:") : NULL;
 	if (!more)

@@ -30,7 +30,8 @@ static void help(void)
 	       "  check-config   validate the configuration file and exit\n"
 	       "  heartbeat      sample the watched units, update the history and the metrics\n"
 	       "  trust skip REV let commit REV through the signature check; needs --reason\n"
-	       "  fleet status   the group in etcd: slots, hosts, bad commits, canaries\n\n"
+	       "  fleet status   the group in etcd: slots, hosts, bad commits, canaries\n"
+	       "  plan           what --from..--commit would change on each --host (CI, no manager)\n\n"
 	       "options:\n"
 	       "  -c, --config FILE   configuration file (default /etc/autopull/autopull.yaml,\n"
 	       "                      with --user $XDG_CONFIG_HOME/autopull/autopull.yaml)\n"
@@ -44,6 +45,9 @@ static void help(void)
 	       "                      fleet status: whose canary progress to show\n"
 	       "      --from REV      plan from this commit instead of the applied one\n"
 	       "      --no-fetch      work from the local mirror (remote down)\n"
+	       "      --host NAME     plan: a host to plan for (repeat; default this host)\n"
+	       "      --repo PATH     plan: the repository checkout (default .)\n"
+	       "      --format FORMAT plan: markdown (default) or json\n"
 	       "      --allow-empty   allow a plan that removes every installed file\n"
 	       "      --wait SECONDS  wait this long for another run's lock (default 0)\n"
 	       "      --override-guard --reason TEXT\n"
@@ -75,7 +79,8 @@ static void help(void)
 }
 
 enum { OPT_USER = 256, OPT_DRY_RUN, OPT_JSON, OPT_COMMIT, OPT_FROM, OPT_NO_FETCH, OPT_ALLOW_EMPTY,
-       OPT_WAIT, OPT_VERSION, OPT_OVERRIDE_GUARD, OPT_REASON, OPT_ALLOW_REWIND };
+       OPT_WAIT, OPT_VERSION, OPT_OVERRIDE_GUARD, OPT_REASON, OPT_ALLOW_REWIND,
+       OPT_HOST, OPT_REPO, OPT_FORMAT };
 
 static int parse_uint(const char *s, unsigned *ret)
 {
@@ -121,7 +126,10 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "override-guard", no_argument, NULL, OPT_OVERRIDE_GUARD },
 		{ "reason", required_argument, NULL, OPT_REASON },
-		{ "allow-rewind", no_argument, NULL, OPT_ALLOW_REWIND }, {},
+		{ "allow-rewind", no_argument, NULL, OPT_ALLOW_REWIND },
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "repo", required_argument, NULL, OPT_REPO },
+		{ "format", required_argument, NULL, OPT_FORMAT }, {},
 	};
 	int c;
 
@@ -152,6 +160,17 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		case OPT_OVERRIDE_GUARD: o->override_guard = true; break;
 		case OPT_REASON: o->reason = optarg; break;
 		case OPT_ALLOW_REWIND: o->allow_rewind = true; break;
+		case OPT_HOST:
+			if (o->n_hosts == AP_OPTS_MAX_HOSTS)
+				return usage_error("at most %d --host", AP_OPTS_MAX_HOSTS);
+			o->hosts[o->n_hosts++] = optarg;
+			break;
+		case OPT_REPO: o->repo = optarg; break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "markdown") != 0 && strcmp(optarg, "json") != 0)
+				return usage_error("--format is markdown or json, not '%s'", optarg);
+			o->format = optarg;
+			break;
 		default:
 			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -162,8 +181,6 @@ static int parse_args(int argc, char **argv, struct ap_opts *o)
 		return usage_error("%s needs --reason TEXT (it is recorded)", "--allow-rewind");
 	if (o->reason && strpbrk(o->reason, "\n\r"))
 		return usage_error("--reason must be one line (it is recorded as one)");
-	if (o->from && !o->dry_run)
-		return usage_error("%s can only be used with --dry-run", "--from");
 	return -1;
 }
 
@@ -182,6 +199,7 @@ static const struct verb {
 	{ "heartbeat", 0, 0, ap_cmd_heartbeat },
 	{ "trust", 1, 2, ap_cmd_trust },
 	{ "fleet", 1, 1, ap_cmd_fleet },
+	{ "plan", 0, 0, ap_cmd_plan },
 };
 
 int main(int argc, char **argv)
@@ -198,6 +216,11 @@ int main(int argc, char **argv)
 	if (code >= 0)
 		return code;
 	name = optind < argc ? argv[optind++] : "apply";
+	/* plan plans a range without a host; every other verb plans from the applied commit */
+	if (o.from && !o.dry_run && strcmp(name, "plan") != 0)
+		return usage_error("%s can only be used with --dry-run or plan", "--from");
+	if ((o.n_hosts || o.repo || o.format) && strcmp(name, "plan") != 0)
+		return usage_error("--host, --repo and --format are options of plan");
 	nargs = (unsigned)(argc - optind);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strcmp(verbs[i].name, name) != 0)

@@ -98,6 +98,7 @@ void ap_unit_states_clear(struct ap_unit_states *s)
 		free(s->v[i].sub_state);
 	}
 	free(s->v);
+	free(s->self);
 	*s = (struct ap_unit_states){ 0 };
 }
 
@@ -107,6 +108,14 @@ const struct ap_unit_state *ap_unit_states_find(const struct ap_unit_states *s, 
 		if (strcmp(s->v[i].name, name) == 0)
 			return &s->v[i];
 	return NULL;
+}
+
+const char *ap_setup_kind_to_string(enum ap_setup_kind k)
+{
+	static const char *const names[] = { [AP_SETUP_SYSUSERS] = "sysusers",
+					     [AP_SETUP_TMPFILES_CREATE] = "tmpfiles-create",
+					     [AP_SETUP_NONE] = "none" };
+	return (unsigned)k < ELEMENTSOF(names) ? names[k] : "none";
 }
 
 void ap_plan_free(struct ap_plan *p)
@@ -133,5 +142,10 @@ void ap_plan_free(struct ap_plan *p)
 	}
 	free(p->units);
 	ap_strv_free(p->unmapped);
+	for (size_t i = 0; i < p->n_setup; i++) {
+		free(p->setup[i].file);
+		free(p->setup[i].reason);
+	}
+	free(p->setup);
 	free(p);
 }

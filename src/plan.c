@@ -4,6 +4,7 @@
  * decides what. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -307,6 +308,100 @@ static enum ap_file_kind file_kind(const struct ap_path_map *m)
 										 : AP_KIND_FILE;
 }
 
+/* --- tmpfiles.d and sysusers.d --------------------------------------------------------- */
+
+/* dest is NAME.conf right inside a directory called dir ("tmpfiles.d"). */
+static bool conf_in(const char *dest, const char *dir)
+{
+	const char *base = strrchr(dest, '/');
+	size_t n = strlen(dir);
+
+	if (!base || strlen(base) <= strlen("/.conf") || !ap_endswith(base, ".conf") ||
+	    (size_t)(base - dest) <= n)
+		return false;
+	return memcmp(base - n, dir, n) == 0 && base[-(ptrdiff_t)n - 1] == '/';
+}
+
+/* What the manager's own tools would do with a file installed at dest: the scope's tmpfiles.d
+ * (user-tmpfiles.d in user scope), and sysusers.d in system scope only (there are no users of
+ * a user). */
+static bool setup_kind(const struct ap_config *c, const char *dest, enum ap_setup_kind *ret)
+{
+	bool user = c->scope == AP_SCOPE_USER;
+
+	*ret = AP_SETUP_TMPFILES_CREATE;
+	if (conf_in(dest, user ? "user-tmpfiles.d" : "tmpfiles.d"))
+		return true;
+	*ret = AP_SETUP_SYSUSERS;
+	return !user && conf_in(dest, "sysusers.d");
+}
+
+/* Checked before anything is installed, when the rule names no validator of its own. This
+ * systemd (252) has no --dry-run for tmpfiles: a --create limited to a prefix no line has
+ * parses every line (a bad type or path fails, exit 65) and creates nothing. */
+static int default_validator(const struct ap_config *c, enum ap_setup_kind k, char ***ret)
+{
+	const char *tmpfiles[] = { "systemd-tmpfiles", "--user", "--create",
+				   "--prefix=/proc/autopull-validate-only", "%s" };
+	const char *sysusers[] = { "systemd-sysusers", "--dry-run", "%s" };
+	const char **v = k == AP_SETUP_SYSUSERS ? sysusers : tmpfiles;
+	size_t n = k == AP_SETUP_SYSUSERS ? ELEMENTSOF(sysusers) : ELEMENTSOF(tmpfiles);
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if (strcmp(v[i], "--user") != 0 || c->scope == AP_SCOPE_USER)
+			r = ap_strv_push(ret, v[i]);
+	return r;
+}
+
+static int add_setup(struct builder *b, enum ap_setup_kind k, const char *file, const char *reason,
+		     const char *note)
+{
+	struct ap_setup_action *v = realloc(b->p->setup, (b->p->n_setup + 1) * sizeof(*v)), *a;
+
+	if (!v)
+		return -ENOMEM;
+	b->p->setup = v;
+	a = &v[b->p->n_setup];
+	*a = (struct ap_setup_action){ .kind = k, .note = note, .file = strdup(file),
+				       .reason = strdup(reason) };
+	if (!a->file || !a->reason) {
+		free(a->file);
+		free(a->reason);
+		return -ENOMEM;
+	}
+	b->p->n_setup++;
+	return 0;
+}
+
+/* A new or changed tmpfiles.d/sysusers.d file runs its tool; a mode change alone does not
+ * (same lines). A removed one runs nothing: systemd-tmpfiles --remove would delete what
+ * the lines name, data a service may still need, and users are never deleted. */
+static int setup_effects(struct builder *b, const struct ap_change *ch, enum ap_change_kind kind,
+			 const struct ap_path_map *nm, const struct ap_path_map *om)
+{
+	enum ap_setup_kind k;
+	int r = 0;
+
+	if (nm && nm->kind == AP_MAP_FILE && kind != AP_CHANGE_MODE &&
+	    setup_kind(b->c, nm->dest, &k))
+		r = add_setup(b, k, nm->dest, ch->path, NULL);
+	if (r >= 0 && om && om->kind == AP_MAP_FILE && setup_kind(b->c, om->dest, &k) &&
+	    (!nm || strcmp(nm->dest, om->dest) != 0))
+		r = add_setup(b, AP_SETUP_NONE, om->dest, ch->old_path ? ch->old_path : ch->path,
+			      k == AP_SETUP_SYSUSERS
+				      ? "sysusers.d file removed: the users it created stay"
+				      : "tmpfiles.d file removed: what it created stays");
+	return r;
+}
+
+static int cmp_setup(const void *a, const void *b)
+{
+	const struct ap_setup_action *x = a, *y = b;
+
+	return x->kind != y->kind ? (int)x->kind - (int)y->kind : strcmp(x->file, y->file);
+}
+
 static int dup_opt(const char *s, char **ret)
 {
 	*ret = s ? strdup(s) : NULL;
@@ -320,6 +415,7 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 {
 	const struct ap_path_map *m = nm ? nm : om;
 	struct ap_file_op *v = realloc(b->p->files, (b->p->n_files + 1) * sizeof(*v)), *f;
+	enum ap_setup_kind sk;
 	int r;
 
 	if (!v)
@@ -352,6 +448,8 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		if (r >= 0)
 			r = ap_strv_copy(nm->rule->validate, &f->validate);
 	}
+	if (r >= 0 && nm && nm->rule && !f->validate && setup_kind(b->c, nm->dest, &sk))
+		r = default_validator(b->c, sk, &f->validate);
 	return r;
 }
 
@@ -568,6 +666,8 @@ static int plan_change(struct builder *b, const struct ap_change *ch)
 				     : ch->path);
 	if (r >= 0 && nmapped)
 		r = new_side_effects(b, ch, kind, &nm);
+	if (r >= 0)
+		r = setup_effects(b, ch, kind, nmapped ? &nm : NULL, omapped ? &om : NULL);
 out:
 	ap_path_map_clear(&nm);
 	ap_path_map_clear(&om);
@@ -650,6 +750,19 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 	return ap_plan_refusal(u->action, &st);
 }
 
+#define OWN_UNIT "own unit: takes effect on the next run"
+
+/* The unit this autopull runs as (a timer's service): a restart, reload, start or stop of it
+ * from inside would end the apply half-way, with the commit not recorded. Its files are
+ * installed and the daemon-reload loads them, so its next run uses the new definition. A stop
+ * of a removed one is left alone too; its timer, also removed, starts it no more. */
+static bool own_unit(const struct builder *b, const struct ap_unit_action *u)
+{
+	return b->st->self && strcmp(b->st->self, u->unit) == 0 &&
+	       u->action != AP_ACTION_NONE && u->action != AP_ACTION_REENABLE &&
+	       u->action != AP_ACTION_ENABLE_START;
+}
+
 /* Turns restarts/reloads of inactive units, and actions the manager would refuse, into
  * "none", of failed ones into "start", and records the seen state. A failed unit was meant
  * to run (someone started it, the manager gave up on it) and its files changed: most often
@@ -665,12 +778,16 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	bool failed = s && strcmp(s->active_state, "failed") == 0;
 
 	if (!b->st->known) {
-		u->if_active = conditional;
-		return 0;
+		/* the unit's own policy is known without its state (planning.c) */
+		r = s ? apply_policy(u, s) : 0;
+		u->if_active = u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD;
+		return r;
 	}
 	u->state = strdup(s ? s->active_state : "inactive");
 	if (!u->state)
 		return -ENOMEM;
+	if (own_unit(b, u))
+		return set_none(u, OWN_UNIT);
 	if (conditional && !state_is_active(s)) {
 		if (!failed)
 			return set_none(u, "inactive: the next start uses the new files");
@@ -730,6 +847,8 @@ int ap_plan_build(const struct ap_config *c, const struct ap_changes *ch,
 	}
 	if (b.p->n_units > 1)
 		qsort(b.p->units, b.p->n_units, sizeof(*b.p->units), cmp_units);
+	if (b.p->n_setup > 1)
+		qsort(b.p->setup, b.p->n_setup, sizeof(*b.p->setup), cmp_setup);
 	*ret = b.p;
 	return 0;
 }

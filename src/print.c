@@ -6,7 +6,7 @@
 
 #include "print.h"
 
-static int json_strv(struct ap_buf *b, char *const *v)
+int ap_print_json_strv(struct ap_buf *b, char *const *v)
 {
 	int r = ap_buf_append(b, "[", 1);
 
@@ -51,6 +51,20 @@ static int json_file(struct ap_buf *b, const struct ap_file_op *f)
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
+/* `, "note": …, "reasons": […]}`: the end of a unit's or a setup action's object. */
+static int json_note_reasons(struct ap_buf *b, const char *note, char *const *reasons)
+{
+	int r = ap_buf_printf(b, ", \"note\": ");
+
+	if (r >= 0)
+		r = ap_buf_json_string_or_null(b, note);
+	if (r >= 0)
+		r = ap_buf_printf(b, ", \"reasons\": ");
+	if (r >= 0)
+		r = ap_print_json_strv(b, reasons);
+	return r < 0 ? r : ap_buf_append(b, "}", 1);
+}
+
 static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
 {
 	int r = ap_buf_append(b, "{\"unit\": ", 9);
@@ -63,15 +77,17 @@ static int json_unit(struct ap_buf *b, const struct ap_unit_action *u)
 				  : "false");
 	if (r >= 0)
 		r = ap_buf_json_string_or_null(b, u->state);
+	return r < 0 ? r : json_note_reasons(b, u->note, u->reasons);
+}
+
+static int json_setup(struct ap_buf *b, const struct ap_setup_action *a)
+{
+	int r = ap_buf_printf(b, "{\"action\": \"%s\", \"file\": ",
+			      ap_setup_kind_to_string(a->kind));
+
 	if (r >= 0)
-		r = ap_buf_printf(b, ", \"note\": ");
-	if (r >= 0)
-		r = ap_buf_json_string_or_null(b, u->note);
-	if (r >= 0)
-		r = ap_buf_printf(b, ", \"reasons\": ");
-	if (r >= 0)
-		r = json_strv(b, u->reasons);
-	return r < 0 ? r : ap_buf_append(b, "}", 1);
+		r = ap_buf_json_string(b, a->file);
+	return r < 0 ? r : json_note_reasons(b, a->note, (char *[]){ a->reason, NULL });
 }
 
 int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf *b)
@@ -100,9 +116,16 @@ int ap_print_plan_json(const struct ap_plan *p, const char *extra, struct ap_buf
 			r = json_unit(b, &p->units[i]);
 	}
 	if (r >= 0)
+		r = ap_buf_printf(b, "],\n \"setup\": [");
+	for (size_t i = 0; r >= 0 && i < p->n_setup; i++) {
+		r = ap_buf_printf(b, "%s\n  ", i ? "," : "");
+		if (r >= 0)
+			r = json_setup(b, &p->setup[i]);
+	}
+	if (r >= 0)
 		r = ap_buf_printf(b, "],\n \"unmapped\": ");
 	if (r >= 0)
-		r = json_strv(b, p->unmapped);
+		r = ap_print_json_strv(b, p->unmapped);
 	if (r >= 0 && extra)
 		r = ap_buf_printf(b, ",\n %s", extra);
 	return r < 0 ? r : ap_buf_printf(b, "}\n");
@@ -157,6 +180,17 @@ static int human_unit(struct ap_buf *b, const struct ap_unit_action *u, int widt
 	return human_line(b, &l, r);
 }
 
+static int human_setup(struct ap_buf *b, const struct ap_setup_action *a)
+{
+	struct ap_buf l = { 0 };
+	int r = ap_buf_printf(&l, "  %-15s %s because %s", ap_setup_kind_to_string(a->kind),
+			      a->file, a->reason);
+
+	if (r >= 0 && a->note)
+		r = ap_buf_printf(&l, " (%s)", a->note);
+	return human_line(b, &l, r);
+}
+
 int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 {
 	int width = 20, r = ap_buf_printf(b, "plan %.12s -> %.12s: %zu file(s), %zu unit(s)%s\n",
@@ -176,6 +210,10 @@ int ap_print_plan_human(const struct ap_plan *p, struct ap_buf *b)
 			width = (int)strlen(p->units[i].unit);
 	for (size_t i = 0; r >= 0 && i < p->n_units; i++)
 		r = human_unit(b, &p->units[i], width);
+	if (r >= 0 && p->n_setup)
+		r = ap_buf_printf(b, "setup (after the files, before any unit starts):\n");
+	for (size_t i = 0; r >= 0 && i < p->n_setup; i++)
+		r = human_setup(b, &p->setup[i]);
 	if (r >= 0 && p->unmapped)
 		r = ap_buf_printf(b,
 				  "unmapped (under a units: dir, not a unit, no files: rule):\n");

@@ -57,15 +57,11 @@ static int open_or_create(const char *dir, git_repository **ret)
 	return 0;
 }
 
-int ap_repo_open(const char *dir, struct ap_repo **ret)
+/* The handle around git (opened when k >= 0), or everything undone. */
+static int wrap(git_repository *git, int k, struct ap_repo **ret)
 {
-	git_repository *git = NULL;
 	struct ap_repo *r = NULL;
-	int k;
 
-	if ((k = repo_git_init()) < 0)
-		return k;
-	k = open_or_create(dir, &git);
 	if (k >= 0 && !(r = calloc(1, sizeof(*r))))
 		k = -ENOMEM;
 	if (k < 0) {
@@ -76,6 +72,31 @@ int ap_repo_open(const char *dir, struct ap_repo **ret)
 	r->git = git;
 	*ret = r;
 	return 0;
+}
+
+int ap_repo_open(const char *dir, struct ap_repo **ret)
+{
+	git_repository *git = NULL;
+	int k;
+
+	if ((k = repo_git_init()) < 0)
+		return k;
+	return wrap(git, open_or_create(dir, &git), ret);
+}
+
+int ap_repo_open_existing(const char *path, struct ap_repo **ret)
+{
+	git_repository *git = NULL;
+	int k;
+
+	if ((k = repo_git_init()) < 0)
+		return k;
+	/* NO_SEARCH: the repository is the one named, never one found above it. */
+	k = git_repository_open_ext(&git, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	if (k < 0)
+		k = ap_log_error(repo_git_errno(k), "'%s' is not a git repository: %s", path,
+				 repo_git_msg());
+	return wrap(git, k, ret);
 }
 
 void ap_repo_free(struct ap_repo *r)

@@ -150,6 +150,18 @@ static bool key_is(const char *line, size_t len, const char *key)
 	return false;
 }
 
+/* The value of a "Key=value" line, without the white space after '='. */
+static const char *value_of(const char *line, size_t len, size_t *ret_len)
+{
+	const char *val = (const char *)memchr(line, '=', len) + 1;
+	size_t n = len - (size_t)(val - line);
+
+	while (n && isspace((unsigned char)*val))
+		val++, n--;
+	*ret_len = n;
+	return val;
+}
+
 bool ap_unitfile_has_install(const char *text, size_t len)
 {
 	static const char *const keys[] = { "WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also" };
@@ -185,16 +197,35 @@ enum ap_onchange ap_unitfile_onchange(const char *text, size_t len)
 
 		if (strcmp(it.section, "Unit") != 0 || !key_is(l, n, "X-AutoPull-OnChange"))
 			continue;
-		val = memchr(l, '=', n) + 1;
-		vlen = n - (size_t)(val - l);
-		while (vlen && isspace((unsigned char)*val))
-			val++, vlen--;
+		val = value_of(l, n, &vlen);
 		v = AP_ONCHANGE_INVALID; /* the last assignment wins, as in systemd */
 		for (size_t i = 0; i < ELEMENTSOF(words); i++)
 			if (vlen == strlen(words[i].word) && memcmp(val, words[i].word, vlen) == 0)
 				v = words[i].v;
 	}
 	return v;
+}
+
+int ap_unitfile_health(const char *text, size_t len, char **ret, unsigned *ret_line)
+{
+	struct line_iter it = { .p = text, .end = text + len };
+	const char *l, *val = NULL;
+	size_t n, vlen = 0;
+
+	while (next_line(&it, &l, &n)) {
+		if (strcmp(it.section, "Unit") != 0 || !key_is(l, n, "X-AutoPull-Health"))
+			continue;
+		val = value_of(l, n, &vlen);
+	}
+	if (!val || vlen == 0)
+		return 0;
+	*ret = strndup(val, vlen);
+	if (!*ret)
+		return -ENOMEM;
+	*ret_line = 1;
+	for (const char *p = text; p < val; p++)
+		*ret_line += *p == '\n';
+	return 1;
 }
 
 /* systemd's parse_boolean(); -1 for anything else. */
@@ -227,14 +258,43 @@ void ap_unitfile_refusals(const char *text, size_t len, bool *refuse_start, bool
 		if (strcmp(it.section, "Unit") != 0 || (!start && !key_is(l, n,
 									  "RefuseManualStop")))
 			continue;
-		val = memchr(l, '=', n) + 1;
-		vlen = n - (size_t)(val - l);
-		while (vlen && isspace((unsigned char)*val))
-			val++, vlen--;
+		val = value_of(l, n, &vlen);
 		/* the last valid assignment wins; systemd ignores an invalid one */
 		if ((b = parse_bool(val, vlen)) >= 0)
 			*(start ? refuse_start : refuse_stop) = b;
 	}
+}
+
+int ap_unitfile_user(const char *text, size_t len, char *ret, size_t size)
+{
+	struct line_iter it = { .p = text, .end = text + len };
+	bool dynamic = false;
+	const char *l, *user = NULL;
+	size_t n, ulen = 0;
+
+	while (next_line(&it, &l, &n)) {
+		const char *val;
+		size_t vlen;
+		int b;
+
+		if (strcmp(it.section, "Service") != 0)
+			continue;
+		if (key_is(l, n, "User")) {
+			user = value_of(l, n, &ulen);
+		} else if (key_is(l, n, "DynamicUser")) {
+			val = value_of(l, n, &vlen);
+			if ((b = parse_bool(val, vlen)) >= 0)
+				dynamic = b;
+		}
+	}
+	/* the manager makes a DynamicUser= one itself; a specifier is resolved by the manager */
+	if (!user || ulen == 0 || dynamic || memchr(user, '%', ulen))
+		return 0;
+	if (ulen >= size)
+		return -ENAMETOOLONG;
+	memcpy(ret, user, ulen);
+	ret[ulen] = '\0';
+	return 1;
 }
 
 /* True when old and new have the same lines in the same sections once the lines skip()

@@ -86,6 +86,13 @@ static int f_install(void *u, const struct ap_plan *p)
 	return fails(u, "install");
 }
 
+static int f_setup(void *u, const struct ap_plan *p)
+{
+	for (size_t i = 0; i < p->n_setup; i++)
+		note(u, "%s:%s", ap_setup_kind_to_string(p->setup[i].kind), p->setup[i].file);
+	return fails(u, "setup");
+}
+
 static int f_restore(void *u, const char *commit)
 {
 	note(u, "restore:%.7s", commit);
@@ -163,7 +170,7 @@ static struct ap_apply_ops ops_for(struct fake *f)
 {
 	return (struct ap_apply_ops){
 		.userdata = f, .save_journal = f_save, .clear_journal = f_clear, .backup = f_backup,
-		.install = f_install, .restore = f_restore, .enable = f_enable,
+		.install = f_install, .setup = f_setup, .restore = f_restore, .enable = f_enable,
 		.reenable = f_reenable, .disable = f_disable, .reload = f_reload,
 		.reset_failed = f_reset_failed, .run_jobs = f_jobs, .settle = f_settle,
 		.record = f_record, .record_rollback = f_record_rollback,
@@ -227,6 +234,55 @@ static void test_order_of_effects(void **state)
 	assert_true(f.cleared);
 	ap_journal_clear(&j);
 	fake_done(&f);
+}
+
+/* plan_abcd with a sysusers.d and a tmpfiles.d file: users, then directories. */
+static struct ap_plan *plan_setup(void)
+{
+	static struct ap_setup_action setup[] = {
+		{ .kind = AP_SETUP_SYSUSERS, .file = "/etc/sysusers.d/app.conf" },
+		{ .kind = AP_SETUP_TMPFILES_CREATE, .file = "/etc/tmpfiles.d/app.conf" },
+	};
+	static struct ap_plan p;
+
+	p = *plan_abcd();
+	p.setup = setup;
+	p.n_setup = ELEMENTSOF(setup);
+	return &p;
+}
+
+#define SETUP_BEFORE                                                                       \
+	"backup disable:d.service stop:d.service reset_failed:d.service install "          \
+	"sysusers:/etc/sysusers.d/app.conf tmpfiles-create:/etc/tmpfiles.d/app.conf "
+
+static void run_setup_plan(const char *fail, enum ap_apply_outcome want, const char *want_log)
+{
+	struct fake f;
+	struct ap_journal j;
+	struct ap_apply_ops ops;
+	enum ap_apply_outcome out;
+
+	start(&f, &j, OID_A);
+	f.fail = fail;
+	ops = ops_for(&f);
+	assert_int_equal(ap_apply_run(&j, plan_setup(), &ops, &out), 0);
+	assert_int_equal(out, want);
+	assert_string_equal(log_of(&f), want_log);
+	ap_journal_clear(&j);
+	fake_done(&f);
+}
+
+/* After the files, before any unit is enabled, reloaded or started: a unit that needs the
+ * user or the directory finds it. A tool that fails puts the files back like a failed write:
+ * no unit sees half a commit. */
+static void test_setup_runs_after_files_before_units(void **state)
+{
+	run_setup_plan(NULL, AP_APPLY_OK,
+		       SETUP_BEFORE "enable:c.service reload try-restart:a.service "
+		       "reload-or-try-restart:b.service start:c.service "
+		       "settle:a.service,b.service,c.service record:a.service,b.service clear");
+	run_setup_plan("setup", AP_APPLY_RESTORED,
+		       SETUP_BEFORE "restore:89abcde enable:d.service reload start:d.service clear");
 }
 
 /* Before the files: nothing of the plan may stay. */
@@ -739,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_idle_phases_write_no_journal),
 		cmocka_unit_test(test_journal_new_marks_nothing_to_do),
 		cmocka_unit_test(test_resolve_unit),
+		cmocka_unit_test(test_setup_runs_after_files_before_units),
 		cmocka_unit_test(test_crash_points),
 		cmocka_unit_test(test_crash_points_of_a_rollback),
 	};

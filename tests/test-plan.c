@@ -40,8 +40,9 @@ static struct ap_unit_state state_v[] = {
 	{ ST("backup.timer", "loaded", "active", "waiting") },
 	{ ST("old.service", "loaded", "active", "running") },
 };
-static const struct ap_unit_states states = { state_v, ELEMENTSOF(state_v), true };
-static const struct ap_unit_states no_states = { NULL, 0, false };
+static const struct ap_unit_states states = { .v = state_v, .n = ELEMENTSOF(state_v),
+					       .known = true };
+static const struct ap_unit_states no_states = { .v = NULL, .n = 0, .known = false };
 
 #define SVC "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/sleep infinity\n"
 #define SVC2 "[Unit]\nDescription=y\n[Service]\nExecStart=/bin/sleep 1000\n"
@@ -168,7 +169,7 @@ static void test_modified_failed_unit_is_started(void **s)
 		{ .name = "worker.service", .load_state = "loaded", .active_state = "failed",
 		  .sub_state = "failed" },
 	};
-	static const struct ap_unit_states failed = { v, ELEMENTSOF(v), true };
+	static const struct ap_unit_states failed = { .v = v, .n = ELEMENTSOF(v), .known = true };
 
 	BUILD(&failed, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
 	      { AP_CHANGE_MODIFY, "env/a", NULL, B, B, "x", "y" });
@@ -179,12 +180,119 @@ static void test_modified_failed_unit_is_started(void **s)
 	DONE();
 }
 
+/* The service running this autopull (found by its pid, whatever its name) is installed and
+ * reloaded but not restarted from inside itself; its timer restarts as any unit does, and a
+ * restart asked for by a file rule or a drop-in is held back the same way. */
+static void test_own_unit_not_restarted(void **s)
+{
+	static struct ap_unit_state v[] = {
+		{ ST("web.service", "loaded", "activating", "start") },
+		{ ST("worker.service", "loaded", "activating", "start") },
+		{ ST("backup.timer", "loaded", "active", "waiting") },
+	};
+	struct ap_unit_states own = { .v = v, .n = ELEMENTSOF(v), .known = true,
+				      .self = (char *)"web.service" };
+
+	BUILD(&own, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "systemd/backup.timer", NULL, B, B,
+		"[Timer]\nOnCalendar=daily\n", "[Timer]\nOnCalendar=hourly\n" },
+	      { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, "a", "b" },
+	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 });
+	assert_true(p->daemon_reload);
+	assert_file(p, 0, "modify", "unit", "/u/web.service");
+	assert_unit(p, "web.service", "none");
+	assert_string_equal(unit(p, "web.service")->note, "own unit: takes effect on the next run");
+	assert_unit(p, "backup.timer", "restart");
+	assert_unit(p, "worker.service", "restart");
+	DONE();
+}
+
+/* tmpfiles.d (user-tmpfiles.d in user scope) and sysusers.d (system scope): an added or
+ * changed file runs its tool, checked first by a validator of its own; a removed one runs
+ * nothing and says so; a file anywhere else is just a file. */
+static void test_setup_actions(void **s)
+{
+	static struct ap_file_rule r[] = {
+		{ .src = "tmpfiles/", .dest = "/h/.config/user-tmpfiles.d/" },
+		{ .src = "sysusers/", .dest = "/etc/sysusers.d/" },
+		{ .src = "systmp/", .dest = "/etc/tmpfiles.d/" },
+		{ .src = "own/app.conf", .dest = "/etc/tmpfiles.d/own.conf",
+		  .validate = validate_argv },
+	};
+	struct ap_config user = cfg, sys = cfg;
+	const struct chg c[] = {
+		{ AP_CHANGE_MODIFY, "tmpfiles/app.conf", NULL, B, B, "a", "b" },
+		{ AP_CHANGE_DELETE, "tmpfiles/old.conf", NULL, B, 0, "a", NULL },
+		{ AP_CHANGE_MODE, "tmpfiles/mode.conf", NULL, B, X, "a", "a" },
+		{ AP_CHANGE_ADD, "sysusers/app.conf", NULL, 0, B, NULL, "u app - -" },
+		{ AP_CHANGE_ADD, "systmp/app.conf", NULL, 0, B, NULL, "d /run/app" },
+		{ AP_CHANGE_ADD, "own/app.conf", NULL, 0, B, NULL, "d /run/own" },
+	};
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+
+	user.files = sys.files = r;
+	user.n_files = sys.n_files = ELEMENTSOF(r);
+	sys.scope = AP_SCOPE_SYSTEM;
+	make_changes(c, ELEMENTSOF(c), &ch);
+
+	assert_int_equal(ap_plan_build(&user, &ch, &states, "a", "b", &p, NULL), 0);
+	assert_int_equal(p->n_setup, 2);
+	assert_int_equal(p->setup[0].kind, AP_SETUP_TMPFILES_CREATE);
+	assert_string_equal(p->setup[0].file, "/h/.config/user-tmpfiles.d/app.conf");
+	assert_string_equal(p->setup[0].reason, "tmpfiles/app.conf");
+	assert_null(p->setup[0].note);
+	assert_int_equal(p->setup[1].kind, AP_SETUP_NONE);
+	assert_string_equal(p->setup[1].file, "/h/.config/user-tmpfiles.d/old.conf");
+	assert_string_equal(p->setup[1].note, "tmpfiles.d file removed: what it created stays");
+	assert_string_equal(p->files[0].validate[0], "systemd-tmpfiles");
+	assert_string_equal(p->files[0].validate[1], "--user");
+	assert_null(p->files[3].validate); /* user scope: sysusers.d is just a file */
+	ap_plan_free(p);
+
+	assert_int_equal(ap_plan_build(&sys, &ch, &states, "a", "b", &p, NULL), 0);
+	assert_int_equal(p->n_setup, 3);
+	assert_int_equal(p->setup[0].kind, AP_SETUP_SYSUSERS);
+	assert_string_equal(p->setup[0].file, "/etc/sysusers.d/app.conf");
+	assert_int_equal(p->setup[1].kind, AP_SETUP_TMPFILES_CREATE);
+	assert_string_equal(p->setup[1].file, "/etc/tmpfiles.d/app.conf");
+	assert_int_equal(p->setup[2].kind, AP_SETUP_TMPFILES_CREATE);
+	assert_string_equal(p->setup[2].file, "/etc/tmpfiles.d/own.conf");
+	assert_string_equal(p->files[3].validate[0], "systemd-sysusers");
+	assert_string_equal(p->files[3].validate[1], "--dry-run");
+	assert_string_equal(p->files[4].validate[1], "--create");
+	assert_string_equal(p->files[5].validate[0], validate_argv[0]); /* the rule's own */
+	ap_plan_free(p);
+	ap_changes_clear(&ch);
+}
+
 static void test_unknown_states_are_conditional(void **s)
 {
 	BUILD(&no_states, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 });
 	assert_unit(p, "web.service", "restart");
 	assert_true(unit(p, "web.service")->if_active);
 	assert_null(unit(p, "web.service")->state);
+	DONE();
+}
+
+/* No manager (a dry run without one, autopull plan): the states are unknown, the units' own
+ * X-AutoPull-OnChange= is not, and wins over the rules as it does on the host. */
+static struct ap_unit_state policy_v[] = {
+	{ ST("web.service", "", "", ""), .onchange = AP_ONCHANGE_RELOAD },
+	{ ST("worker.service", "", "", ""), .onchange = AP_ONCHANGE_NONE },
+};
+static const struct ap_unit_states policy_only = { .v = policy_v, .n = ELEMENTSOF(policy_v) };
+
+static void test_unknown_states_keep_the_units_policy(void **s)
+{
+	BUILD(&policy_only, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "env/app.env", NULL, B, B, NULL, NULL });
+	assert_unit(p, "web.service", "reload");
+	assert_true(unit(p, "web.service")->if_active);
+	assert_null(unit(p, "web.service")->state);
+	assert_non_null(strstr(unit(p, "web.service")->note, "X-AutoPull-OnChange=reload"));
+	assert_unit(p, "worker.service", "none");
+	assert_false(unit(p, "worker.service")->if_active);
 	DONE();
 }
 
@@ -370,7 +478,7 @@ static void test_template_skips_per_connection(void **s)
 		{ ST("sshd@3-10.0.0.1:22-10.0.0.9:51234.service", "loaded", "active", "running") },
 		{ ST("sshd@ops.service", "loaded", "active", "running") },
 	};
-	const struct ap_unit_states sts = { st, ELEMENTSOF(st), true };
+	const struct ap_unit_states sts = { .v = st, .n = ELEMENTSOF(st), .known = true };
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/sshd@.service", NULL, B, B, SVC, SVC2 });
 	assert_unit(p, "sshd@ops.service", "restart");
@@ -466,7 +574,7 @@ static void test_manager_refusals_known_beforehand(void **s)
 		{ ST("foo@a.service", "loaded", "active", "running"), .refuse_start = true,
 		  .can_reload = true },
 	};
-	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const struct ap_unit_states sts = { .v = v, .n = ELEMENTSOF(v), .known = true };
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
 	      { AP_CHANGE_MODIFY, "systemd/worker.service", NULL, B, B, SVC, SVC2 },
@@ -494,7 +602,7 @@ static void test_unit_optout_wins_over_rule(void **s)
 		{ ST("web.service", "loaded", "active", "running"), .onchange = AP_ONCHANGE_NONE },
 		{ ST("old.service", "loaded", "active", "running") },
 	};
-	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const struct ap_unit_states sts = { .v = v, .n = ELEMENTSOF(v), .known = true };
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "env/app.env", NULL, B, B, NULL, "x" },
 	      { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
@@ -555,7 +663,7 @@ static void test_socket_with_running_service(void **s)
 		{ ST("echo.service", "loaded", "active", "running") },
 		{ ST("idle.socket", "loaded", "active", "listening") },
 	};
-	const struct ap_unit_states sts = { v, ELEMENTSOF(v), true };
+	const struct ap_unit_states sts = { .v = v, .n = ELEMENTSOF(v), .known = true };
 	const char *sock1 = "[Socket]\nListenStream=/run/a\n", *sock2 = "[Socket]\nListenStream=/run/b\n";
 
 	BUILD(&sts, { AP_CHANGE_MODIFY, "systemd/echo.socket", NULL, B, B, sock1, sock2 },
@@ -718,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_modified_active_and_inactive),
 		cmocka_unit_test(test_modified_failed_unit_is_started),
 		cmocka_unit_test(test_unknown_states_are_conditional),
+		cmocka_unit_test(test_unknown_states_keep_the_units_policy),
 		cmocka_unit_test(test_timer_and_dropin),
 		cmocka_unit_test(test_template_instances),
 		cmocka_unit_test(test_template_dropin_without_instances),
@@ -745,6 +854,8 @@ int main(void)
 		cmocka_unit_test(test_socket_service_state_needed),
 		cmocka_unit_test(test_metadata_only_change),
 		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
+		cmocka_unit_test(test_own_unit_not_restarted),
+		cmocka_unit_test(test_setup_actions),
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),
 		cmocka_unit_test(test_owed_actions_merge),

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
+#include "unitusers.h"
 #include "validate.h"
 
 #include "capture.h"
@@ -403,6 +404,48 @@ static void test_stage_path_cannot_escape(void **state)
 	ap_buf_clear(&dest);
 }
 
+/* --- the users units run as ------------------------------------------------------------- */
+
+#define UNIT_AS(user) "[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\nUser=" user "\n"
+
+/* A unit whose User= the host does not know is refused before anything changes (systemd would
+ * fail its start with 217/USER), unless a sysusers.d file of the same plan creates it. */
+static void test_unknown_user_refused(void **state)
+{
+	struct ap_change unit = { .kind = AP_CHANGE_ADD, .new_data = (char *)UNIT_AS("apnosuchuser"),
+				  .new_len = strlen(UNIT_AS("apnosuchuser")) };
+	struct ap_change known = { .kind = AP_CHANGE_ADD, .new_data = (char *)UNIT_AS("root"),
+				   .new_len = strlen(UNIT_AS("root")) };
+	struct ap_change dyn = { .kind = AP_CHANGE_ADD,
+				 .new_data = (char *)UNIT_AS("apnosuchuser") "DynamicUser=yes\n",
+				 .new_len = strlen(UNIT_AS("apnosuchuser") "DynamicUser=yes\n") };
+	struct ap_change sysu = { .kind = AP_CHANGE_ADD,
+				  .new_data = (char *)"# app\ng apgroup -\nu  apnosuchuser - \"App\"\n",
+				  .new_len = strlen("# app\ng apgroup -\nu  apnosuchuser - \"App\"\n") };
+	struct ap_file_op files[] = {
+		{ .kind = AP_KIND_UNIT, .install = true, .path = "systemd/app.service",
+		  .dest = "/u/app.service", .unit = "app.service", .change_ref = &unit },
+		{ .kind = AP_KIND_UNIT, .install = true, .path = "systemd/ok.service",
+		  .dest = "/u/ok.service", .unit = "ok.service", .change_ref = &known },
+		{ .kind = AP_KIND_UNIT, .install = true, .path = "systemd/dyn.service",
+		  .dest = "/u/dyn.service", .unit = "dyn.service", .change_ref = &dyn },
+		{ .kind = AP_KIND_FILE, .install = true, .path = "sysusers/app.conf",
+		  .dest = "/etc/sysusers.d/app.conf", .change_ref = &sysu },
+	};
+	struct ap_setup_action setup = { .kind = AP_SETUP_SYSUSERS,
+					 .file = "/etc/sysusers.d/app.conf" };
+	struct ap_plan p = { .to = "abc", .files = files, .n_files = 3 };
+
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_SYSTEM), -EINVAL);
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_USER), 0);
+	p.n_files = 4;
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_SYSTEM), -EINVAL);
+	p.setup = &setup;
+	p.n_setup = 1;
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_SYSTEM), 0);
+	(void)state;
+}
+
 /* --- what a passing validation sees ------------------------------------------------------ */
 
 /* The validator runs on a staged copy with the new bytes, in a clean environment whose home
@@ -465,6 +508,7 @@ static void test_dropin_without_unit_not_verified(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unknown_user_refused),
 		cmocka_unit_test_setup_teardown(test_validator_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validator_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validator_missing_or_unstartable, setup, teardown),

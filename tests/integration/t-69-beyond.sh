@@ -1,0 +1,172 @@
+# shellcheck shell=bash
+# Beyond plain unit files, against the real user manager: autopull's own units in the
+# repository it applies. autopull runs as the repository's infrastructure-auto-pull.service
+# (the shipped unit, started by the manager) while the commit it applies changes that very
+# service and its timer: the run must finish (exit 0, commit recorded) without restarting
+# itself, restart the timer, and the service's next run must use the new definition.
+# Sourced by run.sh after lib.sh.
+
+SELF=infrastructure-auto-pull.service
+SELF_TIMER=infrastructure-auto-pull.timer
+WAIT=30
+
+# self_unit VERSION: the shipped user service, naming the binary under test, writing VERSION
+# to $FX_LOG/self.versions before each run and the dry-run plan of that run (JSON) to
+# $FX_LOG/self.VERSION.plan; the apply's own output goes to $FX_LOG/self.out.
+self_unit() {
+	{
+		sed -e "s|/usr/local/bin/autopull|$AP_BIN|" -e '/^Description=/d' \
+			"$AP_ROOT/units/user/$SELF" | sed "/^\[Unit\]/a Description=self $1"
+		printf 'ExecStartPre=/bin/sh -c "echo %s >> %s/self.versions"\n' "$1" "$FX_LOG"
+		printf 'ExecStartPre=/bin/sh -c "%s --user --dry-run --json > %s/self.%s.plan"\n' \
+			"$AP_BIN" "$FX_LOG" "$1"
+		printf 'StandardOutput=append:%s/self.out\nStandardError=append:%s/self.out\n' \
+			"$FX_LOG" "$FX_LOG"
+	} | fx_write "systemd/$SELF"
+}
+
+# self_timer DESCRIPTION: the shipped timer with a description of its own and no early run
+# (this test starts the service itself, as the timer would).
+self_timer() {
+	sed -e "s/^Description=.*/Description=$1/" -e 's/^OnActiveSec=.*/OnActiveSec=1h/' \
+		-e 's/^RandomizedDelaySec=.*/RandomizedDelaySec=0/' \
+		"$AP_ROOT/units/user/$SELF_TIMER" | fx_write "systemd/$SELF_TIMER"
+}
+
+# run_self NAME: start the service as the timer does and wait (bounded) for it to end.
+run_self() {
+	local i=0
+	ap_systemctl start --no-block -- "$SELF" || return 1
+	while [ $i -lt $((WAIT * 10)) ]; do
+		case $(ap_unit_prop "$SELF" ActiveState) in
+		inactive|failed) return 0 ;;
+		esac
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+
+plan_unit() { ap_jqv "$FX_LOG/self.$1.plan" "[u for u in d['units'] if u['unit'] == '$2'][0]['$3']"; }
+
+ap_case "own unit changed while it runs the apply"
+fx_reset
+fx_origin file || ap_fail "$AP_CASE: fixture origin"
+fx_config "$FX_URL"
+fx_service web.service install "web v1"
+self_unit v1
+self_timer "timer v1"
+V1=$(fx_commit v1)
+fx_apply own-v1 || true
+check "v1: the service is installed, the timer runs" \
+	[ "$(ap_unit_prop "$SELF_TIMER" ActiveState)" = active ]
+T1=$(inv "$SELF_TIMER")
+
+self_unit v2
+self_timer "timer v2"
+fx_service web.service install "web v2"
+V2=$(fx_commit v2)
+W1=$(inv web.service)
+check "the service ran to its end" run_self
+check "its run succeeded (Result=success)" [ "$(ap_unit_prop "$SELF" Result)" = success ]
+check "its run exited 0" [ "$(ap_unit_prop "$SELF" ExecMainStatus)" = 0 ]
+check "v2 recorded as applied" [ "$(applied)" = "$V2" ]
+check "this run was the old definition's" [ "$(cat "$FX_LOG/self.versions")" = v1 ]
+check "the new service file is installed" \
+	cmp -s "$FX_ORIGIN/systemd/$SELF" "$AP_UNIT_DIR/$SELF"
+check "the manager loaded it (daemon-reload)" \
+	[ "$(ap_unit_prop "$SELF" NeedDaemonReload)" = no ]
+check "its timer was restarted (new InvocationID)" [ "$(inv "$SELF_TIMER")" != "$T1" ]
+check "the timer runs its new definition" [ "$(ap_unit_prop "$SELF_TIMER" Description)" = "timer v2" ]
+check "web.service restarted as any unit" [ "$(inv web.service)" != "$W1" ]
+check "the plan holds the service back" [ "$(plan_unit v1 "$SELF" action)" = none ]
+check "the plan says why (JSON)" \
+	[ "$(plan_unit v1 "$SELF" note)" = "own unit: takes effect on the next run" ]
+check "the plan restarts the timer (JSON)" [ "$(plan_unit v1 "$SELF_TIMER" action)" = restart ]
+check "the printed plan says why" \
+	grep -q "none *$SELF .*(own unit: takes effect on the next run)" "$FX_LOG/self.out"
+
+check "the next run ran to its end" run_self
+check "the next run used the new definition" \
+	[ "$(tr '\n' ' ' <"$FX_LOG/self.versions")" = "v1 v2 " ]
+check "the next run succeeded" [ "$(ap_unit_prop "$SELF" Result)" = success ]
+check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
+fx_reset
+
+# --- user-tmpfiles.d -----------------------------------------------------------------------
+TMPF_DIR=$AP_HOME/.config/user-tmpfiles.d
+APP_DIR=$AP_HOME/app-run
+
+# tmpf_config: the fixture config with a rule for tmpfiles/ → ~/.config/user-tmpfiles.d/
+# that restarts app.service.
+tmpf_config() {
+	{
+		fx_config_head "$FX_URL"
+		printf '  - src: tmpfiles/\n    dest: %s/\n    restart: [app.service]\n' "$TMPF_DIR"
+		printf 'guard:\n  settle: 1s\n'
+	} | ap_user_write "$AP_CFG"
+}
+
+# app_unit VERSION [needs]: app.service; with "needs" its ExecStartPre refuses to start unless
+# $APP_DIR is a directory of mode 0750 (what the tmpfiles.d line makes).
+app_unit() {
+	{
+		printf '[Unit]\nDescription=app %s\nStartLimitIntervalSec=0\n\n[Service]\n' "$1"
+		[ "${2:-}" = needs ] &&
+			printf 'ExecStartPre=/bin/sh -c "test $(stat -c %%%%a %s) = 750"\n' "$APP_DIR"
+		printf 'ExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=default.target\n'
+	} | fx_write systemd/app.service
+}
+
+ap_case "user tmpfiles.d: the directory exists before the service that needs it starts"
+fx_reset
+fx_origin file || ap_fail "$AP_CASE: fixture origin"
+tmpf_config
+app_unit v1
+fx_commit v1 >/dev/null
+fx_apply tmpf-v1 || true
+check "v1: app.service runs" [ "$(ap_unit_prop app.service ActiveState)" = active ]
+A1=$(inv app.service)
+
+app_unit v2 needs
+printf 'd %s 0750 - - -\n' "$APP_DIR" | fx_write tmpfiles/app.conf
+V2=$(fx_commit v2)
+fx_dryrun tmpf-dry
+ap_jq "$AP_CASE: the plan runs tmpfiles-create (JSON)" "$AP_TMP/tmpf-dry.out" \
+	"d['setup'] == [{'action': 'tmpfiles-create', 'file': '$TMPF_DIR/app.conf', 'note': None, 'reasons': ['tmpfiles/app.conf']}]"
+ap_autopull tmpf-dry-text --user -c "$AP_CFG" --dry-run
+check "the printed plan names it" grep -q "tmpfiles-create *$TMPF_DIR/app.conf because tmpfiles/app.conf" \
+	"$AP_TMP/tmpf-dry-text.out"
+check "a dry run creates nothing" [ ! -e "$APP_DIR" ]
+ap_autopull tmpf-v2 --user -c "$AP_CFG" apply
+ap_expect_rc "$AP_CASE: apply" 0 tmpf-v2
+check "v2 recorded" [ "$(applied)" = "$V2" ]
+check "the directory was created with its mode" [ "$(stat -c %a "$APP_DIR" 2>/dev/null)" = 750 ]
+check "owned by the user" [ "$(stat -c %U "$APP_DIR" 2>/dev/null)" = "$AP_USER" ]
+check "app.service restarted on it (new InvocationID)" [ "$(inv app.service)" != "$A1" ]
+check "app.service is active" [ "$(ap_unit_prop app.service ActiveState)" = active ]
+
+ap_case "user tmpfiles.d: an invalid line is refused before anything changes"
+printf 'd %s/x 0750 - - -\nK not-a-type\n' "$APP_DIR" | fx_write tmpfiles/app.conf
+fx_commit bad >/dev/null
+fx_snapshot tmpf-before
+ap_autopull tmpf-bad --user -c "$AP_CFG" apply
+ap_expect_rc "$AP_CASE: refused" 4 tmpf-bad
+check "the error names the file" grep -q "tmpfiles/app.conf" "$AP_TMP/tmpf-bad.err"
+fx_snapshot tmpf-after
+check "host unchanged" cmp -s "$AP_TMP/tmpf-before.snap" "$AP_TMP/tmpf-after.snap"
+check "nothing created" [ ! -e "$APP_DIR/x" ]
+
+ap_case "user tmpfiles.d: a removed file leaves what it created"
+fx_rm tmpfiles/app.conf
+app_unit v3
+fx_commit v3 >/dev/null
+fx_dryrun tmpf-rm-dry
+ap_jq "$AP_CASE: the plan says what stays (JSON)" "$AP_TMP/tmpf-rm-dry.out" \
+	"d['setup'][0]['action'] == 'none' and d['setup'][0]['note'] == 'tmpfiles.d file removed: what it created stays'"
+ap_autopull tmpf-rm --user -c "$AP_CFG" apply
+ap_expect_rc "$AP_CASE: apply" 0 tmpf-rm
+check "the file is gone" [ ! -e "$TMPF_DIR/app.conf" ]
+check "the directory stays" [ -d "$APP_DIR" ]
+check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
+fx_reset
+rm -rf "${APP_DIR:?}"
