@@ -441,6 +441,7 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		r = dup_opt(m->unit, &f->unit);
 	if (nm)
 		f->takeover = nm->rule ? nm->rule->takeover : b->c->takeover_units;
+	f->secret = m->rule && m->rule->decrypt;
 	if (r >= 0 && nm && nm->rule) {
 		r = dup_opt(nm->rule->owner, &f->owner);
 		if (r >= 0)

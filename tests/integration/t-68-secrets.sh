@@ -138,6 +138,9 @@ t_change() {
 	check "the unit sees v1" [ "$(environ_token)" = "$TOK-v1" ]
 	sec=$(inv sec.service) other=$(inv other.service)
 	to_v2 chg || return
+	check "the dry run says the secret changed" grep -q "(0600, secret changed)" "$AP_TMP/chg-dry.out"
+	ap_jq "$AP_CASE: --json marks it a secret" "$AP_TMP/chg-json.out" \
+		"d['files'][0]['secret'] is True and d['files'][0]['mode'] == '0600'"
 	check "new plaintext installed" [ "$(cat "$SEC")" = "TOKEN=$TOK-v2" ]
 	check "sec.service restarted" [ "$(inv sec.service)" != "$sec" ]
 	check "other.service untouched" [ "$(inv other.service)" = "$other" ]
