@@ -195,6 +195,28 @@ t_rollback() {
 	check "it sees v1" [ "$(environ_token)" = "$TOK-v1" ]
 }
 
+# Per-host secrets: %H picks this host's file; another host's file (not encrypted for this one)
+# is not mapped here and so refuses nothing.
+t_per_host() {
+	local host
+	host=$(hostname)
+	ap_case "per-host secret files (%H): this host's is installed, another's is not read"
+	fx_reset
+	fx_origin file || { ap_fail "$AP_CASE: fixture origin"; return; }
+	keys || { ap_fail "$AP_CASE: age keys"; return; }
+	{
+		fx_config_head "$FX_URL"
+		printf '  - src: hosts/%%H/app.env.age\n    dest: %s\n    decrypt: age\n' "$SEC"
+	} | ap_user_write "$AP_CFG"
+	mkdir -p "$FX_ORIGIN/hosts/$host" "$FX_ORIGIN/hosts/elsewhere"
+	printf 'TOKEN=%s-here\n' "$TOK" | age -a -r "$HOST_R" -o "$FX_ORIGIN/hosts/$host/app.env.age"
+	printf 'TOKEN=%s-there\n' "$TOK" | age -a -r "$OTHER_R" -o "$FX_ORIGIN/hosts/elsewhere/app.env.age"
+	fx_commit v1 >/dev/null
+	ap_autopull ph --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply" 0 ph
+	check "this host's secret installed" [ "$(cat "$SEC")" = "TOKEN=$TOK-here" ]
+}
+
 t_crash() {
 	local points p name
 	mapfile -t points < <(crash_points)
@@ -227,5 +249,6 @@ t_not_recipient
 t_change
 t_leaks
 t_rollback
+t_per_host
 t_crash
 fx_reset
