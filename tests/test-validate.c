@@ -244,6 +244,24 @@ static void test_validator_fails(void **state)
 	assert_stage_gone(fx);
 }
 
+/* A secret's checker may quote the line it refuses: its output is not logged. */
+static void test_secret_validator_output_hidden(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct prog progs[] = {
+		{ "app-check", 0, 1, 0, "line 1: bad value 'TOKEN=hunter2'\n" }, { NULL } };
+	struct ap_change ch = CHANGE("TOKEN=hunter2\n");
+	struct ap_file_op f = config_file(&ch);
+
+	f.secret = true;
+	spawn.progs = progs;
+	assert_int_equal(validate(fx, &f, 1, AP_SCOPE_SYSTEM, NULL), -EINVAL);
+	assert_logged(fx, "validation of 'app/app.conf' failed (exit 1); the output of a secret's "
+			  "validator is not shown");
+	assert_null(strstr(fx->log, "hunter2"));
+	assert_stage_gone(fx);
+}
+
 /* A validator still running at the timeout is a failure even if what was killed exited 0
  * (a child holding its output open, say). */
 static void test_validator_times_out(void **state)
@@ -567,6 +585,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unknown_user_refused),
 		cmocka_unit_test_setup_teardown(test_validator_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_validator_output_hidden, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validator_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validator_missing_or_unstartable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_failure_reported, setup, teardown),
