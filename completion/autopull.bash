@@ -8,8 +8,8 @@
 # state directory's history; nothing is fetched, locked or planned). The lists below are the ones `autopull --help` prints; the tests compare them.
 # Needs nothing from the bash-completion package.
 
-_autopull_verbs="apply status log pin unpin diff check-config heartbeat trust fleet"
-_autopull_opts_arg="-c --config -n --lines --commit --from --wait --reason"
+_autopull_verbs="apply status log pin unpin diff check-config heartbeat trust fleet plan"
+_autopull_opts_arg="-c --config -n --lines --commit --from --wait --reason --host --repo --format"
 _autopull_opts="--user --dry-run --json --no-fetch --allow-empty --override-guard
 --allow-rewind -v --verbose -q --quiet -h --help --version"
 
@@ -78,7 +78,7 @@ _autopull() {
 			cfg+=(-c "$w")
 			skip=1 ;;
 		--user) cfg+=(--user) ;;
-		-n | --lines | --commit | --from | --wait | --reason) skip=1 ;;
+		-n | --lines | --commit | --from | --wait | --reason | --host | --repo | --format) skip=1 ;;
 		-*) ;;
 		*) if [[ -z $verb ]]; then verb=$w; else nargs=$((nargs + 1)); fi ;;
 		esac
@@ -93,7 +93,14 @@ _autopull() {
 		compopt -o nosort 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -W "$(_autopull_revs "${cfg[@]}") HEAD~1" -- "$cur")
 		return 0 ;;
-	-n | --lines | --wait | --reason)
+	--repo)
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+		return 0 ;;
+	--format)
+		mapfile -t COMPREPLY < <(compgen -W "markdown json" -- "$cur")
+		return 0 ;;
+	-n | --lines | --wait | --reason | --host)
 		return 0 ;;
 	esac
 

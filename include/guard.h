@@ -15,7 +15,7 @@
 struct ap_guard_result {
 	struct ap_hb_verdict *v;
 	size_t n;
-	bool ok;       /* nothing looping and not tripped (stale timers do not block) */
+	bool ok;       /* nothing looping or unhealthy and not tripped (stale timers do not block) */
 	char *tripped; /* why an earlier rollback left the guard tripped, or NULL */
 	unsigned long long window_s;
 	/* per verdict: when the window stops counting the newest restart seen (realtime usec;
@@ -76,6 +76,9 @@ int ap_guard_settle(struct ap_bus *b, char *const *units, unsigned long long set
  * sentence, no newline, appended to out. */
 int ap_guard_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope scope,
 			unsigned long long now_real, struct ap_buf *out);
+
+/* "LOOPING", "UNHEALTHY", "STALE" or "ok". */
+const char *ap_guard_verdict_word(const struct ap_hb_verdict *v);
 
 /* The verdict as one line: "guard: ok", or REFUSING and each unit looping or stale. */
 int ap_guard_format_line(const struct ap_guard_result *g, struct ap_buf *out);

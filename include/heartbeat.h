@@ -59,6 +59,9 @@ struct ap_hb_verdict {
 	/* looping and now in state "failed": the manager restarts it no more, so the window
 	 * never clears it; a start (a fix applied with --override-guard) or reset-failed does */
 	bool failed;
+	/* guard.probe: failed its health probe more than max_restarts times in the window (set by
+	 * guard.c, which runs the probes; why says so unless the unit loops too) */
+	bool unhealthy;
 	unsigned restarts;   /* automatic restarts within the window */
 	char why[160];
 };

@@ -57,6 +57,8 @@ int ap_probe_for_unit(const struct ap_config *c, const char *unit, struct ap_pro
  * 0). result is always set, at most AP_PROBE_RESULT_MAX bytes, without control characters. */
 int ap_probe_once(const struct ap_probe *p, char result[static AP_PROBE_RESULT_MAX]);
 
-/* Probes until successes consecutive passes or the budget is spent. 0 when it passed;
- * -EIO with *ret_why naming the unit, the probe and its last result. Not logged. */
-int ap_probe_wait(const struct ap_probe *p, const char *unit, char **ret_why);
+/* Probes until successes consecutive passes or the budget is spent; result gets the last
+ * attempt's words. 0 when it passed; -EIO with *ret_why naming the unit, the probe and its
+ * last result. Not logged. */
+int ap_probe_wait(const struct ap_probe *p, const char *unit, char result[static AP_PROBE_RESULT_MAX],
+		  char **ret_why);

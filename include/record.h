@@ -75,6 +75,30 @@ int ap_record_override_now(struct ap_ctx *c, const char *kind, const char *to, c
 /* An event recorded outside a run (cmd-trust, cmd-pin): history line and journal entry. */
 void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e);
 
+/* A health probe's verdict for a unit: its line of the probes' record (autopull_unit_healthy,
+ * autopull_probe_failures_total, and the failure times the guard counts within window_usec).
+ * Takes the history lock; logged on failure. */
+#define AP_RECORD_PROBE_RESULT_MAX 256
+struct ap_record_probe_result {
+	const char *unit;
+	const char *kind;          /* "http", "exec", "tcp" */
+	bool healthy;
+	const char *result;        /* the last attempt's words (probe.h), or NULL */
+	unsigned long long window_usec;
+};
+int ap_record_probe(struct ap_state *st, const struct ap_record_probe_result *in);
+/* What the record says of unit: its last result and its failures after since_real (realtime
+ * usec). -ENOENT when it was never probed. */
+struct ap_record_probe_state {
+	bool healthy;
+	char kind[8];
+	char result[AP_RECORD_PROBE_RESULT_MAX];
+	unsigned failures_in_window;
+	unsigned long long last_failure_real;
+};
+int ap_record_probe_read(struct ap_state *st, const char *unit, unsigned long long since_real,
+			 struct ap_record_probe_state *ret);
+
 /* The metrics file (guard.metrics_file or state_dir/metrics.prom) and its push, from the
  * heartbeat's samples and verdicts. The caller holds the history lock. */
 int ap_record_metrics(struct ap_state *st, const struct ap_config *c, const struct ap_hb_history *h,

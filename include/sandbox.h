@@ -29,7 +29,8 @@ struct ap_sandbox {
 	struct ap_sandbox_need *needs; /* sorted by path, one entry per path */
 	size_t n_needs;
 	bool setid;   /* a files: rule has allow_setid: true (apply unit only) */
-	bool network; /* guard.push is set: the heartbeat POSTs its metrics (heartbeat only) */
+	bool network; /* guard.push or guard.probe is set: the heartbeat POSTs its metrics or
+		       * probes services over the network (heartbeat only) */
 };
 
 /* Everything unit u writes under configuration c. */

@@ -26,6 +26,8 @@
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
  *   fleet           "blocked <n>\nwait-ms <n>": what the last run saw of its fleet (fleet:)
  *   verified        the commits found well signed (trust.h)
+ *   probes          "<0|1> <failures> <kind> <unit>": each probed unit's last result and its
+ *                   failed probes so far (record.c's format; heartbeat.lock serialises writers)
  *
  * The line formats are in records.h, the backup store in state-fileset.h. A run reads what it
  * decides on once, with ap_state_load(); the other readers serve the read-only verbs and the
@@ -172,5 +174,9 @@ int ap_state_read_fleet(struct ap_state *s, struct ap_fleet_tick *ret);
 
 /* The cache of verified commits, as text (its format is trust.c's): read at most max bytes,
  * -ENOENT quietly; written durably. */
+/* The probes' record (see above); -ENOENT when no probe ran yet. The caller holds the
+ * history lock. */
+int ap_state_read_probes(struct ap_state *s, char **ret);
+int ap_state_write_probes(struct ap_state *s, const char *text);
 int ap_state_read_verified(struct ap_state *s, size_t max, char **ret);
 int ap_state_write_verified(struct ap_state *s, const char *text);

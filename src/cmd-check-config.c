@@ -17,6 +17,7 @@
 #include "install.h"
 #include "linger.h"
 #include "log.h"
+#include "probe.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -195,6 +196,41 @@ static int fleet_line(struct ap_buf *out, const struct ap_fleet_config *f)
 	return r;
 }
 
+/* The probes of health: as the settle window runs them (probe.h); a URL without its secrets. */
+static int health_out(struct ap_buf *b, const struct ap_config *cfg, bool json)
+{
+	int r = json ? ap_buf_printf(b, ", \"guard_probe\": %s, \"health\": [",
+				     cfg->guard.probe ? "true" : "false") : 0;
+
+	for (size_t i = 0; r >= 0 && i < cfg->n_health; i++) {
+		const struct ap_probe *p = &cfg->health[i].probe;
+		char what[160];
+
+		ap_probe_describe(p, what, sizeof(what));
+		if (!json) {
+			r = ap_buf_linef(b, "health: %s: %s (timeout %llums, interval %llums, "
+					 "successes %u)", cfg->health[i].unit, what,
+					 p->timeout_usec / 1000, p->interval_usec / 1000,
+					 p->successes);
+			continue;
+		}
+		r = ap_buf_printf(b, "%s{\"unit\": ", i ? ", " : "");
+		if (r >= 0)
+			r = ap_buf_json_string(b, cfg->health[i].unit);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"probe\": ");
+		if (r >= 0)
+			r = ap_buf_json_string(b, what);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"timeout_usec\": %llu, \"interval_usec\": %llu, "
+					  "\"successes\": %u}", p->timeout_usec, p->interval_usec,
+					  p->successes);
+	}
+	if (r >= 0 && !json && cfg->guard.probe)
+		r = ap_buf_linef(b, "guard: the heartbeat runs the watched units' probes");
+	return r < 0 || !json ? r : ap_buf_printf(b, "]");
+}
+
 static void sandbox_problem(void *userdata, const char *msg)
 {
 	problem(userdata, "%s", msg);
@@ -224,7 +260,7 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 				  ap_scope_to_string(c.cfg->scope), k.n ? "false" : "true",
 				  c.cfg->n_files, c.cfg->other_host_rules,
 				  k.problems.data ? k.problems.data : "") >= 0 &&
-		    fleet_json(&b, &c.cfg->fleet) >= 0 &&
+		    fleet_json(&b, &c.cfg->fleet) >= 0 && health_out(&b, c.cfg, true) >= 0 &&
 		    (c.cfg->scope != AP_SCOPE_USER || linger < 0 ||
 		     ap_buf_printf(&b, ", \"linger\": %s", linger ? "false" : "true") >= 0) &&
 		    ap_buf_printf(&b, "}\n") >= 0)
@@ -246,6 +282,8 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 			r = ap_buf_linef(&b, "%s)", l.data);
 		if (r >= 0 && c.cfg->fleet.enabled)
 			r = fleet_line(&b, &c.cfg->fleet);
+		if (r >= 0)
+			r = health_out(&b, c.cfg, false);
 		if (r >= 0)
 			fputs(b.data, stdout);
 		ap_buf_clear(&l);

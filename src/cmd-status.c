@@ -169,11 +169,14 @@ static int human_guard(struct ap_buf *b, const struct status *s, bool colour)
 	for (size_t i = 0; r >= 0 && i < s->guard.n; i++) {
 		struct ap_buf hint = { 0 };
 
-		if (!s->guard.v[i].looping && !s->guard.v[i].stale)
+		const struct ap_hb_verdict *v = &s->guard.v[i];
+
+		if (!v->looping && !v->stale && !v->unhealthy)
 			continue;
-		r = ap_buf_linef(b, "            %s %s: %s", s->guard.v[i].unit,
-				 s->guard.v[i].looping ? "LOOPING" : "stale", s->guard.v[i].why);
-		if (r >= 0 && s->guard.v[i].looping &&
+		r = ap_buf_linef(b, "            %s %s: %s", v->unit,
+				 v->looping || v->unhealthy ? ap_guard_verdict_word(v) : "stale",
+				 v->why);
+		if (r >= 0 && (v->looping || v->unhealthy) &&
 		    ap_guard_clear_hint(&s->guard, i, s->c->cfg->scope, s->now, &hint) >= 0 &&
 		    hint.data)
 			r = ap_buf_linef(b, "              %s", hint.data);

@@ -20,6 +20,7 @@
 #include "spawn.h"
 #include "util.h"
 #include "guard.h"
+#include "probe.h"
 
 #define JOB_TIMEOUT_USEC (5ULL * 60 * 1000000)
 
@@ -477,18 +478,51 @@ static int run_jobs(void *u, struct ap_job *jobs, size_t n)
 	return r;
 }
 
+/* Each unit with a probe (health: or X-AutoPull-Health=) must pass it once the window is
+ * over: the unit had the whole window to come up. A failed probe is recorded for the metrics
+ * and fails the settle like a unit that went down. */
+static int probe_units(struct ap_effects *e, char *const *units, char **ret_why)
+{
+	for (size_t i = 0; units && units[i]; i++) {
+		struct ap_probe p = { 0 };
+		char result[AP_PROBE_RESULT_MAX] = "";
+		int r = ap_probe_for_unit(e->cfg, units[i], &p);
+
+		if (r == -EINVAL) {
+			*ret_why = ap_strdupf("unit '%s' has a malformed X-AutoPull-Health=",
+					      units[i]);
+			return *ret_why ? -EIO : -ENOMEM;
+		}
+		if (r < 0)
+			return r;
+		if (r == 0)
+			continue;
+		r = ap_probe_wait(&p, units[i], result, ret_why);
+		(void)ap_record_probe(e->st, &(struct ap_record_probe_result){
+						     .unit = units[i],
+						     .kind = ap_probe_kind_to_string(p.kind),
+						     .healthy = r >= 0, .result = result,
+						     .window_usec = e->cfg->guard.window_usec });
+		ap_probe_clear(&p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int settle(void *u, char *const *units, char **ret_why)
 {
 	struct ap_effects *e = u;
-	int r;
+	int r = 0;
 
-	if (e->cfg->guard.settle_usec == 0)
-		return 0;
 	/* A person at a terminal sees why nothing happens for a while. */
-	if (isatty(STDERR_FILENO))
+	if (isatty(STDERR_FILENO) && e->cfg->guard.settle_usec)
 		fprintf(stderr, "autopull: watching %zu unit(s) for %.0f s (guard.settle)...\n",
 			ap_strv_length(units), e->cfg->guard.settle_usec / 1e6);
-	r = ap_guard_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	if (e->cfg->guard.settle_usec)
+		r = ap_guard_settle(e->bus, units, e->cfg->guard.settle_usec, ret_why);
+	if (r >= 0)
+		r = probe_units(e, units, ret_why);
 	if (r < 0 && r != -EIO)
 		ap_log_error(r, "failed to watch the restarted units: %s", strerror(-r));
 	return r;

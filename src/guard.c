@@ -9,6 +9,7 @@
 #include "fsutil.h"
 #include "sdexit.h"
 #include "log.h"
+#include "probe.h"
 #include "record.h"
 #include "guard.h"
 
@@ -260,6 +261,60 @@ static bool verdicts_changed(const struct ap_config *c, const struct ap_hb_histo
 	return false;
 }
 
+/* guard.probe: one attempt of the probe of each watched unit that is active now (one that is
+ * not is the loop check's, and the first apply's sample comes before its units exist),
+ * recorded for probe_verdicts. Not under the history lock: an attempt may take its whole
+ * timeout. A unit file whose probe does not parse is logged and left out (it was refused with
+ * the apply that brought it). */
+static void probe_watched(struct ap_state *st, const struct ap_config *c,
+			  const struct ap_hb_history *fresh)
+{
+	for (size_t i = 0; i < fresh->n; i++) {
+		const char *unit = fresh->v[i].unit;
+		char result[AP_PROBE_RESULT_MAX] = "";
+		struct ap_probe p = { 0 };
+		int r;
+
+		if (strcmp(fresh->v[i].active_state, "active") != 0 ||
+		    (r = ap_probe_for_unit(c, unit, &p)) <= 0)
+			continue;
+		r = ap_probe_once(&p, result);
+		ap_log_debug("unit '%s': probe: %s", unit, result);
+		(void)ap_record_probe(st, &(struct ap_record_probe_result){
+					      .unit = unit, .kind = ap_probe_kind_to_string(p.kind),
+					      .healthy = r >= 0, .result = result,
+					      .window_usec = c->guard.window_usec });
+		ap_probe_clear(&p);
+	}
+}
+
+/* A watched unit that failed its probe more than max_restarts times within the window is
+ * unhealthy: refused like a loop, until the failures leave the window. */
+static void probe_verdicts(struct ap_state *st, const struct ap_config *c,
+			   struct ap_guard_result *g)
+{
+	unsigned long long now = ap_now_realtime_usec();
+	unsigned long long since = now > c->guard.window_usec ? now - c->guard.window_usec : 0;
+
+	for (size_t i = 0; i < g->n; i++) {
+		struct ap_hb_verdict *v = &g->v[i];
+		struct ap_record_probe_state ps;
+		unsigned long long clears;
+
+		if (ap_record_probe_read(st, v->unit, since, &ps) < 0 ||
+		    ps.failures_in_window <= c->guard.max_restarts)
+			continue;
+		v->unhealthy = true;
+		g->ok = false;
+		clears = ps.last_failure_real + c->guard.window_usec;
+		if (clears > g->clears[i])
+			g->clears[i] = clears;
+		if (!v->looping)
+			snprintf(v->why, sizeof(v->why), "failed its %s probe %u times in %llus; "
+				 "last: %.64s", ps.kind, ps.failures_in_window, g->window_s, ps.result);
+	}
+}
+
 int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 		       bool record, struct ap_guard_result *ret)
 {
@@ -276,6 +331,8 @@ int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		if (r >= 0)
 			r = ap_hb_history_append(&fresh, &s);
 	}
+	if (r >= 0 && record && c->guard.probe)
+		probe_watched(st, c, &fresh);
 	lock = r >= 0 ? ap_state_lock_history(st, 10) : r;
 	r = lock;
 	if (r >= 0)
@@ -288,6 +345,8 @@ int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		explain_setup_failures(&fresh, &g);
 	if (r >= 0)
 		r = clear_times(c, &h, &g);
+	if (r >= 0 && c->guard.probe)
+		probe_verdicts(st, c, &g);
 	if (r >= 0)
 		g.changed = record && verdicts_changed(c, &h, boot_id, &g);
 	if (r >= 0 && record) {
@@ -347,13 +406,13 @@ static int log_refusal(const struct ap_guard_check *in, const struct ap_guard_re
 		fputs(b.data, stderr);
 	ap_buf_clear(&b);
 	for (size_t i = 0; sampled >= 0 && i < g->n; i++) {
-		if (!g->v[i].looping)
+		if (!g->v[i].looping && !g->v[i].unhealthy)
 			continue;
 		if (ap_guard_clear_hint(g, i, in->cfg->scope, ap_now_realtime_usec(), &b) < 0)
 			return -ENOMEM;
-		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is looping: %s; %s",
-			     in->to,
-			     g->v[i].unit, g->v[i].why, b.data);
+		ap_log_error(-EBUSY, "refusing to apply %.12s: unit '%s' is %s: %s; %s",
+			     in->to, g->v[i].unit, g->v[i].looping ? "looping" : "unhealthy",
+			     g->v[i].why, b.data);
 		ap_buf_clear(&b);
 	}
 	if (tripped)
@@ -495,18 +554,23 @@ int ap_guard_clear_hint(const struct ap_guard_result *g, size_t i, enum ap_scope
 				     v->unit);
 	if (g->clears && g->clears[i])
 		ap_format_ago(g->clears[i], now_real, when, sizeof(when));
-	return ap_buf_printf(out, "the guard lets applies through again %s if it stops restarting "
-			     "(window %llus)", when, g->window_s);
+	return ap_buf_printf(out, "the guard lets applies through again %s if it stops %s "
+			     "(window %llus)", when, v->looping ? "restarting" : "failing its probe",
+			     g->window_s);
 }
 
-static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_buf *out)
+enum verdict_list { LIST_LOOPING, LIST_STALE, LIST_UNHEALTHY };
+
+static int json_verdicts(const struct ap_guard_result *g, enum verdict_list which,
+			 struct ap_buf *out)
 {
-	bool first = true;
+	bool first = true, stale = which == LIST_STALE;
 	int r = ap_buf_append(out, "[", 1);
 
 	for (size_t i = 0; r >= 0 && i < g->n; i++) {
 		const struct ap_hb_verdict *v = &g->v[i];
-		if (stale ? !v->stale : !v->looping)
+		if (which == LIST_STALE ? !v->stale : which == LIST_LOOPING ? !v->looping
+									: !v->unhealthy)
 			continue;
 		r = ap_buf_printf(out, "%s{\"unit\": ", first ? "" : ", ");
 		if (r >= 0)
@@ -526,6 +590,11 @@ static int json_verdicts(const struct ap_guard_result *g, bool stale, struct ap_
 	return r < 0 ? r : ap_buf_append(out, "]", 1);
 }
 
+const char *ap_guard_verdict_word(const struct ap_hb_verdict *v)
+{
+	return v->looping ? "LOOPING" : v->unhealthy ? "UNHEALTHY" : v->stale ? "STALE" : "ok";
+}
+
 int ap_guard_format_line(const struct ap_guard_result *g, struct ap_buf *out)
 {
 	int r = ap_buf_printf(out, "guard: %s", g->ok ? "ok" : "REFUSING");
@@ -533,9 +602,9 @@ int ap_guard_format_line(const struct ap_guard_result *g, struct ap_buf *out)
 	if (r >= 0 && g->tripped)
 		r = ap_buf_printf(out, "; tripped: %s", g->tripped);
 	for (size_t i = 0; r >= 0 && i < g->n; i++)
-		if (g->v[i].looping || g->v[i].stale)
-			r = ap_buf_printf(out, "; %s %s: %s", g->v[i].unit,
-					  g->v[i].looping ? "LOOPING" : "STALE", g->v[i].why);
+		if (g->v[i].looping || g->v[i].stale || g->v[i].unhealthy)
+			r = ap_buf_printf(out, "; %s %s: %s", g->v[i].unit, ap_guard_verdict_word(&g->v[i]),
+					  g->v[i].why);
 	return r < 0 ? r : ap_buf_append(out, "\n", 1);
 }
 
@@ -546,11 +615,15 @@ int ap_guard_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 	if (json) {
 		r = ap_buf_printf(out, "{\"ok\": %s, \"looping\": ", g->ok ? "true" : "false");
 		if (r >= 0)
-			r = json_verdicts(g, false, out);
+			r = json_verdicts(g, LIST_LOOPING, out);
 		if (r >= 0)
 			r = ap_buf_printf(out, ", \"stale\": ");
 		if (r >= 0)
-			r = json_verdicts(g, true, out);
+			r = json_verdicts(g, LIST_STALE, out);
+		if (r >= 0)
+			r = ap_buf_printf(out, ", \"unhealthy\": ");
+		if (r >= 0)
+			r = json_verdicts(g, LIST_UNHEALTHY, out);
 		if (r >= 0)
 			r = ap_buf_printf(out, ", \"tripped\": ");
 		if (r >= 0)
@@ -567,10 +640,8 @@ int ap_guard_format(const struct ap_guard_result *g, bool json, struct ap_buf *o
 			width = (int)strlen(g->v[i].unit);
 	for (size_t i = 0; r >= 0 && i < g->n; i++) {
 		const struct ap_hb_verdict *v = &g->v[i];
-		r = ap_buf_linef(out, "  %-*s %s%s%s", width, v->unit,
-				 v->looping ? "LOOPING" : v->stale ? "STALE" : "ok", *v->why ? ": "
-				 : "",
-				 v->why);
+		r = ap_buf_linef(out, "  %-*s %s%s%s", width, v->unit, ap_guard_verdict_word(v),
+				 *v->why ? ": " : "", v->why);
 	}
 	return r;
 }

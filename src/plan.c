@@ -776,8 +776,10 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	bool failed = s && strcmp(s->active_state, "failed") == 0;
 
 	if (!b->st->known) {
-		u->if_active = conditional;
-		return 0;
+		/* the unit's own policy is known without its state (planning.c) */
+		r = s ? apply_policy(u, s) : 0;
+		u->if_active = u->action == AP_ACTION_RESTART || u->action == AP_ACTION_RELOAD;
+		return r;
 	}
 	u->state = strdup(s ? s->active_state : "inactive");
 	if (!u->state)

@@ -3,6 +3,7 @@
  * comparison); other files are only sized here and read one at a time when staged or
  * installed (ap_planning_source). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -50,6 +51,35 @@ static int load_blobs(const struct ap_planning *in, struct ap_changes *changes)
 	return 0;
 }
 
+/* Without a manager the units' states are unknown, but their own X-AutoPull-OnChange= is in
+ * the repository: the named units (not globs) get an entry with an empty state and their
+ * policy, so that a plan without a manager asks what the host's dry run asks. */
+static int policies_only(const struct ap_planning *in, char *const *patterns, const char *to,
+			 struct ap_unit_states *states)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; patterns[i]; i++)
+		n += !strpbrk(patterns[i], "*?[");
+	if (n == 0)
+		return 0;
+	states->v = calloc(n, sizeof(*states->v));
+	if (!states->v)
+		return -ENOMEM;
+	for (size_t i = 0; patterns[i]; i++) {
+		struct ap_unit_state *s = &states->v[states->n];
+
+		if (strpbrk(patterns[i], "*?["))
+			continue;
+		*s = (struct ap_unit_state){ .name = strdup(patterns[i]), .load_state = strdup(""),
+					     .active_state = strdup(""), .sub_state = strdup("") };
+		states->n++;
+		if (!s->name || !s->load_state || !s->active_state || !s->sub_state)
+			return -ENOMEM;
+	}
+	return ap_unitpolicy_read(in->repo, in->cfg, to, states);
+}
+
 static int query_states(const struct ap_planning *in, const struct ap_changes *changes,
 			const char *to, struct ap_unit_states *states)
 {
@@ -62,7 +92,7 @@ static int query_states(const struct ap_planning *in, const struct ap_changes *c
 		if (!in->dry_run)
 			return -ENOTCONN;
 		ap_log_warning("no service manager reachable: unit actions are conditional");
-		return 0;
+		return policies_only(in, patterns, to, states);
 	}
 	k = ap_bus_list_units(in->bus, patterns, states);
 	if (k >= 0)

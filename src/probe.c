@@ -365,9 +365,10 @@ int ap_probe_once(const struct ap_probe *p, char result[static AP_PROBE_RESULT_M
 	return -EINVAL;
 }
 
-int ap_probe_wait(const struct ap_probe *p, const char *unit, char **ret_why)
+int ap_probe_wait(const struct ap_probe *p, const char *unit, char result[static AP_PROBE_RESULT_MAX],
+		  char **ret_why)
 {
-	char result[AP_PROBE_RESULT_MAX], what[160];
+	char what[160];
 	struct ap_probe_run run;
 	enum ap_probe_verdict v;
 

@@ -130,7 +130,9 @@ int ap_sandbox_build(const struct ap_config *c, enum ap_sandbox_unit u, struct a
 			c->guard.metrics_file);
 	if (r >= 0 && u == AP_SANDBOX_APPLY)
 		r = add_rules(&s, c);
-	s.network = u == AP_SANDBOX_HEARTBEAT && c->guard.push_url;
+	/* guard.probe: an http or tcp probe (from health: or a unit file, which the generator
+	 * cannot see) reaches the service; PrivateNetwork= would give it a loopback of its own. */
+	s.network = u == AP_SANDBOX_HEARTBEAT && (c->guard.push_url || c->guard.probe);
 	if (r < 0) {
 		ap_sandbox_done(&s);
 		return r;
@@ -232,7 +234,7 @@ int ap_sandbox_render(const struct ap_sandbox *s, enum ap_sandbox_unit u, const 
 		r = ap_buf_printf(&b, "# allow_setid: true (chmod with setuid/setgid bits)\n"
 				  "CapabilityBoundingSet=CAP_FSETID\nRestrictSUIDSGID=no\n");
 	if (r >= 0 && s->network)
-		r = ap_buf_printf(&b, "# guard.push: the metrics are POSTed over the network\n"
+		r = ap_buf_printf(&b, "# guard.push or guard.probe: metrics POSTed, services probed\n"
 				  "PrivateNetwork=no\nIPAddressDeny=\n"
 				  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n");
 	if (r < 0) {

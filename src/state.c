@@ -521,6 +521,16 @@ int ap_state_write_tripped(struct ap_state *s, const char *why)
 	return line ? ap_state_file_write(s, "guard-tripped", line) : -ENOMEM;
 }
 
+int ap_state_read_probes(struct ap_state *s, char **ret)
+{
+	return ap_state_file_read(s, "probes", STATE_MAX_FILE, ret);
+}
+
+int ap_state_write_probes(struct ap_state *s, const char *text)
+{
+	return ap_state_file_report(s, "probes", text);
+}
+
 int ap_state_clear_tripped(struct ap_state *s)
 {
 	return remove_file(s, "guard-tripped");

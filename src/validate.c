@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "install.h"
 #include "log.h"
+#include "probe.h"
 #include "spawn.h"
 #include "unitfile.h"
 #include "util.h"
@@ -369,6 +370,25 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f,
 	return r;
 }
 
+/* A probe the settle window cannot parse would roll a good commit back after the fact:
+ * refused here, before anything changes. */
+static int check_health(const struct ap_file_op *f, const char *data, size_t len)
+{
+	_cleanup_free_ char *value = NULL;
+	struct ap_probe p = { 0 };
+	const char *error = NULL;
+	unsigned line = 0;
+	int r = ap_unitfile_health(data, len, &value, &line);
+
+	if (r <= 0)
+		return r;
+	r = ap_probe_parse_unit(value, &p, &error);
+	if (r == -EINVAL)
+		return ap_log_error(r, "%s:%u: X-AutoPull-Health=: %s", f->path, line, error);
+	ap_probe_clear(&p);
+	return r;
+}
+
 static int stage_file(struct stage *s, const struct ap_file_op *f,
 		      const struct ap_install_source *src, bool verify)
 {
@@ -377,6 +397,8 @@ static int stage_file(struct stage *s, const struct ap_file_op *f,
 	size_t len;
 	int r = ap_install_content(f, src, &buf, &data, &len);
 
+	if (r >= 0 && f->kind == AP_KIND_UNIT)
+		r = check_health(f, data, len);
 	return r < 0 ? r : stage_write(s, f->dest + f->root_len + 1, data, len, f->path, verify);
 }
 

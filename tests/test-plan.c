@@ -275,6 +275,27 @@ static void test_unknown_states_are_conditional(void **s)
 	DONE();
 }
 
+/* No manager (a dry run without one, autopull plan): the states are unknown, the units' own
+ * X-AutoPull-OnChange= is not, and wins over the rules as it does on the host. */
+static struct ap_unit_state policy_v[] = {
+	{ ST("web.service", "", "", ""), .onchange = AP_ONCHANGE_RELOAD },
+	{ ST("worker.service", "", "", ""), .onchange = AP_ONCHANGE_NONE },
+};
+static const struct ap_unit_states policy_only = { .v = policy_v, .n = ELEMENTSOF(policy_v) };
+
+static void test_unknown_states_keep_the_units_policy(void **s)
+{
+	BUILD(&policy_only, { AP_CHANGE_MODIFY, "systemd/web.service", NULL, B, B, SVC, SVC2 },
+	      { AP_CHANGE_MODIFY, "env/app.env", NULL, B, B, NULL, NULL });
+	assert_unit(p, "web.service", "reload");
+	assert_true(unit(p, "web.service")->if_active);
+	assert_null(unit(p, "web.service")->state);
+	assert_non_null(strstr(unit(p, "web.service")->note, "X-AutoPull-OnChange=reload"));
+	assert_unit(p, "worker.service", "none");
+	assert_false(unit(p, "worker.service")->if_active);
+	DONE();
+}
+
 static void test_timer_and_dropin(void **s)
 {
 	BUILD(&states, { AP_CHANGE_MODIFY, "systemd/backup.timer", NULL, B, B, "[Timer]\nOnCalendar=daily\n", "[Timer]\nOnCalendar=hourly\n" },
@@ -805,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_modified_active_and_inactive),
 		cmocka_unit_test(test_modified_failed_unit_is_started),
 		cmocka_unit_test(test_unknown_states_are_conditional),
+		cmocka_unit_test(test_unknown_states_keep_the_units_policy),
 		cmocka_unit_test(test_timer_and_dropin),
 		cmocka_unit_test(test_template_instances),
 		cmocka_unit_test(test_template_dropin_without_instances),

@@ -272,25 +272,36 @@ static void test_setid(void **state)
 	free(out);
 }
 
-/* guard.push gives the heartbeat a network; the apply unit has one anyway. */
-static void test_push_network(void **state)
+/* guard.push and guard.probe give the heartbeat a network (a probe must reach the service's
+ * own address, not a private loopback); the apply unit has one anyway. */
+static void test_network(void **state)
 {
-	static const char text[] = REPO "guard:\n  push: https://vm.example.org/api/v1/import/prometheus\n";
-	char *out = render(text, AP_SANDBOX_HEARTBEAT), **paths = NULL;
-	unsigned flags = 0;
+	static const char *const texts[] = {
+		REPO "guard:\n  push: https://vm.example.org/api/v1/import/prometheus\n",
+		REPO "guard:\n  probe: true\n",
+	};
 
-	assert_non_null(strstr(out, "\nPrivateNetwork=no\nIPAddressDeny=\n"
-				    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"));
-	assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
-	assert_int_equal(flags, AP_SANDBOX_NETWORK);
-	ap_strv_free(paths);
-	free(out);
-	out = render(text, AP_SANDBOX_APPLY);
-	assert_null(strstr(out, "PrivateNetwork"));
-	free(out);
-	out = render(example, AP_SANDBOX_HEARTBEAT);
-	assert_null(strstr(out, "PrivateNetwork"));
-	free(out);
+	for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+		char *out = render(texts[i], AP_SANDBOX_HEARTBEAT), **paths = NULL;
+		unsigned flags = 0;
+
+		assert_non_null(strstr(out, "\nPrivateNetwork=no\nIPAddressDeny=\n"
+					    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"));
+		assert_int_equal(ap_sandbox_parse(out, &paths, &flags), 0);
+		assert_int_equal(flags, AP_SANDBOX_NETWORK);
+		ap_strv_free(paths);
+		free(out);
+		out = render(texts[i], AP_SANDBOX_APPLY);
+		assert_null(strstr(out, "PrivateNetwork"));
+		free(out);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char *out = render(i ? REPO "guard:\n  probe: false\n" : example,
+				   AP_SANDBOX_HEARTBEAT);
+
+		assert_null(strstr(out, "PrivateNetwork"));
+		free(out);
+	}
 }
 
 static void test_covers(void **state)
@@ -318,7 +329,7 @@ int main(void)
 		cmocka_unit_test(test_blocked),
 		cmocka_unit_test(test_nested),
 		cmocka_unit_test(test_setid),
-		cmocka_unit_test(test_push_network),
+		cmocka_unit_test(test_network),
 		cmocka_unit_test(test_covers),
 	};
 

@@ -59,6 +59,9 @@ config() {
 	  - src: hosts/%H/app.conf
 	    dest: $FX_ETC/app.conf
 	    restart: [worker.service]
+	  - src: api/
+	    dest: $FX_ETC/api/
+	    restart: [api.service]
 	guard:
 	  settle: 0s
 	EOF
@@ -70,6 +73,13 @@ db_service() {
 		"$1" | fx_write systemd-db/db.service
 }
 
+# api.service: its own X-AutoPull-OnChange=reload turns the restart its rule asks for into a
+# reload, on the host as in the plan.
+api_service() {
+	printf '[Unit]\nDescription=api\nX-AutoPull-OnChange=reload\n\n[Service]\nExecStart=/bin/sleep infinity\nExecReload=/bin/true\n\n[Install]\nWantedBy=default.target\n' |
+		fx_write systemd/api.service
+}
+
 # v1 applied as db1 (every unit, the db one too), all services running. Sets V1.
 baseline() {
 	fx_reset
@@ -77,13 +87,15 @@ baseline() {
 	config
 	fx_base
 	db_service v1
+	api_service
+	printf 'api v1\n' | fx_write api/api.conf
 	printf 'web1 v1\n' | fx_write hosts/web1/app.conf
 	printf 'db1 v1\n' | fx_write hosts/db1/app.conf
 	V1=$(fx_commit v1) || return 1
 	as_host db1 base-apply --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: v1 applied as db1" 0 base-apply || return 1
 	fx_unit_state worker.service active && fx_unit_state web.service active &&
-		fx_unit_state db.service active
+		fx_unit_state db.service active && fx_unit_state api.service active
 }
 
 t_failures() {
@@ -129,6 +141,7 @@ t_three_hosts() {
 	printf 'APP=2\n' | fx_write 'env/we|ird`<b>.env'
 	printf 'web1 v2\n' | fx_write hosts/web1/app.conf
 	db_service v2
+	printf 'api v2\n' | fx_write api/api.conf
 	fx_service new.service install
 	v2=$(fx_commit v2) || return
 	plan md --from "$V1" --commit "$v2" --host web1 --host web2 --host db1
@@ -151,6 +164,8 @@ t_three_hosts() {
 		"'hosts/web1/app.conf' in [u for u in d['hosts'][0]['plan']['units'] if u['unit'] == 'worker.service'][0]['reasons']"
 	ap_jq "$AP_CASE: only db1 restarts db.service" "$AP_TMP/js.out" \
 		"[any(u['unit'] == 'db.service' for u in x['plan']['units']) for x in d['hosts']] == [False, False, True]"
+	ap_jq "$AP_CASE: the unit's own X-AutoPull-OnChange=reload wins over its rule's restart" "$AP_TMP/js.out" \
+		"all([u['action'] for u in x['plan']['units'] if u['unit'] == 'api.service'] == ['reload'] for x in d['hosts'])"
 	ap_jq "$AP_CASE: restarts are conditional (no manager)" "$AP_TMP/js.out" \
 		"all(u['if_active'] for x in d['hosts'] for u in x['plan']['units'] if u['action'] in ('restart', 'reload'))"
 	check "no unit was restarted by plan or dry run" test "$(ap_unit_prop worker.service InvocationID)" = "$INV"
