@@ -72,5 +72,16 @@ sx_snapshot tf-after
 check "host unchanged" cmp -s "$AP_TMP/tf-before.snap" "$AP_TMP/tf-after.snap"
 check "the installed tmpfiles.d file is v2's" grep -q "^d $TF_DIR/locks " "$SYS_ROOT/etc/tmpfiles.d/aptest-app.conf"
 check "still at v2" [ "$(applied)" = "$V2" ]
+
+ap_case "tmpfiles.d: an owner nobody makes is refused, the host unchanged"
+printf 'd %s/other 0750 aptestnobody - -\n' "$TF_DIR" | sx_write tmpfiles/aptest-app.conf
+sx_commit v4 >/dev/null
+sys_autopull tf-owner apply
+ap_expect_rc "$AP_CASE: refused" 4 tf-owner
+check "the error names the line and the user" \
+	grep -q "'tmpfiles/aptest-app.conf' line 1 gives user 'aptestnobody'" "$AP_TMP/tf-owner.err"
+check "the installed tmpfiles.d file is v2's" grep -q "^d $TF_DIR/locks " "$SYS_ROOT/etc/tmpfiles.d/aptest-app.conf"
+check "nothing created" [ ! -e "$SYS_ROOT$TF_DIR/other" ]
+check "still at v2" [ "$(applied)" = "$V2" ]
 sx_reset
 sys_sh rm -rf /etc/sysusers.d/aptest-app.conf /etc/tmpfiles.d/aptest-app.conf "$TF_DIR"
