@@ -156,6 +156,22 @@ fx_snapshot tmpf-after
 check "host unchanged" cmp -s "$AP_TMP/tmpf-before.snap" "$AP_TMP/tmpf-after.snap"
 check "nothing created" [ ! -e "$APP_DIR/x" ]
 
+ap_case "user tmpfiles.d: a line that fails when it runs puts the files back"
+# a bad mode passes the parse-only validation and fails in systemd-tmpfiles --create
+printf 'd %s 0750 - - -\nd %s/bad 07x0 - - -\n' "$APP_DIR" "$APP_DIR" | fx_write tmpfiles/app.conf
+app_unit v2b needs
+fx_commit bad-mode >/dev/null
+fx_snapshot tmpf-run-before
+A2=$(inv app.service)
+ap_autopull tmpf-run apply --user -c "$AP_CFG"
+ap_expect_rc "$AP_CASE: apply fails" 1 tmpf-run
+check "the error names the tool, the file and the line" \
+	grep -q "systemd-tmpfiles on '$TMPF_DIR/app.conf' failed (exit 65): .*app.conf:2: " "$AP_TMP/tmpf-run.err"
+fx_snapshot tmpf-run-after
+check "the files are put back, still at v2" cmp -s "$AP_TMP/tmpf-run-before.snap" "$AP_TMP/tmpf-run-after.snap"
+check "app.service not restarted" [ "$(inv app.service)" = "$A2" ]
+check "no journal left" [ ! -e "$AP_STATE_DIR/journal" ]
+
 ap_case "user tmpfiles.d: a removed file leaves what it created"
 fx_rm tmpfiles/app.conf
 app_unit v3
