@@ -244,6 +244,17 @@ static void test_open_fails_without_manager(void **state)
 	assert_int_equal(setenv("XDG_RUNTIME_DIR", saved, 1), 0);
 }
 
+/* The test runs outside every unit of this manager (the harness starts it beside the
+ * manager, not under it): no unit holds it, which is no error. Its own unit, found when it
+ * does run inside one, is tested against the real manager by t-69-beyond. */
+static void test_own_unit_outside(void **state)
+{
+	char *self = (char *)"unset";
+
+	assert_int_equal(ap_bus_own_unit(bus, &self), 0);
+	assert_null(self);
+}
+
 static void test_reload(void **state)
 {
 	_cleanup_(ap_unit_props_clear) struct ap_unit_props p = { 0 };
@@ -622,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_kind_to_string),
 		cmocka_unit_test(test_open_latency),
 		cmocka_unit_test(test_open_fails_without_manager),
+		cmocka_unit_test(test_own_unit_outside),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_start_stop),
 		cmocka_unit_test(test_try_restart_active),
