@@ -261,6 +261,21 @@ static int p_drift(struct ap_config_walk *c, struct ap_config_node *n,
 	return r < 0 ? r : 0;
 }
 
+/* decrypt: age, the one format a secret in the repository may have. */
+static int p_decrypt(struct ap_config_walk *c, struct ap_config_node *n,
+		     const struct ap_config_field *f, void *base)
+{
+	char buf[AP_CONFIG_SHOWN_MAX];
+	const char *s = NULL;
+	int r = ap_config_str(c, n, f, &s);
+
+	if (r >= 0 && strcmp(s, "age") != 0)
+		return ap_config_fail(c, n, "decrypt: '%s' is not 'age'", ap_config_shown(n, buf));
+	if (r >= 0)
+		*AP_CONFIG_FIELD(base, f, bool) = true;
+	return r < 0 ? r : 0;
+}
+
 /* Octal as chmod writes it: 3 or 4 digits, quoted or not ("0644", 644, 4755). */
 static int p_mode(struct ap_config_walk *c, struct ap_config_node *n,
 		  const struct ap_config_field *f, void *base)
@@ -771,6 +786,8 @@ static const struct ap_config_field rule_fields[] = {
 	  .offset = offsetof(struct ap_file_rule, takeover) },
 	SEQ("hosts", struct ap_file_rule, hosts, AP_CONFIG_NONEMPTY, host_glob_ok,
 	    "is not a host name or glob"),
+	{ .key = "decrypt", .type = AP_CONFIG_SCALAR, .parse = p_decrypt,
+	  .offset = offsetof(struct ap_file_rule, decrypt) },
 };
 
 static const struct ap_config_field units_entry_fields[] = {
@@ -824,6 +841,12 @@ static const struct ap_config_schema guard_schema = {
 static const struct ap_config_schema trust_schema = {
 	"trust", trust_fields, ELEMENTSOF(trust_fields)
 };
+static const struct ap_config_field secrets_fields[] = {
+	ABS_FILE("identity", struct ap_config, secrets_identity),
+};
+static const struct ap_config_schema secrets_schema = {
+	"secrets", secrets_fields, ELEMENTSOF(secrets_fields)
+};
 
 static const struct ap_config_field top_fields[] = {
 	{ .key = "repo", .type = AP_CONFIG_MAPPING, .parse = p_map, .offset = 0,
@@ -856,6 +879,8 @@ static const struct ap_config_field top_fields[] = {
 	{ .key = "health", .type = AP_CONFIG_MAPPING, .parse = p_health,
 	  .offset = offsetof(struct ap_config, health), .check = unit_glob_ok,
 	  .why = "is not a unit name or glob" },
+	{ .key = "secrets", .type = AP_CONFIG_MAPPING, .parse = p_map, .offset = 0,
+	  .sub = &secrets_schema },
 };
 
 const struct ap_config_schema ap_config_schema = {
