@@ -98,6 +98,11 @@ t_http_500_rolls_back() {
 	check "the commit is marked bad" grep -q "^$v2 " "$AP_STATE_DIR/bad"
 	ap_autopull st --user -c "$AP_CFG" status
 	check "status names the probe and its result" grep -q "hc.service' failed its health probe.*HTTP 500" "$AP_TMP/st.out"
+	check "status shows the unit's last probe (healthy again after the rollback)" \
+		grep -q "probes:   hc.service healthy (http probe, 1 failed so far): HTTP 200" "$AP_TMP/st.out"
+	ap_autopull stj --user -c "$AP_CFG" status --json
+	ap_jq "$AP_CASE: status --json lists the probe" "$AP_TMP/stj.out" \
+		"d['probes'] == [{'unit': 'hc.service', 'kind': 'http', 'healthy': True, 'failures': 1, 'result': 'HTTP 200'}]"
 	ap_autopull lg --user -c "$AP_CFG" log
 	check "the event names the probe" grep -q "failed its health probe.*HTTP 500" "$AP_TMP/lg.out"
 	check "metrics: one probe failure of hc.service (http)" [ "$(metric autopull_probe_failures_total hc.service http)" = 1 ]

@@ -79,6 +79,7 @@ t_unhealthy_refuses() {
 	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	ap_autopull st --user -c "$AP_CFG" status
 	check "status shows hc.service UNHEALTHY" grep -q "hc.service UNHEALTHY: failed its http probe" "$AP_TMP/st.out"
+	check "and its last probe failing" grep -q "probes:   hc.service FAILING (http probe, [0-9]* failed so far): HTTP 503" "$AP_TMP/st.out"
 	ap_autopull over --user -c "$AP_CFG" --override-guard --reason "hc is being fixed" apply
 	ap_expect_rc "$AP_CASE: --override-guard proceeds" 0 over
 	check "applied = v2" [ "$(applied)" = "$v2" ]
