@@ -124,6 +124,12 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a host named twice" 2 twice
 	ap_autopull norepo --user -c "$AP_CFG" plan --repo "$AP_HOME/no-such-repo" --from HEAD --commit HEAD
 	ap_expect_rc "$AP_CASE: no repository" 2 norepo
+	rm -rf "$AP_HOME/roots-repo" && cp -a "$FX_ORIGIN" "$AP_HOME/roots-repo" &&
+		chown -R 0:0 "$AP_HOME/roots-repo" && chmod -R a+rX "$AP_HOME/roots-repo"
+	ap_autopull foreign --user -c "$AP_CFG" plan --repo "$AP_HOME/roots-repo" --from "$V1" --commit "$V1"
+	ap_expect_rc "$AP_CASE: a checkout of another user" 2 foreign
+	check "says whose it is and what to do" grep -q "repository '$AP_HOME/roots-repo' is owned by uid 0, not by uid $AP_UID that reads it: run autopull as its owner, or chown it" "$AP_TMP/foreign.err"
+	rm -rf "$AP_HOME/roots-repo"
 
 	printf 'notes\n' | fx_write README.md
 	V=$(fx_commit readme)
