@@ -307,6 +307,13 @@ static void report_validator(const struct ap_file_op *f, const struct ap_spawn_r
 	struct ap_buf b = { 0 };
 	int k = 0;
 
+	/* a checker of a secret may quote the line it refuses */
+	if (f->secret) {
+		ap_log_error(-EINVAL, "validation of '%s' failed (%s %d); the output of a secret's "
+			     "validator is not shown", f->path,
+			     res->timed_out ? "timed out, status" : "exit", res->exit_status);
+		return;
+	}
 	for (size_t i = 0; k >= 0 && i < n && i < VALIDATOR_SUMMARY_LINES; i++)
 		k = ap_buf_printf(&b, "%s%s", i ? " | " : "", v[n - 1 - i]);
 	ap_log_error(-EINVAL, "validation of '%s' failed (%s %d): %s", f->path,
