@@ -100,7 +100,7 @@ test-install_MODS := install fsutil fsutil-safe
 test-cmd-fleet_MODS := cmd-fleet
 test-review_MODS  := print print-review journal unitfile
 test-probe_MODS   := probe http spawn unitfile config config-schema config-fleet config-walk fsutil fsutil-safe digest
-test-secrets_MODS := secrets fsutil fsutil-safe spawn plan unitfile repo repo-fetch repo-git repo-tree digest
+test-secrets_MODS := secrets fsutil fsutil-safe spawn plan unitfile repo repo-fetch repo-git repo-local repo-tree digest
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
