@@ -141,5 +141,9 @@ int ap_config_load(const char *path, bool force_user, struct ap_config **ret);
 /* The same for a given host name (hosts:, %H and %l); ap_config_load uses gethostname(). */
 int ap_config_load_host(const char *path, bool force_user, const char *host,
 			struct ap_config **ret);
+/* The same away from that host (autopull plan on a CI runner): what only the host has, the
+ * age identity of secrets:, is not required. */
+int ap_config_load_elsewhere(const char *path, bool force_user, const char *host,
+			     struct ap_config **ret);
 void ap_config_free(struct ap_config *c);
 static inline void ap_config_freep(struct ap_config **c) { if (*c) ap_config_free(*c); }

@@ -119,7 +119,7 @@ static int md_file(struct ap_buf *b, const struct ap_file_op *f)
 	if (k >= 0 && f->install && f->remove && f->old_dest)
 		k = md(b, f->dest);
 	if (k >= 0 && f->install)
-		k = ap_buf_printf(b, " (%04o)", (unsigned)f->mode);
+		k = ap_buf_printf(b, " (%04o%s)", (unsigned)f->mode, f->secret ? ", secret" : "");
 	return k < 0 ? k : ap_buf_printf(b, " |\n");
 }
 

@@ -1036,6 +1036,26 @@ static void test_fleet_file_modes(void **state)
 	assert_int_equal(unlink(ca), 0);
 }
 
+/* Away from the host (autopull plan on a CI runner) the identity is not required: the runner
+ * has none, nor may it. On the host its absence stays an error. */
+static void test_secrets_identity_elsewhere(void **state)
+{
+	_cleanup_free_ char *text = ap_strdupf(REPO "files:\n  - {src: e.age, dest: /etc/e, "
+					       "decrypt: age}\nsecrets: {identity: %s/none.key}\n",
+					       tmpdir);
+	char *path = write_file(text, strlen(text));
+	struct ap_config *c = NULL;
+
+	(void)state;
+	assert_int_equal(ap_config_load_host(path, false, "web1", &c), -EINVAL);
+	assert_null(c);
+	assert_int_equal(ap_config_load_elsewhere(path, false, "web1", &c), 0);
+	assert_true(c->files[0].decrypt);
+	ap_config_free(c);
+	unlink(path);
+	free(path);
+}
+
 /* secrets: the age identity must be the user's own and 0600 when a rule decrypts, with the
  * fix in the message; without such a rule it is not looked at. */
 static void test_secrets_identity(void **state)
@@ -1100,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(test_trusted_file_modes),
 		cmocka_unit_test(test_fleet_file_modes),
 		cmocka_unit_test(test_secrets_identity),
+		cmocka_unit_test(test_secrets_identity_elsewhere),
 	};
 	struct CMUnitTest tests[ELEMENTSOF(fixed) + ELEMENTSOF(bad_configs)];
 	size_t n = 0;

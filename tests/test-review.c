@@ -22,6 +22,8 @@ static char *reasons[] = { hostile_path, NULL };
 static char *unmapped[] = { "systemd/notes|<i>.txt", NULL };
 
 static struct ap_file_op files[] = {
+	{ .change = AP_CHANGE_MODIFY, .kind = AP_KIND_FILE, .path = "secret/db.env",
+	  .dest = "/etc/db.env", .install = true, .mode = 0600, .secret = true },
 	{ .change = AP_CHANGE_MODIFY, .kind = AP_KIND_FILE, .path = hostile_path,
 	  .dest = "/etc/caddy/a|b", .install = true, .mode = 0644 },
 	{ .change = AP_CHANGE_ADD, .kind = AP_KIND_UNIT, .path = "systemd/web.service",
@@ -42,7 +44,7 @@ static struct ap_setup_action setup[] = {
 	{ .kind = AP_SETUP_TMPFILES_CREATE, .file = "/etc/tmpfiles.d/a|b.conf",
 	  .reason = "tmpfiles/a|b.conf", .note = "x<y" },
 };
-static struct ap_plan plan = { .from = FROM, .to = TO, .files = files, .n_files = 3,
+static struct ap_plan plan = { .from = FROM, .to = TO, .files = files, .n_files = 4,
 			       .daemon_reload = true, .units = units, .n_units = 5,
 			       .setup = setup, .n_setup = 1, .unmapped = unmapped };
 static struct ap_plan empty = { .from = FROM, .to = TO };
@@ -101,9 +103,11 @@ static void test_hostile_names_cannot_break_the_table(void **state)
 	/* the escapes are there, the text is still readable */
 	assert_non_null(strstr(b.data, "caddy/a\\|b\\`c&lt;script&gt;x&lt;/script&gt;\\\\n\\| evil"));
 	assert_non_null(strstr(b.data, "\\\\x1b\\[31m\\[l\\](j:x)\\*\\_"));
-	assert_non_null(strstr(b.data, "| web\\|1 | 3 | 1 / 1 / 1 / 1 | 0 |"));
+	assert_non_null(strstr(b.data, "| web\\|1 | 4 | 1 / 1 / 1 / 1 | 0 |"));
 	assert_non_null(strstr(b.data, "| restart | we\\|b\\`&lt;b&gt;.service | if running |"));
 	assert_non_null(strstr(b.data, "- systemd/notes\\|&lt;i&gt;.txt\n"));
+	assert_non_null(strstr(b.data, "| modify | file | secret/db.env | /etc/db.env "
+				       "(0600, secret) |\n"));
 	assert_non_null(strstr(b.data, "| tmpfiles-create | /etc/tmpfiles.d/a\\|b.conf | "
 				       "tmpfiles/a\\|b.conf (x&lt;y) |\n"));
 	ap_buf_clear(&b);

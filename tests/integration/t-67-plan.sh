@@ -124,6 +124,12 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a host named twice" 2 twice
 	ap_autopull norepo --user -c "$AP_CFG" plan --repo "$AP_HOME/no-such-repo" --from HEAD --commit HEAD
 	ap_expect_rc "$AP_CASE: no repository" 2 norepo
+	rm -rf "$AP_HOME/roots-repo" && cp -a "$FX_ORIGIN" "$AP_HOME/roots-repo" &&
+		chown -R 0:0 "$AP_HOME/roots-repo" && chmod -R a+rX "$AP_HOME/roots-repo"
+	ap_autopull foreign --user -c "$AP_CFG" plan --repo "$AP_HOME/roots-repo" --from "$V1" --commit "$V1"
+	ap_expect_rc "$AP_CASE: a checkout of another user" 2 foreign
+	check "says whose it is and what to do" grep -q "repository '$AP_HOME/roots-repo' is owned by uid 0, not by uid $AP_UID that reads it: run autopull as its owner, or chown it" "$AP_TMP/foreign.err"
+	rm -rf "$AP_HOME/roots-repo"
 
 	printf 'notes\n' | fx_write README.md
 	V=$(fx_commit readme)
@@ -158,6 +164,18 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a program, user or validator the runner lacks is not a refusal (the host has them)" 0 elsewhere
 	check "says the program was not checked here" grep -q "^Validation: passed: systemd-analyze verify (1 program(s) the units run are not installed here" "$AP_TMP/elsewhere.out"
 	check "says validate: runs on the host" grep -q "validate: commands run on each host only" "$AP_TMP/elsewhere.out"
+	cp "$AP_TMP/cfg.saved" "$AP_CFG"
+	# a secret: the runner has no identity (nor may it), and plan never decrypts
+	age-keygen -o "$AP_TMP/plan-age.key" 2>/dev/null
+	printf 'password=hunter2\n' | age -r "$(age-keygen -y "$AP_TMP/plan-age.key")" |
+		fx_write secret/db.env
+	V=$(fx_commit secret)
+	sed -i "s|^guard:|  - src: secret/db.env\n    dest: $FX_ETC/db.env\n    decrypt: age\n    restart: [worker.service]\nsecrets:\n  identity: $AP_HOME/no-such-age.key\nguard:|" "$AP_CFG"
+	plan secret --from "$V1" --commit "$V" --host web1 --format json
+	ap_expect_rc "$AP_CASE: a secret planned without the host's identity" 0 secret
+	ap_jq "$AP_CASE: the secret's file is in the plan, marked secret" "$AP_TMP/secret.out" \
+		"[f for f in d['hosts'][0]['plan']['files'] if f['path'] == 'secret/db.env'][0].get('secret') is True"
+	check "no plaintext anywhere" not grep -q hunter2 "$AP_TMP/secret.out" "$AP_TMP/secret.err"
 	cp "$AP_TMP/cfg.saved" "$AP_CFG"
 	without_analyze noanalyze --user -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$V" --host web1
 	ap_expect_rc "$AP_CASE: without systemd-analyze the range is not refused here" 0 noanalyze
