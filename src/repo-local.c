@@ -1,14 +1,15 @@
 /* The first fetch from a repository on this host (a path or file:// URL): the source's pack
  * files are streamed as they are through libgit2's indexer into the mirror, then the tip is
- * checked to be complete. libgit2's local transport instead walks every object, repacks it
- * with a delta search and feeds the indexer a few bytes at a time (one mmap, munmap and two
- * pwrites per object): ~7× `git fetch` on 50,000 files. Copying is what `git fetch` does
- * too (pack-objects reuses the packed bytes).
- * Integrity is the indexer's: it inflates every object, names it by the hash of what it
- * holds, and checks each pack's trailer checksum. An object whose bytes do not match its id
- * therefore lands under another id, and the completeness walk finds the tip incomplete.
- * An incomplete tip (loose objects, alternates, a damaged source) is not an error here: the
- * caller then fetches the usual way, which reads each missing object with its hash checked.
+ * walked in the source and whatever the mirror still lacks (loose objects, objects behind
+ * alternates) is packed from the source and indexed the same way. libgit2's local transport
+ * instead repacks every object with a delta search and feeds the indexer a few bytes at a
+ * time (one mmap, munmap and two pwrites per object): ~7× `git fetch` on 50,000 files.
+ * Copying is what `git fetch` does too (pack-objects reuses the packed bytes).
+ * Integrity: the indexer inflates every object, names it by the hash of what it holds and
+ * checks each pack's trailer checksum, so a pack whose bytes under an id are another
+ * object's puts them under their own id; the walk reads the source's commits and trees with
+ * their hashes checked and finds the real object missing from the mirror; packing it from
+ * the source then fails on its hash. The source is refused and no ref is written.
  * It deliberately never writes a ref (the caller does, after this returns) and is not used
  * once the mirror has the branch: an incremental fetch sends only the new objects. */
 #include <dirent.h>
