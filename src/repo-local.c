@@ -1,14 +1,15 @@
 /* The first fetch from a repository on this host (a path or file:// URL): the source's pack
  * files are streamed as they are through libgit2's indexer into the mirror, then the tip is
- * checked to be complete. libgit2's local transport instead walks every object, repacks it
- * with a delta search and feeds the indexer a few bytes at a time (one mmap, munmap and two
- * pwrites per object): ~7× `git fetch` on 50,000 files. Copying is what `git fetch` does
- * too (pack-objects reuses the packed bytes).
- * Integrity is the indexer's: it inflates every object, names it by the hash of what it
- * holds, and checks each pack's trailer checksum. An object whose bytes do not match its id
- * therefore lands under another id, and the completeness walk finds the tip incomplete.
- * An incomplete tip (loose objects, alternates, a damaged source) is not an error here: the
- * caller then fetches the usual way, which reads each missing object with its hash checked.
+ * walked in the source and whatever the mirror still lacks (loose objects, objects behind
+ * alternates) is packed from the source and indexed the same way. libgit2's local transport
+ * instead repacks every object with a delta search and feeds the indexer a few bytes at a
+ * time (one mmap, munmap and two pwrites per object): ~7× `git fetch` on 50,000 files.
+ * Copying is what `git fetch` does too (pack-objects reuses the packed bytes).
+ * Integrity: the indexer inflates every object, names it by the hash of what it holds and
+ * checks each pack's trailer checksum, so a pack whose bytes under an id are another
+ * object's puts them under their own id; the walk reads the source's commits and trees with
+ * their hashes checked and finds the real object missing from the mirror; packing it from
+ * the source then fails on its hash. The source is refused and no ref is written.
  * It deliberately never writes a ref (the caller does, after this returns) and is not used
  * once the mirror has the branch: an incremental fetch sends only the new objects. */
 #include <dirent.h>
@@ -33,7 +34,24 @@
 
 /* --- streaming packs through the indexer ---------------------------------------------- */
 
-static int index_pack_fd(int fd, const char *name, const char *dest_dir, void *buf)
+/* libgit2 failed on the source at path (on its pack named pack, or NULL): an OS error
+ * (writing the mirror, a disk that fails) may pass; anything else is the source's bytes
+ * (a pack or object that does not verify, an object missing), which a retry reads again. */
+static int source_failed(const char *path, const char *pack)
+{
+	const git_error *e = git_error_last();
+
+	if (e && e->klass == GIT_ERROR_NOMEMORY)
+		return -ENOMEM;
+	if (e && e->klass == GIT_ERROR_OS)
+		return ap_log_error(-EIO, "failed to fetch '%s': %s", path, repo_git_msg());
+	return ap_log_error(-EBADMSG, "failed to fetch '%s': %s%s%s is damaged (%s); it needs a "
+			    "fix there, not a retry", path, pack ? "its pack '" : "the repository",
+			    pack ? pack : "", pack ? "'" : "", repo_git_msg());
+}
+
+static int index_pack_fd(int fd, const char *path, const char *name, const char *dest_dir,
+			 void *buf)
 {
 	git_indexer_options io;
 	git_indexer_progress st = { 0 };
@@ -47,13 +65,11 @@ static int index_pack_fd(int fd, const char *name, const char *dest_dir, void *b
 	while (k >= 0 && (n = read(fd, buf, COPY_CHUNK)) > 0)
 		k = git_indexer_append(idx, buf, (size_t)n, &st);
 	if (k >= 0 && n < 0)
-		k = ap_log_error(-errno, "failed to read pack '%s' of the source: %s", name,
-				 strerror(errno));
+		k = ap_log_error(-errno, "failed to read '%s/%s': %s", path, name, strerror(errno));
 	else if (k >= 0 && (k = git_indexer_commit(idx, &st)) >= 0)
 		k = 1;
 	else if (k < 0)
-		k = ap_log_error(-EBADMSG, "pack '%s' of the source does not verify: %s", name,
-				 repo_git_msg());
+		k = source_failed(path, name);
 	git_indexer_free(idx);
 	return k;
 }
@@ -61,7 +77,8 @@ static int index_pack_fd(int fd, const char *name, const char *dest_dir, void *b
 /* A complete pack is "pack-<hash>.pack" with its ".idx" beside it (git writes the index
  * last); the pack is opened without following a symlink. Returns 1 if indexed, 0 if not a
  * complete pack. */
-static int copy_one(int dfd, const char *name, const char *dest_dir, void *buf)
+static int copy_one(int dfd, const char *src_dir, const char *name, const char *dest_dir,
+		    void *buf)
 {
 	size_t len = strlen(name);
 	_cleanup_free_ char *idx_name = NULL;
@@ -78,12 +95,13 @@ static int copy_one(int dfd, const char *name, const char *dest_dir, void *buf)
 	if (fd < 0 && (errno == ENOENT || errno == ELOOP))
 		return 0; /* gone (a repack) or a symlink: not ours to follow */
 	if (fd < 0)
-		return ap_log_error(-errno, "failed to open pack '%s' of the source: %s", name,
+		return ap_log_error(-errno, "failed to open '%s/%s': %s", src_dir, name,
 				    strerror(errno));
 	if (fstat(fd, &st) < 0)
-		k = ap_log_error(-errno, "failed to stat pack '%s': %s", name, strerror(errno));
+		k = ap_log_error(-errno, "failed to stat '%s/%s': %s", src_dir, name,
+				 strerror(errno));
 	else
-		k = S_ISREG(st.st_mode) ? index_pack_fd(fd, name, dest_dir, buf) : 0;
+		k = S_ISREG(st.st_mode) ? index_pack_fd(fd, src_dir, name, dest_dir, buf) : 0;
 	close(fd);
 	return k;
 }
@@ -105,7 +123,7 @@ static int copy_packs(const char *src_dir, const char *dest_dir, void *buf)
 		return errno == ENOENT ? 0 : ap_log_error(-errno, "failed to list '%s': %s",
 							  src_dir, strerror(errno));
 	while ((de = readdir(d)))
-		if ((k = copy_one(dirfd(d), de->d_name, dest_dir, buf)) < 0)
+		if ((k = copy_one(dirfd(d), src_dir, de->d_name, dest_dir, buf)) < 0)
 			return k;
 		else
 			n += k;
@@ -305,27 +323,42 @@ static int pack_missing(struct missing *m, const char *dest_dir, void *buf)
 
 /* --- the first fetch ------------------------------------------------------------------- */
 
+/* Finds and packs what the mirror still lacks of tip. */
+static int complete(struct missing *m, const char *path, const char *to, const git_oid *tip,
+		    void *buf)
+{
+	int k = find_missing(m, tip);
+
+	if (k >= 0 && m->n > 0)
+		k = pack_missing(m, to, buf);
+	if (k < 0 && k != -ENOMEM)
+		k = source_failed(path, NULL);
+	return k;
+}
+
 static int fill(git_repository *src, struct ap_repo *r, const char *path, const char *from,
 		const char *to, const git_oid *tip)
 {
 	_cleanup_free_ void *buf = malloc(COPY_CHUNK);
 	struct missing m = { .src = src };
+	struct stat st;
 	int n, k;
 
 	if (!buf)
 		return -ENOMEM;
+	/* Said here rather than by the indexer, whose failure to create its temporary file
+	 * leaks (libgit2 1.5). */
+	if (stat(to, &st) < 0 || (!S_ISDIR(st.st_mode) && (errno = ENOTDIR)) ||
+	    access(to, W_OK) < 0)
+		return ap_log_error(-EIO, "failed to fetch '%s': cannot write '%s': %s", path, to,
+				    strerror(errno));
 	remove_temp_packs(to);
 	if ((n = copy_packs(from, to, buf)) < 0)
 		return n;
 	if (git_repository_odb(&m.mirror, r->git) < 0 || git_odb_refresh(m.mirror) < 0)
 		k = ap_log_error(repo_git_errno(GIT_ERROR), "failed to read the mirror: %s",
 				 repo_git_msg());
-	else if ((k = find_missing(&m, tip)) >= 0 && m.n > 0)
-		k = pack_missing(&m, to, buf);
-	if (k < 0 && k != -ENOMEM)
-		k = ap_log_error(-EBADMSG, "failed to fetch '%s': the repository is damaged (%s); "
-				 "it needs a fix there, not a retry", path, repo_git_msg());
-	else if (k >= 0)
+	else if ((k = complete(&m, path, to, tip, buf)) >= 0)
 		ap_log_debug("copied %d pack(s) from '%s', packed %zu more object(s)", n, path,
 			     m.n);
 	git_odb_free(m.mirror);

@@ -840,6 +840,29 @@ static void test_fetch_first_run_killed(void **state)
 	ap_repo_free(r);
 }
 
+/* The mirror cannot be written (its pack directory is a file): a failure of this host, not
+ * a damaged source. */
+static void test_fetch_first_run_mirror_unwritable(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("uo"), *m = tmp_path("um.git"), *url = file_url("uo");
+	_cleanup_free_ char *pack_dir = ap_strdupf("%s/objects/pack", m);
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1] = "";
+	struct ap_repo *r;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "units/a.service", NULL);
+	commit(o, "one", c1);
+	git(o, "repack", "-adq", NULL);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(rmdir(pack_dir), 0);
+	touch(pack_dir);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EIO);
+	assert_string_equal(tip, "");
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	ap_repo_free(r);
+}
+
 /* A first fetch of url into a new mirror m fails, and the mirror has no branch to apply. */
 static void assert_fetch_refused(const char *m, const char *url)
 {
@@ -1308,6 +1331,7 @@ int main(void)
 		cmocka_unit_test(test_fetch),
 		cmocka_unit_test(test_fetch_first_run_packed),
 		cmocka_unit_test(test_fetch_first_run_killed),
+		cmocka_unit_test(test_fetch_first_run_mirror_unwritable),
 		cmocka_unit_test(test_fetch_corrupt_object),
 		cmocka_unit_test(test_fetch_damaged_pack),
 		cmocka_unit_test(test_fetch_errors),
