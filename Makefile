@@ -74,7 +74,7 @@ ALL_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test-*.c))
 TESTS := $(filter-out $(LIVE_TESTS),$(ALL_TESTS))
 BASE  := util log model
 test-config_MODS  := config config-schema config-fleet config-walk fsutil fsutil-safe digest
-test-repo_MODS    := repo repo-fetch repo-git repo-tree digest
+test-repo_MODS    := repo repo-fetch repo-git repo-local repo-tree digest
 test-trust_MODS   := trust trust-io digest fsutil fsutil-safe spawn state records journal unitfile
 test-plan_MODS    := plan unitfile print journal
 test-fsutil_MODS  := fsutil fsutil-safe
@@ -100,6 +100,7 @@ test-install_MODS := install fsutil fsutil-safe
 test-cmd-fleet_MODS := cmd-fleet
 test-review_MODS  := print print-review journal unitfile
 test-probe_MODS   := probe http spawn unitfile config config-schema config-fleet config-walk fsutil fsutil-safe digest
+test-secrets_MODS := secrets fsutil fsutil-safe spawn plan unitfile repo repo-fetch repo-git repo-local repo-tree digest
 
 define test_rule
 build/tests/$(1): tests/$(1).c $(wildcard tests/*.h) $(patsubst %,build/obj/%.o,$(BASE) $($(1)_MODS)) | build/tests
