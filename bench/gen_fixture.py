@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Deterministic fixture repositories for bench/run.sh, as a `git fast-import` stream.
 
-Usage: gen_fixture.py small|large|units1000|commits5000 META_DIR > stream
+Usage: gen_fixture.py small|large|units1000|commits5000|trust5000 META_DIR > stream
 
 Writes the stream to stdout and, into META_DIR, plain lists the bench reads from bash:
   units.list     every unit name (all are services with [Install], running in the bench)
@@ -34,6 +34,7 @@ SIZES = {
     "large": (300, 20, 50000),
     "units1000": (1000, 20, 2000),
     "commits5000": (40, 5, 450),
+    "trust5000": (40, 5, 450),  # commits5000, signed afterwards by sign_chain.py
 }
 # commits5000: refs/bench/units20 lies OUTAGE commits after base (each changes
 # data/outage.txt; every OUTAGE/20th also changes one of the 20 units): the first tick after
@@ -153,7 +154,7 @@ def main():
            [("systemd/" + u, 0o644, unit_text(u, 1)) for u in unit1])
     commit(w, "refs/bench/config", 3, "change the Caddyfile", 1,
            [("caddy/Caddyfile", 0o644, caddyfile(1))])
-    if kind != "commits5000":
+    if kind not in ("commits5000", "trust5000"):
         commit(w, "refs/bench/units20", 4, "change 20 units", 1,
                [("systemd/" + u, 0o644, unit_text(u, 1)) for u in units20])
     else:

@@ -38,7 +38,7 @@ TARGETS = [
 ]
 RSS_LIMIT_KB = 16 * 1024
 IR_LIMIT = 1.5
-REPOS = ["small", "large", "units1000", "commits5000"]
+REPOS = ["small", "large", "units1000", "commits5000", "trust5000"]
 LINEAR_LIMIT = 25.0  # bench/linear.c's LIMIT
 
 
@@ -94,6 +94,8 @@ def tool_label(tool, scenario):
 def tick_label(label, repo, scenario):
     if repo == "commits5000" and scenario == "units20":
         return "20 units changed over 5,000 commits (long outage)"
+    if repo == "trust5000" and scenario == "units20":
+        return "the same over 5,000 signed commits, `trust:` checks every one"
     return label[scenario]
 
 
