@@ -35,6 +35,12 @@ int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size
 			     mode_t mode, uid_t uid, gid_t gid, unsigned flags);
 int ap_fs_sync_dir(int dirfd);
 
+/* Makes everything written to the file system of fd durable, directory entries included
+ * (syncfs): one call for many files written with AP_FS_NO_SYNC, when what says they are
+ * complete (the journal, a backup's manifest) is written only after it. Never torn: a crash
+ * before it returns leaves that record saying the files may be incomplete. */
+int ap_fs_sync_fs(int fd);
+
 /* Reads a regular file (not following symlinks) beneath dirfd, at most max bytes
  * (-EFBIG beyond). *ret is NUL-terminated. -ENOENT when missing. */
 int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);

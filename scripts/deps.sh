@@ -11,7 +11,7 @@ libcmocka-dev git systemd util-linux python3 python3-prometheus-client valgrind
 libcurl4-openssl-dev victoria-metrics openssl python3-yaml openssh-client gpgv gnupg
 openssh-server iproute2 systemd-container debootstrap clang libclang-rt-14-dev man-db groff-base
 lintian debhelper dpkg-dev libjson-c-dev etcd-server etcd-client python3-markdown
-age"
+strace age"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "util.h"
 #include "guard.h"
+#include "linger.h"
 
 struct status {
 	struct ap_ctx *c;
@@ -475,6 +476,7 @@ int ap_cmd_status(const struct ap_opts *o, char **args)
 	if (code != AP_EXIT_OK)
 		return code;
 	s.c = &c;
+	(void)ap_linger_check(c.cfg->scope); /* logged: a warning beside the status */
 	gather(&s);
 	code = (o->json ? json(&s) : human(&s)) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	status_done(&s);

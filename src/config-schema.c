@@ -558,6 +558,7 @@ static int p_guard(struct ap_config_walk *c, struct ap_config_node *n,
 
 #define PROBE_SUCCESSES_MAX 100
 #define PROBE_TIMEOUT_MAX_USEC (10ULL * 60 * 1000000)
+#define PROBE_BUDGET_MAX_USEC (3600ULL * 1000000)
 
 /* HOST:PORT for a tcp: probe: a name or an address ([v6] in brackets) and a port 1-65535. */
 static bool host_port_ok(const char *s)
@@ -617,6 +618,14 @@ static int probe_entry(struct ap_config_walk *c, struct ap_config_node *n, struc
 	if (p->successes == 0 || p->successes > PROBE_SUCCESSES_MAX)
 		return ap_config_fail(c, n, "a health probe's successes must be from 1 to %u",
 				      PROBE_SUCCESSES_MAX);
+	/* 0 would retry a refused connection in a busy loop. */
+	if (p->interval_usec == 0 || p->interval_usec > PROBE_TIMEOUT_MAX_USEC)
+		return ap_config_fail(c, n, "a health probe's interval must be more than 0 and at "
+				      "most 10m");
+	/* The settle window waits this long at most for a probe: an apply must end. */
+	if (p->successes * (p->timeout_usec + p->interval_usec) > PROBE_BUDGET_MAX_USEC)
+		return ap_config_fail(c, n, "a health probe's successes x (timeout + interval) "
+				      "must be at most 1h");
 	return 0;
 }
 

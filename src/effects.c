@@ -295,15 +295,54 @@ static int setup_one(struct ap_effects *e, const struct ap_setup_action *a, char
 	return r;
 }
 
+/* System scope: the manager runs the tool as a transient service (bus.c), outside the sandbox
+ * of the apply service, whose ProtectSystem=strict keeps /etc (systemd-sysusers renames
+ * /etc/passwd) and /run read-only. Its output is that unit's journal; a failed one is reset
+ * at once, so that no run finds a failed unit of ours. */
+static int setup_by_manager(struct ap_effects *e, const struct ap_setup_action *a, unsigned n)
+{
+	_cleanup_free_ char *unit = ap_strdupf("autopull-%s-%d-%u.service",
+					       ap_setup_kind_to_string(a->kind), (int)getpid(), n);
+	_cleanup_free_ char *tool = NULL;
+	struct ap_unit_props props = { 0 };
+	char status[48];
+	struct ap_job job;
+	int r = unit ? ap_spawn_find(a->kind == AP_SETUP_SYSUSERS ? "systemd-sysusers"
+							      : "systemd-tmpfiles", &tool)
+		     : -ENOMEM;
+	char *const tmpfiles[] = { tool, (char *)"--create", a->file, NULL };
+	char *const sysusers[] = { tool, a->file, NULL };
+
+	if (r < 0)
+		return ap_log_error(r, "cannot run the %s of '%s': %s",
+				    ap_setup_kind_to_string(a->kind), a->file, strerror(-r));
+	job = (struct ap_job){ .unit = unit, .kind = AP_JOB_RUN,
+			       .argv = a->kind == AP_SETUP_SYSUSERS ? sysusers : tmpfiles };
+	(void)ap_bus_run_jobs(e->bus, &job, 1, SETUP_TIMEOUT_USEC);
+	if (job.error == 0) {
+		ap_log_info("%s %s: done", ap_setup_kind_to_string(a->kind), a->file);
+		return 0;
+	}
+	(void)ap_bus_get_unit_props(e->bus, unit, &props);
+	r = ap_log_error(-EIO, "%s on '%s' failed (%s, exit status %s); its output: journalctl -u %s",
+			 tool, a->file, job.result,
+			 ap_exit_status_format(props.exec_main_status, status, sizeof(status)), unit);
+	ap_unit_props_clear(&props);
+	(void)ap_bus_reset_failed(e->bus, (char *[]){ unit, NULL });
+	return r;
+}
+
 static int setup(void *u, const struct ap_plan *p)
 {
 	struct ap_effects *e = u;
 	_cleanup_strv_free_ char **env = NULL;
+	bool manager = e->bus && e->cfg->scope == AP_SCOPE_SYSTEM;
 	int r = setup_env(e, &env);
 
 	for (size_t i = 0; r >= 0 && i < p->n_setup; i++)
 		if (p->setup[i].kind != AP_SETUP_NONE)
-			r = setup_one(e, &p->setup[i], env);
+			r = manager ? setup_by_manager(e, &p->setup[i], (unsigned)i)
+				    : setup_one(e, &p->setup[i], env);
 	return r;
 }
 

@@ -752,6 +752,7 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 }
 
 #define OWN_UNIT "own unit: takes effect on the next run"
+#define OWN_UNIT_GONE "own unit: not stopped from inside; it ends with this run"
 
 /* The unit this autopull runs as (a timer's service): a restart, reload, start or stop of it
  * from inside would end the apply half-way, with the commit not recorded. Its files are
@@ -788,7 +789,8 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	if (!u->state)
 		return -ENOMEM;
 	if (own_unit(b, u))
-		return set_none(u, OWN_UNIT);
+		return set_none(u, u->action == AP_ACTION_STOP || u->action == AP_ACTION_DISABLE_STOP
+				   ? OWN_UNIT_GONE : OWN_UNIT);
 	if (conditional && !state_is_active(s)) {
 		if (!failed)
 			return set_none(u, "inactive: the next start uses the new files");

@@ -133,7 +133,9 @@ static int query_states(const struct ap_planning *in, const struct ap_changes *c
 	if (!in->bus) {
 		if (!in->dry_run)
 			return -ENOTCONN;
-		ap_log_warning("no service manager reachable: unit actions are conditional");
+		if (!in->offline)
+			ap_log_warning("no service manager reachable: unit actions are "
+				       "conditional");
 		return policies_only(in, patterns, to, states);
 	}
 	k = ap_bus_list_units(in->bus, patterns, states);

@@ -208,6 +208,21 @@ static void test_own_unit_not_restarted(void **s)
 	DONE();
 }
 
+/* Removed from the repository, it is not stopped from inside either: it ends with this run. */
+static void test_own_unit_removed_not_stopped(void **s)
+{
+	static struct ap_unit_state v[] = { { ST("web.service", "loaded", "activating", "start") } };
+	struct ap_unit_states own = { .v = v, .n = ELEMENTSOF(v), .known = true,
+				      .self = (char *)"web.service" };
+
+	BUILD(&own, { AP_CHANGE_DELETE, "systemd/web.service", NULL, B, 0, SVC, NULL });
+	assert_file(p, 0, "delete", "unit", "/u/web.service");
+	assert_unit(p, "web.service", "none");
+	assert_string_equal(unit(p, "web.service")->note,
+			    "own unit: not stopped from inside; it ends with this run");
+	DONE();
+}
+
 /* tmpfiles.d (user-tmpfiles.d in user scope) and sysusers.d (system scope): an added or
  * changed file runs its tool, checked first by a validator of its own; a removed one runs
  * nothing and says so; a file anywhere else is just a file. */
@@ -881,6 +896,7 @@ int main(void)
 		cmocka_unit_test(test_metadata_only_change),
 		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
 		cmocka_unit_test(test_own_unit_not_restarted),
+		cmocka_unit_test(test_own_unit_removed_not_stopped),
 		cmocka_unit_test(test_setup_actions),
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),
