@@ -2,8 +2,9 @@
  * (state_dir/secrets/XXXXXX, 0700), which never outlives one decryption.
  *
  * Deliberately not here: deciding whether a decrypted file changed (planning.c compares the
- * plaintexts of both sides in memory), installing it (install.c writes it like any file, with
- * mode 0600 unless the rule says otherwise, plan.c). */
+ * new plaintext with the destination, drift.c through ap_secrets_matches, both in memory),
+ * installing it (install.c writes it like any file, with mode 0600 unless the rule says
+ * otherwise, plan.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -29,11 +29,13 @@ sec_units() {
 		fx_write systemd/other.service
 }
 
+# sec_config [EXTRA_YAML]
 sec_config() {
 	{
 		fx_config_head "$FX_URL"
 		printf '  - src: secret/app.env.age\n    dest: %s\n    decrypt: age\n' "$SEC"
 		printf '    restart: [sec.service]\nguard:\n  settle: %s\n' "$FX_SETTLE"
+		[ -n "${1:-}" ] && printf '%s\n' "$1"
 	} | ap_user_write "$AP_CFG"
 }
 
@@ -195,6 +197,24 @@ t_rollback() {
 	check "it sees v1" [ "$(environ_token)" = "$TOK-v1" ]
 }
 
+# Drift of a secret is found by decrypting in memory: none after an apply, and with drift:
+# revert an edited secret is put back (its unit restarted, seeing the repository's value).
+t_drift() {
+	local sec
+	base "drift: an unchanged secret is no drift, an edited one is put back" || return
+	ap_autopull dr-diff0 --user -c "$AP_CFG" diff
+	ap_expect_rc "$AP_CASE: diff finds no drift" 0 dr-diff0
+	sec_config "drift: revert"
+	printf 'TOKEN=%s-edited\n' "$TOK" >"$SEC"
+	sec=$(inv sec.service)
+	ap_autopull dr --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: apply" 0 dr
+	check "the repository's secret is back" [ "$(cat "$SEC")" = "TOKEN=$TOK-v1" ]
+	check "sec.service restarted" [ "$(inv sec.service)" != "$sec" ]
+	check "it sees v1 again" [ "$(environ_token)" = "$TOK-v1" ]
+	check "the log does not quote the edit" not grep -q "$TOK" "$AP_TMP/dr.err" "$AP_TMP/dr.out"
+}
+
 # Per-host secrets: %H picks this host's file; another host's file (not encrypted for this one)
 # is not mapped here and so refuses nothing.
 t_per_host() {
@@ -249,6 +269,7 @@ t_not_recipient
 t_change
 t_leaks
 t_rollback
+t_drift
 t_per_host
 t_crash
 fx_reset
