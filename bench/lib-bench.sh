@@ -55,7 +55,7 @@ bench_start() {
 	exec 9>"$AP_RUN/lock"
 	flock -n 9 || { echo "bench: another bench holds $AP_RUN/lock" >&2; exit 2; }
 	rm -rf "$TMP" "$AP_RUN/golden" "$AP_RUN/expect" "$AP_RUN/meta" "$AP_RUN/callgrind"
-	rm -f "$SAMPLES" "$FAILURES" "$AP_RUN/hwm.jsonl" "$AP_RUN/callgrind.jsonl" "$AP_RUN/env.json"
+	rm -f "$SAMPLES" "$FAILURES" "$AP_RUN/linear.md" "$AP_RUN/hwm.jsonl" "$AP_RUN/callgrind.jsonl" "$AP_RUN/env.json"
 	mkdir -p "$TMP"
 
 	ap_bindir_fresh

@@ -23,6 +23,7 @@ struct ap_file_rule {
 	char **restart;
 	bool takeover;   /* may replace an existing file autopull did not install */
 	char **hosts;    /* host names or globs this rule is for; NULL: every host */
+	bool decrypt;    /* decrypt: age — the repository holds it age-encrypted (secrets.h) */
 };
 
 /* A health probe (probe.h runs it): exactly one of exec, http, tcp is set. */
@@ -123,6 +124,9 @@ struct ap_config {
 	struct ap_fleet_config fleet;
 	struct ap_health_rule *health; /* health: */
 	size_t n_health;
+	/* secrets: the age identity that decrypts the rules with decrypt: age (default
+	 * /etc/autopull/age.key, user scope $XDG_CONFIG_HOME/autopull/age.key). */
+	char *secrets_identity;
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or

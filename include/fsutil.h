@@ -35,6 +35,12 @@ int ap_fs_write_atomic_flags(int dirfd, const char *name, const void *data, size
 			     mode_t mode, uid_t uid, gid_t gid, unsigned flags);
 int ap_fs_sync_dir(int dirfd);
 
+/* Makes everything written to the file system of fd durable, directory entries included
+ * (syncfs): one call for many files written with AP_FS_NO_SYNC, when what says they are
+ * complete (the journal, a backup's manifest) is written only after it. Never torn: a crash
+ * before it returns leaves that record saying the files may be incomplete. */
+int ap_fs_sync_fs(int fd);
+
 /* Reads a regular file (not following symlinks) beneath dirfd, at most max bytes
  * (-EFBIG beyond). *ret is NUL-terminated. -ENOENT when missing. */
 int ap_fs_read_beneath(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
@@ -101,7 +107,9 @@ int ap_fs_unsafe_describe(const struct ap_fs_unsafe *u, int r, char **ret);
  * may not read it either (group read stays allowed). what names it in the message ("trust:
  * ssh_allowed_signers"). -EPERM and *ret_msg naming the exact chmod or chown that fixes it;
  * -ENOENT when it does not exist (whoever reads it says so); other -errno. */
-enum { AP_FS_FILE_SECRET = 1 << 0 };
+/* AP_FS_FILE_PRIVATE: a key only autopull's user may hold (an age identity): owned by that
+ * user itself and mode 0600 or stricter. */
+enum { AP_FS_FILE_SECRET = 1 << 0, AP_FS_FILE_PRIVATE = 1 << 1 };
 int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg);
 /* The same for the directories above dir (dir itself need not exist yet). */
 int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg);

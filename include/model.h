@@ -87,6 +87,7 @@ struct ap_file_op {
 	char **validate;        /* argv template with "%s", or NULL */
 	const struct ap_change *change_ref; /* borrowed: content lives in the changes */
 	char *unit;             /* unit the file belongs to (unit and drop-in kinds) */
+	bool secret;            /* decrypt: age — its content is shown nowhere (secrets.h) */
 };
 
 enum ap_unit_action_kind {

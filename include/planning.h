@@ -15,6 +15,7 @@ struct ap_planning {
 	struct ap_repo *repo;
 	struct ap_bus *bus;     /* NULL: no manager reachable */
 	bool dry_run;           /* without a manager a dry run plans conditional unit actions */
+	bool offline;           /* no manager by design (autopull plan): nothing to warn about */
 	bool files_only;        /* no blobs read and no manager asked: the files a commit maps */
 };
 

@@ -365,6 +365,11 @@ int ap_fs_sync_dir(int dirfd)
 	return r;
 }
 
+int ap_fs_sync_fs(int fd)
+{
+	return syncfs(fd) < 0 ? -errno : 0;
+}
+
 int ap_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
 		       uid_t uid, gid_t gid)
 {

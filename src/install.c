@@ -194,33 +194,42 @@ static int write_one(const struct ap_file_op *f, const struct ap_install_source 
 	r = ap_install_content(f, src, &buf, &data, &len);
 	if (r >= 0)
 		r = ap_fs_write_atomic_flags(dfd, base, data, len, f->mode, uid, gid,
-					     AP_FS_NO_DIRSYNC);
+					     AP_FS_NO_SYNC); /* sync_written() */
 	if (as_user)
 		leave_user();
 	return r;
 }
 
-/* One directory fsync per directory written to, instead of one per file. */
-static int sync_dirs(const struct ap_plan *p)
+/* The files are written without an fsync each: one syncfs per file system written to makes
+ * them all durable, renames included, before ap_install_files returns. Until the journal
+ * records the files as in, a crash is undone from the backup, so a file that did not survive
+ * it is put back like any other. */
+static int sync_written(const struct ap_plan *p)
 {
-	_cleanup_strv_free_ char **done = NULL;
+	_cleanup_free_ dev_t *done = calloc(p->n_files ? p->n_files : 1, sizeof(*done));
+	size_t n = 0;
 
+	if (!done)
+		return -ENOMEM;
 	for (size_t i = 0; i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
-		_cleanup_free_ char *dir = f->install ? ap_path_parent(f->dest) : NULL;
 		_cleanup_close_ int dfd = -1;
+		struct stat st;
+		bool seen = false;
 		int r;
 
-		if (!f->install || !dir || ap_strv_contains(done, dir))
+		if (!f->install)
 			continue;
 		dfd = ap_install_open_dir(f->dest, f->root_len, 0, AP_FS_WALK_NO_CHECK,
 					  &(struct ap_fs_unsafe){ 0 });
-		r = dfd < 0 ? dfd : ap_fs_sync_dir(dfd);
-		if (r >= 0)
-			r = ap_strv_push(&done, dir);
+		r = dfd < 0 ? dfd : fstat(dfd, &st) < 0 ? -errno : 0;
+		for (size_t k = 0; r >= 0 && k < n && !seen; k++)
+			seen = done[k] == st.st_dev;
+		if (r >= 0 && !seen && (r = ap_fs_sync_fs(dfd)) >= 0)
+			done[n++] = st.st_dev;
 		if (r < 0)
-			return ap_log_error(r, "failed to sync directory '%s': %s", dir,
-					    strerror(-r));
+			return ap_log_error(r, "failed to sync the files installed to '%s': %s",
+					    f->dest, strerror(-r));
 	}
 	return 0;
 }
@@ -308,7 +317,7 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 		if (h->progress)
 			h->progress(h->userdata, f->dest);
 	}
-	if ((r = sync_dirs(p)) < 0)
+	if ((r = sync_written(p)) < 0)
 		return r;
 	for (size_t i = 0; i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];

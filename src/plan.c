@@ -297,6 +297,8 @@ static mode_t install_mode(const struct ap_path_map *m, uint32_t git_mode)
 {
 	if (m->kind == AP_MAP_FILE && m->rule->has_mode)
 		return m->rule->mode;
+	if (m->kind == AP_MAP_FILE && m->rule->decrypt) /* a secret is its owner's alone */
+		return 0600;
 	return m->kind == AP_MAP_FILE && git_mode == AP_GIT_MODE_EXEC ? 0755 : 0644;
 }
 
@@ -439,6 +441,7 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		r = dup_opt(m->unit, &f->unit);
 	if (nm)
 		f->takeover = nm->rule ? nm->rule->takeover : b->c->takeover_units;
+	f->secret = m->rule && m->rule->decrypt;
 	if (r >= 0 && nm && nm->rule) {
 		r = dup_opt(nm->rule->owner, &f->owner);
 		if (r >= 0)

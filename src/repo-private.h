@@ -25,3 +25,9 @@ void repo_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id);
 /* The commit rev names (any revspec), peeled; -ENOENT with a logged error when it names
  * none. The caller frees it with git_commit_free(). */
 int repo_lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret);
+
+/* repo-local.c: a first fetch from the repository at path on this host by copying its packs
+ * into the mirror. 1 if the mirror then holds tip and all it names (the caller sets the ref),
+ * 0 if not (no packs, loose objects, alternates: the caller fetches the usual way), -errno
+ * with the error logged (a pack of the source that does not verify). */
+int repo_local_first_fetch(struct ap_repo *r, const char *path, const git_oid *tip);

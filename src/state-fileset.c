@@ -1,6 +1,7 @@
 /* The backup store (see state-fileset.h): file sets of saved host files under the state directory,
  * each a manifest plus one copy per present file, and the pruning and free-space check of
- * backup/. Copies are written with ap_fs_write_atomic beneath the set's own directory.
+ * backup/. Copies are written with ap_fs_write_atomic beneath the set's own directory, made
+ * durable together (one syncfs) when the set is committed, before its manifest.
  *
  * Deliberately not here: reading or writing the managed host files (install.c), deciding
  * which backups to keep (the engine). */
@@ -36,6 +37,7 @@ struct ap_fileset {
 	struct ap_host_file *v;
 	size_t n;
 	bool dirty;
+	bool unsynced; /* copies written since the last commit, not yet durable */
 };
 
 void ap_state_fileset_free(struct ap_fileset *f)
@@ -139,8 +141,10 @@ int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
 			e.id = f->v[i].id + 1;
 	snprintf(name, sizeof(name), "%u", e.id);
 	if (hf->present) {
-		r = ap_fs_write_atomic(f->dfd, name, hf->data ? hf->data : "", hf->len, 0600,
-				       (uid_t)-1, (gid_t)-1);
+		/* Made durable all at once by the commit, before the manifest names them. */
+		r = ap_fs_write_atomic_flags(f->dfd, name, hf->data ? hf->data : "", hf->len,
+					     0600, (uid_t)-1, (gid_t)-1, AP_FS_NO_SYNC);
+		f->unsynced = true;
 		if (r < 0)
 			return ap_log_error(r, "failed to save '%s' into '%s/%s': %s", hf->path,
 					    f->s->path, f->name, strerror(-r));
@@ -159,7 +163,13 @@ int ap_state_fileset_commit(struct ap_fileset *f)
 
 	if (!f->dirty)
 		return 0;
-	r = ap_records_manifest_format(f->v, f->n, &text);
+	/* One syncfs for every copy instead of an fsync of each and of the directory after
+	 * each: a copy counts only once the manifest names it. */
+	r = f->unsynced ? ap_fs_sync_fs(f->dfd) : 0;
+	if (r >= 0)
+		f->unsynced = false;
+	if (r >= 0)
+		r = ap_records_manifest_format(f->v, f->n, &text);
 	if (r >= 0)
 		r = ap_fs_write_atomic(f->dfd, "manifest", text, strlen(text), 0600, (uid_t)-1,
 				       (gid_t)-1);

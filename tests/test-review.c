@@ -38,9 +38,13 @@ static struct ap_unit_action units[] = {
 	{ .unit = "tmpl@.service", .action = AP_ACTION_NONE, .reasons = reasons,
 	  .note = "template: instances start by name" },
 };
+static struct ap_setup_action setup[] = {
+	{ .kind = AP_SETUP_TMPFILES_CREATE, .file = "/etc/tmpfiles.d/a|b.conf",
+	  .reason = "tmpfiles/a|b.conf", .note = "x<y" },
+};
 static struct ap_plan plan = { .from = FROM, .to = TO, .files = files, .n_files = 3,
 			       .daemon_reload = true, .units = units, .n_units = 5,
-			       .unmapped = unmapped };
+			       .setup = setup, .n_setup = 1, .unmapped = unmapped };
 static struct ap_plan empty = { .from = FROM, .to = TO };
 static char *refusals[] = { "'systemd/x|y.service' is a symlink\nsecond line", NULL };
 
@@ -100,6 +104,8 @@ static void test_hostile_names_cannot_break_the_table(void **state)
 	assert_non_null(strstr(b.data, "| web\\|1 | 3 | 1 / 1 / 1 / 1 | 0 |"));
 	assert_non_null(strstr(b.data, "| restart | we\\|b\\`&lt;b&gt;.service | if running |"));
 	assert_non_null(strstr(b.data, "- systemd/notes\\|&lt;i&gt;.txt\n"));
+	assert_non_null(strstr(b.data, "| tmpfiles-create | /etc/tmpfiles.d/a\\|b.conf | "
+				       "tmpfiles/a\\|b.conf (x&lt;y) |\n"));
 	ap_buf_clear(&b);
 }
 
@@ -171,6 +177,37 @@ static void test_json_parses_with_hostile_names(void **state)
 	ap_buf_clear(&b);
 }
 
+/* A large range: each table stops at AP_REVIEW_MAX_ROWS rows and says how many it left out;
+ * the summary counts them all. */
+static void test_large_plans_are_cut(void **state)
+{
+	struct ap_file_op many[AP_REVIEW_MAX_ROWS + 12];
+	char *why[ELEMENTSOF(many) + 1] = { NULL };
+	struct ap_unit_action app = { .unit = "app.service", .action = AP_ACTION_RESTART,
+				      .if_active = true, .reasons = why };
+	struct ap_plan big = { .from = FROM, .to = TO, .files = many, .n_files = ELEMENTSOF(many),
+			       .units = &app, .n_units = 1 };
+	const struct ap_review_host hosts[] = { { .host = "web1", .plan = &big } };
+	const struct ap_review r = { FROM, TO, hosts, 1 };
+	struct ap_buf b = { 0 };
+	size_t rows = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(many); i++)
+		many[i] = (struct ap_file_op){ .change = AP_CHANGE_ADD, .kind = AP_KIND_FILE,
+					       .path = "etc/f", .dest = "/etc/f", .install = true },
+		why[i] = "etc/f";
+	assert_int_equal(ap_review_markdown(&r, &b), 0);
+	for (const char *l = b.data; (l = strstr(l, "\n| add | file |")); l++)
+		rows++;
+	assert_int_equal(rows, AP_REVIEW_MAX_ROWS);
+	assert_non_null(strstr(b.data, "\n... and 12 more (--format json lists them all)\n"));
+	assert_non_null(strstr(b.data, "| web1 | 42 | 1 / 0 / 0 / 0 | 0 |\n"));
+	/* one unit restarted for every file names five of them */
+	assert_non_null(strstr(b.data, "| restart | app.service | if running | etc/f, etc/f, etc/f, "
+				       "etc/f, etc/f and 37 more |\n"));
+	ap_buf_clear(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_refusals_and_validation_are_listed),
 		cmocka_unit_test(test_no_host_affected),
 		cmocka_unit_test(test_json_parses_with_hostile_names),
+		cmocka_unit_test(test_large_plans_are_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
