@@ -673,8 +673,34 @@ int ap_effects_finish(struct ap_effects *e, struct ap_journal *j, bool *ret_has_
 	return 0;
 }
 
+/* A journal can owe a job of the unit running this apply: written by an apply that restarted
+ * the service it ran in, and was killed by that restart before it could record it. Asking
+ * again would kill this run the same way, on every run. The unit runs now, started after
+ * that apply's daemon-reload, so on its new files: nothing is owed. It becomes "none", not a
+ * done restart, which the settle window would watch (a running oneshot never becomes active)
+ * and a rollback would restart. */
+static int skip_own_owed(struct ap_bus *b, struct ap_journal *j)
+{
+	_cleanup_free_ char *self = NULL;
+	struct ap_journal_unit *u;
+	int k = b ? ap_bus_own_unit(b, &self) : 0;
+
+	if (k < 0 || !self || !(u = ap_journal_find_unit(j, self)) || u->state == AP_STEP_DONE)
+		return k;
+	ap_log_notice("the owed %s of '%s', the unit running this apply, is not done from inside "
+		      "it: it runs now, on the files of %.12s", ap_unit_action_to_string(u->action),
+		      self, j->to);
+	u->action = AP_ACTION_NONE;
+	u->state = AP_STEP_DONE;
+	return 0;
+}
+
 int ap_effects_resolve_owed(struct ap_bus *b, struct ap_journal *j)
 {
+	int own = skip_own_owed(b, j);
+
+	if (own < 0)
+		return own;
 	for (size_t i = 0; i < j->n_units; i++) {
 		struct ap_journal_unit *u = &j->units[i];
 		struct ap_unit_props p = { 0 };

@@ -92,6 +92,33 @@ check "the next run succeeded" [ "$(ap_unit_prop "$SELF" Result)" = success ]
 check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
 fx_reset
 
+ap_case "a journal owing a restart of the running unit is not asked from inside"
+# An apply that restarted the service it ran in was killed by that restart, its journal still
+# owing the restart; every resume would kill itself the same way. Made here by killing an apply
+# after its daemon-reload and naming the service in the journal's owed restart.
+fx_reset
+fx_origin file || ap_fail "$AP_CASE: fixture origin"
+fx_config "$FX_URL"
+fx_service web.service install "web v1"
+self_unit v1
+self_timer "timer v1"
+fx_commit v1 >/dev/null
+fx_apply owed-v1 || true
+fx_service web.service install "web v2"
+V2=$(fx_commit v2)
+ap_as_user env AUTOPULL_TEST_CRASH=after-reload "$AP_BIN" --user -c "$AP_CFG" apply \
+	>/dev/null 2>&1 </dev/null
+check "precondition: the journal owes the restart" grep -q "^unit restart pending new web.service$" "$AP_STATE_DIR/journal"
+sed "s/^unit restart pending new web.service$/unit restart pending new $SELF/" "$AP_STATE_DIR/journal" |
+	ap_user_write "$AP_STATE_DIR/journal.new" && ap_as_user mv "$AP_STATE_DIR/journal.new" "$AP_STATE_DIR/journal"
+check "the service ran to its end" run_self
+check "its run succeeded (Result=success)" [ "$(ap_unit_prop "$SELF" Result)" = success ]
+check "it ran once (not restarted from inside)" [ "$(cat "$FX_LOG/self.versions")" = v1 ]
+check "v2 recorded as applied" [ "$(applied)" = "$V2" ]
+check "the journal is gone" [ ! -e "$AP_STATE_DIR/journal" ]
+check "the log says why" grep -q "the owed restart of '$SELF', the unit running this apply, is not done" "$FX_LOG/self.out"
+fx_reset
+
 # --- user-tmpfiles.d -----------------------------------------------------------------------
 TMPF_DIR=$AP_HOME/.config/user-tmpfiles.d
 APP_DIR=$AP_HOME/app-run
