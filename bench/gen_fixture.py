@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Deterministic fixture repositories for bench/run.sh, as a `git fast-import` stream.
 
-Usage: gen_fixture.py small|large META_DIR > stream
+Usage: gen_fixture.py small|large|units1000|commits5000|trust5000 META_DIR > stream
 
 Writes the stream to stdout and, into META_DIR, plain lists the bench reads from bash:
   units.list     every unit name (all are services with [Install], running in the bench)
@@ -19,6 +19,8 @@ small: 450 files = 40 units + 5 drop-ins + caddy/Caddyfile + 404 other files
 large: 50,000 files = 300 units + 20 drop-ins + caddy/Caddyfile + 49,679 other files in
        nested directories data/dNN/sN/ (<= 100 per directory: a nested layout, as
        PLATFORM.md recommends; one huge flat directory costs O(entries) on any path).
+units1000: 2,000 files = 1,000 units + 20 drop-ins + caddy/Caddyfile + 979 other files.
+commits5000: the small tree, but refs/bench/units20 is 5,000 commits after base (see OUTAGE).
 Only systemd/ and caddy/Caddyfile are mapped by the bench config; the rest is ballast that
 a good implementation never reads.
 """
@@ -30,7 +32,14 @@ SIZES = {
     # name: (units, dropins, total files)
     "small": (40, 5, 450),
     "large": (300, 20, 50000),
+    "units1000": (1000, 20, 2000),
+    "commits5000": (40, 5, 450),
+    "trust5000": (40, 5, 450),  # commits5000, signed afterwards by sign_chain.py
 }
+# commits5000: refs/bench/units20 lies OUTAGE commits after base (each changes
+# data/outage.txt; every OUTAGE/20th also changes one of the 20 units): the first tick after
+# a long outage.
+OUTAGE = 5000
 WHO = "apbench fixture <apbench@example.invalid> 1700000000 +0000"
 
 
@@ -130,7 +139,7 @@ def main():
     dropins = [("systemd/%s.d/10-env.conf" % svcs[i], 0o644, dropin_text(i))
                for i in range(n_dropins)]
     n_ballast = total - n_units - n_dropins - 1
-    ballast = ballast_small(n_ballast) if kind == "small" else ballast_large(n_ballast)
+    ballast = ballast_large(n_ballast) if kind == "large" else ballast_small(n_ballast)
     unit1 = [svcs[6]]                  # svc-007.service
     units20 = svcs[9:29]               # svc-010 .. svc-029
 
@@ -145,8 +154,18 @@ def main():
            [("systemd/" + u, 0o644, unit_text(u, 1)) for u in unit1])
     commit(w, "refs/bench/config", 3, "change the Caddyfile", 1,
            [("caddy/Caddyfile", 0o644, caddyfile(1))])
-    commit(w, "refs/bench/units20", 4, "change 20 units", 1,
-           [("systemd/" + u, 0o644, unit_text(u, 1)) for u in units20])
+    if kind not in ("commits5000", "trust5000"):
+        commit(w, "refs/bench/units20", 4, "change 20 units", 1,
+               [("systemd/" + u, 0o644, unit_text(u, 1)) for u in units20])
+    else:
+        step = OUTAGE // len(units20)
+        for i in range(1, OUTAGE + 1):
+            files = [("data/outage.txt", 0o644, "commit %d of the outage\n" % i)]
+            if i % step == 0:
+                u = units20[i // step - 1]
+                files.append(("systemd/" + u, 0o644, unit_text(u, 1)))
+            commit(w, "refs/bench/units20", 3 + i, "outage commit %d" % i, 1 if i == 1 else 2 + i,
+                   files)
     w(b"done\n")
     out.flush()
 

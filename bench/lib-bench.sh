@@ -55,7 +55,7 @@ bench_start() {
 	exec 9>"$AP_RUN/lock"
 	flock -n 9 || { echo "bench: another bench holds $AP_RUN/lock" >&2; exit 2; }
 	rm -rf "$TMP" "$AP_RUN/golden" "$AP_RUN/expect" "$AP_RUN/meta" "$AP_RUN/callgrind"
-	rm -f "$SAMPLES" "$FAILURES" "$AP_RUN/hwm.jsonl" "$AP_RUN/callgrind.jsonl" "$AP_RUN/env.json"
+	rm -f "$SAMPLES" "$FAILURES" "$AP_RUN/linear.md" "$AP_RUN/hwm.jsonl" "$AP_RUN/callgrind.jsonl" "$AP_RUN/env.json"
 	mkdir -p "$TMP"
 
 	ap_bindir_fresh
@@ -141,6 +141,15 @@ prepare_repo() {
 	"$AP_PY" "$BENCH_DIR/gen_fixture.py" "$repo" "$meta" |
 		ap_as_user env GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864 \
 			git -C "$origin" fast-import --done --quiet || return 1
+	# trust5000: base and the 5,000-commit chain signed with a key of the bench (trust: rows).
+	if [ "$repo" = trust5000 ]; then
+		rm -f "$BH/conf/trust-key" "$BH/conf/trust-key.pub"
+		ap_as_user ssh-keygen -q -t ed25519 -N '' -C apbench -f "$BH/conf/trust-key" || return 1
+		printf 'apbench@example.invalid namespaces="git" %s\n' "$(cat "$BH/conf/trust-key.pub")" |
+			ap_user_write "$BH/conf/allowed_signers"
+		ap_as_user "$AP_PY" "$BENCH_DIR/sign_chain.py" "$origin" "$BH/conf/trust-key" \
+			refs/heads/main refs/bench/units20 || return 1
+	fi
 	ap_git "$origin" rev-parse refs/heads/main >"$meta/sha.base" || return 1
 	for name in unit1 config units20; do
 		sha=$(ap_git "$origin" rev-parse "refs/bench/$name") || return 1
@@ -175,6 +184,10 @@ prepare_repo() {
 		    dest: $FILE_DEST
 		    reload: [caddy.service]
 		EOF
+		if [ "$repo" = trust5000 ]; then
+			printf 'trust:\n  ssh_allowed_signers: %s\n' "$BH/conf/allowed_signers" |
+				ap_as_user tee -a "$BH/conf/ap-$tr-settle.yaml" >/dev/null
+		fi
 		{ cat "$BH/conf/ap-$tr-settle.yaml"; printf 'guard:\n  settle: 0s\n'; } |
 			ap_user_write "$BH/conf/ap-$tr.yaml"
 		ap_user_write "$BH/conf/sh-$tr.conf" <<-EOF

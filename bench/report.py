@@ -38,6 +38,8 @@ TARGETS = [
 ]
 RSS_LIMIT_KB = 16 * 1024
 IR_LIMIT = 1.5
+REPOS = ["small", "large", "units1000", "commits5000", "trust5000"]
+LINEAR_LIMIT = 25.0  # bench/linear.c's LIMIT
 
 
 # Functions whose inclusive cost the report breaks out of the callgrind totals.
@@ -89,6 +91,14 @@ def tool_label(tool, scenario):
     return FETCH_LABEL.get(scenario, "git fetch (incremental)")
 
 
+def tick_label(label, repo, scenario):
+    if repo == "commits5000" and scenario == "units20":
+        return "20 units changed over 5,000 commits (long outage)"
+    if repo == "trust5000" and scenario == "units20":
+        return "the same over 5,000 signed commits, `trust:` checks every one"
+    return label[scenario]
+
+
 def load_jsonl(path):
     out = []
     if path and os.path.exists(path):
@@ -122,7 +132,7 @@ def write_json(path, result):
 
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("samples", "env", "callgrind", "callgrind-dir", "failures", "md", "json"):
+    for a in ("samples", "env", "callgrind", "callgrind-dir", "failures", "linear", "md", "json"):
         ap.add_argument("--" + a)
     args = ap.parse_args()
 
@@ -146,7 +156,7 @@ def main():
         per_round = [a[r]["m"]["ms"] / b[r]["m"]["ms"] for r in a if r in b and b[r]["m"]["ms"] > 0]
         return statistics.median(per_round) if per_round else None
 
-    repos = [r for r in ("small", "large") if any(k[0] == r for k in runs)]
+    repos = [r for r in REPOS if any(k[0] == r for k in runs)]
     transports = [t for t in ("file", "http") if any(k[1] == t for k in runs)]
     rows = []
     for repo in repos:
@@ -190,6 +200,21 @@ def main():
         targets.append({"target": "one-change plan on 50k files <= 1.5x instructions of 450 files",
                         "where": "callgrind Ir, dry run --no-fetch", "value": round(cg_ratio, 3),
                         "limit": IR_LIMIT, "met": cg_ratio <= IR_LIMIT})
+    # bench/linear's table: "| list | N | ms at N | ms at 10 N | ratio | verdict |"
+    linear_md = open(args.linear).read() if args.linear and os.path.exists(args.linear) else ""
+    linear = []
+    for line in linear_md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and not cells[0].startswith(("list", "---", "self-check")):
+            try:
+                linear.append({"list": cells[0], "n": int(cells[1]), "ratio": float(cells[4])})
+            except ValueError:
+                pass
+    for l in linear:
+        targets.append({"target": "building 10 N entries <= %.0fx the time of N (linear): %s"
+                                  % (LINEAR_LIMIT, l["list"]),
+                        "where": "bench/linear, N = %d" % l["n"], "value": l["ratio"],
+                        "limit": LINEAR_LIMIT, "met": l["ratio"] <= LINEAR_LIMIT, "unit": "ratio"})
     own = [s["m"].get("hwm_kb", -1) for s in hwm if s["m"].get("hwm_kb", -1) > 0]
     tree = [s["m"]["maxrss_kb"] for s in timed if s["tool"] == "autopull"]
     if own:
@@ -235,7 +260,7 @@ def main():
     label = dict(SCENARIOS)
     for r in rows:
         L.append("| %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %d/%d |" % (
-            r["repo"], r["transport"], label[r["scenario"]], tool_label(r["tool"], r["scenario"]),
+            r["repo"], r["transport"], tick_label(label, r["repo"], r["scenario"]), tool_label(r["tool"], r["scenario"]),
             fmt_ms(r["median_ms"]), fmt_ms(r["min_ms"]), fmt_ms(r["max_ms"]),
             r["peak_rss_kb"] / 1024, fmt_x(r["x_floor"]), fmt_x(r["x_shell"]), fmt_x(r["x_git"]),
             r["runs"] - r["failed"], r["runs"]))
@@ -245,7 +270,9 @@ def main():
     L.append("| target | where | measured | limit | |")
     L.append("|---|---|---:|---:|---|")
     for t in targets:
-        if "RSS" in t["target"]:
+        if t.get("unit") == "ratio":
+            val, lim = "%.1f" % t["value"], "%.0f" % t["limit"]
+        elif "RSS" in t["target"]:
             val, lim = "%.1f MB" % (t["value"] / 1024), "%.0f MB" % (t["limit"] / 1024)
         else:
             val, lim = "%.2f×" % t["value"], "%.1f×" % t["limit"]
@@ -255,6 +282,11 @@ def main():
         L.append("| one-change plan on 50k files <= 1.5x instructions of 450 files | "
                  "callgrind | not measured%s | 1.5× | — |" % (" (quick run)" if quick else ""))
     L.append("")
+    if linear_md:
+        L.append("## Growing lists: linear?")
+        L.append("")
+        L.extend(linear_md.rstrip("\n").splitlines())
+        L.append("")
     if cg:
         L.append("## Instructions (callgrind)")
         L.append("")
@@ -294,7 +326,7 @@ def main():
         L.append("|---|---|---|---:|---:|")
         for s in hwm:
             L.append("| %s | %s | %s | %.1f | %.1f |" % (
-                s["repo"], s["transport"], label[s["scenario"]],
+                s["repo"], s["transport"], tick_label(label, s["repo"], s["scenario"]),
                 s["m"].get("hwm_kb", 0) / 1024, s["m"]["maxrss_kb"] / 1024))
         L.append("")
     L.append("## Notes")
@@ -358,7 +390,7 @@ def main():
     result = {"env": env, "rows": rows, "targets": targets,
               "callgrind": {"ir": cg, "ratio_large_small": cg_ratio,
                             "inclusive": {repo: cg_breakdown(args.callgrind_dir, repo) for repo in cg}},
-              "overhead_median_ms": ov_med,
+              "overhead_median_ms": ov_med, "linear": linear,
               "hwm": [{"repo": s["repo"], "transport": s["transport"], "scenario": s["scenario"],
                        "hwm_kb": s["m"].get("hwm_kb"), "tree_maxrss_kb": s["m"]["maxrss_kb"]}
                       for s in hwm],

@@ -2,7 +2,9 @@
 # `make bench`: measures autopull ticks against a real systemd --user manager, next to the
 # git floor and a careful shell script doing the same job, and checks every result.
 #
-#   make bench                      full: small + large repo, file:// + smart HTTP, 10 rounds
+#   make bench                      full: small + large repo, file:// + smart HTTP, 10 rounds,
+#                                   and the scale fixtures units1000, commits5000, trust5000
+#   BENCH_REPOS="small large"       only these fixtures in the full run
 #   make bench BENCH_QUICK=1        smoke (CI): small repo, file:// only, 1 round, checks on,
 #                                   callgrind of the small repo only (no ratio)
 #   BENCH_ROUNDS=N                  rounds in the full run (default 10)
@@ -41,17 +43,34 @@ if [ $QUICK = 1 ]; then
 	ROUNDS=1 REPOS="small" TRANSPORTS="file" OUT_NAME=quick
 	DEADLINE_S=${BENCH_DEADLINE:-170} CMD_TIMEOUT=60
 else
-	ROUNDS=${BENCH_ROUNDS:-10} REPOS="small large" TRANSPORTS="file http" OUT_NAME=latest
+	ROUNDS=${BENCH_ROUNDS:-10} REPOS=${BENCH_REPOS:-small large units1000 commits5000 trust5000}
+	TRANSPORTS="file http" OUT_NAME=latest
 	DEADLINE_S=${BENCH_DEADLINE:-7200} CMD_TIMEOUT=300
 fi
 case $ROUNDS in '' | *[!0-9]* | 0) echo "bench: BENCH_ROUNDS must be a positive number" >&2; exit 2 ;; esac
 SCENARIOS="noop unit1 config units20 first"
+# The scale fixtures measure what grows: 1,000 units (every restore starts them all, so over
+# file:// only) and a 20-unit change 5,000 commits after the applied one, without and
+# (trust5000, file:// only: each tick checks 5,000 signatures) with trust: every commit.
+scenarios_of() { # REPO
+	case $1 in
+	units1000) echo "noop unit1 units20 first" ;;
+	commits5000 | trust5000) echo "noop units20" ;;
+	*) echo "$SCENARIOS" ;;
+	esac
+}
+rounds_of() { # REPO: trust5000 checks 5,000 signatures per tick (minutes): one round
+	case $1 in trust5000) echo 1 ;; *) echo "$ROUNDS" ;; esac
+}
+transports_of() { # REPO
+	case $1 in units1000 | trust5000) echo file ;; *) echo "$TRANSPORTS" ;; esac
+}
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies: as root install what is missing; otherwise say exactly what is.
 # hyperfine is not needed (aptime.c says why); valgrind only for the instruction counts.
 
-need_pkgs="git python3 util-linux systemd gcc libc6-dev valgrind"
+need_pkgs="git python3 util-linux systemd gcc libc6-dev valgrind openssh-client"
 missing=""
 for p in $need_pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -103,21 +122,22 @@ for repo in $REPOS; do
 	say "fixture: $repo"
 	prepare_repo "$repo" || ap_die "cannot generate the $repo fixture"
 	make_golden "$repo" || ap_die "the first deploy of the $repo fixture failed (checks above)"
-	say "measuring $repo: $ROUNDS round(s)"
-	for ((round = 1; round <= ROUNDS; round++)); do
+	rounds=$(rounds_of "$repo")
+	say "measuring $repo: $rounds round(s)"
+	for ((round = 1; round <= rounds; round++)); do
 		past_deadline && { fail "deadline of ${DEADLINE_S}s passed; stopping early"; break; }
 		t0=$(ap_now_ms)
 		overhead "$round"
-		for sc in $SCENARIOS; do
+		for sc in $(scenarios_of "$repo"); do
 			set_tip "$repo" "$sc"
-			for tr in $TRANSPORTS; do
+			for tr in $(transports_of "$repo"); do
 				# shellcheck disable=SC2046
 				for tool in $(rotate $((round - 1)) $(tools_for "$sc")); do
 					tick time "$repo" "$sc" "$tr" "$tool" "$round"
 				done
 			done
 		done
-		echo "  round $round/$ROUNDS: $(( ($(ap_now_ms) - t0) / 1000 )) s, failed checks so far: $N_FAIL"
+		echo "  round $round/$rounds: $(( ($(ap_now_ms) - t0) / 1000 )) s, failed checks so far: $N_FAIL"
 	done
 	# Once: the same one-unit tick with the default guard.settle (10 s health watch).
 	if [ $QUICK = 0 ] && [ "$repo" = small ] && ! past_deadline; then
@@ -125,24 +145,33 @@ for repo in $REPOS; do
 		tick time "$repo" unit1 file autopull-settle 1
 	fi
 	# Peak RSS of autopull alone (without its systemd-analyze child), once per tick kind.
-	if ! past_deadline; then
-		for sc in $SCENARIOS; do
+	if ! past_deadline && [ "$repo" != trust5000 ]; then
+		for sc in $(scenarios_of "$repo"); do
 			set_tip "$repo" "$sc"
-			for tr in $TRANSPORTS; do tick hwm "$repo" "$sc" "$tr" autopull 1; done
+			for tr in $(transports_of "$repo"); do tick hwm "$repo" "$sc" "$tr" autopull 1; done
 		done
 	fi
 	# Instruction count of the one-change plan (the quick run does the small repo only,
 	# which has no ratio but keeps the callgrind path tested).
-	if ! past_deadline; then
+	if ! past_deadline && { [ "$repo" = small ] || [ "$repo" = large ]; }; then
 		callgrind_plan "$repo"
 	fi
 	host_empty
 done
 
+# Building 10 N entries of every growing list against N: the ratio says linear or not (a
+# target, reported; bench/linear.c checks itself on a quadratic builder first).
+say "linear lists"
+LINEAR_N=10000
+[ $QUICK = 1 ] && LINEAR_N=2000
+"$ROOT/build/bench/linear" -n "$LINEAR_N" >"$AP_RUN/linear.md" 2>"$AP_RUN/linear.err"
+case $? in 0 | 1) cat "$AP_RUN/linear.md" ;; *) fail "bench/linear failed: $(head -c 300 "$AP_RUN/linear.err")" ;; esac
+grep -q 'the check is blind' "$AP_RUN/linear.err" && fail "bench/linear: the quadratic self-check passed as linear"
+
 say "report"
 "$AP_PY" "$BENCH_DIR/report.py" --samples "$SAMPLES" --env "$AP_RUN/env.json" \
 	--callgrind "$AP_RUN/callgrind.jsonl" --callgrind-dir "$AP_RUN/callgrind" \
-	--failures "$FAILURES" --md "$BENCH_DIR/results/$OUT_NAME.md" \
+	--failures "$FAILURES" --linear "$AP_RUN/linear.md" --md "$BENCH_DIR/results/$OUT_NAME.md" \
 	--json "$BENCH_DIR/results/$OUT_NAME.json" || fail "report.py failed"
 echo "whole bench: $(( ($(ap_now_ms) - T_START) / 1000 )) s; results in bench/results/$OUT_NAME.{md,json}"
 if [ "$N_FAIL" -gt 0 ]; then

@@ -23,6 +23,7 @@ struct ap_file_rule {
 	char **restart;
 	bool takeover;   /* may replace an existing file autopull did not install */
 	char **hosts;    /* host names or globs this rule is for; NULL: every host */
+	bool decrypt;    /* decrypt: age — the repository holds it age-encrypted (secrets.h) */
 };
 
 /* A health probe (probe.h runs it): exactly one of exec, http, tcp is set. */
@@ -123,6 +124,9 @@ struct ap_config {
 	struct ap_fleet_config fleet;
 	struct ap_health_rule *health; /* health: */
 	size_t n_health;
+	/* secrets: the age identity that decrypts the rules with decrypt: age (default
+	 * /etc/autopull/age.key, user scope $XDG_CONFIG_HOME/autopull/age.key). */
+	char *secrets_identity;
 };
 
 /* Default config path for the scope: /etc/autopull/autopull.yaml or
@@ -137,5 +141,9 @@ int ap_config_load(const char *path, bool force_user, struct ap_config **ret);
 /* The same for a given host name (hosts:, %H and %l); ap_config_load uses gethostname(). */
 int ap_config_load_host(const char *path, bool force_user, const char *host,
 			struct ap_config **ret);
+/* The same away from that host (autopull plan on a CI runner): what only the host has, the
+ * age identity of secrets:, is not required. */
+int ap_config_load_elsewhere(const char *path, bool force_user, const char *host,
+			     struct ap_config **ret);
 void ap_config_free(struct ap_config *c);
 static inline void ap_config_freep(struct ap_config **c) { if (*c) ap_config_free(*c); }

@@ -116,7 +116,9 @@ int ap_fs_unsafe_describe(const struct ap_fs_unsafe *u, int r, char **ret);
  * may not read it either (group read stays allowed). what names it in the message ("trust:
  * ssh_allowed_signers"). -EPERM and *ret_msg naming the exact chmod or chown that fixes it;
  * -ENOENT when it does not exist (whoever reads it says so); other -errno. */
-enum { AP_FS_FILE_SECRET = 1 << 0 };
+/* AP_FS_FILE_PRIVATE: a key only autopull's user may hold (an age identity): owned by that
+ * user itself and mode 0600 or stricter. */
+enum { AP_FS_FILE_SECRET = 1 << 0, AP_FS_FILE_PRIVATE = 1 << 1 };
 int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg);
 /* The same for the directories above dir (dir itself need not exist yet). */
 int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg);

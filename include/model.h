@@ -87,6 +87,7 @@ struct ap_file_op {
 	char **validate;        /* argv template with "%s", or NULL */
 	const struct ap_change *change_ref; /* borrowed: content lives in the changes */
 	char *unit;             /* unit the file belongs to (unit and drop-in kinds) */
+	bool secret;            /* decrypt: age — its content is shown nowhere (secrets.h) */
 };
 
 enum ap_unit_action_kind {
@@ -153,12 +154,14 @@ enum ap_job_kind {
 	AP_JOB_TRY_RESTART,
 	AP_JOB_RELOAD_OR_TRY_RESTART,
 	AP_JOB_RESTART, /* also starts a stopped unit: only for a rollback's units */
+	AP_JOB_RUN,     /* a transient oneshot service named unit runs argv (StartTransientUnit) */
 };
 const char *ap_job_kind_to_string(enum ap_job_kind k);
 
 struct ap_job {
 	const char *unit;       /* borrowed */
 	enum ap_job_kind kind;
+	char *const *argv;      /* AP_JOB_RUN: the command, borrowed */
 	/* results */
 	int error;              /* 0 when the job finished "done" (or needed no job) */
 	char result[32];        /* job result ("done", "failed", …) or the D-Bus error name tail */

@@ -15,6 +15,8 @@ struct ap_planning {
 	struct ap_repo *repo;
 	struct ap_bus *bus;     /* NULL: no manager reachable */
 	bool dry_run;           /* without a manager a dry run plans conditional unit actions */
+	bool offline;           /* away from the host (autopull plan): no manager to warn about,
+				 * no secret decrypted (no identity here, no plaintext made) */
 	bool files_only;        /* no blobs read and no manager asked: the files a commit maps */
 };
 

@@ -25,6 +25,12 @@ struct ap_review {
 	const struct ap_review_host *hosts;
 	size_t n_hosts;
 };
+/* A pull request comment has a size limit (65536 characters on the big forges): each table
+ * of a host in the Markdown shows at most this many rows and says how many it left out (and
+ * a unit at most AP_REVIEW_MAX_REASONS of its reasons); the
+ * summary and the JSON count and list everything. */
+#define AP_REVIEW_MAX_ROWS 30
+#define AP_REVIEW_MAX_REASONS 5 /* paths named as a unit's reasons; then "and N more" */
 /* Hosts whose plan changes something, or that would refuse the commit. */
 size_t ap_review_affected(const struct ap_review *r);
 /* Markdown for a pull request comment: a summary table (host | files | units restart / reload

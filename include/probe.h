@@ -48,8 +48,9 @@ void ap_probe_sanitize(const char *s, size_t len, char *buf, size_t size);
 /* --- I/O ------------------------------------------------------------------------------------- */
 
 /* unit's probe: the health: entry, else X-AutoPull-Health= of its unit file in unit_dir (an
- * instance's, else its template's). 1 with *ret filled (the caller clears it), 0 when the unit
- * has none, -EINVAL when its unit file's value is malformed (logged, FILE:LINE). */
+ * instance's, else its template's; a symlink there is not read). 1 with *ret filled (the
+ * caller clears it), 0 when the unit has none or its file cannot be read (warned), -EINVAL
+ * when its unit file's value is malformed (logged, FILE:LINE). */
 int ap_probe_for_unit(const struct ap_config *c, const char *unit, struct ap_probe *ret);
 
 /* One attempt: 0 healthy, else -errno with result saying what was seen (-EBADMSG: an HTTP

@@ -78,7 +78,6 @@ void ap_record_event_now(struct ap_ctx *c, const struct ap_event *e);
 /* A health probe's verdict for a unit: its line of the probes' record (autopull_unit_healthy,
  * autopull_probe_failures_total, and the failure times the guard counts within window_usec).
  * Takes the history lock; logged on failure. */
-#define AP_RECORD_PROBE_RESULT_MAX 256
 struct ap_record_probe_result {
 	const char *unit;
 	const char *kind;          /* "http", "exec", "tcp" */
@@ -88,16 +87,16 @@ struct ap_record_probe_result {
 };
 int ap_record_probe(struct ap_state *st, const struct ap_record_probe_result *in);
 /* What the record says of unit: its last result and its failures after since_real (realtime
- * usec). -ENOENT when it was never probed. */
+ * usec), of which failures_before were before mark_real. -ENOENT when it was never probed. */
 struct ap_record_probe_state {
 	bool healthy;
 	char kind[8];
-	char result[AP_RECORD_PROBE_RESULT_MAX];
-	unsigned failures_in_window;
+	char result[256];
+	unsigned failures_in_window, failures_before;
 	unsigned long long last_failure_real;
 };
 int ap_record_probe_read(struct ap_state *st, const char *unit, unsigned long long since_real,
-			 struct ap_record_probe_state *ret);
+			 unsigned long long mark_real, struct ap_record_probe_state *ret);
 
 /* The metrics file (guard.metrics_file or state_dir/metrics.prom) and its push, from the
  * heartbeat's samples and verdicts. The caller holds the history lock. */

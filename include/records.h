@@ -6,6 +6,7 @@
  *   bad          "<sha> <usec> <why>"                       one line per commit
  *   overrides    "<usec> <kind> <sha> <reason>"             one line per override
  *   counters     "<name> <value>"                           one line per counter
+ *   probes       "<0|1> <failures> <kind> <times|-> <unit>\t<result>"   one line per unit
  *   expected     "commit <sha>" "config <digest>" then      see struct ap_expected
  *                "<oid> <mode> <owner|-> <group|-> <root_len> <repo_path> <path>"
  *   tick         "pending <n>" "drift <n>"                  n: -1 (not known) or a count
@@ -76,6 +77,24 @@ struct ap_counter {
 int ap_records_counters_parse(const char *text, struct ap_counter **ret, size_t *ret_n,
 			      struct ap_records_error *err);
 int ap_records_counters_format(const struct ap_counter *v, size_t n, char **ret);
+
+/* A probed unit (probe.h): its last result, how many probes it failed, and the realtime usec of
+ * its recent failures (oldest first; the guard counts them within its window). */
+#define AP_RECORDS_PROBE_TIMES_MAX 32
+struct ap_probe_line {
+	bool healthy;
+	uint64_t failures;
+	char kind[8];     /* lower-case letters */
+	uint64_t times[AP_RECORDS_PROBE_TIMES_MAX];
+	size_t n_times;
+	char unit[256];   /* no white space */
+	char result[256]; /* one line without tabs (the formatter replaces them) */
+};
+/* Damaged lines are left out (the first is reported in *err). */
+int ap_records_probes_parse(const char *text, struct ap_probe_line **ret, size_t *ret_n,
+			    struct ap_records_error *err);
+/* -EINVAL for a unit or kind that cannot be written (white space, too long). */
+int ap_records_probes_format(const struct ap_probe_line *v, size_t n, char **ret);
 /* Whether name can be a counter's name (a word of fewer than 64 bytes). */
 bool ap_records_counter_name_ok(const char *name);
 

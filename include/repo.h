@@ -44,7 +44,11 @@ static inline void ap_repo_freep(struct ap_repo **r) { if (*r) ap_repo_free(*r);
  *                  or no such branch
  *   -EREMOTEIO     the server refused the request otherwise (HTTP 4xx)
  *   -EBADMSG       the repository holds a tree or commit that does not parse (a tree
- *                  entry without a name): no retry fetches it, the repository needs a fix */
+ *                  entry without a name), or (a first fetch from a local repository) an
+ *                  object that does not match its id or a pack that does not verify: no
+ *                  retry fetches it, the repository needs a fix
+ *   -EIO           (a first fetch from a local repository) the mirror could not be
+ *                  written, or the source could not be read */
 /* The caller holds the run lock: a ref lock file in the mirror is then a killed run's and is
  * removed. */
 int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o,

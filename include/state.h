@@ -26,8 +26,8 @@
  *   tick            "pending <n>\ndrift <n>": what the last apply tick saw
  *   fleet           "blocked <n>\nwait-ms <n>": what the last run saw of its fleet (fleet:)
  *   verified        the commits found well signed (trust.h)
- *   probes          "<0|1> <failures> <kind> <unit>": each probed unit's last result and its
- *                   failed probes so far (record.c's format; heartbeat.lock serialises writers)
+ *   probes          each probed unit's last result, failed probes and recent failure times
+ *                   (records.h; heartbeat.lock serialises its writers)
  *
  * The line formats are in records.h, the backup store in state-fileset.h. A run reads what it
  * decides on once, with ap_state_load(); the other readers serve the read-only verbs and the

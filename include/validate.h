@@ -16,3 +16,12 @@
  * directory of the caller's (removed afterwards). Another -errno: staging failed (logged). */
 int ap_validate_plan(const struct ap_plan *p, const struct ap_install_source *src,
 		     enum ap_scope scope, const char *unit_dir, const char *stage_dir);
+/* The same away from the host (autopull plan on a CI runner): with AP_VALIDATE_ELSEWHERE only
+ * the unit files are verified, and a program they run that is not installed here
+ * (systemd-analyze: "is not executable: No such file or directory") is no failure, as the
+ * host has it; *ret_missing (may be NULL) counts them. The owners and the validate: commands
+ * are the host's users and tools: they are left to the host. */
+enum { AP_VALIDATE_ELSEWHERE = 1 << 0 };
+int ap_validate_plan_where(const struct ap_plan *p, const struct ap_install_source *src,
+			   enum ap_scope scope, const char *unit_dir, const char *stage_dir,
+			   unsigned flags, size_t *ret_missing);

@@ -4,13 +4,14 @@
 # libclang-rt-14-dev (libFuzzer's runtime for clang 14) build the fuzz targets.
 # etcd-server gives the fleet tests /usr/bin/etcd; they start their own on free ports with a
 # temporary data directory, so the packaged service (left stopped here) is never used.
+# age (with age-keygen) decrypts the secrets and makes the keys of their tests.
 set -eu
 pkgs="build-essential pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libyaml-dev
 libcmocka-dev git systemd util-linux python3 python3-prometheus-client valgrind
 libcurl4-openssl-dev victoria-metrics openssl python3-yaml openssh-client gpgv gnupg
 openssh-server iproute2 systemd-container debootstrap clang libclang-rt-14-dev man-db groff-base
 lintian debhelper dpkg-dev libjson-c-dev etcd-server etcd-client python3-markdown
-strace"
+strace age"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

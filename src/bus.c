@@ -373,6 +373,7 @@ static const char *const job_methods[] = {
 	[AP_JOB_TRY_RESTART] = "TryRestartUnit",
 	[AP_JOB_RELOAD_OR_TRY_RESTART] = "ReloadOrTryRestartUnit",
 	[AP_JOB_RESTART] = "RestartUnit",
+	[AP_JOB_RUN] = "StartTransientUnit",
 };
 
 /* Job results as systemd's bus-wait-for-jobs.c maps them. Anything else is a result newer
@@ -440,6 +441,47 @@ static void job_call_failed(struct ap_job *j, int r, const sd_bus_error *error)
 	             j->unit, result, bus_error_message(error, r));
 }
 
+/* A oneshot service that runs j->argv once, made by the manager for this job and unloaded when
+ * it ends well (a failed one stays, with its result, until reset-failed). It runs as the
+ * manager runs services, outside the sandbox of the unit that asks (systemd-run does the
+ * same): the job is done when the command exited 0, failed otherwise. */
+static int start_transient(struct ap_bus *b, const struct ap_job *j, sd_bus_error *error,
+                           sd_bus_message **ret_reply)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+	int r = sd_bus_message_new_method_call(b->bus, &m, SD_DEST, SD_PATH, SD_MANAGER,
+	                                       "StartTransientUnit");
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "ss", j->unit, "fail");
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(sv)");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "(sv)(sv)(sv)", "Description", "s", j->argv[0],
+		                          "Type", "s", "oneshot", "CollectMode", "s", "inactive");
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'r', "sv");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", "ExecStart");
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'v', "a(sasb)");
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(sasb)");
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'r', "sasb");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", j->argv[0]);
+	if (r >= 0)
+		r = sd_bus_message_append_strv(m, (char **)j->argv);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "b", 0);
+	for (int i = 0; r >= 0 && i < 5; i++)
+		r = sd_bus_message_close_container(m); /* r, a, v, r (ExecStart), a (properties) */
+	if (r >= 0)
+		r = sd_bus_message_append(m, "a(sa(sv))", 0);
+	return r < 0 ? r : sd_bus_call(b->bus, m, 0, error, ret_reply);
+}
+
 static int enqueue(struct ap_bus *b, const struct ap_job *j, sd_bus_error *error, char **ret)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -447,11 +489,15 @@ static int enqueue(struct ap_bus *b, const struct ap_job *j, sd_bus_error *error
 	char *copy;
 	int r;
 
-	if ((unsigned)j->kind >= ELEMENTSOF(job_methods) || !j->unit)
+	if ((unsigned)j->kind >= ELEMENTSOF(job_methods) || !j->unit ||
+	    (j->kind == AP_JOB_RUN && (!j->argv || !j->argv[0])))
 		return -EINVAL;
 	/* "replace": our job supersedes a conflicting queued one instead of failing. */
-	r = sd_bus_call_method(b->bus, SD_DEST, SD_PATH, SD_MANAGER, job_methods[j->kind],
-	                       error, &reply, "ss", j->unit, "replace");
+	if (j->kind == AP_JOB_RUN)
+		r = start_transient(b, j, error, &reply);
+	else
+		r = sd_bus_call_method(b->bus, SD_DEST, SD_PATH, SD_MANAGER, job_methods[j->kind],
+		                       error, &reply, "ss", j->unit, "replace");
 	if (r < 0)
 		return r;
 	r = sd_bus_message_read(reply, "o", &path);

@@ -15,6 +15,7 @@
 #include "fsutil.h"
 #include "generator.h"
 #include "install.h"
+#include "linger.h"
 #include "log.h"
 #include "probe.h"
 #include "spawn.h"
@@ -239,7 +240,7 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 {
 	struct check k = { .json = o->json };
 	struct ap_ctx c;
-	int code = ap_ctx_open(o, AP_CTX_CONFIG_ONLY, &c);
+	int linger, code = ap_ctx_open(o, AP_CTX_CONFIG_ONLY, &c);
 
 	if (code != AP_EXIT_OK)
 		return code;
@@ -248,6 +249,8 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 	check_writable(&k, c.cfg->state_dir, "state directory");
 	check_fleet(&k, &c.cfg->fleet);
 	(void)ap_generator_check(c.cfg, sandbox_problem, &k); /* counted in k.n */
+	/* a warning, not a problem: the configuration is fine, the setup may be meant so */
+	linger = ap_linger_check(c.cfg->scope);
 	if (o->json) {
 		struct ap_buf b = { 0 };
 
@@ -258,6 +261,8 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 				  c.cfg->n_files, c.cfg->other_host_rules,
 				  k.problems.data ? k.problems.data : "") >= 0 &&
 		    fleet_json(&b, &c.cfg->fleet) >= 0 && health_out(&b, c.cfg, true) >= 0 &&
+		    (c.cfg->scope != AP_SCOPE_USER || linger < 0 ||
+		     ap_buf_printf(&b, ", \"linger\": %s", linger ? "false" : "true") >= 0) &&
 		    ap_buf_printf(&b, "}\n") >= 0)
 			fputs(b.data, stdout);
 		ap_buf_clear(&b);

@@ -11,6 +11,7 @@
 #include "exitcode.h"
 #include "install.h"
 #include "log.h"
+#include "secrets.h"
 #include "util.h"
 
 static int show_bytes(struct ap_ctx *c, const struct ap_expected *e, struct ap_buf *out)
@@ -65,7 +66,11 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 				 d.v[i].repo_path, applied, d.v[i].what);
 		if (r >= 0 && e && strstr(d.v[i].what, "mode"))
 			r = ap_buf_linef(&b, "#   mode should be %04o", (unsigned)e->mode);
-		if (r >= 0 && e && (strstr(d.v[i].what, "bytes") || strstr(d.v[i].what, "missing")))
+		/* a secret's content is shown nowhere but at its destination */
+		if (r >= 0 && e && ap_secrets_is_secret(c.cfg, e->repo_path))
+			r = strstr(d.v[i].what, "bytes") ? ap_buf_linef(&b, "#   secret changed") : r;
+		else if (r >= 0 && e && (strstr(d.v[i].what, "bytes") ||
+					 strstr(d.v[i].what, "missing")))
 			r = show_bytes(&c, e, &b);
 	}
 	if (r >= 0 && d.n == 0)

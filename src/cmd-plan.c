@@ -61,13 +61,14 @@ static bool plan_has_validators(const struct ap_plan *p)
 }
 
 /* systemd-analyze verify of the plan's unit files and drop-ins, in a private stage; the
- * rules' validate: commands are the host's tools and are left to the host. */
+ * rules' owners and validate: commands are the host's users and tools, left to the host. */
 static int verify(struct host_plan *h, struct ap_repo *repo)
 {
 	_cleanup_free_ char *analyze = NULL, *tmpl = NULL;
 	const char *tmp = secure_getenv("TMPDIR");
 	struct ap_install_source src;
-	char ***saved = NULL, why[REASON_MAX];
+	char why[REASON_MAX];
+	size_t missing = 0;
 	const char *host_only = plan_has_validators(h->plan)
 		? "; validate: commands run on each host only" : "";
 	int k;
@@ -83,25 +84,17 @@ static int verify(struct host_plan *h, struct ap_repo *repo)
 		return h->validation ? 0 : -ENOMEM;
 	}
 	tmpl = ap_strdupf("%s/autopull-plan.XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
-	saved = calloc(h->plan->n_files + 1, sizeof(*saved));
-	if (!tmpl || !saved) {
-		free(saved);
+	if (!tmpl)
 		return -ENOMEM;
-	}
-	if (!mkdtemp(tmpl)) {
-		free(saved);
+	if (!mkdtemp(tmpl))
 		return ap_log_error(-errno, "cannot create a directory for the validation: %s",
 				    strerror(errno));
-	}
-	for (size_t i = 0; i < h->plan->n_files; i++)
-		saved[i] = TAKE_PTR(h->plan->files[i].validate);
 	ap_planning_source(repo, &src);
 	ap_log_reason_begin();
-	k = ap_validate_plan(h->plan, &src, h->cfg->scope, h->cfg->unit_dir, tmpl);
+	/* the runner need not have the programs, users and validators of the host */
+	k = ap_validate_plan_where(h->plan, &src, h->cfg->scope, h->cfg->unit_dir, tmpl,
+				   AP_VALIDATE_ELSEWHERE, &missing);
 	ap_log_reason_end(why, sizeof(why));
-	for (size_t i = 0; i < h->plan->n_files; i++)
-		h->plan->files[i].validate = saved[i];
-	free(saved);
 	(void)rmdir(tmpl); /* the validation removes its stage; nothing to do if it did */
 	if (k == -EINVAL) {
 		h->validation = ap_strdupf("failed: systemd-analyze verify on this runner%s",
@@ -111,7 +104,12 @@ static int verify(struct host_plan *h, struct ap_repo *repo)
 	}
 	if (k < 0)
 		return k;
-	h->validation = ap_strdupf("passed: systemd-analyze verify%s", host_only);
+	if (missing)
+		h->validation = ap_strdupf("passed: systemd-analyze verify (%zu program(s) the units "
+					   "run are not installed here and were not checked)%s",
+					   missing, host_only);
+	else
+		h->validation = ap_strdupf("passed: systemd-analyze verify%s", host_only);
 	return h->validation ? 0 : -ENOMEM;
 }
 
@@ -119,11 +117,11 @@ static int verify(struct host_plan *h, struct ap_repo *repo)
 static int plan_host(const struct ap_opts *o, const char *cfg_path, struct ap_repo *repo,
 		     const char *from, const char *to, struct host_plan *h)
 {
-	struct ap_planning in = { .repo = repo, .dry_run = true };
+	struct ap_planning in = { .repo = repo, .dry_run = true, .offline = true };
 	char why[REASON_MAX];
 	int k;
 
-	if (ap_config_load_host(cfg_path, o->user, h->host, &h->cfg) < 0)
+	if (ap_config_load_elsewhere(cfg_path, o->user, h->host, &h->cfg) < 0)
 		return AP_EXIT_USAGE;
 	in.cfg = h->cfg;
 	ap_log_reason_begin();
@@ -150,8 +148,8 @@ static int print_review(const struct ap_opts *o, const char *from, const char *t
 						 .refusals = hp[i].refusals,
 						 .validation = hp[i].validation };
 	if (k >= 0)
-		k = o->format && strcmp(o->format, "json") == 0 ? ap_review_json(&r, &b)
-			: ap_review_markdown(&r, &b);
+		k = o->json || (o->format && strcmp(o->format, "json") == 0)
+			? ap_review_json(&r, &b) : ap_review_markdown(&r, &b);
 	if (k >= 0 && (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0))
 		k = -EIO;
 	if (k < 0)
@@ -214,6 +212,10 @@ int ap_cmd_plan(const struct ap_opts *o, char **args)
 
 	if (!o->from || !o->commit) {
 		ap_log_error(-EINVAL, "plan needs --from REV and --commit REV (the range to plan)");
+		return AP_EXIT_USAGE;
+	}
+	if (o->json && o->format && strcmp(o->format, "json") != 0) {
+		ap_log_error(-EINVAL, "--json and --format %s contradict each other", o->format);
 		return AP_EXIT_USAGE;
 	}
 	if (host_names(o, hp, &n) < 0)

@@ -11,8 +11,10 @@
 #include "drift.h"
 #include "exitcode.h"
 #include "log.h"
+#include "state.h"
 #include "util.h"
 #include "guard.h"
+#include "linger.h"
 
 struct status {
 	struct ap_ctx *c;
@@ -38,6 +40,8 @@ struct status {
 	struct ap_drift drift;
 	bool have_fleet;
 	struct ap_fleet_tick fleet; /* what the last run saw of its fleet */
+	struct ap_probe_line *probes; /* each probed unit's last probe (records.h) */
+	size_t n_probes;
 };
 
 static void status_done(struct status *s)
@@ -50,6 +54,19 @@ static void status_done(struct status *s)
 	ap_bad_free(s->skips, s->n_skips);
 	ap_journal_clear(&s->j);
 	ap_drift_clear(&s->drift);
+	free(s->probes);
+}
+
+/* The probes' record: none when it is missing or unreadable (status only reports). */
+static void read_probes(struct ap_state *st, struct status *s)
+{
+	_cleanup_free_ char *text = NULL;
+
+	if (ap_state_read_probes(st, &text) < 0 ||
+	    ap_records_probes_parse(text, &s->probes, &s->n_probes, NULL) < 0) {
+		s->probes = NULL;
+		s->n_probes = 0;
+	}
 }
 
 static bool is_attempt(const struct ap_event *e)
@@ -107,6 +124,7 @@ static void gather(struct status *s)
 	(void)ap_state_list_overrides(c->st, "trust-skip", &s->skips, &s->n_skips);
 	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
 	s->have_fleet = c->cfg->fleet.enabled && ap_state_read_fleet(c->st, &s->fleet) >= 0;
+	read_probes(c->st, s);
 	if (*s->applied)
 		s->have_drift = ap_drift_check(c, s->applied, &s->drift) >= 0;
 }
@@ -242,6 +260,11 @@ static int human_rest(struct ap_buf *b, const struct status *s)
 	else if (r >= 0 && s->have_fleet)
 		r = ap_buf_linef(b, "  fleet:    the last run waited %.1f s for its slot",
 				 s->fleet.wait_ms / 1000.0);
+	for (size_t i = 0; r >= 0 && i < s->n_probes; i++)
+		r = ap_buf_linef(b, "  %s %s %s (%s probe, %llu failed so far): %s",
+				 i ? "          " : "probes:  ", s->probes[i].unit,
+				 s->probes[i].healthy ? "healthy" : "FAILING", s->probes[i].kind,
+				 (unsigned long long)s->probes[i].failures, s->probes[i].result);
 	if (r >= 0 && s->have_drift && s->drift.n == 0)
 		r = ap_buf_linef(b, "  drift:    none");
 	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++)
@@ -428,7 +451,24 @@ static int json_rest(struct ap_buf *b, const struct status *s)
 	if (r >= 0 && s->have_fleet)
 		r = ap_buf_append(b, "}", 1);
 	if (r >= 0)
-		r = ap_buf_printf(b, ", \"drift\": %s", s->have_drift ? "[" : "null");
+		r = ap_buf_printf(b, ", \"probes\": [");
+	for (size_t i = 0; r >= 0 && i < s->n_probes; i++) {
+		r = ap_buf_printf(b, "%s{", i ? ", " : "");
+		if (r >= 0)
+			r = json_str(b, "unit", s->probes[i].unit, false);
+		if (r >= 0)
+			r = json_str(b, "kind", s->probes[i].kind, true);
+		if (r >= 0)
+			r = ap_buf_printf(b, ", \"healthy\": %s, \"failures\": %llu",
+					  s->probes[i].healthy ? "true" : "false",
+					  (unsigned long long)s->probes[i].failures);
+		if (r >= 0)
+			r = json_str(b, "result", s->probes[i].result, true);
+		if (r >= 0)
+			r = ap_buf_append(b, "}", 1);
+	}
+	if (r >= 0)
+		r = ap_buf_printf(b, "], \"drift\": %s", s->have_drift ? "[" : "null");
 	for (size_t i = 0; r >= 0 && s->have_drift && i < s->drift.n; i++) {
 		r = ap_buf_printf(b, "%s{", i ? ", " : "");
 		if (r >= 0)
@@ -475,6 +515,7 @@ int ap_cmd_status(const struct ap_opts *o, char **args)
 	if (code != AP_EXIT_OK)
 		return code;
 	s.c = &c;
+	(void)ap_linger_check(c.cfg->scope); /* logged: a warning beside the status */
 	gather(&s);
 	code = (o->json ? json(&s) : human(&s)) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 	status_done(&s);

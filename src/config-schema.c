@@ -261,6 +261,21 @@ static int p_drift(struct ap_config_walk *c, struct ap_config_node *n,
 	return r < 0 ? r : 0;
 }
 
+/* decrypt: age, the one format a secret in the repository may have. */
+static int p_decrypt(struct ap_config_walk *c, struct ap_config_node *n,
+		     const struct ap_config_field *f, void *base)
+{
+	char buf[AP_CONFIG_SHOWN_MAX];
+	const char *s = NULL;
+	int r = ap_config_str(c, n, f, &s);
+
+	if (r >= 0 && strcmp(s, "age") != 0)
+		return ap_config_fail(c, n, "decrypt: '%s' is not 'age'", ap_config_shown(n, buf));
+	if (r >= 0)
+		*AP_CONFIG_FIELD(base, f, bool) = true;
+	return r < 0 ? r : 0;
+}
+
 /* Octal as chmod writes it: 3 or 4 digits, quoted or not ("0644", 644, 4755). */
 static int p_mode(struct ap_config_walk *c, struct ap_config_node *n,
 		  const struct ap_config_field *f, void *base)
@@ -543,6 +558,7 @@ static int p_guard(struct ap_config_walk *c, struct ap_config_node *n,
 
 #define PROBE_SUCCESSES_MAX 100
 #define PROBE_TIMEOUT_MAX_USEC (10ULL * 60 * 1000000)
+#define PROBE_BUDGET_MAX_USEC (3600ULL * 1000000)
 
 /* HOST:PORT for a tcp: probe: a name or an address ([v6] in brackets) and a port 1-65535. */
 static bool host_port_ok(const char *s)
@@ -602,6 +618,14 @@ static int probe_entry(struct ap_config_walk *c, struct ap_config_node *n, struc
 	if (p->successes == 0 || p->successes > PROBE_SUCCESSES_MAX)
 		return ap_config_fail(c, n, "a health probe's successes must be from 1 to %u",
 				      PROBE_SUCCESSES_MAX);
+	/* 0 would retry a refused connection in a busy loop. */
+	if (p->interval_usec == 0 || p->interval_usec > PROBE_TIMEOUT_MAX_USEC)
+		return ap_config_fail(c, n, "a health probe's interval must be more than 0 and at "
+				      "most 10m");
+	/* The settle window waits this long at most for a probe: an apply must end. */
+	if (p->successes * (p->timeout_usec + p->interval_usec) > PROBE_BUDGET_MAX_USEC)
+		return ap_config_fail(c, n, "a health probe's successes x (timeout + interval) "
+				      "must be at most 1h");
 	return 0;
 }
 
@@ -762,6 +786,8 @@ static const struct ap_config_field rule_fields[] = {
 	  .offset = offsetof(struct ap_file_rule, takeover) },
 	SEQ("hosts", struct ap_file_rule, hosts, AP_CONFIG_NONEMPTY, host_glob_ok,
 	    "is not a host name or glob"),
+	{ .key = "decrypt", .type = AP_CONFIG_SCALAR, .parse = p_decrypt,
+	  .offset = offsetof(struct ap_file_rule, decrypt) },
 };
 
 static const struct ap_config_field units_entry_fields[] = {
@@ -815,6 +841,12 @@ static const struct ap_config_schema guard_schema = {
 static const struct ap_config_schema trust_schema = {
 	"trust", trust_fields, ELEMENTSOF(trust_fields)
 };
+static const struct ap_config_field secrets_fields[] = {
+	ABS_FILE("identity", struct ap_config, secrets_identity),
+};
+static const struct ap_config_schema secrets_schema = {
+	"secrets", secrets_fields, ELEMENTSOF(secrets_fields)
+};
 
 static const struct ap_config_field top_fields[] = {
 	{ .key = "repo", .type = AP_CONFIG_MAPPING, .parse = p_map, .offset = 0,
@@ -847,6 +879,8 @@ static const struct ap_config_field top_fields[] = {
 	{ .key = "health", .type = AP_CONFIG_MAPPING, .parse = p_health,
 	  .offset = offsetof(struct ap_config, health), .check = unit_glob_ok,
 	  .why = "is not a unit name or glob" },
+	{ .key = "secrets", .type = AP_CONFIG_MAPPING, .parse = p_map, .offset = 0,
+	  .sub = &secrets_schema },
 };
 
 const struct ap_config_schema ap_config_schema = {

@@ -117,6 +117,14 @@ static int default_dir(const struct ap_config *cfg, char **dir, const char *key,
 	return r;
 }
 
+static bool uses_secrets(const struct ap_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_files; i++)
+		if (cfg->files[i].decrypt)
+			return true;
+	return false;
+}
+
 static int apply_defaults(struct ap_config *cfg, bool force_user)
 {
 	int r;
@@ -129,6 +137,10 @@ static int apply_defaults(struct ap_config *cfg, bool force_user)
 		return -ENOMEM;
 	r = default_dir(cfg, &cfg->state_dir, "state_dir", "/var/lib/autopull", "XDG_STATE_HOME",
 			".local/state/", "autopull");
+	if (r >= 0 && uses_secrets(cfg))
+		r = default_dir(cfg, &cfg->secrets_identity, "secrets: identity",
+				"/etc/autopull/age.key", "XDG_CONFIG_HOME", ".config/",
+				"autopull/age.key");
 	if (r < 0)
 		return r;
 	return default_dir(cfg, &cfg->unit_dir, "unit_dir", "/etc/systemd/system",
@@ -205,6 +217,29 @@ static int check_file_owners(const struct ap_config *c)
 	return bad ? -EINVAL : 0;
 }
 
+/* The age identity decrypts every secret of the host: only autopull's user may hold it. It
+ * must exist when a rule decrypts, or the first secret would be refused on every apply. */
+static int check_identity(const struct ap_config *c)
+{
+	_cleanup_free_ char *msg = NULL;
+	int r;
+
+	if (!uses_secrets(c))
+		return 0;
+	r = ap_fs_check_file("secrets: identity", c->secrets_identity, AP_FS_FILE_PRIVATE, &msg);
+	if (r == -ENOENT)
+		return ap_log_error(-EINVAL, "secrets: identity '%s' does not exist; fix: "
+				    "age-keygen -o '%s' (and add its public key to the "
+				    "repository's recipients)", c->secrets_identity,
+				    c->secrets_identity);
+	if (r == -EPERM)
+		return ap_log_error(-EINVAL, "%s", msg);
+	if (r < 0)
+		return ap_log_error(r, "cannot check secrets: identity '%s': %s",
+				    c->secrets_identity, strerror(-r));
+	return 0;
+}
+
 /* What the loaded configuration depends on: its bytes, the host name it was selected for and
  * the directories the defaults filled in. */
 static int config_digest(const unsigned char *buf, size_t len, const char *host,
@@ -222,7 +257,8 @@ static int config_digest(const unsigned char *buf, size_t len, const char *host,
 	return r;
 }
 
-static int load(const char *path, bool force_user, const char *host, struct ap_config **ret)
+static int load(const char *path, bool force_user, const char *host, bool elsewhere,
+		struct ap_config **ret)
 {
 	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
 	_cleanup_free_ unsigned char *buf = NULL;
@@ -257,21 +293,36 @@ static int load(const char *path, bool force_user, const char *host, struct ap_c
 	if (r < 0)
 		return r;
 	r = check_file_owners(cfg);
+	/* the identity is the host's alone: a CI runner planning for it has none, nor may it */
+	if (r >= 0 && !elsewhere)
+		r = check_identity(cfg);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(cfg);
 	return 0;
 }
 
-int ap_config_load_host(const char *path, bool force_user, const char *host,
-			struct ap_config **ret)
+static int load_logged(const char *path, bool force_user, const char *host, bool elsewhere,
+		       struct ap_config **ret)
 {
-	int r = load(path, force_user, host, ret);
+	int r = load(path, force_user, host, elsewhere, ret);
 
 	/* Every other error was logged where it was found, with its position. */
 	if (r == -ENOMEM)
 		return ap_log_error(r, "failed to load config '%s': %s", path, strerror(-r));
 	return r;
+}
+
+int ap_config_load_host(const char *path, bool force_user, const char *host,
+			struct ap_config **ret)
+{
+	return load_logged(path, force_user, host, false, ret);
+}
+
+int ap_config_load_elsewhere(const char *path, bool force_user, const char *host,
+			     struct ap_config **ret)
+{
+	return load_logged(path, force_user, host, true, ret);
 }
 
 int ap_config_load(const char *path, bool force_user, struct ap_config **ret)
@@ -331,5 +382,6 @@ void ap_config_free(struct ap_config *c)
 	free(c->fleet.group);
 	free(c->fleet.host);
 	ap_strv_free(c->fleet.canary_hosts);
+	free(c->secrets_identity);
 	free(c);
 }

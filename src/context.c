@@ -6,6 +6,7 @@
 #include "context.h"
 #include "exitcode.h"
 #include "log.h"
+#include "secrets.h"
 #include "util.h"
 
 #define EXAMPLE_CONFIG "/etc/autopull/autopull.yaml.example"
@@ -61,6 +62,9 @@ int ap_ctx_lock(struct ap_ctx *c)
 {
 	int k = ap_state_lock(c->st, c->o->wait_sec);
 
+	/* A run killed while it held plaintext (decrypting, validating) left it behind. */
+	if (k >= 0)
+		k = ap_secrets_remove_leftovers(c->cfg);
 	return k == -EAGAIN ? AP_EXIT_TEMPFAIL : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 

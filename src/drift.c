@@ -14,6 +14,7 @@
 #include "log.h"
 #include "plan.h"
 #include "planning.h"
+#include "secrets.h"
 #include "util.h"
 
 void ap_drift_clear(struct ap_drift *d)
@@ -106,9 +107,11 @@ static void add_what(char *what, size_t size, const char *w)
 	snprintf(what + n, size - n, "%s%s", n ? "," : "", w);
 }
 
-/* What differs between e and the host file, into what ("" when nothing). */
-static int compare(const struct ap_expected *e, char *what, size_t size)
+/* What differs between e and the host file, into what ("" when nothing). A secret's bytes are
+ * compared with its decrypted blob, in memory. */
+static int compare(struct ap_ctx *c, const struct ap_expected *e, char *what, size_t size)
 {
+	bool secret = ap_secrets_is_secret(c->cfg, e->repo_path);
 	struct ap_host_file hf = { 0 };
 	char oid[AP_OID_HEXSZ + 1];
 	uid_t uid;
@@ -122,7 +125,13 @@ static int compare(const struct ap_expected *e, char *what, size_t size)
 	}
 	if (r >= 0 && !hf.present)
 		add_what(what, size, "missing");
-	if (r >= 0 && hf.present)
+	if (r >= 0 && hf.present && secret) {
+		struct ap_repo *repo = ap_ctx_repo(c);
+
+		r = repo ? ap_secrets_matches(c->cfg, repo, e->oid, e->repo_path,
+					      hf.data ? hf.data : "", hf.len) : -EIO;
+		snprintf(oid, sizeof(oid), "%s", r > 0 ? e->oid : "");
+	} else if (r >= 0 && hf.present)
 		r = ap_repo_blob_id(hf.data ? hf.data : "", hf.len, oid);
 	if (r >= 0 && hf.present)
 		r = ap_install_owner_ids(e->owner, e->group, &uid, &gid);
@@ -151,7 +160,7 @@ int ap_drift_check(struct ap_ctx *c, const char *commit, struct ap_drift *ret)
 		char what[48];
 		struct ap_drift_item *w;
 
-		r = compare(&set.v[i], what, sizeof(what));
+		r = compare(c, &set.v[i], what, sizeof(what));
 		if (r < 0 || !*what)
 			continue;
 		w = realloc(d.v, (d.n + 1) * sizeof(*w));

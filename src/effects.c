@@ -295,15 +295,54 @@ static int setup_one(struct ap_effects *e, const struct ap_setup_action *a, char
 	return r;
 }
 
+/* System scope: the manager runs the tool as a transient service (bus.c), outside the sandbox
+ * of the apply service, whose ProtectSystem=strict keeps /etc (systemd-sysusers renames
+ * /etc/passwd) and /run read-only. Its output is that unit's journal; a failed one is reset
+ * at once, so that no run finds a failed unit of ours. */
+static int setup_by_manager(struct ap_effects *e, const struct ap_setup_action *a, unsigned n)
+{
+	_cleanup_free_ char *unit = ap_strdupf("autopull-%s-%d-%u.service",
+					       ap_setup_kind_to_string(a->kind), (int)getpid(), n);
+	_cleanup_free_ char *tool = NULL;
+	struct ap_unit_props props = { 0 };
+	char status[48];
+	struct ap_job job;
+	int r = unit ? ap_spawn_find(a->kind == AP_SETUP_SYSUSERS ? "systemd-sysusers"
+							      : "systemd-tmpfiles", &tool)
+		     : -ENOMEM;
+	char *const tmpfiles[] = { tool, (char *)"--create", a->file, NULL };
+	char *const sysusers[] = { tool, a->file, NULL };
+
+	if (r < 0)
+		return ap_log_error(r, "cannot run the %s of '%s': %s",
+				    ap_setup_kind_to_string(a->kind), a->file, strerror(-r));
+	job = (struct ap_job){ .unit = unit, .kind = AP_JOB_RUN,
+			       .argv = a->kind == AP_SETUP_SYSUSERS ? sysusers : tmpfiles };
+	(void)ap_bus_run_jobs(e->bus, &job, 1, SETUP_TIMEOUT_USEC);
+	if (job.error == 0) {
+		ap_log_info("%s %s: done", ap_setup_kind_to_string(a->kind), a->file);
+		return 0;
+	}
+	(void)ap_bus_get_unit_props(e->bus, unit, &props);
+	r = ap_log_error(-EIO, "%s on '%s' failed (%s, exit status %s); its output: journalctl -u %s",
+			 tool, a->file, job.result,
+			 ap_exit_status_format(props.exec_main_status, status, sizeof(status)), unit);
+	ap_unit_props_clear(&props);
+	(void)ap_bus_reset_failed(e->bus, (char *[]){ unit, NULL });
+	return r;
+}
+
 static int setup(void *u, const struct ap_plan *p)
 {
 	struct ap_effects *e = u;
 	_cleanup_strv_free_ char **env = NULL;
+	bool manager = e->bus && e->cfg->scope == AP_SCOPE_SYSTEM;
 	int r = setup_env(e, &env);
 
 	for (size_t i = 0; r >= 0 && i < p->n_setup; i++)
 		if (p->setup[i].kind != AP_SETUP_NONE)
-			r = setup_one(e, &p->setup[i], env);
+			r = manager ? setup_by_manager(e, &p->setup[i], (unsigned)i)
+				    : setup_one(e, &p->setup[i], env);
 	return r;
 }
 
@@ -634,8 +673,34 @@ int ap_effects_finish(struct ap_effects *e, struct ap_journal *j, bool *ret_has_
 	return 0;
 }
 
+/* A journal can owe a job of the unit running this apply: written by an apply that restarted
+ * the service it ran in, and was killed by that restart before it could record it. Asking
+ * again would kill this run the same way, on every run. The unit runs now, started after
+ * that apply's daemon-reload, so on its new files: nothing is owed. It becomes "none", not a
+ * done restart, which the settle window would watch (a running oneshot never becomes active)
+ * and a rollback would restart. */
+static int skip_own_owed(struct ap_bus *b, struct ap_journal *j)
+{
+	_cleanup_free_ char *self = NULL;
+	struct ap_journal_unit *u;
+	int k = b ? ap_bus_own_unit(b, &self) : 0;
+
+	if (k < 0 || !self || !(u = ap_journal_find_unit(j, self)) || u->state == AP_STEP_DONE)
+		return k;
+	ap_log_notice("the owed %s of '%s', the unit running this apply, is not done from inside "
+		      "it: it runs now, on the files of %.12s", ap_unit_action_to_string(u->action),
+		      self, j->to);
+	u->action = AP_ACTION_NONE;
+	u->state = AP_STEP_DONE;
+	return 0;
+}
+
 int ap_effects_resolve_owed(struct ap_bus *b, struct ap_journal *j)
 {
+	int own = skip_own_owed(b, j);
+
+	if (own < 0)
+		return own;
 	for (size_t i = 0; i < j->n_units; i++) {
 		struct ap_journal_unit *u = &j->units[i];
 		struct ap_unit_props p = { 0 };

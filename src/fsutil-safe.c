@@ -236,20 +236,25 @@ int ap_fs_check_parents(const char *what, const char *dir, char **ret_msg)
 int ap_fs_check_file(const char *what, const char *path, unsigned flags, char **ret_msg)
 {
 	_cleanup_free_ char *real = realpath(path, NULL);
-	mode_t bad = flags & AP_FS_FILE_SECRET ? 0027 : 0022;
+	bool private = flags & AP_FS_FILE_PRIVATE;
+	mode_t bad = private ? 0077 : flags & AP_FS_FILE_SECRET ? 0027 : 0022;
 	struct stat st;
 
 	if (!real || stat(real, &st) < 0)
 		return -errno;
-	if (st.st_uid != 0 && st.st_uid != geteuid())
+	if (!S_ISREG(st.st_mode) && private)
+		*ret_msg = ap_strdupf("%s '%s' is not a regular file", what, path);
+	else if ((st.st_uid != 0 || private) && st.st_uid != geteuid())
 		*ret_msg = ap_strdupf("%s '%s' is owned by uid %u, not by uid %u; fix: chown %u '%s'",
 				      what, path, (unsigned)st.st_uid, (unsigned)geteuid(),
 				      (unsigned)geteuid(), real);
 	else if (st.st_mode & bad)
 		*ret_msg = ap_strdupf("%s '%s' can be %s by others (mode %04o); fix: chmod %s '%s'",
-				      what, path, flags & AP_FS_FILE_SECRET ? "read" : "written",
+				      what, path, flags & (AP_FS_FILE_SECRET | AP_FS_FILE_PRIVATE)
+							? "read" : "written",
 				      (unsigned)(st.st_mode & 07777),
-				      flags & AP_FS_FILE_SECRET ? "g-w,o-rwx" : "go-w", real);
+				      private ? "0600" : flags & AP_FS_FILE_SECRET ? "g-w,o-rwx" : "go-w",
+				      real);
 	else
 		return ap_fs_check_parents(what, real, ret_msg);
 	return *ret_msg ? -EPERM : -ENOMEM;

@@ -289,9 +289,10 @@ static void probe_watched(struct ap_state *st, const struct ap_config *c,
 }
 
 /* A watched unit that failed its probe more than max_restarts times within the window is
- * unhealthy: refused like a loop, until the failures leave the window. */
+ * unhealthy: refused like a loop, until the failures leave the window. A unit that became
+ * unhealthy with this heartbeat's probes (failed from mark_real on) is a changed verdict. */
 static void probe_verdicts(struct ap_state *st, const struct ap_config *c,
-			   struct ap_guard_result *g)
+			   unsigned long long mark_real, struct ap_guard_result *g)
 {
 	unsigned long long now = ap_now_realtime_usec();
 	unsigned long long since = now > c->guard.window_usec ? now - c->guard.window_usec : 0;
@@ -301,10 +302,11 @@ static void probe_verdicts(struct ap_state *st, const struct ap_config *c,
 		struct ap_record_probe_state ps;
 		unsigned long long clears;
 
-		if (ap_record_probe_read(st, v->unit, since, &ps) < 0 ||
+		if (ap_record_probe_read(st, v->unit, since, mark_real, &ps) < 0 ||
 		    ps.failures_in_window <= c->guard.max_restarts)
 			continue;
 		v->unhealthy = true;
+		g->changed |= ps.failures_before <= c->guard.max_restarts;
 		g->ok = false;
 		clears = ps.last_failure_real + c->guard.window_usec;
 		if (clears > g->clears[i])
@@ -321,6 +323,7 @@ int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	_cleanup_strv_free_ char **units = NULL;
 	struct ap_hb_history fresh = { 0 }, h = { 0 }, failed = { 0 };
 	struct ap_guard_result g = { 0 };
+	unsigned long long mark_real = ap_now_realtime_usec();
 	char boot_id[33];
 	int lock = -1, r = watched_units(b, st, c, &units);
 
@@ -345,10 +348,11 @@ int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 		explain_setup_failures(&fresh, &g);
 	if (r >= 0)
 		r = clear_times(c, &h, &g);
-	if (r >= 0 && c->guard.probe)
-		probe_verdicts(st, c, &g);
 	if (r >= 0)
 		g.changed = record && verdicts_changed(c, &h, boot_id, &g);
+	if (r >= 0 && c->guard.probe)
+		probe_verdicts(st, c, mark_real, &g);
+	g.changed &= record;
 	if (r >= 0 && record) {
 		sample_failed(b, units, boot_id, &failed);
 		/* Metrics are for people and dashboards: a path they cannot be written to is worth

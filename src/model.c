@@ -77,7 +77,7 @@ const char *ap_job_kind_to_string(enum ap_job_kind k)
 		[AP_JOB_START] = "start", [AP_JOB_STOP] = "stop",
 		[AP_JOB_TRY_RESTART] = "try-restart",
 		[AP_JOB_RELOAD_OR_TRY_RESTART] = "reload-or-try-restart",
-			[AP_JOB_RESTART] = "restart",
+			[AP_JOB_RESTART] = "restart", [AP_JOB_RUN] = "run",
 	};
 	return (unsigned)k < ELEMENTSOF(names) ? names[k] : "?";
 }

@@ -297,6 +297,8 @@ static mode_t install_mode(const struct ap_path_map *m, uint32_t git_mode)
 {
 	if (m->kind == AP_MAP_FILE && m->rule->has_mode)
 		return m->rule->mode;
+	if (m->kind == AP_MAP_FILE && m->rule->decrypt) /* a secret is its owner's alone */
+		return 0600;
 	return m->kind == AP_MAP_FILE && git_mode == AP_GIT_MODE_EXEC ? 0755 : 0644;
 }
 
@@ -439,6 +441,7 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		r = dup_opt(m->unit, &f->unit);
 	if (nm)
 		f->takeover = nm->rule ? nm->rule->takeover : b->c->takeover_units;
+	f->secret = m->rule && m->rule->decrypt;
 	if (r >= 0 && nm && nm->rule) {
 		r = dup_opt(nm->rule->owner, &f->owner);
 		if (r >= 0)
@@ -749,6 +752,7 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 }
 
 #define OWN_UNIT "own unit: takes effect on the next run"
+#define OWN_UNIT_GONE "own unit: not stopped from inside; it ends with this run"
 
 /* The unit this autopull runs as (a timer's service): a restart, reload, start or stop of it
  * from inside would end the apply half-way, with the commit not recorded. Its files are
@@ -785,7 +789,8 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	if (!u->state)
 		return -ENOMEM;
 	if (own_unit(b, u))
-		return set_none(u, OWN_UNIT);
+		return set_none(u, u->action == AP_ACTION_STOP || u->action == AP_ACTION_DISABLE_STOP
+				   ? OWN_UNIT_GONE : OWN_UNIT);
 	if (conditional && !state_is_active(s)) {
 		if (!failed)
 			return set_none(u, "inactive: the next start uses the new files");

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "plan.h"
 #include "planning.h"
+#include "secrets.h"
 #include "unitpolicy.h"
 #include "util.h"
 
@@ -34,6 +35,42 @@ static int read_change(struct ap_repo *repo, struct ap_change *ch, const struct 
 	return k;
 }
 
+/* A secret's new side is decrypted here, the one place a repository blob of a rule with
+ * decrypt: age is read: validation, the preflight and the install then see its plaintext.
+ * 1 when only its ciphertext changed (re-encrypted, e.g. for another recipient) and the
+ * destination already holds that plaintext: not a change. */
+static int decrypt_change(struct ap_repo *repo, const struct ap_config *cfg, struct ap_change *ch,
+			  const struct ap_path_map *m)
+{
+	_cleanup_free_ char *cipher = NULL;
+	struct ap_host_file hf = { 0 };
+	size_t len = 0;
+	bool same;
+	int k = ap_repo_read_blob(repo, ch->new_oid, AP_MAX_BLOB_SIZE, &cipher, &len);
+
+	if (k >= 0)
+		k = ap_secrets_decrypt(cfg, ch->path, cipher, len, &ch->new_data, &ch->new_len);
+	if (k < 0 || ch->kind != AP_CHANGE_MODIFY || !*ch->old_oid || ch->old_mode != ch->new_mode)
+		return k;
+	if (ap_install_read_host(m->dest, m->root_len, true, &hf) < 0)
+		return 0;
+	same = hf.present && hf.len == ch->new_len && memcmp(hf.data, ch->new_data, hf.len) == 0;
+	ap_host_file_clear(&hf);
+	return same;
+}
+
+static void drop_change(struct ap_changes *changes, size_t i)
+{
+	struct ap_change *ch = &changes->v[i];
+
+	free(ch->path);
+	free(ch->old_path);
+	free(ch->old_data);
+	free(ch->new_data);
+	memmove(ch, ch + 1, (changes->n - i - 1) * sizeof(*ch));
+	changes->n--;
+}
+
 static int load_blobs(const struct ap_planning *in, struct ap_changes *changes)
 {
 	for (size_t i = 0; i < changes->n; i++) {
@@ -44,9 +81,15 @@ static int load_blobs(const struct ap_planning *in, struct ap_changes *changes)
 		if (ch->kind == AP_CHANGE_DELETE || ap_plan_map_path(in->cfg, ch->path, &m) < 0)
 			continue;
 		k = read_change(in->repo, ch, &m);
+		/* offline (a CI runner) there is no identity, and no plaintext may be made */
+		if (k >= 0 && !in->offline && m.kind == AP_MAP_FILE && m.rule->decrypt &&
+		    (ch->new_mode == AP_GIT_MODE_BLOB || ch->new_mode == AP_GIT_MODE_EXEC))
+			k = decrypt_change(in->repo, in->cfg, ch, &m);
 		ap_path_map_clear(&m);
 		if (k < 0)
 			return k;
+		if (k > 0)
+			drop_change(changes, i--);
 	}
 	return 0;
 }
@@ -91,7 +134,9 @@ static int query_states(const struct ap_planning *in, const struct ap_changes *c
 	if (!in->bus) {
 		if (!in->dry_run)
 			return -ENOTCONN;
-		ap_log_warning("no service manager reachable: unit actions are conditional");
+		if (!in->offline)
+			ap_log_warning("no service manager reachable: unit actions are "
+				       "conditional");
 		return policies_only(in, patterns, to, states);
 	}
 	k = ap_bus_list_units(in->bus, patterns, states);

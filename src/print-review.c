@@ -11,6 +11,7 @@
 
 #include "print.h"
 
+#define MIN_ROWS(n) ((n) < AP_REVIEW_MAX_ROWS ? (n) : (size_t)AP_REVIEW_MAX_ROWS)
 #define ASSUMPTION "unit states are unknown here (no service manager): a restart or a reload " \
 	"happens only where the unit is running, as --dry-run on a host where it runs shows"
 
@@ -86,6 +87,16 @@ static int md_summary_row(struct ap_buf *b, const struct ap_review_host *h)
 	return k;
 }
 
+/* " (note)", or nothing when there is none. */
+static int md_note(struct ap_buf *b, const char *note)
+{
+	int k = note ? ap_buf_printf(b, " (") : 0;
+
+	if (k >= 0 && note)
+		k = md(b, note);
+	return k < 0 || !note ? k : ap_buf_printf(b, ")");
+}
+
 static int md_file(struct ap_buf *b, const struct ap_file_op *f)
 {
 	int k = ap_buf_printf(b, "| %s | %s | ", ap_change_kind_to_string(f->change),
@@ -108,30 +119,53 @@ static int md_file(struct ap_buf *b, const struct ap_file_op *f)
 	if (k >= 0 && f->install && f->remove && f->old_dest)
 		k = md(b, f->dest);
 	if (k >= 0 && f->install)
-		k = ap_buf_printf(b, " (%04o)", (unsigned)f->mode);
+		k = ap_buf_printf(b, " (%04o%s)", (unsigned)f->mode, f->secret ? ", secret" : "");
 	return k < 0 ? k : ap_buf_printf(b, " |\n");
 }
 
 static int md_unit(struct ap_buf *b, const struct ap_unit_action *u)
 {
+	size_t n = ap_strv_length(u->reasons);
 	int k = ap_buf_printf(b, "| %s | ", ap_unit_action_to_string(u->action));
 
 	if (k >= 0)
 		k = md(b, u->unit);
 	if (k >= 0)
 		k = ap_buf_printf(b, " | %s | ", u->if_active ? "if running" : "");
-	for (size_t i = 0; k >= 0 && u->reasons && u->reasons[i]; i++) {
+	for (size_t i = 0; k >= 0 && i < n && i < AP_REVIEW_MAX_REASONS; i++) {
 		k = ap_buf_printf(b, "%s", i ? ", " : "");
 		if (k >= 0)
 			k = md(b, u->reasons[i]);
 	}
-	if (k >= 0 && u->note)
-		k = ap_buf_printf(b, " (");
-	if (k >= 0 && u->note)
-		k = md(b, u->note);
-	if (k >= 0 && u->note)
-		k = ap_buf_printf(b, ")");
+	if (k >= 0 && n > AP_REVIEW_MAX_REASONS)
+		k = ap_buf_printf(b, " and %zu more", n - AP_REVIEW_MAX_REASONS);
+	if (k >= 0)
+		k = md_note(b, u->note);
 	return k < 0 ? k : ap_buf_printf(b, " |\n");
+}
+
+static int md_setup(struct ap_buf *b, const struct ap_setup_action *a)
+{
+	int k = ap_buf_printf(b, "| %s | ", ap_setup_kind_to_string(a->kind));
+
+	if (k >= 0)
+		k = md(b, a->file);
+	if (k >= 0)
+		k = ap_buf_printf(b, " | ");
+	if (k >= 0)
+		k = md(b, a->reason);
+	if (k >= 0)
+		k = md_note(b, a->note);
+	return k < 0 ? k : ap_buf_printf(b, " |\n");
+}
+
+/* After a table or list cut at AP_REVIEW_MAX_ROWS: how many were left out. */
+static int md_more(struct ap_buf *b, size_t n)
+{
+	if (n <= AP_REVIEW_MAX_ROWS)
+		return 0;
+	return ap_buf_printf(b, "\n... and %zu more (--format json lists them all)\n",
+			     n - AP_REVIEW_MAX_ROWS);
 }
 
 static int md_plan(struct ap_buf *b, const struct ap_plan *p)
@@ -141,26 +175,37 @@ static int md_plan(struct ap_buf *b, const struct ap_plan *p)
 	if (p->n_files)
 		k = ap_buf_printf(b, "\nFiles:\n\n| change | kind | repository path | destination "
 				  "|\n|---|---|---|---|\n");
-	for (size_t i = 0; k >= 0 && i < p->n_files; i++)
+	for (size_t i = 0; k >= 0 && i < MIN_ROWS(p->n_files); i++)
 		k = md_file(b, &p->files[i]);
+	if (k >= 0)
+		k = md_more(b, p->n_files);
 	if (k >= 0 && p->daemon_reload)
 		k = ap_buf_printf(b, "\ndaemon-reload: yes (unit files or drop-ins change)\n");
+	if (k >= 0 && p->n_setup)
+		k = ap_buf_printf(b, "\nSetup (after the files, before any unit starts):\n\n"
+				  "| action | file | because |\n|---|---|---|\n");
+	for (size_t i = 0; k >= 0 && i < MIN_ROWS(p->n_setup); i++)
+		k = md_setup(b, &p->setup[i]);
+	if (k >= 0)
+		k = md_more(b, p->n_setup);
 	if (k >= 0 && p->n_units)
 		k = ap_buf_printf(b, "\nUnits:\n\n| action | unit | when | because |\n"
 				  "|---|---|---|---|\n");
-	for (size_t i = 0; k >= 0 && i < p->n_units; i++)
+	for (size_t i = 0; k >= 0 && i < MIN_ROWS(p->n_units); i++)
 		k = md_unit(b, &p->units[i]);
+	if (k >= 0)
+		k = md_more(b, p->n_units);
 	if (k >= 0 && p->unmapped)
 		k = ap_buf_printf(b, "\nNot installed (under a units: directory, not a unit, no "
 				  "files: rule):\n\n");
-	for (size_t i = 0; k >= 0 && p->unmapped && p->unmapped[i]; i++) {
+	for (size_t i = 0; k >= 0 && i < MIN_ROWS(ap_strv_length(p->unmapped)); i++) {
 		k = ap_buf_printf(b, "- ");
 		if (k >= 0)
 			k = md(b, p->unmapped[i]);
 		if (k >= 0)
 			k = ap_buf_printf(b, "\n");
 	}
-	return k;
+	return k < 0 ? k : md_more(b, ap_strv_length(p->unmapped));
 }
 
 static int md_host(struct ap_buf *b, const struct ap_review_host *h)

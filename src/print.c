@@ -48,6 +48,8 @@ static int json_file(struct ap_buf *b, const struct ap_file_op *f)
 				  ap_file_kind_to_string(f->kind));
 	if (r >= 0 && f->install)
 		r = ap_buf_printf(b, ", \"mode\": \"%04o\"", (unsigned)f->mode);
+	if (r >= 0 && f->secret)
+		r = ap_buf_printf(b, ", \"secret\": true");
 	return r < 0 ? r : ap_buf_append(b, "}", 1);
 }
 
@@ -155,7 +157,8 @@ static int human_file(struct ap_buf *b, const struct ap_file_op *f)
 	if (r >= 0 && f->old_path)
 		r = ap_buf_printf(&l, " (was %s)", f->old_path);
 	if (r >= 0 && f->install)
-		r = ap_buf_printf(&l, " -> %s (%04o)", f->dest, (unsigned)f->mode);
+		r = ap_buf_printf(&l, " -> %s (%04o%s)", f->dest, (unsigned)f->mode,
+				  f->secret ? ", secret changed" : "");
 	if (r >= 0 && f->remove)
 		r = ap_buf_printf(&l, "%sremove %s", f->install ? "; " : " -> ",
 				  f->old_dest ? f->old_dest : f->dest);

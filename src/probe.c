@@ -232,11 +232,17 @@ static int from_unit_file(const struct ap_config *c, const char *name, struct ap
 	if (!path)
 		return -ENOMEM;
 	r = ap_fs_read_file(path, UNIT_FILE_MAX, &text, &len);
-	if (r == -ENOENT)
+	/* A symlink (systemctl link, a masked unit) is not a unit file autopull installed: its
+	 * probe, if any, belongs in health:. */
+	if (r == -ENOENT || r == -ELOOP)
 		return 0;
-	if (r < 0)
-		return ap_log_error(r, "failed to read '%s' for its X-AutoPull-Health=: %s", path,
-				    strerror(-r));
+	/* A probe is an extra check: a file it cannot read must not fail an apply whose units
+	 * came up. */
+	if (r < 0) {
+		ap_log_warning("not probing '%s': its unit file '%s' cannot be read: %s", name,
+			       path, strerror(-r));
+		return 0;
+	}
 	r = ap_unitfile_health(text, len, &value, &line);
 	if (r <= 0)
 		return r;

@@ -408,190 +408,137 @@ static void history_facts_clear(struct history_facts *hf)
 
 /* --- probes --------------------------------------------------------------------------------- */
 
-#define PROBE_TIMES_MAX 32 /* failure times kept per unit (the guard counts them in its window) */
-
-/* One line of the probes' record: "<0|1> <failures> <kind> <times> <unit>\t<last result>",
- * times the realtime usec of the recent failures ("-": none), comma-separated; the unit has no
- * white space, the result no tab (ap_probe_sanitize). */
-struct probe_line {
-	int healthy;
-	unsigned long long failures;
-	char kind[8];
-	char times[PROBE_TIMES_MAX * 21];
-	char unit[256];
-	const char *result; /* into the parsed line */
-};
-
-static bool probe_line_parse(const char *line, struct probe_line *ret)
+/* The probes' record (records.h); a missing file is an empty one, a damaged line is lost. */
+static int probes_read(struct ap_state *st, struct ap_probe_line **ret, size_t *ret_n)
 {
-	const char *tab = strchr(line, '\t');
-	int n = 0;
+	_cleanup_free_ char *text = NULL;
+	int r = ap_state_read_probes(st, &text);
 
-	if (sscanf(line, "%d %llu %7s %671s %255s%n", &ret->healthy, &ret->failures, ret->kind,
-		   ret->times, ret->unit, &n) != 5 || (ret->healthy != 0 && ret->healthy != 1))
-		return false;
-	ret->result = tab && tab == line + n ? tab + 1 : "";
-	return true;
-}
-
-/* The failure times of p newer than since, and now's when it failed: "-" for none. */
-static int probe_times(const struct probe_line *p, unsigned long long since,
-		       unsigned long long now, struct ap_buf *out)
-{
-	_cleanup_free_ char *copy = strdup(p ? p->times : "-");
-	unsigned long long v[PROBE_TIMES_MAX + 1];
-	size_t n = 0, first = 0;
-	char *save = NULL;
-	int r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		unsigned long long x = strtoull(t, NULL, 10);
-
-		if (x > since && n < PROBE_TIMES_MAX)
-			v[n++] = x;
+	if (r == -ENOENT) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
 	}
-	if (now)
-		v[n++] = now;
-	if (n > PROBE_TIMES_MAX)
-		first = n - PROBE_TIMES_MAX;
-	for (size_t i = first; r >= 0 && i < n; i++)
-		r = ap_buf_printf(out, "%s%llu", i > first ? "," : "", v[i]);
-	return r < 0 ? r : n == first ? ap_buf_printf(out, "-") : 0;
+	return r < 0 ? r : ap_records_probes_parse(text, ret, ret_n, NULL);
 }
 
-/* The record with unit's line replaced (a new kind starts its count again) or added. */
-static int probes_update(const char *text, const struct ap_record_probe_result *in,
-			 struct ap_buf *out)
+/* in's unit gets its line (a new kind starts its count again); its failure times keep those
+ * within the window, the newest AP_RECORDS_PROBE_TIMES_MAX. */
+static int probes_update(struct ap_probe_line **v, size_t *n, const struct ap_record_probe_result *in)
 {
 	unsigned long long now = ap_now_realtime_usec();
 	unsigned long long since = now > in->window_usec ? now - in->window_usec : 0;
-	struct probe_line old = { 0 };
-	_cleanup_free_ char *copy = strdup(text);
-	char result[AP_RECORD_PROBE_RESULT_MAX];
-	bool found = false;
-	char *save = NULL;
-	int r = copy ? 0 : -ENOMEM;
+	struct ap_probe_line *p = NULL, was = { 0 };
+	size_t k = 0;
 
-	for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; r >= 0 && l;
-	     l = strtok_r(NULL, "\n", &save)) {
-		struct probe_line p;
+	for (size_t i = 0; i < *n && !p; i++)
+		if (strcmp((*v)[i].unit, in->unit) == 0)
+			p = &(*v)[i];
+	if (!p) {
+		struct ap_probe_line *w = realloc(*v, (*n + 1) * sizeof(**v));
 
-		if (!probe_line_parse(l, &p))
-			continue; /* a damaged line only loses that unit's count */
-		if (strcmp(p.unit, in->unit) == 0) {
-			found = strcmp(p.kind, in->kind) == 0;
-			if (found)
-				old = p;
-			continue;
-		}
-		r = ap_buf_printf(out, "%s\n", l);
+		if (!w)
+			return -ENOMEM;
+		*v = w;
+		p = &w[(*n)++];
+	} else if (strcmp(p->kind, in->kind) == 0) {
+		was = *p;
 	}
-	snprintf(result, sizeof(result), "%s", in->result ? in->result : "");
-	for (char *c = result; *c; c++)
-		if (*c == '\t' || *c == '\n')
-			*c = ' ';
-	if (r >= 0)
-		r = ap_buf_printf(out, "%d %llu %s ", in->healthy,
-				  (found ? old.failures : 0) + !in->healthy, in->kind);
-	if (r >= 0)
-		r = probe_times(found ? &old : NULL, since, in->healthy ? 0 : now, out);
-	return r < 0 ? r : ap_buf_printf(out, " %s\t%s\n", in->unit, result);
+	*p = (struct ap_probe_line){ .healthy = in->healthy,
+				     .failures = was.failures + !in->healthy };
+	snprintf(p->kind, sizeof(p->kind), "%s", in->kind);
+	snprintf(p->unit, sizeof(p->unit), "%s", in->unit);
+	snprintf(p->result, sizeof(p->result), "%s", in->result ? in->result : "");
+	for (size_t i = 0; i < was.n_times; i++)
+		if (was.times[i] > since)
+			was.times[k++] = was.times[i];
+	if (!in->healthy)
+		was.times[k == AP_RECORDS_PROBE_TIMES_MAX ? k - 1 : k++] = now;
+	memcpy(p->times, was.times, k * sizeof(*was.times));
+	p->n_times = k;
+	return 0;
 }
 
 int ap_record_probe(struct ap_state *st, const struct ap_record_probe_result *in)
 {
+	_cleanup_free_ struct ap_probe_line *v = NULL;
 	_cleanup_free_ char *text = NULL;
-	struct ap_buf out = { 0 };
+	size_t n = 0;
 	int lock, r;
 
-	if (strpbrk(in->unit, " \t\n") || strlen(in->unit) > 255 || strlen(in->kind) > 7)
+	if (strpbrk(in->unit, " \t\n") || strlen(in->unit) >= sizeof(v->unit) ||
+	    strlen(in->kind) >= sizeof(v->kind))
 		return -EINVAL;
 	lock = ap_state_lock_history(st, 10);
 	if (lock < 0)
 		return ap_log_error(lock, "failed to record the probe of '%s': %s", in->unit,
 				    strerror(-lock));
-	r = ap_state_read_probes(st, &text);
-	if (r == -ENOENT)
-		r = 0;
+	r = probes_read(st, &v, &n);
 	if (r >= 0)
-		r = probes_update(text ? text : "", in, &out);
+		r = probes_update(&v, &n, in);
 	if (r >= 0)
-		r = ap_state_write_probes(st, out.data);
+		r = ap_records_probes_format(v, n, &text);
+	if (r >= 0)
+		r = ap_state_write_probes(st, text);
 	close(lock);
-	ap_buf_clear(&out);
 	if (r < 0)
 		ap_log_error(r, "failed to record the probe of '%s': %s", in->unit, strerror(-r));
 	return r;
 }
 
 int ap_record_probe_read(struct ap_state *st, const char *unit, unsigned long long since_real,
-			 struct ap_record_probe_state *ret)
+			 unsigned long long mark_real, struct ap_record_probe_state *ret)
 {
-	_cleanup_free_ char *text = NULL;
-	int r = ap_state_read_probes(st, &text);
+	_cleanup_free_ struct ap_probe_line *v = NULL;
+	size_t n = 0;
+	int r = probes_read(st, &v, &n);
 
-	if (r < 0)
-		return r;
-	for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		struct probe_line p;
-		char *save = NULL;
-
-		if (!probe_line_parse(l, &p) || strcmp(p.unit, unit) != 0)
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		if (strcmp(v[i].unit, unit) != 0)
 			continue;
-		*ret = (struct ap_record_probe_state){ .healthy = p.healthy };
-		snprintf(ret->kind, sizeof(ret->kind), "%s", p.kind);
-		snprintf(ret->result, sizeof(ret->result), "%.*s", (int)strcspn(p.result, "\n"),
-			 p.result);
-		for (char *t = strtok_r(p.times, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-			unsigned long long x = strtoull(t, NULL, 10);
-
-			if (x > since_real) {
+		*ret = (struct ap_record_probe_state){ .healthy = v[i].healthy };
+		snprintf(ret->kind, sizeof(ret->kind), "%s", v[i].kind);
+		snprintf(ret->result, sizeof(ret->result), "%s", v[i].result);
+		for (size_t k = 0; k < v[i].n_times; k++)
+			if (v[i].times[k] > since_real) {
 				ret->failures_in_window++;
-				ret->last_failure_real = x > ret->last_failure_real
-								 ? x : ret->last_failure_real;
+				ret->failures_before += v[i].times[k] < mark_real;
+				if (v[i].times[k] > ret->last_failure_real)
+					ret->last_failure_real = v[i].times[k];
 			}
-		}
 		return 0;
 	}
-	return -ENOENT;
+	return r < 0 ? r : -ENOENT;
 }
 
 /* autopull_probe_failures_total{unit,kind} and autopull_unit_healthy{unit}, from the record. */
 static int probe_metrics(struct ap_state *st, const char *host, struct ap_buf *b)
 {
-	_cleanup_free_ char *text = NULL;
-	int r = ap_state_read_probes(st, &text);
+	_cleanup_free_ struct ap_probe_line *v = NULL;
+	size_t n = 0;
+	int r = probes_read(st, &v, &n);
 
-	if (r == -ENOENT)
-		return 0;
-	for (int pass = 0; r >= 0 && pass < 2; pass++) {
-		const char *l = text;
-
+	for (int pass = 0; r >= 0 && n && pass < 2; pass++) {
 		r = ap_buf_printf(b, pass ? "# HELP autopull_unit_healthy Whether the unit's last "
 				  "health probe passed.\n# TYPE autopull_unit_healthy gauge\n"
 					  : "# HELP autopull_probe_failures_total Health probes a "
 				  "unit failed.\n# TYPE autopull_probe_failures_total counter\n");
-		for (; r >= 0 && l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-			struct probe_line p;
-
-			if (!probe_line_parse(l, &p))
-				continue;
+		for (size_t i = 0; r >= 0 && i < n; i++) {
 			r = ap_buf_printf(b, "%s{unit=", pass ? "autopull_unit_healthy"
 						  : "autopull_probe_failures_total");
 			if (r >= 0)
-				r = ap_buf_json_string(b, p.unit);
+				r = ap_buf_json_string(b, v[i].unit);
 			if (r >= 0 && !pass)
-				r = ap_buf_printf(b, ",kind=\"%s\"", p.kind);
+				r = ap_buf_printf(b, ",kind=");
+			if (r >= 0 && !pass)
+				r = ap_buf_json_string(b, v[i].kind);
 			if (r >= 0)
 				r = ap_buf_printf(b, ",host=");
 			if (r >= 0)
 				r = ap_buf_json_string(b, host);
-			if (r >= 0 && !pass)
-				r = ap_buf_printf(b, "} %llu\n", p.failures);
-			else if (r >= 0)
-				r = ap_buf_printf(b, "} %d\n", p.healthy);
+			if (r >= 0)
+				r = ap_buf_printf(b, "} %llu\n", pass ? (unsigned long long)v[i].healthy
+						  : (unsigned long long)v[i].failures);
 		}
 	}
 	return r;

@@ -414,6 +414,128 @@ int ap_records_counters_format(const struct ap_counter *v, size_t n, char **ret)
 
 /* --- expected files ------------------------------------------------------------------------ */
 
+/* The text built in b when r says it was built whole; b is freed otherwise. */
+static int buf_take(struct ap_buf *b, int r, char **ret)
+{
+	if (r < 0) {
+		ap_buf_clear(b);
+		return r;
+	}
+	*ret = b->data;
+	return 0;
+}
+
+/* A probe's kind is a word of lower-case letters ("http", "exec", "tcp"). */
+#define PROBE_KIND_CHARS "abcdefghijklmnopqrstuvwxyz"
+
+/* "<0|1> <failures> <kind> <times|-> <unit>\t<result>" */
+static bool parse_probe_line(const char *l, struct ap_probe_line *p)
+{
+	unsigned long long v;
+	size_t n;
+
+	*p = (struct ap_probe_line){ 0 };
+	if ((l[0] != '0' && l[0] != '1') || l[1] != ' ')
+		return false;
+	p->healthy = l[0] == '1';
+	if (!(l = parse_word_number(l + 2, UINT64_MAX, &v)))
+		return false;
+	p->failures = v;
+	n = strspn(l, PROBE_KIND_CHARS);
+	if (n == 0 || n >= sizeof(p->kind) || l[n] != ' ')
+		return false;
+	memcpy(p->kind, l, n);
+	l += n + 1;
+	if (l[0] == '-' && l[1] == ' ') {
+		l += 2;
+	} else {
+		for (;;) {
+			if (p->n_times == AP_RECORDS_PROBE_TIMES_MAX ||
+			    !(l = parse_number(l, UINT64_MAX, &v)))
+				return false;
+			p->times[p->n_times++] = v;
+			if (*l == ' ')
+				break;
+			if (*l++ != ',')
+				return false;
+		}
+		l++;
+	}
+	n = strcspn(l, " \t");
+	if (n == 0 || n >= sizeof(p->unit) || l[n] != '\t' ||
+	    strlen(l + n + 1) >= sizeof(p->result))
+		return false;
+	memcpy(p->unit, l, n);
+	memcpy(p->result, l + n + 1, strlen(l + n + 1) + 1);
+	return true;
+}
+
+int ap_records_probes_parse(const char *text, struct ap_probe_line **ret, size_t *ret_n,
+			    struct ap_records_error *err)
+{
+	struct ap_probe_line *v = NULL;
+	size_t n = 0;
+	struct lines ls;
+	char *l;
+	int r = lines_open(&ls, text, err);
+
+	while (r >= 0 && (l = lines_next(&ls))) {
+		struct ap_probe_line p, *w;
+
+		if (!*l)
+			continue;
+		if (!parse_probe_line(l, &p)) {
+			note_damage(err, ls.no);
+			continue;
+		}
+		w = realloc(v, (n + 1) * sizeof(*v));
+		if (!w) {
+			r = -ENOMEM;
+			break;
+		}
+		v = w;
+		v[n++] = p;
+	}
+	lines_close(&ls);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int ap_records_probes_format(const struct ap_probe_line *v, size_t n, char **ret)
+{
+	struct ap_buf b = { 0 };
+	int r = ap_buf_append(&b, "", 0);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		const struct ap_probe_line *p = &v[i];
+
+		size_t kind = strnlen(p->kind, sizeof(p->kind));
+
+		if (!*p->unit || strpbrk(p->unit, " \t\n") || kind == 0 ||
+		    kind == sizeof(p->kind) || strspn(p->kind, PROBE_KIND_CHARS) != kind ||
+		    p->n_times > AP_RECORDS_PROBE_TIMES_MAX) {
+			r = -EINVAL;
+			break;
+		}
+		r = ap_buf_printf(&b, "%d %llu %s ", p->healthy, (unsigned long long)p->failures,
+				  p->kind);
+		for (size_t k = 0; r >= 0 && k < p->n_times; k++)
+			r = ap_buf_printf(&b, "%s%llu", k ? "," : "", (unsigned long long)p->times[k]);
+		if (r >= 0)
+			r = ap_buf_printf(&b, "%s %s\t", p->n_times ? "" : "-", p->unit);
+		for (const char *c = p->result; r >= 0 && *c; c++)
+			r = ap_buf_append(&b, *c == '\t' || *c == '\n' ? " " : c, 1);
+		if (r >= 0)
+			r = ap_buf_append(&b, "\n", 1);
+	}
+	return buf_take(&b, r, ret);
+}
+
 void ap_expected_set_clear(struct ap_expected_set *e)
 {
 	for (size_t i = 0; i < e->n; i++) {

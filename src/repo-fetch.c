@@ -596,6 +596,28 @@ static int download(struct ap_repo *r, git_remote *remote, struct fetch_ctx *f,
 	return 1;
 }
 
+/* A first fetch from a repository on this host copies its packs (repo-local.c). 1 when the
+ * tracking ref then points at tip, 0 to fetch the usual way, -errno. */
+static int first_local(struct ap_repo *r, const struct fetch_ctx *f, const char *track,
+		       const git_oid *tip)
+{
+	const char *path = local_path(f->o->url);
+	git_reference *ref = NULL;
+	git_oid have;
+	int k;
+
+	if (!path || git_reference_name_to_id(&have, r->git, track) != GIT_ENOTFOUND)
+		return 0;
+	if ((k = repo_local_first_fetch(r, path, tip)) <= 0)
+		return k;
+	remove_stale_locks(r, track);
+	if (git_reference_create(&ref, r->git, track, tip, 1, "autopull: fetch") < 0)
+		return ap_log_error(repo_git_errno(GIT_ERROR), "failed to update '%s': %s", track,
+				    repo_git_msg());
+	git_reference_free(ref);
+	return 1;
+}
+
 /* An anonymous remote that skips url.<base>.insteadOf: the mirror's config must not
  * rewrite the configured URL. (In libgit2 1.5.1 that lookup also leaks: valgrind shows
  * one pcre2 match data block lost per config key it tries, on every fetch.) */
@@ -661,8 +683,10 @@ int ap_repo_fetch(struct ap_repo *r, const struct ap_remote_opts *o, char ret_ti
 	f.cb.certificate_check = cb_certificate;
 	f.cb.payload = &f;
 	k = remote_tip(remote, &f, head, &tip);
-	if (k >= 0)
-		k = mirror_has(r, track, &tip) ? 0 : download(r, remote, &f, head, track, &tip);
+	if (k >= 0 && mirror_has(r, track, &tip))
+		k = 0;
+	else if (k >= 0 && (k = first_local(r, &f, track, &tip)) == 0)
+		k = download(r, remote, &f, head, track, &tip);
 	if (k >= 0)
 		repo_oid_hex(ret_tip, &tip);
 	return k;

@@ -25,3 +25,11 @@ void repo_oid_hex(char ret[AP_OID_HEXSZ + 1], const git_oid *id);
 /* The commit rev names (any revspec), peeled; -ENOENT with a logged error when it names
  * none. The caller frees it with git_commit_free(). */
 int repo_lookup_commit(struct ap_repo *r, const char *rev, git_commit **ret);
+
+/* repo-local.c: a first fetch from the repository at path on this host: its packs copied
+ * into the mirror, then what they lack of tip packed from it. 1 when the mirror holds tip and
+ * everything it names (the caller then sets the ref), 0 when path holds no repository
+ * libgit2 opens (the caller's usual fetch says why), -errno with the error logged: -EBADMSG
+ * a damaged source (a pack or object that does not verify, an object missing), -EIO the
+ * mirror could not be written or the source read. */
+int repo_local_first_fetch(struct ap_repo *r, const char *path, const git_oid *tip);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <git2.h>
@@ -84,11 +85,34 @@ int ap_repo_open(const char *dir, struct ap_repo **ret)
 	return wrap(git, open_or_create(dir, &git), ret);
 }
 
+/* libgit2 refuses a repository of another user (git's "dubious ownership"), and with the
+ * configuration search paths pinned empty it says only that safe.directory is not set: say
+ * what is wrong instead. */
+static int owned_by_me(const char *path)
+{
+	_cleanup_free_ char *dotgit = ap_strdupf("%s/.git", path);
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (!dotgit)
+		return -ENOMEM;
+	if (stat(path, &st) < 0)
+		return ap_log_error(-errno, "'%s' is not a git repository: %s", path,
+				    strerror(errno));
+	if (st.st_uid == me && (stat(dotgit, &st) < 0 || st.st_uid == me))
+		return 0;
+	return ap_log_error(-EPERM, "repository '%s' is owned by uid %u, not by uid %u that reads "
+			    "it: run autopull as its owner, or chown it", path, (unsigned)st.st_uid,
+			    (unsigned)me);
+}
+
 int ap_repo_open_existing(const char *path, struct ap_repo **ret)
 {
 	git_repository *git = NULL;
 	int k;
 
+	if ((k = owned_by_me(path)) < 0)
+		return k;
 	if ((k = repo_git_init()) < 0)
 		return k;
 	/* NO_SEARCH: the repository is the one named, never one found above it. */

@@ -244,6 +244,41 @@ static void test_open_fails_without_manager(void **state)
 	assert_int_equal(setenv("XDG_RUNTIME_DIR", saved, 1), 0);
 }
 
+/* The test runs outside every unit of this manager (the harness starts it beside the
+ * manager, not under it): no unit holds it, which is no error. Its own unit, found when it
+ * does run inside one, is tested against the real manager by t-69-beyond. */
+static void test_own_unit_outside(void **state)
+{
+	char *self = (char *)"unset";
+
+	assert_int_equal(ap_bus_own_unit(bus, &self), 0);
+	assert_null(self);
+}
+
+/* A run job is a transient oneshot service: done when its command exits 0 (and the unit is
+ * gone), failed otherwise (the unit stays failed, with its exit status, until reset). */
+static void test_run_transient(void **state)
+{
+	char *const ok_argv[] = { (char *)"/bin/true", NULL };
+	char *const bad_argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"exit 7", NULL };
+	struct ap_job jobs[] = {
+		{ .unit = "aptest-run-ok.service", .kind = AP_JOB_RUN, .argv = ok_argv },
+		{ .unit = "aptest-run-bad.service", .kind = AP_JOB_RUN, .argv = bad_argv },
+	};
+	_cleanup_(ap_unit_props_clear) struct ap_unit_props p = { 0 };
+
+	(void)ap_bus_run_jobs(bus, jobs, ELEMENTSOF(jobs), JOB_TIMEOUT);
+	assert_int_equal(jobs[0].error, 0);
+	assert_string_equal(jobs[0].result, "done");
+	assert_int_equal(jobs[1].error, -EIO);
+	assert_string_equal(jobs[1].result, "failed");
+	props("aptest-run-bad.service", &p);
+	assert_string_equal(p.active_state, "failed");
+	assert_int_equal(p.exec_main_status, 7);
+	assert_int_equal(ap_bus_reset_failed(bus, (char *[]){ (char *)"aptest-run-bad.service",
+							       NULL }), 0);
+}
+
 static void test_reload(void **state)
 {
 	_cleanup_(ap_unit_props_clear) struct ap_unit_props p = { 0 };
@@ -622,6 +657,8 @@ int main(void)
 		cmocka_unit_test(test_kind_to_string),
 		cmocka_unit_test(test_open_latency),
 		cmocka_unit_test(test_open_fails_without_manager),
+		cmocka_unit_test(test_own_unit_outside),
+		cmocka_unit_test(test_run_transient),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_start_stop),
 		cmocka_unit_test(test_try_restart_active),

@@ -802,6 +802,12 @@ static struct bad bad_configs[] = {
 	  "lock_timeout: 'soon' is not a duration" },
 	{ "fleet unknown key", FLEET "  slots: 2\n", 6, 3, "unknown key 'slots' in fleet" },
 	{ "fleet duplicate key", FLEET "  group: db\n", 6, 3, "duplicate key 'group' in fleet" },
+	{ "decrypt not age", REPO "files:\n  - {src: a, dest: /a, decrypt: sops}\n", 4, 33,
+	  "decrypt: 'sops' is not 'age'" },
+	{ "secrets identity relative", REPO "secrets: {identity: age.key}\n", 3, 21,
+	  "identity: 'age.key' is not an absolute file path" },
+	{ "secrets unknown key", REPO "secrets: {recipients: /r}\n", 3, 11,
+	  "unknown key 'recipients' in secrets" },
 };
 
 static void test_bad_config(void **state)
@@ -1030,6 +1036,64 @@ static void test_fleet_file_modes(void **state)
 	assert_int_equal(unlink(ca), 0);
 }
 
+/* Away from the host (autopull plan on a CI runner) the identity is not required: the runner
+ * has none, nor may it. On the host its absence stays an error. */
+static void test_secrets_identity_elsewhere(void **state)
+{
+	_cleanup_free_ char *text = ap_strdupf(REPO "files:\n  - {src: e.age, dest: /etc/e, "
+					       "decrypt: age}\nsecrets: {identity: %s/none.key}\n",
+					       tmpdir);
+	char *path = write_file(text, strlen(text));
+	struct ap_config *c = NULL;
+
+	(void)state;
+	assert_int_equal(ap_config_load_host(path, false, "web1", &c), -EINVAL);
+	assert_null(c);
+	assert_int_equal(ap_config_load_elsewhere(path, false, "web1", &c), 0);
+	assert_true(c->files[0].decrypt);
+	ap_config_free(c);
+	unlink(path);
+	free(path);
+}
+
+/* secrets: the age identity must be the user's own and 0600 when a rule decrypts, with the
+ * fix in the message; without such a rule it is not looked at. */
+static void test_secrets_identity(void **state)
+{
+	_cleanup_free_ char *key = ap_strdupf("%s/age.key", tmpdir), *text = NULL;
+	struct ap_config *c = NULL;
+	char err[4096];
+
+	(void)state;
+	text = ap_strdupf(REPO "files:\n  - {src: e.age, dest: /etc/e, decrypt: age}\n"
+			  "secrets: {identity: %s}\n", key);
+	assert_refused(text, "secrets: identity '", "does not exist; fix: age-keygen -o '");
+	make_file(key, 0640);
+	assert_refused(text, "secrets: identity '", "can be read by others (mode 0640); fix: chmod "
+						     "0600 '");
+	assert_int_equal(chmod(key, 0600), 0);
+	if (geteuid() == 0) { /* root's own file is not enough for another user, nor the reverse */
+		assert_int_equal(chown(key, 65534, 65534), 0);
+		assert_refused(text, "secrets: identity '", "not by uid 0; fix: chown 0 '");
+		assert_int_equal(chown(key, 0, 0), 0);
+	}
+	assert_int_equal(load_mode(text, 0644, err, sizeof(err)), 0);
+	c = load_ok(text, false);
+	assert_true(c->files[0].decrypt);
+	assert_int_equal(c->files[0].has_mode, false);
+	ap_config_free(c);
+	assert_int_equal(unlink(key), 0);
+	/* the default, and none when no rule decrypts */
+	c = load_ok(REPO "files:\n  - {src: e, dest: /etc/e}\n", false);
+	assert_null(c->secrets_identity);
+	ap_config_free(c);
+	free(text);
+	text = ap_strdupf(REPO "files:\n  - {src: e.age, dest: /etc/e, decrypt: age}\n");
+	if (access("/etc/autopull/age.key", F_OK) < 0)
+		assert_refused(text, "secrets: identity '/etc/autopull/age.key' does not exist",
+			       "fix");
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -1055,6 +1119,8 @@ int main(void)
 		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_trusted_file_modes),
 		cmocka_unit_test(test_fleet_file_modes),
+		cmocka_unit_test(test_secrets_identity),
+		cmocka_unit_test(test_secrets_identity_elsewhere),
 	};
 	struct CMUnitTest tests[ELEMENTSOF(fixed) + ELEMENTSOF(bad_configs)];
 	size_t n = 0;

@@ -22,6 +22,7 @@ static struct ap_file_rule rules[] = {
 	  .validate = validate_argv },
 	{ .src = "env/", .dest = "/etc/env/", .restart = restart_worker },
 	{ .src = "bin/tool", .dest = "/usr/local/bin/tool", .has_mode = true, .mode = 0750 },
+	{ .src = "secret/", .dest = "/etc/secret/", .decrypt = true, .restart = restart_worker },
 };
 static const struct ap_config cfg = {
 	.path = "test.yaml", .repo_url = "file:///x", .branch = "main", .scope = AP_SCOPE_USER,
@@ -207,6 +208,21 @@ static void test_own_unit_not_restarted(void **s)
 	DONE();
 }
 
+/* Removed from the repository, it is not stopped from inside either: it ends with this run. */
+static void test_own_unit_removed_not_stopped(void **s)
+{
+	static struct ap_unit_state v[] = { { ST("web.service", "loaded", "activating", "start") } };
+	struct ap_unit_states own = { .v = v, .n = ELEMENTSOF(v), .known = true,
+				      .self = (char *)"web.service" };
+
+	BUILD(&own, { AP_CHANGE_DELETE, "systemd/web.service", NULL, B, 0, SVC, NULL });
+	assert_file(p, 0, "delete", "unit", "/u/web.service");
+	assert_unit(p, "web.service", "none");
+	assert_string_equal(unit(p, "web.service")->note,
+			    "own unit: not stopped from inside; it ends with this run");
+	DONE();
+}
+
 /* tmpfiles.d (user-tmpfiles.d in user scope) and sysusers.d (system scope): an added or
  * changed file runs its tool, checked first by a validator of its own; a removed one runs
  * nothing and says so; a file anywhere else is just a file. */
@@ -352,6 +368,30 @@ static void test_file_rules(void **s)
 	assert_false(p->daemon_reload);
 	assert_unit(p, "web.service", "reload");
 	assert_unit(p, "worker.service", "none"); /* inactive */
+	DONE();
+}
+
+/* A decrypted file is its owner's alone (0600) and is marked so that no output shows more
+ * than that it changed. */
+static void test_secret(void **s)
+{
+	struct ap_buf b = { 0 };
+
+	BUILD(&states, { AP_CHANGE_ADD, "secret/app.env", NULL, 0, B, NULL, "TOKEN=x" },
+	      { AP_CHANGE_ADD, "env/app.env", NULL, 0, B, NULL, "A=1" });
+	assert_int_equal(p->n_files, 2);
+	assert_true(p->files[0].secret);
+	assert_int_equal(p->files[0].mode, 0600);
+	assert_false(p->files[1].secret);
+	assert_int_equal(p->files[1].mode, 0644);
+	assert_int_equal(ap_print_plan_human(p, &b), 0);
+	assert_non_null(strstr(b.data, "-> /etc/secret/app.env (0600, secret changed)\n"));
+	assert_non_null(strstr(b.data, "-> /etc/env/app.env (0644)\n"));
+	ap_buf_clear(&b);
+	assert_int_equal(ap_print_plan_json(p, NULL, &b), 0);
+	assert_non_null(strstr(b.data, "\"mode\": \"0600\", \"secret\": true}"));
+	assert_non_null(strstr(b.data, "\"mode\": \"0644\"}"));
+	ap_buf_clear(&b);
 	DONE();
 }
 
@@ -832,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_template_dropin_without_instances),
 		cmocka_unit_test(test_deleted_unit),
 		cmocka_unit_test(test_file_rules),
+		cmocka_unit_test(test_secret),
 		cmocka_unit_test(test_rename_unit),
 		cmocka_unit_test(test_rename_out_of_mapping_is_delete),
 		cmocka_unit_test(test_rename_to_non_unit_name),
@@ -855,6 +896,7 @@ int main(void)
 		cmocka_unit_test(test_metadata_only_change),
 		cmocka_unit_test(test_symlink_outside_mapping_is_fine),
 		cmocka_unit_test(test_own_unit_not_restarted),
+		cmocka_unit_test(test_own_unit_removed_not_stopped),
 		cmocka_unit_test(test_setup_actions),
 		cmocka_unit_test(test_map_path),
 		cmocka_unit_test(test_units_needed),

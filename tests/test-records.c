@@ -117,6 +117,61 @@ static void test_overrides(void **state)
 	free(a), free(text);
 }
 
+static void test_probes(void **state)
+{
+	struct ap_probe_line in[2] = {
+		{ .healthy = true, .failures = 0, .kind = "http", .unit = "web.service",
+		  .result = "HTTP 200" },
+		{ .healthy = false, .failures = UINT64_MAX, .kind = "exec", .times = { 5, 7 },
+		  .n_times = 2, .unit = "app@a\\x2db.service", .result = "exit status 1:\ta\nb" },
+	}, *v = NULL;
+	struct ap_probe_line many = { .kind = "tcp", .unit = "x.service",
+				      .n_times = AP_RECORDS_PROBE_TIMES_MAX };
+	struct ap_records_error e;
+	size_t n = 0;
+	char *text = NULL;
+
+	assert_int_equal(ap_records_probes_format(in, 2, &text), 0);
+	assert_string_equal(text, "1 0 http - web.service\tHTTP 200\n"
+				  "0 18446744073709551615 exec 5,7 app@a\\x2db.service\t"
+				  "exit status 1: a b\n");
+	assert_int_equal(ap_records_probes_parse(text, &v, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(e.line, 0);
+	assert_true(v[0].healthy && !v[1].healthy);
+	assert_true(v[1].failures == UINT64_MAX);
+	assert_int_equal(v[1].n_times, 2);
+	assert_true(v[1].times[0] == 5 && v[1].times[1] == 7);
+	assert_string_equal(v[1].unit, "app@a\\x2db.service");
+	assert_string_equal(v[1].result, "exit status 1: a b");
+	assert_string_equal(v[0].result, "HTTP 200");
+	free(v), free(text);
+	/* damaged lines are left out, the first one reported */
+	assert_int_equal(ap_records_probes_parse("2 0 http - a.service\tx\n"
+						 "1 -1 http - b.service\tx\n"
+						 "1 0 http 5,,6 c.service\tx\n"
+						 "1 0 http - d.service x\n"
+						 "1 0 waytoolongkind - e.service\tx\n"
+						 "1 0 http 1," BIG " f.service\tx\n"
+						 "1 0 g\t\t - h.service\tx\n"
+						 "1 0 HTTP - i.service\tx\n"
+						 "0 3 tcp 9 g.service\t\n", &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].unit, "g.service");
+	assert_int_equal(v[0].failures, 3);
+	assert_string_equal(v[0].result, "");
+	assert_int_equal(e.line, 1);
+	free(v);
+	/* at most AP_RECORDS_PROBE_TIMES_MAX times round-trip; a unit with a space cannot be written */
+	assert_int_equal(ap_records_probes_format(&many, 1, &text), 0);
+	assert_int_equal(ap_records_probes_parse(text, &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].n_times, AP_RECORDS_PROBE_TIMES_MAX);
+	free(v), free(text);
+	snprintf(many.unit, sizeof(many.unit), "a b.service");
+	assert_int_equal(ap_records_probes_format(&many, 1, &text), -EINVAL);
+}
+
 static void test_counters(void **state)
 {
 	struct ap_counter in[2] = { { "apply:ok", 3 }, { "rollback", UINT64_MAX } }, *v = NULL;
@@ -383,6 +438,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pin),	     cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_overrides),    cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_probes),
 		cmocka_unit_test(test_expected),     cmocka_unit_test(test_tick),
 		cmocka_unit_test(test_fleet),
 		cmocka_unit_test(test_last_apply),   cmocka_unit_test(test_owned),

@@ -728,6 +728,214 @@ static void test_fetch(void **state)
 	ap_repo_free(r);
 }
 
+/* The name of the one pack in repo/objects/pack ("pack-<sha>.pack"), into ret. */
+static void only_pack(const char *repo, char *ret, size_t size)
+{
+	_cleanup_free_ char *dir = ap_strdupf("%s/objects/pack", repo);
+	char out[4096], *p, *end;
+	const char *argv[] = { "ls", dir, NULL };
+
+	assert_int_equal(run(argv, NULL, out, sizeof(out)), 0);
+	assert_non_null(end = strstr(out, ".pack"));
+	for (p = end; p > out && p[-1] != '\n'; p--)
+		;
+	assert_true(strncmp(p, "pack-", 5) == 0 && (size_t)(end - p) + 6 <= size);
+	snprintf(ret, size, "%.*s", (int)(end - p + 5), p);
+}
+
+/* A first run from a local repository whose objects are packed: the mirror gets the source's
+ * pack as it is (same bytes, so the same name), every object of the tip readable; objects
+ * that are not packed (a commit made after the last repack) follow in a second pack. */
+static void test_fetch_first_run_packed(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("po"), *m = tmp_path("pm.git"), *m2 = tmp_path("pm2.git");
+	_cleanup_free_ char *url = file_url("po"), *dot = tmp_path("po/.git");
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[AP_OID_HEXSZ + 1], c2[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1], id[64];
+	char src_pack[256], got_pack[256], *data = NULL;
+	size_t len;
+	struct ap_repo *r;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	for (int i = 0; i < 50; i++) {
+		_cleanup_free_ char *f = ap_strdupf("data/d%d/f%d.conf", i % 5, i);
+
+		put(o, f, NULL);
+	}
+	commit(o, "one", c1);
+	git(o, "repack", "-adq", NULL);
+	only_pack(dot, src_pack, sizeof(src_pack));
+
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	only_pack(m, got_pack, sizeof(got_pack));
+	assert_string_equal(got_pack, src_pack);
+	git_out(o, id, sizeof(id), "rev-parse", "HEAD:data/d3/f8.conf", NULL);
+	assert_int_equal(ap_repo_read_blob(r, id, 4096, &data, &len), 0);
+	assert_string_equal(data, "data/d3/f8.conf\n");
+	free(data);
+	ap_repo_free(r);
+
+	/* a loose commit on top of the pack */
+	put(o, "data/d3/f8.conf", "v2");
+	commit(o, "two", c2);
+	assert_int_equal(ap_repo_open(m2, &r), 0);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c2);
+	git_out(o, id, sizeof(id), "rev-parse", "HEAD:data/d3/f8.conf", NULL);
+	assert_int_equal(ap_repo_read_blob(r, id, 4096, &data, &len), 0);
+	assert_string_equal(data, "v2\n");
+	free(data);
+	assert_int_equal(ap_repo_is_ancestor(r, c1, c2), 1);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 0);
+	ap_repo_free(r);
+}
+
+/* Creates path (an empty file) and its directories. */
+static void touch(char *path)
+{
+	int fd;
+
+	mkdir_p(path);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0);
+	close(fd);
+}
+
+/* A first run killed while it indexed (libgit2's temporary pack, the index's lock) or while
+ * it wrote the ref (the ref's lock), or after the packs and before the ref: the next run
+ * completes it. */
+static void test_fetch_first_run_killed(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("ko"), *m = tmp_path("km.git"), *url = file_url("ko");
+	_cleanup_free_ char *dot = tmp_path("ko/.git"), *tmp_pack = NULL, *idx_lock = NULL;
+	_cleanup_free_ char *ref_lock = NULL;
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1], name[256];
+	struct ap_repo *r;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "units/a.service", NULL);
+	commit(o, "one", c1);
+	git(o, "repack", "-adq", NULL);
+	only_pack(dot, name, sizeof(name));
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	tmp_pack = ap_strdupf("%s/objects/pack/pack_git2_a1b2c3", m);
+	idx_lock = ap_strdupf("%s/objects/pack/%.*s.idx.lock", m, (int)strlen(name) - 5, name);
+	ref_lock = ap_strdupf("%s/refs/remotes/origin/main.lock", m);
+	touch(tmp_pack);
+	touch(idx_lock);
+	touch(ref_lock);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	assert_int_equal(access(tmp_pack, F_OK), -1);
+	assert_int_equal(access(idx_lock, F_OK), -1);
+	assert_int_equal(access(ref_lock, F_OK), -1);
+
+	git(m, "update-ref", "-d", "refs/remotes/origin/main", NULL);
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), 1);
+	assert_string_equal(tip, c1);
+	assert_int_equal(count_packs(m), 1);
+	ap_repo_free(r);
+}
+
+/* The mirror cannot be written (its pack directory is a file): a failure of this host, not
+ * a damaged source. */
+static void test_fetch_first_run_mirror_unwritable(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("uo"), *m = tmp_path("um.git"), *url = file_url("uo");
+	_cleanup_free_ char *pack_dir = ap_strdupf("%s/objects/pack", m);
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char c1[AP_OID_HEXSZ + 1], tip[AP_OID_HEXSZ + 1] = "";
+	struct ap_repo *r;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "units/a.service", NULL);
+	commit(o, "one", c1);
+	git(o, "repack", "-adq", NULL);
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_int_equal(rmdir(pack_dir), 0);
+	touch(pack_dir);
+	assert_int_equal(ap_repo_fetch(r, &opts, tip), -EIO);
+	assert_string_equal(tip, "");
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	ap_repo_free(r);
+}
+
+/* A first fetch of url into a new mirror m fails, and the mirror has no branch to apply. */
+static void assert_fetch_refused(const char *m, const char *url)
+{
+	struct ap_remote_opts opts = { .url = url, .branch = "main" };
+	char tip[AP_OID_HEXSZ + 1] = "";
+	struct ap_repo *r;
+
+	assert_int_equal(ap_repo_open(m, &r), 0);
+	assert_true(ap_repo_fetch(r, &opts, tip) < 0);
+	assert_string_equal(tip, "");
+	assert_int_equal(ap_repo_branch_tip(r, "main", tip), -ENOENT);
+	ap_repo_free(r);
+}
+
+/* A source whose pack holds, under a blob's id, content that does not hash to it: the fetch
+ * fails and the mirror gets no branch (nothing to apply from). */
+static void test_fetch_corrupt_object(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("co"), *m = tmp_path("cm.git"), *url = file_url("co");
+	_cleanup_free_ char *evil = tmp_path("co/evil"), *from = NULL, *to = NULL;
+	char c1[AP_OID_HEXSZ + 1], x[64], y[64];
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	put(o, "units/a.service", "good");
+	put(o, "units/b.service", NULL);
+	commit(o, "one", c1);
+	git_out(o, x, sizeof(x), "rev-parse", "HEAD:units/a.service", NULL);
+	put(o, "evil", "evil");
+	git_out(o, y, sizeof(y), "hash-object", "-w", "evil", NULL);
+	from = ap_strdupf("%s/.git/objects/%.2s/%s", o, y, y + 2);
+	to = ap_strdupf("%s/.git/objects/%.2s/%s", o, x, x + 2);
+	{
+		const char *chmod_argv[] = { "chmod", "u+w", to, NULL };
+		const char *cp_argv[] = { "cp", from, to, NULL };
+
+		assert_int_equal(run(chmod_argv, NULL, NULL, 0), 0);
+		assert_int_equal(run(cp_argv, NULL, NULL, 0), 0);
+	}
+	git(o, "repack", "-adq", NULL);
+
+	assert_fetch_refused(m, url);
+}
+
+/* A pack damaged on disk (one byte changed in the middle of a blob's data): refused too. */
+static void test_fetch_damaged_pack(void **state)
+{
+	_cleanup_free_ char *o = tmp_path("do"), *m = tmp_path("dm.git"), *url = file_url("do");
+	_cleanup_free_ char *dot = tmp_path("do/.git"), *pack = NULL, *big = NULL;
+	char c1[AP_OID_HEXSZ + 1], name[256];
+	struct stat st;
+	unsigned char b;
+	int fd;
+
+	git(tmp, "init", "-q", "-b", "main", o, NULL);
+	assert_non_null(big = calloc(1, 20001));
+	for (int i = 0; i < 20000; i++)
+		big[i] = (char)('a' + (i * 7919 + i / 13) % 26);
+	put(o, "big.conf", big);
+	commit(o, "one", c1);
+	git(o, "repack", "-adq", NULL);
+	only_pack(dot, name, sizeof(name));
+	pack = ap_strdupf("%s/objects/pack/%s", dot, name);
+	assert_int_equal(chmod(pack, 0644), 0);
+	assert_true((fd = open(pack, O_RDWR | O_CLOEXEC)) >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(pread(fd, &b, 1, st.st_size / 2), 1);
+	b ^= 0x55;
+	assert_int_equal(pwrite(fd, &b, 1, st.st_size / 2), 1);
+	close(fd);
+
+	assert_fetch_refused(m, url);
+}
+
 static void test_fetch_errors(void **state)
 {
 	_cleanup_free_ char *m = tmp_path("em.git"), *url = file_url("origin");
@@ -1121,6 +1329,11 @@ int main(void)
 		cmocka_unit_test(test_list_files),
 		cmocka_unit_test(test_open),
 		cmocka_unit_test(test_fetch),
+		cmocka_unit_test(test_fetch_first_run_packed),
+		cmocka_unit_test(test_fetch_first_run_killed),
+		cmocka_unit_test(test_fetch_first_run_mirror_unwritable),
+		cmocka_unit_test(test_fetch_corrupt_object),
+		cmocka_unit_test(test_fetch_damaged_pack),
 		cmocka_unit_test(test_fetch_errors),
 		cmocka_unit_test(test_fetch_error_hides_password),
 		cmocka_unit_test(test_fetch_foreign_owner),

@@ -22,6 +22,8 @@ static char *reasons[] = { hostile_path, NULL };
 static char *unmapped[] = { "systemd/notes|<i>.txt", NULL };
 
 static struct ap_file_op files[] = {
+	{ .change = AP_CHANGE_MODIFY, .kind = AP_KIND_FILE, .path = "secret/db.env",
+	  .dest = "/etc/db.env", .install = true, .mode = 0600, .secret = true },
 	{ .change = AP_CHANGE_MODIFY, .kind = AP_KIND_FILE, .path = hostile_path,
 	  .dest = "/etc/caddy/a|b", .install = true, .mode = 0644 },
 	{ .change = AP_CHANGE_ADD, .kind = AP_KIND_UNIT, .path = "systemd/web.service",
@@ -38,9 +40,13 @@ static struct ap_unit_action units[] = {
 	{ .unit = "tmpl@.service", .action = AP_ACTION_NONE, .reasons = reasons,
 	  .note = "template: instances start by name" },
 };
-static struct ap_plan plan = { .from = FROM, .to = TO, .files = files, .n_files = 3,
+static struct ap_setup_action setup[] = {
+	{ .kind = AP_SETUP_TMPFILES_CREATE, .file = "/etc/tmpfiles.d/a|b.conf",
+	  .reason = "tmpfiles/a|b.conf", .note = "x<y" },
+};
+static struct ap_plan plan = { .from = FROM, .to = TO, .files = files, .n_files = 4,
 			       .daemon_reload = true, .units = units, .n_units = 5,
-			       .unmapped = unmapped };
+			       .setup = setup, .n_setup = 1, .unmapped = unmapped };
 static struct ap_plan empty = { .from = FROM, .to = TO };
 static char *refusals[] = { "'systemd/x|y.service' is a symlink\nsecond line", NULL };
 
@@ -97,9 +103,13 @@ static void test_hostile_names_cannot_break_the_table(void **state)
 	/* the escapes are there, the text is still readable */
 	assert_non_null(strstr(b.data, "caddy/a\\|b\\`c&lt;script&gt;x&lt;/script&gt;\\\\n\\| evil"));
 	assert_non_null(strstr(b.data, "\\\\x1b\\[31m\\[l\\](j:x)\\*\\_"));
-	assert_non_null(strstr(b.data, "| web\\|1 | 3 | 1 / 1 / 1 / 1 | 0 |"));
+	assert_non_null(strstr(b.data, "| web\\|1 | 4 | 1 / 1 / 1 / 1 | 0 |"));
 	assert_non_null(strstr(b.data, "| restart | we\\|b\\`&lt;b&gt;.service | if running |"));
 	assert_non_null(strstr(b.data, "- systemd/notes\\|&lt;i&gt;.txt\n"));
+	assert_non_null(strstr(b.data, "| modify | file | secret/db.env | /etc/db.env "
+				       "(0600, secret) |\n"));
+	assert_non_null(strstr(b.data, "| tmpfiles-create | /etc/tmpfiles.d/a\\|b.conf | "
+				       "tmpfiles/a\\|b.conf (x&lt;y) |\n"));
 	ap_buf_clear(&b);
 }
 
@@ -171,6 +181,37 @@ static void test_json_parses_with_hostile_names(void **state)
 	ap_buf_clear(&b);
 }
 
+/* A large range: each table stops at AP_REVIEW_MAX_ROWS rows and says how many it left out;
+ * the summary counts them all. */
+static void test_large_plans_are_cut(void **state)
+{
+	struct ap_file_op many[AP_REVIEW_MAX_ROWS + 12];
+	char *why[ELEMENTSOF(many) + 1] = { NULL };
+	struct ap_unit_action app = { .unit = "app.service", .action = AP_ACTION_RESTART,
+				      .if_active = true, .reasons = why };
+	struct ap_plan big = { .from = FROM, .to = TO, .files = many, .n_files = ELEMENTSOF(many),
+			       .units = &app, .n_units = 1 };
+	const struct ap_review_host hosts[] = { { .host = "web1", .plan = &big } };
+	const struct ap_review r = { FROM, TO, hosts, 1 };
+	struct ap_buf b = { 0 };
+	size_t rows = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(many); i++)
+		many[i] = (struct ap_file_op){ .change = AP_CHANGE_ADD, .kind = AP_KIND_FILE,
+					       .path = "etc/f", .dest = "/etc/f", .install = true },
+		why[i] = "etc/f";
+	assert_int_equal(ap_review_markdown(&r, &b), 0);
+	for (const char *l = b.data; (l = strstr(l, "\n| add | file |")); l++)
+		rows++;
+	assert_int_equal(rows, AP_REVIEW_MAX_ROWS);
+	assert_non_null(strstr(b.data, "\n... and 12 more (--format json lists them all)\n"));
+	assert_non_null(strstr(b.data, "| web1 | 42 | 1 / 0 / 0 / 0 | 0 |\n"));
+	/* one unit restarted for every file names five of them */
+	assert_non_null(strstr(b.data, "| restart | app.service | if running | etc/f, etc/f, etc/f, "
+				       "etc/f, etc/f and 37 more |\n"));
+	ap_buf_clear(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_refusals_and_validation_are_listed),
 		cmocka_unit_test(test_no_host_affected),
 		cmocka_unit_test(test_json_parses_with_hostile_names),
+		cmocka_unit_test(test_large_plans_are_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,6 +244,24 @@ static void test_validator_fails(void **state)
 	assert_stage_gone(fx);
 }
 
+/* A secret's checker may quote the line it refuses: its output is not logged. */
+static void test_secret_validator_output_hidden(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct prog progs[] = {
+		{ "app-check", 0, 1, 0, "line 1: bad value 'TOKEN=hunter2'\n" }, { NULL } };
+	struct ap_change ch = CHANGE("TOKEN=hunter2\n");
+	struct ap_file_op f = config_file(&ch);
+
+	f.secret = true;
+	spawn.progs = progs;
+	assert_int_equal(validate(fx, &f, 1, AP_SCOPE_SYSTEM, NULL), -EINVAL);
+	assert_logged(fx, "validation of 'app/app.conf' failed (exit 1); the output of a secret's "
+			  "validator is not shown");
+	assert_null(strstr(fx->log, "hunter2"));
+	assert_stage_gone(fx);
+}
+
 /* A validator still running at the timeout is a failure even if what was killed exited 0
  * (a child holding its output open, say). */
 static void test_validator_times_out(void **state)
@@ -347,6 +365,63 @@ static void test_verify_unknown_key_is_an_error(void **state)
 	assert_int_equal(validate(fx, &f, 1, AP_SCOPE_SYSTEM, NULL), 0);
 }
 
+/* A program the unit runs that is not installed: a failure on the host (it would not start),
+ * none where the commands live elsewhere (autopull plan on a CI runner), but still counted;
+ * a real error beside it fails there too. */
+static void test_verify_program_elsewhere(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct prog missing[] = {
+		{ "systemd-analyze", 0, 1, 0,
+		  "web.service: Command /usr/bin/webd is not executable: No such file or directory\n" },
+		{ NULL } };
+	static const struct prog both[] = {
+		{ "systemd-analyze", 0, 1, 0,
+		  "%s:3: Unknown section 'Bogus'. Ignoring.\n"
+		  "web.service: Command /usr/bin/webd is not executable: No such file or directory\n" },
+		{ NULL } };
+	struct ap_change ch = CHANGE("[Service]\nExecStart=/usr/bin/webd\n");
+	struct ap_file_op f = unit_file("units/web.service", "/etc/systemd/system/web.service",
+					AP_KIND_UNIT, &ch);
+	struct ap_plan p = { .files = &f, .n_files = 1 };
+	size_t n = 99;
+
+	spawn.progs = missing;
+	assert_int_equal(validate(fx, &f, 1, AP_SCOPE_SYSTEM, NULL), -EINVAL);
+	assert_int_equal(mkdir(fx->stage, 0700), 0);
+	assert_int_equal(ap_validate_plan_where(&p, NULL, AP_SCOPE_SYSTEM, fx->units, fx->stage,
+						AP_VALIDATE_ELSEWHERE, &n), 0);
+	assert_int_equal(n, 1);
+	spawn.progs = both;
+	assert_int_equal(mkdir(fx->stage, 0700), 0);
+	assert_int_equal(ap_validate_plan_where(&p, NULL, AP_SCOPE_SYSTEM, fx->units, fx->stage,
+						AP_VALIDATE_ELSEWHERE, &n), -EINVAL);
+	assert_stage_gone(fx);
+}
+
+/* Elsewhere the owners and validators of the rules are the host's: an owner this machine does
+ * not know and a validator it does not have refuse nothing (on the host they do). */
+static void test_owner_and_validator_left_to_the_host(void **state)
+{
+	struct fixture *fx = *state;
+	struct ap_change ch = CHANGE("listen 80\n");
+	struct ap_file_op f = config_file(&ch);
+	struct ap_plan p = { .files = &f, .n_files = 1 };
+
+	f.owner = "nosuchuser";
+	assert_int_equal(validate(fx, &f, 1, AP_SCOPE_SYSTEM, NULL), -EINVAL);
+	f.owner = NULL;
+	assert_int_equal(mkdir(fx->stage, 0700), 0);
+	assert_int_equal(validate(fx, &f, 1, AP_SCOPE_SYSTEM, NULL), 0);
+	assert_int_equal(spawn.calls, 1); /* the validator ran on the host */
+	f.owner = "nosuchuser";
+	assert_int_equal(mkdir(fx->stage, 0700), 0);
+	assert_int_equal(ap_validate_plan_where(&p, NULL, AP_SCOPE_SYSTEM, fx->units, fx->stage,
+						AP_VALIDATE_ELSEWHERE, NULL), 0);
+	assert_int_equal(spawn.calls, 1); /* and not elsewhere */
+	assert_stage_gone(fx);
+}
+
 static void test_verify_times_out(void **state)
 {
 	struct fixture *fx = *state;
@@ -446,6 +521,44 @@ static void test_unknown_user_refused(void **state)
 	(void)state;
 }
 
+#define TMPF_OK "# owners\nd /run/a 0750 root root -\nd /run/b 0750 apnosuchuser apnosuchuser\n" \
+	"d /run/c 0750 - apgroup\nd /run/d 0750 1234 %U\n"
+#define TMPF_BAD TMPF_OK "d /run/e 0750 root apnosuchgroup -\n"
+
+/* A tmpfiles.d line's user and group must exist or be made by the plan's sysusers.d files
+ * ("u" makes a user and its group, "g" a group); "-", numbers and specifiers are left to it. */
+static void test_tmpfiles_owner_refused(void **state)
+{
+	struct ap_change sysu = { .kind = AP_CHANGE_ADD,
+				  .new_data = (char *)"g apgroup -\nu apnosuchuser -\n",
+				  .new_len = strlen("g apgroup -\nu apnosuchuser -\n") };
+	struct ap_change ok = { .kind = AP_CHANGE_ADD, .new_data = (char *)TMPF_OK,
+				.new_len = strlen(TMPF_OK) };
+	struct ap_change bad = { .kind = AP_CHANGE_ADD, .new_data = (char *)TMPF_BAD,
+				 .new_len = strlen(TMPF_BAD) };
+	struct ap_file_op files[] = {
+		{ .kind = AP_KIND_FILE, .install = true, .path = "sysusers/app.conf",
+		  .dest = "/etc/sysusers.d/app.conf", .change_ref = &sysu },
+		{ .kind = AP_KIND_FILE, .install = true, .path = "tmpfiles/app.conf",
+		  .dest = "/etc/tmpfiles.d/app.conf", .change_ref = &ok },
+	};
+	struct ap_setup_action setup[] = {
+		{ .kind = AP_SETUP_SYSUSERS, .file = "/etc/sysusers.d/app.conf" },
+		{ .kind = AP_SETUP_TMPFILES_CREATE, .file = "/etc/tmpfiles.d/app.conf" },
+	};
+	struct ap_plan p = { .to = "abc", .files = files, .n_files = 2, .setup = setup,
+			     .n_setup = 2 };
+
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_SYSTEM), 0);
+	files[1].change_ref = &bad;
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_SYSTEM), -EINVAL);
+	files[1].change_ref = &ok;
+	p.n_setup = 1;
+	p.setup = &setup[1]; /* without the sysusers.d file its names are unknown */
+	assert_int_equal(ap_unitusers_check(&p, NULL, AP_SCOPE_SYSTEM), -EINVAL);
+	(void)state;
+}
+
 /* --- what a passing validation sees ------------------------------------------------------ */
 
 /* The validator runs on a staged copy with the new bytes, in a clean environment whose home
@@ -509,12 +622,17 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unknown_user_refused),
+		cmocka_unit_test(test_tmpfiles_owner_refused),
 		cmocka_unit_test_setup_teardown(test_validator_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_validator_output_hidden, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validator_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validator_missing_or_unstartable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_unknown_key_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_program_elsewhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_and_validator_left_to_the_host, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_verify_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_read_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stage_path_cannot_escape, setup, teardown),

@@ -1,4 +1,4 @@
-/* Fuzzes the parsers of the small state files (records.h): pin, bad, overrides, counters,
+/* Fuzzes the parsers of the small state files (records.h): pin, bad, overrides, counters, probes,
  * expected, tick, last-apply, owned and file-set manifests. The first byte picks the parser.
  * Invariants: what parses formats to text that parses again and formats to the same bytes, a
  * refusal names a line of the text, and nothing crashes. */
@@ -196,6 +196,30 @@ static void owned(const char *text)
 	ap_strv_free(back);
 }
 
+/* The probes file: whatever it parses formats, parses back whole and formats the same (pass
+ * 0 reads the input, pass 1 what pass 0 wrote). */
+static void probes(const char *text)
+{
+	char *out[2] = { NULL, NULL };
+	size_t n[2] = { 0, 0 };
+
+	for (int pass = 0; pass < 2; pass++) {
+		struct ap_probe_line *v = NULL;
+		struct ap_records_error e;
+
+		FUZZ_CHECK(ap_records_probes_parse(pass ? out[0] : text, &v, &n[pass], &e) == 0);
+		if (pass)
+			FUZZ_CHECK(e.line == 0);
+		else
+			check_error(e.line ? -EBADMSG : 0, &e, text);
+		FUZZ_CHECK(ap_records_probes_format(v, n[pass], &out[pass]) == 0);
+		free(v);
+	}
+	FUZZ_CHECK(n[0] == n[1] && strcmp(out[0], out[1]) == 0);
+	free(out[0]);
+	free(out[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = fuzz_selected_text(data, size);
@@ -206,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: pin(text); break;
 	case 1: commits(text, false, true); break;
 	case 2: commits(text, true, false); break;
-	case 3: counters(text); break;
+	case 3: counters(text); probes(text); break;
 	case 4: expected(text); break;
 	case 5: small(text, 0); break;
 	case 6: small(text, 1); break;

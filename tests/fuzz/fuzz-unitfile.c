@@ -4,7 +4,8 @@
  * adding comment lines (at the start, or after a line end at the end) is only a comment
  * change; check_text accepts no NUL and
  * gives a reason exactly when it refuses; the name predicates nest (template or
- * per-connection instance => valid => candidate, shorter than AP_UNIT_NAME_MAX). */
+ * per-connection instance => valid => candidate, shorter than AP_UNIT_NAME_MAX); a User= is
+ * returned only when it fits. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +32,9 @@ static void check_text_funcs(const char *t, size_t n)
 
 	(void)ap_unitfile_has_install(t, n);
 	ap_unitfile_refusals(t, n, &start, &stop);
+	char user[8];
+	int u = ap_unitfile_user(t, n, user, sizeof(user));
+	FUZZ_CHECK(u == 0 || u == -ENAMETOOLONG || (u == 1 && strlen(user) < sizeof(user)));
 	FUZZ_CHECK(ap_unitfile_only_comments_changed(t, n, t, n));
 	FUZZ_CHECK(ap_unitfile_only_install_changed(t, n, t, n));
 	if (!more)

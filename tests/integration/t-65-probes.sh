@@ -48,6 +48,7 @@ start() {
 		[ -n "$2" ] && printf '%s\n' "${2//@PORT@/$PORT}"
 	} | ap_user_write "$AP_CFG"
 	hc_server
+	echo ready | ap_user_write "$FX_LOG/ready"
 	local line=${3:-}
 	hc_unit "${line//@PORT@/$PORT}"
 	echo "200 $PORT" | fx_write hc/conf
@@ -97,6 +98,11 @@ t_http_500_rolls_back() {
 	check "the commit is marked bad" grep -q "^$v2 " "$AP_STATE_DIR/bad"
 	ap_autopull st --user -c "$AP_CFG" status
 	check "status names the probe and its result" grep -q "hc.service' failed its health probe.*HTTP 500" "$AP_TMP/st.out"
+	check "status shows the unit's last probe (healthy again after the rollback)" \
+		grep -q "probes:   hc.service healthy (http probe, 1 failed so far): HTTP 200" "$AP_TMP/st.out"
+	ap_autopull stj --user -c "$AP_CFG" status --json
+	ap_jq "$AP_CASE: status --json lists the probe" "$AP_TMP/stj.out" \
+		"d['probes'] == [{'unit': 'hc.service', 'kind': 'http', 'healthy': True, 'failures': 1, 'result': 'HTTP 200'}]"
 	ap_autopull lg --user -c "$AP_CFG" log
 	check "the event names the probe" grep -q "failed its health probe.*HTTP 500" "$AP_TMP/lg.out"
 	check "metrics: one probe failure of hc.service (http)" [ "$(metric autopull_probe_failures_total hc.service http)" = 1 ]
@@ -138,6 +144,9 @@ t_healthy_applies() {
 	check "metrics: no probe failure" [ "$(metric autopull_probe_failures_total hc.service http)" = 0 ]
 	ap_autopull cc --user -c "$AP_CFG" check-config
 	check "check-config shows the probe" grep -q "hc\*.service: http http://127.0.0.1:$PORT/healthz" "$AP_TMP/cc.out"
+	ap_autopull ccj --user -c "$AP_CFG" check-config --json
+	ap_jq "$AP_CASE: check-config --json lists it" "$AP_TMP/ccj.out" \
+		"d['health'] == [{'unit': 'hc*.service', 'probe': 'http http://127.0.0.1:$PORT/healthz', 'timeout_usec': 5000000, 'interval_usec': 100000, 'successes': 3}] and d['guard_probe'] is False"
 }
 
 t_tcp_from_unit_file() {
@@ -183,8 +192,52 @@ t_malformed_refused() {
 	check "hc.service not restarted" [ "$(inv hc.service)" = "$inv1" ]
 }
 
+t_rollback_fails_too() {
+	start "6: a probe that fails on the old files too: ROLLBACK FAILED, the guard is tripped" "health:
+  hc.service: {exec: [/usr/bin/test, -e, $FX_LOG/ready], timeout: 1s, interval: 200ms}" || return
+	# The probe depends on something outside the repository, which goes away.
+	check "v1 was healthy" [ -e "$FX_LOG/ready" ] || return
+	rm -f "$FX_LOG/ready"
+	printf '200 %s\n# v2\n' "$PORT" | fx_write hc/conf
+	fx_commit v2 >/dev/null
+	ap_autopull both --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: the apply fails" 1 both
+	check "the rollback's own probe failure is named" grep -q "ROLLBACK FAILED.*hc.service' failed its health probe (exec /usr/bin/test -e $FX_LOG/ready)" "$AP_TMP/both.err"
+	check "the guard is tripped" [ -s "$AP_STATE_DIR/guard-tripped" ]
+	check "applied unchanged" [ "$(applied)" = "$V1" ]
+	printf '200 %s\n# v3\n' "$PORT" | fx_write hc/conf
+	fx_commit v3 >/dev/null
+	ap_autopull next --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: a newer commit is refused by the tripped guard" 3 next
+}
+
+t_linked_unit() {
+	local inv1
+	start "7: a restarted unit whose file is a symlink (systemctl link) has no probe, and applies" "" || return
+	printf '[Unit]\nDescription=linked\n[Service]\nExecStart=/bin/sleep infinity\n' |
+		ap_user_write "$FX_LOG/linked.service"
+	ap_as_user ln -s "$FX_LOG/linked.service" "$AP_UNIT_DIR/linked.service"
+	ap_systemctl daemon-reload
+	ap_systemctl start linked.service
+	inv1=$(inv linked.service)
+	{
+		fx_config_head "$FX_URL"
+		printf '  - src: hc/conf\n    dest: %s/hc/conf\n    restart: [hc.service, linked.service]\n' "$FX_ETC"
+		printf 'guard:\n  settle: 1s\n'
+	} | ap_user_write "$AP_CFG"
+	printf '200 %s\n# v2\n' "$PORT" | fx_write hc/conf
+	fx_commit v2 >/dev/null
+	ap_autopull linked --user -c "$AP_CFG" apply
+	ap_expect_rc "$AP_CASE: applied" 0 linked
+	check "linked.service was restarted" [ "$(inv linked.service)" != "$inv1" ]
+	ap_systemctl stop linked.service
+	rm -f "$AP_UNIT_DIR/linked.service"
+}
+
 t_http_500_rolls_back
 t_exec_hangs
 t_healthy_applies
 t_tcp_from_unit_file
 t_malformed_refused
+t_rollback_fails_too
+t_linked_unit

@@ -54,11 +54,16 @@ t_unhealthy_refuses() {
 	echo 503 | ap_user_write "$FX_LOG/status"
 	ap_autopull hb1 --user -c "$AP_CFG" heartbeat --json
 	ap_jq "$AP_CASE: one failure is not yet unhealthy (max_restarts 1)" "$AP_TMP/hb1.out" "d['guard']['ok']"
-	ap_autopull hb2 --user -c "$AP_CFG" heartbeat --json
-	ap_jq "$AP_CASE: the second failure makes hc.service unhealthy" "$AP_TMP/hb2.out" \
+	ap_autopull hb2 --user -c "$AP_CFG" heartbeat
+	check "the heartbeat that makes hc.service unhealthy says so" \
+		grep -q "guard: REFUSING; hc.service UNHEALTHY: failed its http probe 2 times in 600s; last: HTTP 503" "$AP_TMP/hb2.out"
+	ap_autopull hb3 --user -c "$AP_CFG" heartbeat
+	check "the next one, with no change, says nothing" [ ! -s "$AP_TMP/hb3.out" ]
+	ap_autopull hb4 --user -c "$AP_CFG" heartbeat --json
+	ap_jq "$AP_CASE: heartbeat --json lists hc.service as unhealthy" "$AP_TMP/hb4.out" \
 		"not d['guard']['ok'] and [u['unit'] for u in d['guard']['unhealthy']] == ['hc.service'] and 'HTTP 503' in d['guard']['unhealthy'][0]['why']"
 	check "hc.service is still active" [ "$(ap_unit_prop hc.service ActiveState)" = active ]
-	check "metrics: two http probe failures" [ "$(metric autopull_probe_failures_total hc.service http)" = 2 ]
+	check "metrics: four http probe failures" [ "$(metric autopull_probe_failures_total hc.service http)" = 4 ]
 	check "metrics: hc.service not healthy" [ "$(metric autopull_unit_healthy hc.service)" = 0 ]
 	inv1=$(inv worker.service)
 	bytes=$(sha256sum <"$FX_ETC/env/app.env")
@@ -74,6 +79,7 @@ t_unhealthy_refuses() {
 	check "applied unchanged" [ "$(applied)" = "$V1" ]
 	ap_autopull st --user -c "$AP_CFG" status
 	check "status shows hc.service UNHEALTHY" grep -q "hc.service UNHEALTHY: failed its http probe" "$AP_TMP/st.out"
+	check "and its last probe failing" grep -q "probes:   hc.service FAILING (http probe, [0-9]* failed so far): HTTP 503" "$AP_TMP/st.out"
 	ap_autopull over --user -c "$AP_CFG" --override-guard --reason "hc is being fixed" apply
 	ap_expect_rc "$AP_CASE: --override-guard proceeds" 0 over
 	check "applied = v2" [ "$(applied)" = "$v2" ]

@@ -51,6 +51,16 @@ as_host() {
 	unshare --uts bash -c 'hostname "$1" && shift && ap_autopull "$@"' _ "$host" "$@"
 }
 
+# without_analyze NAME ARGS...: ap_autopull NAME ARGS on a runner without systemd-analyze (in
+# a mount namespace of its own, /dev/null over it: not an executable file).
+without_analyze() {
+	export -f ap_autopull ap_as_user ap_user_exec
+	export AP_UID AP_GID AP_HOME AP_RUNTIME AP_USER AP_BIN AP_CMD_TIMEOUT AP_TMP
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	unshare -m bash -c 'mount --bind /dev/null "$1" && shift && ap_autopull "$@"' _ \
+		"$(command -v systemd-analyze)" "$@"
+}
+
 # The configuration: the fixtures' rules, a per-host file (%H) that restarts worker.service,
 # and a units directory for the db hosts only.
 config() {
@@ -114,6 +124,12 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a host named twice" 2 twice
 	ap_autopull norepo --user -c "$AP_CFG" plan --repo "$AP_HOME/no-such-repo" --from HEAD --commit HEAD
 	ap_expect_rc "$AP_CASE: no repository" 2 norepo
+	rm -rf "$AP_HOME/roots-repo" && cp -a "$FX_ORIGIN" "$AP_HOME/roots-repo" &&
+		chown -R 0:0 "$AP_HOME/roots-repo" && chmod -R a+rX "$AP_HOME/roots-repo"
+	ap_autopull foreign --user -c "$AP_CFG" plan --repo "$AP_HOME/roots-repo" --from "$V1" --commit "$V1"
+	ap_expect_rc "$AP_CASE: a checkout of another user" 2 foreign
+	check "says whose it is and what to do" grep -q "repository '$AP_HOME/roots-repo' is owned by uid 0, not by uid $AP_UID that reads it: run autopull as its owner, or chown it" "$AP_TMP/foreign.err"
+	rm -rf "$AP_HOME/roots-repo"
 
 	printf 'notes\n' | fx_write README.md
 	V=$(fx_commit readme)
@@ -127,6 +143,43 @@ t_failures() {
 	ap_expect_rc "$AP_CASE: a symlink in a mapped path is a refusal" 4 link
 	check "each host lists it" test "$(grep -c "^- 'systemd/evil.service' is a symlink" "$AP_TMP/link.out")" = 2
 	check "the summary counts it" grep -q '^| db1 | 0 | 0 / 0 / 0 / 0 | 1 |$' "$AP_TMP/link.out"
+
+	rm "$FX_ORIGIN/systemd/evil.service"
+	printf '[Unit]\nDescription=bad\n\n[Bogus]\nFoo=1\n\n[Service]\nExecStart=/bin/sleep infinity\n' |
+		fx_write systemd/bad.service
+	V=$(fx_commit bad-unit)
+	plan bad --from "$V1" --commit "$V" --host web1
+	ap_expect_rc "$AP_CASE: a unit systemd-analyze verify rejects is a refusal" 4 bad
+	check "the refusal names the unit's repository path" grep -q "^- validation of 'systemd/bad.service' failed: .*Bogus" "$AP_TMP/bad.out"
+	check "says verify failed" grep -q "^Validation: failed: systemd-analyze verify" "$AP_TMP/bad.out"
+	printf '[Unit]\nDescription=elsewhere\n\n[Service]\nExecStart=/usr/bin/no-such-daemon --serve\n' |
+		fx_write systemd/elsewhere.service
+	rm "$FX_ORIGIN/systemd/bad.service"
+	printf 'x\n' | fx_write owned/x.conf
+	V=$(fx_commit not-on-the-runner)
+	# a rule for the host's own user and validator, neither of which the runner has
+	cp "$AP_CFG" "$AP_TMP/cfg.saved"
+	sed -i "s|^guard:|  - src: owned/\n    dest: $FX_ETC/owned/\n    owner: no-such-user-here\n    validate: [no-such-checker, '%s']\nguard:|" "$AP_CFG"
+	plan elsewhere --from "$V1" --commit "$V" --host web1
+	ap_expect_rc "$AP_CASE: a program, user or validator the runner lacks is not a refusal (the host has them)" 0 elsewhere
+	check "says the program was not checked here" grep -q "^Validation: passed: systemd-analyze verify (1 program(s) the units run are not installed here" "$AP_TMP/elsewhere.out"
+	check "says validate: runs on the host" grep -q "validate: commands run on each host only" "$AP_TMP/elsewhere.out"
+	cp "$AP_TMP/cfg.saved" "$AP_CFG"
+	# a secret: the runner has no identity (nor may it), and plan never decrypts
+	age-keygen -o "$AP_TMP/plan-age.key" 2>/dev/null
+	printf 'password=hunter2\n' | age -r "$(age-keygen -y "$AP_TMP/plan-age.key")" |
+		fx_write secret/db.env
+	V=$(fx_commit secret)
+	sed -i "s|^guard:|  - src: secret/db.env\n    dest: $FX_ETC/db.env\n    decrypt: age\n    restart: [worker.service]\nsecrets:\n  identity: $AP_HOME/no-such-age.key\nguard:|" "$AP_CFG"
+	plan secret --from "$V1" --commit "$V" --host web1 --format json
+	ap_expect_rc "$AP_CASE: a secret planned without the host's identity" 0 secret
+	ap_jq "$AP_CASE: the secret's file is in the plan, marked secret" "$AP_TMP/secret.out" \
+		"[f for f in d['hosts'][0]['plan']['files'] if f['path'] == 'secret/db.env'][0].get('secret') is True"
+	check "no plaintext anywhere" not grep -q hunter2 "$AP_TMP/secret.out" "$AP_TMP/secret.err"
+	cp "$AP_TMP/cfg.saved" "$AP_CFG"
+	without_analyze noanalyze --user -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$V" --host web1
+	ap_expect_rc "$AP_CASE: without systemd-analyze the range is not refused here" 0 noanalyze
+	check "says why the validation was skipped" grep -q "^Validation: skipped: systemd-analyze is not installed here" "$AP_TMP/noanalyze.out"
 	fx_snapshot after
 	check "the host is unchanged" cmp -s "$AP_TMP/before.snap" "$AP_TMP/after.snap"
 	check "no unit was restarted" test "$(ap_unit_prop web.service InvocationID)" = "$INV"
@@ -146,8 +199,13 @@ t_three_hosts() {
 	v2=$(fx_commit v2) || return
 	plan md --from "$V1" --commit "$v2" --host web1 --host web2 --host db1
 	ap_expect_rc "$AP_CASE: plan --format markdown" 0 md || return
+	check "no manager is no warning: plan needs none" not test -s "$AP_TMP/md.err"
 	plan js --from "$V1" --commit "$v2" --host web1 --host web2 --host db1 --format json
 	ap_expect_rc "$AP_CASE: plan --format json" 0 js || return
+	ap_autopull js2 --user --json -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$v2" --host web1 --host web2 --host db1
+	check "--json is --format json" cmp -s "$AP_TMP/js.out" "$AP_TMP/js2.out"
+	ap_autopull js3 --user --json -c "$AP_CFG" plan --repo "$FX_ORIGIN" --from "$V1" --commit "$v2" --format markdown
+	ap_expect_rc "$AP_CASE: --json with --format markdown" 2 js3
 	cp "$AP_TMP/md.out" "$AP_TMP/plan.md"
 	for h in "${HOSTS[@]}"; do
 		as_host "$h" "dry-$h" --user -c "$AP_CFG" --dry-run --json --from "$V1" --commit "$v2"

@@ -92,6 +92,33 @@ check "the next run succeeded" [ "$(ap_unit_prop "$SELF" Result)" = success ]
 check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
 fx_reset
 
+ap_case "a journal owing a restart of the running unit is not asked from inside"
+# An apply that restarted the service it ran in was killed by that restart, its journal still
+# owing the restart; every resume would kill itself the same way. Made here by killing an apply
+# after its daemon-reload and naming the service in the journal's owed restart.
+fx_reset
+fx_origin file || ap_fail "$AP_CASE: fixture origin"
+fx_config "$FX_URL"
+fx_service web.service install "web v1"
+self_unit v1
+self_timer "timer v1"
+fx_commit v1 >/dev/null
+fx_apply owed-v1 || true
+fx_service web.service install "web v2"
+V2=$(fx_commit v2)
+ap_as_user env AUTOPULL_TEST_CRASH=after-reload "$AP_BIN" --user -c "$AP_CFG" apply \
+	>/dev/null 2>&1 </dev/null
+check "precondition: the journal owes the restart" grep -q "^unit restart pending new web.service$" "$AP_STATE_DIR/journal"
+sed "s/^unit restart pending new web.service$/unit restart pending new $SELF/" "$AP_STATE_DIR/journal" |
+	ap_user_write "$AP_STATE_DIR/journal.new" && ap_as_user mv "$AP_STATE_DIR/journal.new" "$AP_STATE_DIR/journal"
+check "the service ran to its end" run_self
+check "its run succeeded (Result=success)" [ "$(ap_unit_prop "$SELF" Result)" = success ]
+check "it ran once (not restarted from inside)" [ "$(cat "$FX_LOG/self.versions")" = v1 ]
+check "v2 recorded as applied" [ "$(applied)" = "$V2" ]
+check "the journal is gone" [ ! -e "$AP_STATE_DIR/journal" ]
+check "the log says why" grep -q "the owed restart of '$SELF', the unit running this apply, is not done" "$FX_LOG/self.out"
+fx_reset
+
 # --- user-tmpfiles.d -----------------------------------------------------------------------
 TMPF_DIR=$AP_HOME/.config/user-tmpfiles.d
 APP_DIR=$AP_HOME/app-run
@@ -156,6 +183,22 @@ fx_snapshot tmpf-after
 check "host unchanged" cmp -s "$AP_TMP/tmpf-before.snap" "$AP_TMP/tmpf-after.snap"
 check "nothing created" [ ! -e "$APP_DIR/x" ]
 
+ap_case "user tmpfiles.d: a line that fails when it runs puts the files back"
+# a bad mode passes the parse-only validation and fails in systemd-tmpfiles --create
+printf 'd %s 0750 - - -\nd %s/bad 07x0 - - -\n' "$APP_DIR" "$APP_DIR" | fx_write tmpfiles/app.conf
+app_unit v2b needs
+fx_commit bad-mode >/dev/null
+fx_snapshot tmpf-run-before
+A2=$(inv app.service)
+ap_autopull tmpf-run apply --user -c "$AP_CFG"
+ap_expect_rc "$AP_CASE: apply fails" 1 tmpf-run
+check "the error names the tool, the file and the line" \
+	grep -q "systemd-tmpfiles on '$TMPF_DIR/app.conf' failed (exit 65): .*app.conf:2: " "$AP_TMP/tmpf-run.err"
+fx_snapshot tmpf-run-after
+check "the files are put back, still at v2" cmp -s "$AP_TMP/tmpf-run-before.snap" "$AP_TMP/tmpf-run-after.snap"
+check "app.service not restarted" [ "$(inv app.service)" = "$A2" ]
+check "no journal left" [ ! -e "$AP_STATE_DIR/journal" ]
+
 ap_case "user tmpfiles.d: a removed file leaves what it created"
 fx_rm tmpfiles/app.conf
 app_unit v3
@@ -170,3 +213,38 @@ check "the directory stays" [ -d "$APP_DIR" ]
 check "no unit failed" [ -z "$(ap_systemctl list-units --failed --no-legend --plain)" ]
 fx_reset
 rm -rf "${APP_DIR:?}"
+
+# --- lingering ------------------------------------------------------------------------------
+LINGER_DIR=/var/lib/systemd/linger
+
+ap_case "user scope: check-config and status warn when lingering is off"
+fx_reset
+fx_origin file || ap_fail "$AP_CASE: fixture origin"
+fx_config "$FX_URL"
+fx_service web.service install "web v1"
+fx_commit v1 >/dev/null
+fx_apply linger-v1 || true
+rm -f "$LINGER_DIR/$AP_USER"
+ap_autopull linger-check --user -c "$AP_CFG" check-config
+ap_expect_rc "$AP_CASE: check-config still passes" 0 linger-check
+check "check-config says lingering is off" grep -q "lingering is off for user '$AP_USER'" "$AP_TMP/linger-check.err"
+check "check-config gives the exact command" grep -q "loginctl enable-linger $AP_USER\$" "$AP_TMP/linger-check.err"
+ap_autopull linger-json --user -c "$AP_CFG" --json check-config
+ap_jq "$AP_CASE: check-config --json: linger false" "$AP_TMP/linger-json.out" "d['linger'] is False"
+ap_autopull linger-status --user -c "$AP_CFG" status
+ap_expect_rc "$AP_CASE: status" 0 linger-status
+check "status gives the exact command" grep -q "loginctl enable-linger $AP_USER\$" "$AP_TMP/linger-status.err"
+
+made_dir=0
+[ -d "$LINGER_DIR" ] || { mkdir -p "$LINGER_DIR" && made_dir=1; }
+: >"$LINGER_DIR/$AP_USER"
+ap_autopull linger-on --user -c "$AP_CFG" check-config
+ap_expect_rc "$AP_CASE: check-config with lingering on" 0 linger-on
+check "no warning when it lingers" not grep -q "linger" "$AP_TMP/linger-on.err"
+ap_autopull linger-on-json --user -c "$AP_CFG" --json check-config
+ap_jq "$AP_CASE: check-config --json: linger true" "$AP_TMP/linger-on-json.out" "d['linger'] is True"
+ap_autopull linger-on-status --user -c "$AP_CFG" status
+check "status says nothing of it" not grep -q "linger" "$AP_TMP/linger-on-status.err"
+rm -f "$LINGER_DIR/$AP_USER"
+[ "$made_dir" = 1 ] && rmdir "$LINGER_DIR"
+fx_reset

@@ -82,14 +82,14 @@ schema_keys >"$AP_TMP/schema.keys"
 check "the schema tables were read ($(wc -l <"$AP_TMP/schema.keys") keys)" \
 	[ "$(wc -l <"$AP_TMP/schema.keys")" -ge 45 ]
 for map in top:KEYS repo:repo units_entry:units rule:files guard:guard trust:trust hooks:hooks \
-	fleet:fleet probe:health; do
+	fleet:fleet probe:health secrets:secrets; do
 	table=${map%%:*} sec=${map#*:}
 	same_set "section $sec = the schema's ${table}_fields" \
 		"$(awk -v t="$table" '$1 == t { print $2 }' "$AP_TMP/schema.keys")" \
 		"$(man_terms "$MAN5" "$sec")"
 done
 check "no schema table without a section" \
-	[ -z "$(cut -d' ' -f1 "$AP_TMP/schema.keys" | sort -u | grep -vx 'top\|repo\|units_entry\|rule\|guard\|trust\|hooks\|fleet\|probe')" ]
+	[ -z "$(cut -d' ' -f1 "$AP_TMP/schema.keys" | sort -u | grep -vx 'top\|repo\|units_entry\|rule\|guard\|trust\|hooks\|fleet\|probe\|secrets')" ]
 # Every key of the top level, repo, files and guard states its default, or that it is
 # required.
 awk 'function flush() { if (want && term != "" && text !~ /[Dd]efault|required/) print sec ":" term; term = "" }

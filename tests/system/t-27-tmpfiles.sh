@@ -72,5 +72,32 @@ sx_snapshot tf-after
 check "host unchanged" cmp -s "$AP_TMP/tf-before.snap" "$AP_TMP/tf-after.snap"
 check "the installed tmpfiles.d file is v2's" grep -q "^d $TF_DIR/locks " "$SYS_ROOT/etc/tmpfiles.d/aptest-app.conf"
 check "still at v2" [ "$(applied)" = "$V2" ]
+
+ap_case "tmpfiles.d: an owner nobody makes is refused, the host unchanged"
+printf 'd %s/other 0750 aptestnobody - -\n' "$TF_DIR" | sx_write tmpfiles/aptest-app.conf
+sx_commit v4 >/dev/null
+sys_autopull tf-owner apply
+ap_expect_rc "$AP_CASE: refused" 4 tf-owner
+check "the error names the line and the user" \
+	grep -q "'tmpfiles/aptest-app.conf' line 1 gives user 'aptestnobody'" "$AP_TMP/tf-owner.err"
+check "the installed tmpfiles.d file is v2's" grep -q "^d $TF_DIR/locks " "$SYS_ROOT/etc/tmpfiles.d/aptest-app.conf"
+check "nothing created" [ ! -e "$SYS_ROOT$TF_DIR/other" ]
+check "still at v2" [ "$(applied)" = "$V2" ]
+
+ap_case "tmpfiles.d and sysusers.d under the shipped, sandboxed apply service"
+# ProtectSystem=strict keeps /etc and /run read-only for the service: the tools must run
+# outside its sandbox (as transient services of PID 1)
+printf 'u %s - "autopull test app"\nu aptestapp2 - "second"\n' "$TF_USER" | sx_write sysusers/aptest-app.conf
+printf 'd %s 0750 %s %s -\nd %s/svc 0700 aptestapp2 - -\n' "$TF_DIR" "$TF_USER" "$TF_USER" \
+	"$TF_DIR" | sx_write tmpfiles/aptest-app.conf
+tf_unit "$TF_DIR" 750
+V5=$(sx_commit v5)
+sys_start_unit tf-svc infrastructure-auto-pull.service
+ap_expect_rc "$AP_CASE: the service's run" 0 tf-svc
+check "v5 recorded" [ "$(applied)" = "$V5" ]
+check "the new user exists" quiet sys_sh getent passwd aptestapp2
+check "its directory exists" [ "$(sys_sh stat -c %a:%U "$TF_DIR/svc")" = "700:aptestapp2" ]
+check "no failed unit left (the tools' units are gone)" [ -z "$(sys_ctl list-units --failed --no-legend --plain)" ]
+sys_sh userdel aptestapp2 >/dev/null 2>&1
 sx_reset
 sys_sh rm -rf /etc/sysusers.d/aptest-app.conf /etc/tmpfiles.d/aptest-app.conf "$TF_DIR"
