@@ -46,17 +46,23 @@ run_self() {
 	return 1
 }
 
+# self_v1 NAME: a fresh origin whose v1 holds web.service, the service and its timer, applied
+# from the shell (sets V1).
+self_v1() {
+	fx_reset
+	fx_origin file || ap_fail "$AP_CASE: fixture origin"
+	fx_config "$FX_URL"
+	fx_service web.service install "web v1"
+	self_unit v1
+	self_timer "timer v1"
+	V1=$(fx_commit v1)
+	fx_apply "$1" || true
+}
+
 plan_unit() { ap_jqv "$FX_LOG/self.$1.plan" "[u for u in d['units'] if u['unit'] == '$2'][0]['$3']"; }
 
 ap_case "own unit changed while it runs the apply"
-fx_reset
-fx_origin file || ap_fail "$AP_CASE: fixture origin"
-fx_config "$FX_URL"
-fx_service web.service install "web v1"
-self_unit v1
-self_timer "timer v1"
-V1=$(fx_commit v1)
-fx_apply own-v1 || true
+self_v1 own-v1
 check "v1: the service is installed, the timer runs" \
 	[ "$(ap_unit_prop "$SELF_TIMER" ActiveState)" = active ]
 T1=$(inv "$SELF_TIMER")
@@ -96,14 +102,7 @@ ap_case "a journal owing a restart of the running unit is not asked from inside"
 # An apply that restarted the service it ran in was killed by that restart, its journal still
 # owing the restart; every resume would kill itself the same way. Made here by killing an apply
 # after its daemon-reload and naming the service in the journal's owed restart.
-fx_reset
-fx_origin file || ap_fail "$AP_CASE: fixture origin"
-fx_config "$FX_URL"
-fx_service web.service install "web v1"
-self_unit v1
-self_timer "timer v1"
-fx_commit v1 >/dev/null
-fx_apply owed-v1 || true
+self_v1 owed-v1
 fx_service web.service install "web v2"
 V2=$(fx_commit v2)
 ap_as_user env AUTOPULL_TEST_CRASH=after-reload "$AP_BIN" --user -c "$AP_CFG" apply \
