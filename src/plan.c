@@ -182,31 +182,86 @@ int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch,
 
 /* --- building ------------------------------------------------------------------- */
 
+/* Unit names, each once, with an index to tell whether one is there. */
+struct name_set {
+	struct ap_strv_builder names;
+	struct ap_strindex index;
+};
+
+static int name_set_add(struct name_set *s, const char *name)
+{
+	size_t pos;
+	int r;
+
+	if (ap_strindex_find(&s->index, name, &pos))
+		return 0;
+	r = ap_strv_builder_push(&s->names, name);
+	return r < 0 ? r : ap_strindex_add(&s->index, s->names.v[s->names.len - 1],
+					    s->names.len - 1);
+}
+
+static bool name_set_has(const struct name_set *s, const char *name)
+{
+	size_t pos;
+
+	return ap_strindex_find(&s->index, name, &pos);
+}
+
+static void name_set_clear(struct name_set *s)
+{
+	ap_strindex_clear(&s->index);
+	ap_strv_builder_clear(&s->names);
+}
+
+/* Every lookup by name goes through an index, so that a plan of n changes is built in O(n)
+ * lookups rather than n searches of vectors growing with n. */
 struct builder {
 	const struct ap_config *c;
 	const struct ap_unit_states *st;
+	struct ap_strindex states; /* st->v by name */
 	struct ap_plan *p;
+	struct ap_strindex units;  /* p->units by name */
+	size_t cap_units, cap_files;
+	struct ap_strv_builder unmapped; /* p->unmapped once built */
 	char *error;
 	/* units whose new unit file or drop-in sets RefuseManualStart=/RefuseManualStop=: the
 	 * manager refuses by the new definition, which the states do not show yet */
-	char **refuse_start, **refuse_stop;
+	struct name_set refuse_start, refuse_stop;
 };
 
-static struct ap_unit_action *find_unit(struct ap_plan *p, const char *unit)
+static struct ap_unit_action *find_unit(const struct builder *b, const char *unit)
 {
-	for (size_t i = 0; i < p->n_units; i++)
-		if (strcmp(p->units[i].unit, unit) == 0)
-			return &p->units[i];
-	return NULL;
+	size_t i;
+
+	return ap_strindex_find(&b->units, unit, &i) ? &b->p->units[i] : NULL;
+}
+
+/* As ap_unit_states_find: the first state of that name. */
+static const struct ap_unit_state *find_state(const struct builder *b, const char *unit)
+{
+	size_t i;
+
+	return ap_strindex_find(&b->states, unit, &i) ? &b->st->v[i] : NULL;
+}
+
+static void builder_clear(struct builder *b)
+{
+	ap_strindex_clear(&b->states);
+	ap_strindex_clear(&b->units);
+	ap_strv_builder_clear(&b->unmapped);
+	name_set_clear(&b->refuse_start);
+	name_set_clear(&b->refuse_stop);
 }
 
 static int want_one(struct builder *b, const char *unit, enum ap_unit_action_kind a,
 		    const char *reason, const char *note)
 {
-	struct ap_unit_action *u = find_unit(b->p, unit);
+	struct ap_unit_action *u = find_unit(b, unit);
+	int r;
 
 	if (!u) {
-		struct ap_unit_action *v = realloc(b->p->units, (b->p->n_units + 1) * sizeof(*v));
+		struct ap_unit_action *v = ap_grow(b->p->units, b->p->n_units, &b->cap_units,
+						   sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -215,6 +270,11 @@ static int want_one(struct builder *b, const char *unit, enum ap_unit_action_kin
 		*u = (struct ap_unit_action){ .unit = strdup(unit), .action = a };
 		if (!u->unit)
 			return -ENOMEM;
+		r = ap_strindex_add(&b->units, u->unit, b->p->n_units);
+		if (r < 0) {
+			free(u->unit);
+			return r;
+		}
 		b->p->n_units++;
 	} else if (ap_unit_action_rank(a) > ap_unit_action_rank(u->action)) {
 		u->action = a;
@@ -414,7 +474,7 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		       const struct ap_path_map *nm, const struct ap_path_map *om)
 {
 	const struct ap_path_map *m = nm ? nm : om;
-	struct ap_file_op *v = realloc(b->p->files, (b->p->n_files + 1) * sizeof(*v)), *f;
+	struct ap_file_op *v = ap_grow(b->p->files, b->p->n_files, &b->cap_files, sizeof(*v)), *f;
 	enum ap_setup_kind sk;
 	int r;
 
@@ -564,9 +624,9 @@ static int note_refusals(struct builder *b, const struct ap_change *ch, const ch
 		return 0;
 	ap_unitfile_refusals(ch->new_data, ch->new_len, &start, &stop);
 	if (start)
-		r = ap_strv_push_unique(&b->refuse_start, unit);
+		r = name_set_add(&b->refuse_start, unit);
 	if (r >= 0 && stop)
-		r = ap_strv_push_unique(&b->refuse_stop, unit);
+		r = name_set_add(&b->refuse_stop, unit);
 	return r;
 }
 
@@ -645,7 +705,7 @@ static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_pa
 	if (op && !is_blob_mode(ch->old_mode))
 		ap_path_map_clear(om);
 	if (np && nm->kind == AP_MAP_UNMAPPED)
-		return ap_strv_push(&b->p->unmapped, np);
+		return ap_strv_builder_push(&b->unmapped, np);
 	return 0;
 }
 
@@ -729,12 +789,12 @@ static int apply_policy(struct ap_unit_action *u, const struct ap_unit_state *s)
 	return 0;
 }
 
-static bool listed(char *const *v, const char *unit)
+static bool listed(const struct name_set *s, const char *unit)
 {
 	char tmpl[AP_UNIT_NAME_MAX];
 
-	return ap_strv_contains(v, unit) ||
-	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && ap_strv_contains(v, tmpl));
+	return name_set_has(s, unit) ||
+	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && name_set_has(s, tmpl));
 }
 
 /* The refusal by the unit's state, or by its new definition (a loaded unit's state shows the
@@ -746,8 +806,8 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 
 	if (s)
 		st = *s;
-	st.refuse_start |= listed(b->refuse_start, u->unit);
-	st.refuse_stop |= listed(b->refuse_stop, u->unit);
+	st.refuse_start |= listed(&b->refuse_start, u->unit);
+	st.refuse_stop |= listed(&b->refuse_stop, u->unit);
 	return ap_plan_refusal(u->action, &st);
 }
 
@@ -772,7 +832,7 @@ static bool own_unit(const struct builder *b, const struct ap_unit_action *u)
  * starts it by hand. */
 static int apply_states(struct builder *b, struct ap_unit_action *u)
 {
-	const struct ap_unit_state *s = ap_unit_states_find(b->st, u->unit);
+	const struct ap_unit_state *s = find_state(b, u->unit);
 	char svc[AP_UNIT_NAME_MAX + 1];
 	const char *why;
 	int r;
@@ -805,7 +865,7 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	if ((why = refusal_of(b, u, s)))
 		return set_none(u, why);
 	if (u->action == AP_ACTION_RESTART && socket_service(u->unit, svc, sizeof(svc)) &&
-	    state_is_active(ap_unit_states_find(b->st, svc)) && !u->note) {
+	    state_is_active(find_state(b, svc)) && !u->note) {
 		u->note = ap_strdupf("its service %s runs: socket and service stopped, socket "
 				     "started on the new definition, the next connection starts "
 				     "the service", svc);
@@ -834,12 +894,14 @@ int ap_plan_build(const struct ap_config *c, const struct ap_changes *ch,
 		return -ENOMEM;
 	snprintf(b.p->from, sizeof(b.p->from), "%s", from ? from : "");
 	snprintf(b.p->to, sizeof(b.p->to), "%s", to ? to : "");
+	for (size_t i = 0; r >= 0 && i < b.st->n; i++)
+		r = ap_strindex_add(&b.states, b.st->v[i].name, i);
 	for (size_t i = 0; r >= 0 && i < ch->n; i++)
 		r = plan_change(&b, &ch->v[i]);
 	for (size_t i = 0; r >= 0 && i < b.p->n_units; i++)
 		r = apply_states(&b, &b.p->units[i]);
-	ap_strv_free(b.refuse_start);
-	ap_strv_free(b.refuse_stop);
+	b.p->unmapped = ap_strv_builder_take(&b.unmapped);
+	builder_clear(&b);
 	if (r < 0) {
 		ap_plan_free(b.p);
 		if (ret_error)
@@ -861,14 +923,41 @@ bool ap_plan_is_empty(const struct ap_plan *p)
 	return p->n_files == 0 && p->n_units == 0;
 }
 
+/* A builder adding to the finished plan p: its units indexed. */
+static int builder_of(struct ap_plan *p, struct builder *ret)
+{
+	struct builder b = { .p = p, .cap_units = p->n_units };
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < p->n_units; i++)
+		r = ap_strindex_add(&b.units, p->units[i].unit, i);
+	if (r < 0) {
+		builder_clear(&b);
+		return r;
+	}
+	*ret = b;
+	return 0;
+}
+
+static int add_owed(struct builder *b, const char *unit, enum ap_unit_action_kind a,
+		    const char *reason)
+{
+	int r = want_one(b, unit, a, reason, "owed by an unfinished apply");
+
+	if (r >= 0)
+		find_unit(b, unit)->owed = true;
+	return r;
+}
+
 int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_kind a,
 		     const char *reason)
 {
-	struct builder b = { .p = p };
-	int r = want_one(&b, unit, a, reason, "owed by an unfinished apply");
+	struct builder b = { 0 };
+	int r = builder_of(p, &b);
 
 	if (r >= 0)
-		find_unit(p, unit)->owed = true;
+		r = add_owed(&b, unit, a, reason);
+	builder_clear(&b);
 	return r;
 }
 
@@ -885,10 +974,12 @@ bool ap_plan_is_noop(const struct ap_plan *p)
 int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j)
 {
 	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", j->to);
-	int k = reason ? 0 : -ENOMEM;
+	struct builder b = { 0 };
+	int k = reason ? builder_of(p, &b) : -ENOMEM;
 
 	for (size_t i = 0; k >= 0 && i < j->n_units; i++)
 		if (j->units[i].state != AP_STEP_DONE)
-			k = ap_plan_add_owed(p, j->units[i].unit, j->units[i].action, reason);
+			k = add_owed(&b, j->units[i].unit, j->units[i].action, reason);
+	builder_clear(&b);
 	return k;
 }
