@@ -862,6 +862,74 @@ static void test_many_units(void **s)
 	free(sv);
 }
 
+/* The patterns of many changes: each once, in the order of the changes that first name
+ * them (a socket's service before it, a template as the pattern of its instances). */
+static void test_units_needed_many(void **s)
+{
+	struct chg *c = calloc(2 * MANY, sizeof(*c));
+	struct ap_changes ch = { 0 };
+	char **v = NULL, name[64];
+
+	assert_non_null(c);
+	for (size_t i = 0; i < MANY; i++) {
+		c[2 * i] = (struct chg){ AP_CHANGE_MODIFY, ap_strdupf("systemd/s%04zu.socket", i),
+					 NULL, B, B, SVC, SVC2 };
+		c[2 * i + 1] = (struct chg){ AP_CHANGE_ADD,
+					     ap_strdupf("systemd/t%04zu@.service.d/x.conf",
+							i % 10), NULL, 0, B, NULL, "[Unit]\n" };
+	}
+	make_changes(c, 2 * MANY, &ch);
+	assert_int_equal(ap_plan_units_needed(&cfg, &ch, &v), 0);
+	assert_int_equal(ap_strv_length(v), 2 * MANY + 10);
+	for (size_t i = 0, k = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "s%04zu.service", i);
+		assert_string_equal(v[k++], name);
+		snprintf(name, sizeof(name), "s%04zu.socket", i);
+		assert_string_equal(v[k++], name);
+		if (i < 10) {
+			snprintf(name, sizeof(name), "t%04zu@*.service", i);
+			assert_string_equal(v[k++], name);
+		}
+	}
+	ap_strv_free(v);
+	ap_changes_clear(&ch);
+	for (size_t i = 0; i < 2 * MANY; i++)
+		free((char *)c[i].path);
+	free(c);
+}
+
+/* A unit asked for by many paths names each once, in the order of the changes, even when a
+ * path asks again later (the old side of a rename). */
+static void test_many_reasons(void **s)
+{
+	struct chg *c = calloc(MANY + 1, sizeof(*c));
+	struct ap_changes ch = { 0 };
+	const struct ap_unit_action *u;
+	struct ap_plan *p;
+	char name[64];
+
+	assert_non_null(c);
+	for (size_t i = 0; i < MANY; i++)
+		c[i] = (struct chg){ AP_CHANGE_ADD, ap_strdupf("env/a%04zu.env", i), NULL, 0, B,
+				     NULL, "A=1" };
+	c[MANY] = (struct chg){ AP_CHANGE_RENAME, strdup("env/b.env"), "env/a0000.env", B, B,
+				"A=1", "A=1" };
+	p = build(c, MANY + 1, &states, &ch);
+	assert_int_equal(p->n_units, 1);
+	u = unit(p, "worker.service");
+	assert_int_equal(ap_strv_length(u->reasons), MANY + 1);
+	for (size_t i = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "env/a%04zu.env", i);
+		assert_string_equal(u->reasons[i], name);
+	}
+	assert_string_equal(u->reasons[MANY], "env/b.env");
+	ap_plan_free(p);
+	ap_changes_clear(&ch);
+	for (size_t i = 0; i <= MANY; i++)
+		free((char *)c[i].path);
+	free(c);
+}
+
 /* The units a journal still owes merge into the plan's (each once, the stronger action) and
  * the new ones follow them in the journal's order; a unit owed twice is added once. */
 static void test_owed_journal_many(void **s)
@@ -989,6 +1057,8 @@ int main(void)
 		cmocka_unit_test(test_mode_change),
 		cmocka_unit_test(test_unmapped_and_ignored),
 		cmocka_unit_test(test_many_units),
+		cmocka_unit_test(test_many_reasons),
+		cmocka_unit_test(test_units_needed_many),
 		cmocka_unit_test(test_owed_journal_many),
 		cmocka_unit_test(test_onchange_policy),
 		cmocka_unit_test(test_install_only_change),
