@@ -63,8 +63,9 @@ void ap_strv_builder_clear(struct ap_strv_builder *b);
 #define _cleanup_strv_builder_ _cleanup_(ap_strv_builder_clear)
 
 /* Room for one more entry in a vector v of n entries of size bytes with room for *cap: v
- * itself while n < *cap, else v reallocated to twice the room (16 at first) and *cap updated,
- * so that n appends cost O(n). NULL (v and *cap unchanged) when out of memory. */
+ * itself while n < *cap, else v reallocated to room for 2 n (16 at least) and *cap updated,
+ * so that n appends cost O(n). *cap may be less than the room v has (0 for a vector someone
+ * else allocated), never more. NULL (v and *cap unchanged) when out of memory. */
 void *ap_grow(void *v, size_t n, size_t *cap, size_t size);
 
 /* An index from strings to positions in a vector kept beside it (a plan's units, a file set's

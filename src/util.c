@@ -117,8 +117,9 @@ void *ap_grow(void *v, size_t n, size_t *cap, size_t size)
 
 	if (n < *cap)
 		return v;
-	c = *cap ? 2 * *cap : 16;
-	nv = c > *cap ? reallocarray(v, c, size) : NULL;
+	/* From n, not *cap: a room of 0 (never set) on a vector of n entries still grows it. */
+	c = n < 8 ? 16 : 2 * n;
+	nv = c > n ? reallocarray(v, c, size) : NULL;
 	if (nv)
 		*cap = c;
 	return nv;

@@ -206,6 +206,12 @@ static void test_grow(void **state)
 	for (n = 0; n < 1000; n++)
 		assert_int_equal(v[n], (int)n);
 	assert_ptr_equal(ap_grow(v, 1000, &cap, sizeof(*v)), v); /* room left: no copy */
+	cap = 0; /* room unknown: grown from the entries there */
+	v = ap_grow(v, 1000, &cap, sizeof(*v));
+	assert_non_null(v);
+	assert_int_equal(cap, 2000);
+	v[1999] = 1999;
+	assert_int_equal(v[999], 999);
 	free(v);
 }
 
