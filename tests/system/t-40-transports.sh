@@ -10,9 +10,13 @@ SSH_PORT=2222
 METRICS=/var/lib/node_exporter/textfile/autopull.prom   # the README's guard.metrics
 
 # readme_config URL: the README's configuration block, verbatim but for repo.url.
+# The README's health: probes ask services this container does not run (caddy's admin API,
+# app-check, sshd on 22) and would fail the apply's guard sample; t-23-probes covers probes,
+# so the example's health: block is left out here and everything else is taken as it is.
 readme_config() {
 	sed -n '/^## Configuration/,/^### /p' "$SYS_TOP/README.md" |
 		awk '/^```yaml/ { f = 1; next } /^```/ { if (f) exit } f' |
+		awk '/^health:/ { skip = 1; next } skip && /^[ \t]/ { next } { skip = 0; print }' |
 		sed "s|^  url: [^ ]*|  url: $1|" | sys_write "$SX_CFG"
 	sys_ctl daemon-reload
 }
