@@ -193,6 +193,9 @@ build/bench/linear: bench/linear.c $(LIBSRCS:src/%.c=build/obj/%.o) | build/benc
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 build/bench:
 	mkdir -p $@
+# The fetch of a first run alone, for bench/first-sweep.sh (bench/firstfetch.c).
+build/bench/firstfetch: bench/firstfetch.c $(LIBSRCS:src/%.c=build/obj/%.o) | build/bench
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 bench-linear: build/bench/linear
 	./build/bench/linear
 
