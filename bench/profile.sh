@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/profile.sh [small|large] [noop|unit1|config|units20|first] [file|http]: where one autopull tick
+# bench/profile.sh [small|large|units1000|commits5000] [noop|unit1|config|units20|first] [file|http]: where one autopull tick
 # spends its time, on the same fixture, user manager and starting state as `make bench`.
 # Run as root. Not part of `make bench`; for looking into a missed target.
 #
@@ -16,8 +16,8 @@ set -u
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=${1:-small} SC=${2:-unit1} TR=${3:-file}
-usage() { echo "usage: profile.sh [small|large] [noop|unit1|config|units20|first] [file|http]" >&2; exit 2; }
-case $REPO in small | large) ;; *) usage ;; esac
+usage() { echo "usage: profile.sh [small|large|units1000|commits5000] [noop|unit1|config|units20|first] [file|http]" >&2; exit 2; }
+case $REPO in small | large | units1000 | commits5000) ;; *) usage ;; esac
 case $SC in noop | unit1 | config | units20 | first) ;; *) usage ;; esac
 case $TR in file | http) ;; *) usage ;; esac
 [ "$(id -u)" = 0 ] || { echo "profile.sh: run as root" >&2; exit 2; }
