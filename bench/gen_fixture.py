@@ -32,6 +32,8 @@ SIZES = {
     # name: (units, dropins, total files)
     "small": (40, 5, 450),
     "large": (300, 20, 50000),
+    "large25k": (300, 20, 25000),    # first-run memory at other sizes (firstrun-sizes.sh)
+    "large100k": (300, 20, 100000),
     "units1000": (1000, 20, 2000),
     "commits5000": (40, 5, 450),
     "trust5000": (40, 5, 450),  # commits5000, signed afterwards by sign_chain.py
@@ -139,7 +141,7 @@ def main():
     dropins = [("systemd/%s.d/10-env.conf" % svcs[i], 0o644, dropin_text(i))
                for i in range(n_dropins)]
     n_ballast = total - n_units - n_dropins - 1
-    ballast = ballast_large(n_ballast) if kind == "large" else ballast_small(n_ballast)
+    ballast = ballast_large(n_ballast) if kind.startswith("large") else ballast_small(n_ballast)
     unit1 = [svcs[6]]                  # svc-007.service
     units20 = svcs[9:29]               # svc-010 .. svc-029
 
