@@ -128,6 +128,55 @@ out:
 	return r;
 }
 
+/* n changed unit files, with the sockets' services: the units asked of the manager. */
+static int build_units_needed(size_t n)
+{
+	struct ap_changes ch = { .v = calloc(n, sizeof(struct ap_change)), .n = 0 };
+	_cleanup_strv_free_ char **v = NULL;
+	int r = ch.v ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n && r >= 0; i++, ch.n++) {
+		ch.v[i].kind = AP_CHANGE_MODIFY;
+		ch.v[i].path = ap_strdupf("systemd/svc-%06zu.%s", i, i % 2 ? "socket" : "service");
+		ch.v[i].old_mode = ch.v[i].new_mode = 0100644;
+		if (!ch.v[i].path)
+			r = -ENOMEM;
+	}
+	if (r >= 0)
+		r = ap_plan_units_needed(config, &ch, &v);
+	if (r >= 0 && ap_strv_length(v) != n + n / 2)
+		r = -EBADMSG;
+	ap_changes_clear(&ch);
+	return r;
+}
+
+/* n changed files under a rule restarting one unit: its n reasons. */
+static int build_plan_reasons(size_t n)
+{
+	struct ap_changes ch = { .v = calloc(n, sizeof(struct ap_change)), .n = 0 };
+	struct ap_unit_states states = { 0 };
+	struct ap_plan *plan = NULL;
+	int r = ch.v ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n && r >= 0; i++, ch.n++) {
+		ch.v[i].kind = AP_CHANGE_ADD;
+		ch.v[i].path = ap_strdupf("env/app-%06zu.env", i);
+		ch.v[i].new_mode = 0100644;
+		snprintf(ch.v[i].new_oid, sizeof(ch.v[i].new_oid), "%040zx", i + 1);
+		if (!ch.v[i].path)
+			r = -ENOMEM;
+	}
+	if (r >= 0)
+		r = ap_plan_build(config, &ch, &states, "", "2222222222222222222222222222222222222222",
+				  &plan, NULL);
+	if (r >= 0 && (plan->n_units != 1 || ap_strv_length(plan->units[0].reasons) != n))
+		r = -EBADMSG;
+	if (plan)
+		ap_plan_free(plan);
+	ap_changes_clear(&ch);
+	return r;
+}
+
 /* The backup set of an apply touching n paths (absent ones: no copies to write). */
 static int build_fileset(size_t n)
 {
@@ -291,7 +340,8 @@ static int check(const char *name, builder_fn fn, size_t small)
 
 static const char config_text[] =
 	"repo:\n  url: file:///nonexistent/repo.git\n  branch: main\n"
-	"scope: user\nstate_dir: %s/state\nunit_dir: %s/units\nunits: [systemd/]\n";
+	"scope: user\nstate_dir: %s/state\nunit_dir: %s/units\nunits: [systemd/]\n"
+	"files:\n  - src: env/\n    dest: %s/etc/env/\n    restart: [worker.service]\n";
 
 int main(int argc, char **argv)
 {
@@ -301,6 +351,8 @@ int main(int argc, char **argv)
 	} lists[] = {
 		{ "strv builder (unit names)", build_strv_builder },
 		{ "plan (changed unit files → file ops, unit actions)", build_plan },
+		{ "units asked of the manager (ap_plan_units_needed)", build_units_needed },
+		{ "plan (one unit restarted by n changed files: its reasons)", build_plan_reasons },
 		{ "backup file set (ap_state_fileset_add)", build_fileset },
 		{ "backup manifest (format + parse)", build_manifest },
 		{ "guard history (append + format + parse)", build_history },
@@ -323,7 +375,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(cpath, sizeof(cpath), "%s/autopull.yaml", tmpdir);
 	fp = fopen(cpath, "w");
-	if (!fp || fprintf(fp, config_text, tmpdir, tmpdir) < 0 || fclose(fp) != 0) {
+	if (!fp || fprintf(fp, config_text, tmpdir, tmpdir, tmpdir) < 0 || fclose(fp) != 0) {
 		perror("linear: config");
 		return 2;
 	}

@@ -20,7 +20,21 @@ struct ap_checks {
 	bool allow_empty;          /* --allow-empty */
 };
 
-/* Returns an exit code; when it is a refusal, *ret_refusal names its kind (events.h results:
- * "invalid", "emptying", "preflight") and *ret_why says it in a few words, for when no error
- * line was logged. */
-int ap_checks_run(const struct ap_checks *in, const char **ret_refusal, const char **ret_why);
+/* The validation of the plan's files, started before the rest (ap_checks_start): its
+ * systemd-analyze verify runs while the engine samples the guard. */
+struct ap_validation;
+struct ap_checks_pending {
+	struct ap_validation *v; /* NULL once finished or aborted, or when it could not start */
+	int error;               /* why it could not start (logged where it was decided) */
+};
+
+/* Stages the plan's files and starts their verify; reports nothing but an error making the
+ * stage. Every start is followed by ap_checks_abort, whatever came in between. */
+void ap_checks_start(const struct ap_checks *in, struct ap_checks_pending *ret);
+/* Finishes the validation pending started, then the other checks. Returns an exit code; when
+ * it is a refusal, *ret_refusal names its kind (events.h results: "invalid", "emptying",
+ * "preflight") and *ret_why says it in a few words, for when no error line was logged. */
+int ap_checks_run(const struct ap_checks *in, struct ap_checks_pending *pending,
+		  const char **ret_refusal, const char **ret_why);
+/* Kills a verify that was not finished (the guard refused) and removes its stage, silently. */
+void ap_checks_abort(struct ap_checks_pending *pending);

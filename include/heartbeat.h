@@ -40,6 +40,7 @@ bool ap_hb_sample_exited_clean(const struct ap_hb_sample *s);
 struct ap_hb_history {
 	struct ap_hb_sample *v;
 	size_t n;
+	size_t cap; /* room in v (ap_grow); 0 when not known */
 };
 void ap_hb_history_clear(struct ap_hb_history *h);
 int ap_hb_history_append(struct ap_hb_history *h, const struct ap_hb_sample *s);

@@ -33,6 +33,20 @@ int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeo
 int ap_spawn_run_input(char *const argv[], char *const env[], unsigned long long timeout_usec,
 		       const char *input, struct ap_spawn_result *ret);
 
+/* ap_spawn_run in two halves, so that a child (systemd-analyze verify) runs while the caller
+ * does other work: ap_spawn_start starts it with the same containment, and its deadline
+ * counts from there; ap_spawn_join waits for it (until that deadline), collects its status and
+ * output, kills and reaps all it started (as ap_spawn_run, and with the same returns), and
+ * frees the handle. ap_spawn_abort (NULL: nothing) kills and reaps it all instead, for a run
+ * that fails between the two. Every started child is joined or aborted. Between the two the
+ * child's output waits in its pipe (a chatty child blocks until the join: it cannot be lost)
+ * and runs of ap_spawn_run leave a started child alone; the caller has no other children. */
+struct ap_spawn;
+int ap_spawn_start(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		   struct ap_spawn **ret);
+int ap_spawn_join(struct ap_spawn *s, struct ap_spawn_result *ret);
+void ap_spawn_abort(struct ap_spawn *s);
+
 /* Expands a validate: template: every "%s" in an argument becomes path, "%%" becomes "%".
  * Returns a new argv (NULL-terminated). */
 int ap_spawn_expand_argv(char *const tmpl[], const char *path, char ***ret);

@@ -62,6 +62,30 @@ char **ap_strv_builder_take(struct ap_strv_builder *b);
 void ap_strv_builder_clear(struct ap_strv_builder *b);
 #define _cleanup_strv_builder_ _cleanup_(ap_strv_builder_clear)
 
+/* Room for one more entry in a vector v of n entries of size bytes with room for *cap: v
+ * itself while n < *cap, else v reallocated to room for 2 n (16 at least) and *cap updated,
+ * so that n appends cost O(n). *cap may be less than the room v has (0 for a vector someone
+ * else allocated), never more. NULL (v and *cap unchanged) when out of memory. */
+void *ap_grow(void *v, size_t n, size_t *cap, size_t size);
+
+/* An index from strings to positions in a vector kept beside it (a plan's units, a file set's
+ * entries): a hash table, so that adding or finding a key is O(1) on average and n lookups
+ * cost O(n) where a search of the vector costs O(n^2). Keys are borrowed: each must stay,
+ * unchanged, as long as the index. The first position added under a key stays its position,
+ * as a search of the vector from its start finds the first. Empty when zeroed. */
+struct ap_strindex_slot;
+struct ap_strindex {
+	struct ap_strindex_slot *slot;
+	size_t cap, n; /* cap: a power of two, at least twice n */
+};
+/* 1 when added, 0 when key was there already (its position kept), -ENOMEM (the index is
+ * unchanged then). */
+int ap_strindex_add(struct ap_strindex *x, const char *key, size_t pos);
+/* Whether key is in the index; its position in *ret_pos (left alone when not). */
+bool ap_strindex_find(const struct ap_strindex *x, const char *key, size_t *ret_pos);
+void ap_strindex_clear(struct ap_strindex *x);
+#define _cleanup_strindex_ _cleanup_(ap_strindex_clear)
+
 /* asprintf that returns NULL on failure (vasprintf leaves its pointer undefined then). */
 char *ap_strdupf(const char *fmt, ...) _printf_(1, 2);
 char *ap_strdupvf(const char *fmt, va_list ap) _printf_(1, 0);

@@ -25,3 +25,16 @@ enum { AP_VALIDATE_ELSEWHERE = 1 << 0 };
 int ap_validate_plan_where(const struct ap_plan *p, const struct ap_install_source *src,
 			   enum ap_scope scope, const char *unit_dir, const char *stage_dir,
 			   unsigned flags, size_t *ret_missing);
+
+/* ap_validate_plan_where in two halves, so that systemd-analyze verify runs while the caller
+ * does other work (the guard's sample): ap_validate_start stages the files and starts the
+ * verify; it logs nothing but a failure to allocate (-ENOMEM). ap_validate_finish joins the
+ * verify, runs the validate: commands and reports as ap_validate_plan_where does, with its
+ * returns; ap_validate_abort (NULL: nothing) kills the verify and removes the stage without a
+ * word, for a run that ends before the finish (the guard refused). Either frees v. */
+struct ap_validation;
+int ap_validate_start(const struct ap_plan *p, const struct ap_install_source *src,
+		      enum ap_scope scope, const char *unit_dir, const char *stage_dir,
+		      unsigned flags, struct ap_validation **ret);
+int ap_validate_finish(struct ap_validation *v, size_t *ret_missing);
+void ap_validate_abort(struct ap_validation *v);

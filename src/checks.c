@@ -27,13 +27,27 @@ static int check_not_emptying(const struct ap_checks *in)
 	return AP_EXIT_OK;
 }
 
-static int validate(const struct ap_checks *in)
+void ap_checks_start(const struct ap_checks *in, struct ap_checks_pending *ret)
 {
 	_cleanup_free_ char *stage = NULL;
 	int k = ap_state_scratch_dir(in->st, &stage);
 
+	*ret = (struct ap_checks_pending){ 0 };
 	if (k >= 0)
-		k = ap_validate_plan(in->plan, in->src, in->cfg->scope, in->cfg->unit_dir, stage);
+		k = ap_validate_start(in->plan, in->src, in->cfg->scope, in->cfg->unit_dir, stage, 0,
+				      &ret->v);
+	ret->error = k;
+}
+
+void ap_checks_abort(struct ap_checks_pending *pending)
+{
+	ap_validate_abort(TAKE_PTR(pending->v));
+}
+
+static int validate(const struct ap_checks *in, struct ap_checks_pending *pending)
+{
+	int k = pending->v ? ap_validate_finish(TAKE_PTR(pending->v), NULL) : pending->error;
+
 	if (k >= 0)
 		k = ap_unitusers_check(in->plan, in->src, in->cfg->scope);
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
@@ -55,9 +69,10 @@ static int preflight(const struct ap_checks *in)
 	return k == -EINVAL ? AP_EXIT_INVALID : k < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;
 }
 
-int ap_checks_run(const struct ap_checks *in, const char **ret_refusal, const char **ret_why)
+int ap_checks_run(const struct ap_checks *in, struct ap_checks_pending *pending,
+		  const char **ret_refusal, const char **ret_why)
 {
-	int code = validate(in);
+	int code = validate(in, pending);
 
 	*ret_refusal = *ret_why = NULL;
 	if (code == AP_EXIT_INVALID)

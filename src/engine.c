@@ -156,7 +156,8 @@ static int choose_source(struct run *r, char target[AP_OID_HEXSZ + 1])
 
 /* The checks of a plan that is about to run, for an apply and a dry run alike (a dry run
  * exits with the code the apply would have); a refusal is recorded with the error that
- * decided it. */
+ * decided it. The unit files' verify, the slowest check, runs while the guard samples the
+ * manager: neither needs the other, and a guard that refuses ends it unreported. */
 static int prepare(struct run *r)
 {
 	struct ap_install_source src;
@@ -164,14 +165,17 @@ static int prepare(struct run *r)
 				      .owned = r->s.owned, .dry_run = r->o->dry_run,
 				      .allow_empty = r->o->allow_empty };
 	const char *refusal = NULL, *why = NULL;
+	struct ap_checks_pending pending;
 	int code;
 
 	ap_planning_source(r->c->repo, &src);
 	ap_log_reason_begin();
+	ap_checks_start(&in, &pending);
 	if ((code = check_guard(r)) == AP_EXIT_GUARD)
 		refusal = "guard", why = AP_GUARD_REFUSAL;
 	if (code == AP_EXIT_OK)
-		code = ap_checks_run(&in, &refusal, &why);
+		code = ap_checks_run(&in, &pending, &refusal, &why);
+	ap_checks_abort(&pending);
 	if (refusal)
 		refuse(r, refusal, r->plan->to, NULL, why);
 	else

@@ -337,6 +337,7 @@ static int push_field(char ***v, const char *key, const char *value)
 int ap_event_unit_names(const char *units, char ***ret)
 {
 	_cleanup_free_ char *copy = units ? strdup(units) : NULL;
+	_cleanup_strv_builder_ struct ap_strv_builder b = { 0 };
 	char *save = NULL, *tok;
 	int r = 0;
 
@@ -348,12 +349,10 @@ int ap_event_unit_names(const char *units, char ***ret)
 	for (tok = strtok_r(copy, ";,", &save); r >= 0 && tok; tok = strtok_r(NULL, ";,", &save)) {
 		const char *eq = strchr(tok, '=');
 
-		r = ap_strv_push(ret, eq ? eq + 1 : tok);
+		r = ap_strv_builder_push(&b, eq ? eq + 1 : tok);
 	}
-	if (r < 0) {
-		ap_strv_free(*ret);
-		*ret = NULL;
-	}
+	if (r >= 0)
+		*ret = ap_strv_builder_take(&b);
 	return r;
 }
 

@@ -16,7 +16,7 @@ void ap_hb_history_clear(struct ap_hb_history *h)
 
 int ap_hb_history_append(struct ap_hb_history *h, const struct ap_hb_sample *s)
 {
-	struct ap_hb_sample *v = realloc(h->v, (h->n + 1) * sizeof(*v));
+	struct ap_hb_sample *v = ap_grow(h->v, h->n, &h->cap, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;

@@ -115,16 +115,55 @@ int ap_plan_prefixes(const struct ap_config *c, char ***ret)
 	return 0;
 }
 
+/* Strings (unit names, patterns), each once in the order first added, with an index to tell
+ * whether one is there. */
+struct name_set {
+	struct ap_strv_builder names;
+	struct ap_strindex index;
+};
+
+/* 1 when added, 0 when there already, -ENOMEM (the set unchanged). */
+static int name_set_add(struct name_set *s, const char *name)
+{
+	size_t pos;
+	int r;
+
+	if (ap_strindex_find(&s->index, name, &pos))
+		return 0;
+	r = ap_strv_builder_push(&s->names, name);
+	if (r < 0)
+		return r;
+	r = ap_strindex_add(&s->index, s->names.v[s->names.len - 1], s->names.len - 1);
+	if (r < 0) {
+		free(s->names.v[--s->names.len]);
+		s->names.v[s->names.len] = NULL;
+	}
+	return r;
+}
+
+static bool name_set_has(const struct name_set *s, const char *name)
+{
+	size_t pos;
+
+	return ap_strindex_find(&s->index, name, &pos);
+}
+
+static void name_set_clear(struct name_set *s)
+{
+	ap_strindex_clear(&s->index);
+	ap_strv_builder_clear(&s->names);
+}
+
 /* A unit name as a ListUnitsByPatterns pattern: templates match their instances. */
-static int push_unit_pattern(char ***v, const char *unit)
+static int push_unit_pattern(struct name_set *v, const char *unit)
 {
 	if (ap_unit_name_is_template(unit)) {
 		const char *at = strchr(unit, '@');
 		_cleanup_free_ char *p = ap_strdupf("%.*s@*%s", (int)(at - unit), unit, at + 1);
 
-		return p ? ap_strv_push_unique(v, p) : -ENOMEM;
+		return p ? name_set_add(v, p) : -ENOMEM;
 	}
-	return ap_strv_push_unique(v, unit);
+	return name_set_add(v, unit);
 }
 
 /* "foo.socket" → "foo.service" in ret: the service a socket activates unless it says
@@ -138,7 +177,7 @@ static bool socket_service(const char *unit, char *ret, size_t size)
 	return snprintf(ret, size, "%.*s.service", (int)n, unit) < (int)size;
 }
 
-static int push_map_units(char ***v, const struct ap_path_map *m)
+static int push_map_units(struct name_set *v, const struct ap_path_map *m)
 {
 	char svc[AP_UNIT_NAME_MAX + 1];
 	int r = 0;
@@ -159,7 +198,7 @@ static int push_map_units(char ***v, const struct ap_path_map *m)
 
 int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch, char ***ret)
 {
-	_cleanup_strv_free_ char **v = NULL;
+	_cleanup_(name_set_clear) struct name_set v = { 0 };
 
 	for (size_t i = 0; i < ch->n; i++) {
 		const char *paths[2] = { ch->v[i].path, ch->v[i].old_path };
@@ -176,46 +215,128 @@ int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch,
 				return r;
 		}
 	}
-	*ret = TAKE_PTR(v);
+	*ret = ap_strv_builder_take(&v.names);
 	return 0;
 }
 
 /* --- building ------------------------------------------------------------------- */
 
+/* Every lookup by name goes through an index, so that a plan of n changes is built in O(n)
+ * lookups rather than n searches of vectors growing with n. */
 struct builder {
 	const struct ap_config *c;
 	const struct ap_unit_states *st;
+	struct ap_strindex states; /* st->v by name */
 	struct ap_plan *p;
+	struct ap_strindex units;  /* p->units by name */
+	size_t cap_units, cap_files;
+	/* beside p->units[i]: how many reasons it has and their room (the terminator's
+	 * included), so that a unit asked for by n paths gets its reasons in O(n) */
+	struct reasons_room {
+		size_t n, cap;
+	} *rooms;
+	size_t cap_rooms;
+	/* "<unit>\n<reason>" of each reason given (neither has a newline: unit names and
+	 * repository paths are checked before they get here) */
+	struct name_set reasons;
+	struct ap_strv_builder unmapped; /* p->unmapped once built */
 	char *error;
 	/* units whose new unit file or drop-in sets RefuseManualStart=/RefuseManualStop=: the
 	 * manager refuses by the new definition, which the states do not show yet */
-	char **refuse_start, **refuse_stop;
+	struct name_set refuse_start, refuse_stop;
 };
 
-static struct ap_unit_action *find_unit(struct ap_plan *p, const char *unit)
+static struct ap_unit_action *find_unit(const struct builder *b, const char *unit)
 {
-	for (size_t i = 0; i < p->n_units; i++)
-		if (strcmp(p->units[i].unit, unit) == 0)
-			return &p->units[i];
-	return NULL;
+	size_t i;
+
+	return ap_strindex_find(&b->units, unit, &i) ? &b->p->units[i] : NULL;
+}
+
+/* As ap_unit_states_find: the first state of that name. */
+static const struct ap_unit_state *find_state(const struct builder *b, const char *unit)
+{
+	size_t i;
+
+	return ap_strindex_find(&b->states, unit, &i) ? &b->st->v[i] : NULL;
+}
+
+static void builder_clear(struct builder *b)
+{
+	ap_strindex_clear(&b->states);
+	ap_strindex_clear(&b->units);
+	free(b->rooms);
+	b->rooms = NULL;
+	name_set_clear(&b->reasons);
+	ap_strv_builder_clear(&b->unmapped);
+	name_set_clear(&b->refuse_start);
+	name_set_clear(&b->refuse_stop);
+}
+
+/* A new entry of p->units, indexed; NULL when out of memory. */
+static struct ap_unit_action *add_unit(struct builder *b, const char *unit,
+				       enum ap_unit_action_kind a)
+{
+	struct ap_unit_action *v = ap_grow(b->p->units, b->p->n_units, &b->cap_units, sizeof(*v));
+	struct reasons_room *m = v ? ap_grow(b->rooms, b->p->n_units, &b->cap_rooms,
+					     sizeof(*m)) : NULL;
+	struct ap_unit_action *u;
+
+	if (v)
+		b->p->units = v;
+	if (!m)
+		return NULL;
+	b->rooms = m;
+	m[b->p->n_units] = (struct reasons_room){ 0 };
+	u = &v[b->p->n_units];
+	*u = (struct ap_unit_action){ .unit = strdup(unit), .action = a };
+	if (!u->unit || ap_strindex_add(&b->units, u->unit, b->p->n_units) < 0) {
+		free(u->unit);
+		return NULL;
+	}
+	b->p->n_units++;
+	return u;
+}
+
+/* Notes that unit was given reason: 1 when new, 0 when given before, -ENOMEM. */
+static int note_reason(struct builder *b, const char *unit, const char *reason)
+{
+	_cleanup_free_ char *key = ap_strdupf("%s\n%s", unit, reason);
+
+	return key ? name_set_add(&b->reasons, key) : -ENOMEM;
+}
+
+/* Appends reason to u's reasons unless it is there already. */
+static int add_reason(struct builder *b, struct ap_unit_action *u, const char *reason)
+{
+	struct reasons_room *m = &b->rooms[u - b->p->units];
+	char *copy = strdup(reason), **v;
+	int r;
+
+	v = copy ? ap_grow(u->reasons, m->n + 1, &m->cap, sizeof(*v)) : NULL;
+	if (v) {
+		u->reasons = v;
+		v[m->n] = NULL; /* a valid vector even if nothing is added */
+	}
+	r = v ? note_reason(b, u->unit, reason) : -ENOMEM;
+	if (r <= 0) {
+		free(copy);
+		return r;
+	}
+	v[m->n++] = copy;
+	v[m->n] = NULL;
+	return 0;
 }
 
 static int want_one(struct builder *b, const char *unit, enum ap_unit_action_kind a,
 		    const char *reason, const char *note)
 {
-	struct ap_unit_action *u = find_unit(b->p, unit);
+	struct ap_unit_action *u = find_unit(b, unit);
 
 	if (!u) {
-		struct ap_unit_action *v = realloc(b->p->units, (b->p->n_units + 1) * sizeof(*v));
-
-		if (!v)
+		u = add_unit(b, unit, a);
+		if (!u)
 			return -ENOMEM;
-		b->p->units = v;
-		u = &v[b->p->n_units];
-		*u = (struct ap_unit_action){ .unit = strdup(unit), .action = a };
-		if (!u->unit)
-			return -ENOMEM;
-		b->p->n_units++;
 	} else if (ap_unit_action_rank(a) > ap_unit_action_rank(u->action)) {
 		u->action = a;
 		free(u->note);
@@ -223,7 +344,7 @@ static int want_one(struct builder *b, const char *unit, enum ap_unit_action_kin
 	}
 	if (note && !u->note && u->action == a && !(u->note = strdup(note)))
 		return -ENOMEM;
-	return ap_strv_push_unique(&u->reasons, reason);
+	return add_reason(b, u, reason);
 }
 
 static bool state_is_active(const struct ap_unit_state *s)
@@ -414,7 +535,7 @@ static int add_file_op(struct builder *b, const struct ap_change *ch, enum ap_ch
 		       const struct ap_path_map *nm, const struct ap_path_map *om)
 {
 	const struct ap_path_map *m = nm ? nm : om;
-	struct ap_file_op *v = realloc(b->p->files, (b->p->n_files + 1) * sizeof(*v)), *f;
+	struct ap_file_op *v = ap_grow(b->p->files, b->p->n_files, &b->cap_files, sizeof(*v)), *f;
 	enum ap_setup_kind sk;
 	int r;
 
@@ -564,9 +685,9 @@ static int note_refusals(struct builder *b, const struct ap_change *ch, const ch
 		return 0;
 	ap_unitfile_refusals(ch->new_data, ch->new_len, &start, &stop);
 	if (start)
-		r = ap_strv_push_unique(&b->refuse_start, unit);
+		r = name_set_add(&b->refuse_start, unit);
 	if (r >= 0 && stop)
-		r = ap_strv_push_unique(&b->refuse_stop, unit);
+		r = name_set_add(&b->refuse_stop, unit);
 	return r;
 }
 
@@ -645,7 +766,7 @@ static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_pa
 	if (op && !is_blob_mode(ch->old_mode))
 		ap_path_map_clear(om);
 	if (np && nm->kind == AP_MAP_UNMAPPED)
-		return ap_strv_push(&b->p->unmapped, np);
+		return ap_strv_builder_push(&b->unmapped, np);
 	return 0;
 }
 
@@ -729,12 +850,12 @@ static int apply_policy(struct ap_unit_action *u, const struct ap_unit_state *s)
 	return 0;
 }
 
-static bool listed(char *const *v, const char *unit)
+static bool listed(const struct name_set *s, const char *unit)
 {
 	char tmpl[AP_UNIT_NAME_MAX];
 
-	return ap_strv_contains(v, unit) ||
-	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && ap_strv_contains(v, tmpl));
+	return name_set_has(s, unit) ||
+	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && name_set_has(s, tmpl));
 }
 
 /* The refusal by the unit's state, or by its new definition (a loaded unit's state shows the
@@ -746,8 +867,8 @@ static const char *refusal_of(const struct builder *b, const struct ap_unit_acti
 
 	if (s)
 		st = *s;
-	st.refuse_start |= listed(b->refuse_start, u->unit);
-	st.refuse_stop |= listed(b->refuse_stop, u->unit);
+	st.refuse_start |= listed(&b->refuse_start, u->unit);
+	st.refuse_stop |= listed(&b->refuse_stop, u->unit);
 	return ap_plan_refusal(u->action, &st);
 }
 
@@ -772,7 +893,7 @@ static bool own_unit(const struct builder *b, const struct ap_unit_action *u)
  * starts it by hand. */
 static int apply_states(struct builder *b, struct ap_unit_action *u)
 {
-	const struct ap_unit_state *s = ap_unit_states_find(b->st, u->unit);
+	const struct ap_unit_state *s = find_state(b, u->unit);
 	char svc[AP_UNIT_NAME_MAX + 1];
 	const char *why;
 	int r;
@@ -805,7 +926,7 @@ static int apply_states(struct builder *b, struct ap_unit_action *u)
 	if ((why = refusal_of(b, u, s)))
 		return set_none(u, why);
 	if (u->action == AP_ACTION_RESTART && socket_service(u->unit, svc, sizeof(svc)) &&
-	    state_is_active(ap_unit_states_find(b->st, svc)) && !u->note) {
+	    state_is_active(find_state(b, svc)) && !u->note) {
 		u->note = ap_strdupf("its service %s runs: socket and service stopped, socket "
 				     "started on the new definition, the next connection starts "
 				     "the service", svc);
@@ -834,12 +955,14 @@ int ap_plan_build(const struct ap_config *c, const struct ap_changes *ch,
 		return -ENOMEM;
 	snprintf(b.p->from, sizeof(b.p->from), "%s", from ? from : "");
 	snprintf(b.p->to, sizeof(b.p->to), "%s", to ? to : "");
+	for (size_t i = 0; r >= 0 && i < b.st->n; i++)
+		r = ap_strindex_add(&b.states, b.st->v[i].name, i);
 	for (size_t i = 0; r >= 0 && i < ch->n; i++)
 		r = plan_change(&b, &ch->v[i]);
 	for (size_t i = 0; r >= 0 && i < b.p->n_units; i++)
 		r = apply_states(&b, &b.p->units[i]);
-	ap_strv_free(b.refuse_start);
-	ap_strv_free(b.refuse_stop);
+	b.p->unmapped = ap_strv_builder_take(&b.unmapped);
+	builder_clear(&b);
 	if (r < 0) {
 		ap_plan_free(b.p);
 		if (ret_error)
@@ -861,14 +984,48 @@ bool ap_plan_is_empty(const struct ap_plan *p)
 	return p->n_files == 0 && p->n_units == 0;
 }
 
+/* A builder adding to the finished plan p: its units indexed. */
+static int builder_of(struct ap_plan *p, struct builder *ret)
+{
+	struct builder b = { .p = p, .cap_units = p->n_units, .cap_rooms = p->n_units };
+	int r = p->n_units && !(b.rooms = calloc(p->n_units, sizeof(*b.rooms))) ? -ENOMEM : 0;
+
+	for (size_t i = 0; r >= 0 && i < p->n_units; i++) {
+		const struct ap_unit_action *u = &p->units[i];
+
+		r = ap_strindex_add(&b.units, u->unit, i);
+		b.rooms[i].n = ap_strv_length(u->reasons);
+		b.rooms[i].cap = b.rooms[i].n ? b.rooms[i].n + 1 : 0;
+		for (size_t k = 0; r >= 0 && k < b.rooms[i].n; k++)
+			r = note_reason(&b, u->unit, u->reasons[k]);
+	}
+	if (r < 0) {
+		builder_clear(&b);
+		return r;
+	}
+	*ret = b;
+	return 0;
+}
+
+static int add_owed(struct builder *b, const char *unit, enum ap_unit_action_kind a,
+		    const char *reason)
+{
+	int r = want_one(b, unit, a, reason, "owed by an unfinished apply");
+
+	if (r >= 0)
+		find_unit(b, unit)->owed = true;
+	return r;
+}
+
 int ap_plan_add_owed(struct ap_plan *p, const char *unit, enum ap_unit_action_kind a,
 		     const char *reason)
 {
-	struct builder b = { .p = p };
-	int r = want_one(&b, unit, a, reason, "owed by an unfinished apply");
+	struct builder b = { 0 };
+	int r = builder_of(p, &b);
 
 	if (r >= 0)
-		find_unit(p, unit)->owed = true;
+		r = add_owed(&b, unit, a, reason);
+	builder_clear(&b);
 	return r;
 }
 
@@ -885,10 +1042,12 @@ bool ap_plan_is_noop(const struct ap_plan *p)
 int ap_plan_add_owed_journal(struct ap_plan *p, const struct ap_journal *j)
 {
 	_cleanup_free_ char *reason = ap_strdupf("journal of %.12s", j->to);
-	int k = reason ? 0 : -ENOMEM;
+	struct builder b = { 0 };
+	int k = reason ? builder_of(p, &b) : -ENOMEM;
 
 	for (size_t i = 0; k >= 0 && i < j->n_units; i++)
 		if (j->units[i].state != AP_STEP_DONE)
-			k = ap_plan_add_owed(p, j->units[i].unit, j->units[i].action, reason);
+			k = add_owed(&b, j->units[i].unit, j->units[i].action, reason);
+	builder_clear(&b);
 	return k;
 }

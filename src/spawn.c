@@ -12,9 +12,12 @@
  * setsid()ed, double-forked daemon, is reparented to autopull instead of PID 1; at the end
  * the process group is killed, then every child of ours, round after round until none is
  * left (a killed child's children become ours in turn), and all of them are reaped. This
- * relies on autopull starting children only here, one at a time. The wait for the exit has
- * the same deadline as the output (a pidfd wakes poll), so a validator that closes its
- * stdout and hangs is still killed on time.
+ * relies on autopull starting children only here. A child may also be started now and joined
+ * later (ap_spawn_start, ap_spawn_join, ap_spawn_abort; ap_spawn_run is the two in one go), so
+ * that systemd-analyze verify runs while the apply samples the guard: the cleanup after
+ * another child spares a started one, which its own join or abort cleans up after. The wait
+ * for the exit has the same deadline as the output (a pidfd wakes poll), so a validator that
+ * closes its stdout and hangs is still killed on time.
  *
  * Deliberately not here: a shell or any word splitting (the config gives an argv), the
  * caller's PATH, retries, and logging (the caller knows which validator for which file and
@@ -375,10 +378,75 @@ static int list_children(pid_t *pids, size_t max, size_t *ret_n)
 	return r == -ENOENT ? children_from_stat(pids, max, ret_n) : r;
 }
 
-/* Kills the validator's process group and then every child of ours, round after round: a
- * killed child's own children are reparented to us (we are a subreaper) and show up in the
- * next round. Reaps them all; leader's status goes to *ret_status. -EBUSY when some process
- * survived CLEANUP_USEC (a SIGKILLed process stuck in the kernel). */
+/* The children started and not yet joined or aborted. The cleanup after one child kills
+ * every child of ours but these: another started child belongs to its own join. An orphan
+ * reparented to us cannot be told apart by its origin, so the cleanup kills it whoever
+ * started it; that only ends it earlier than its own cleanup would have. Bounded: a run
+ * overlaps one verify with its other work, which may itself run a child (a probe). */
+#define MAX_STARTED 4
+static pid_t started[MAX_STARTED];
+static size_t n_started;
+static bool subreaper_ours; /* we set PR_SET_CHILD_SUBREAPER for the started children */
+
+static bool started_elsewhere(pid_t pid, pid_t leader)
+{
+	for (size_t i = 0; i < n_started; i++)
+		if (started[i] == pid && pid != leader)
+			return true;
+	return false;
+}
+
+static void forget_started(pid_t pid)
+{
+	for (size_t i = 0; i < n_started; i++)
+		if (started[i] == pid) {
+			started[i] = started[--n_started];
+			return;
+		}
+}
+
+/* Orphans of a started child must come to us, not to PID 1, so that we can reap them; the
+ * flag is ours only while a child of ours runs. */
+static int subreaper_hold(void)
+{
+	int was = 0;
+
+	if (n_started > 0)
+		return 0;
+	if (prctl(PR_GET_CHILD_SUBREAPER, &was) < 0 ||
+	    (!was && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0))
+		return -errno;
+	subreaper_ours = !was;
+	return 0;
+}
+
+static void subreaper_release(void)
+{
+	if (n_started > 0 || !subreaper_ours)
+		return;
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 0); /* cannot fail after the set */
+	subreaper_ours = false;
+}
+
+/* Our children but the other started ones, into pids; how many. */
+static int children_to_kill(pid_t leader, pid_t *pids, size_t max, size_t *ret_n)
+{
+	size_t n = 0, k = 0;
+	int r = list_children(pids, max, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (!started_elsewhere(pids[i], leader))
+			pids[k++] = pids[i];
+	*ret_n = k;
+	return 0;
+}
+
+/* Kills the child's process group and then every child of ours (but other started ones),
+ * round after round: a killed child's own children are reparented to us (we are a subreaper)
+ * and show up in the next round. Reaps them all; leader's status goes to *ret_status. -EBUSY
+ * when some process survived CLEANUP_USEC (a SIGKILLed process stuck in the kernel). */
 static int kill_and_reap_all(pid_t leader, int *ret_status)
 {
 	unsigned long long give_up = ap_now_monotonic_usec() + CLEANUP_USEC;
@@ -387,7 +455,7 @@ static int kill_and_reap_all(pid_t leader, int *ret_status)
 	for (;;) {
 		pid_t pids[64];
 		size_t n = 0;
-		int r = list_children(pids, ELEMENTSOF(pids), &n);
+		int r = children_to_kill(leader, pids, ELEMENTSOF(pids), &n);
 
 		if (r < 0)
 			return r;
@@ -433,37 +501,136 @@ cleanup_fa:
 	return r;
 }
 
-/* Runs the child, collects its output and status, and leaves nothing of it behind. */
-static int run_child(const char *path, char *const argv[], char *const env[],
-		     unsigned long long timeout_usec, const char *input,
-		     struct ap_spawn_result *res, struct ap_buf *out)
+/* A child started and not yet joined. */
+struct ap_spawn {
+	pid_t pid;                   /* 0 until it runs */
+	int pidfd;                   /* -1: wait_exit ticks instead */
+	int rfd;                     /* our end of its stdout+stderr */
+	unsigned long long deadline; /* 0: none */
+	struct ap_buf out;
+};
+
+/* Kills and reaps everything the child started (nothing when it never ran). */
+static int reap(struct ap_spawn *s, int *ret_status)
 {
-	unsigned long long deadline = timeout_usec ? ap_now_monotonic_usec() + timeout_usec : 0;
-	int p[2], pidfd, r, k;
-	pid_t pid;
+	int r;
+
+	if (s->pid <= 0)
+		return 0;
+	r = kill_and_reap_all(s->pid, ret_status);
+	forget_started(s->pid);
+	s->pid = 0;
+	return r;
+}
+
+static void spawn_free(struct ap_spawn *s)
+{
+	if (s->pidfd >= 0)
+		(void)close(s->pidfd);
+	if (s->rfd >= 0)
+		(void)close(s->rfd);
+	ap_buf_clear(&s->out);
+	free(s);
+	subreaper_release();
+}
+
+/* Starts the child of s (path resolved) and registers it as started. */
+static int launch(struct ap_spawn *s, const char *path, char *const argv[], char *const env[],
+		  const char *input)
+{
+	int p[2], r;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	r = start_child(path, argv, env, p[1], input, &pid);
+	s->rfd = p[0];
+	r = start_child(path, argv, env, p[1], input, &s->pid);
 	(void)close(p[1]); /* our copy must go, or we never see EOF */
 	if (r < 0) {
-		(void)close(p[0]);
+		s->pid = 0;
 		return r;
 	}
+	started[n_started++] = s->pid;
 	/* Only our end is non-blocking: O_NONBLOCK on the write end would reach the child. */
-	r = fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* < 0: wait_exit ticks instead */
+	if (fcntl(s->rfd, F_SETFL, O_NONBLOCK) < 0)
+		return -errno;
+	s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0); /* < 0: wait_exit ticks instead */
+	return 0;
+}
+
+static int start_input(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		       const char *input, struct ap_spawn **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	struct ap_spawn *s;
+	int r;
+
+	if (!argv || !argv[0] || !ret)
+		return -EINVAL;
+	r = resolve_command(argv[0], &path);
+	if (r < 0)
+		return r;
+	/* A missing input file is an error, not an empty stdin: the child must not start. */
+	if (input && access(input, R_OK) < 0)
+		return -errno;
+	if (n_started == MAX_STARTED)
+		return -EBUSY;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	*s = (struct ap_spawn){ .pidfd = -1, .rfd = -1,
+				.deadline = timeout_usec ? ap_now_monotonic_usec() + timeout_usec
+							 : 0 };
+	r = subreaper_hold();
 	if (r >= 0)
-		r = wait_exit(pid, pidfd, p[0], deadline, out, &res->timed_out);
-	k = kill_and_reap_all(pid, &res->exit_status);
+		r = launch(s, path, argv, env, input);
+	if (r < 0) {
+		ap_spawn_abort(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int ap_spawn_start(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		   struct ap_spawn **ret)
+{
+	return start_input(argv, env, timeout_usec, NULL, ret);
+}
+
+int ap_spawn_join(struct ap_spawn *s, struct ap_spawn_result *ret)
+{
+	struct ap_spawn_result res = { 0 };
+	int r, k;
+
+	if (!s || !ret) {
+		ap_spawn_abort(s);
+		return -EINVAL;
+	}
+	r = wait_exit(s->pid, s->pidfd, s->rfd, s->deadline, &s->out, &res.timed_out);
+	k = reap(s, &res.exit_status);
 	if (r >= 0)
 		r = k;
 	if (r >= 0)
-		r = drain_rest(p[0], ap_now_monotonic_usec() + CLEANUP_USEC, out);
-	if (pidfd >= 0)
-		(void)close(pidfd);
-	(void)close(p[0]);
-	return r;
+		r = drain_rest(s->rfd, ap_now_monotonic_usec() + CLEANUP_USEC, &s->out);
+	if (r >= 0 && !s->out.data)
+		r = ap_buf_append(&s->out, "", 0); /* output is always a string */
+	if (r >= 0) {
+		res.output = TAKE_PTR(s->out.data);
+		res.output_len = s->out.len;
+		*ret = res;
+	}
+	spawn_free(s);
+	return r < 0 ? r : 0;
+}
+
+void ap_spawn_abort(struct ap_spawn *s)
+{
+	int status;
+
+	if (!s)
+		return;
+	(void)reap(s, &status); /* -EBUSY: a process stuck in the kernel; nothing more to do */
+	spawn_free(s);
 }
 
 int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeout_usec,
@@ -475,37 +642,10 @@ int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeo
 int ap_spawn_run_input(char *const argv[], char *const env[], unsigned long long timeout_usec,
 		       const char *input, struct ap_spawn_result *ret)
 {
-	struct ap_spawn_result res = { 0 };
-	struct ap_buf out = { 0 };
-	_cleanup_free_ char *path = NULL;
-	int r, was_subreaper = 0;
+	struct ap_spawn *s = NULL;
+	int r = ret ? start_input(argv, env, timeout_usec, input, &s) : -EINVAL;
 
-	if (!argv || !argv[0] || !ret)
-		return -EINVAL;
-	r = resolve_command(argv[0], &path);
-	if (r < 0)
-		return r;
-	/* Orphans of the validator must come to us, not to PID 1, so that we can reap them. */
-	if (prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper) < 0 ||
-	    (!was_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0))
-		return -errno;
-	/* A missing input file is an error, not an empty stdin: the child must not start. */
-	if (input && access(input, R_OK) < 0)
-		r = -errno;
-	else
-		r = run_child(path, argv, env, timeout_usec, input, &res, &out);
-	if (!was_subreaper)
-		(void)prctl(PR_SET_CHILD_SUBREAPER, 0); /* cannot fail after the set above */
-	if (r >= 0 && !out.data)
-		r = ap_buf_append(&out, "", 0); /* output is always a string */
-	if (r < 0) {
-		ap_buf_clear(&out);
-		return r;
-	}
-	res.output = out.data;
-	res.output_len = out.len;
-	*ret = res;
-	return 0;
+	return r < 0 ? r : ap_spawn_join(s, ret);
 }
 
 /* Appends arg to b with "%s" → path and "%%" → "%"; any other '%' is kept as written so

@@ -35,7 +35,11 @@ struct ap_fileset {
 	char *name;
 	int dfd;
 	struct ap_host_file *v;
-	size_t n;
+	size_t n, cap;
+	/* v by path (the first entry of a path), and the id the next copy gets: an apply adding
+	 * n paths costs O(n), not a search of the set per path */
+	struct ap_strindex index;
+	unsigned next_id;
 	bool dirty;
 	bool unsynced; /* copies written since the last commit, not yet durable */
 };
@@ -47,6 +51,7 @@ void ap_state_fileset_free(struct ap_fileset *f)
 	for (size_t i = 0; i < f->n; i++)
 		ap_host_file_clear(&f->v[i]);
 	free(f->v);
+	ap_strindex_clear(&f->index);
 	if (f->dfd >= 0)
 		close(f->dfd);
 	free(f->name);
@@ -55,14 +60,33 @@ void ap_state_fileset_free(struct ap_fileset *f)
 
 static int push_entry(struct ap_fileset *f, struct ap_host_file *e)
 {
-	struct ap_host_file *v = realloc(f->v, (f->n + 1) * sizeof(*v));
+	struct ap_host_file *v = ap_grow(f->v, f->n, &f->cap, sizeof(*v));
+	int r;
 
 	if (!v)
 		return -ENOMEM;
 	f->v = v;
+	r = ap_strindex_add(&f->index, e->path, f->n);
+	if (r < 0)
+		return r;
 	v[f->n++] = *e;
 	*e = (struct ap_host_file){ 0 };
 	return 0;
+}
+
+/* The index of the entries read, and the next id: one past the ids before it, in the order
+ * of the manifest, as each add computed it. */
+static int index_entries(struct ap_fileset *f)
+{
+	int r = 0;
+
+	f->cap = f->n;
+	for (size_t i = 0; r >= 0 && i < f->n; i++) {
+		r = ap_strindex_add(&f->index, f->v[i].path, i);
+		if (f->v[i].id >= f->next_id)
+			f->next_id = f->v[i].id + 1;
+	}
+	return r;
 }
 
 static int load_manifest(struct ap_fileset *f)
@@ -102,6 +126,8 @@ int ap_state_fileset_open(struct ap_state *s, const char *name, bool create,
 	if (create)
 		(void)ap_fs_remove_stale_temps(f->dfd, NULL); /* only ours are in there */
 	r = load_manifest(f);
+	if (r >= 0)
+		r = index_entries(f);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(f);
@@ -120,25 +146,21 @@ const struct ap_host_file *ap_state_fileset_entry(const struct ap_fileset *f, si
 
 const struct ap_host_file *ap_state_fileset_find(const struct ap_fileset *f, const char *path)
 {
-	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->v[i].path, path) == 0)
-			return &f->v[i];
-	return NULL;
+	size_t i;
+
+	return ap_strindex_find(&f->index, path, &i) ? &f->v[i] : NULL;
 }
 
 int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
 {
 	struct ap_host_file e = { .root_len = hf->root_len, .present = hf->present,
 				  .mode = hf->mode, .uid = hf->uid, .gid = hf->gid,
-				  .owned = hf->owned, .dir = hf->dir, .id = 0 };
+				  .owned = hf->owned, .dir = hf->dir, .id = f->next_id };
 	char name[32];
 	int r;
 
 	if (ap_state_fileset_find(f, hf->path))
 		return 0;
-	for (size_t i = 0; i < f->n; i++)
-		if (f->v[i].id >= e.id)
-			e.id = f->v[i].id + 1;
 	snprintf(name, sizeof(name), "%u", e.id);
 	if (hf->present) {
 		/* Made durable all at once by the commit, before the manifest names them. */
@@ -152,8 +174,14 @@ int ap_state_fileset_add(struct ap_fileset *f, const struct ap_host_file *hf)
 	e.path = strdup(hf->path);
 	if (!e.path)
 		return -ENOMEM;
+	r = push_entry(f, &e); /* takes e */
+	if (r < 0) {
+		free(e.path);
+		return r;
+	}
 	f->dirty = true;
-	return push_entry(f, &e);
+	f->next_id++;
+	return 0;
 }
 
 int ap_state_fileset_commit(struct ap_fileset *f)

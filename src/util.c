@@ -110,6 +110,101 @@ void ap_strv_builder_clear(struct ap_strv_builder *b)
 	ap_strv_free(ap_strv_builder_take(b));
 }
 
+void *ap_grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	size_t c;
+	void *nv;
+
+	if (n < *cap)
+		return v;
+	/* From n, not *cap: a room of 0 (never set) on a vector of n entries still grows it. */
+	c = n < 8 ? 16 : 2 * n;
+	nv = c > n ? reallocarray(v, c, size) : NULL;
+	if (nv)
+		*cap = c;
+	return nv;
+}
+
+struct ap_strindex_slot {
+	const char *key; /* NULL: free */
+	size_t hash, pos;
+};
+
+/* FNV-1a, its bits mixed at the end (MurmurHash3's finaliser): names that differ only in
+ * their last characters ("svc-000001.service") must not fill one run of slots. */
+static size_t strindex_hash(const char *s)
+{
+	unsigned long long h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (size_t)h;
+}
+
+/* The slot holding key, or the free slot where it belongs (linear probing; never full). */
+static struct ap_strindex_slot *strindex_slot(const struct ap_strindex *x, const char *key,
+					      size_t hash)
+{
+	size_t i = hash & (x->cap - 1);
+
+	while (x->slot[i].key && (x->slot[i].hash != hash || strcmp(x->slot[i].key, key) != 0))
+		i = (i + 1) & (x->cap - 1);
+	return &x->slot[i];
+}
+
+static int strindex_grow(struct ap_strindex *x)
+{
+	struct ap_strindex g = { .cap = x->cap ? 2 * x->cap : 16, .n = x->n };
+
+	if (g.cap < x->cap || !(g.slot = calloc(g.cap, sizeof(*g.slot))))
+		return -ENOMEM;
+	for (size_t i = 0; i < x->cap; i++)
+		if (x->slot[i].key)
+			*strindex_slot(&g, x->slot[i].key, x->slot[i].hash) = x->slot[i];
+	free(x->slot);
+	*x = g;
+	return 0;
+}
+
+int ap_strindex_add(struct ap_strindex *x, const char *key, size_t pos)
+{
+	size_t hash = strindex_hash(key);
+	struct ap_strindex_slot *s;
+
+	if (x->cap && strindex_slot(x, key, hash)->key)
+		return 0;
+	if ((x->n + 1) * 2 > x->cap && strindex_grow(x) < 0)
+		return -ENOMEM;
+	s = strindex_slot(x, key, hash);
+	*s = (struct ap_strindex_slot){ .key = key, .hash = hash, .pos = pos };
+	x->n++;
+	return 1;
+}
+
+bool ap_strindex_find(const struct ap_strindex *x, const char *key, size_t *ret_pos)
+{
+	const struct ap_strindex_slot *s;
+
+	if (!x->cap)
+		return false;
+	s = strindex_slot(x, key, strindex_hash(key));
+	if (!s->key)
+		return false;
+	*ret_pos = s->pos;
+	return true;
+}
+
+void ap_strindex_clear(struct ap_strindex *x)
+{
+	free(x->slot);
+	*x = (struct ap_strindex){ 0 };
+}
+
 char *ap_strdupvf(const char *fmt, va_list ap)
 {
 	char *s = NULL;

@@ -51,6 +51,10 @@ struct stage {
 	size_t n_units;
 	bool elsewhere;          /* AP_VALIDATE_ELSEWHERE */
 	size_t missing;          /* commands not installed here, then not counted as failures */
+	/* The X-AutoPull-Health= that did not parse: staging stops there, and the finish logs it
+	 * (the staging runs before the guard's verdict, which is logged first). */
+	const char *bad_health_path, *bad_health_error;
+	unsigned bad_health_line;
 };
 
 static void stage_done(struct stage *s)
@@ -239,14 +243,13 @@ static int verify_env(const struct stage *s, char ***ret)
 	return r;
 }
 
-static int verify_units(struct stage *s, enum ap_scope scope)
+/* Starts systemd-analyze verify on every staged unit file; *ret stays NULL when there are
+ * none. An error is the verify's failure to run, reported by verify_finish. */
+static int verify_start(struct stage *s, enum ap_scope scope, struct ap_spawn **ret)
 {
 	_cleanup_strv_free_ char **argv = NULL, **env = NULL;
 	const char *fixed[] = { "systemd-analyze", "verify", "--man=no",
 				scope == AP_SCOPE_USER ? "--user" : "--system" };
-	struct ap_spawn_result res = { 0 };
-	size_t reported;
-	bool failed;
 	int r = 0;
 
 	if (s->n_units == 0)
@@ -257,8 +260,22 @@ static int verify_units(struct stage *s, enum ap_scope scope)
 		r = ap_strv_push(&argv, s->units[i].path);
 	if (r >= 0)
 		r = verify_env(s, &env);
+	return r < 0 ? r : ap_spawn_start(argv, env, AP_VALIDATE_TIMEOUT_USEC, ret);
+}
+
+/* Joins the verify verify_start started (or reports why it could not start: started) and
+ * reports its lines. */
+static int verify_finish(struct stage *s, int started, struct ap_spawn *verify)
+{
+	struct ap_spawn_result res = { 0 };
+	size_t reported;
+	bool failed;
+	int r = started;
+
+	if (r >= 0 && !verify)
+		return 0;
 	if (r >= 0)
-		r = ap_spawn_run(argv, env, AP_VALIDATE_TIMEOUT_USEC, &res);
+		r = ap_spawn_join(verify, &res);
 	if (r < 0)
 		return ap_log_error(r, "failed to run systemd-analyze verify: %s", strerror(-r));
 	failed = res.exit_status != 0 || res.timed_out;
@@ -393,7 +410,8 @@ static int run_validator(const struct stage *s, const struct ap_file_op *f,
 
 /* A probe the settle window cannot parse would roll a good commit back after the fact:
  * refused here, before anything changes. */
-static int check_health(const struct ap_file_op *f, const char *data, size_t len)
+static int check_health(struct stage *s, const struct ap_file_op *f, const char *data,
+			size_t len)
 {
 	_cleanup_free_ char *value = NULL;
 	struct ap_probe p = { 0 };
@@ -404,8 +422,12 @@ static int check_health(const struct ap_file_op *f, const char *data, size_t len
 	if (r <= 0)
 		return r;
 	r = ap_probe_parse_unit(value, &p, &error);
-	if (r == -EINVAL)
-		return ap_log_error(r, "%s:%u: X-AutoPull-Health=: %s", f->path, line, error);
+	if (r == -EINVAL) {
+		s->bad_health_path = f->path;
+		s->bad_health_error = error; /* a static string */
+		s->bad_health_line = line;
+		return r;
+	}
 	ap_probe_clear(&p);
 	return r;
 }
@@ -419,7 +441,7 @@ static int stage_file(struct stage *s, const struct ap_file_op *f,
 	int r = ap_install_content(f, src, &buf, &data, &len);
 
 	if (r >= 0 && f->kind == AP_KIND_UNIT)
-		r = check_health(f, data, len);
+		r = check_health(s, f, data, len);
 	return r < 0 ? r : stage_write(s, f->dest + f->root_len + 1, data, len, f->path, verify);
 }
 
@@ -447,6 +469,98 @@ static int stage_units(struct stage *s, const struct ap_plan *p,
 	return r;
 }
 
+/* Staged files and the verify running on them, from ap_validate_start to its finish. */
+struct ap_validation {
+	struct stage s;
+	const struct ap_plan *p;
+	const struct ap_install_source *src;
+	int staged;              /* staging's result: < 0 stops before the verify */
+	int verify_started;      /* < 0: the verify could not be started */
+	struct ap_spawn *verify; /* NULL: nothing to verify */
+};
+
+int ap_validate_start(const struct ap_plan *p, const struct ap_install_source *src,
+		      enum ap_scope scope, const char *unit_dir, const char *stage_dir,
+		      unsigned flags, struct ap_validation **ret)
+{
+	struct ap_validation *v = calloc(1, sizeof(*v));
+	int r;
+
+	if (!v)
+		return ap_log_error(-ENOMEM, "failed to stage files for validation: %s",
+				    strerror(ENOMEM));
+	*v = (struct ap_validation){ .s = { .fd = -1, .elsewhere = flags & AP_VALIDATE_ELSEWHERE },
+				     .p = p, .src = src };
+	r = (v->s.dir = strdup(stage_dir)) ? 0 : -ENOMEM;
+	if (r >= 0 && (v->s.fd = open(v->s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = -errno;
+	if (r >= 0)
+		r = stage_units(&v->s, p, src, scope, unit_dir);
+	v->staged = r;
+	if (r >= 0)
+		v->verify_started = verify_start(&v->s, scope, &v->verify);
+	*ret = v;
+	return 0;
+}
+
+/* The rules' validate: commands and the owners, each file in turn (only on the host). Returns
+ * an error that stops validation; a failed file sets *invalid. */
+static int run_validators(struct ap_validation *v, bool *invalid)
+{
+	uid_t uid;
+	gid_t gid;
+
+	for (size_t i = 0; !v->s.elsewhere && i < v->p->n_files; i++) {
+		const struct ap_file_op *f = &v->p->files[i];
+		int k = 0;
+
+		if (f->install && f->owner)
+			k = ap_install_owner_of(f, &uid, &gid);
+		if (k >= 0 && f->install && f->validate)
+			k = run_validator(&v->s, f, v->src, i);
+		if (k == -EINVAL || k == -ESRCH)
+			*invalid = true;
+		else if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
+static void validation_free(struct ap_validation *v)
+{
+	stage_done(&v->s);
+	free(v);
+}
+
+int ap_validate_finish(struct ap_validation *v, size_t *ret_missing)
+{
+	bool invalid;
+	int r = v->staged;
+
+	if (r == -EINVAL && v->s.bad_health_path)
+		ap_log_error(r, "%s:%u: X-AutoPull-Health=: %s", v->s.bad_health_path,
+			     v->s.bad_health_line, v->s.bad_health_error);
+	if (r >= 0)
+		r = verify_finish(&v->s, v->verify_started, TAKE_PTR(v->verify));
+	invalid = r == -EINVAL;
+	if (r >= 0 || r == -EINVAL)
+		r = run_validators(v, &invalid);
+	if (r < 0 && r != -EINVAL)
+		ap_log_error(r, "failed to stage files for validation: %s", strerror(-r));
+	if (ret_missing)
+		*ret_missing = v->s.missing;
+	validation_free(v);
+	return r < 0 && r != -EINVAL ? r : invalid ? -EINVAL : 0;
+}
+
+void ap_validate_abort(struct ap_validation *v)
+{
+	if (!v)
+		return;
+	ap_spawn_abort(TAKE_PTR(v->verify)); /* before its stage goes */
+	validation_free(v);
+}
+
 int ap_validate_plan(const struct ap_plan *p, const struct ap_install_source *src,
 		     enum ap_scope scope, const char *unit_dir, const char *stage_dir)
 {
@@ -457,40 +571,8 @@ int ap_validate_plan_where(const struct ap_plan *p, const struct ap_install_sour
 			   enum ap_scope scope, const char *unit_dir, const char *stage_dir,
 			   unsigned flags, size_t *ret_missing)
 {
-	struct stage s = { .fd = -1,
-			   .elsewhere = flags & AP_VALIDATE_ELSEWHERE };
-	bool invalid = false;
-	uid_t uid;
-	gid_t gid;
-	int r = (s.dir = strdup(stage_dir)) ? 0 : -ENOMEM;
+	struct ap_validation *v = NULL;
+	int r = ap_validate_start(p, src, scope, unit_dir, stage_dir, flags, &v);
 
-	if (r >= 0 && (s.fd = open(s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		r = -errno;
-	if (r >= 0)
-		r = stage_units(&s, p, src, scope, unit_dir);
-	if (r >= 0)
-		r = verify_units(&s, scope);
-	invalid = r == -EINVAL;
-	for (size_t i = 0; (r >= 0 || r == -EINVAL) && i < p->n_files; i++) {
-		const struct ap_file_op *f = &p->files[i];
-		int k = 0;
-
-		/* the host's users and tools: elsewhere they need not exist */
-		if (s.elsewhere)
-			continue;
-		if (f->install && f->owner)
-			k = ap_install_owner_of(f, &uid, &gid);
-		if (k >= 0 && f->install && f->validate)
-			k = run_validator(&s, f, src, i);
-		if (k == -EINVAL || k == -ESRCH)
-			invalid = true;
-		else if (k < 0)
-			r = k;
-	}
-	if (r < 0 && r != -EINVAL)
-		ap_log_error(r, "failed to stage files for validation: %s", strerror(-r));
-	stage_done(&s);
-	if (ret_missing)
-		*ret_missing = s.missing;
-	return r < 0 && r != -EINVAL ? r : invalid ? -EINVAL : 0;
+	return r < 0 ? r : ap_validate_finish(v, ret_missing);
 }

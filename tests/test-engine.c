@@ -53,6 +53,7 @@ static struct {
 	int gate_bad, gate_start; /* ap_rollout_gate's exit code before planning / after checks */
 	bool ended_bad, ended_start; /* ... and whether the run ends there */
 	bool no_slot;             /* ap_effects_execute gets no fleet slot */
+	bool override_fails;      /* ap_record_guard_override cannot record it */
 } t;
 
 static void called(const char *fmt, ...) _printf_(1, 2);
@@ -156,9 +157,24 @@ int ap_guard_sample(struct ap_bus *b, struct ap_state *st, const struct ap_confi
 }
 void ap_guard_result_clear(struct ap_guard_result *g) {}
 void ap_guard_after_apply(struct ap_bus *b, struct ap_state *st, const struct ap_config *c) { called("metrics"); }
-int ap_checks_run(const struct ap_checks *in, const char **ret_refusal, const char **ret_why)
+/* A validation in flight: any non-NULL pointer; the stubs never look inside. */
+static char pending_validation;
+void ap_checks_start(const struct ap_checks *in, struct ap_checks_pending *ret)
+{
+	called("start-checks");
+	*ret = (struct ap_checks_pending){ .v = (struct ap_validation *)&pending_validation };
+}
+void ap_checks_abort(struct ap_checks_pending *pending)
+{
+	if (pending->v)
+		called("abort-checks");
+	pending->v = NULL;
+}
+int ap_checks_run(const struct ap_checks *in, struct ap_checks_pending *pending,
+		  const char **ret_refusal, const char **ret_why)
 {
 	called("checks");
+	pending->v = NULL; /* finished, whatever the outcome */
 	*ret_refusal = t.checks_refused;
 	*ret_why = t.checks_refused ? "a file or unit failed validation" : NULL;
 	return t.checks;
@@ -217,6 +233,8 @@ int ap_record_guard_override(struct ap_record *rec, const char *to, const char *
 			     bool tripped)
 {
 	called("override(guard)");
+	if (t.override_fails)
+		return -EIO;
 	t.events++;
 	return 0;
 }
@@ -340,7 +358,7 @@ static void test_guard_refuses(void **state)
 {
 	t.guard = AP_GUARD_REFUSED;
 	assert_int_equal(run(), AP_EXIT_GUARD);
-	expect_log("load source plan guard event(guard) commit(1) metrics");
+	expect_log("load source plan start-checks guard abort-checks event(guard) commit(1) metrics");
 }
 
 /* An override is recorded, and the apply goes on. */
@@ -350,17 +368,30 @@ static void test_guard_overridden(void **state)
 	opts.reason = "incident 7";
 	t.guard = AP_GUARD_OVERRIDDEN;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source plan guard override(guard) checks print execute last-apply(ok) "
+	expect_log("load source plan start-checks guard override(guard) checks print execute last-apply(ok) "
 		   "event(ok) drift tick commit(2) metrics");
 }
 
-/* A file that fails validation: refused, nothing executed. */
+/* The guard cannot decide (its override is not recorded): the verify started for the checks
+ * is killed, nothing checked or executed. */
+static void test_guard_fails_aborts_checks(void **state)
+{
+	opts.override_guard = true;
+	opts.reason = "incident 7";
+	t.guard = AP_GUARD_OVERRIDDEN;
+	t.override_fails = true;
+	assert_int_equal(run(), AP_EXIT_FAILED);
+	expect_log("load source plan start-checks guard override(guard) abort-checks commit(0)");
+}
+
+/* A file that fails validation (its verify started before the guard): refused, nothing
+ * executed, so nothing installed. */
 static void test_checks_refuse(void **state)
 {
 	t.checks = AP_EXIT_INVALID;
 	t.checks_refused = "invalid";
 	assert_int_equal(run(), AP_EXIT_INVALID);
-	expect_log("load source plan guard checks event(invalid) commit(1) metrics");
+	expect_log("load source plan start-checks guard checks event(invalid) commit(1) metrics");
 }
 
 /* A dry run runs the same checks, prints the plan, and changes and records nothing. */
@@ -368,7 +399,7 @@ static void test_dry_run(void **state)
 {
 	opts.dry_run = true;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source plan guard(dry) checks print commit(0)");
+	expect_log("load source plan start-checks guard(dry) checks print commit(0)");
 }
 
 /* Nothing moved: nothing executed, no event, the tick still measured. */
@@ -392,7 +423,7 @@ static void test_apply_fails(void **state)
 {
 	t.outcome = AP_APPLY_FAILED;
 	assert_int_equal(run(), AP_EXIT_FAILED);
-	expect_log("load source plan guard checks print execute last-apply(failed) event(failed) "
+	expect_log("load source plan start-checks guard checks print execute last-apply(failed) event(failed) "
 		   "commit(1) metrics");
 }
 
@@ -419,8 +450,8 @@ static void test_drift_revert(void **state)
 	cfg.drift_revert = true;
 	t.drift = 2;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source plan guard checks print execute last-apply(ok) event(ok) drift "
-		   "revert plan guard checks print execute last-apply(ok) event(ok) tick commit(2) "
+	expect_log("load source plan start-checks guard checks print execute last-apply(ok) event(ok) drift "
+		   "revert plan start-checks guard checks print execute last-apply(ok) event(ok) tick commit(2) "
 		   "metrics");
 }
 
@@ -450,7 +481,7 @@ static void test_fleet_waits(void **state)
 	t.fleet = true;
 	t.ended_start = true;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source fleet(bad) plan guard checks print fleet(start) fleet-fact(blocked) "
+	expect_log("load source fleet(bad) plan start-checks guard checks print fleet(start) fleet-fact(blocked) "
 		   "drift tick commit(0)");
 }
 
@@ -470,7 +501,7 @@ static void test_fleet_no_slot(void **state)
 	t.fleet = true;
 	t.no_slot = true;
 	assert_int_equal(run(), AP_EXIT_TEMPFAIL);
-	expect_log("load source fleet(bad) plan guard checks print fleet(start) execute "
+	expect_log("load source fleet(bad) plan start-checks guard checks print fleet(start) execute "
 		   "fleet-fact(blocked) commit(0)");
 }
 
@@ -481,7 +512,7 @@ static void test_fleet_chosen_commit(void **state)
 	t.ended_bad = true;
 	opts.commit = OID_B;
 	assert_int_equal(run(), AP_EXIT_OK);
-	expect_log("load source plan guard checks print execute fleet-fact(ran) last-apply(ok) "
+	expect_log("load source plan start-checks guard checks print execute fleet-fact(ran) last-apply(ok) "
 		   "event(ok) drift tick commit(1) metrics");
 }
 
@@ -495,6 +526,7 @@ int main(void)
 		cmocka_unit_test_setup(test_planning_invalid, setup),
 		cmocka_unit_test_setup(test_guard_refuses, setup),
 		cmocka_unit_test_setup(test_guard_overridden, setup),
+		cmocka_unit_test_setup(test_guard_fails_aborts_checks, setup),
 		cmocka_unit_test_setup(test_checks_refuse, setup),
 		cmocka_unit_test_setup(test_dry_run, setup),
 		cmocka_unit_test_setup(test_nothing_to_do, setup),

@@ -183,6 +183,35 @@ static void test_unit_names(void **state)
 	ap_strv_free(v);
 	assert_int_equal(ap_event_unit_names(NULL, &v), 0);
 	assert_null(v);
+	assert_int_equal(ap_event_unit_names("", &v), 0);
+	assert_null(v);
+}
+
+/* Many units: grouped by action in the value, each group in the order given, and split again
+ * in the value's order. */
+static void test_unit_names_many(void **state)
+{
+	enum { N = 5000 };
+	_cleanup_strv_builder_ struct ap_strv_builder b = { 0 };
+	enum ap_unit_action_kind acts[N];
+	char name[32], *units = NULL, **v = NULL;
+
+	for (size_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "u%04zu.service", i);
+		assert_int_equal(ap_strv_builder_push(&b, name), 0);
+		acts[i] = i % 2 ? AP_ACTION_RELOAD : AP_ACTION_RESTART;
+	}
+	assert_int_equal(ap_event_units(b.v, acts, N, &units), 0);
+	assert_true(strncmp(units, "restart=u0000.service,u0002.service,", 36) == 0);
+	assert_non_null(strstr(units, ",u4998.service;reload=u0001.service,u0003.service,"));
+	assert_int_equal(ap_event_unit_names(units, &v), 0);
+	assert_int_equal(ap_strv_length(v), N);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "u%04zu.service", i < N / 2 ? 2 * i : 2 * (i - N / 2) + 1);
+		assert_string_equal(v[i], name);
+	}
+	ap_strv_free(v);
+	free(units);
 }
 
 int main(void)
@@ -193,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_entry_of_each_outcome),
 		cmocka_unit_test(test_entry_units_bounded),
 		cmocka_unit_test(test_unit_names),
+		cmocka_unit_test(test_unit_names_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

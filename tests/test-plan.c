@@ -798,6 +798,179 @@ static void test_owed_actions_merge(void **s)
 }
 
 
+#define MANY 2000
+
+/* Many units, each named by a unit file and a drop-in: every unit once, its reasons merged in
+ * the order of the changes, refusals of the new definitions kept per unit (twice for some),
+ * the first of two states of one name read, and unmapped paths in the order of the changes. */
+static void test_many_units(void **s)
+{
+	static const char stop[] = "[Unit]\nRefuseManualStop=yes\n";
+	struct chg *c = calloc(3 * MANY, sizeof(*c));
+	struct ap_unit_state *sv = calloc(MANY + 1, sizeof(*sv));
+	struct ap_unit_states st = { .v = sv, .n = MANY + 1, .known = true };
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p;
+	char name[64];
+	size_t n = 0;
+
+	assert_non_null(c);
+	assert_non_null(sv);
+	for (size_t i = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "%04zu.service", MANY - 1 - i); /* sorted at the end */
+		sv[i] = (struct ap_unit_state){ ST(strdup(name), "loaded", "active", "running") };
+		c[n++] = (struct chg){ AP_CHANGE_MODIFY, ap_strdupf("systemd/%s", name), NULL, B, B,
+				       SVC, i % 3 == 0 ? stop : SVC2 };
+		c[n++] = (struct chg){ AP_CHANGE_ADD, ap_strdupf("systemd/%s.d/x.conf", name), NULL,
+				       0, B, NULL, i % 2 == 0 ? stop : "[Unit]\n" };
+		if (i % 4 == 0)
+			c[n++] = (struct chg){ AP_CHANGE_ADD, ap_strdupf("systemd/n%04zu.txt", i),
+					       NULL, 0, B, NULL, "x" };
+	}
+	/* a second state of a unit restarted: not the one read */
+	sv[MANY] = (struct ap_unit_state){ ST(strdup(sv[1].name), "loaded", "inactive", "dead") };
+	p = build(c, n, &st, &ch);
+	assert_int_equal(p->n_units, MANY);
+	assert_int_equal(p->n_files, 2 * MANY);
+	assert_int_equal(ap_strv_length(p->unmapped), MANY / 4);
+	for (size_t i = 0; i < MANY / 4; i++) {
+		snprintf(name, sizeof(name), "systemd/n%04zu.txt", 4 * i);
+		assert_string_equal(p->unmapped[i], name);
+	}
+	for (size_t i = 0; i < MANY; i++) {
+		const struct ap_unit_action *u = &p->units[i];
+		size_t k = MANY - 1 - i; /* the change that named it */
+
+		snprintf(name, sizeof(name), "%04zu.service", i);
+		assert_string_equal(u->unit, name);
+		assert_int_equal(ap_strv_length(u->reasons), 2);
+		assert_string_equal(u->reasons[0] + strlen("systemd/"), name);
+		assert_string_equal(u->state, "active");
+		if (k % 3 == 0 || k % 2 == 0) {
+			assert_int_equal(u->action, AP_ACTION_NONE);
+			assert_non_null(strstr(u->note, "refuses manual stop"));
+		} else
+			assert_int_equal(u->action, AP_ACTION_RESTART);
+	}
+	ap_plan_free(p);
+	ap_changes_clear(&ch);
+	for (size_t i = 0; i < n; i++)
+		free((char *)c[i].path);
+	for (size_t i = 0; i <= MANY; i++)
+		free(sv[i].name);
+	free(c);
+	free(sv);
+}
+
+/* The patterns of many changes: each once, in the order of the changes that first name
+ * them (a socket's service before it, a template as the pattern of its instances). */
+static void test_units_needed_many(void **s)
+{
+	struct chg *c = calloc(2 * MANY, sizeof(*c));
+	struct ap_changes ch = { 0 };
+	char **v = NULL, name[64];
+
+	assert_non_null(c);
+	for (size_t i = 0; i < MANY; i++) {
+		c[2 * i] = (struct chg){ AP_CHANGE_MODIFY, ap_strdupf("systemd/s%04zu.socket", i),
+					 NULL, B, B, SVC, SVC2 };
+		c[2 * i + 1] = (struct chg){ AP_CHANGE_ADD,
+					     ap_strdupf("systemd/t%04zu@.service.d/x.conf",
+							i % 10), NULL, 0, B, NULL, "[Unit]\n" };
+	}
+	make_changes(c, 2 * MANY, &ch);
+	assert_int_equal(ap_plan_units_needed(&cfg, &ch, &v), 0);
+	assert_int_equal(ap_strv_length(v), 2 * MANY + 10);
+	for (size_t i = 0, k = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "s%04zu.service", i);
+		assert_string_equal(v[k++], name);
+		snprintf(name, sizeof(name), "s%04zu.socket", i);
+		assert_string_equal(v[k++], name);
+		if (i < 10) {
+			snprintf(name, sizeof(name), "t%04zu@*.service", i);
+			assert_string_equal(v[k++], name);
+		}
+	}
+	ap_strv_free(v);
+	ap_changes_clear(&ch);
+	for (size_t i = 0; i < 2 * MANY; i++)
+		free((char *)c[i].path);
+	free(c);
+}
+
+/* A unit asked for by many paths names each once, in the order of the changes, even when a
+ * path asks again later (the old side of a rename). */
+static void test_many_reasons(void **s)
+{
+	struct chg *c = calloc(MANY + 1, sizeof(*c));
+	struct ap_changes ch = { 0 };
+	const struct ap_unit_action *u;
+	struct ap_plan *p;
+	char name[64];
+
+	assert_non_null(c);
+	for (size_t i = 0; i < MANY; i++)
+		c[i] = (struct chg){ AP_CHANGE_ADD, ap_strdupf("env/a%04zu.env", i), NULL, 0, B,
+				     NULL, "A=1" };
+	c[MANY] = (struct chg){ AP_CHANGE_RENAME, strdup("env/b.env"), "env/a0000.env", B, B,
+				"A=1", "A=1" };
+	p = build(c, MANY + 1, &states, &ch);
+	assert_int_equal(p->n_units, 1);
+	u = unit(p, "worker.service");
+	assert_int_equal(ap_strv_length(u->reasons), MANY + 1);
+	for (size_t i = 0; i < MANY; i++) {
+		snprintf(name, sizeof(name), "env/a%04zu.env", i);
+		assert_string_equal(u->reasons[i], name);
+	}
+	assert_string_equal(u->reasons[MANY], "env/b.env");
+	ap_plan_free(p);
+	ap_changes_clear(&ch);
+	for (size_t i = 0; i <= MANY; i++)
+		free((char *)c[i].path);
+	free(c);
+}
+
+/* The units a journal still owes merge into the plan's (each once, the stronger action) and
+ * the new ones follow them in the journal's order; a unit owed twice is added once. */
+static void test_owed_journal_many(void **s)
+{
+	BUILD(&states, { AP_CHANGE_MODIFY, "caddy/Caddyfile", NULL, B, B, NULL, "x" },
+	      { AP_CHANGE_MODIFY, "systemd/old.service", NULL, B, B, SVC, SVC2 });
+	struct ap_journal j = { .to = "cccccccccccc", .n_units = MANY + 3 };
+	char name[64];
+
+	j.units = calloc(j.n_units, sizeof(*j.units));
+	assert_non_null(j.units);
+	for (size_t i = 0; i < MANY; i++) {
+		j.units[i].unit = ap_strdupf("owed-%04zu.service", i);
+		j.units[i].action = AP_ACTION_RESTART;
+		j.units[i].state = i % 2 ? AP_STEP_PENDING : AP_STEP_DONE;
+	}
+	j.units[MANY] = (struct ap_journal_unit){ strdup("web.service"), AP_ACTION_RESTART,
+						  AP_STEP_PENDING, false };
+	j.units[MANY + 1] = (struct ap_journal_unit){ strdup("owed-0001.service"),
+						      AP_ACTION_STOP, AP_STEP_PENDING, false };
+	j.units[MANY + 2] = (struct ap_journal_unit){ strdup("old.service"), AP_ACTION_RELOAD,
+						      AP_STEP_FAILED, false };
+	assert_int_equal(ap_plan_add_owed_journal(p, &j), 0);
+	assert_int_equal(p->n_units, 2 + MANY / 2);
+	assert_string_equal(p->units[0].unit, "old.service");
+	assert_unit(p, "old.service", "restart"); /* a reload owed does not weaken it */
+	assert_true(p->units[0].owed);
+	assert_string_equal(p->units[1].unit, "web.service");
+	assert_unit(p, "web.service", "restart");
+	assert_true(p->units[1].owed);
+	for (size_t i = 0; i < MANY / 2; i++) {
+		snprintf(name, sizeof(name), "owed-%04zu.service", 2 * i + 1);
+		assert_string_equal(p->units[2 + i].unit, name);
+		assert_true(p->units[2 + i].owed);
+	}
+	assert_unit(p, "owed-0001.service", "stop");
+	assert_int_equal(ap_strv_length(unit(p, "owed-0001.service")->reasons), 1);
+	ap_journal_clear(&j);
+	DONE();
+}
+
 /* Renders the plan as JSON and compares it with tests/golden/NAME. */
 static void assert_golden(const struct ap_plan *p, const char *name)
 {
@@ -883,6 +1056,10 @@ int main(void)
 		cmocka_unit_test(test_template_skips_per_connection),
 		cmocka_unit_test(test_mode_change),
 		cmocka_unit_test(test_unmapped_and_ignored),
+		cmocka_unit_test(test_many_units),
+		cmocka_unit_test(test_many_reasons),
+		cmocka_unit_test(test_units_needed_many),
+		cmocka_unit_test(test_owed_journal_many),
 		cmocka_unit_test(test_onchange_policy),
 		cmocka_unit_test(test_install_only_change),
 		cmocka_unit_test(test_merge_prefers_stronger_action),

@@ -387,6 +387,114 @@ static void test_expand_argv(void **state)
 	assert_null(v);
 }
 
+/* --- a child started now and joined later ------------------------------------------------ */
+
+/* 1 while pid has not exited (a zombie counts as exited); the zombie is left to its owner. */
+static bool still_running(pid_t pid)
+{
+	siginfo_t si = { 0 };
+
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), 0);
+	return si.si_pid == 0;
+}
+
+/* Reads dir/pid once the child has written it (it runs while we wait). */
+static pid_t wait_pid_file(const char *dir)
+{
+	char *f = ap_strdupf("%s/pid", dir);
+	struct stat st;
+
+	assert_non_null(f);
+	for (int i = 0; i < 500 && (stat(f, &st) < 0 || st.st_size == 0); i++)
+		(void)usleep(10000);
+	free(f);
+	return read_pid(dir);
+}
+
+/* The child's output is kept for the join, whatever the parent did meanwhile. */
+static void test_spawn_join_after_other_work(void **state)
+{
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)"echo early; echo late >&2; exit 4",
+			 NULL };
+	struct ap_spawn_result r = { 0 };
+	struct ap_spawn *s = NULL;
+
+	assert_int_equal(ap_spawn_start(argv, NULL, 10 * SEC, &s), 0);
+	assert_non_null(s);
+	(void)usleep(300000); /* the parent's other work; the child exits meanwhile */
+	assert_int_equal(ap_spawn_join(s, &r), 0);
+	assert_int_equal(r.exit_status, 4);
+	assert_int_equal(r.timed_out, 0);
+	assert_string_equal(r.output, "early\nlate\n");
+	ap_spawn_result_clear(&r);
+}
+
+/* The deadline runs from the start: a join after it kills the child and says so at once. */
+static void test_spawn_join_after_deadline(void **state)
+{
+	char *slp[] = { (char *)"sleep", (char *)"10", NULL };
+	struct ap_spawn_result r = { 0 };
+	struct ap_spawn *s = NULL;
+	unsigned long long t0;
+
+	assert_int_equal(ap_spawn_start(slp, NULL, 100000, &s), 0);
+	(void)usleep(300000);
+	t0 = ap_now_monotonic_usec();
+	assert_int_equal(ap_spawn_join(s, &r), 0);
+	assert_int_equal(r.timed_out, 1);
+	assert_int_equal(r.exit_status, 128 + SIGKILL);
+	assert_true(ap_now_monotonic_usec() - t0 < 2 * SEC);
+	ap_spawn_result_clear(&r);
+}
+
+/* An abort (the run failed between start and join) kills the child, what it put in the
+ * background and what it setsid()ed away, and reaps them all. */
+static void test_spawn_abort_kills_everything(void **state)
+{
+	const char *dir = *state;
+	char *script = ap_strdupf("setsid sleep 1000 & echo $! > %s/pid; exec sleep 1000", dir);
+	char *argv[] = { (char *)"sh", (char *)"-c", script, NULL };
+	struct ap_spawn *s = NULL;
+	pid_t bg;
+	int sub = -1;
+
+	assert_non_null(script);
+	assert_int_equal(ap_spawn_start(argv, NULL, 30 * SEC, &s), 0);
+	bg = wait_pid_file(dir);
+	ap_spawn_abort(s);
+	assert_gone(bg);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* no child, no zombie left */
+	assert_int_equal(errno, ECHILD);
+	assert_int_equal(prctl(PR_GET_CHILD_SUBREAPER, &sub), 0);
+	assert_int_equal(sub, 0);
+	ap_spawn_abort(NULL);
+	free(script);
+}
+
+/* A run while a started child is out there cleans up after its own child only: the started
+ * one still runs, and is joined (or aborted) by its owner. */
+static void test_spawn_run_spares_started(void **state)
+{
+	const char *dir = *state;
+	char *script = ap_strdupf("echo $$ > %s/pid; exec sleep 1000", dir);
+	char *argv[] = { (char *)"sh", (char *)"-c", script, NULL };
+	char *t[] = { (char *)"true", NULL };
+	struct ap_spawn_result r = { 0 };
+	struct ap_spawn *s = NULL;
+	pid_t pid;
+
+	assert_non_null(script);
+	assert_int_equal(ap_spawn_start(argv, NULL, 30 * SEC, &s), 0);
+	pid = wait_pid_file(dir);
+	run_ok(t, NULL, 10 * SEC, &r);
+	assert_int_equal(r.exit_status, 0);
+	ap_spawn_result_clear(&r);
+	assert_true(still_running(pid));
+	ap_spawn_abort(s);
+	assert_gone(pid);
+	free(script);
+}
+
 #define D(fn) cmocka_unit_test_setup_teardown(fn, setup_dir, teardown_dir)
 
 int main(void)
@@ -407,6 +515,10 @@ int main(void)
 		D(test_spawn_cwd_is_root),
 		cmocka_unit_test(test_spawn_no_inherited_fds),
 		cmocka_unit_test(test_expand_argv),
+		cmocka_unit_test(test_spawn_join_after_other_work),
+		cmocka_unit_test(test_spawn_join_after_deadline),
+		D(test_spawn_abort_kills_everything),
+		D(test_spawn_run_spares_started),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

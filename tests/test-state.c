@@ -180,6 +180,58 @@ static void test_fileset(void **s)
 	ap_state_free(st);
 }
 
+/* A set read back keeps the first entry of a path listed twice, and its next copy gets the
+ * id after the highest; many paths added are each found, with the ids that follow. */
+static void test_fileset_ids_and_many(void **s)
+{
+	struct ap_state *st = open_state(s);
+	struct ap_fileset *f = NULL;
+	struct ap_host_file z = hf("/etc/z.conf", true, "zz", 0644);
+	const struct ap_host_file *e;
+	char path[64], *data = NULL;
+	size_t len;
+
+	assert_true(mkdir_state(s, "backup") == 0 || errno == EEXIST);
+	assert_int_equal(mkdir_state(s, "backup/" OID_A), 0);
+	put_state(s, "backup/" OID_A "/manifest",
+		  "5 present 0644 /etc/x.conf\n2 absent - /etc/y.conf\n9 absent - /etc/x.conf\n");
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, true, &f), 0);
+	assert_int_equal(ap_state_fileset_count(f), 3);
+	e = ap_state_fileset_find(f, "/etc/x.conf");
+	assert_true(e->present);
+	assert_int_equal(e->id, 5);
+	assert_int_equal(ap_state_fileset_add(f, &(struct ap_host_file){ .path = "/etc/x.conf" }),
+			 0);
+	assert_int_equal(ap_state_fileset_count(f), 3); /* there already: not added */
+	assert_int_equal(ap_state_fileset_add(f, &z), 0);
+	assert_int_equal(ap_state_fileset_find(f, "/etc/z.conf")->id, 10);
+	for (unsigned i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "/etc/d%u/f%u.conf", i % 7, i);
+		assert_int_equal(ap_state_fileset_add(f, &(struct ap_host_file){ .path = path }), 0);
+	}
+	assert_int_equal(ap_state_fileset_commit(f), 0);
+	ap_state_fileset_free(f);
+
+	assert_int_equal(ap_state_fileset_open(st, "backup/" OID_A, true, &f), 0);
+	assert_int_equal(ap_state_fileset_count(f), 2004);
+	for (unsigned i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "/etc/d%u/f%u.conf", i % 7, i);
+		e = ap_state_fileset_find(f, path);
+		assert_non_null(e);
+		assert_int_equal(e->id, 11 + i);
+		assert_ptr_equal(e, ap_state_fileset_entry(f, 4 + i));
+	}
+	assert_null(ap_state_fileset_find(f, "/etc/d1/f0.conf"));
+	e = ap_state_fileset_find(f, "/etc/z.conf");
+	assert_int_equal(ap_state_fileset_read(f, e, &data, &len), 0);
+	assert_string_equal(data, "zz");
+	free(data);
+	assert_int_equal(ap_state_fileset_add(f, &(struct ap_host_file){ .path = "/etc/last" }), 0);
+	assert_int_equal(ap_state_fileset_find(f, "/etc/last")->id, 2011);
+	ap_state_fileset_free(f);
+	ap_state_free(st);
+}
+
 /* A backup written by an earlier version: mode only, no owner, beneath "/". */
 static void test_fileset_old_manifest(void **s)
 {
@@ -604,6 +656,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fileset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fileset_ids_and_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fileset_old_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_strict, setup, teardown),

@@ -1,6 +1,6 @@
 /* Tests for util.c: durations at and beyond the largest accepted value; unit globs; the
- * escaping of human output and the JSON string writer; building string vectors; the parent
- * directory of a path. */
+ * escaping of human output and the JSON string writer; building string vectors; growing a
+ * vector; the string index; the parent directory of a path. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,6 +188,90 @@ static void test_strv_builder(void **state)
 	assert_null(none);
 }
 
+/* Growth doubles the room and keeps what is there; the room is taken as given. */
+static void test_grow(void **state)
+{
+	size_t cap = 0, n;
+	int *v = NULL, *nv;
+
+	for (n = 0; n < 1000; n++) {
+		nv = ap_grow(v, n, &cap, sizeof(*v));
+		assert_non_null(nv);
+		v = nv;
+		v[n] = (int)n;
+		assert_true(cap > n);
+		assert_true(cap == 16 || cap / 2 <= n); /* doubled only when full */
+	}
+	assert_int_equal(cap, 1024);
+	for (n = 0; n < 1000; n++)
+		assert_int_equal(v[n], (int)n);
+	assert_ptr_equal(ap_grow(v, 1000, &cap, sizeof(*v)), v); /* room left: no copy */
+	cap = 0; /* room unknown: grown from the entries there */
+	v = ap_grow(v, 1000, &cap, sizeof(*v));
+	assert_non_null(v);
+	assert_int_equal(cap, 2000);
+	v[1999] = 1999;
+	assert_int_equal(v[999], 999);
+	free(v);
+}
+
+/* The index gives each key its position, finds keys by their text, not their address, and
+ * keeps the first position of a key added twice (as a search of the vector would). */
+static void test_strindex(void **state)
+{
+	_cleanup_strindex_ struct ap_strindex x = { 0 };
+	char same[] = "b.service";
+	size_t pos = 4242;
+
+	assert_false(ap_strindex_find(&x, "a.service", &pos)); /* empty: nothing allocated */
+	assert_int_equal(pos, 4242);
+	assert_int_equal(ap_strindex_add(&x, "a.service", 0), 1);
+	assert_int_equal(ap_strindex_add(&x, "b.service", 1), 1);
+	assert_int_equal(ap_strindex_add(&x, same, 2), 0);
+	assert_int_equal(ap_strindex_add(&x, "a.service", 3), 0);
+	assert_int_equal(x.n, 2);
+	assert_true(ap_strindex_find(&x, "a.service", &pos));
+	assert_int_equal(pos, 0);
+	assert_true(ap_strindex_find(&x, same, &pos));
+	assert_int_equal(pos, 1);
+	assert_true(ap_strindex_find(&x, "", &pos) == false);
+	assert_int_equal(pos, 1);
+	assert_int_equal(ap_strindex_add(&x, "", 5), 1); /* the empty string is a key too */
+	assert_true(ap_strindex_find(&x, "", &pos));
+	assert_int_equal(pos, 5);
+	ap_strindex_clear(&x);
+	assert_int_equal(x.n, 0);
+	assert_false(ap_strindex_find(&x, "a.service", &pos));
+}
+
+/* Through many growths every key keeps its position; near names do not find each other. */
+static void test_strindex_growth(void **state)
+{
+	_cleanup_strindex_ struct ap_strindex x = { 0 };
+	_cleanup_strv_builder_ struct ap_strv_builder keys = { 0 };
+	char name[32];
+	size_t pos;
+
+	for (size_t i = 0; i < 100000; i++) {
+		snprintf(name, sizeof(name), "svc-%06zu.service", i);
+		assert_int_equal(ap_strv_builder_push(&keys, name), 0);
+	}
+	for (size_t i = 0; i < 100000; i++)
+		assert_int_equal(ap_strindex_add(&x, keys.v[i], i), 1);
+	for (size_t i = 0; i < 100000; i += 7)
+		assert_int_equal(ap_strindex_add(&x, keys.v[i], 0), 0);
+	assert_int_equal(x.n, 100000);
+	assert_true(x.cap >= 2 * x.n);
+	for (size_t i = 0; i < 100000; i++) {
+		snprintf(name, sizeof(name), "svc-%06zu.service", i);
+		assert_true(ap_strindex_find(&x, name, &pos));
+		assert_int_equal(pos, i);
+	}
+	assert_false(ap_strindex_find(&x, "svc-100000.service", &pos));
+	assert_false(ap_strindex_find(&x, "svc-00000.service", &pos));
+	assert_false(ap_strindex_find(&x, "svc-000001.servic", &pos));
+}
+
 static void assert_parent(const char *path, const char *want)
 {
 	_cleanup_free_ char *p = ap_path_parent(path);
@@ -221,6 +305,9 @@ int main(void)
 		cmocka_unit_test(test_linef),
 		cmocka_unit_test(test_json_string),
 		cmocka_unit_test(test_strv_builder),
+		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_strindex),
+		cmocka_unit_test(test_strindex_growth),
 		cmocka_unit_test(test_path_parent),
 	};
 

@@ -46,6 +46,7 @@ static struct {
 	char **env;               /* the last call's environment */
 	char *seen;               /* the bytes of the last call's last argument, read at the call */
 	bool stage_existed;       /* the last argument existed when the program ran */
+	unsigned started, joined, aborted; /* ap_spawn_start, _join, _abort calls */
 } spawn;
 
 int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeout_usec,
@@ -89,6 +90,47 @@ int ap_spawn_run(char *const argv[], char *const env[], unsigned long long timeo
 		ret->output_len = strlen(ret->output);
 	}
 	return 0;
+}
+
+/* A started program "runs" at once; its result waits for the join. */
+struct ap_spawn {
+	int r;
+	struct ap_spawn_result res;
+};
+
+int ap_spawn_start(char *const argv[], char *const env[], unsigned long long timeout_usec,
+		   struct ap_spawn **ret)
+{
+	struct ap_spawn *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	s->r = ap_spawn_run(argv, env, timeout_usec, &s->res);
+	if (s->r < 0) {
+		int r = s->r;
+
+		free(s);
+		return r;
+	}
+	spawn.started++;
+	*ret = s;
+	return 0;
+}
+
+int ap_spawn_join(struct ap_spawn *s, struct ap_spawn_result *ret)
+{
+	spawn.joined++;
+	*ret = s->res;
+	free(s);
+	return 0;
+}
+
+void ap_spawn_abort(struct ap_spawn *s)
+{
+	if (!s)
+		return;
+	spawn.aborted++;
+	ap_spawn_result_clear(&s->res);
+	free(s);
 }
 
 void ap_spawn_result_clear(struct ap_spawn_result *r)
@@ -155,7 +197,7 @@ static int setup(void **state)
 	if (!f->stage || !f->units || mkdir(f->stage, 0700) < 0 || mkdir(f->units, 0755) < 0)
 		return -1;
 	spawn.progs = NULL;
-	spawn.calls = 0;
+	spawn.calls = spawn.started = spawn.joined = spawn.aborted = 0;
 	*state = f;
 	return 0;
 }
@@ -618,6 +660,99 @@ static void test_dropin_without_unit_not_verified(void **state)
 	assert_int_equal(spawn.calls, 0);
 }
 
+/* --- a verify started early ------------------------------------------------------------ */
+
+static const struct prog verify_fails[] = {
+	{ "systemd-analyze", 0, 1, 0, "%s:2: Unknown key name 'ExecStrat'\n" }, { NULL } };
+
+/* ap_validate_start on web.service with text, which must log nothing. */
+static struct ap_validation *start_web(struct fixture *fx, struct ap_change *ch,
+				       struct ap_file_op *f, struct ap_plan *p)
+{
+	struct ap_validation *v = NULL;
+	struct capture cap;
+	char *log;
+
+	*f = unit_file("units/web.service", "/etc/systemd/system/web.service", AP_KIND_UNIT, ch);
+	*p = (struct ap_plan){ .files = f, .n_files = 1 };
+	capture_start(&cap, fx->dir);
+	assert_int_equal(ap_validate_start(p, NULL, AP_SCOPE_SYSTEM, fx->units, fx->stage, 0, &v),
+			 0);
+	log = capture_end(&cap);
+	assert_string_equal(log, ""); /* nothing is reported before the finish */
+	free(log);
+	return v;
+}
+
+/* ap_validate_finish with what it logs in fx->log. */
+static int finish(struct fixture *fx, struct ap_validation *v)
+{
+	struct capture cap;
+	int r;
+
+	capture_start(&cap, fx->dir);
+	r = ap_validate_finish(v, NULL);
+	free(fx->log);
+	fx->log = capture_end(&cap);
+	return r;
+}
+
+/* The verify runs from the start, before the caller's other work, and its failure is
+ * reported at the finish just as ap_validate_plan reports it; the stage goes at the end. */
+static void test_verify_started_before_finish(void **state)
+{
+	struct fixture *fx = *state;
+	struct ap_change ch = CHANGE("[Service]\nExecStrat=/bin/true\n");
+	struct ap_file_op f;
+	struct ap_plan p;
+	struct ap_validation *v;
+
+	spawn.progs = verify_fails;
+	v = start_web(fx, &ch, &f, &p);
+	assert_int_equal(spawn.started, 1);
+	assert_int_equal(spawn.joined, 0);
+	assert_true(spawn.stage_existed);
+	assert_int_equal(finish(fx, v), -EINVAL);
+	assert_int_equal(spawn.joined, 1);
+	assert_logged(fx, "validation of 'units/web.service' failed: units/web.service:2: Unknown "
+			  "key name 'ExecStrat'");
+	assert_stage_gone(fx);
+}
+
+/* A run that ends before the finish kills the verify and removes the stage, saying nothing. */
+static void test_abort_kills_verify(void **state)
+{
+	struct fixture *fx = *state;
+	struct ap_change ch = CHANGE("[Service]\nExecStrat=/bin/true\n");
+	struct ap_file_op f;
+	struct ap_plan p;
+
+	spawn.progs = verify_fails;
+	ap_validate_abort(start_web(fx, &ch, &f, &p));
+	ap_validate_abort(NULL);
+	assert_int_equal(spawn.aborted, 1);
+	assert_int_equal(spawn.joined, 0);
+	assert_stage_gone(fx);
+}
+
+/* A probe that does not parse stops the staging before any verify, and is reported at the
+ * finish, not before. */
+static void test_bad_health_reported_at_finish(void **state)
+{
+	struct fixture *fx = *state;
+	struct ap_change ch = CHANGE("[Unit]\nX-AutoPull-Health=ping web\n[Service]\n"
+				     "ExecStart=/bin/true\n");
+	struct ap_file_op f;
+	struct ap_plan p;
+	struct ap_validation *v = start_web(fx, &ch, &f, &p);
+
+	assert_int_equal(spawn.started, 0);
+	assert_int_equal(finish(fx, v), -EINVAL);
+	assert_logged(fx, "units/web.service:2: X-AutoPull-Health=: the kind is not exec, http or "
+			  "tcp");
+	assert_stage_gone(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,6 +774,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validator_sees_new_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dropin_verified_with_installed_unit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dropin_without_unit_not_verified, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_started_before_finish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_kills_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_health_reported_at_finish, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
