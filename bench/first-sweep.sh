@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bench/first-sweep.sh: what the fetch of a first run costs as the repository grows:
-# 25,000, 50,000 and 100,000 files (gen_fixture.py filesN: the large layout, 300 units),
+# 25,000, 50,000 and 100,000 files (gen_fixture.py large25k, large, large100k: 300 units),
 # over file:// and smart HTTP on 127.0.0.1, autopull's fetch (build/bench/firstfetch, the
 # ap_repo_fetch of `autopull apply`) next to `git -c protocol.version=0 fetch` into an
 # empty bare mirror. Only the fetch: installs and unit starts are in `make bench`'s
 # "first run" rows. Run as root after `make build/bench/firstfetch`.
 #
 #   bash bench/first-sweep.sh [OUT.md]      (default bench/results/first-sweep.md)
-#   SWEEP_SIZES="25000 50000 100000" SWEEP_RUNS=5 SWEEP_NOTE="…"
+#   SWEEP_FIXTURES="large25k large large100k" SWEEP_RUNS=5 SWEEP_NOTE="…"
 #
 # Each run starts from an empty mirror; tools alternate within a round. aptime (bench/aptime.c)
 # gives wall ms and peak RSS (ru_maxrss, as GNU time's %M). Work files: a mktemp directory (removed).
@@ -15,7 +15,7 @@ set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 OUT=${1:-$BENCH_DIR/results/first-sweep.md}
-SIZES=${SWEEP_SIZES:-25000 50000 100000}
+FIXTURES=${SWEEP_FIXTURES:-large25k large large100k}
 RUNS=${SWEEP_RUNS:-5}
 W=$(mktemp -d /tmp/apsweep-XXXXXX) || exit 2
 FF=$ROOT/build/bench/firstfetch
@@ -61,18 +61,19 @@ median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.1f\n", (NR % 2) ? a[(NR
 } >"$W/table.md"
 
 fails=0
-for n in $SIZES; do
-	repo=$W/srv/files$n.git
+for fx in $FIXTURES; do
+	repo=$W/srv/$fx.git
 	git init -q --bare -b main "$repo" || exit 2
-	python3 "$BENCH_DIR/gen_fixture.py" "files$n" "$W/meta$n" |
+	python3 "$BENCH_DIR/gen_fixture.py" "$fx" "$W/meta-$fx" |
 		GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864 \
 			git -C "$repo" fast-import --done --quiet || exit 2
 	git -C "$repo" repack -adq && git -C "$repo" update-ref -d refs/bench/unit1 &&
 		git -C "$repo" update-ref -d refs/bench/config && git -C "$repo" update-ref -d refs/bench/units20 &&
 		git -C "$repo" prune && git -C "$repo" repack -adq || exit 2
 	want=$(git -C "$repo" rev-parse refs/heads/main)
+	n=$(awk '{ print $2 }' "$W/meta-$fx/counts")
 	for tr in file http; do
-		[ $tr = file ] && url=file://$repo || url=http://127.0.0.1:$port/files$n.git
+		[ $tr = file ] && url=file://$repo || url=http://127.0.0.1:$port/$fx.git
 		: >"$W/a" && : >"$W/g"
 		ok=0
 		for ((i = 1; i <= RUNS; i++)); do

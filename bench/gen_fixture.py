@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Deterministic fixture repositories for bench/run.sh, as a `git fast-import` stream.
 
-Usage: gen_fixture.py small|large|units1000|commits5000|trust5000|filesN META_DIR > stream
+Usage: gen_fixture.py small|large|units1000|commits5000|trust5000 META_DIR > stream
 
 Writes the stream to stdout and, into META_DIR, plain lists the bench reads from bash:
   units.list     every unit name (all are services with [Install], running in the bench)
@@ -21,8 +21,6 @@ large: 50,000 files = 300 units + 20 drop-ins + caddy/Caddyfile + 49,679 other f
        PLATFORM.md recommends; one huge flat directory costs O(entries) on any path).
 units1000: 2,000 files = 1,000 units + 20 drop-ins + caddy/Caddyfile + 979 other files.
 commits5000: the small tree, but refs/bench/units20 is 5,000 commits after base (see OUTAGE).
-filesN (e.g. files100000): the large layout with N files in all (first-run sweep,
-       bench/first-sweep.sh).
 Only systemd/ and caddy/Caddyfile are mapped by the bench config; the rest is ballast that
 a good implementation never reads.
 """
@@ -34,6 +32,8 @@ SIZES = {
     # name: (units, dropins, total files)
     "small": (40, 5, 450),
     "large": (300, 20, 50000),
+    "large25k": (300, 20, 25000),    # first-run memory at other sizes (firstrun-sizes.sh)
+    "large100k": (300, 20, 100000),
     "units1000": (1000, 20, 2000),
     "commits5000": (40, 5, 450),
     "trust5000": (40, 5, 450),  # commits5000, signed afterwards by sign_chain.py
@@ -133,22 +133,15 @@ def commit(w, ref, mark, msg, parent, files):
     w(b"\n")
 
 
-def sizes(kind):
-    """SIZES[kind], or the large layout with N files for "filesN"."""
-    if kind.startswith("files") and kind[5:].isdigit() and int(kind[5:]) >= 1000:
-        return (300, 20, int(kind[5:]))
-    return SIZES[kind]
-
-
 def main():
     kind, meta = sys.argv[1], sys.argv[2]
-    n_units, n_dropins, total = sizes(kind)
+    n_units, n_dropins, total = SIZES[kind]
     units = unit_names(n_units)
     svcs = units[1:]
     dropins = [("systemd/%s.d/10-env.conf" % svcs[i], 0o644, dropin_text(i))
                for i in range(n_dropins)]
     n_ballast = total - n_units - n_dropins - 1
-    ballast = ballast_large(n_ballast) if kind == "large" or kind.startswith("files") else ballast_small(n_ballast)
+    ballast = ballast_large(n_ballast) if kind.startswith("large") else ballast_small(n_ballast)
     unit1 = [svcs[6]]                  # svc-007.service
     units20 = svcs[9:29]               # svc-010 .. svc-029
 

@@ -141,9 +141,12 @@ int ap_config_load(const char *path, bool force_user, struct ap_config **ret);
 /* The same for a given host name (hosts:, %H and %l); ap_config_load uses gethostname(). */
 int ap_config_load_host(const char *path, bool force_user, const char *host,
 			struct ap_config **ret);
-/* The same away from that host (autopull plan on a CI runner): what only the host has, the
- * age identity of secrets:, is not required. */
-int ap_config_load_elsewhere(const char *path, bool force_user, const char *host,
-			     struct ap_config **ret);
+/* The age identity decrypts every secret of the host: only autopull's user may hold it.
+ * When a rule has decrypt: age it must exist, be a regular file and be private (0600, ours):
+ * 0, or -EINVAL (logged with the fix: the age-keygen or chmod to run). Not part of the load:
+ * only the verbs that decrypt need it (context.h AP_CTX_DECRYPTS), so that status, log and
+ * pin's reads still work on a host whose key is broken, and autopull plan, away from the
+ * host, never has one. */
+int ap_config_check_identity(const struct ap_config *c);
 void ap_config_free(struct ap_config *c);
 static inline void ap_config_freep(struct ap_config **c) { if (*c) ap_config_free(*c); }

@@ -44,8 +44,10 @@ struct ap_ctx {
 };
 
 /* Loads the configuration (with a hint when there is none) and opens the state directory
- * (creating it) unless CONFIG_ONLY. Returns an exit code. */
-enum { AP_CTX_CONFIG_ONLY = 1 << 0 };
+ * (creating it) unless CONFIG_ONLY. DECRYPTS: the verb may decrypt secrets, so a missing or
+ * insecure identity is a configuration error (exit 2) before anything starts. Returns an
+ * exit code. */
+enum { AP_CTX_CONFIG_ONLY = 1 << 0, AP_CTX_DECRYPTS = 1 << 1 };
 int ap_ctx_open(const struct ap_opts *o, unsigned flags, struct ap_ctx *ret);
 void ap_ctx_done(struct ap_ctx *c);
 /* Takes the run lock (exit code: 75 when another run holds it). */

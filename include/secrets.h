@@ -31,5 +31,7 @@ int ap_secrets_matches(const struct ap_config *cfg, struct ap_repo *repo, const 
 bool ap_secrets_is_secret(const struct ap_config *cfg, const char *path);
 
 /* Removes what a killed run may have left in the state directory with plaintext in it: the
- * decryption staging and the validation stage. Called with the state lock held. */
+ * validation stage, and the decryption staging directories nobody holds locked (a diff or
+ * status decrypting meanwhile, without the state lock, keeps its own). Called with the
+ * state lock held. */
 int ap_secrets_remove_leftovers(const struct ap_config *cfg);

@@ -13,7 +13,7 @@ int ap_cmd_apply(const struct ap_opts *o, char **args)
 	/* A manual apply of a chosen commit is a rollback or a hold: later ticks must not undo
 	 * it (the pin, see cmd-pin.c). */
 	opts.pin = o->commit && !o->dry_run;
-	code = ap_ctx_open(&opts, 0, &c);
+	code = ap_ctx_open(&opts, AP_CTX_DECRYPTS, &c);
 	if (code == AP_EXIT_OK)
 		code = ap_engine_apply(&c);
 	ap_ctx_done(&c);

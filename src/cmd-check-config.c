@@ -240,8 +240,9 @@ int ap_cmd_check_config(const struct ap_opts *o, char **args)
 {
 	struct check k = { .json = o->json };
 	struct ap_ctx c;
-	int linger, code = ap_ctx_open(o, AP_CTX_CONFIG_ONLY, &c);
+	int linger, code = ap_ctx_open(o, AP_CTX_CONFIG_ONLY | AP_CTX_DECRYPTS, &c);
 
+	/* the checker reports what the verbs that decrypt will refuse (the identity) */
 	if (code != AP_EXIT_OK)
 		return code;
 	check_rules(&k, c.cfg);

@@ -42,7 +42,7 @@ int ap_cmd_diff(const struct ap_opts *o, char **args)
 	struct ap_buf b = { 0 };
 	char applied[AP_OID_HEXSZ + 1];
 	struct ap_ctx c;
-	int code = ap_ctx_open(o, 0, &c), r = 0;
+	int code = ap_ctx_open(o, AP_CTX_DECRYPTS, &c), r = 0;
 
 	if (code != AP_EXIT_OK)
 		return code;

@@ -24,7 +24,7 @@ int ap_cmd_pin(const struct ap_opts *o, char **args)
 	opts.commit = args[0];
 	opts.pin = true;
 	opts.dry_run = false;
-	code = ap_ctx_open(&opts, 0, &c);
+	code = ap_ctx_open(&opts, AP_CTX_DECRYPTS, &c);
 	if (code == AP_EXIT_OK)
 		code = ap_engine_apply(&c);
 	ap_ctx_done(&c);

@@ -121,7 +121,7 @@ static int plan_host(const struct ap_opts *o, const char *cfg_path, struct ap_re
 	char why[REASON_MAX];
 	int k;
 
-	if (ap_config_load_elsewhere(cfg_path, o->user, h->host, &h->cfg) < 0)
+	if (ap_config_load_host(cfg_path, o->user, h->host, &h->cfg) < 0)
 		return AP_EXIT_USAGE;
 	in.cfg = h->cfg;
 	ap_log_reason_begin();

@@ -125,7 +125,9 @@ static void gather(struct status *s)
 	s->have_journal = ap_state_read_journal(c->st, &s->j) >= 0;
 	s->have_fleet = c->cfg->fleet.enabled && ap_state_read_fleet(c->st, &s->fleet) >= 0;
 	read_probes(c->st, s);
-	if (*s->applied)
+	/* Comparing a secret needs the identity; without one status still answers, the
+	 * drift left out and the identity's problem (with its fix) on stderr. */
+	if (*s->applied && ap_config_check_identity(c->cfg) >= 0)
 		s->have_drift = ap_drift_check(c, s->applied, &s->drift) >= 0;
 }
 

@@ -217,9 +217,7 @@ static int check_file_owners(const struct ap_config *c)
 	return bad ? -EINVAL : 0;
 }
 
-/* The age identity decrypts every secret of the host: only autopull's user may hold it. It
- * must exist when a rule decrypts, or the first secret would be refused on every apply. */
-static int check_identity(const struct ap_config *c)
+int ap_config_check_identity(const struct ap_config *c)
 {
 	_cleanup_free_ char *msg = NULL;
 	int r;
@@ -257,8 +255,7 @@ static int config_digest(const unsigned char *buf, size_t len, const char *host,
 	return r;
 }
 
-static int load(const char *path, bool force_user, const char *host, bool elsewhere,
-		struct ap_config **ret)
+static int load(const char *path, bool force_user, const char *host, struct ap_config **ret)
 {
 	_cleanup_(ap_config_freep) struct ap_config *cfg = NULL;
 	_cleanup_free_ unsigned char *buf = NULL;
@@ -293,19 +290,16 @@ static int load(const char *path, bool force_user, const char *host, bool elsewh
 	if (r < 0)
 		return r;
 	r = check_file_owners(cfg);
-	/* the identity is the host's alone: a CI runner planning for it has none, nor may it */
-	if (r >= 0 && !elsewhere)
-		r = check_identity(cfg);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(cfg);
 	return 0;
 }
 
-static int load_logged(const char *path, bool force_user, const char *host, bool elsewhere,
+static int load_logged(const char *path, bool force_user, const char *host,
 		       struct ap_config **ret)
 {
-	int r = load(path, force_user, host, elsewhere, ret);
+	int r = load(path, force_user, host, ret);
 
 	/* Every other error was logged where it was found, with its position. */
 	if (r == -ENOMEM)
@@ -316,13 +310,7 @@ static int load_logged(const char *path, bool force_user, const char *host, bool
 int ap_config_load_host(const char *path, bool force_user, const char *host,
 			struct ap_config **ret)
 {
-	return load_logged(path, force_user, host, false, ret);
-}
-
-int ap_config_load_elsewhere(const char *path, bool force_user, const char *host,
-			     struct ap_config **ret)
-{
-	return load_logged(path, force_user, host, true, ret);
+	return load_logged(path, force_user, host, ret);
 }
 
 int ap_config_load(const char *path, bool force_user, struct ap_config **ret)

@@ -39,6 +39,8 @@ int ap_ctx_open(const struct ap_opts *o, unsigned flags, struct ap_ctx *ret)
 	*ret = (struct ap_ctx){ .o = o };
 	if (load_config(o, &ret->cfg) < 0)
 		return AP_EXIT_USAGE;
+	if ((flags & AP_CTX_DECRYPTS) && ap_config_check_identity(ret->cfg) < 0)
+		return AP_EXIT_USAGE;
 	if (flags & AP_CTX_CONFIG_ONLY)
 		return AP_EXIT_OK;
 	return ap_state_open(ret->cfg->state_dir, &ret->st) < 0 ? AP_EXIT_FAILED : AP_EXIT_OK;

@@ -68,13 +68,32 @@ static int pin_search_paths(void)
 	return 0;
 }
 
+/* libgit2 maps packs in windows of up to 1 GiB, 8 GiB in all (its 64-bit defaults), and
+ * every page read stays resident until the pack is closed: a first fetch from a local
+ * repository walks the source's trees across its whole pack while the mirror's copy is
+ * open too, +11 MB of RSS at 100,000 files. Windows of 1 MiB, 4 MiB mapped in all (the
+ * least recently used unmapped first), cut that to ~6 MB; the pages stay in the page
+ * cache, so a window mapped again costs page faults, not reads (no change in wall time
+ * measured, bench/results/firstrun-sizes.md). */
+#define PACK_WINDOW_SIZE ((size_t)1 << 20)
+#define PACK_MAPPED_LIMIT ((size_t)4 << 20)
+
+static int limit_pack_maps(void)
+{
+	if (git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, PACK_WINDOW_SIZE) < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, PACK_MAPPED_LIMIT) < 0)
+		return ap_log_error(-EIO, "failed to limit libgit2's pack maps: %s",
+				    repo_git_msg());
+	return 0;
+}
+
 int repo_git_init(void)
 {
 	int k;
 
 	if (git_libgit2_init() < 0)
 		return ap_log_error(-EIO, "failed to initialise libgit2: %s", repo_git_msg());
-	if ((k = pin_search_paths()) < 0)
+	if ((k = pin_search_paths()) < 0 || (k = limit_pack_maps()) < 0)
 		git_libgit2_shutdown();
 	return k;
 }

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,11 @@ static int fill(git_repository *src, struct ap_repo *r, const char *path, const 
 	remove_temp_packs(to);
 	if ((n = copy_packs(from, to, buf)) < 0)
 		return n;
+	/* The indexer freed ~125 bytes per object in small blocks that glibc keeps (12.5 MB at
+	 * 100,000 objects) under the maps of the walk below: handed back now, the first run's
+	 * peak is the indexer's alone (100,000 files: 33.7 -> 28.6 MB, with the pack windows
+	 * of repo-git.c 26.8 MB). Its result only says whether anything was released. */
+	(void)malloc_trim(0);
 	if (git_repository_odb(&m.mirror, r->git) < 0 || git_odb_refresh(m.mirror) < 0)
 		k = ap_log_error(repo_git_errno(GIT_ERROR), "failed to read the mirror: %s",
 				 repo_git_msg());

@@ -1,15 +1,21 @@
 /* Decrypting secrets (secrets.h). Owns the age child and its private staging directory
- * (state_dir/secrets/XXXXXX, 0700), which never outlives one decryption.
+ * (state_dir/secrets/XXXXXX, 0700), which never outlives one decryption and is flock()ed for
+ * as long as it lives: diff and status decrypt without the state lock, so an apply that
+ * starts meanwhile must tell their live directories from the ones of a killed run.
  *
  * Deliberately not here: deciding whether a decrypted file changed (planning.c compares the
  * new plaintext with the destination, drift.c through ap_secrets_matches, both in memory),
  * installing it (install.c writes it like any file, with mode 0600 unless the rule says
  * otherwise, plan.c). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "log.h"
@@ -30,21 +36,64 @@ bool ap_secrets_is_secret(const struct ap_config *cfg, const char *path)
 	return secret;
 }
 
-/* state_dir/secrets/XXXXXX, private to this decryption. */
-static int make_stage(const struct ap_config *cfg, char **ret)
+/* Opens the staging directory name in the secrets directory pfd and locks it: blocking
+ * (LOCK_EX), for a decryption, which waits out a removal in progress; or not (LOCK_NB), for a
+ * removal, which must leave a live decryption alone (-EWOULDBLOCK). */
+static int lock_stage(int pfd, const char *name, int how)
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, how) < 0) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* state_dir/secrets/XXXXXX, private to this decryption, locked through *ret_fd until it is
+ * removed. A removal that took the lock between mkdtemp and ours leaves a directory with no
+ * link (or none at all): make another. */
+static int make_stage(const struct ap_config *cfg, char **ret, int *ret_fd)
 {
 	_cleanup_free_ char *parent = ap_strdupf("%s/" STAGE_DIR, cfg->state_dir);
-	_cleanup_free_ char *dir = parent ? ap_strdupf("%s/XXXXXX", parent) : NULL;
+	_cleanup_close_ int pfd = -1;
 
-	if (!dir)
+	if (!parent)
 		return -ENOMEM;
 	if (mkdir(parent, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	/* an existing one may have been made by hand: it must be ours and private */
-	if (chmod(parent, 0700) < 0 || !mkdtemp(dir))
+	if (chmod(parent, 0700) < 0)
 		return -errno;
-	*ret = TAKE_PTR(dir);
-	return 0;
+	pfd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0)
+		return -errno;
+	for (int tries = 0; tries < 3; tries++) {
+		_cleanup_free_ char *dir = ap_strdupf("%s/XXXXXX", parent);
+		struct stat st;
+		int fd;
+
+		if (!dir)
+			return -ENOMEM;
+		if (!mkdtemp(dir))
+			return -errno;
+		fd = lock_stage(pfd, strrchr(dir, '/') + 1, LOCK_EX);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &st) < 0 || st.st_nlink == 0) {
+			(void)close(fd);
+			continue;
+		}
+		*ret_fd = fd;
+		*ret = TAKE_PTR(dir);
+		return 0;
+	}
+	return -EAGAIN;
 }
 
 /* Why age refused, in our words: its own messages may quote the input (a plaintext committed
@@ -103,7 +152,8 @@ int ap_secrets_decrypt(const struct ap_config *cfg, const char *what, const char
 		       size_t len, char **ret, size_t *ret_len)
 {
 	_cleanup_free_ char *dir = NULL;
-	int r = make_stage(cfg, &dir), k;
+	_cleanup_close_ int lock = -1;
+	int r = make_stage(cfg, &dir, &lock), k;
 
 	if (r < 0)
 		return ap_log_error(r, "cannot stage the decryption of '%s' in '%s/" STAGE_DIR
@@ -132,17 +182,70 @@ int ap_secrets_matches(const struct ap_config *cfg, struct ap_repo *repo, const 
 	return plain_len == len && memcmp(plain, data, len) == 0;
 }
 
+/* Opens state_dir/secrets for the removal: 0 with *ret NULL when there is none, or when it
+ * was not a directory (a symlink) and was removed as such, the link only. */
+static int open_stages(const char *parent, DIR **ret)
+{
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r;
+
+	*ret = NULL;
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		return ap_fs_rm_rf(parent);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	*ret = fdopendir(fd);
+	if (*ret)
+		return 0;
+	r = -errno;
+	(void)close(fd);
+	return r;
+}
+
+/* Removes the staging directories of state_dir/secrets whose lock can be taken: their
+ * decryption was killed. Anything else found there (none is made) is removed too, symlinks
+ * unlinked, never followed (ap_fs_rm_rf). */
+static int remove_dead_stages(const struct ap_config *cfg)
+{
+	_cleanup_free_ char *parent = ap_strdupf("%s/" STAGE_DIR, cfg->state_dir);
+	struct dirent *de;
+	DIR *d = NULL;
+	int r = parent ? open_stages(parent, &d) : -ENOMEM;
+
+	if (r < 0)
+		return ap_log_error(r, "cannot remove '%s' left by an earlier run: %s",
+				    parent ? parent : STAGE_DIR, strerror(-r));
+	while (d && (errno = 0, de = readdir(d))) {
+		_cleanup_free_ char *p = NULL;
+		int fd, k;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		fd = lock_stage(dirfd(d), de->d_name, LOCK_EX | LOCK_NB);
+		if (fd == -EWOULDBLOCK)
+			continue; /* a decryption in progress */
+		p = ap_strdupf("%s/%s", parent, de->d_name);
+		k = p ? ap_fs_rm_rf(p) : -ENOMEM;
+		if (fd >= 0)
+			(void)close(fd);
+		if (k < 0 && r >= 0)
+			r = ap_log_error(k, "cannot remove '%s' left by an earlier run: %s",
+					 p ? p : de->d_name, strerror(-k));
+	}
+	if (d && errno && r >= 0)
+		r = ap_log_error(-errno, "cannot read '%s': %s", parent, strerror(errno));
+	if (d)
+		(void)closedir(d);
+	return r;
+}
+
 int ap_secrets_remove_leftovers(const struct ap_config *cfg)
 {
-	static const char *const dirs[] = { STAGE_DIR, "stage" };
+	_cleanup_free_ char *p = ap_strdupf("%s/stage", cfg->state_dir);
+	int r = p ? ap_fs_rm_rf(p) : -ENOMEM;
 
-	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-		_cleanup_free_ char *p = ap_strdupf("%s/%s", cfg->state_dir, dirs[i]);
-		int r = p ? ap_fs_rm_rf(p) : -ENOMEM;
-
-		if (r < 0)
-			return ap_log_error(r, "cannot remove '%s' left by an earlier run: %s",
-					    p ? p : dirs[i], strerror(-r));
-	}
-	return 0;
+	/* the validation stage is used only under the state lock, which the caller holds */
+	if (r < 0)
+		return ap_log_error(r, "cannot remove '%s' left by an earlier run: %s",
+				    p ? p : "stage", strerror(-r));
+	return remove_dead_stages(cfg);
 }

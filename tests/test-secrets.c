@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -177,10 +178,64 @@ static void test_leftovers(void **state)
 	assert_int_equal(ap_fs_write_atomic(fb, "app.env", PLAIN, 5, 0600, (uid_t)-1, (gid_t)-1),
 			 0);
 	assert_int_equal(ap_secrets_remove_leftovers(&cfg), 0);
-	assert_int_equal(lstat(sec, &st), -1);
+	assert_staging_empty();
 	assert_int_equal(lstat(stage, &st), -1);
 	/* nothing to remove is no error */
 	assert_int_equal(ap_secrets_remove_leftovers(&cfg), 0);
+	assert_int_equal(ap_fs_rm_rf(sec), 0);
+	assert_int_equal(ap_secrets_remove_leftovers(&cfg), 0);
+	/* state_dir/secrets a symlink: the link goes, what it points to stays */
+	{
+		int fe = ap_fs_mkdirs_beneath(tfd, "elsewhere/XYZ", 0700);
+		_cleanup_free_ char *to = ap_strdupf("%s/elsewhere", tmpdir),
+				    *in = ap_strdupf("%s/elsewhere/XYZ", tmpdir);
+
+		assert_true(fe >= 0);
+		assert_int_equal(close(fe), 0);
+		assert_int_equal(symlink(to, sec), 0);
+		assert_int_equal(ap_secrets_remove_leftovers(&cfg), 0);
+		assert_int_equal(lstat(sec, &st), -1);
+		assert_int_equal(lstat(in, &st), 0);
+		assert_int_equal(ap_fs_rm_rf(to), 0);
+	}
+}
+
+/* A verb that decrypts without the state lock (diff, status) may be inside age while an apply
+ * takes the lock: only a staging directory whose lock can be taken (its owner is gone) is
+ * removed; a symlink among them is removed, never followed. */
+static void test_leftovers_held(void **state)
+{
+	struct ap_config cfg = cfg_for(host_key);
+	_cleanup_free_ char *held = ap_strdupf("%s/secrets/HELD/out", tmpdir),
+			    *dead = ap_strdupf("%s/secrets/DEAD", tmpdir),
+			    *link = ap_strdupf("%s/secrets/LINK", tmpdir),
+			    *target = ap_strdupf("%s/keep/file", tmpdir),
+			    *keep = ap_strdupf("%s/keep", tmpdir);
+	_cleanup_close_ int tfd = ap_fs_open_dir(tmpdir, 0, 0700), fh = -1, fd = -1, fk = -1;
+	struct stat st;
+
+	(void)state;
+	fh = ap_fs_mkdirs_beneath(tfd, "secrets/HELD", 0700);
+	fd = ap_fs_mkdirs_beneath(tfd, "secrets/DEAD", 0700);
+	fk = ap_fs_mkdirs_beneath(tfd, "keep", 0700);
+	assert_true(fh >= 0 && fd >= 0 && fk >= 0);
+	assert_int_equal(ap_fs_write_atomic(fh, "out", PLAIN, 5, 0600, (uid_t)-1, (gid_t)-1), 0);
+	assert_int_equal(ap_fs_write_atomic(fd, "out", PLAIN, 5, 0600, (uid_t)-1, (gid_t)-1), 0);
+	assert_int_equal(ap_fs_write_atomic(fk, "file", PLAIN, 5, 0600, (uid_t)-1, (gid_t)-1), 0);
+	assert_int_equal(symlink(keep, link), 0);
+	/* a lock on another open file description, as a live decryption holds it */
+	assert_int_equal(flock(fh, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(ap_secrets_remove_leftovers(&cfg), 0);
+	assert_int_equal(lstat(held, &st), 0);
+	assert_int_equal(lstat(dead, &st), -1);
+	assert_int_equal(lstat(link, &st), -1);
+	assert_int_equal(lstat(target, &st), 0);
+	/* its owner gone, it is a leftover like any other */
+	assert_int_equal(close(fh), 0);
+	fh = -1;
+	assert_int_equal(ap_secrets_remove_leftovers(&cfg), 0);
+	assert_staging_empty();
+	assert_int_equal(ap_fs_rm_rf(keep), 0);
 }
 
 static int group_setup(void **state)
@@ -210,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_not_a_recipient),
 		cmocka_unit_test(test_not_age),
 		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_leftovers_held),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

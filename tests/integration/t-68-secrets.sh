@@ -100,6 +100,19 @@ t_identity() {
 	ap_autopull id-missing --user -c "$AP_CFG" apply
 	ap_expect_rc "$AP_CASE: no identity" 2 id-missing
 	check "the error says how to make one" grep -q "age-keygen -o '$KEY'" "$AP_TMP/id-missing.err"
+	ap_autopull id-dry --user -c "$AP_CFG" --dry-run
+	ap_expect_rc "$AP_CASE: no identity, dry run" 2 id-dry
+	check "the dry run gives the fix" grep -q "age-keygen -o '$KEY'" "$AP_TMP/id-dry.err"
+	ap_autopull id-diff --user -c "$AP_CFG" diff
+	ap_expect_rc "$AP_CASE: no identity, diff cannot compare" 2 id-diff
+	check "diff gives the fix" grep -q "age-keygen -o '$KEY'" "$AP_TMP/id-diff.err"
+	# the incident path works on a host whose key is broken: only decrypting needs it
+	ap_autopull id-status --user -c "$AP_CFG" status
+	ap_expect_rc "$AP_CASE: no identity, status" 0 id-status
+	check "status shows the applied commit" grep -q "${V1:0:12}" "$AP_TMP/id-status.out"
+	check "status warns about the identity" grep -q "secrets: identity '$KEY'" "$AP_TMP/id-status.err"
+	ap_autopull id-log --user -c "$AP_CFG" log
+	ap_expect_rc "$AP_CASE: no identity, log" 0 id-log
 	ap_autopull id-check --user -c "$AP_CFG" check-config
 	check "check-config reports it" not [ "$(cat "$AP_TMP/id-check.rc")" = 0 ]
 	check "check-config names the identity" grep -q "secrets: identity '$KEY'" "$AP_TMP/id-check.err"

@@ -18,11 +18,12 @@ SUITE=bookworm
 # PLATFORM's list plus what the suite needs inside: libcurl4 (autopull loads it for
 # guard.push), sudo (visudo validates the example config's sudoers rule), ca-certificates (the
 # https transport reads /etc/ssl/certs under the sandbox), openssh-server (the ssh transport's
-# server, started only by the ssh test), and the Build-Depends of debian/control with
+# server, started only by the ssh test), age (the secrets test decrypts with it under the shipped
+# sandbox), and the Build-Depends of debian/control with
 # build-essential and debhelper: the package test builds the .deb inside, on a machine that has
 # none of the test packages (dpkg-checkbuilddeps fails there if this list falls behind).
 PACKAGES="systemd systemd-sysv dbus libgit2-1.5 libyaml-0-2 libjson-c5 libsystemd0 libcurl4 git procps
-iproute2 sudo ca-certificates openssh-server
+iproute2 sudo ca-certificates openssh-server age
 build-essential debhelper pkg-config libgit2-dev libmbedtls-dev libsystemd-dev libyaml-dev
 libcurl4-openssl-dev libjson-c-dev"
 # Units that would only add noise or time to a test boot.
