@@ -54,7 +54,7 @@ median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.1f\n", (NR % 2) ? a[(NR
 	echo "# First-run fetch by repository size"
 	echo
 	echo "\`bash bench/first-sweep.sh\` ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPU(s), load average at start $(cut -d' ' -f1-3 /proc/loadavg); autopull $(git -C "$ROOT" rev-parse --short=12 HEAD); git $(git --version | awk '{print $3}')${SWEEP_NOTE:+; $SWEEP_NOTE})."
-	echo "The fetch of a first run alone (\`build/bench/firstfetch\`: ap_repo_fetch into an empty mirror) against \`git -c protocol.version=0 fetch\` into an empty bare mirror; fixture \`gen_fixture.py filesN\` (300 units, the rest nested data files, one gc'd pack). Median of $RUNS runs (min–max), tools alternating; peak RSS = ru_maxrss (largest run)."
+	echo "The fetch of a first run alone (\`build/bench/firstfetch\`: ap_repo_fetch into an empty mirror) against \`git -c protocol.version=0 fetch\` into an empty bare mirror; fixtures \`gen_fixture.py large25k / large / large100k\` (300 units, the rest nested data files, one gc'd pack). Median of $RUNS runs (min–max), tools alternating; peak RSS = ru_maxrss (largest run)."
 	echo
 	echo "| files | transport | autopull ms | git fetch ms | × git fetch | autopull RSS MB | git fetch RSS MB | runs ok |"
 	echo "|---:|---|---:|---:|---:|---:|---:|---:|"
