@@ -86,6 +86,21 @@ bool ap_strindex_find(const struct ap_strindex *x, const char *key, size_t *ret_
 void ap_strindex_clear(struct ap_strindex *x);
 #define _cleanup_strindex_ _cleanup_(ap_strindex_clear)
 
+/* Strings (unit names, paths), each once in the order first added, with an index to tell
+ * whether one is there: a vector built with ap_strv_push_unique costs O(n^2) to build, this
+ * O(n). names.v may be read as a vector (NULL while empty). Empty when zeroed. */
+struct ap_strset {
+	struct ap_strv_builder names;
+	struct ap_strindex index;
+};
+/* Adds a copy of s. 1 when added, 0 when there already, -ENOMEM (the set unchanged). */
+int ap_strset_add(struct ap_strset *s, const char *str);
+bool ap_strset_has(const struct ap_strset *s, const char *str);
+/* The vector built (NULL when empty); s is empty again. */
+char **ap_strset_take(struct ap_strset *s);
+void ap_strset_clear(struct ap_strset *s);
+#define _cleanup_strset_ _cleanup_(ap_strset_clear)
+
 /* asprintf that returns NULL on failure (vasprintf leaves its pointer undefined then). */
 char *ap_strdupf(const char *fmt, ...) _printf_(1, 2);
 char *ap_strdupvf(const char *fmt, va_list ap) _printf_(1, 0);

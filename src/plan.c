@@ -115,55 +115,16 @@ int ap_plan_prefixes(const struct ap_config *c, char ***ret)
 	return 0;
 }
 
-/* Strings (unit names, patterns), each once in the order first added, with an index to tell
- * whether one is there. */
-struct name_set {
-	struct ap_strv_builder names;
-	struct ap_strindex index;
-};
-
-/* 1 when added, 0 when there already, -ENOMEM (the set unchanged). */
-static int name_set_add(struct name_set *s, const char *name)
-{
-	size_t pos;
-	int r;
-
-	if (ap_strindex_find(&s->index, name, &pos))
-		return 0;
-	r = ap_strv_builder_push(&s->names, name);
-	if (r < 0)
-		return r;
-	r = ap_strindex_add(&s->index, s->names.v[s->names.len - 1], s->names.len - 1);
-	if (r < 0) {
-		free(s->names.v[--s->names.len]);
-		s->names.v[s->names.len] = NULL;
-	}
-	return r;
-}
-
-static bool name_set_has(const struct name_set *s, const char *name)
-{
-	size_t pos;
-
-	return ap_strindex_find(&s->index, name, &pos);
-}
-
-static void name_set_clear(struct name_set *s)
-{
-	ap_strindex_clear(&s->index);
-	ap_strv_builder_clear(&s->names);
-}
-
 /* A unit name as a ListUnitsByPatterns pattern: templates match their instances. */
-static int push_unit_pattern(struct name_set *v, const char *unit)
+static int push_unit_pattern(struct ap_strset *v, const char *unit)
 {
 	if (ap_unit_name_is_template(unit)) {
 		const char *at = strchr(unit, '@');
 		_cleanup_free_ char *p = ap_strdupf("%.*s@*%s", (int)(at - unit), unit, at + 1);
 
-		return p ? name_set_add(v, p) : -ENOMEM;
+		return p ? ap_strset_add(v, p) : -ENOMEM;
 	}
-	return name_set_add(v, unit);
+	return ap_strset_add(v, unit);
 }
 
 /* "foo.socket" → "foo.service" in ret: the service a socket activates unless it says
@@ -177,7 +138,7 @@ static bool socket_service(const char *unit, char *ret, size_t size)
 	return snprintf(ret, size, "%.*s.service", (int)n, unit) < (int)size;
 }
 
-static int push_map_units(struct name_set *v, const struct ap_path_map *m)
+static int push_map_units(struct ap_strset *v, const struct ap_path_map *m)
 {
 	char svc[AP_UNIT_NAME_MAX + 1];
 	int r = 0;
@@ -198,7 +159,7 @@ static int push_map_units(struct name_set *v, const struct ap_path_map *m)
 
 int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch, char ***ret)
 {
-	_cleanup_(name_set_clear) struct name_set v = { 0 };
+	_cleanup_strset_ struct ap_strset v = { 0 };
 
 	for (size_t i = 0; i < ch->n; i++) {
 		const char *paths[2] = { ch->v[i].path, ch->v[i].old_path };
@@ -215,7 +176,7 @@ int ap_plan_units_needed(const struct ap_config *c, const struct ap_changes *ch,
 				return r;
 		}
 	}
-	*ret = ap_strv_builder_take(&v.names);
+	*ret = ap_strset_take(&v);
 	return 0;
 }
 
@@ -238,12 +199,12 @@ struct builder {
 	size_t cap_rooms;
 	/* "<unit>\n<reason>" of each reason given (neither has a newline: unit names and
 	 * repository paths are checked before they get here) */
-	struct name_set reasons;
+	struct ap_strset reasons;
 	struct ap_strv_builder unmapped; /* p->unmapped once built */
 	char *error;
 	/* units whose new unit file or drop-in sets RefuseManualStart=/RefuseManualStop=: the
 	 * manager refuses by the new definition, which the states do not show yet */
-	struct name_set refuse_start, refuse_stop;
+	struct ap_strset refuse_start, refuse_stop;
 };
 
 static struct ap_unit_action *find_unit(const struct builder *b, const char *unit)
@@ -267,10 +228,10 @@ static void builder_clear(struct builder *b)
 	ap_strindex_clear(&b->units);
 	free(b->rooms);
 	b->rooms = NULL;
-	name_set_clear(&b->reasons);
+	ap_strset_clear(&b->reasons);
 	ap_strv_builder_clear(&b->unmapped);
-	name_set_clear(&b->refuse_start);
-	name_set_clear(&b->refuse_stop);
+	ap_strset_clear(&b->refuse_start);
+	ap_strset_clear(&b->refuse_stop);
 }
 
 /* A new entry of p->units, indexed; NULL when out of memory. */
@@ -303,7 +264,7 @@ static int note_reason(struct builder *b, const char *unit, const char *reason)
 {
 	_cleanup_free_ char *key = ap_strdupf("%s\n%s", unit, reason);
 
-	return key ? name_set_add(&b->reasons, key) : -ENOMEM;
+	return key ? ap_strset_add(&b->reasons, key) : -ENOMEM;
 }
 
 /* Appends reason to u's reasons unless it is there already. */
@@ -685,9 +646,9 @@ static int note_refusals(struct builder *b, const struct ap_change *ch, const ch
 		return 0;
 	ap_unitfile_refusals(ch->new_data, ch->new_len, &start, &stop);
 	if (start)
-		r = name_set_add(&b->refuse_start, unit);
+		r = ap_strset_add(&b->refuse_start, unit);
 	if (r >= 0 && stop)
-		r = name_set_add(&b->refuse_stop, unit);
+		r = ap_strset_add(&b->refuse_stop, unit);
 	return r;
 }
 
@@ -850,12 +811,12 @@ static int apply_policy(struct ap_unit_action *u, const struct ap_unit_state *s)
 	return 0;
 }
 
-static bool listed(const struct name_set *s, const char *unit)
+static bool listed(const struct ap_strset *s, const char *unit)
 {
 	char tmpl[AP_UNIT_NAME_MAX];
 
-	return name_set_has(s, unit) ||
-	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && name_set_has(s, tmpl));
+	return ap_strset_has(s, unit) ||
+	       (ap_unit_name_template_of(unit, tmpl, sizeof(tmpl)) && ap_strset_has(s, tmpl));
 }
 
 /* The refusal by the unit's state, or by its new definition (a loaded unit's state shows the

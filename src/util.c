@@ -205,6 +205,42 @@ void ap_strindex_clear(struct ap_strindex *x)
 	*x = (struct ap_strindex){ 0 };
 }
 
+int ap_strset_add(struct ap_strset *s, const char *str)
+{
+	size_t pos;
+	int r;
+
+	if (ap_strindex_find(&s->index, str, &pos))
+		return 0;
+	r = ap_strv_builder_push(&s->names, str);
+	if (r < 0)
+		return r;
+	r = ap_strindex_add(&s->index, s->names.v[s->names.len - 1], s->names.len - 1);
+	if (r < 0) {
+		free(s->names.v[--s->names.len]);
+		s->names.v[s->names.len] = NULL;
+	}
+	return r;
+}
+
+bool ap_strset_has(const struct ap_strset *s, const char *str)
+{
+	size_t pos;
+
+	return ap_strindex_find(&s->index, str, &pos);
+}
+
+char **ap_strset_take(struct ap_strset *s)
+{
+	ap_strindex_clear(&s->index);
+	return ap_strv_builder_take(&s->names);
+}
+
+void ap_strset_clear(struct ap_strset *s)
+{
+	ap_strv_free(ap_strset_take(s));
+}
+
 char *ap_strdupvf(const char *fmt, va_list ap)
 {
 	char *s = NULL;

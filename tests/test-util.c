@@ -244,6 +244,30 @@ static void test_strindex(void **state)
 	assert_false(ap_strindex_find(&x, "a.service", &pos));
 }
 
+/* Each string once, in the order first added; the vector taken is an ordinary one. */
+static void test_strset(void **state)
+{
+	_cleanup_strset_ struct ap_strset s = { 0 };
+	char **v;
+
+	assert_false(ap_strset_has(&s, "/etc/a"));
+	assert_null(ap_strset_take(&s)); /* empty: NULL, as an empty vector */
+	assert_int_equal(ap_strset_add(&s, "/etc/b"), 1);
+	assert_int_equal(ap_strset_add(&s, "/etc/a"), 1);
+	assert_int_equal(ap_strset_add(&s, "/etc/b"), 0);
+	assert_int_equal(ap_strset_add(&s, "/etc/c"), 1);
+	assert_true(ap_strset_has(&s, "/etc/a"));
+	assert_false(ap_strset_has(&s, "/etc/d"));
+	v = ap_strset_take(&s);
+	assert_int_equal(ap_strv_length(v), 3);
+	assert_string_equal(v[0], "/etc/b");
+	assert_string_equal(v[1], "/etc/a");
+	assert_string_equal(v[2], "/etc/c");
+	ap_strv_free(v);
+	assert_false(ap_strset_has(&s, "/etc/a")); /* taken: empty again */
+	assert_int_equal(ap_strset_add(&s, "/etc/a"), 1);
+}
+
 /* Through many growths every key keeps its position; near names do not find each other. */
 static void test_strindex_growth(void **state)
 {
@@ -308,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_strindex),
 		cmocka_unit_test(test_strindex_growth),
+		cmocka_unit_test(test_strset),
 		cmocka_unit_test(test_path_parent),
 	};
 
