@@ -293,6 +293,63 @@ static int build_event_units(size_t n)
 	return r;
 }
 
+/* The inventory of n owned files, written and read back with every tenth path listed twice
+ * (the parse keeps the first): a no-op tick reads it. */
+static int build_owned(size_t n)
+{
+	_cleanup_strv_builder_ struct ap_strv_builder b = { 0 };
+	_cleanup_strv_free_ char **back = NULL;
+	struct ap_records_error err = { 0 };
+	struct ap_buf dup = { 0 };
+	char *text = NULL, path[96];
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		snprintf(path, sizeof(path), "/etc/d%03zu/file-%06zu.conf", i % 997, i);
+		r = ap_strv_builder_push(&b, path);
+	}
+	if (r >= 0)
+		r = ap_records_owned_format(b.v, &text);
+	if (r >= 0)
+		r = ap_buf_append(&dup, text, strlen(text));
+	for (size_t i = 0; i < n && r >= 0; i += 10)
+		r = ap_buf_printf(&dup, "%s\n", b.v[i]);
+	if (r >= 0)
+		r = ap_records_owned_parse(dup.data, &back, &err);
+	if (r >= 0 && ap_strv_length(back) != n)
+		r = -EBADMSG;
+	ap_buf_clear(&dup);
+	free(text);
+	return r;
+}
+
+/* The units the last apply restarted, as the guard reads them on every tick: written and
+ * read back. */
+static int build_restarted(size_t n)
+{
+	_cleanup_(ap_state_freep) struct ap_state *s = NULL;
+	_cleanup_strv_builder_ struct ap_strv_builder b = { 0 };
+	_cleanup_strv_free_ char **back = NULL;
+	static unsigned run;
+	char dir[64], name[64];
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		snprintf(name, sizeof(name), "svc-%06zu.service", i);
+		r = ap_strv_builder_push(&b, name);
+	}
+	snprintf(dir, sizeof(dir), "%s/restarted-%u", tmpdir, run++);
+	if (r >= 0)
+		r = ap_state_open(dir, &s);
+	if (r >= 0)
+		r = ap_state_write_restarted(s, b.v);
+	if (r >= 0)
+		r = ap_state_read_restarted(s, &back);
+	if (r >= 0 && ap_strv_length(back) != n)
+		r = -EBADMSG;
+	return r;
+}
+
 /* The best of up to REPEAT runs (noise only ever adds time); stops early once a run is as
  * fast as good_ms or the runs took more than budget_ms (a quadratic list at 100,000 entries
  * takes seconds per run: one run says enough). */
@@ -357,6 +414,8 @@ int main(int argc, char **argv)
 		{ "backup manifest (format + parse)", build_manifest },
 		{ "guard history (append + format + parse)", build_history },
 		{ "event units value (build + split)", build_event_units },
+		{ "owned files (ap_records_owned_format + parse)", build_owned },
+		{ "units restarted, read by the guard (state write + read)", build_restarted },
 	};
 	size_t small = 10000;
 	char cpath[96];

@@ -86,26 +86,26 @@ static bool is_glob(const char *s)
 static int watched_units(struct ap_bus *b, struct ap_state *st, const struct ap_config *c,
 			 char ***ret)
 {
-	_cleanup_strv_free_ char **globs = NULL, **units = NULL;
-	_cleanup_strv_free_ char **restarted = NULL;
+	_cleanup_strv_free_ char **globs = NULL, **restarted = NULL;
+	_cleanup_strset_ struct ap_strset units = { 0 };
 	struct ap_unit_states loaded = { 0 };
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && c->guard.watch && c->guard.watch[i]; i++)
 		r = is_glob(c->guard.watch[i]) ? ap_strv_push(&globs, c->guard.watch[i])
-					       : ap_strv_push_unique(&units, c->guard.watch[i]);
+					       : ap_strset_add(&units, c->guard.watch[i]);
 	if (r >= 0 && globs)
 		r = ap_bus_list_units(b, globs, &loaded);
 	for (size_t i = 0; r >= 0 && i < loaded.n; i++)
-		r = ap_strv_push_unique(&units, loaded.v[i].name);
+		r = ap_strset_add(&units, loaded.v[i].name);
 	ap_unit_states_clear(&loaded);
 	if (r >= 0)
 		r = ap_state_read_restarted(st, &restarted);
 	for (size_t i = 0; r >= 0 && restarted && restarted[i]; i++)
-		r = ap_strv_push_unique(&units, restarted[i]);
+		r = ap_strset_add(&units, restarted[i]);
 	if (r < 0)
 		return r;
-	*ret = TAKE_PTR(units);
+	*ret = ap_strset_take(&units);
 	return 0;
 }
 

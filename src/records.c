@@ -746,7 +746,7 @@ int ap_records_last_apply_format(const struct ap_last_apply *la, char **ret)
 
 int ap_records_owned_parse(const char *text, char ***ret, struct ap_records_error *err)
 {
-	_cleanup_strv_free_ char **v = NULL;
+	_cleanup_strset_ struct ap_strset v = { 0 };
 	struct lines ls;
 	char *l;
 	int r = lines_open(&ls, text, err);
@@ -757,12 +757,12 @@ int ap_records_owned_parse(const char *text, char ***ret, struct ap_records_erro
 		if (!ap_path_is_normalized_absolute(l) || strcmp(l, "/") == 0)
 			r = fail(err, ls.no, "is not an absolute path");
 		else
-			r = ap_strv_push_unique(&v, l);
+			r = ap_strset_add(&v, l);
 	}
 	lines_close(&ls);
 	if (r < 0)
 		return r;
-	*ret = TAKE_PTR(v);
+	*ret = ap_strset_take(&v);
 	return 0;
 }
 

@@ -577,7 +577,7 @@ int ap_state_list_overrides(struct ap_state *s, const char *kind, struct ap_bad 
 int ap_state_read_restarted(struct ap_state *s, char ***ret)
 {
 	_cleanup_free_ char *text = NULL;
-	_cleanup_strv_free_ char **v = NULL;
+	_cleanup_strset_ struct ap_strset v = { 0 };
 	int r = ap_state_file_read(s, "restarted", STATE_MAX_FILE, &text);
 
 	*ret = NULL;
@@ -585,10 +585,10 @@ int ap_state_read_restarted(struct ap_state *s, char ***ret)
 		return 0;
 	for (char *save = NULL, *l = r < 0 ? NULL : strtok_r(text, "\n", &save); l && r >= 0;
 	     l = strtok_r(NULL, "\n", &save))
-		r = ap_strv_push_unique(&v, l);
+		r = ap_strset_add(&v, l);
 	if (r < 0)
 		return r;
-	*ret = TAKE_PTR(v);
+	*ret = ap_strset_take(&v);
 	return 0;
 }
 

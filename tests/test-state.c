@@ -607,8 +607,11 @@ static void test_parse_owned(void **s)
 {
 	char **v = NULL;
 
-	assert_int_equal(ap_records_owned_parse("/etc/a\n/etc/b\n/etc/a\n", &v, NULL), 0);
+	/* the first of each path, in the order read */
+	assert_int_equal(ap_records_owned_parse("/etc/b\n/etc/a\n/etc/b\n", &v, NULL), 0);
 	assert_int_equal(ap_strv_length(v), 2);
+	assert_string_equal(v[0], "/etc/b");
+	assert_string_equal(v[1], "/etc/a");
 	ap_strv_free(v);
 	v = NULL;
 	assert_int_equal(ap_records_owned_parse("/etc/../x\n", &v, NULL), -EBADMSG);
