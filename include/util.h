@@ -83,12 +83,16 @@ struct ap_strindex {
 int ap_strindex_add(struct ap_strindex *x, const char *key, size_t pos);
 /* Whether key is in the index; its position in *ret_pos (left alone when not). */
 bool ap_strindex_find(const struct ap_strindex *x, const char *key, size_t *ret_pos);
+/* Removes key; whether it was there, its position in *ret_pos then. */
+bool ap_strindex_remove(struct ap_strindex *x, const char *key, size_t *ret_pos);
 void ap_strindex_clear(struct ap_strindex *x);
 #define _cleanup_strindex_ _cleanup_(ap_strindex_clear)
 
 /* Strings (unit names, paths), each once in the order first added, with an index to tell
  * whether one is there: a vector built with ap_strv_push_unique costs O(n^2) to build, this
- * O(n). names.v may be read as a vector (NULL while empty). Empty when zeroed. */
+ * O(n). names.v may be read as a vector (NULL while empty) until a removal: a removal leaves
+ * a hole (NULL) there, closed by ap_strset_take, so that n removals cost O(n) too. Empty
+ * when zeroed. */
 struct ap_strset {
 	struct ap_strv_builder names;
 	struct ap_strindex index;
@@ -96,7 +100,12 @@ struct ap_strset {
 /* Adds a copy of s. 1 when added, 0 when there already, -ENOMEM (the set unchanged). */
 int ap_strset_add(struct ap_strset *s, const char *str);
 bool ap_strset_has(const struct ap_strset *s, const char *str);
-/* The vector built (NULL when empty); s is empty again. */
+/* 1 when removed, 0 when not there. A string added again goes to the end. */
+int ap_strset_remove(struct ap_strset *s, const char *str);
+/* An empty set s takes over the vector *v (its entries distinct, as a set's are) and *v is
+ * NULL; -ENOMEM leaves both unchanged. */
+int ap_strset_adopt(struct ap_strset *s, char ***v);
+/* The vector built (NULL when nothing was ever added), in order; s is empty again. */
 char **ap_strset_take(struct ap_strset *s);
 void ap_strset_clear(struct ap_strset *s);
 #define _cleanup_strset_ _cleanup_(ap_strset_clear)

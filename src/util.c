@@ -199,6 +199,33 @@ bool ap_strindex_find(const struct ap_strindex *x, const char *key, size_t *ret_
 	return true;
 }
 
+bool ap_strindex_remove(struct ap_strindex *x, const char *key, size_t *ret_pos)
+{
+	size_t mask = x->cap - 1, i, j;
+	struct ap_strindex_slot *s;
+
+	if (!x->cap)
+		return false;
+	s = strindex_slot(x, key, strindex_hash(key));
+	if (!s->key)
+		return false;
+	*ret_pos = s->pos;
+	/* Backward shift, no tombstones: each later key of the run moves into the hole unless
+	 * its home slot lies after the hole, where a probe from home still reaches it. */
+	i = (size_t)(s - x->slot);
+	for (j = (i + 1) & mask; x->slot[j].key; j = (j + 1) & mask) {
+		size_t home = x->slot[j].hash & mask;
+
+		if (((j - home) & mask) < ((j - i) & mask))
+			continue;
+		x->slot[i] = x->slot[j];
+		i = j;
+	}
+	x->slot[i] = (struct ap_strindex_slot){ 0 };
+	x->n--;
+	return true;
+}
+
 void ap_strindex_clear(struct ap_strindex *x)
 {
 	free(x->slot);
@@ -230,8 +257,40 @@ bool ap_strset_has(const struct ap_strset *s, const char *str)
 	return ap_strindex_find(&s->index, str, &pos);
 }
 
+int ap_strset_remove(struct ap_strset *s, const char *str)
+{
+	size_t pos;
+
+	if (!ap_strindex_remove(&s->index, str, &pos))
+		return 0;
+	free(s->names.v[pos]);
+	s->names.v[pos] = NULL; /* a hole, closed by ap_strset_take */
+	return 1;
+}
+
+int ap_strset_adopt(struct ap_strset *s, char ***v)
+{
+	size_t n = ap_strv_length(*v);
+
+	for (size_t i = 0; i < n; i++)
+		if (ap_strindex_add(&s->index, (*v)[i], i) < 0) {
+			ap_strindex_clear(&s->index);
+			return -ENOMEM;
+		}
+	s->names = (struct ap_strv_builder){ .v = *v, .len = n, .cap = *v ? n + 1 : 0 };
+	*v = NULL;
+	return 0;
+}
+
 char **ap_strset_take(struct ap_strset *s)
 {
+	size_t k = 0;
+
+	for (size_t i = 0; i < s->names.len; i++)
+		if (s->names.v[i])
+			s->names.v[k++] = s->names.v[i];
+	if (s->names.v)
+		s->names.v[k] = NULL;
 	ap_strindex_clear(&s->index);
 	return ap_strv_builder_take(&s->names);
 }

@@ -268,6 +268,76 @@ static void test_strset(void **state)
 	assert_int_equal(ap_strset_add(&s, "/etc/a"), 1);
 }
 
+/* A removal leaves every other key findable at its position, however the runs of slots lie;
+ * removed keys are gone and may come back. */
+static void test_strindex_remove(void **state)
+{
+	_cleanup_strindex_ struct ap_strindex x = { 0 };
+	_cleanup_strv_builder_ struct ap_strv_builder keys = { 0 };
+	char name[32];
+	size_t pos = 4242;
+
+	assert_false(ap_strindex_remove(&x, "a", &pos)); /* empty: nothing allocated */
+	assert_int_equal(pos, 4242);
+	for (size_t i = 0; i < 20000; i++) {
+		snprintf(name, sizeof(name), "/etc/d%03zu/f-%06zu", i % 97, i);
+		assert_int_equal(ap_strv_builder_push(&keys, name), 0);
+		assert_int_equal(ap_strindex_add(&x, keys.v[i], i), 1);
+	}
+	for (size_t i = 0; i < 20000; i += 3) {
+		assert_true(ap_strindex_remove(&x, keys.v[i], &pos));
+		assert_int_equal(pos, i);
+		assert_false(ap_strindex_remove(&x, keys.v[i], &pos));
+	}
+	assert_int_equal(x.n, 20000 - 6667);
+	for (size_t i = 0; i < 20000; i++) {
+		bool found = ap_strindex_find(&x, keys.v[i], &pos);
+
+		assert_int_equal(found, i % 3 != 0);
+		if (found)
+			assert_int_equal(pos, i);
+	}
+	assert_int_equal(ap_strindex_add(&x, keys.v[0], 7), 1);
+	assert_true(ap_strindex_find(&x, keys.v[0], &pos));
+	assert_int_equal(pos, 7);
+}
+
+/* Removal keeps the order of the rest; a path owned again goes to the end, as a push did. */
+static void test_strset_remove(void **state)
+{
+	_cleanup_strset_ struct ap_strset s = { 0 };
+	char **v = NULL;
+
+	assert_int_equal(ap_strv_push(&v, "/etc/a"), 0);
+	assert_int_equal(ap_strv_push(&v, "/etc/b"), 0);
+	assert_int_equal(ap_strv_push(&v, "/etc/c"), 0);
+	assert_int_equal(ap_strset_adopt(&s, &v), 0);
+	assert_null(v);
+	assert_true(ap_strset_has(&s, "/etc/b"));
+	assert_int_equal(ap_strset_remove(&s, "/etc/a"), 1);
+	assert_int_equal(ap_strset_remove(&s, "/etc/a"), 0);
+	assert_int_equal(ap_strset_remove(&s, "/etc/x"), 0);
+	assert_false(ap_strset_has(&s, "/etc/a"));
+	assert_int_equal(ap_strset_add(&s, "/etc/d"), 1);
+	assert_int_equal(ap_strset_add(&s, "/etc/a"), 1);
+	assert_int_equal(ap_strset_add(&s, "/etc/b"), 0);
+	v = ap_strset_take(&s);
+	assert_int_equal(ap_strv_length(v), 4);
+	assert_string_equal(v[0], "/etc/b");
+	assert_string_equal(v[1], "/etc/c");
+	assert_string_equal(v[2], "/etc/d");
+	assert_string_equal(v[3], "/etc/a");
+	ap_strv_free(v);
+	v = NULL;
+	assert_int_equal(ap_strset_adopt(&s, &v), 0); /* the empty vector */
+	assert_int_equal(ap_strset_add(&s, "/etc/e"), 1);
+	assert_int_equal(ap_strset_remove(&s, "/etc/e"), 1);
+	v = ap_strset_take(&s);
+	assert_non_null(v); /* a vector once built stays one, emptied */
+	assert_null(v[0]);
+	ap_strv_free(v);
+}
+
 /* Through many growths every key keeps its position; near names do not find each other. */
 static void test_strindex_growth(void **state)
 {
@@ -333,6 +403,8 @@ int main(void)
 		cmocka_unit_test(test_strindex),
 		cmocka_unit_test(test_strindex_growth),
 		cmocka_unit_test(test_strset),
+		cmocka_unit_test(test_strindex_remove),
+		cmocka_unit_test(test_strset_remove),
 		cmocka_unit_test(test_path_parent),
 	};
 
