@@ -153,20 +153,11 @@ static int install(void *u, const struct ap_plan *p)
 	return r < 0 ? r : w;
 }
 
-static int owned_set(struct ap_effects *e, const char *path, bool owned)
+static int owned_set(struct ap_strset *s, const char *path, bool owned)
 {
-	char **v = e->owned;
-	size_t n = ap_strv_length(v);
+	int r = owned ? ap_strset_add(s, path) : ap_strset_remove(s, path);
 
-	if (owned)
-		return ap_strv_push_unique(&e->owned, path);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], path) == 0) {
-			free(v[i]);
-			memmove(&v[i], &v[i + 1], (n - i) * sizeof(char *));
-			break;
-		}
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 static int longer_first(const void *a, const void *b)
@@ -205,12 +196,15 @@ static int restore(void *u, const char *commit)
 {
 	struct ap_effects *e = u;
 	_cleanup_(ap_state_fileset_freep) struct ap_fileset *f = NULL;
+	struct ap_strset owned = { 0 };
 	char name[48];
 	int r = ap_state_fileset_open(e->st, ap_state_backup_name(commit, name), false, &f),
 		failed = 0;
 
 	if (r == -ENOENT)
 		return 0; /* no backup: nothing was changed yet */
+	if (r >= 0)
+		r = ap_strset_adopt(&owned, &e->owned); /* a search per path was O(n^2) */
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ap_state_fileset_count(f); i++) {
@@ -226,13 +220,14 @@ static int restore(void *u, const char *commit)
 			r = ap_install_put_back(&hf);
 		free(hf.data);
 		if (r >= 0)
-			r = owned_set(e, b->path, b->owned);
+			r = owned_set(&owned, b->path, b->owned);
 		if (r < 0)
 			failed = ap_log_error(r, "failed to restore '%s': %s", b->path,
 					      strerror(-r));
 		else
 			ap_log_debug("restored %s", b->path);
 	}
+	e->owned = ap_strset_take(&owned);
 	failed = remove_created_dirs(f) < 0 && !failed ? -EIO : failed;
 	r = ap_state_write_owned(e->st, e->owned);
 	return failed ? failed : r;

@@ -250,28 +250,15 @@ static int remove_one(const char *dest, size_t root_len)
 	return r;
 }
 
-static int strv_remove(char **v, const char *s)
-{
-	size_t n = ap_strv_length(v);
-
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0) {
-			free(v[i]);
-			memmove(&v[i], &v[i + 1], (n - i) * sizeof(char *));
-			return 1;
-		}
-	return 0;
-}
-
 /* A file the repository stops providing: removed, unless autopull took it over from the
  * operator, whose original then comes back. */
 static int remove_owned(const struct ap_file_op *f, const char *dest, size_t root_len,
-			const struct ap_install_hooks *h, char ***owned)
+			const struct ap_install_hooks *h, struct ap_strset *owned)
 {
 	struct ap_host_file orig = { 0 };
 	int r;
 
-	if (!ap_strv_contains(*owned, dest)) {
+	if (!ap_strset_has(owned, dest)) {
 		ap_log_warning("not removing '%s' (from '%s'): autopull did not install it", dest,
 			       f->old_path ? f->old_path : f->path);
 		return 0;
@@ -285,7 +272,7 @@ static int remove_owned(const struct ap_file_op *f, const char *dest, size_t roo
 		ap_host_file_clear(&orig);
 		return ap_log_error(r, "failed to remove '%s': %s", dest, strerror(-r));
 	}
-	strv_remove(*owned, dest);
+	ap_strset_remove(owned, dest);
 	if (orig.path)
 		ap_log_info("put back the original of %s (it was taken over)", dest);
 	else
@@ -296,7 +283,8 @@ static int remove_owned(const struct ap_file_op *f, const char *dest, size_t roo
 	return 0;
 }
 
-int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, char ***owned)
+static int install_files(const struct ap_plan *p, const struct ap_install_hooks *h,
+			 struct ap_strset *owned)
 {
 	int r;
 
@@ -311,7 +299,7 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 			return ap_log_error(r, "failed to install '%s' to '%s': %s", f->path,
 					    f->dest,
 					    strerror(-r));
-		if ((r = ap_strv_push_unique(owned, f->dest)) < 0)
+		if ((r = ap_strset_add(owned, f->dest)) < 0)
 			return r;
 		ap_log_info("installed %s -> %s", f->path, f->dest);
 		if (h->progress)
@@ -330,6 +318,20 @@ int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, 
 			return r;
 	}
 	return 0;
+}
+
+/* The inventory as a set for the while: a search of the vector per file installed or
+ * removed made an apply of n files O(n^2). */
+int ap_install_files(const struct ap_plan *p, const struct ap_install_hooks *h, char ***owned)
+{
+	struct ap_strset set = { 0 };
+	int r = ap_strset_adopt(&set, owned);
+
+	if (r < 0)
+		return r;
+	r = install_files(p, h, &set);
+	*owned = ap_strset_take(&set);
+	return r;
 }
 
 void ap_install_count(const struct ap_plan *p, char *const *owned, size_t *ret_removed,
