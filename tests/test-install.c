@@ -333,7 +333,9 @@ static void test_writes_then_removes(void **state)
 	assert_string_equal(d = get(fx, "etc/deep/dir/added.conf"), "added\n");
 	assert_int_equal(stat(added, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_int_equal(ap_strv_length(fx->owned), 2);
+	assert_int_equal(ap_strv_length(fx->owned), 2); /* in the order installed */
+	assert_true(ap_endswith(fx->owned[0], "/etc/new-name.conf"));
+	assert_true(ap_endswith(fx->owned[1], "/etc/deep/dir/added.conf"));
 	assert_logged(fx, "put back the original of");
 }
 
