@@ -55,10 +55,12 @@ static int save_missing_dir(struct ap_fileset *backup, const char *path, size_t 
 
 /* Saves one host path into the backup (with whether autopull owned it), and the original of
  * a file this apply takes over into adopted/ (kept for good: it is the operator's). */
-static int save_path(struct ap_effects *e, struct ap_fileset *backup, struct ap_fileset **adopted,
-		     const char *path, size_t root_len, bool install)
+static int save_path(struct ap_effects *e, const struct ap_strindex *owned,
+		     struct ap_fileset *backup, struct ap_fileset **adopted, const char *path,
+		     size_t root_len, bool install)
 {
 	struct ap_host_file hf = { 0 };
+	size_t pos;
 	int r;
 
 	if (ap_state_fileset_find(backup, path))
@@ -66,7 +68,7 @@ static int save_path(struct ap_effects *e, struct ap_fileset *backup, struct ap_
 	r = ap_install_read_host(path, root_len, true, &hf);
 	if (r < 0)
 		return ap_log_error(r, "failed to back up '%s': %s", path, strerror(-r));
-	hf.owned = ap_strv_contains(e->owned, path);
+	hf.owned = ap_strindex_find(owned, path, &pos);
 	r = ap_state_fileset_add(backup, &hf);
 	if (r >= 0 && !hf.present)
 		r = save_missing_dir(backup, path, root_len);
@@ -89,17 +91,20 @@ static int backup(void *u, const struct ap_plan *p, const char *commit)
 	struct ap_effects *e = u;
 	_cleanup_(ap_state_fileset_freep) struct ap_fileset *b = NULL, *adopted = NULL;
 	const char *keep[] = { commit, p->from, NULL };
+	_cleanup_strindex_ struct ap_strindex owned = { 0 }; /* a search per path was O(n^2) */
 	char name[48];
 	int r = ap_state_backup_prune(e->st, keep);
 
+	for (size_t i = 0; r >= 0 && e->owned && e->owned[i]; i++)
+		r = ap_strindex_add(&owned, e->owned[i], i);
 	if (r >= 0)
 		r = ap_state_fileset_open(e->st, ap_state_backup_name(commit, name), true, &b);
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 
-		r = save_path(e, b, &adopted, f->dest, f->root_len, f->install);
+		r = save_path(e, &owned, b, &adopted, f->dest, f->root_len, f->install);
 		if (r >= 0 && f->old_dest)
-			r = save_path(e, b, &adopted, f->old_dest, f->old_root_len, false);
+			r = save_path(e, &owned, b, &adopted, f->old_dest, f->old_root_len, false);
 	}
 	/* The originals first: the backup's manifest makes the backup count as made. */
 	if (r >= 0 && adopted)

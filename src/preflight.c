@@ -30,7 +30,7 @@ struct fs_need {
 
 struct preflight {
 	const struct ap_plan *p;
-	char *const *owned;
+	struct ap_strindex owned; /* the inventory's paths: a search of it per file was O(n^2) */
 	const struct ap_install_source *src;
 	unsigned flags;
 	char **probed;          /* directories already probed */
@@ -40,6 +40,13 @@ struct preflight {
 	int error;              /* first error that is not a refusal */
 	struct ap_preflight *out;
 };
+
+static bool owns(const struct preflight *c, const char *path)
+{
+	size_t pos;
+
+	return ap_strindex_find(&c->owned, path, &pos);
+}
 
 static int refuse(struct preflight *c, const char *fmt, ...) _printf_(2, 3);
 static int refuse(struct preflight *c, const char *fmt, ...)
@@ -117,7 +124,7 @@ static int check_takeover(struct preflight *c, const struct ap_file_op *f, int d
 	size_t have_len, want_len;
 	int r;
 
-	if (ap_strv_contains(c->owned, f->dest))
+	if (owns(c, f->dest))
 		return 0;
 	r = ap_fs_read_beneath(dfd, base, AP_MAX_BLOB_SIZE, &have, &have_len);
 	if (r >= 0)
@@ -308,10 +315,12 @@ int ap_preflight_check(const struct ap_plan *p, char *const *owned,
 		       const struct ap_install_source *src, unsigned flags,
 		       struct ap_preflight *ret)
 {
-	struct preflight c = { .p = p, .owned = owned, .src = src, .flags = flags, .out = ret };
+	struct preflight c = { .p = p, .src = src, .flags = flags, .out = ret };
 	int r = 0;
 
 	*ret = (struct ap_preflight){ 0 };
+	for (size_t i = 0; r >= 0 && owned && owned[i]; i++)
+		r = ap_strindex_add(&c.owned, owned[i], i);
 	for (size_t i = 0; r >= 0 && i < p->n_files; i++) {
 		const struct ap_file_op *f = &p->files[i];
 
@@ -320,14 +329,15 @@ int ap_preflight_check(const struct ap_plan *p, char *const *owned,
 		if (r >= 0 && f->install)
 			r = preflight_dest(&c, f, f->dest, f->root_len, true);
 		if (r >= 0 && f->remove && f->install && strcmp(f->old_dest, f->dest) != 0 &&
-		    ap_strv_contains(owned, f->old_dest))
+		    owns(&c, f->old_dest))
 			r = preflight_dest(&c, f, f->old_dest, f->old_root_len, false);
-		else if (r >= 0 && f->remove && !f->install && ap_strv_contains(owned, f->dest))
+		else if (r >= 0 && f->remove && !f->install && owns(&c, f->dest))
 			r = preflight_dest(&c, f, f->dest, f->root_len, false);
 	}
 	if (r >= 0)
 		r = check_fs_space(&c);
 	ap_strv_free(c.probed);
+	ap_strindex_clear(&c.owned);
 	for (size_t i = 0; i < c.n_fs; i++)
 		free(c.fs[i].dir);
 	free(c.fs);
