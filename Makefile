@@ -82,6 +82,7 @@ test-spawn_MODS   := spawn
 test-log_MODS     :=
 test-util_MODS    :=
 test-bus_MODS     := bus bus-props
+test-bus-props_MODS := bus bus-props fsutil fsutil-safe
 test-state_MODS   := state state-log state-fileset records fsutil fsutil-safe journal unitfile events
 test-records_MODS := records
 test-heartbeat_MODS := heartbeat

@@ -56,6 +56,16 @@ struct ap_unit_props {
 	bool refuse_manual_start, refuse_manual_stop, can_reload;
 };
 int ap_bus_get_unit_props(struct ap_bus *b, const char *unit, struct ap_unit_props *ret);
+/* sd-bus' default for one call, for a whole read of many units. */
+#define AP_BUS_PROPS_TIMEOUT_USEC (25ULL * 1000000)
+/* The properties of units[0..n) into ret[0..n), read with up to 64 calls in flight at once,
+ * so that many units cost about one round trip; all within timeout_usec. ret_errors NULL:
+ * any unit that cannot be read fails the whole read (logged naming the unit, ret untouched).
+ * Else each unit's outcome is in ret_errors[i] (each failure logged) and ret[i] is zeroed
+ * for a unit that failed. */
+int ap_bus_get_units_props(struct ap_bus *b, char *const *units, size_t n,
+			   unsigned long long timeout_usec, struct ap_unit_props *ret,
+			   int *ret_errors);
 void ap_unit_props_clear(struct ap_unit_props *p);
 /* The unit whose cgroup holds this process (GetUnitByPID), e.g. the service a timer started
  * autopull as; *ret NULL when the manager runs no unit of ours (autopull started from a shell
