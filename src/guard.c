@@ -47,33 +47,53 @@ static void copy(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src ? src : "");
 }
 
-static int sample_unit(struct ap_bus *b, const char *unit, const char *boot_id,
-		       struct ap_hb_sample *ret)
+static void sample_from_props(const char *unit, const struct ap_unit_props *p,
+			      const char *boot_id, struct ap_hb_sample *ret)
 {
-	struct ap_unit_props p = { 0 };
-	int r = ap_bus_get_unit_props(b, unit, &p);
-
-	if (r < 0)
-		return r;
 	*ret = (struct ap_hb_sample){ .mono_usec = ap_now_monotonic_usec(),
 				      .real_usec = ap_now_realtime_usec(),
-				      .n_restarts = p.n_restarts,
-				      .exec_main_status = p.exec_main_status,
-				      .active_enter_real_usec = p.active_enter_realtime,
-				      .last_trigger_real_usec = p.last_trigger_usec,
-				      .interval_usec = p.timer_interval_usec };
+				      .n_restarts = p->n_restarts,
+				      .exec_main_status = p->exec_main_status,
+				      .active_enter_real_usec = p->active_enter_realtime,
+				      .last_trigger_real_usec = p->last_trigger_usec,
+				      .interval_usec = p->timer_interval_usec };
 	/* A calendar timer has no monotonic interval: the gap to its next elapse stands in. */
-	if (!ret->interval_usec && p.next_elapse_realtime > p.last_trigger_usec &&
-	    p.last_trigger_usec)
-		ret->interval_usec = p.next_elapse_realtime - p.last_trigger_usec;
+	if (!ret->interval_usec && p->next_elapse_realtime > p->last_trigger_usec &&
+	    p->last_trigger_usec)
+		ret->interval_usec = p->next_elapse_realtime - p->last_trigger_usec;
 	copy(ret->unit, sizeof(ret->unit), unit);
 	copy(ret->boot_id, sizeof(ret->boot_id), boot_id);
-	copy(ret->invocation_id, sizeof(ret->invocation_id), p.invocation_id);
-	copy(ret->active_state, sizeof(ret->active_state), p.active_state);
-	copy(ret->sub_state, sizeof(ret->sub_state), p.sub_state);
-	copy(ret->result, sizeof(ret->result), p.result);
-	ap_unit_props_clear(&p);
-	return 0;
+	copy(ret->invocation_id, sizeof(ret->invocation_id), p->invocation_id);
+	copy(ret->active_state, sizeof(ret->active_state), p->active_state);
+	copy(ret->sub_state, sizeof(ret->sub_state), p->sub_state);
+	copy(ret->result, sizeof(ret->result), p->result);
+}
+
+/* Samples units[0..n) in unit order, read all at once (one round trip, not one per unit).
+ * strict: a unit that cannot be read fails the sample (a guard that cannot sample refuses);
+ * else such a unit is left out. */
+static int sample_units(struct ap_bus *b, char *const *units, size_t n, const char *boot_id,
+			bool strict, struct ap_hb_history *ret)
+{
+	struct ap_unit_props *props = calloc(n ? n : 1, sizeof(*props));
+	int *errors = strict ? NULL : calloc(n ? n : 1, sizeof(*errors));
+	int r = props && (strict || errors) ? 0 : -ENOMEM;
+
+	if (r >= 0)
+		r = ap_bus_get_units_props(b, units, n, AP_BUS_PROPS_TIMEOUT_USEC, props, errors);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct ap_hb_sample s;
+
+		if (errors && errors[i] < 0)
+			continue;
+		sample_from_props(units[i], &props[i], boot_id, &s);
+		r = ap_hb_history_append(ret, &s);
+	}
+	for (size_t i = 0; props && i < n; i++)
+		ap_unit_props_clear(&props[i]);
+	free(props);
+	free(errors);
+	return r;
 }
 
 static bool is_glob(const char *s)
@@ -172,17 +192,17 @@ static void sample_failed(struct ap_bus *b, char *const *watched, const char *bo
 			  struct ap_hb_history *ret)
 {
 	struct ap_unit_states failed = { 0 };
+	_cleanup_strv_free_ char **units = NULL;
+	size_t n = 0;
 
 	if (ap_bus_list_failed(b, &failed) < 0)
 		return;
-	for (size_t i = 0; i < failed.n && ret->n < FAILED_UNITS_MAX; i++) {
-		struct ap_hb_sample s;
+	for (size_t i = 0; i < failed.n && n < FAILED_UNITS_MAX; i++)
 		if (!ap_strv_contains(watched, failed.v[i].name) &&
-		    sample_unit(b, failed.v[i].name, boot_id, &s) >= 0 &&
-		    ap_hb_history_append(ret, &s) < 0)
-			break;
-	}
+		    ap_strv_push(&units, failed.v[i].name) >= 0)
+			n++;
 	ap_unit_states_clear(&failed);
+	(void)sample_units(b, units, n, boot_id, false, ret);
 }
 
 /* When each looping unit's newest automatic restart leaves the window: the newest sample of
@@ -328,12 +348,8 @@ int ap_guard_heartbeat(struct ap_bus *b, struct ap_state *st, const struct ap_co
 	int lock = -1, r = watched_units(b, st, c, &units);
 
 	read_boot_id(boot_id);
-	for (size_t i = 0; r >= 0 && units && units[i]; i++) {
-		struct ap_hb_sample s;
-		r = sample_unit(b, units[i], boot_id, &s);
-		if (r >= 0)
-			r = ap_hb_history_append(&fresh, &s);
-	}
+	if (r >= 0)
+		r = sample_units(b, units, ap_strv_length(units), boot_id, true, &fresh);
 	if (r >= 0 && record && c->guard.probe)
 		probe_watched(st, c, &fresh);
 	lock = r >= 0 ? ap_state_lock_history(st, 10) : r;
@@ -493,24 +509,26 @@ static char *unhealthy(const char *unit, const struct ap_unit_props *p, unsigned
 }
 
 
-/* One round over units; base[i] < 0 means "take the baseline now". */
-static int check_units(struct ap_bus *b, char *const *units, long long *base, bool final,
-		       char **ret_why)
+/* One round over units[0..n), read at once and judged in unit order; base[i] < 0 means "take
+ * the baseline now". */
+static int check_units(struct ap_bus *b, char *const *units, size_t n, long long *base,
+		       bool final, char **ret_why)
 {
-	for (size_t i = 0; units && units[i]; i++) {
-		struct ap_unit_props p = { 0 };
-		int r = ap_bus_get_unit_props(b, units[i], &p);
+	struct ap_unit_props *props = calloc(n ? n : 1, sizeof(*props));
+	int r = props ? ap_bus_get_units_props(b, units, n, AP_BUS_PROPS_TIMEOUT_USEC, props,
+					       NULL) : -ENOMEM;
 
-		if (r < 0)
-			return r;
+	for (size_t i = 0; r >= 0 && i < n; i++) {
 		if (base[i] < 0)
-			base[i] = p.n_restarts;
-		*ret_why = unhealthy(units[i], &p, (unsigned)base[i], final);
-		ap_unit_props_clear(&p);
+			base[i] = props[i].n_restarts;
+		*ret_why = unhealthy(units[i], &props[i], (unsigned)base[i], final);
 		if (*ret_why)
-			return -EIO;
+			r = -EIO;
 	}
-	return 0;
+	for (size_t i = 0; props && i < n; i++)
+		ap_unit_props_clear(&props[i]);
+	free(props);
+	return r;
 }
 
 int ap_guard_settle(struct ap_bus *b, char *const *units, unsigned long long settle_usec,
@@ -532,12 +550,12 @@ int ap_guard_settle(struct ap_bus *b, char *const *units, unsigned long long set
 	/* Polling, not a signal match: a crash loop shows as property changes over time, and
 	 * the window is short. */
 	while (r >= 0 && ap_now_monotonic_usec() < deadline) {
-		r = check_units(b, units, base, false, ret_why);
+		r = check_units(b, units, n, base, false, ret_why);
 		if (r >= 0)
 			usleep(SETTLE_POLL_USEC);
 	}
 	if (r >= 0)
-		r = check_units(b, units, base, true, ret_why);
+		r = check_units(b, units, n, base, true, ret_why);
 	free(base);
 	return r;
 }
