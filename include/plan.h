@@ -23,7 +23,8 @@ struct ap_path_map {
 };
 void ap_path_map_clear(struct ap_path_map *m);
 
-/* Maps one repository path. -EINVAL when the path is unsafe. */
+/* Maps one repository path. -EINVAL when the path is unsafe, -ENAMETOOLONG when the
+ * destination it maps to would reach PATH_MAX. */
 int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path_map *ret);
 
 /* The repository paths the configuration maps (units: dirs and files: sources), for a diff

@@ -3,6 +3,7 @@
  * Pure: no I/O, no logging. The executor (apply.c) decides how and in which order; this
  * decides what. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -49,11 +50,12 @@ static int map_unit(const struct ap_config *c, const char *rel, enum ap_map_kind
 		    const char *unit, struct ap_path_map *ret)
 {
 	char *dest = ap_strdupf("%s/%s", c->unit_dir, rel), *u = strdup(unit);
+	int r = !dest || !u ? -ENOMEM : strlen(dest) >= PATH_MAX ? -ENAMETOOLONG : 0;
 
-	if (!dest || !u) {
+	if (r < 0) {
 		free(dest);
 		free(u);
-		return -ENOMEM;
+		return r;
 	}
 	*ret = (struct ap_path_map){ .kind = kind, .dest = dest, .unit = u,
 				     .root_len = strlen(c->unit_dir) };
@@ -67,6 +69,12 @@ static int map_rule(const struct ap_file_rule *r, const char *path, struct ap_pa
 
 	if (!dest)
 		return -ENOMEM;
+	/* a repository path just short of PATH_MAX, joined to a longer dest, would name a
+	 * destination no system call takes */
+	if (strlen(dest) >= PATH_MAX) {
+		free(dest);
+		return -ENAMETOOLONG;
+	}
 	/* a directory rule resolves beneath its dest, a file rule beneath dest's parent */
 	*ret = (struct ap_path_map){ .kind = AP_MAP_FILE, .dest = dest, .rule = r,
 				     .root_len = dir ? strlen(r->dest) - 1
@@ -701,6 +709,16 @@ static bool unit_name_mistake(const char *path)
 	return ap_unit_name_is_valid_candidate(base) && !ap_unit_name_is_valid(base);
 }
 
+static int map_failed(struct builder *b, const char *path, int r)
+{
+	if (r == -EINVAL)
+		return fail(b, "unsafe path '%s' in the repository", path);
+	if (r == -ENAMETOOLONG)
+		return fail(b, "'%s' in the repository maps to a destination longer than the "
+			       "system allows (PATH_MAX); shorten it", path);
+	return r;
+}
+
 static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_path_map *nm,
 		     struct ap_path_map *om)
 {
@@ -710,9 +728,9 @@ static int map_sides(struct builder *b, const struct ap_change *ch, struct ap_pa
 	int r;
 
 	if (np && (r = ap_plan_map_path(b->c, np, nm)) < 0)
-		return r == -EINVAL ? fail(b, "unsafe path '%s' in the repository", np) : r;
+		return map_failed(b, np, r);
 	if (op && (r = ap_plan_map_path(b->c, op, om)) < 0)
-		return r == -EINVAL ? fail(b, "unsafe path '%s' in the repository", op) : r;
+		return map_failed(b, op, r);
 	if (np && is_mapped(nm) && !is_blob_mode(ch->new_mode))
 		return fail(b, ch->new_mode == AP_GIT_MODE_LINK
 				       ? "'%s' is a symlink in the repository; refusing to install it"

@@ -1,6 +1,7 @@
 /* Table-driven tests of the planner: tree changes + unit states in, plan out. Also the
  * JSON rendering against golden files in tests/golden/. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -771,6 +772,45 @@ static void test_map_path(void **s)
 	ap_path_map_clear(&m);
 }
 
+/* A repository path just short of PATH_MAX under env/ (dest /etc/env/) would name a
+ * destination of PATH_MAX or more: refused by name, not mapped. */
+static char *long_env_path(size_t len)
+{
+	char *p = malloc(len + 1);
+
+	assert_non_null(p);
+	memset(p, 'a', len);
+	memcpy(p, "env/", 4);
+	for (size_t i = 4 + 200; i < len - 1; i += 201)
+		p[i] = '/';
+	p[len] = '\0';
+	return p;
+}
+
+static void test_map_path_too_long(void **s)
+{
+	char *path = long_env_path(PATH_MAX - 2);
+	struct ap_changes ch = { 0 };
+	struct ap_plan *p = NULL;
+	struct ap_path_map m;
+	char *error = NULL;
+
+	assert_true(ap_path_is_safe_relative(path));
+	assert_int_equal(ap_plan_map_path(&cfg, path, &m), -ENAMETOOLONG);
+	const struct chg in[] = { { AP_CHANGE_ADD, path, NULL, 0, B, NULL, "x" } };
+	make_changes(in, 1, &ch);
+	assert_int_equal(ap_plan_build(&cfg, &ch, &states, "a", "b", &p, &error), -EINVAL);
+	assert_non_null(strstr(error, "longer than the system allows"));
+	free(error);
+	ap_changes_clear(&ch);
+	free(path);
+	path = long_env_path(PATH_MAX - 8); /* dest PATH_MAX - 3: still mapped */
+	assert_int_equal(ap_plan_map_path(&cfg, path, &m), 0);
+	assert_true(ap_path_is_normalized_absolute(m.dest));
+	ap_path_map_clear(&m);
+	free(path);
+}
+
 static void test_units_needed(void **s)
 {
 	struct ap_changes ch = { 0 };
@@ -1076,6 +1116,7 @@ int main(void)
 		cmocka_unit_test(test_own_unit_removed_not_stopped),
 		cmocka_unit_test(test_setup_actions),
 		cmocka_unit_test(test_map_path),
+		cmocka_unit_test(test_map_path_too_long),
 		cmocka_unit_test(test_units_needed),
 		cmocka_unit_test(test_owed_actions_merge),
 		cmocka_unit_test(test_golden_json),

@@ -1,6 +1,7 @@
 /* Fuzzes repository-path checks and mapping: ap_path_is_safe_relative against a plain
  * second implementation, and ap_plan_map_path over a fixed config. Invariants (plan.h,
- * util.h): unsafe paths are refused with -EINVAL; a mapped dest is a normalised absolute
+ * util.h): unsafe paths are refused with -EINVAL, a dest that would reach PATH_MAX with
+ * -ENAMETOOLONG; a mapped dest is a normalised absolute
  * path strictly below its configured root (dest[0..root_len) is the root, then '/'), never
  * has a "." or ".." component, names a file (no trailing '/'), and a unit or drop-in names
  * a valid unit. */
@@ -108,6 +109,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = ap_plan_map_path(cfg, path, &m);
 	if (!safe || ap_endswith(path, "/")) {
 		FUZZ_CHECK(r == -EINVAL);
+	} else if (r == -ENAMETOOLONG) {
+		/* the config's roots add fewer than 32 bytes to a path shorter than PATH_MAX */
+		FUZZ_CHECK(strlen(path) + 32 >= PATH_MAX);
 	} else {
 		FUZZ_CHECK(r == 0);
 		if (m.kind == AP_MAP_IGNORED || m.kind == AP_MAP_UNMAPPED)
