@@ -247,15 +247,16 @@ static void test_many_units(void **state)
 	}
 }
 
-/* A fake that answers only once it holds 65 calls never answers a reader that keeps at most
- * 64 in flight: the read times out instead of flooding the manager with all 80. */
+/* A fake that answers in rounds of 65 calls answers all 130 of 65 units to a reader that
+ * sends them all at once, and never one to a reader that keeps at most 64 in flight: the
+ * read times out instead of flooding the manager. */
 static void test_in_flight_capped(void **state)
 {
-	struct ap_unit_props props[40] = { 0 };
+	static struct ap_unit_props props[65];
 	_cleanup_free_ char *log = NULL;
 
 	(void)state;
-	assert_int_equal(read_all(&(struct script){ .calls = 65 }, 40, 500 * 1000ULL, props,
+	assert_int_equal(read_all(&(struct script){ .calls = 65 }, 65, 500 * 1000ULL, props,
 				  &log), -ETIMEDOUT);
 	assert_non_null(strstr(log, "failed to read the properties of unit 'u"));
 }
