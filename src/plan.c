@@ -50,12 +50,11 @@ static int map_unit(const struct ap_config *c, const char *rel, enum ap_map_kind
 		    const char *unit, struct ap_path_map *ret)
 {
 	char *dest = ap_strdupf("%s/%s", c->unit_dir, rel), *u = strdup(unit);
-	int r = !dest || !u ? -ENOMEM : strlen(dest) >= PATH_MAX ? -ENAMETOOLONG : 0;
 
-	if (r < 0) {
+	if (!dest || !u) {
 		free(dest);
 		free(u);
-		return r;
+		return -ENOMEM;
 	}
 	*ret = (struct ap_path_map){ .kind = kind, .dest = dest, .unit = u,
 				     .root_len = strlen(c->unit_dir) };
@@ -69,12 +68,6 @@ static int map_rule(const struct ap_file_rule *r, const char *path, struct ap_pa
 
 	if (!dest)
 		return -ENOMEM;
-	/* a repository path just short of PATH_MAX, joined to a longer dest, would name a
-	 * destination no system call takes */
-	if (strlen(dest) >= PATH_MAX) {
-		free(dest);
-		return -ENAMETOOLONG;
-	}
 	/* a directory rule resolves beneath its dest, a file rule beneath dest's parent */
 	*ret = (struct ap_path_map){ .kind = AP_MAP_FILE, .dest = dest, .rule = r,
 				     .root_len = dir ? strlen(r->dest) - 1
@@ -82,14 +75,11 @@ static int map_rule(const struct ap_file_rule *r, const char *path, struct ap_pa
 	return 0;
 }
 
-int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path_map *ret)
+static int map_path(const struct ap_config *c, const char *path, struct ap_path_map *ret)
 {
-	const char *rel;
+	const char *rel = units_rel(c, path);
 	char unit[256];
 
-	if (!ap_path_is_safe_relative(path) || ap_endswith(path, "/"))
-		return -EINVAL;
-	rel = units_rel(c, path);
 	if (rel && !strchr(rel, '/') && ap_unit_name_is_valid(rel))
 		return map_unit(c, rel, AP_MAP_UNIT, rel, ret);
 	if (rel && dropin_unit(rel, unit, sizeof(unit)))
@@ -103,6 +93,22 @@ int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path
 	}
 	*ret = (struct ap_path_map){ .kind = rel ? AP_MAP_UNMAPPED : AP_MAP_IGNORED };
 	return 0;
+}
+
+int ap_plan_map_path(const struct ap_config *c, const char *path, struct ap_path_map *ret)
+{
+	int r;
+
+	if (!ap_path_is_safe_relative(path) || ap_endswith(path, "/"))
+		return -EINVAL;
+	r = map_path(c, path, ret);
+	/* a repository path just short of PATH_MAX, joined to a longer root, would name a
+	 * destination no system call takes */
+	if (r >= 0 && ret->dest && strlen(ret->dest) >= PATH_MAX) {
+		ap_path_map_clear(ret);
+		return -ENAMETOOLONG;
+	}
+	return r;
 }
 
 int ap_plan_prefixes(const struct ap_config *c, char ***ret)
